@@ -1,0 +1,70 @@
+"""One exception family per kind of failure; the CLI maps each to one line and an exit code.
+
+Exit codes (also in README):
+    0   success
+    1   unexpected internal error (a bug: rerun with --verbose and report it)
+    2   bad command-line usage (typer/click)
+    3   AudioError     - a recording cannot be used (corrupt, empty, silent, too short, too big)
+    4   ModelError     - the speaker model is missing, altered or cannot be loaded
+    5   LibraryError   - the library on disk is inconsistent or cannot be opened
+    6   LibraryBusy    - another process is writing the same library
+    7   NotFound       - a person, case, phone, recording or model that does not exist
+    8   DataError      - malformed input data: manifests, CDR files, feature tables
+    130 interrupted by Ctrl-C (everything acknowledged before it is kept)
+"""
+
+from __future__ import annotations
+
+
+class VoiceprintError(Exception):
+    """Base class: every error the toolkit raises on purpose. ``str(err)`` is one user-facing line."""
+
+    exit_code = 1
+
+
+class AudioError(VoiceprintError):
+    """A recording cannot be decoded or is unusable as speech."""
+
+    exit_code = 3
+
+    def __init__(self, path, reason: str, hint: str = ""):
+        self.path = str(path)
+        self.reason = reason
+        self.hint = hint
+        msg = f"{self.path}: {reason}"
+        if hint:
+            msg += f" - {hint}"
+        super().__init__(msg)
+
+
+class ModelError(VoiceprintError):
+    """The speaker model is missing, fails its checksum, or cannot be loaded."""
+
+    exit_code = 4
+
+
+class LibraryError(VoiceprintError):
+    """The library database or index is missing, inconsistent or unusable."""
+
+    exit_code = 5
+
+
+class LibraryBusy(LibraryError):
+    """Another process holds the library's write lock."""
+
+    exit_code = 6
+
+
+class NotFound(VoiceprintError):
+    """A named person, case, phone, recording or model does not exist."""
+
+    exit_code = 7
+
+
+class DataError(VoiceprintError):
+    """Malformed tabular input: an enrolment manifest, a CDR file, a feature table."""
+
+    exit_code = 8
+
+
+EXIT_INTERRUPTED = 130

@@ -1,0 +1,71 @@
+"""Rendering for people (rich tables) and machines (JSON, CSV). Written once, used by every command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any, Iterable, Sequence
+
+
+def to_json(obj: Any) -> str:
+    """JSON with numpy scalars and paths made plain."""
+    return json.dumps(obj, ensure_ascii=False, indent=2, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def print_rows(
+    rows: Sequence[dict],
+    columns: Sequence[str] | None = None,
+    fmt: str = "table",
+    title: str | None = None,
+    out=None,
+) -> None:
+    """Print dict rows as a rich table (``table``), a JSON array (``json``) or CSV (``csv``)."""
+    out = out or sys.stdout
+    columns = list(columns or (rows[0].keys() if rows else []))
+    if fmt == "json":
+        out.write(to_json([{c: r.get(c) for c in columns} for r in rows]) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: _cell(r.get(c)) for c in columns})
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        for c in columns:
+            table.add_column(c)
+        for r in rows:
+            table.add_row(*[_cell(r.get(c)) for c in columns])
+        Console(file=out).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def write_csv(path, rows: Iterable[dict], columns: Sequence[str]) -> None:
+    """Write rows to a CSV file (UTF-8), columns in the given order."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: _cell(r.get(c)) for c in columns})
