@@ -1,0 +1,457 @@
+"""The ``voiceprint`` command: a thin typer layer over :class:`voiceprint.library.Library`.
+
+Every command opens the library, calls one library method and prints the result; library
+errors become one line on stderr and a documented exit code (see ``voiceprint.errors``).
+Heavy modules (torch, speechbrain, faiss) are imported only inside commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from .errors import EXIT_INTERRUPTED, VoiceprintError
+
+app = typer.Typer(
+    name="voiceprint",
+    help="Offline voiceprint library and CDR reverse-strike screening for anti-fraud centres.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+person_app = typer.Typer(help="Persons: prior offenders, suspects, key persons.", no_args_is_help=True)
+phone_app = typer.Typer(help="Phone numbers registered to persons.", no_args_is_help=True)
+case_app = typer.Typer(help="Cases and their links to persons and phones.", no_args_is_help=True)
+index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
+models_app = typer.Typer(help="Speaker models on local disk.", no_args_is_help=True)
+app.add_typer(person_app, name="person")
+app.add_typer(phone_app, name="phone")
+app.add_typer(case_app, name="case")
+app.add_typer(index_app, name="index")
+app.add_typer(models_app, name="models")
+
+try:  # the CDR scorer is its own sub-application
+    from .calls.cli import app as calls_app
+
+    app.add_typer(calls_app, name="calls", help="CDR reverse strike: import, features, train, score, leads.")
+except ImportError:  # pragma: no cover - only while the calls package is absent
+    pass
+
+STATE = {"verbose": False, "operator": None}
+
+LibraryOpt = Annotated[
+    Optional[str],
+    typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY",
+                 help="Library name (under indexes/) or folder. Default: indexes/default."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for pipelines instead of a table.")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
+
+
+def _fmt(json_out: bool, csv_out: bool = False) -> str:
+    return "json" if json_out else "csv" if csv_out else "table"
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _open(library: str | None, create: bool = False):
+    from .library import Library
+
+    return Library.open(library, create=create, operator=STATE["operator"])
+
+
+@app.callback()
+def _global(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and progress detail.")] = False,
+    operator: Annotated[Optional[str], typer.Option("--operator", envvar="VOICEPRINT_OPERATOR",
+                                                    help="Who is acting, for the audit trail (default: OS user).")] = None,
+) -> None:
+    STATE["verbose"] = verbose
+    STATE["operator"] = operator
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- library -------------------------------------------------------------------------------
+@app.command()
+def init(
+    library: LibraryOpt = None,
+    model: Annotated[Optional[str], typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
+) -> None:
+    """Create a new, empty voiceprint library.
+
+    Example: voiceprint init --library county
+    """
+    from .library import Library
+
+    lib = Library.create(library, model=model, operator=STATE["operator"])
+    typer.echo(f"created library {lib.root} (model {lib.model})")
+
+
+@app.command()
+def enrol(
+    target: Annotated[Path, typer.Argument(help="An audio file, a folder, or a CSV manifest (path,person,category,phone,case).")],
+    person: Annotated[Optional[str], typer.Option(help="Who speaks (file, or every file of a folder).")] = None,
+    category: Annotated[str, typer.Option(help="prior_offender, suspect, key_person or other.")] = "other",
+    id_number: Annotated[str, typer.Option(help="ID-card number of the person.")] = "",
+    phone: Annotated[str, typer.Option(help="Phone number registered to the person.")] = "",
+    case: Annotated[str, typer.Option(help="Case number to link the person to.")] = "",
+    channel: Annotated[Optional[int], typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
+    min_speech: Annotated[Optional[float], typer.Option(help="Minimum net speech in seconds.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write every file's outcome to this CSV.")] = None,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Enrol voice samples of known people: one file, a folder, or a manifest of thousands.
+
+    Idempotent: re-running skips files already enrolled for that person, so an interrupted
+    enrolment is finished by running the same command again.
+
+    Example: voiceprint enrol samples.csv
+    Example: voiceprint enrol call.wav --person "Zhang San" --category prior_offender --phone 13800138000
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .library import EnrolItem, folder_items, read_manifest
+    from .report import print_rows, write_csv
+
+    if target.is_dir():
+        items = folder_items(target, person, category, phone, case)
+    elif target.suffix.lower() in {".csv", ".tsv", ".txt"}:
+        items = read_manifest(target)
+    else:
+        if not person:
+            raise typer.BadParameter("--person is required when enrolling a single file")
+        items = [EnrolItem(str(target), person, category, id_number, phone, case, channel)]
+    lib = _open(library, create=True)
+    columns = ["path", "status", "person_id", "voiceprint_id", "channel", "net_speech", "reason"]
+    outcomes = []
+    show_bar = len(items) > 1 and not json_out and sys.stderr.isatty()
+    with Progress(TextColumn("enrolling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True, disable=not show_bar) as bar:
+        task = bar.add_task("enrol", total=len(items))
+
+        def step(outcome):
+            outcomes.append(outcome)
+            bar.advance(task)
+
+        try:
+            summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err)
+        except KeyboardInterrupt:
+            n = sum(1 for o in outcomes if o.status == "enrolled")
+            _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
+            raise
+    rows = [vars(o) for o in summary.outcomes]
+    if report:
+        write_csv(report, rows, columns)
+    counts = {s: summary.count(s) for s in ("enrolled", "already", "refused")}
+    if json_out:
+        from .report import to_json
+
+        typer.echo(to_json({"summary": counts, "outcomes": rows}))
+    else:
+        if len(rows) <= 20:
+            print_rows(rows, columns)
+        typer.echo(f"enrolled {counts['enrolled']}, already enrolled {counts['already']}, refused {counts['refused']}"
+                   f" (library {lib.root})")
+        for o in summary.refused[:50]:
+            _err(f"refused: {o.reason}")
+        if len(summary.refused) > 50:
+            _err(f"... and {len(summary.refused) - 50} more refusals (see --report FILE)")
+    if counts["refused"] and not counts["enrolled"] and not counts["already"]:
+        raise typer.Exit(3)
+
+
+@app.command()
+def query(
+    files: Annotated[List[Path], typer.Argument(help="Unknown recordings (any common phone/recorder format).")],
+    top: Annotated[int, typer.Option("--top", "-k", help="Hits per voice.")] = 5,
+    channel: Annotated[Optional[int], typer.Option(help="Only this channel of a stereo recording.")] = None,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Who is speaking? Rank enrolled persons for each voice, with their phones and cases.
+
+    Results are investigative leads for a human to check, not identifications.
+
+    Example: voiceprint query call_0815.amr --top 5 --json
+    """
+    from .report import print_rows, to_json
+
+    lib = _open(library)
+    results, failures = [], 0
+    for f in files:
+        try:
+            results.extend(lib.query(f, top=top, channel=channel))
+        except VoiceprintError as err:
+            if len(files) == 1:
+                raise
+            failures += 1
+            _err(f"error: {err}")
+            results.append({"file": str(f), "error": str(err), "hits": []})
+    if json_out:
+        typer.echo(to_json(results))
+    else:
+        for r in results:
+            if "error" in r:
+                continue
+            rows = [{"rank": h["rank"], "person": h["person"]["name"], "category": h["person"]["category"],
+                     "score": h["score"], "best sample": (h["sample"] or {}).get("file"),
+                     "sample score": (h["sample"] or {}).get("score"), "phones": h["phones"],
+                     "cases": [c["case_number"] for c in h["cases"]]} for h in r["hits"]]
+            title = f"{r['file']} (channel {r['channel']}, {r['net_speech']:.1f} s speech, {r['codec']} {r['source_rate']} Hz)"
+            print_rows(rows, ["rank", "person", "category", "score", "best sample", "sample score", "phones", "cases"],
+                       title=title)
+    if failures == len(files):
+        raise typer.Exit(3)
+
+
+@app.command()
+def verify(
+    a: Annotated[Path, typer.Argument(help="First recording.")],
+    b: Annotated[Path, typer.Argument(help="Second recording.")],
+    channel_a: Annotated[Optional[int], typer.Option(help="Channel of A.")] = None,
+    channel_b: Annotated[Optional[int], typer.Option(help="Channel of B.")] = None,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """1:1 comparison: do two recordings hold the same voice?
+
+    Example: voiceprint verify suspect_interview.wav fraud_call.amr
+    """
+    from .report import print_rows, to_json
+
+    lib = _open(library, create=True)
+    result = lib.verify(a, b, channel_a, channel_b)
+    if json_out:
+        typer.echo(to_json(result))
+    else:
+        print_rows([{k: v for k, v in result.items() if k not in ("a", "b")} | {"a": result["a"]["file"], "b": result["b"]["file"]}])
+
+
+# -- persons, phones, cases ----------------------------------------------------------------
+@person_app.command("add")
+def person_add(
+    name: str,
+    category: Annotated[str, typer.Option(help="prior_offender, suspect, key_person or other.")] = "other",
+    id_number: Annotated[str, typer.Option(help="ID-card number.")] = "",
+    notes: Annotated[str, typer.Option()] = "",
+    phone: Annotated[Optional[List[str]], typer.Option(help="Phone registered to the person (repeatable).")] = None,
+    library: LibraryOpt = None,
+) -> None:
+    """Add a person. Example: voiceprint person add "Li Si" --category suspect --phone 13900139000"""
+    lib = _open(library, create=True)
+    pid = lib.add_person(name, id_number, category, notes)
+    for number in phone or []:
+        lib.add_phone(number, pid)
+    typer.echo(f"person {pid}")
+
+
+@person_app.command("list")
+def person_list(
+    category: Annotated[Optional[str], typer.Option()] = None,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """List persons with their number of voice samples."""
+    from .report import print_rows
+
+    lib = _open(library)
+    print_rows(lib.persons(category), ["id", "name", "id_number", "category", "voice_samples", "notes"], _fmt(json_out, csv_out))
+
+
+@person_app.command("show")
+def person_show(ref: str, library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
+    """A person with phones, cases and voice samples (by id, ID number or unique name)."""
+    from .report import print_rows, to_json
+
+    card = _open(library).person(ref)
+    if json_out:
+        typer.echo(to_json(card))
+        return
+    print_rows([card["person"] | {"voice_samples": card["voice_samples"], "phones": card["phones"]}])
+    if card["cases"]:
+        print_rows(card["cases"], title="cases")
+    if card["samples"]:
+        print_rows(card["samples"], title="voice samples")
+
+
+@person_app.command("delete")
+def person_delete(
+    ref: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm deletion of the person and their voiceprints.")] = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Delete a person and their voiceprints (audited)."""
+    if not yes:
+        raise typer.BadParameter("deleting a person removes their voiceprints for good: add --yes to confirm")
+    result = _open(library).delete_person(ref)
+    typer.echo(f"deleted person {result['person']} and {result['voiceprints']} voiceprint(s)")
+
+
+@phone_app.command("add")
+def phone_add(
+    number: str,
+    person: Annotated[Optional[str], typer.Option(help="Person it is registered to (id, ID number or name).")] = None,
+    library: LibraryOpt = None,
+) -> None:
+    """Register a phone number, optionally to a person."""
+    lib = _open(library, create=True)
+    lib.add_phone(number, person)
+    typer.echo("ok")
+
+
+@case_app.command("add")
+def case_add(
+    case_number: str,
+    title: Annotated[str, typer.Option()] = "",
+    date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD")] = None,
+    area: Annotated[str, typer.Option()] = "",
+    status: Annotated[str, typer.Option()] = "open",
+    library: LibraryOpt = None,
+) -> None:
+    """Add a case. Example: voiceprint case add AJ2026-0815 --title "Fake customer service refund" --area Chengdu"""
+    lib = _open(library, create=True)
+    lib.add_case(case_number, title, date, area, status)
+    typer.echo("ok")
+
+
+@case_app.command("link")
+def case_link(
+    case_number: str,
+    person: Annotated[Optional[str], typer.Option()] = None,
+    phone: Annotated[Optional[str], typer.Option()] = None,
+    library: LibraryOpt = None,
+) -> None:
+    """Link a case to a person and/or a phone."""
+    if not person and not phone:
+        raise typer.BadParameter("give --person and/or --phone")
+    _open(library).link_case(case_number, person, phone)
+    typer.echo("ok")
+
+
+# -- index, audit, models --------------------------------------------------------------------
+@index_app.command("rebuild")
+def index_rebuild(
+    kind: Annotated[Optional[str], typer.Option(help="flat (exact) or hnsw (approximate, for millions).")] = None,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rebuild the FAISS index from the database."""
+    from .report import print_rows
+
+    print_rows([_open(library).rebuild_index(kind)], fmt=_fmt(json_out))
+
+
+@index_app.command("check")
+def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
+    """Check that the index on disk agrees with the database (exit 5 if not)."""
+    from .report import print_rows
+
+    report = _open(library).check_index()
+    print_rows([report], fmt=_fmt(json_out))
+    if report["status"] != "ok":
+        _err("index does not match the database - run `voiceprint index rebuild`")
+        raise typer.Exit(5)
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option()] = 50,
+    action: Annotated[Optional[str], typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """Who enrolled, queried or deleted what, and when (newest first)."""
+    from datetime import datetime
+
+    from .report import print_rows
+
+    rows = _open(library).audit(limit, action)
+    for r in rows:
+        r["time"] = datetime.fromtimestamp(r["ts"]).isoformat(timespec="seconds")
+    print_rows(rows, ["id", "time", "operator", "action", "target", "detail"], _fmt(json_out, csv_out))
+
+
+@models_app.command("list")
+def models_list(json_out: JsonOpt = False) -> None:
+    """Speaker models available offline."""
+    from .embedding import list_models, models_dir
+    from .report import print_rows
+
+    rows = [{"name": m.name, "dim": m.embedding_dim, "sample_rate": m.sample_rate, "fingerprint": m.fingerprint,
+             "files": str(m.files_dir), "description": m.description} for m in list_models()]
+    print_rows(rows, ["name", "dim", "sample_rate", "fingerprint", "description", "files"], _fmt(json_out),
+               title=f"models in {models_dir()}")
+
+
+@models_app.command("add")
+def models_add(
+    folder: Annotated[Path, typer.Argument(help="A SpeechBrain speaker-model folder (hyperparams.yaml + .ckpt files).")],
+    name: Annotated[str, typer.Option(help="Name to register it under.")],
+    description: Annotated[str, typer.Option()] = "",
+    licence: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Register a SpeechBrain model folder carried in on local disk (copied, hashed, test-loaded).
+
+    Example: voiceprint models add /media/usb/spkrec-ecapa-cnceleb --name ecapa-cnceleb
+    """
+    from .embedding import add_model
+
+    spec = add_model(folder, name, description, licence)
+    typer.echo(f"added model {spec.name} ({spec.embedding_dim}-d) in {spec.home}")
+
+
+@app.command()
+def demo(
+    library: Annotated[str, typer.Option(help="Library folder for the demo (re-created).")] = "indexes/demo",
+    workdir: Annotated[Path, typer.Option(help="Where the demo's recordings are written.")] = Path("out/demo"),
+) -> None:
+    """End-to-end demo on recordings it makes: enrol known voices, then query unknown calls."""
+    from .demo import run_demo
+
+    run_demo(Path(library), workdir, operator=STATE["operator"])
+
+
+def main() -> None:
+    """Console entry point: maps errors to one line and an exit code."""
+    os.umask(0o077)  # everything this tool writes may hold biometric or personal data
+    try:
+        rc = app(standalone_mode=False)
+    except VoiceprintError as err:
+        if STATE["verbose"]:
+            traceback.print_exc()
+        _err(f"error: {err}")
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(EXIT_INTERRUPTED)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if STATE["verbose"]:
+            traceback.print_exc()
+        _err(f"internal error: {type(exc).__name__}: {exc} - rerun with --verbose and report it")
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

