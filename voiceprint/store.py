@@ -164,9 +164,14 @@ class Store:
                 f"{self.path} was written by a newer voiceprint (schema {version}, this one knows {len(MIGRATIONS)}) - upgrade voiceprint"
             )
         for number in range(version, len(MIGRATIONS)):
-            with self.transaction():
-                self.db.executescript(MIGRATIONS[number].replace("\n    ", "\n"))  # noqa: S608
-                self.db.execute(f"PRAGMA user_version = {number + 1}")
+            # executescript commits whatever is pending, so the transaction lives inside the script.
+            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+            try:
+                self.db.executescript(script)
+            except sqlite3.Error as err:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise LibraryError(f"{self.path}: schema upgrade to version {number + 1} failed: {err}") from err
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -1,0 +1,99 @@
+"""The SQLite store: schema, permissions, persons/phones/cases, the reverse-strike lookup, audit."""
+
+import os
+import stat
+import sqlite3
+
+import numpy as np
+import pytest
+
+from voiceprint.errors import LibraryError, NotFound
+from voiceprint.library import Library
+from voiceprint.store import MIGRATIONS, Store
+
+
+@pytest.fixture
+def lib(tmp_path):
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        yield lib
+
+
+def test_create_sets_wal_foreign_keys_schema_and_private_permissions(lib):
+    db = lib.store.db
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert lib.store.schema_version == len(MIGRATIONS)
+    assert stat.S_IMODE(os.stat(lib.root).st_mode) == 0o700
+    lib.add_person("Zhang San")  # a write makes SQLite create its -wal file
+    for name in os.listdir(lib.root):
+        mode = stat.S_IMODE(os.stat(lib.root / name).st_mode)
+        assert mode & 0o077 == 0, f"{name} is readable by others: {oct(mode)}"
+
+
+def test_person_phone_case_and_reverse_lookup(lib):
+    pid = lib.add_person("Zhang San", id_number="510104199001011234", category="prior offender")
+    assert lib.add_person("Zhang San", id_number="510104199001011234") == pid  # idempotent
+    lib.add_phone("138 0013 8000", pid)
+    lib.add_case("AJ2026-001", title="refund scam", area="Chengdu")
+    lib.link_case("AJ2026-001", person=pid)
+    lib.add_case("AJ2026-002")
+    lib.link_case("AJ2026-002", phone="+86 13800138000")
+
+    hit = lib.lookup_person(phone="13800138000")
+    assert hit["person"]["name"] == "Zhang San"
+    assert hit["person"]["category"] == "prior_offender"
+    assert hit["phones"] == ["+8613800138000"]
+    assert [c["case_number"] for c in hit["cases"]] == ["AJ2026-001", "AJ2026-002"]
+    assert lib.lookup_person(id_number="510104199001011234")["person"]["id"] == pid
+    assert lib.lookup_person(phone="13900000000") is None
+
+
+def test_same_name_different_people_need_an_id(lib):
+    lib.add_person("Wang Wei", id_number="A1")
+    lib.add_person("Wang Wei", id_number="B2")
+    with pytest.raises(LibraryError, match="share that name"):
+        lib.person("Wang Wei")
+    assert lib.person("B2")["person"]["id_number"] == "B2"
+    with pytest.raises(NotFound):
+        lib.person("Nobody")
+
+
+def test_unknown_category_is_refused(lib):
+    with pytest.raises(LibraryError, match="unknown category"):
+        lib.add_person("X", category="villain")
+
+
+def test_audit_records_operator_and_action(lib):
+    lib.add_person("Li Si", category="suspect")
+    rows = lib.audit()
+    assert rows[0]["action"] == "person.add"
+    assert rows[0]["operator"] == "tester"
+    # The audit trail refers to people by id, never by name.
+    assert all("Li Si" not in str(r) for r in rows)
+
+
+def test_delete_person_cascades_to_voiceprints(lib):
+    store = lib.store
+    with store.transaction():
+        pid = store.add_person("A")
+        rid = store.add_recording("ab" * 32, 0, "a.wav", 3.0, 2.5, 16000)
+        store.add_voiceprint(rid, pid, lib.model, np.ones(192, np.float32))
+    gen = store.generation
+    lib.delete_person(pid)
+    assert store.count("voiceprints") == 0 and store.count("recordings") == 0
+    assert store.generation > gen
+    assert lib.audit(action="person.delete")[0]["target"] == f"person:{pid}"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "x.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(LibraryError, match="newer voiceprint"):
+        Store(path)
+
+
+def test_open_missing_library_says_how_to_create(tmp_path):
+    with pytest.raises(NotFound, match="voiceprint init"):
+        Library.open(tmp_path / "nope")
