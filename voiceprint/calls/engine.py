@@ -1,0 +1,63 @@
+"""The embedded DuckDB engine: one configured connection, out of core, used by every calls module.
+
+Everything heavy happens in SQL so that files larger than memory stream through DuckDB, which
+spills to ``temp_directory`` beyond ``memory_limit``. Nothing here is DuckDB-specific beyond
+the connection: the feature SQL is plain enough to port to a distributed engine later.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_MEMORY_LIMIT = os.environ.get("VOICEPRINT_DUCKDB_MEMORY", "4GB")
+
+
+def connect(memory_limit: str | None = None, threads: int | None = None, temp_directory: str | Path | None = None):
+    """An in-memory DuckDB connection that spills to disk, with the phone-number macro installed."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
+    tmp = Path(temp_directory or os.environ.get("VOICEPRINT_DUCKDB_TEMP") or Path(tempfile.gettempdir()) / "voiceprint_duckdb")
+    tmp.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET preserve_insertion_order = true")
+    install_number_macro(con)
+    return con
+
+
+def install_number_macro(con) -> None:
+    """``vp_norm(x)``: ``voiceprint.phones.normalize_number`` for the common forms, NULL otherwise.
+
+    Hashes (32+ hex characters, not all digits) are lower-cased; Chinese mobiles with or without
+    +86 / 86 / 0086 and separators become ``+86`` and 11 digits; empty / nan / none / null give
+    ``''``. Anything else returns NULL and must be normalised in Python (see ``ingest``).
+    Tests check that this agrees with ``normalize_number``.
+    """
+    con.execute(
+        r"""
+        CREATE OR REPLACE MACRO vp_digits(x) AS regexp_replace(trim(x), '[^0-9+]', '', 'g');
+        CREATE OR REPLACE MACRO vp_norm(x) AS CASE
+            WHEN x IS NULL OR lower(trim(x)) IN ('', 'nan', 'none', 'null') THEN ''
+            WHEN regexp_full_match(trim(x), '[0-9a-fA-F]{32,}')
+                 AND NOT regexp_full_match(trim(x), '[0-9]+') THEN lower(trim(x))
+            WHEN regexp_full_match(vp_digits(x), '(\+86|0086|86)?1[3-9][0-9]{9}')
+                 THEN '+86' || right(vp_digits(x), 11)
+            ELSE NULL
+        END;
+        """
+    )
+
+
+def _sql_str(value) -> str:
+    """A value quoted for inclusion inside single quotes in SQL."""
+    return str(value).replace("'", "''")
+
+
+def sql_path(path) -> str:
+    """A file path as a SQL string literal."""
+    return "'" + _sql_str(path) + "'"

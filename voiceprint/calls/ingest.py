@@ -1,0 +1,437 @@
+"""Ingest CDR files as carriers deliver them into one canonical Parquet table.
+
+A *template* (a small TOML file; built-ins in ``templates/``) maps a carrier's column names
+onto the canonical ones. Files may be CSV/TSV (optionally gzip), UTF-8 or GBK/GB18030
+(detected, or named with ``encoding``), or Parquet. Every row either lands in the output or is
+counted in the report as malformed with its line number; exact duplicates and calls split
+across areas (the same call reported once per county) are merged.
+
+Canonical call table: ``number, other, direction ('out'|'in'|'fwd'), start (TIMESTAMP),
+duration (seconds), city, county, imei, other_area, record ('call'|'sms')``.
+Registry: ``number, name, id_number, home_city, home_county, numbers_on_id``.
+Fraud list: ``number, source``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from voiceprint.errors import DataError
+from voiceprint.phones import normalize_number
+
+from .engine import connect, sql_path
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+CALL_COLUMNS = ["number", "other", "direction", "start", "duration", "city", "county", "imei", "other_area", "record"]
+REGISTRY_COLUMNS = ["number", "name", "id_number", "home_city", "home_county", "numbers_on_id"]
+FRAUD_COLUMNS = ["number", "source"]
+REQUIRED = {"calls": ["number", "other", "direction", "start"], "registry": ["number"], "fraud_list": ["number"]}
+MAX_REPORTED_LINES = 1000
+
+
+@dataclass
+class Template:
+    """How one carrier's file layout maps onto the canonical columns."""
+
+    name: str
+    kind: str = "calls"
+    record: str = "call"
+    columns: dict = field(default_factory=dict)
+    direction: dict = field(default_factory=dict)
+    timestamp_format: str = "%Y-%m-%d %H:%M:%S"
+    delimiter: str | None = None
+    encoding: str | None = None
+
+
+def builtin_templates() -> list[str]:
+    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.toml"))
+
+
+def load_template(name_or_path: str | Path) -> Template:
+    """A built-in template by name (``sichuan``, ``generic``, ...) or a TOML file a centre wrote."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = TEMPLATE_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        raise DataError(f"no template {name_or_path!r}: use one of {', '.join(builtin_templates())} or a .toml file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise DataError(f"{path}: not valid TOML ({err}) - compare with templates/generic.toml") from None
+    data.setdefault("name", path.stem)
+    known = set(Template.__dataclass_fields__)
+    tpl = Template(**{k: v for k, v in data.items() if k in known})
+    missing = [c for c in REQUIRED.get(tpl.kind, []) if c not in tpl.columns]
+    if missing:
+        raise DataError(f"{path}: template maps no column to {', '.join(missing)}")
+    return tpl
+
+
+@dataclass
+class ImportReport:
+    """What an import read, kept, merged and rejected. Line numbers are 1-based, header = line 1."""
+
+    kind: str
+    template: str
+    files: list = field(default_factory=list)
+    encodings: dict = field(default_factory=dict)
+    rows_read: int = 0
+    rows_written: int = 0
+    malformed: int = 0
+    malformed_lines: list = field(default_factory=list)
+    exact_duplicates: int = 0
+    split_calls_merged: int = 0
+    output: str = ""
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary_rows(self) -> list[dict]:
+        return [
+            {"item": "files", "value": len(self.files)},
+            {"item": "encoding", "value": ", ".join(sorted(set(self.encodings.values()))) or "-"},
+            {"item": "rows read", "value": self.rows_read},
+            {"item": "malformed rows", "value": self.malformed},
+            {"item": "exact duplicates merged", "value": self.exact_duplicates},
+            {"item": "split calls merged", "value": self.split_calls_merged},
+            {"item": "rows written", "value": self.rows_written},
+        ]
+
+
+# ---------------------------------------------------------------- encodings and file shapes
+
+
+def _open_bytes(path: Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def detect_encoding(path: str | Path) -> str:
+    """``utf-8`` if the whole file decodes strictly as UTF-8, else ``gb18030`` (a superset of GBK)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    try:
+        with _open_bytes(Path(path)) as fh:
+            while chunk := fh.read(1 << 22):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def _canonical_encoding(name: str) -> str:
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise DataError(f"unknown encoding {name!r}: use utf-8, gbk or gb18030") from None
+    return "utf-8" if info.name in ("utf-8", "ascii") else info.name
+
+
+def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
+    """Transcode a file to a UTF-8 copy in ``workdir`` (streaming, any size)."""
+    out = workdir / (path.name.removesuffix(".gz") + ".utf8")
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    try:
+        with _open_bytes(path) as src, open(out, "w", encoding="utf-8", newline="") as dst:
+            while chunk := src.read(1 << 22):
+                dst.write(decoder.decode(chunk))
+            dst.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid {encoding} at byte {err.start}: name the right one with --encoding") from None
+    return out
+
+
+def _header(path: Path, encoding: str) -> tuple[list[str], str]:
+    with _open_bytes(path) as fh:
+        first = fh.readline(1 << 20)
+    text = first.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    delim = "\t" if "\t" in text else ("|" if "|" in text and "," not in text else ",")
+    return [c.strip().strip('"') for c in text.split(delim)], delim
+
+
+# ---------------------------------------------------------------- reading one file into SQL
+
+
+def _load_raw(con, path: Path, table: str, encoding: str | None, template: Template | None, workdir: Path) -> tuple[list[str], list[tuple[int, str]], str]:
+    """Load one file as all-VARCHAR table ``table`` with ``rowid`` in file order.
+
+    Returns (header columns, structural rejects as (line, reason), encoding used).
+    """
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes) - check the carrier's export")
+    if _is_parquet(path):
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(path)})").fetchall()]
+        select = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in cols)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_parquet({sql_path(path)})")
+        return cols, [], "parquet"
+    named = encoding or (template.encoding if template else None)
+    enc = _canonical_encoding(named) if named and named != "auto" else detect_encoding(path)
+    source = path
+    if enc != "utf-8":
+        source = _to_utf8(path, enc, workdir)
+    cols, delim = _header(source, "utf-8")
+    if template and template.delimiter:
+        delim = template.delimiter
+    if not any(cols):
+        raise DataError(f"{path}: no header line - the first line must name the columns")
+    spec = "{" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in cols) + "}"
+    try:
+        con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({sql_path(source)},
+                header = true, auto_detect = false, columns = {spec}, delim = '{delim}', quote = '"',
+                escape = '"', store_rejects = true, strict_mode = true, null_padding = false)"""
+        )
+    except Exception as err:  # duckdb.Error; imported lazily
+        text = str(err)
+        if "unicode" in text.lower() or "utf" in text.lower():
+            raise DataError(f"{path}: not valid {enc} - name the encoding, e.g. --encoding gb18030") from None
+        raise DataError(f"{path}: cannot be read as a delimited file ({text.splitlines()[0]})") from None
+    rejects = con.execute("SELECT line, error_type, column_name FROM reject_errors ORDER BY line").fetchall()
+    if any("UNICODE" in str(r[1]).upper() for r in rejects) and not named:
+        enc = "gb18030"  # cannot happen after a strict scan; kept for safety with named encodings
+    return cols, [(int(line), _reject_reason(kind, col)) for line, kind, col in rejects], enc
+
+
+def _reject_reason(kind: str, column: str | None) -> str:
+    kind = str(kind).lower()
+    if "unicode" in kind:
+        return "invalid text encoding (try --encoding gb18030)"
+    return kind + (f" (column {column})" if column and "column" not in kind else "")
+
+
+def _line_of(accepted_index: int, rejected_lines: list[int]) -> int:
+    """Physical line of the n-th accepted row (0-based), skipping structurally rejected lines."""
+    line = accepted_index + 2
+    for rejected in rejected_lines:
+        if rejected <= line:
+            line += 1
+        else:
+            break
+    return line
+
+
+def _resolve_columns(cols: list[str], path: Path, template: Template | None, kind: str) -> Template:
+    present = set(cols)
+    if template is None:
+        for name in builtin_templates():
+            tpl = load_template(name)
+            if tpl.kind == kind and all(tpl.columns[c] in present for c in REQUIRED[kind]):
+                template = tpl
+                break
+        else:
+            raise DataError(f"{path}: no built-in template fits columns {', '.join(cols[:12])} - pass --template (see templates/generic.toml)")
+    missing = [f"{canon} -> {template.columns[canon]!r}" for canon in REQUIRED[kind] if template.columns[canon] not in present]
+    if missing:
+        raise DataError(f"{path}: lacks column(s) {', '.join(missing)} required by template {template.name!r} - pick another --template")
+    return template
+
+
+def _col(template: Template, cols: list[str], canon: str) -> str:
+    name = template.columns.get(canon)
+    return f'"{name}"' if name in cols else "NULL"
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _normalise_numbers(con, table: str, columns: list[str], region: str) -> None:
+    """Add ``<col>_n`` columns: SQL fast path, Python ``normalize_number`` for distinct leftovers."""
+    leftovers: set[str] = set()
+    for c in columns:
+        rows = con.execute(f"SELECT DISTINCT {c} FROM {table} WHERE {c} IS NOT NULL AND vp_norm({c}) IS NULL").fetchall()
+        leftovers.update(r[0] for r in rows)
+    con.execute("CREATE OR REPLACE TEMP TABLE number_map (raw VARCHAR, norm VARCHAR)")
+    if leftovers:
+        con.executemany("INSERT INTO number_map VALUES (?, ?)", [(r, normalize_number(r, region)) for r in leftovers])
+    joins = " ".join(f"LEFT JOIN number_map m_{c} ON t.{c} = m_{c}.raw" for c in columns)
+    normed = ", ".join(f"coalesce(vp_norm(t.{c}), m_{c}.norm, '') AS {c}_n" for c in columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT t.*, {normed} FROM {table} t {joins} ORDER BY t.row_idx")
+
+
+# ---------------------------------------------------------------- public API
+
+
+def import_calls(paths, out, template: str | Path | Template | None = None, encoding: str | None = None, region: str = "CN", con=None) -> ImportReport:
+    """Import CDR files into one canonical, deduplicated Parquet file at ``out``."""
+    return _import(paths, out, "calls", template, encoding, region, con)
+
+
+def import_registry(paths, out, template: str | Path | Template | None = None, encoding: str | None = None, region: str = "CN", con=None) -> ImportReport:
+    """Import a subscriber registry (number -> registered person and ID number)."""
+    return _import(paths, out, "registry", template, encoding, region, con)
+
+
+def import_fraud_list(paths, out, template: str | Path | Template | None = None, encoding: str | None = None, region: str = "CN", con=None) -> ImportReport:
+    """Import known fraud numbers."""
+    return _import(paths, out, "fraud_list", template, encoding, region, con)
+
+
+def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
+    import tempfile
+
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    for p in paths:
+        if not p.exists():
+            raise DataError(f"{p}: no such file")
+    tpl = load_template(template) if isinstance(template, (str, Path)) else template
+    if tpl is not None and tpl.kind != kind:
+        raise DataError(f"template {tpl.name!r} is for {tpl.kind}, not {kind}")
+    own = con is None
+    con = con or connect()
+    report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vp_import_") as work:
+        workdir = Path(work)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM ({_empty_select(kind)}) WHERE false")
+        for file_idx, path in enumerate(paths):
+            table = f"raw_{file_idx}"
+            cols, rejects, enc = _load_raw(con, path, table, encoding, tpl, workdir)
+            file_tpl = _resolve_columns(cols, path, tpl, kind)
+            report.template = file_tpl.name
+            report.files.append(str(path))
+            report.encodings[str(path)] = enc
+            n_ok = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            report.rows_read += n_ok + len(rejects)
+            report.malformed += len(rejects)
+            report.malformed_lines.extend({"file": str(path), "line": line, "reason": reason} for line, reason in rejects[:MAX_REPORTED_LINES])
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () - 1 AS row_idx, * FROM {table}")
+            bad = _stage(con, table, cols, file_tpl, kind, file_idx, region)
+            report.malformed += len(bad)
+            rejected_lines = [line for line, _ in rejects]
+            for row_idx, reason in bad[: max(0, MAX_REPORTED_LINES - len(report.malformed_lines))]:
+                report.malformed_lines.append({"file": str(path), "line": _line_of(row_idx, rejected_lines), "reason": reason})
+            con.execute(f"DROP TABLE {table}")
+        report.malformed_lines.sort(key=lambda r: (r["file"], r["line"]))
+        _write_merged(con, kind, out, report)
+    report.output = str(out)
+    if report.rows_written == 0:
+        report.message = "no valid records in the input" if report.rows_read else "the input has a header but no records"
+    Path(str(out) + ".report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+    if own:
+        con.close()
+    return report
+
+
+def _empty_select(kind: str) -> str:
+    if kind == "calls":
+        return """SELECT 0 AS file_idx, 0::BIGINT AS row_idx, ''::VARCHAR AS number, ''::VARCHAR AS other,
+                  ''::VARCHAR AS direction, NULL::TIMESTAMP AS start, NULL::DOUBLE AS duration,
+                  ''::VARCHAR AS city, ''::VARCHAR AS county, ''::VARCHAR AS imei,
+                  ''::VARCHAR AS other_area, ''::VARCHAR AS record"""
+    if kind == "registry":
+        return """SELECT 0 AS file_idx, 0::BIGINT AS row_idx, ''::VARCHAR AS number, ''::VARCHAR AS name,
+                  ''::VARCHAR AS id_number, ''::VARCHAR AS home_city, ''::VARCHAR AS home_county,
+                  NULL::INTEGER AS numbers_on_id"""
+    return "SELECT 0 AS file_idx, 0::BIGINT AS row_idx, ''::VARCHAR AS number, ''::VARCHAR AS source"
+
+
+def _text(expr: str) -> str:
+    return f"nullif(trim({expr}), '')"
+
+
+def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tuple[int, str]]:
+    """Map, normalise and validate one raw table into ``staged``; return (row_idx, reason) of bad rows."""
+    c = {canon: _col(tpl, cols, canon) for canon in tpl.columns}
+    number_cols = ["number", "other"] if kind == "calls" else ["number"]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE mapped AS SELECT row_idx, "
+        + ", ".join(f"{c.get(n, 'NULL')}::VARCHAR AS {n}" for n in number_cols)
+        + f", * EXCLUDE (row_idx) FROM {table}"
+    )
+    _normalise_numbers(con, "mapped", number_cols, region)
+    if kind == "calls":
+        dir_cases = " ".join(
+            f"WHEN lower(trim({c['direction']}::VARCHAR)) IN ({', '.join(repr(str(v).lower()) for v in values)}) THEN '{canon}'"
+            for canon, values in (("out", tpl.direction.get("out", ["out"])), ("in", tpl.direction.get("in", ["in"])), ("fwd", tpl.direction.get("forwarded", ["fwd"])))
+        )
+        fmt = tpl.timestamp_format.replace("'", "''")
+        start = f"coalesce(try_cast(trim({c['start']}) AS TIMESTAMP), try_strptime(trim({c['start']}), '{fmt}'))"
+        duration = f"try_cast(trim({c.get('duration', 'NULL')}) AS DOUBLE)"
+        record = f"coalesce(lower({_text(c.get('record', 'NULL'))}), '{tpl.record}')"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE checked AS SELECT row_idx, number_n AS number, other_n AS other,
+                CASE {dir_cases} ELSE NULL END AS direction, {start} AS start, {duration} AS duration,
+                {_text(c.get('city', 'NULL'))} AS city, {_text(c.get('county', 'NULL'))} AS county,
+                {_text(c.get('imei', 'NULL'))} AS imei, {_text(c.get('other_area', 'NULL'))} AS other_area,
+                {record} AS record,
+                CASE WHEN number_n = '' THEN 'missing number'
+                     WHEN other_n = '' THEN 'missing counter-party'
+                     WHEN direction IS NULL THEN 'unknown direction ' || coalesce(trim({c['direction']}::VARCHAR), 'NULL')
+                     WHEN {start} IS NULL THEN 'bad start time ' || coalesce(trim({c['start']}), 'NULL')
+                     WHEN {_text(c.get('duration', 'NULL'))} IS NOT NULL AND ({duration} IS NULL OR {duration} < 0)
+                          THEN 'bad duration ' || trim({c.get('duration', 'NULL')})
+                     WHEN {record} NOT IN ('call', 'sms') THEN 'unknown record type'
+                END AS problem
+                FROM mapped"""
+        )
+        cols_out = "number, other, direction, start, duration, city, county, imei, other_area, record"
+    elif kind == "registry":
+        ids = f"try_cast(trim({c.get('numbers_on_id', 'NULL')}) AS INTEGER)"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE checked AS SELECT row_idx, number_n AS number,
+                {_text(c.get('name', 'NULL'))} AS name, upper({_text(c.get('id_number', 'NULL'))}) AS id_number,
+                {_text(c.get('home_city', 'NULL'))} AS home_city, {_text(c.get('home_county', 'NULL'))} AS home_county,
+                {ids} AS numbers_on_id,
+                CASE WHEN number_n = '' THEN 'missing number'
+                     WHEN {_text(c.get('numbers_on_id', 'NULL'))} IS NOT NULL AND {ids} IS NULL THEN 'bad numbers_on_id'
+                END AS problem
+                FROM mapped"""
+        )
+        cols_out = "number, name, id_number, home_city, home_county, numbers_on_id"
+    else:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE checked AS SELECT row_idx, number_n AS number,
+                {_text(c.get('source', 'NULL'))} AS source,
+                CASE WHEN number_n = '' THEN 'missing number' END AS problem FROM mapped"""
+        )
+        cols_out = "number, source"
+    con.execute(f"INSERT INTO staged SELECT {file_idx}, row_idx, {cols_out} FROM checked WHERE problem IS NULL")
+    bad = con.execute("SELECT row_idx, problem FROM checked WHERE problem IS NOT NULL ORDER BY row_idx").fetchall()
+    con.execute("DROP TABLE mapped; DROP TABLE checked")
+    return [(int(r), p) for r, p in bad]
+
+
+def _write_merged(con, kind: str, out: Path, report: ImportReport) -> None:
+    """Merge duplicates and split calls, then write Parquet; fill the merge counts in ``report``."""
+    if kind == "calls":
+        key = "number, other, direction, start, duration, record"
+        distinct_rows = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT number, other, direction, start, duration, city, county, imei, other_area, record FROM staged)"
+        ).fetchone()[0]
+        staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+        groups = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM staged)").fetchone()[0]
+        report.exact_duplicates = staged - distinct_rows
+        report.split_calls_merged = distinct_rows - groups
+        first = lambda col: f"arg_min({col}, (file_idx, row_idx)) FILTER (WHERE {col} IS NOT NULL) AS {col}"  # noqa: E731
+        query = f"""SELECT number, other, direction, start, CAST(duration AS INTEGER) AS duration,
+                    {first('city')}, {first('county')}, {first('imei')}, {first('other_area')}, record
+                    FROM staged GROUP BY {key} ORDER BY number, start"""
+    elif kind == "registry":
+        staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+        groups = con.execute("SELECT count(DISTINCT number) FROM staged").fetchone()[0]
+        report.exact_duplicates = staged - groups
+        query = """SELECT number, arg_min(name, (file_idx, row_idx)) AS name, arg_min(id_number, (file_idx, row_idx)) AS id_number,
+                   arg_min(home_city, (file_idx, row_idx)) AS home_city, arg_min(home_county, (file_idx, row_idx)) AS home_county,
+                   max(numbers_on_id) AS numbers_on_id FROM staged GROUP BY number ORDER BY number"""
+    else:
+        staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+        groups = con.execute("SELECT count(DISTINCT number) FROM staged").fetchone()[0]
+        report.exact_duplicates = staged - groups
+        query = "SELECT number, string_agg(DISTINCT source, '; ') AS source FROM staged GROUP BY number ORDER BY number"
+    con.execute(f"COPY ({query}) TO {sql_path(out)} (FORMAT parquet)")
+    report.rows_written = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(out)})").fetchone()[0]
+    con.execute("DROP TABLE staged")
