@@ -79,6 +79,8 @@ def _global(
     STATE["verbose"] = verbose
     STATE["operator"] = operator
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # SpeechBrain announces every checkpoint it loads; that is noise unless asked for.
+    logging.getLogger("speechbrain").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 # -- library -------------------------------------------------------------------------------

@@ -47,7 +47,9 @@ def print_rows(
             table.add_column(c)
         for r in rows:
             table.add_row(*[_cell(r.get(c)) for c in columns])
-        Console(file=out).print(table)
+        # Piped output is not cut to 80 columns: analysts grep and page it.
+        width = None if getattr(out, "isatty", lambda: False)() else 200
+        Console(file=out, width=width).print(table)
 
 
 def _cell(value: Any) -> str:
