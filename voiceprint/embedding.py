@@ -163,6 +163,10 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
         from speechbrain.utils.fetching import LocalStrategy
     except ImportError as err:  # pragma: no cover - install problem
         raise ModelError(f"SpeechBrain cannot be imported ({err}) - reinstall with `make install`") from err
+    import logging
+
+    # SpeechBrain announces every checkpoint it loads: noise unless the user asked for detail.
+    logging.getLogger("speechbrain").setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
     local = str(spec.files_dir)
     overrides = {"pretrained_path": local, **_resolve_overrides(spec.overrides, local)}
     try:
