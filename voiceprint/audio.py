@@ -350,28 +350,46 @@ def _resample(x: np.ndarray, sr: int, new_sr: int) -> np.ndarray:
     return resample_poly(x, new_sr // g, sr // g).astype(np.float32)
 
 
-def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> list[SpeechSegment]:
-    """Speech regions (seconds) found by silero-vad, merged and sorted.
+def _band_limited(x: np.ndarray, sr: int) -> bool:
+    """True when (almost) no energy lies above 4.2 kHz: telephone / 8 kHz-origin audio, even if upsampled."""
+    if sr <= 8400:
+        return True
+    from scipy.signal import welch
 
-    Audio at rates other than 16 kHz is resampled to 16 kHz first.  Pure tones (ring-back, DTMF,
-    dial tones, beeps) are rejected by silero itself and additionally by a tonality check per segment.
+    seg = x[: 60 * sr]  # the first minute is enough to tell the channel
+    f, p = welch(seg, fs=sr, nperseg=min(1024, len(seg)))
+    tot = float(p.sum())
+    if tot <= 0:
+        return False
+    return float(p[f >= 4200].sum()) / tot < 1e-4  # less than -40 dB above 4.2 kHz
+
+
+def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> list[SpeechSegment]:
+    """Speech regions (seconds, sorted, non-overlapping) found by silero-vad.
+
+    Band-limited audio (8 kHz origin, including telephone audio upsampled to 16 kHz) is analysed with
+    silero's 8 kHz mode, which was trained on such audio and finds speech there more reliably than the
+    16 kHz mode; full-band audio is analysed at 16 kHz.  Pure tones (ring-back, DTMF, dial tone, beeps)
+    are rejected by silero itself and additionally by a tonality check on each segment.
     """
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError("speech_segments expects mono samples (1-D array)")
-    x = _resample(x, int(sample_rate), 16000)
-    if len(x) < 512 or float(np.max(np.abs(x), initial=0.0)) <= SILENCE_PEAK:
+    sr = int(sample_rate)
+    if len(x) < sr // 8 or float(np.max(np.abs(x), initial=0.0)) <= SILENCE_PEAK:
         return []
+    vad_sr = 8000 if _band_limited(x, sr) else 16000
+    xv = _resample(x, sr, vad_sr)
     import torch
     from silero_vad import get_speech_timestamps
 
     model = _vad_model()
     with _VAD_LOCK, torch.inference_mode():  # the model keeps state between windows: one caller at a time
         ts = get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(x)),
+            torch.from_numpy(np.ascontiguousarray(xv)),
             model,
             threshold=VAD_THRESHOLD,
-            sampling_rate=16000,
+            sampling_rate=vad_sr,
             min_speech_duration_ms=VAD_MIN_SPEECH_MS,
             min_silence_duration_ms=VAD_MIN_SILENCE_MS,
             speech_pad_ms=VAD_PAD_MS,
@@ -379,9 +397,9 @@ def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> list
     segs = []
     for t in ts:
         s, e = int(t["start"]), int(t["end"])
-        if _is_tonal(x[s:e], 16000):
+        if _is_tonal(xv[s:e], vad_sr):
             continue
-        segs.append(SpeechSegment(round(s / 16000, 4), round(e / 16000, 4)))
+        segs.append(SpeechSegment(round(s / vad_sr, 4), round(min(e / vad_sr, len(x) / sr), 4)))
     return segs
 
 
@@ -390,18 +408,20 @@ def _is_tonal(seg: np.ndarray, sr: int) -> bool:
 
     Speech has a moving pitch and formants, so its long-term spectrum spreads energy over many bins;
     a ring-back (440+480 Hz), DTMF pair, dial tone or beep puts > 90 % of it into a handful of bins.
+    Only a safety net: silero-vad already scores these tones as non-speech.
     """
     if len(seg) < sr // 4:
         return False
     from scipy.signal import welch
 
-    _, p = welch(seg, fs=sr, nperseg=4096 if len(seg) >= 4096 else len(seg))
+    _, p = welch(seg, fs=sr, nperseg=min(len(seg), sr // 4))
     tot = float(p.sum())
     if tot <= 0:
         return True
     top = np.sort(p)[::-1]
-    # share of energy in the 12 strongest bins (each ~4 Hz wide): a few lines with leakage
-    return float(top[:12].sum()) / tot > 0.90
+    # share of energy in the 8 strongest 4 Hz bins: two lines plus window leakage.  Real speech segments
+    # measured at most ~0.87 (median ~0.4); ring-back / beeps measure ~1.0.
+    return float(top[:8].sum()) / tot > 0.97
 
 
 def _fmt_s(v: float, ref: float) -> str:
