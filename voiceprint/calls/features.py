@@ -45,6 +45,7 @@ FEATURES = {
     "span_days": "days from first to last call",
     "max_callees_day": "most distinct callees in one day",
     "max_callees_6h": "most distinct callees in one 6-hour window",
+    "mean_callees_6h": "mean distinct callees per active 6-hour window",
     "interval_mean": "mean seconds between consecutive calls",
     "interval_median": "median seconds between consecutive calls",
     "interval_std": "standard deviation of seconds between calls",
@@ -167,9 +168,9 @@ def _bursts(con) -> None:
     con.execute(
         """CREATE OR REPLACE TEMP TABLE f_bursts AS SELECT d.number, max(d.callees) AS max_callees_day,
             regr_slope(d.n, date_diff('day', DATE '2000-01-01', d.day)) / nullif(avg(d.n), 0) AS daily_trend,
-            any_value(w.max_callees_6h) AS max_callees_6h
+            any_value(w.max_callees_6h) AS max_callees_6h, any_value(w.mean_callees_6h) AS mean_callees_6h
             FROM daily d LEFT JOIN (
-                SELECT number, max(callees) AS max_callees_6h FROM (
+                SELECT number, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM (
                     SELECT number, time_bucket(INTERVAL 6 HOUR, start) AS w, count(DISTINCT other) AS callees
                     FROM voice WHERE direction = 'out' GROUP BY number, w) GROUP BY number
             ) w USING (number) GROUP BY d.number"""
@@ -285,6 +286,7 @@ def _final_select() -> str:
         b.n_other_areas, b.far_callee_share,
         b.n_hours, b.office_share, b.night_share, b.active_days, b.days_of_month, b.span_days,
         coalesce(bu.max_callees_day, 0) AS max_callees_day, coalesce(bu.max_callees_6h, 0) AS max_callees_6h,
+        coalesce(bu.mean_callees_6h, 0) AS mean_callees_6h,
         i.interval_mean, i.interval_median, i.interval_std, bu.daily_trend,
         b.n_imei, coalesce(im.max_numbers_per_imei, 0) AS max_numbers_per_imei, idc.numbers_on_id,
         s.shared_others, s.shared_other_share, s.fraud_contacts, p.two_way_share,

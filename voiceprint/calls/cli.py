@@ -1,0 +1,206 @@
+"""`voiceprint calls ...`: import CDRs, compute features, train, score, and follow leads.
+
+A thin layer over ``voiceprint.calls``; heavy libraries are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(help="Reverse strike: screen call detail records for numbers that call like a fraud den.", no_args_is_help=True)
+
+FORMAT_HELP = "Output: table, csv or json."
+
+
+def _fmt_option(value: str) -> str:
+    if value not in ("table", "csv", "json"):
+        raise typer.BadParameter("use table, csv or json")
+    return value
+
+
+@app.command("import")
+def import_cmd(
+    files: List[Path] = typer.Argument(..., help="CDR files: CSV/TSV (gzip ok, UTF-8 or GBK) or Parquet."),
+    out: Path = typer.Option(..., "--out", "-o", help="Canonical Parquet file to write (a .report.json lands beside it)."),
+    kind: str = typer.Option("calls", help="calls, registry or fraud-list."),
+    template: Optional[str] = typer.Option(None, help="Built-in template name (sichuan, generic, ...) or a .toml file; default: detected from the header."),
+    encoding: str = typer.Option("auto", help="auto (UTF-8, else GB18030), utf-8, gbk or gb18030."),
+    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+):
+    """Import carrier files into one deduplicated canonical table; malformed rows are reported by line.
+
+    Example:
+        voiceprint calls import voc_2020_03.csv.gz --template sichuan --out work/calls.parquet
+    """
+    from voiceprint.report import print_rows, to_json
+
+    from .ingest import import_calls, import_fraud_list, import_registry
+
+    importer = {"calls": import_calls, "registry": import_registry, "fraud-list": import_fraud_list, "fraud_list": import_fraud_list}.get(kind)
+    if importer is None:
+        raise typer.BadParameter("--kind must be calls, registry or fraud-list")
+    report = importer(files, out, template=template, encoding=None if encoding == "auto" else encoding)
+    if fmt == "json":
+        print(to_json(report.to_dict()))
+        return
+    print_rows(report.summary_rows(), ["item", "value"], fmt=fmt, title=f"import ({report.kind}, template {report.template})")
+    if report.malformed_lines:
+        shown = report.malformed_lines[:20]
+        print_rows(shown, ["file", "line", "reason"], fmt=fmt, title=f"malformed rows (first {len(shown)} of {report.malformed}; all in {out}.report.json)")
+    if report.message:
+        typer.echo(report.message, err=True)
+
+
+def _canonical_inputs(files: List[Path], template: Optional[str], encoding: str, workdir: Path) -> list[Path]:
+    """Canonical Parquet files as given; anything else is imported first."""
+    import duckdb
+
+    from .ingest import CALL_COLUMNS, import_calls
+
+    ready, raw = [], []
+    for f in files:
+        if f.suffix == ".parquet":
+            cols = {r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{f}')").fetchall()}
+            if set(CALL_COLUMNS) <= cols:
+                ready.append(f)
+                continue
+        raw.append(f)
+    if raw:
+        out = workdir / "calls.parquet"
+        report = import_calls(raw, out, template=template, encoding=None if encoding == "auto" else encoding)
+        typer.echo(f"imported {report.rows_written} calls ({report.malformed} malformed rows, "
+                   f"{report.exact_duplicates + report.split_calls_merged} merged); report: {out}.report.json", err=True)
+        ready.append(out)
+    return ready
+
+
+@app.command("features")
+def features_cmd(
+    calls: List[Path] = typer.Argument(..., help="Imported call Parquet file(s), or raw carrier files (imported on the fly)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature table to write: .parquet or .csv."),
+    registry: Optional[Path] = typer.Option(None, help="Imported registry Parquet (numbers per ID card, home area)."),
+    fraud_list: Optional[Path] = typer.Option(None, "--fraud-list", help="Imported known fraud numbers Parquet."),
+    template: Optional[str] = typer.Option(None, help="Template for raw inputs."),
+    encoding: str = typer.Option("auto", help="Encoding for raw inputs."),
+    memory_limit: str = typer.Option("4GB", help="DuckDB memory limit; beyond it DuckDB spills to disk."),
+    threads: Optional[int] = typer.Option(None, help="DuckDB threads (default: all cores)."),
+):
+    """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core).
+
+    Example:
+        voiceprint calls features work/calls.parquet --registry work/registry.parquet --out work/features.parquet
+    """
+    import tempfile
+
+    from .features import compute_features
+
+    with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
+        inputs = _canonical_inputs(calls, template, encoding, Path(work))
+        n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads)
+    typer.echo(f"{n} numbers -> {out}")
+
+
+@app.command("train")
+def train_cmd(
+    features: List[Path] = typer.Option(..., "--features", "-f", help="Labelled feature table(s) joined on their key (repeat the option)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model file to write (metadata JSON beside it)."),
+    mapping: Optional[Path] = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
+    label: Optional[str] = typer.Option(None, help="Label column (default: label; 1 = fraud)."),
+    canonical: bool = typer.Option(False, "--canonical", help="Train on the canonical signals only, so the model also scores other layouts (e.g. features from raw CDRs)."),
+    seed: int = typer.Option(0, help="Random seed."),
+):
+    """Train the supervised scorer; its decision threshold is tuned by cross-validation.
+
+    Example:
+        voiceprint calls train --features btg_gatcobo_user_features.csv.gz --out models/calls.joblib
+    """
+    from .scoring import load_feature_table, train_model
+
+    table = load_feature_table(features, mapping=mapping, label=label)
+    if canonical:
+        table.frame = table.canonical
+    model = train_model(table, seed=seed)
+    model.meta["canonical"] = canonical
+    model.save(out)
+    typer.echo(f"trained on {model.meta['n_train']} numbers ({model.meta['n_fraud']} fraud), {len(model.columns)} features; "
+               f"threshold {model.threshold:.2f} (CV fraud-F1 {model.meta['cv_f1_at_threshold']:.3f}) -> {out}")
+
+
+def _emit(rows: list[dict], columns: list[str], out: Optional[Path], fmt: str, title: str) -> None:
+    from voiceprint.report import print_rows, to_json, write_csv
+
+    if out is not None:
+        if out.suffix == ".json":
+            out.write_text(to_json([{k: v for k, v in r.items() if k != "library"} for r in rows]) + "\n", encoding="utf-8")
+        else:
+            write_csv(out, rows, columns)
+        typer.echo(f"{len(rows)} rows -> {out}", err=True)
+    if out is None or fmt != "table":
+        print_rows(rows, columns, fmt=fmt, title=title)
+    else:
+        print_rows(rows[:20], columns, fmt="table", title=title + (f" (first 20 of {len(rows)})" if len(rows) > 20 else ""))
+
+
+@app.command("score")
+def score_cmd(
+    features: List[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) joined on their key (repeat the option)."),
+    model: Optional[Path] = typer.Option(None, help="Trained model; without one the rule score ranks."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write all numbers ranked: .csv or .json."),
+    mapping: Optional[Path] = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
+    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+):
+    """Rank every number by the rule score or a trained model, with the reasons for each.
+
+    Example:
+        voiceprint calls score --features btg_gatcobo_user_features.csv.gz --out leads.csv
+    """
+    from .leads import SCORE_COLUMNS, score_table
+    from .scoring import load_feature_table, load_model
+
+    table = load_feature_table(features, mapping=mapping)
+    rows = score_table(table, load_model(model) if model else None)
+    _emit(rows, SCORE_COLUMNS, out, fmt, "scores (" + ("model" if model else "rule score") + ")")
+
+
+@app.command("leads")
+def leads_cmd(
+    features: List[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) (from `calls features` or third-party)."),
+    model: Optional[Path] = typer.Option(None, help="Trained model; without one the rule score ranks."),
+    registry: Optional[Path] = typer.Option(None, help="Imported registry Parquet: number -> person, ID number."),
+    library: Optional[Path] = typer.Option(None, help="Voiceprint library: person, voice samples, cases, phones."),
+    top: int = typer.Option(20, help="How many leads."),
+    flagged_only: bool = typer.Option(False, "--flagged-only", help="Only numbers at or above the decision threshold."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the leads: .csv or .json."),
+    mapping: Optional[Path] = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
+    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+):
+    """Ranked, explained leads, each followed to its registered person, library record and cases.
+
+    Example:
+        voiceprint calls leads --features work/features.parquet --registry work/registry.parquet --library lib/ --top 10
+    """
+    from .leads import LEAD_COLUMNS, build_leads, library_resolver
+    from .scoring import load_feature_table
+
+    resolver = library_resolver(library) if library else None
+    rows = build_leads(load_feature_table(features, mapping=mapping), model=model, registry=registry, resolver=resolver,
+                       top=top, flagged_only=flagged_only)
+    _emit(rows, LEAD_COLUMNS, out, fmt, "leads")
+
+
+def main() -> None:  # pragma: no cover - convenience for `python -m voiceprint.calls.cli`
+    from voiceprint.errors import VoiceprintError
+
+    try:
+        app()
+    except VoiceprintError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,120 @@
+"""Ranked, explained leads and the reverse strike: number -> registered person -> library -> cases.
+
+A *resolver* is any callable ``resolver(phone=None, id_number=None) -> dict | None`` returning
+``{"person": {...}, "voice_samples": int, "phones": [...], "cases": [...]}``;
+``voiceprint.library.Library.lookup_person`` is one. Without a resolver the library columns stay
+empty and the leads are still ranked and explained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from .scoring import FeatureTable, Model, _fmt, load_feature_table, rule_reasons, rule_score
+
+Resolver = Callable[..., "dict | None"]
+LEAD_COLUMNS = ["rank", "number", "score", "flagged", "reasons", "person", "id_number", "library_person", "category",
+                "voice_samples", "cases", "linked_phones"]
+SCORE_COLUMNS = ["rank", "number", "score", "flagged", "reasons"]
+RULE_FLAG = 0.5
+
+
+def score_table(table: FeatureTable, model: Model | None = None, top_reasons: int = 4) -> list[dict]:
+    """Every number in ``table`` scored and explained, best first.
+
+    Without a model the rule score ranks (flagged at >= 0.5); with one the model's probability
+    ranks (flagged at its tuned threshold) and the reasons are the features that raised it most.
+    """
+    import numpy as np
+
+    medians = table.canonical.median(numeric_only=True).to_dict()
+    rule, signals = rule_score(table.canonical) if not table.canonical.empty else (None, None)
+    if model is not None:
+        scores = model.predict(table.frame)
+        contrib = model.contributions(table.frame)
+        frame = table.frame.reindex(columns=model.columns)
+        col_medians = frame.median(numeric_only=True)
+        threshold = model.threshold
+    else:
+        if rule is None:
+            from voiceprint.errors import DataError
+
+            raise DataError("no rule signals in this table and no --model given: train a model or pass --mapping")
+        scores, threshold = rule, RULE_FLAG
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    rows = []
+    for rank, i in enumerate(order, start=1):
+        if model is not None:
+            top = np.argsort(-contrib[i, :-1])[:top_reasons]
+            reasons = [
+                f"{model.columns[j]}={_fmt(frame.iat[i, j])} (population median {_fmt(col_medians.iloc[j])}, +{contrib[i, j]:.2f} log-odds)"
+                for j in top if contrib[i, j] > 0
+            ]
+        else:
+            reasons = rule_reasons(table.canonical, signals, i, medians, top=top_reasons)
+        rows.append({"rank": rank, "number": table.frame.index[i], "score": round(float(scores[i]), 4),
+                     "flagged": bool(scores[i] >= threshold), "reasons": reasons})
+    return rows
+
+
+def load_registry(path) -> dict[str, dict]:
+    """An imported registry Parquet file as ``{number: {name, id_number, ...}}``."""
+    import duckdb
+
+    rows = duckdb.sql(f"SELECT * FROM read_parquet('{str(path)}')").fetchall()
+    cols = [d[0] for d in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{str(path)}')").fetchall()]
+    return {r[0]: dict(zip(cols, r)) for r in rows}
+
+
+def library_resolver(path) -> Resolver:
+    """The voiceprint library's ``lookup_person`` as a resolver."""
+    from voiceprint.library import Library
+
+    return Library.open(path).lookup_person
+
+
+def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Resolver | None = None) -> list[dict]:
+    """Add the registered person and the library's person, voice samples, cases and phones to each lead."""
+    registry = registry or {}
+    out = []
+    for row in rows:
+        lead = dict(row)
+        reg = registry.get(row["number"]) or {}
+        lead["person"] = reg.get("name")
+        lead["id_number"] = reg.get("id_number")
+        hit = None
+        if resolver is not None:
+            hit = resolver(phone=row["number"])
+            if hit is None and reg.get("id_number"):
+                hit = resolver(id_number=reg["id_number"])
+        if hit:
+            person = hit.get("person") or {}
+            lead["library_person"] = person.get("name")
+            lead["category"] = person.get("category")
+            lead["voice_samples"] = hit.get("voice_samples", 0)
+            lead["cases"] = [f"{c.get('case_number')} {c.get('title') or ''} ({c.get('status') or ''})".strip() for c in hit.get("cases", [])]
+            lead["linked_phones"] = [p for p in hit.get("phones", []) if p != row["number"]]
+            lead["library"] = hit
+        else:
+            lead.update(library_person=None, category=None, voice_samples=None, cases=[], linked_phones=[])
+        out.append(lead)
+    return out
+
+
+def build_leads(features, model: Model | str | Path | None = None, registry=None, resolver: Resolver | None = None,
+                top: int | None = 20, flagged_only: bool = False) -> list[dict]:
+    """Score a feature table (path(s) or ``FeatureTable``), keep the top ``top``, and follow each lead."""
+    from .scoring import load_model
+
+    table = features if isinstance(features, FeatureTable) else load_feature_table(features)
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    rows = score_table(table, model)
+    if flagged_only:
+        rows = [r for r in rows if r["flagged"]]
+    if top:
+        rows = rows[:top]
+    if isinstance(registry, (str, Path)):
+        registry = load_registry(registry)
+    return reverse_strike(rows, registry, resolver)

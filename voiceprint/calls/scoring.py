@@ -1,0 +1,349 @@
+"""Two scorers over one per-number feature table: a label-free rule score and a supervised model.
+
+A feature table is our own ``calls features`` output or a third-party per-number table (the
+Sichuan BTG / CDR2IMG / HaoREN layouts are recognised from their columns); several tables join on
+their key. Each layout maps its columns onto canonical signal names (``templates/features_*.toml``),
+which is what the rule score reads; the supervised model reads every numeric column.
+
+Rule score: each signal is placed between a typical-normal and a typical-fraud anchor (domain
+reference points, on a log scale for counts) and ranked within the population; the score is the
+weighted mean of both over the signals the table has. No labels are used.
+
+Supervised: LightGBM and scikit-learn HistGradientBoosting, probabilities averaged; the decision
+threshold maximises fraud-class F1 over out-of-fold predictions on the *training* data only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voiceprint.errors import DataError
+
+from .ingest import TEMPLATE_DIR
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    direction: int  # +1: higher is more suspicious, -1: lower is
+    normal: float  # typical value of a normal number
+    fraud: float  # typical value of a fraud number
+    weight: float
+    label: str
+    log: bool = True
+
+
+# Anchors are round reference points from the published descriptive statistics of the Sichuan data
+# (README medians, normal vs fraud) and from anti-fraud practice; they are not fitted to labels.
+SIGNALS = [
+    Signal("out_share", +1, 0.5, 0.95, 1.5, "mostly outgoing calls", log=False),
+    Signal("calls_per_other", -1, 7.0, 1.2, 1.5, "few repeat contacts"),
+    Signal("distinct_others", +1, 60, 140, 1.0, "many distinct counter-parties"),
+    Signal("days_of_month", -1, 31, 7, 1.0, "active on few days"),
+    Signal("n_hours", -1, 18, 11, 0.5, "calls in a narrow band of hours"),
+    Signal("n_counties", -1, 4, 1, 0.7, "calls from one place"),
+    Signal("n_imei", +1, 1, 2, 0.7, "several handsets"),
+    Signal("max_numbers_per_imei", +1, 1, 3, 0.7, "handset shared by several numbers"),
+    Signal("numbers_on_id", +1, 1, 3, 1.0, "several numbers on one ID card"),
+    Signal("two_way_share", -1, 0.3, 0.02, 1.0, "few two-way contacts", log=False),
+    Signal("repeat_other_share", -1, 0.5, 0.1, 0.7, "counter-parties rarely called twice", log=False),
+    Signal("max_callees_day", +1, 5, 40, 1.0, "bursts of distinct callees in a day"),
+    Signal("mean_callees_6h", +1, 1.3, 10, 1.0, "many distinct callees per 6-hour window"),
+    Signal("office_share", +1, 0.45, 0.85, 0.5, "calls in office hours", log=False),
+    Signal("far_callee_share", +1, 0.2, 0.8, 0.7, "callees far away", log=False),
+    Signal("fraud_contacts", +1, 0, 3, 1.5, "contacts shared with known fraud numbers"),
+    Signal("community_known_fraud", +1, 0, 1, 1.0, "in a community with known fraud numbers"),
+    Signal("sms_out_recipients", +1, 20, 300, 0.5, "SMS mass sending"),
+    Signal("sms_total", -1, 900, 170, 0.5, "little SMS traffic (a calling-only handset)"),
+    Signal("app_count", -1, 150, 16, 0.7, "few apps used (a calling-only handset)"),
+]
+SIGNAL_BY_NAME = {s.name: s for s in SIGNALS}
+ANCHOR_SHARE = 0.5  # weight of the anchor position against the population rank
+
+
+# ---------------------------------------------------------------- feature tables
+
+
+@dataclass
+class FeatureTable:
+    """Numbers (index), all numeric columns, canonical signals, and labels when the table has them."""
+
+    frame: "object"  # pandas.DataFrame of model columns, index = number
+    canonical: "object"  # pandas.DataFrame of canonical signals, same index
+    labels: "object | None"  # pandas.Series of 0/1 or None
+    layouts: list = field(default_factory=list)
+
+
+def feature_layouts() -> dict[str, dict]:
+    out = {}
+    for path in sorted(TEMPLATE_DIR.glob("features_*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        out[data["name"]] = data
+    return out
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes)")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep=None, engine="python") if path.suffix in (".tsv", ".txt") else pd.read_csv(path)
+    except UnicodeDecodeError:
+        return pd.read_csv(path, encoding="gb18030")
+    except (ValueError, pd.errors.ParserError) as err:
+        raise DataError(f"{path}: cannot be read as a feature table ({str(err).splitlines()[0]})") from None
+
+
+def _detect_layout(columns, layouts: dict[str, dict], path) -> dict:
+    present = set(columns)
+    best = [lay for lay in layouts.values() if all(c in present for c in lay["signature"])]
+    if not best:
+        raise DataError(f"{path}: unknown feature layout - pass --mapping FILE.toml (see templates/features_btg.toml)")
+    return max(best, key=lambda lay: len(lay["signature"]))
+
+
+def _mapped(df, expr: str):
+    """A column or ``a / b`` of two columns (zero denominators give NaN)."""
+    if "/" in expr:
+        num, den = (part.strip() for part in expr.split("/", 1))
+        return df[num] / df[den].where(df[den] != 0)
+    return df[expr]
+
+
+def load_feature_table(paths, mapping: str | Path | None = None, label: str | None = None) -> FeatureTable:
+    """Read one or several per-number feature tables (CSV, gzip CSV, Parquet) joined on their key."""
+    import pandas as pd
+
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    layouts = feature_layouts()
+    if mapping:
+        custom = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
+        custom.setdefault("signature", [])
+        layouts = {custom["name"]: custom}
+    frames, canon, labels, used = [], {}, None, []
+    for path in paths:
+        df = _read_table(path)
+        lay = _detect_layout(df.columns, layouts, path) if not mapping else next(iter(layouts.values()))
+        key, lab = lay.get("key", "number"), label or lay.get("label", "label")
+        if key not in df.columns:
+            raise DataError(f"{path}: no key column {key!r}")
+        if df.empty:
+            raise DataError(f"{path}: the table has a header but no rows")
+        df = df.drop_duplicates(subset=key).set_index(key)
+        df.index = df.index.astype(str)
+        df.index.name = "number"
+        if lab in df.columns:
+            lab_values = pd.to_numeric(df[lab], errors="coerce")
+            if lab_values.notna().any():
+                labels = lab_values if labels is None else labels.combine_first(lab_values)
+            df = df.drop(columns=[lab])
+        mapped = {c: src for c, src in lay.get("columns", {}).items()}
+        if lay.get("identity"):
+            mapped = {c: c for c in df.columns}
+        for name, src in mapped.items():
+            if name not in canon and name in SIGNAL_BY_NAME:
+                try:
+                    canon[name] = pd.to_numeric(_mapped(df, src), errors="coerce")
+                except KeyError:
+                    continue
+        numeric = df.drop(columns=[c for c in lay.get("drop", []) if c in df.columns])
+        numeric = numeric.apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
+        frames.append(numeric.add_prefix(f"{lay['name']}.") if len(paths) > 1 else numeric)
+        used.append(lay["name"])
+    frame = frames[0]
+    for extra in frames[1:]:
+        frame = frame.join(extra, how="left")
+    canonical = pd.DataFrame(canon, index=frame.index) if canon else pd.DataFrame(index=frame.index)
+    if labels is not None:
+        labels = labels.reindex(frame.index)
+        if labels.notna().sum() == 0:
+            labels = None
+    return FeatureTable(frame=frame.astype(float), canonical=canonical.reindex(frame.index).astype(float), labels=labels, layouts=used)
+
+
+# ---------------------------------------------------------------- rule score
+
+
+def signal_scores(canonical):
+    """Per-signal suspicion in [0, 1] (NaN where the table lacks the value)."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for name in canonical.columns:
+        sig = SIGNAL_BY_NAME.get(name)
+        if sig is None:
+            continue
+        values = canonical[name]
+        tf = (lambda x: np.log1p(np.clip(x, 0, None))) if sig.log else (lambda x: x)
+        lo, hi, v = tf(sig.normal), tf(sig.fraud), tf(values)
+        anchor = ((v - lo) / (hi - lo)).clip(0, 1)
+        rank = (values * sig.direction).rank(pct=True, method="average")
+        score = ANCHOR_SHARE * anchor + (1 - ANCHOR_SHARE) * rank if len(values) > 1 else anchor
+        out[name] = score.where(values.notna())
+    return pd.DataFrame(out, index=canonical.index)
+
+
+def rule_score(canonical):
+    """The label-free rule score in [0, 1] per number (weighted mean over available signals)."""
+    import numpy as np
+
+    scores = signal_scores(canonical)
+    if scores.empty:
+        raise DataError("the feature table maps to none of the rule signals - pass --mapping")
+    weights = np.array([SIGNAL_BY_NAME[c].weight for c in scores.columns])
+    filled = scores.fillna(0).to_numpy() * weights
+    present = scores.notna().to_numpy() * weights
+    return (filled.sum(axis=1) / np.maximum(present.sum(axis=1), 1e-9)).clip(0, 1), scores
+
+
+def rule_reasons(canonical, scores, row: int, population_median, top: int = 4) -> list[str]:
+    """The signals that put a number high, each with its value and the population's median."""
+    items = []
+    for name in scores.columns:
+        s = scores.iloc[row][name]
+        if s == s and s >= 0.6:
+            items.append((s * SIGNAL_BY_NAME[name].weight, name))
+    items.sort(reverse=True)
+    return [_reason(name, canonical.iloc[row][name], population_median.get(name), SIGNAL_BY_NAME[name].label) for _, name in items[:top]]
+
+
+def _reason(name, value, median, label) -> str:
+    return f"{label}: {name}={_fmt(value)} (population median {_fmt(median)})"
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.3g}" if isinstance(v, float) and not float(v).is_integer() else str(int(v)) if float(v).is_integer() else str(v)
+
+
+# ---------------------------------------------------------------- supervised model
+
+
+def _models(seed: int = 0):
+    import lightgbm as lgb
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return [
+        lgb.LGBMClassifier(n_estimators=800, learning_rate=0.02, num_leaves=7, subsample=0.8, subsample_freq=1,
+                           colsample_bytree=0.3, min_child_samples=10, random_state=seed, verbose=-1, n_jobs=2),
+        HistGradientBoostingClassifier(max_iter=400, learning_rate=0.05, random_state=seed),
+    ]
+
+
+def _fit_predict(X_train, y_train, X_test, seed: int = 0):
+    import numpy as np
+
+    fitted = [m.fit(X_train, y_train) for m in _models(seed)]
+    return fitted, np.mean([m.predict_proba(X_test)[:, 1] for m in fitted], axis=0)
+
+
+def tune_threshold(X, y, folds: int = 3, seed: int = 0) -> tuple[float, float]:
+    """The probability threshold that maximises fraud-class F1 over out-of-fold predictions."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    oof = np.zeros(len(y))
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed + 1).split(X, y):
+        oof[te] = _fit_predict(X.iloc[tr], y[tr], X.iloc[te], seed)[1]
+    grid = np.linspace(0.05, 0.95, 91)
+    f1s = [f1_score(y, oof >= t) for t in grid]
+    best = int(np.argmax(f1s))
+    return float(grid[best]), float(f1s[best])
+
+
+@dataclass
+class Model:
+    """A trained scorer: fitted estimators, the columns they read, the tuned threshold, metadata."""
+
+    estimators: list
+    columns: list
+    threshold: float
+    meta: dict
+
+    def predict(self, frame):
+        import numpy as np
+
+        X = frame.reindex(columns=self.columns).astype(float)
+        return np.mean([m.predict_proba(X)[:, 1] for m in self.estimators], axis=0)
+
+    def contributions(self, frame):
+        """Per-feature contributions (LightGBM SHAP values, log-odds) for explanations."""
+        X = frame.reindex(columns=self.columns).astype(float)
+        return self.estimators[0].booster_.predict(X, pred_contrib=True)
+
+    def save(self, path) -> None:
+        import joblib
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump({"estimators": self.estimators, "columns": self.columns, "threshold": self.threshold, "meta": self.meta}, path)
+        Path(str(path) + ".json").write_text(json.dumps({**self.meta, "threshold": self.threshold, "columns": self.columns}, indent=2), encoding="utf-8")
+
+
+def load_model(path) -> Model:
+    import joblib
+
+    path = Path(path)
+    if not path.exists():
+        from voiceprint.errors import NotFound
+
+        raise NotFound(f"{path}: no such model - train one with `voiceprint calls train`")
+    try:
+        data = joblib.load(path)
+        return Model(data["estimators"], data["columns"], data["threshold"], data["meta"])
+    except Exception as err:  # any unpickling failure means a file we did not write
+        raise DataError(f"{path}: not a calls model ({type(err).__name__}) - retrain with `voiceprint calls train`") from None
+
+
+def train_model(table: FeatureTable, seed: int = 0, columns: list | None = None) -> Model:
+    """Fit the supervised scorer on a labelled feature table, threshold tuned by inner CV."""
+    import numpy as np
+
+    if table.labels is None:
+        raise DataError("the feature table has no labels - add a 0/1 'label' column (1 = fraud) to train")
+    keep = table.labels.notna().to_numpy()
+    X = (table.frame[columns] if columns else table.frame)[keep]
+    y = table.labels[keep].astype(int).to_numpy()
+    if len(np.unique(y)) < 2 or min(np.bincount(y)) < 6:
+        raise DataError("training needs at least 6 numbers of each label (0 normal, 1 fraud)")
+    threshold, cv_f1 = tune_threshold(X, y, seed=seed)
+    estimators, _ = _fit_predict(X, y, X.iloc[:1], seed)
+    meta = {"layouts": table.layouts, "n_train": int(len(y)), "n_fraud": int(y.sum()), "cv_f1_at_threshold": cv_f1, "seed": seed,
+            "estimators": [type(m).__name__ for m in estimators]}
+    return Model(estimators, list(X.columns), threshold, meta)
+
+
+def cross_validate(table: FeatureTable, folds: int = 5, seed: int = 0) -> dict:
+    """Outer k-fold CV: the model (threshold tuned inside each training part) and the rule score."""
+    import numpy as np
+    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    keep = table.labels.notna().to_numpy()
+    X, y = table.frame[keep], table.labels[keep].astype(int).to_numpy()
+    rule = rule_score(table.canonical[keep])[0]
+    oof, decided, per_fold = np.zeros(len(y)), np.zeros(len(y), bool), []
+    for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y)):
+        threshold, _ = tune_threshold(X.iloc[tr], y[tr], seed=seed)
+        _, p = _fit_predict(X.iloc[tr], y[tr], X.iloc[te], seed)
+        oof[te], decided[te] = p, p >= threshold
+        per_fold.append({"fold": k, "auc": roc_auc_score(y[te], p), "f1": f1_score(y[te], p >= threshold), "threshold": threshold,
+                         "rule_auc": roc_auc_score(y[te], rule[te])})
+    return {
+        "n": int(len(y)), "n_fraud": int(y.sum()), "features": int(X.shape[1]), "layouts": table.layouts,
+        "model_auc": roc_auc_score(y, oof), "model_f1": f1_score(y, decided),
+        "model_f1_mean_of_folds": float(np.mean([f["f1"] for f in per_fold])),
+        "rule_auc": roc_auc_score(y, rule), "folds": per_fold,
+    }
