@@ -143,7 +143,7 @@ FORMATS = {
     "mp3": ("mp3", "libmp3lame", "fltp", None, ".mp3"),
     "m4a_aac": ("ipod", "aac", "fltp", None, ".m4a"),
     "ogg_opus": ("ogg", "libopus", "flt", 48000, ".opus"),
-    "ogg_vorbis": ("ogg", "vorbis", "fltp", None, ".ogg"),
+    "ogg_vorbis": ("ogg", "vorbis", "fltp", None, ".ogg"),  # FFmpeg's Vorbis encoder: stereo input only
     "amr_nb": ("amr", "libopencore_amrnb", "s16", 8000, ".amr"),
 }
 
@@ -177,7 +177,8 @@ def write_audio(path, samples: np.ndarray, sr: int, fmt: str = "wav_pcm16", bitr
     nch = x.shape[0]
     layout = {1: "mono", 2: "stereo"}.get(nch, f"{nch}c")
     with av.open(str(path), "w", format=cont) as c:
-        st = c.add_stream(codec, rate=rate, layout=layout)
+        opts = {"strict": "experimental"} if codec == "vorbis" else {}  # FFmpeg's native Vorbis encoder
+        st = c.add_stream(codec, rate=rate, layout=layout, options=opts)
         if bitrate:
             st.bit_rate = bitrate
         elif codec == "libopencore_amrnb":

@@ -185,7 +185,8 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
             raise AudioError(path, f"contains no audio stream (container '{container.format.name}')", _HINT_CONVERT)
         stream = container.streams.audio[0]
         ctx = stream.codec_context
-        codec = ctx.name
+        # canonical codec id name ("mp3", "amr_nb"), not the decoder's name ("mp3float", "amrnb")
+        codec = getattr(ctx.codec, "canonical_name", None) or ctx.name
         source_rate = int(ctx.sample_rate or 0)
         n_src = int(ctx.channels or 0)
         container_name = container.format.name
@@ -323,11 +324,15 @@ def _vad_model():
             if _VAD_MODEL is None:
                 import torch
 
+                import warnings
+
                 threads = torch.get_num_threads()
                 try:
-                    from silero_vad import load_silero_vad  # its import calls torch.set_num_threads(1)
+                    with warnings.catch_warnings():  # importlib.resources.path / torch.jit.load deprecations
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        from silero_vad import load_silero_vad  # its import calls torch.set_num_threads(1)
 
-                    model = load_silero_vad(onnx=False)  # reads silero_vad/data/silero_vad.jit
+                        model = load_silero_vad(onnx=False)  # reads silero_vad/data/silero_vad.jit
                 except Exception as e:  # pragma: no cover - broken install
                     from voiceprint.errors import ModelError
 
