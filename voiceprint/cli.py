@@ -126,6 +126,7 @@ def enrol(
     from .library import EnrolItem, folder_items, read_manifest
     from .report import print_rows, write_csv
 
+    single = False
     if target.is_dir():
         items = folder_items(target, person, category, phone, case)
     elif target.suffix.lower() in {".csv", ".tsv", ".txt"}:
@@ -134,6 +135,7 @@ def enrol(
         if not person:
             raise typer.BadParameter("--person is required when enrolling a single file")
         items = [EnrolItem(str(target), person, category, id_number, phone, case, channel)]
+        single = True  # one file: a refusal is an error (exit 3), not a row in a summary
     lib = _open(library, create=True)
     columns = ["path", "status", "person_id", "voiceprint_id", "channel", "net_speech", "reason"]
     outcomes = []
@@ -147,7 +149,7 @@ def enrol(
             bar.advance(task)
 
         try:
-            summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err)
+            summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
             _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
@@ -426,33 +428,36 @@ def demo(
     run_demo(Path(library), workdir, operator=STATE["operator"])
 
 
-def main() -> None:
-    """Console entry point: maps errors to one line and an exit code."""
+def run(args: list[str] | None = None) -> int:
+    """Run the CLI on ``args`` and return the exit code (errors become one line on stderr)."""
+    from typer._click import exceptions as click_errors  # typer vendors click
+
     os.umask(0o077)  # everything this tool writes may hold biometric or personal data
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=args, standalone_mode=False)
     except VoiceprintError as err:
         if STATE["verbose"]:
             traceback.print_exc()
         _err(f"error: {err}")
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+        return err.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        return EXIT_INTERRUPTED
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(EXIT_INTERRUPTED)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        return exc.exit_code
+    except click_errors.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback with --verbose
         if STATE["verbose"]:
             traceback.print_exc()
         _err(f"internal error: {type(exc).__name__}: {exc} - rerun with --verbose and report it")
-        sys.exit(1)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        return 1
+    return rc if isinstance(rc, int) else 0
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run())
 
 
 if __name__ == "__main__":
