@@ -1,0 +1,90 @@
+"""The CLI as users meet it: one-line errors with documented exit codes, JSON for pipelines, instant help."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import audiogen
+from voiceprint.cli import run
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return audiogen.speech_file(tmp_path_factory.mktemp("cli") / "known.wav", seed=1, f0=110)
+
+
+@pytest.fixture
+def library(tmp_path):
+    return str(tmp_path / "lib")
+
+
+def test_help_loads_no_heavy_module():
+    code = "import sys; from voiceprint.cli import app; print(sorted(m for m in ('torch','speechbrain','faiss','duckdb','sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_lists_the_workflow(capsys):
+    assert run(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("init", "enrol", "query", "verify", "person", "case", "index", "audit", "models"):
+        assert command in out
+
+
+def test_enrol_query_json_shape(library, clip, capsys):
+    assert run(["init", "--library", library]) == 0
+    assert run(["enrol", str(clip), "--person", "Zhang San", "--category", "prior_offender",
+                "--phone", "13800138000", "--case", "AJ-1", "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["query", str(clip), "--json", "--library", library]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["file"] == str(clip)
+    hit = result["hits"][0]
+    assert hit["person"]["name"] == "Zhang San" and hit["person"]["category"] == "prior_offender"
+    assert {"score", "sample", "phones", "cases"} <= hit.keys()
+    assert hit["phones"] == ["+8613800138000"] and hit["cases"][0]["case_number"] == "AJ-1"
+    assert run(["index", "check", "--library", library]) == 0
+
+
+def test_audit_json_lists_enrol_and_query(library, clip, capsys):
+    assert run(["--operator", "officer-7", "enrol", str(clip), "--person", "A", "--library", library]) == 0
+    assert run(["--operator", "officer-9", "query", str(clip), "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["audit", "--json", "--library", library]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_action = {r["action"]: r["operator"] for r in rows}
+    assert by_action["enrol"] == "officer-7" and by_action["query"] == "officer-9"
+
+
+@pytest.mark.parametrize("content,code", [(b"", 3), (b"RIFF\x00\x00garbage", 3)])
+def test_bad_audio_is_one_line_and_exit_3(tmp_path, library, capsys, content, code):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    assert run(["enrol", str(bad), "--person", "X", "--library", library]) == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "bad.wav" in err and len(err.splitlines()) == 1
+
+
+def test_unknown_person_is_exit_7(library, capsys):
+    run(["init", "--library", library])
+    assert run(["person", "show", "Nobody", "--library", library]) == 7
+    assert "voiceprint person list" in capsys.readouterr().err
+
+
+def test_bad_manifest_is_exit_8(tmp_path, library, capsys):
+    m = tmp_path / "m.csv"
+    m.write_text("file,name\n")
+    assert run(["enrol", str(m), "--library", library]) == 8
+    assert "lacks column" in capsys.readouterr().err
+
+
+def test_usage_error_is_exit_2(capsys):
+    assert run(["no-such-command"]) == 2
+
+
+def test_models_list_shows_the_default(capsys):
+    assert run(["models", "list", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)
+    assert any(m["name"] == "ecapa-voxceleb" and m["dim"] == 192 for m in models)

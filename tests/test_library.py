@@ -1,0 +1,176 @@
+"""The Library API end to end on real encoders and the real model: enrol, query, verify, recover."""
+
+import csv
+
+import numpy as np
+import pytest
+
+import audiogen
+from voiceprint.errors import AudioError, DataError
+from voiceprint.library import Library, folder_items, read_manifest
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    """Two synthetic 'people' (different pitch and articulation), two clips each, plus a stereo call."""
+    d = tmp_path_factory.mktemp("voices")
+    files = {
+        "a1": audiogen.speech_file(d / "a1.wav", seed=1, f0=110),
+        "a2": audiogen.speech_file(d / "a2.flac", "flac", seed=2, f0=110),
+        "b1": audiogen.speech_file(d / "b1.wav", seed=3, f0=210),
+        "amr": audiogen.speech_file(d / "a_call.amr", "amr_nb", seed=1, f0=110),
+    }
+    files["stereo"] = audiogen.write_audio(d / "call_stereo.wav", audiogen.stereo_call(8.0), 16000)
+    files["empty"] = d / "empty.wav"
+    files["empty"].write_bytes(b"")
+    files["junk"] = d / "junk.mp3"
+    files["junk"].write_text("this is not audio")
+    return files
+
+
+@pytest.fixture
+def lib(tmp_path):
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        yield lib
+
+
+def test_enrol_then_query_leads_to_person_phones_and_cases(lib, voices):
+    out = lib.enrol(voices["a1"], person="Zhang San", category="prior_offender", phone="13800138000", case="AJ-1")
+    assert out.status == "enrolled" and out.net_speech > 1.0
+    lib.enrol(voices["b1"], person="Li Si", category="suspect")
+    [result] = lib.query(voices["a1"], top=2)
+    top = result["hits"][0]
+    assert top["person"]["name"] == "Zhang San" and top["person"]["category"] == "prior_offender"
+    assert top["score"] == pytest.approx(1.0, abs=1e-3)  # the very same recording
+    assert top["sample"]["file"] == "a1.wav"
+    assert top["phones"] == ["+8613800138000"]
+    assert [c["case_number"] for c in top["cases"]] == ["AJ-1"]
+    assert len(result["hits"]) == 2 and result["hits"][1]["score"] < top["score"]
+    assert lib.check_index()["status"] == "ok"
+
+
+def test_enrolment_is_idempotent_by_file_hash_and_person(lib, voices):
+    first = lib.enrol(voices["a1"], person="Zhang San")
+    again = lib.enrol(voices["a1"], person="Zhang San")
+    assert again.status == "already" and again.voiceprint_id == first.voiceprint_id
+    assert lib.store.count("voiceprints") == 1
+    assert len(lib.audit(action="enrol")) == 1
+
+
+def test_a_person_is_searchable_by_the_mean_of_several_samples(lib, voices):
+    lib.enrol(voices["a1"], person="Zhang San")
+    lib.enrol(voices["a2"], person="Zhang San")
+    lib.enrol(voices["b1"], person="Li Si")
+    [result] = lib.query(voices["a2"], top=2)
+    top = result["hits"][0]
+    assert top["person"]["name"] == "Zhang San" and top["voice_samples"] == 2
+    # The person score is against the mean, the sample score against the best single sample.
+    assert top["sample"]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert top["score"] < top["sample"]["score"]
+
+
+def test_stereo_call_is_two_voices(lib, voices):
+    with pytest.raises(AudioError, match="2 voices"):
+        lib.enrol(voices["stereo"], person="Caller")
+    assert lib.store.count("recordings") == 0
+    assert lib.enrol(voices["stereo"], person="Caller", channel=0).channel == 0
+    results = lib.query(voices["stereo"])
+    assert [r["channel"] for r in results] == [0, 1]
+
+
+def test_8khz_amr_nb_call_is_decoded_and_screened(lib, voices):
+    lib.enrol(voices["a1"], person="Zhang San")
+    lib.enrol(voices["b1"], person="Li Si")
+    [result] = lib.query(voices["amr"])
+    assert result["codec"] == "amr_nb" and result["source_rate"] == 8000
+    assert result["hits"][0]["person"]["name"] == "Zhang San"
+
+
+@pytest.mark.parametrize("key,match", [("empty", "empty"), ("junk", "not a readable audio file")])
+def test_bad_audio_is_refused_and_leaves_nothing(lib, voices, key, match):
+    with pytest.raises(AudioError, match=match):
+        lib.enrol(voices[key], person="X")
+    assert lib.store.count("recordings") == 0 and lib.store.count("persons") == 0
+    assert not list(lib.root.glob("*.tmp"))
+
+
+def test_enrol_many_collects_refusals_and_continues(lib, voices):
+    items = read_manifest(_manifest(voices, lib.root.parent / "m.csv", ["a1", "junk", "b1"]))
+    summary = lib.enrol_many(items)
+    assert [o.status for o in summary.outcomes] == ["enrolled", "refused", "enrolled"]
+    assert "junk.mp3" in summary.refused[0].reason
+
+
+def test_missing_or_stale_index_is_rebuilt_from_the_database(lib, voices):
+    lib.enrol(voices["a1"], person="Zhang San")
+    for f in ("samples.faiss", "persons.faiss", "index.json"):
+        (lib.root / f).unlink()
+    lib._index = None
+    assert lib.check_index()["status"] == "missing"
+    assert lib.query(voices["a1"])[0]["hits"][0]["person"]["name"] == "Zhang San"
+    assert lib.rebuild_index()["status"] == "ok"
+
+
+def test_delete_person_removes_them_from_search(lib, voices):
+    lib.enrol(voices["a1"], person="Zhang San")
+    lib.enrol(voices["b1"], person="Li Si")
+    lib.delete_person("Zhang San")
+    hits = lib.query(voices["a1"])[0]["hits"]
+    assert [h["person"]["name"] for h in hits] == ["Li Si"]
+    assert lib.check_index()["status"] == "ok"
+
+
+def test_verify_compares_two_recordings(lib, voices):
+    same = lib.verify(voices["a1"], voices["a1"])
+    other = lib.verify(voices["a1"], voices["b1"])
+    assert same["score"] == pytest.approx(1.0, abs=1e-3) and other["score"] < same["score"]
+    assert lib.audit(action="verify")
+
+
+def test_manifest_gbk_encoding_and_duplicate_rows(tmp_path, voices):
+    path = tmp_path / "m.csv"
+    text = f"path,person,category,phone,case\n{voices['a1']},张三,前科,13800138000,AJ-1\n{voices['a1']},张三,前科,13800138000,AJ-1\n"
+    path.write_bytes(text.encode("gbk"))
+    items = read_manifest(path)
+    assert len(items) == 1 and items[0].person == "张三"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,who\nx,y\n")
+    with pytest.raises(DataError, match="lacks column"):
+        read_manifest(bad)
+
+
+def test_folder_layout_gives_one_person_per_subfolder(tmp_path, voices):
+    for who in ("zhang", "li"):
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "x.wav").write_bytes(voices["a1"].read_bytes())
+    assert sorted(i.person for i in folder_items(tmp_path)) == ["li", "zhang"]
+    with pytest.raises(DataError):
+        folder_items(tmp_path / "zhang")  # files directly in the folder need --person
+
+
+def _manifest(voices, path, keys):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "person", "category", "phone", "case"])
+        for k in keys:
+            w.writerow([voices[k], f"person-{k}", "suspect", "", ""])
+    return path
+
+
+SHARED = audiogen.shared_data_dir()
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared/data (real speech) is not present")
+def test_real_speakers_are_identified(tmp_path):
+    """Five real speechocean762 speakers, three enrolment recordings each, one query each."""
+    rows = list(csv.DictReader(open(SHARED / "speechocean762" / "manifest.csv")))
+    speakers = sorted({r["speaker"] for r in rows})[:5]
+    lib = Library.create(tmp_path / "lib")
+    queries = {}
+    for s in speakers:
+        mine = [r for r in rows if r["speaker"] == s]
+        for r in mine[:3]:
+            lib.enrol(SHARED / "speechocean762" / r["path"], person=s)
+        queries[s] = SHARED / "speechocean762" / mine[6]["path"]
+    correct = sum(lib.query(q)[0]["hits"][0]["person"]["name"] == s for s, q in queries.items())
+    assert correct >= 4
