@@ -326,9 +326,11 @@ def test_file_over_size_limit(monkeypatch, speech_wav):
     assert "too big" in msg and "shorter pieces" in msg
 
 
-def test_over_duration_limit(monkeypatch, speech_wav):
+@pytest.mark.parametrize("fmt", ["wav_pcm16", "mp3", "amr_nb"])  # WAV: refused from the header; others: while decoding
+def test_over_duration_limit(monkeypatch, speech_files, fmt):
+    path = speech_files(fmt, seconds=4.0)
     monkeypatch.setattr(audio, "MAX_DURATION_SECONDS", 2)
-    msg = _err(speech_wav)
+    msg = _err(path)
     assert "too long" in msg and "shorter pieces" in msg
 
 

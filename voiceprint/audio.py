@@ -187,9 +187,9 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
         ctx = stream.codec_context
         # canonical codec id name ("mp3", "amr_nb"), not the decoder's name ("mp3float", "amrnb")
         codec = getattr(ctx.codec, "canonical_name", None) or ctx.name
+        container_name = container.format.name
         source_rate = int(ctx.sample_rate or 0)
         n_src = int(ctx.channels or 0)
-        container_name = container.format.name
         if isinstance(channels, int) and n_src and not (0 <= channels < n_src):
             raise AudioError(
                 path,
@@ -198,6 +198,14 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
             )
 
         max_samples = int(MAX_DURATION_SECONDS * target_rate)
+        too_long = AudioError(
+            path,
+            f"recording is too long (more than {MAX_DURATION_SECONDS / 3600:g} h; limit {MAX_DURATION_SECONDS} s)",
+            "cut it into shorter pieces (e.g. one call per file) and load those",
+        )
+        # WAV and FLAC headers state the length exactly (FFmpeg clamps WAV to the bytes present): refuse at once.
+        if container_name in ("wav", "flac") and container.duration and container.duration / 1e6 > MAX_DURATION_SECONDS + 1:
+            raise too_long
         # Preallocate from the container's duration estimate (plus slack) so a long file is not copied while growing.
         est = 0
         if container.duration:
@@ -210,25 +218,23 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
         def add(frames):
             nonlocal buf, n, cap
             for fr in frames:
-                a = fr.to_ndarray()  # (channels, samples) float32, planar
+                m = fr.samples
+                planes = fr.planes  # planar float32: one plane per channel
                 if buf is None:
-                    buf = np.empty((a.shape[0], cap), dtype=np.float32)
-                if a.shape[0] != buf.shape[0]:
+                    buf = np.empty((len(planes), cap), dtype=np.float32)
+                if len(planes) != buf.shape[0]:
                     raise AudioError(path, "channel count changes in the middle of the file", _HINT_CONVERT)
-                m = a.shape[1]
                 if n + m > cap:
                     cap = max(cap * 2, n + m)
                     nb = np.empty((buf.shape[0], cap), dtype=np.float32)
                     nb[:, :n] = buf[:, :n]
                     buf = nb
-                buf[:, n : n + m] = a
+                for c, plane in enumerate(planes):
+                    # clip while the chunk is small: resampling can overshoot full scale slightly
+                    np.clip(np.frombuffer(plane, dtype=np.float32, count=m), -1.0, 1.0, out=buf[c, n : n + m])
                 n += m
-            if n > max_samples:
-                raise AudioError(
-                    path,
-                    f"recording is too long (more than {MAX_DURATION_SECONDS / 3600:g} h; limit {MAX_DURATION_SECONDS} s)",
-                    "cut it into shorter pieces (e.g. one call per file) and load those",
-                )
+            if n > max_samples:  # stop decoding as soon as the limit is passed
+                raise too_long
 
         try:
             for frame in container.decode(stream):
@@ -269,7 +275,6 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
     if n < 0.9 * buf.shape[1]:
         data = np.ascontiguousarray(data)  # release the unused tail of the preallocation
     del buf
-    np.clip(data, -1.0, 1.0, out=data)
 
     if channels == "each":
         chans = [Channel(i, data[i], target_rate) for i in range(n_src)]
@@ -282,7 +287,7 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
         chans = [Channel(channels, np.ascontiguousarray(data[channels]), target_rate)]
         del data
 
-    peak = max(float(np.max(np.abs(c.samples))) for c in chans)
+    peak = max(max(float(c.samples.max()), -float(c.samples.min())) for c in chans)  # no |x| temporary
     if peak <= SILENCE_PEAK:
         raise AudioError(
             path,
