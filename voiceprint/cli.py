@@ -64,6 +64,15 @@ def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _ranges(segments, limit: int = 12) -> str:
+    """Time ranges as 'm:ss.s-m:ss.s, ...' (the first ``limit``)."""
+    def t(x):
+        return f"{int(x // 60)}:{x % 60:04.1f}"
+
+    text = ", ".join(f"{t(a)}-{t(b)}" for a, b in segments[:limit])
+    return text + (f" ... ({len(segments)} ranges)" if len(segments) > limit else "")
+
+
 def _open(library: str | None, create: bool = False):
     from .library import Library
 
@@ -108,6 +117,8 @@ def enrol(
     phone: Annotated[str, typer.Option(help="Phone number registered to the person.")] = "",
     case: Annotated[str, typer.Option(help="Case number to link the person to.")] = "",
     channel: Annotated[Optional[int], typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
+    voice: Annotated[Optional[int], typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Enrol even below the quality gates (short, noisy, clipped).")] = False,
     min_speech: Annotated[Optional[float], typer.Option(help="Minimum net speech in seconds.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write every file's outcome to this CSV.")] = None,
     library: LibraryOpt = None,
@@ -120,6 +131,7 @@ def enrol(
 
     Example: voiceprint enrol samples.csv
     Example: voiceprint enrol call.wav --person "Zhang San" --category prior_offender --phone 13800138000
+    Example: voiceprint enrol monitored_call.wav --person "Li Si" --voice 1
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -134,7 +146,7 @@ def enrol(
     else:
         if not person:
             raise typer.BadParameter("--person is required when enrolling a single file")
-        items = [EnrolItem(str(target), person, category, id_number, phone, case, channel)]
+        items = [EnrolItem(str(target), person, category, id_number, phone, case, channel, voice=voice)]
         single = True  # one file: a refusal is an error (exit 3), not a row in a summary
     lib = _open(library, create=True)
     columns = ["path", "status", "person_id", "voiceprint_id", "channel", "net_speech", "reason"]
@@ -149,7 +161,8 @@ def enrol(
             bar.advance(task)
 
         try:
-            summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single)
+            summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single,
+                                     force=force)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
             _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
@@ -212,9 +225,14 @@ def query(
                      "score": h["score"], "best sample": (h["sample"] or {}).get("file"),
                      "sample score": (h["sample"] or {}).get("score"), "phones": h["phones"],
                      "cases": [c["case_number"] for c in h["cases"]]} for h in r["hits"]]
-            title = f"{r['file']} (channel {r['channel']}, {r['net_speech']:.1f} s speech, {r['codec']} {r['source_rate']} Hz)"
+            title = (f"{r['file']} (channel {r['channel']}, voice {r.get('voice', 0)}, {r['net_speech']:.1f} s speech, "
+                     f"{r['codec']} {r['source_rate']} Hz)")
             print_rows(rows, ["rank", "person", "category", "score", "best sample", "sample score", "phones", "cases"],
                        title=title)
+            if r.get("segments"):
+                typer.echo("  speaks at: " + _ranges(r["segments"]))
+            for w in r.get("warnings", []):
+                typer.echo(f"  warning: {w}")
     if failures == len(files):
         raise typer.Exit(3)
 
@@ -415,6 +433,60 @@ def models_add(
 
     spec = add_model(folder, name, description, licence)
     typer.echo(f"added model {spec.name} ({spec.embedding_dim}-d) in {spec.home}")
+
+
+@app.command()
+def evaluate(
+    manifests: Annotated[List[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
+    enrol: Annotated[int, typer.Option(help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
+    simulate: Annotated[str, typer.Option(help="Pass audio through a telephone codec first: g711u, g711a, amrnb.")] = "",
+    speakers: Annotated[str, typer.Option(help="Speaker split: all, dev (back-end fitting) or test (reporting).")] = "all",
+    per_speaker: Annotated[Optional[int], typer.Option(help="Use at most N recordings per speaker.")] = None,
+    min_speech: Annotated[float, typer.Option(help="Refuse recordings with less net speech (seconds).")] = 1.0,
+    model: Annotated[Optional[str], typer.Option(help="Speaker model (default: the default model).")] = None,
+    plots: Annotated[Optional[Path], typer.Option(help="Write DET and Tippett plots (PNG) into this folder.")] = None,
+    scores_out: Annotated[Optional[Path], typer.Option(help="Write every trial as CSV.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Accuracy on labelled recordings: EER, minDCF, Cllr, top-1/top-5, plain cosine vs fitted back end.
+
+    Example: voiceprint evaluate ../shared/data/hyke_ivr_8k/manifest.csv --speakers test --enrol 1 --plots out/plots
+    """
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import plot, write_scores
+    from .report import print_rows, to_json
+
+    if simulate:
+        from .telephone import CODECS, available
+
+        if simulate not in CODECS:
+            raise typer.BadParameter(f"--simulate must be one of {', '.join(CODECS)}")
+        if not available(simulate):
+            raise typer.BadParameter(f"this PyAV build has no encoder for {simulate}")
+    result = run_evaluation(manifests, enrol=enrol, model=model, simulate=simulate, min_speech=min_speech,
+                            speakers=speakers, per_speaker=per_speaker)
+    if scores_out:
+        n = write_scores(scores_out, result.trial_sets)
+        _err(f"wrote {n} trials to {scores_out}")
+    if plots:
+        for path in plot(result.trial_sets, plots):
+            _err(f"wrote {path}")
+    if result.backend_meta is None:
+        _err("note: no back end is fitted for this model - only the plain cosine is scored (scripts/train_backend.py)")
+    if result.overlap_speakers:
+        _err(f"warning: {len(result.overlap_speakers)} speaker(s) here were used to fit the back end - "
+             "their figures are optimistic; use --speakers test")
+    if result.refused:
+        _err(f"refused {len(result.refused)} recording(s), e.g. {result.refused[0].refused}")
+    if json_out:
+        typer.echo(to_json({"rows": result.rows, "refused": [{"path": i.path, "reason": i.refused} for i in result.refused],
+                            "backend": result.backend_meta and {k: result.backend_meta.get(k) for k in
+                                                                ("fitted_at", "corpora", "speakers_sha256", "version")}}))
+        return
+    cols = ["corpus", "channel", "subset", "speakers", "tests", "target_trials", "nontarget_trials"]
+    for metric in ("eer", "mindcf", "cllr", "top1"):
+        cols += [f"{metric}_baseline", f"{metric}_backend"] if result.backend_meta else [f"{metric}_baseline"]
+    print_rows(result.rows, cols)
 
 
 @app.command()

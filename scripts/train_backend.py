@@ -1,0 +1,194 @@
+"""Fit the scoring back end of a speaker model on the development speakers only, and save it.
+
+    .venv/bin/python scripts/train_backend.py                  # default corpora, default model
+    .venv/bin/python scripts/train_backend.py --dry-run        # print the development figures only
+
+Only speakers whose id hashes to ``dev`` (voiceprint.evaluate.split_of) are used; the ``test``
+speakers are never read. Each 16 kHz corpus is used clean and through telephone codecs
+(voiceprint.telephone), so one speaker appears in both domains and the within-speaker whitening
+learns to ignore the channel.
+
+Hyper-parameters are chosen and the calibration is fitted by two-fold cross-fitting over the
+development speakers: the transform and AS-norm cohort are fitted on one half and scored on the
+other, so no development score is computed with a cohort holding its own speaker.
+The result goes to ``models/<model>/backend/`` (backend.json + backend.npz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voiceprint.evaluate import (Item, build_trials, cllr, eer, embed_items, min_dcf,  # noqa: E402
+                                 read_eval_manifest, select_items)
+from voiceprint.scoring import (Backend, backend_dir, fit_logistic, duration_term,  # noqa: E402
+                                speaker_list_hash, within_class_whitening)
+
+DATA = ROOT.parent / "shared" / "data"
+#: corpus folder -> (telephone simulations to add, recordings per speaker used)
+DEFAULT_PLAN = {
+    "speechocean762": (("", "amrnb", "g711u"), 6),
+    "hyke_ivr_8k": (("",), None),
+    "librispeech_test_other": (("", "amrnb", "g711u"), None),
+}
+
+
+def load_dev(plan: dict, model: str | None) -> list[tuple[str, str, list[Item]]]:
+    """(corpus, channel, dev items) for every corpus and simulation of the plan."""
+    sets = []
+    for corpus, (variants, per_speaker) in plan.items():
+        manifest = DATA / corpus / "manifest.csv"
+        for variant in variants:
+            items = select_items(read_eval_manifest(manifest), "dev", per_speaker)
+            embed_items(items, model, variant)
+            usable = [i for i in items if not i.refused and i.net_speech >= 1.0]
+            sets.append((corpus, variant or "clean", usable))
+            print(f"  {corpus:24s} {variant or 'clean':6s} {len(usable):5d} recordings, "
+                  f"{len({i.speaker for i in usable})} speakers", flush=True)
+    return sets
+
+
+def fit_core(items: list[Item], shrink: float, top_n: int, out_dim: int | None) -> Backend:
+    """Domain means, whitening and cohort from these items (calibration left as identity)."""
+    x = np.stack([i.vector for i in items]).astype(np.float64)
+    domains = np.array([i.domain for i in items])
+    means = {d: x[domains == d].mean(axis=0) for d in sorted(set(domains))}
+    if "wideband" not in means:
+        means["wideband"] = x.mean(axis=0)
+    centred = x - np.stack([means[d] for d in domains])
+    labels = np.array([i.speaker for i in items])
+    transform = within_class_whitening(centred, labels, shrink, out_dim) if shrink < 1.0 else np.eye(x.shape[1])
+    backend = Backend(means, transform, np.zeros((1, transform.shape[1])), top_n, np.array([1.0, 0.0, 0.0]), 1e9,
+                      np.zeros(1))
+    backend.cohort = backend.project(x, domains)
+    return backend
+
+
+def cross_scores(sets, shrink: float, top_n: int, out_dim: int | None):
+    """Two-fold cross-fitted dev trials: per (corpus, channel) the score/cosine/labels/durations."""
+    speakers = sorted({i.speaker for _, _, items in sets for i in items})
+    fold = {s: int(hashlib.sha256(("fold:" + s).encode()).digest()[0] & 1) for s in speakers}
+    out = {}
+    for k in (0, 1):
+        train = [i for _, _, items in sets for i in items if fold[i.speaker] != k]
+        backend = fit_core(train, shrink, top_n, out_dim)
+        for corpus, channel, items in sets:
+            held = [i for i in items if fold[i.speaker] == k]
+            ts = build_trials(held, 1, channel, backend)
+            if not ts.tests:
+                continue
+            tgt = ts.target
+            net_t = np.array([t.net_speech for t in ts.tests])
+            dur = duration_term(ts.enrol_net[:, None], net_t[None, :])
+            part = out.setdefault((corpus, channel), {"score": [], "cosine": [], "label": [], "dur": []})
+            part["score"].append(ts.score.ravel())
+            part["cosine"].append(ts.cosine.ravel())
+            part["label"].append(tgt.ravel())
+            part["dur"].append(np.broadcast_to(dur, tgt.shape).ravel())
+    return {key: {k: np.concatenate(v) for k, v in part.items()} for key, part in out.items()}
+
+
+def summarise(trials) -> dict:
+    rows = {}
+    for (corpus, channel), t in trials.items():
+        y = t["label"].astype(bool)
+        rows[f"{corpus}/{channel}"] = {"eer_baseline": eer(t["cosine"][y], t["cosine"][~y]),
+                                       "eer_backend": eer(t["score"][y], t["score"][~y]),
+                                       "mindcf_backend": min_dcf(t["score"][y], t["score"][~y])}
+    return rows
+
+
+def pooled(trials, key: str) -> np.ndarray:
+    return np.concatenate([t[key] for t in trials.values()])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--shrink", type=float, nargs="*", default=[0.05, 0.2, 0.5, 1.0],
+                    help="within-class covariance shrinkage values to try (1.0 = centring only)")
+    ap.add_argument("--top-n", type=int, nargs="*", default=[100, 300], help="AS-norm cohort sizes to try")
+    ap.add_argument("--out-dim", type=int, default=0, help="LDA output dimension (0 = keep all)")
+    ap.add_argument("--no-duration", action="store_true", help="calibrate on the score alone")
+    ap.add_argument("--dry-run", action="store_true", help="report development figures, save nothing")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    print("development data (dev speakers only):")
+    sets = load_dev(DEFAULT_PLAN, args.model)
+    out_dim = args.out_dim or None
+
+    best = None
+    for shrink in args.shrink:
+        for top_n in args.top_n:
+            trials = cross_scores(sets, shrink, top_n, out_dim)
+            summary = summarise(trials)
+            mean_eer = float(np.mean([r["eer_backend"] for r in summary.values()]))
+            print(f"shrink {shrink:4.2f} top_n {top_n:4d}: mean dev EER {100 * mean_eer:.2f} %  "
+                  + "  ".join(f"{k} {100 * r['eer_backend']:.2f}" for k, r in summary.items()), flush=True)
+            if best is None or mean_eer < best[0]:
+                best = (mean_eer, shrink, top_n, trials, summary)
+    mean_eer, shrink, top_n, trials, summary = best
+    print(f"chosen: shrink {shrink}, top_n {top_n}")
+    print("baseline (plain cosine) dev EER: "
+          + "  ".join(f"{k} {100 * r['eer_baseline']:.2f}" for k, r in summary.items()))
+
+    # calibration on the cross-fitted development scores, every condition weighted equally
+    y = pooled(trials, "label").astype(bool)
+    score, dur, cos = pooled(trials, "score"), pooled(trials, "dur"), pooled(trials, "cosine")
+    feats = np.column_stack([score, np.zeros_like(dur) if args.no_duration else dur])
+    w = fit_logistic(feats, y)
+    base = fit_logistic(cos[:, None], y)
+    llr_limit = float(np.log(min(y.sum(), (~y).sum())))
+    cal = {}
+    for key, t in trials.items():
+        yy = t["label"].astype(bool)
+        llr = np.clip(w[0] * t["score"] + w[1] * t["dur"] + w[2], -llr_limit, llr_limit)
+        cal[f"{key[0]}/{key[1]}"] = {"cllr_backend": cllr(llr[yy], llr[~yy]),
+                                     "cllr_baseline": cllr(base[0] * t["cosine"][yy] + base[1],
+                                                           base[0] * t["cosine"][~yy] + base[1])}
+        summary[f"{key[0]}/{key[1]}"].update(cal[f"{key[0]}/{key[1]}"])
+    print(f"calibration llr = {w[0]:.3f}*score + {w[1]:.3f}*log(min net speech) + {w[2]:.3f}; |llr| <= {llr_limit:.2f}")
+    for k, r in summary.items():
+        print(f"  {k:32s} EER {100 * r['eer_baseline']:.2f} -> {100 * r['eer_backend']:.2f} %   "
+              f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f}")
+
+    if args.dry_run:
+        return 0
+    all_items = [i for _, _, items in sets for i in items]
+    backend = fit_core(all_items, shrink, top_n, out_dim)
+    backend.calibration = np.asarray([w[0], 0.0 if args.no_duration else w[1], w[2]])
+    backend.llr_limit = llr_limit
+    backend.nontarget_scores = np.sort(score[~y])
+    speakers = sorted({i.speaker for i in all_items})
+    backend.meta = {
+        "version": 1,
+        "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "fitted_by": "scripts/train_backend.py",
+        "split_rule": "voiceprint.evaluate.split_of: sha256(speaker id)[0] < 128 -> dev",
+        "corpora": {f"{c}/{ch}": len(items) for c, ch, items in sets},
+        "speakers": speakers,
+        "speakers_sha256": speaker_list_hash(speakers),
+        "shrink": shrink,
+        "out_dim": out_dim,
+        "baseline_calibration": [float(base[0]), float(base[1])],
+        "score": "AS-norm of the cosine after domain centring and within-speaker whitening",
+        "llr": "natural log; calibration weights are [score, log(min net speech s), offset]",
+        "dev_figures": summary,
+    }
+    folder = backend_dir(args.model)
+    backend.save(folder)
+    print(f"saved {folder} ({time.time() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""Scores that mean something: a fitted back end, AS-norm, and calibration to likelihood ratios.
+
+A raw cosine between two ECAPA embeddings has no fixed meaning: its distribution moves with the
+channel (8 kHz telephone vs 16 kHz), the duration and the language. The back end fitted by
+``scripts/train_backend.py`` on a speaker-disjoint development split turns it into evidence:
+
+1. **Domain centring** - subtract the mean embedding of the input's domain (``wideband`` or
+   ``narrowband``, decided by the source rate and codec: :func:`domain_of`).
+2. **Within-speaker whitening** - a linear map learned on the development speakers, each seen
+   through several channels (clean and telephone-codec versions of the same recordings), that
+   shrinks the directions in which one speaker's recordings vary (channel, session), then
+   length normalisation.
+3. **AS-norm** (adaptive symmetric score normalisation) - the cosine of the two transformed
+   vectors, normalised by the mean and spread of each side's top-N scores against a cohort of
+   development impostors.
+4. **Calibration** - linear logistic regression from the normalised score (and the log of the
+   shorter side's net speech) to the natural-log likelihood ratio ``llr``.
+
+The back end lives in ``models/<model>/backend/``: ``backend.json`` (parameters, what it was
+fitted on, development figures) and ``backend.npz`` (means, transform, cohort). Other modules use::
+
+    backend = load_backend("ecapa-voxceleb")          # None when none is fitted
+    llr = backend.llr_from_cosine(cosines, ...)       # see Backend.llr for the full path
+    backend.verbal(llr), backend.expected_false_hits(score, library_size)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+#: Codecs that carry 8 kHz telephone audio whatever the container's rate.
+NARROWBAND_CODECS = {"amr_nb", "amrnb", "pcm_mulaw", "pcm_alaw", "gsm", "gsm_ms", "adpcm_g722", "g723_1", "g729"}
+DOMAINS = ("wideband", "narrowband")
+BACKEND_DIR = "backend"
+
+
+def domain_of(source_rate: int, codec: str = "") -> str:
+    """``"narrowband"`` for 8 kHz-origin (telephone) audio, else ``"wideband"``."""
+    if (source_rate and source_rate <= 8000) or (codec or "").lower() in NARROWBAND_CODECS:
+        return "narrowband"
+    return "wideband"
+
+
+# --------------------------------------------------------------------------------------------------
+# ENFSI verbal scale and 1:N false hits
+# --------------------------------------------------------------------------------------------------
+
+#: ENFSI Guideline for Evaluative Reporting (2015): lower bound of log10 LR -> verbal support.
+_ENFSI = ((6.0, "extremely strong"), (4.0, "very strong"), (3.0, "strong"), (2.0, "moderately strong"),
+          (1.0, "moderate"), (0.0, "weak"))
+
+
+def verbal(log10_lr: float | None) -> str | None:
+    """The ENFSI verbal equivalent of a log10 likelihood ratio, for the same- or different-speaker side.
+
+    LR 1-10 weak, 10-100 moderate, 100-1,000 moderately strong, 1,000-10,000 strong,
+    10,000-1,000,000 very strong, above extremely strong; the mirror image below 1.
+    """
+    if log10_lr is None or not np.isfinite(log10_lr):
+        return None
+    if abs(log10_lr) < 1e-9:
+        return "no support for either proposition"
+    side = "same speaker" if log10_lr > 0 else "different speakers"
+    mag = abs(log10_lr)
+    for bound, words in _ENFSI:
+        if mag >= bound:
+            return f"{words} support for {side}"
+    return f"weak support for {side}"  # pragma: no cover - mag >= 0 always matches
+
+
+# --------------------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------------------
+
+
+def duration_term(net_a, net_b) -> np.ndarray:
+    """The quality measure of a trial: log of the shorter side's net speech (seconds, floored at 0.5)."""
+    return np.log(np.maximum(np.minimum(np.asarray(net_a, float), np.asarray(net_b, float)), 0.5))
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, prior: float = 0.5) -> np.ndarray:
+    """Prior-weighted linear logistic regression (the classic FoCal/BOSARIS calibration).
+
+    Returns weights ``w`` (last = offset) such that ``features @ w[:-1] + w[-1]`` is a
+    natural-log likelihood ratio; targets and non-targets are weighted to an effective ``prior``.
+    """
+    from scipy.optimize import minimize
+
+    x = np.column_stack([np.atleast_2d(features.T).T, np.ones(len(labels))]).astype(np.float64)
+    y = np.asarray(labels, bool)
+    nt, nn = int(y.sum()), int((~y).sum())
+    if nt == 0 or nn == 0:
+        raise ModelError("calibration needs both target and non-target trials")
+    wt, wn = prior / nt, (1 - prior) / nn
+    offset = math.log(prior / (1 - prior))
+    sign = np.where(y, 1.0, -1.0)
+    weight = np.where(y, wt, wn)
+
+    def loss(w):
+        z = sign * (x @ w + offset)
+        return float(np.sum(weight * np.logaddexp(0.0, -z))), -(x.T @ (weight * sign * _sigmoid(-z)))
+
+    w0 = np.zeros(x.shape[1])
+    w0[0] = 1.0
+    res = minimize(loss, w0, jac=True, method="L-BFGS-B")
+    return res.x
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+# --------------------------------------------------------------------------------------------------
+# The back end
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """A fitted back end: transform, AS-norm cohort and calibration (see the module docstring)."""
+
+    means: dict[str, np.ndarray]  # domain -> mean of raw embeddings
+    transform: np.ndarray  # (dim, out_dim): applied after centring
+    cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
+    top_n: int
+    calibration: np.ndarray  # weights of [score, duration_term, 1]
+    llr_limit: float  # |llr| is capped here: the data it was fitted on cannot support more
+    nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
+    meta: dict = field(default_factory=dict)
+
+    # -- vectors ----------------------------------------------------------------------------
+    def project(self, vectors: np.ndarray, domains) -> np.ndarray:
+        """Centre each raw embedding on its domain's mean, apply the transform, length-normalise."""
+        v = np.atleast_2d(np.asarray(vectors, np.float64))
+        doms = [domains] * len(v) if isinstance(domains, str) else list(domains)
+        mean_rows = np.stack([self.means.get(d, self.means["wideband"]) for d in doms])
+        y = (v - mean_rows) @ self.transform
+        return _rownorm(y)
+
+    def model(self, vectors: np.ndarray, domains) -> np.ndarray:
+        """One speaker model from several enrolment recordings: the normalised mean of the projections."""
+        return _rownorm(self.project(vectors, domains).mean(axis=0, keepdims=True))[0]
+
+    # -- scores -----------------------------------------------------------------------------
+    def cohort_stats(self, projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread of each vector's top-N cohort scores (the AS-norm statistics)."""
+        s = np.atleast_2d(projected) @ self.cohort.T
+        n = min(self.top_n, s.shape[1])
+        top = -np.partition(-s, n - 1, axis=1)[:, :n]
+        return top.mean(axis=1), np.maximum(top.std(axis=1), 1e-3)
+
+    def score(self, models: np.ndarray, tests: np.ndarray) -> np.ndarray:
+        """AS-normalised score matrix (models x tests) between projected enrolment models and tests."""
+        models, tests = np.atleast_2d(models), np.atleast_2d(tests)
+        raw = models @ tests.T
+        me, se = self.cohort_stats(models)
+        mt, st = self.cohort_stats(tests)
+        return 0.5 * ((raw - me[:, None]) / se[:, None] + (raw - mt[None, :]) / st[None, :])
+
+    def llr(self, scores, net_a=None, net_b=None) -> np.ndarray:
+        """Natural-log likelihood ratio of normalised scores (nets: net speech of the two sides, seconds)."""
+        s = np.asarray(scores, np.float64)
+        w = self.calibration
+        dur = duration_term(10.0 if net_a is None else net_a, 10.0 if net_b is None else net_b)
+        out = w[0] * s + w[1] * dur + w[2]
+        return np.clip(out, -self.llr_limit, self.llr_limit)
+
+    def false_alarm_rate(self, scores) -> np.ndarray:
+        """Share of development impostor trials scoring at or above each score (Gaussian tail beyond the data)."""
+        s = np.asarray(scores, np.float64)
+        non = self.nontarget_scores
+        n = len(non)
+        empirical = 1.0 - np.searchsorted(non, s, side="left") / n
+        from scipy.stats import norm
+
+        mu, sd = float(non.mean()), float(non.std())
+        tail = norm.sf(s, mu, sd)
+        # below the 1-in-n level the empirical rate is zero: use the Gaussian fit there
+        return np.where(empirical * n >= 10, empirical, np.maximum(np.minimum(tail, 10.0 / n), 0.0))
+
+    def expected_false_hits(self, scores, library_size: int) -> np.ndarray:
+        """How many of ``library_size`` persons who are not the speaker would score this high or higher."""
+        return self.false_alarm_rate(scores) * max(int(library_size), 0)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {f"mean_{d}": m for d, m in self.means.items()}
+        np.savez(folder / "backend.npz", transform=self.transform, cohort=self.cohort.astype(np.float32),
+                 nontarget_scores=self.nontarget_scores.astype(np.float32), **arrays)
+        meta = dict(self.meta)
+        meta.update(top_n=self.top_n, calibration=[float(x) for x in self.calibration], llr_limit=self.llr_limit,
+                    domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
+        (folder / "backend.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> "Backend":
+        meta = json.loads((folder / "backend.json").read_text(encoding="utf-8"))
+        if meta.get("npz_sha256") and meta["npz_sha256"] != _file_sha(folder / "backend.npz"):
+            raise ModelError(f"{folder}/backend.npz fails its checksum - refit it with scripts/train_backend.py")
+        z = np.load(folder / "backend.npz")
+        means = {d: z[f"mean_{d}"].astype(np.float64) for d in meta["domains"]}
+        return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
+                   np.asarray(meta["calibration"], float), float(meta["llr_limit"]),
+                   np.sort(z["nontarget_scores"].astype(np.float64)), meta)
+
+
+def _rownorm(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    n[n == 0] = 1.0
+    return x / n
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def backend_dir(model: str | None = None) -> Path:
+    from .embedding import load_spec
+
+    return load_spec(model).home / BACKEND_DIR
+
+
+_LOADED: dict[str, Backend | None] = {}
+
+
+def load_backend(model: str | None = None) -> Backend | None:
+    """The fitted back end of a speaker model, or None when none has been fitted (raw cosine only)."""
+    folder = backend_dir(model)
+    key = str(folder)
+    if key not in _LOADED:
+        _LOADED[key] = Backend.load(folder) if (folder / "backend.json").exists() else None
+    return _LOADED[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------------
+
+
+def within_class_whitening(x: np.ndarray, labels: np.ndarray, shrink: float, out_dim: int | None = None) -> np.ndarray:
+    """Transform that whitens the within-speaker covariance (shrunk toward a scaled identity).
+
+    With ``out_dim`` the result is further reduced by LDA to the ``out_dim`` directions with the
+    largest between-speaker variance after whitening.
+    """
+    labels = np.asarray(labels)
+    uniq, inv = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(uniq), x.shape[1]))
+    np.add.at(sums, inv, x)
+    counts = np.bincount(inv).astype(float)
+    class_means = sums / counts[:, None]
+    within = x - class_means[inv]
+    sw = within.T @ within / len(x)
+    sw = (1 - shrink) * sw + shrink * np.trace(sw) / len(sw) * np.eye(len(sw))
+    evals, evecs = np.linalg.eigh(sw)
+    w = evecs / np.sqrt(np.maximum(evals, 1e-10))
+    if out_dim:
+        mu = x.mean(axis=0)
+        sb = ((class_means - mu) * counts[:, None]).T @ (class_means - mu) / len(x)
+        sb_w = w.T @ sb @ w
+        e2, v2 = np.linalg.eigh(sb_w)
+        w = w @ v2[:, np.argsort(e2)[::-1][:out_dim]]
+    return w
+
+
+def speaker_list_hash(speakers) -> str:
+    return hashlib.sha256("\n".join(sorted(set(speakers))).encode()).hexdigest()
