@@ -25,7 +25,7 @@ FEATURES = {
     "fwd_share": "share of calls forwarded",
     "out_distinct_others": "distinct callees of outgoing calls",
     "dur_mean": "mean call duration (s)",
-    "dur_median": "median call duration (s)",
+    "dur_median": "median call duration (s, t-digest approximation)",
     "dur_max": "longest call (s)",
     "dur_std": "call duration standard deviation (s)",
     # area
@@ -47,7 +47,7 @@ FEATURES = {
     "max_callees_6h": "most distinct callees in one 6-hour window",
     "mean_callees_6h": "mean distinct callees per active 6-hour window",
     "interval_mean": "mean seconds between consecutive calls",
-    "interval_median": "median seconds between consecutive calls",
+    "interval_median": "median seconds between consecutive calls (t-digest approximation)",
     "interval_std": "standard deviation of seconds between calls",
     "daily_trend": "slope of daily calls over time, relative to the mean",
     # group
@@ -80,7 +80,7 @@ def _paths_sql(paths) -> str:
     return "[" + ", ".join(sql_path(p) for p in paths) + "]"
 
 
-def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, memory_limit=None, threads=None):
+def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, memory_limit=None, threads=None, temp_directory=None):
     """Compute the per-number feature table from canonical call Parquet file(s).
 
     ``registry`` and ``fraud_list`` are optional imported Parquet files. Writes Parquet or CSV to
@@ -88,7 +88,7 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, 
     a pandas DataFrame (small inputs only).
     """
     own = con is None
-    con = con or connect(memory_limit=memory_limit, threads=threads)
+    con = con or connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory)
     con.execute(f"CREATE OR REPLACE TEMP VIEW cdr AS SELECT * FROM read_parquet({_paths_sql(calls)}, union_by_name = true)")
     con.execute("CREATE OR REPLACE TEMP VIEW voice AS SELECT * FROM cdr WHERE record = 'call'")
     if registry:
@@ -120,29 +120,45 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, 
 
 
 def _base(con) -> None:
-    hours = ", ".join(f"avg((hour(start) = {h})::INT) AS hour_{h:02d}" for h in range(24))
+    """One pass over the calls into small per-number tables; everything else reads those."""
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE f_base AS SELECT number,
-            count(*) AS calls,
-            count(DISTINCT other) AS distinct_others,
-            count(DISTINCT other) FILTER (WHERE direction = 'out') AS out_distinct_others,
-            avg((direction = 'out')::INT) AS out_share,
-            avg((direction = 'fwd')::INT) AS fwd_share,
-            avg(duration) AS dur_mean, median(duration) AS dur_median, max(duration) AS dur_max,
+        """CREATE OR REPLACE TEMP TABLE f_scan AS SELECT number, count(*) AS calls,
+            avg((direction = 'out')::INT) AS out_share, avg((direction = 'fwd')::INT) AS fwd_share,
+            avg(duration) AS dur_mean, approx_quantile(duration, 0.5) AS dur_median, max(duration) AS dur_max,
             stddev_samp(duration) AS dur_std,
-            count(DISTINCT city) AS n_cities, count(DISTINCT county) AS n_counties,
-            count(DISTINCT county) FILTER (WHERE direction = 'out') AS n_counties_out,
-            count(DISTINCT other_area) AS n_other_areas,
             avg((other_area <> city)::INT) FILTER (WHERE direction = 'out' AND other_area IS NOT NULL AND city IS NOT NULL) AS far_callee_share,
-            count(DISTINCT hour(start)) AS n_hours,
-            avg((isodow(start) <= 5 AND hour(start) BETWEEN 9 AND 17)::INT) AS office_share,
-            avg((hour(start) < 6)::INT) AS night_share,
-            count(DISTINCT start::DATE) AS active_days,
-            count(DISTINCT day(start)) AS days_of_month,
-            date_diff('day', min(start), max(start)) + 1 AS span_days,
-            count(DISTINCT imei) AS n_imei,
-            {hours}
+            date_diff('day', min(start), max(start)) + 1 AS span_days
             FROM voice GROUP BY number"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE hourly AS SELECT number, hour(start) AS hr, isodow(start) <= 5 AS weekday, count(*) AS n
+            FROM voice GROUP BY ALL"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE places AS SELECT number, city, county, direction = 'out' AS is_out,
+            count(*) AS n FROM voice GROUP BY ALL"""
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE handsets AS SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL")
+    con.execute("CREATE OR REPLACE TEMP TABLE callee_areas AS SELECT DISTINCT number, other_area FROM voice WHERE other_area IS NOT NULL")
+    hours = ", ".join(f"sum(n) FILTER (WHERE hr = {h}) / sum(n) AS hour_{h:02d}" for h in range(24))
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE f_hours AS SELECT number, count(DISTINCT hr) AS n_hours,
+            coalesce(sum(n) FILTER (WHERE weekday AND hr BETWEEN 9 AND 17), 0) / sum(n) AS office_share,
+            coalesce(sum(n) FILTER (WHERE hr < 6), 0) / sum(n) AS night_share, {hours}
+            FROM hourly GROUP BY number"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE f_places AS SELECT p.number, count(DISTINCT p.city) AS n_cities,
+            count(DISTINCT p.county) AS n_counties, count(DISTINCT p.county) FILTER (WHERE p.is_out) AS n_counties_out,
+            any_value(h.n_imei) AS n_imei, any_value(a.n_other_areas) AS n_other_areas
+            FROM places p
+            LEFT JOIN (SELECT number, count(*) AS n_imei FROM handsets GROUP BY number) h USING (number)
+            LEFT JOIN (SELECT number, count(*) AS n_other_areas FROM callee_areas GROUP BY number) a USING (number)
+            GROUP BY p.number"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE f_base AS SELECT s.*, h.* EXCLUDE (number), p.* EXCLUDE (number)
+            FROM f_scan s JOIN f_hours h USING (number) JOIN f_places p USING (number)"""
     )
 
 
@@ -153,7 +169,8 @@ def _pairs(con) -> None:
             FROM voice GROUP BY number, other"""
     )
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_pairs AS SELECT number,
+        """CREATE OR REPLACE TEMP TABLE f_pairs AS SELECT number, count(*) AS distinct_others,
+            count(*) FILTER (WHERE n_out > 0) AS out_distinct_others,
             avg(n) AS calls_per_other, median(n) AS calls_per_other_median, max(n) AS calls_per_other_max,
             avg((n > 1)::INT) AS repeat_other_share, avg((n_out > 0 AND n_in > 0)::INT) AS two_way_share
             FROM pairs GROUP BY number"""
@@ -162,25 +179,31 @@ def _pairs(con) -> None:
 
 def _bursts(con) -> None:
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE daily AS SELECT number, start::DATE AS day, count(*) AS n,
-            count(DISTINCT other) FILTER (WHERE direction = 'out') AS callees FROM voice GROUP BY number, day"""
+        """CREATE OR REPLACE TEMP TABLE windows AS SELECT DISTINCT number, time_bucket(INTERVAL 6 HOUR, start) AS w, other
+            FROM voice WHERE direction = 'out'"""
     )
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_bursts AS SELECT d.number, max(d.callees) AS max_callees_day,
-            regr_slope(d.n, date_diff('day', DATE '2000-01-01', d.day)) / nullif(avg(d.n), 0) AS daily_trend,
-            any_value(w.max_callees_6h) AS max_callees_6h, any_value(w.mean_callees_6h) AS mean_callees_6h
-            FROM daily d LEFT JOIN (
-                SELECT number, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM (
-                    SELECT number, time_bucket(INTERVAL 6 HOUR, start) AS w, count(DISTINCT other) AS callees
-                    FROM voice WHERE direction = 'out' GROUP BY number, w) GROUP BY number
-            ) w USING (number) GROUP BY d.number"""
+        """CREATE OR REPLACE TEMP TABLE daily AS SELECT number, start::DATE AS day, count(*) AS n FROM voice GROUP BY ALL"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE f_bursts AS
+            WITH per_w AS (SELECT number, w, count(*) AS callees FROM windows GROUP BY ALL),
+            per_day AS (SELECT number, day, count(DISTINCT other) AS callees FROM (SELECT number, w::DATE AS day, other FROM windows) GROUP BY ALL),
+            w6 AS (SELECT number, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM per_w GROUP BY number),
+            d1 AS (SELECT number, max(callees) AS max_callees_day FROM per_day GROUP BY number),
+            act AS (SELECT number, count(*) AS active_days, count(DISTINCT day(day)) AS days_of_month,
+                    regr_slope(n, date_diff('day', DATE '2000-01-01', day)) / nullif(avg(n), 0) AS daily_trend
+                    FROM daily GROUP BY number)
+            SELECT act.number, act.active_days, act.days_of_month, act.daily_trend, d1.max_callees_day,
+                   w6.max_callees_6h, w6.mean_callees_6h
+            FROM act LEFT JOIN d1 USING (number) LEFT JOIN w6 USING (number)"""
     )
 
 
 def _intervals(con) -> None:
     con.execute(
         """CREATE OR REPLACE TEMP TABLE f_intervals AS SELECT number, avg(gap) AS interval_mean,
-            median(gap) AS interval_median, stddev_samp(gap) AS interval_std FROM (
+            approx_quantile(gap, 0.5) AS interval_median, stddev_samp(gap) AS interval_std FROM (
                 SELECT number, epoch(start) - lag(epoch(start)) OVER (PARTITION BY number ORDER BY start) AS gap
                 FROM voice) WHERE gap IS NOT NULL GROUP BY number"""
     )
@@ -189,7 +212,7 @@ def _intervals(con) -> None:
 def _area(con) -> None:
     con.execute(
         """CREATE OR REPLACE TEMP TABLE f_area AS
-            WITH per_county AS (SELECT number, county, count(*) AS n FROM voice WHERE county IS NOT NULL GROUP BY ALL),
+            WITH per_county AS (SELECT number, county, sum(n) AS n FROM places WHERE county IS NOT NULL GROUP BY ALL),
             top AS (SELECT number, arg_max(county, n) AS top_county, max(n) / sum(n) AS top_county_share,
                     sum(n) AS n_known FROM per_county GROUP BY number),
             home AS (SELECT t.number, coalesce(r.home_county, t.top_county) AS home_county, t.top_county_share, t.n_known
@@ -203,7 +226,7 @@ def _area(con) -> None:
 def _group(con) -> None:
     con.execute(
         """CREATE OR REPLACE TEMP TABLE f_imei AS
-            WITH ni AS (SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL),
+            WITH ni AS (SELECT number, imei FROM handsets),
             per_imei AS (SELECT imei, count(*) AS numbers FROM ni GROUP BY imei)
             SELECT ni.number, max(per_imei.numbers) AS max_numbers_per_imei FROM ni JOIN per_imei USING (imei) GROUP BY ni.number"""
     )
@@ -238,7 +261,7 @@ def _community(con) -> None:
                           WHERE d.deg BETWEEN 2 AND {RARE_CONTACT_MAX_DEGREE}),
             by_contact AS (SELECT a.number AS a, b.number AS b FROM rare a JOIN rare b ON a.other = b.other AND a.number < b.number
                            GROUP BY ALL HAVING count(*) >= {COMMUNITY_MIN_SHARED}),
-            ni AS (SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL),
+            ni AS (SELECT number, imei FROM handsets),
             by_imei AS (SELECT DISTINCT a.number AS a, b.number AS b FROM ni a JOIN ni b ON a.imei = b.imei AND a.number < b.number)
             SELECT a, b FROM by_contact UNION SELECT a, b FROM by_imei"""
     )
@@ -279,12 +302,12 @@ def _sms(con) -> None:
 
 def _final_select() -> str:
     return f"""SELECT b.number,
-        b.calls, b.distinct_others, p.calls_per_other, p.calls_per_other_median, p.calls_per_other_max,
-        p.repeat_other_share, b.out_share, b.fwd_share, b.out_distinct_others,
+        b.calls, p.distinct_others, p.calls_per_other, p.calls_per_other_median, p.calls_per_other_max,
+        p.repeat_other_share, b.out_share, b.fwd_share, p.out_distinct_others,
         b.dur_mean, b.dur_median, b.dur_max, b.dur_std,
         b.n_cities, b.n_counties, b.n_counties_out, a.top_county_share, a.away_share, a.home_county,
         b.n_other_areas, b.far_callee_share,
-        b.n_hours, b.office_share, b.night_share, b.active_days, b.days_of_month, b.span_days,
+        b.n_hours, b.office_share, b.night_share, bu.active_days, bu.days_of_month, b.span_days,
         coalesce(bu.max_callees_day, 0) AS max_callees_day, coalesce(bu.max_callees_6h, 0) AS max_callees_6h,
         coalesce(bu.mean_callees_6h, 0) AS mean_callees_6h,
         i.interval_mean, i.interval_median, i.interval_std, bu.daily_trend,

@@ -1,0 +1,209 @@
+"""Benchmark the calls features and scoring at 10^6, 10^7 and 10^8 rows against plain pandas.
+
+Each step runs in its own child process so that its peak memory (max RSS) is measured alone:
+generation (DuckDB SQL straight into Parquet), DuckDB features, rule scoring with precision at
+k (k = number of planted fraud numbers), and a straightforward pandas implementation of the same
+features (skipped above --pandas-max rows). Prints a Markdown table with the machine.
+
+    .venv/bin/python scripts/bench_calls.py --sizes 1000000 10000000 --work /tmp/vp_bench
+    nohup .venv/bin/python scripts/bench_calls.py --sizes 100000000 --pandas-max 0 --work /tmp/vp_bench > bench_1e8.log &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        with open("/proc/meminfo") as fh:
+            kb = int(fh.readline().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except OSError:
+        pass
+    import duckdb
+    import pandas
+
+    return f"{os.cpu_count()} CPUs{mem}, {platform.machine()} {platform.system()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}, pandas {pandas.__version__}"
+
+
+def run_child(args: list[str]) -> dict:
+    """Run this script as a child; return its JSON result plus wall seconds and peak RSS (MiB)."""
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, str(HERE), *args], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"child {args} failed")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(wall_s=round(time.time() - t0, 2), peak_mib=round(usage.ru_maxrss / 1024))
+    return result
+
+
+# ---------------------------------------------------------------- child steps
+
+
+def child_generate(work: Path, rows: int, memory_limit: str, threads: int | None) -> dict:
+    from gen_cdr import generate
+
+    res = generate(work, rows, canonical=True, memory_limit=memory_limit, threads=threads)
+    from voiceprint.calls.ingest import import_fraud_list, import_registry
+
+    import_registry(work / "registry.csv", work / "registry.parquet")
+    import_fraud_list(work / "fraud_list.csv", work / "fraud_list.parquet")
+    return {"subscribers": res["subscribers"], "fraud_numbers": res["fraud_numbers"]}
+
+
+def child_duckdb(work: Path, memory_limit: str, threads: int | None) -> dict:
+    from voiceprint.calls.features import compute_features
+
+    t0 = time.time()
+    n = compute_features(work / "calls.parquet", out=work / "features.parquet", registry=work / "registry.parquet",
+                         fraud_list=work / "fraud_list.parquet", memory_limit=memory_limit, threads=threads,
+                         temp_directory=work / ".duckdb_tmp")
+    return {"numbers": n, "seconds": round(time.time() - t0, 2)}
+
+
+def child_score(work: Path) -> dict:
+    import pandas as pd
+
+    from voiceprint.calls.leads import score_table
+    from voiceprint.calls.scoring import load_feature_table
+
+    t0 = time.time()
+    rows = score_table(load_feature_table(work / "features.parquet"))
+    seconds = time.time() - t0
+    truth = set(pd.read_csv(work / "truth.csv", dtype=str)["number"])
+    k = len(truth)
+    hits = sum(r["number"] in truth for r in rows[:k])
+    return {"seconds": round(seconds, 2), "k": k, "precision_at_k": hits / k}
+
+
+def child_pandas(work: Path) -> dict:
+    t0 = time.time()
+    feats = pandas_features(work / "calls.parquet", work / "registry.parquet", work / "fraud_list.parquet")
+    return {"numbers": len(feats), "seconds": round(time.time() - t0, 2)}
+
+
+def pandas_features(calls, registry, fraud_list):
+    """The same per-number features written plainly in pandas (community detection left out)."""
+    import numpy as np
+    import pandas as pd
+
+    df = pd.read_parquet(calls)
+    v = df[df["record"] == "call"].copy()
+    del df
+    v["is_out"] = v["direction"] == "out"
+    v["is_in"] = v["direction"] == "in"
+    v["is_fwd"] = v["direction"] == "fwd"
+    v["hr"] = v["start"].dt.hour
+    v["day"] = v["start"].dt.floor("D")
+    g = v.groupby("number")
+    f = pd.DataFrame({
+        "calls": g.size(), "out_share": g["is_out"].mean(), "fwd_share": g["is_fwd"].mean(),
+        "dur_mean": g["duration"].mean(), "dur_median": g["duration"].median(), "dur_max": g["duration"].max(),
+        "dur_std": g["duration"].std(), "n_cities": g["city"].nunique(), "n_counties": g["county"].nunique(),
+        "n_imei": g["imei"].nunique(), "n_other_areas": g["other_area"].nunique(), "n_hours": g["hr"].nunique(),
+        "active_days": g["day"].nunique(), "days_of_month": g["start"].apply(lambda s: s.dt.day.nunique()),
+        "span_days": (g["start"].max() - g["start"].min()).dt.days + 1,
+        "office_share": ((v["start"].dt.day_of_week < 5) & v["hr"].between(9, 17)).groupby(v["number"]).mean(),
+        "night_share": (v["hr"] < 6).groupby(v["number"]).mean(),
+    })
+    f["n_counties_out"] = v[v["is_out"]].groupby("number")["county"].nunique()
+    hours = pd.crosstab(v["number"], v["hr"], normalize="index")
+    f = f.join(hours.add_prefix("hour_"))
+    pairs = v.groupby(["number", "other"]).agg(n=("is_out", "size"), n_out=("is_out", "sum"), n_in=("is_in", "sum")).reset_index()
+    pg = pairs.groupby("number")
+    f["distinct_others"] = pg.size()
+    f["calls_per_other"] = pg["n"].mean()
+    f["calls_per_other_median"] = pg["n"].median()
+    f["calls_per_other_max"] = pg["n"].max()
+    f["repeat_other_share"] = (pairs["n"] > 1).groupby(pairs["number"]).mean()
+    f["two_way_share"] = ((pairs["n_out"] > 0) & (pairs["n_in"] > 0)).groupby(pairs["number"]).mean()
+    out = v[v["is_out"]]
+    f["out_distinct_others"] = out.groupby("number")["other"].nunique()
+    f["max_callees_day"] = out.groupby(["number", "day"])["other"].nunique().groupby("number").max()
+    w = out.groupby(["number", out["start"].dt.floor("6h")])["other"].nunique().groupby("number")
+    f["max_callees_6h"], f["mean_callees_6h"] = w.max(), w.mean()
+    v = v.sort_values(["number", "start"])
+    gap = v["start"].astype("int64").groupby(v["number"]).diff() / 1e9
+    gg = gap.groupby(v["number"])
+    f["interval_mean"], f["interval_median"], f["interval_std"] = gg.mean(), gg.median(), gg.std()
+    daily = v.groupby(["number", "day"]).size().reset_index(name="n")
+    daily["x"] = (daily["day"] - pd.Timestamp("2000-01-01")).dt.days
+    def slope(d):  # noqa: E306
+        return np.polyfit(d["x"], d["n"], 1)[0] / d["n"].mean() if len(d) > 1 else np.nan
+    f["daily_trend"] = daily.groupby("number")[["x", "n"]].apply(slope)
+    ni = v[["number", "imei"]].dropna().drop_duplicates()
+    ni["numbers"] = ni.groupby("imei")["number"].transform("size")
+    f["max_numbers_per_imei"] = ni.groupby("number")["numbers"].max()
+    reg = pd.read_parquet(registry)
+    reg["numbers_on_id"] = reg.groupby("id_number")["number"].transform("size")
+    f["numbers_on_id"] = reg.set_index("number")["numbers_on_id"]
+    deg = pairs.groupby("other").size()
+    pairs["deg"] = pairs["other"].map(deg)
+    f["shared_others"] = (pairs["deg"] >= 2).groupby(pairs["number"]).sum()
+    f["shared_other_share"] = (pairs["deg"] >= 2).groupby(pairs["number"]).mean()
+    known = set(pd.read_parquet(fraud_list)["number"])
+    fraud_others = set(pairs.loc[pairs["number"].isin(known), "other"]) | known
+    f["fraud_contacts"] = pairs["other"].isin(fraud_others).groupby(pairs["number"]).sum()
+    return f
+
+
+# ---------------------------------------------------------------- driver
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/vp_bench"))
+    ap.add_argument("--pandas-max", type=float, default=1e7, help="largest size the pandas baseline runs at")
+    ap.add_argument("--memory-limit", default="6GB", help="DuckDB memory limit")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--child", choices=["generate", "duckdb", "score", "pandas"], help=argparse.SUPPRESS)
+    ap.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        fn = {"generate": lambda: child_generate(args.work, args.rows, args.memory_limit, args.threads),
+              "duckdb": lambda: child_duckdb(args.work, args.memory_limit, args.threads),
+              "score": lambda: child_score(args.work), "pandas": lambda: child_pandas(args.work)}[args.child]
+        print(json.dumps(fn()))
+        return
+    print(f"machine: {machine()}; DuckDB memory_limit {args.memory_limit}, threads {args.threads or os.cpu_count()}", flush=True)
+    common = ["--memory-limit", args.memory_limit] + (["--threads", str(args.threads)] if args.threads else [])
+    results = []
+    for size in args.sizes:
+        rows = int(size)
+        work = args.work / f"rows_{rows}"
+        base = ["--work", str(work), "--rows", str(rows)] + common
+        gen = run_child(["--child", "generate"] + base)
+        duck = run_child(["--child", "duckdb"] + base)
+        score = run_child(["--child", "score"] + base)
+        pand = run_child(["--child", "pandas"] + base) if rows <= args.pandas_max else None
+        res = {"rows": rows, "subscribers": gen["subscribers"], "generate": gen, "duckdb": duck, "score": score, "pandas": pand}
+        results.append(res)
+        line = (f"| {rows:.0e} | {gen['subscribers']} | gen {gen['wall_s']} s | DuckDB features {duck['wall_s']} s "
+                f"({rows / duck['wall_s']:,.0f} rows/s, peak {duck['peak_mib']} MiB) | score {score['wall_s']} s, "
+                f"P@{score['k']} {score['precision_at_k']:.2f} |")
+        if pand:
+            line += (f" pandas {pand['wall_s']} s ({rows / pand['wall_s']:,.0f} rows/s, peak {pand['peak_mib']} MiB), "
+                     f"DuckDB/pandas speed-up x{pand['wall_s'] / duck['wall_s']:.1f}, memory x{pand['peak_mib'] / duck['peak_mib']:.1f} |")
+        print(line, flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
