@@ -200,14 +200,18 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
             raise DataError(f"{path}: not valid {enc} - name the encoding, e.g. --encoding gb18030") from None
         raise DataError(f"{path}: cannot be read as a delimited file ({text.splitlines()[0]})") from None
     rejects = con.execute("SELECT line, error_type, column_name FROM reject_errors ORDER BY line").fetchall()
-    if any("UNICODE" in str(r[1]).upper() for r in rejects) and not named:
-        enc = "gb18030"  # cannot happen after a strict scan; kept for safety with named encodings
-    return cols, [(int(line), _reject_reason(kind, col)) for line, kind, col in rejects], enc
+    bad_text = [line for line, kind, _ in rejects if any(w in str(kind).upper() for w in ("UNICODE", "ENCODING"))]
+    if bad_text:
+        raise DataError(f"{path}: line {bad_text[0]} is not valid {enc} - a GBK file? name it with --encoding gb18030")
+    by_line: dict[int, str] = {}
+    for line, kind, col in rejects:  # one entry per line, however many of its columns failed
+        by_line.setdefault(int(line), _reject_reason(kind, col))
+    return cols, sorted(by_line.items()), enc
 
 
 def _reject_reason(kind: str, column: str | None) -> str:
     kind = str(kind).lower()
-    if "unicode" in kind:
+    if "unicode" in kind or "encoding" in kind:
         return "invalid text encoding (try --encoding gb18030)"
     return kind + (f" (column {column})" if column and "column" not in kind else "")
 
@@ -358,19 +362,20 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
             f"WHEN lower(trim({c['direction']}::VARCHAR)) IN ({', '.join(repr(str(v).lower()) for v in values)}) THEN '{canon}'"
             for canon, values in (("out", tpl.direction.get("out", ["out"])), ("in", tpl.direction.get("in", ["in"])), ("fwd", tpl.direction.get("forwarded", ["fwd"])))
         )
+        direction = f"(CASE {dir_cases} ELSE NULL END)"
         fmt = tpl.timestamp_format.replace("'", "''")
         start = f"coalesce(try_cast(trim({c['start']}) AS TIMESTAMP), try_strptime(trim({c['start']}), '{fmt}'))"
         duration = f"try_cast(trim({c.get('duration', 'NULL')}) AS DOUBLE)"
         record = f"coalesce(lower({_text(c.get('record', 'NULL'))}), '{tpl.record}')"
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE checked AS SELECT row_idx, number_n AS number, other_n AS other,
-                CASE {dir_cases} ELSE NULL END AS direction, {start} AS start, {duration} AS duration,
+                {direction} AS direction, {start} AS start, {duration} AS duration,
                 {_text(c.get('city', 'NULL'))} AS city, {_text(c.get('county', 'NULL'))} AS county,
                 {_text(c.get('imei', 'NULL'))} AS imei, {_text(c.get('other_area', 'NULL'))} AS other_area,
                 {record} AS record,
                 CASE WHEN number_n = '' THEN 'missing number'
                      WHEN other_n = '' THEN 'missing counter-party'
-                     WHEN direction IS NULL THEN 'unknown direction ' || coalesce(trim({c['direction']}::VARCHAR), 'NULL')
+                     WHEN {direction} IS NULL THEN 'unknown direction ' || coalesce(trim({c['direction']}::VARCHAR), 'NULL')
                      WHEN {start} IS NULL THEN 'bad start time ' || coalesce(trim({c['start']}), 'NULL')
                      WHEN {_text(c.get('duration', 'NULL'))} IS NOT NULL AND ({duration} IS NULL OR {duration} < 0)
                           THEN 'bad duration ' || trim({c.get('duration', 'NULL')})

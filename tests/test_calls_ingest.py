@@ -1,0 +1,144 @@
+"""Ingest: templates, encodings, number normalisation, dedupe, malformed-row report, empty files."""
+
+from __future__ import annotations
+
+import gzip
+
+import duckdb
+import pytest
+
+from voiceprint.calls.engine import connect
+from voiceprint.calls.ingest import detect_encoding, import_calls, import_fraud_list, import_registry, load_template
+from voiceprint.errors import DataError
+from voiceprint.phones import normalize_number
+
+HEADER = "number,other,direction,start,duration,city,county,imei,other_area\n"
+ROW = "13800138000,13900139000,out,2020-03-01 10:00:00,30,成都,锦江区,35000000000001,广东\n"
+
+
+def rows(path):
+    return duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY start, other").fetchall()
+
+
+@pytest.mark.parametrize("raw", [
+    "13800138000", "+8613800138000", "8613800138000", "008613800138000", "86 138-0013-8000", "138 0013 8000",
+    "02812345678", "028-12345678", "10086", "95588", "+14155552671", "4008001234", "1380013800",
+    "ABCDEF0123456789ABCDEF0123456789", "6c5a467f3feef3fea4ef9a032b5d12ebbfc1bf588fdbc89ba623b58c57cf6de3",
+    "", " ", "nan", "NULL", "0013800138000", "19912345678", "14500000000",
+])
+def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
+    con = connect(temp_directory=tmp_path)
+    fast = con.execute("SELECT vp_norm(?)", [raw]).fetchone()[0]
+    if fast is not None:  # the SQL fast path must equal the Python reference where it answers
+        assert fast == normalize_number(raw)
+    (tmp_path / "c.csv").write_text(HEADER + f'"{raw}",13900139000,out,2020-03-01 10:00:00,30,,,,\n', encoding="utf-8")
+    report = import_calls(tmp_path / "c.csv", tmp_path / "c.parquet", template="generic", con=con)
+    expected = normalize_number(raw)
+    if expected:
+        assert rows(tmp_path / "c.parquet")[0][0] == expected
+    else:
+        assert report.malformed == 1 and report.malformed_lines[0]["reason"] == "missing number"
+
+
+def test_gbk_file_is_detected_and_decoded(tmp_path):
+    path = tmp_path / "gbk.csv"
+    path.write_bytes((HEADER + ROW).encode("gbk"))
+    assert detect_encoding(path) == "gb18030"
+    report = import_calls(path, tmp_path / "out.parquet", template="generic")
+    assert report.encodings[str(path)] == "gb18030"
+    (row,) = rows(tmp_path / "out.parquet")
+    assert row[5:7] == ("成都", "锦江区")
+    assert row[0] == "+8613800138000" and row[2] == "out" and row[4] == 30
+
+
+def test_gbk_read_as_utf8_names_the_encoding_option(tmp_path):
+    path = tmp_path / "gbk.csv"
+    path.write_bytes((HEADER + ROW).encode("gbk"))
+    with pytest.raises(DataError, match="--encoding"):
+        import_calls(path, tmp_path / "out.parquet", template="generic", encoding="utf-8")
+
+
+def test_malformed_rows_are_reported_with_line_numbers_and_duplicates_merged(tmp_path):
+    lines = [
+        HEADER,                                                                        # line 1
+        ROW,                                                                           # 2 kept
+        "13800138000,13900139001,in\n",                                                # 3 too few columns
+        ROW,                                                                           # 4 exact duplicate
+        "13800138000,13900139002,out,yesterday,5,,,,\n",                               # 5 bad start time
+        "13800138000,13900139000,out,2020-03-01 10:00:00,30,成都,武侯区,35000000000001,广东\n",  # 6 split call (other county)
+        ",13900139003,out,2020-03-01 11:00:00,5,,,,\n",                                # 7 missing number
+        "13800138000,13900139004,sideways,2020-03-01 12:00:00,5,,,,\n",                # 8 unknown direction
+        "13800138000,13900139005,in,2020-03-01 13:00:00,-4,,,,\n",                     # 9 bad duration
+        "13800138000,13900139006,in,2020-03-01 14:00:00,7,,,,,extra\n",                # 10 too many columns
+        "13800138000,13900139007,in,2020-03-01 15:00:00,8,,,,\n",                      # 11 kept
+    ]
+    path = tmp_path / "dirty.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    report = import_calls(path, tmp_path / "out.parquet", template="generic")
+    assert report.rows_read == 10
+    assert report.malformed == 6
+    assert [(m["line"], m["reason"].split()[0]) for m in report.malformed_lines] == [
+        (3, "missing"), (5, "bad"), (7, "missing"), (8, "unknown"), (9, "bad"), (10, "too")]
+    assert report.exact_duplicates == 1 and report.split_calls_merged == 1
+    assert report.rows_written == 2
+    kept = rows(tmp_path / "out.parquet")
+    assert kept[0][6] == "锦江区"  # the first county seen wins when a call is split across areas
+    assert (tmp_path / "out.parquet.report.json").exists()
+
+
+def test_empty_file_is_a_clear_error_and_header_only_an_empty_result(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        import_calls(empty, tmp_path / "out.parquet", template="generic")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(HEADER, encoding="utf-8")
+    report = import_calls(header_only, tmp_path / "out.parquet", template="generic")
+    assert report.rows_written == 0 and "no records" in report.message
+
+
+def test_gzip_tsv_and_parquet_inputs_and_template_detection(tmp_path):
+    tsv = tmp_path / "calls.tsv.gz"
+    with gzip.open(tsv, "wt", encoding="utf-8") as fh:
+        fh.write(HEADER.replace(",", "\t") + ROW.replace(",", "\t"))
+    report = import_calls(tsv, tmp_path / "a.parquet")  # no template: generic is detected from the header
+    assert report.template == "generic" and report.rows_written == 1
+    sichuan = tmp_path / "voc.csv"
+    sichuan.write_text(
+        "phone_no_m,opposite_no_m,calltype_id,start_datetime,call_dur,city_name,county_name,imei_m\n"
+        + "A" * 64 + "," + "b" * 64 + ",1,2019-09-26 12:24:11,47,,,ffff\n", encoding="utf-8")
+    report = import_calls(sichuan, tmp_path / "s.parquet")
+    assert report.template == "sichuan"
+    row = rows(tmp_path / "s.parquet")[0]
+    assert row[0] == "a" * 64 and row[2] == "out" and row[5] is None
+    report = import_calls(tmp_path / "a.parquet", tmp_path / "again.parquet", template="generic")
+    assert report.rows_written == 1
+
+
+def test_missing_column_and_unknown_template_are_data_errors(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(DataError, match="template"):
+        import_calls(path, tmp_path / "o.parquet")
+    with pytest.raises(DataError, match="lacks column"):
+        import_calls(path, tmp_path / "o.parquet", template="sichuan")
+    with pytest.raises(DataError, match="no template"):
+        load_template("no_such_carrier")
+
+
+def test_registry_and_fraud_list(tmp_path):
+    reg = tmp_path / "reg.csv"
+    reg.write_text("number,name,id_number\n13800138000,张三,51010019800101123x\n138 0013 8001,张三,51010019800101123X\n,nobody,1\n",
+                   encoding="utf-8")
+    report = import_registry(reg, tmp_path / "reg.parquet")
+    assert report.rows_written == 2 and report.malformed == 1 and report.malformed_lines[0]["line"] == 4
+    ids = {r[0]: r[2] for r in rows_any(tmp_path / "reg.parquet")}
+    assert ids == {"+8613800138000": "51010019800101123X", "+8613800138001": "51010019800101123X"}
+    fl = tmp_path / "fraud.csv"
+    fl.write_text("number,source\n13800138000,notice 1\n13800138000,notice 2\n", encoding="utf-8")
+    report = import_fraud_list(fl, tmp_path / "fraud.parquet")
+    assert report.rows_written == 1 and report.exact_duplicates == 1
+
+
+def rows_any(path):
+    return duckdb.sql(f"SELECT * FROM read_parquet('{path}')").fetchall()
