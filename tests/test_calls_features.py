@@ -1,0 +1,93 @@
+"""Features: hand-made CDRs with known answers, and generated CDRs with planted dens."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from voiceprint.calls.features import FEATURES, compute_features
+from voiceprint.calls.ingest import import_calls, import_fraud_list, import_registry
+from voiceprint.errors import DataError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from gen_cdr import generate  # noqa: E402
+
+HEADER = "number,other,direction,start,duration,city,county,imei,other_area\n"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Three subscribers: A calls five strangers in one morning from one handset shared with B;
+    B talks both ways with two friends; C is a known fraud number that also calls A's victims."""
+    d = tmp_path_factory.mktemp("small")
+    lines = [HEADER]
+    for k in range(5):
+        lines.append(f"13800000001,1390000001{k},out,2020-03-02 0{9}:{10 + k}:00,{20 + k},成都,锦江区,IMEI1,广东\n")
+    lines += [
+        "13800000002,13700000001,out,2020-03-01 20:00:00,100,成都,武侯区,IMEI1,成都\n",
+        "13800000002,13700000001,in,2020-03-02 21:00:00,200,成都,武侯区,IMEI2,成都\n",
+        "13800000002,13700000002,in,2020-03-05 22:00:00,50,绵阳,涪城区,IMEI2,\n",
+        "13800000003,13900000010,out,2020-03-03 10:00:00,10,成都,锦江区,IMEI3,\n",
+        "13800000003,13900000011,out,2020-03-03 10:05:00,10,成都,锦江区,IMEI3,\n",
+    ]
+    (d / "calls.csv").write_text("".join(lines), encoding="utf-8")
+    (d / "reg.csv").write_text("number,name,id_number\n13800000001,甲,ID1\n13800000002,乙,ID2\n13800000003,丙,ID1\n", encoding="utf-8")
+    (d / "fraud.csv").write_text("number\n13800000003\n", encoding="utf-8")
+    import_calls(d / "calls.csv", d / "calls.parquet")
+    import_registry(d / "reg.csv", d / "reg.parquet")
+    import_fraud_list(d / "fraud.csv", d / "fraud.parquet")
+    df = compute_features(d / "calls.parquet", registry=d / "reg.parquet", fraud_list=d / "fraud.parquet", temp_directory=d)
+    return df.set_index("number")
+
+
+def test_behaviour_time_and_area(small):
+    a, b = small.loc["+8613800000001"], small.loc["+8613800000002"]
+    assert a.calls == 5 and a.distinct_others == 5 and a.calls_per_other == 1 and a.out_share == 1
+    assert a.max_callees_day == 5 and a.max_callees_6h == 5 and a.office_share == 1 and a.active_days == 1
+    assert a.interval_mean == 60 and a.n_counties == 1 and a.far_callee_share == 1
+    assert b.distinct_others == 2 and b.two_way_share == 0.5 and b.n_counties == 2 and b.n_cities == 2
+    assert b.out_share == pytest.approx(1 / 3) and b.repeat_other_share == 0.5
+    assert b.hour_20 == pytest.approx(1 / 3) and b.away_share == pytest.approx(1 / 3)
+
+
+def test_group_features(small):
+    a, b, c = (small.loc[f"+861380000000{i}"] for i in (1, 2, 3))
+    assert a.max_numbers_per_imei == 2 and b.n_imei == 2  # IMEI1 carries A and B
+    assert a.numbers_on_id == 2 and c.numbers_on_id == 2 and b.numbers_on_id == 1
+    assert a.fraud_contacts == 2  # two of A's callees were also called by known fraud number C
+    assert a.shared_others == 2 and b.shared_others == 0
+    assert a.community_size == 3 and a.community_known_fraud == 1  # A-B share a handset, A-C two callees
+    assert c.known_fraud == 1 and c.community_known_fraud == 0
+
+
+def test_feature_table_columns_are_documented(small):
+    documented = set(FEATURES) | {f"hour_{h:02d}" for h in range(24)} | {"home_county"}
+    assert set(small.columns) <= documented
+
+
+def test_no_calls_is_a_data_error(tmp_path):
+    (tmp_path / "h.csv").write_text(HEADER, encoding="utf-8")
+    import_calls(tmp_path / "h.csv", tmp_path / "h.parquet")
+    with pytest.raises(DataError, match="no voice calls"):
+        compute_features(tmp_path / "h.parquet", temp_directory=tmp_path)
+
+
+def test_generated_dens_stand_out(tmp_path):
+    res = generate(tmp_path, rows=40_000, subscribers=120, dens=2, den_size=4, canonical=True)
+    import_registry(res["registry"], tmp_path / "reg.parquet")
+    import_fraud_list(res["fraud_list"], tmp_path / "fraud.parquet")
+    out = tmp_path / "features.csv"
+    n = compute_features(res["calls"], out=out, registry=tmp_path / "reg.parquet", fraud_list=tmp_path / "fraud.parquet",
+                         temp_directory=tmp_path)
+    import pandas as pd
+
+    df = pd.read_csv(out, dtype={"number": str}).set_index("number")
+    assert n == 120 == len(df)
+    truth = set(pd.read_csv(res["truth"], dtype=str)["number"])
+    fraud, normal = df.loc[df.index.isin(truth)], df.loc[~df.index.isin(truth)]
+    assert fraud.out_share.median() > 0.9 > normal.out_share.median()
+    assert fraud.calls_per_other.median() < 1.5 < normal.calls_per_other.median()
+    assert fraud.numbers_on_id.min() >= 2 and fraud.max_numbers_per_imei.min() >= 2
+    assert fraud.n_counties.max() <= 2 and fraud.office_share.min() > 0.6
