@@ -172,14 +172,10 @@ def split_of(speaker: str) -> str:
 
 
 def _rates(tar: np.ndarray, non: np.ndarray):
-    """Miss and false-alarm rates at every distinct threshold (accept when score >= threshold)."""
-    scores = np.concatenate([tar, non])
-    labels = np.concatenate([np.ones(len(tar)), np.zeros(len(non))])
-    order = np.argsort(scores, kind="mergesort")
-    labels = labels[order]
-    # threshold just above the i-th lowest score: i lowest rejected
-    miss = np.concatenate([[0.0], np.cumsum(labels)]) / len(tar)
-    fa = 1.0 - np.concatenate([[0.0], np.cumsum(1 - labels)]) / len(non)
+    """Miss and false-alarm rates at every distinct threshold (accept when score >= threshold), ascending."""
+    thresholds = np.append(np.unique(np.concatenate([tar, non])), np.inf)
+    miss = np.searchsorted(np.sort(tar), thresholds, side="left") / len(tar)
+    fa = 1.0 - np.searchsorted(np.sort(non), thresholds, side="left") / len(non)
     return miss, fa
 
 

@@ -241,6 +241,44 @@ def load_backend(model: str | None = None) -> Backend | None:
     return _LOADED[key]
 
 
+def evidence(backend: "Backend | None", score: float, library_size: int, net_a: float | None = None,
+             net_b: float | None = None) -> dict:
+    """What one comparison means: natural-log and log10 LR, the ENFSI verbal equivalent, and the
+    expected number of false hits at this score in a library of ``library_size`` persons.
+
+    Without a back end every field is None (the raw cosine has no calibrated meaning).
+    """
+    if backend is None:
+        return {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None}
+    llr = float(backend.llr(score, net_a, net_b))
+    return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
+            "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}")}
+
+
+def scoring_note(model: str | None = None) -> str:
+    """One line saying what ``score`` means in query and verify results."""
+    backend = load_backend(model)
+    if backend is None:
+        return ("score = raw cosine; no back end is fitted for this model, so llr, verbal and expected_false_hits "
+                "are null (fit one with scripts/train_backend.py)")
+    return (f"score = AS-normalised back-end score (cosine = raw cosine); llr = natural-log likelihood ratio "
+            f"calibrated on development speakers ({backend.meta.get('fitted_at', '?')})")
+
+
+def rescore(backend: "Backend", query: np.ndarray, query_domain: str, persons: dict) -> dict:
+    """Back-end scores of one raw query vector against persons.
+
+    ``persons``: person id -> (raw sample vectors [n, dim], their domains, their total net speech).
+    Returns person id -> normalised score, exactly as :func:`voiceprint.evaluate.build_trials` scores.
+    """
+    if not persons:
+        return {}
+    pids = list(persons)
+    models = np.stack([backend.model(persons[p][0], persons[p][1]) for p in pids])
+    scores = backend.score(models, backend.project(query, query_domain))[:, 0]
+    return {p: float(s) for p, s in zip(pids, scores)}
+
+
 # --------------------------------------------------------------------------------------------------
 # Fitting
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""Evaluation metrics, trials and the `evaluate` pipeline on tiny real inputs."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import audiogen
+from voiceprint import evaluate as ev
+from voiceprint.errors import DataError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _brute_eer(tar, non):
+    """Reference EER by brute force over every threshold (min over t of max(miss, fa))."""
+    best = 1.0
+    for t in np.concatenate([tar, non, [np.inf]]):
+        best = min(best, max(np.mean(tar < t), np.mean(non >= t)))
+    return best
+
+
+def test_eer_of_separated_and_identical_scores():
+    assert ev.eer([2.0, 3.0], [0.0, 1.0]) == 0.0
+    assert ev.eer([1.0, 1.0], [1.0, 1.0]) == pytest.approx(0.5, abs=0.01)
+
+
+def test_eer_agrees_with_brute_force_and_with_the_independent_script():
+    rng = np.random.default_rng(0)
+    tar, non = rng.normal(2, 1, 300), rng.normal(0, 1, 3000)
+    e = ev.eer(tar, non)
+    assert abs(e - _brute_eer(tar, non)) < 0.005
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from check_scores import equal_error_rate
+
+    assert abs(e - equal_error_rate(tar, non)) < 0.001
+    assert 0.10 < e < 0.20  # two unit Gaussians 2 apart: EER = Phi(-1) = 0.159
+
+
+def test_min_dcf_and_cllr_have_their_textbook_values():
+    rng = np.random.default_rng(1)
+    tar, non = rng.normal(2, 1, 500), rng.normal(-2, 1, 5000)
+    assert 0 <= ev.min_dcf(tar, non) <= 1.0
+    assert ev.cllr(np.zeros(10), np.zeros(10)) == pytest.approx(1.0)  # an uninformative system costs 1 bit
+    true_llr_t, true_llr_n = 4 * tar, 4 * non  # equal-variance Gaussians 4 apart: llr = 4 * score
+    c, cmin = ev.cllr(true_llr_t, true_llr_n), ev.cllr_min(tar, non)
+    assert cmin <= c + 1e-9 and c < 0.1
+    assert ev.cllr(10 * true_llr_t, 10 * true_llr_n) > c  # over-confident LRs cost more
+
+
+def test_pav_llrs_are_monotone_in_the_score():
+    rng = np.random.default_rng(2)
+    tar, non = rng.normal(1, 1, 200), rng.normal(0, 1, 400)
+    lt, ln = ev.pav_llr(tar, non)
+    s, l = np.concatenate([tar, non]), np.concatenate([lt, ln])
+    assert np.all(np.diff(l[np.argsort(s, kind="mergesort")]) >= -1e-9)
+
+
+def test_speaker_split_is_deterministic_and_balanced():
+    names = [f"spk{i}" for i in range(400)]
+    split = [ev.split_of(n) for n in names]
+    assert split == [ev.split_of(n) for n in names]
+    assert 150 < split.count("dev") < 250
+
+
+def _items(n_spk=4, per=3, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_spk, dim))
+    items = []
+    for s in range(n_spk):
+        for k in range(per):
+            v = centres[s] + 0.1 * rng.normal(size=dim)
+            items.append(ev.Item(f"s{s}_{k}.wav", f"s{s}", "toy", (v / np.linalg.norm(v)).astype(np.float32),
+                                 net_speech=3.0 + k, source_rate=16000, codec="flac"))
+    return items
+
+
+def test_trials_enrol_the_first_k_and_score_the_rest_against_everyone():
+    items = _items()
+    ts = ev.build_trials(items, enrol=1, condition="clean")
+    assert ts.speakers == ["s0", "s1", "s2", "s3"] and len(ts.tests) == 8
+    assert ts.cosine.shape == (4, 8) and ts.target.sum() == 8
+    row = ev.metrics(ts)
+    assert row["top1_baseline"] == 1.0 and row["eer_baseline"] == 0.0
+    rows = ev.condition_rows(ts)
+    assert {r["subset"] for r in rows} >= {"all", "speech 2-5s"}
+
+
+def test_manifest_needs_path_and_speaker(tmp_path):
+    bad = tmp_path / "m.csv"
+    bad.write_text("file,who\na.wav,x\n")
+    with pytest.raises(DataError, match="path,speaker"):
+        ev.read_eval_manifest(bad)
+
+
+@pytest.fixture(scope="module")
+def toy_corpus(tmp_path_factory):
+    """Three synthetic 'speakers' (different pitch), three 3 s clips each, and their manifest."""
+    d = tmp_path_factory.mktemp("corpus") / "toy"
+    d.mkdir()
+    rows = []
+    for s, f0 in enumerate((100, 160, 230)):
+        for k in range(3):
+            p = audiogen.speech_file(d / f"s{s}_{k}.wav", seconds=3.0, seed=10 * s + k, f0=f0)
+            rows.append((p.name, f"toy_s{s}"))
+    with open(d / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "speaker"])
+        w.writerows(rows)
+    return d / "manifest.csv"
+
+
+def test_evaluate_end_to_end_writes_trials_that_reproduce_the_eer(toy_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOICEPRINT_CACHE", str(tmp_path / "cache.sqlite"))
+    result = ev.evaluate([toy_corpus], enrol=1, use_backend=False)
+    [ts] = result.trial_sets
+    assert len(ts.speakers) == 3 and len(ts.tests) == 6 and not result.refused
+    out = tmp_path / "trials.csv"
+    assert ev.write_scores(out, result.trial_sets) == 18
+    rows = list(csv.DictReader(open(out)))
+    assert {"enrol_speaker", "test_path", "score", "llr"} <= set(rows[0])
+    tar = np.array([float(r["score"]) for r in rows if r["enrol_speaker"] == r["test_speaker"]])
+    non = np.array([float(r["score"]) for r in rows if r["enrol_speaker"] != r["test_speaker"]])
+    assert ev.eer(tar, non) == pytest.approx(result.rows[0]["eer_baseline"], abs=1e-6)
+    # the second run reads every vector from the cache
+    again = ev.evaluate([toy_corpus], enrol=1, use_backend=False)
+    assert np.allclose(again.trial_sets[0].cosine, ts.cosine)
+    assert ev.plot(result.trial_sets, tmp_path / "plots")[0].stat().st_size > 1000
+
+
+def test_check_scores_script_runs_on_a_trial_file(tmp_path):
+    out = tmp_path / "t.csv"
+    with open(out, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(ev.SCORE_COLUMNS)
+        for i, (spk, score) in enumerate([("a", 0.9), ("b", 0.1), ("a", 0.2), ("b", 0.8)]):
+            test_spk = "a" if i < 2 else "b"
+            w.writerow(["c", "clean", spk, f"x{i}.wav", test_spk, int(spk == test_spk), score, score, "", 3.0])
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_scores.py"), str(out)],
+                         capture_output=True, text=True, check=True)
+    assert "EER 0.000 %" in res.stdout

@@ -1,0 +1,143 @@
+"""The scoring back end: ENFSI scale, calibration, AS-norm, false hits, persistence, library use."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import audiogen
+from voiceprint import scoring
+from voiceprint.embedding import models_dir
+
+
+@pytest.mark.parametrize("lr,words", [
+    (5, "weak support for same speaker"), (50, "moderate support for same speaker"),
+    (500, "moderately strong support for same speaker"), (5e3, "strong support for same speaker"),
+    (5e5, "very strong support for same speaker"), (5e7, "extremely strong support for same speaker"),
+    (1 / 50, "moderate support for different speakers"), (1.0, "no support for either proposition"),
+])
+def test_enfsi_verbal_scale(lr, words):
+    assert scoring.verbal(np.log10(lr)) == words
+
+
+def test_domain_follows_source_rate_and_codec():
+    assert scoring.domain_of(8000, "flac") == "narrowband"
+    assert scoring.domain_of(16000, "amr_nb") == "narrowband"  # 8 kHz codec in a resampled container
+    assert scoring.domain_of(16000, "flac") == "wideband"
+
+
+def test_logistic_calibration_recovers_the_true_llr():
+    rng = np.random.default_rng(0)
+    tar, non = rng.normal(2, 1, 2000), rng.normal(-2, 1, 20000)
+    s = np.concatenate([tar, non])
+    y = np.concatenate([np.ones(len(tar), bool), np.zeros(len(non), bool)])
+    w = scoring.fit_logistic(s[:, None], y)
+    assert w[0] == pytest.approx(4.0, rel=0.1) and abs(w[1]) < 0.3  # true llr = 4 * score
+
+
+def _toy_backend(dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    cohort = rng.normal(size=(300, dim))
+    cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
+    non = np.sort(rng.normal(0, 1, 5000))
+    return scoring.Backend({"wideband": np.zeros(dim), "narrowband": np.full(dim, 0.1)}, np.eye(dim), cohort, 50,
+                           np.array([2.0, 0.0, -3.0]), 8.0, non, {"fitted_at": "test"})
+
+
+def test_as_norm_puts_impostor_scores_near_zero_and_a_match_far_above():
+    b = _toy_backend()
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=8)
+    impostors = b.project(rng.normal(size=(200, 8)), "wideband")
+    model = b.model(v[None, :], ["wideband"])
+    same = b.project(v + 0.05 * rng.normal(size=8), "wideband")
+    s_imp, s_same = b.score(model, impostors)[0], b.score(model, same)[0, 0]
+    assert s_same > np.percentile(s_imp, 99.5)
+    b.top_n = len(b.cohort)  # the whole cohort: plain symmetric S-norm, impostors centred on 0
+    assert abs(np.median(b.score(model, impostors)[0])) < 0.5
+
+
+def test_expected_false_hits_fall_with_the_score_and_grow_with_the_library():
+    b = _toy_backend()
+    scores = np.array([-1.0, 0.0, 2.0, 4.0, 8.0])
+    efh = b.expected_false_hits(scores, 1000)
+    assert np.all(np.diff(efh) <= 0) and efh[0] > 500 and 0 < efh[-1] < 1e-6
+    assert b.expected_false_hits(2.0, 100_000) == pytest.approx(100 * b.expected_false_hits(2.0, 1000))
+    assert np.all(np.abs(b.llr(np.array([-100.0, 100.0]))) <= 8.0)  # capped
+
+
+def test_backend_round_trips_through_disk_and_refuses_altered_files(tmp_path):
+    b = _toy_backend()
+    b.save(tmp_path)
+    again = scoring.Backend.load(tmp_path)
+    v = np.random.default_rng(1).normal(size=(3, 8))
+    assert np.allclose(b.project(v, "narrowband"), again.project(v, "narrowband"))
+    assert json.loads((tmp_path / "backend.json").read_text())["fitted_at"] == "test"
+    with open(tmp_path / "backend.npz", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(Exception, match="checksum"):
+        scoring.Backend.load(tmp_path)
+
+
+def test_evidence_is_null_without_a_back_end():
+    assert scoring.evidence(None, 0.7, 100) == {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None}
+
+
+@pytest.fixture
+def model_with_backend(tmp_path, monkeypatch):
+    """The real default model registered in a temporary models folder, with a toy back end fitted on
+    synthetic voices; yields the model name."""
+    from voiceprint.embedding import DEFAULT_MODEL
+
+    home = tmp_path / "models" / DEFAULT_MODEL
+    home.mkdir(parents=True)
+    shutil.copy(models_dir() / DEFAULT_MODEL / "model.json", home / "model.json")
+    monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
+    rng = np.random.default_rng(3)
+    cohort = rng.normal(size=(100, 192))
+    cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
+    b = scoring.Backend({"wideband": np.zeros(192), "narrowband": np.zeros(192)}, np.eye(192), cohort, 20,
+                        np.array([0.05, 0.2, -1.0]), 50.0, np.sort(rng.normal(0, 1, 2000)), {"fitted_at": "test"})
+    b.save(home / "backend")
+    scoring._LOADED.clear()
+    yield DEFAULT_MODEL
+    scoring._LOADED.clear()
+
+
+def test_library_hits_carry_llr_and_expected_false_hits_with_a_back_end(tmp_path, model_with_backend):
+    from voiceprint.library import Library
+
+    a1 = audiogen.speech_file(tmp_path / "a1.wav", seed=1, f0=110)
+    b1 = audiogen.speech_file(tmp_path / "b1.wav", seed=3, f0=210)
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        lib.enrol(a1, person="Zhang San")
+        lib.enrol(b1, person="Li Si")
+        [result] = lib.query(a1, top=2)
+        assert result["kind"] == "investigative lead" and "AS-normalised" in result["scoring"]
+        top, second = result["hits"]
+        assert top["person"]["name"] == "Zhang San" and top["score"] > second["score"]
+        assert top["cosine"] == pytest.approx(1.0, abs=1e-3)
+        assert top["llr"] > second["llr"] and top["log10_lr"] == pytest.approx(top["llr"] / np.log(10), abs=1e-3)
+        assert "same speaker" in top["verbal"] and top["expected_false_hits"] < second["expected_false_hits"]
+        v = lib.verify(a1, b1)
+        assert v["kind"] == "evaluative comparison" and v["llr"] is not None and v["verbal"]
+
+
+def test_library_without_a_back_end_reports_the_raw_cosine(tmp_path, monkeypatch):
+    from voiceprint.embedding import DEFAULT_MODEL
+    from voiceprint.library import Library
+
+    home = tmp_path / "models" / DEFAULT_MODEL
+    home.mkdir(parents=True)
+    shutil.copy(models_dir() / DEFAULT_MODEL / "model.json", home / "model.json")
+    monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
+    scoring._LOADED.clear()
+    a1 = audiogen.speech_file(tmp_path / "a1.wav", seed=1, f0=110)
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        lib.enrol(a1, person="Zhang San")
+        [result] = lib.query(a1, top=1)
+        hit = result["hits"][0]
+        assert hit["score"] == hit["cosine"] and hit["llr"] is None and hit["expected_false_hits"] is None
+        assert "raw cosine" in result["scoring"]
+    scoring._LOADED.clear()
