@@ -171,7 +171,7 @@ def test_synthetic_speech_is_speech(seed):
 @pytest.mark.parametrize("seed", [1, 3, 4])
 def test_8k_origin_upsampled_is_speech(seed):
     x8 = audiogen.synth_speech(6.0, sr=8000, seed=seed)
-    x = audiogen._to_rate(x8, 8000, 16000)
+    x = audiogen.resample(x8, 8000, 16000)
     assert sum(s.end - s.start for s in speech_segments(x)) > 4.0
     assert sum(s.end - s.start for s in speech_segments(x8, 8000)) > 4.0
 
@@ -230,7 +230,7 @@ def test_measure_quality_noise_clipping_bandwidth():
     assert 0 < q_noisy["snr_db"] < 25
     clipped = np.clip(x * 8, -1, 1).astype(np.float32)
     assert measure_quality(Channel(0, clipped), segs, "x", sr)["clipping_ratio"] > 0.01
-    tel = audiogen._to_rate(audiogen._to_rate(x, sr, 8000), 8000, sr)
+    tel = audiogen.resample(audiogen.resample(x, sr, 8000), 8000, sr)
     assert measure_quality(Channel(0, tel), segs, "x", 8000)["bandwidth_hz"] <= 4000
     # no non-speech frames at all: still a finite estimate
     q_all = measure_quality(Channel(0, x), [SpeechSegment(0.0, 6.0)], "x", sr)

@@ -32,11 +32,13 @@ phone_app = typer.Typer(help="Phone numbers registered to persons.", no_args_is_
 case_app = typer.Typer(help="Cases and their links to persons and phones.", no_args_is_help=True)
 index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
 models_app = typer.Typer(help="Speaker models on local disk.", no_args_is_help=True)
+link_app = typer.Typer(help="Link unknown voices across cases: report, confirm, split, promote.", invoke_without_command=True)
 app.add_typer(person_app, name="person")
 app.add_typer(phone_app, name="phone")
 app.add_typer(case_app, name="case")
 app.add_typer(index_app, name="index")
 app.add_typer(models_app, name="models")
+app.add_typer(link_app, name="link")
 
 try:  # the CDR scorer is its own sub-application
     from .calls.cli import app as calls_app
@@ -222,13 +224,14 @@ def query(
             if "error" in r:
                 continue
             rows = [{"rank": h["rank"], "person": h["person"]["name"], "category": h["person"]["category"],
-                     "score": h["score"], "best sample": (h["sample"] or {}).get("file"),
+                     "score": h["score"], "log10 LR": h.get("log10_lr"), "verbal": h.get("verbal"),
+                     "exp. false hits": h.get("expected_false_hits"), "best sample": (h["sample"] or {}).get("file"),
                      "sample score": (h["sample"] or {}).get("score"), "phones": h["phones"],
                      "cases": [c["case_number"] for c in h["cases"]]} for h in r["hits"]]
             title = (f"{r['file']} (channel {r['channel']}, voice {r.get('voice', 0)}, {r['net_speech']:.1f} s speech, "
                      f"{r['codec']} {r['source_rate']} Hz)")
-            print_rows(rows, ["rank", "person", "category", "score", "best sample", "sample score", "phones", "cases"],
-                       title=title)
+            print_rows(rows, ["rank", "person", "category", "score", "log10 LR", "verbal", "exp. false hits",
+                              "best sample", "sample score", "phones", "cases"], title=f"{title} - investigative leads")
             if r.get("segments"):
                 typer.echo("  speaks at: " + _ranges(r["segments"]))
             for w in r.get("warnings", []):
@@ -360,6 +363,140 @@ def case_link(
         raise typer.BadParameter("give --person and/or --phone")
     _open(library).link_case(case_number, person, phone)
     typer.echo("ok")
+
+
+@case_app.command("add-recording")
+def case_add_recording(
+    case_number: str,
+    files: Annotated[List[Path], typer.Argument(help="The case's recordings (calls, voice messages).")],
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """File a case's recordings: voices matching an enrolled person are noted, the others kept as unknown voices
+    and linked to the same voice in other cases.
+
+    Example: voiceprint case add-recording AJ2026-0815 victim_call.wav voicemail.amr
+    """
+    from .linking import add_recordings
+    from .report import print_rows, to_json
+
+    rows = add_recordings(_open(library, create=True), case_number, [str(f) for f in files])
+    if json_out:
+        typer.echo(to_json(rows))
+        return
+    print_rows([{k: r.get(k) for k in ("file", "channel", "voice", "net_speech", "status", "person", "score", "cluster")}
+                | {"speaks at": _ranges(r["segments"], 4), "warnings": "; ".join(r["warnings"])} for r in rows])
+
+
+@link_app.callback()
+def link(
+    ctx: typer.Context,
+    min_cases: Annotated[int, typer.Option(help="Only voices heard in at least this many cases.")] = 2,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Voices that are in no library but appear in several cases (串并案), with the evidence.
+
+    Example: voiceprint link --json
+    Example: voiceprint link confirm 12 / link split 12 --voiceprint 40 / link promote 12 --name "Customer-service voice A"
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .linking import clusters
+    from .report import print_rows, to_json
+
+    found = clusters(_open(library), min_cases=min_cases)
+    if json_out:
+        typer.echo(to_json(found))
+        return
+    if not found:
+        typer.echo("no unknown voice appears in more than one case")
+    for c in found:
+        typer.echo(f"cluster {c['cluster']} ({c['status']}): {c['summary']} - mean pair score {c['mean_pair_score']},"
+                   f" lowest {c['min_pair_score']}")
+        print_rows([{"voiceprint": v["voiceprint"], "case": v["case"], "file": v["file"], "channel": v["channel"],
+                     "voice": v["voice"], "net_speech": v["net_speech"], "speaks at": _ranges(v["segments"], 4),
+                     "score to others": v["mean_score_to_others"]} for v in c["voices"]])
+
+
+@link_app.command("confirm")
+def link_confirm(cluster: int, note: Annotated[str, typer.Option()] = "", library: LibraryOpt = None) -> None:
+    """Confirm that a cluster's voices are one person (audited). Example: voiceprint link confirm 12"""
+    from .linking import confirm
+
+    confirm(_open(library), cluster, note)
+    typer.echo(f"cluster {cluster} confirmed")
+
+
+@link_app.command("split")
+def link_split(
+    cluster: int,
+    voiceprint: Annotated[List[int], typer.Option(help="A voiceprint that does not belong (repeatable).")],
+    note: Annotated[str, typer.Option()] = "",
+    library: LibraryOpt = None,
+) -> None:
+    """Split wrongly linked voices out of a cluster; they are never re-linked automatically (audited).
+
+    Example: voiceprint link split 12 --voiceprint 40 --voiceprint 41
+    """
+    from .linking import split
+
+    result = split(_open(library), cluster, voiceprint, note)
+    typer.echo(f"moved voiceprint(s) {result['moved']} from cluster {cluster} to cluster {result['new_cluster']}")
+
+
+@link_app.command("promote")
+def link_promote(
+    cluster: int,
+    name: Annotated[str, typer.Option(help="Name (or alias) of the new person.")],
+    category: Annotated[str, typer.Option(help="prior_offender, suspect, key_person or other.")] = "suspect",
+    id_number: Annotated[str, typer.Option()] = "",
+    note: Annotated[str, typer.Option()] = "",
+    library: LibraryOpt = None,
+) -> None:
+    """Make a cluster a person (a suspect): its voices join the library, its cases are linked (audited).
+
+    Example: voiceprint link promote 12 --name "Customer-service voice A"
+    """
+    from .linking import promote
+
+    result = promote(_open(library), cluster, name, category, id_number, note)
+    typer.echo(f"cluster {cluster} is now person {result['person_id']} with {result['voiceprints']} voiceprint(s),"
+               f" linked to cases {', '.join(result['cases'])}")
+
+
+@app.command()
+def screen(
+    folder: Annotated[Path, typer.Argument(help="A folder of new recordings (or one file).")],
+    top: Annotated[int, typer.Option("--top", "-k", help="Library hits per voice.")] = 3,
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """Screen a batch of new recordings against the library and the unknown-voice clusters; stores nothing.
+
+    Example: voiceprint screen /data/incoming/2026-06-11 --csv > screened.csv
+    """
+    from .library import AUDIO_SUFFIXES
+    from .linking import screen as run_screen
+    from .report import print_rows, to_json
+
+    files = [folder] if folder.is_file() else sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise typer.BadParameter(f"{folder}: no audio files found")
+    rows = run_screen(_open(library), [str(f) for f in files], top=top)
+    if json_out:
+        typer.echo(to_json(rows))
+        return
+    flat = [{"file": r["file"], "channel": r.get("channel"), "voice": r.get("voice"), "net_speech": r.get("net_speech"),
+             "person": r.get("person"), "person score": r.get("person_score"), "cluster": r.get("cluster"),
+             "cluster score": r.get("cluster_score"), "cases": r.get("cluster_cases"),
+             "warnings": "; ".join(r.get("warnings", [])) or r.get("error", "")} for r in rows]
+    print_rows(flat, fmt=_fmt(False, csv_out))
+    if not json_out and not csv_out:
+        found = sum(1 for r in rows if r.get("person") or r.get("cluster"))
+        typer.echo(f"{len(files)} file(s), {len(rows)} voice(s): {found} matched a person or a known unknown voice")
 
 
 # -- index, audit, models --------------------------------------------------------------------
@@ -497,7 +634,7 @@ def demo(
     """End-to-end demo on recordings it makes: enrol known voices, then query unknown calls."""
     from .demo import run_demo
 
-    run_demo(Path(library), workdir, operator=STATE["operator"])
+    run_demo(Path(library), workdir, operator=STATE["operator"], echo=typer.echo)
 
 
 def run(args: list[str] | None = None) -> int:

@@ -165,8 +165,12 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
         raise ModelError(f"SpeechBrain cannot be imported ({err}) - reinstall with `make install`") from err
     import logging
 
-    # SpeechBrain announces every checkpoint it loads: noise unless the user asked for detail.
-    logging.getLogger("speechbrain").setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
+    # SpeechBrain announces every checkpoint it loads (its loggers set their own level): noise
+    # unless the user asked for detail.
+    level = max(logging.getLogger().getEffectiveLevel(), logging.WARNING)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("speechbrain"):
+            logging.getLogger(name).setLevel(level)
     local = str(spec.files_dir)
     overrides = {"pretrained_path": local, **_resolve_overrides(spec.overrides, local)}
     try:
