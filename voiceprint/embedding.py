@@ -166,13 +166,12 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
     import logging
 
     # SpeechBrain announces every checkpoint it loads (its loggers set their own level): noise
-    # unless the user asked for detail.
-    level = max(logging.getLogger().getEffectiveLevel(), logging.WARNING)
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith("speechbrain"):
-            logging.getLogger(name).setLevel(level)
+    # unless the user asked for detail (--verbose sets the root logger to INFO).
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     local = str(spec.files_dir)
     overrides = {"pretrained_path": local, **_resolve_overrides(spec.overrides, local)}
+    if quiet:
+        logging.disable(logging.INFO)
     try:
         return EncoderClassifier.from_hparams(
             source=local,
@@ -184,6 +183,9 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
         )
     except Exception as err:
         raise ModelError(f"model {spec.name} could not be loaded from {local}: {err}") from err
+    finally:
+        if quiet:
+            logging.disable(logging.NOTSET)
 
 
 class Embedder:
