@@ -75,7 +75,7 @@ def build_sql(rows: int, subscribers: int, dens: int, den_size: int, seed: int, 
     """
     calls = f"""
     WITH alloc AS (
-      SELECT *, CAST(floor((cum + weight) * {rows} / (SELECT w FROM total)) AS BIGINT)
+      SELECT *, CASE WHEN s = {subscribers - 1} THEN {rows} ELSE CAST(floor((cum + weight) * {rows} / (SELECT w FROM total)) AS BIGINT) END
                 - CAST(floor(cum * {rows} / (SELECT w FROM total)) AS BIGINT) AS n_rows,
                 CAST(floor(cum * {rows} / (SELECT w FROM total)) AS BIGINT) AS first_row
       FROM subs),

@@ -112,6 +112,7 @@ def train_cmd(
     label: Optional[str] = typer.Option(None, help="Label column (default: label; 1 = fraud)."),
     canonical: bool = typer.Option(False, "--canonical", help="Train on the canonical signals only, so the model also scores other layouts (e.g. features from raw CDRs)."),
     seed: int = typer.Option(0, help="Random seed."),
+    rounds: int = typer.Option(800, help="Boosting rounds (fewer: faster, less accurate)."),
 ):
     """Train the supervised scorer; its decision threshold is tuned by cross-validation.
 
@@ -123,7 +124,7 @@ def train_cmd(
     table = load_feature_table(features, mapping=mapping, label=label)
     if canonical:
         table.frame = table.canonical
-    model = train_model(table, seed=seed)
+    model = train_model(table, seed=seed, rounds=rounds)
     model.meta["canonical"] = canonical
     model.save(out)
     typer.echo(f"trained on {model.meta['n_train']} numbers ({model.meta['n_fraud']} fraud), {len(model.columns)} features; "

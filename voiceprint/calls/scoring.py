@@ -230,25 +230,33 @@ def _fmt(v) -> str:
 # ---------------------------------------------------------------- supervised model
 
 
-def _models(seed: int = 0):
+DEFAULT_ROUNDS = 800
+
+
+def _models(seed: int = 0, rounds: int = DEFAULT_ROUNDS):
     import lightgbm as lgb
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return [
-        lgb.LGBMClassifier(n_estimators=800, learning_rate=0.02, num_leaves=7, subsample=0.8, subsample_freq=1,
-                           colsample_bytree=0.3, min_child_samples=10, random_state=seed, verbose=-1, n_jobs=2),
-        HistGradientBoostingClassifier(max_iter=400, learning_rate=0.05, random_state=seed),
+        lgb.LGBMClassifier(n_estimators=rounds, learning_rate=0.02, num_leaves=7, subsample=0.8, subsample_freq=1,
+                           colsample_bytree=0.3, min_child_samples=10, random_state=seed, verbose=-1, n_jobs=1),
+        HistGradientBoostingClassifier(max_iter=max(rounds // 2, 10), learning_rate=0.05, random_state=seed),
     ]
 
 
-def _fit_predict(X_train, y_train, X_test, seed: int = 0):
+def _fit_predict(X_train, y_train, X_test, seed: int = 0, rounds: int = DEFAULT_ROUNDS):
     import numpy as np
 
-    fitted = [m.fit(X_train, y_train) for m in _models(seed)]
+    from threadpoolctl import threadpool_limits
+
+    # One thread: on a shared 2-core machine OpenMP spin-waiting makes more threads slower, and
+    # the tables here are small (thousands of numbers).
+    with threadpool_limits(limits=1):
+        fitted = [m.fit(X_train, y_train) for m in _models(seed, rounds)]
     return fitted, np.mean([m.predict_proba(X_test)[:, 1] for m in fitted], axis=0)
 
 
-def tune_threshold(X, y, folds: int = 3, seed: int = 0) -> tuple[float, float]:
+def tune_threshold(X, y, folds: int = 3, seed: int = 0, rounds: int = DEFAULT_ROUNDS) -> tuple[float, float]:
     """The probability threshold that maximises fraud-class F1 over out-of-fold predictions."""
     import numpy as np
     from sklearn.metrics import f1_score
@@ -256,7 +264,7 @@ def tune_threshold(X, y, folds: int = 3, seed: int = 0) -> tuple[float, float]:
 
     oof = np.zeros(len(y))
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed + 1).split(X, y):
-        oof[te] = _fit_predict(X.iloc[tr], y[tr], X.iloc[te], seed)[1]
+        oof[te] = _fit_predict(X.iloc[tr], y[tr], X.iloc[te], seed, rounds)[1]
     grid = np.linspace(0.05, 0.95, 91)
     f1s = [f1_score(y, oof >= t) for t in grid]
     best = int(np.argmax(f1s))
@@ -275,8 +283,11 @@ class Model:
     def predict(self, frame):
         import numpy as np
 
+        from threadpoolctl import threadpool_limits
+
         X = frame.reindex(columns=self.columns).astype(float)
-        return np.mean([m.predict_proba(X)[:, 1] for m in self.estimators], axis=0)
+        with threadpool_limits(limits=1):
+            return np.mean([m.predict_proba(X)[:, 1] for m in self.estimators], axis=0)
 
     def contributions(self, frame):
         """Per-feature contributions (LightGBM SHAP values, log-odds) for explanations."""
@@ -307,7 +318,7 @@ def load_model(path) -> Model:
         raise DataError(f"{path}: not a calls model ({type(err).__name__}) - retrain with `voiceprint calls train`") from None
 
 
-def train_model(table: FeatureTable, seed: int = 0, columns: list | None = None) -> Model:
+def train_model(table: FeatureTable, seed: int = 0, columns: list | None = None, rounds: int = DEFAULT_ROUNDS) -> Model:
     """Fit the supervised scorer on a labelled feature table, threshold tuned by inner CV."""
     import numpy as np
 
@@ -318,9 +329,9 @@ def train_model(table: FeatureTable, seed: int = 0, columns: list | None = None)
     y = table.labels[keep].astype(int).to_numpy()
     if len(np.unique(y)) < 2 or min(np.bincount(y)) < 6:
         raise DataError("training needs at least 6 numbers of each label (0 normal, 1 fraud)")
-    threshold, cv_f1 = tune_threshold(X, y, seed=seed)
-    estimators, _ = _fit_predict(X, y, X.iloc[:1], seed)
-    meta = {"layouts": table.layouts, "n_train": int(len(y)), "n_fraud": int(y.sum()), "cv_f1_at_threshold": cv_f1, "seed": seed,
+    threshold, cv_f1 = tune_threshold(X, y, seed=seed, rounds=rounds)
+    estimators, _ = _fit_predict(X, y, X.iloc[:1], seed, rounds)
+    meta = {"layouts": table.layouts, "n_train": int(len(y)), "n_fraud": int(y.sum()), "cv_f1_at_threshold": cv_f1, "seed": seed, "rounds": rounds,
             "estimators": [type(m).__name__ for m in estimators]}
     return Model(estimators, list(X.columns), threshold, meta)
 

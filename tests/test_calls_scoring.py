@@ -1,0 +1,127 @@
+"""Scorers: layout recognition, rule score, supervised model with tuned threshold, save/load, leads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from voiceprint.calls.leads import build_leads, reverse_strike, score_table
+from voiceprint.calls.scoring import load_feature_table, load_model, rule_score, train_model
+from voiceprint.errors import DataError
+
+BTG_COLUMNS = ["phone_no_m", "opposite_count", "opposite_unique", "voccalltype1", "imeis", "voc_calltype1", "city_name_call",
+               "county_name_call", "phone2opposite_mean", "phone2opposite_median", "phone2opposite_max", "call_dur_mean",
+               "county_name_nunique", "voc_hour_nunique", "voc_day_nunique", "sms_count", "busi_count", "arpu_mean", "label"]
+
+
+def btg_like(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A BTG-layout table whose fraud rows follow the published normal-vs-fraud medians."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    f = y == 1
+    uniq = np.where(f, rng.lognormal(np.log(139), 0.6, n), rng.lognormal(np.log(61), 0.6, n)).round() + 1
+    cpo = np.where(f, rng.lognormal(np.log(1.2), 0.3, n), rng.lognormal(np.log(6.9), 0.5, n))
+    df = pd.DataFrame({
+        "phone_no_m": [f"{i:0128x}" for i in range(n)], "opposite_unique": uniq, "phone2opposite_mean": cpo,
+        "opposite_count": (uniq * cpo).round(), "voc_calltype1": np.clip(np.where(f, rng.normal(0.95, 0.05, n), rng.normal(0.5, 0.15, n)), 0, 1),
+        "imeis": np.where(f, rng.integers(1, 4, n), rng.integers(1, 2, n)), "county_name_call": np.where(f, 1, rng.integers(1, 6, n)),
+        "county_name_nunique": np.where(f, 1, rng.integers(2, 8, n)), "voc_hour_nunique": np.where(f, rng.integers(6, 14, n), rng.integers(14, 24, n)),
+        "voc_day_nunique": np.where(f, rng.integers(1, 12, n), rng.integers(20, 32, n)), "sms_count": rng.integers(0, 2000, n),
+        "busi_count": np.where(f, rng.integers(0, 40, n), rng.integers(60, 300, n)), "arpu_mean": np.where(f, np.nan, rng.normal(60, 20, n)),
+        "label": y,
+    })
+    df["voccalltype1"] = df.opposite_count * df.voc_calltype1
+    df["phone2opposite_median"], df["phone2opposite_max"], df["call_dur_mean"], df["city_name_call"] = 1.0, cpo * 3, 80.0, 1
+    return df[BTG_COLUMNS]
+
+
+@pytest.fixture(scope="module")
+def btg_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("btg") / "btg_gatcobo_user_features.csv.gz"
+    btg_like().to_csv(path, index=False)
+    return path
+
+
+def test_btg_layout_is_recognised_without_options(btg_file):
+    table = load_feature_table(btg_file)
+    assert table.layouts == ["btg"] and len(table.frame) == 300 and table.labels.sum() > 50
+    assert {"distinct_others", "out_share", "calls_per_other", "days_of_month"} <= set(table.canonical.columns)
+    assert "label" not in table.frame.columns
+
+
+def test_leaky_columns_are_dropped_from_haoren_tables(tmp_path):
+    cols = {"phone_no_m": ["a", "b"], "label": [0, 1], "voc_user_cnt": [3, 9], "interactive_call_user_cnt": [2, 0],
+            "call_activate_days_diff": [1, 2], "idcard_cnt": [1, 4], "fake_ratio": [0.0, 1.0], "black_app_cnt": [0, 3]}
+    path = tmp_path / "haoren.csv"
+    pd.DataFrame(cols).to_csv(path, index=False)
+    table = load_feature_table(path)
+    assert table.layouts == ["haoren_v20200708"]
+    assert "fake_ratio" not in table.frame.columns and "black_app_cnt" not in table.frame.columns
+    assert table.canonical.loc["b", "two_way_share"] == 0 and table.canonical.loc["b", "numbers_on_id"] == 4
+
+
+def test_unknown_layout_and_empty_table_are_data_errors(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(DataError, match="--mapping"):
+        load_feature_table(tmp_path / "x.csv")
+    (tmp_path / "e.csv").write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        load_feature_table(tmp_path / "e.csv")
+
+
+def test_rule_score_ranks_fraud_first_without_labels(btg_file):
+    from sklearn.metrics import roc_auc_score
+
+    table = load_feature_table(btg_file)
+    score, signals = rule_score(table.canonical)
+    assert ((0 <= score) & (score <= 1)).all()
+    assert roc_auc_score(table.labels, score) > 0.9
+
+
+def test_model_trains_tunes_threshold_saves_and_loads(btg_file, tmp_path):
+    table = load_feature_table(btg_file)
+    model = train_model(table, seed=0, rounds=60)
+    assert 0.05 <= model.threshold <= 0.95 and model.meta["cv_f1_at_threshold"] > 0.8
+    model.save(tmp_path / "m.joblib")
+    again = load_model(tmp_path / "m.joblib")
+    np.testing.assert_allclose(again.predict(table.frame), model.predict(table.frame))
+    assert (tmp_path / "m.joblib.json").exists()
+    rows = score_table(table, again)
+    top = rows[0]
+    assert top["flagged"] and table.labels[top["number"]] == 1 and "population median" in top["reasons"][0]
+
+
+def test_training_needs_labels(btg_file, tmp_path):
+    df = btg_like(50).drop(columns=["label"])
+    df.to_csv(tmp_path / "nolabel.csv", index=False)
+    with pytest.raises(DataError, match="label"):
+        train_model(load_feature_table(tmp_path / "nolabel.csv"))
+
+
+def test_garbage_model_file_is_a_data_error(tmp_path):
+    (tmp_path / "m.joblib").write_bytes(b"not a model")
+    with pytest.raises(DataError):
+        load_model(tmp_path / "m.joblib")
+
+
+def test_rule_leads_have_reasons_and_follow_the_resolver(btg_file):
+    table = load_feature_table(btg_file)
+    top_number = score_table(table)[0]["number"]
+    calls = []
+
+    def resolver(phone=None, id_number=None):
+        calls.append((phone, id_number))
+        if phone == top_number or id_number == "ID-1":
+            return {"person": {"id": 1, "name": "王五", "id_number": "ID-1", "category": "offender", "notes": ""},
+                    "voice_samples": 2, "phones": [top_number, "+8613800000009"],
+                    "cases": [{"case_number": "C-1", "title": "刷单", "date": None, "area": "", "status": "open"}]}
+        return None
+
+    leads = build_leads(table, registry={top_number: {"name": "王五", "id_number": "ID-1"}}, resolver=resolver, top=5)
+    assert len(leads) == 5 and leads[0]["number"] == top_number
+    assert leads[0]["library_person"] == "王五" and leads[0]["voice_samples"] == 2
+    assert leads[0]["cases"] == ["C-1 刷单 (open)"] and leads[0]["linked_phones"] == ["+8613800000009"]
+    assert leads[0]["reasons"] and all("population median" in r for r in leads[0]["reasons"])
+    assert leads[1]["library_person"] is None and leads[1]["cases"] == []
+    assert reverse_strike(leads[:1])[0]["library_person"] is None  # no resolver: library part empty
