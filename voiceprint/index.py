@@ -21,6 +21,7 @@ from .errors import LibraryError
 #: ``flat`` is exact (brute force); ``hnsw`` is approximate and sub-linear, for libraries of millions.
 INDEX_KINDS = ("flat", "hnsw")
 HNSW_NEIGHBOURS = 32
+INDEX_FILES = ("samples.faiss", "persons.faiss", "index.json")
 
 
 def _faiss():
@@ -97,15 +98,29 @@ class VoiceIndex:
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        """Write both indexes and ``index.json`` atomically (temp file, fsync, rename); 0600."""
+        """Write both indexes and ``index.json`` atomically (temp file, fsync, rename); 0600.
+
+        Temp files left by a writer killed mid-save are removed first (the caller holds the
+        library's write lock, so no other save is under way)."""
         faiss = _faiss()
         folder = Path(folder)
-        for name, index in (("samples.faiss", self.samples), ("persons.faiss", self.persons)):
+        for name in INDEX_FILES:
+            for stale in folder.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+        for name, index in zip(INDEX_FILES, (self.samples, self.persons)):
             _atomic_write(folder / name, faiss.serialize_index(index).tobytes())
         meta = {"model": self.model, "generation": self.generation, "kind": self.kind,
                 "samples": int(self.samples.ntotal), "persons": int(self.persons.ntotal)}
         # index.json goes last: it is what declares the pair of files valid.
         _atomic_write(folder / "index.json", json.dumps(meta, indent=2).encode())
+
+    @staticmethod
+    def saved_generation(folder: Path) -> int | None:
+        """The database generation the persisted index was built at (reads index.json only)."""
+        try:
+            return int(json.loads((Path(folder) / "index.json").read_text())["generation"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @classmethod
     def load(cls, folder: Path) -> "VoiceIndex | None":

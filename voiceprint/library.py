@@ -357,6 +357,7 @@ class Library:
         """Enrol many recordings. Each file commits on its own, so an interruption keeps every
         file already reported and a re-run skips them; refusals are collected, not raised."""
         from .embedding import file_sha256
+        from .index import VoiceIndex
 
         summary = EnrolSummary()
         embedder = self._embedder()
@@ -381,7 +382,9 @@ class Library:
             except KeyboardInterrupt:
                 summary.interrupted = True
             finally:
-                if since_save:
+                # Also when nothing new was enrolled: a run killed after its last commit but
+                # before its index save leaves the index behind the database.
+                if since_save or VoiceIndex.saved_generation(self.root) != self.store.generation:
                     self._save_index()
         if summary.interrupted:
             raise KeyboardInterrupt
