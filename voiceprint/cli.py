@@ -620,7 +620,7 @@ def evaluate(
                             "backend": result.backend_meta and {k: result.backend_meta.get(k) for k in
                                                                 ("fitted_at", "corpora", "speakers_sha256", "version")}}))
         return
-    cols = ["corpus", "channel", "subset", "speakers", "tests", "target_trials", "nontarget_trials"]
+    cols = ["corpus", "channel", "rate", "subset", "speakers", "tests", "target_trials", "nontarget_trials"]
     for metric in ("eer", "mindcf", "cllr", "top1"):
         cols += [f"{metric}_baseline", f"{metric}_backend"] if result.backend_meta else [f"{metric}_baseline"]
     print_rows(result.rows, cols)

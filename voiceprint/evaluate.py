@@ -256,7 +256,7 @@ class TrialSet:
     """Every test recording of one corpus against every enrolled speaker of that corpus."""
 
     corpus: str
-    condition: str  # telephone simulation ("clean" when none)
+    condition: str  # telephone simulation ("native" when none: the files as recorded)
     speakers: list[str]
     tests: list[Item]
     cosine: np.ndarray  # (speakers, tests) plain cosine
@@ -351,7 +351,8 @@ def condition_rows(ts: TrialSet, baseline_calibration=None) -> list[dict]:
     buckets = np.array([_bucket(t.net_speech) for t in ts.tests])
     groups += [(f"speech {b}", np.flatnonzero(buckets == b)) for _, _, b in DURATION_BUCKETS if (buckets == b).any()]
     for name, cols in groups:
-        row = {"corpus": ts.corpus, "channel": ts.condition, "subset": name}
+        present = sorted(set(rates[cols]), key=len)
+        row = {"corpus": ts.corpus, "channel": ts.condition, "rate": "+".join(present), "subset": name}
         row.update(metrics(ts, cols, baseline_calibration))
         rows.append(row)
     return rows
@@ -391,7 +392,7 @@ def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str 
         refused += [i for i in items if i.refused]
         usable = [i for i in items if not i.refused]
         overlap |= {i.speaker for i in usable} & fitted_on
-        ts = build_trials(usable, enrol, simulate or "clean", backend)
+        ts = build_trials(usable, enrol, simulate or "native", backend)
         sets.append(ts)
         if ts.tests:
             rows += condition_rows(ts, base_cal)
