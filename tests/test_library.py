@@ -170,7 +170,7 @@ def test_real_speakers_are_identified(tmp_path):
     for s in speakers:
         mine = [r for r in rows if r["speaker"] == s]
         for r in mine[:3]:
-            lib.enrol(SHARED / "speechocean762" / r["path"], person=s)
+            lib.enrol(SHARED / "speechocean762" / r["path"], person=s, force=True)  # single utterances: below the gate
         queries[s] = SHARED / "speechocean762" / mine[6]["path"]
     correct = sum(lib.query(q)[0]["hits"][0]["person"]["name"] == s for s, q in queries.items())
     assert correct >= 4

@@ -34,6 +34,8 @@ LOCK_NAME = ".lock"
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".amr", ".awb", ".3gp", ".au", ".mp4", ".wma", ".webm"}
 #: How often a long enrolment persists the index, in files (the database commits every file).
 INDEX_SAVE_EVERY = 200
+#: With a fitted back end, this many nearest persons by cosine are re-ranked by the back-end score.
+RERANK_CANDIDATES = 200
 
 
 def indexes_dir() -> Path:
@@ -63,6 +65,25 @@ class EnrolItem:
     case: str = ""
     channel: int | None = None
     notes: str = ""
+    voice: int | None = None  # which diarised voice of a mono two-party call
+
+
+@dataclass
+class CallVoice:
+    """One voice of a recording: a channel of a stereo call, or a diarised speaker of a mono one."""
+
+    channel: int
+    voice: int
+    speech: np.ndarray
+    segments: list  # audio.SpeechSegment time ranges in the recording
+    quality: dict
+
+    @property
+    def net_speech(self) -> float:
+        return round(len(self.speech) / 16000.0, 3)
+
+    def time_ranges(self) -> list[list[float]]:
+        return [[round(s.start, 2), round(s.end, 2)] for s in self.segments]
 
 
 @dataclass
@@ -344,18 +365,44 @@ class Library:
             raise refusals[0]
         return rec, voices
 
+    def call_voices(self, path: str, channel: int | None = None, min_speech: float | None = None) -> tuple:
+        """Decode a recording into its voices: (recording, [CallVoice]).
+
+        Each channel of a stereo call is one voice; a mono recording is diarised
+        (``voiceprint.diarize``) into one voice per speaker found. Quality is measured per
+        channel, with the net speech of each voice.
+        """
+        from . import diarize
+        from .quality import frame_snr_db
+
+        rec, channels = self._voices(path, channel, min_speech)
+        embedder = self._embedder()
+        out = []
+        by_index = {ch.index: ch for ch in rec.channels}
+        for ch_index, speech, segments, quality in channels:
+            quality = dict(quality, snr_frames_db=frame_snr_db(by_index[ch_index].samples, by_index[ch_index].sample_rate))
+            if rec.n_channels > 1:
+                out.append(CallVoice(ch_index, 0, speech, segments, quality))
+                continue
+            for v in diarize.diarize(by_index[ch_index].samples, segments, embedder):
+                q = dict(quality, net_speech_s=round(v.net_speech, 3))
+                out.append(CallVoice(ch_index, v.index, v.speech, v.segments, q))
+        return rec, out
+
     def enrol(self, path, person: str, category: str = "other", id_number: str = "", phone: str = "",
-              case: str = "", channel: int | None = None, notes: str = "", min_speech: float | None = None) -> EnrolOutcome:
+              case: str = "", channel: int | None = None, notes: str = "", min_speech: float | None = None,
+              voice: int | None = None, force: bool = False) -> EnrolOutcome:
         """Enrol one recording as a voice sample of ``person``; idempotent by file hash and person."""
-        summary = self.enrol_many([EnrolItem(str(path), person, category, id_number, phone, case, channel, notes)],
-                                  min_speech=min_speech, stop_on_error=True)
+        summary = self.enrol_many([EnrolItem(str(path), person, category, id_number, phone, case, channel, notes, voice)],
+                                  min_speech=min_speech, stop_on_error=True, force=force)
         return summary.outcomes[0]
 
     def enrol_many(self, items: Iterable[EnrolItem], min_speech: float | None = None,
                    progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
-                   on_wait: Callable[[str], None] | None = None) -> EnrolSummary:
+                   on_wait: Callable[[str], None] | None = None, force: bool = False) -> EnrolSummary:
         """Enrol many recordings. Each file commits on its own, so an interruption keeps every
-        file already reported and a re-run skips them; refusals are collected, not raised."""
+        file already reported and a re-run skips them; refusals are collected, not raised.
+        Voices below the quality gates (``voiceprint.quality``) are refused unless ``force``."""
         from .embedding import file_sha256
         from .index import VoiceIndex
 
@@ -366,7 +413,7 @@ class Library:
             try:
                 for item in items:
                     try:
-                        outcome = self._enrol_one(item, embedder, file_sha256, min_speech)
+                        outcome = self._enrol_one(item, embedder, file_sha256, min_speech, force)
                     except VoiceprintError as err:
                         if stop_on_error:
                             raise
@@ -390,7 +437,7 @@ class Library:
             raise KeyboardInterrupt
         return summary
 
-    def _enrol_one(self, item: EnrolItem, embedder, file_sha256, min_speech) -> EnrolOutcome:
+    def _enrol_one(self, item: EnrolItem, embedder, file_sha256, min_speech, force: bool = False) -> EnrolOutcome:
         path = Path(item.path)
         if not path.is_file():
             raise AudioError(path, "file not found", "check the path (manifest paths are relative to the manifest)")
@@ -405,11 +452,23 @@ class Library:
         ).fetchone()
         if existing:
             return EnrolOutcome(str(path), "already", existing["person_id"], existing["id"], existing["channel"])
-        rec, voices = self._voices(str(path), item.channel, min_speech)
+        from . import quality as gates
+
+        rec, voices = self.call_voices(str(path), item.channel, min_speech)
+        if item.voice is not None:
+            if not 0 <= item.voice < len(voices):
+                raise AudioError(path, f"holds {len(voices)} voice(s), voice {item.voice} does not exist",
+                                 f"use --voice 0 to {len(voices) - 1} (see `voiceprint query` for who speaks when)")
+            voices = [voices[item.voice]]
         if len(voices) > 1:
-            raise AudioError(path, f"holds {len(voices)} voices (one per channel)",
-                             "enrol one of them with --channel N (0-based), or a manifest `channel` column")
-        ch_index, speech, segments, quality = voices[0]
+            how = "one per channel" if rec.n_channels > 1 else "found by diarisation"
+            flag = "--channel N" if rec.n_channels > 1 else "--voice N"
+            raise AudioError(path, f"holds {len(voices)} voices ({how})",
+                             f"enrol one of them with {flag} (0-based; `voiceprint query` shows who speaks when)")
+        chosen = voices[0]
+        ch_index, speech = chosen.channel, chosen.speech
+        problems = gates.check_enrolment(chosen.quality, str(path), force)
+        quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), forced=problems)
         vector = embedder.embed(speech)
         net = float(len(speech)) / 16000.0
         with self.store.transaction():
@@ -425,26 +484,36 @@ class Library:
                                             (rid, pid, self.model)).fetchone()
                 return EnrolOutcome(str(path), "already", pid, int(row[0]), ch_index, net)
             vid = self.store.add_voiceprint(rid, pid, self.model, vector)
-            self.store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256[:16], channel=ch_index)
+            self.store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256[:16], channel=ch_index,
+                             voice=chosen.voice, **({"forced": problems} if problems else {}))
         return EnrolOutcome(str(path), "enrolled", pid, vid, ch_index, net)
 
     def query(self, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[dict]:
-        """Who is speaking? One result per voice (each channel of a stereo call), best hits first.
+        """Who is speaking? One result per voice, best hits first: each channel of a stereo call,
+        each diarised speaker of a mono one, with the time ranges where that voice speaks.
 
         A person's score is the cosine between the query and the mean of their samples; the
-        best-matching single sample and its own score are reported beside it.
+        best-matching single sample and its own score are reported beside it. A voice below
+        the quality gates carries ``warnings`` (weak evidence).
         """
-        rec, voices = self._voices(str(path), channel, min_speech)
+        from . import quality as gates
+
+        from .scoring import domain_of, scoring_note
+
+        rec, voices = self.call_voices(str(path), channel, min_speech)
         embedder = self._embedder()
         results = []
-        for ch_index, speech, segments, quality in voices:
-            vector = embedder.embed(speech)
-            hits = self._search(vector, top)
+        for v in voices:
+            vector = embedder.embed(v.speech)
+            hits = self._search(vector, top, domain_of(rec.source_rate, rec.codec), v.net_speech)
             results.append({
-                "file": str(path), "sha256": rec.sha256, "channel": ch_index,
-                "duration": round(rec.duration, 3), "net_speech": round(len(speech) / 16000.0, 3),
-                "source_rate": rec.source_rate, "codec": rec.codec, "quality": quality,
-                "library_size": int(self.index.persons.ntotal), "hits": hits,
+                "file": str(path), "sha256": rec.sha256, "channel": v.channel, "voice": v.voice,
+                "segments": v.time_ranges(),
+                "duration": round(rec.duration, 3), "net_speech": v.net_speech,
+                "source_rate": rec.source_rate, "codec": rec.codec, "quality": v.quality,
+                "warnings": gates.query_warnings(v.quality),
+                "library_size": int(self.index.persons.ntotal), "kind": "investigative lead",
+                "scoring": scoring_note(self.model), "hits": hits,
             })
         with self.store.transaction():
             self.store.audit("query", f"sha256:{rec.sha256[:16]}", voices=len(results),
@@ -455,11 +524,25 @@ class Library:
         """Rank enrolled persons against one voiceprint (no audit row; used by :meth:`query`)."""
         return self._search(vector, top)
 
-    def _search(self, vector: np.ndarray, top: int) -> list[dict]:
+    def _search(self, vector: np.ndarray, top: int, domain: str = "wideband", net_speech: float | None = None) -> list[dict]:
+        """Rank persons. With a fitted back end (``voiceprint.scoring``) the nearest persons by cosine
+        are re-ranked by the back-end score and each hit carries its LR and expected false hits;
+        without one, ``score`` is the raw cosine and the evidence fields are None."""
+        from . import scoring
+
         index = self.index
         if index.persons.ntotal == 0:
             return []
-        p_scores, p_ids = index.search_persons(vector, top)
+        backend = scoring.load_backend(self.model)
+        size = int(index.persons.ntotal)
+        k = top if backend is None else min(size, max(RERANK_CANDIDATES, top * 20))
+        p_scores, p_ids = index.search_persons(vector, k)
+        cosines = {int(pid): float(sc) for sc, pid in zip(p_scores[0], p_ids[0]) if pid >= 0}
+        if backend is None:
+            ranked = [(pid, cos) for pid, cos in cosines.items()][:top]
+        else:
+            scores = scoring.rescore(backend, vector, domain, self._person_samples(list(cosines)))
+            ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:top]
         s_scores, s_ids = index.search_samples(vector, max(top * 4, 20))
         sample_info = self.store.voiceprint_info([i for i in s_ids[0] if i >= 0])
         best_sample: dict[int, tuple[float, dict]] = {}
@@ -468,15 +551,16 @@ class Library:
             if info and info["person_id"] not in best_sample:
                 best_sample[info["person_id"]] = (float(score), info)
         hits = []
-        for score, pid in zip(p_scores[0], p_ids[0]):
-            if pid < 0:
-                continue
+        for pid, score in ranked:
             card = self._person_card(int(pid))
             sample = best_sample.get(int(pid))
+            enrol_net = sum(float(s["net_speech"] or 0) for s in card["samples"])
             hits.append({
                 "rank": len(hits) + 1,
                 "person": card["person"],
                 "score": round(float(score), 4),
+                "cosine": round(cosines[pid], 4),
+                **scoring.evidence(backend, score, size, enrol_net, net_speech),
                 "sample": None if sample is None else {
                     "voiceprint": int(sample[1]["id"]), "file": sample[1]["original_name"],
                     "channel": sample[1]["channel"], "score": round(sample[0], 4)},
@@ -486,8 +570,31 @@ class Library:
             })
         return hits
 
+    def _person_samples(self, person_ids: list[int]) -> dict:
+        """person id -> (raw sample vectors, their domains, total net speech), for back-end scoring."""
+        from .scoring import domain_of
+
+        if not person_ids:
+            return {}
+        marks = ",".join("?" * len(person_ids))
+        rows = self.store.db.execute(
+            f"SELECT v.person_id, v.vector, r.sample_rate, r.codec, r.net_speech FROM voiceprints v "
+            f"JOIN recordings r ON r.id = v.recording_id WHERE v.model = ? AND v.person_id IN ({marks}) ORDER BY v.id",
+            [self.model, *person_ids],
+        ).fetchall()
+        out: dict[int, tuple[list, list, float]] = {}
+        for pid, blob, rate, codec, net in rows:
+            vecs, doms, total = out.get(int(pid), ([], [], 0.0))
+            vecs.append(np.frombuffer(blob, dtype=np.float32))
+            doms.append(domain_of(int(rate or 0), codec or ""))
+            out[int(pid)] = (vecs, doms, total + float(net or 0))
+        return {pid: (np.stack(v), d, t) for pid, (v, d, t) in out.items()}
+
     def verify(self, a, b, channel_a: int | None = None, channel_b: int | None = None) -> dict:
-        """1:1 comparison of two recordings: the cosine score between their voiceprints."""
+        """1:1 comparison of two recordings (an evaluative comparison): the back-end score, the raw
+        cosine and, with a fitted back end, the likelihood ratio and its ENFSI verbal equivalent."""
+        from .scoring import domain_of
+
         embedder = self._embedder()
         out = {}
         for key, path, ch in (("a", a, channel_a), ("b", b, channel_b)):
@@ -496,13 +603,23 @@ class Library:
                 raise AudioError(path, f"holds {len(voices)} voices", "choose one with --channel-a/--channel-b")
             ch_index, speech, _, quality = voices[0]
             out[key] = {"file": str(path), "sha256": rec.sha256, "channel": ch_index,
-                        "net_speech": round(len(speech) / 16000.0, 3), "vector": embedder.embed(speech)}
-        score = float(np.dot(out["a"]["vector"], out["b"]["vector"]))
+                        "net_speech": round(len(speech) / 16000.0, 3), "vector": embedder.embed(speech),
+                        "domain": domain_of(rec.source_rate, rec.codec)}
+        from . import scoring
+
+        cosine = float(np.dot(out["a"]["vector"], out["b"]["vector"]))
+        backend = scoring.load_backend(self.model)
+        score = cosine
+        if backend is not None:
+            model = backend.model(out["a"]["vector"], out["a"]["domain"])
+            score = float(backend.score(model, backend.project(out["b"]["vector"], out["b"]["domain"]))[0, 0])
+        evidence = scoring.evidence(backend, score, 1, out["a"]["net_speech"], out["b"]["net_speech"])
         with self.store.transaction():
             self.store.audit("verify", "", a=out["a"]["sha256"][:16], b=out["b"]["sha256"][:16])
         for key in ("a", "b"):
             out[key].pop("vector")
-        return {"a": out["a"], "b": out["b"], "score": round(score, 4)}
+        return {"kind": "evaluative comparison", "a": out["a"], "b": out["b"], "score": round(score, 4),
+                "cosine": round(cosine, 4), **evidence, "scoring": scoring.scoring_note(self.model)}
 
     def delete_person(self, ref: str | int) -> dict:
         with self.writing():

@@ -100,6 +100,41 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 2: case recordings, unknown voices and their clusters across cases (voiceprint.linking)
+    """
+    CREATE TABLE case_voices (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+        recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+        voice INTEGER NOT NULL DEFAULT 0,
+        segments TEXT NOT NULL DEFAULT '[]',
+        net_speech REAL NOT NULL DEFAULT 0,
+        voiceprint_id INTEGER REFERENCES voiceprints(id) ON DELETE SET NULL,
+        matched_person_id INTEGER REFERENCES persons(id) ON DELETE SET NULL,
+        match_score REAL,
+        created_at REAL NOT NULL,
+        UNIQUE (case_id, recording_id, voice)
+    );
+    CREATE INDEX case_voices_voiceprint ON case_voices(voiceprint_id);
+    CREATE TABLE voice_clusters (
+        id INTEGER PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'auto' CHECK (status IN ('auto','confirmed','promoted')),
+        person_id INTEGER REFERENCES persons(id) ON DELETE SET NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE cluster_members (
+        voiceprint_id INTEGER PRIMARY KEY REFERENCES voiceprints(id) ON DELETE CASCADE,
+        cluster_id INTEGER NOT NULL REFERENCES voice_clusters(id) ON DELETE CASCADE,
+        score REAL,
+        joined_at REAL NOT NULL
+    );
+    CREATE INDEX cluster_members_cluster ON cluster_members(cluster_id);
+    CREATE TABLE cannot_link (
+        a INTEGER NOT NULL REFERENCES voiceprints(id) ON DELETE CASCADE,
+        b INTEGER NOT NULL REFERENCES voiceprints(id) ON DELETE CASCADE,
+        PRIMARY KEY (a, b)
+    );
+    """,
 ]
 
 

@@ -1,0 +1,134 @@
+"""Shared helpers of the recording evaluations (diarisation, quality gates, case linking).
+
+Real speech from ``../shared/data`` only; speakers are split once, deterministically, into a
+development half (thresholds are chosen there) and a test half (figures are reported there).
+Embeddings go through the shared :class:`voiceprint.cache.EmbeddingCache`, so nothing is
+embedded twice across runs or colleagues.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+CACHE = ROOT / "out" / "cache" / "embeddings.sqlite"
+SPLIT_SEED = 20260611
+DEV_SPEAKERS = 50
+
+
+def manifest(corpus: str = "speechocean762") -> dict[str, list[dict]]:
+    """speaker -> rows (sorted by path) with an absolute ``file``."""
+    folder = SHARED / corpus
+    out: dict[str, list[dict]] = {}
+    with open(folder / "manifest.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            row["file"] = str(folder / row["path"])
+            out.setdefault(row["speaker"], []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: r["path"])
+    return out
+
+
+def split_speakers(speakers, dev: int = DEV_SPEAKERS) -> tuple[list[str], list[str]]:
+    """(dev, test): a fixed random permutation of the sorted speaker ids."""
+    order = sorted(speakers)
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(order))
+    shuffled = [order[i] for i in perm]
+    return sorted(shuffled[:dev]), sorted(shuffled[dev:])
+
+
+class Embeddings:
+    """Cached embeddings: whole files through the standard front-end, or arbitrary sample arrays."""
+
+    def __init__(self, model: str | None = None):
+        import torch
+
+        from voiceprint.cache import EmbeddingCache
+        from voiceprint.embedding import get_embedder
+
+        torch.set_num_threads(2)
+        self.embedder = get_embedder(model)
+        self.fp = self.embedder.spec.fingerprint
+        self.cache = EmbeddingCache(CACHE)
+        self.computed = 0
+
+    def file(self, path: str) -> np.ndarray | None:
+        """The library pipeline on one file: decode, VAD, speech-only, embed (shared cache key, variant '')."""
+        from voiceprint import audio
+        from voiceprint.cache import cache_key
+        from voiceprint.embedding import file_sha256
+
+        key = cache_key(self.fp, file_sha256(Path(path)), 0, "")
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit[0]
+        from voiceprint.errors import AudioError
+
+        ch = audio.load_recording(path).channels[0]
+        try:
+            speech, segs = audio.prepare_speech(ch, path=path, min_speech=0.3)
+        except AudioError:
+            return None  # a file the VAD finds no speech in: the library would refuse it too
+        vec = self.embedder.embed(speech)
+        self.cache.put(key, vec, {"path": path, "net_speech": round(len(speech) / 16000, 3)})
+        self.computed += 1
+        return vec
+
+    def samples(self, speech: np.ndarray, variant: str) -> np.ndarray:
+        """One voiceprint of given speech samples, cached by their hash."""
+        from voiceprint.cache import cache_key
+
+        sha = hashlib.sha256(np.ascontiguousarray(speech, np.float32).tobytes()).hexdigest()
+        key = cache_key(self.fp, sha, 0, variant)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit[0]
+        vec = self.embedder.embed(speech)
+        self.cache.put(key, vec, {"variant": variant, "seconds": round(len(speech) / 16000, 3)})
+        self.computed += 1
+        return vec
+
+    def matrix(self, key_samples: np.ndarray, variant: str, compute) -> np.ndarray:
+        """A cached [n, dim] matrix (e.g. window embeddings), computed by ``compute()`` on a miss."""
+        from voiceprint.cache import cache_key
+
+        sha = hashlib.sha256(np.ascontiguousarray(key_samples, np.float32).tobytes()).hexdigest()
+        key = cache_key(self.fp, sha, 0, variant)
+        hit = self.cache.get(key)
+        if hit is not None:
+            vec, info = hit
+            return vec.reshape(info["shape"])
+        m = np.asarray(compute(), np.float32)
+        self.cache.put(key, m.reshape(-1), {"variant": variant, "shape": list(m.shape)})
+        self.computed += 1
+        return m
+
+
+def speech_only(path: str) -> tuple[np.ndarray, list]:
+    """16 kHz samples of a file and its VAD speech segments."""
+    from voiceprint import audio
+
+    x = audio.load_recording(path).channels[0].samples
+    return x, audio.speech_segments(x)
+
+
+def top1(vector: np.ndarray, names: list[str], centroids: np.ndarray) -> str:
+    return names[int(np.argmax(centroids @ vector))]
+
+
+def person_centroids(emb: Embeddings, by_speaker: dict[str, list[dict]], speakers, utt_slice: slice):
+    """Library-style person vectors: the normalised mean of each speaker's enrolment utterances."""
+    names, rows = [], []
+    for s in speakers:
+        vecs = np.vstack([v for v in (emb.file(r["file"]) for r in by_speaker[s][utt_slice]) if v is not None])
+        m = vecs.mean(axis=0)
+        names.append(s)
+        rows.append(m / np.linalg.norm(m))
+    return names, np.vstack(rows)

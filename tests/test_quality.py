@@ -1,0 +1,48 @@
+"""Quality gates: enrolment refused below them unless forced, weak queries flagged."""
+
+import pytest
+
+from voiceprint import quality
+from voiceprint.errors import AudioError
+
+GOOD = {"net_speech_s": 12.0, "snr_db": 30.0, "clipping_ratio": 0.0, "bandwidth_hz": 3400.0, "codec": "amr_nb"}
+
+
+def test_a_good_voice_passes_every_gate():
+    assert quality.problems(GOOD, quality.ENROL_MIN_SPEECH_S) == []
+    assert quality.check_enrolment(GOOD, "x.wav") == []
+    assert quality.query_warnings(GOOD) == []
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"net_speech_s": 0.8 * quality.ENROL_MIN_SPEECH_S}, "net speech"),
+    ({"snr_frames_db": quality.MIN_SNR_DB - 3}, "SNR"),
+    ({"clipping_ratio": 5 * quality.MAX_CLIPPING}, "clipped"),
+])
+def test_enrolment_below_a_gate_is_refused_unless_forced(change, words):
+    q = GOOD | change
+    with pytest.raises(AudioError, match="--force") as err:
+        quality.check_enrolment(q, "short.wav")
+    assert words in str(err.value)
+    assert any(words in p for p in quality.check_enrolment(q, "short.wav", force=True))
+
+
+def test_a_short_query_is_flagged_weak():
+    warnings = quality.query_warnings(GOOD | {"net_speech_s": quality.QUERY_WEAK_SPEECH_S / 2})
+    assert len(warnings) == 1 and warnings[0].startswith("weak query") and "net speech" in warnings[0]
+
+
+def test_low_bandwidth_is_shown_but_never_refused():
+    q = GOOD | {"bandwidth_hz": quality.MIN_BANDWIDTH_HZ / 2}
+    assert quality.check_enrolment(q, "deep_voice.wav") == []
+    assert any("bandwidth" in w for w in quality.query_warnings(q))
+
+
+def test_frame_snr_falls_as_noise_rises():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * 16000) / 16000
+    speech = 0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 2 * t) > 0)  # bursts with pauses
+    readings = [quality.frame_snr_db(speech + rng.normal(0, sd, len(t))) for sd in (0.001, 0.01, 0.05)]
+    assert readings[0] > readings[1] > readings[2]

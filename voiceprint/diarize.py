@@ -1,0 +1,245 @@
+"""Who spoke when in a mono recording: split a two-party call into one :class:`Voice` per speaker.
+
+A victim's or a monitored line's recording holds the fraudster and the victim on one channel;
+enrolling or querying it whole would mix them. The steps:
+
+1. the speech segments from the VAD (``audio.speech_segments``);
+2. sliding windows of ``WINDOW_S`` (hop ``HOP_S``) inside each segment, each embedded by the
+   speaker model (in batches - the windows are short, so this costs about as much as
+   embedding the speech once);
+3. agglomerative clustering (average linkage, cosine) cut at ``SPLIT_THRESHOLD``, so the
+   number of speakers is estimated, not assumed: windows that all agree give one voice;
+4. resegmentation: every 0.1 s frame of speech goes to the speaker whose centroid the windows
+   covering it resemble most (windows centred nearer the frame weigh more), runs shorter than ``MIN_RUN_S`` are absorbed by their
+   neighbours, and a speaker left with less than ``MIN_VOICE_S`` of speech is dropped into
+   the next-best one.
+
+Recordings with less than ``MIN_DIARIZE_SPEECH_S`` of speech are taken as one voice without
+any windowing: there is too little to tell two people apart, and no extra cost.
+``SPLIT_THRESHOLD`` was chosen on a development split of real speech (see
+``scripts/eval_diarization.py`` and ``docs/accuracy_recordings.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio import SpeechSegment
+
+WINDOW_S = 1.5
+HOP_S = 0.75
+#: Shortest stretch of speech embedded as a window of its own (shorter segments take neighbours' labels).
+MIN_WINDOW_S = 0.5
+FRAME_S = 0.1
+#: Windows whose clusters' average cosine stays above this are one speaker (tuned on the dev split).
+SPLIT_THRESHOLD = 0.30
+MIN_DIARIZE_SPEECH_S = 4.0
+MIN_RUN_S = 0.5
+MIN_VOICE_S = 1.0
+MAX_SPEAKERS = 4
+#: A cluster is a speaker only with at least this many windows and this share of them.
+MIN_CLUSTER_WINDOWS = 3
+MINOR_SHARE = 0.1
+BATCH = 32
+
+
+@dataclass
+class Voice:
+    """One speaker of a recording: where they speak (seconds) and their speech samples, concatenated."""
+
+    index: int
+    segments: list[SpeechSegment]
+    speech: np.ndarray = field(repr=False)
+    sample_rate: int = 16000
+
+    @property
+    def net_speech(self) -> float:
+        return float(sum(s.duration for s in self.segments))
+
+    def time_ranges(self) -> list[list[float]]:
+        return [[round(s.start, 2), round(s.end, 2)] for s in self.segments]
+
+
+def cut(samples: np.ndarray, segments: list[SpeechSegment], sr: int) -> np.ndarray:
+    """The samples of ``segments``, concatenated in order."""
+    parts = [samples[int(round(s.start * sr)) : int(round(s.end * sr))] for s in segments]
+    parts = [p for p in parts if len(p)]
+    return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+
+
+def window_spans(segments: list[SpeechSegment]) -> list[tuple[float, float]]:
+    """Windows of ``WINDOW_S`` with hop ``HOP_S`` inside each speech segment (the last one flush with its end)."""
+    spans = []
+    for s in segments:
+        if s.duration < MIN_WINDOW_S:
+            continue
+        if s.duration <= WINDOW_S:
+            spans.append((s.start, s.end))
+            continue
+        t = s.start
+        while t + WINDOW_S < s.end:
+            spans.append((t, t + WINDOW_S))
+            t += HOP_S
+        spans.append((s.end - WINDOW_S, s.end))
+    return spans
+
+
+def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedder, sr: int = 16000) -> np.ndarray:
+    """L2-normalised embeddings [n, dim] of each span, computed in padded batches."""
+    import torch
+
+    encoder = embedder.encoder
+    out = []
+    with torch.inference_mode():
+        for b in range(0, len(spans), BATCH):
+            chunk = [samples[int(round(a * sr)) : int(round(e * sr))] for a, e in spans[b : b + BATCH]]
+            longest = max(len(c) for c in chunk)
+            wavs = torch.zeros(len(chunk), longest)
+            for i, c in enumerate(chunk):
+                wavs[i, : len(c)] = torch.from_numpy(np.ascontiguousarray(c))
+            lens = torch.tensor([len(c) / longest for c in chunk])
+            out.append(encoder.encode_batch(wavs, lens).reshape(len(chunk), -1).cpu().numpy())
+    x = np.vstack(out).astype(np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+
+
+def cluster_windows(vectors: np.ndarray, threshold: float = SPLIT_THRESHOLD) -> np.ndarray:
+    """Labels 0..k-1 from average-linkage clustering on cosine, cut where clusters' mean cosine < ``threshold``."""
+    if len(vectors) < 2:
+        return np.zeros(len(vectors), dtype=int)
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    tree = linkage(vectors, method="average", metric="cosine")
+    labels = fcluster(tree, t=1.0 - threshold, criterion="distance")
+    if labels.max() > MAX_SPEAKERS:
+        labels = fcluster(tree, t=MAX_SPEAKERS, criterion="maxclust")
+    _, labels = np.unique(labels, return_inverse=True)
+    return _merge_minor(vectors, labels)
+
+
+def _merge_minor(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Fold clusters of fewer than ``MINOR_SHARE`` of the windows (overlaps, coughs, noise) into the nearest major one."""
+    sizes = np.bincount(labels)
+    major = [j for j in range(len(sizes)) if sizes[j] >= max(MIN_CLUSTER_WINDOWS, MINOR_SHARE * len(labels))]
+    if not major:
+        return np.zeros(len(labels), dtype=int)
+    cents = np.vstack([vectors[labels == j].mean(axis=0) for j in major])
+    cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
+    out = np.array([major.index(lab) if lab in major else -1 for lab in labels])
+    minor = out < 0
+    if minor.any():
+        out[minor] = np.argmax(vectors[minor] @ cents.T, axis=1)
+    return out
+
+
+def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: int = 16000,
+            threshold: float = SPLIT_THRESHOLD, window_vectors: np.ndarray | None = None) -> list[Voice]:
+    """One :class:`Voice` per speaker found in ``samples`` (mono), ordered by when they first speak.
+
+    ``window_vectors`` may carry precomputed embeddings of :func:`window_spans` (evaluations cache them).
+    """
+    segments = sorted(segments, key=lambda s: s.start)
+    one = [Voice(0, list(segments), cut(samples, segments, sr), sr)]
+    if sum(s.duration for s in segments) < MIN_DIARIZE_SPEECH_S:
+        return one
+    spans = window_spans(segments)
+    if len(spans) < 3:
+        return one
+    # First every other window (about one embedding's worth of compute): one voice stops here.
+    coarse = list(range(0, len(spans), 2))
+    rest = [i for i in range(len(spans)) if i % 2]
+    if window_vectors is not None:
+        first = window_vectors[coarse]
+    else:
+        first = embed_windows(samples, [spans[i] for i in coarse], embedder, sr)
+    if len(coarse) >= 2 and cluster_windows(first, threshold).max() == 0:
+        return one
+    if window_vectors is not None:
+        vectors = window_vectors
+    else:
+        vectors = np.zeros((len(spans), first.shape[1]))
+        vectors[coarse] = first
+        if rest:
+            vectors[rest] = embed_windows(samples, [spans[i] for i in rest], embedder, sr)
+    labels = cluster_windows(vectors, threshold)
+    if labels.max() == 0:
+        return one
+    frames, frame_labels = _resegment(segments, spans, vectors, labels)
+    voices = _voices_from_frames(samples, segments, frames, frame_labels, sr)
+    return voices if len(voices) > 1 else one
+
+
+def _resegment(segments, spans, vectors, labels):
+    """Label every ``FRAME_S`` frame of speech by the centroid its covering windows resemble most."""
+    k = int(labels.max()) + 1
+    centroids = np.vstack([vectors[labels == j].mean(axis=0) for j in range(k)])
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
+    win_scores = vectors @ centroids.T  # [n_windows, k]
+    starts = np.array([a for a, _ in spans])
+    ends = np.array([e for _, e in spans])
+    mids = np.array([(a + e) / 2 for a, e in spans])
+    frames, frame_labels = [], []
+    for s in segments:
+        n = max(1, int(round(s.duration / FRAME_S)))
+        edges = np.linspace(s.start, s.end, n + 1)
+        for a, e in zip(edges[:-1], edges[1:]):
+            m = (a + e) / 2
+            cover = (starts <= m) & (ends >= m)
+            if not cover.any():  # a short segment with no window: take the nearest window
+                cover = np.abs(mids - m) == np.abs(mids - m).min()
+            # windows centred near the frame speak for it most (triangular weights)
+            weight = np.maximum(1.0 - np.abs(mids[cover] - m) / (WINDOW_S / 2), 0.0) + 1e-3
+            frames.append((a, e))
+            frame_labels.append(int(np.argmax(weight @ win_scores[cover])))
+    frame_labels = np.array(frame_labels)
+    # drop speakers left with too little speech into their next-best speaker, smallest first
+    while True:
+        counts = np.bincount(frame_labels, minlength=k) * FRAME_S
+        alive = [j for j in range(k) if counts[j] > 0]
+        small = [j for j in alive if counts[j] < MIN_VOICE_S]
+        if not small or len(alive) == 1:
+            break
+        j = min(small, key=lambda j: counts[j])
+        others = [o for o in alive if o != j]
+        target = others[int(np.argmax(centroids[others] @ centroids[j]))]
+        frame_labels[frame_labels == j] = target
+    _absorb_short_runs(frames, frame_labels)
+    return frames, frame_labels
+
+
+def _absorb_short_runs(frames, labels) -> None:
+    """Relabel runs shorter than ``MIN_RUN_S`` (within contiguous speech) with the longer neighbour's label."""
+    min_frames = max(1, int(round(MIN_RUN_S / FRAME_S)))
+    for _ in range(3):
+        runs, start = [], 0
+        for i in range(1, len(labels) + 1):
+            if i == len(labels) or labels[i] != labels[start] or frames[i][0] - frames[i - 1][1] > 1e-3:
+                runs.append((start, i))
+                start = i
+        changed = False
+        for r, (a, b) in enumerate(runs):
+            if b - a >= min_frames:
+                continue
+            before = runs[r - 1] if r > 0 and frames[a][0] - frames[runs[r - 1][1] - 1][1] < 1e-3 else None
+            after = runs[r + 1] if r + 1 < len(runs) and frames[runs[r + 1][0]][0] - frames[b - 1][1] < 1e-3 else None
+            pick = max((x for x in (before, after) if x), key=lambda x: x[1] - x[0], default=None)
+            if pick and labels[pick[0]] != labels[a]:
+                labels[a:b] = labels[pick[0]]
+                changed = True
+        if not changed:
+            break
+
+
+def _voices_from_frames(samples, segments, frames, labels, sr) -> list[Voice]:
+    by_label: dict[int, list[SpeechSegment]] = {}
+    for (a, e), lab in zip(frames, labels):
+        segs = by_label.setdefault(int(lab), [])
+        if segs and abs(segs[-1].end - a) < 1e-3:
+            segs[-1] = SpeechSegment(segs[-1].start, round(e, 4))
+        else:
+            segs.append(SpeechSegment(round(a, 4), round(e, 4)))
+    ordered = sorted(by_label.values(), key=lambda segs: segs[0].start)
+    ordered = [segs for segs in ordered if sum(s.duration for s in segs) >= MIN_VOICE_S] or ordered[:1]
+    return [Voice(i, segs, cut(samples, segs, sr), sr) for i, segs in enumerate(ordered)]

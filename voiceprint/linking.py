@@ -1,0 +1,339 @@
+"""Unknown voices and case linking (串并案): the same unenrolled voice across many cases.
+
+``add_recordings`` files a case's recordings: every voice (channel of a stereo call, diarised
+speaker of a mono one) is compared with the library; a voice that matches an enrolled person is
+noted against that person, every other voice is kept as an *unknown voiceprint* (a voiceprint row
+with no person) and placed at once into a cluster of unknown voices:
+
+- incremental average linkage: a new voice joins the cluster whose members it resembles most on
+  average, when that average reaches ``LINK_THRESHOLD`` and no investigator has split it from
+  them; otherwise it starts a cluster of its own. A join that brings two clusters within the
+  threshold of each other merges them (unless an investigator's split forbids it);
+- ``links`` reports the clusters that span two or more cases, with the evidence: which
+  recordings, which time ranges, the scores;
+- an investigator may ``confirm`` a cluster, ``split`` voices out of one (they are never
+  re-joined automatically) or ``promote`` one to a person (a suspect), whose voiceprints then
+  enter the library. Every decision is an audit row.
+
+``LINK_THRESHOLD`` and ``MATCH_THRESHOLD`` are cosines measured on a development split of real
+speech (``scripts/eval_linking.py``), to be replaced by the calibrated back end's LLR threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LibraryError, NotFound
+
+#: Average cosine between a voice and a cluster's members above which they are linked (dev split).
+LINK_THRESHOLD = 0.45
+#: Cosine to an enrolled person above which a case voice is taken as that person, not an unknown.
+MATCH_THRESHOLD = 0.50
+
+
+# -- filing recordings ------------------------------------------------------------------------
+def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
+    """File recordings under a case: match each voice to the library, keep the rest as unknown voices."""
+    from . import quality as gates
+
+    embedder = lib._embedder()
+    rows = []
+    with lib.writing():
+        with lib.store.transaction():
+            case_id = lib.store.add_case(case_number)
+        for path in files:
+            rec, voices = lib.call_voices(str(path))
+            for v in voices:
+                vector = embedder.embed(v.speech)
+                hits = lib.search_vector(vector, 1)
+                top = hits[0] if hits else None
+                matched = top if top and top["score"] >= MATCH_THRESHOLD else None
+                with lib.store.transaction():
+                    q = dict(v.quality, voice=v.voice)
+                    rid = lib.store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration,
+                                                  v.net_speech, rec.source_rate, rec.codec, q)
+                    existing = lib.store.db.execute(
+                        "SELECT id, voiceprint_id FROM case_voices WHERE case_id=? AND recording_id=? AND voice=?",
+                        (case_id, rid, v.voice)).fetchone()
+                    if existing:
+                        row = {"status": "already", "voiceprint": existing["voiceprint_id"]}
+                    else:
+                        vid = None
+                        if matched is None:
+                            cur = lib.store.db.execute(
+                                "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at) VALUES (?, NULL, ?, ?, ?)",
+                                (rid, lib.model, np.asarray(vector, np.float32).tobytes(), time.time()))
+                            vid = int(cur.lastrowid)
+                        lib.store.db.execute(
+                            "INSERT INTO case_voices(case_id, recording_id, voice, segments, net_speech, voiceprint_id,"
+                            " matched_person_id, match_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (case_id, rid, v.voice, json.dumps(v.time_ranges()), v.net_speech, vid,
+                             matched["person"]["id"] if matched else None, top["score"] if top else None, time.time()))
+                        cluster = _assign(lib, vid, vector) if vid is not None else None
+                        lib.store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice,
+                                        voiceprint=vid, matched_person=matched["person"]["id"] if matched else None,
+                                        cluster=cluster)
+                        row = {"status": "matched" if matched else "unknown", "voiceprint": vid, "cluster": cluster}
+                row |= {"file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
+                        "net_speech": v.net_speech, "warnings": gates.query_warnings(v.quality),
+                        "person": matched["person"]["name"] if matched else None,
+                        "score": top["score"] if top else None}
+                rows.append(row)
+                if on_voice:
+                    on_voice(row)
+    return rows
+
+
+# -- clustering -------------------------------------------------------------------------------
+def _unknown_vectors(store, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(voiceprint ids, cluster ids, vectors) of every clustered unknown voice not promoted to a person."""
+    rows = store.db.execute(
+        "SELECT v.id, m.cluster_id, v.vector FROM voiceprints v JOIN cluster_members m ON m.voiceprint_id = v.id "
+        "JOIN voice_clusters c ON c.id = m.cluster_id WHERE v.person_id IS NULL AND v.model = ? AND c.status != 'promoted' "
+        "ORDER BY v.id", (model,)).fetchall()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
+    return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+            np.vstack([np.frombuffer(r[2], np.float32) for r in rows]))
+
+
+def _forbidden(store, vid: int) -> set[int]:
+    rows = store.db.execute("SELECT b FROM cannot_link WHERE a = ? UNION SELECT a FROM cannot_link WHERE b = ?", (vid, vid))
+    return {int(r[0]) for r in rows}
+
+
+def best_cluster(vector: np.ndarray, ids: np.ndarray, clusters: np.ndarray, vecs: np.ndarray,
+                 banned: set = frozenset()) -> tuple[int | None, float]:
+    """The cluster whose members ``vector`` resembles most on average (skipping clusters holding ``banned`` ids)."""
+    best, best_score = None, -1.0
+    if len(ids):
+        sims = vecs @ vector
+        for c in np.unique(clusters):
+            members = clusters == c
+            if banned and banned & set(ids[members].tolist()):
+                continue
+            score = float(sims[members].mean())
+            if score > best_score:
+                best, best_score = int(c), score
+    return best, best_score
+
+
+def closest_other_cluster(cluster: int, ids, clusters, vecs, banned: set = frozenset(),
+                          threshold: float | None = None) -> tuple[int | None, float]:
+    """Another cluster whose average linkage to ``cluster`` reaches ``threshold``, the closest one."""
+    threshold = LINK_THRESHOLD if threshold is None else threshold
+    mine = clusters == cluster
+    best, best_score = None, threshold
+    for c in np.unique(clusters[~mine]):
+        other = clusters == c
+        if banned and banned & set(ids[other].tolist()):
+            continue
+        score = float((vecs[mine] @ vecs[other].T).mean())
+        if score >= best_score:
+            best, best_score = int(c), score
+    return best, best_score
+
+
+def _assign(lib, vid: int, vector: np.ndarray) -> int:
+    """Put a new unknown voice into its cluster (caller holds a transaction); returns the cluster id."""
+    store = lib.store
+    ids, clusters, vecs = _unknown_vectors(store, lib.model)
+    best, best_score = best_cluster(vector, ids, clusters, vecs, _forbidden(store, vid))
+    if best is None or best_score < LINK_THRESHOLD:
+        best = int(store.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES ('auto', ?)",
+                                    (time.time(),)).lastrowid)
+        best_score = None
+    store.db.execute("INSERT INTO cluster_members(voiceprint_id, cluster_id, score, joined_at) VALUES (?, ?, ?, ?)",
+                     (vid, best, best_score, time.time()))
+    if best_score is not None:
+        best = _merge_close(lib, best)
+    return best
+
+
+def _merge_close(lib, cluster: int) -> int:
+    """Merge other clusters into ``cluster`` while their average linkage to it reaches the threshold."""
+    store = lib.store
+    while True:
+        ids, clusters, vecs = _unknown_vectors(store, lib.model)
+        banned = set()
+        for v in ids[clusters == cluster]:
+            banned |= _forbidden(store, int(v))
+        best, best_score = closest_other_cluster(cluster, ids, clusters, vecs, banned)
+        if best is None:
+            return cluster
+        keep, gone = sorted((cluster, best), key=lambda c: _status_rank(store, c), reverse=True)
+        store.db.execute("UPDATE cluster_members SET cluster_id = ? WHERE cluster_id = ?", (keep, gone))
+        store.db.execute("DELETE FROM voice_clusters WHERE id = ?", (gone,))
+        store.audit("link.merge", f"cluster:{keep}", merged=gone, score=round(best_score, 4), automatic=True)
+        cluster = keep
+
+
+def _status_rank(store, cluster: int) -> tuple:
+    row = store.db.execute("SELECT status FROM voice_clusters WHERE id = ?", (cluster,)).fetchone()
+    return (row is not None and row[0] == "confirmed", -cluster)
+
+
+# -- reporting --------------------------------------------------------------------------------
+def clusters(lib, min_cases: int = 2, include_promoted: bool = False) -> list[dict]:
+    """Clusters of unknown voices spanning at least ``min_cases`` cases, with their evidence."""
+    store = lib.store
+    rows = store.db.execute(
+        "SELECT c.id AS cluster, c.status, c.person_id, m.voiceprint_id, m.score, cs.case_number, r.original_name,"
+        " r.channel, cv.voice, cv.segments, cv.net_speech, v.vector FROM voice_clusters c"
+        " JOIN cluster_members m ON m.cluster_id = c.id JOIN voiceprints v ON v.id = m.voiceprint_id"
+        " JOIN recordings r ON r.id = v.recording_id JOIN case_voices cv ON cv.voiceprint_id = v.id"
+        " JOIN cases cs ON cs.id = cv.case_id ORDER BY c.id, m.voiceprint_id").fetchall()
+    out: dict[int, dict] = {}
+    for r in rows:
+        c = out.setdefault(r["cluster"], {"cluster": r["cluster"], "status": r["status"], "person_id": r["person_id"],
+                                          "cases": [], "voices": [], "_vecs": []})
+        if r["case_number"] not in c["cases"]:
+            c["cases"].append(r["case_number"])
+        c["voices"].append({"voiceprint": r["voiceprint_id"], "case": r["case_number"], "file": r["original_name"],
+                            "channel": r["channel"], "voice": r["voice"], "segments": json.loads(r["segments"]),
+                            "net_speech": r["net_speech"], "score_on_joining": r["score"]})
+        c["_vecs"].append(np.frombuffer(r["vector"], np.float32))
+    result = []
+    for c in out.values():
+        if len(c["cases"]) < min_cases or (c["status"] == "promoted" and not include_promoted):
+            continue
+        vecs = np.vstack(c.pop("_vecs"))
+        sims = vecs @ vecs.T
+        n = len(vecs)
+        for i, v in enumerate(c["voices"]):
+            v["mean_score_to_others"] = round(float((sims[i].sum() - sims[i, i]) / max(n - 1, 1)), 4)
+        pair = sims[np.triu_indices(n, 1)] if n > 1 else np.zeros(0)
+        c["min_pair_score"] = round(float(pair.min()), 4) if len(pair) else None
+        c["mean_pair_score"] = round(float(pair.mean()), 4) if len(pair) else None
+        c["summary"] = f"this voice appears in cases {_and(c['cases'])}"
+        result.append(c)
+    return result
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# -- investigator decisions -------------------------------------------------------------------
+def _cluster(store, cluster: int) -> dict:
+    row = store.db.execute("SELECT * FROM voice_clusters WHERE id = ?", (cluster,)).fetchone()
+    if row is None:
+        raise NotFound(f"no voice cluster {cluster} - see `voiceprint link`")
+    return dict(row)
+
+
+def confirm(lib, cluster: int, note: str = "") -> dict:
+    """An investigator confirms that a cluster's voices are one person."""
+    with lib.writing(), lib.store.transaction():
+        c = _cluster(lib.store, cluster)
+        if c["status"] == "promoted":
+            raise LibraryError(f"cluster {cluster} was already promoted to person {c['person_id']}")
+        lib.store.db.execute("UPDATE voice_clusters SET status = 'confirmed' WHERE id = ?", (cluster,))
+        lib.store.audit("link.confirm", f"cluster:{cluster}", note=note)
+    return {"cluster": cluster, "status": "confirmed"}
+
+
+def split(lib, cluster: int, voiceprints: list[int], note: str = "") -> dict:
+    """Move ``voiceprints`` out of a cluster into a new one; they are never re-linked to the rest automatically."""
+    with lib.writing(), lib.store.transaction():
+        _cluster(lib.store, cluster)
+        members = {int(r[0]) for r in lib.store.db.execute(
+            "SELECT voiceprint_id FROM cluster_members WHERE cluster_id = ?", (cluster,))}
+        moving = {int(v) for v in voiceprints}
+        if not moving or not moving <= members:
+            raise NotFound(f"voiceprint(s) {sorted(moving - members)} are not in cluster {cluster} - see `voiceprint link --json`")
+        if moving == members:
+            raise LibraryError("splitting every voice out of a cluster changes nothing - name only the voices that do not belong")
+        new = int(lib.store.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES ('confirmed', ?)",
+                                       (time.time(),)).lastrowid)
+        marks = ",".join("?" * len(moving))
+        lib.store.db.execute(f"UPDATE cluster_members SET cluster_id = ? WHERE voiceprint_id IN ({marks})",  # noqa: S608
+                             (new, *sorted(moving)))
+        lib.store.db.executemany("INSERT OR IGNORE INTO cannot_link(a, b) VALUES (?, ?)",
+                                 [(min(a, b), max(a, b)) for a in moving for b in members - moving])
+        lib.store.audit("link.split", f"cluster:{cluster}", moved=sorted(moving), new_cluster=new, note=note)
+    return {"cluster": cluster, "new_cluster": new, "moved": sorted(moving)}
+
+
+def promote(lib, cluster: int, name: str, category: str = "suspect", id_number: str = "", note: str = "") -> dict:
+    """Make a cluster a person: its voices become that person's voiceprints, linked to its cases."""
+    with lib.writing():
+        with lib.store.transaction():
+            c = _cluster(lib.store, cluster)
+            if c["status"] == "promoted":
+                raise LibraryError(f"cluster {cluster} was already promoted to person {c['person_id']}")
+            pid = lib.store.add_person(name, id_number, category, note)
+            vids = [int(r[0]) for r in lib.store.db.execute(
+                "SELECT voiceprint_id FROM cluster_members WHERE cluster_id = ? ORDER BY voiceprint_id", (cluster,))]
+            moved = 0
+            for vid in vids:  # one voiceprint per recording and person: a repeat voice stays unknown
+                moved += lib.store.db.execute("UPDATE OR IGNORE voiceprints SET person_id = ? WHERE id = ?", (pid, vid)).rowcount
+            cases = [r[0] for r in lib.store.db.execute(
+                "SELECT DISTINCT cs.case_number FROM case_voices cv JOIN cases cs ON cs.id = cv.case_id"
+                " JOIN cluster_members m ON m.voiceprint_id = cv.voiceprint_id WHERE m.cluster_id = ?", (cluster,))]
+            for case_number in cases:
+                lib.store.link_case(case_number, pid)
+            lib.store.db.execute("UPDATE voice_clusters SET status = 'promoted', person_id = ? WHERE id = ?", (pid, cluster))
+            lib.store.bump_generation()
+            lib.store.audit("link.promote", f"cluster:{cluster}", person=pid, voiceprints=moved, cases=cases, note=note)
+        lib._save_index()
+    return {"cluster": cluster, "person_id": pid, "voiceprints": moved, "cases": cases}
+
+
+# -- screening a batch ------------------------------------------------------------------------
+def screen(lib, files, top: int = 3) -> list[dict]:
+    """Run new recordings against the library and the unknown-voice clusters; stores nothing."""
+    from . import quality as gates
+
+    embedder = lib._embedder()
+    ids, cluster_ids, vecs = _unknown_vectors(lib.store, lib.model)
+    case_of = _cases_by_cluster(lib.store)
+    rows = []
+    for path in files:
+        try:
+            rec, voices = lib.call_voices(str(path))
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop a batch
+            from .errors import VoiceprintError
+
+            if not isinstance(err, VoiceprintError):
+                raise
+            rows.append({"file": str(path), "error": str(err)})
+            continue
+        for v in voices:
+            vector = embedder.embed(v.speech)
+            hits = lib.search_vector(vector, top)
+            best = hits[0] if hits else None
+            link = None
+            if len(ids):
+                sims = vecs @ vector
+                scores = {int(c): float(sims[cluster_ids == c].mean()) for c in np.unique(cluster_ids)}
+                c, s = max(scores.items(), key=lambda kv: kv[1])
+                link = {"cluster": c, "score": round(s, 4), "cases": case_of.get(c, [])}
+            rows.append({
+                "file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
+                "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
+                "person": best["person"]["name"] if best and best["score"] >= MATCH_THRESHOLD else None,
+                "person_score": best["score"] if best else None,
+                "cluster": link["cluster"] if link and link["score"] >= LINK_THRESHOLD else None,
+                "cluster_score": link["score"] if link else None,
+                "cluster_cases": link["cases"] if link and link["score"] >= LINK_THRESHOLD else [],
+                "hits": hits,
+            })
+    with lib.store.transaction():
+        lib.store.audit("screen", "", files=len(list(files)) if not isinstance(files, list) else len(files),
+                        voices=len(rows), persons=sum(1 for r in rows if r.get("person")),
+                        clusters=sum(1 for r in rows if r.get("cluster")))
+    return rows
+
+
+def _cases_by_cluster(store) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for c, case in store.db.execute(
+            "SELECT DISTINCT m.cluster_id, cs.case_number FROM cluster_members m JOIN case_voices cv ON cv.voiceprint_id = m.voiceprint_id"
+            " JOIN cases cs ON cs.id = cv.case_id ORDER BY cs.case_number"):
+        out.setdefault(int(c), []).append(case)
+    return out

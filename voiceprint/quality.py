@@ -1,0 +1,83 @@
+"""Quality gates for recordings: is this voice good enough to enrol, and how far can a query be trusted?
+
+Every recording gets ``audio.measure_quality`` figures (net speech, SNR, clipping, bandwidth,
+codec); they are stored with the recording and shown beside query results. Here they are
+judged:
+
+- enrolment below any gate is refused unless forced (``--force``): a poor voiceprint in the
+  library harms every later search;
+- a query below a gate still runs, but says so beside its hits.
+
+The net-speech gates come from measured identification accuracy by net-speech duration on real
+speech (``scripts/eval_quality.py``, figures in ``docs/accuracy_recordings.md``): top-1 rises
+steeply up to about 3 s of net speech and flattens after ~5 s, so an enrolment needs
+``ENROL_MIN_SPEECH_S`` and a query below ``QUERY_WEAK_SPEECH_S`` is flagged as weak. SNR and
+clipping gates are set where the same measurement with added noise / clipping loses accuracy.
+"""
+
+from __future__ import annotations
+
+from .errors import AudioError
+
+ENROL_MIN_SPEECH_S = 2.0
+QUERY_WEAK_SPEECH_S = 2.0
+#: On :func:`frame_snr_db` (stored as ``snr_frames_db``), which reads ~4 dB above the true SNR of white noise.
+MIN_SNR_DB = 8.0
+MAX_CLIPPING = 0.01
+#: Narrower than a telephone channel (300-3400 Hz) means muffled or heavily filtered audio.
+MIN_BANDWIDTH_HZ = 2000.0
+
+
+def problems(quality: dict, min_speech: float) -> list[str]:
+    """Human-readable reasons a voice is below the gates (empty when it passes)."""
+    out = []
+    net = float(quality.get("net_speech_s") or 0.0)
+    if net < min_speech:
+        out.append(f"only {net:.1f} s of net speech (gate {min_speech:g} s)")
+    snr = quality.get("snr_frames_db", quality.get("snr_db"))
+    if snr is not None and snr < MIN_SNR_DB:
+        out.append(f"SNR {snr:.0f} dB (gate {MIN_SNR_DB:g} dB)")
+    clip = float(quality.get("clipping_ratio") or 0.0)
+    if clip > MAX_CLIPPING:
+        out.append(f"{100 * clip:.1f} % of samples clipped (gate {100 * MAX_CLIPPING:g} %)")
+    return out
+
+
+def notes(quality: dict) -> list[str]:
+    """Softer signs (shown, never refused on): the 99 %-energy bandwidth also reads low for deep,
+    clean voices, so it cannot gate on its own."""
+    bw = quality.get("bandwidth_hz")
+    if bw is not None and 0 < bw < MIN_BANDWIDTH_HZ:
+        return [f"bandwidth {bw:.0f} Hz (below {MIN_BANDWIDTH_HZ:g} Hz: muffled or filtered?)"]
+    return []
+
+
+def check_enrolment(quality: dict, path: str, force: bool = False) -> list[str]:
+    """Raise AudioError when a voice is below the enrolment gates, unless ``force``; returns the problems."""
+    found = problems(quality, ENROL_MIN_SPEECH_S)
+    if found and not force:
+        raise AudioError(path, "below the enrolment quality gates: " + "; ".join(found),
+                         "use a longer or cleaner recording, or enrol it anyway with --force")
+    return found
+
+
+def query_warnings(quality: dict) -> list[str]:
+    """Warnings to show beside a query's hits: a weak query makes weak evidence."""
+    found = problems(quality, QUERY_WEAK_SPEECH_S)
+    return [f"weak query: {p}" for p in found] + notes(quality)
+
+
+def frame_snr_db(samples, sample_rate: int = 16000) -> float | None:
+    """Speech-to-noise ratio from the spread of 20 ms frame energies (as NIST's STNR): loud frames
+    (95th percentile) against the noise floor (15th percentile). Needs no VAD, so speech the VAD
+    missed is not mistaken for noise; a recording with no pauses at all reads low."""
+    import numpy as np
+
+    x = np.asarray(samples, dtype=np.float64)
+    flen = int(0.02 * sample_rate)
+    n = len(x) // flen
+    if n < 10:
+        return None
+    e = (x[: n * flen].reshape(n, flen) ** 2).mean(axis=1) + (1.0 / 32768.0) ** 2 / 12.0
+    lo, hi = np.percentile(e, [15, 95])
+    return round(float(np.clip(10 * np.log10(hi / lo), -20.0, 100.0)), 1)
