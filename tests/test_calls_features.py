@@ -59,7 +59,7 @@ def test_group_features(small):
     assert a.fraud_contacts == 2  # two of A's callees were also called by known fraud number C
     assert a.shared_others == 2 and b.shared_others == 0
     assert a.community_size == 3 and a.community_known_fraud == 1  # A-B share a handset, A-C two callees
-    assert c.known_fraud == 1 and c.community_known_fraud == 0
+    assert c.known_fraud == 1 and c.community_known_fraud == 0 and c.fraud_contacts == 0  # its own contacts do not count
 
 
 def test_feature_table_columns_are_documented(small):

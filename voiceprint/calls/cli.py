@@ -140,10 +140,13 @@ def _emit(rows: list[dict], columns: list[str], out: Optional[Path], fmt: str, t
         else:
             write_csv(out, rows, columns)
         typer.echo(f"{len(rows)} rows -> {out}", err=True)
-    if out is None or fmt != "table":
+    if fmt != "table":
         print_rows(rows, columns, fmt=fmt, title=title)
-    else:
-        print_rows(rows[:20], columns, fmt="table", title=title + (f" (first 20 of {len(rows)})" if len(rows) > 20 else ""))
+        return
+    shown = rows if out is None else rows[:20]
+    # Hashed numbers (128 hex characters) are cut for the screen; CSV and JSON keep them whole.
+    shown = [{**r, "number": r["number"][:16] + "…" if len(r["number"]) > 24 else r["number"]} for r in shown]
+    print_rows(shown, columns, fmt="table", title=title + (f" (first 20 of {len(rows)})" if len(shown) < len(rows) else ""))
 
 
 @app.command("score")

@@ -238,16 +238,18 @@ def _group(con) -> None:
             FROM reg LEFT JOIN per_id USING (id_number)"""
     )
     con.execute("CREATE OR REPLACE TEMP TABLE degree AS SELECT other, count(*) AS deg FROM pairs GROUP BY other")
+    # counter-parties of known fraud numbers (and those numbers themselves), with who knew them,
+    # so that a known number's own contacts do not count for itself
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE fraud_others AS
-            SELECT DISTINCT p.other FROM pairs p JOIN known k ON p.number = k.number
-            UNION SELECT number FROM known"""
+        """CREATE OR REPLACE TEMP TABLE fraud_others AS SELECT other, count(DISTINCT via) AS n_via, min(via) AS via FROM (
+               SELECT p.other, p.number AS via FROM pairs p JOIN known k ON p.number = k.number
+               UNION ALL SELECT number AS other, number AS via FROM known) GROUP BY other"""
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE f_shared AS SELECT p.number,
             count(*) FILTER (WHERE d.deg >= 2) AS shared_others,
             avg((d.deg >= 2)::INT) AS shared_other_share,
-            count(*) FILTER (WHERE fo.other IS NOT NULL) AS fraud_contacts
+            count(*) FILTER (WHERE fo.other IS NOT NULL AND (fo.n_via > 1 OR fo.via <> p.number)) AS fraud_contacts
             FROM pairs p JOIN degree d USING (other) LEFT JOIN fraud_others fo ON fo.other = p.other
             GROUP BY p.number"""
     )
