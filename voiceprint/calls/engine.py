@@ -26,6 +26,7 @@ def connect(memory_limit: str | None = None, threads: int | None = None, temp_di
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
     install_number_macro(con)
     return con
 
