@@ -1,0 +1,112 @@
+"""The four kinds of call an anti-fraud centre receives, from the CLI: a stereo call, a mono two-party
+call, a one-voice call and a call with too little speech."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import audiogen
+from voiceprint.cli import run
+
+SHARED = audiogen.shared_data_dir()
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory):
+    d = tmp_path_factory.mktemp("calls")
+    return {
+        "stereo": audiogen.write_audio(d / "stereo_call.wav", audiogen.stereo_call(12.0), 16000),
+        "one": audiogen.speech_file(d / "one_voice.wav", seconds=8.0, seed=4, f0=120),
+        "short": audiogen.speech_file(d / "short.wav", seconds=1.8, seed=5, f0=130),
+    }
+
+
+@pytest.fixture
+def library(tmp_path):
+    lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0
+    return lib
+
+
+def _query(capsys, library, path):
+    capsys.readouterr()
+    assert run(["query", str(path), "--json", "--library", library]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_stereo_call_each_channel_is_a_voice(calls, library, capsys):
+    assert run(["enrol", str(calls["stereo"]), "--person", "A", "--library", library]) == 3
+    assert "--channel" in capsys.readouterr().err
+    assert run(["enrol", str(calls["stereo"]), "--person", "A", "--channel", "0", "--library", library]) == 0
+    results = _query(capsys, library, calls["stereo"])
+    assert [(r["channel"], r["voice"]) for r in results] == [(0, 0), (1, 0)]
+    for r in results:
+        assert r["segments"] and {"net_speech_s", "snr_db", "clipping_ratio", "bandwidth_hz", "codec"} <= r["quality"].keys()
+        assert {"file", "hits", "warnings"} <= r.keys()
+
+
+def test_one_voice_call_is_one_voice_and_enrols(calls, library, capsys):
+    assert run(["enrol", str(calls["one"]), "--person", "B", "--library", library]) == 0
+    [result] = _query(capsys, library, calls["one"])
+    assert result["voice"] == 0 and result["warnings"] == []
+    assert result["hits"][0]["person"]["name"] == "B"
+    assert result["segments"][0][0] < 1.0 and result["segments"][-1][1] > 7.0
+
+
+def test_too_little_speech_is_refused_unless_forced_and_a_query_says_it_is_weak(calls, library, capsys):
+    assert run(["enrol", str(calls["short"]), "--person", "C", "--library", library]) == 3
+    err = capsys.readouterr().err
+    assert "net speech" in err and "--force" in err
+    assert run(["enrol", str(calls["short"]), "--person", "C", "--force", "--library", library]) == 0
+    [result] = _query(capsys, library, calls["short"])
+    assert any(w.startswith("weak query") and "net speech" in w for w in result["warnings"])
+    forced = [r for r in json.loads(_audit(capsys, library)) if r["action"] == "enrol"]
+    assert forced and "forced" in forced[0]["detail"]
+
+
+def _audit(capsys, library):
+    capsys.readouterr()
+    assert run(["audit", "--json", "--library", library]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared/data (real speech) is not present")
+def test_mono_two_party_call_is_diarised(tmp_path, library, capsys):
+    from voiceprint import audio
+
+    rows = list(csv.DictReader(open(SHARED / "speechocean762" / "manifest.csv")))
+    spk = sorted({r["speaker"] for r in rows})
+    a = [r for r in rows if r["speaker"] == spk[3]][:3]
+    b = [r for r in rows if r["speaker"] == spk[40]][:3]
+    parts = []
+    for ra, rb in zip(a, b):
+        for r in (ra, rb):
+            parts += [audio.load_recording(SHARED / "speechocean762" / r["path"]).channels[0].samples,
+                      np.zeros(4000, np.float32)]
+    call = audiogen.write_audio(tmp_path / "mono_call.wav", np.concatenate(parts), 16000)
+    results = _query(capsys, library, call)
+    assert [r["voice"] for r in results] == [0, 1]
+    assert all(r["channel"] == 0 and r["segments"] for r in results)
+    first_start = min(s[0] for s in results[0]["segments"])
+    assert first_start < min(s[0] for s in results[1]["segments"])  # voices ordered by who speaks first
+    assert run(["enrol", str(call), "--person", "D", "--library", library]) == 3
+    assert "--voice" in capsys.readouterr().err
+    assert run(["enrol", str(call), "--person", "D", "--voice", "1", "--force", "--library", library]) == 0
+
+
+def test_case_link_and_screen_from_the_cli(calls, library, capsys):
+    assert run(["case", "add-recording", "AJ-1", str(calls["one"]), "--json", "--library", library]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["status"] == "unknown" and row["voiceprint"]
+    assert run(["case", "add-recording", "AJ-2", str(calls["one"]), "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["link", "--json", "--library", library]) == 0
+    [cluster] = json.loads(capsys.readouterr().out)
+    assert cluster["cases"] == ["AJ-1", "AJ-2"]
+    assert run(["link", "promote", str(cluster["cluster"]), "--name", "Voice X", "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["screen", str(calls["one"]), "--json", "--library", library]) == 0
+    [found] = json.loads(capsys.readouterr().out)
+    assert found["person"] == "Voice X"

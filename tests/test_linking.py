@@ -1,0 +1,130 @@
+"""Unknown voices across cases: filing, incremental linking, investigator decisions and their audit trail.
+
+Voices here are stand-ins with known embeddings (the speaker model is exercised in
+test_diarize / test_cli_recordings); the database, clustering and decisions are the real code.
+"""
+
+import numpy as np
+import pytest
+
+from voiceprint import linking
+from voiceprint.audio import SpeechSegment
+from voiceprint.errors import LibraryError
+from voiceprint.library import CallVoice, Library
+
+DIM = 192
+_BASES = np.random.default_rng(0).normal(size=(10, DIM))
+
+
+class FakeEmbedder:
+    """speech[0] is the speaker, speech[1] the take: the same speaker gives cosine ~0.8 across takes."""
+
+    def embed(self, speech):
+        rng = np.random.default_rng(int(speech[1]))
+        v = _BASES[int(speech[0])] / np.linalg.norm(_BASES[int(speech[0])]) + 0.04 * rng.normal(size=DIM)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+class FakeRecording:
+    def __init__(self, name):
+        self.sha256 = name.ljust(64, "0")
+        self.duration, self.source_rate, self.codec, self.n_channels = 30.0, 8000, "amr_nb", 1
+
+
+@pytest.fixture
+def lib(tmp_path, monkeypatch):
+    lib = Library.create(tmp_path / "lib", operator="investigator-1")
+    calls = {}  # file name -> [(speaker, take), ...]
+    monkeypatch.setattr(lib, "_embedder", lambda: FakeEmbedder())
+
+    def call_voices(path, channel=None, min_speech=None):
+        voices = [CallVoice(0, i, np.array([spk, take] + [0.0] * 10, np.float32), [SpeechSegment(10.0 * i, 10.0 * i + 8)],
+                            {"net_speech_s": 8.0, "snr_frames_db": 30.0})
+                  for i, (spk, take) in enumerate(calls[path])]
+        return FakeRecording(path), voices
+
+    monkeypatch.setattr(lib, "call_voices", call_voices)
+    lib.calls = calls
+    yield lib
+    lib.close()
+
+
+def _file(lib, name, *voices):
+    lib.calls[name] = list(voices)
+    return name
+
+
+def test_one_fraud_voice_in_three_cases_is_linked_with_evidence(lib):
+    # speaker 1 is the fraudster (takes 11, 12, 13); 5, 6, 7 are three victims
+    linking.add_recordings(lib, "AJ-A", [_file(lib, "a.wav", (1, 11), (5, 51))])
+    linking.add_recordings(lib, "AJ-B", [_file(lib, "b.wav", (6, 61), (1, 12))])
+    rows = linking.add_recordings(lib, "AJ-C", [_file(lib, "c.wav", (1, 13), (7, 71))])
+    assert {r["status"] for r in rows} == {"unknown"}
+    [cluster] = linking.clusters(lib)
+    assert cluster["cases"] == ["AJ-A", "AJ-B", "AJ-C"]
+    assert cluster["summary"] == "this voice appears in cases AJ-A, AJ-B and AJ-C"
+    assert {v["file"] for v in cluster["voices"]} == {"a.wav", "b.wav", "c.wav"}
+    assert all(v["segments"] and v["mean_score_to_others"] > linking.LINK_THRESHOLD for v in cluster["voices"])
+    # filing the same recording again changes nothing
+    assert linking.add_recordings(lib, "AJ-C", ["c.wav"])[0]["status"] == "already"
+
+
+def test_split_voices_are_never_relinked_and_decisions_are_audited(lib):
+    linking.add_recordings(lib, "AJ-A", [_file(lib, "a.wav", (1, 11))])
+    linking.add_recordings(lib, "AJ-B", [_file(lib, "b.wav", (1, 12))])
+    [cluster] = linking.clusters(lib)
+    wrong = cluster["voices"][1]["voiceprint"]
+    result = linking.split(lib, cluster["cluster"], [wrong], note="different accent")
+    assert linking.clusters(lib) == []
+    # a third recording of the same voice joins one side only; the split pair stays apart
+    linking.add_recordings(lib, "AJ-C", [_file(lib, "c.wav", (1, 13))])
+    together = [set(c["cases"]) for c in linking.clusters(lib)]
+    assert {"AJ-A", "AJ-B"} not in together and not any({"AJ-A", "AJ-B"} <= s for s in together)
+    linking.confirm(lib, result["new_cluster"])
+    actions = [r["action"] for r in lib.audit(50)]
+    assert {"link.split", "link.confirm", "case.add_recording"} <= set(actions)
+    assert all(r["operator"] == "investigator-1" for r in lib.audit(50))
+
+
+def test_promoting_a_cluster_makes_a_searchable_suspect_linked_to_its_cases(lib):
+    linking.add_recordings(lib, "AJ-A", [_file(lib, "a.wav", (2, 21))])
+    linking.add_recordings(lib, "AJ-B", [_file(lib, "b.wav", (2, 22))])
+    [cluster] = linking.clusters(lib)
+    out = linking.promote(lib, cluster["cluster"], "Customer-service voice A")
+    assert out["voiceprints"] == 2 and out["cases"] == ["AJ-A", "AJ-B"]
+    card = lib.person("Customer-service voice A")
+    assert card["person"]["category"] == "suspect" and card["voice_samples"] == 2
+    assert [c["case_number"] for c in card["cases"]] == ["AJ-A", "AJ-B"]
+    assert linking.clusters(lib) == []
+    with pytest.raises(LibraryError):
+        linking.promote(lib, cluster["cluster"], "again")
+    # the next call by that voice is matched to the person, not kept as an unknown voice
+    [row] = linking.add_recordings(lib, "AJ-D", [_file(lib, "d.wav", (2, 23))])
+    assert row["status"] == "matched" and row["person"] == "Customer-service voice A"
+    assert lib.audit(50, action="link.promote")[0]["detail"]["person"] == out["person_id"]
+
+
+def test_screen_reports_library_and_cluster_matches_without_storing(lib):
+    linking.add_recordings(lib, "AJ-A", [_file(lib, "a.wav", (3, 31))])
+    linking.add_recordings(lib, "AJ-B", [_file(lib, "b.wav", (3, 32))])
+    n_voiceprints = lib.store.count("voiceprints")
+    rows = linking.screen(lib, [_file(lib, "new.wav", (3, 33), (8, 81))])
+    assert rows[0]["cluster"] is not None and rows[0]["cluster_cases"] == ["AJ-A", "AJ-B"]
+    assert rows[1]["cluster"] is None and rows[1]["person"] is None
+    assert lib.store.count("voiceprints") == n_voiceprints
+    assert lib.audit(5, action="screen")
+
+
+def test_incremental_clusters_merge_when_a_new_voice_bridges_them():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=DIM)
+    base /= np.linalg.norm(base)
+    vecs = np.vstack([base + 0.04 * rng.normal(size=DIM) for _ in range(3)])
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids, clusters = np.array([0, 1]), np.array([7, 8])  # the same voice, kept apart so far
+    best, score = linking.best_cluster(vecs[2], ids, clusters, vecs[:2])
+    assert best in (7, 8) and score > linking.LINK_THRESHOLD
+    other, _ = linking.closest_other_cluster(best, np.array([0, 1, 2]), np.array([7, 8, best]), vecs)
+    assert other == ({7, 8} - {best}).pop()
+    # a banned member keeps two clusters apart
+    assert linking.best_cluster(vecs[2], ids, clusters, vecs[:2], banned={0, 1})[0] is None
