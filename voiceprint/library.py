@@ -128,20 +128,24 @@ class Library:
         from .embedding import load_spec
 
         root = resolve_library(ref)
+        exists = f"a library already exists at {root} - open it instead, or choose another --library"
         if (root / DB_NAME).exists():
-            raise LibraryError(f"a library already exists at {root} - open it instead, or choose another --library")
+            raise _AlreadyExists(exists)
         spec = load_spec(model)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(root, 0o700)
-        # Create the file 0600 first: SQLite gives its -wal and -shm files the same mode.
-        os.close(os.open(root / DB_NAME, os.O_CREAT | os.O_WRONLY, 0o600))
-        store = Store(root / DB_NAME, operator)
-        with store.transaction():
-            store.set_meta("model", spec.name)
-            store.set_meta("model_fingerprint", spec.fingerprint)
-            store.set_meta("embedding_dim", str(spec.embedding_dim))
-            store.set_meta("generation", "0")
-            store.audit("library.create", str(root.name), model=spec.name)
+        with _folder_lock(root):  # two processes creating the same library: one creates, one finds it
+            if (root / DB_NAME).exists():
+                raise _AlreadyExists(exists)
+            # Create the file 0600 first: SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(root / DB_NAME, os.O_CREAT | os.O_WRONLY, 0o600))
+            store = Store(root / DB_NAME, operator)
+            with store.transaction():
+                store.set_meta("model", spec.name)
+                store.set_meta("model_fingerprint", spec.fingerprint)
+                store.set_meta("embedding_dim", str(spec.embedding_dim))
+                store.set_meta("generation", "0")
+                store.audit("library.create", str(root.name), model=spec.name)
         return cls(root, store, spec.name)
 
     @classmethod
@@ -149,9 +153,13 @@ class Library:
         """Open an existing library (or create it when ``create``)."""
         root = resolve_library(ref)
         if not (root / DB_NAME).exists():
-            if create:
+            if not create:
+                raise NotFound(f"no voiceprint library at {root} - create one with `voiceprint init --library {ref or root}`")
+            try:
                 return cls.create(root, model=model, operator=operator)
-            raise NotFound(f"no voiceprint library at {root} - create one with `voiceprint init --library {ref or root}`")
+            except _AlreadyExists:
+                with _folder_lock(root):  # another process created it just now: wait until it is done
+                    pass
         store = Store(root / DB_NAME, operator)
         lib_model = store.get_meta("model")
         if model and model != lib_model:
@@ -634,6 +642,21 @@ class Library:
     def stats(self) -> dict:
         return {t: self.store.count(t) for t in ("persons", "phones", "cases", "recordings", "voiceprints")} | {
             "model": self.model, "library": str(self.root)}
+
+
+class _AlreadyExists(LibraryError):
+    """``Library.create`` found a library there (``open(create=True)`` then opens it)."""
+
+
+@contextlib.contextmanager
+def _folder_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the library folder itself, held only while a library is being created."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _index_ids(index) -> np.ndarray:

@@ -206,6 +206,8 @@ class Store:
             except sqlite3.Error as err:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
+                if self.schema_version > number:
+                    continue  # another process ran this upgrade between our version check and our BEGIN
                 raise LibraryError(f"{self.path}: schema upgrade to version {number + 1} failed: {err}") from err
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
