@@ -59,12 +59,13 @@ def _canonical_inputs(files: List[Path], template: Optional[str], encoding: str,
     """Canonical Parquet files as given; anything else is imported first."""
     import duckdb
 
+    from .engine import sql_path
     from .ingest import CALL_COLUMNS, import_calls
 
     ready, raw = [], []
     for f in files:
         if f.suffix == ".parquet":
-            cols = {r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{f}')").fetchall()}
+            cols = set(duckdb.sql(f"SELECT * FROM read_parquet({sql_path(f)}) LIMIT 0").columns)
             if set(CALL_COLUMNS) <= cols:
                 ready.append(f)
                 continue

@@ -62,9 +62,14 @@ def load_registry(path) -> dict[str, dict]:
     """An imported registry Parquet file as ``{number: {name, id_number, ...}}``."""
     import duckdb
 
-    rows = duckdb.sql(f"SELECT * FROM read_parquet('{str(path)}')").fetchall()
-    cols = [d[0] for d in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{str(path)}')").fetchall()]
-    return {r[0]: dict(zip(cols, r)) for r in rows}
+    from .engine import sql_path
+
+    if not Path(path).exists():
+        from voiceprint.errors import DataError
+
+        raise DataError(f"{path}: no such registry - import one with `voiceprint calls import FILE --kind registry`")
+    rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(path)})")
+    return {r[0]: dict(zip(rel.columns, r)) for r in rel.fetchall()}
 
 
 def library_resolver(path) -> Resolver:
