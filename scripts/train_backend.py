@@ -47,14 +47,30 @@ def load_dev(plan: dict, model: str | None) -> list[tuple[str, str, list[Item]]]
     sets = []
     for corpus, (variants, per_speaker) in plan.items():
         manifest = DATA / corpus / "manifest.csv"
+        embedded = {}
         for variant in variants:
             items = select_items(read_eval_manifest(manifest), "dev", per_speaker)
             embed_items(items, model, variant)
+            embedded[variant] = items
             usable = [i for i in items if not i.refused and i.net_speech >= 1.0]
             sets.append((corpus, variant or "clean", usable))
             print(f"  {corpus:24s} {variant or 'clean':6s} {len(usable):5d} recordings, "
                   f"{len({i.speaker for i in usable})} speakers", flush=True)
+        if "" in embedded:  # cross-channel trials: native enrolment, telephone test (scored, not fitted on)
+            for variant in (v for v in embedded if v):
+                seen: dict[str, int] = {}
+                mixed = []
+                for native, phone in zip(embedded[""], embedded[variant]):
+                    seen[native.speaker] = seen.get(native.speaker, 0) + 1
+                    mixed.append(native if seen[native.speaker] == 1 else phone)
+                usable = [i for i in mixed if not i.refused and i.net_speech >= 1.0]
+                sets.append((corpus, f"clean>{variant}", usable))
     return sets
+
+
+def fitting_items(sets) -> list[Item]:
+    """The recordings the transform and cohort are fitted on (cross-channel sets only repeat them)."""
+    return [i for _, channel, items in sets if ">" not in channel for i in items]
 
 
 def fit_core(items: list[Item], shrink: float, top_n: int, out_dim: int | None) -> Backend:
@@ -67,7 +83,7 @@ def fit_core(items: list[Item], shrink: float, top_n: int, out_dim: int | None) 
     centred = x - np.stack([means[d] for d in domains])
     labels = np.array([i.speaker for i in items])
     transform = within_class_whitening(centred, labels, shrink, out_dim) if shrink < 1.0 else np.eye(x.shape[1])
-    backend = Backend(means, transform, np.zeros((1, transform.shape[1])), top_n, np.array([1.0, 0.0, 0.0]), 1e9,
+    backend = Backend(means, transform, np.zeros((1, transform.shape[1])), top_n, np.array([1.0, 0.0, 0.0]), (-1e9, 1e9),
                       np.zeros(1))
     backend.cohort = backend.project(x, domains)
     return backend
@@ -79,7 +95,7 @@ def cross_scores(sets, shrink: float, top_n: int, out_dim: int | None):
     fold = {s: int(hashlib.sha256(("fold:" + s).encode()).digest()[0] & 1) for s in speakers}
     out = {}
     for k in (0, 1):
-        train = [i for _, _, items in sets for i in items if fold[i.speaker] != k]
+        train = [i for i in fitting_items(sets) if fold[i.speaker] != k]
         backend = fit_core(train, shrink, top_n, out_dim)
         for corpus, channel, items in sets:
             held = [i for i in items if fold[i.speaker] == k]
@@ -155,23 +171,24 @@ def main(argv=None) -> int:
     feats = np.column_stack([score, np.zeros_like(dur) if args.no_duration else dur])
     w = fit_logistic(feats, y)
     base = fit_logistic(cos[:, None], y)
-    llr_limit = float(np.log(min(y.sum(), (~y).sum())))
+    llr_limit = (-float(np.log(y.sum())), float(np.log((~y).sum())))
     cal = {}
     for key, t in trials.items():
         yy = t["label"].astype(bool)
-        llr = np.clip(w[0] * t["score"] + w[1] * t["dur"] + w[2], -llr_limit, llr_limit)
+        llr = np.clip(w[0] * t["score"] + w[1] * t["dur"] + w[2], *llr_limit)
         cal[f"{key[0]}/{key[1]}"] = {"cllr_backend": cllr(llr[yy], llr[~yy]),
                                      "cllr_baseline": cllr(base[0] * t["cosine"][yy] + base[1],
                                                            base[0] * t["cosine"][~yy] + base[1])}
         summary[f"{key[0]}/{key[1]}"].update(cal[f"{key[0]}/{key[1]}"])
-    print(f"calibration llr = {w[0]:.3f}*score + {w[1]:.3f}*log(min net speech) + {w[2]:.3f}; |llr| <= {llr_limit:.2f}")
+    print(f"calibration llr = {w[0]:.3f}*score + {w[1]:.3f}*log(min net speech) + {w[2]:.3f}; "
+          f"llr in [{llr_limit[0]:.2f}, {llr_limit[1]:.2f}]")
     for k, r in summary.items():
         print(f"  {k:32s} EER {100 * r['eer_baseline']:.2f} -> {100 * r['eer_backend']:.2f} %   "
               f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f}")
 
     if args.dry_run:
         return 0
-    all_items = [i for _, _, items in sets for i in items]
+    all_items = fitting_items(sets)
     backend = fit_core(all_items, shrink, top_n, out_dim)
     backend.calibration = np.asarray([w[0], 0.0 if args.no_duration else w[1], w[2]])
     backend.llr_limit = llr_limit

@@ -577,6 +577,7 @@ def evaluate(
     manifests: Annotated[List[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
     enrol: Annotated[int, typer.Option(help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
     simulate: Annotated[str, typer.Option(help="Pass audio through a telephone codec first: g711u, g711a, amrnb.")] = "",
+    tests_only: Annotated[bool, typer.Option("--simulate-tests-only", help="Enrol from the files as they are; simulate only the tests.")] = False,
     speakers: Annotated[str, typer.Option(help="Speaker split: all, dev (back-end fitting) or test (reporting).")] = "all",
     per_speaker: Annotated[Optional[int], typer.Option(help="Use at most N recordings per speaker.")] = None,
     min_speech: Annotated[float, typer.Option(help="Refuse recordings with less net speech (seconds).")] = 1.0,
@@ -601,7 +602,7 @@ def evaluate(
         if not available(simulate):
             raise typer.BadParameter(f"this PyAV build has no encoder for {simulate}")
     result = run_evaluation(manifests, enrol=enrol, model=model, simulate=simulate, min_speech=min_speech,
-                            speakers=speakers, per_speaker=per_speaker)
+                            speakers=speakers, per_speaker=per_speaker, simulate_tests_only=tests_only)
     if scores_out:
         n = write_scores(scores_out, result.trial_sets)
         _err(f"wrote {n} trials to {scores_out}")

@@ -373,8 +373,13 @@ class Evaluation:
 
 
 def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str = "", min_speech: float = 1.0,
-             speakers: str = "all", per_speaker: int | None = None, use_backend: bool = True, progress=None) -> Evaluation:
-    """Embed (cached) and score every manifest; one trial set per manifest."""
+             speakers: str = "all", per_speaker: int | None = None, use_backend: bool = True, progress=None,
+             simulate_tests_only: bool = False) -> Evaluation:
+    """Embed (cached) and score every manifest; one trial set per manifest.
+
+    ``simulate_tests_only``: enrol from the recordings as they are and pass only the tests through
+    the ``simulate`` codec - the usual case of a 16 kHz interview enrolled and an 8 kHz call searched.
+    """
     from .scoring import load_backend
 
     if enrol < 1:
@@ -386,13 +391,22 @@ def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str 
     for manifest in manifests:
         items = select_items(read_eval_manifest(manifest), speakers, per_speaker)
         embed_items(items, model, simulate, progress)
+        condition = simulate or "native"
+        if simulate and simulate_tests_only:
+            native = embed_items(select_items(read_eval_manifest(manifest), speakers, per_speaker), model, "", progress)
+            seen: dict[str, int] = {}
+            for n, item in enumerate(items):
+                seen[item.speaker] = seen.get(item.speaker, 0) + 1
+                if seen[item.speaker] <= enrol:
+                    items[n] = native[n]
+            condition = f"native enrol, {simulate} test"
         for item in items:
             if not item.refused and item.net_speech < min_speech:
                 item.refused = f"{item.path}: only {item.net_speech:.2f} s of speech (need {min_speech:.2f} s; see --min-speech)"
         refused += [i for i in items if i.refused]
         usable = [i for i in items if not i.refused]
         overlap |= {i.speaker for i in usable} & fitted_on
-        ts = build_trials(usable, enrol, simulate or "native", backend)
+        ts = build_trials(usable, enrol, condition, backend)
         sets.append(ts)
         if ts.tests:
             rows += condition_rows(ts, base_cal)

@@ -14,7 +14,9 @@ channel (8 kHz telephone vs 16 kHz), the duration and the language. The back end
    vectors, normalised by the mean and spread of each side's top-N scores against a cohort of
    development impostors.
 4. **Calibration** - linear logistic regression from the normalised score (and the log of the
-   shorter side's net speech) to the natural-log likelihood ratio ``llr``.
+   shorter side's net speech) to the natural-log likelihood ratio ``llr``, capped where the
+   development data run out: an LR above N_nontarget (below 1/N_target) would claim more than
+   N impostor (same-speaker) trials could ever show.
 
 The back end lives in ``models/<model>/backend/``: ``backend.json`` (parameters, what it was
 fitted on, development figures) and ``backend.npz`` (means, transform, cohort). Other modules use::
@@ -132,7 +134,7 @@ class Backend:
     cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
     top_n: int
     calibration: np.ndarray  # weights of [score, duration_term, 1]
-    llr_limit: float  # |llr| is capped here: the data it was fitted on cannot support more
+    llr_limit: tuple[float, float]  # (lowest, highest) llr: the development data cannot support more
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
     meta: dict = field(default_factory=dict)
 
@@ -171,7 +173,12 @@ class Backend:
         w = self.calibration
         dur = duration_term(10.0 if net_a is None else net_a, 10.0 if net_b is None else net_b)
         out = w[0] * s + w[1] * dur + w[2]
-        return np.clip(out, -self.llr_limit, self.llr_limit)
+        return np.clip(out, *self.llr_limits)
+
+    @property
+    def llr_limits(self) -> tuple[float, float]:
+        lim = self.llr_limit
+        return (-float(lim), float(lim)) if np.isscalar(lim) else (float(lim[0]), float(lim[1]))
 
     def false_alarm_rate(self, scores) -> np.ndarray:
         """Share of development impostor trials scoring at or above each score (Gaussian tail beyond the data)."""
@@ -197,7 +204,7 @@ class Backend:
         np.savez(folder / "backend.npz", transform=self.transform, cohort=self.cohort.astype(np.float32),
                  nontarget_scores=self.nontarget_scores.astype(np.float32), **arrays)
         meta = dict(self.meta)
-        meta.update(top_n=self.top_n, calibration=[float(x) for x in self.calibration], llr_limit=self.llr_limit,
+        meta.update(top_n=self.top_n, calibration=[float(x) for x in self.calibration], llr_limit=list(self.llr_limits),
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         (folder / "backend.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -209,7 +216,7 @@ class Backend:
         z = np.load(folder / "backend.npz")
         means = {d: z[f"mean_{d}"].astype(np.float64) for d in meta["domains"]}
         return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
-                   np.asarray(meta["calibration"], float), float(meta["llr_limit"]),
+                   np.asarray(meta["calibration"], float), tuple(np.broadcast_to(meta["llr_limit"], 2).tolist()),
                    np.sort(z["nontarget_scores"].astype(np.float64)), meta)
 
 
