@@ -10,8 +10,9 @@ exactly as ``voiceprint case add-recording`` does (``linking.best_cluster`` /
 
 Reported: pairwise precision and recall over all voices (a pair is linked when its two voices
 end in the same cluster; it should be when they are the same speaker), and how many fraudsters'
-case sets were recovered whole. On ``--split dev`` a threshold grid (choose there); on
-``--split test`` the module's ``LINK_THRESHOLD`` (or ``--threshold``).
+case sets were recovered whole, for centred cosine (the product's scoring once the library
+holds ``linking.CENTRE_MIN`` voiceprints) and plain cosine. On ``--split dev`` a threshold grid
+(choose there); on ``--split test`` the module's ``LINK_THRESHOLD`` / ``LINK_THRESHOLD_RAW``.
 
     python scripts/eval_linking.py --split dev
     python scripts/eval_linking.py --split test
@@ -111,20 +112,27 @@ def main() -> None:
     V = np.vstack(voices)
     truth_arr = np.array(truth)
     order = rng.permutation(len(V))
-    grid = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6] if args.split == "dev" else \
-        [args.threshold if args.threshold is not None else linking.LINK_THRESHOLD]
+    # The product centres on the library's mean voiceprint once it holds CENTRE_MIN of them; here the
+    # voices being linked are that library (no one is enrolled), so the centre is their mean.
+    spaces = {"centred": linking.centred(V, V.mean(axis=0)), "raw": V}
+    if args.split == "dev":
+        grids = {"centred": [0.35, 0.4, 0.45, 0.5, 0.55, 0.6], "raw": [0.55, 0.6, 0.65, 0.7, 0.75]}
+    else:
+        grids = {"centred": [args.threshold if args.threshold is not None else linking.LINK_THRESHOLD],
+                 "raw": [linking.LINK_THRESHOLD_RAW]}
     out = {"split": args.split, "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
-    for t in grid:
-        labels = np.empty(len(V), np.int64)
-        labels[order] = cluster(V[order], t)
-        row = {"threshold": t} | pairwise(labels, truth_arr)
-        whole = 0
-        for f in fraudsters:
-            mine = truth_arr == f
-            whole += len(set(labels[mine])) == 1 and int((labels == labels[mine][0]).sum()) == int(mine.sum())
-        row["fraudsters_recovered_whole"] = f"{whole}/{len(fraudsters)}"
-        out["grid"].append(row)
-        print(row, flush=True)
+    for space, grid in grids.items():
+        for t in grid:
+            labels = np.empty(len(V), np.int64)
+            labels[order] = cluster(spaces[space][order], t)
+            row = {"space": space, "threshold": t} | pairwise(labels, truth_arr)
+            whole = 0
+            for f in fraudsters:
+                mine = truth_arr == f
+                whole += len(set(labels[mine])) == 1 and int((labels == labels[mine][0]).sum()) == int(mine.sum())
+            row["fraudsters_recovered_whole"] = f"{whole}/{len(fraudsters)}"
+            out["grid"].append(row)
+            print(row, flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(out, fh, indent=2)

@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     by_speaker = manifest("speechocean762")
-    dev, test = split_speakers(by_speaker)
+    dev, test = split_speakers(by_speaker, split="legacy")
     speakers = [s for s in (dev if args.split == "dev" else test) if len(by_speaker[s]) >= 12]
     emb = Embeddings()
     t0 = time.time()

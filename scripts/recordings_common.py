@@ -36,12 +36,19 @@ def manifest(corpus: str = "speechocean762") -> dict[str, list[dict]]:
     return out
 
 
-def split_speakers(speakers, dev: int = DEV_SPEAKERS) -> tuple[list[str], list[str]]:
-    """(dev, test): a fixed random permutation of the sorted speaker ids."""
-    order = sorted(speakers)
-    perm = np.random.default_rng(SPLIT_SEED).permutation(len(order))
-    shuffled = [order[i] for i in perm]
-    return sorted(shuffled[:dev]), sorted(shuffled[dev:])
+def split_speakers(speakers, split: str = "hash") -> tuple[list[str], list[str]]:
+    """(dev, test). Default: the project's speaker-disjoint split (``voiceprint.evaluate.split_of``),
+    the same one the scoring back end is fitted on (dev), so test speakers are never seen by it.
+    ``split="legacy"``: the fixed permutation (50 dev speakers) used by ``eval_quality.py``."""
+    if split == "legacy":
+        order = sorted(speakers)
+        perm = np.random.default_rng(SPLIT_SEED).permutation(len(order))
+        shuffled = [order[i] for i in perm]
+        return sorted(shuffled[:DEV_SPEAKERS]), sorted(shuffled[DEV_SPEAKERS:])
+    from voiceprint.evaluate import split_of
+
+    dev = sorted(s for s in speakers if split_of(s) == "dev")
+    return dev, sorted(s for s in speakers if split_of(s) != "dev")
 
 
 class Embeddings:

@@ -64,7 +64,7 @@ def test_one_fraud_voice_in_three_cases_is_linked_with_evidence(lib):
     assert cluster["cases"] == ["AJ-A", "AJ-B", "AJ-C"]
     assert cluster["summary"] == "this voice appears in cases AJ-A, AJ-B and AJ-C"
     assert {v["file"] for v in cluster["voices"]} == {"a.wav", "b.wav", "c.wav"}
-    assert all(v["segments"] and v["mean_score_to_others"] > linking.LINK_THRESHOLD for v in cluster["voices"])
+    assert all(v["segments"] and v["mean_score_to_others"] > linking.LINK_THRESHOLD_RAW for v in cluster["voices"])
     # filing the same recording again changes nothing
     assert linking.add_recordings(lib, "AJ-C", ["c.wav"])[0]["status"] == "already"
 
@@ -128,3 +128,18 @@ def test_incremental_clusters_merge_when_a_new_voice_bridges_them():
     assert other == ({7, 8} - {best}).pop()
     # a banned member keeps two clusters apart
     assert linking.best_cluster(vecs[2], ids, clusters, vecs[:2], banned={0, 1})[0] is None
+
+
+def test_scores_are_centred_once_the_library_is_big_enough(lib):
+    """Below CENTRE_MIN voiceprints plain cosine and its threshold; above, the library's mean is removed."""
+    assert linking.link_space(lib.store, lib.model) == (None, linking.LINK_THRESHOLD_RAW)
+    for i in range(linking.CENTRE_MIN):
+        linking.add_recordings(lib, f"AJ-{i}", [_file(lib, f"r{i}.wav", (i % 10, 100 + i))])
+    centre, threshold = linking.link_space(lib.store, lib.model)
+    assert threshold == linking.LINK_THRESHOLD and centre.shape == (DIM,)
+    shared = np.vstack([FakeEmbedder().embed(np.array([k, 900 + k], np.float32)) for k in range(10)]) + 0.5
+    raw = shared / np.linalg.norm(shared, axis=1, keepdims=True)
+    # a common component lifts every raw cosine; centring on the mean takes it away again
+    mean_off_diagonal = lambda m: (m.sum() - np.trace(m)) / (len(m) * (len(m) - 1))  # noqa: E731
+    c = linking.centred(raw, raw.mean(axis=0))
+    assert mean_off_diagonal(raw @ raw.T) > 0.5 > mean_off_diagonal(c @ c.T)
