@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from .errors import AudioError
 
-ENROL_MIN_SPEECH_S = 2.0
-QUERY_WEAK_SPEECH_S = 2.0
+ENROL_MIN_SPEECH_S = 3.0
+QUERY_WEAK_SPEECH_S = 3.0
 #: On :func:`frame_snr_db` (stored as ``snr_frames_db``), which reads ~4 dB above the true SNR of white noise.
 MIN_SNR_DB = 8.0
 MAX_CLIPPING = 0.01
