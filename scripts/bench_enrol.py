@@ -1,0 +1,200 @@
+"""End-to-end enrolment throughput: ``Library.enrol_many`` vs SpeechBrain's ``encode_batch`` alone.
+
+Usage:
+    .venv/bin/python scripts/bench_enrol.py [--files 200] [--data ../shared/data/speechocean762]
+        [--chunk 20] [--generated] [--json out/bench/enrol.json]
+
+Both sides use one model load and the same files. The baseline decodes every file first
+(untimed) and times only ``EncoderClassifier.encode_batch`` on each whole decoded signal, one
+file per call. The library side enrols the files into one fresh temporary library
+(``force=True``: short utterances sit below the enrolment gate), timed end to end. The two are
+interleaved in chunks of ``--chunk`` files (baseline, library, baseline again), so a change in
+machine load during the run biases neither side. The baseline's first pass is the reference:
+PyTorch's CPU kernels are set up per input shape, so a file length seen for the first time costs
+more, and every real file (and every VAD-trimmed signal the library embeds) is seen once; the
+second, warm pass is printed beside it. In the
+library, its stages are timed by wrapping the library's own calls: decode
+(``audio.load_recording``, which also hashes the file), VAD (``audio.prepare_speech``), quality
+(``audio.measure_quality``), diarisation (``diarize.diarize``), embedding (``Embedder.embed``);
+the rest (file hash for the idempotency check, SQLite, FAISS saves) is "database and other".
+Throughput is seconds of audio per second of wall time, and files per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from functools import wraps
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    import torch
+
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()[0]
+    return (f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}, load average {load:.1f}")
+
+
+def pick_files(data: Path, n: int) -> list[tuple[Path, str]]:
+    """``n`` files spread over the manifest (every k-th row), with their speakers."""
+    with open(data / "manifest.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    step = max(1, len(rows) // n)
+    return [(data / r["path"], r["speaker"]) for r in rows[::step][:n]]
+
+
+def generated_files(n: int, folder: Path) -> list[tuple[Path, str]]:
+    sys.path.insert(0, str(REPO / "tests"))
+    import audiogen
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        path = folder / f"gen_{i:04d}.wav"
+        if not path.exists():
+            audiogen.speech_file(path, "wav_pcm16", seconds=4.0, seed=20_000 + i, f0=90 + (i * 37) % 140)
+        out.append((path, f"gen_{i // 4:03d}"))
+    return out
+
+
+class StageTimer:
+    """Wraps module functions so each call's wall time is added to its stage."""
+
+    def __init__(self):
+        self.seconds = defaultdict(float)
+        self._undo = []
+
+    def wrap(self, owner, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        @wraps(original)
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - t0
+
+        setattr(owner, name, timed)
+        self._undo.append((owner, name, original))
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+
+
+def run_direct(encoder, signals: list[np.ndarray]) -> float:
+    """Seconds spent in ``encode_batch``, one whole signal per call."""
+    import torch
+
+    spent = 0.0
+    with torch.inference_mode():
+        for x in signals:
+            wav = torch.from_numpy(x).unsqueeze(0)
+            t0 = time.perf_counter()
+            encoder.encode_batch(wav)
+            spent += time.perf_counter() - t0
+    return spent
+
+
+def run_interleaved(files, signals, encoder, root: Path, chunk: int) -> dict:
+    """Per chunk: baseline, library enrolment, baseline again. Returns the summed timings."""
+    from voiceprint import audio, diarize
+    from voiceprint.embedding import Embedder
+    from voiceprint.library import EnrolItem, Library
+
+    timer = StageTimer()
+    timer.wrap(audio, "load_recording", "decode")
+    timer.wrap(audio, "prepare_speech", "VAD")
+    timer.wrap(audio, "measure_quality", "quality")
+    timer.wrap(diarize, "diarize", "diarisation")
+    timer.wrap(Embedder, "embed", "embedding")
+    out = {"direct_before": 0.0, "direct_after": 0.0, "library": 0.0, "enrolled": 0}
+    lib = Library.create(root, operator="bench_enrol")
+    try:
+        for start in range(0, len(files), chunk):
+            part = slice(start, start + chunk)
+            out["direct_before"] += run_direct(encoder, signals[part])
+            items = [EnrolItem(str(p), who) for p, who in files[part]]
+            t0 = time.perf_counter()
+            summary = lib.enrol_many(items, force=True)
+            out["library"] += time.perf_counter() - t0
+            out["enrolled"] += summary.count("enrolled")
+            out["direct_after"] += run_direct(encoder, signals[part])
+    finally:
+        timer.restore()
+        lib.close()
+    stages = dict(timer.seconds)
+    stages["database and other"] = out["library"] - sum(stages.values())
+    out["stages"] = stages
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "speechocean762")
+    ap.add_argument("--chunk", type=int, default=20, help="files per interleaved chunk")
+    ap.add_argument("--generated", action="store_true", help="generated 4 s clips even if real data is there")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    from voiceprint.audio import load_recording
+    from voiceprint.embedding import get_embedder, load_spec
+
+    real = not args.generated and (args.data / "manifest.csv").exists()
+    files = pick_files(args.data, args.files) if real else generated_files(args.files, REPO / "out" / "bench" / "clips")
+    signals = [np.ascontiguousarray(load_recording(p, channels="mix").channels[0].samples) for p, _ in files]
+    audio_s = sum(len(x) for x in signals) / 16000
+    print(machine())
+    print(f"{len(files)} {'real speechocean762' if real else 'generated'} files, {audio_s:.0f} s of audio "
+          f"(mean {audio_s / len(files):.1f} s)", flush=True)
+
+    spec = load_spec(None)
+    encoder = get_embedder(spec.name).encoder  # the object the library uses: one model load
+    run_direct(encoder, signals[:3])  # warm-up
+    with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
+        r = run_interleaved(files, signals, encoder, Path(tmp) / "lib", args.chunk)
+    direct_before, direct_after, lib_total = r["direct_before"], r["direct_after"], r["library"]
+    stages, enrolled = r["stages"], r["enrolled"]
+    direct = direct_before
+
+    print(f"\n{'':34s}{'seconds':>9s}{'audio s/s':>11s}{'files/s':>9s}")
+    print(f"{'SpeechBrain encode_batch':34s}{direct:9.1f}{audio_s / direct:11.1f}{len(files) / direct:9.2f}"
+          f"   (same signals again, warm: {direct_after:.1f} s)")
+    print(f"{'Library.enrol_many':34s}{lib_total:9.1f}{audio_s / lib_total:11.1f}{len(files) / lib_total:9.2f}"
+          f"   ({enrolled} enrolled)")
+    ratio = lib_total / direct
+    print(f"library / direct time: {ratio:.2f}x  (library throughput = {1 / ratio:.0%} of the bare model's)")
+    print("where the library's time goes:")
+    for stage, sec in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"  {stage:22s}{sec:8.1f} s  {sec / lib_total:6.1%}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "machine": machine(), "files": len(files), "real": real, "audio_seconds": round(audio_s, 1),
+            "direct_seconds": round(direct, 2), "direct_before": round(direct_before, 2), "direct_after": round(direct_after, 2),
+            "library_seconds": round(lib_total, 2), "ratio": round(ratio, 3), "enrolled": enrolled,
+            "stages": {k: round(v, 2) for k, v in stages.items()}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
