@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ from voiceprint.scoring import (Backend, backend_dir, fit_logistic, duration_ter
                                 speaker_list_hash, within_class_whitening)
 
 DATA = ROOT.parent / "shared" / "data"
+#: Development trials are made with one and with three enrolment recordings per speaker.
+ENROL = (1, 3)
 #: corpus folder -> (telephone simulations to add, recordings per speaker used)
 DEFAULT_PLAN = {
     "speechocean762": (("", "amrnb", "g711u"), 6),
@@ -83,7 +86,7 @@ def fit_core(items: list[Item], shrink: float, top_n: int, out_dim: int | None) 
     centred = x - np.stack([means[d] for d in domains])
     labels = np.array([i.speaker for i in items])
     transform = within_class_whitening(centred, labels, shrink, out_dim) if shrink < 1.0 else np.eye(x.shape[1])
-    backend = Backend(means, transform, np.zeros((1, transform.shape[1])), top_n, np.array([1.0, 0.0, 0.0]), (-1e9, 1e9),
+    backend = Backend(means, transform, np.zeros((1, transform.shape[1])), top_n, {"all": np.array([1.0, 0.0, 0.0])}, (-1e9, 1e9),
                       np.zeros(1))
     backend.cohort = backend.project(x, domains)
     return backend
@@ -97,19 +100,20 @@ def cross_scores(sets, shrink: float, top_n: int, out_dim: int | None):
     for k in (0, 1):
         train = [i for i in fitting_items(sets) if fold[i.speaker] != k]
         backend = fit_core(train, shrink, top_n, out_dim)
-        for corpus, channel, items in sets:
+        for (corpus, channel, items), enrol in itertools.product(sets, ENROL):
             held = [i for i in items if fold[i.speaker] == k]
-            ts = build_trials(held, 1, channel, backend)
+            ts = build_trials(held, enrol, channel, backend)
             if not ts.tests:
                 continue
             tgt = ts.target
             net_t = np.array([t.net_speech for t in ts.tests])
             dur = duration_term(ts.enrol_net[:, None], net_t[None, :])
-            part = out.setdefault((corpus, channel), {"score": [], "cosine": [], "label": [], "dur": []})
+            part = out.setdefault((corpus, channel), {"score": [], "cosine": [], "label": [], "dur": [], "pair": []})
             part["score"].append(ts.score.ravel())
             part["cosine"].append(ts.cosine.ravel())
             part["label"].append(tgt.ravel())
             part["dur"].append(np.broadcast_to(dur, tgt.shape).ravel())
+            part["pair"].append(ts.pairs.ravel())
     return {key: {k: np.concatenate(v) for k, v in part.items()} for key, part in out.items()}
 
 
@@ -169,19 +173,32 @@ def main(argv=None) -> int:
     y = pooled(trials, "label").astype(bool)
     score, dur, cos = pooled(trials, "score"), pooled(trials, "dur"), pooled(trials, "cosine")
     feats = np.column_stack([score, np.zeros_like(dur) if args.no_duration else dur])
-    w = fit_logistic(feats, y)
+    pairs = pooled(trials, "pair")
+    calibration = {"all": fit_logistic(feats, y)}
+    for pair in sorted(set(pairs.tolist())):
+        m = pairs == pair
+        if y[m].sum() >= 50:  # enough target trials to fit this channel pair on its own
+            calibration[pair] = fit_logistic(feats[m], y[m])
+    if args.no_duration:
+        calibration = {k: np.array([w[0], 0.0, w[2]]) for k, w in calibration.items()}
     base = fit_logistic(cos[:, None], y)
     llr_limit = (-float(np.log(y.sum())), float(np.log((~y).sum())))
     cal = {}
     for key, t in trials.items():
         yy = t["label"].astype(bool)
-        llr = np.clip(w[0] * t["score"] + w[1] * t["dur"] + w[2], *llr_limit)
+        llr = np.zeros(len(yy))
+        for pair in set(t["pair"].tolist()):
+            w = calibration.get(pair, calibration["all"])
+            m = t["pair"] == pair
+            llr[m] = w[0] * t["score"][m] + w[1] * t["dur"][m] + w[2]
+        llr = np.clip(llr, *llr_limit)
         cal[f"{key[0]}/{key[1]}"] = {"cllr_backend": cllr(llr[yy], llr[~yy]),
                                      "cllr_baseline": cllr(base[0] * t["cosine"][yy] + base[1],
                                                            base[0] * t["cosine"][~yy] + base[1])}
         summary[f"{key[0]}/{key[1]}"].update(cal[f"{key[0]}/{key[1]}"])
-    print(f"calibration llr = {w[0]:.3f}*score + {w[1]:.3f}*log(min net speech) + {w[2]:.3f}; "
-          f"llr in [{llr_limit[0]:.2f}, {llr_limit[1]:.2f}]")
+    for pair, w in calibration.items():
+        print(f"calibration {pair:10s} llr = {w[0]:.3f}*score + {w[1]:.3f}*log(min net speech) + {w[2]:.3f}")
+    print(f"llr capped to [{llr_limit[0]:.2f}, {llr_limit[1]:.2f}]")
     for k, r in summary.items():
         print(f"  {k:32s} EER {100 * r['eer_baseline']:.2f} -> {100 * r['eer_backend']:.2f} %   "
               f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f}")
@@ -190,7 +207,7 @@ def main(argv=None) -> int:
         return 0
     all_items = fitting_items(sets)
     backend = fit_core(all_items, shrink, top_n, out_dim)
-    backend.calibration = np.asarray([w[0], 0.0 if args.no_duration else w[1], w[2]])
+    backend.calibration = calibration
     backend.llr_limit = llr_limit
     backend.nontarget_scores = np.sort(score[~y])
     speakers = sorted({i.speaker for i in all_items})
@@ -206,7 +223,9 @@ def main(argv=None) -> int:
         "out_dim": out_dim,
         "baseline_calibration": [float(base[0]), float(base[1])],
         "score": "AS-norm of the cosine after domain centring and within-speaker whitening",
-        "llr": "natural log; calibration weights are [score, log(min net speech s), offset]",
+        "llr": "natural log; calibration per channel pair (wideband, narrowband, cross; 'all' otherwise), "
+               "weights [score, log(min net speech s), offset]",
+        "enrol_per_dev_trial": list(ENROL),
         "dev_figures": summary,
     }
     folder = backend_dir(args.model)

@@ -42,7 +42,7 @@ def _toy_backend(dim=8, seed=0):
     cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
     non = np.sort(rng.normal(0, 1, 5000))
     return scoring.Backend({"wideband": np.zeros(dim), "narrowband": np.full(dim, 0.1)}, np.eye(dim), cohort, 50,
-                           np.array([2.0, 0.0, -3.0]), 8.0, non, {"fitted_at": "test"})
+                           {"all": np.array([2.0, 0.0, -3.0])}, 8.0, non, {"fitted_at": "test"})
 
 
 def test_as_norm_puts_impostor_scores_near_zero_and_a_match_far_above():
@@ -65,6 +65,8 @@ def test_expected_false_hits_fall_with_the_score_and_grow_with_the_library():
     assert np.all(np.diff(efh) <= 0) and efh[0] > 500 and 0 < efh[-1] < 1e-6
     assert b.expected_false_hits(2.0, 100_000) == pytest.approx(100 * b.expected_false_hits(2.0, 1000))
     assert np.all(np.abs(b.llr(np.array([-100.0, 100.0]))) <= 8.0)  # capped
+    b.calibration["cross"] = np.array([1.0, 0.0, -3.0])  # a pair with its own calibration; others use "all"
+    assert np.allclose(b.llr(np.array([1.0, 1.0]), pair=np.array(["cross", "narrowband"])), [-2.0, -1.0])
 
 
 def test_backend_round_trips_through_disk_and_refuses_altered_files(tmp_path):
@@ -98,7 +100,7 @@ def model_with_backend(tmp_path, monkeypatch):
     cohort = rng.normal(size=(100, 192))
     cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
     b = scoring.Backend({"wideband": np.zeros(192), "narrowband": np.zeros(192)}, np.eye(192), cohort, 20,
-                        np.array([0.05, 0.2, -1.0]), 50.0, np.sort(rng.normal(0, 1, 2000)), {"fitted_at": "test"})
+                        {"all": np.array([0.05, 0.2, -1.0]), "wideband": np.array([0.1, 0.0, -0.5])}, 50.0, np.sort(rng.normal(0, 1, 2000)), {"fitted_at": "test"})
     b.save(home / "backend")
     scoring._LOADED.clear()
     yield DEFAULT_MODEL

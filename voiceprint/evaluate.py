@@ -263,6 +263,7 @@ class TrialSet:
     score: np.ndarray | None = None  # back-end normalised score
     llr: np.ndarray | None = None  # natural log
     enrol_net: np.ndarray | None = None
+    pairs: np.ndarray | None = None  # channel pair of each trial (selects the calibration)
 
     @property
     def target(self) -> np.ndarray:
@@ -295,7 +296,12 @@ def build_trials(items: list[Item], enrol: int, condition: str, backend=None) ->
         projected = backend.project(test_vecs, [t.domain for t in tests])
         ts.score = backend.score(models, projected)
         net_t = np.array([t.net_speech for t in tests])
-        ts.llr = backend.llr(ts.score, ts.enrol_net[:, None], net_t[None, :])
+        from .scoring import majority, pair_of
+
+        enrol_dom = [majority(i.domain for i in by_speaker[s]) for s in speakers]
+        pairs = np.array([[pair_of(e, t.domain) for t in tests] for e in enrol_dom])
+        ts.llr = backend.llr(ts.score, ts.enrol_net[:, None], net_t[None, :], pairs)
+        ts.pairs = pairs
     return ts
 
 

@@ -22,8 +22,11 @@ The back end lives in ``models/<model>/backend/``: ``backend.json`` (parameters,
 fitted on, development figures) and ``backend.npz`` (means, transform, cohort). Other modules use::
 
     backend = load_backend("ecapa-voxceleb")          # None when none is fitted
-    llr = backend.llr_from_cosine(cosines, ...)       # see Backend.llr for the full path
-    backend.verbal(llr), backend.expected_false_hits(score, library_size)
+    model = backend.model(enrol_vectors, enrol_domains)      # raw embeddings in, one speaker model out
+    score = backend.score(model, backend.project(test_vector, test_domain))
+    llr = backend.llr(score, enrol_net, test_net, pair_of(majority(enrol_domains), test_domain))
+    verbal(llr / math.log(10)), backend.expected_false_hits(score, library_size)
+    # or, for one comparison, everything at once: evidence(backend, score, library_size, ...)
 """
 
 from __future__ import annotations
@@ -42,6 +45,17 @@ from .errors import ModelError
 NARROWBAND_CODECS = {"amr_nb", "amrnb", "pcm_mulaw", "pcm_alaw", "gsm", "gsm_ms", "adpcm_g722", "g723_1", "g729"}
 DOMAINS = ("wideband", "narrowband")
 BACKEND_DIR = "backend"
+
+
+def pair_of(domain_a: str, domain_b: str) -> str:
+    """Channel pair of a comparison, which selects its calibration: ``wideband``, ``narrowband`` or ``cross``."""
+    return domain_a if domain_a == domain_b else "cross"
+
+
+def majority(domains) -> str:
+    """The domain of a speaker model enrolled from several recordings: the more frequent one (ties: wideband)."""
+    domains = list(domains)
+    return "narrowband" if domains.count("narrowband") > domains.count("wideband") else "wideband"
 
 
 def domain_of(source_rate: int, codec: str = "") -> str:
@@ -133,7 +147,7 @@ class Backend:
     transform: np.ndarray  # (dim, out_dim): applied after centring
     cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
     top_n: int
-    calibration: np.ndarray  # weights of [score, duration_term, 1]
+    calibration: dict  # channel pair (pair_of) or "all" -> weights of [score, duration_term, 1]
     llr_limit: tuple[float, float]  # (lowest, highest) llr: the development data cannot support more
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
     meta: dict = field(default_factory=dict)
@@ -167,12 +181,19 @@ class Backend:
         mt, st = self.cohort_stats(tests)
         return 0.5 * ((raw - me[:, None]) / se[:, None] + (raw - mt[None, :]) / st[None, :])
 
-    def llr(self, scores, net_a=None, net_b=None) -> np.ndarray:
-        """Natural-log likelihood ratio of normalised scores (nets: net speech of the two sides, seconds)."""
+    def llr(self, scores, net_a=None, net_b=None, pair="all") -> np.ndarray:
+        """Natural-log likelihood ratio of normalised scores.
+
+        ``net_a``/``net_b``: net speech (seconds) of the two sides; ``pair``: the channel pair
+        (:func:`pair_of`), one for all scores or an array of them - each pair has its own calibration.
+        """
         s = np.asarray(scores, np.float64)
-        w = self.calibration
         dur = duration_term(10.0 if net_a is None else net_a, 10.0 if net_b is None else net_b)
-        out = w[0] * s + w[1] * dur + w[2]
+        out = np.zeros(np.broadcast(s, dur).shape)
+        pairs = np.broadcast_to(np.asarray(pair), out.shape)
+        for name in set(pairs.ravel().tolist()) if pairs.size else ():
+            w = np.asarray(self.calibration.get(name, self.calibration["all"]))
+            out = np.where(pairs == name, w[0] * s + w[1] * dur + w[2], out)
         return np.clip(out, *self.llr_limits)
 
     @property
@@ -204,7 +225,8 @@ class Backend:
         np.savez(folder / "backend.npz", transform=self.transform, cohort=self.cohort.astype(np.float32),
                  nontarget_scores=self.nontarget_scores.astype(np.float32), **arrays)
         meta = dict(self.meta)
-        meta.update(top_n=self.top_n, calibration=[float(x) for x in self.calibration], llr_limit=list(self.llr_limits),
+        meta.update(top_n=self.top_n, calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
+                    llr_limit=list(self.llr_limits),
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         (folder / "backend.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -216,7 +238,8 @@ class Backend:
         z = np.load(folder / "backend.npz")
         means = {d: z[f"mean_{d}"].astype(np.float64) for d in meta["domains"]}
         return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
-                   np.asarray(meta["calibration"], float), tuple(np.broadcast_to(meta["llr_limit"], 2).tolist()),
+                   {k: np.asarray(w, float) for k, w in meta["calibration"].items()},
+                   tuple(np.broadcast_to(meta["llr_limit"], 2).tolist()),
                    np.sort(z["nontarget_scores"].astype(np.float64)), meta)
 
 
@@ -249,7 +272,7 @@ def load_backend(model: str | None = None) -> Backend | None:
 
 
 def evidence(backend: "Backend | None", score: float, library_size: int, net_a: float | None = None,
-             net_b: float | None = None) -> dict:
+             net_b: float | None = None, pair: str = "all") -> dict:
     """What one comparison means: natural-log and log10 LR, the ENFSI verbal equivalent, and the
     expected number of false hits at this score in a library of ``library_size`` persons.
 
@@ -257,7 +280,7 @@ def evidence(backend: "Backend | None", score: float, library_size: int, net_a: 
     """
     if backend is None:
         return {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None}
-    llr = float(backend.llr(score, net_a, net_b))
+    llr = float(backend.llr(score, net_a, net_b, pair))
     return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
             "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}")}
 
@@ -276,14 +299,15 @@ def rescore(backend: "Backend", query: np.ndarray, query_domain: str, persons: d
     """Back-end scores of one raw query vector against persons.
 
     ``persons``: person id -> (raw sample vectors [n, dim], their domains, their total net speech).
-    Returns person id -> normalised score, exactly as :func:`voiceprint.evaluate.build_trials` scores.
+    Returns person id -> (normalised score, channel pair), exactly as
+    :func:`voiceprint.evaluate.build_trials` scores.
     """
     if not persons:
         return {}
     pids = list(persons)
     models = np.stack([backend.model(persons[p][0], persons[p][1]) for p in pids])
     scores = backend.score(models, backend.project(query, query_domain))[:, 0]
-    return {p: float(s) for p, s in zip(pids, scores)}
+    return {p: (float(s), pair_of(majority(persons[p][1]), query_domain)) for p, s in zip(pids, scores)}
 
 
 # --------------------------------------------------------------------------------------------------
