@@ -549,8 +549,8 @@ class Library:
         if backend is None:
             ranked = [(pid, cos) for pid, cos in cosines.items()][:top]
         else:
-            scores = scoring.rescore(backend, vector, domain, self._person_samples(list(cosines)))
-            ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:top]
+            scored = scoring.rescore(backend, vector, domain, self._person_samples(list(cosines)))
+            ranked = [(pid, sc) for pid, (sc, _) in sorted(scored.items(), key=lambda kv: -kv[1][0])[:top]]
         s_scores, s_ids = index.search_samples(vector, max(top * 4, 20))
         sample_info = self.store.voiceprint_info([i for i in s_ids[0] if i >= 0])
         best_sample: dict[int, tuple[float, dict]] = {}
@@ -568,7 +568,8 @@ class Library:
                 "person": card["person"],
                 "score": round(float(score), 4),
                 "cosine": round(cosines[pid], 4),
-                **scoring.evidence(backend, score, size, enrol_net, net_speech),
+                **scoring.evidence(backend, score, size, enrol_net, net_speech,
+                                   scored[pid][1] if backend is not None else "all"),
                 "sample": None if sample is None else {
                     "voiceprint": int(sample[1]["id"]), "file": sample[1]["original_name"],
                     "channel": sample[1]["channel"], "score": round(sample[0], 4)},
@@ -621,7 +622,8 @@ class Library:
         if backend is not None:
             model = backend.model(out["a"]["vector"], out["a"]["domain"])
             score = float(backend.score(model, backend.project(out["b"]["vector"], out["b"]["domain"]))[0, 0])
-        evidence = scoring.evidence(backend, score, 1, out["a"]["net_speech"], out["b"]["net_speech"])
+        evidence = scoring.evidence(backend, score, 1, out["a"]["net_speech"], out["b"]["net_speech"],
+                                    scoring.pair_of(out["a"]["domain"], out["b"]["domain"]))
         with self.store.transaction():
             self.store.audit("verify", "", a=out["a"]["sha256"][:16], b=out["b"]["sha256"][:16])
         for key in ("a", "b"):
