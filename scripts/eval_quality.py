@@ -7,7 +7,9 @@ Development speakers of speechocean762 (the split of ``recordings_common``). For
   speech -> top-1 and EER by D;
 - enrolment sweep: each speaker is enrolled with D seconds of net speech (from utterances 9-12);
   the query is the whole speech of utterances 5-8 -> top-1 and EER by D;
-- noise: 3 s queries with white noise added at a given SNR (relative to the speech power).
+- noise: 3 s queries with white noise added at a given SNR (relative to the speech power), and
+  what the two SNR estimators read on them (``audio.measure_quality``'s VAD-based ``snr_db`` and
+  ``quality.frame_snr_db``, the one the gate uses), with 1 s of the same noise before and after.
 
     python scripts/eval_quality.py --json out/eval/quality_dev.json
 """
@@ -78,10 +80,10 @@ def main() -> None:
     n = 3 * 16000
     ok = [s for s in speakers if len(q_speech[s]) >= n]
     idx = [speakers.index(s) for s in ok]
-    from voiceprint import audio
+    from voiceprint import audio, quality
 
     for snr in SNRS:
-        q, measured = [], []
+        q, measured, frame_measured = [], [], []
         for s in ok:
             x = q_speech[s][:n].astype(np.float64)
             sd = np.sqrt(np.mean(x**2) / 10 ** (snr / 10))
@@ -92,9 +94,12 @@ def main() -> None:
             rec = np.clip(np.concatenate([pad, x + noise, pad]), -1, 1).astype(np.float32)
             ch = audio.Channel(0, rec, 16000)
             measured.append(audio.measure_quality(ch, audio.speech_segments(rec), "pcm", 16000)["snr_db"])
+            frame_measured.append(quality.frame_snr_db(rec))
         out["noise"].append({"snr_db": snr, "net_speech_s": 3.0, "speakers": len(ok),
                              "estimated_snr_median": float(np.median(measured)),
-                             "estimated_snr_p10": float(np.percentile(measured, 10))} | score(np.vstack(q), cents[idx]))
+                             "estimated_snr_p10": float(np.percentile(measured, 10)),
+                             "frame_snr_median": float(np.median(frame_measured)),
+                             "frame_snr_p10": float(np.percentile(frame_measured, 10))} | score(np.vstack(q), cents[idx]))
         print(out["noise"][-1], flush=True)
     print(json.dumps(out, indent=1))
     if args.json:

@@ -15,7 +15,10 @@ enrolling or querying it whole would mix them. The steps:
    the next-best one.
 
 Recordings with less than ``MIN_DIARIZE_SPEECH_S`` of speech are taken as one voice without
-any windowing: there is too little to tell two people apart, and no extra cost.
+any windowing: there is too little to tell two people apart, and no extra cost. Longer ones are
+first screened with a sparse pass (one window every 3 s); only when one of those windows
+disagrees with the others are the rest embedded and clustered, so a one-voice call costs about
+1.5x a plain embedding (``scripts/bench_one_voice.py``) and gets exactly the same voiceprint.
 ``SPLIT_THRESHOLD`` was chosen on a development split of real speech (see
 ``scripts/eval_diarization.py`` and ``docs/accuracy_recordings.md``).
 """
@@ -43,6 +46,8 @@ MAX_SPEAKERS = 4
 MIN_CLUSTER_WINDOWS = 3
 MINOR_SHARE = 0.1
 BATCH = 32
+#: The sparse first pass embeds one window in this many (windows start every HOP_S seconds).
+COARSE_EVERY = 4
 
 
 @dataclass
@@ -105,7 +110,7 @@ def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedde
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
 
-def cluster_windows(vectors: np.ndarray, threshold: float = SPLIT_THRESHOLD) -> np.ndarray:
+def cluster_windows(vectors: np.ndarray, threshold: float = SPLIT_THRESHOLD, merge_minor: bool = True) -> np.ndarray:
     """Labels 0..k-1 from average-linkage clustering on cosine, cut where clusters' mean cosine < ``threshold``."""
     if len(vectors) < 2:
         return np.zeros(len(vectors), dtype=int)
@@ -116,7 +121,7 @@ def cluster_windows(vectors: np.ndarray, threshold: float = SPLIT_THRESHOLD) -> 
     if labels.max() > MAX_SPEAKERS:
         labels = fcluster(tree, t=MAX_SPEAKERS, criterion="maxclust")
     _, labels = np.unique(labels, return_inverse=True)
-    return _merge_minor(vectors, labels)
+    return _merge_minor(vectors, labels) if merge_minor else labels
 
 
 def _merge_minor(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -147,14 +152,15 @@ def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: in
     spans = window_spans(segments)
     if len(spans) < 3:
         return one
-    # First every other window (about one embedding's worth of compute): one voice stops here.
-    coarse = list(range(0, len(spans), 2))
-    rest = [i for i in range(len(spans)) if i % 2]
+    # First a sparse pass (every COARSE_EVERY-th window, about half an embedding's compute): when not
+    # even one of its windows disagrees with the rest, the recording is one voice and we stop here.
+    coarse = list(range(0, len(spans), COARSE_EVERY))
+    rest = [i for i in range(len(spans)) if i % COARSE_EVERY]
     if window_vectors is not None:
         first = window_vectors[coarse]
     else:
         first = embed_windows(samples, [spans[i] for i in coarse], embedder, sr)
-    if len(coarse) >= 2 and cluster_windows(first, threshold).max() == 0:
+    if len(coarse) >= 2 and cluster_windows(first, threshold, merge_minor=False).max() == 0:
         return one
     if window_vectors is not None:
         vectors = window_vectors
