@@ -143,3 +143,18 @@ def test_scores_are_centred_once_the_library_is_big_enough(lib):
     mean_off_diagonal = lambda m: (m.sum() - np.trace(m)) / (len(m) * (len(m) - 1))  # noqa: E731
     c = linking.centred(raw, raw.mean(axis=0))
     assert mean_off_diagonal(raw @ raw.T) > 0.5 > mean_off_diagonal(c @ c.T)
+
+
+def test_an_unusable_file_is_refused_without_stopping_the_others(lib, monkeypatch):
+    from voiceprint.errors import AudioError
+
+    real = lib.call_voices
+
+    def call_voices(path, channel=None, min_speech=None):
+        if path == "silent.wav":
+            raise AudioError(path, "no speech found")
+        return real(path, channel, min_speech)
+
+    monkeypatch.setattr(lib, "call_voices", call_voices)
+    rows = linking.add_recordings(lib, "AJ-A", ["silent.wav", _file(lib, "a.wav", (1, 11))])
+    assert [r["status"] for r in rows] == ["refused", "unknown"] and "no speech" in rows[0]["reason"]

@@ -385,7 +385,10 @@ def case_add_recording(
         typer.echo(to_json(rows))
         return
     print_rows([{k: r.get(k) for k in ("file", "channel", "voice", "net_speech", "status", "person", "score", "cluster")}
-                | {"speaks at": _ranges(r["segments"], 4), "warnings": "; ".join(r["warnings"])} for r in rows])
+                | {"speaks at": _ranges(r["segments"], 4), "warnings": "; ".join(r["warnings"]) or r.get("reason", "")}
+                for r in rows])
+    if rows and all(r["status"] == "refused" for r in rows):
+        raise typer.Exit(3)
 
 
 @link_app.callback()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LibraryError, NotFound
+from .errors import LibraryError, NotFound, VoiceprintError
 
 #: Average *centred* cosine between a voice and a cluster's members above which they are linked (dev split).
 LINK_THRESHOLD = 0.45
@@ -54,12 +54,16 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
         with lib.store.transaction():
             case_id = lib.store.add_case(case_number)
         for path in files:
-            rec, voices = lib.call_voices(str(path))
+            try:
+                rec, voices = lib.call_voices(str(path))
+            except VoiceprintError as err:  # one unusable file must not stop the others
+                rows.append({"file": str(path), "status": "refused", "reason": str(err), "segments": [], "warnings": []})
+                continue
             for v in voices:
                 vector = embedder.embed(v.speech)
                 hits = lib.search_vector(vector, 1)
                 top = hits[0] if hits else None
-                matched = top if top and top["score"] >= MATCH_THRESHOLD else None
+                matched = top if top and top["cosine"] >= MATCH_THRESHOLD else None
                 with lib.store.transaction():
                     q = dict(v.quality, voice=v.voice)
                     rid = lib.store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration,
@@ -80,7 +84,7 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
                             "INSERT INTO case_voices(case_id, recording_id, voice, segments, net_speech, voiceprint_id,"
                             " matched_person_id, match_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (case_id, rid, v.voice, json.dumps(v.time_ranges()), v.net_speech, vid,
-                             matched["person"]["id"] if matched else None, top["score"] if top else None, time.time()))
+                             matched["person"]["id"] if matched else None, top["cosine"] if top else None, time.time()))
                         cluster = _assign(lib, vid, vector) if vid is not None else None
                         lib.store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice,
                                         voiceprint=vid, matched_person=matched["person"]["id"] if matched else None,
@@ -89,7 +93,7 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
                 row |= {"file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
                         "net_speech": v.net_speech, "warnings": gates.query_warnings(v.quality),
                         "person": matched["person"]["name"] if matched else None,
-                        "score": top["score"] if top else None}
+                        "score": top["cosine"] if top else None}
                 rows.append(row)
                 if on_voice:
                     on_voice(row)
@@ -329,11 +333,7 @@ def screen(lib, files, top: int = 3) -> list[dict]:
     for path in files:
         try:
             rec, voices = lib.call_voices(str(path))
-        except Exception as err:  # noqa: BLE001 - one bad file must not stop a batch
-            from .errors import VoiceprintError
-
-            if not isinstance(err, VoiceprintError):
-                raise
+        except VoiceprintError as err:  # one bad file must not stop a batch
             rows.append({"file": str(path), "error": str(err)})
             continue
         for v in voices:
@@ -349,8 +349,8 @@ def screen(lib, files, top: int = 3) -> list[dict]:
             rows.append({
                 "file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
                 "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
-                "person": best["person"]["name"] if best and best["score"] >= MATCH_THRESHOLD else None,
-                "person_score": best["score"] if best else None,
+                "person": best["person"]["name"] if best and best["cosine"] >= MATCH_THRESHOLD else None,
+                "person_score": best["cosine"] if best else None,
                 "cluster": link["cluster"] if link and link["score"] >= threshold else None,
                 "cluster_score": link["score"] if link else None,
                 "cluster_cases": link["cases"] if link and link["score"] >= threshold else [],
