@@ -14,8 +14,17 @@ from pathlib import Path
 DEFAULT_MEMORY_LIMIT = os.environ.get("VOICEPRINT_DUCKDB_MEMORY", "4GB")
 
 
-def connect(memory_limit: str | None = None, threads: int | None = None, temp_directory: str | Path | None = None):
-    """An in-memory DuckDB connection that spills to disk, with the phone-number macro installed."""
+DEFAULT_MAX_TEMP = os.environ.get("VOICEPRINT_DUCKDB_MAX_TEMP", "40GB")
+
+
+def connect(memory_limit: str | None = None, threads: int | None = None, temp_directory: str | Path | None = None,
+            keep_order: bool = True, max_temp: str | None = None):
+    """An in-memory DuckDB connection that spills to disk, with the phone-number macro installed.
+
+    ``keep_order`` preserves file order (ingest needs it for line numbers); feature queries turn
+    it off, which lets DuckDB stream large joins and windows with less memory. Spilling stops
+    with an error at ``max_temp`` instead of filling the disk.
+    """
     import duckdb
 
     con = duckdb.connect(":memory:")
@@ -25,7 +34,8 @@ def connect(memory_limit: str | None = None, threads: int | None = None, temp_di
     con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"SET max_temp_directory_size = '{max_temp or DEFAULT_MAX_TEMP}'")
+    con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     con.execute("SET enable_progress_bar = false")
     install_number_macro(con)
     return con

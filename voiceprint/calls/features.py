@@ -88,7 +88,7 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, 
     a pandas DataFrame (small inputs only).
     """
     own = con is None
-    con = con or connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory)
+    con = con or connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory, keep_order=False)
     con.execute(f"CREATE OR REPLACE TEMP VIEW cdr AS SELECT * FROM read_parquet({_paths_sql(calls)}, union_by_name = true)")
     con.execute("CREATE OR REPLACE TEMP VIEW voice AS SELECT * FROM cdr WHERE record = 'call'")
     if registry:
