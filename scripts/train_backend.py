@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from voiceprint.evaluate import (Item, build_trials, cllr, eer, embed_items, min_dcf,  # noqa: E402
                                  read_eval_manifest, select_items)
 from voiceprint.scoring import (Backend, backend_dir, fit_logistic, duration_term,  # noqa: E402
-                                speaker_list_hash, within_class_whitening)
+                                hashed_speaker, speaker_list_hash, within_class_whitening)
 
 DATA = ROOT.parent / "shared" / "data"
 #: Development trials are made with one and with three enrolment recordings per speaker.
@@ -41,6 +41,10 @@ DEFAULT_PLAN = {
     "speechocean762": (("", "amrnb", "g711u"), 6),
     "hyke_ivr_8k": (("",), None),
 }
+#: Only corpora whose licence allows passing on derived voiceprints give the AS-norm cohort, which is
+#: committed with the model (speechocean762: CC BY 4.0). hyke_ivr_8k states no licence: it enters
+#: only aggregate statistics (domain mean, whitening, calibration), never individual vectors.
+COHORT_CORPORA = {"speechocean762"}
 # librispeech_test_other (6 speakers) and fsdd_8k (4) are too small to split: they are kept out of
 # fitting entirely and reported on all their speakers as corpora the back end never saw.
 
@@ -88,7 +92,10 @@ def fit_core(items: list[Item], shrink: float, top_n: int, out_dim: int | None) 
     transform = within_class_whitening(centred, labels, shrink, out_dim) if shrink < 1.0 else np.eye(x.shape[1])
     backend = Backend(means, transform, np.zeros((1, transform.shape[1])), top_n, {"all": np.array([1.0, 0.0, 0.0])}, (-1e9, 1e9),
                       np.zeros(1))
-    backend.cohort = backend.project(x, domains)
+    in_cohort = np.array([i.corpus in COHORT_CORPORA for i in items])
+    if not in_cohort.any():
+        in_cohort[:] = True
+    backend.cohort = backend.project(x[in_cohort], domains[in_cohort])
     return backend
 
 
@@ -174,11 +181,14 @@ def main(argv=None) -> int:
     score, dur, cos = pooled(trials, "score"), pooled(trials, "dur"), pooled(trials, "cosine")
     feats = np.column_stack([score, np.zeros_like(dur) if args.no_duration else dur])
     pairs = pooled(trials, "pair")
-    calibration = {"all": fit_logistic(feats, y)}
+    # every development condition (corpus x channel) weighs the same: the few real telephone
+    # trials count as much as the many simulated ones
+    groups = np.concatenate([np.full(len(t["label"]), f"{c}/{ch}") for (c, ch), t in trials.items()])
+    calibration = {"all": fit_logistic(feats, y, groups=groups)}
     for pair in sorted(set(pairs.tolist())):
         m = pairs == pair
         if y[m].sum() >= 50:  # enough target trials to fit this channel pair on its own
-            calibration[pair] = fit_logistic(feats[m], y[m])
+            calibration[pair] = fit_logistic(feats[m], y[m], groups=groups[m])
     if args.no_duration:
         calibration = {k: np.array([w[0], 0.0, w[2]]) for k, w in calibration.items()}
     base = fit_logistic(cos[:, None], y)
@@ -209,7 +219,9 @@ def main(argv=None) -> int:
     backend = fit_core(all_items, shrink, top_n, out_dim)
     backend.calibration = calibration
     backend.llr_limit = llr_limit
-    backend.nontarget_scores = np.sort(score[~y])
+    # the impostor score distribution, kept as 20,001 quantiles (enough for false-hit rates down to 1e-4)
+    non = np.sort(score[~y])
+    backend.nontarget_scores = non if len(non) <= 20001 else np.quantile(non, np.linspace(0, 1, 20001))
     speakers = sorted({i.speaker for i in all_items})
     backend.meta = {
         "version": 1,
@@ -217,8 +229,10 @@ def main(argv=None) -> int:
         "fitted_by": "scripts/train_backend.py",
         "split_rule": "voiceprint.evaluate.split_of: sha256(speaker id)[0] < 128 -> dev",
         "corpora": {f"{c}/{ch}": len(items) for c, ch, items in sets},
-        "speakers": speakers,
+        "speakers_hashed": [hashed_speaker(s) for s in speakers],
         "speakers_sha256": speaker_list_hash(speakers),
+        "cohort": f"{len(backend.cohort)} vectors of development speakers of {', '.join(sorted(COHORT_CORPORA))} "
+                  "(speechocean762: CC BY 4.0, github:jimbozhang/speechocean762), clean and codec-simulated",
         "shrink": shrink,
         "out_dim": out_dim,
         "baseline_calibration": [float(base[0]), float(base[1])],

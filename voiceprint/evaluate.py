@@ -386,12 +386,12 @@ def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str 
     ``simulate_tests_only``: enrol from the recordings as they are and pass only the tests through
     the ``simulate`` codec - the usual case of a 16 kHz interview enrolled and an 8 kHz call searched.
     """
-    from .scoring import load_backend
+    from .scoring import hashed_speaker, load_backend
 
     if enrol < 1:
         raise DataError("--enrol must be at least 1")
     backend = load_backend(model) if use_backend else None
-    fitted_on = set(backend.meta.get("speakers", [])) if backend else set()
+    fitted_on = set(backend.meta.get("speakers_hashed", [])) if backend else set()
     base_cal = tuple(backend.meta["baseline_calibration"]) if backend and "baseline_calibration" in backend.meta else None
     rows, sets, refused, overlap = [], [], [], set()
     for manifest in manifests:
@@ -411,7 +411,7 @@ def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str 
                 item.refused = f"{item.path}: only {item.net_speech:.2f} s of speech (need {min_speech:.2f} s; see --min-speech)"
         refused += [i for i in items if i.refused]
         usable = [i for i in items if not i.refused]
-        overlap |= {i.speaker for i in usable} & fitted_on
+        overlap |= {i.speaker for i in usable if hashed_speaker(i.speaker) in fitted_on}
         ts = build_trials(usable, enrol, condition, backend)
         sets.append(ts)
         if ts.tests:

@@ -102,11 +102,13 @@ def duration_term(net_a, net_b) -> np.ndarray:
     return np.log(np.maximum(np.minimum(np.asarray(net_a, float), np.asarray(net_b, float)), 0.5))
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, prior: float = 0.5) -> np.ndarray:
+def fit_logistic(features: np.ndarray, labels: np.ndarray, prior: float = 0.5, groups=None) -> np.ndarray:
     """Prior-weighted linear logistic regression (the classic FoCal/BOSARIS calibration).
 
     Returns weights ``w`` (last = offset) such that ``features @ w[:-1] + w[-1]`` is a
     natural-log likelihood ratio; targets and non-targets are weighted to an effective ``prior``.
+    With ``groups`` (one label per trial, e.g. the corpus), every group weighs the same, however
+    many trials it has.
     """
     from scipy.optimize import minimize
 
@@ -115,10 +117,15 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, prior: float = 0.5) -
     nt, nn = int(y.sum()), int((~y).sum())
     if nt == 0 or nn == 0:
         raise ModelError("calibration needs both target and non-target trials")
-    wt, wn = prior / nt, (1 - prior) / nn
     offset = math.log(prior / (1 - prior))
     sign = np.where(y, 1.0, -1.0)
-    weight = np.where(y, wt, wn)
+    groups = np.zeros(len(y), int) if groups is None else np.asarray(groups)
+    weight = np.zeros(len(y))
+    names = [g for g in np.unique(groups) if y[groups == g].any() and (~y[groups == g]).any()]
+    for g in names:
+        m = groups == g
+        weight[m & y] = prior / (y[m].sum() * len(names))
+        weight[m & ~y] = (1 - prior) / ((~y[m]).sum() * len(names))
 
     def loss(w):
         z = sign * (x @ w + offset)
@@ -339,6 +346,11 @@ def within_class_whitening(x: np.ndarray, labels: np.ndarray, shrink: float, out
         e2, v2 = np.linalg.eigh(sb_w)
         w = w @ v2[:, np.argsort(e2)[::-1][:out_dim]]
     return w
+
+
+def hashed_speaker(speaker: str) -> str:
+    """A speaker id as stored in backend.json: enough to detect overlap, not to read the id back."""
+    return hashlib.sha256(("voiceprint-speaker:" + speaker).encode("utf-8")).hexdigest()[:16]
 
 
 def speaker_list_hash(speakers) -> str:
