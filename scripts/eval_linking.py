@@ -10,8 +10,10 @@ exactly as ``voiceprint case add-recording`` does (``linking.best_cluster`` /
 
 Reported: pairwise precision and recall over all voices (a pair is linked when its two voices
 end in the same cluster; it should be when they are the same speaker), and how many fraudsters'
-case sets were recovered whole, for centred cosine (the product's scoring once the library
-holds ``linking.CENTRE_MIN`` voiceprints) and plain cosine. On ``--split dev`` a threshold grid
+case sets were recovered whole, for each way the product can score a link: the back end's
+calibrated log-likelihood ratio (``llr``, when a back end is fitted - it is fitted on dev
+speakers only), centred cosine (no back end, library of ``linking.CENTRE_MIN`` voiceprints or
+more) and plain cosine. On ``--split dev`` a threshold grid
 (choose there); on ``--split test`` the module's ``LINK_THRESHOLD`` / ``LINK_THRESHOLD_RAW``.
 
     python scripts/eval_linking.py --split dev
@@ -37,15 +39,15 @@ def voice_of(rows) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
+def cluster(rows: np.ndarray, threshold: float, scores) -> np.ndarray:
     """Incremental clustering in arrival order, with the product's own functions."""
     from voiceprint import linking
 
     ids = np.zeros(0, np.int64)
     clusters = np.zeros(0, np.int64)
     next_id = 0
-    for i, v in enumerate(vectors):
-        best, score = linking.best_cluster(v, ids, clusters, vectors[ids])
+    for i, v in enumerate(rows):
+        best, score = linking.best_cluster(v, ids, clusters, rows[ids], scores=scores)
         if best is None or score < threshold:
             best, next_id = next_id, next_id + 1
             joined = False
@@ -54,11 +56,11 @@ def cluster(vectors: np.ndarray, threshold: float) -> np.ndarray:
         ids = np.append(ids, i)
         clusters = np.append(clusters, best)
         while joined:
-            other, _ = linking.closest_other_cluster(best, ids, clusters, vectors[ids], threshold=threshold)
+            other, _ = linking.closest_other_cluster(best, ids, clusters, rows[ids], threshold=threshold, scores=scores)
             if other is None:
                 break
             clusters[clusters == other] = best
-    out = np.empty(len(vectors), np.int64)
+    out = np.empty(len(rows), np.int64)
     out[ids] = clusters
     return out
 
@@ -78,7 +80,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=["dev", "test"], default="dev")
     ap.add_argument("--fraudsters", type=int, default=0, help="How many speakers make calls (default: half the split).")
-    ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     from voiceprint import linking
@@ -92,7 +93,7 @@ def main() -> None:
     fraudsters, victims = speakers[:n_fraud], speakers[n_fraud:]
     emb = Embeddings()
     t0 = time.time()
-    voices, truth, cases = [], [], []
+    voices, truth, cases, nets = [], [], [], []
     case_no = 0
     victim_pool = list(victims)
     for f in fraudsters:
@@ -100,12 +101,16 @@ def main() -> None:
         utts = by_speaker[f]
         for k in range(n_calls):
             case_no += 1
-            voices.append(emb.samples(voice_of(utts[2 * k : 2 * k + 2]), "link-call"))
+            speech = voice_of(utts[2 * k : 2 * k + 2])
+            voices.append(emb.samples(speech, "link-call"))
+            nets.append(len(speech) / 16000)
             truth.append(f)
             cases.append(case_no)
             victim = victim_pool[(case_no - 1) % len(victim_pool)]
             slot = (case_no - 1) // len(victim_pool)  # a victim heard in several cases says different things
-            voices.append(emb.samples(voice_of(by_speaker[victim][2 * slot : 2 * slot + 2]), "link-call"))
+            speech = voice_of(by_speaker[victim][2 * slot : 2 * slot + 2])
+            voices.append(emb.samples(speech, "link-call"))
+            nets.append(len(speech) / 16000)
             truth.append(victim)  # the same victim in two cases is the same voice too
             cases.append(case_no)
         print(f"{len(voices)} voices, {time.time() - t0:.0f} s, {emb.computed} embedded", flush=True)
@@ -114,17 +119,26 @@ def main() -> None:
     order = rng.permutation(len(V))
     # The product centres on the library's mean voiceprint once it holds CENTRE_MIN of them; here the
     # voices being linked are that library (no one is enrolled), so the centre is their mean.
-    spaces = {"centred": linking.centred(V, V.mean(axis=0)), "raw": V}
+    from voiceprint.scoring import load_backend
+
+    spaces = {"centred": linking.LinkSpace("centred", linking.LINK_THRESHOLD, centre=V.mean(axis=0)),
+              "raw": linking.LinkSpace("cosine", linking.LINK_THRESHOLD_RAW)}
+    backend = load_backend()
+    if backend is not None:  # fitted on dev speakers only (voiceprint.evaluate.split_of)
+        spaces["llr"] = linking.LinkSpace("llr", linking.LINK_LLR, backend=backend)
     if args.split == "dev":
-        grids = {"centred": [0.35, 0.4, 0.45, 0.5, 0.55, 0.6], "raw": [0.55, 0.6, 0.65, 0.7, 0.75]}
+        grids = {"centred": [0.35, 0.4, 0.45, 0.5, 0.55, 0.6], "raw": [0.55, 0.6, 0.65, 0.7, 0.75],
+                 "llr": [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]}
     else:
-        grids = {"centred": [args.threshold if args.threshold is not None else linking.LINK_THRESHOLD],
-                 "raw": [linking.LINK_THRESHOLD_RAW]}
+        grids = {"centred": [linking.LINK_THRESHOLD], "raw": [linking.LINK_THRESHOLD_RAW], "llr": [linking.LINK_LLR]}
+    rows_of = {k: sp.rows(V, ["wideband"] * len(V), nets) for k, sp in spaces.items()}
     out = {"split": args.split, "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
     for space, grid in grids.items():
+        if space not in spaces:
+            continue
         for t in grid:
             labels = np.empty(len(V), np.int64)
-            labels[order] = cluster(spaces[space][order], t)
+            labels[order] = cluster(rows_of[space][order], t, spaces[space].scores)
             row = {"space": space, "threshold": t} | pairwise(labels, truth_arr)
             whole = 0
             for f in fraudsters:

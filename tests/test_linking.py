@@ -34,6 +34,7 @@ class FakeRecording:
 @pytest.fixture
 def lib(tmp_path, monkeypatch):
     lib = Library.create(tmp_path / "lib", operator="investigator-1")
+    monkeypatch.setattr("voiceprint.scoring.load_backend", lambda model=None: None)  # cosine linking here
     calls = {}  # file name -> [(speaker, take), ...]
     monkeypatch.setattr(lib, "_embedder", lambda: FakeEmbedder())
 
@@ -132,11 +133,12 @@ def test_incremental_clusters_merge_when_a_new_voice_bridges_them():
 
 def test_scores_are_centred_once_the_library_is_big_enough(lib):
     """Below CENTRE_MIN voiceprints plain cosine and its threshold; above, the library's mean is removed."""
-    assert linking.link_space(lib.store, lib.model) == (None, linking.LINK_THRESHOLD_RAW)
+    space = linking.link_space(lib.store, lib.model)
+    assert (space.kind, space.threshold) == ("cosine", linking.LINK_THRESHOLD_RAW)
     for i in range(linking.CENTRE_MIN):
         linking.add_recordings(lib, f"AJ-{i}", [_file(lib, f"r{i}.wav", (i % 10, 100 + i))])
-    centre, threshold = linking.link_space(lib.store, lib.model)
-    assert threshold == linking.LINK_THRESHOLD and centre.shape == (DIM,)
+    space = linking.link_space(lib.store, lib.model)
+    assert (space.kind, space.threshold) == ("centred", linking.LINK_THRESHOLD) and space.centre.shape == (DIM,)
     shared = np.vstack([FakeEmbedder().embed(np.array([k, 900 + k], np.float32)) for k in range(10)]) + 0.5
     raw = shared / np.linalg.norm(shared, axis=1, keepdims=True)
     # a common component lifts every raw cosine; centring on the mean takes it away again
@@ -158,3 +160,20 @@ def test_an_unusable_file_is_refused_without_stopping_the_others(lib, monkeypatc
     monkeypatch.setattr(lib, "call_voices", call_voices)
     rows = linking.add_recordings(lib, "AJ-A", ["silent.wav", _file(lib, "a.wav", (1, 11))])
     assert [r["status"] for r in rows] == ["refused", "unknown"] and "no speech" in rows[0]["reason"]
+
+
+def test_with_a_fitted_back_end_links_are_scored_as_likelihood_ratios(tmp_path):
+    from voiceprint.scoring import load_backend
+
+    lib = Library.create(tmp_path / "lib")
+    if load_backend(lib.model) is None:
+        pytest.skip("no back end fitted for the default model (scripts/train_backend.py)")
+    space = linking.link_space(lib.store, lib.model)
+    assert space.kind == "llr" and space.threshold == linking.LINK_LLR
+    same = [FakeEmbedder().embed(np.array([4, t], np.float32)) for t in (41, 42)]
+    other = FakeEmbedder().embed(np.array([9, 91], np.float32))
+    rows = space.rows(np.vstack(same + [other]), ["wideband", "narrowband", "wideband"], [20.0, 20.0, 20.0])
+    llr = space.scores(rows, rows)
+    assert llr[0, 1] > llr[0, 2] and llr[0, 1] == pytest.approx(llr[1, 0])
+    assert not linking.link_space(lib.store, lib.model, use_backend=False).kind == "llr"
+    lib.close()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ from .errors import LibraryError, NotFound, VoiceprintError
 LINK_THRESHOLD = 0.45
 #: The same on plain cosine, used while the library is too small to estimate its centre.
 LINK_THRESHOLD_RAW = 0.65
+#: With a fitted back end: mean log-likelihood ratio (natural log) to a cluster's members above which a voice joins it.
+LINK_LLR = 2.0
 #: Voiceprints (enrolled and unknown) needed before the library's mean is used as the centre.
 CENTRE_MIN = 50
 #: Cosine to an enrolled person above which a case voice is taken as that person, not an unknown.
@@ -85,7 +88,8 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
                             " matched_person_id, match_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (case_id, rid, v.voice, json.dumps(v.time_ranges()), v.net_speech, vid,
                              matched["person"]["id"] if matched else None, top["cosine"] if top else None, time.time()))
-                        cluster = _assign(lib, vid, vector) if vid is not None else None
+                        row_of = space_row(lib, vector, rec, v.net_speech)
+                        cluster = _assign(lib, vid, row_of) if vid is not None else None
                         lib.store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice,
                                         voiceprint=vid, matched_person=matched["person"]["id"] if matched else None,
                                         cluster=cluster)
@@ -101,16 +105,21 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
 
 
 # -- clustering -------------------------------------------------------------------------------
-def _unknown_vectors(store, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(voiceprint ids, cluster ids, vectors) of every clustered unknown voice not promoted to a person."""
+def _unknown_rows(store, space: LinkSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(voiceprint ids, cluster ids, rows in ``space``) of every clustered unknown voice not promoted to a person."""
+    from .scoring import domain_of
+
     rows = store.db.execute(
-        "SELECT v.id, m.cluster_id, v.vector FROM voiceprints v JOIN cluster_members m ON m.voiceprint_id = v.id "
+        "SELECT v.id, m.cluster_id, v.vector, r.sample_rate, r.codec, "
+        " (SELECT MAX(cv.net_speech) FROM case_voices cv WHERE cv.voiceprint_id = v.id) AS net "
+        "FROM voiceprints v JOIN cluster_members m ON m.voiceprint_id = v.id JOIN recordings r ON r.id = v.recording_id "
         "JOIN voice_clusters c ON c.id = m.cluster_id WHERE v.person_id IS NULL AND v.model = ? AND c.status != 'promoted' "
-        "ORDER BY v.id", (model,)).fetchall()
+        "ORDER BY v.id", (space_model(store),)).fetchall()
     if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1))
+    vecs = np.vstack([np.frombuffer(r[2], np.float32) for r in rows])
     return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-            np.vstack([np.frombuffer(r[2], np.float32) for r in rows]))
+            space.rows(vecs, [domain_of(r[3], r[4]) for r in rows], [r[5] or 10.0 for r in rows]))
 
 
 def _forbidden(store, vid: int) -> set[int]:
@@ -118,16 +127,64 @@ def _forbidden(store, vid: int) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def link_space(store, model: str) -> tuple[np.ndarray | None, float]:
-    """(centre, threshold): the library's mean voiceprint and the centred threshold, or (None, raw threshold)."""
+@dataclass
+class LinkSpace:
+    """How two voices are compared for linking: rows to compare, a score between rows, a threshold.
+
+    ``llr``: with the model's fitted back end (``voiceprint.scoring``): domain centring, whitening,
+    AS-norm and the calibration of the channel pair, giving a natural-log likelihood ratio that
+    accounts for each side's net speech. ``centred``: cosine after removing the library's mean
+    voiceprint. ``cosine``: plain cosine, for a small library without a back end.
+    """
+
+    kind: str
+    threshold: float
+    centre: np.ndarray | None = None
+    backend: object = None
+
+    def rows(self, vectors, domains=None, nets=None) -> np.ndarray:
+        """One row per voice (vectors [n, dim]; domains 'wideband'/'narrowband'; nets in seconds)."""
+        v = np.atleast_2d(np.asarray(vectors, np.float64))
+        if self.kind == "llr":
+            n = len(v)
+            domains = ["wideband"] * n if domains is None else list(domains)
+            nets = np.full(n, 10.0) if nets is None else np.asarray(nets, np.float64)
+            proj = self.backend.project(v, domains)
+            mean, spread = self.backend.cohort_stats(proj) if n else (np.zeros(0), np.zeros(0))
+            narrow = np.array([d == "narrowband" for d in domains], np.float64)
+            return np.hstack([proj, mean[:, None], spread[:, None], nets[:, None], narrow[:, None]])
+        return centred(v, self.centre)
+
+    def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Score matrix [len(a), len(b)] between rows."""
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        if self.kind != "llr":
+            return a @ b.T
+        from .scoring import pair_of
+
+        raw = a[:, :-4] @ b[:, :-4].T
+        asn = 0.5 * ((raw - a[:, -4, None]) / a[:, -3, None] + (raw - b[None, :, -4]) / b[None, :, -3])
+        dom = lambda x: np.where(x[:, -1] > 0.5, "narrowband", "wideband")  # noqa: E731
+        pairs = np.array([[pair_of(x, y) for y in dom(b)] for x in dom(a)])
+        return self.backend.llr(asn, a[:, -2, None], b[None, :, -2], pair=pairs)
+
+
+def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
+    """The comparison used for linking in this library (see :class:`LinkSpace`)."""
+    if use_backend:
+        from .scoring import load_backend
+
+        backend = load_backend(model)
+        if backend is not None:
+            return LinkSpace("llr", LINK_LLR, backend=backend)
     n, = store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE model = ?", (model,)).fetchone()
     if n < CENTRE_MIN:
-        return None, LINK_THRESHOLD_RAW
+        return LinkSpace("cosine", LINK_THRESHOLD_RAW)
     total = None
     for (blob,) in store.db.execute("SELECT vector FROM voiceprints WHERE model = ?", (model,)):
         v = np.frombuffer(blob, np.float32).astype(np.float64)
         total = v if total is None else total + v
-    return total / n, LINK_THRESHOLD
+    return LinkSpace("centred", LINK_THRESHOLD, centre=total / n)
 
 
 def centred(vectors: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
@@ -139,12 +196,16 @@ def centred(vectors: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
     return x.reshape(np.shape(vectors)) if np.ndim(vectors) == 1 else x
 
 
-def best_cluster(vector: np.ndarray, ids: np.ndarray, clusters: np.ndarray, vecs: np.ndarray,
-                 banned: set = frozenset()) -> tuple[int | None, float]:
-    """The cluster whose members ``vector`` resembles most on average (skipping clusters holding ``banned`` ids)."""
-    best, best_score = None, -1.0
+def _dot(a, b):
+    return np.atleast_2d(a) @ np.atleast_2d(b).T
+
+
+def best_cluster(row: np.ndarray, ids: np.ndarray, clusters: np.ndarray, rows: np.ndarray,
+                 banned: set = frozenset(), scores=_dot) -> tuple[int | None, float]:
+    """The cluster whose members ``row`` resembles most on average (skipping clusters holding ``banned`` ids)."""
+    best, best_score = None, -np.inf
     if len(ids):
-        sims = vecs @ vector
+        sims = scores(rows, row)[:, 0]
         for c in np.unique(clusters):
             members = clusters == c
             if banned and banned & set(ids[members].tolist()):
@@ -155,28 +216,45 @@ def best_cluster(vector: np.ndarray, ids: np.ndarray, clusters: np.ndarray, vecs
     return best, best_score
 
 
-def closest_other_cluster(cluster: int, ids, clusters, vecs, banned: set = frozenset(),
-                          threshold: float | None = None) -> tuple[int | None, float]:
+def closest_other_cluster(cluster: int, ids, clusters, rows, banned: set = frozenset(),
+                          threshold: float | None = None, scores=_dot) -> tuple[int | None, float]:
     """Another cluster whose average linkage to ``cluster`` reaches ``threshold``, the closest one."""
     threshold = LINK_THRESHOLD if threshold is None else threshold
     mine = clusters == cluster
+    if not (~mine).any():
+        return None, threshold
+    sims = scores(rows[mine], rows[~mine])
+    others = clusters[~mine]
     best, best_score = None, threshold
-    for c in np.unique(clusters[~mine]):
+    for c in np.unique(others):
         other = clusters == c
         if banned and banned & set(ids[other].tolist()):
             continue
-        score = float((vecs[mine] @ vecs[other].T).mean())
+        score = float(sims[:, others == c].mean())
         if score >= best_score:
             best, best_score = int(c), score
     return best, best_score
 
 
-def _assign(lib, vid: int, vector: np.ndarray) -> int:
+def space_model(store) -> str:
+    return store.get_meta("model")
+
+
+def space_row(lib, vector, rec, net_speech: float):
+    """(space, row) of one voice of recording ``rec`` in the library's link space."""
+    from .scoring import domain_of
+
+    space = link_space(lib.store, lib.model)
+    return space, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)], [net_speech])[0]
+
+
+def _assign(lib, vid: int, space_and_row) -> int:
     """Put a new unknown voice into its cluster (caller holds a transaction); returns the cluster id."""
     store = lib.store
-    ids, clusters, vecs = _unknown_vectors(store, lib.model)
-    centre, threshold = link_space(store, lib.model)
-    best, best_score = best_cluster(centred(vector, centre), ids, clusters, centred(vecs, centre), _forbidden(store, vid))
+    space, row = space_and_row
+    threshold = space.threshold
+    ids, clusters, rows = _unknown_rows(store, space)
+    best, best_score = best_cluster(row, ids, clusters, rows, _forbidden(store, vid), space.scores)
     if best is None or best_score < threshold:
         best = int(store.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES ('auto', ?)",
                                     (time.time(),)).lastrowid)
@@ -184,19 +262,19 @@ def _assign(lib, vid: int, vector: np.ndarray) -> int:
     store.db.execute("INSERT INTO cluster_members(voiceprint_id, cluster_id, score, joined_at) VALUES (?, ?, ?, ?)",
                      (vid, best, best_score, time.time()))
     if best_score is not None:
-        best = _merge_close(lib, best, centre, threshold)
+        best = _merge_close(lib, best, space)
     return best
 
 
-def _merge_close(lib, cluster: int, centre, threshold: float) -> int:
+def _merge_close(lib, cluster: int, space: LinkSpace) -> int:
     """Merge other clusters into ``cluster`` while their average linkage to it reaches the threshold."""
     store = lib.store
     while True:
-        ids, clusters, vecs = _unknown_vectors(store, lib.model)
+        ids, clusters, rows = _unknown_rows(store, space)
         banned = set()
         for v in ids[clusters == cluster]:
             banned |= _forbidden(store, int(v))
-        best, best_score = closest_other_cluster(cluster, ids, clusters, centred(vecs, centre), banned, threshold)
+        best, best_score = closest_other_cluster(cluster, ids, clusters, rows, banned, space.threshold, space.scores)
         if best is None:
             return cluster
         keep, gone = sorted((cluster, best), key=lambda c: _status_rank(store, c), reverse=True)
@@ -214,34 +292,38 @@ def _status_rank(store, cluster: int) -> tuple:
 # -- reporting --------------------------------------------------------------------------------
 def clusters(lib, min_cases: int = 2, include_promoted: bool = False) -> list[dict]:
     """Clusters of unknown voices spanning at least ``min_cases`` cases, with their evidence."""
+    from .scoring import domain_of
+
     store = lib.store
     rows = store.db.execute(
         "SELECT c.id AS cluster, c.status, c.person_id, m.voiceprint_id, m.score, cs.case_number, r.original_name,"
-        " r.channel, cv.voice, cv.segments, cv.net_speech, v.vector FROM voice_clusters c"
+        " r.channel, r.sample_rate, r.codec, cv.voice, cv.segments, cv.net_speech, v.vector FROM voice_clusters c"
         " JOIN cluster_members m ON m.cluster_id = c.id JOIN voiceprints v ON v.id = m.voiceprint_id"
         " JOIN recordings r ON r.id = v.recording_id JOIN case_voices cv ON cv.voiceprint_id = v.id"
         " JOIN cases cs ON cs.id = cv.case_id ORDER BY c.id, m.voiceprint_id").fetchall()
     out: dict[int, dict] = {}
     for r in rows:
         c = out.setdefault(r["cluster"], {"cluster": r["cluster"], "status": r["status"], "person_id": r["person_id"],
-                                          "cases": [], "voices": [], "_vecs": []})
+                                          "cases": [], "voices": [], "_vecs": [], "_doms": []})
         if r["case_number"] not in c["cases"]:
             c["cases"].append(r["case_number"])
         c["voices"].append({"voiceprint": r["voiceprint_id"], "case": r["case_number"], "file": r["original_name"],
                             "channel": r["channel"], "voice": r["voice"], "segments": json.loads(r["segments"]),
                             "net_speech": r["net_speech"], "score_on_joining": r["score"]})
         c["_vecs"].append(np.frombuffer(r["vector"], np.float32))
-    centre, _ = link_space(store, lib.model)
+        c["_doms"].append(domain_of(r["sample_rate"], r["codec"]))
+    space = link_space(store, lib.model)
     result = []
     for c in out.values():
         if len(c["cases"]) < min_cases or (c["status"] == "promoted" and not include_promoted):
             continue
-        vecs = centred(np.vstack(c.pop("_vecs")), centre)
-        sims = vecs @ vecs.T
-        n = len(vecs)
+        rows_c = space.rows(np.vstack(c.pop("_vecs")), c.pop("_doms"), [v["net_speech"] for v in c["voices"]])
+        sims = space.scores(rows_c, rows_c)
+        n = len(rows_c)
         for i, v in enumerate(c["voices"]):
             v["mean_score_to_others"] = round(float((sims[i].sum() - sims[i, i]) / max(n - 1, 1)), 4)
         pair = sims[np.triu_indices(n, 1)] if n > 1 else np.zeros(0)
+        c["score_kind"] = space.kind
         c["min_pair_score"] = round(float(pair.min()), 4) if len(pair) else None
         c["mean_pair_score"] = round(float(pair.mean()), 4) if len(pair) else None
         c["summary"] = f"this voice appears in cases {_and(c['cases'])}"
@@ -325,9 +407,11 @@ def screen(lib, files, top: int = 3) -> list[dict]:
     from . import quality as gates
 
     embedder = lib._embedder()
-    ids, cluster_ids, vecs = _unknown_vectors(lib.store, lib.model)
-    centre, threshold = link_space(lib.store, lib.model)
-    vecs = centred(vecs, centre)
+    from .scoring import domain_of
+
+    space = link_space(lib.store, lib.model)
+    threshold = space.threshold
+    ids, cluster_ids, urows = _unknown_rows(lib.store, space)
     case_of = _cases_by_cluster(lib.store)
     rows = []
     for path in files:
@@ -342,7 +426,8 @@ def screen(lib, files, top: int = 3) -> list[dict]:
             best = hits[0] if hits else None
             link = None
             if len(ids):
-                sims = vecs @ centred(vector, centre)
+                sims = space.scores(urows, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)],
+                                                      [v.net_speech]))[:, 0]
                 scores = {int(c): float(sims[cluster_ids == c].mean()) for c in np.unique(cluster_ids)}
                 c, s = max(scores.items(), key=lambda kv: kv[1])
                 link = {"cluster": c, "score": round(s, 4), "cases": case_of.get(c, [])}
