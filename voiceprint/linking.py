@@ -39,7 +39,7 @@ LINK_THRESHOLD = 0.45
 #: The same on plain cosine, used while the library is too small to estimate its centre.
 LINK_THRESHOLD_RAW = 0.65
 #: With a fitted back end: mean log-likelihood ratio (natural log) to a cluster's members above which a voice joins it.
-LINK_LLR = 2.0
+LINK_LLR = 3.0
 #: Voiceprints (enrolled and unknown) needed before the library's mean is used as the centre.
 CENTRE_MIN = 50
 #: Cosine to an enrolled person above which a case voice is taken as that person, not an unknown.
