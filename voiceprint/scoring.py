@@ -97,9 +97,15 @@ def verbal(log10_lr: float | None) -> str | None:
 # --------------------------------------------------------------------------------------------------
 
 
+#: Net speech (s) outside which the calibration's duration term is held constant: the development
+#: trials have 1 to ~30 s, and a linear term must not be extrapolated to sub-second digits.
+DURATION_RANGE = (1.0, 30.0)
+
+
 def duration_term(net_a, net_b) -> np.ndarray:
-    """The quality measure of a trial: log of the shorter side's net speech (seconds, floored at 0.5)."""
-    return np.log(np.maximum(np.minimum(np.asarray(net_a, float), np.asarray(net_b, float)), 0.5))
+    """The quality measure of a trial: log of the shorter side's net speech, clipped to ``DURATION_RANGE``."""
+    shorter = np.minimum(np.asarray(net_a, float), np.asarray(net_b, float))
+    return np.log(np.clip(shorter, *DURATION_RANGE))
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, prior: float = 0.5, groups=None) -> np.ndarray:
