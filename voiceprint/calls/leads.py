@@ -42,20 +42,21 @@ def score_table(table: FeatureTable, model: Model | None = None, top_reasons: in
 
             raise DataError("no rule signals in this table and no --model given: train a model or pass --mapping")
         scores, threshold = rule, RULE_FLAG
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    rows = []
-    for rank, i in enumerate(order, start=1):
-        if model is not None:
-            top = np.argsort(-contrib[i, :-1])[:top_reasons]
-            reasons = [
-                f"{model.columns[j]}={_fmt(frame.iat[i, j])} (population median {_fmt(col_medians.iloc[j])}, +{contrib[i, j]:.2f} log-odds)"
-                for j in top if contrib[i, j] > 0
-            ]
-        else:
-            reasons = rule_reasons(table.canonical, signals, i, medians, top=top_reasons)
-        rows.append({"rank": rank, "number": table.frame.index[i], "score": round(float(scores[i]), 4),
-                     "flagged": bool(scores[i] >= threshold), "reasons": reasons})
-    return rows
+    if model is not None:
+        values, med = frame.to_numpy(dtype=float), col_medians.reindex(frame.columns).to_numpy(dtype=float)
+        tops = np.argsort(-contrib[:, :-1], axis=1, kind="stable")[:, :top_reasons]
+        reasons_of = lambda i: [  # noqa: E731
+            f"{model.columns[j]}={_fmt(values[i, j])} (population median {_fmt(med[j])}, +{contrib[i, j]:.2f} log-odds)"
+            for j in tops[i] if contrib[i, j] > 0
+        ]
+    else:
+        all_reasons = rule_reasons(table.canonical, signals, medians, top=top_reasons)
+        reasons_of = all_reasons.__getitem__
+    scores = np.asarray(scores, dtype=float)
+    numbers = table.frame.index
+    order = np.argsort(-scores, kind="stable")
+    return [{"rank": rank, "number": numbers[i], "score": round(float(scores[i]), 4), "flagged": bool(scores[i] >= threshold),
+             "reasons": reasons_of(i)} for rank, i in enumerate(order, start=1)]
 
 
 def load_registry(path) -> dict[str, dict]:

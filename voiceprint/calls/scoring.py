@@ -206,15 +206,22 @@ def rule_score(canonical):
     return (filled.sum(axis=1) / np.maximum(present.sum(axis=1), 1e-9)).clip(0, 1), scores
 
 
-def rule_reasons(canonical, scores, row: int, population_median, top: int = 4) -> list[str]:
-    """The signals that put a number high, each with its value and the population's median."""
-    items = []
-    for name in scores.columns:
-        s = scores.iloc[row][name]
-        if s == s and s >= 0.6:
-            items.append((s * SIGNAL_BY_NAME[name].weight, name))
-    items.sort(reverse=True)
-    return [_reason(name, canonical.iloc[row][name], population_median.get(name), SIGNAL_BY_NAME[name].label) for _, name in items[:top]]
+def rule_reasons(canonical, scores, population_median, top: int = 4) -> list[list[str]]:
+    """For every number, the signals that put it high (suspicion >= 0.6, heaviest first), each
+    with its value and the population's median. Vectorised: 10^5 numbers take about a second."""
+    import numpy as np
+
+    names = list(scores.columns)
+    if not names:
+        return [[] for _ in range(len(scores))]
+    weights = np.array([SIGNAL_BY_NAME[n].weight for n in names])
+    s = scores.to_numpy(dtype=float)
+    key = np.where(np.nan_to_num(s, nan=0.0) >= 0.6, s * weights, -1.0)
+    order = np.argsort(-key, axis=1, kind="stable")[:, :top]
+    values = canonical[names].to_numpy(dtype=float)
+    labels = [f"{SIGNAL_BY_NAME[n].label}: {n}=" for n in names]
+    medians = [f" (population median {_fmt(population_median.get(n))})" for n in names]
+    return [[labels[j] + _fmt(values[i, j]) + medians[j] for j in order[i] if key[i, j] >= 0] for i in range(len(s))]
 
 
 def _reason(name, value, median, label) -> str:
@@ -256,7 +263,10 @@ def _fit_predict(X_train, y_train, X_test, seed: int = 0, rounds: int = DEFAULT_
     return fitted, np.mean([m.predict_proba(X_test)[:, 1] for m in fitted], axis=0)
 
 
-def tune_threshold(X, y, folds: int = 3, seed: int = 0, rounds: int = DEFAULT_ROUNDS) -> tuple[float, float]:
+THRESHOLD_FOLDS = 5  # inner folds: the inner models see 80 % of the training data, close to the final model
+
+
+def tune_threshold(X, y, folds: int = THRESHOLD_FOLDS, seed: int = 0, rounds: int = DEFAULT_ROUNDS) -> tuple[float, float]:
     """The probability threshold that maximises fraud-class F1 over out-of-fold predictions."""
     import numpy as np
     from sklearn.metrics import f1_score
