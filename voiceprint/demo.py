@@ -79,13 +79,14 @@ def run_demo(library: Path, workdir: Path, operator: str | None = None, echo=pri
         for r in lib.query(path, top=3):
             results.append(r)
             rows = [{"rank": h["rank"], "person": h["person"]["name"], "category": h["person"]["category"],
-                     "score": h["score"], "phones": h["phones"], "cases": [c["case_number"] for c in h["cases"]]}
+                     "score": h["score"], "log10 LR": h.get("log10_lr"), "exp. false hits": h.get("expected_false_hits"),
+                     "phones": h["phones"], "cases": [c["case_number"] for c in h["cases"]]}
                     for h in r["hits"]]
             print_rows(rows, title=f"{name} channel {r['channel']} ({r['codec']}, {r['source_rate']} Hz, "
                                    f"{r['net_speech']:.1f} s speech)")
     echo("4. 1:1 comparison (evaluative)")
     v = lib.verify(calls["fraud_call_8k.amr"], workdir / "known_1_0.wav")
-    echo(f"   fraud_call_8k.amr vs known_1_0.wav: score {v['score']}")
+    echo(f"   fraud_call_8k.amr vs known_1_0.wav: score {v['score']}, log10 LR {v.get('log10_lr')} ({v.get('verbal')})")
     echo(f"5. index check: {lib.check_index()['status']}; audit trail rows: {len(lib.audit(limit=1000))}")
     echo(f"done - try: voiceprint query {calls['fraud_call_8k.amr']} --library {library} --json")
     return {"enrolled": summary.count("enrolled"), "results": results}
