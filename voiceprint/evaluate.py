@@ -180,18 +180,17 @@ def _rates(tar: np.ndarray, non: np.ndarray):
 
 
 def eer(tar, non) -> float:
-    """Equal error rate: where the miss and false-alarm curves cross (mean of the two at the crossing)."""
+    """Equal error rate: at the threshold where the miss and false-alarm rates are closest, their mean.
+
+    (The common "ROC point nearest the diagonal" definition; ``scripts/check_scores.py``
+    recomputes it independently from a trial file.)
+    """
     tar, non = np.asarray(tar, float), np.asarray(non, float)
     if not len(tar) or not len(non):
         return float("nan")
     miss, fa = _rates(tar, non)
-    i = int(np.argmax(miss >= fa))
-    if i == 0:
-        return float((miss[0] + fa[0]) / 2)
-    # interpolate between the last point with miss < fa and the first with miss >= fa
-    d0, d1 = fa[i - 1] - miss[i - 1], miss[i] - fa[i]
-    t = d0 / (d0 + d1) if d0 + d1 > 0 else 0.5
-    return float(miss[i - 1] + t * (miss[i] - miss[i - 1]))
+    i = int(np.argmin(np.abs(miss - fa)))
+    return float((miss[i] + fa[i]) / 2)
 
 
 def min_dcf(tar, non, p_target: float = P_TARGET) -> float:
