@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import logging
 import os
 from dataclasses import dataclass, field
@@ -455,7 +456,7 @@ def plot(trial_sets: list[TrialSet], folder) -> list[Path]:
         if not ts.tests:
             continue
         tgt = ts.target
-        name = f"{ts.corpus}_{ts.condition}"
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{ts.corpus}_{ts.condition}").strip("_")
         fig, ax = plt.subplots(figsize=(5, 5))
         systems = [("plain cosine", ts.cosine)] + ([("back end", ts.score)] if ts.score is not None else [])
         for label, s in systems:
