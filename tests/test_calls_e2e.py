@@ -3,6 +3,7 @@ number is the top lead, and the lead reaches their person record, voice samples 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -41,6 +42,16 @@ def test_offender_number_is_top_lead_with_person_and_cases(tmp_path):
         lib.add_case("SC-2020-017", title="冒充客服退款诈骗", date="2020-03-02", area="成都", status="open")
         lib.link_case("SC-2020-017", person="机主甲")
         leads = build_leads(tmp_path / "features.parquet", registry=tmp_path / "reg.parquet", resolver=lib.lookup_person, top=5)
+
+    from typer.testing import CliRunner
+
+    from voiceprint.calls.cli import app
+
+    result = CliRunner().invoke(app, ["leads", "--features", str(tmp_path / "features.parquet"), "--registry", str(tmp_path / "reg.parquet"),
+                                      "--library", str(tmp_path / "lib"), "--top", "3", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    cli_top = json.loads(result.output)[0]
+    assert cli_top["number"] == offender and cli_top["library_person"] == "机主甲" and cli_top["cases"][0].startswith("SC-2020-017")
 
     top = leads[0]
     assert top["number"] == offender and top["flagged"]
