@@ -4,25 +4,32 @@ speechocean762 speakers of one split (none of them enrolled anywhere). ``--fraud
 each make 3 or 4 calls (a call's voice = the speech of two of their utterances, ~5-6 s net);
 every call is its own synthetic case, together with the voice of a victim (another speaker
 of the split; the victims are fewer than the cases, so a victim may be heard in several cases,
-saying different things each time). The voices arrive in random order and are clustered
-exactly as ``voiceprint case add-recording`` does (``linking.best_cluster`` /
-``linking.closest_other_cluster``: incremental average linkage with merges).
+saying different things each time). The voices are clustered exactly as the library holds them
+after ``voiceprint case add-recording``: ``linking.agglomerate`` (average linkage over all unknown
+voices; two voices of one recording never linked), method ``recluster``. The one-by-one assignment
+that precedes it (``linking.best_cluster`` / ``closest_other_cluster``, in random arrival order)
+is reported too, as ``incremental``.
 
 Reported: pairwise precision and recall over all voices (a pair is linked when its two voices
 end in the same cluster; it should be when they are the same speaker), and how many fraudsters'
 case sets were recovered whole, for each way the product can score a link: the back end's
-calibrated log-likelihood ratio (``llr``, when a back end is fitted - it is fitted on dev
-speakers only), centred cosine (no back end, library of ``linking.CENTRE_MIN`` voiceprints or
-more) and plain cosine. On ``--split dev`` a threshold grid
-(choose there); on ``--split test`` the module's ``LINK_THRESHOLD`` / ``LINK_THRESHOLD_RAW``.
+calibrated log-likelihood ratio (``llr``), centred cosine (no back end, library of
+``linking.CENTRE_MIN`` voiceprints or more) and plain cosine.
 
-    python scripts/eval_linking.py --split dev
-    python scripts/eval_linking.py --split test
+``--split dev`` prints threshold grids to choose from. The product's back end was fitted on the
+dev speakers, so its dev LLRs are optimistic; the LLR threshold is therefore chosen on
+``llr-heldout``: the dev speakers split in the two folds of ``scripts/train_backend.py``, each
+fold's voices scored by a back end fitted (same recipe and calibration) on the other fold only.
+``--split test`` reports the module's thresholds with the product's back end, once.
+
+    python scripts/eval_linking.py --split dev --fraudsters 30
+    python scripts/eval_linking.py --split test --fraudsters 30
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 
@@ -65,33 +72,57 @@ def cluster(rows: np.ndarray, threshold: float, scores) -> np.ndarray:
     return out
 
 
-def pairwise(labels: np.ndarray, truth: np.ndarray) -> dict:
+def pair_counts(labels: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(true links, links made, true pairs) over all pairs of voices."""
     iu = np.triu_indices(len(labels), 1)
     same_c = (labels[:, None] == labels[None, :])[iu]
     same_s = (truth[:, None] == truth[None, :])[iu]
-    tp = int((same_c & same_s).sum())
-    p = tp / max(int(same_c.sum()), 1)
-    r = tp / max(int(same_s.sum()), 1)
+    return np.array([int((same_c & same_s).sum()), int(same_c.sum()), int(same_s.sum())])
+
+
+def pairwise(counts) -> dict:
+    tp, linked, true = (int(x) for x in counts)
+    p, r = tp / max(linked, 1), tp / max(true, 1)
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4),
-            "linked_pairs": int(same_c.sum()), "true_pairs": int(same_s.sum())}
+            "linked_pairs": linked, "true_pairs": true}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", choices=["dev", "test"], default="dev")
-    ap.add_argument("--fraudsters", type=int, default=0, help="How many speakers make calls (default: half the split).")
-    ap.add_argument("--utts-per-call", type=int, default=2,
-                    help="Utterances per call voice: 2 (~5-6 s net speech, the reported default) or 4 (~10-12 s).")
-    ap.add_argument("--json", default="")
-    args = ap.parse_args()
-    from voiceprint import linking
+def recovered_whole(labels: np.ndarray, truth: np.ndarray, fraudsters) -> int:
+    """Fraudsters whose calls all ended in one cluster holding nothing else."""
+    whole = 0
+    for f in fraudsters:
+        mine = truth == f
+        if mine.any():
+            whole += len(set(labels[mine])) == 1 and int((labels == labels[mine][0]).sum()) == int(mine.sum())
+    return whole
 
+
+def fold_of(speaker: str) -> int:
+    """The two-fold split of the dev speakers used by scripts/train_backend.py for cross-fitting."""
+    return int(hashlib.sha256(("fold:" + speaker).encode()).digest()[0] & 1)
+
+
+def fold_backends(backend) -> dict:
+    """fold -> a back end fitted like ``backend`` (same shrinkage, cohort size, calibration) on the other fold's dev speakers."""
+    from train_backend import DEFAULT_PLAN, fit_core, fitting_items, load_dev
+
+    items = fitting_items(load_dev(DEFAULT_PLAN, None))
+    out = {}
+    for k in (0, 1):
+        b = fit_core([i for i in items if fold_of(i.speaker) != k], backend.meta["shrink"], backend.top_n, None)
+        b.calibration, b.llr_limit = backend.calibration, backend.llr_limit
+        out[k] = b
+    return out
+
+
+def build_voices(split: str, n_fraudsters: int = 0, per: int = 2) -> dict:
+    """The synthetic cases of one split: voice embeddings, their speakers, calls, net speech, arrival order."""
     by_speaker = manifest("speechocean762")
     dev, test = split_speakers(by_speaker)
-    speakers = [s for s in (dev if args.split == "dev" else test) if len(by_speaker[s]) >= 12]
-    rng = np.random.default_rng(5 if args.split == "dev" else 9)
+    speakers = [s for s in (dev if split == "dev" else test) if len(by_speaker[s]) >= 12]
+    rng = np.random.default_rng(5 if split == "dev" else 9)
     rng.shuffle(speakers)
-    n_fraud = args.fraudsters or len(speakers) // 2
+    n_fraud = n_fraudsters or len(speakers) // 2
     fraudsters, victims = speakers[:n_fraud], speakers[n_fraud:]
     emb = Embeddings()
     t0 = time.time()
@@ -99,7 +130,6 @@ def main() -> None:
     case_no = 0
     victim_pool = list(victims)
     for f in fraudsters:
-        per = args.utts_per_call
         n_calls = int(rng.integers(3, 5)) if per == 2 else 12 // per
         utts = by_speaker[f]
         for k in range(n_calls):
@@ -117,40 +147,65 @@ def main() -> None:
             truth.append(victim)  # the same victim in two cases is the same voice too
             cases.append(case_no)
         print(f"{len(voices)} voices, {time.time() - t0:.0f} s, {emb.computed} embedded", flush=True)
-    V = np.vstack(voices)
-    truth_arr = np.array(truth)
-    order = rng.permutation(len(V))
+    return {"V": np.vstack(voices), "truth": np.array(truth), "calls": np.array(cases), "nets": np.array(nets),
+            "order": rng.permutation(len(voices)), "fraudsters": fraudsters, "cases": case_no}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", choices=["dev", "test"], default="dev")
+    ap.add_argument("--fraudsters", type=int, default=0, help="How many speakers make calls (default: half the split).")
+    ap.add_argument("--utts-per-call", type=int, default=2,
+                    help="Utterances per call voice: 2 (~5-6 s net speech, the reported default) or 4 (~10-12 s).")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    from voiceprint import linking
+
+    data = build_voices(args.split, args.fraudsters, args.utts_per_call)
+    V, truth_arr, calls, nets, order = data["V"], data["truth"], data["calls"], data["nets"], data["order"]
+    sides = np.arange(len(V)) % 2  # each call: the fraudster's voice, then the victim's
+    fraudsters, case_no = data["fraudsters"], data["cases"]
     # The product centres on the library's mean voiceprint once it holds CENTRE_MIN of them; here the
     # voices being linked are that library (no one is enrolled), so the centre is their mean.
     from voiceprint.scoring import load_backend
 
-    spaces = {"centred": linking.LinkSpace("centred", linking.LINK_THRESHOLD, centre=V.mean(axis=0)),
-              "raw": linking.LinkSpace("cosine", linking.LINK_THRESHOLD_RAW)}
+    everyone = np.ones(len(V), bool)
+    spaces = {"centred": [(everyone, linking.LinkSpace("centred", linking.LINK_THRESHOLD, centre=V.mean(axis=0)))],
+              "raw": [(everyone, linking.LinkSpace("cosine", linking.LINK_THRESHOLD_RAW))]}
     backend = load_backend()
     if backend is not None:  # fitted on dev speakers only (voiceprint.evaluate.split_of)
-        spaces["llr"] = linking.LinkSpace("llr", linking.LINK_LLR, backend=backend)
+        spaces["llr"] = [(everyone, linking.LinkSpace("llr", linking.LINK_LLR, backend=backend))]
+        if args.split == "dev":
+            spaces["llr-heldout"] = [(np.array([fold_of(s) == k for s in truth_arr]), linking.LinkSpace("llr", linking.LINK_LLR, backend=b))
+                                     for k, b in fold_backends(backend).items()]
     if args.split == "dev":
-        grids = {"centred": [0.35, 0.4, 0.45, 0.5, 0.55, 0.6], "raw": [0.55, 0.6, 0.65, 0.7, 0.75],
-                 "llr": [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]}
+        grids = {"centred": [0.4, 0.45, 0.5, 0.55], "raw": [0.6, 0.65, 0.7],
+                 "llr": [2.0, 3.0, 4.0, 5.0], "llr-heldout": [2.0, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0]}
     else:
         grids = {"centred": [linking.LINK_THRESHOLD], "raw": [linking.LINK_THRESHOLD_RAW], "llr": [linking.LINK_LLR]}
-    rows_of = {k: sp.rows(V, ["wideband"] * len(V), nets) for k, sp in spaces.items()}
     out = {"split": args.split, "utts_per_call": args.utts_per_call, "net_speech_mean_s": round(float(np.mean(nets)), 2),
            "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
     for space, grid in grids.items():
         if space not in spaces:
             continue
+        rows_of = [(m, sp, sp.rows(V[m], ["wideband"] * int(m.sum()), nets[m])) for m, sp in spaces[space]]
         for t in grid:
-            labels = np.empty(len(V), np.int64)
-            labels[order] = cluster(rows_of[space][order], t, spaces[space].scores)
-            row = {"space": space, "threshold": t} | pairwise(labels, truth_arr)
-            whole = 0
-            for f in fraudsters:
-                mine = truth_arr == f
-                whole += len(set(labels[mine])) == 1 and int((labels == labels[mine][0]).sum()) == int(mine.sum())
-            row["fraudsters_recovered_whole"] = f"{whole}/{len(fraudsters)}"
-            out["grid"].append(row)
-            print(row, flush=True)
+            for method in ("recluster", "incremental"):
+                counts, whole = np.zeros(3, np.int64), 0
+                for m, sp, rows in rows_of:
+                    idx = np.flatnonzero(m)
+                    if method == "recluster":
+                        labels = linking.agglomerate(rows, t, sp.scores, sides=list(zip(calls[m], sides[m])))
+                    else:
+                        arrival = np.argsort(np.argsort(order)[idx])  # the voices' order in the random arrival
+                        labels = np.empty(len(idx), np.int64)
+                        labels[arrival] = cluster(rows[arrival], t, sp.scores)
+                    counts += pair_counts(labels, truth_arr[m])
+                    whole += recovered_whole(labels, truth_arr[m], fraudsters)
+                row = {"space": space, "method": method, "threshold": t} | pairwise(counts)
+                row["fraudsters_recovered_whole"] = f"{whole}/{len(fraudsters)}"
+                out["grid"].append(row)
+                print(row, flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(out, fh, indent=2)

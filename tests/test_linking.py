@@ -177,3 +177,40 @@ def test_with_a_fitted_back_end_links_are_scored_as_likelihood_ratios(tmp_path):
     assert llr[0, 1] > llr[0, 2] and llr[0, 1] == pytest.approx(llr[1, 0])
     assert not linking.link_space(lib.store, lib.model, use_backend=False).kind == "llr"
     lib.close()
+
+
+def test_reclustering_is_order_free_and_keeps_voices_of_one_recording_apart():
+    """agglomerate: two tight speakers come out as two clusters; the caller and callee of one call never merge."""
+    rng = np.random.default_rng(7)
+    bases = rng.normal(size=(2, DIM))
+    vecs = np.vstack([bases[s] / np.linalg.norm(bases[s]) + 0.04 * rng.normal(size=DIM) for s in (0, 0, 0, 1, 1)])
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    labels = linking.agglomerate(vecs, linking.LINK_THRESHOLD_RAW)
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+    perm = np.array([4, 2, 0, 3, 1])
+    again = linking.agglomerate(vecs[perm], linking.LINK_THRESHOLD_RAW)
+    assert len(set(again[[1, 2, 4]])) == 1 and len(set(again[[0, 3]])) == 1 and again[1] != again[0]
+    # voices 0 and 1 are the two sides of one recording: never linked, so 2 goes with one of them only
+    sides = [("call-1", 0), ("call-1", 1), ("c2", 0), ("c3", 0), ("c4", 0)]
+    apart = linking.agglomerate(vecs, linking.LINK_THRESHOLD_RAW, sides=sides)
+    assert apart[0] != apart[1] and apart[2] in (apart[0], apart[1])
+    # a threshold below every score still respects an investigator's split and a confirmed group
+    low = linking.agglomerate(vecs, -1.0, cannot_link=[(0, 3)], groups=[5, -1, -1, 6, -1])
+    assert low[0] != low[3] and len(set(low.tolist())) == 2
+
+
+def test_filing_reclusters_and_keeps_an_investigators_split(lib):
+    # the first two voices are far apart takes of speaker 1 bridged only by the third; arrival order must not matter
+    linking.add_recordings(lib, "AJ-A", [_file(lib, "a.wav", (1, 11), (5, 51))])
+    linking.add_recordings(lib, "AJ-B", [_file(lib, "b.wav", (1, 12), (6, 61))])
+    [cluster] = linking.clusters(lib)
+    assert cluster["cases"] == ["AJ-A", "AJ-B"]
+    assert len({v["file"] for v in cluster["voices"]}) == 2  # one voice per recording: the victims stay out
+    wrong = cluster["voices"][1]["voiceprint"]
+    linking.split(lib, cluster["cluster"], [wrong], note="not the same man")
+    rows = linking.add_recordings(lib, "AJ-C", [_file(lib, "c.wav", (1, 13))])
+    assert rows[0]["cluster"] is not None
+    for c in linking.clusters(lib, min_cases=1):
+        ids = {v["voiceprint"] for v in c["voices"]}
+        assert not ({wrong, cluster["voices"][0]["voiceprint"]} <= ids)
+    assert lib.audit(50, action="link.split")

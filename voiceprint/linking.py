@@ -9,6 +9,10 @@ with no person) and placed at once into a cluster of unknown voices:
   average, when that average reaches ``LINK_THRESHOLD`` and no investigator has split it from
   them; otherwise it starts a cluster of its own. A join that brings two clusters within the
   threshold of each other merges them (unless an investigator's split forbids it);
+- at the end of every filing the unknown voices are re-clustered from scratch (:func:`recluster`:
+  average linkage over all of them at once, so the result does not depend on arrival order),
+  keeping confirmed clusters whole and split voices apart; two voices of one recording (the
+  caller and the callee) are never linked;
 - ``links`` reports the clusters that span two or more cases, with the evidence: which
   recordings, which time ranges, the scores;
 - an investigator may ``confirm`` a cluster, ``split`` voices out of one (they are never
@@ -18,9 +22,10 @@ with no person) and placed at once into a cluster of unknown voices:
 Scores are cosines between voiceprints *centred* on the mean voiceprint of the library (all its
 voiceprints, enrolled and unknown, once there are ``CENTRE_MIN`` of them): every embedding of one
 language and channel shares a common component, and removing it separates speakers far better
-(dev split: pairwise F1 0.87 -> 0.92 on speechocean762). ``LINK_THRESHOLD`` (centred) and
-``LINK_THRESHOLD_RAW`` (small libraries) were chosen on a development split of real speech
-(``scripts/eval_linking.py``); they are to be replaced by the calibrated back end's LLR threshold.
+(dev split: pairwise F1 0.87 -> 0.92 on speechocean762). With a fitted back end the score is
+its calibrated log-likelihood ratio instead (:class:`LinkSpace`). Every threshold was chosen on
+development speakers (``scripts/eval_linking.py --split dev``): the lowest whose pairwise
+precision reaches 0.95 there.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ from .errors import LibraryError, NotFound, VoiceprintError
 #: Average *centred* cosine between a voice and a cluster's members above which they are linked (dev split).
 LINK_THRESHOLD = 0.45
 #: The same on plain cosine, used while the library is too small to estimate its centre.
-LINK_THRESHOLD_RAW = 0.65
-#: With a fitted back end: mean log-likelihood ratio (natural log) to a cluster's members above which a voice joins it.
-LINK_LLR = 3.0
+LINK_THRESHOLD_RAW = 0.60
+#: With a fitted back end: mean log-likelihood ratio (natural log) between two clusters' members above which
+#: they are one voice (LR e^4 ~ 55:1). Chosen as the lowest threshold whose pairwise precision reaches 0.95
+#: on dev speakers scored by back ends that never saw them (scripts/eval_linking.py, ``llr-heldout``).
+LINK_LLR = 4.0
 #: Voiceprints (enrolled and unknown) needed before the library's mean is used as the centre.
 CENTRE_MIN = 50
 #: Cosine to an enrolled person above which a case voice is taken as that person, not an unknown.
@@ -101,6 +108,13 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
                 rows.append(row)
                 if on_voice:
                     on_voice(row)
+        if any(r.get("status") == "unknown" for r in rows):
+            with lib.store.transaction():  # one-by-one assignment depends on arrival order; this does not
+                recluster(lib)
+            now = dict(lib.store.db.execute("SELECT voiceprint_id, cluster_id FROM cluster_members").fetchall())
+            for r in rows:
+                if r.get("status") == "unknown":
+                    r["cluster"] = now.get(r["voiceprint"], r["cluster"])
     return rows
 
 
@@ -123,7 +137,13 @@ def _unknown_rows(store, space: LinkSpace) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _forbidden(store, vid: int) -> set[int]:
-    rows = store.db.execute("SELECT b FROM cannot_link WHERE a = ? UNION SELECT a FROM cannot_link WHERE b = ?", (vid, vid))
+    """Voices never to be linked with ``vid``: split from it by an investigator, or heard in the same recording."""
+    rows = store.db.execute(
+        "SELECT b FROM cannot_link WHERE a = ? UNION SELECT a FROM cannot_link WHERE b = ? UNION "
+        "SELECT v2.id FROM voiceprints v1 JOIN recordings r1 ON r1.id = v1.recording_id"
+        " JOIN case_voices c1 ON c1.voiceprint_id = v1.id JOIN recordings r2 ON r2.sha256 = r1.sha256"
+        " JOIN voiceprints v2 ON v2.recording_id = r2.id JOIN case_voices c2 ON c2.voiceprint_id = v2.id"
+        " WHERE v1.id = ? AND (r2.channel != r1.channel OR c2.voice != c1.voice)", (vid, vid, vid))
     return {int(r[0]) for r in rows}
 
 
@@ -234,6 +254,111 @@ def closest_other_cluster(cluster: int, ids, clusters, rows, banned: set = froze
         if score >= best_score:
             best, best_score = int(c), score
     return best, best_score
+
+
+def agglomerate(rows: np.ndarray, threshold: float, scores=_dot, cannot_link=(), groups=None,
+                sides=None) -> np.ndarray:
+    """Cluster labels of all voices at once: average linkage, merging the closest pair of clusters
+    while their mean score reaches ``threshold``. Unlike one-by-one assignment, the result does not
+    depend on the order the voices arrived in.
+
+    ``cannot_link``: (i, j) index pairs never put in one cluster (an investigator's split);
+    ``sides``: one (recording, voice in it) key pair per voice - two different voices of one
+    recording (the caller and the callee of a call) are different people and never linked; ``groups``: a label per voice, -1 for free voices,
+    others for voices that start (and stay) together (a confirmed cluster); two groups never merge.
+    """
+    n = len(rows)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    sims = np.asarray(scores(rows, rows), np.float64)
+    groups = np.full(n, -1) if groups is None else np.asarray(groups)
+    start = {}  # initial clusters: a confirmed group, or one voice
+    for i, g in enumerate(groups.tolist()):
+        start.setdefault(("g", g) if g != -1 else ("v", i), []).append(i)
+    members = list(start.values())
+    k = len(members)
+    onehot = np.zeros((k, n))
+    for c, idx in enumerate(members):
+        onehot[c, idx] = 1.0
+    total = onehot @ sims @ onehot.T  # sum of scores between the members of two clusters
+    size = onehot.sum(axis=1)
+    banned = np.zeros((n, n), bool)
+    for i, j in cannot_link:
+        banned[i, j] = banned[j, i] = True
+    if sides is not None:
+        rec, voice = (np.array([str(x[k]) for x in sides]) for k in (0, 1))
+        banned |= (rec[:, None] == rec[None, :]) & (voice[:, None] != voice[None, :])
+    blocked = (onehot @ banned @ onehot.T) > 0
+    fixed = np.array([groups[idx[0]] != -1 for idx in members])
+    blocked |= fixed[:, None] & fixed[None, :]
+    alive = np.ones(k, bool)
+    np.fill_diagonal(blocked, True)
+    while True:
+        mean = total / np.outer(size, size)
+        mean[blocked | ~alive[:, None] | ~alive[None, :]] = -np.inf
+        a, b = np.unravel_index(int(np.argmax(mean)), mean.shape)
+        if mean[a, b] < threshold:
+            break
+        total[a] += total[b]
+        total[:, a] += total[:, b]
+        size[a] += size[b]
+        blocked[a] |= blocked[b]
+        blocked[:, a] |= blocked[:, b]
+        blocked[a, a] = True
+        alive[b] = False
+        members[a] += members[b]
+    labels = np.empty(n, np.int64)
+    for c in np.flatnonzero(alive):
+        labels[members[c]] = c
+    return labels
+
+
+def recluster(lib) -> dict:
+    """Re-cluster every unknown voice from scratch (:func:`agglomerate`), keeping investigators' decisions:
+    confirmed clusters stay whole and are never merged with each other, split voices stay apart,
+    promoted clusters are left alone. Cluster ids are kept where a cluster keeps most of its voices.
+    The caller holds a transaction."""
+    store = lib.store
+    space = link_space(store, lib.model)
+    ids, old, rows = _unknown_rows(store, space)
+    if not len(ids):
+        return {"voices": 0, "moved": 0}
+    status = {int(c): s for c, s in store.db.execute("SELECT id, status FROM voice_clusters")}
+    groups = np.array([c if status.get(int(c)) == "confirmed" else -1 for c in old])
+    where = {int(v): i for i, v in enumerate(ids.tolist())}
+    pairs = [(where[a], where[b]) for a, b in store.db.execute("SELECT a, b FROM cannot_link")
+             if a in where and b in where]
+    marks = ",".join("?" * len(ids))
+    side = {int(r[0]): (r[1], f"{r[2]}:{r[3]}") for r in store.db.execute(
+        f"SELECT v.id, r.sha256, r.channel, cv.voice FROM voiceprints v JOIN recordings r ON r.id = v.recording_id"  # noqa: S608
+        f" JOIN case_voices cv ON cv.voiceprint_id = v.id WHERE v.id IN ({marks})", [int(v) for v in ids])}
+    labels = agglomerate(rows, space.threshold, space.scores, pairs, groups, [side[int(v)] for v in ids])
+    sims = space.scores(rows, rows)
+    new_of, used, moved = {}, set(), 0
+    for lab in sorted(set(labels.tolist()), key=lambda x: -int((labels == x).sum())):
+        mine = labels == lab
+        confirmed = {int(c) for c in old[mine] if status.get(int(c)) == "confirmed"}
+        if confirmed:
+            keep = confirmed.pop()
+        else:  # the old automatic cluster holding most of these voices, if not taken
+            counts = sorted(((int((old[mine] == c).sum()), -int(c), int(c)) for c in set(old[mine].tolist())), reverse=True)
+            keep = next((c for _, _, c in counts if c not in used and status.get(c) == "auto"), None)
+            if keep is None:
+                keep = int(store.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES ('auto', ?)",
+                                            (time.time(),)).lastrowid)
+        used.add(keep)
+        new_of[lab] = keep
+        for i in np.flatnonzero(mine):
+            others = mine.copy()
+            others[i] = False
+            score = float(sims[i, others].mean()) if others.any() else None
+            moved += int(old[i] != keep)
+            store.db.execute("UPDATE cluster_members SET cluster_id = ?, score = ? WHERE voiceprint_id = ?",
+                             (keep, score, int(ids[i])))
+    store.db.execute("DELETE FROM voice_clusters WHERE status = 'auto' AND id NOT IN (SELECT cluster_id FROM cluster_members)")
+    if moved:
+        store.audit("link.recluster", "", voices=len(ids), moved=moved, clusters=len(new_of), automatic=True)
+    return {"voices": len(ids), "moved": moved, "clusters": len(new_of)}
 
 
 def space_model(store) -> str:
