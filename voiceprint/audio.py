@@ -391,9 +391,10 @@ def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> list
     vad_sr = 8000 if _band_limited(x, sr) else 16000
     xv = _resample(x, sr, vad_sr)
     import torch
+
+    model = _vad_model()  # first: it undoes the thread-count side effect of importing silero_vad
     from silero_vad import get_speech_timestamps
 
-    model = _vad_model()
     with _VAD_LOCK, torch.inference_mode():  # the model keeps state between windows: one caller at a time
         ts = get_speech_timestamps(
             torch.from_numpy(np.ascontiguousarray(xv)),
