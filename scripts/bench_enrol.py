@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,15 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 def machine() -> str:
     import torch
 
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = os.getloadavg()[0]
-    return (f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}, load average {load:.1f}")
+    from voiceprint.report import machine_line
+
+    return machine_line(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
 def pick_files(data: Path, n: int) -> list[tuple[Path, str]]:

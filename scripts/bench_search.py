@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -38,14 +36,9 @@ WITHIN_PERSON_COSINE = 0.7
 def machine() -> str:
     import faiss
 
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, faiss {faiss.__version__} "
-            f"({faiss.omp_get_max_threads()} threads), Python {platform.python_version()}")
+    from voiceprint.report import machine_line
+
+    return machine_line(f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)")
 
 
 def normalise(x: np.ndarray) -> np.ndarray:

@@ -23,8 +23,6 @@ import argparse
 import csv
 import inspect
 import json
-import os
-import platform
 import tempfile
 import time
 from collections import OrderedDict
@@ -41,17 +39,9 @@ CACHE_VARIANT = "direct_whole"
 def machine() -> str:
     import torch
 
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    from voiceprint.report import machine_line
+
+    return machine_line(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
 def code_version() -> str:

@@ -1,7 +1,6 @@
 """The real default speaker model: located in its wheel, checksummed, loaded offline, embedding."""
 
 import json
-import os
 import shutil
 import socket
 

@@ -71,3 +71,23 @@ def write_csv(path, rows: Iterable[dict], columns: Sequence[str]) -> None:
         writer.writeheader()
         for r in rows:
             writer.writerow({c: _cell(r.get(c)) for c in columns})
+
+
+def machine_line(*extra: str) -> str:
+    """One line naming the machine a measurement ran on (CPU, cores, RAM, load), for benchmarks."""
+    import os
+    import platform
+    from pathlib import Path
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    parts = [cpu, f"{os.cpu_count()} cores", f"{ram:.0f} GiB RAM", f"Python {platform.python_version()}",
+             f"load average {os.getloadavg()[0]:.1f}", *extra]
+    return ", ".join(p for p in parts if p)
