@@ -20,7 +20,7 @@ first screened with a sparse pass (one window every 3 s); only when one of those
 disagrees with the others are the rest embedded and clustered, so a one-voice call costs about
 1.5x a plain embedding (``scripts/bench_one_voice.py``) and gets exactly the same voiceprint.
 ``SPLIT_THRESHOLD`` was chosen on a development split of real speech (see
-``scripts/eval_diarization.py`` and ``docs/accuracy_recordings.md``).
+``scripts/eval_diarization.py`` and ``docs/accuracy.md``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ judged:
 - a query below a gate still runs, but says so beside its hits.
 
 The net-speech gates come from measured identification accuracy by net-speech duration on real
-speech (``scripts/eval_quality.py``, figures in ``docs/accuracy_recordings.md``): top-1 rises
+speech (``scripts/eval_quality.py``, figures in ``docs/accuracy.md``): top-1 rises
 from 86-88 % at 1 s to 94-98 % at 3 s and then flattens (EER 6 % at 1 s, ~2 % from 3 s), so an
 enrolment needs ``ENROL_MIN_SPEECH_S`` and a query below ``QUERY_WEAK_SPEECH_S`` is flagged as
 weak. The SNR gate is set from the same measurement with white noise added (see ``MIN_SNR_DB``);
