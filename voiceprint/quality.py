@@ -26,8 +26,6 @@ QUERY_WEAK_SPEECH_S = 3.0
 #: white noise: 10 here is ~5 dB true, below which 3 s queries fall from 80 % to 62 % top-1 (EER 10 -> 16 %).
 MIN_SNR_DB = 10.0
 MAX_CLIPPING = 0.01
-#: Narrower than a telephone channel (300-3400 Hz) means muffled or heavily filtered audio.
-MIN_BANDWIDTH_HZ = 2000.0
 
 
 def problems(quality: dict, min_speech: float) -> list[str]:
@@ -45,15 +43,6 @@ def problems(quality: dict, min_speech: float) -> list[str]:
     return out
 
 
-def notes(quality: dict) -> list[str]:
-    """Softer signs (shown, never refused on): the 99 %-energy bandwidth also reads low for deep,
-    clean voices, so it cannot gate on its own."""
-    bw = quality.get("bandwidth_hz")
-    if bw is not None and 0 < bw < MIN_BANDWIDTH_HZ:
-        return [f"bandwidth {bw:.0f} Hz (below {MIN_BANDWIDTH_HZ:g} Hz: muffled or filtered?)"]
-    return []
-
-
 def check_enrolment(quality: dict, path: str, force: bool = False) -> list[str]:
     """Raise AudioError when a voice is below the enrolment gates, unless ``force``; returns the problems."""
     found = problems(quality, ENROL_MIN_SPEECH_S)
@@ -66,7 +55,9 @@ def check_enrolment(quality: dict, path: str, force: bool = False) -> list[str]:
 def query_warnings(quality: dict) -> list[str]:
     """Warnings to show beside a query's hits: a weak query makes weak evidence."""
     found = problems(quality, QUERY_WEAK_SPEECH_S)
-    return [f"weak query: {p}" for p in found] + notes(quality)
+    # The 99 %-energy bandwidth is stored and shown but not warned on: it reads 1-2 kHz for
+    # ordinary 8 kHz calls and deep clean voices alike, so it cannot tell muffled audio apart.
+    return [f"weak query: {p}" for p in found]
 
 
 def frame_snr_db(samples, sample_rate: int = 16000) -> float | None:
