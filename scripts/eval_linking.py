@@ -35,15 +35,7 @@ import time
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, speech_only, split_speakers
-
-
-def voice_of(rows) -> np.ndarray:
-    parts = []
-    for r in rows:
-        x, segs = speech_only(r["file"])
-        parts += [x[int(s.start * 16000) : int(s.end * 16000)] for s in segs]
-    return np.concatenate(parts)
+from recordings_common import Embeddings, manifest, speech_of, split_speakers
 
 
 def cluster(rows: np.ndarray, threshold: float, scores) -> np.ndarray:
@@ -134,14 +126,14 @@ def build_voices(split: str, n_fraudsters: int = 0, per: int = 2) -> dict:
         utts = by_speaker[f]
         for k in range(n_calls):
             case_no += 1
-            speech = voice_of(utts[per * k : per * k + per])
+            speech = speech_of(utts[per * k : per * k + per])
             voices.append(emb.samples(speech, "link-call"))
             nets.append(len(speech) / 16000)
             truth.append(f)
             cases.append(case_no)
             victim = victim_pool[(case_no - 1) % len(victim_pool)]
             slot = (case_no - 1) // len(victim_pool)  # a victim heard in several cases says different things
-            speech = voice_of(by_speaker[victim][per * slot : per * slot + per])
+            speech = speech_of(by_speaker[victim][per * slot : per * slot + per])
             voices.append(emb.samples(speech, "link-call"))
             nets.append(len(speech) / 16000)
             truth.append(victim)  # the same victim in two cases is the same voice too

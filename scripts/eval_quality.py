@@ -22,18 +22,10 @@ import time
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, person_centroids, speech_only, split_speakers
+from recordings_common import Embeddings, manifest, person_centroids, speech_of, split_speakers
 
 DURATIONS = [1.0, 2.0, 3.0, 5.0, 8.0]
 SNRS = [0.0, 5.0, 10.0, 20.0]
-
-
-def speech_of(rows) -> np.ndarray:
-    parts = []
-    for r in rows:
-        x, segs = speech_only(r["file"])
-        parts += [x[int(s.start * 16000) : int(s.end * 16000)] for s in segs]
-    return np.concatenate(parts)
 
 
 def eer(scores: np.ndarray, truth: np.ndarray) -> float:

@@ -126,6 +126,15 @@ def speech_only(path: str) -> tuple[np.ndarray, list]:
     return x, audio.speech_segments(x)
 
 
+def speech_of(rows) -> np.ndarray:
+    """The VAD speech of several manifest rows, concatenated (one voice built from utterances)."""
+    parts = []
+    for r in rows:
+        x, segs = speech_only(r["file"])
+        parts += [x[int(s.start * 16000) : int(s.end * 16000)] for s in segs]
+    return np.concatenate(parts)
+
+
 def top1(vector: np.ndarray, names: list[str], centroids: np.ndarray) -> str:
     return names[int(np.argmax(centroids @ vector))]
 

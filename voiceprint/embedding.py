@@ -80,10 +80,15 @@ def load_spec(name: str | None = None) -> ModelSpec:
     """Read ``models/<name>/model.json`` (default model when ``name`` is None)."""
     name = name or os.environ.get("VOICEPRINT_MODEL") or DEFAULT_MODEL
     home = models_dir() / name
-    meta_path = home / "model.json"
-    if not meta_path.exists():
+    if not (home / "model.json").exists():
         known = ", ".join(m.name for m in list_models()) or "none"
         raise NotFound(f"no speaker model named {name!r} (known: {known}) - see `voiceprint models list`")
+    return load_spec_from(home, name)
+
+
+def load_spec_from(home: Path, name: str) -> ModelSpec:
+    """The model described by ``home/model.json`` (any folder, e.g. one being added)."""
+    meta_path = home / "model.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -296,22 +301,6 @@ def add_model(src: Path, name: str, description: str = "", licence: str = "") ->
     (tmp / "MODEL.md").write_text(_card_text(meta, src), encoding="utf-8")
     os.replace(tmp, home)
     return load_spec(name)
-
-
-def load_spec_from(home: Path, name: str) -> ModelSpec:
-    """Like :func:`load_spec` for a model folder outside :func:`models_dir`."""
-    old = os.environ.get("VOICEPRINT_MODELS")
-    os.environ["VOICEPRINT_MODELS"] = str(home.parent)
-    try:
-        # A model folder being added is named .<name>.partial; read it under that name.
-        spec = load_spec(home.name)
-        spec.name = name
-        return spec
-    finally:
-        if old is None:
-            os.environ.pop("VOICEPRINT_MODELS", None)
-        else:
-            os.environ["VOICEPRINT_MODELS"] = old
 
 
 def _card_text(meta: dict, src: Path) -> str:
