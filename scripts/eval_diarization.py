@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, person_centroids, speech_only, split_speakers, top1
+from recordings_common import Embeddings, manifest, person_centroids, speech_of, speech_only, split_speakers, top1
 
 CONV_UTTS = slice(0, 4)
 ENROL_UTTS = slice(8, 12)
@@ -158,8 +158,7 @@ def main() -> None:
         if args.split == "test":
             for who, name in ((0, a), (1, b)):
                 truth = [(s, e) for s, e, w in ref if w == who]
-                clean = np.concatenate([speech_only(r["file"])[0][int(x.start * 16000) : int(x.end * 16000)]
-                                        for _, r in turns if _ == who for x in speech_only(r["file"])[1]])
+                clean = speech_of([r for _, r in turns if _ == who])  # each turn's file alone, as enrolled
                 ident["clean"] += top1(emb.samples(clean, "clean-turns"), names, cents) == name
                 overlap = [sum(max(0.0, min(e, s.end) - max(a_, s.start)) for a_, e in truth for s in v.segments)
                            for v in voices]

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, speech_of, split_speakers
+from recordings_common import Embeddings, manifest, split_speakers, voice_of
 
 
 def cluster(rows: np.ndarray, threshold: float, scores) -> np.ndarray:
@@ -126,16 +126,16 @@ def build_voices(split: str, n_fraudsters: int = 0, per: int = 2) -> dict:
         utts = by_speaker[f]
         for k in range(n_calls):
             case_no += 1
-            speech = speech_of(utts[per * k : per * k + per])
+            speech, net = voice_of(utts[per * k : per * k + per])
             voices.append(emb.samples(speech, "link-call"))
-            nets.append(len(speech) / 16000)
+            nets.append(net)
             truth.append(f)
             cases.append(case_no)
             victim = victim_pool[(case_no - 1) % len(victim_pool)]
             slot = (case_no - 1) // len(victim_pool)  # a victim heard in several cases says different things
-            speech = speech_of(by_speaker[victim][per * slot : per * slot + per])
+            speech, net = voice_of(by_speaker[victim][per * slot : per * slot + per])
             voices.append(emb.samples(speech, "link-call"))
-            nets.append(len(speech) / 16000)
+            nets.append(net)
             truth.append(victim)  # the same victim in two cases is the same voice too
             cases.append(case_no)
         print(f"{len(voices)} voices, {time.time() - t0:.0f} s, {emb.computed} embedded", flush=True)

@@ -84,7 +84,7 @@ class Embeddings:
         except AudioError:
             return None  # a file the VAD finds no speech in: the library would refuse it too
         vec = self.embedder.embed(speech)
-        self.cache.put(key, vec, {"path": path, "net_speech": round(len(speech) / 16000, 3)})
+        self.cache.put(key, vec, {"path": path, "net_speech": round(sum(s.duration for s in segs), 3)})
         self.computed += 1
         return vec
 
@@ -126,13 +126,22 @@ def speech_only(path: str) -> tuple[np.ndarray, list]:
     return x, audio.speech_segments(x)
 
 
-def speech_of(rows) -> np.ndarray:
-    """The VAD speech of several manifest rows, concatenated (one voice built from utterances)."""
-    parts = []
+def voice_of(rows) -> tuple[np.ndarray, float]:
+    """One voice built from several manifest rows: the audio the library would embed for each
+    (``audio.embedding_audio``), concatenated, and its net speech in seconds."""
+    from voiceprint import audio
+
+    parts, net = [], 0.0
     for r in rows:
         x, segs = speech_only(r["file"])
-        parts += [x[int(s.start * 16000) : int(s.end * 16000)] for s in segs]
-    return np.concatenate(parts)
+        parts.append(audio.embedding_audio(x, segs, 16000))
+        net += sum(s.duration for s in segs)
+    return np.concatenate(parts), net
+
+
+def speech_of(rows) -> np.ndarray:
+    """The audio of :func:`voice_of` alone."""
+    return voice_of(rows)[0]
 
 
 def top1(vector: np.ndarray, names: list[str], centroids: np.ndarray) -> str:

@@ -13,12 +13,14 @@ from voiceprint import audio
 from voiceprint.audio import (
     MAX_DURATION_SECONDS,
     MAX_FILE_BYTES,
+    EMBED_PAD_S,
     MIN_SPEECH_SECONDS,
     TARGET_RATE,
     Channel,
     Recording,
     SpeechSegment,
     load_recording,
+    embedding_audio,
     measure_quality,
     prepare_speech,
     speech_segments,
@@ -196,12 +198,30 @@ def test_tones_are_not_speech(name, signal):
     assert sum(s.end - s.start for s in speech_segments(signal())) < 0.3
 
 
-def test_prepare_speech_returns_concatenated_segments(speech_wav):
+def test_prepare_speech_returns_speech_with_context(speech_wav):
     ch = load_recording(speech_wav).channels[0]
     speech, segs = prepare_speech(ch, str(speech_wav))
     assert speech.dtype == np.float32
-    assert abs(len(speech) - sum(round(s.end * 16000) - round(s.start * 16000) for s in segs)) <= len(segs)
-    assert len(speech) < len(ch.samples)
+    core = sum(round(s.end * 16000) - round(s.start * 16000) for s in segs)
+    assert core <= len(speech) <= core + len(segs) * round(2 * EMBED_PAD_S * 16000) + len(segs)
+    assert len(speech) <= len(ch.samples)
+    np.testing.assert_array_equal(speech, embedding_audio(ch.samples, segs, 16000))
+
+
+def test_embedding_audio_pads_merges_and_stops_at_other_voices():
+    x = np.arange(10 * 16000, dtype=np.float32)
+    seg = lambda a, b: SpeechSegment(a, b)
+    # context on both sides, clipped to the recording
+    out = embedding_audio(x, [seg(0.1, 1.0), seg(5.0, 6.0)], 16000, pad=0.2)
+    assert len(out) == round((1.2 - 0.0) * 16000) + round((6.2 - 4.8) * 16000)
+    assert out[0] == 0 and out[-1] == x[round(6.2 * 16000) - 1]
+    # segments whose context overlaps are merged, nothing is repeated
+    out = embedding_audio(x, [seg(1.0, 2.0), seg(2.3, 3.0)], 16000, pad=0.2)
+    assert len(out) == round((3.2 - 0.8) * 16000) and np.all(np.diff(out) == 1)
+    # context never reaches into another voice's speech
+    out = embedding_audio(x, [seg(1.0, 2.0)], 16000, pad=0.2, avoid=[seg(2.1, 3.0), seg(0.0, 0.95)])
+    assert out[0] == x[round(0.95 * 16000)] and out[-1] == x[round(2.1 * 16000) - 1]
+    assert len(embedding_audio(x, [], 16000)) == 0
 
 
 def test_measure_quality(speech_wav):

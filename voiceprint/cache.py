@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 #: Bump when decoding, VAD or windowing changes in a way that changes vectors.
-FRONTEND_VERSION = "1"
+FRONTEND_VERSION = "2"  # 2: embedded audio keeps audio.EMBED_PAD_S of context around each segment
 
 
 def cache_key(model_fingerprint: str, sha256: str, channel: int = 0, variant: str = "") -> str:

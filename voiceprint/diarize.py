@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import SpeechSegment
+from .audio import SpeechSegment, embedding_audio
 
 WINDOW_S = 1.5
 HOP_S = 0.75
@@ -52,7 +52,8 @@ COARSE_EVERY = 4
 
 @dataclass
 class Voice:
-    """One speaker of a recording: where they speak (seconds) and their speech samples, concatenated."""
+    """One speaker of a recording: where they speak (seconds) and the audio embedded for them
+    (their speech with context, concatenated: ``audio.embedding_audio``)."""
 
     index: int
     segments: list[SpeechSegment]
@@ -146,7 +147,7 @@ def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: in
     ``window_vectors`` may carry precomputed embeddings of :func:`window_spans` (evaluations cache them).
     """
     segments = sorted(segments, key=lambda s: s.start)
-    one = [Voice(0, list(segments), cut(samples, segments, sr), sr)]
+    one = [Voice(0, list(segments), embedding_audio(samples, segments, sr), sr)]
     if sum(s.duration for s in segments) < MIN_DIARIZE_SPEECH_S:
         return one
     spans = window_spans(segments)
@@ -248,4 +249,5 @@ def _voices_from_frames(samples, segments, frames, labels, sr) -> list[Voice]:
             segs.append(SpeechSegment(round(a, 4), round(e, 4)))
     ordered = sorted(by_label.values(), key=lambda segs: segs[0].start)
     ordered = [segs for segs in ordered if sum(s.duration for s in segs) >= MIN_VOICE_S] or ordered[:1]
-    return [Voice(i, segs, cut(samples, segs, sr), sr) for i, segs in enumerate(ordered)]
+    return [Voice(i, segs, embedding_audio(samples, segs, sr, avoid=[o for j, other in enumerate(ordered) if j != i for o in other]), sr)
+            for i, segs in enumerate(ordered)]

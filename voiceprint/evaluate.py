@@ -122,12 +122,12 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
                             rec = audio.load_recording(tmp, channels=0)
                     else:
                         rec = audio.load_recording(item.path, channels=0)
-                    speech, _ = audio.prepare_speech(rec.channels[0], item.path, min_speech=EMBED_FLOOR_SECONDS)
+                    speech, segments = audio.prepare_speech(rec.channels[0], item.path, min_speech=EMBED_FLOOR_SECONDS)
                 except AudioError as err:
                     item.refused = str(err)
                     continue
                 vector = get_embedder(spec.name).embed(speech)
-                info = {"net_speech": round(len(speech) / audio.TARGET_RATE, 3), "source_rate": rec.source_rate,
+                info = {"net_speech": round(sum(s.duration for s in segments), 3), "source_rate": rec.source_rate,
                         "codec": rec.codec, "duration": round(rec.duration, 3)}
                 cache.put(key, vector, info)
                 hit = (vector, info)

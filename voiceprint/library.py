@@ -80,7 +80,7 @@ class CallVoice:
 
     @property
     def net_speech(self) -> float:
-        return round(len(self.speech) / 16000.0, 3)
+        return round(sum(s.end - s.start for s in self.segments), 3)
 
     def time_ranges(self) -> list[list[float]]:
         return [[round(s.start, 2), round(s.end, 2)] for s in self.segments]
@@ -478,7 +478,7 @@ class Library:
         problems = gates.check_enrolment(chosen.quality, str(path), force)
         quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), forced=problems)
         vector = embedder.embed(speech)
-        net = float(len(speech)) / 16000.0
+        net = chosen.net_speech
         with self.store.transaction():
             pid = self.store.add_person(item.person, item.id_number, category, item.notes)
             if item.phone:
@@ -610,9 +610,9 @@ class Library:
             rec, voices = self._voices(str(path), ch, None)
             if len(voices) > 1:
                 raise AudioError(path, f"holds {len(voices)} voices", "choose one with --channel-a/--channel-b")
-            ch_index, speech, _, quality = voices[0]
+            ch_index, speech, segments, quality = voices[0]
             out[key] = {"file": str(path), "sha256": rec.sha256, "channel": ch_index,
-                        "net_speech": round(len(speech) / 16000.0, 3), "vector": embedder.embed(speech),
+                        "net_speech": round(sum(s.duration for s in segments), 3), "vector": embedder.embed(speech),
                         "domain": domain_of(rec.source_rate, rec.codec)}
         from . import scoring
 
