@@ -161,6 +161,22 @@ def run_direct(split, encoder, fingerprint: str, use_cache: bool, log_every: int
     return {"ranks": ranks, "seconds": round(time.perf_counter() - t0, 1)} | hits
 
 
+def _age_groups(data: Path) -> dict[str, str]:
+    """speaker -> age group, from the corpus's speakers.csv (speechocean762 has one), else {}."""
+    path = data / "speakers.csv"
+    if not path.exists():
+        return {}
+    out = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                age = int(row.get("age") or "")
+            except ValueError:
+                continue
+            out[row["speaker"]] = "5-12" if age <= 12 else "13-17" if age <= 17 else "18+"
+    return out
+
+
 def _rate(ranks, k: int) -> float:
     """Share of queries ranked within the top k (None = not in the hits, "refused" = a miss too)."""
     return sum(1 for r in ranks if isinstance(r, int) and r <= k) / max(1, len(ranks))
@@ -224,6 +240,15 @@ def main() -> None:
         result[f"{half}_speaker_queries"] = {
             "speakers": sum(1 for spk in split if split_of(spk) == half), "n": len(idx),
             "library_top1": _rate([lib["ranks"][i] for i in idx], 1), "direct_top1": _rate([direct["ranks"][i] for i in idx], 1)}
+    ages = _age_groups(args.data)
+    if ages:
+        groups = [ages.get(spk, "unknown") for spk, (_, qs) in split.items() for _ in qs]
+        result["by_age"] = {}
+        for g in sorted(set(groups)):
+            idx = [i for i, h in enumerate(groups) if h == g]
+            result["by_age"][g] = {"speakers": sum(1 for spk in split if ages.get(spk, "unknown") == g), "n": len(idx),
+                                   "library_top1": _rate([lib["ranks"][i] for i in idx], 1),
+                                   "direct_top1": _rate([direct["ranks"][i] for i in idx], 1)}
     L, D, A = result["library"], result["direct"], result["accepted_queries"]
     print()
     print(f"{'':28s}{'top-1':>8s}{'top-5':>8s}  refused (enrol/query)")
@@ -237,6 +262,9 @@ def main() -> None:
         H = result[f"{half}_speaker_queries"]
         print(f"queries of the {H['speakers']} {half} speakers ({H['n']}): library top-1 {H['library_top1']:.2%}, "
               f"direct top-1 {H['direct_top1']:.2%}")
+    for g, G in result.get("by_age", {}).items():
+        print(f"speakers aged {g} ({G['speakers']} speakers, {G['n']} queries): library top-1 {G['library_top1']:.2%}, "
+              f"direct top-1 {G['direct_top1']:.2%}")
     passed = L["top1"] >= 0.95 and L["top1"] >= D["top1"]
     result["pass"] = passed
     print(f"{'PASS' if passed else 'FAIL'}: library top-1 {L['top1']:.2%} (target >= 95 % and >= direct {D['top1']:.2%})")
