@@ -104,8 +104,11 @@ def voiceprint_count(library: Path) -> int:
     if not db.exists():
         return 0
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        # A normal connection made read-only by pragma: a `mode=ro` URI connection cannot take part
+        # in WAL recovery after a kill -9 and may fail until the writer has finished it.
+        con = sqlite3.connect(db, timeout=30)
         try:
+            con.execute("PRAGMA query_only = 1")
             return int(con.execute("SELECT COUNT(*) FROM voiceprints").fetchone()[0])
         finally:
             con.close()

@@ -30,8 +30,10 @@ def _run_until(cmd: list[str], library: Path, voiceprints: int, sig: signal.Sign
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         while proc.poll() is None and crash_enrol.voiceprint_count(library) < voiceprints:
             time.sleep(0.05)
-        if proc.poll() is None:
-            proc.send_signal(sig)
+        if proc.poll() is not None:  # finished before the moment came: nothing was interrupted
+            pytest.fail(f"the enrolment finished before it held {voiceprints} voiceprints "
+                        f"({crash_enrol.voiceprint_count(library)} seen): {log.read_text()}")
+        proc.send_signal(sig)
         return proc.wait(timeout=120)
 
 
