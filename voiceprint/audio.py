@@ -322,7 +322,7 @@ VAD_PAD_MS = 30
 #: Context kept around each speech segment in the audio that is *embedded* (not in net speech, which
 #: counts VAD speech only). Cutting speech at the VAD's tight edges and butting the pieces together
 #: cost ECAPA 1.4 points of top-1 on speechocean762; 200 ms of context recovers whole-file accuracy
-#: (docs/accuracy.md, "Front end").
+#: (docs/accuracy.md, "Identification accuracy through the library").
 EMBED_PAD_S = 0.2
 
 

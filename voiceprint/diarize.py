@@ -68,13 +68,6 @@ class Voice:
         return [[round(s.start, 2), round(s.end, 2)] for s in self.segments]
 
 
-def cut(samples: np.ndarray, segments: list[SpeechSegment], sr: int) -> np.ndarray:
-    """The samples of ``segments``, concatenated in order."""
-    parts = [samples[int(round(s.start * sr)) : int(round(s.end * sr))] for s in segments]
-    parts = [p for p in parts if len(p)]
-    return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
-
-
 def window_spans(segments: list[SpeechSegment]) -> list[tuple[float, float]]:
     """Windows of ``WINDOW_S`` with hop ``HOP_S`` inside each speech segment (the last one flush with its end)."""
     spans = []
