@@ -107,12 +107,13 @@ def fold_backends(backend) -> dict:
     return out
 
 
-def build_voices(split: str, n_fraudsters: int = 0, per: int = 2) -> dict:
+def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0) -> dict:
     """The synthetic cases of one split: voice embeddings, their speakers, calls, net speech, arrival order."""
     by_speaker = manifest("speechocean762")
     dev, test = split_speakers(by_speaker)
     speakers = [s for s in (dev if split == "dev" else test) if len(by_speaker[s]) >= 12]
-    rng = np.random.default_rng(5 if split == "dev" else 9)
+    # draw 0 is the split's original set of cases; other draws pick other fraudsters and victims
+    rng = np.random.default_rng((5 if split == "dev" else 9) + 1000 * draw)
     rng.shuffle(speakers)
     n_fraud = n_fraudsters or len(speakers) // 2
     fraudsters, victims = speakers[:n_fraud], speakers[n_fraud:]
@@ -149,11 +150,12 @@ def main() -> None:
     ap.add_argument("--fraudsters", type=int, default=0, help="How many speakers make calls (default: half the split).")
     ap.add_argument("--utts-per-call", type=int, default=2,
                     help="Utterances per call voice: 2 (~5-6 s net speech, the reported default) or 4 (~10-12 s).")
+    ap.add_argument("--draw", type=int, default=0, help="another random set of fraudsters, victims and cases (0 = the original)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     from voiceprint import linking
 
-    data = build_voices(args.split, args.fraudsters, args.utts_per_call)
+    data = build_voices(args.split, args.fraudsters, args.utts_per_call, args.draw)
     V, truth_arr, calls, nets, order = data["V"], data["truth"], data["calls"], data["nets"], data["order"]
     sides = np.arange(len(V)) % 2  # each call: the fraudster's voice, then the victim's
     fraudsters, case_no = data["fraudsters"], data["cases"]
@@ -175,7 +177,7 @@ def main() -> None:
                  "llr": [2.0, 3.0, 4.0, 5.0], "llr-heldout": [2.0, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0]}
     else:
         grids = {"centred": [linking.LINK_THRESHOLD], "raw": [linking.LINK_THRESHOLD_RAW], "llr": [linking.LINK_LLR]}
-    out = {"split": args.split, "utts_per_call": args.utts_per_call, "net_speech_mean_s": round(float(np.mean(nets)), 2),
+    out = {"split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call, "net_speech_mean_s": round(float(np.mean(nets)), 2),
            "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
     for space, grid in grids.items():
         if space not in spaces:
