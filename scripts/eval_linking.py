@@ -37,6 +37,8 @@ import numpy as np
 
 from recordings_common import Embeddings, manifest, split_speakers, voice_of
 
+from voiceprint.audio import MIN_SPEECH_SECONDS as MIN_QUERY_SPEECH_S  # noqa: E402
+
 
 def cluster(rows: np.ndarray, threshold: float, scores) -> np.ndarray:
     """Incremental clustering in arrival order, with the product's own functions."""
@@ -119,7 +121,7 @@ def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0)
     fraudsters, victims = speakers[:n_fraud], speakers[n_fraud:]
     emb = Embeddings()
     t0 = time.time()
-    voices, truth, cases, nets = [], [], [], []
+    voices, truth, cases, nets, sides = [], [], [], [], []
     case_no = 0
     victim_pool = list(victims)
     for f in fraudsters:
@@ -127,20 +129,21 @@ def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0)
         utts = by_speaker[f]
         for k in range(n_calls):
             case_no += 1
-            speech, net = voice_of(utts[per * k : per * k + per])
-            voices.append(emb.samples(speech, "link-call"))
-            nets.append(net)
-            truth.append(f)
-            cases.append(case_no)
             victim = victim_pool[(case_no - 1) % len(victim_pool)]
             slot = (case_no - 1) // len(victim_pool)  # a victim heard in several cases says different things
-            speech, net = voice_of(by_speaker[victim][per * slot : per * slot + per])
-            voices.append(emb.samples(speech, "link-call"))
-            nets.append(net)
-            truth.append(victim)  # the same victim in two cases is the same voice too
-            cases.append(case_no)
+            # the fraudster's voice, then the victim's (the same victim in two cases is the same voice too)
+            for side, (who, rows) in enumerate(((f, utts[per * k : per * k + per]),
+                                                (victim, by_speaker[victim][per * slot : per * slot + per]))):
+                speech, net = voice_of(rows)
+                if net < MIN_QUERY_SPEECH_S:  # the library refuses such a voice: it never reaches linking
+                    continue
+                voices.append(emb.samples(speech, "link-call"))
+                nets.append(net)
+                truth.append(who)
+                cases.append(case_no)
+                sides.append(side)
         print(f"{len(voices)} voices, {time.time() - t0:.0f} s, {emb.computed} embedded", flush=True)
-    return {"V": np.vstack(voices), "truth": np.array(truth), "calls": np.array(cases), "nets": np.array(nets),
+    return {"V": np.vstack(voices), "truth": np.array(truth), "calls": np.array(cases), "nets": np.array(nets), "sides": np.array(sides),
             "order": rng.permutation(len(voices)), "fraudsters": fraudsters, "cases": case_no}
 
 
@@ -157,7 +160,7 @@ def main() -> None:
 
     data = build_voices(args.split, args.fraudsters, args.utts_per_call, args.draw)
     V, truth_arr, calls, nets, order = data["V"], data["truth"], data["calls"], data["nets"], data["order"]
-    sides = np.arange(len(V)) % 2  # each call: the fraudster's voice, then the victim's
+    sides = data["sides"]  # 0: the fraudster's voice of a call, 1: the victim's
     fraudsters, case_no = data["fraudsters"], data["cases"]
     # The product centres on the library's mean voiceprint once it holds CENTRE_MIN of them; here the
     # voices being linked are that library (no one is enrolled), so the centre is their mean.

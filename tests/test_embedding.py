@@ -52,6 +52,13 @@ def test_embeddings_are_normalised_and_deterministic(embedder):
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_too_little_audio_is_refused_with_a_clear_error(embedder):
+    from voiceprint.errors import AudioError
+
+    with pytest.raises(AudioError, match="to embed"):
+        embedder.embed(np.zeros(100, np.float32))
+
+
 def test_long_speech_is_windowed_and_pooled(embedder, monkeypatch):
     monkeypatch.setattr(embedding, "WINDOW_SECONDS", 1.0)
     monkeypatch.setattr(embedding, "MIN_WINDOW_SECONDS", 0.5)

@@ -131,14 +131,24 @@ def test_incremental_clusters_merge_when_a_new_voice_bridges_them():
     assert linking.best_cluster(vecs[2], ids, clusters, vecs[:2], banned={0, 1})[0] is None
 
 
-def test_scores_are_centred_once_the_library_is_big_enough(lib):
-    """Below CENTRE_MIN voiceprints plain cosine and its threshold; above, the library's mean is removed."""
+def test_scores_are_centred_once_the_library_is_big_enough(lib, monkeypatch):
+    """Below CENTRE_MIN voiceprints plain cosine (or the back end's LLR when one is fitted); above,
+    the library's mean is removed, with or without a back end."""
+    import voiceprint.scoring
+
     space = linking.link_space(lib.store, lib.model)
     assert (space.kind, space.threshold) == ("cosine", linking.LINK_THRESHOLD_RAW)
+    fitted, real = object(), voiceprint.scoring.load_backend
+    monkeypatch.setattr(voiceprint.scoring, "load_backend", lambda model=None: fitted)
+    space = linking.link_space(lib.store, lib.model)
+    assert (space.kind, space.threshold, space.backend) == ("llr", linking.LINK_LLR, fitted)
+    monkeypatch.setattr(voiceprint.scoring, "load_backend", real)
     for i in range(linking.CENTRE_MIN):
         linking.add_recordings(lib, f"AJ-{i}", [_file(lib, f"r{i}.wav", (i % 10, 100 + i))])
     space = linking.link_space(lib.store, lib.model)
     assert (space.kind, space.threshold) == ("centred", linking.LINK_THRESHOLD) and space.centre.shape == (DIM,)
+    monkeypatch.setattr(voiceprint.scoring, "load_backend", lambda model=None: fitted)
+    assert linking.link_space(lib.store, lib.model).kind == "centred"
     shared = np.vstack([FakeEmbedder().embed(np.array([k, 900 + k], np.float32)) for k in range(10)]) + 0.5
     raw = shared / np.linalg.norm(shared, axis=1, keepdims=True)
     # a common component lifts every raw cosine; centring on the mean takes it away again

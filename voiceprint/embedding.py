@@ -28,6 +28,8 @@ DEFAULT_MODEL = "ecapa-voxceleb"
 #: Speech longer than this is embedded in windows whose embeddings are pooled; it bounds
 #: memory on hour-long recordings and matches the utterance lengths the model was trained on.
 WINDOW_SECONDS = 30.0
+#: Shortest audio embedded at all (the library itself asks for 1 s of net speech).
+MIN_EMBED_SECONDS = 0.1
 #: A trailing window shorter than this is merged into the previous one rather than embedded alone.
 MIN_WINDOW_SECONDS = 3.0
 
@@ -221,6 +223,11 @@ class Embedder:
 
         rate = self.spec.sample_rate
         speech = np.ascontiguousarray(speech, dtype=np.float32)
+        if len(speech) < MIN_EMBED_SECONDS * rate:  # the model's convolutions need a few frames
+            from .errors import AudioError
+
+            raise AudioError("speech", f"only {len(speech) / rate:.2f} s of audio to embed (need {MIN_EMBED_SECONDS} s)",
+                             "use a recording with more speech")
         windows = _windows(len(speech), int(WINDOW_SECONDS * rate), int(MIN_WINDOW_SECONDS * rate))
         pooled = np.zeros(self.dim, dtype=np.float64)
         with torch.inference_mode():

@@ -190,15 +190,21 @@ class LinkSpace:
 
 
 def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
-    """The comparison used for linking in this library (see :class:`LinkSpace`)."""
-    if use_backend:
-        from .scoring import load_backend
+    """The comparison used for linking in this library (see :class:`LinkSpace`).
 
-        backend = load_backend(model)
-        if backend is not None:
-            return LinkSpace("llr", LINK_LLR, backend=backend)
+    Centred cosine once the library holds ``CENTRE_MIN`` voiceprints of the model: on held-out
+    development speakers it linked better than the back end's LLR (pairwise F1 0.962 vs 0.946), and
+    on four draws of test cases it reached precision and recall >= 0.92 where the LLR did not
+    (docs/accuracy.md, case linking). Below that, the back end's LLR when one is fitted, else plain cosine.
+    """
     n, = store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE model = ?", (model,)).fetchone()
     if n < CENTRE_MIN:
+        if use_backend:
+            from .scoring import load_backend
+
+            backend = load_backend(model)
+            if backend is not None:
+                return LinkSpace("llr", LINK_LLR, backend=backend)
         return LinkSpace("cosine", LINK_THRESHOLD_RAW)
     total = None
     for (blob,) in store.db.execute("SELECT vector FROM voiceprints WHERE model = ?", (model,)):
