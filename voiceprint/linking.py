@@ -194,7 +194,7 @@ def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
 
     Centred cosine once the library holds ``CENTRE_MIN`` voiceprints of the model: on held-out
     development speakers it linked better than the back end's LLR (pairwise F1 0.962 vs 0.946), and
-    on four draws of test cases it reached precision and recall >= 0.92 where the LLR did not
+    on four draws of test cases it reached precision and recall >= 0.919 where the LLR did not
     (docs/accuracy.md, case linking). Below that, the back end's LLR when one is fitted, else plain cosine.
     """
     n, = store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE model = ?", (model,)).fetchone()
