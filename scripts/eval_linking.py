@@ -29,13 +29,13 @@ fold's voices scored by a back end fitted (same recipe and calibration) on the o
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 
 import numpy as np
 
 from recordings_common import Embeddings, manifest, split_speakers, voice_of
+from train_backend import fold_of  # the cross-fitting folds of the back end
 
 from voiceprint.audio import MIN_SPEECH_SECONDS as MIN_QUERY_SPEECH_S  # noqa: E402
 
@@ -89,11 +89,6 @@ def recovered_whole(labels: np.ndarray, truth: np.ndarray, fraudsters) -> int:
         if mine.any():
             whole += len(set(labels[mine])) == 1 and int((labels == labels[mine][0]).sum()) == int(mine.sum())
     return whole
-
-
-def fold_of(speaker: str) -> int:
-    """The two-fold split of the dev speakers used by scripts/train_backend.py for cross-fitting."""
-    return int(hashlib.sha256(("fold:" + speaker).encode()).digest()[0] & 1)
 
 
 def fold_backends(backend) -> dict:

@@ -99,10 +99,15 @@ def fit_core(items: list[Item], shrink: float, top_n: int, out_dim: int | None) 
     return backend
 
 
+def fold_of(speaker: str) -> int:
+    """The two-fold split of the development speakers used for cross-fitting (0 or 1)."""
+    return int(hashlib.sha256(("fold:" + speaker).encode()).digest()[0] & 1)
+
+
 def cross_scores(sets, shrink: float, top_n: int, out_dim: int | None):
     """Two-fold cross-fitted dev trials: per (corpus, channel) the score/cosine/labels/durations."""
     speakers = sorted({i.speaker for _, _, items in sets for i in items})
-    fold = {s: int(hashlib.sha256(("fold:" + s).encode()).digest()[0] & 1) for s in speakers}
+    fold = {s: fold_of(s) for s in speakers}
     out = {}
     for k in (0, 1):
         train = [i for i in fitting_items(sets) if fold[i.speaker] != k]
