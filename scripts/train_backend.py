@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voiceprint.evaluate import (Item, build_trials, cllr, eer, embed_items, min_dcf,  # noqa: E402
+from voiceprint.evaluate import (Item, build_trials, cllr, eer, elub, embed_items, min_dcf,  # noqa: E402
                                  read_eval_manifest, select_items)
 from voiceprint.scoring import (Backend, backend_dir, fit_logistic, duration_term,  # noqa: E402
                                 hashed_speaker, speaker_list_hash, within_class_whitening)
@@ -197,23 +197,37 @@ def main(argv=None) -> int:
     if args.no_duration:
         calibration = {k: np.array([w[0], 0.0, w[2]]) for k, w in calibration.items()}
     base = fit_logistic(cos[:, None], y)
-    llr_limit = (-float(np.log(y.sum())), float(np.log((~y).sum())))
-    cal = {}
+    # the LLR each development trial gets, before any bound
+    raw_llr = {}
     for key, t in trials.items():
-        yy = t["label"].astype(bool)
-        llr = np.zeros(len(yy))
+        llr = np.zeros(len(t["label"]))
         for pair in set(t["pair"].tolist()):
             w = calibration.get(pair, calibration["all"])
             m = t["pair"] == pair
             llr[m] = w[0] * t["score"][m] + w[1] * t["dur"][m] + w[2]
-        llr = np.clip(llr, *llr_limit)
+        raw_llr[key] = llr
+    # bounds per channel pair (ELUB): how strong an LR that pair's development trials can support
+    all_llr = np.concatenate([raw_llr[k] for k in trials])
+    llr_limit = {"all": elub(all_llr[y], all_llr[~y])}
+    for pair in calibration:
+        if pair != "all":
+            m = pairs == pair
+            llr_limit[pair] = elub(all_llr[m & y], all_llr[m & ~y])
+    cal = {}
+    for key, t in trials.items():
+        yy = t["label"].astype(bool)
+        llr = raw_llr[key].copy()
+        for pair in set(t["pair"].tolist()):
+            m = t["pair"] == pair
+            llr[m] = np.clip(llr[m], *llr_limit.get(pair, llr_limit["all"]))
         cal[f"{key[0]}/{key[1]}"] = {"cllr_backend": cllr(llr[yy], llr[~yy]),
                                      "cllr_baseline": cllr(base[0] * t["cosine"][yy] + base[1],
                                                            base[0] * t["cosine"][~yy] + base[1])}
         summary[f"{key[0]}/{key[1]}"].update(cal[f"{key[0]}/{key[1]}"])
     for pair, w in calibration.items():
         print(f"calibration {pair:10s} llr = {w[0]:.3f}*score + {w[1]:.3f}*log(min net speech) + {w[2]:.3f}")
-    print(f"llr capped to [{llr_limit[0]:.2f}, {llr_limit[1]:.2f}]")
+    for pair, (lo, hi) in llr_limit.items():
+        print(f"llr bounds (ELUB) {pair:10s} [{lo:.2f}, {hi:.2f}]  (log10 [{lo / np.log(10):.2f}, {hi / np.log(10):.2f}])")
     for k, r in summary.items():
         print(f"  {k:32s} EER {100 * r['eer_baseline']:.2f} -> {100 * r['eer_backend']:.2f} %   "
               f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f}")

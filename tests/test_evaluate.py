@@ -51,6 +51,18 @@ def test_min_dcf_and_cllr_have_their_textbook_values():
     assert ev.cllr(10 * true_llr_t, 10 * true_llr_n) > c  # over-confident LRs cost more
 
 
+def test_elub_bounds_shrink_when_validation_trials_mislead():
+    rng = np.random.default_rng(0)
+    tar, non = rng.normal(6, 2, 500), rng.normal(-6, 2, 20000)
+    lo, hi = ev.elub(tar, non)
+    # a perfect-looking set supports at most about ln(N) either way
+    assert -np.log(501) - 1e-9 <= lo < -2 and 2 < hi <= np.log(20001) + 1e-9
+    # non-targets with strong LLRs (e.g. one caller under two ids) lower the upper bound
+    lo2, hi2 = ev.elub(tar, np.concatenate([non, np.full(20, 7.0)]))
+    assert hi2 < hi and hi2 <= np.log(20020 / 20) and lo2 == pytest.approx(lo, abs=0.05)
+    assert ev.elub([], non) == (float("-inf"), float("inf"))
+
+
 def test_pav_llrs_are_monotone_in_the_score():
     rng = np.random.default_rng(2)
     tar, non = rng.normal(1, 1, 200), rng.normal(0, 1, 400)

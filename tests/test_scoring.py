@@ -69,6 +69,16 @@ def test_expected_false_hits_fall_with_the_score_and_grow_with_the_library():
     assert np.allclose(b.llr(np.array([1.0, 1.0]), pair=np.array(["cross", "narrowband"])), [-2.0, -1.0])
 
 
+def test_llr_bounds_apply_per_channel_pair_and_survive_a_round_trip(tmp_path):
+    b = _toy_backend()
+    b.llr_limit = {"all": (-8.0, 8.0), "narrowband": (-5.0, 6.5)}
+    huge = np.array([100.0, 100.0, -100.0])
+    assert np.allclose(b.llr(huge, pair=np.array(["narrowband", "wideband", "narrowband"])), [6.5, 8.0, -5.0])
+    b.save(tmp_path)
+    again = scoring.Backend.load(tmp_path)
+    assert again.llr_limits("narrowband") == (-5.0, 6.5) and again.llr_limits("cross") == (-8.0, 8.0)
+
+
 def test_backend_round_trips_through_disk_and_refuses_altered_files(tmp_path):
     b = _toy_backend()
     b.save(tmp_path)

@@ -212,6 +212,35 @@ def cllr(tar_llr, non_llr) -> float:
     return float((np.mean(np.logaddexp(0, -tar_llr)) + np.mean(np.logaddexp(0, non_llr))) / (2 * np.log(2)))
 
 
+def elub(tar_llr, non_llr, add_misleading: int = 1) -> tuple[float, float]:
+    """Empirical lower and upper bounds (natural-log LR) that validation trials can support.
+
+    Vergeer et al. 2016 (Science & Justice 56: 482-491): with ``add_misleading`` maximally misleading
+    trials added to each side, the upper bound is the lowest LR threshold t > 1 at which the system's
+    normalised Bayes error, P(miss at t) + t * P(false alarm at t), is no longer below the
+    uninformative system's 1; the lower bound mirrors it (P(miss)/t + P(false alarm) for t < 1).
+    LRs beyond these bounds claim more than the data behind them can show.
+    """
+    tar = np.sort(np.asarray(tar_llr, float))
+    non = np.sort(np.asarray(non_llr, float))
+    if not len(tar) or not len(non):
+        return (float("-inf"), float("inf"))
+    n_t, n_n = len(tar) + add_misleading, len(non) + add_misleading
+    hi_max = np.log(n_n) + 1.0
+    lo_min = -np.log(n_t) - 1.0
+    upper = np.linspace(0.0, hi_max, 2001)[1:]
+    miss = (np.searchsorted(tar, upper, side="left") + add_misleading) / n_t
+    fa = (len(non) - np.searchsorted(non, upper, side="left") + add_misleading) / n_n
+    crossed = miss + np.exp(upper) * fa >= 1.0
+    hi = float(upper[np.argmax(crossed)]) if crossed.any() else float(hi_max)
+    lower = -np.linspace(0.0, -lo_min, 2001)[1:]
+    miss = (np.searchsorted(tar, lower, side="right") + add_misleading) / n_t
+    fa = (len(non) - np.searchsorted(non, lower, side="right") + add_misleading) / n_n
+    crossed = miss * np.exp(-lower) + fa >= 1.0
+    lo = float(lower[np.argmax(crossed)]) if crossed.any() else float(lo_min)
+    return lo, hi
+
+
 def pav_llr(tar, non) -> tuple[np.ndarray, np.ndarray]:
     """Optimally calibrated LLRs (pool-adjacent-violators on the scores), for Cllr_min."""
     scores = np.concatenate([tar, non])

@@ -14,9 +14,9 @@ channel (8 kHz telephone vs 16 kHz), the duration and the language. The back end
    vectors, normalised by the mean and spread of each side's top-N scores against a cohort of
    development impostors.
 4. **Calibration** - linear logistic regression from the normalised score (and the log of the
-   shorter side's net speech) to the natural-log likelihood ratio ``llr``, capped where the
-   development data run out: an LR above N_nontarget (below 1/N_target) would claim more than
-   N impostor (same-speaker) trials could ever show.
+   shorter side's net speech) to the natural-log likelihood ratio ``llr``, bounded per channel
+   pair where the development trials stop supporting it (empirical lower and upper bounds, ELUB:
+   :func:`voiceprint.evaluate.elub`): beyond them an LR would claim more than the validation data show.
 
 The back end lives in ``models/<model>/backend/``: ``backend.json`` (parameters, what it was
 fitted on, development figures) and ``backend.npz`` (means, transform, cohort). Other modules use::
@@ -161,7 +161,7 @@ class Backend:
     cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
     top_n: int
     calibration: dict  # channel pair (pair_of) or "all" -> weights of [score, duration_term, 1]
-    llr_limit: tuple[float, float]  # (lowest, highest) llr: the development data cannot support more
+    llr_limit: dict  # channel pair or "all" -> (lowest, highest) llr the development data support (ELUB)
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
     meta: dict = field(default_factory=dict)
 
@@ -206,12 +206,15 @@ class Backend:
         pairs = np.broadcast_to(np.asarray(pair), out.shape)
         for name in set(pairs.ravel().tolist()) if pairs.size else ():
             w = np.asarray(self.calibration.get(name, self.calibration["all"]))
-            out = np.where(pairs == name, w[0] * s + w[1] * dur + w[2], out)
-        return np.clip(out, *self.llr_limits)
+            lo, hi = self.llr_limits(name)
+            out = np.where(pairs == name, np.clip(w[0] * s + w[1] * dur + w[2], lo, hi), out)
+        return out
 
-    @property
-    def llr_limits(self) -> tuple[float, float]:
+    def llr_limits(self, pair: str = "all") -> tuple[float, float]:
+        """The (lowest, highest) llr this channel pair's development trials support."""
         lim = self.llr_limit
+        if isinstance(lim, dict):
+            lim = lim.get(pair, lim["all"])
         return (-float(lim), float(lim)) if np.isscalar(lim) else (float(lim[0]), float(lim[1]))
 
     def false_alarm_rate(self, scores) -> np.ndarray:
@@ -239,9 +242,12 @@ class Backend:
                  nontarget_scores=self.nontarget_scores.astype(np.float32), **arrays)
         meta = dict(self.meta)
         meta.update(top_n=self.top_n, calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
-                    llr_limit=list(self.llr_limits),
+                    llr_limit={k: list(self.llr_limits(k)) for k in self._limit_keys()},
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         (folder / "backend.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    def _limit_keys(self) -> list[str]:
+        return sorted(self.llr_limit) if isinstance(self.llr_limit, dict) else ["all"]
 
     @classmethod
     def load(cls, folder: Path) -> "Backend":
@@ -252,8 +258,15 @@ class Backend:
         means = {d: z[f"mean_{d}"].astype(np.float64) for d in meta["domains"]}
         return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
                    {k: np.asarray(w, float) for k, w in meta["calibration"].items()},
-                   tuple(np.broadcast_to(meta["llr_limit"], 2).tolist()),
+                   _limits(meta["llr_limit"]),
                    np.sort(z["nontarget_scores"].astype(np.float64)), meta)
+
+
+def _limits(stored) -> dict:
+    """``llr_limit`` as saved: a dict per channel pair, or (older back ends) one pair or one number."""
+    if isinstance(stored, dict):
+        return {k: tuple(float(x) for x in v) for k, v in stored.items()}
+    return {"all": tuple(np.broadcast_to(stored, 2).astype(float).tolist())}
 
 
 def _rownorm(x: np.ndarray) -> np.ndarray:
