@@ -9,6 +9,9 @@ $(BIN)/voiceprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# the GE2E weights' carrier (models/ge2e-resemblyzer): its code is never imported, so none of
+	# its dependencies (librosa, webrtcvad) are needed
+	$(BIN)/python -m pip install -q --no-deps Resemblyzer==0.1.4
 	@touch $@
 
 install: $(BIN)/voiceprint

@@ -109,3 +109,68 @@ def test_models_add_registers_a_carried_in_folder(tmp_path, monkeypatch):
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(NotFound, match="ecapa-voxceleb"):
         embedding.load_spec("no-such-model")
+
+
+# -- the second encoder and fusion ------------------------------------------------------------
+
+
+def test_ge2e_loads_from_its_wheel_offline_and_embeds(monkeypatch, speech_16k):
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    spec = embedding.load_spec("ge2e-resemblyzer")
+    assert spec.kind == "ge2e" and spec.embedding_dim == 256 and "resemblyzer" in str(spec.files_dir)
+    e = embedding.get_embedder("ge2e-resemblyzer")
+    a, b = e.embed(speech_16k), e.embed(speech_16k)
+    assert a.shape == (256,) and np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    import torch
+
+    batch = e.encoder.encode_batch(torch.from_numpy(np.stack([speech_16k, speech_16k]))).numpy()
+    assert batch.shape == (2, 1, 256) and np.allclose(batch[0, 0], a, atol=1e-5)
+
+
+def _fusion_models(tmp_path, monkeypatch, w=0.7):
+    """A models folder with the two real component models and a fusion of them, centres made up."""
+    root = tmp_path / "models"
+    for name in ("ecapa-voxceleb", "ge2e-resemblyzer"):
+        (root / name).mkdir(parents=True)
+        shutil.copy(embedding.models_dir() / name / "model.json", root / name / "model.json")
+    home = root / "fused"
+    home.mkdir()
+    rng = np.random.default_rng(7)
+    centres = {"ecapa-voxceleb": rng.normal(0, 0.05, 192), "ge2e-resemblyzer": np.abs(rng.normal(0, 0.05, 256))}
+    np.savez(home / "centres.npz", **centres)
+    meta = {"name": "fused", "kind": "fusion", "components": [["ecapa-voxceleb", w], ["ge2e-resemblyzer", 1 - w]],
+            "embedding_dim": 448, "sample_rate": 16000,
+            "sha256": {"centres.npz": embedding.file_sha256(home / "centres.npz")}}
+    (home / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("VOICEPRINT_MODELS", str(root))
+    return centres
+
+
+def test_fused_dot_product_is_the_weighted_sum_of_centred_cosines(tmp_path, monkeypatch, speech_16k):
+    centres = _fusion_models(tmp_path, monkeypatch, w=0.7)
+    spec = embedding.load_spec("fused")
+    other = np.roll(speech_16k, 4000) * 0.5
+    fused = embedding.Embedder(spec)
+    a, b = fused.embed(speech_16k), fused.embed(other)
+    assert a.shape == (448,) and np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
+
+    def centred(name, x):
+        v = embedding.get_embedder(name).embed(x).astype(np.float64) - centres[name]
+        return v / np.linalg.norm(v)
+
+    expected = sum(w * centred(n, speech_16k) @ centred(n, other) for n, w in spec.components)
+    assert float(a @ b) == pytest.approx(expected, abs=1e-5)
+    # diarisation borrows the first component's network, whose thresholds it was tuned with
+    assert fused.encoder is embedding.get_embedder("ecapa-voxceleb").encoder
+    # the fingerprint changes with the weights: one index never mixes two fusions
+    fp = spec.fingerprint
+    _fusion_models(tmp_path / "again", monkeypatch, w=0.6)
+    assert embedding.load_spec("fused").fingerprint != fp
+
+
+def test_fusion_refuses_altered_centres(tmp_path, monkeypatch, speech_16k):
+    _fusion_models(tmp_path, monkeypatch)
+    np.savez(tmp_path / "models" / "fused" / "centres.npz", x=np.zeros(3))
+    with pytest.raises(ModelError, match="fails its checksum"):
+        embedding.Embedder(embedding.load_spec("fused")).embed(speech_16k)

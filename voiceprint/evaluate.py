@@ -107,6 +107,8 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
     from .telephone import simulated
 
     spec = load_spec(model)
+    if spec.kind == "fusion":
+        return _embed_fused(items, spec, variant, progress)
     cache = EmbeddingCache(cache_path())
     try:
         for n, item in enumerate(items):
@@ -139,6 +141,25 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
                 progress(n + 1, len(items))
     finally:
         cache.close()
+    return items
+
+
+def _embed_fused(items: list[Item], spec, variant: str, progress=None) -> list[Item]:
+    """A fusion model's vectors, composed from each component's (cached) vectors."""
+    from dataclasses import replace
+
+    from .embedding import fuse, fusion_centres
+
+    centres = fusion_centres(spec)
+    parts = []
+    for name, _ in spec.components:
+        copies = [replace(item, vector=None, refused="") for item in items]
+        parts.append(embed_items(copies, name, variant, progress))
+    for n, item in enumerate(items):
+        first = parts[0][n]
+        item.net_speech, item.source_rate, item.codec = first.net_speech, first.source_rate, first.codec
+        item.refused = next((p[n].refused for p in parts if p[n].refused), "")
+        item.vector = None if item.refused else fuse(spec, [p[n].vector for p in parts], centres)
     return items
 
 
