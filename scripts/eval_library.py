@@ -71,12 +71,13 @@ def read_split(data: Path, n_enrol: int, max_speakers: int | None):
     return split
 
 
-def run_library(split, root: Path, top: int, min_speech: float | None, log_every: int = 100) -> dict:
+def run_library(split, root: Path, top: int, min_speech: float | None, model: str | None = None,
+                log_every: int = 100) -> dict:
     """Enrol and query through the real Library API; returns ranks and counts."""
     from voiceprint.errors import VoiceprintError
     from voiceprint.library import EnrolItem, Library
 
-    lib = Library.create(root, operator="eval_library")
+    lib = Library.create(root, model=model, operator="eval_library")
     items = [EnrolItem(str(p), spk) for spk, (enrol, _) in split.items() for p in enrol]
     t0 = time.perf_counter()
     # speechocean762 utterances (2-5 s) sit below the 5 s enrolment gate; the acceptance enrols
@@ -192,6 +193,8 @@ def main() -> None:
                     help="net speech below which the library refuses a file (default: the library's own, 1.0 s)")
     ap.add_argument("--no-cache", action="store_true", help="embed the baseline afresh instead of using the cache")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--model", default=None, help="the library's speaker model (default: the default model); the "
+                    "baseline is always the SpeechBrain model (a fusion's first component)")
     args = ap.parse_args()
     if not (args.data / "manifest.csv").exists():
         raise SystemExit(f"{args.data}/manifest.csv not found - pass --data")
@@ -203,19 +206,22 @@ def main() -> None:
     print(f"{datetime.now().isoformat(timespec='seconds')}  {machine()}  code {code_version()}")
     print(f"data: {args.data} - {len(split)} speakers, {args.enrol} enrolled each, {n_q} queries", flush=True)
 
-    spec = load_spec(None)
-    embedder = get_embedder(spec.name)  # the same object Library uses: the model loads once
+    spec = load_spec(args.model)
+    base = load_spec(spec.components[0][0]) if spec.kind == "fusion" else spec
+    embedder = get_embedder(base.name)  # the same object Library uses: the model loads once
     t0 = time.perf_counter()
     encoder = embedder.encoder
-    print(f"model {spec.name} ({spec.fingerprint}) loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"library model {spec.name} ({spec.fingerprint}); baseline {base.name} ({base.fingerprint}) "
+          f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="eval_library_") as tmp:
-        lib = run_library(split, Path(tmp) / "lib", args.top, args.min_speech)
-    direct = run_direct(split, encoder, spec.fingerprint, not args.no_cache)
+        lib = run_library(split, Path(tmp) / "lib", args.top, args.min_speech, spec.name)
+    direct = run_direct(split, encoder, base.fingerprint, not args.no_cache)
 
     result = {
         "date": datetime.now().isoformat(timespec="seconds"), "machine": machine(), "code": code_version(), "data": str(args.data),
         "speakers": len(split), "enrol_per_speaker": args.enrol, "queries": n_q,
+        "model": spec.name, "baseline_model": base.name,
         "library": {"top1": _rate(lib["ranks"], 1), "top5": _rate(lib["ranks"], 5),
                     "enrol_refused": len(lib["enrol_refused"]), "query_refused": len(lib["query_refused"]),
                     "enrol_seconds": lib["enrol_seconds"], "query_seconds": lib["query_seconds"], "index": lib["index"],

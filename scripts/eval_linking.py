@@ -162,20 +162,23 @@ def main() -> None:
     from voiceprint.scoring import load_backend
 
     everyone = np.ones(len(V), bool)
-    spaces = {"centred": [(everyone, linking.LinkSpace("centred", linking.LINK_THRESHOLD, centre=V.mean(axis=0)))],
-              "raw": [(everyone, linking.LinkSpace("cosine", linking.LINK_THRESHOLD_RAW))]}
+    limits = linking.thresholds()  # the model's own (VOICEPRINT_MODEL picks the model)
+    spaces = {"centred": [(everyone, linking.LinkSpace("centred", limits["centred"], centre=V.mean(axis=0)))],
+              "raw": [(everyone, linking.LinkSpace("cosine", limits["cosine"]))]}
     backend = load_backend()
     if backend is not None:  # fitted on dev speakers only (voiceprint.evaluate.split_of)
-        spaces["llr"] = [(everyone, linking.LinkSpace("llr", linking.LINK_LLR, backend=backend))]
+        spaces["llr"] = [(everyone, linking.LinkSpace("llr", limits["llr"], backend=backend))]
         if args.split == "dev":
-            spaces["llr-heldout"] = [(np.array([fold_of(s) == k for s in truth_arr]), linking.LinkSpace("llr", linking.LINK_LLR, backend=b))
+            spaces["llr-heldout"] = [(np.array([fold_of(s) == k for s in truth_arr]), linking.LinkSpace("llr", limits["llr"], backend=b))
                                      for k, b in fold_backends(backend).items()]
     if args.split == "dev":
         grids = {"centred": [0.4, 0.45, 0.5, 0.55], "raw": [0.6, 0.65, 0.7],
                  "llr": [2.0, 3.0, 4.0, 5.0], "llr-heldout": [2.0, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0]}
     else:
-        grids = {"centred": [linking.LINK_THRESHOLD], "raw": [linking.LINK_THRESHOLD_RAW], "llr": [linking.LINK_LLR]}
-    out = {"split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call, "net_speech_mean_s": round(float(np.mean(nets)), 2),
+        grids = {"centred": [limits["centred"]], "raw": [limits["cosine"]], "llr": [limits["llr"]]}
+    from voiceprint.embedding import load_spec
+
+    out = {"model": load_spec(None).name, "split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call, "net_speech_mean_s": round(float(np.mean(nets)), 2),
            "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
     for space, grid in grids.items():
         if space not in spaces:

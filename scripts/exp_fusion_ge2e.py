@@ -6,7 +6,9 @@ Apache-2.0 weights from its PyPI wheel) help issue 3's identification test?
 speechocean762, the protocol of ``scripts/eval_library.py`` (3 enrolments, the rest queried,
 166-way). Both models see the same front-end speech (``out/cache/so762_speech.npz`` from
 ``scripts/exp_warp.py``). Fused score = w * cos_ECAPA + (1 - w) * cos_GE2E, with w chosen on the
-dev half's queries and read on the test half's (and the reverse).
+dev half's queries and read on the test half's (and the reverse). Then the same with each model's
+vectors centred on the mean of the half whose queries are not reported (``centred_variant``):
+the form the ``ecapa-ge2e`` fusion model takes.
 """
 
 from __future__ import annotations
@@ -124,9 +126,6 @@ def main() -> None:
     Path(args.json).write_text(json.dumps(result, indent=2))
 
 
-if __name__ == "__main__":
-    main()
-
 
 def centred_variant() -> None:
     """The same, with each model's vectors centred on the mean of the *other* half's recordings."""
@@ -172,3 +171,8 @@ def centred_variant() -> None:
     for k, h in hits.items():
         out[k] = {"all": round(h.mean() * 100, 2), "child": round(h[child].mean() * 100, 2), "adult": round(h[~child].mean() * 100, 2)}
     print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
+    centred_variant()

@@ -136,17 +136,18 @@ def test_scores_are_centred_once_the_library_is_big_enough(lib, monkeypatch):
     the library's mean is removed, with or without a back end."""
     import voiceprint.scoring
 
+    limits = linking.thresholds(lib.model)
     space = linking.link_space(lib.store, lib.model)
-    assert (space.kind, space.threshold) == ("cosine", linking.LINK_THRESHOLD_RAW)
+    assert (space.kind, space.threshold) == ("cosine", limits["cosine"])
     fitted, real = object(), voiceprint.scoring.load_backend
     monkeypatch.setattr(voiceprint.scoring, "load_backend", lambda model=None: fitted)
     space = linking.link_space(lib.store, lib.model)
-    assert (space.kind, space.threshold, space.backend) == ("llr", linking.LINK_LLR, fitted)
+    assert (space.kind, space.threshold, space.backend) == ("llr", limits["llr"], fitted)
     monkeypatch.setattr(voiceprint.scoring, "load_backend", real)
     for i in range(linking.CENTRE_MIN):
         linking.add_recordings(lib, f"AJ-{i}", [_file(lib, f"r{i}.wav", (i % 10, 100 + i))])
     space = linking.link_space(lib.store, lib.model)
-    assert (space.kind, space.threshold) == ("centred", linking.LINK_THRESHOLD) and space.centre.shape == (DIM,)
+    assert (space.kind, space.threshold) == ("centred", limits["centred"]) and space.centre.shape == (DIM,)
     monkeypatch.setattr(voiceprint.scoring, "load_backend", lambda model=None: fitted)
     assert linking.link_space(lib.store, lib.model).kind == "centred"
     shared = np.vstack([FakeEmbedder().embed(np.array([k, 900 + k], np.float32)) for k in range(10)]) + 0.5
@@ -179,7 +180,7 @@ def test_with_a_fitted_back_end_links_are_scored_as_likelihood_ratios(tmp_path):
     if load_backend(lib.model) is None:
         pytest.skip("no back end fitted for the default model (scripts/train_backend.py)")
     space = linking.link_space(lib.store, lib.model)
-    assert space.kind == "llr" and space.threshold == linking.LINK_LLR
+    assert space.kind == "llr" and space.threshold == linking.thresholds(lib.model)["llr"]
     same = [FakeEmbedder().embed(np.array([4, t], np.float32)) for t in (41, 42)]
     other = FakeEmbedder().embed(np.array([9, 91], np.float32))
     rows = space.rows(np.vstack(same + [other]), ["wideband", "narrowband", "wideband"], [20.0, 20.0, 20.0])

@@ -64,6 +64,7 @@ class ModelSpec:
     licence: str = ""
     kind: str = "speechbrain"  # speechbrain | ge2e | fusion
     components: list = field(default_factory=list)  # fusion: [(model name, weight), ...]
+    linking: dict = field(default_factory=dict)  # thresholds tuned for this model (voiceprint.linking)
 
     @property
     def fingerprint(self) -> str:
@@ -128,6 +129,7 @@ def load_spec_from(home: Path, name: str) -> ModelSpec:
         licence=meta.get("licence", ""),
         kind=kind,
         components=[(str(n), float(w)) for n, w in meta.get("components", [])],
+        linking={str(k): float(v) for k, v in meta.get("linking", {}).items()},
     )
 
 

@@ -197,6 +197,7 @@ def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
     on four draws of test cases it reached precision and recall >= 0.919 where the LLR did not
     (docs/accuracy.md, case linking). Below that, the back end's LLR when one is fitted, else plain cosine.
     """
+    limits = thresholds(model)
     n, = store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE model = ?", (model,)).fetchone()
     if n < CENTRE_MIN:
         if use_backend:
@@ -204,13 +205,23 @@ def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
 
             backend = load_backend(model)
             if backend is not None:
-                return LinkSpace("llr", LINK_LLR, backend=backend)
-        return LinkSpace("cosine", LINK_THRESHOLD_RAW)
+                return LinkSpace("llr", limits["llr"], backend=backend)
+        return LinkSpace("cosine", limits["cosine"])
     total = None
     for (blob,) in store.db.execute("SELECT vector FROM voiceprints WHERE model = ?", (model,)):
         v = np.frombuffer(blob, np.float32).astype(np.float64)
         total = v if total is None else total + v
-    return LinkSpace("centred", LINK_THRESHOLD, centre=total / n)
+    return LinkSpace("centred", limits["centred"], centre=total / n)
+
+
+def thresholds(model: str | None = None) -> dict[str, float]:
+    """The link thresholds for a model: its ``model.json`` ``"linking"`` entry where it has one
+    (tuned for that model by ``scripts/eval_linking.py``), else the module's (tuned for ``ecapa-voxceleb``)."""
+    from .embedding import load_spec
+
+    own = load_spec(model).linking
+    return {"centred": own.get("centred", LINK_THRESHOLD), "cosine": own.get("cosine", LINK_THRESHOLD_RAW),
+            "llr": own.get("llr", LINK_LLR)}
 
 
 def centred(vectors: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
