@@ -154,3 +154,23 @@ def test_check_scores_script_runs_on_a_trial_file(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_scores.py"), str(out)],
                          capture_output=True, text=True, check=True)
     assert "EER 0.000 %" in res.stdout
+
+
+def test_a_fusion_model_is_evaluated_from_its_components_vectors(toy_corpus, tmp_path, monkeypatch):
+    """evaluate composes a fusion's voiceprints from each component's (cached) ones: the same vector
+    the library's embedder makes from the same speech."""
+    from test_embedding import _fusion_models
+
+    from voiceprint import audio
+    from voiceprint.embedding import Embedder, load_spec
+
+    monkeypatch.setenv("VOICEPRINT_CACHE", str(tmp_path / "cache.sqlite"))
+    _fusion_models(tmp_path, monkeypatch, w=0.6)
+    items = ev.embed_items(ev.read_eval_manifest(toy_corpus)[:2], "fused")
+    for item in items:
+        assert item.vector.shape == (448,) and not item.refused and item.net_speech > 1
+        speech, _ = audio.prepare_speech(audio.load_recording(item.path, channels=0).channels[0], min_speech=0.3)
+        np.testing.assert_allclose(item.vector, Embedder(load_spec("fused")).embed(speech), atol=1e-5)
+    # the components' vectors are now cached under their own models
+    again = ev.embed_items(ev.read_eval_manifest(toy_corpus)[:2], "ecapa-voxceleb")
+    assert all(a.vector.shape == (192,) for a in again)
