@@ -117,6 +117,9 @@ def main(argv=None) -> int:
                    + "; centres.npz: means of development embeddings (speechocean762 CC BY 4.0, hyke_ivr_8k)",
         "sha256": {"centres.npz": file_sha256(home / "centres.npz")},
     }
+    if (home / "model.json").exists():  # keep what other scripts tuned for this model (e.g. "linking")
+        old = json.loads((home / "model.json").read_text(encoding="utf-8"))
+        meta.update({k: v for k, v in old.items() if k not in meta})
     (home / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     report = {
         "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
