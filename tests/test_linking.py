@@ -225,3 +225,21 @@ def test_filing_reclusters_and_keeps_an_investigators_split(lib):
         ids = {v["voiceprint"] for v in c["voices"]}
         assert not ({wrong, cluster["voices"][0]["voiceprint"]} <= ids)
     assert lib.audit(50, action="link.split")
+
+
+def test_link_thresholds_come_from_the_model_when_it_has_its_own(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from voiceprint.embedding import models_dir
+
+    root = tmp_path / "models"
+    (root / "tuned").mkdir(parents=True)
+    meta = json.loads((models_dir() / "ecapa-voxceleb" / "model.json").read_text())
+    shutil.copytree(models_dir() / "ecapa-voxceleb", root / "ecapa-voxceleb", ignore=shutil.ignore_patterns("backend"))
+    meta.update(name="tuned", linking={"centred": 0.5, "llr": 3.0})
+    (root / "tuned" / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("VOICEPRINT_MODELS", str(root))
+    assert linking.thresholds("tuned") == {"centred": 0.5, "cosine": linking.LINK_THRESHOLD_RAW, "llr": 3.0}
+    assert linking.thresholds("ecapa-voxceleb") == {"centred": linking.LINK_THRESHOLD, "cosine": linking.LINK_THRESHOLD_RAW,
+                                                    "llr": linking.LINK_LLR}
