@@ -77,13 +77,18 @@ class StageTimer:
 
     def wrap(self, owner, name: str, stage: str) -> None:
         original = getattr(owner, name)
+        active = set()  # a fusion's embed calls its components' embed: time the outer call only
 
         @wraps(original)
         def timed(*args, **kwargs):
+            if stage in active:
+                return original(*args, **kwargs)
+            active.add(stage)
             t0 = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
+                active.discard(stage)
                 self.seconds[stage] += time.perf_counter() - t0
 
         setattr(owner, name, timed)
