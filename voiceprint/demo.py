@@ -85,7 +85,7 @@ def run_demo(library: Path, workdir: Path, operator: str | None = None, echo=pri
             print_rows(rows, title=f"{name} channel {r['channel']} ({r['codec']}, {r['source_rate']} Hz, "
                                    f"{r['net_speech']:.1f} s speech)")
     echo("   note: these voices are synthetic and unlike the real speech the score calibration was fitted on,\n"
-         "   so their likelihood ratios sit at the cap and mean nothing; on real speech see docs/accuracy.md")
+         "   so their likelihood ratios sit at the bounds and mean nothing; on real speech see docs/accuracy.md")
     echo("4. 1:1 comparison (evaluative)")
     v = lib.verify(calls["fraud_call_8k.amr"], workdir / "known_1_0.wav")
     echo(f"   fraud_call_8k.amr vs known_1_0.wav: score {v['score']}, log10 LR {v.get('log10_lr')} ({v.get('verbal')})")
