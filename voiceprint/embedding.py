@@ -87,7 +87,7 @@ def _package_dir(relative: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             f"the package carrying the model files ({top}) is not installed - "
-            "reinstall voiceprint with `make install` (pip install -e .)"
+            "reinstall voiceprint with `make install`"
         )
     return Path(list(spec.submodule_search_locations)[0]) / rest
 
@@ -139,7 +139,9 @@ def list_models() -> list[ModelSpec]:
     root = models_dir()
     for meta in sorted(root.glob("*/model.json")) if root.exists() else []:
         try:
-            out.append(load_spec(meta.parent.name))
+            spec = load_spec(meta.parent.name)
+            spec.fingerprint  # a fusion whose component is missing is broken too
+            out.append(spec)
         except Exception:  # noqa: BLE001 - a broken folder must not hide the others
             continue
     return out
