@@ -133,3 +133,48 @@ def test_processes_creating_one_library_at_once_all_get_it(tmp_path):
 
     with Library.open(tmp_path / "lib") as lib:
         assert [r["action"] for r in lib.audit()] == ["library.create"]
+
+
+def test_should_stop_ends_an_enrolment_between_files_with_everything_saved(clips, tmp_path):
+    from voiceprint.library import EnrolItem, Library
+
+    items = [EnrolItem(str(c), f"P{i}") for i, c in enumerate(clips[:4])]
+    asked = []
+
+    def should_stop():
+        asked.append(1)
+        return len(asked) > 2  # two files, then stop
+
+    with Library.open(tmp_path / "lib", create=True) as lib:
+        with pytest.raises(KeyboardInterrupt):
+            lib.enrol_many(items, min_speech=0.5, force=True, should_stop=should_stop)
+        assert lib.check_index()["status"] == "ok"
+        assert lib.store.db.execute("SELECT COUNT(*) FROM voiceprints").fetchone()[0] == 2
+        again = lib.enrol_many(items, min_speech=0.5, force=True)
+        assert [o.status for o in again.outcomes] == ["already", "already", "enrolled", "enrolled"]
+
+
+def test_a_ctrl_c_swallowed_by_third_party_code_still_stops_the_cli(clips, tmp_path, monkeypatch):
+    """silero-vad wraps calls in bare ``except:``; a KeyboardInterrupt raised there is lost. The
+    CLI's SIGINT flag must stop the enrolment anyway, with exit code 130."""
+    import voiceprint.library
+    from voiceprint import cli
+
+    manifest = tmp_path / "manifest.csv"
+    rows = crash_enrol.write_manifest(clips[:4], manifest)
+    real = voiceprint.library.Library._enrol_one
+    calls = []
+
+    def enrol_one_swallowing_a_ctrl_c(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            try:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C arrives inside third-party code...
+            except:  # noqa: E722 - ...which swallows it, as silero-vad's bare except does
+                pass
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(voiceprint.library.Library, "_enrol_one", enrol_one_swallowing_a_ctrl_c)
+    rc = cli.run(["enrol", str(manifest), "--library", str(tmp_path / "lib"), "--min-speech", "0.5", "--force"])
+    assert rc == 130 and len(calls) == 2 < len(rows)
+    assert signal.getsignal(signal.SIGINT) is not cli._on_sigint  # the handler is removed afterwards

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import List, Optional
@@ -164,7 +166,7 @@ def enrol(
 
         try:
             summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single,
-                                     force=force)
+                                     force=force, should_stop=INTERRUPTED.is_set)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
             _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
@@ -641,8 +643,29 @@ def demo(
     run_demo(Path(library), workdir, operator=STATE["operator"], echo=typer.echo)
 
 
+#: Set by Ctrl-C (SIGINT). Long loops check it between items, because the KeyboardInterrupt the
+#: signal also raises can be swallowed by third-party code that catches everything.
+INTERRUPTED = threading.Event()
+
+
+def _on_sigint(signum, frame) -> None:
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the CLI on ``args`` and return the exit code (errors become one line on stderr)."""
+    INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return _run(args)
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run(args: list[str] | None) -> int:
     from typer._click import exceptions as click_errors  # typer vendors click
 
     os.umask(0o077)  # everything this tool writes may hold biometric or personal data

@@ -407,10 +407,16 @@ class Library:
 
     def enrol_many(self, items: Iterable[EnrolItem], min_speech: float | None = None,
                    progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
-                   on_wait: Callable[[str], None] | None = None, force: bool = False) -> EnrolSummary:
+                   on_wait: Callable[[str], None] | None = None, force: bool = False,
+                   should_stop: Callable[[], bool] | None = None) -> EnrolSummary:
         """Enrol many recordings. Each file commits on its own, so an interruption keeps every
         file already reported and a re-run skips them; refusals are collected, not raised.
-        Voices below the quality gates (``voiceprint.quality``) are refused unless ``force``."""
+        Voices below the quality gates (``voiceprint.quality``) are refused unless ``force``.
+
+        ``should_stop`` is asked before each file; when it answers True the run stops there as if
+        interrupted (KeyboardInterrupt after the index is saved). The CLI passes its Ctrl-C flag, so
+        a Ctrl-C that a third-party library swallowed (silero-vad has bare ``except:`` clauses)
+        still stops the run."""
         from .embedding import file_sha256
         from .index import VoiceIndex
 
@@ -420,6 +426,9 @@ class Library:
             since_save = 0
             try:
                 for item in items:
+                    if should_stop is not None and should_stop():
+                        summary.interrupted = True
+                        break
                     try:
                         outcome = self._enrol_one(item, embedder, file_sha256, min_speech, force)
                     except VoiceprintError as err:
