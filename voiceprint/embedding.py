@@ -233,6 +233,7 @@ class Embedder:
         self.spec = model if isinstance(model, ModelSpec) else load_spec(model)
         self.device = device
         self._encoder = None
+        self._centres = None
 
     @property
     def encoder(self):
@@ -257,7 +258,9 @@ class Embedder:
         import torch
 
         if self.spec.kind == "fusion":
-            return fuse(self.spec, [get_embedder(name).embed(speech) for name, _ in self.spec.components])
+            if self._centres is None:  # checked and read once per embedder
+                self._centres = fusion_centres(self.spec)
+            return fuse(self.spec, [get_embedder(name).embed(speech) for name, _ in self.spec.components], self._centres)
         rate = self.spec.sample_rate
         speech = np.ascontiguousarray(speech, dtype=np.float32)
         if len(speech) < MIN_EMBED_SECONDS * rate:  # the model's convolutions need a few frames
