@@ -14,16 +14,17 @@ the form the ``ecapa-ge2e`` fusion model takes.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from exp_warp import corpus  # noqa: E402  (the same corpus loading)
 DATA = ROOT.parent / "shared" / "data" / "speechocean762"
 
 
@@ -73,11 +74,7 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "out" / "exp" / "fusion_ge2e.json"))
     args = ap.parse_args()
     torch.set_num_threads(2)
-    rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
-    ages = {r["speaker"]: int(r["age"]) for r in csv.DictReader(open(DATA / "speakers.csv", encoding="utf-8"))}
-    by: "OrderedDict[str, list[int]]" = OrderedDict()
-    for i, r in enumerate(rows):
-        by.setdefault(r["speaker"], []).append(i)
+    rows, ages, by = corpus()
     speech = list(np.load(ROOT / "out" / "cache" / "so762_speech.npz", allow_pickle=True)["speech"])
     ecapa = np.load(ROOT / "out" / "exp" / "warp.npz")["1.0"]
     store = ROOT / "out" / "exp" / "ge2e.npy"
@@ -131,11 +128,7 @@ def centred_variant() -> None:
     """The same, with each model's vectors centred on the mean of the *other* half's recordings."""
     from voiceprint.evaluate import split_of
 
-    rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
-    ages = {r["speaker"]: int(r["age"]) for r in csv.DictReader(open(DATA / "speakers.csv", encoding="utf-8"))}
-    by: "OrderedDict[str, list[int]]" = OrderedDict()
-    for i, r in enumerate(rows):
-        by.setdefault(r["speaker"], []).append(i)
+    rows, ages, by = corpus()
     ok = np.array([True] * len(rows))
     e = np.load(ROOT / "out" / "exp" / "warp.npz")["1.0"].astype(np.float64)
     g = np.load(ROOT / "out" / "exp" / "ge2e.npy").astype(np.float64)

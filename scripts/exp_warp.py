@@ -49,6 +49,16 @@ def speech_of(rows):
     return out
 
 
+def corpus():
+    """speechocean762's manifest rows, each speaker's age, and each speaker's row numbers in order."""
+    rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
+    ages = {r["speaker"]: int(r["age"]) for r in csv.DictReader(open(DATA / "speakers.csv", encoding="utf-8"))}
+    by: "OrderedDict[str, list[int]]" = OrderedDict()
+    for i, r in enumerate(rows):
+        by.setdefault(r["speaker"], []).append(i)
+    return rows, ages, by
+
+
 def warp(x: np.ndarray, alpha: float) -> np.ndarray:
     from scipy.signal import resample_poly
 
@@ -69,11 +79,7 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "out" / "exp" / "warp.json"))
     args = ap.parse_args()
     torch.set_num_threads(2)
-    rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
-    ages = {r["speaker"]: int(r["age"]) for r in csv.DictReader(open(DATA / "speakers.csv", encoding="utf-8"))}
-    by: "OrderedDict[str, list[int]]" = OrderedDict()
-    for i, r in enumerate(rows):
-        by.setdefault(r["speaker"], []).append(i)
+    rows, ages, by = corpus()
     speech = speech_of(rows)
     enc = get_embedder().encoder
     vecs = {}
