@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from exp_warp import corpus  # noqa: E402  (the same corpus loading)
+from exp_warp import corpus, speaker_scores  # noqa: E402  (the same corpus and protocol)
 DATA = ROOT.parent / "shared" / "data" / "speechocean762"
 
 
@@ -91,9 +91,7 @@ def main() -> None:
     queries = [(s, i) for s, idx in by.items() for i in idx[3:] if speech[i] is not None]
 
     def scores(v):
-        m = np.stack([v[by[s][:3]].mean(0) for s in names])
-        m /= np.linalg.norm(m, axis=1, keepdims=True)
-        return np.stack([m @ v[i] for _, i in queries])
+        return speaker_scores(v, by, queries)
 
     half = np.array([split_of(s) for s, _ in queries])
     child = np.array([ages[s] <= 12 for s, _ in queries])
@@ -142,10 +140,7 @@ def centred_variant() -> None:
 
     def scores(v, mean):
         v = v - mean
-        v = v / np.linalg.norm(v, axis=1, keepdims=True)
-        m = np.stack([v[by[s][:3]].mean(0) for s in names])
-        m /= np.linalg.norm(m, axis=1, keepdims=True)
-        return np.stack([m @ v[i] for _, i in queries])
+        return speaker_scores(v / np.linalg.norm(v, axis=1, keepdims=True), by, queries)
 
     def acc(S, mask):
         return float((S.argmax(1) == truth)[mask].mean() * 100)

@@ -59,6 +59,14 @@ def corpus():
     return rows, ages, by
 
 
+def speaker_scores(vectors: np.ndarray, by, queries) -> np.ndarray:
+    """queries x speakers cosines: each query row against each speaker's normalised mean of its first
+    3 recordings (speakers in ``by`` order; ``queries`` = (speaker, row) pairs)."""
+    m = np.stack([vectors[rows[:3]].mean(0) for rows in by.values()])
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    return np.stack([m @ vectors[i] for _, i in queries])
+
+
 def warp(x: np.ndarray, alpha: float) -> np.ndarray:
     from scipy.signal import resample_poly
 
@@ -107,9 +115,7 @@ def main() -> None:
     queries = [(s, i) for s, idx in by.items() for i in idx[3:] if speech[i] is not None]
 
     def scores(v):
-        m = np.stack([v[by[s][:3]].mean(0) for s in names])
-        m /= np.linalg.norm(m, axis=1, keepdims=True)
-        return np.stack([m @ v[i] for _, i in queries])
+        return speaker_scores(v, by, queries)
 
     def report(S):
         hit = np.array([names[int(np.argmax(S[k]))] == s for k, (s, _) in enumerate(queries)])

@@ -75,10 +75,9 @@ def main(argv=None) -> int:
     sets = {name: load_dev(DEFAULT_PLAN, name) for name in args.components}
     conditions = []
     first = sets[args.components[0]]
-    for k, (corpus, channel, items) in enumerate(first):
+    for k, (corpus, channel, _) in enumerate(first):
         # the same recordings must be usable by every component
-        keep = [n for n, it in enumerate(items)]
-        per = [[s[k][2][n] for n in keep] for s in sets.values()]
+        per = [s[k][2] for s in sets.values()]
         paths = [[i.path for i in p] for p in per]
         assert all(p == paths[0] for p in paths), "components disagree on the usable recordings"
         conditions.append((f"{corpus}/{channel}", [np.stack([i.vector for i in p]).astype(np.float64) for p in per],
