@@ -99,7 +99,7 @@ def fold_backends(backend) -> dict:
     out = {}
     for k in (0, 1):
         b = fit_core([i for i in items if fold_of(i.speaker) != k], backend.meta["shrink"], backend.top_n, None)
-        b.calibration, b.llr_limit = backend.calibration, backend.llr_limit
+        b.calibration, b.llr_limit, b.quality = backend.calibration, backend.llr_limit, backend.quality
         out[k] = b
     return out
 

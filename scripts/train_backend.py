@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from voiceprint.evaluate import (Item, build_trials, cllr, eer, elub, embed_items, min_dcf,  # noqa: E402
                                  read_eval_manifest, select_items)
-from voiceprint.scoring import (Backend, backend_dir, fit_logistic, duration_term,  # noqa: E402
-                                hashed_speaker, speaker_list_hash, within_class_whitening)
+from voiceprint.scoring import (QUALITY_MEASURES, Backend, backend_dir, calibration_features,  # noqa: E402
+                                fit_logistic, hashed_speaker, speaker_list_hash, within_class_whitening)
 
 DATA = ROOT.parent / "shared" / "data"
 #: Development trials are made with one and with three enrolment recordings per speaker.
@@ -64,15 +65,24 @@ def load_dev(plan: dict, model: str | None) -> list[tuple[str, str, list[Item]]]
             print(f"  {corpus:24s} {variant or 'clean':6s} {len(usable):5d} recordings, "
                   f"{len({i.speaker for i in usable})} speakers", flush=True)
         if "" in embedded:  # cross-channel trials: native enrolment, telephone test (scored, not fitted on)
-            for variant in (v for v in embedded if v):
+            for variant, k in itertools.product([v for v in embedded if v], ENROL):
+                # the first k recordings of each speaker native (they enrol it with --enrol k), the rest by phone
                 seen: dict[str, int] = {}
                 mixed = []
                 for native, phone in zip(embedded[""], embedded[variant]):
                     seen[native.speaker] = seen.get(native.speaker, 0) + 1
-                    mixed.append(native if seen[native.speaker] == 1 else phone)
+                    mixed.append(native if seen[native.speaker] <= k else phone)
                 usable = [i for i in mixed if not i.refused and i.net_speech >= 1.0]
                 sets.append((corpus, f"clean>{variant}", usable))
     return sets
+
+
+def enrol_counts(channel: str, items: list[Item]) -> tuple[int, ...]:
+    """Enrolment sizes to make trials with: a cross-channel set is made for one size, its native count."""
+    if ">" not in channel:
+        return ENROL
+    natives = Counter(i.speaker for i in items if i.domain == "wideband")
+    return (Counter(natives.values()).most_common(1)[0][0],)
 
 
 def fitting_items(sets) -> list[Item]:
@@ -105,28 +115,92 @@ def fold_of(speaker: str) -> int:
 
 
 def cross_scores(sets, shrink: float, top_n: int, out_dim: int | None):
-    """Two-fold cross-fitted dev trials: per (corpus, channel) the score/cosine/labels/durations."""
+    """Two-fold cross-fitted dev trials: per (corpus, channel) the score, cosine, label, net speech
+    of the enrolment and test side, channel pair and fold of every trial."""
     speakers = sorted({i.speaker for _, _, items in sets for i in items})
     fold = {s: fold_of(s) for s in speakers}
     out = {}
     for k in (0, 1):
         train = [i for i in fitting_items(sets) if fold[i.speaker] != k]
         backend = fit_core(train, shrink, top_n, out_dim)
-        for (corpus, channel, items), enrol in itertools.product(sets, ENROL):
+        for corpus, channel, items, enrol in ((c, ch, it, e) for c, ch, it in sets for e in enrol_counts(ch, it)):
             held = [i for i in items if fold[i.speaker] == k]
             ts = build_trials(held, enrol, channel, backend)
             if not ts.tests:
                 continue
             tgt = ts.target
             net_t = np.array([t.net_speech for t in ts.tests])
-            dur = duration_term(ts.enrol_net[:, None], net_t[None, :])
-            part = out.setdefault((corpus, channel), {"score": [], "cosine": [], "label": [], "dur": [], "pair": []})
+            part = out.setdefault((corpus, channel), {key: [] for key in
+                                                      ("score", "cosine", "label", "net_e", "net_t", "pair", "fold")})
             part["score"].append(ts.score.ravel())
             part["cosine"].append(ts.cosine.ravel())
             part["label"].append(tgt.ravel())
-            part["dur"].append(np.broadcast_to(dur, tgt.shape).ravel())
+            part["net_e"].append(np.broadcast_to(ts.enrol_net[:, None], tgt.shape).ravel())
+            part["net_t"].append(np.broadcast_to(net_t[None, :], tgt.shape).ravel())
             part["pair"].append(ts.pairs.ravel())
+            part["fold"].append(np.full(tgt.size, k))
     return {key: {k: np.concatenate(v) for k, v in part.items()} for key, part in out.items()}
+
+
+def calibrate(trials, quality: str):
+    """Calibration per channel pair on all development trials, and cross-validated LLRs.
+
+    Returns ``(calibration, cv_llr, llr_limit)``. ``cv_llr``: each fold's trials scored by a
+    calibration fitted on the other fold's speakers only, so the development Cllr and the ELUB
+    bounds describe speakers the calibration did not see. Every development condition
+    (corpus x channel) weighs the same: the few real telephone trials count as much as the many
+    simulated ones. A channel pair gets its own calibration when it has 50 target trials.
+    """
+    y = pooled(trials, "label").astype(bool)
+    feats = calibration_features(pooled(trials, "score"), pooled(trials, "net_e"), pooled(trials, "net_t"), quality)
+    pairs, fold = pooled(trials, "pair"), pooled(trials, "fold")
+    groups = np.concatenate([np.full(len(t["label"]), f"{c}/{ch}") for (c, ch), t in trials.items()])
+
+    def fit(mask):
+        cal = {"all": fit_logistic(feats[mask], y[mask], groups=groups[mask])}
+        for pair in sorted(set(pairs.tolist())):
+            m = mask & (pairs == pair)
+            if y[m].sum() >= 50:
+                cal[pair] = fit_logistic(feats[m], y[m], groups=groups[m])
+        return cal
+
+    def apply(cal, mask, llr):
+        for pair in set(pairs[mask].tolist()):
+            m = mask & (pairs == pair)
+            w = cal.get(pair, cal["all"])
+            llr[m] = feats[m] @ w[:-1] + w[-1]
+
+    cv_llr = np.zeros(len(y))
+    for k in (0, 1):
+        apply(fit(fold != k), fold == k, cv_llr)
+    calibration = fit(np.ones(len(y), bool))
+    # bounds per channel pair (ELUB): how strong an LR that pair's held-out development trials support
+    llr_limit = {"all": elub(cv_llr[y], cv_llr[~y])}
+    for pair in calibration:
+        if pair != "all":
+            m = pairs == pair
+            llr_limit[pair] = elub(cv_llr[m & y], cv_llr[m & ~y])
+    return calibration, cv_llr, llr_limit
+
+
+def bounded(llr: np.ndarray, pairs: np.ndarray, llr_limit: dict) -> np.ndarray:
+    out = llr.copy()
+    for pair in set(pairs.tolist()):
+        m = pairs == pair
+        out[m] = np.clip(out[m], *llr_limit.get(pair, llr_limit["all"]))
+    return out
+
+
+def condition_cllr(trials, cv_llr, llr_limit) -> dict:
+    """Cross-validated, bounded Cllr of each development condition."""
+    out, start = {}, 0
+    for (corpus, channel), t in trials.items():
+        n = len(t["label"])
+        y = t["label"].astype(bool)
+        llr = bounded(cv_llr[start:start + n], t["pair"], llr_limit)
+        out[f"{corpus}/{channel}"] = cllr(llr[y], llr[~y])
+        start += n
+    return out
 
 
 def summarise(trials) -> dict:
@@ -150,7 +224,9 @@ def main(argv=None) -> int:
                     help="within-class covariance shrinkage values to try (1.0 = centring only)")
     ap.add_argument("--top-n", type=int, nargs="*", default=[100, 300], help="AS-norm cohort sizes to try")
     ap.add_argument("--out-dim", type=int, default=0, help="LDA output dimension (0 = keep all)")
-    ap.add_argument("--no-duration", action="store_true", help="calibrate on the score alone")
+    ap.add_argument("--quality", nargs="*", default=["min_duration", "durations"], choices=QUALITY_MEASURES,
+                    help="calibration quality measures to try (voiceprint.scoring.QUALITY_MEASURES); the one "
+                         "with the lowest mean cross-validated development Cllr is kept")
     ap.add_argument("--dry-run", action="store_true", help="report development figures, save nothing")
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the plan, e.g. hyke_ivr_8k:clean speechocean762:amrnb")
@@ -181,56 +257,35 @@ def main(argv=None) -> int:
     print("baseline (plain cosine) dev EER: "
           + "  ".join(f"{k} {100 * r['eer_baseline']:.2f}" for k, r in summary.items()))
 
-    # calibration on the cross-fitted development scores, every condition weighted equally
+    # calibration on the cross-fitted development scores: each quality measure is judged by its
+    # cross-validated Cllr (calibration fitted on one fold's speakers, scored on the other's)
     y = pooled(trials, "label").astype(bool)
-    score, dur, cos = pooled(trials, "score"), pooled(trials, "dur"), pooled(trials, "cosine")
-    feats = np.column_stack([score, np.zeros_like(dur) if args.no_duration else dur])
-    pairs = pooled(trials, "pair")
-    # every development condition (corpus x channel) weighs the same: the few real telephone
-    # trials count as much as the many simulated ones
-    groups = np.concatenate([np.full(len(t["label"]), f"{c}/{ch}") for (c, ch), t in trials.items()])
-    calibration = {"all": fit_logistic(feats, y, groups=groups)}
-    for pair in sorted(set(pairs.tolist())):
-        m = pairs == pair
-        if y[m].sum() >= 50:  # enough target trials to fit this channel pair on its own
-            calibration[pair] = fit_logistic(feats[m], y[m], groups=groups[m])
-    if args.no_duration:
-        calibration = {k: np.array([w[0], 0.0, w[2]]) for k, w in calibration.items()}
+    score, cos = pooled(trials, "score"), pooled(trials, "cosine")
+    fits = {}
+    for quality in args.quality:
+        calibration, cv_llr, llr_limit = calibrate(trials, quality)
+        per = condition_cllr(trials, cv_llr, llr_limit)
+        fits[quality] = (float(np.mean(list(per.values()))), calibration, llr_limit, per)
+        print(f"quality {quality:12s}: mean cross-validated dev Cllr {fits[quality][0]:.3f}  "
+              + "  ".join(f"{k} {v:.3f}" for k, v in per.items()), flush=True)
+    quality = min(fits, key=lambda q: fits[q][0])
+    _, calibration, llr_limit, per = fits[quality]
+    print(f"chosen: quality {quality}")
     base = fit_logistic(cos[:, None], y)
-    # the LLR each development trial gets, before any bound
-    raw_llr = {}
-    for key, t in trials.items():
-        llr = np.zeros(len(t["label"]))
-        for pair in set(t["pair"].tolist()):
-            w = calibration.get(pair, calibration["all"])
-            m = t["pair"] == pair
-            llr[m] = w[0] * t["score"][m] + w[1] * t["dur"][m] + w[2]
-        raw_llr[key] = llr
-    # bounds per channel pair (ELUB): how strong an LR that pair's development trials can support
-    all_llr = np.concatenate([raw_llr[k] for k in trials])
-    llr_limit = {"all": elub(all_llr[y], all_llr[~y])}
-    for pair in calibration:
-        if pair != "all":
-            m = pairs == pair
-            llr_limit[pair] = elub(all_llr[m & y], all_llr[m & ~y])
-    cal = {}
     for key, t in trials.items():
         yy = t["label"].astype(bool)
-        llr = raw_llr[key].copy()
-        for pair in set(t["pair"].tolist()):
-            m = t["pair"] == pair
-            llr[m] = np.clip(llr[m], *llr_limit.get(pair, llr_limit["all"]))
-        cal[f"{key[0]}/{key[1]}"] = {"cllr_backend": cllr(llr[yy], llr[~yy]),
-                                     "cllr_baseline": cllr(base[0] * t["cosine"][yy] + base[1],
-                                                           base[0] * t["cosine"][~yy] + base[1])}
-        summary[f"{key[0]}/{key[1]}"].update(cal[f"{key[0]}/{key[1]}"])
+        name = f"{key[0]}/{key[1]}"
+        summary[name].update(cllr_backend=per[name],
+                             cllr_baseline=cllr(base[0] * t["cosine"][yy] + base[1], base[0] * t["cosine"][~yy] + base[1]))
+    names = {"durations": ["score", "log(enrol net speech)", "log(test net speech)", "score*log(enrol)",
+                           "score*log(test)"], "min_duration": ["score", "log(min net speech)"], "none": ["score"]}[quality]
     for pair, w in calibration.items():
-        print(f"calibration {pair:10s} llr = {w[0]:.3f}*score + {w[1]:.3f}*log(min net speech) + {w[2]:.3f}")
+        print(f"calibration {pair:10s} llr = " + " + ".join(f"{c:.3f}*{n}" for c, n in zip(w, names)) + f" + {w[-1]:.3f}")
     for pair, (lo, hi) in llr_limit.items():
         print(f"llr bounds (ELUB) {pair:10s} [{lo:.2f}, {hi:.2f}]  (log10 [{lo / np.log(10):.2f}, {hi / np.log(10):.2f}])")
     for k, r in summary.items():
         print(f"  {k:32s} EER {100 * r['eer_baseline']:.2f} -> {100 * r['eer_backend']:.2f} %   "
-              f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f}")
+              f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f} (cross-validated)")
 
     if args.dry_run:
         return 0
@@ -238,6 +293,7 @@ def main(argv=None) -> int:
     backend = fit_core(all_items, shrink, top_n, out_dim)
     backend.calibration = calibration
     backend.llr_limit = llr_limit
+    backend.quality = quality
     # the impostor score distribution, kept as 20,001 quantiles (enough for false-hit rates down to 1e-4)
     non = np.sort(score[~y])
     backend.nontarget_scores = non if len(non) <= 20001 else np.quantile(non, np.linspace(0, 1, 20001))
@@ -257,7 +313,9 @@ def main(argv=None) -> int:
         "baseline_calibration": [float(base[0]), float(base[1])],
         "score": "AS-norm of the cosine after domain centring and within-speaker whitening",
         "llr": "natural log; calibration per channel pair (wideband, narrowband, cross; 'all' otherwise), "
-               "weights [score, log(min net speech s), offset]",
+               f"weights [{', '.join(names)}, offset] (voiceprint.scoring.calibration_features, "
+               f"quality measure {quality!r}); bounds: ELUB of the cross-validated development LLRs",
+        "quality_measures_tried": {q: round(f[0], 4) for q, f in fits.items()},
         "enrol_per_dev_trial": list(ENROL),
         "dev_figures": summary,
     }

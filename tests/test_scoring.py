@@ -45,6 +45,40 @@ def _toy_backend(dim=8, seed=0):
                            {"all": np.array([2.0, 0.0, -3.0])}, 8.0, non, {"fitted_at": "test"})
 
 
+def test_duration_calibration_recovers_a_score_weight_that_grows_with_speech():
+    """Trials whose true LLR is (1 + log test seconds) * score: only the ``durations`` quality
+    measure can express it, and fitted on such trials it gives the right LLR at both ends."""
+    rng = np.random.default_rng(1)
+    n = 40000
+    net_e, net_t = rng.uniform(1, 30, n), rng.uniform(1, 30, n)
+    y = rng.random(n) < 0.2
+    half = (1.0 + np.log(net_t)) / 2  # scores N(+-half, 1): the true llr is 2 * half * score
+    s = np.where(y, rng.normal(half, 1), rng.normal(-half, 1))
+    b = _toy_backend()
+    b.llr_limit = {"all": (-50.0, 50.0)}
+    errors = {}
+    for quality in ("durations", "min_duration"):
+        feats = scoring.calibration_features(s, net_e, net_t, quality)
+        b.quality, b.calibration = quality, {"all": scoring.fit_logistic(feats, y)}
+        errors[quality] = max(abs(b.llr(1.0, 10.0, sec) - (1 + np.log(sec))) for sec in (1.0, 25.0))
+    assert errors["durations"] < 0.15
+    assert errors["min_duration"] > 0.5  # one weight for the score, whatever the speech behind it
+
+
+def test_calibration_weights_must_match_the_quality_measure(tmp_path):
+    b = _toy_backend()  # fitted with the older two-feature form
+    assert b.llr(1.0, 5.0, 5.0) == pytest.approx(-1.0)
+    b.quality = "durations"
+    with pytest.raises(scoring.ModelError, match="refit"):
+        b.llr(1.0, 5.0, 5.0)
+    b.calibration = {"all": np.array([1.0, 0.0, 0.0, 0.0, 0.0, -1.0])}
+    b.save(tmp_path)
+    again = scoring.Backend.load(tmp_path)
+    assert again.quality == "durations" and again.llr(2.0, 5.0, 5.0) == pytest.approx(1.0)
+    with pytest.raises(scoring.ModelError, match="quality measure"):
+        scoring.calibration_features(1.0, 5.0, 5.0, "loudness")
+
+
 def test_as_norm_puts_impostor_scores_near_zero_and_a_match_far_above():
     b = _toy_backend()
     rng = np.random.default_rng(5)

@@ -186,7 +186,9 @@ class LinkSpace:
         asn = 0.5 * ((raw - a[:, -4, None]) / a[:, -3, None] + (raw - b[None, :, -4]) / b[None, :, -3])
         dom = lambda x: np.where(x[:, -1] > 0.5, "narrowband", "wideband")  # noqa: E731
         pairs = np.array([[pair_of(x, y) for y in dom(b)] for x in dom(a)])
-        return self.backend.llr(asn, a[:, -2, None], b[None, :, -2], pair=pairs)
+        na, nb = a[:, -2, None], b[None, :, -2]
+        # neither voice is the enrolment side: average the two orders (equal for a symmetric calibration)
+        return 0.5 * (self.backend.llr(asn, na, nb, pair=pairs) + self.backend.llr(asn, nb, na, pair=pairs))
 
 
 def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:

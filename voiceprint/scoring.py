@@ -13,8 +13,9 @@ channel (8 kHz telephone vs 16 kHz), the duration and the language. The back end
 3. **AS-norm** (adaptive symmetric score normalisation) - the cosine of the two transformed
    vectors, normalised by the mean and spread of each side's top-N scores against a cohort of
    development impostors.
-4. **Calibration** - linear logistic regression from the normalised score (and the log of the
-   shorter side's net speech) to the natural-log likelihood ratio ``llr``, bounded per channel
+4. **Calibration** - linear logistic regression from the normalised score and a quality measure
+   (the log net speech of each side, and each times the score: :func:`calibration_features`) to
+   the natural-log likelihood ratio ``llr``, bounded per channel
    pair where the development trials stop supporting it (empirical lower and upper bounds, ELUB:
    :func:`voiceprint.evaluate.elub`): beyond them an LR would claim more than the validation data show.
 
@@ -102,10 +103,32 @@ def verbal(log10_lr: float | None) -> str | None:
 DURATION_RANGE = (1.0, 30.0)
 
 
-def duration_term(net_a, net_b) -> np.ndarray:
-    """The quality measure of a trial: log of the shorter side's net speech, clipped to ``DURATION_RANGE``."""
-    shorter = np.minimum(np.asarray(net_a, float), np.asarray(net_b, float))
-    return np.log(np.clip(shorter, *DURATION_RANGE))
+#: Quality-measure functions the calibration can use besides the score (``Backend.quality``):
+#: ``durations`` - log net speech of the enrolment side and of the test side, and each of them times
+#: the score, so that both the offset and the weight of the score follow the speech behind each side
+#: (a 25 s enrolment call against a 3 s query is not a 3 s against 3 s comparison);
+#: ``min_duration`` - log of the shorter side's net speech only (back ends fitted before session 4);
+#: ``none`` - the score alone.
+QUALITY_MEASURES = ("durations", "min_duration", "none")
+
+
+def calibration_features(scores, net_enrol=None, net_test=None, quality: str = "min_duration") -> np.ndarray:
+    """The calibration's inputs for each trial: array of shape ``broadcast(scores, nets) + (k,)``.
+
+    Net speech in seconds (``None``: 10 s), clipped to ``DURATION_RANGE`` before the log. The
+    calibration weights are these features' coefficients followed by an offset.
+    """
+    s = np.asarray(scores, np.float64)
+    le = np.log(np.clip(np.asarray(10.0 if net_enrol is None else net_enrol, np.float64), *DURATION_RANGE))
+    lt = np.log(np.clip(np.asarray(10.0 if net_test is None else net_test, np.float64), *DURATION_RANGE))
+    s, le, lt = np.broadcast_arrays(s, le, lt)
+    if quality == "durations":
+        return np.stack([s, le, lt, s * le, s * lt], axis=-1)
+    if quality == "min_duration":
+        return np.stack([s, np.minimum(le, lt)], axis=-1)
+    if quality == "none":
+        return s[..., None]
+    raise ModelError(f"unknown calibration quality measure {quality!r} (known: {', '.join(QUALITY_MEASURES)})")
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, prior: float = 0.5, groups=None) -> np.ndarray:
@@ -160,10 +183,11 @@ class Backend:
     transform: np.ndarray  # (dim, out_dim): applied after centring
     cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
     top_n: int
-    calibration: dict  # channel pair (pair_of) or "all" -> weights of [score, duration_term, 1]
+    calibration: dict  # channel pair (pair_of) or "all" -> weights of calibration_features(..., quality) and offset
     llr_limit: dict  # channel pair or "all" -> (lowest, highest) llr the development data support (ELUB)
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
     meta: dict = field(default_factory=dict)
+    quality: str = "min_duration"  # the calibration's quality measure (QUALITY_MEASURES)
 
     # -- vectors ----------------------------------------------------------------------------
     def project(self, vectors: np.ndarray, domains) -> np.ndarray:
@@ -197,17 +221,20 @@ class Backend:
     def llr(self, scores, net_a=None, net_b=None, pair="all") -> np.ndarray:
         """Natural-log likelihood ratio of normalised scores.
 
-        ``net_a``/``net_b``: net speech (seconds) of the two sides; ``pair``: the channel pair
-        (:func:`pair_of`), one for all scores or an array of them - each pair has its own calibration.
+        ``net_a``/``net_b``: net speech (seconds) of the enrolment and the test side; ``pair``: the
+        channel pair (:func:`pair_of`), one for all scores or an array of them - each pair has its
+        own calibration and bounds.
         """
-        s = np.asarray(scores, np.float64)
-        dur = duration_term(10.0 if net_a is None else net_a, 10.0 if net_b is None else net_b)
-        out = np.zeros(np.broadcast(s, dur).shape)
+        feats = calibration_features(scores, net_a, net_b, self.quality)
+        out = np.zeros(feats.shape[:-1])
         pairs = np.broadcast_to(np.asarray(pair), out.shape)
         for name in set(pairs.ravel().tolist()) if pairs.size else ():
-            w = np.asarray(self.calibration.get(name, self.calibration["all"]))
+            w = np.asarray(self.calibration.get(name, self.calibration["all"]), np.float64)
+            if len(w) != feats.shape[-1] + 1:
+                raise ModelError(f"calibration {name!r} has {len(w)} weights, quality measure {self.quality!r} "
+                                 f"needs {feats.shape[-1] + 1} - refit with scripts/train_backend.py")
             lo, hi = self.llr_limits(name)
-            out = np.where(pairs == name, np.clip(w[0] * s + w[1] * dur + w[2], lo, hi), out)
+            out = np.where(pairs == name, np.clip(feats @ w[:-1] + w[-1], lo, hi), out)
         return out
 
     def llr_limits(self, pair: str = "all") -> tuple[float, float]:
@@ -241,7 +268,8 @@ class Backend:
         np.savez(folder / "backend.npz", transform=self.transform, cohort=self.cohort.astype(np.float32),
                  nontarget_scores=self.nontarget_scores.astype(np.float32), **arrays)
         meta = dict(self.meta)
-        meta.update(top_n=self.top_n, calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
+        meta.update(top_n=self.top_n, quality_measure=self.quality,
+                    calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
                     llr_limit={k: list(self.llr_limits(k)) for k in self._limit_keys()},
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         (folder / "backend.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -259,7 +287,8 @@ class Backend:
         return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
                    {k: np.asarray(w, float) for k, w in meta["calibration"].items()},
                    _limits(meta["llr_limit"]),
-                   np.sort(z["nontarget_scores"].astype(np.float64)), meta)
+                   np.sort(z["nontarget_scores"].astype(np.float64)), meta,
+                   meta.get("quality_measure", "min_duration"))
 
 
 def _limits(stored) -> dict:
