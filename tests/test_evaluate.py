@@ -174,3 +174,40 @@ def test_a_fusion_model_is_evaluated_from_its_components_vectors(toy_corpus, tmp
     # the components' vectors are now cached under their own models
     again = ev.embed_items(ev.read_eval_manifest(toy_corpus)[:2], "ecapa-voxceleb")
     assert all(a.vector.shape == (192,) for a in again)
+
+
+def _train_backend():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_backend
+
+    return train_backend
+
+
+def test_a_cross_channel_development_set_enrols_with_its_native_recordings():
+    tb = _train_backend()
+    native = [ev.Item(f"{s}_{k}.flac", s, "c", source_rate=16000, codec="flac") for s in "ab" for k in range(3)]
+    phone = [ev.Item(f"{s}_{k}.amr", s, "c", source_rate=8000, codec="amr_nb") for s in "ab" for k in range(4)]
+    assert tb.enrol_counts("clean", native + phone) == tb.ENROL
+    three = [i for s in "ab" for i in [*[n for n in native if n.speaker == s], *[p for p in phone if p.speaker == s]]]
+    assert tb.enrol_counts("clean>amrnb", three) == (3,)
+
+
+def test_backend_calibration_is_judged_on_speakers_it_was_not_fitted_on():
+    """``train_backend.calibrate``: every cross-validated LLR comes from a calibration fitted on the
+    other fold, so a fold whose scores mean something else is calibrated badly there."""
+    tb = _train_backend()
+    rng = np.random.default_rng(3)
+    n = 4000
+    label = rng.random(n) < 0.2
+    fold = rng.integers(0, 2, n)
+    # fold 1's scores run 3 higher for everyone: a calibration fitted on fold 0 misreads them
+    score = np.where(label, rng.normal(3, 1, n), rng.normal(-3, 1, n)) + 3.0 * fold
+    trials = {("c", "clean"): {"score": score, "cosine": score, "label": label.astype(float),
+                               "net_e": np.full(n, 10.0), "net_t": np.full(n, 10.0),
+                               "pair": np.full(n, "wideband"), "fold": fold}}
+    calibration, cv_llr, limits = tb.calibrate(trials, "none")
+    in_sample = calibration["wideband"][0] * score + calibration["wideband"][1]
+    cv_cost = ev.cllr(cv_llr[label], cv_llr[~label])
+    assert cv_cost > ev.cllr(in_sample[label], in_sample[~label]) + 0.05
+    lo, hi = limits["wideband"]
+    assert lo < 0 < hi
