@@ -224,7 +224,7 @@ def main(argv=None) -> int:
                     help="within-class covariance shrinkage values to try (1.0 = centring only)")
     ap.add_argument("--top-n", type=int, nargs="*", default=[100, 300], help="AS-norm cohort sizes to try")
     ap.add_argument("--out-dim", type=int, default=0, help="LDA output dimension (0 = keep all)")
-    ap.add_argument("--quality", nargs="*", default=["min_duration", "durations"], choices=QUALITY_MEASURES,
+    ap.add_argument("--quality", nargs="*", default=["min_duration", "durations"], choices=list(QUALITY_MEASURES),
                     help="calibration quality measures to try (voiceprint.scoring.QUALITY_MEASURES); the one "
                          "with the lowest mean cross-validated development Cllr is kept")
     ap.add_argument("--dry-run", action="store_true", help="report development figures, save nothing")
@@ -277,8 +277,7 @@ def main(argv=None) -> int:
         name = f"{key[0]}/{key[1]}"
         summary[name].update(cllr_backend=per[name],
                              cllr_baseline=cllr(base[0] * t["cosine"][yy] + base[1], base[0] * t["cosine"][~yy] + base[1]))
-    names = {"durations": ["score", "log(enrol net speech)", "log(test net speech)", "score*log(enrol)",
-                           "score*log(test)"], "min_duration": ["score", "log(min net speech)"], "none": ["score"]}[quality]
+    names = QUALITY_MEASURES[quality]
     for pair, w in calibration.items():
         print(f"calibration {pair:10s} llr = " + " + ".join(f"{c:.3f}*{n}" for c, n in zip(w, names)) + f" + {w[-1]:.3f}")
     for pair, (lo, hi) in llr_limit.items():

@@ -108,8 +108,12 @@ DURATION_RANGE = (1.0, 30.0)
 #: the score, so that both the offset and the weight of the score follow the speech behind each side
 #: (a 25 s enrolment call against a 3 s query is not a 3 s against 3 s comparison);
 #: ``min_duration`` - log of the shorter side's net speech only (back ends fitted before session 4);
-#: ``none`` - the score alone.
-QUALITY_MEASURES = ("durations", "min_duration", "none")
+#: ``none`` - the score alone. Each maps to the names of its features, in the order of the weights.
+QUALITY_MEASURES = {
+    "durations": ("score", "log(enrol net speech)", "log(test net speech)", "score*log(enrol)", "score*log(test)"),
+    "min_duration": ("score", "log(min net speech)"),
+    "none": ("score",),
+}
 
 
 def calibration_features(scores, net_enrol=None, net_test=None, quality: str = "min_duration") -> np.ndarray:
