@@ -183,21 +183,16 @@ def calibrate(trials, quality: str):
     return calibration, cv_llr, llr_limit
 
 
-def bounded(llr: np.ndarray, pairs: np.ndarray, llr_limit: dict) -> np.ndarray:
-    out = llr.copy()
-    for pair in set(pairs.tolist()):
-        m = pairs == pair
-        out[m] = np.clip(out[m], *llr_limit.get(pair, llr_limit["all"]))
-    return out
-
-
 def condition_cllr(trials, cv_llr, llr_limit) -> dict:
     """Cross-validated, bounded Cllr of each development condition."""
     out, start = {}, 0
     for (corpus, channel), t in trials.items():
         n = len(t["label"])
         y = t["label"].astype(bool)
-        llr = bounded(cv_llr[start:start + n], t["pair"], llr_limit)
+        llr = cv_llr[start:start + n].copy()
+        for pair in set(t["pair"].tolist()):
+            m = t["pair"] == pair
+            llr[m] = np.clip(llr[m], *llr_limit.get(pair, llr_limit["all"]))
         out[f"{corpus}/{channel}"] = cllr(llr[y], llr[~y])
         start += n
     return out
