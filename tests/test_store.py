@@ -94,6 +94,34 @@ def test_newer_schema_is_refused(tmp_path):
         Store(path)
 
 
+def test_a_library_appears_only_once_its_database_is_complete(tmp_path, monkeypatch):
+    # A reader opens library.sqlite without the creation lock, so the name must not exist before the
+    # model is recorded (CI once caught a concurrent `enrol` reading a model of NULL).
+    seen = []
+    real_set_meta = Store.set_meta
+
+    def watching_set_meta(self, key, value):
+        seen.append((key, (tmp_path / "lib" / "library.sqlite").exists()))
+        return real_set_meta(self, key, value)
+
+    monkeypatch.setattr(Store, "set_meta", watching_set_meta)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / ".library.sqlite.creating").write_bytes(b"left by a killed creation")
+    with Library.create(tmp_path / "lib") as lib:
+        assert lib.model == lib.store.get_meta("model") and lib.model
+    assert seen and not any(exists for _, exists in seen)
+    assert not [n for n in os.listdir(tmp_path / "lib") if "creating" in n]
+    with Library.open(tmp_path / "lib") as again:
+        assert [r["action"] for r in again.audit()] == ["library.create"]
+
+
+def test_a_database_without_a_model_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "lib").mkdir()
+    Store(tmp_path / "lib" / "library.sqlite").close()  # what a creation killed part-way used to leave
+    with pytest.raises(LibraryError, match="creation did not finish"):
+        Library.open(tmp_path / "lib")
+
+
 def test_open_missing_library_says_how_to_create(tmp_path):
     with pytest.raises(NotFound, match="voiceprint init"):
         Library.open(tmp_path / "nope")

@@ -137,16 +137,25 @@ class Library:
         with _folder_lock(root):  # two processes creating the same library: one creates, one finds it
             if (root / DB_NAME).exists():
                 raise _AlreadyExists(exists)
+            # The database is built under a temporary name and renamed into place, so whoever sees
+            # library.sqlite (a reader that takes no folder lock) sees it whole, with its model set.
+            building = root / f".{DB_NAME}.creating"
+            for leftover in root.glob(f".{DB_NAME}.creating*"):  # a creation killed part-way
+                leftover.unlink()
             # Create the file 0600 first: SQLite gives its -wal and -shm files the same mode.
-            os.close(os.open(root / DB_NAME, os.O_CREAT | os.O_WRONLY, 0o600))
-            store = Store(root / DB_NAME, operator)
-            with store.transaction():
-                store.set_meta("model", spec.name)
-                store.set_meta("model_fingerprint", spec.fingerprint)
-                store.set_meta("embedding_dim", str(spec.embedding_dim))
-                store.set_meta("generation", "0")
-                store.audit("library.create", str(root.name), model=spec.name)
-        return cls(root, store, spec.name)
+            os.close(os.open(building, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+            with Store(building, operator) as store:
+                with store.transaction():
+                    store.set_meta("model", spec.name)
+                    store.set_meta("model_fingerprint", spec.fingerprint)
+                    store.set_meta("embedding_dim", str(spec.embedding_dim))
+                    store.set_meta("generation", "0")
+                    store.audit("library.create", str(root.name), model=spec.name)
+                store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # Closing the only connection folded the WAL into the file and removed it.
+            os.rename(building, root / DB_NAME)
+            _fsync_dir(root)
+        return cls(root, Store(root / DB_NAME, operator), spec.name)
 
     @classmethod
     def open(cls, ref=None, create: bool = False, operator: str | None = None, model: str | None = None) -> "Library":
@@ -162,6 +171,12 @@ class Library:
                     pass
         store = Store(root / DB_NAME, operator)
         lib_model = store.get_meta("model")
+        if not lib_model:  # only a creation killed part-way by an older version leaves this
+            store.close()
+            raise LibraryError(
+                f"{root / DB_NAME} records no speaker model: its creation did not finish - "
+                "if it holds no voiceprints, remove the folder and run the command again"
+            )
         if model and model != lib_model:
             store.close()
             raise LibraryError(
@@ -657,6 +672,15 @@ class Library:
 
 class _AlreadyExists(LibraryError):
     """``Library.create`` found a library there (``open(create=True)`` then opens it)."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
