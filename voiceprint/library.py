@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import AudioError, DataError, LibraryBusy, LibraryError, NotFound, VoiceprintError
+from .index import fsync_dir
 from .store import Store, default_operator, normalise_category
 
 log = logging.getLogger("voiceprint")
@@ -151,10 +152,9 @@ class Library:
                     store.set_meta("embedding_dim", str(spec.embedding_dim))
                     store.set_meta("generation", "0")
                     store.audit("library.create", str(root.name), model=spec.name)
-                store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             # Closing the only connection folded the WAL into the file and removed it.
             os.rename(building, root / DB_NAME)
-            _fsync_dir(root)
+            fsync_dir(root)
         return cls(root, Store(root / DB_NAME, operator), spec.name)
 
     @classmethod
@@ -672,15 +672,6 @@ class Library:
 
 class _AlreadyExists(LibraryError):
     """``Library.create`` found a library there (``open(create=True)`` then opens it)."""
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
