@@ -12,7 +12,7 @@ checks that:
 - every manifest row is enrolled exactly once: one voiceprint per (file SHA-256, person), none
   missing, none extra, no duplicate recordings;
 - ``voiceprint index check`` says ok (database and FAISS index agree);
-- no ``*.tmp`` file is left in the library folder, and SQLite's integrity check passes;
+- no ``*.tmp`` or half-created ``.library.sqlite.creating`` file is left in the library folder, and SQLite's integrity check passes;
 - the audit trail holds exactly one ``enrol`` row per voiceprint.
 
 The clips are distinct synthetic speech-like signals (tests/audiogen.py), 2 s each, written once
@@ -169,7 +169,7 @@ def check_library(library: Path, rows: list[dict]) -> dict:
         index_status = json.loads(check.stdout)[0]["status"]
     except (ValueError, KeyError, IndexError):
         index_status = f"rc {check.returncode}: {check.stderr.strip()[:80]}"
-    tmp_files = [p.name for p in library.rglob("*.tmp")]
+    tmp_files = [p.name for p in library.rglob("*") if p.suffix == ".tmp" or ".creating" in p.name]
     ok = (duplicates == 0 and missing == 0 and extra == 0 and n_vp == len(rows) and dup_recordings == 0
           and index_status == "ok" and not tmp_files and audit_ok and integrity == "ok")
     return {"voiceprints": n_vp, "duplicates": duplicates, "missing": missing, "extra": extra,
