@@ -12,7 +12,8 @@ checks that:
 - every manifest row is enrolled exactly once: one voiceprint per (file SHA-256, person), none
   missing, none extra, no duplicate recordings;
 - ``voiceprint index check`` says ok (database and FAISS index agree);
-- no ``*.tmp`` or half-created ``.library.sqlite.creating`` file is left in the library folder, and SQLite's integrity check passes;
+- no ``*.tmp`` or half-created ``.library.sqlite.creating`` file is left in the library folder,
+  and SQLite's integrity check passes;
 - the audit trail holds exactly one ``enrol`` row per voiceprint.
 
 The clips are distinct synthetic speech-like signals (tests/audiogen.py), 2 s each, written once
