@@ -96,12 +96,12 @@ def test_models_add_registers_a_carried_in_folder(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     carried = _copy_model(spec, tmp_path / "usb-stick")
     monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
-    added = embedding.add_model(carried, "ecapa-carried")
+    added = embedding.add_model(carried, "ecapa-carried", trust=True)
     assert added.embedding_dim == 192
     assert (added.home / "MODEL.md").read_text().startswith("# ecapa-carried")
     assert added.fingerprint == spec.fingerprint  # same weights, same fingerprint
     with pytest.raises(ModelError, match="already exists"):
-        embedding.add_model(carried, "ecapa-carried")
+        embedding.add_model(carried, "ecapa-carried", trust=True)
     with pytest.raises(ModelError, match="hyperparams.yaml"):
         embedding.add_model(tmp_path, "empty")
 

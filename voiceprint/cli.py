@@ -19,7 +19,7 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from .errors import EXIT_INTERRUPTED, VoiceprintError
+from .errors import EXIT_INTERRUPTED, ModelError, VoiceprintError
 
 app = typer.Typer(
     name="voiceprint",
@@ -566,14 +566,25 @@ def models_add(
     name: Annotated[str, typer.Option(help="Name to register it under.")],
     description: Annotated[str, typer.Option()] = "",
     licence: Annotated[str, typer.Option()] = "",
+    trust: Annotated[bool, typer.Option("--trust", help="Record the listed file hashes as trusted (review them first).")] = False,
 ) -> None:
-    """Register a SpeechBrain model folder carried in on local disk (copied, hashed, test-loaded).
+    """Register a SpeechBrain model folder carried in on local disk (checked, copied, hashed, test-loaded).
 
-    Example: voiceprint models add /media/usb/spkrec-ecapa-cnceleb --name ecapa-cnceleb
+    Without --trust it only lists each file's SHA-256 and the objects its hyperparams.yaml builds
+    (only SpeechBrain building blocks are accepted: a model file must not run code). Compare the
+    hashes with the supplier's, then run it again with --trust.
+
+    Example: voiceprint models add /media/usb/spkrec-ecapa-cnceleb --name ecapa-cnceleb --trust
     """
-    from .embedding import add_model
+    from .embedding import add_model, inspect_model_folder
+    from .report import print_rows
 
-    spec = add_model(folder, name, description, licence)
+    seen = inspect_model_folder(folder)
+    print_rows([{"file": f, "sha256": h} for f, h in seen["files"].items()], ["file", "sha256"], "table",
+               title=f"files in {folder} (builds: {', '.join(seen['builds'])})")
+    if not trust:
+        raise ModelError(f"{folder}: not registered - compare the hashes above with the supplier's, then add --trust")
+    spec = add_model(folder, name, description, licence, trust=True)
     typer.echo(f"added model {spec.name} ({spec.embedding_dim}-d) in {spec.home}")
 
 

@@ -184,6 +184,10 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
     (``LocalStrategy.NO_LINK``), so nothing is fetched and nothing is written anywhere.
     """
     verify_files(spec)
+    if spec.kind == "speechbrain":
+        from .hparams_guard import check_hparams
+
+        check_hparams(spec.files_dir / spec.hparams)
     if spec.kind == "ge2e":
         from .ge2e import GE2EEncoder
 
@@ -315,24 +319,46 @@ def get_embedder(model: str | None = None) -> Embedder:
     return Embedder(model)
 
 
-def add_model(src: Path, name: str, description: str = "", licence: str = "") -> ModelSpec:
-    """Register a SpeechBrain speaker-model folder a centre carried in.
+def inspect_model_folder(src: Path) -> dict:
+    """What registering ``src`` would trust: each file's SHA-256 and the objects its YAML builds.
 
-    The folder (``hyperparams.yaml`` plus checkpoints) is copied into ``models/<name>/files``,
-    every file hashed, the model loaded once to check it works and to read its dimension,
-    and a model card written. Nothing is fetched.
+    Nothing is loaded; a ``hyperparams.yaml`` that would run code is refused here.
     """
+    from .hparams_guard import check_hparams
+
     src = Path(src)
     if not (src / "hyperparams.yaml").exists():
         raise ModelError(f"{src}: no hyperparams.yaml - a SpeechBrain model folder has one next to its .ckpt files")
+    builds = check_hparams(src / "hyperparams.yaml")
+    files = {p.relative_to(src).as_posix(): file_sha256(p) for p in sorted(src.rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")}
+    return {"files": files, "builds": builds}
+
+
+def add_model(src: Path, name: str, description: str = "", licence: str = "", trust: bool = False) -> ModelSpec:
+    """Register a SpeechBrain speaker-model folder a centre carried in.
+
+    The YAML is checked against the allowlist (:mod:`voiceprint.hparams_guard`) before anything
+    loads; ``trust`` must be given to record the files' hashes (the CLI shows them first). The
+    folder is copied into ``models/<name>/files``, the copy re-hashed and compared, the model
+    loaded once to read its dimension, and a model card written. Nothing is fetched.
+    """
+    src = Path(src)
+    seen = inspect_model_folder(src)
     home = models_dir() / name
     if home.exists():
         raise ModelError(f"a model named {name!r} already exists in {home} - pick another --name")
+    if not trust:
+        raise ModelError(f"{src}: {len(seen['files'])} files not yet trusted - check their SHA-256 "
+                         "(`voiceprint models add` lists them) and pass --trust to record them")
     tmp = home.with_name(f".{name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     files = tmp / "files"
     shutil.copytree(src, files, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
     hashes = {p.relative_to(files).as_posix(): file_sha256(p) for p in sorted(files.rglob("*")) if p.is_file()}
+    if hashes != seen["files"]:  # the folder changed between the review and the copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"{src}: files changed while being added - nothing was registered; add it again")
     overrides = {}
     if not (files / "label_encoder.txt").exists() and (files / "label_encoder.ckpt").exists():
         overrides = {"pretrainer": {"paths": {"label_encoder": "{model_dir}/label_encoder.ckpt"}}}

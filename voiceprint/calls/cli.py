@@ -118,7 +118,7 @@ def train_cmd(
     """Train the supervised scorer; its decision threshold is tuned by cross-validation.
 
     Example:
-        voiceprint calls train --features btg_gatcobo_user_features.csv.gz --out models/calls.joblib
+        voiceprint calls train --features btg_gatcobo_user_features.csv.gz --out models/calls.lgb
     """
     from .scoring import load_feature_table, train_model
 

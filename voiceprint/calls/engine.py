@@ -28,13 +28,13 @@ def connect(memory_limit: str | None = None, threads: int | None = None, temp_di
     import duckdb
 
     con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = {sql_literal(memory_limit or DEFAULT_MEMORY_LIMIT)}")
     tmp = Path(temp_directory or os.environ.get("VOICEPRINT_DUCKDB_TEMP") or Path(tempfile.gettempdir()) / "voiceprint_duckdb")
     tmp.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"SET max_temp_directory_size = '{max_temp or DEFAULT_MAX_TEMP}'")
+    con.execute(f"SET max_temp_directory_size = {sql_literal(max_temp or DEFAULT_MAX_TEMP)}")
     con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     con.execute("SET enable_progress_bar = false")
     install_number_macro(con)
@@ -72,3 +72,23 @@ def _sql_str(value) -> str:
 def sql_path(path) -> str:
     """A file path as a SQL string literal."""
     return "'" + _sql_str(path) + "'"
+
+
+def sql_literal(value) -> str:
+    """Any text as a SQL string literal (DuckDB and Spark SQL both double the quote)."""
+    return "'" + _sql_str(value) + "'"
+
+
+def quote_ident(name) -> str:
+    """A column name from a file as a quoted SQL identifier, never as SQL text.
+
+    Column names come from files a carrier, another agency or a seized device produced, so they
+    are hostile until proven otherwise: the engine's own identifier quoting (double the double
+    quote) keeps every character inside the name. A NUL byte cannot be quoted and is refused.
+    """
+    from voiceprint.errors import DataError
+
+    text = str(name)
+    if "\x00" in text:
+        raise DataError("a column name contains a NUL byte - the file is corrupt or hostile; re-export it")
+    return '"' + text.replace('"', '""') + '"'

@@ -15,6 +15,7 @@ Fraud list: ``number, source``.
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import json
 import tomllib
@@ -24,7 +25,7 @@ from pathlib import Path
 from voiceprint.errors import DataError
 from voiceprint.phones import normalize_number
 
-from .engine import connect, sql_path
+from .engine import connect, quote_ident, sql_literal, sql_path
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 CALL_COLUMNS = ["number", "other", "direction", "start", "duration", "city", "county", "imei", "other_area", "record"]
@@ -158,7 +159,12 @@ def _header(path: Path, encoding: str) -> tuple[list[str], str]:
         first = fh.readline(1 << 20)
     text = first.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
     delim = "\t" if "\t" in text else ("|" if "|" in text and "," not in text else ",")
-    return [c.strip().strip('"') for c in text.split(delim)], delim
+    names = next(csv.reader([text], delimiter=delim), []) if text.strip(" \t,|\"") else []
+    cols: list[str] = []
+    for i, raw in enumerate(names):  # blank or repeated names get a positional one, as spreadsheets do
+        name = raw.strip() or f"column{i + 1}"
+        cols.append(name if name not in cols else f"{name}_{i + 1}")
+    return cols, delim
 
 
 # ---------------------------------------------------------------- reading one file into SQL
@@ -173,7 +179,7 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         raise DataError(f"{path}: the file is empty (0 bytes) - check the carrier's export")
     if _is_parquet(path):
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(path)})").fetchall()]
-        select = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in cols)
+        select = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_parquet({sql_path(path)})")
         return cols, [], "parquet"
     named = encoding or (template.encoding if template else None)
@@ -186,12 +192,15 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         delim = template.delimiter
     if not any(cols):
         raise DataError(f"{path}: no header line - the first line must name the columns")
-    spec = "{" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in cols) + "}"
+    # Columns are read by position (c0, c1, ...) and renamed with quoted identifiers, so no text
+    # from the header line ever becomes SQL.
+    spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(cols))) + "}"
+    renamed = ", ".join(f"c{i} AS {quote_ident(c)}" for i, c in enumerate(cols))
     try:
         con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv({sql_path(source)},
-                header = true, auto_detect = false, columns = {spec}, delim = '{delim}', quote = '"',
+            f"""CREATE OR REPLACE TEMP TABLE {table} AS SELECT {renamed} FROM read_csv({sql_path(source)},
+                header = true, auto_detect = false, columns = {spec}, delim = {sql_literal(delim)}, quote = '"',
                 escape = '"', store_rejects = true, strict_mode = true, null_padding = false)"""
         )
     except Exception as err:  # duckdb.Error; imported lazily
@@ -245,7 +254,7 @@ def _resolve_columns(cols: list[str], path: Path, template: Template | None, kin
 
 def _col(template: Template, cols: list[str], canon: str) -> str:
     name = template.columns.get(canon)
-    return f'"{name}"' if name in cols else "NULL"
+    return quote_ident(name) if name in cols else "NULL"
 
 
 # ---------------------------------------------------------------- numbers
@@ -359,14 +368,13 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
     _normalise_numbers(con, "mapped", number_cols, region)
     if kind == "calls":
         dir_cases = " ".join(
-            f"WHEN lower(trim({c['direction']}::VARCHAR)) IN ({', '.join(repr(str(v).lower()) for v in values)}) THEN '{canon}'"
+            f"WHEN lower(trim({c['direction']}::VARCHAR)) IN ({', '.join(sql_literal(str(v).lower()) for v in values)}) THEN '{canon}'"
             for canon, values in (("out", tpl.direction.get("out", ["out"])), ("in", tpl.direction.get("in", ["in"])), ("fwd", tpl.direction.get("forwarded", ["fwd"])))
         )
         direction = f"(CASE {dir_cases} ELSE NULL END)"
-        fmt = tpl.timestamp_format.replace("'", "''")
-        start = f"coalesce(try_cast(trim({c['start']}) AS TIMESTAMP), try_strptime(trim({c['start']}), '{fmt}'))"
+        start = f"coalesce(try_cast(trim({c['start']}) AS TIMESTAMP), try_strptime(trim({c['start']}), {sql_literal(tpl.timestamp_format)}))"
         duration = f"try_cast(trim({c.get('duration', 'NULL')}) AS DOUBLE)"
-        record = f"coalesce(lower({_text(c.get('record', 'NULL'))}), '{tpl.record}')"
+        record = f"coalesce(lower({_text(c.get('record', 'NULL'))}), {sql_literal(tpl.record)})"
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE checked AS SELECT row_idx, number_n AS number, other_n AS other,
                 {direction} AS direction, {start} AS start, {duration} AS duration,

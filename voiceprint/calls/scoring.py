@@ -288,14 +288,27 @@ def tune_threshold(X, y, folds: int = THRESHOLD_FOLDS, seed: int = 0, rounds: in
     return float(grid[best]), float(f1s[best])
 
 
+MODEL_FORMAT = "voiceprint-calls-model/1"
+
+
 @dataclass
 class Model:
-    """A trained scorer: fitted estimators, the columns they read, the tuned threshold, metadata."""
+    """A trained scorer: LightGBM boosters, the columns they read, the tuned threshold, metadata.
 
-    estimators: list
+    Saved as data, never as code: each booster in LightGBM's own text format, and the rest in
+    JSON beside it, with the SHA-256 of the text so that an altered file is refused. A pickle
+    (joblib) would run whatever code the file names when loaded, and model files travel between
+    centres.
+    """
+
+    estimators: list  # lightgbm.Booster (or fitted LGBMClassifier, whose booster_ is used)
     columns: list
     threshold: float
     meta: dict
+
+    @property
+    def boosters(self) -> list:
+        return [getattr(m, "booster_", m) for m in self.estimators]
 
     def predict(self, frame):
         import numpy as np
@@ -304,35 +317,67 @@ class Model:
 
         X = frame.reindex(columns=self.columns).astype(float)
         with threadpool_limits(limits=1):
-            return np.mean([m.predict_proba(X)[:, 1] for m in self.estimators], axis=0)
+            return np.mean([b.predict(X, num_threads=1) for b in self.boosters], axis=0)
 
     def contributions(self, frame):
         """Per-feature contributions (LightGBM SHAP values, log-odds) for explanations."""
         X = frame.reindex(columns=self.columns).astype(float)
-        return self.estimators[0].booster_.predict(X, pred_contrib=True)
+        return self.boosters[0].predict(X, pred_contrib=True)
 
     def save(self, path) -> None:
-        import joblib
+        """``path``: the boosters as LightGBM text; ``path.json``: metadata and the text's SHA-256.
+
+        Both are written under temporary names and renamed, so a crash leaves the old model whole.
+        """
+        import hashlib
+        import os
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"estimators": self.estimators, "columns": self.columns, "threshold": self.threshold, "meta": self.meta}, path)
-        Path(str(path) + ".json").write_text(json.dumps({**self.meta, "threshold": self.threshold, "columns": self.columns}, indent=2), encoding="utf-8")
+        texts = [b.model_to_string() for b in self.boosters]
+        blob = _BOOSTER_SEPARATOR.join(texts).encode("utf-8")
+        meta = {**self.meta, "format": MODEL_FORMAT, "threshold": self.threshold, "columns": self.columns,
+                "boosters": len(texts), "sha256": hashlib.sha256(blob).hexdigest()}
+        for target, data in ((path, blob), (Path(str(path) + ".json"), json.dumps(meta, indent=2).encode("utf-8"))):
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+
+
+_BOOSTER_SEPARATOR = "\n# ---- voiceprint: next booster ----\n"
 
 
 def load_model(path) -> Model:
-    import joblib
+    """Load a model saved by :meth:`Model.save`, refusing anything else (pickles included)."""
+    import hashlib
+
+    from voiceprint.errors import NotFound
 
     path = Path(path)
+    meta_path = Path(str(path) + ".json")
     if not path.exists():
-        from voiceprint.errors import NotFound
-
         raise NotFound(f"{path}: no such model - train one with `voiceprint calls train`")
+    retrain = "retrain with `voiceprint calls train`"
     try:
-        data = joblib.load(path)
-        return Model(data["estimators"], data["columns"], data["threshold"], data["meta"])
-    except Exception as err:  # any unpickling failure means a file we did not write
-        raise DataError(f"{path}: not a calls model ({type(err).__name__}) - retrain with `voiceprint calls train`") from None
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise DataError(f"{path}: not a calls model (no readable {meta_path.name} beside it) - {retrain}") from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise DataError(f"{path}: not a calls model in the {MODEL_FORMAT} format (an old pickle is never loaded: it could run code) - {retrain}")
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        raise DataError(f"{path}: fails its checksum in {meta_path.name} - the model was altered or corrupted; {retrain}")
+    import lightgbm as lgb
+
+    try:
+        boosters = [lgb.Booster(model_str=text) for text in blob.decode("utf-8").split(_BOOSTER_SEPARATOR)]
+    except Exception as err:  # lightgbm.basic.LightGBMError and decoding errors
+        raise DataError(f"{path}: not a LightGBM text model ({type(err).__name__}) - {retrain}") from None
+    meta = dict(meta)
+    columns, threshold = list(meta.pop("columns")), float(meta.pop("threshold"))
+    for key in ("format", "boosters", "sha256"):
+        meta.pop(key, None)
+    return Model(boosters, columns, threshold, meta)
 
 
 def train_model(table: FeatureTable, seed: int = 0, columns: list | None = None, rounds: int = DEFAULT_ROUNDS) -> Model:
