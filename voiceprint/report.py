@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from typing import Any, Iterable, Sequence
 
@@ -37,7 +38,7 @@ def print_rows(
         writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({c: _cell(r.get(c)) for c in columns})
+            writer.writerow({c: csv_cell(r.get(c)) for c in columns})
     else:
         from rich.console import Console
         from rich.table import Table
@@ -70,7 +71,24 @@ def write_csv(path, rows: Iterable[dict], columns: Sequence[str]) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({c: _cell(r.get(c)) for c in columns})
+            writer.writerow({c: csv_cell(r.get(c)) for c in columns})
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 .()-]*")
+
+
+def csv_cell(value: Any) -> str:
+    """A cell as text that a spreadsheet will not run as a formula (CSV injection).
+
+    Names and notes come from carriers and other agencies: ``=HYPERLINK(...)`` in a name field
+    would become a live link (or worse) when an analyst opens the CSV. Such text gets a leading
+    apostrophe; numbers, including ``+86...`` phone numbers and negative scores, stay as they are.
+    """
+    text = _cell(value)
+    if text.startswith(_FORMULA_START) and not (isinstance(value, (int, float)) or _PLAIN_NUMBER.fullmatch(text)):
+        return "'" + text
+    return text
 
 
 def machine_line(*extra: str) -> str:

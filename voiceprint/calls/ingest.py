@@ -18,7 +18,11 @@ import codecs
 import csv
 import gzip
 import json
+import os
+import shutil
 import tomllib
+import zlib
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +37,9 @@ REGISTRY_COLUMNS = ["number", "name", "id_number", "home_city", "home_county", "
 FRAUD_COLUMNS = ["number", "source"]
 REQUIRED = {"calls": ["number", "other", "direction", "start"], "registry": ["number"], "fraud_list": ["number"]}
 MAX_REPORTED_LINES = 1000
+#: Longest call a record may claim (seconds). Beyond it the value is an export error (or an overflow
+#: such as 99999999999), rejected per row rather than allowed to abort the file.
+MAX_CALL_SECONDS = 7 * 24 * 3600
 
 
 @dataclass
@@ -114,6 +121,20 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+@contextmanager
+def _archive_guard(path: Path):
+    """A truncated or corrupt gzip is a data error with a message, not an 'interrupted' exit.
+
+    (gzip raises EOFError on a truncated stream, which the CLI framework would take for Ctrl-D.)
+    """
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        reason = "truncated" if isinstance(err, EOFError) else f"corrupt: {err}"
+        raise DataError(f"{path}: the gzip archive is {reason} - copy the file again from the carrier "
+                        "(nothing was imported from it)") from None
+
+
 def _is_parquet(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(4) == b"PAR1"
@@ -145,7 +166,8 @@ def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
     out = workdir / (path.name.removesuffix(".gz") + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     try:
-        with _open_bytes(path) as src, open(out, "w", encoding="utf-8", newline="") as dst:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a plaintext copy of personal data
+        with _open_bytes(path) as src, open(fd, "w", encoding="utf-8", newline="") as dst:
             while chunk := src.read(1 << 22):
                 dst.write(decoder.decode(chunk))
             dst.write(decoder.decode(b"", final=True))
@@ -183,11 +205,10 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_parquet({sql_path(path)})")
         return cols, [], "parquet"
     named = encoding or (template.encoding if template else None)
-    enc = _canonical_encoding(named) if named and named != "auto" else detect_encoding(path)
-    source = path
-    if enc != "utf-8":
-        source = _to_utf8(path, enc, workdir)
-    cols, delim = _header(source, "utf-8")
+    with _archive_guard(path):
+        enc = _canonical_encoding(named) if named and named != "auto" else detect_encoding(path)
+        source = _to_utf8(path, enc, workdir) if enc != "utf-8" else path
+        cols, delim = _header(source, "utf-8")
     if template and template.delimiter:
         delim = template.delimiter
     if not any(cols):
@@ -293,8 +314,6 @@ def import_fraud_list(paths, out, template: str | Path | Template | None = None,
 
 
 def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
-    import tempfile
-
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     for p in paths:
         if not p.exists():
@@ -302,41 +321,84 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     tpl = load_template(template) if isinstance(template, (str, Path)) else template
     if tpl is not None and tpl.kind != kind:
         raise DataError(f"template {tpl.name!r} is for {tpl.kind}, not {kind}")
-    own = con is None
-    con = con or connect()
-    report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="vp_import_") as work:
-        workdir = Path(work)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM ({_empty_select(kind)}) WHERE false")
-        for file_idx, path in enumerate(paths):
-            table = f"raw_{file_idx}"
-            cols, rejects, enc = _load_raw(con, path, table, encoding, tpl, workdir)
-            file_tpl = _resolve_columns(cols, path, tpl, kind)
-            report.template = file_tpl.name
-            report.files.append(str(path))
-            report.encodings[str(path)] = enc
-            n_ok = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            report.rows_read += n_ok + len(rejects)
-            report.malformed += len(rejects)
-            report.malformed_lines.extend({"file": str(path), "line": line, "reason": reason} for line, reason in rejects[:MAX_REPORTED_LINES])
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () - 1 AS row_idx, * FROM {table}")
-            bad = _stage(con, table, cols, file_tpl, kind, file_idx, region)
-            report.malformed += len(bad)
-            rejected_lines = [line for line, _ in rejects]
-            for row_idx, reason in bad[: max(0, MAX_REPORTED_LINES - len(report.malformed_lines))]:
-                report.malformed_lines.append({"file": str(path), "line": _line_of(row_idx, rejected_lines), "reason": reason})
-            con.execute(f"DROP TABLE {table}")
-        report.malformed_lines.sort(key=lambda r: (r["file"], r["line"]))
-        _write_merged(con, kind, out, report)
-    report.output = str(out)
-    if report.rows_written == 0:
-        report.message = "no valid records in the input" if report.rows_read else "the input has a header but no records"
-    Path(str(out) + ".report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
-    if own:
-        con.close()
+    report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
+    workdir = _make_workdir(out.parent)
+    own = con is None
+    try:
+        con = con or connect(temp_directory=workdir / "spill")
+        _import_files(con, paths, kind, tpl, encoding, region, workdir, report)
+        _write_merged(con, kind, out, report, workdir)
+        report.output = str(out)
+        if report.rows_written == 0:
+            report.message = "no valid records in the input" if report.rows_read else "the input has a header but no records"
+        _write_atomic(Path(str(out) + ".report.json"), json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8"), workdir)
+    finally:
+        if own and con is not None:
+            con.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     return report
+
+
+def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report: ImportReport) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM ({_empty_select(kind)}) WHERE false")
+    for file_idx, path in enumerate(paths):
+        table = f"raw_{file_idx}"
+        cols, rejects, enc = _load_raw(con, path, table, encoding, tpl, workdir)
+        file_tpl = _resolve_columns(cols, path, tpl, kind)
+        report.template = file_tpl.name
+        report.files.append(str(path))
+        report.encodings[str(path)] = enc
+        n_ok = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        report.rows_read += n_ok + len(rejects)
+        report.malformed += len(rejects)
+        report.malformed_lines.extend({"file": str(path), "line": line, "reason": reason} for line, reason in rejects[:MAX_REPORTED_LINES])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () - 1 AS row_idx, * FROM {table}")
+        bad = _stage(con, table, cols, file_tpl, kind, file_idx, region)
+        report.malformed += len(bad)
+        rejected_lines = [line for line, _ in rejects]
+        for row_idx, reason in bad[: max(0, MAX_REPORTED_LINES - len(report.malformed_lines))]:
+            report.malformed_lines.append({"file": str(path), "line": _line_of(row_idx, rejected_lines), "reason": reason})
+        con.execute(f"DROP TABLE {table}")
+        if enc not in ("utf-8", "parquet"):  # the plaintext copy is not needed past this file
+            (workdir / (path.name.removesuffix(".gz") + ".utf8")).unlink(missing_ok=True)
+    report.malformed_lines.sort(key=lambda r: (r["file"], r["line"]))
+
+
+WORKDIR_PREFIX = ".vp_import_"
+
+
+def _make_workdir(folder: Path) -> Path:
+    """A private (0700) scratch folder beside the output, for transcoded copies and DuckDB spills.
+
+    It lives beside the output, not in /tmp, so personal data stays on the volume the centre
+    chose for it; it is removed on every exit path, and one left by a killed import (its
+    process gone) is removed by the next import into the same folder.
+    """
+    import tempfile
+
+    for stale in folder.glob(WORKDIR_PREFIX + "*"):
+        pid = stale.name[len(WORKDIR_PREFIX):].partition("_")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_", dir=folder))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_atomic(target: Path, data: bytes, workdir: Path) -> None:
+    tmp = workdir / (target.name + ".partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
 
 
 def _empty_select(kind: str) -> str:
@@ -385,7 +447,8 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
                      WHEN other_n = '' THEN 'missing counter-party'
                      WHEN {direction} IS NULL THEN 'unknown direction ' || coalesce(trim({c['direction']}::VARCHAR), 'NULL')
                      WHEN {start} IS NULL THEN 'bad start time ' || coalesce(trim({c['start']}), 'NULL')
-                     WHEN {_text(c.get('duration', 'NULL'))} IS NOT NULL AND ({duration} IS NULL OR {duration} < 0)
+                     WHEN {_text(c.get('duration', 'NULL'))} IS NOT NULL
+                          AND ({duration} IS NULL OR NOT isfinite({duration}) OR {duration} < 0 OR {duration} > {MAX_CALL_SECONDS})
                           THEN 'bad duration ' || trim({c.get('duration', 'NULL')})
                      WHEN {record} NOT IN ('call', 'sms') THEN 'unknown record type'
                 END AS problem
@@ -418,8 +481,12 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
     return [(int(r), p) for r, p in bad]
 
 
-def _write_merged(con, kind: str, out: Path, report: ImportReport) -> None:
-    """Merge duplicates and split calls, then write Parquet; fill the merge counts in ``report``."""
+def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path) -> None:
+    """Merge duplicates and split calls, then write Parquet; fill the merge counts in ``report``.
+
+    The file is written in ``workdir`` (same volume) and renamed into place, so a reader never
+    sees a half-written Parquet under the final name, whatever kills the import.
+    """
     if kind == "calls":
         key = "number, other, direction, start, duration, record"
         distinct_rows = con.execute(
@@ -445,6 +512,10 @@ def _write_merged(con, kind: str, out: Path, report: ImportReport) -> None:
         groups = con.execute("SELECT count(DISTINCT number) FROM staged").fetchone()[0]
         report.exact_duplicates = staged - groups
         query = "SELECT number, string_agg(DISTINCT source, '; ') AS source FROM staged GROUP BY number ORDER BY number"
-    con.execute(f"COPY ({query}) TO {sql_path(out)} (FORMAT parquet)")
-    report.rows_written = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(out)})").fetchone()[0]
+    partial = workdir / (out.name + ".partial")
+    con.execute(f"COPY ({query}) TO {sql_path(partial)} (FORMAT parquet)")
+    report.rows_written = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(partial)})").fetchone()[0]
     con.execute("DROP TABLE staged")
+    with open(partial, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(partial, out)
