@@ -14,7 +14,6 @@ import platform
 import time
 
 import numpy as np
-
 from recordings_common import Embeddings, manifest, split_speakers
 
 

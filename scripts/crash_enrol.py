@@ -218,7 +218,8 @@ def main() -> None:
     manifest = workdir / "manifest.csv"
     rows = write_manifest(clips, manifest)
 
-    header = f"{'seed':>4} {'kills (signal@s:voiceprints)':<58} {'before':>6} {'final run':<40} {'vp':>5} {'dup':>3} {'miss':>4} {'index':>6} {'tmp':>3} {'audit':>5} {'s':>5}  result"
+    header = (f"{'seed':>4} {'kills (signal@s:voiceprints)':<58} {'before':>6} {'final run':<40} {'vp':>5} {'dup':>3} {'miss':>4}"
+              f" {'index':>6} {'tmp':>3} {'audit':>5} {'s':>5}  result")
     print(header, flush=True)
     results = []
     for seed in range(args.seed, args.seed + args.rounds):

@@ -60,7 +60,7 @@ def code_version() -> str:
 
 def read_split(data: Path, n_enrol: int, max_speakers: int | None):
     """{speaker: (enrol paths, query paths)} in manifest order."""
-    by_speaker: "OrderedDict[str, list[Path]]" = OrderedDict()
+    by_speaker: OrderedDict[str, list[Path]] = OrderedDict()
     with open(data / "manifest.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             by_speaker.setdefault(row["speaker"], []).append(data / row["path"])

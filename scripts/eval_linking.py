@@ -33,7 +33,6 @@ import json
 import time
 
 import numpy as np
-
 from recordings_common import Embeddings, manifest, split_speakers, voice_of
 from train_backend import fold_of  # the cross-fitting folds of the back end
 
@@ -178,7 +177,8 @@ def main() -> None:
         grids = {"centred": [limits["centred"]], "raw": [limits["cosine"]], "llr": [limits["llr"]]}
     from voiceprint.embedding import load_spec
 
-    out = {"model": load_spec(None).name, "split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call, "net_speech_mean_s": round(float(np.mean(nets)), 2),
+    out = {"model": load_spec(None).name, "split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call,
+           "net_speech_mean_s": round(float(np.mean(nets)), 2),
            "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
     for space, grid in grids.items():
         if space not in spaces:

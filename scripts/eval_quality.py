@@ -21,7 +21,6 @@ import json
 import time
 
 import numpy as np
-
 from recordings_common import Embeddings, manifest, person_centroids, speech_of, split_speakers
 
 DURATIONS = [1.0, 2.0, 3.0, 5.0, 8.0]

@@ -161,7 +161,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
-    by: "OrderedDict[str, list[int]]" = OrderedDict()
+    by: OrderedDict[str, list[int]] = OrderedDict()
     for i, r in enumerate(rows):
         by.setdefault(r["speaker"], []).append(i)
     encoder = get_embedder().encoder

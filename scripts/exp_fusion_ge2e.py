@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from exp_warp import corpus, speaker_scores  # noqa: E402  (the same corpus and protocol)
+
 DATA = ROOT.parent / "shared" / "data" / "speechocean762"
 
 

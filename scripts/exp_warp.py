@@ -53,7 +53,7 @@ def corpus():
     """speechocean762's manifest rows, each speaker's age, and each speaker's row numbers in order."""
     rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
     ages = {r["speaker"]: int(r["age"]) for r in csv.DictReader(open(DATA / "speakers.csv", encoding="utf-8"))}
-    by: "OrderedDict[str, list[int]]" = OrderedDict()
+    by: OrderedDict[str, list[int]] = OrderedDict()
     for i, r in enumerate(rows):
         by.setdefault(r["speaker"], []).append(i)
     return rows, ages, by

@@ -139,7 +139,7 @@ def transcode(src: Path, dst: Path, encoding: str, gz: bool) -> None:
     """Stream a UTF-8 file into another encoding (optionally gzip)."""
     enc = codecs.getincrementalencoder(encoding)()
     opener = gzip.open if gz else open
-    with open(src, "r", encoding="utf-8", newline="") as fin, opener(dst, "wb") as fout:
+    with open(src, encoding="utf-8", newline="") as fin, opener(dst, "wb") as fout:
         while chunk := fin.read(1 << 22):
             fout.write(enc.encode(chunk))
 

@@ -29,10 +29,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voiceprint.evaluate import (Item, build_trials, cllr, eer, elub, embed_items, min_dcf,  # noqa: E402
-                                 read_eval_manifest, select_items)
-from voiceprint.scoring import (QUALITY_MEASURES, Backend, backend_dir, calibration_features,  # noqa: E402
-                                fit_logistic, hashed_speaker, speaker_list_hash, within_class_whitening)
+from voiceprint.evaluate import Item, build_trials, cllr, eer, elub, embed_items, min_dcf, read_eval_manifest, select_items  # noqa: E402
+from voiceprint.scoring import (  # noqa: E402
+    QUALITY_MEASURES,
+    Backend,
+    backend_dir,
+    calibration_features,
+    fit_logistic,
+    hashed_speaker,
+    speaker_list_hash,
+    within_class_whitening,
+)
 
 DATA = ROOT.parent / "shared" / "data"
 #: Development trials are made with one and with three enrolment recordings per speaker.

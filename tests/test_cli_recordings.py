@@ -4,10 +4,10 @@ call, a one-voice call and a call with too little speech."""
 import csv
 import json
 
+import audiogen
 import numpy as np
 import pytest
 
-import audiogen
 from voiceprint.cli import run
 
 SHARED = audiogen.shared_data_dir()

@@ -5,10 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import audiogen
 import numpy as np
 import pytest
 
-import audiogen
 from voiceprint import evaluate as ev
 from voiceprint.errors import DataError
 
@@ -67,8 +67,8 @@ def test_pav_llrs_are_monotone_in_the_score():
     rng = np.random.default_rng(2)
     tar, non = rng.normal(1, 1, 200), rng.normal(0, 1, 400)
     lt, ln = ev.pav_llr(tar, non)
-    s, l = np.concatenate([tar, non]), np.concatenate([lt, ln])
-    assert np.all(np.diff(l[np.argsort(s, kind="mergesort")]) >= -1e-9)
+    s, llr = np.concatenate([tar, non]), np.concatenate([lt, ln])
+    assert np.all(np.diff(llr[np.argsort(s, kind="mergesort")]) >= -1e-9)
 
 
 def test_speaker_split_is_deterministic_and_balanced():

@@ -14,10 +14,9 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from .errors import EXIT_INTERRUPTED, ModelError, VoiceprintError
 
@@ -52,7 +51,7 @@ except ImportError:  # pragma: no cover - only while the calls package is absent
 STATE = {"verbose": False, "operator": None}
 
 LibraryOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY",
                  help="Library name (under indexes/) or folder. Default: indexes/default."),
 ]
@@ -86,7 +85,7 @@ def _open(library: str | None, create: bool = False):
 @app.callback()
 def _global(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and progress detail.")] = False,
-    operator: Annotated[Optional[str], typer.Option("--operator", envvar="VOICEPRINT_OPERATOR",
+    operator: Annotated[str | None, typer.Option("--operator", envvar="VOICEPRINT_OPERATOR",
                                                     help="Who is acting, for the audit trail (default: OS user).")] = None,
 ) -> None:
     STATE["verbose"] = verbose
@@ -100,7 +99,7 @@ def _global(
 @app.command()
 def init(
     library: LibraryOpt = None,
-    model: Annotated[Optional[str], typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
+    model: Annotated[str | None, typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
 ) -> None:
     """Create a new, empty voiceprint library.
 
@@ -115,16 +114,16 @@ def init(
 @app.command()
 def enrol(
     target: Annotated[Path, typer.Argument(help="An audio file, a folder, or a CSV manifest (path,person,category,phone,case).")],
-    person: Annotated[Optional[str], typer.Option(help="Who speaks (file, or every file of a folder).")] = None,
+    person: Annotated[str | None, typer.Option(help="Who speaks (file, or every file of a folder).")] = None,
     category: Annotated[str, typer.Option(help="prior_offender, suspect, key_person or other.")] = "other",
     id_number: Annotated[str, typer.Option(help="ID-card number of the person.")] = "",
     phone: Annotated[str, typer.Option(help="Phone number registered to the person.")] = "",
     case: Annotated[str, typer.Option(help="Case number to link the person to.")] = "",
-    channel: Annotated[Optional[int], typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
-    voice: Annotated[Optional[int], typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
+    channel: Annotated[int | None, typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
+    voice: Annotated[int | None, typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Enrol even below the quality gates (short, noisy, clipped).")] = False,
-    min_speech: Annotated[Optional[float], typer.Option(help="Minimum net speech in seconds.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write every file's outcome to this CSV.")] = None,
+    min_speech: Annotated[float | None, typer.Option(help="Minimum net speech in seconds.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -194,9 +193,9 @@ def enrol(
 
 @app.command()
 def query(
-    files: Annotated[List[Path], typer.Argument(help="Unknown recordings (any common phone/recorder format).")],
+    files: Annotated[list[Path], typer.Argument(help="Unknown recordings (any common phone/recorder format).")],
     top: Annotated[int, typer.Option("--top", "-k", help="Hits per voice.")] = 5,
-    channel: Annotated[Optional[int], typer.Option(help="Only this channel of a stereo recording.")] = None,
+    channel: Annotated[int | None, typer.Option(help="Only this channel of a stereo recording.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -246,8 +245,8 @@ def query(
 def verify(
     a: Annotated[Path, typer.Argument(help="First recording.")],
     b: Annotated[Path, typer.Argument(help="Second recording.")],
-    channel_a: Annotated[Optional[int], typer.Option(help="Channel of A.")] = None,
-    channel_b: Annotated[Optional[int], typer.Option(help="Channel of B.")] = None,
+    channel_a: Annotated[int | None, typer.Option(help="Channel of A.")] = None,
+    channel_b: Annotated[int | None, typer.Option(help="Channel of B.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -272,7 +271,7 @@ def person_add(
     category: Annotated[str, typer.Option(help="prior_offender, suspect, key_person or other.")] = "other",
     id_number: Annotated[str, typer.Option(help="ID-card number.")] = "",
     notes: Annotated[str, typer.Option()] = "",
-    phone: Annotated[Optional[List[str]], typer.Option(help="Phone registered to the person (repeatable).")] = None,
+    phone: Annotated[list[str] | None, typer.Option(help="Phone registered to the person (repeatable).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Add a person. Example: voiceprint person add "Li Si" --category suspect --phone 13900139000"""
@@ -285,7 +284,7 @@ def person_add(
 
 @person_app.command("list")
 def person_list(
-    category: Annotated[Optional[str], typer.Option()] = None,
+    category: Annotated[str | None, typer.Option()] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
@@ -329,7 +328,7 @@ def person_delete(
 @phone_app.command("add")
 def phone_add(
     number: str,
-    person: Annotated[Optional[str], typer.Option(help="Person it is registered to (id, ID number or name).")] = None,
+    person: Annotated[str | None, typer.Option(help="Person it is registered to (id, ID number or name).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Register a phone number, optionally to a person."""
@@ -342,7 +341,7 @@ def phone_add(
 def case_add(
     case_number: str,
     title: Annotated[str, typer.Option()] = "",
-    date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD")] = None,
+    date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     area: Annotated[str, typer.Option()] = "",
     status: Annotated[str, typer.Option()] = "open",
     library: LibraryOpt = None,
@@ -356,8 +355,8 @@ def case_add(
 @case_app.command("link")
 def case_link(
     case_number: str,
-    person: Annotated[Optional[str], typer.Option()] = None,
-    phone: Annotated[Optional[str], typer.Option()] = None,
+    person: Annotated[str | None, typer.Option()] = None,
+    phone: Annotated[str | None, typer.Option()] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Link a case to a person and/or a phone."""
@@ -370,7 +369,7 @@ def case_link(
 @case_app.command("add-recording")
 def case_add_recording(
     case_number: str,
-    files: Annotated[List[Path], typer.Argument(help="The case's recordings (calls, voice messages).")],
+    files: Annotated[list[Path], typer.Argument(help="The case's recordings (calls, voice messages).")],
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -436,7 +435,7 @@ def link_confirm(cluster: int, note: Annotated[str, typer.Option()] = "", librar
 @link_app.command("split")
 def link_split(
     cluster: int,
-    voiceprint: Annotated[List[int], typer.Option(help="A voiceprint that does not belong (repeatable).")],
+    voiceprint: Annotated[list[int], typer.Option(help="A voiceprint that does not belong (repeatable).")],
     note: Annotated[str, typer.Option()] = "",
     library: LibraryOpt = None,
 ) -> None:
@@ -507,7 +506,7 @@ def screen(
 # -- index, audit, models --------------------------------------------------------------------
 @index_app.command("rebuild")
 def index_rebuild(
-    kind: Annotated[Optional[str], typer.Option(help="flat (exact) or hnsw (approximate, for millions).")] = None,
+    kind: Annotated[str | None, typer.Option(help="flat (exact) or hnsw (approximate, for millions).")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -532,7 +531,7 @@ def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
 @app.command()
 def audit(
     limit: Annotated[int, typer.Option()] = 50,
-    action: Annotated[Optional[str], typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
@@ -590,16 +589,16 @@ def models_add(
 
 @app.command()
 def evaluate(
-    manifests: Annotated[List[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
+    manifests: Annotated[list[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
     enrol: Annotated[int, typer.Option(help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
     simulate: Annotated[str, typer.Option(help="Pass audio through a telephone codec first: g711u, g711a, amrnb.")] = "",
     tests_only: Annotated[bool, typer.Option("--simulate-tests-only", help="Enrol from the files as they are; simulate only the tests.")] = False,
     speakers: Annotated[str, typer.Option(help="Speaker split: all, dev (back-end fitting) or test (reporting).")] = "all",
-    per_speaker: Annotated[Optional[int], typer.Option(help="Use at most N recordings per speaker.")] = None,
+    per_speaker: Annotated[int | None, typer.Option(help="Use at most N recordings per speaker.")] = None,
     min_speech: Annotated[float, typer.Option(help="Refuse recordings with less net speech (seconds).")] = 1.0,
-    model: Annotated[Optional[str], typer.Option(help="Speaker model (default: the default model).")] = None,
-    plots: Annotated[Optional[Path], typer.Option(help="Write DET and Tippett plots (PNG) into this folder.")] = None,
-    scores_out: Annotated[Optional[Path], typer.Option(help="Write every trial as CSV.")] = None,
+    model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Write DET and Tippett plots (PNG) into this folder.")] = None,
+    scores_out: Annotated[Path | None, typer.Option(help="Write every trial as CSV.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Accuracy on labelled recordings: EER, minDCF, Cllr, top-1/top-5, plain cosine vs fitted back end.

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -18,9 +18,9 @@ import io
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class Library:
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, ref=None, model: str | None = None, operator: str | None = None) -> "Library":
+    def create(cls, ref=None, model: str | None = None, operator: str | None = None) -> Library:
         """Create a new library folder (0700) and database (0600) bound to one speaker model."""
         from .embedding import load_spec
 
@@ -158,7 +158,7 @@ class Library:
         return cls(root, Store(root / DB_NAME, operator), spec.name)
 
     @classmethod
-    def open(cls, ref=None, create: bool = False, operator: str | None = None, model: str | None = None) -> "Library":
+    def open(cls, ref=None, create: bool = False, operator: str | None = None, model: str | None = None) -> Library:
         """Open an existing library (or create it when ``create``)."""
         root = resolve_library(ref)
         if not (root / DB_NAME).exists():
@@ -226,7 +226,7 @@ class Library:
                     fh.close()
                     raise LibraryBusy(
                         f"library {self.root} is being written by {holder} - wait for it to finish and run this again"
-                    )
+                    ) from None
                 time.sleep(0.2)
         fh.seek(0)
         fh.truncate()
@@ -529,7 +529,6 @@ class Library:
         the quality gates carries ``warnings`` (weak evidence).
         """
         from . import quality as gates
-
         from .scoring import domain_of, scoring_note
 
         rec, voices = self.call_voices(str(path), channel, min_speech)

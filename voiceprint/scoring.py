@@ -282,7 +282,7 @@ class Backend:
         return sorted(self.llr_limit) if isinstance(self.llr_limit, dict) else ["all"]
 
     @classmethod
-    def load(cls, folder: Path) -> "Backend":
+    def load(cls, folder: Path) -> Backend:
         meta = json.loads((folder / "backend.json").read_text(encoding="utf-8"))
         if meta.get("npz_sha256") and meta["npz_sha256"] != _file_sha(folder / "backend.npz"):
             raise ModelError(f"{folder}/backend.npz fails its checksum - refit it with scripts/train_backend.py")
@@ -330,7 +330,7 @@ def load_backend(model: str | None = None) -> Backend | None:
     return _LOADED[key]
 
 
-def evidence(backend: "Backend | None", score: float, library_size: int, net_a: float | None = None,
+def evidence(backend: Backend | None, score: float, library_size: int, net_a: float | None = None,
              net_b: float | None = None, pair: str = "all") -> dict:
     """What one comparison means: natural-log and log10 LR, the ENFSI verbal equivalent, and the
     expected number of false hits at this score in a library of ``library_size`` persons.
@@ -354,7 +354,7 @@ def scoring_note(model: str | None = None) -> str:
             f"calibrated on development speakers ({backend.meta.get('fitted_at', '?')})")
 
 
-def rescore(backend: "Backend", query: np.ndarray, query_domain: str, persons: dict) -> dict:
+def rescore(backend: Backend, query: np.ndarray, query_domain: str, persons: dict) -> dict:
     """Back-end scores of one raw query vector against persons.
 
     ``persons``: person id -> (raw sample vectors [n, dim], their domains, their total net speech).

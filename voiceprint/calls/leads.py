@@ -8,8 +8,8 @@ empty and the leads are still ranked and explained.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .scoring import FeatureTable, Model, _fmt, load_feature_table, rule_reasons, rule_score
 

@@ -73,9 +73,9 @@ ANCHOR_SHARE = 0.5  # weight of the anchor position against the population rank
 class FeatureTable:
     """Numbers (index), all numeric columns, canonical signals, and labels when the table has them."""
 
-    frame: "object"  # pandas.DataFrame of model columns, index = number
-    canonical: "object"  # pandas.DataFrame of canonical signals, same index
-    labels: "object | None"  # pandas.Series of 0/1 or None
+    frame: object  # pandas.DataFrame of model columns, index = number
+    canonical: object  # pandas.DataFrame of canonical signals, same index
+    labels: object | None  # pandas.Series of 0/1 or None
     layouts: list = field(default_factory=list)
 
 
@@ -254,7 +254,6 @@ def _models(seed: int = 0, rounds: int = DEFAULT_ROUNDS):
 
 def _fit_predict(X_train, y_train, X_test, seed: int = 0, rounds: int = DEFAULT_ROUNDS):
     import numpy as np
-
     from threadpoolctl import threadpool_limits
 
     # One thread: on a shared 2-core machine OpenMP spin-waiting makes more threads slower, and
@@ -312,7 +311,6 @@ class Model:
 
     def predict(self, frame):
         import numpy as np
-
         from threadpoolctl import threadpool_limits
 
         X = frame.reindex(columns=self.columns).astype(float)
