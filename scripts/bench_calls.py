@@ -60,7 +60,7 @@ def run_child(args: list[str]) -> dict:
 
 
 def child_generate(work: Path, rows: int, memory_limit: str, threads: int | None) -> dict:
-    from gen_cdr import generate
+    from voiceprint.calls.synthetic import generate
 
     res = generate(work, rows, canonical=True, memory_limit=memory_limit, threads=threads)
     from voiceprint.calls.ingest import import_fraud_list, import_registry

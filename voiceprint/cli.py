@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from .errors import EXIT_INTERRUPTED, ModelError, VoiceprintError
+from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, open_library, output_format
 
 app = typer.Typer(
     name="voiceprint",
@@ -48,19 +49,7 @@ try:  # the CDR scorer is its own sub-application
 except ImportError:  # pragma: no cover - only while the calls package is absent
     pass
 
-STATE = {"verbose": False, "operator": None}
-
-LibraryOpt = Annotated[
-    str | None,
-    typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY",
-                 help="Library name (under indexes/) or folder. Default: indexes/default."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for pipelines instead of a table.")]
-CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
-
-
-def _fmt(json_out: bool, csv_out: bool = False) -> str:
-    return "json" if json_out else "csv" if csv_out else "table"
+_fmt = output_format
 
 
 def _err(message: str) -> None:
@@ -76,10 +65,7 @@ def _ranges(segments, limit: int = 12) -> str:
     return text + (f" ... ({len(segments)} ranges)" if len(segments) > limit else "")
 
 
-def _open(library: str | None, create: bool = False):
-    from .library import Library
-
-    return Library.open(library, create=create, operator=STATE["operator"])
+_open = open_library
 
 
 @app.callback()

@@ -37,6 +37,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,7 @@ class Backend:
     cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
     top_n: int
     calibration: dict  # channel pair (pair_of) or "all" -> weights of calibration_features(..., quality) and offset
-    llr_limit: dict  # channel pair or "all" -> (lowest, highest) llr the development data support (ELUB)
+    llr_limit: dict | float | tuple[float, float]  # channel pair or "all" -> (lowest, highest) llr the development data support (ELUB)
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
     meta: dict = field(default_factory=dict)
     quality: str = "min_duration"  # the calibration's quality measure (QUALITY_MEASURES)
@@ -243,10 +244,12 @@ class Backend:
 
     def llr_limits(self, pair: str = "all") -> tuple[float, float]:
         """The (lowest, highest) llr this channel pair's development trials support."""
-        lim = self.llr_limit
+        lim: Any = self.llr_limit
         if isinstance(lim, dict):
             lim = lim.get(pair, lim["all"])
-        return (-float(lim), float(lim)) if np.isscalar(lim) else (float(lim[0]), float(lim[1]))
+        if np.ndim(lim) == 0:  # one bound for both sides (back ends fitted before per-side limits)
+            return -float(lim), float(lim)
+        return float(lim[0]), float(lim[1])
 
     def false_alarm_rate(self, scores) -> np.ndarray:
         """Share of development impostor trials scoring at or above each score (Gaussian tail beyond the data)."""
@@ -268,9 +271,10 @@ class Backend:
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {f"mean_{d}": m for d, m in self.means.items()}
-        np.savez(folder / "backend.npz", transform=self.transform, cohort=self.cohort.astype(np.float32),
-                 nontarget_scores=self.nontarget_scores.astype(np.float32), **arrays)
+        arrays: dict[str, Any] = {f"mean_{d}": m for d, m in self.means.items()}
+        arrays |= {"transform": self.transform, "cohort": self.cohort.astype(np.float32),
+                   "nontarget_scores": self.nontarget_scores.astype(np.float32)}
+        np.savez(folder / "backend.npz", **arrays)
         meta = dict(self.meta)
         meta.update(top_n=self.top_n, quality_measure=self.quality,
                     calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},

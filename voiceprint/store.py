@@ -220,7 +220,7 @@ class Store:
     @property
     def generation(self) -> int:
         """Bumped in the same transaction as every voiceprint change; the index records the one it was built at."""
-        return int(self.get_meta("generation", "0"))
+        return int(self.get_meta("generation") or 0)
 
     def bump_generation(self) -> None:
         self.set_meta("generation", str(self.generation + 1))
@@ -258,7 +258,7 @@ class Store:
             (name, id_number, category, notes or "", time.time()),
         )
         self.audit("person.add", f"person:{cur.lastrowid}", category=category)
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def find_person(self, ref: str | int) -> dict:
         """A person by id, by ID number, or by name (unique names only)."""
@@ -302,7 +302,7 @@ class Store:
             return int(row["id"])
         cur = self.db.execute("INSERT INTO phones(number, person_id, created_at) VALUES (?, ?, ?)", (norm, person_id, time.time()))
         self.audit("phone.add", f"phone:{cur.lastrowid}", person=person_id)
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def add_case(self, case_number: str, title: str = "", date: str | None = None, area: str = "", status: str = "open") -> int:
         case_number = (case_number or "").strip()
@@ -316,7 +316,7 @@ class Store:
             (case_number, title or "", date, area or "", status or "open", time.time()),
         )
         self.audit("case.add", f"case:{cur.lastrowid}")
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def case_id(self, case_number: str) -> int:
         row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number.strip(),)).fetchone()
@@ -370,7 +370,7 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (sha256, channel, original_name, duration, net_speech, sample_rate, codec, json.dumps(quality or {}), time.time()),
         )
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def has_voiceprint(self, recording_id: int, person_id: int | None, model: str) -> bool:
         return self.db.execute(
@@ -384,7 +384,7 @@ class Store:
             (recording_id, person_id, model, blob, time.time()),
         )
         self.bump_generation()
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def voiceprints(self, model: str, person_only: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All voiceprints of a model: (ids, person_ids, vectors[n, dim]) in id order."""
@@ -431,6 +431,12 @@ class Store:
         self.bump_generation()
         self.audit("recording.delete", f"recording:{recording_id}", voiceprints=n_vp)
         return {"recording": recording_id, "voiceprints": int(n_vp)}
+
+
+def _rowid(cur: sqlite3.Cursor) -> int:
+    """The id an INSERT just made (sqlite3 types it Optional; after an INSERT it is set)."""
+    assert cur.lastrowid is not None
+    return int(cur.lastrowid)
 
 
 class _Transaction:

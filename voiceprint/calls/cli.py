@@ -64,7 +64,9 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
     ready, raw = [], []
     for f in files:
         if f.suffix == ".parquet":
-            cols = set(duckdb.sql(f"SELECT * FROM read_parquet({sql_path(f)}) LIMIT 0").columns)
+            rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(f)}) LIMIT 0")
+            assert rel is not None  # a SELECT always gives a relation
+            cols = set(rel.columns)
             if set(CALL_COLUMNS) <= cols:
                 ready.append(f)
                 continue

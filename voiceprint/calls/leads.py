@@ -70,6 +70,7 @@ def load_registry(path) -> dict[str, dict]:
 
         raise DataError(f"{path}: no such registry - import one with `voiceprint calls import FILE --kind registry`")
     rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(path)})")
+    assert rel is not None  # a SELECT always gives a relation
     return {r[0]: dict(zip(rel.columns, r)) for r in rel.fetchall()}
 
 

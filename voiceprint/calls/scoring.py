@@ -21,10 +21,14 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceprint.errors import DataError
 
 from .ingest import TEMPLATE_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,9 @@ ANCHOR_SHARE = 0.5  # weight of the anchor position against the population rank
 class FeatureTable:
     """Numbers (index), all numeric columns, canonical signals, and labels when the table has them."""
 
-    frame: object  # pandas.DataFrame of model columns, index = number
-    canonical: object  # pandas.DataFrame of canonical signals, same index
-    labels: object | None  # pandas.Series of 0/1 or None
+    frame: pd.DataFrame  # model columns, index = number
+    canonical: pd.DataFrame  # canonical signals, same index
+    labels: pd.Series | None  # 0/1, or None
     layouts: list = field(default_factory=list)
 
 
@@ -402,6 +406,8 @@ def cross_validate(table: FeatureTable, folds: int = 5, seed: int = 0) -> dict:
     from sklearn.metrics import f1_score, roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
+    if table.labels is None:
+        raise DataError("the feature table has no labels - add a 0/1 'label' column (1 = fraud)")
     keep = table.labels.notna().to_numpy()
     X, y = table.frame[keep], table.labels[keep].astype(int).to_numpy()
     rule = rule_score(table.canonical[keep])[0]
