@@ -35,7 +35,7 @@ class FakeRecording:
 def lib(tmp_path, monkeypatch):
     lib = Library.create(tmp_path / "lib", operator="investigator-1")
     monkeypatch.setattr("voiceprint.scoring.load_backend", lambda model=None: None)  # cosine linking here
-    calls = {}  # file name -> [(speaker, take), ...]
+    calls: dict = {}  # file name -> [(speaker, take), ...]
     monkeypatch.setattr(lib, "_embedder", lambda: FakeEmbedder())
 
     def call_voices(path, channel=None, min_speech=None):
@@ -45,7 +45,7 @@ def lib(tmp_path, monkeypatch):
         return FakeRecording(path), voices
 
     monkeypatch.setattr(lib, "call_voices", call_voices)
-    lib.calls = calls
+    lib.calls = calls  # type: ignore[attr-defined]
     yield lib
     lib.close()
 

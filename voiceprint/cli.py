@@ -124,7 +124,7 @@ def enrol(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .library import EnrolItem, folder_items, read_manifest
+    from .enrolment import EnrolItem, folder_items, read_manifest
     from .report import print_rows, write_csv
 
     single = False
@@ -364,10 +364,9 @@ def case_add_recording(
 
     Example: voiceprint case add-recording AJ2026-0815 victim_call.wav voicemail.amr
     """
-    from .linking import add_recordings
     from .report import print_rows, to_json
 
-    rows = add_recordings(_open(library, create=True), case_number, [str(f) for f in files])
+    rows = _open(library, create=True).links.add_recordings(case_number, [str(f) for f in files])
     if json_out:
         typer.echo(to_json(rows))
         return
@@ -392,10 +391,9 @@ def link(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .linking import clusters
     from .report import print_rows, to_json
 
-    found = clusters(_open(library), min_cases=min_cases)
+    found = _open(library).links.clusters(min_cases=min_cases)
     if json_out:
         typer.echo(to_json(found))
         return
@@ -412,9 +410,7 @@ def link(
 @link_app.command("confirm")
 def link_confirm(cluster: int, note: Annotated[str, typer.Option()] = "", library: LibraryOpt = None) -> None:
     """Confirm that a cluster's voices are one person (audited). Example: voiceprint link confirm 12"""
-    from .linking import confirm
-
-    confirm(_open(library), cluster, note)
+    _open(library).links.confirm(cluster, note)
     typer.echo(f"cluster {cluster} confirmed")
 
 
@@ -429,9 +425,7 @@ def link_split(
 
     Example: voiceprint link split 12 --voiceprint 40 --voiceprint 41
     """
-    from .linking import split
-
-    result = split(_open(library), cluster, voiceprint, note)
+    result = _open(library).links.split(cluster, voiceprint, note)
     typer.echo(f"moved voiceprint(s) {result['moved']} from cluster {cluster} to cluster {result['new_cluster']}")
 
 
@@ -448,9 +442,7 @@ def link_promote(
 
     Example: voiceprint link promote 12 --name "Customer-service voice A"
     """
-    from .linking import promote
-
-    result = promote(_open(library), cluster, name, category, id_number, note)
+    result = _open(library).links.promote(cluster, name, category, id_number, note)
     typer.echo(f"cluster {cluster} is now person {result['person_id']} with {result['voiceprints']} voiceprint(s),"
                f" linked to cases {', '.join(result['cases'])}")
 
@@ -467,15 +459,14 @@ def screen(
 
     Example: voiceprint screen /data/incoming/2026-06-11 --csv > screened.csv
     """
-    from .library import AUDIO_SUFFIXES
-    from .linking import screen as run_screen
     from .report import print_rows, to_json
+    from .voices import AUDIO_SUFFIXES
 
     files = [folder] if folder.is_file() else sorted(
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise typer.BadParameter(f"{folder}: no audio files found")
-    rows = run_screen(_open(library), [str(f) for f in files], top=top)
+    rows = _open(library).links.screen([str(f) for f in files], top=top)
     if json_out:
         typer.echo(to_json(rows))
         return
