@@ -16,7 +16,7 @@ checks that:
   and SQLite's integrity check passes;
 - the audit trail holds exactly one ``enrol`` row per voiceprint.
 
-The clips are distinct synthetic speech-like signals (tests/audiogen.py), 2 s each, written once
+The clips are distinct synthetic speech-like signals (voiceprint.synth), 2 s each, written once
 to ``out/crash_enrol/`` and reused; ``--real`` takes real recordings from
 ../shared/data/speechocean762 instead. Prints one table row per round and a final PASS/FAIL line.
 """
@@ -48,9 +48,7 @@ FILES_PER_PERSON = 4
 def make_clips(n: int, folder: Path) -> list[Path]:
     """``n`` distinct 2 s speech-like WAV clips (generated once, then reused); a seed whose clip
     the VAD finds under 1 s of speech in is skipped, so every clip is enrollable."""
-    sys.path.insert(0, str(REPO / "tests"))
-    import audiogen
-
+    from voiceprint import synth
     from voiceprint.audio import speech_segments
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,10 +57,10 @@ def make_clips(n: int, folder: Path) -> list[Path]:
         path = folder / f"clip_{i:05d}.wav"
         seed = 10_000 + i
         while not path.exists():
-            x = audiogen.synth_speech(CLIP_SECONDS, seed=seed, f0=90 + (seed * 37) % 140)
+            x = synth.synth_speech(CLIP_SECONDS, seed=seed, f0=90 + (seed * 37) % 140)
             if sum(s.duration for s in speech_segments(x, 16000)) >= 1.0:
                 tmp = path.with_suffix(".part.wav")
-                audiogen.write_audio(tmp, x, 16000, "wav_pcm16")
+                synth.write_audio(tmp, x, 16000, "wav_pcm16")
                 os.replace(tmp, path)
             seed += 100_000
         paths.append(path)

@@ -27,7 +27,8 @@ import json
 import time
 
 import numpy as np
-from recordings_common import Embeddings, manifest, person_centroids, speech_of, speech_only, split_speakers, top1
+
+from voiceprint.corpora import Embeddings, manifest, person_centroids, speech_of, speech_only, split_speakers, top1
 
 CONV_UTTS = slice(0, 4)
 ENROL_UTTS = slice(8, 12)
@@ -129,7 +130,8 @@ def main() -> None:
     grid = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5] if args.split == "dev" else [args.threshold or diarize.SPLIT_THRESHOLD]
     tally = {t: {"total": 0, "miss": 0, "fa": 0, "conf": 0, "n2": 0, "convs": 0, "solo": 0, "solo_split": 0} for t in grid}
     ident = {"clean": 0, "diar": 0, "n": 0}
-    names = cents = None
+    names: list[str] = []
+    cents = np.zeros((0, 1))
     if args.split == "test":
         names, cents = person_centroids(emb, by_speaker, speakers, ENROL_UTTS)
     win_variant = f"diarwin{diarize.WINDOW_S}/{diarize.HOP_S}"

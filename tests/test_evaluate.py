@@ -177,10 +177,9 @@ def test_a_fusion_model_is_evaluated_from_its_components_vectors(toy_corpus, tmp
 
 
 def _train_backend():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import train_backend
+    from voiceprint import fitting
 
-    return train_backend
+    return fitting
 
 
 def test_a_cross_channel_development_set_enrols_with_its_native_recordings():

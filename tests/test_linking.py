@@ -178,7 +178,7 @@ def test_with_a_fitted_back_end_links_are_scored_as_likelihood_ratios(tmp_path):
 
     lib = Library.create(tmp_path / "lib")
     if load_backend(lib.model) is None:
-        pytest.skip("no back end fitted for the default model (scripts/train_backend.py)")
+        pytest.skip("no back end fitted for the default model (voiceprint backend fit)")
     space = linking.link_space(lib.store, lib.model)
     assert space.kind == "llr" and space.threshold == linking.thresholds(lib.model)["llr"]
     same = [FakeEmbedder().embed(np.array([4, t], np.float32)) for t in (41, 42)]

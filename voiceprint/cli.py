@@ -34,6 +34,7 @@ phone_app = typer.Typer(help="Phone numbers registered to persons.", no_args_is_
 case_app = typer.Typer(help="Cases and their links to persons and phones.", no_args_is_help=True)
 index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
 models_app = typer.Typer(help="Speaker models on local disk.", no_args_is_help=True)
+backend_app = typer.Typer(help="The scoring back end of a speaker model (whitening, AS-norm, calibration).", no_args_is_help=True)
 link_app = typer.Typer(help="Link unknown voices across cases: report, confirm, split, promote.", invoke_without_command=True)
 app.add_typer(person_app, name="person")
 app.add_typer(phone_app, name="phone")
@@ -41,6 +42,7 @@ app.add_typer(case_app, name="case")
 app.add_typer(index_app, name="index")
 app.add_typer(models_app, name="models")
 app.add_typer(link_app, name="link")
+app.add_typer(backend_app, name="backend")
 
 try:  # the CDR scorer is its own sub-application
     from .calls.cli import app as calls_app
@@ -247,7 +249,10 @@ def verify(
     if json_out:
         typer.echo(to_json(result))
     else:
-        print_rows([{k: v for k, v in result.items() if k not in ("a", "b")} | {"a": result["a"]["file"], "b": result["b"]["file"]}])
+        pairs = result.get("comparisons") or [result]
+        print_rows([{k: v for k, v in p.items() if k not in ("a", "b", "comparisons")} | {"a": p["a"]["file"], "b": p["b"]["file"]}
+                    | ({"a voice": f"ch {p['a']['channel']} voice {p['a']['voice']}", "b voice": f"ch {p['b']['channel']} voice {p['b']['voice']}"}
+                       if "comparisons" in result else {}) for p in pairs])
 
 
 # -- persons, phones, cases ----------------------------------------------------------------
@@ -564,6 +569,33 @@ def models_add(
     typer.echo(f"added model {spec.name} ({spec.embedding_dim}-d) in {spec.home}")
 
 
+@backend_app.command("fit")
+def backend_fit(
+    model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
+    shrink: Annotated[list[float] | None, typer.Option(help="Within-class shrinkage to try (repeatable; 1.0 = centring only).")] = None,
+    top_n: Annotated[list[int] | None, typer.Option(help="AS-norm cohort size to try (repeatable).")] = None,
+    out_dim: Annotated[int, typer.Option(help="LDA output dimension (0 = keep all).")] = 0,
+    quality: Annotated[list[str] | None, typer.Option(help="Calibration quality measure to try (repeatable): min_duration, durations.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Only this CORPUS:CHANNEL of the plan (repeatable), e.g. hyke_ivr_8k:clean.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the development figures, save nothing.")] = False,
+) -> None:
+    """Fit a model's scoring back end on the development speakers of ../shared/data and save it with the model.
+
+    Only speakers whose id hashes to `dev` are read; hyper-parameters and calibration are chosen by
+    two-fold cross-fitting over them. Takes minutes to hours on a CPU (embeddings are cached).
+
+    Example: voiceprint backend fit --dry-run
+    """
+    from .fitting import fit_backend
+    from .scoring import QUALITY_MEASURES
+
+    for q in quality or []:
+        if q not in QUALITY_MEASURES:
+            raise typer.BadParameter(f"--quality must be one of {', '.join(QUALITY_MEASURES)}")
+    fit_backend(model, shrink or (0.05, 0.2, 0.5, 1.0), top_n or (100, 300), out_dim or None,
+                quality or ("min_duration", "durations"), dry_run, only, echo=typer.echo)
+
+
 @app.command()
 def evaluate(
     manifests: Annotated[list[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
@@ -602,7 +634,7 @@ def evaluate(
         for path in plot(result.trial_sets, plots):
             _err(f"wrote {path}")
     if result.backend_meta is None:
-        _err("note: no back end is fitted for this model - only the plain cosine is scored (scripts/train_backend.py)")
+        _err("note: no back end is fitted for this model - only the plain cosine is scored (fit one with `voiceprint backend fit`)")
     if result.overlap_speakers:
         _err(f"warning: {len(result.overlap_speakers)} speaker(s) here were used to fit the back end - "
              "their figures are optimistic; use --speakers test")

@@ -2,7 +2,7 @@
 
 A raw cosine between two ECAPA embeddings has no fixed meaning: its distribution moves with the
 channel (8 kHz telephone vs 16 kHz), the duration and the language. The back end fitted by
-``scripts/train_backend.py`` on a speaker-disjoint development split turns it into evidence:
+``voiceprint backend fit`` (:mod:`voiceprint.fitting`) on a speaker-disjoint development split turns it into evidence:
 
 1. **Domain centring** - subtract the mean embedding of the input's domain (``wideband`` or
    ``narrowband``, decided by the source rate and codec: :func:`domain_of`).
@@ -237,7 +237,7 @@ class Backend:
             w = np.asarray(self.calibration.get(name, self.calibration["all"]), np.float64)
             if len(w) != feats.shape[-1] + 1:
                 raise ModelError(f"calibration {name!r} has {len(w)} weights, quality measure {self.quality!r} "
-                                 f"needs {feats.shape[-1] + 1} - refit with scripts/train_backend.py")
+                                 f"needs {feats.shape[-1] + 1} - refit with `voiceprint backend fit`")
             lo, hi = self.llr_limits(name)
             out = np.where(pairs == name, np.clip(feats @ w[:-1] + w[-1], lo, hi), out)
         return out
@@ -289,7 +289,7 @@ class Backend:
     def load(cls, folder: Path) -> Backend:
         meta = json.loads((folder / "backend.json").read_text(encoding="utf-8"))
         if meta.get("npz_sha256") and meta["npz_sha256"] != _file_sha(folder / "backend.npz"):
-            raise ModelError(f"{folder}/backend.npz fails its checksum - refit it with scripts/train_backend.py")
+            raise ModelError(f"{folder}/backend.npz fails its checksum - refit it with `voiceprint backend fit`")
         z = np.load(folder / "backend.npz")
         means = {d: z[f"mean_{d}"].astype(np.float64) for d in meta["domains"]}
         return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
@@ -353,7 +353,7 @@ def scoring_note(model: str | None = None) -> str:
     backend = load_backend(model)
     if backend is None:
         return ("score = raw cosine; no back end is fitted for this model, so llr, verbal and expected_false_hits "
-                "are null (fit one with scripts/train_backend.py)")
+                "are null (fit one with `voiceprint backend fit`)")
     return (f"score = AS-normalised back-end score (cosine = raw cosine); llr = natural-log likelihood ratio "
             f"calibrated on development speakers ({backend.meta.get('fitted_at', '?')})")
 

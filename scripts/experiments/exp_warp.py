@@ -1,7 +1,7 @@
 """Experiment: does a frequency warp at test time (resampling, so children's higher formants fall
 where ECAPA's adult training data put them) help issue 3's identification test?
 
-    .venv/bin/python scripts/exp_warp.py --alphas 1.0 0.9 0.85 0.8 [--json out/exp/warp.json]
+    .venv/bin/python scripts/experiments/exp_warp.py --alphas 1.0 0.9 0.85 0.8 [--json out/exp/warp.json]
 
 speechocean762 only, the protocol of ``scripts/eval_library.py`` (3 enrolments per speaker in
 manifest order, the rest queried, 166-way, plain cosine of normalised means). Each file goes
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import time
 from collections import OrderedDict
 from fractions import Fraction
@@ -24,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "speechocean762"
 SPEECH = ROOT / "out" / "cache" / "so762_speech.npz"
 
