@@ -10,15 +10,9 @@ from pathlib import Path
 
 import typer
 
+from voiceprint.options import CsvOpt, FormatOpt, JsonOpt, LibraryOpt, output_format
+
 app = typer.Typer(help="Reverse strike: screen call detail records for numbers that call like a fraud den.", no_args_is_help=True)
-
-FORMAT_HELP = "Output: table, csv or json."
-
-
-def _fmt_option(value: str) -> str:
-    if value not in ("table", "csv", "json"):
-        raise typer.BadParameter("use table, csv or json")
-    return value
 
 
 @app.command("import")
@@ -28,7 +22,9 @@ def import_cmd(
     kind: str = typer.Option("calls", help="calls, registry or fraud-list."),
     template: str | None = typer.Option(None, help="Built-in template name (sichuan, generic, ...) or a .toml file; default: detected from the header."),
     encoding: str = typer.Option("auto", help="auto (UTF-8, else GB18030), utf-8, gbk or gb18030."),
-    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    fmt: FormatOpt = None,
 ):
     """Import carrier files into one deduplicated canonical table; malformed rows are reported by line.
 
@@ -43,6 +39,7 @@ def import_cmd(
     if importer is None:
         raise typer.BadParameter("--kind must be calls, registry or fraud-list")
     report = importer(files, out, template=template, encoding=None if encoding == "auto" else encoding)
+    fmt = output_format(json_out, csv_out, fmt)
     if fmt == "json":
         print(to_json(report.to_dict()))
         return
@@ -158,7 +155,9 @@ def score_cmd(
     model: Path | None = typer.Option(None, help="Trained model; without one the rule score ranks."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write all numbers ranked: .csv or .json."),
     mapping: Path | None = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
-    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    fmt: FormatOpt = None,
 ):
     """Rank every number by the rule score or a trained model, with the reasons for each.
 
@@ -170,7 +169,7 @@ def score_cmd(
 
     table = load_feature_table(features, mapping=mapping)
     rows = score_table(table, load_model(model) if model else None)
-    _emit(rows, SCORE_COLUMNS, out, fmt, "scores (" + ("model" if model else "rule score") + ")")
+    _emit(rows, SCORE_COLUMNS, out, output_format(json_out, csv_out, fmt), "scores (" + ("model" if model else "rule score") + ")")
 
 
 @app.command("leads")
@@ -178,17 +177,22 @@ def leads_cmd(
     features: list[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) (from `calls features` or third-party)."),
     model: Path | None = typer.Option(None, help="Trained model; without one the rule score ranks."),
     registry: Path | None = typer.Option(None, help="Imported registry Parquet: number -> person, ID number."),
-    library: Path | None = typer.Option(None, help="Voiceprint library: person, voice samples, cases, phones."),
+    library: LibraryOpt = None,
     top: int = typer.Option(20, help="How many leads."),
     flagged_only: bool = typer.Option(False, "--flagged-only", help="Only numbers at or above the decision threshold."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the leads: .csv or .json."),
     mapping: Path | None = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
-    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    fmt: FormatOpt = None,
 ):
     """Ranked, explained leads, each followed to its registered person, library record and cases.
 
     Example:
         voiceprint calls leads --features work/features.parquet --registry work/registry.parquet --library lib/ --top 10
+
+    The library (person, voice samples, cases, phones of each lead) is --library or $VOICEPRINT_LIBRARY; without either, leads
+    stop at the registry.
     """
     from .leads import LEAD_COLUMNS, build_leads, library_resolver
     from .scoring import load_feature_table
@@ -196,7 +200,7 @@ def leads_cmd(
     resolver = library_resolver(library) if library else None
     rows = build_leads(load_feature_table(features, mapping=mapping), model=model, registry=registry, resolver=resolver,
                        top=top, flagged_only=flagged_only)
-    _emit(rows, LEAD_COLUMNS, out, fmt, "leads")
+    _emit(rows, LEAD_COLUMNS, out, output_format(json_out, csv_out, fmt), "leads")
 
 
 def main() -> None:  # pragma: no cover - convenience for `python -m voiceprint.calls.cli`

@@ -229,10 +229,6 @@ def rule_reasons(canonical, scores, population_median, top: int = 4) -> list[lis
     return [[labels[j] + _fmt(values[i, j]) + medians[j] for j in order[i] if key[i, j] >= 0] for i in range(len(s))]
 
 
-def _reason(name, value, median, label) -> str:
-    return f"{label}: {name}={_fmt(value)} (population median {_fmt(median)})"
-
-
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"

@@ -122,6 +122,11 @@ def build_sql(rows: int, subscribers: int, dens: int, den_size: int, seed: int, 
         SELECT * FROM clean
         UNION ALL SELECT * FROM clean WHERE hash(number, start) % 200 = 0
         UNION ALL SELECT * REPLACE ('其他区' AS county) FROM clean WHERE hash(number, start) % 200 = 1"""
+    return {"setup": setup, "calls": calls, **_side_tables(subscribers, n_fraud, den_size, prefix)}
+
+
+def _side_tables(subscribers: int, n_fraud: int, den_size: int, prefix: str) -> dict[str, str]:
+    """SQL of the registry, the known-fraud list and the planted truth (over the ``subs`` table)."""
     # owner: normal numbers mostly alone on their ID card, every 20th pair shares one; a den's
     # numbers sit on two ID cards
     registry = f"""
@@ -134,7 +139,7 @@ def build_sql(rows: int, subscribers: int, dens: int, den_size: int, seed: int, 
     fraud_list = f"""SELECT {prefix}printf('139%08d', s) AS number, 'police notice ' || den AS source
                      FROM subs WHERE fraud AND (s - {subscribers - n_fraud}) % {den_size} = 0 AND den % 2 = 0"""
     truth = f"SELECT {prefix}printf('139%08d', s) AS number, den FROM subs WHERE fraud"
-    return {"setup": setup, "calls": calls, "registry": registry, "fraud_list": fraud_list, "truth": truth}
+    return {"registry": registry, "fraud_list": fraud_list, "truth": truth}
 
 
 def transcode(src: Path, dst: Path, encoding: str, gz: bool) -> None:
