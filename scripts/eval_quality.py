@@ -1,6 +1,6 @@
 """Accuracy by net-speech duration and by SNR on real speech: the evidence behind ``voiceprint.quality``.
 
-Development speakers of speechocean762 (the split of ``recordings_common``). For every speaker:
+Development speakers of speechocean762 (the split of ``voiceprint.corpora``). For every speaker:
 
 - query sweep: the library holds each speaker as the mean of four enrolment utterances
   (utterances 9-12); the query is the speech of utterances 5-8, truncated to D seconds of net

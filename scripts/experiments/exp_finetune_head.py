@@ -35,8 +35,8 @@ def frames(encoder, rows) -> list:
     """[1536, T] float16 MFA features per manifest row (None where the VAD finds too little speech)."""
     import torch
 
-    from voiceprint import audio
     from voiceprint.errors import AudioError
+    from voiceprint.voices import read_voices
 
     if CACHE.exists():
         z = np.load(CACHE, allow_pickle=True)
@@ -47,8 +47,7 @@ def frames(encoder, rows) -> list:
     t0 = time.time()
     for n, r in enumerate(rows):
         try:
-            ch = audio.load_recording(str(DATA / r["path"])).channels[0]
-            speech, _ = audio.prepare_speech(ch, min_speech=0.3)
+            speech = read_voices(DATA / r["path"], None, channel=0, diarise=False, min_speech=0.3, measure=False)[1][0].speech
         except AudioError:
             out.append(None)
             continue

@@ -29,16 +29,15 @@ SPEECH = ROOT / "out" / "cache" / "so762_speech.npz"
 
 
 def speech_of(rows):
-    from voiceprint import audio
     from voiceprint.errors import AudioError
+    from voiceprint.voices import read_voices
 
     if SPEECH.exists():
         return list(np.load(SPEECH, allow_pickle=True)["speech"])
-    out = []
+    out: list = []
     for r in rows:
         try:
-            ch = audio.load_recording(str(DATA / r["path"])).channels[0]
-            out.append(audio.prepare_speech(ch, min_speech=0.3)[0])
+            out.append(read_voices(DATA / r["path"], None, channel=0, diarise=False, min_speech=0.3, measure=False)[1][0].speech)
         except AudioError:
             out.append(None)
     arr = np.empty(len(out), dtype=object)
