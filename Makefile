@@ -1,9 +1,10 @@
 # The two commands in the README are `make demo` and `make test`; everything else is a helper.
+# `make lint` (ruff + mypy, configured in pyproject.toml) runs in CI before the tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test lint clean-venv
 
 $(BIN)/voiceprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check voiceprint scripts tests
+	$(BIN)/mypy voiceprint scripts tests
 
 clean-venv:
 	rm -rf $(VENV)

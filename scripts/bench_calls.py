@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-sys.path.insert(0, str(HERE.parent))
 
 
 def machine() -> str:
@@ -35,7 +34,8 @@ def machine() -> str:
     import duckdb
     import pandas
 
-    return f"{os.cpu_count()} CPUs{mem}, {platform.machine()} {platform.system()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}, pandas {pandas.__version__}"
+    return (f"{os.cpu_count()} CPUs{mem}, {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
+            f"DuckDB {duckdb.__version__}, pandas {pandas.__version__}")
 
 
 def run_child(args: list[str]) -> dict:
@@ -46,6 +46,7 @@ def run_child(args: list[str]) -> dict:
     """
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, str(HERE), *args], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None  # stdout=PIPE
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -59,7 +60,7 @@ def run_child(args: list[str]) -> dict:
 
 
 def child_generate(work: Path, rows: int, memory_limit: str, threads: int | None) -> dict:
-    from gen_cdr import generate
+    from voiceprint.calls.synthetic import generate
 
     res = generate(work, rows, canonical=True, memory_limit=memory_limit, threads=threads)
     from voiceprint.calls.ingest import import_fraud_list, import_registry

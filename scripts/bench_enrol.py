@@ -26,12 +26,12 @@ import argparse
 import csv
 import json
 import os
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from functools import wraps
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,15 +55,14 @@ def pick_files(data: Path, n: int) -> list[tuple[Path, str]]:
 
 
 def generated_files(n: int, folder: Path) -> list[tuple[Path, str]]:
-    sys.path.insert(0, str(REPO / "tests"))
-    import audiogen
+    from voiceprint import synth
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(n):
         path = folder / f"gen_{i:04d}.wav"
         if not path.exists():
-            audiogen.speech_file(path, "wav_pcm16", seconds=4.0, seed=20_000 + i, f0=90 + (i * 37) % 140)
+            synth.speech_file(path, "wav_pcm16", seconds=4.0, seed=20_000 + i, f0=90 + (i * 37) % 140)
         out.append((path, f"gen_{i // 4:03d}"))
     return out
 
@@ -125,7 +124,7 @@ def run_interleaved(files, signals, encoder, root: Path, chunk: int) -> dict:
     timer.wrap(audio, "measure_quality", "quality")
     timer.wrap(diarize, "diarize", "diarisation")
     timer.wrap(Embedder, "embed", "embedding")
-    out = {"direct_before": 0.0, "direct_after": 0.0, "library": 0.0, "enrolled": 0}
+    out: dict[str, Any] = {"direct_before": 0.0, "direct_after": 0.0, "library": 0.0, "enrolled": 0}
     lib = Library.create(root, operator="bench_enrol")
     try:
         for start in range(0, len(files), chunk):

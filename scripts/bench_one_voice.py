@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, split_speakers
+from voiceprint.corpora import Embeddings, manifest, split_speakers
 
 
 def main() -> None:

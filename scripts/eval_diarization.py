@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, person_centroids, speech_of, speech_only, split_speakers, top1
+from voiceprint.corpora import Embeddings, manifest, person_centroids, speech_of, speech_only, split_speakers, top1
 
 CONV_UTTS = slice(0, 4)
 ENROL_UTTS = slice(8, 12)
@@ -130,7 +130,8 @@ def main() -> None:
     grid = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5] if args.split == "dev" else [args.threshold or diarize.SPLIT_THRESHOLD]
     tally = {t: {"total": 0, "miss": 0, "fa": 0, "conf": 0, "n2": 0, "convs": 0, "solo": 0, "solo_split": 0} for t in grid}
     ident = {"clean": 0, "diar": 0, "n": 0}
-    names = cents = None
+    names: list[str] = []
+    cents = np.zeros((0, 1))
     if args.split == "test":
         names, cents = person_centroids(emb, by_speaker, speakers, ENROL_UTTS)
     win_variant = f"diarwin{diarize.WINDOW_S}/{diarize.HOP_S}"
@@ -140,11 +141,11 @@ def main() -> None:
         mix, ref = build(rng, turns)
         segs = audio.speech_segments(mix)
         spans = diarize.window_spans(segs)
-        V = emb.matrix(mix, win_variant, lambda: diarize.embed_windows(mix, spans, emb.embedder)) if len(spans) else None
+        V = emb.matrix(mix, win_variant, lambda mix=mix, spans=spans: diarize.embed_windows(mix, spans, emb.embedder)) if len(spans) else None
         solo, _ = build(rng, [t for t in turns if t[0] == 0])
         ssegs = audio.speech_segments(solo)
         sspans = diarize.window_spans(ssegs)
-        SV = emb.matrix(solo, win_variant, lambda: diarize.embed_windows(solo, sspans, emb.embedder)) if len(sspans) else None
+        SV = emb.matrix(solo, win_variant, lambda solo=solo, sspans=sspans: diarize.embed_windows(solo, sspans, emb.embedder)) if len(sspans) else None
         for t in grid:
             voices = diarize.diarize(mix, segs, emb.embedder, threshold=t, window_vectors=V)
             d = der(ref, [[(s.start, s.end) for s in v.segments] for v in voices], len(mix) / 16000)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import json
 import tempfile
 import time
@@ -60,7 +59,7 @@ def code_version() -> str:
 
 def read_split(data: Path, n_enrol: int, max_speakers: int | None):
     """{speaker: (enrol paths, query paths)} in manifest order."""
-    by_speaker: "OrderedDict[str, list[Path]]" = OrderedDict()
+    by_speaker: OrderedDict[str, list[Path]] = OrderedDict()
     with open(data / "manifest.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             by_speaker.setdefault(row["speaker"], []).append(data / row["path"])
@@ -84,8 +83,7 @@ def run_library(split, root: Path, top: int, min_speech: float | None, model: st
     t0 = time.perf_counter()
     # speechocean762 utterances (2-5 s) sit below the 5 s enrolment gate; the acceptance enrols
     # 3 of them per speaker anyway, as an operator would with `voiceprint enrol --force`.
-    forced = {"force": True} if "force" in inspect.signature(lib.enrol_many).parameters else {}
-    summary = lib.enrol_many(items, min_speech=min_speech, **forced)
+    summary = lib.enrol_many(items, min_speech=min_speech, force=True)
     t_enrol = time.perf_counter() - t0
     print(f"library: enrolled {summary.count('enrolled')} files, refused {len(summary.refused)} "
           f"in {t_enrol:.0f} s", flush=True)
@@ -94,7 +92,10 @@ def run_library(split, root: Path, top: int, min_speech: float | None, model: st
     below_gate = sum(1 for (q,) in lib.store.db.execute("SELECT quality FROM recordings")
                      if json.loads(q).get("forced"))
     queries = [(spk, p) for spk, (_, qs) in split.items() for p in qs]
-    ranks, refused_q, multi_voice, voices = [], [], 0, []
+    ranks: list[int | str | None] = []
+    refused_q: list[str] = []
+    voices: list = []
+    multi_voice = 0
     t0 = time.perf_counter()
     for n, (spk, path) in enumerate(queries, start=1):
         try:
@@ -146,11 +147,11 @@ def run_direct(split, encoder, fingerprint: str, use_cache: bool, log_every: int
 
     t0 = time.perf_counter()
     speakers = list(split)
-    means = []
+    rows = []
     for spk in speakers:
         m = np.mean([embed(p) for p in split[spk][0]], axis=0)
-        means.append(m / np.linalg.norm(m))
-    means = np.stack(means)
+        rows.append(m / np.linalg.norm(m))
+    means = np.stack(rows)
     ranks, done = [], 0
     for i, spk in enumerate(speakers):
         for p in split[spk][1]:

@@ -18,7 +18,7 @@ calibrated log-likelihood ratio (``llr``), centred cosine (no back end, library 
 
 ``--split dev`` prints threshold grids to choose from. The product's back end was fitted on the
 dev speakers, so its dev LLRs are optimistic; the LLR threshold is therefore chosen on
-``llr-heldout``: the dev speakers split in the two folds of ``scripts/train_backend.py``, each
+``llr-heldout``: the dev speakers split in the two folds of ``voiceprint backend fit``, each
 fold's voices scored by a back end fitted (same recipe and calibration) on the other fold only.
 ``--split test`` reports the module's thresholds with the product's back end, once.
 
@@ -34,10 +34,9 @@ import time
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, split_speakers, voice_of
-from train_backend import fold_of  # the cross-fitting folds of the back end
-
-from voiceprint.audio import MIN_SPEECH_SECONDS as MIN_QUERY_SPEECH_S  # noqa: E402
+from voiceprint.audio import MIN_SPEECH_SECONDS as MIN_QUERY_SPEECH_S
+from voiceprint.corpora import Embeddings, manifest, split_speakers, voice_of
+from voiceprint.fitting import fold_of  # the cross-fitting folds of the back end
 
 
 def cluster(rows: np.ndarray, threshold: float, scores) -> np.ndarray:
@@ -93,7 +92,7 @@ def recovered_whole(labels: np.ndarray, truth: np.ndarray, fraudsters) -> int:
 
 def fold_backends(backend) -> dict:
     """fold -> a back end fitted like ``backend`` (same shrinkage, cohort size, calibration) on the other fold's dev speakers."""
-    from train_backend import DEFAULT_PLAN, fit_core, fitting_items, load_dev
+    from voiceprint.fitting import DEFAULT_PLAN, fit_core, fitting_items, load_dev
 
     items = fitting_items(load_dev(DEFAULT_PLAN, None))
     out = {}
@@ -178,7 +177,8 @@ def main() -> None:
         grids = {"centred": [limits["centred"]], "raw": [limits["cosine"]], "llr": [limits["llr"]]}
     from voiceprint.embedding import load_spec
 
-    out = {"model": load_spec(None).name, "split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call, "net_speech_mean_s": round(float(np.mean(nets)), 2),
+    out = {"model": load_spec(None).name, "split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call,
+           "net_speech_mean_s": round(float(np.mean(nets)), 2),
            "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
     for space, grid in grids.items():
         if space not in spaces:

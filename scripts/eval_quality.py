@@ -1,6 +1,6 @@
 """Accuracy by net-speech duration and by SNR on real speech: the evidence behind ``voiceprint.quality``.
 
-Development speakers of speechocean762 (the split of ``recordings_common``). For every speaker:
+Development speakers of speechocean762 (the split of ``voiceprint.corpora``). For every speaker:
 
 - query sweep: the library holds each speaker as the mean of four enrolment utterances
   (utterances 9-12); the query is the speech of utterances 5-8, truncated to D seconds of net
@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import numpy as np
 
-from recordings_common import Embeddings, manifest, person_centroids, speech_of, split_speakers
+from voiceprint.corpora import Embeddings, manifest, person_centroids, speech_of, split_speakers
 
 DURATIONS = [1.0, 2.0, 3.0, 5.0, 8.0]
 SNRS = [0.0, 5.0, 10.0, 20.0]
@@ -57,7 +58,7 @@ def main() -> None:
     names, cents = person_centroids(emb, by_speaker, speakers, slice(8, 12))
     q_speech = {s: speech_of(by_speaker[s][4:8]) for s in speakers}
     e_speech = {s: speech_of(by_speaker[s][8:12]) for s in speakers}
-    out = {"split": args.split, "speakers": len(speakers), "query_sweep": [], "enrol_sweep": [], "noise": []}
+    out: dict[str, Any] = {"split": args.split, "speakers": len(speakers), "query_sweep": [], "enrol_sweep": [], "noise": []}
     full_q = np.vstack([emb.samples(q_speech[s], "quality-q-full") for s in speakers])
     for d in DURATIONS:
         n = int(d * 16000)
@@ -75,12 +76,14 @@ def main() -> None:
     from voiceprint import audio, quality
 
     for snr in SNRS:
-        q, measured, frame_measured = [], [], []
+        noisy: list[np.ndarray] = []
+        measured: list[float] = []
+        frame_measured: list = []
         for s in ok:
             x = q_speech[s][:n].astype(np.float64)
             sd = np.sqrt(np.mean(x**2) / 10 ** (snr / 10))
             noise = rng.normal(0, sd, n)
-            q.append(emb.samples(np.clip(x + noise, -1, 1).astype(np.float32), f"quality-snr{snr:g}"))
+            noisy.append(emb.samples(np.clip(x + noise, -1, 1).astype(np.float32), f"quality-snr{snr:g}"))
             # the same noise before and after, as in a recording: what does our SNR estimator say?
             pad = rng.normal(0, sd, 16000)
             rec = np.clip(np.concatenate([pad, x + noise, pad]), -1, 1).astype(np.float32)
@@ -91,7 +94,7 @@ def main() -> None:
                              "estimated_snr_median": float(np.median(measured)),
                              "estimated_snr_p10": float(np.percentile(measured, 10)),
                              "frame_snr_median": float(np.median(frame_measured)),
-                             "frame_snr_p10": float(np.percentile(frame_measured, 10))} | score(np.vstack(q), cents[idx]))
+                             "frame_snr_p10": float(np.percentile(frame_measured, 10))} | score(np.vstack(noisy), cents[idx]))
         print(out["noise"][-1], flush=True)
     print(json.dumps(out, indent=1))
     if args.json:

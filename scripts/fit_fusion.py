@@ -4,7 +4,7 @@
     .venv/bin/python scripts/fit_fusion.py --dry-run             # print the development table only
 
 Uses the development speakers only (``voiceprint.evaluate.split_of``), of the corpora and
-telephone simulations the back end is fitted on (``scripts/train_backend.py``'s plan). Fits:
+telephone simulations the back end is fitted on (``voiceprint backend fit``'s plan). Fits:
 
 - each component's centre: the mean of its embeddings over those recordings;
 - the first component's weight, from ``--weights``: the one with the best mean closed-set top-1
@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from voiceprint.embedding import file_sha256, load_spec, models_dir
+from voiceprint.evaluate import eer, vector_of
+from voiceprint.fitting import DEFAULT_PLAN, load_dev
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from train_backend import DEFAULT_PLAN, load_dev  # noqa: E402
-
-from voiceprint.embedding import file_sha256, load_spec, models_dir  # noqa: E402
-from voiceprint.evaluate import eer  # noqa: E402
 
 
 def fused(parts: list[np.ndarray], centres: list[np.ndarray], weights: list[float]) -> np.ndarray:
@@ -80,7 +76,7 @@ def main(argv=None) -> int:
         per = [s[k][2] for s in sets.values()]
         paths = [[i.path for i in p] for p in per]
         assert all(p == paths[0] for p in paths), "components disagree on the usable recordings"
-        conditions.append((f"{corpus}/{channel}", [np.stack([i.vector for i in p]).astype(np.float64) for p in per],
+        conditions.append((f"{corpus}/{channel}", [np.stack([vector_of(i) for i in p]).astype(np.float64) for p in per],
                            [i.speaker for i in per[0]], ">" in channel))
     fitting = [c for c in conditions if not c[3]]
     centres = [np.concatenate([c[1][m] for c in fitting]).mean(0) for m in range(len(args.components))]

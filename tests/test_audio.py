@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import csv
 
+import audiogen
 import av
 import numpy as np
 import pytest
 
-import audiogen
 from voiceprint import audio
 from voiceprint.audio import (
+    EMBED_PAD_S,
     MAX_DURATION_SECONDS,
     MAX_FILE_BYTES,
-    EMBED_PAD_S,
     MIN_SPEECH_SECONDS,
     TARGET_RATE,
     Channel,
     Recording,
     SpeechSegment,
-    load_recording,
     embedding_audio,
+    load_recording,
     measure_quality,
     prepare_speech,
     speech_segments,
@@ -210,7 +210,7 @@ def test_prepare_speech_returns_speech_with_context(speech_wav):
 
 def test_embedding_audio_pads_merges_and_stops_at_other_voices():
     x = np.arange(10 * 16000, dtype=np.float32)
-    seg = lambda a, b: SpeechSegment(a, b)
+    seg = SpeechSegment
     # context on both sides, clipped to the recording
     out = embedding_audio(x, [seg(0.1, 1.0), seg(5.0, 6.0)], 16000, pad=0.2)
     assert len(out) == round((1.2 - 0.0) * 16000) + round((6.2 - 4.8) * 16000)

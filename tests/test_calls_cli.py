@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from voiceprint.calls.cli import app
+from voiceprint.calls.synthetic import generate
 from voiceprint.errors import DataError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from gen_cdr import generate  # noqa: E402
 
 runner = CliRunner()
 

@@ -4,27 +4,16 @@ number is the top lead, and the lead reaches their person record, voice samples 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from voiceprint.calls.features import compute_features
 from voiceprint.calls.ingest import import_calls, import_registry
 from voiceprint.calls.leads import build_leads
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from gen_cdr import generate  # noqa: E402
-
-try:
-    from voiceprint.library import Library
-except ImportError as err:  # pragma: no cover - only while the library module is absent
-    Library = None
-    IMPORT_ERROR = str(err)
+from voiceprint.calls.synthetic import generate
+from voiceprint.library import Library
 
 
-@pytest.mark.skipif(Library is None, reason="voiceprint.library cannot be imported yet")
 def test_offender_number_is_top_lead_with_person_and_cases(tmp_path):
     data = generate(tmp_path / "gen", rows=30_000, subscribers=150, dens=1, den_size=1, fmt="csv")
     offender = "+86" + pd.read_csv(data["truth"], dtype=str)["number"].iloc[0]

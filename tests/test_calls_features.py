@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from voiceprint.calls.features import FEATURES, compute_features
 from voiceprint.calls.ingest import import_calls, import_fraud_list, import_registry
+from voiceprint.calls.synthetic import generate
 from voiceprint.errors import DataError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from gen_cdr import generate  # noqa: E402
 
 HEADER = "number,other,direction,start,duration,city,county,imei,other_area\n"
 

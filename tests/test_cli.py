@@ -4,9 +4,9 @@ import json
 import subprocess
 import sys
 
+import audiogen
 import pytest
 
-import audiogen
 from voiceprint.cli import run
 
 

@@ -4,10 +4,10 @@ call, a one-voice call and a call with too little speech."""
 import csv
 import json
 
+import audiogen
 import numpy as np
 import pytest
 
-import audiogen
 from voiceprint.cli import run
 
 SHARED = audiogen.shared_data_dir()
@@ -94,6 +94,36 @@ def test_mono_two_party_call_is_diarised(tmp_path, library, capsys):
     assert run(["enrol", str(call), "--person", "D", "--library", library]) == 3
     assert "--voice" in capsys.readouterr().err
     assert run(["enrol", str(call), "--person", "D", "--voice", "1", "--force", "--library", library]) == 0
+
+
+def _mono_two_party_call(path):
+    """Two speechocean762 speakers taking turns in one mono file (three turns each)."""
+    from voiceprint import audio
+
+    rows = list(csv.DictReader(open(SHARED / "speechocean762" / "manifest.csv")))
+    spk = sorted({r["speaker"] for r in rows})
+    parts = []
+    for ra, rb in zip([r for r in rows if r["speaker"] == spk[3]][:3], [r for r in rows if r["speaker"] == spk[40]][:3]):
+        for r in (ra, rb):
+            parts += [audio.load_recording(SHARED / "speechocean762" / r["path"]).channels[0].samples, np.zeros(4000, np.float32)]
+    return audiogen.write_audio(path, np.concatenate(parts), 16000)
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared/data (real speech) is not present")
+def test_verify_compares_a_mono_two_party_call_voice_by_voice(tmp_path, library, capsys):
+    call = _mono_two_party_call(tmp_path / "mono_call.wav")
+    capsys.readouterr()
+    assert run(["verify", str(call), str(call), "--json", "--library", library]) == 0
+    result = json.loads(capsys.readouterr().out)
+    pairs = result["comparisons"]
+    assert sorted((p["a"]["voice"], p["b"]["voice"]) for p in pairs) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(p["a"]["segments"] and p["b"]["segments"] and p["a"]["channel"] == 0 for p in pairs)
+    same = [p["cosine"] for p in pairs if p["a"]["voice"] == p["b"]["voice"]]
+    other = [p["cosine"] for p in pairs if p["a"]["voice"] != p["b"]["voice"]]
+    assert min(same) > max(other)
+    assert result["a"]["voice"] == result["b"]["voice"] and result["score"] == max(p["score"] for p in pairs)
+    assert run(["verify", str(call), str(call), "--library", library]) == 0  # the table shows one row per pair
+    assert capsys.readouterr().out.count(str(call)) >= 8
 
 
 def test_case_link_and_screen_from_the_cli(calls, library, capsys):

@@ -1,5 +1,5 @@
 """Enrolment survives kill -9 and Ctrl-C, and concurrent writers are serialised (the fast
-version of scripts/crash_enrol.py, which runs the full 1,000-file experiment)."""
+version of scripts/crash_enrol.py (both use voiceprint.crashcheck), which runs the full 1,000-file experiment)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-import crash_enrol  # noqa: E402
+from voiceprint import crashcheck as crash_enrol
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

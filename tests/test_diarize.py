@@ -2,10 +2,10 @@
 
 import csv
 
+import audiogen
 import numpy as np
 import pytest
 
-import audiogen
 from voiceprint import diarize
 from voiceprint.audio import SpeechSegment
 

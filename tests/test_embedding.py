@@ -137,7 +137,7 @@ def _fusion_models(tmp_path, monkeypatch, w=0.7):
     home = root / "fused"
     home.mkdir()
     rng = np.random.default_rng(7)
-    centres = {"ecapa-voxceleb": rng.normal(0, 0.05, 192), "ge2e-resemblyzer": np.abs(rng.normal(0, 0.05, 256))}
+    centres: dict = {"ecapa-voxceleb": rng.normal(0, 0.05, 192), "ge2e-resemblyzer": np.abs(rng.normal(0, 0.05, 256))}
     np.savez(home / "centres.npz", **centres)
     meta = {"name": "fused", "kind": "fusion", "components": [["ecapa-voxceleb", w], ["ge2e-resemblyzer", 1 - w]],
             "embedding_dim": 448, "sample_rate": 16000,

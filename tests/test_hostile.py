@@ -55,7 +55,7 @@ def test_hostile_csv_header_and_values_write_no_file(tmp_path):
     names = _names(tmp_path)
     header = "number,other,direction,start,duration," + ",".join('"' + n.replace('"', '""') + '"' for n in names)
     value = "'; COPY (SELECT 1) TO '{}'; --".format(tmp_path / "PWNED.csv")
-    row = f"13800138000,13900139000,out,2020-03-01 10:00:00,30," + ",".join(['"' + value.replace('"', '""') + '"'] * len(names))
+    row = "13800138000,13900139000,out,2020-03-01 10:00:00,30," + ",".join(['"' + value.replace('"', '""') + '"'] * len(names))
     (tmp_path / "c.csv").write_text(header + "\n" + row + "\n", encoding="utf-8")
     report = import_calls(tmp_path / "c.csv", tmp_path / "c.parquet", template="generic", con=connect(temp_directory=tmp_path))
     assert report.rows_written == 1 and not (tmp_path / "PWNED.csv").exists()

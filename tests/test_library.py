@@ -2,9 +2,9 @@
 
 import csv
 
+import audiogen
 import pytest
 
-import audiogen
 from voiceprint.errors import AudioError, DataError
 from voiceprint.library import Library, folder_items, read_manifest
 

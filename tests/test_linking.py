@@ -35,7 +35,7 @@ class FakeRecording:
 def lib(tmp_path, monkeypatch):
     lib = Library.create(tmp_path / "lib", operator="investigator-1")
     monkeypatch.setattr("voiceprint.scoring.load_backend", lambda model=None: None)  # cosine linking here
-    calls = {}  # file name -> [(speaker, take), ...]
+    calls: dict = {}  # file name -> [(speaker, take), ...]
     monkeypatch.setattr(lib, "_embedder", lambda: FakeEmbedder())
 
     def call_voices(path, channel=None, min_speech=None):
@@ -45,7 +45,7 @@ def lib(tmp_path, monkeypatch):
         return FakeRecording(path), voices
 
     monkeypatch.setattr(lib, "call_voices", call_voices)
-    lib.calls = calls
+    lib.calls = calls  # type: ignore[attr-defined]
     yield lib
     lib.close()
 
@@ -178,7 +178,7 @@ def test_with_a_fitted_back_end_links_are_scored_as_likelihood_ratios(tmp_path):
 
     lib = Library.create(tmp_path / "lib")
     if load_backend(lib.model) is None:
-        pytest.skip("no back end fitted for the default model (scripts/train_backend.py)")
+        pytest.skip("no back end fitted for the default model (voiceprint backend fit)")
     space = linking.link_space(lib.store, lib.model)
     assert space.kind == "llr" and space.threshold == linking.thresholds(lib.model)["llr"]
     same = [FakeEmbedder().embed(np.array([4, t], np.float32)) for t in (41, 42)]

@@ -3,10 +3,10 @@
 import json
 import shutil
 
+import audiogen
 import numpy as np
 import pytest
 
-import audiogen
 from voiceprint import scoring
 from voiceprint.embedding import models_dir
 
@@ -144,7 +144,8 @@ def model_with_backend(tmp_path, monkeypatch):
     cohort = rng.normal(size=(100, 192))
     cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
     b = scoring.Backend({"wideband": np.zeros(192), "narrowband": np.zeros(192)}, np.eye(192), cohort, 20,
-                        {"all": np.array([0.05, 0.2, -1.0]), "wideband": np.array([0.1, 0.0, -0.5])}, 50.0, np.sort(rng.normal(0, 1, 2000)), {"fitted_at": "test"})
+                        {"all": np.array([0.05, 0.2, -1.0]), "wideband": np.array([0.1, 0.0, -0.5])}, 50.0,
+                        np.sort(rng.normal(0, 1, 2000)), {"fitted_at": "test"})
     b.save(home / "backend")
     scoring._LOADED.clear()
     yield DEFAULT_MODEL

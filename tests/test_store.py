@@ -1,8 +1,8 @@
 """The SQLite store: schema, permissions, persons/phones/cases, the reverse-strike lookup, audit."""
 
 import os
-import stat
 import sqlite3
+import stat
 
 import numpy as np
 import pytest

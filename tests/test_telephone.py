@@ -1,9 +1,9 @@
 """Telephone-channel simulation with PyAV's real narrow-band encoders."""
 
+import audiogen
 import numpy as np
 import pytest
 
-import audiogen
 from voiceprint import telephone
 from voiceprint.audio import load_recording
 from voiceprint.errors import AudioError

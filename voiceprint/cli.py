@@ -14,12 +14,12 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from .errors import EXIT_INTERRUPTED, ModelError, VoiceprintError
+from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, open_library, output_format
 
 app = typer.Typer(
     name="voiceprint",
@@ -34,6 +34,7 @@ phone_app = typer.Typer(help="Phone numbers registered to persons.", no_args_is_
 case_app = typer.Typer(help="Cases and their links to persons and phones.", no_args_is_help=True)
 index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
 models_app = typer.Typer(help="Speaker models on local disk.", no_args_is_help=True)
+backend_app = typer.Typer(help="The scoring back end of a speaker model (whitening, AS-norm, calibration).", no_args_is_help=True)
 link_app = typer.Typer(help="Link unknown voices across cases: report, confirm, split, promote.", invoke_without_command=True)
 app.add_typer(person_app, name="person")
 app.add_typer(phone_app, name="phone")
@@ -41,6 +42,7 @@ app.add_typer(case_app, name="case")
 app.add_typer(index_app, name="index")
 app.add_typer(models_app, name="models")
 app.add_typer(link_app, name="link")
+app.add_typer(backend_app, name="backend")
 
 try:  # the CDR scorer is its own sub-application
     from .calls.cli import app as calls_app
@@ -49,19 +51,7 @@ try:  # the CDR scorer is its own sub-application
 except ImportError:  # pragma: no cover - only while the calls package is absent
     pass
 
-STATE = {"verbose": False, "operator": None}
-
-LibraryOpt = Annotated[
-    Optional[str],
-    typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY",
-                 help="Library name (under indexes/) or folder. Default: indexes/default."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for pipelines instead of a table.")]
-CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
-
-
-def _fmt(json_out: bool, csv_out: bool = False) -> str:
-    return "json" if json_out else "csv" if csv_out else "table"
+_fmt = output_format
 
 
 def _err(message: str) -> None:
@@ -77,16 +67,13 @@ def _ranges(segments, limit: int = 12) -> str:
     return text + (f" ... ({len(segments)} ranges)" if len(segments) > limit else "")
 
 
-def _open(library: str | None, create: bool = False):
-    from .library import Library
-
-    return Library.open(library, create=create, operator=STATE["operator"])
+_open = open_library
 
 
 @app.callback()
 def _global(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and progress detail.")] = False,
-    operator: Annotated[Optional[str], typer.Option("--operator", envvar="VOICEPRINT_OPERATOR",
+    operator: Annotated[str | None, typer.Option("--operator", envvar="VOICEPRINT_OPERATOR",
                                                     help="Who is acting, for the audit trail (default: OS user).")] = None,
 ) -> None:
     STATE["verbose"] = verbose
@@ -100,7 +87,7 @@ def _global(
 @app.command()
 def init(
     library: LibraryOpt = None,
-    model: Annotated[Optional[str], typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
+    model: Annotated[str | None, typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
 ) -> None:
     """Create a new, empty voiceprint library.
 
@@ -115,16 +102,16 @@ def init(
 @app.command()
 def enrol(
     target: Annotated[Path, typer.Argument(help="An audio file, a folder, or a CSV manifest (path,person,category,phone,case).")],
-    person: Annotated[Optional[str], typer.Option(help="Who speaks (file, or every file of a folder).")] = None,
+    person: Annotated[str | None, typer.Option(help="Who speaks (file, or every file of a folder).")] = None,
     category: Annotated[str, typer.Option(help="prior_offender, suspect, key_person or other.")] = "other",
     id_number: Annotated[str, typer.Option(help="ID-card number of the person.")] = "",
     phone: Annotated[str, typer.Option(help="Phone number registered to the person.")] = "",
     case: Annotated[str, typer.Option(help="Case number to link the person to.")] = "",
-    channel: Annotated[Optional[int], typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
-    voice: Annotated[Optional[int], typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
+    channel: Annotated[int | None, typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
+    voice: Annotated[int | None, typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Enrol even below the quality gates (short, noisy, clipped).")] = False,
-    min_speech: Annotated[Optional[float], typer.Option(help="Minimum net speech in seconds.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write every file's outcome to this CSV.")] = None,
+    min_speech: Annotated[float | None, typer.Option(help="Minimum net speech in seconds.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -139,7 +126,7 @@ def enrol(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .library import EnrolItem, folder_items, read_manifest
+    from .enrolment import EnrolItem, folder_items, read_manifest
     from .report import print_rows, write_csv
 
     single = False
@@ -194,9 +181,9 @@ def enrol(
 
 @app.command()
 def query(
-    files: Annotated[List[Path], typer.Argument(help="Unknown recordings (any common phone/recorder format).")],
+    files: Annotated[list[Path], typer.Argument(help="Unknown recordings (any common phone/recorder format).")],
     top: Annotated[int, typer.Option("--top", "-k", help="Hits per voice.")] = 5,
-    channel: Annotated[Optional[int], typer.Option(help="Only this channel of a stereo recording.")] = None,
+    channel: Annotated[int | None, typer.Option(help="Only this channel of a stereo recording.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -246,8 +233,8 @@ def query(
 def verify(
     a: Annotated[Path, typer.Argument(help="First recording.")],
     b: Annotated[Path, typer.Argument(help="Second recording.")],
-    channel_a: Annotated[Optional[int], typer.Option(help="Channel of A.")] = None,
-    channel_b: Annotated[Optional[int], typer.Option(help="Channel of B.")] = None,
+    channel_a: Annotated[int | None, typer.Option(help="Channel of A.")] = None,
+    channel_b: Annotated[int | None, typer.Option(help="Channel of B.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -262,7 +249,10 @@ def verify(
     if json_out:
         typer.echo(to_json(result))
     else:
-        print_rows([{k: v for k, v in result.items() if k not in ("a", "b")} | {"a": result["a"]["file"], "b": result["b"]["file"]}])
+        pairs = result.get("comparisons") or [result]
+        print_rows([{k: v for k, v in p.items() if k not in ("a", "b", "comparisons")} | {"a": p["a"]["file"], "b": p["b"]["file"]}
+                    | ({"a voice": f"ch {p['a']['channel']} voice {p['a']['voice']}", "b voice": f"ch {p['b']['channel']} voice {p['b']['voice']}"}
+                       if "comparisons" in result else {}) for p in pairs])
 
 
 # -- persons, phones, cases ----------------------------------------------------------------
@@ -272,7 +262,7 @@ def person_add(
     category: Annotated[str, typer.Option(help="prior_offender, suspect, key_person or other.")] = "other",
     id_number: Annotated[str, typer.Option(help="ID-card number.")] = "",
     notes: Annotated[str, typer.Option()] = "",
-    phone: Annotated[Optional[List[str]], typer.Option(help="Phone registered to the person (repeatable).")] = None,
+    phone: Annotated[list[str] | None, typer.Option(help="Phone registered to the person (repeatable).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Add a person. Example: voiceprint person add "Li Si" --category suspect --phone 13900139000"""
@@ -285,7 +275,7 @@ def person_add(
 
 @person_app.command("list")
 def person_list(
-    category: Annotated[Optional[str], typer.Option()] = None,
+    category: Annotated[str | None, typer.Option()] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
@@ -329,7 +319,7 @@ def person_delete(
 @phone_app.command("add")
 def phone_add(
     number: str,
-    person: Annotated[Optional[str], typer.Option(help="Person it is registered to (id, ID number or name).")] = None,
+    person: Annotated[str | None, typer.Option(help="Person it is registered to (id, ID number or name).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Register a phone number, optionally to a person."""
@@ -342,7 +332,7 @@ def phone_add(
 def case_add(
     case_number: str,
     title: Annotated[str, typer.Option()] = "",
-    date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD")] = None,
+    date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     area: Annotated[str, typer.Option()] = "",
     status: Annotated[str, typer.Option()] = "open",
     library: LibraryOpt = None,
@@ -356,8 +346,8 @@ def case_add(
 @case_app.command("link")
 def case_link(
     case_number: str,
-    person: Annotated[Optional[str], typer.Option()] = None,
-    phone: Annotated[Optional[str], typer.Option()] = None,
+    person: Annotated[str | None, typer.Option()] = None,
+    phone: Annotated[str | None, typer.Option()] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Link a case to a person and/or a phone."""
@@ -370,7 +360,7 @@ def case_link(
 @case_app.command("add-recording")
 def case_add_recording(
     case_number: str,
-    files: Annotated[List[Path], typer.Argument(help="The case's recordings (calls, voice messages).")],
+    files: Annotated[list[Path], typer.Argument(help="The case's recordings (calls, voice messages).")],
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -379,10 +369,9 @@ def case_add_recording(
 
     Example: voiceprint case add-recording AJ2026-0815 victim_call.wav voicemail.amr
     """
-    from .linking import add_recordings
     from .report import print_rows, to_json
 
-    rows = add_recordings(_open(library, create=True), case_number, [str(f) for f in files])
+    rows = _open(library, create=True).links.add_recordings(case_number, [str(f) for f in files])
     if json_out:
         typer.echo(to_json(rows))
         return
@@ -407,10 +396,9 @@ def link(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .linking import clusters
     from .report import print_rows, to_json
 
-    found = clusters(_open(library), min_cases=min_cases)
+    found = _open(library).links.clusters(min_cases=min_cases)
     if json_out:
         typer.echo(to_json(found))
         return
@@ -427,16 +415,14 @@ def link(
 @link_app.command("confirm")
 def link_confirm(cluster: int, note: Annotated[str, typer.Option()] = "", library: LibraryOpt = None) -> None:
     """Confirm that a cluster's voices are one person (audited). Example: voiceprint link confirm 12"""
-    from .linking import confirm
-
-    confirm(_open(library), cluster, note)
+    _open(library).links.confirm(cluster, note)
     typer.echo(f"cluster {cluster} confirmed")
 
 
 @link_app.command("split")
 def link_split(
     cluster: int,
-    voiceprint: Annotated[List[int], typer.Option(help="A voiceprint that does not belong (repeatable).")],
+    voiceprint: Annotated[list[int], typer.Option(help="A voiceprint that does not belong (repeatable).")],
     note: Annotated[str, typer.Option()] = "",
     library: LibraryOpt = None,
 ) -> None:
@@ -444,9 +430,7 @@ def link_split(
 
     Example: voiceprint link split 12 --voiceprint 40 --voiceprint 41
     """
-    from .linking import split
-
-    result = split(_open(library), cluster, voiceprint, note)
+    result = _open(library).links.split(cluster, voiceprint, note)
     typer.echo(f"moved voiceprint(s) {result['moved']} from cluster {cluster} to cluster {result['new_cluster']}")
 
 
@@ -463,9 +447,7 @@ def link_promote(
 
     Example: voiceprint link promote 12 --name "Customer-service voice A"
     """
-    from .linking import promote
-
-    result = promote(_open(library), cluster, name, category, id_number, note)
+    result = _open(library).links.promote(cluster, name, category, id_number, note)
     typer.echo(f"cluster {cluster} is now person {result['person_id']} with {result['voiceprints']} voiceprint(s),"
                f" linked to cases {', '.join(result['cases'])}")
 
@@ -482,15 +464,14 @@ def screen(
 
     Example: voiceprint screen /data/incoming/2026-06-11 --csv > screened.csv
     """
-    from .library import AUDIO_SUFFIXES
-    from .linking import screen as run_screen
     from .report import print_rows, to_json
+    from .voices import AUDIO_SUFFIXES
 
     files = [folder] if folder.is_file() else sorted(
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise typer.BadParameter(f"{folder}: no audio files found")
-    rows = run_screen(_open(library), [str(f) for f in files], top=top)
+    rows = _open(library).links.screen([str(f) for f in files], top=top)
     if json_out:
         typer.echo(to_json(rows))
         return
@@ -507,7 +488,7 @@ def screen(
 # -- index, audit, models --------------------------------------------------------------------
 @index_app.command("rebuild")
 def index_rebuild(
-    kind: Annotated[Optional[str], typer.Option(help="flat (exact) or hnsw (approximate, for millions).")] = None,
+    kind: Annotated[str | None, typer.Option(help="flat (exact) or hnsw (approximate, for millions).")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -532,7 +513,7 @@ def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
 @app.command()
 def audit(
     limit: Annotated[int, typer.Option()] = 50,
-    action: Annotated[Optional[str], typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
@@ -588,18 +569,45 @@ def models_add(
     typer.echo(f"added model {spec.name} ({spec.embedding_dim}-d) in {spec.home}")
 
 
+@backend_app.command("fit")
+def backend_fit(
+    model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
+    shrink: Annotated[list[float] | None, typer.Option(help="Within-class shrinkage to try (repeatable; 1.0 = centring only).")] = None,
+    top_n: Annotated[list[int] | None, typer.Option(help="AS-norm cohort size to try (repeatable).")] = None,
+    out_dim: Annotated[int, typer.Option(help="LDA output dimension (0 = keep all).")] = 0,
+    quality: Annotated[list[str] | None, typer.Option(help="Calibration quality measure to try (repeatable): min_duration, durations.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Only this CORPUS:CHANNEL of the plan (repeatable), e.g. hyke_ivr_8k:clean.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the development figures, save nothing.")] = False,
+) -> None:
+    """Fit a model's scoring back end on the development speakers of ../shared/data and save it with the model.
+
+    Only speakers whose id hashes to `dev` are read; hyper-parameters and calibration are chosen by
+    two-fold cross-fitting over them. Takes minutes to hours on a CPU (embeddings are cached).
+
+    Example: voiceprint backend fit --dry-run
+    """
+    from .fitting import fit_backend
+    from .scoring import QUALITY_MEASURES
+
+    for q in quality or []:
+        if q not in QUALITY_MEASURES:
+            raise typer.BadParameter(f"--quality must be one of {', '.join(QUALITY_MEASURES)}")
+    fit_backend(model, shrink or (0.05, 0.2, 0.5, 1.0), top_n or (100, 300), out_dim or None,
+                quality or ("min_duration", "durations"), dry_run, only, echo=typer.echo)
+
+
 @app.command()
 def evaluate(
-    manifests: Annotated[List[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
+    manifests: Annotated[list[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
     enrol: Annotated[int, typer.Option(help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
     simulate: Annotated[str, typer.Option(help="Pass audio through a telephone codec first: g711u, g711a, amrnb.")] = "",
     tests_only: Annotated[bool, typer.Option("--simulate-tests-only", help="Enrol from the files as they are; simulate only the tests.")] = False,
     speakers: Annotated[str, typer.Option(help="Speaker split: all, dev (back-end fitting) or test (reporting).")] = "all",
-    per_speaker: Annotated[Optional[int], typer.Option(help="Use at most N recordings per speaker.")] = None,
+    per_speaker: Annotated[int | None, typer.Option(help="Use at most N recordings per speaker.")] = None,
     min_speech: Annotated[float, typer.Option(help="Refuse recordings with less net speech (seconds).")] = 1.0,
-    model: Annotated[Optional[str], typer.Option(help="Speaker model (default: the default model).")] = None,
-    plots: Annotated[Optional[Path], typer.Option(help="Write DET and Tippett plots (PNG) into this folder.")] = None,
-    scores_out: Annotated[Optional[Path], typer.Option(help="Write every trial as CSV.")] = None,
+    model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Write DET and Tippett plots (PNG) into this folder.")] = None,
+    scores_out: Annotated[Path | None, typer.Option(help="Write every trial as CSV.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Accuracy on labelled recordings: EER, minDCF, Cllr, top-1/top-5, plain cosine vs fitted back end.
@@ -626,7 +634,7 @@ def evaluate(
         for path in plot(result.trial_sets, plots):
             _err(f"wrote {path}")
     if result.backend_meta is None:
-        _err("note: no back end is fitted for this model - only the plain cosine is scored (scripts/train_backend.py)")
+        _err("note: no back end is fitted for this model - only the plain cosine is scored (fit one with `voiceprint backend fit`)")
     if result.overlap_speakers:
         _err(f"warning: {len(result.overlap_speakers)} speaker(s) here were used to fit the back end - "
              "their figures are optimistic; use --speakers test")

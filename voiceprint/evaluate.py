@@ -1,7 +1,7 @@
 """Speaker-recognition evaluation on labelled corpora: trials, EER, minDCF, Cllr, top-k, plots.
 
-The embeddings are made exactly as the library makes them (``audio.load_recording`` ->
-``audio.prepare_speech`` -> ``Embedder.embed``), optionally after a telephone-codec round trip
+The embeddings are made exactly as the library makes them (:func:`voiceprint.voices.read_voices`
+on channel 0, then ``Embedder.embed``), optionally after a telephone-codec round trip
 (:mod:`voiceprint.telephone`), and cached in ``out/cache/embeddings.sqlite``.
 
 Trials: per corpus (one manifest), the first ``enrol`` recordings of each speaker (manifest
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,23 +89,15 @@ def read_eval_manifest(path: str | os.PathLike) -> list[Item]:
     return items
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def embed_items(items: list[Item], model: str | None = None, variant: str = "", progress=None) -> list[Item]:
     """Fill ``vector``/``net_speech``/``source_rate``/``codec`` (or ``refused``) of each item, via the cache.
 
     ``variant`` names a telephone simulation of :mod:`voiceprint.telephone` ("" = the file as it is).
     """
-    from . import audio
     from .cache import EmbeddingCache, cache_key
     from .embedding import get_embedder, load_spec
     from .telephone import simulated
+    from .voices import file_sha256, read_voices
 
     spec = load_spec(model)
     if spec.kind == "fusion":
@@ -115,21 +108,16 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
             if not Path(item.path).is_file():
                 item.refused = f"{item.path}: file not found"
                 continue
-            key = cache_key(spec.fingerprint, _sha256(item.path), 0, variant)
+            key = cache_key(spec.fingerprint, file_sha256(item.path), 0, variant)
             hit = cache.get(key)
             if hit is None:
                 try:
-                    if variant:
-                        with simulated(item.path, variant) as tmp:
-                            rec = audio.load_recording(tmp, channels=0)
-                    else:
-                        rec = audio.load_recording(item.path, channels=0)
-                    speech, segments = audio.prepare_speech(rec.channels[0], item.path, min_speech=EMBED_FLOOR_SECONDS)
+                    rec, [voice] = _read_channel0(item.path, variant, simulated, read_voices)
                 except AudioError as err:
                     item.refused = str(err)
                     continue
-                vector = get_embedder(spec.name).embed(speech)
-                info = {"net_speech": round(sum(s.duration for s in segments), 3), "source_rate": rec.source_rate,
+                vector = get_embedder(spec.name).embed(voice.speech)
+                info = {"net_speech": voice.net_speech, "source_rate": rec.source_rate,
                         "codec": rec.codec, "duration": round(rec.duration, 3)}
                 cache.put(key, vector, info)
                 hit = (vector, info)
@@ -142,6 +130,21 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
     finally:
         cache.close()
     return items
+
+
+def _read_channel0(path: str, variant: str, simulated, read_voices):
+    """Channel 0 of a file (after the telephone simulation ``variant``, if any) as one voice, not diarised."""
+    if variant:
+        with simulated(path, variant) as tmp:
+            return read_voices(tmp, None, channel=0, diarise=False, min_speech=EMBED_FLOOR_SECONDS, measure=False)
+    return read_voices(path, None, channel=0, diarise=False, min_speech=EMBED_FLOOR_SECONDS, measure=False)
+
+
+def vector_of(item: Item) -> np.ndarray:
+    """The voiceprint of an embedded, unrefused item."""
+    if item.vector is None:
+        raise DataError(f"{item.path}: not embedded{' (' + item.refused + ')' if item.refused else ''}")
+    return item.vector
 
 
 def _embed_fused(items: list[Item], spec, variant: str, progress=None) -> list[Item]:
@@ -159,7 +162,7 @@ def _embed_fused(items: list[Item], spec, variant: str, progress=None) -> list[I
         first = parts[0][n]
         item.net_speech, item.source_rate, item.codec = first.net_speech, first.source_rate, first.codec
         item.refused = next((p[n].refused for p in parts if p[n].refused), "")
-        item.vector = None if item.refused else fuse(spec, [p[n].vector for p in parts], centres)
+        item.vector = None if item.refused else fuse(spec, [vector_of(p[n]) for p in parts], centres)
     return items
 
 
@@ -336,12 +339,12 @@ def build_trials(items: list[Item], enrol: int, condition: str, backend=None) ->
     corpus = items[0].corpus if items else ""
     if not speakers or not tests:
         return TrialSet(corpus, condition, speakers, tests, np.zeros((len(speakers), len(tests))))
-    raw_models = np.stack([_unit(np.mean([i.vector for i in by_speaker[s]], axis=0)) for s in speakers])
-    test_vecs = np.stack([t.vector for t in tests])
+    raw_models = np.stack([_unit(np.mean([vector_of(i) for i in by_speaker[s]], axis=0)) for s in speakers])
+    test_vecs = np.stack([vector_of(t) for t in tests])
     ts = TrialSet(corpus, condition, speakers, tests, raw_models @ test_vecs.T)
     ts.enrol_net = np.array([sum(i.net_speech for i in by_speaker[s]) for s in speakers])
     if backend is not None:
-        models = np.stack([backend.model(np.stack([i.vector for i in by_speaker[s]]), [i.domain for i in by_speaker[s]])
+        models = np.stack([backend.model(np.stack([vector_of(i) for i in by_speaker[s]]), [i.domain for i in by_speaker[s]])
                            for s in speakers])
         projected = backend.project(test_vecs, [t.domain for t in tests])
         ts.score = backend.score(models, projected)
@@ -371,13 +374,13 @@ def metrics(ts: TrialSet, columns: np.ndarray | None = None, baseline_calibratio
     """EER, minDCF, Cllr, Cllr_min, top-1/top-5 of the baseline and the back end on (a subset of) tests."""
     cols = np.arange(len(ts.tests)) if columns is None else np.asarray(columns)
     tgt = ts.target[:, cols]
-    row = {"speakers": len(ts.speakers), "tests": int(len(cols)), "target_trials": int(tgt.sum()),
-           "nontarget_trials": int((~tgt).sum())}
-    systems = [("baseline", ts.cosine[:, cols], None)]
+    row: dict[str, Any] = {"speakers": len(ts.speakers), "tests": int(len(cols)), "target_trials": int(tgt.sum()),
+                           "nontarget_trials": int((~tgt).sum())}
+    systems: list[tuple[str, np.ndarray, np.ndarray | None]] = [("baseline", ts.cosine[:, cols], None)]
     if baseline_calibration is not None:
         a, b = baseline_calibration
         systems[0] = ("baseline", ts.cosine[:, cols], a * ts.cosine[:, cols] + b)
-    if ts.score is not None:
+    if ts.score is not None and ts.llr is not None:
         systems.append(("backend", ts.score[:, cols], ts.llr[:, cols]))
     for name, s, llr in systems:
         tar, non = s[tgt], s[~tgt]

@@ -13,6 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,8 +65,8 @@ def person_means(person_ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarra
 class VoiceIndex:
     """The sample index and the person index of one library, for one model."""
 
-    samples: object
-    persons: object
+    samples: Any  # faiss index of samples
+    persons: Any  # faiss index of person means
     model: str
     generation: int
     kind: str = "flat"

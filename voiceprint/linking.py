@@ -1,6 +1,6 @@
 """Unknown voices and case linking (串并案): the same unenrolled voice across many cases.
 
-``add_recordings`` files a case's recordings: every voice (channel of a stereo call, diarised
+``Links.add_recordings`` files a case's recordings: every voice (channel of a stereo call, diarised
 speaker of a mono one) is compared with the library; a voice that matches an enrolled person is
 noted against that person, every other voice is kept as an *unknown voiceprint* (a voiceprint row
 with no person) and placed at once into a cluster of unknown voices:
@@ -9,15 +9,18 @@ with no person) and placed at once into a cluster of unknown voices:
   average, when that average reaches ``LINK_THRESHOLD`` and no investigator has split it from
   them; otherwise it starts a cluster of its own. A join that brings two clusters within the
   threshold of each other merges them (unless an investigator's split forbids it);
-- at the end of every filing the unknown voices are re-clustered from scratch (:func:`recluster`:
+- at the end of every filing the unknown voices are re-clustered from scratch (``Links.recluster``:
   average linkage over all of them at once, so the result does not depend on arrival order),
   keeping confirmed clusters whole and split voices apart; two voices of one recording (the
   caller and the callee) are never linked;
-- ``links`` reports the clusters that span two or more cases, with the evidence: which
+- ``Links.clusters`` reports the clusters that span two or more cases, with the evidence: which
   recordings, which time ranges, the scores;
 - an investigator may ``confirm`` a cluster, ``split`` voices out of one (they are never
   re-joined automatically) or ``promote`` one to a person (a suspect), whose voiceprints then
   enter the library. Every decision is an audit row.
+
+Reach it through the library: ``lib.links.confirm(12)``. The module-level functions taking the
+library first are the same calls, kept for existing callers.
 
 Scores are cosines between voiceprints *centred* on the mean voiceprint of the library (all its
 voiceprints, enrolled and unknown, once there are ``CENTRE_MIN`` of them): every embedding of one
@@ -25,19 +28,24 @@ language and channel shares a common component, and removing it separates speake
 (dev split: pairwise F1 0.87 -> 0.92 on speechocean762). With a fitted back end the score is
 its calibrated log-likelihood ratio instead (:class:`LinkSpace`). Every threshold was chosen on
 development speakers (``scripts/eval_linking.py --split dev``): the lowest whose pairwise
-precision reaches 0.95 there.
+precision reaches 0.95 there. All SQL is in :class:`voiceprint.store.Store`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import LibraryError, NotFound, VoiceprintError
+
+if TYPE_CHECKING:
+    from .library import Library
+    from .store import Store
+    from .voices import Voice
 
 #: Average *centred* cosine between a voice and a cluster's members above which they are linked (dev split).
 LINK_THRESHOLD = 0.45
@@ -53,98 +61,20 @@ CENTRE_MIN = 50
 MATCH_THRESHOLD = 0.65
 
 
-# -- filing recordings ------------------------------------------------------------------------
-def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
-    """File recordings under a case: match each voice to the library, keep the rest as unknown voices."""
-    from . import quality as gates
-
-    embedder = lib._embedder()
-    rows = []
-    with lib.writing():
-        with lib.store.transaction():
-            case_id = lib.store.add_case(case_number)
-        for path in files:
-            try:
-                rec, voices = lib.call_voices(str(path))
-            except VoiceprintError as err:  # one unusable file must not stop the others
-                rows.append({"file": str(path), "status": "refused", "reason": str(err), "segments": [], "warnings": []})
-                continue
-            for v in voices:
-                vector = embedder.embed(v.speech)
-                hits = lib.search_vector(vector, 1)
-                top = hits[0] if hits else None
-                matched = top if top and top["cosine"] >= MATCH_THRESHOLD else None
-                with lib.store.transaction():
-                    q = dict(v.quality, voice=v.voice)
-                    rid = lib.store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration,
-                                                  v.net_speech, rec.source_rate, rec.codec, q)
-                    existing = lib.store.db.execute(
-                        "SELECT id, voiceprint_id FROM case_voices WHERE case_id=? AND recording_id=? AND voice=?",
-                        (case_id, rid, v.voice)).fetchone()
-                    if existing:
-                        row = {"status": "already", "voiceprint": existing["voiceprint_id"]}
-                    else:
-                        vid = None
-                        if matched is None:
-                            cur = lib.store.db.execute(
-                                "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at) VALUES (?, NULL, ?, ?, ?)",
-                                (rid, lib.model, np.asarray(vector, np.float32).tobytes(), time.time()))
-                            vid = int(cur.lastrowid)
-                        lib.store.db.execute(
-                            "INSERT INTO case_voices(case_id, recording_id, voice, segments, net_speech, voiceprint_id,"
-                            " matched_person_id, match_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (case_id, rid, v.voice, json.dumps(v.time_ranges()), v.net_speech, vid,
-                             matched["person"]["id"] if matched else None, top["cosine"] if top else None, time.time()))
-                        row_of = space_row(lib, vector, rec, v.net_speech)
-                        cluster = _assign(lib, vid, row_of) if vid is not None else None
-                        lib.store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice,
-                                        voiceprint=vid, matched_person=matched["person"]["id"] if matched else None,
-                                        cluster=cluster)
-                        row = {"status": "matched" if matched else "unknown", "voiceprint": vid, "cluster": cluster}
-                row |= {"file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
-                        "net_speech": v.net_speech, "warnings": gates.query_warnings(v.quality),
-                        "person": matched["person"]["name"] if matched else None,
-                        "score": top["cosine"] if top else None}
-                rows.append(row)
-                if on_voice:
-                    on_voice(row)
-        if any(r.get("status") == "unknown" for r in rows):
-            with lib.store.transaction():  # one-by-one assignment depends on arrival order; this does not
-                recluster(lib)
-            now = dict(lib.store.db.execute("SELECT voiceprint_id, cluster_id FROM cluster_members").fetchall())
-            for r in rows:
-                if r.get("status") == "unknown":
-                    r["cluster"] = now.get(r["voiceprint"], r["cluster"])
-    return rows
-
-
-# -- clustering -------------------------------------------------------------------------------
-def _unknown_rows(store, space: LinkSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unknown_rows(store: Store, space: LinkSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(voiceprint ids, cluster ids, rows in ``space``) of every clustered unknown voice not promoted to a person."""
     from .scoring import domain_of
 
-    rows = store.db.execute(
-        "SELECT v.id, m.cluster_id, v.vector, r.sample_rate, r.codec, "
-        " (SELECT MAX(cv.net_speech) FROM case_voices cv WHERE cv.voiceprint_id = v.id) AS net "
-        "FROM voiceprints v JOIN cluster_members m ON m.voiceprint_id = v.id JOIN recordings r ON r.id = v.recording_id "
-        "JOIN voice_clusters c ON c.id = m.cluster_id WHERE v.person_id IS NULL AND v.model = ? AND c.status != 'promoted' "
-        "ORDER BY v.id", (space_model(store),)).fetchall()
+    rows = store.unknown_voices(space_model(store))
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1))
-    vecs = np.vstack([np.frombuffer(r[2], np.float32) for r in rows])
+    vecs = np.vstack([r[2] for r in rows])
     return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
             space.rows(vecs, [domain_of(r[3], r[4]) for r in rows], [r[5] or 10.0 for r in rows]))
 
 
-def _forbidden(store, vid: int) -> set[int]:
-    """Voices never to be linked with ``vid``: split from it by an investigator, or heard in the same recording."""
-    rows = store.db.execute(
-        "SELECT b FROM cannot_link WHERE a = ? UNION SELECT a FROM cannot_link WHERE b = ? UNION "
-        "SELECT v2.id FROM voiceprints v1 JOIN recordings r1 ON r1.id = v1.recording_id"
-        " JOIN case_voices c1 ON c1.voiceprint_id = v1.id JOIN recordings r2 ON r2.sha256 = r1.sha256"
-        " JOIN voiceprints v2 ON v2.recording_id = r2.id JOIN case_voices c2 ON c2.voiceprint_id = v2.id"
-        " WHERE v1.id = ? AND (r2.channel != r1.channel OR c2.voice != c1.voice)", (vid, vid, vid))
-    return {int(r[0]) for r in rows}
+def space_model(store: Store) -> str:
+    return store.get_meta("model") or ""
 
 
 @dataclass
@@ -160,7 +90,7 @@ class LinkSpace:
     kind: str
     threshold: float
     centre: np.ndarray | None = None
-    backend: object = None
+    backend: Any = None
 
     def rows(self, vectors, domains=None, nets=None) -> np.ndarray:
         """One row per voice (vectors [n, dim]; domains 'wideband'/'narrowband'; nets in seconds)."""
@@ -200,8 +130,8 @@ def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
     (docs/accuracy.md, case linking). Below that, the back end's LLR when one is fitted, else plain cosine.
     """
     limits = thresholds(model)
-    n, = store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE model = ?", (model,)).fetchone()
-    if n < CENTRE_MIN:
+    n, mean = store.mean_vector(model)
+    if n < CENTRE_MIN or mean is None:
         if use_backend:
             from .scoring import load_backend
 
@@ -209,11 +139,7 @@ def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
             if backend is not None:
                 return LinkSpace("llr", limits["llr"], backend=backend)
         return LinkSpace("cosine", limits["cosine"])
-    total = None
-    for (blob,) in store.db.execute("SELECT vector FROM voiceprints WHERE model = ?", (model,)):
-        v = np.frombuffer(blob, np.float32).astype(np.float64)
-        total = v if total is None else total + v
-    return LinkSpace("centred", limits["centred"], centre=total / n)
+    return LinkSpace("centred", limits["centred"], centre=mean)
 
 
 def thresholds(model: str | None = None) -> dict[str, float]:
@@ -240,7 +166,7 @@ def _dot(a, b):
 
 
 def best_cluster(row: np.ndarray, ids: np.ndarray, clusters: np.ndarray, rows: np.ndarray,
-                 banned: set = frozenset(), scores=_dot) -> tuple[int | None, float]:
+                 banned: frozenset | set = frozenset(), scores=_dot) -> tuple[int | None, float]:
     """The cluster whose members ``row`` resembles most on average (skipping clusters holding ``banned`` ids)."""
     best, best_score = None, -np.inf
     if len(ids):
@@ -255,7 +181,7 @@ def best_cluster(row: np.ndarray, ids: np.ndarray, clusters: np.ndarray, rows: n
     return best, best_score
 
 
-def closest_other_cluster(cluster: int, ids, clusters, rows, banned: set = frozenset(),
+def closest_other_cluster(cluster: int, ids, clusters, rows, banned: frozenset | set = frozenset(),
                           threshold: float | None = None, scores=_dot) -> tuple[int | None, float]:
     """Another cluster whose average linkage to ``cluster`` reaches ``threshold``, the closest one."""
     threshold = LINK_THRESHOLD if threshold is None else threshold
@@ -291,7 +217,7 @@ def agglomerate(rows: np.ndarray, threshold: float, scores=_dot, cannot_link=(),
         return np.zeros(0, np.int64)
     sims = np.asarray(scores(rows, rows), np.float64)
     groups = np.full(n, -1) if groups is None else np.asarray(groups)
-    start = {}  # initial clusters: a confirmed group, or one voice
+    start: dict[tuple, list[int]] = {}  # initial clusters: a confirmed group, or one voice
     for i, g in enumerate(groups.tolist()):
         start.setdefault(("g", g) if g != -1 else ("v", i), []).append(i)
     members = list(start.values())
@@ -327,275 +253,324 @@ def agglomerate(rows: np.ndarray, threshold: float, scores=_dot, cannot_link=(),
         alive[b] = False
         members[a] += members[b]
     labels = np.empty(n, np.int64)
-    for c in np.flatnonzero(alive):
-        labels[members[c]] = c
+    for alive_c in np.flatnonzero(alive):
+        labels[members[alive_c]] = alive_c
     return labels
-
-
-def recluster(lib) -> dict:
-    """Re-cluster every unknown voice from scratch (:func:`agglomerate`), keeping investigators' decisions:
-    confirmed clusters stay whole and are never merged with each other, split voices stay apart,
-    promoted clusters are left alone. Cluster ids are kept where a cluster keeps most of its voices.
-    The caller holds a transaction."""
-    store = lib.store
-    space = link_space(store, lib.model)
-    ids, old, rows = _unknown_rows(store, space)
-    if not len(ids):
-        return {"voices": 0, "moved": 0}
-    status = {int(c): s for c, s in store.db.execute("SELECT id, status FROM voice_clusters")}
-    groups = np.array([c if status.get(int(c)) == "confirmed" else -1 for c in old])
-    where = {int(v): i for i, v in enumerate(ids.tolist())}
-    pairs = [(where[a], where[b]) for a, b in store.db.execute("SELECT a, b FROM cannot_link")
-             if a in where and b in where]
-    marks = ",".join("?" * len(ids))
-    side = {int(r[0]): (r[1], f"{r[2]}:{r[3]}") for r in store.db.execute(
-        f"SELECT v.id, r.sha256, r.channel, cv.voice FROM voiceprints v JOIN recordings r ON r.id = v.recording_id"  # noqa: S608
-        f" JOIN case_voices cv ON cv.voiceprint_id = v.id WHERE v.id IN ({marks})", [int(v) for v in ids])}
-    labels = agglomerate(rows, space.threshold, space.scores, pairs, groups, [side[int(v)] for v in ids])
-    sims = space.scores(rows, rows)
-    new_of, used, moved = {}, set(), 0
-    for lab in sorted(set(labels.tolist()), key=lambda x: -int((labels == x).sum())):
-        mine = labels == lab
-        confirmed = {int(c) for c in old[mine] if status.get(int(c)) == "confirmed"}
-        if confirmed:
-            keep = confirmed.pop()
-        else:  # the old automatic cluster holding most of these voices, if not taken
-            counts = sorted(((int((old[mine] == c).sum()), -int(c), int(c)) for c in set(old[mine].tolist())), reverse=True)
-            keep = next((c for _, _, c in counts if c not in used and status.get(c) == "auto"), None)
-            if keep is None:
-                keep = int(store.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES ('auto', ?)",
-                                            (time.time(),)).lastrowid)
-        used.add(keep)
-        new_of[lab] = keep
-        for i in np.flatnonzero(mine):
-            others = mine.copy()
-            others[i] = False
-            score = float(sims[i, others].mean()) if others.any() else None
-            moved += int(old[i] != keep)
-            store.db.execute("UPDATE cluster_members SET cluster_id = ?, score = ? WHERE voiceprint_id = ?",
-                             (keep, score, int(ids[i])))
-    store.db.execute("DELETE FROM voice_clusters WHERE status = 'auto' AND id NOT IN (SELECT cluster_id FROM cluster_members)")
-    if moved:
-        store.audit("link.recluster", "", voices=len(ids), moved=moved, clusters=len(new_of), automatic=True)
-    return {"voices": len(ids), "moved": moved, "clusters": len(new_of)}
-
-
-def space_model(store) -> str:
-    return store.get_meta("model")
-
-
-def space_row(lib, vector, rec, net_speech: float):
-    """(space, row) of one voice of recording ``rec`` in the library's link space."""
-    from .scoring import domain_of
-
-    space = link_space(lib.store, lib.model)
-    return space, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)], [net_speech])[0]
-
-
-def _assign(lib, vid: int, space_and_row) -> int:
-    """Put a new unknown voice into its cluster (caller holds a transaction); returns the cluster id."""
-    store = lib.store
-    space, row = space_and_row
-    threshold = space.threshold
-    ids, clusters, rows = _unknown_rows(store, space)
-    best, best_score = best_cluster(row, ids, clusters, rows, _forbidden(store, vid), space.scores)
-    if best is None or best_score < threshold:
-        best = int(store.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES ('auto', ?)",
-                                    (time.time(),)).lastrowid)
-        best_score = None
-    store.db.execute("INSERT INTO cluster_members(voiceprint_id, cluster_id, score, joined_at) VALUES (?, ?, ?, ?)",
-                     (vid, best, best_score, time.time()))
-    if best_score is not None:
-        best = _merge_close(lib, best, space)
-    return best
-
-
-def _merge_close(lib, cluster: int, space: LinkSpace) -> int:
-    """Merge other clusters into ``cluster`` while their average linkage to it reaches the threshold."""
-    store = lib.store
-    while True:
-        ids, clusters, rows = _unknown_rows(store, space)
-        banned = set()
-        for v in ids[clusters == cluster]:
-            banned |= _forbidden(store, int(v))
-        best, best_score = closest_other_cluster(cluster, ids, clusters, rows, banned, space.threshold, space.scores)
-        if best is None:
-            return cluster
-        keep, gone = sorted((cluster, best), key=lambda c: _status_rank(store, c), reverse=True)
-        store.db.execute("UPDATE cluster_members SET cluster_id = ? WHERE cluster_id = ?", (keep, gone))
-        store.db.execute("DELETE FROM voice_clusters WHERE id = ?", (gone,))
-        store.audit("link.merge", f"cluster:{keep}", merged=gone, score=round(best_score, 4), automatic=True)
-        cluster = keep
-
-
-def _status_rank(store, cluster: int) -> tuple:
-    row = store.db.execute("SELECT status FROM voice_clusters WHERE id = ?", (cluster,)).fetchone()
-    return (row is not None and row[0] == "confirmed", -cluster)
-
-
-# -- reporting --------------------------------------------------------------------------------
-def clusters(lib, min_cases: int = 2, include_promoted: bool = False) -> list[dict]:
-    """Clusters of unknown voices spanning at least ``min_cases`` cases, with their evidence."""
-    from .scoring import domain_of
-
-    store = lib.store
-    rows = store.db.execute(
-        "SELECT c.id AS cluster, c.status, c.person_id, m.voiceprint_id, m.score, cs.case_number, r.original_name,"
-        " r.channel, r.sample_rate, r.codec, cv.voice, cv.segments, cv.net_speech, v.vector FROM voice_clusters c"
-        " JOIN cluster_members m ON m.cluster_id = c.id JOIN voiceprints v ON v.id = m.voiceprint_id"
-        " JOIN recordings r ON r.id = v.recording_id JOIN case_voices cv ON cv.voiceprint_id = v.id"
-        " JOIN cases cs ON cs.id = cv.case_id ORDER BY c.id, m.voiceprint_id").fetchall()
-    out: dict[int, dict] = {}
-    for r in rows:
-        c = out.setdefault(r["cluster"], {"cluster": r["cluster"], "status": r["status"], "person_id": r["person_id"],
-                                          "cases": [], "voices": [], "_vecs": [], "_doms": []})
-        if r["case_number"] not in c["cases"]:
-            c["cases"].append(r["case_number"])
-        c["voices"].append({"voiceprint": r["voiceprint_id"], "case": r["case_number"], "file": r["original_name"],
-                            "channel": r["channel"], "voice": r["voice"], "segments": json.loads(r["segments"]),
-                            "net_speech": r["net_speech"], "score_on_joining": r["score"]})
-        c["_vecs"].append(np.frombuffer(r["vector"], np.float32))
-        c["_doms"].append(domain_of(r["sample_rate"], r["codec"]))
-    space = link_space(store, lib.model)
-    result = []
-    for c in out.values():
-        if len(c["cases"]) < min_cases or (c["status"] == "promoted" and not include_promoted):
-            continue
-        rows_c = space.rows(np.vstack(c.pop("_vecs")), c.pop("_doms"), [v["net_speech"] for v in c["voices"]])
-        sims = space.scores(rows_c, rows_c)
-        n = len(rows_c)
-        for i, v in enumerate(c["voices"]):
-            v["mean_score_to_others"] = round(float((sims[i].sum() - sims[i, i]) / max(n - 1, 1)), 4)
-        pair = sims[np.triu_indices(n, 1)] if n > 1 else np.zeros(0)
-        c["score_kind"] = space.kind
-        c["min_pair_score"] = round(float(pair.min()), 4) if len(pair) else None
-        c["mean_pair_score"] = round(float(pair.mean()), 4) if len(pair) else None
-        c["summary"] = f"this voice appears in cases {_and(c['cases'])}"
-        result.append(c)
-    return result
 
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-# -- investigator decisions -------------------------------------------------------------------
-def _cluster(store, cluster: int) -> dict:
-    row = store.db.execute("SELECT * FROM voice_clusters WHERE id = ?", (cluster,)).fetchone()
-    if row is None:
-        raise NotFound(f"no voice cluster {cluster} - see `voiceprint link`")
-    return dict(row)
+class Links:
+    """Case linking on one library: ``lib.links`` (filing, clusters, investigator decisions, screening)."""
 
+    def __init__(self, lib: Library):
+        self.lib = lib
 
-def confirm(lib, cluster: int, note: str = "") -> dict:
-    """An investigator confirms that a cluster's voices are one person."""
-    with lib.writing(), lib.store.transaction():
-        c = _cluster(lib.store, cluster)
-        if c["status"] == "promoted":
-            raise LibraryError(f"cluster {cluster} was already promoted to person {c['person_id']}")
-        lib.store.db.execute("UPDATE voice_clusters SET status = 'confirmed' WHERE id = ?", (cluster,))
-        lib.store.audit("link.confirm", f"cluster:{cluster}", note=note)
-    return {"cluster": cluster, "status": "confirmed"}
+    @property
+    def store(self) -> Store:
+        return self.lib.store
 
+    def space(self) -> LinkSpace:
+        return link_space(self.store, self.lib.model)
 
-def split(lib, cluster: int, voiceprints: list[int], note: str = "") -> dict:
-    """Move ``voiceprints`` out of a cluster into a new one; they are never re-linked to the rest automatically."""
-    with lib.writing(), lib.store.transaction():
-        _cluster(lib.store, cluster)
-        members = {int(r[0]) for r in lib.store.db.execute(
-            "SELECT voiceprint_id FROM cluster_members WHERE cluster_id = ?", (cluster,))}
-        moving = {int(v) for v in voiceprints}
-        if not moving or not moving <= members:
-            raise NotFound(f"voiceprint(s) {sorted(moving - members)} are not in cluster {cluster} - see `voiceprint link --json`")
-        if moving == members:
-            raise LibraryError("splitting every voice out of a cluster changes nothing - name only the voices that do not belong")
-        new = int(lib.store.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES ('confirmed', ?)",
-                                       (time.time(),)).lastrowid)
-        marks = ",".join("?" * len(moving))
-        lib.store.db.execute(f"UPDATE cluster_members SET cluster_id = ? WHERE voiceprint_id IN ({marks})",  # noqa: S608
-                             (new, *sorted(moving)))
-        lib.store.db.executemany("INSERT OR IGNORE INTO cannot_link(a, b) VALUES (?, ?)",
-                                 [(min(a, b), max(a, b)) for a in moving for b in members - moving])
-        lib.store.audit("link.split", f"cluster:{cluster}", moved=sorted(moving), new_cluster=new, note=note)
-    return {"cluster": cluster, "new_cluster": new, "moved": sorted(moving)}
+    # -- filing recordings ----------------------------------------------------------------------
+    def add_recordings(self, case_number: str, files, on_voice=None) -> list[dict]:
+        """File recordings under a case: match each voice to the library, keep the rest as unknown voices."""
+        lib = self.lib
+        embedder = lib.embedder()
+        rows: list[dict] = []
+        with lib.writing():
+            with self.store.transaction():
+                case_id = self.store.add_case(case_number)
+            for path in files:
+                try:
+                    rec, voices = lib.call_voices(str(path))
+                except VoiceprintError as err:  # one unusable file must not stop the others
+                    rows.append({"file": str(path), "status": "refused", "reason": str(err), "segments": [], "warnings": []})
+                    continue
+                for v in voices:
+                    row = self._file_voice(case_id, path, rec, v, embedder.embed(v.speech))
+                    rows.append(row)
+                    if on_voice:
+                        on_voice(row)
+            if any(r.get("status") == "unknown" for r in rows):
+                with self.store.transaction():  # one-by-one assignment depends on arrival order; this does not
+                    self.recluster()
+                now = self.store.voice_clusters()
+                for r in rows:
+                    if r.get("status") == "unknown":
+                        r["cluster"] = now.get(r["voiceprint"], r["cluster"])
+        return rows
 
+    def _file_voice(self, case_id: int, path, rec, v: Voice, vector: np.ndarray) -> dict:
+        """File one voice of a case recording (its own transaction): matched person, or an unknown voice in a cluster."""
+        from . import quality as gates
 
-def promote(lib, cluster: int, name: str, category: str = "suspect", id_number: str = "", note: str = "") -> dict:
-    """Make a cluster a person: its voices become that person's voiceprints, linked to its cases."""
-    with lib.writing():
-        with lib.store.transaction():
-            c = _cluster(lib.store, cluster)
+        store = self.store
+        hits = self.lib.search_vector(vector, 1)
+        top = hits[0] if hits else None
+        matched = top if top and top["cosine"] >= MATCH_THRESHOLD else None
+        with store.transaction():
+            rid = store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration, v.net_speech, rec.source_rate,
+                                      rec.codec, dict(v.quality, voice=v.voice))
+            existing = store.case_voice(case_id, rid, v.voice)
+            if existing:
+                row: dict = {"status": "already", "voiceprint": existing["voiceprint_id"]}
+            else:
+                vid = None if matched else store.add_unknown_voiceprint(rid, self.lib.model, vector)
+                store.add_case_voice(case_id, rid, v.voice, v.time_ranges(), v.net_speech, vid,
+                                     matched["person"]["id"] if matched else None, top["cosine"] if top else None)
+                cluster = self._assign(vid, self._row(vector, rec, v.net_speech)) if vid is not None else None
+                store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice, voiceprint=vid,
+                            matched_person=matched["person"]["id"] if matched else None, cluster=cluster)
+                row = {"status": "matched" if matched else "unknown", "voiceprint": vid, "cluster": cluster}
+        return row | {"file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
+                      "net_speech": v.net_speech, "warnings": gates.query_warnings(v.quality),
+                      "person": matched["person"]["name"] if matched else None, "score": top["cosine"] if top else None}
+
+    def _row(self, vector, rec, net_speech: float) -> tuple[LinkSpace, np.ndarray]:
+        """(space, row) of one voice of recording ``rec`` in the library's link space."""
+        from .scoring import domain_of
+
+        space = self.space()
+        return space, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)], [net_speech])[0]
+
+    # -- clustering -----------------------------------------------------------------------------
+    def _assign(self, vid: int, space_and_row: tuple[LinkSpace, np.ndarray]) -> int:
+        """Put a new unknown voice into its cluster (caller holds a transaction); returns the cluster id."""
+        store = self.store
+        space, row = space_and_row
+        ids, clusters, rows = _unknown_rows(store, space)
+        best, best_score = best_cluster(row, ids, clusters, rows, store.cannot_link_with(vid), space.scores)
+        if best is None or best_score < space.threshold:
+            new = store.new_cluster()
+            store.add_cluster_member(vid, new, None)
+            return new
+        store.add_cluster_member(vid, best, best_score)
+        return self._merge_close(best, space)
+
+    def _merge_close(self, cluster: int, space: LinkSpace) -> int:
+        """Merge other clusters into ``cluster`` while their average linkage to it reaches the threshold."""
+        store = self.store
+        while True:
+            ids, clusters, rows = _unknown_rows(store, space)
+            banned: set[int] = set()
+            for v in ids[clusters == cluster]:
+                banned |= store.cannot_link_with(int(v))
+            best, best_score = closest_other_cluster(cluster, ids, clusters, rows, banned, space.threshold, space.scores)
+            if best is None:
+                return cluster
+            statuses = store.cluster_statuses()
+            keep, gone = sorted((cluster, best), key=lambda c: (statuses.get(c) == "confirmed", -c), reverse=True)
+            store.merge_clusters(keep, gone)
+            store.audit("link.merge", f"cluster:{keep}", merged=gone, score=round(best_score, 4), automatic=True)
+            cluster = keep
+
+    def recluster(self) -> dict:
+        """Re-cluster every unknown voice from scratch (:func:`agglomerate`), keeping investigators' decisions:
+        confirmed clusters stay whole and are never merged with each other, split voices stay apart,
+        promoted clusters are left alone. Cluster ids are kept where a cluster keeps most of its voices.
+        The caller holds a transaction."""
+        store = self.store
+        space = self.space()
+        ids, old, rows = _unknown_rows(store, space)
+        if not len(ids):
+            return {"voices": 0, "moved": 0}
+        status = store.cluster_statuses()
+        groups = np.array([c if status.get(int(c)) == "confirmed" else -1 for c in old])
+        where = {int(v): i for i, v in enumerate(ids.tolist())}
+        pairs = [(where[a], where[b]) for a, b in store.cannot_link_pairs() if a in where and b in where]
+        side = store.voice_sides([int(v) for v in ids])
+        labels = agglomerate(rows, space.threshold, space.scores, pairs, groups, [side[int(v)] for v in ids])
+        sims = space.scores(rows, rows)
+        new_of: dict[int, int] = {}
+        used: set[int] = set()
+        moved = 0
+        for lab in sorted(set(labels.tolist()), key=lambda x: -int((labels == x).sum())):
+            mine = labels == lab
+            keep = self._keeper(old[mine], status, used)
+            used.add(keep)
+            new_of[lab] = keep
+            for i in np.flatnonzero(mine):
+                others = mine.copy()
+                others[i] = False
+                score = float(sims[i, others].mean()) if others.any() else None
+                moved += int(old[i] != keep)
+                store.set_cluster_member(int(ids[i]), keep, score)
+        store.drop_empty_auto_clusters()
+        if moved:
+            store.audit("link.recluster", "", voices=len(ids), moved=moved, clusters=len(new_of), automatic=True)
+        return {"voices": len(ids), "moved": moved, "clusters": len(new_of)}
+
+    def _keeper(self, old: np.ndarray, status: dict[int, str], used: set[int]) -> int:
+        """The cluster id a new group keeps: its confirmed cluster, else the old automatic cluster holding most of it, else a new one."""
+        confirmed = {int(c) for c in old if status.get(int(c)) == "confirmed"}
+        if confirmed:
+            return confirmed.pop()
+        counts = sorted(((int((old == c).sum()), -int(c), int(c)) for c in set(old.tolist())), reverse=True)
+        keep = next((c for _, _, c in counts if c not in used and status.get(c) == "auto"), None)
+        return self.store.new_cluster() if keep is None else keep
+
+    # -- reporting ------------------------------------------------------------------------------
+    def clusters(self, min_cases: int = 2, include_promoted: bool = False) -> list[dict]:
+        """Clusters of unknown voices spanning at least ``min_cases`` cases, with their evidence."""
+        from .scoring import domain_of
+
+        out: dict[int, dict] = {}
+        for r in self.store.cluster_evidence():
+            c = out.setdefault(r["cluster"], {"cluster": r["cluster"], "status": r["status"], "person_id": r["person_id"],
+                                              "cases": [], "voices": [], "_vecs": [], "_doms": []})
+            if r["case_number"] not in c["cases"]:
+                c["cases"].append(r["case_number"])
+            c["voices"].append({"voiceprint": r["voiceprint_id"], "case": r["case_number"], "file": r["original_name"],
+                                "channel": r["channel"], "voice": r["voice"], "segments": json.loads(r["segments"]),
+                                "net_speech": r["net_speech"], "score_on_joining": r["score"]})
+            c["_vecs"].append(np.frombuffer(r["vector"], np.float32))
+            c["_doms"].append(domain_of(r["sample_rate"], r["codec"]))
+        space = self.space()
+        result = []
+        for c in out.values():
+            if len(c["cases"]) < min_cases or (c["status"] == "promoted" and not include_promoted):
+                continue
+            _add_pair_scores(c, space)
+            c["summary"] = f"this voice appears in cases {_and(c['cases'])}"
+            result.append(c)
+        return result
+
+    # -- investigator decisions -----------------------------------------------------------------
+    def confirm(self, cluster: int, note: str = "") -> dict:
+        """An investigator confirms that a cluster's voices are one person."""
+        with self.lib.writing(), self.store.transaction():
+            c = self.store.cluster(cluster)
             if c["status"] == "promoted":
                 raise LibraryError(f"cluster {cluster} was already promoted to person {c['person_id']}")
-            pid = lib.store.add_person(name, id_number, category, note)
-            vids = [int(r[0]) for r in lib.store.db.execute(
-                "SELECT voiceprint_id FROM cluster_members WHERE cluster_id = ? ORDER BY voiceprint_id", (cluster,))]
-            moved = 0
-            for vid in vids:  # one voiceprint per recording and person: a repeat voice stays unknown
-                moved += lib.store.db.execute("UPDATE OR IGNORE voiceprints SET person_id = ? WHERE id = ?", (pid, vid)).rowcount
-            cases = [r[0] for r in lib.store.db.execute(
-                "SELECT DISTINCT cs.case_number FROM case_voices cv JOIN cases cs ON cs.id = cv.case_id"
-                " JOIN cluster_members m ON m.voiceprint_id = cv.voiceprint_id WHERE m.cluster_id = ?", (cluster,))]
-            for case_number in cases:
-                lib.store.link_case(case_number, pid)
-            lib.store.db.execute("UPDATE voice_clusters SET status = 'promoted', person_id = ? WHERE id = ?", (pid, cluster))
-            lib.store.bump_generation()
-            lib.store.audit("link.promote", f"cluster:{cluster}", person=pid, voiceprints=moved, cases=cases, note=note)
-        lib._save_index()
-    return {"cluster": cluster, "person_id": pid, "voiceprints": moved, "cases": cases}
+            self.store.set_cluster_status(cluster, "confirmed")
+            self.store.audit("link.confirm", f"cluster:{cluster}", note=note)
+        return {"cluster": cluster, "status": "confirmed"}
+
+    def split(self, cluster: int, voiceprints: list[int], note: str = "") -> dict:
+        """Move ``voiceprints`` out of a cluster into a new one; they are never re-linked to the rest automatically."""
+        store = self.store
+        with self.lib.writing(), store.transaction():
+            store.cluster(cluster)
+            members = set(store.cluster_member_ids(cluster))
+            moving = {int(v) for v in voiceprints}
+            if not moving or not moving <= members:
+                raise NotFound(f"voiceprint(s) {sorted(moving - members)} are not in cluster {cluster} - see `voiceprint link --json`")
+            if moving == members:
+                raise LibraryError("splitting every voice out of a cluster changes nothing - name only the voices that do not belong")
+            new = store.new_cluster("confirmed")
+            store.move_cluster_members(sorted(moving), new)
+            store.add_cannot_link((a, b) for a in moving for b in members - moving)
+            store.audit("link.split", f"cluster:{cluster}", moved=sorted(moving), new_cluster=new, note=note)
+        return {"cluster": cluster, "new_cluster": new, "moved": sorted(moving)}
+
+    def promote(self, cluster: int, name: str, category: str = "suspect", id_number: str = "", note: str = "") -> dict:
+        """Make a cluster a person: its voices become that person's voiceprints, linked to its cases."""
+        store = self.store
+        with self.lib.writing():
+            with store.transaction():
+                c = store.cluster(cluster)
+                if c["status"] == "promoted":
+                    raise LibraryError(f"cluster {cluster} was already promoted to person {c['person_id']}")
+                pid = store.add_person(name, id_number, category, note)
+                # one voiceprint per recording and person: a repeat voice stays unknown
+                moved = sum(store.give_voiceprint(vid, pid) for vid in store.cluster_member_ids(cluster))
+                cases = store.cases_of_cluster(cluster)
+                for case_number in cases:
+                    store.link_case(case_number, pid)
+                store.set_cluster_status(cluster, "promoted", pid)
+                store.bump_generation()
+                store.audit("link.promote", f"cluster:{cluster}", person=pid, voiceprints=moved, cases=cases, note=note)
+            self.lib.save_index()
+        return {"cluster": cluster, "person_id": pid, "voiceprints": moved, "cases": cases}
+
+    # -- screening a batch ----------------------------------------------------------------------
+    def screen(self, files, top: int = 3) -> list[dict]:
+        """Run new recordings against the library and the unknown-voice clusters; stores nothing."""
+        lib = self.lib
+        embedder = lib.embedder()
+        space = self.space()
+        known = _unknown_rows(self.store, space), self.store.cases_by_cluster()
+        files = list(files)
+        rows: list[dict] = []
+        for path in files:
+            try:
+                rec, voices = lib.call_voices(str(path))
+            except VoiceprintError as err:  # one bad file must not stop a batch
+                rows.append({"file": str(path), "error": str(err)})
+                continue
+            rows += [self._screen_voice(path, rec, v, embedder.embed(v.speech), top, space, known) for v in voices]
+        with self.store.transaction():
+            self.store.audit("screen", "", files=len(files), voices=len(rows), persons=sum(1 for r in rows if r.get("person")),
+                             clusters=sum(1 for r in rows if r.get("cluster")))
+        return rows
+
+    def _screen_voice(self, path, rec, v: Voice, vector: np.ndarray, top: int, space: LinkSpace, known) -> dict:
+        from . import quality as gates
+        from .scoring import domain_of
+
+        (ids, cluster_ids, urows), case_of = known
+        hits = self.lib.search_vector(vector, top)
+        best = hits[0] if hits else None
+        link = None
+        if len(ids):
+            sims = space.scores(urows, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)], [v.net_speech]))[:, 0]
+            scores = {int(c): float(sims[cluster_ids == c].mean()) for c in np.unique(cluster_ids)}
+            c, s = max(scores.items(), key=lambda kv: kv[1])
+            link = {"cluster": c, "score": round(s, 4), "cases": case_of.get(c, [])}
+        linked = link is not None and link["score"] >= space.threshold
+        return {
+            "file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
+            "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
+            "person": best["person"]["name"] if best and best["cosine"] >= MATCH_THRESHOLD else None,
+            "person_score": best["cosine"] if best else None,
+            "cluster": link["cluster"] if link and linked else None,
+            "cluster_score": link["score"] if link else None,
+            "cluster_cases": link["cases"] if link and linked else [],
+            "hits": hits,
+        }
 
 
-# -- screening a batch ------------------------------------------------------------------------
-def screen(lib, files, top: int = 3) -> list[dict]:
-    """Run new recordings against the library and the unknown-voice clusters; stores nothing."""
-    from . import quality as gates
-
-    embedder = lib._embedder()
-    from .scoring import domain_of
-
-    space = link_space(lib.store, lib.model)
-    threshold = space.threshold
-    ids, cluster_ids, urows = _unknown_rows(lib.store, space)
-    case_of = _cases_by_cluster(lib.store)
-    rows = []
-    for path in files:
-        try:
-            rec, voices = lib.call_voices(str(path))
-        except VoiceprintError as err:  # one bad file must not stop a batch
-            rows.append({"file": str(path), "error": str(err)})
-            continue
-        for v in voices:
-            vector = embedder.embed(v.speech)
-            hits = lib.search_vector(vector, top)
-            best = hits[0] if hits else None
-            link = None
-            if len(ids):
-                sims = space.scores(urows, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)],
-                                                      [v.net_speech]))[:, 0]
-                scores = {int(c): float(sims[cluster_ids == c].mean()) for c in np.unique(cluster_ids)}
-                c, s = max(scores.items(), key=lambda kv: kv[1])
-                link = {"cluster": c, "score": round(s, 4), "cases": case_of.get(c, [])}
-            rows.append({
-                "file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
-                "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
-                "person": best["person"]["name"] if best and best["cosine"] >= MATCH_THRESHOLD else None,
-                "person_score": best["cosine"] if best else None,
-                "cluster": link["cluster"] if link and link["score"] >= threshold else None,
-                "cluster_score": link["score"] if link else None,
-                "cluster_cases": link["cases"] if link and link["score"] >= threshold else [],
-                "hits": hits,
-            })
-    with lib.store.transaction():
-        lib.store.audit("screen", "", files=len(list(files)) if not isinstance(files, list) else len(files),
-                        voices=len(rows), persons=sum(1 for r in rows if r.get("person")),
-                        clusters=sum(1 for r in rows if r.get("cluster")))
-    return rows
+def _add_pair_scores(c: dict, space: LinkSpace) -> None:
+    """Each voice's mean score to the others of its cluster, and the cluster's lowest and mean pair score."""
+    rows_c = space.rows(np.vstack(c.pop("_vecs")), c.pop("_doms"), [v["net_speech"] for v in c["voices"]])
+    sims = space.scores(rows_c, rows_c)
+    n = len(rows_c)
+    for i, v in enumerate(c["voices"]):
+        v["mean_score_to_others"] = round(float((sims[i].sum() - sims[i, i]) / max(n - 1, 1)), 4)
+    pair = sims[np.triu_indices(n, 1)] if n > 1 else np.zeros(0)
+    c["score_kind"] = space.kind
+    c["min_pair_score"] = round(float(pair.min()), 4) if len(pair) else None
+    c["mean_pair_score"] = round(float(pair.mean()), 4) if len(pair) else None
 
 
-def _cases_by_cluster(store) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    for c, case in store.db.execute(
-            "SELECT DISTINCT m.cluster_id, cs.case_number FROM cluster_members m JOIN case_voices cv ON cv.voiceprint_id = m.voiceprint_id"
-            " JOIN cases cs ON cs.id = cv.case_id ORDER BY cs.case_number"):
-        out.setdefault(int(c), []).append(case)
-    return out
+# -- the same calls with the library first (older callers) --------------------------------------
+def add_recordings(lib: Library, case_number: str, files, on_voice=None) -> list[dict]:
+    return lib.links.add_recordings(case_number, files, on_voice)
+
+
+def clusters(lib: Library, min_cases: int = 2, include_promoted: bool = False) -> list[dict]:
+    return lib.links.clusters(min_cases, include_promoted)
+
+
+def confirm(lib: Library, cluster: int, note: str = "") -> dict:
+    return lib.links.confirm(cluster, note)
+
+
+def split(lib: Library, cluster: int, voiceprints: list[int], note: str = "") -> dict:
+    return lib.links.split(cluster, voiceprints, note)
+
+
+def promote(lib: Library, cluster: int, name: str, category: str = "suspect", id_number: str = "", note: str = "") -> dict:
+    return lib.links.promote(cluster, name, category, id_number, note)
+
+
+def screen(lib: Library, files, top: int = 3) -> list[dict]:
+    return lib.links.screen(files, top)
+
+
+def recluster(lib: Library) -> dict:
+    return lib.links.recluster()

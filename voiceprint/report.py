@@ -6,7 +6,8 @@ import csv
 import json
 import re
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 def to_json(obj: Any) -> str:

@@ -2,7 +2,7 @@
 
 A raw cosine between two ECAPA embeddings has no fixed meaning: its distribution moves with the
 channel (8 kHz telephone vs 16 kHz), the duration and the language. The back end fitted by
-``scripts/train_backend.py`` on a speaker-disjoint development split turns it into evidence:
+``voiceprint backend fit`` (:mod:`voiceprint.fitting`) on a speaker-disjoint development split turns it into evidence:
 
 1. **Domain centring** - subtract the mean embedding of the input's domain (``wideband`` or
    ``narrowband``, decided by the source rate and codec: :func:`domain_of`).
@@ -37,6 +37,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,7 @@ class Backend:
     cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
     top_n: int
     calibration: dict  # channel pair (pair_of) or "all" -> weights of calibration_features(..., quality) and offset
-    llr_limit: dict  # channel pair or "all" -> (lowest, highest) llr the development data support (ELUB)
+    llr_limit: dict | float | tuple[float, float]  # channel pair or "all" -> (lowest, highest) llr the development data support (ELUB)
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
     meta: dict = field(default_factory=dict)
     quality: str = "min_duration"  # the calibration's quality measure (QUALITY_MEASURES)
@@ -236,17 +237,19 @@ class Backend:
             w = np.asarray(self.calibration.get(name, self.calibration["all"]), np.float64)
             if len(w) != feats.shape[-1] + 1:
                 raise ModelError(f"calibration {name!r} has {len(w)} weights, quality measure {self.quality!r} "
-                                 f"needs {feats.shape[-1] + 1} - refit with scripts/train_backend.py")
+                                 f"needs {feats.shape[-1] + 1} - refit with `voiceprint backend fit`")
             lo, hi = self.llr_limits(name)
             out = np.where(pairs == name, np.clip(feats @ w[:-1] + w[-1], lo, hi), out)
         return out
 
     def llr_limits(self, pair: str = "all") -> tuple[float, float]:
         """The (lowest, highest) llr this channel pair's development trials support."""
-        lim = self.llr_limit
+        lim: Any = self.llr_limit
         if isinstance(lim, dict):
             lim = lim.get(pair, lim["all"])
-        return (-float(lim), float(lim)) if np.isscalar(lim) else (float(lim[0]), float(lim[1]))
+        if np.ndim(lim) == 0:  # one bound for both sides (back ends fitted before per-side limits)
+            return -float(lim), float(lim)
+        return float(lim[0]), float(lim[1])
 
     def false_alarm_rate(self, scores) -> np.ndarray:
         """Share of development impostor trials scoring at or above each score (Gaussian tail beyond the data)."""
@@ -268,9 +271,10 @@ class Backend:
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {f"mean_{d}": m for d, m in self.means.items()}
-        np.savez(folder / "backend.npz", transform=self.transform, cohort=self.cohort.astype(np.float32),
-                 nontarget_scores=self.nontarget_scores.astype(np.float32), **arrays)
+        arrays: dict[str, Any] = {f"mean_{d}": m for d, m in self.means.items()}
+        arrays |= {"transform": self.transform, "cohort": self.cohort.astype(np.float32),
+                   "nontarget_scores": self.nontarget_scores.astype(np.float32)}
+        np.savez(folder / "backend.npz", **arrays)
         meta = dict(self.meta)
         meta.update(top_n=self.top_n, quality_measure=self.quality,
                     calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
@@ -282,10 +286,10 @@ class Backend:
         return sorted(self.llr_limit) if isinstance(self.llr_limit, dict) else ["all"]
 
     @classmethod
-    def load(cls, folder: Path) -> "Backend":
+    def load(cls, folder: Path) -> Backend:
         meta = json.loads((folder / "backend.json").read_text(encoding="utf-8"))
         if meta.get("npz_sha256") and meta["npz_sha256"] != _file_sha(folder / "backend.npz"):
-            raise ModelError(f"{folder}/backend.npz fails its checksum - refit it with scripts/train_backend.py")
+            raise ModelError(f"{folder}/backend.npz fails its checksum - refit it with `voiceprint backend fit`")
         z = np.load(folder / "backend.npz")
         means = {d: z[f"mean_{d}"].astype(np.float64) for d in meta["domains"]}
         return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
@@ -330,7 +334,7 @@ def load_backend(model: str | None = None) -> Backend | None:
     return _LOADED[key]
 
 
-def evidence(backend: "Backend | None", score: float, library_size: int, net_a: float | None = None,
+def evidence(backend: Backend | None, score: float, library_size: int, net_a: float | None = None,
              net_b: float | None = None, pair: str = "all") -> dict:
     """What one comparison means: natural-log and log10 LR, the ENFSI verbal equivalent, and the
     expected number of false hits at this score in a library of ``library_size`` persons.
@@ -349,12 +353,12 @@ def scoring_note(model: str | None = None) -> str:
     backend = load_backend(model)
     if backend is None:
         return ("score = raw cosine; no back end is fitted for this model, so llr, verbal and expected_false_hits "
-                "are null (fit one with scripts/train_backend.py)")
+                "are null (fit one with `voiceprint backend fit`)")
     return (f"score = AS-normalised back-end score (cosine = raw cosine); llr = natural-log likelihood ratio "
             f"calibrated on development speakers ({backend.meta.get('fitted_at', '?')})")
 
 
-def rescore(backend: "Backend", query: np.ndarray, query_domain: str, persons: dict) -> dict:
+def rescore(backend: Backend, query: np.ndarray, query_domain: str, persons: dict) -> dict:
     """Back-end scores of one raw query vector against persons.
 
     ``persons``: person id -> (raw sample vectors [n, dim], their domains, their total net speech).

@@ -92,12 +92,12 @@ def synth_speech(seconds: float = 4.0, sr: int = 16000, f0: float = 120.0, seed:
     g = lfilter([1.0], [1.0, -0.97], pulses)
     g = lfilter([1.0], [1.0, -0.9], g)
     g -= lfilter([1.0], [1.0, -0.995], g) * 0.005  # remove DC drift
-    v = sum(_resonator(g, formants[k], bw, sr) * w for k, (bw, w) in enumerate([(80, 1.0), (100, 0.6), (140, 0.3)]))
-    v = np.diff(v, prepend=0.0)  # lip radiation (+6 dB/oct)
-    v /= np.max(np.abs(v)) + 1e-12
+    tract = sum(_resonator(g, formants[k], bw, sr) * w for k, (bw, w) in enumerate([(80, 1.0), (100, 0.6), (140, 0.3)]))
+    voiced = np.diff(tract, prepend=0.0)  # lip radiation (+6 dB/oct)
+    voiced /= np.max(np.abs(voiced)) + 1e-12
     noise = rng.standard_normal(n)
     noise = np.diff(noise, prepend=0.0) * 0.5  # high-pass-ish hiss for fricatives
-    x = v * env + noise * fric + 0.001 * rng.standard_normal(n)  # faint background noise
+    x = voiced * env + noise * fric + 0.001 * rng.standard_normal(n)  # faint background noise
     x = x / (np.max(np.abs(x)) + 1e-12) * level
     return x.astype(np.float32)
 
@@ -147,6 +147,7 @@ def write_audio(path, samples: np.ndarray, sr: int, fmt: str = "wav_pcm16", bitr
     with av.open(str(path), "w", format=cont) as c:
         opts = {"strict": "experimental"} if codec == "vorbis" else {}  # FFmpeg's native Vorbis encoder
         st = c.add_stream(codec, rate=rate, layout=layout, options=opts)
+        assert isinstance(st, av.audio.stream.AudioStream)
         if bitrate:
             st.bit_rate = bitrate
         elif codec == "libopencore_amrnb":

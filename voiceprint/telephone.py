@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -68,6 +68,7 @@ def encode(samples_8k: np.ndarray, variant: str, path: str | os.PathLike) -> Non
     pcm = (np.clip(samples_8k, -1.0, 1.0) * 32767.0).astype(np.int16)
     with av.open(str(path), mode="w", format=fmt) as out:
         stream = out.add_stream(codec, rate=PHONE_RATE, layout="mono")
+        assert isinstance(stream, av.audio.stream.AudioStream)
         if bit_rate:
             stream.bit_rate = bit_rate
         block = 160 * 50  # one second; AMR frames are 160 samples and the encoder re-frames

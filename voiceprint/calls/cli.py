@@ -7,29 +7,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
+from voiceprint.options import CsvOpt, FormatOpt, JsonOpt, LibraryOpt, output_format
+
 app = typer.Typer(help="Reverse strike: screen call detail records for numbers that call like a fraud den.", no_args_is_help=True)
-
-FORMAT_HELP = "Output: table, csv or json."
-
-
-def _fmt_option(value: str) -> str:
-    if value not in ("table", "csv", "json"):
-        raise typer.BadParameter("use table, csv or json")
-    return value
 
 
 @app.command("import")
 def import_cmd(
-    files: List[Path] = typer.Argument(..., help="CDR files: CSV/TSV (gzip ok, UTF-8 or GBK) or Parquet."),
+    files: list[Path] = typer.Argument(..., help="CDR files: CSV/TSV (gzip ok, UTF-8 or GBK) or Parquet."),
     out: Path = typer.Option(..., "--out", "-o", help="Canonical Parquet file to write (a .report.json lands beside it)."),
     kind: str = typer.Option("calls", help="calls, registry or fraud-list."),
-    template: Optional[str] = typer.Option(None, help="Built-in template name (sichuan, generic, ...) or a .toml file; default: detected from the header."),
+    template: str | None = typer.Option(None, help="Built-in template name (sichuan, generic, ...) or a .toml file; default: detected from the header."),
     encoding: str = typer.Option("auto", help="auto (UTF-8, else GB18030), utf-8, gbk or gb18030."),
-    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    fmt: FormatOpt = None,
 ):
     """Import carrier files into one deduplicated canonical table; malformed rows are reported by line.
 
@@ -44,6 +39,7 @@ def import_cmd(
     if importer is None:
         raise typer.BadParameter("--kind must be calls, registry or fraud-list")
     report = importer(files, out, template=template, encoding=None if encoding == "auto" else encoding)
+    fmt = output_format(json_out, csv_out, fmt)
     if fmt == "json":
         print(to_json(report.to_dict()))
         return
@@ -55,7 +51,7 @@ def import_cmd(
         typer.echo(report.message, err=True)
 
 
-def _canonical_inputs(files: List[Path], template: Optional[str], encoding: str, workdir: Path) -> list[Path]:
+def _canonical_inputs(files: list[Path], template: str | None, encoding: str, workdir: Path) -> list[Path]:
     """Canonical Parquet files as given; anything else is imported first."""
     import duckdb
 
@@ -65,7 +61,9 @@ def _canonical_inputs(files: List[Path], template: Optional[str], encoding: str,
     ready, raw = [], []
     for f in files:
         if f.suffix == ".parquet":
-            cols = set(duckdb.sql(f"SELECT * FROM read_parquet({sql_path(f)}) LIMIT 0").columns)
+            rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(f)}) LIMIT 0")
+            assert rel is not None  # a SELECT always gives a relation
+            cols = set(rel.columns)
             if set(CALL_COLUMNS) <= cols:
                 ready.append(f)
                 continue
@@ -81,14 +79,14 @@ def _canonical_inputs(files: List[Path], template: Optional[str], encoding: str,
 
 @app.command("features")
 def features_cmd(
-    calls: List[Path] = typer.Argument(..., help="Imported call Parquet file(s), or raw carrier files (imported on the fly)."),
+    calls: list[Path] = typer.Argument(..., help="Imported call Parquet file(s), or raw carrier files (imported on the fly)."),
     out: Path = typer.Option(..., "--out", "-o", help="Feature table to write: .parquet or .csv."),
-    registry: Optional[Path] = typer.Option(None, help="Imported registry Parquet (numbers per ID card, home area)."),
-    fraud_list: Optional[Path] = typer.Option(None, "--fraud-list", help="Imported known fraud numbers Parquet."),
-    template: Optional[str] = typer.Option(None, help="Template for raw inputs."),
+    registry: Path | None = typer.Option(None, help="Imported registry Parquet (numbers per ID card, home area)."),
+    fraud_list: Path | None = typer.Option(None, "--fraud-list", help="Imported known fraud numbers Parquet."),
+    template: str | None = typer.Option(None, help="Template for raw inputs."),
     encoding: str = typer.Option("auto", help="Encoding for raw inputs."),
     memory_limit: str = typer.Option("4GB", help="DuckDB memory limit; beyond it DuckDB spills to disk."),
-    threads: Optional[int] = typer.Option(None, help="DuckDB threads (default: all cores)."),
+    threads: int | None = typer.Option(None, help="DuckDB threads (default: all cores)."),
 ):
     """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core).
 
@@ -107,11 +105,12 @@ def features_cmd(
 
 @app.command("train")
 def train_cmd(
-    features: List[Path] = typer.Option(..., "--features", "-f", help="Labelled feature table(s) joined on their key (repeat the option)."),
+    features: list[Path] = typer.Option(..., "--features", "-f", help="Labelled feature table(s) joined on their key (repeat the option)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (metadata JSON beside it)."),
-    mapping: Optional[Path] = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
-    label: Optional[str] = typer.Option(None, help="Label column (default: label; 1 = fraud)."),
-    canonical: bool = typer.Option(False, "--canonical", help="Train on the canonical signals only, so the model also scores other layouts (e.g. features from raw CDRs)."),
+    mapping: Path | None = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
+    label: str | None = typer.Option(None, help="Label column (default: label; 1 = fraud)."),
+    canonical: bool = typer.Option(False, "--canonical", help="Train on the canonical signals only, so the model also "
+                                   "scores other layouts (e.g. features from raw CDRs)."),
     seed: int = typer.Option(0, help="Random seed."),
     rounds: int = typer.Option(800, help="Boosting rounds (fewer: faster, less accurate)."),
 ):
@@ -132,7 +131,7 @@ def train_cmd(
                f"threshold {model.threshold:.2f} (CV fraud-F1 {model.meta['cv_f1_at_threshold']:.3f}) -> {out}")
 
 
-def _emit(rows: list[dict], columns: list[str], out: Optional[Path], fmt: str, title: str) -> None:
+def _emit(rows: list[dict], columns: list[str], out: Path | None, fmt: str, title: str) -> None:
     from voiceprint.report import print_rows, to_json, write_csv
 
     if out is not None:
@@ -152,11 +151,13 @@ def _emit(rows: list[dict], columns: list[str], out: Optional[Path], fmt: str, t
 
 @app.command("score")
 def score_cmd(
-    features: List[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) joined on their key (repeat the option)."),
-    model: Optional[Path] = typer.Option(None, help="Trained model; without one the rule score ranks."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write all numbers ranked: .csv or .json."),
-    mapping: Optional[Path] = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
-    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+    features: list[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) joined on their key (repeat the option)."),
+    model: Path | None = typer.Option(None, help="Trained model; without one the rule score ranks."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write all numbers ranked: .csv or .json."),
+    mapping: Path | None = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    fmt: FormatOpt = None,
 ):
     """Rank every number by the rule score or a trained model, with the reasons for each.
 
@@ -168,25 +169,30 @@ def score_cmd(
 
     table = load_feature_table(features, mapping=mapping)
     rows = score_table(table, load_model(model) if model else None)
-    _emit(rows, SCORE_COLUMNS, out, fmt, "scores (" + ("model" if model else "rule score") + ")")
+    _emit(rows, SCORE_COLUMNS, out, output_format(json_out, csv_out, fmt), "scores (" + ("model" if model else "rule score") + ")")
 
 
 @app.command("leads")
 def leads_cmd(
-    features: List[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) (from `calls features` or third-party)."),
-    model: Optional[Path] = typer.Option(None, help="Trained model; without one the rule score ranks."),
-    registry: Optional[Path] = typer.Option(None, help="Imported registry Parquet: number -> person, ID number."),
-    library: Optional[Path] = typer.Option(None, help="Voiceprint library: person, voice samples, cases, phones."),
+    features: list[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) (from `calls features` or third-party)."),
+    model: Path | None = typer.Option(None, help="Trained model; without one the rule score ranks."),
+    registry: Path | None = typer.Option(None, help="Imported registry Parquet: number -> person, ID number."),
+    library: LibraryOpt = None,
     top: int = typer.Option(20, help="How many leads."),
     flagged_only: bool = typer.Option(False, "--flagged-only", help="Only numbers at or above the decision threshold."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the leads: .csv or .json."),
-    mapping: Optional[Path] = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
-    fmt: str = typer.Option("table", "--format", callback=_fmt_option, help=FORMAT_HELP),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the leads: .csv or .json."),
+    mapping: Path | None = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    fmt: FormatOpt = None,
 ):
     """Ranked, explained leads, each followed to its registered person, library record and cases.
 
     Example:
         voiceprint calls leads --features work/features.parquet --registry work/registry.parquet --library lib/ --top 10
+
+    The library (person, voice samples, cases, phones of each lead) is --library or $VOICEPRINT_LIBRARY; without either, leads
+    stop at the registry.
     """
     from .leads import LEAD_COLUMNS, build_leads, library_resolver
     from .scoring import load_feature_table
@@ -194,7 +200,7 @@ def leads_cmd(
     resolver = library_resolver(library) if library else None
     rows = build_leads(load_feature_table(features, mapping=mapping), model=model, registry=registry, resolver=resolver,
                        top=top, flagged_only=flagged_only)
-    _emit(rows, LEAD_COLUMNS, out, fmt, "leads")
+    _emit(rows, LEAD_COLUMNS, out, output_format(json_out, csv_out, fmt), "leads")
 
 
 def main() -> None:  # pragma: no cover - convenience for `python -m voiceprint.calls.cli`

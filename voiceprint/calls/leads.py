@@ -8,8 +8,8 @@ empty and the leads are still ranked and explained.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .scoring import FeatureTable, Model, _fmt, load_feature_table, rule_reasons, rule_score
 
@@ -70,6 +70,7 @@ def load_registry(path) -> dict[str, dict]:
 
         raise DataError(f"{path}: no such registry - import one with `voiceprint calls import FILE --kind registry`")
     rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(path)})")
+    assert rel is not None  # a SELECT always gives a relation
     return {r[0]: dict(zip(rel.columns, r)) for r in rel.fetchall()}
 
 

@@ -21,10 +21,14 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceprint.errors import DataError
 
 from .ingest import TEMPLATE_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,9 @@ ANCHOR_SHARE = 0.5  # weight of the anchor position against the population rank
 class FeatureTable:
     """Numbers (index), all numeric columns, canonical signals, and labels when the table has them."""
 
-    frame: "object"  # pandas.DataFrame of model columns, index = number
-    canonical: "object"  # pandas.DataFrame of canonical signals, same index
-    labels: "object | None"  # pandas.Series of 0/1 or None
+    frame: pd.DataFrame  # model columns, index = number
+    canonical: pd.DataFrame  # canonical signals, same index
+    labels: pd.Series | None  # 0/1, or None
     layouts: list = field(default_factory=list)
 
 
@@ -225,10 +229,6 @@ def rule_reasons(canonical, scores, population_median, top: int = 4) -> list[lis
     return [[labels[j] + _fmt(values[i, j]) + medians[j] for j in order[i] if key[i, j] >= 0] for i in range(len(s))]
 
 
-def _reason(name, value, median, label) -> str:
-    return f"{label}: {name}={_fmt(value)} (population median {_fmt(median)})"
-
-
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
@@ -254,7 +254,6 @@ def _models(seed: int = 0, rounds: int = DEFAULT_ROUNDS):
 
 def _fit_predict(X_train, y_train, X_test, seed: int = 0, rounds: int = DEFAULT_ROUNDS):
     import numpy as np
-
     from threadpoolctl import threadpool_limits
 
     # One thread: on a shared 2-core machine OpenMP spin-waiting makes more threads slower, and
@@ -312,7 +311,6 @@ class Model:
 
     def predict(self, frame):
         import numpy as np
-
         from threadpoolctl import threadpool_limits
 
         X = frame.reindex(columns=self.columns).astype(float)
@@ -404,6 +402,8 @@ def cross_validate(table: FeatureTable, folds: int = 5, seed: int = 0) -> dict:
     from sklearn.metrics import f1_score, roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
+    if table.labels is None:
+        raise DataError("the feature table has no labels - add a 0/1 'label' column (1 = fraud)")
     keep = table.labels.notna().to_numpy()
     X, y = table.frame[keep], table.labels[keep].astype(int).to_numpy()
     rule = rule_score(table.canonical[keep])[0]

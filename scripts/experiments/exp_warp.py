@@ -1,7 +1,7 @@
 """Experiment: does a frequency warp at test time (resampling, so children's higher formants fall
 where ECAPA's adult training data put them) help issue 3's identification test?
 
-    .venv/bin/python scripts/exp_warp.py --alphas 1.0 0.9 0.85 0.8 [--json out/exp/warp.json]
+    .venv/bin/python scripts/experiments/exp_warp.py --alphas 1.0 0.9 0.85 0.8 [--json out/exp/warp.json]
 
 speechocean762 only, the protocol of ``scripts/eval_library.py`` (3 enrolments per speaker in
 manifest order, the rest queried, 166-way, plain cosine of normalised means). Each file goes
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import time
 from collections import OrderedDict
 from fractions import Fraction
@@ -24,23 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "speechocean762"
 SPEECH = ROOT / "out" / "cache" / "so762_speech.npz"
 
 
 def speech_of(rows):
-    from voiceprint import audio
     from voiceprint.errors import AudioError
+    from voiceprint.voices import read_voices
 
     if SPEECH.exists():
         return list(np.load(SPEECH, allow_pickle=True)["speech"])
-    out = []
+    out: list = []
     for r in rows:
         try:
-            ch = audio.load_recording(str(DATA / r["path"])).channels[0]
-            out.append(audio.prepare_speech(ch, min_speech=0.3)[0])
+            out.append(read_voices(DATA / r["path"], None, channel=0, diarise=False, min_speech=0.3, measure=False)[1][0].speech)
         except AudioError:
             out.append(None)
     arr = np.empty(len(out), dtype=object)
@@ -53,7 +50,7 @@ def corpus():
     """speechocean762's manifest rows, each speaker's age, and each speaker's row numbers in order."""
     rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
     ages = {r["speaker"]: int(r["age"]) for r in csv.DictReader(open(DATA / "speakers.csv", encoding="utf-8"))}
-    by: "OrderedDict[str, list[int]]" = OrderedDict()
+    by: OrderedDict[str, list[int]] = OrderedDict()
     for i, r in enumerate(rows):
         by.setdefault(r["speaker"], []).append(i)
     return rows, ages, by

@@ -1,6 +1,6 @@
-"""Shared helpers of the recording evaluations (diarisation, quality gates, case linking).
+"""Labelled corpora for the evaluation scripts (diarisation, quality gates, case linking, back-end fitting).
 
-Real speech from ``../shared/data`` only; speakers are split once, deterministically, into a
+Real speech from ``../shared/data`` (``$VOICEPRINT_SHARED_DATA``) only; speakers are split once, deterministically, into a
 development half (thresholds are chosen there) and a test half (figures are reported there).
 Embeddings go through the shared :class:`voiceprint.cache.EmbeddingCache`, so nothing is
 embedded twice across runs or colleagues.
@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import sys
+import os
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
-CACHE = ROOT / "out" / "cache" / "embeddings.sqlite"
+from .errors import DataError
+
 SPLIT_SEED = 20260611
 DEV_SPEAKERS = 50
 
 
+def shared_data_dir() -> Path:
+    """The labelled corpora: ``$VOICEPRINT_SHARED_DATA``, else ``../shared/data`` beside the project."""
+    env = os.environ.get("VOICEPRINT_SHARED_DATA")
+    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no corpora folder - set VOICEPRINT_SHARED_DATA to the folder holding the corpus manifests")
+    return folder
+
+
 def manifest(corpus: str = "speechocean762") -> dict[str, list[dict]]:
     """speaker -> rows (sorted by path) with an absolute ``file``."""
-    folder = SHARED / corpus
+    folder = shared_data_dir() / corpus
     out: dict[str, list[dict]] = {}
     with open(folder / "manifest.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
@@ -45,7 +52,7 @@ def split_speakers(speakers, split: str = "hash") -> tuple[list[str], list[str]]
         perm = np.random.default_rng(SPLIT_SEED).permutation(len(order))
         shuffled = [order[i] for i in perm]
         return sorted(shuffled[:DEV_SPEAKERS]), sorted(shuffled[DEV_SPEAKERS:])
-    from voiceprint.evaluate import split_of
+    from .evaluate import split_of
 
     dev = sorted(s for s in speakers if split_of(s) == "dev")
     return dev, sorted(s for s in speakers if split_of(s) != "dev")
@@ -57,40 +64,38 @@ class Embeddings:
     def __init__(self, model: str | None = None):
         import torch
 
-        from voiceprint.cache import EmbeddingCache
-        from voiceprint.embedding import get_embedder
+        from .cache import EmbeddingCache
+        from .embedding import get_embedder
+        from .evaluate import cache_path
 
         torch.set_num_threads(2)
         self.embedder = get_embedder(model)
         self.fp = self.embedder.spec.fingerprint
-        self.cache = EmbeddingCache(CACHE)
+        self.cache = EmbeddingCache(cache_path())
         self.computed = 0
 
     def file(self, path: str) -> np.ndarray | None:
         """The library pipeline on one file: decode, VAD, speech-only, embed (shared cache key, variant '')."""
-        from voiceprint import audio
-        from voiceprint.cache import cache_key
-        from voiceprint.embedding import file_sha256
+        from .cache import cache_key
+        from .errors import AudioError
+        from .voices import file_sha256, read_voices
 
-        key = cache_key(self.fp, file_sha256(Path(path)), 0, "")
+        key = cache_key(self.fp, file_sha256(path), 0, "")
         hit = self.cache.get(key)
         if hit is not None:
             return hit[0]
-        from voiceprint.errors import AudioError
-
-        ch = audio.load_recording(path).channels[0]
         try:
-            speech, segs = audio.prepare_speech(ch, path=path, min_speech=0.3)
+            _, [voice] = read_voices(path, None, channel=0, diarise=False, min_speech=0.3, measure=False)
         except AudioError:
             return None  # a file the VAD finds no speech in: the library would refuse it too
-        vec = self.embedder.embed(speech)
-        self.cache.put(key, vec, {"path": path, "net_speech": round(sum(s.duration for s in segs), 3)})
+        vec = self.embedder.embed(voice.speech)
+        self.cache.put(key, vec, {"path": path, "net_speech": voice.net_speech})
         self.computed += 1
         return vec
 
     def samples(self, speech: np.ndarray, variant: str) -> np.ndarray:
         """One voiceprint of given speech samples, cached by their hash."""
-        from voiceprint.cache import cache_key
+        from .cache import cache_key
 
         sha = hashlib.sha256(np.ascontiguousarray(speech, np.float32).tobytes()).hexdigest()
         key = cache_key(self.fp, sha, 0, variant)
@@ -104,7 +109,7 @@ class Embeddings:
 
     def matrix(self, key_samples: np.ndarray, variant: str, compute) -> np.ndarray:
         """A cached [n, dim] matrix (e.g. window embeddings), computed by ``compute()`` on a miss."""
-        from voiceprint.cache import cache_key
+        from .cache import cache_key
 
         sha = hashlib.sha256(np.ascontiguousarray(key_samples, np.float32).tobytes()).hexdigest()
         key = cache_key(self.fp, sha, 0, variant)
@@ -120,7 +125,7 @@ class Embeddings:
 
 def speech_only(path: str) -> tuple[np.ndarray, list]:
     """16 kHz samples of a file and its VAD speech segments."""
-    from voiceprint import audio
+    from . import audio
 
     x = audio.load_recording(path).channels[0].samples
     return x, audio.speech_segments(x)
@@ -129,7 +134,7 @@ def speech_only(path: str) -> tuple[np.ndarray, list]:
 def voice_of(rows) -> tuple[np.ndarray, float]:
     """One voice built from several manifest rows: the audio the library would embed for each
     (``audio.embedding_audio``), concatenated, and its net speech in seconds."""
-    from voiceprint import audio
+    from . import audio
 
     parts, net = [], 0.0
     for r in rows:

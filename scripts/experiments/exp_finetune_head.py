@@ -2,7 +2,7 @@
 issue 3's identification test? Cross-fitted, so every reported query is of a speaker the
 fine-tuned layers never saw.
 
-    .venv/bin/python scripts/exp_finetune_head.py [--epochs 20] [--json out/exp_finetune_head.json]
+    .venv/bin/python scripts/experiments/exp_finetune_head.py [--epochs 20] [--json out/exp_finetune_head.json]
 
 speechocean762 only. Each file goes through the library's front end (decode, VAD, speech with
 context); the frozen ECAPA trunk's frame-level features (the 1536-channel MFA output) are computed
@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "out" / "cache" / "mfa_frames.npz"
 DATA = ROOT.parent / "shared" / "data" / "speechocean762"
 
@@ -36,19 +35,19 @@ def frames(encoder, rows) -> list:
     """[1536, T] float16 MFA features per manifest row (None where the VAD finds too little speech)."""
     import torch
 
-    from voiceprint import audio
     from voiceprint.errors import AudioError
+    from voiceprint.voices import read_voices
 
     if CACHE.exists():
         z = np.load(CACHE, allow_pickle=True)
         return list(z["frames"])
     mods = encoder.mods
     net = mods.embedding_model
-    out, t0 = [], time.time()
+    out: list = []
+    t0 = time.time()
     for n, r in enumerate(rows):
         try:
-            ch = audio.load_recording(str(DATA / r["path"])).channels[0]
-            speech, _ = audio.prepare_speech(ch, min_speech=0.3)
+            speech = read_voices(DATA / r["path"], None, channel=0, diarise=False, min_speech=0.3, measure=False)[1][0].speech
         except AudioError:
             out.append(None)
             continue
@@ -137,12 +136,12 @@ def train(head: Head, feats, labels, epochs: int, seed: int) -> None:
 def top1(vectors, by, queries) -> float:
     """166-way identification: mean of the first 3 recordings per speaker vs each query."""
     names = list(by)
-    models = []
+    rows = []
     for s in names:
         e = [vectors[i] for i in by[s][:3] if vectors[i] is not None]
         m = np.mean(e, axis=0)
-        models.append(m / np.linalg.norm(m))
-    models = np.stack(models)
+        rows.append(m / np.linalg.norm(m))
+    models = np.stack(rows)
     hits = [vectors[i] is not None and names[int(np.argmax(models @ vectors[i]))] == s for s, i in queries]
     return float(np.mean(hits))
 
@@ -161,7 +160,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = list(csv.DictReader(open(DATA / "manifest.csv", newline="", encoding="utf-8")))
-    by: "OrderedDict[str, list[int]]" = OrderedDict()
+    by: OrderedDict[str, list[int]] = OrderedDict()
     for i, r in enumerate(rows):
         by.setdefault(r["speaker"], []).append(i)
     encoder = get_embedder().encoder
@@ -172,7 +171,7 @@ def main() -> None:
     vec_base = [None] * len(rows)
     for k, i in enumerate(usable):
         vec_base[i] = base[k]
-    result = {"epochs": args.epochs}
+    result: dict[str, Any] = {"epochs": args.epochs}
     tuned_vectors = {}
     for train_half in ("dev", "test"):
         print(f"training on the {train_half} half", flush=True)
@@ -185,7 +184,7 @@ def main() -> None:
             vec[i] = emb[k]
         tuned_vectors[train_half] = vec
     held = {"dev": "test", "test": "dev"}
-    totals = {"baseline": [], "tuned": []}
+    totals: dict[str, list[tuple[float, int]]] = {"baseline": [], "tuned": []}
     for train_half, vec in tuned_vectors.items():
         queries = [(s, i) for s, idx in by.items() if split_of(s) == held[train_half] for i in idx[3:]]
         b, t = top1(vec_base, by, queries), top1(vec, by, queries)
@@ -194,8 +193,8 @@ def main() -> None:
         totals["tuned"].append((t, len(queries)))
         print(f"queries of the {held[train_half]} half ({len(queries)}), head trained on the {train_half} half: "
               f"baseline {b:.2%}  fine-tuned {t:.2%}", flush=True)
-    for k, v in totals.items():
-        result[f"all_{k}_top1"] = sum(a * n for a, n in v) / sum(n for _, n in v)
+    for kind, v in totals.items():
+        result[f"all_{kind}_top1"] = sum(a * n for a, n in v) / sum(n for _, n in v)
     print(f"all 1,494 queries (each scored by a head that never saw its speaker): baseline "
           f"{result['all_baseline_top1']:.2%}  fine-tuned {result['all_tuned_top1']:.2%}")
     if args.json:

@@ -1,11 +1,11 @@
 """Experiment: does fusing ECAPA with a second, different embedding (Resemblyzer's GE2E LSTM,
 Apache-2.0 weights from its PyPI wheel) help issue 3's identification test?
 
-    .venv/bin/python scripts/exp_fusion_ge2e.py --weights out/exp/ge2e/resemblyzer/pretrained.pt
+    .venv/bin/python scripts/experiments/exp_fusion_ge2e.py --weights out/exp/ge2e/resemblyzer/pretrained.pt
 
 speechocean762, the protocol of ``scripts/eval_library.py`` (3 enrolments, the rest queried,
 166-way). Both models see the same front-end speech (``out/cache/so762_speech.npz`` from
-``scripts/exp_warp.py``). Fused score = w * cos_ECAPA + (1 - w) * cos_GE2E, with w chosen on the
+``scripts/experiments/exp_warp.py``). Fused score = w * cos_ECAPA + (1 - w) * cos_GE2E, with w chosen on the
 dev half's queries and read on the test half's (and the reverse). Then the same with each model's
 vectors centred on the mean of the half whose queries are not reported (``centred_variant``):
 the form the ``ecapa-ge2e`` fusion model takes.
@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from exp_warp import corpus, speaker_scores  # a sibling experiment: the same corpus and protocol
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
 
-from exp_warp import corpus, speaker_scores  # noqa: E402  (the same corpus and protocol)
 DATA = ROOT.parent / "shared" / "data" / "speechocean762"
 
 
@@ -102,7 +100,7 @@ def main() -> None:
         return float((S.argmax(1) == truth)[mask].mean() * 100)
 
     weights = np.round(np.arange(0.3, 1.001, 0.05), 2)
-    result = {"ecapa": {}, "ge2e": {}, "fused": {}}
+    result: dict[str, dict] = {"ecapa": {}, "ge2e": {}, "fused": {}}
     for name, S in (("ecapa", se), ("ge2e", sg)):
         result[name] = {g_: round(acc(S, m), 2) for g_, m in
                         (("all", half != ""), ("dev", half == "dev"), ("test", half == "test"), ("child", child), ("adult", ~child))}
@@ -145,7 +143,7 @@ def centred_variant() -> None:
     def acc(S, mask):
         return float((S.argmax(1) == truth)[mask].mean() * 100)
 
-    out = {}
+    out: dict[str, Any] = {}
     hits = {k: np.zeros(len(queries), bool) for k in ("ecapa", "ge2e", "fused")}
     for pick_on, read_on in (("dev", "test"), ("test", "dev")):
         src = ok & (half_of_row == pick_on)  # the mean comes from the half that is not reported

@@ -1,0 +1,215 @@
+"""Enrolment: what to enrol (items from a file, a folder or a manifest) and enrolling it.
+
+``Library.enrol``/``enrol_many`` delegate here. Each file commits on its own, so an interruption
+keeps every file already reported and a re-run skips them (enrolment is idempotent by file hash,
+channel and person); refusals are collected, not raised. Voices below the quality gates
+(:mod:`voiceprint.quality`) are refused unless forced.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import AudioError, DataError, VoiceprintError
+from .store import normalise_category
+from .voices import AUDIO_SUFFIXES, file_sha256
+
+if TYPE_CHECKING:
+    from .library import Library
+
+#: How often a long enrolment persists the index, in files (the database commits every file).
+INDEX_SAVE_EVERY = 200
+
+
+@dataclass
+class EnrolItem:
+    """One row of an enrolment: a file and who is speaking in it."""
+
+    path: str
+    person: str
+    category: str = "other"
+    id_number: str = ""
+    phone: str = ""
+    case: str = ""
+    channel: int | None = None
+    notes: str = ""
+    voice: int | None = None  # which diarised voice of a mono two-party call
+
+
+@dataclass
+class EnrolOutcome:
+    path: str
+    status: str  # "enrolled" | "already" | "refused"
+    person_id: int | None = None
+    voiceprint_id: int | None = None
+    channel: int | None = None
+    net_speech: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class EnrolSummary:
+    outcomes: list[EnrolOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def refused(self) -> list[EnrolOutcome]:
+        return [o for o in self.outcomes if o.status == "refused"]
+
+
+def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | None = None,
+               progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
+               on_wait: Callable[[str], None] | None = None, force: bool = False,
+               should_stop: Callable[[], bool] | None = None) -> EnrolSummary:
+    """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`)."""
+    from .index import VoiceIndex
+
+    summary = EnrolSummary()
+    embedder = lib.embedder()
+    with lib.writing(on_wait=on_wait):
+        since_save = 0
+        try:
+            for item in items:
+                if should_stop is not None and should_stop():
+                    summary.interrupted = True
+                    break
+                try:
+                    outcome = lib._enrol_one(item, embedder, min_speech, force)
+                except VoiceprintError as err:
+                    if stop_on_error:
+                        raise
+                    outcome = EnrolOutcome(item.path, "refused", reason=str(err))
+                summary.outcomes.append(outcome)
+                if outcome.status == "enrolled":
+                    since_save += 1
+                    if since_save >= INDEX_SAVE_EVERY:
+                        lib.save_index()
+                        since_save = 0
+                if progress:
+                    progress(outcome)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            # Also when nothing new was enrolled: a run killed after its last commit but
+            # before its index save leaves the index behind the database.
+            if since_save or VoiceIndex.saved_generation(lib.root) != lib.store.generation:
+                lib.save_index()
+    if summary.interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None, force: bool = False) -> EnrolOutcome:
+    """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person."""
+    from . import quality as gates
+
+    path = Path(item.path)
+    if not path.is_file():
+        raise AudioError(path, "file not found", "check the path (manifest paths are relative to the manifest)")
+    category = normalise_category(item.category)
+    existing = lib.store.enrolled_sample(file_sha256(path), item.person, item.id_number, lib.model, item.channel)
+    if existing:
+        return EnrolOutcome(str(path), "already", existing["person_id"], existing["id"], existing["channel"])
+    rec, voices = lib.call_voices(str(path), item.channel, min_speech)
+    chosen = _one_voice(path, rec, voices, item.voice)
+    problems = gates.check_enrolment(chosen.quality, str(path), force)
+    quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), forced=problems)
+    vector = embedder.embed(chosen.speech)
+    net = chosen.net_speech
+    store = lib.store
+    with store.transaction():
+        pid = store.add_person(item.person, item.id_number, category, item.notes)
+        if item.phone:
+            store.add_phone(item.phone, pid)
+        if item.case:
+            store.add_case(item.case)
+            store.link_case(item.case, pid, item.phone or None)
+        rid = store.add_recording(rec.sha256, chosen.channel, path.name, rec.duration, net, rec.source_rate, rec.codec, quality)
+        already = store.voiceprint_of(rid, pid, lib.model)
+        if already is not None:
+            return EnrolOutcome(str(path), "already", pid, already, chosen.channel, net)
+        vid = store.add_voiceprint(rid, pid, lib.model, vector)
+        store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256[:16], channel=chosen.channel,
+                    voice=chosen.voice, **({"forced": problems} if problems else {}))
+    return EnrolOutcome(str(path), "enrolled", pid, vid, chosen.channel, net)
+
+
+def _one_voice(path: Path, rec, voices: list, voice: int | None):
+    """The voice to enrol: the one asked for, or the only one (a call with several must say which)."""
+    if voice is not None:
+        if not 0 <= voice < len(voices):
+            raise AudioError(path, f"holds {len(voices)} voice(s), voice {voice} does not exist",
+                             f"use --voice 0 to {len(voices) - 1} (see `voiceprint query` for who speaks when)")
+        voices = [voices[voice]]
+    if len(voices) > 1:
+        how = "one per channel" if rec.n_channels > 1 else "found by diarisation"
+        flag = "--channel N" if rec.n_channels > 1 else "--voice N"
+        raise AudioError(path, f"holds {len(voices)} voices ({how})",
+                         f"enrol one of them with {flag} (0-based; `voiceprint query` shows who speaks when)")
+    return voices[0]
+
+
+def read_manifest(path) -> list[EnrolItem]:
+    """Read an enrolment manifest CSV (``path,person,category,phone,case`` plus optional
+    ``id_number,channel,notes``), UTF-8 or GBK/GB18030; paths relative to the manifest."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read manifest ({err.strerror})") from err
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - gb18030 decodes any byte string
+        raise DataError(f"{path}: manifest is neither UTF-8 nor GBK/GB18030 - re-save it as UTF-8")
+    reader = csv.DictReader(io.StringIO(text))
+    cols = {c.strip().lower() for c in (reader.fieldnames or [])}
+    missing = {"path", "person"} - cols
+    if missing:
+        raise DataError(f"{path}: manifest lacks column(s) {', '.join(sorted(missing))} - expected path,person,category,phone,case")
+    items, seen = [], set()
+    for line_no, row in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        if not row.get("path") or not row.get("person"):
+            raise DataError(f"{path}:{line_no}: empty path or person - fix or delete that row")
+        file_path = Path(row["path"])
+        if not file_path.is_absolute():
+            file_path = path.parent / file_path
+        channel = row.get("channel", "")
+        key = (str(file_path), row["person"], channel)
+        if key in seen:
+            continue  # a duplicated row enrols once
+        seen.add(key)
+        items.append(EnrolItem(str(file_path), row["person"], row.get("category") or "other", row.get("id_number", ""),
+                               row.get("phone", ""), row.get("case", ""), int(channel) if channel.isdigit() else None,
+                               row.get("notes", "")))
+    return items
+
+
+def folder_items(folder, person: str | None = None, category: str = "other", phone: str = "", case: str = "") -> list[EnrolItem]:
+    """Audio files under a folder: all of ``person``, or (without it) each sub-folder named after its person."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder}: no audio files found (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    items = []
+    for f in files:
+        who = person
+        if who is None:
+            rel = f.relative_to(folder)
+            if len(rel.parts) < 2:
+                raise DataError(f"{f}: not in a per-person sub-folder - pass --person, or lay files out as FOLDER/<person>/file")
+            who = rel.parts[0]
+        items.append(EnrolItem(str(f), who, category, "", phone, case))
+    return items

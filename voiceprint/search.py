@@ -1,0 +1,204 @@
+"""Search and comparison: who is speaking (``query``, 1:N) and is it the same voice (``verify``, 1:1).
+
+``Library.query``/``verify`` delegate here. A person's score is the cosine between the query and
+the mean of their samples; with a fitted back end (:mod:`voiceprint.scoring`) the nearest persons
+by cosine are re-ranked by the back-end score and each hit carries its likelihood ratio and the
+expected number of false hits. Results are :class:`Hit` and :class:`VoiceResult` dataclasses;
+their ``to_dict`` is what ``--json`` prints and what the ``Library`` verbs return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .library import Library
+
+#: With a fitted back end, this many nearest persons by cosine are re-ranked by the back-end score.
+RERANK_CANDIDATES = 200
+
+
+@dataclass
+class Hit:
+    """One enrolled person as a candidate for a voice, with the evidence for it."""
+
+    rank: int
+    person: dict
+    score: float
+    cosine: float
+    evidence: dict  # scoring.evidence: log10 LR, verbal scale, expected false hits (None without a back end)
+    sample: dict | None  # the best-matching single voice sample
+    voice_samples: int
+    phones: list[str]
+    cases: list[dict]
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "person": self.person, "score": self.score, "cosine": self.cosine, **self.evidence,
+                "sample": self.sample, "voice_samples": self.voice_samples, "phones": self.phones, "cases": self.cases}
+
+
+@dataclass
+class VoiceResult:
+    """One voice of a query recording and its hits (an investigative lead, not an identification)."""
+
+    file: str
+    sha256: str
+    channel: int
+    voice: int
+    segments: list[list[float]]
+    duration: float
+    net_speech: float
+    source_rate: int
+    codec: str
+    quality: dict
+    warnings: list[str]
+    library_size: int
+    scoring: str
+    hits: list[Hit] = field(default_factory=list)
+    kind: str = "investigative lead"
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "sha256": self.sha256, "channel": self.channel, "voice": self.voice,
+                "segments": self.segments, "duration": self.duration, "net_speech": self.net_speech,
+                "source_rate": self.source_rate, "codec": self.codec, "quality": self.quality, "warnings": self.warnings,
+                "library_size": self.library_size, "kind": self.kind, "scoring": self.scoring,
+                "hits": [h.to_dict() for h in self.hits]}
+
+
+def query(lib: Library, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[VoiceResult]:
+    """One result per voice of the recording (each channel of a stereo call, each diarised speaker of a mono one)."""
+    from . import quality as gates
+    from .scoring import domain_of, scoring_note
+
+    rec, voices = lib.call_voices(str(path), channel, min_speech)
+    embedder = lib.embedder()
+    results = []
+    for v in voices:
+        vector = embedder.embed(v.speech)
+        hits = search(lib, vector, top, domain_of(rec.source_rate, rec.codec), v.net_speech)
+        results.append(VoiceResult(
+            str(path), rec.sha256, v.channel, v.voice, v.time_ranges(), round(rec.duration, 3), v.net_speech,
+            rec.source_rate, rec.codec, v.quality, gates.query_warnings(v.quality), int(lib.index.persons.ntotal),
+            scoring_note(lib.model), hits))
+    with lib.store.transaction():
+        lib.store.audit("query", f"sha256:{rec.sha256[:16]}", voices=len(results),
+                        hits=[[h.person["id"] for h in r.hits] for r in results])
+    return results
+
+
+def search(lib: Library, vector: np.ndarray, top: int, domain: str = "wideband", net_speech: float | None = None) -> list[Hit]:
+    """Rank persons. With a fitted back end the nearest persons by cosine are re-ranked by the back-end
+    score and each hit carries its LR and expected false hits; without one, ``score`` is the raw cosine."""
+    from . import scoring
+
+    index = lib.index
+    if index.persons.ntotal == 0:
+        return []
+    backend = scoring.load_backend(lib.model)
+    size = int(index.persons.ntotal)
+    k = top if backend is None else min(size, max(RERANK_CANDIDATES, top * 20))
+    p_scores, p_ids = index.search_persons(vector, k)
+    cosines = {int(pid): float(sc) for sc, pid in zip(p_scores[0], p_ids[0]) if pid >= 0}
+    pairs: dict[int, Any] = {}
+    if backend is None:
+        ranked = list(cosines.items())[:top]
+    else:
+        scored = scoring.rescore(backend, vector, domain, person_samples(lib, list(cosines)))
+        ranked = [(pid, sc) for pid, (sc, _) in sorted(scored.items(), key=lambda kv: -kv[1][0])[:top]]
+        pairs = {pid: pair for pid, (_, pair) in scored.items()}
+    best_sample = _best_samples(lib, vector, top)
+    hits: list[Hit] = []
+    for pid, score in ranked:
+        card = lib.person_card(int(pid))
+        sample = best_sample.get(int(pid))
+        enrol_net = sum(float(s["net_speech"] or 0) for s in card["samples"])
+        hits.append(Hit(
+            len(hits) + 1, card["person"], round(float(score), 4), round(cosines[pid], 4),
+            scoring.evidence(backend, score, size, enrol_net, net_speech, pairs.get(pid, "all")),
+            None if sample is None else {"voiceprint": int(sample[1]["id"]), "file": sample[1]["original_name"],
+                                         "channel": sample[1]["channel"], "score": round(sample[0], 4)},
+            card["voice_samples"], card["phones"], card["cases"]))
+    return hits
+
+
+def _best_samples(lib: Library, vector: np.ndarray, top: int) -> dict[int, tuple[float, dict]]:
+    """person id -> (score, voiceprint info) of the person's best-matching single sample among the nearest."""
+    s_scores, s_ids = lib.index.search_samples(vector, max(top * 4, 20))
+    sample_info = lib.store.voiceprint_info([i for i in s_ids[0] if i >= 0])
+    best: dict[int, tuple[float, dict]] = {}
+    for score, vid in zip(s_scores[0], s_ids[0]):
+        info = sample_info.get(int(vid))
+        if info and info["person_id"] not in best:
+            best[info["person_id"]] = (float(score), info)
+    return best
+
+
+def person_samples(lib: Library, person_ids: list[int]) -> dict:
+    """person id -> (raw sample vectors, their domains, total net speech), for back-end scoring."""
+    from .scoring import domain_of
+
+    out: dict[int, tuple[list, list, float]] = {}
+    for pid, vec, rate, codec, net in lib.store.person_vectors(lib.model, person_ids):
+        vecs, doms, total = out.get(pid, ([], [], 0.0))
+        vecs.append(vec)
+        doms.append(domain_of(rate, codec))
+        out[pid] = (vecs, doms, total + net)
+    return {pid: (np.stack(v), d, t) for pid, (v, d, t) in out.items()}
+
+
+def verify(lib: Library, a, b, channel_a: int | None = None, channel_b: int | None = None) -> dict:
+    """1:1 comparison of two recordings (an evaluative comparison): the back-end score, the raw cosine
+    and, with a fitted back end, the likelihood ratio and its ENFSI verbal equivalent.
+
+    A recording holding several voices (a stereo call, a mono two-party call) is compared voice by
+    voice, as ``query`` reports it: the result is the best-scoring pair, and ``comparisons`` lists
+    every pair with the channel, voice and time ranges of each side.
+    """
+    from . import scoring
+
+    embedder = lib.embedder()
+    sides = {key: _verify_voices(lib, path, ch, embedder) for key, path, ch in (("a", a, channel_a), ("b", b, channel_b))}
+    backend = scoring.load_backend(lib.model)
+    pairs = [_compare(backend, va, vb) for va in sides["a"] for vb in sides["b"]]
+    best = max(pairs, key=lambda p: p["score"])
+    with lib.store.transaction():
+        lib.store.audit("verify", "", a=sides["a"][0]["sha256"][:16], b=sides["b"][0]["sha256"][:16],
+                        **({"comparisons": len(pairs)} if len(pairs) > 1 else {}))
+    several = len(pairs) > 1
+    out = {"kind": "evaluative comparison", **{k: _side(best[k], several) for k in ("a", "b")},
+           **{k: v for k, v in best.items() if k not in ("a", "b")}, "scoring": scoring.scoring_note(lib.model)}
+    if several:
+        out["comparisons"] = [{**{k: _side(p[k], True) for k in ("a", "b")}, **{k: v for k, v in p.items() if k not in ("a", "b")}}
+                              for p in pairs]
+    return out
+
+
+def _verify_voices(lib: Library, path, channel: int | None, embedder) -> list[dict]:
+    from .scoring import domain_of
+
+    rec, voices = lib.call_voices(str(path), channel)
+    return [{"file": str(path), "sha256": rec.sha256, "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
+             "net_speech": v.net_speech, "vector": embedder.embed(v.speech), "domain": domain_of(rec.source_rate, rec.codec)}
+            for v in voices]
+
+
+def _compare(backend, va: dict, vb: dict) -> dict:
+    """Score voice ``vb`` against ``va`` taken as the model."""
+    from . import scoring
+
+    cosine = float(np.dot(va["vector"], vb["vector"]))
+    score = cosine
+    if backend is not None:
+        model = backend.model(va["vector"], va["domain"])
+        score = float(backend.score(model, backend.project(vb["vector"], vb["domain"]))[0, 0])
+    evidence = scoring.evidence(backend, score, 1, va["net_speech"], vb["net_speech"], scoring.pair_of(va["domain"], vb["domain"]))
+    return {"a": va, "b": vb, "score": round(score, 4), "cosine": round(cosine, 4), **evidence}
+
+
+def _side(v: dict, several: bool) -> dict:
+    """One side as reported: without the vector; with its voice and time ranges when a recording held several voices."""
+    keep = ("file", "sha256", "channel", "net_speech", "domain") + (("voice", "segments") if several else ())
+    return {k: v[k] for k in keep}
