@@ -26,7 +26,8 @@ import numpy as np
 
 from .errors import AudioError, DataError, LibraryBusy, LibraryError, NotFound, VoiceprintError
 from .index import fsync_dir
-from .store import Store, default_operator, normalise_category
+from .store import (Store, assert_sealed, audit_failure, check_model_fingerprint, default_operator, describe_failure, erase_checkpoint,
+                    normalise_category, verify_seals)
 
 log = logging.getLogger("voiceprint")
 
@@ -325,6 +326,7 @@ class Library:
     def _build_index(self, kind: str | None = None):
         from .index import VoiceIndex
 
+        assert_sealed(self.store)  # integrity hook: an index is never built from altered rows
         ids, persons, vectors = self.store.voiceprints(self.model)
         dim = int(self.store.get_meta("embedding_dim", "192"))
         kind = kind or (self._index.kind if self._index is not None else "flat")
@@ -348,6 +350,9 @@ class Library:
         ).fetchone()[0]
         report = {"library": str(self.root), "model": self.model, "database_voiceprints": int(db_count),
                   "database_generation": self.store.generation}
+        sealed = verify_seals(self.store)  # integrity hook: altered rows make the check fail
+        if not sealed["ok"]:
+            return report | {"status": "tampered", "integrity": describe_failure(sealed)}
         if on_disk is None:
             return report | {"status": "missing", "index_voiceprints": 0}
         ok = on_disk.generation == self.store.generation and on_disk.size == db_count and on_disk.model == self.model
@@ -367,7 +372,9 @@ class Library:
     def _embedder(self):
         from .embedding import get_embedder
 
-        return get_embedder(self.model)
+        embedder = get_embedder(self.model)
+        check_model_fingerprint(self.store, embedder.spec)  # integrity hook: the model that made the voiceprints
+        return embedder
 
     def _voices(self, path: str, channel: int | None, min_speech: float | None, allow_partial: bool = False):
         """Decode a recording and return [(channel, speech, segments, quality)], one per voice with speech."""
@@ -469,6 +476,7 @@ class Library:
             raise KeyboardInterrupt
         return summary
 
+    @audit_failure("enrol.refused")  # integrity hook: a refusal leaves an audit row
     def _enrol_one(self, item: EnrolItem, embedder, file_sha256, min_speech, force: bool = False) -> EnrolOutcome:
         path = Path(item.path)
         if not path.is_file():
@@ -516,10 +524,11 @@ class Library:
                                             (rid, pid, self.model)).fetchone()
                 return EnrolOutcome(str(path), "already", pid, int(row[0]), ch_index, net)
             vid = self.store.add_voiceprint(rid, pid, self.model, vector)
-            self.store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256[:16], channel=ch_index,
+            self.store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256, channel=ch_index,
                              voice=chosen.voice, **({"forced": problems} if problems else {}))
         return EnrolOutcome(str(path), "enrolled", pid, vid, ch_index, net)
 
+    @audit_failure("query.failed")  # integrity hook: a failed query leaves an audit row
     def query(self, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[dict]:
         """Who is speaking? One result per voice, best hits first: each channel of a stereo call,
         each diarised speaker of a mono one, with the time ranges where that voice speaks.
@@ -548,7 +557,7 @@ class Library:
                 "scoring": scoring_note(self.model), "hits": hits,
             })
         with self.store.transaction():
-            self.store.audit("query", f"sha256:{rec.sha256[:16]}", voices=len(results),
+            self.store.audit("query", f"sha256:{rec.sha256}", voices=len(results),
                              hits=[[h["person"]["id"] for h in r["hits"]] for r in results])
         return results
 
@@ -570,6 +579,7 @@ class Library:
         k = top if backend is None else min(size, max(RERANK_CANDIDATES, top * 20))
         p_scores, p_ids = index.search_persons(vector, k)
         cosines = {int(pid): float(sc) for sc, pid in zip(p_scores[0], p_ids[0]) if pid >= 0}
+        assert_sealed(self.store, cosines)  # integrity hook: candidates' rows are checked before they are scored
         if backend is None:
             ranked = [(pid, cos) for pid, cos in cosines.items()][:top]
         else:
@@ -649,7 +659,7 @@ class Library:
         evidence = scoring.evidence(backend, score, 1, out["a"]["net_speech"], out["b"]["net_speech"],
                                     scoring.pair_of(out["a"]["domain"], out["b"]["domain"]))
         with self.store.transaction():
-            self.store.audit("verify", "", a=out["a"]["sha256"][:16], b=out["b"]["sha256"][:16])
+            self.store.audit("verify", "", a=out["a"]["sha256"], b=out["b"]["sha256"])
         for key in ("a", "b"):
             out[key].pop("vector")
         return {"kind": "evaluative comparison", "a": out["a"], "b": out["b"], "score": round(score, 4),
@@ -660,6 +670,7 @@ class Library:
             with self.store.transaction():
                 result = self.store.delete_person(self._person_id(ref))
             self._save_index()
+            result["wal"] = erase_checkpoint(self.store)  # erasure hook: no WAL page keeps the deleted rows
         return result
 
     def audit(self, limit: int = 100, action: str | None = None) -> list[dict]:
