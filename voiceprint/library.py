@@ -703,6 +703,14 @@ def _index_ids(index) -> np.ndarray:
     return faiss.vector_to_array(index.id_map).astype(np.int64)
 
 
+class Manifest(list):
+    """The items of a manifest (a list of EnrolItem) and ``duplicates``: rows that repeat an earlier row."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.duplicates: list[dict] = []
+
+
 def read_manifest(path) -> list[EnrolItem]:
     """Read an enrolment manifest CSV (``path,person,category,phone,case`` plus optional
     ``id_number,channel,notes``), UTF-8 or GBK/GB18030; paths relative to the manifest."""
@@ -724,7 +732,7 @@ def read_manifest(path) -> list[EnrolItem]:
     missing = {"path", "person"} - cols
     if missing:
         raise DataError(f"{path}: manifest lacks column(s) {', '.join(sorted(missing))} - expected path,person,category,phone,case")
-    items, seen = [], set()
+    items, seen = Manifest(), {}
     for line_no, row in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         if not row.get("path") or not row.get("person"):
@@ -734,9 +742,10 @@ def read_manifest(path) -> list[EnrolItem]:
             file_path = path.parent / file_path
         channel = row.get("channel", "")
         key = (str(file_path), row["person"], channel)
-        if key in seen:
-            continue  # a duplicated row enrols once
-        seen.add(key)
+        if key in seen:  # a duplicated row enrols once, and is counted
+            items.duplicates.append({"path": str(file_path), "line": line_no, "first_line": seen[key]})
+            continue
+        seen[key] = line_no
         items.append(EnrolItem(str(file_path), row["person"], row.get("category") or "other", row.get("id_number", ""),
                                row.get("phone", ""), row.get("case", ""), int(channel) if channel.isdigit() else None,
                                row.get("notes", "")))

@@ -691,17 +691,20 @@ def assert_sealed(store: "Store", person_ids: Iterable[int] | None = None) -> No
 
 
 def describe_failure(report: dict) -> str:
-    """One line saying why an integrity report failed."""
+    """One line saying why an integrity report failed (every reason, the first 20 failing rows)."""
+    parts = []
     if not report["key_present"]:
-        return f"library key {report['key']} is missing"
+        parts.append(f"library key {report['key']} is missing")
     if report["missing_triggers"]:
-        return f"seal triggers removed ({', '.join(report['missing_triggers'])})"
+        parts.append(f"seal triggers removed ({', '.join(report['missing_triggers'])})")
     fails = report["failures"]
-    if not fails:
-        return f"library is not sealed (integrity state {report['scheme']!r})"
-    named = ", ".join(f"{f['table'][:-1]} {f['id']}" for f in fails[:20])
-    more = f" and {len(fails) - 20} more" if len(fails) > 20 else ""
-    return f"{len(fails)} row(s) fail their integrity seal: {named}{more}"
+    if fails:
+        named = ", ".join(f"{f['table'][:-1]} {f['id']}" for f in fails[:20])
+        more = f" and {len(fails) - 20} more" if len(fails) > 20 else ""
+        parts.append(f"{len(fails)} row(s) fail their integrity seal: {named}{more}")
+    if not parts:
+        parts.append(f"library is not sealed (integrity state {report['scheme']!r})")
+    return "; ".join(parts)
 
 
 def check_model_fingerprint(store: "Store", spec) -> None:
