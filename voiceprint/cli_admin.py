@@ -3,13 +3,13 @@
 ``models trust-evidence``. Kept apart so ``voiceprint.cli`` stays a list of everyday verbs.
 """
 
-from typing import Optional
+
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 LibraryOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY", help="Library name (under indexes/) or folder. Default: indexes/default."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for pipelines instead of a table.")]
@@ -96,9 +96,9 @@ def _model_check(lib) -> dict:
 def _person_update(open_library):
     def person_update(
         ref: str,
-        category: Annotated[Optional[str], typer.Option(help="prior_offender, suspect, key_person or other.")] = None,
-        notes: Annotated[Optional[str], typer.Option()] = None,
-        retain_until: Annotated[Optional[str], typer.Option(help="Retention date YYYY-MM-DD, or 'none' to clear it.")] = None,
+        category: Annotated[str | None, typer.Option(help="prior_offender, suspect, key_person or other.")] = None,
+        notes: Annotated[str | None, typer.Option()] = None,
+        retain_until: Annotated[str | None, typer.Option(help="Retention date YYYY-MM-DD, or 'none' to clear it.")] = None,
         library: LibraryOpt = None,
     ) -> None:
         """Change a person's category, notes or retention date (audited).
@@ -119,7 +119,7 @@ def _person_update(open_library):
 def _retention_apply(open_library):
     def retention_apply(
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would be erased.")] = False,
-        as_of: Annotated[Optional[str], typer.Option(help="Erase dates before this day (YYYY-MM-DD). Default: today.")] = None,
+        as_of: Annotated[str | None, typer.Option(help="Erase dates before this day (YYYY-MM-DD). Default: today.")] = None,
         library: LibraryOpt = None,
         json_out: JsonOpt = False,
     ) -> None:

@@ -26,8 +26,17 @@ import numpy as np
 
 from .errors import AudioError, DataError, LibraryBusy, LibraryError, NotFound, VoiceprintError
 from .index import fsync_dir
-from .store import (Store, assert_sealed, audit_failure, check_model_fingerprint, default_operator, describe_failure, erase_checkpoint,
-                    normalise_category, verify_seals)
+from .store import (
+    Store,
+    assert_sealed,
+    audit_failure,
+    check_model_fingerprint,
+    default_operator,
+    describe_failure,
+    erase_checkpoint,
+    normalise_category,
+    verify_seals,
+)
 
 log = logging.getLogger("voiceprint")
 
@@ -538,7 +547,6 @@ class Library:
         the quality gates carries ``warnings`` (weak evidence).
         """
         from . import quality as gates
-
         from .scoring import domain_of, scoring_note
 
         rec, voices = self.call_voices(str(path), channel, min_speech)
@@ -732,7 +740,7 @@ def read_manifest(path) -> list[EnrolItem]:
     missing = {"path", "person"} - cols
     if missing:
         raise DataError(f"{path}: manifest lacks column(s) {', '.join(sorted(missing))} - expected path,person,category,phone,case")
-    items, seen = Manifest(), {}
+    items, seen = Manifest(), dict[tuple, int]()
     for line_no, row in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         if not row.get("path") or not row.get("person"):

@@ -545,6 +545,10 @@ def _read_key(path: Path) -> bytes:
 
 def _new_key(path: Path) -> bytes:
     """Create the key file (0600, written whole then linked into place); another process's key wins a race."""
+    for stale in path.parent.glob(f".{KEY_NAME}.*.tmp"):  # left by a process killed while making a key
+        pid = stale.name.split(".")[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{KEY_NAME}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     try:
@@ -561,7 +565,17 @@ def _new_key(path: Path) -> bytes:
     return _read_key(path)
 
 
-def integrity_attach(store: "Store") -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def integrity_attach(store: Store) -> None:
     """Harden one connection: secure_delete, the seal functions, and first-time sealing.
 
     A library still marked ``integrity = pending`` (new, or upgraded from schema 2) gets its key
@@ -575,7 +589,7 @@ def integrity_attach(store: "Store") -> None:
         raise
 
 
-def _attach(store: "Store") -> None:
+def _attach(store: Store) -> None:
     store.db.execute("PRAGMA secure_delete = ON")
     path = key_path(store.path)
     store.key = _read_key(path) if path.exists() else None
@@ -603,7 +617,7 @@ def _attach(store: "Store") -> None:
         )
 
 
-def _seal_pending(store: "Store", path: Path) -> None:
+def _seal_pending(store: Store, path: Path) -> None:
     """Seal every row of a new or upgraded library; only a library with no key yet may be sealed wholesale."""
     with store.transaction():
         if store.get_meta("integrity") != "pending":
@@ -618,17 +632,18 @@ def _seal_pending(store: "Store", path: Path) -> None:
             )
         counts = reseal_all(store)
         store.set_meta("integrity", SEAL_SCHEME)
-        store.audit("integrity.seal", store.path.parent.name, **counts)
+        if rows:  # an upgraded library (a new one has nothing to seal: its creation is audited)
+            store.audit("integrity.seal", store.path.parent.name, **counts)
 
 
-def reseal_all(store: "Store") -> dict:
+def reseal_all(store: Store) -> dict:
     """Recompute every row's seal with the current key (the caller holds a transaction)."""
     n_vp = store.db.execute("UPDATE voiceprints SET vector = vector").rowcount  # fires voiceprints_seal_update
     n_p = store.db.execute("UPDATE persons SET name = name").rowcount
     return {"voiceprints": int(n_vp), "persons": int(n_p)}
 
 
-def rekey_and_reseal(store: "Store") -> dict:
+def rekey_and_reseal(store: Store) -> dict:
     """A new key, and every row sealed with it as it is now: the operator vouches for the database (audited)."""
     path = key_path(store.path)
     old = path.with_name(f"{KEY_NAME}.replaced-{int(time.time())}")
@@ -642,7 +657,7 @@ def rekey_and_reseal(store: "Store") -> dict:
     return counts
 
 
-def verify_seals(store: "Store", person_ids: Iterable[int] | None = None) -> dict:
+def verify_seals(store: Store, person_ids: Iterable[int] | None = None) -> dict:
     """Recompute every seal (or those of ``person_ids``' rows) and name each row that fails; also
     checks that the seal triggers are in place and that the key exists."""
     triggers = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
@@ -656,8 +671,8 @@ def verify_seals(store: "Store", person_ids: Iterable[int] | None = None) -> dic
     failures: list[dict] = []
     counts = {"voiceprints": 0, "persons": 0}
     for table, sql, where, seal_of in (
-        ("voiceprints", vp_sql, "v.person_id", lambda r: voiceprint_seal(key, r[0], r[1], r[2], r[3], r[4], fingerprint)),
-        ("persons", p_sql, "id", lambda r: person_seal(key, *r[:5])),
+        ("voiceprints", vp_sql, "v.person_id", lambda r: voiceprint_seal(key or b"", r[0], r[1], r[2], r[3], r[4], fingerprint)),
+        ("persons", p_sql, "id", lambda r: person_seal(key or b"", *r[:5])),
     ):
         for row in _rows_for(store, sql, where, person_ids):
             counts[table] += 1
@@ -669,7 +684,7 @@ def verify_seals(store: "Store", person_ids: Iterable[int] | None = None) -> dic
                      "failures": failures, "ok": ok}
 
 
-def _rows_for(store: "Store", sql: str, column: str, person_ids: Iterable[int] | None):
+def _rows_for(store: Store, sql: str, column: str, person_ids: Iterable[int] | None):
     """Rows of ``sql`` (all, or those whose ``column`` is one of ``person_ids``, in chunks), in id order."""
     if person_ids is None:
         yield from store.db.execute(sql + " ORDER BY 1")
@@ -680,7 +695,7 @@ def _rows_for(store: "Store", sql: str, column: str, person_ids: Iterable[int] |
         yield from store.db.execute(f"{sql} WHERE {column} IN ({','.join('?' * len(chunk))}) ORDER BY 1", chunk)  # noqa: S608
 
 
-def assert_sealed(store: "Store", person_ids: Iterable[int] | None = None) -> None:
+def assert_sealed(store: Store, person_ids: Iterable[int] | None = None) -> None:
     """Raise LibraryError naming the failing rows: before an index is built from the database (all
     rows) and before a query's candidates are scored (``person_ids``: their rows only)."""
     report = verify_seals(store, person_ids)
@@ -707,7 +722,7 @@ def describe_failure(report: dict) -> str:
     return "; ".join(parts)
 
 
-def check_model_fingerprint(store: "Store", spec) -> None:
+def check_model_fingerprint(store: Store, spec) -> None:
     """Refuse to embed with a model whose weights differ from those the library's voiceprints came from."""
     recorded = store.get_meta("model_fingerprint")
     if recorded and recorded != spec.fingerprint:
@@ -735,7 +750,7 @@ def audit_failure(action: str):
     return wrap
 
 
-def record_failure(store: "Store", action: str, path, err: Exception) -> None:
+def record_failure(store: Store, action: str, path, err: Exception) -> None:
     """Audit a refused enrolment or a failed query: the file's full SHA-256 (when readable), its name, why."""
     target = f"file:{Path(str(path)).name}"
     with _contextlib.suppress(OSError):
@@ -751,19 +766,19 @@ def record_failure(store: "Store", action: str, path, err: Exception) -> None:
         pass
 
 
-def erase_checkpoint(store: "Store") -> dict:
+def erase_checkpoint(store: Store) -> dict:
     """After a deletion: fold the WAL into the database and truncate it, so no old page keeps erased data."""
     busy, log_frames, done = store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return {"busy": bool(busy), "wal_frames": int(log_frames), "checkpointed": int(done)}
 
 
-def set_retention(store: "Store", person_id: int, retain_until: str | None) -> None:
+def set_retention(store: Store, person_id: int, retain_until: str | None) -> None:
     """Set (or clear with None) a person's retention date, ISO ``YYYY-MM-DD`` (audited)."""
     store.db.execute("UPDATE persons SET retain_until = ? WHERE id = ?", (retain_until, person_id))
     store.audit("person.retention", f"person:{person_id}", retain_until=retain_until)
 
 
-def update_person(store: "Store", person_id: int, category: str | None = None, notes: str | None = None) -> None:
+def update_person(store: Store, person_id: int, category: str | None = None, notes: str | None = None) -> None:
     """Change a person's category or notes (audited; the seal follows through its trigger)."""
     if category is not None:
         store.db.execute("UPDATE persons SET category = ? WHERE id = ?", (normalise_category(category), person_id))
@@ -773,7 +788,7 @@ def update_person(store: "Store", person_id: int, category: str | None = None, n
                 **({"notes": "changed"} if notes is not None else {}))
 
 
-def expired_persons(store: "Store", today: str) -> list[dict]:
+def expired_persons(store: Store, today: str) -> list[dict]:
     """Persons whose retention date is before ``today`` (ISO dates compare as text)."""
     rows = store.db.execute(
         "SELECT p.id, p.category, p.retain_until, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id) AS voiceprints "
