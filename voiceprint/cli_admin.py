@@ -4,6 +4,7 @@
 """
 
 
+import json
 from typing import Annotated
 
 import typer
@@ -59,7 +60,8 @@ def _verify_library(cli, open_library):
         if json_out:
             typer.echo(to_json(report))
         else:
-            print_rows([{k: v for k, v in report.items() if k != "failures"}])
+            print_rows([{"check": k, "result": v} for k, v in report.items() if k != "failures"], ["check", "result"],
+                       title=f"integrity of {report['library']}")
             if report["failures"]:
                 print_rows(report["failures"][:200], ["table", "id", "person_id", "reason"], title="rows failing their seal")
         if not report["ok"]:
@@ -155,12 +157,15 @@ def _trust_evidence():
         from .embedding import load_spec
         from .errors import ModelError
         from .report import print_rows
-        from .scoring import _file_sha, evidence_files, record_evidence_hashes
+        from .scoring import EVIDENCE_KEY, _file_sha, evidence_files, record_evidence_hashes
 
         spec = load_spec(name)
         files = evidence_files(spec.home)
-        print_rows([{"file": f, "sha256": _file_sha(spec.home / f)} for f in files], ["file", "sha256"], "table",
-                   title=f"evidence files of {spec.name}")
+        recorded = json.loads((spec.home / "model.json").read_text(encoding="utf-8")).get(EVIDENCE_KEY, {})
+        rows = [{"file": f, "sha256": _file_sha(spec.home / f)} for f in files]
+        for r in rows:
+            r["model.json"] = "not recorded" if r["file"] not in recorded else "same" if recorded[r["file"]] == r["sha256"] else "DIFFERS"
+        print_rows(rows, ["file", "sha256", "model.json"], "table", title=f"evidence files of {spec.name}")
         if not trust:
             raise ModelError(f"{spec.name}: not recorded - check these files, then add --trust")
         record_evidence_hashes(spec.home)
