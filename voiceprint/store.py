@@ -740,10 +740,11 @@ def audit_failure(action: str):
 
     def wrap(fn):
         @functools.wraps(fn)
-        def inner(self, target, *args, **kwargs):
+        def inner(self, *args, **kwargs):
             try:
-                return fn(self, target, *args, **kwargs)
+                return fn(self, *args, **kwargs)
             except VoiceprintError as err:
+                target = args[0] if args else kwargs.get("path", kwargs.get("item", ""))
                 record_failure(self.store, action, getattr(target, "path", target), err)
                 raise
         return inner
