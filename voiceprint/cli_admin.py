@@ -72,7 +72,8 @@ def _verify_library(cli, open_library):
         if report["model_problem"]:
             cli._err(report["model_problem"])
             raise typer.Exit(4)
-        typer.echo(f"ok: {report['voiceprints_checked']} voiceprint(s) and {report['persons_checked']} person(s) verified")
+        if not json_out:
+            typer.echo(f"ok: {report['voiceprints_checked']} voiceprint(s) and {report['persons_checked']} person(s) verified")
 
     return verify_library
 
