@@ -46,6 +46,7 @@ def test_enrol_then_query_leads_to_person_phones_and_cases(lib, voices):
     assert [c["case_number"] for c in top["cases"]] == ["AJ-1"]
     assert len(result["hits"]) == 2 and result["hits"][1]["score"] < top["score"]
     assert lib.check_index()["status"] == "ok"
+    assert lib.audit(action="query")[0]["target"] == f"sha256:{result['sha256']}"  # the full hash (issue 12)
 
 
 def test_enrolment_is_idempotent_by_file_hash_and_person(lib, voices):

@@ -159,9 +159,11 @@ def enrol(
             _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
             raise
     rows = [vars(o) for o in summary.outcomes]
+    duplicates = getattr(items, "duplicates", [])  # manifest rows that repeat an earlier row (read_manifest)
+    rows += [{"path": d["path"], "status": "duplicate", "reason": f"line {d['line']} repeats line {d['first_line']}"} for d in duplicates]
     if report:
         write_csv(report, rows, columns)
-    counts = {s: summary.count(s) for s in ("enrolled", "already", "refused")}
+    counts = {s: summary.count(s) for s in ("enrolled", "already", "refused")} | {"duplicate": len(duplicates)}
     if json_out:
         from .report import to_json
 
@@ -169,7 +171,8 @@ def enrol(
     else:
         if len(rows) <= 20:
             print_rows(rows, columns)
-        typer.echo(f"enrolled {counts['enrolled']}, already enrolled {counts['already']}, refused {counts['refused']}"
+        dup = f", duplicate rows {counts['duplicate']} (enrolled once)" if counts["duplicate"] else ""
+        typer.echo(f"enrolled {counts['enrolled']}, already enrolled {counts['already']}, refused {counts['refused']}{dup}"
                    f" (library {lib.root})")
         for o in summary.refused[:50]:
             _err(f"refused: {o.reason}")
@@ -244,7 +247,7 @@ def verify(
     """
     from .report import print_rows, to_json
 
-    lib = _open(library, create=True)
+    lib = _open(library)
     result = lib.verify(a, b, channel_a, channel_b)
     if json_out:
         typer.echo(to_json(result))
@@ -263,13 +266,19 @@ def person_add(
     id_number: Annotated[str, typer.Option(help="ID-card number.")] = "",
     notes: Annotated[str, typer.Option()] = "",
     phone: Annotated[list[str] | None, typer.Option(help="Phone registered to the person (repeatable).")] = None,
+    retain_until: Annotated[str | None, typer.Option(help="Erase on `voiceprint retention apply` after this date (YYYY-MM-DD).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Add a person. Example: voiceprint person add "Li Si" --category suspect --phone 13900139000"""
-    lib = _open(library, create=True)
+    from .retention import parse_date, set_retention  # retention hook: a bad date is refused before anything is added
+
+    retain = parse_date(retain_until)
+    lib = _open(library)
     pid = lib.add_person(name, id_number, category, notes)
     for number in phone or []:
         lib.add_phone(number, pid)
+    if retain:
+        set_retention(lib, pid, retain)
     typer.echo(f"person {pid}")
 
 
@@ -323,7 +332,7 @@ def phone_add(
     library: LibraryOpt = None,
 ) -> None:
     """Register a phone number, optionally to a person."""
-    lib = _open(library, create=True)
+    lib = _open(library)
     lib.add_phone(number, person)
     typer.echo("ok")
 
@@ -338,7 +347,7 @@ def case_add(
     library: LibraryOpt = None,
 ) -> None:
     """Add a case. Example: voiceprint case add AJ2026-0815 --title "Fake customer service refund" --area Chengdu"""
-    lib = _open(library, create=True)
+    lib = _open(library)
     lib.add_case(case_number, title, date, area, status)
     typer.echo("ok")
 
@@ -371,7 +380,7 @@ def case_add_recording(
     """
     from .report import print_rows, to_json
 
-    rows = _open(library, create=True).links.add_recordings(case_number, [str(f) for f in files])
+    rows = _open(library).links.add_recordings(case_number, [str(f) for f in files])
     if json_out:
         typer.echo(to_json(rows))
         return
@@ -505,6 +514,9 @@ def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
 
     report = _open(library).check_index()
     print_rows([report], fmt=_fmt(json_out))
+    if report["status"] == "tampered":  # integrity hook
+        _err(f"integrity check failed: {report['integrity']} - see `voiceprint verify-library`")
+        raise typer.Exit(5)
     if report["status"] != "ok":
         _err("index does not match the database - run `voiceprint index rebuild`")
         raise typer.Exit(5)
@@ -661,6 +673,10 @@ def demo(
 
     run_demo(Path(library), workdir, operator=STATE["operator"], echo=typer.echo)
 
+
+from .cli_admin import register as _register_admin  # noqa: E402 - verify-library, person update, retention, models trust-evidence
+
+_register_admin(sys.modules[__name__])
 
 #: Set by Ctrl-C (SIGINT). Long loops check it between items, because the KeyboardInterrupt the
 #: signal also raises can be swallowed by third-party code that catches everything.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AudioError, DataError, VoiceprintError
-from .store import normalise_category
+from .store import audit_failure, normalise_category
 from .voices import AUDIO_SUFFIXES, file_sha256
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
     return summary
 
 
+@audit_failure("enrol.refused")  # a refused file leaves an audit row with its full SHA-256
 def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None, force: bool = False) -> EnrolOutcome:
     """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person."""
     from . import quality as gates
@@ -137,7 +138,7 @@ def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None,
         if already is not None:
             return EnrolOutcome(str(path), "already", pid, already, chosen.channel, net)
         vid = store.add_voiceprint(rid, pid, lib.model, vector)
-        store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256[:16], channel=chosen.channel,
+        store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256, channel=chosen.channel,
                     voice=chosen.voice, **({"forced": problems} if problems else {}))
     return EnrolOutcome(str(path), "enrolled", pid, vid, chosen.channel, net)
 
@@ -157,7 +158,15 @@ def _one_voice(path: Path, rec, voices: list, voice: int | None):
     return voices[0]
 
 
-def read_manifest(path) -> list[EnrolItem]:
+class Manifest(list):
+    """The items of a manifest (a list of EnrolItem) and ``duplicates``: rows that repeat an earlier row."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.duplicates: list[dict] = []
+
+
+def read_manifest(path) -> Manifest:
     """Read an enrolment manifest CSV (``path,person,category,phone,case`` plus optional
     ``id_number,channel,notes``), UTF-8 or GBK/GB18030; paths relative to the manifest."""
     path = Path(path)
@@ -178,7 +187,7 @@ def read_manifest(path) -> list[EnrolItem]:
     missing = {"path", "person"} - cols
     if missing:
         raise DataError(f"{path}: manifest lacks column(s) {', '.join(sorted(missing))} - expected path,person,category,phone,case")
-    items, seen = [], set()
+    items, seen = Manifest(), dict[tuple, int]()
     for line_no, row in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         if not row.get("path") or not row.get("person"):
@@ -188,9 +197,10 @@ def read_manifest(path) -> list[EnrolItem]:
             file_path = path.parent / file_path
         channel = row.get("channel", "")
         key = (str(file_path), row["person"], channel)
-        if key in seen:
-            continue  # a duplicated row enrols once
-        seen.add(key)
+        if key in seen:  # a duplicated row enrols once, and is counted
+            items.duplicates.append({"path": str(file_path), "line": line_no, "first_line": seen[key]})
+            continue
+        seen[key] = line_no
         items.append(EnrolItem(str(file_path), row["person"], row.get("category") or "other", row.get("id_number", ""),
                                row.get("phone", ""), row.get("case", ""), int(channel) if channel.isdigit() else None,
                                row.get("notes", "")))

@@ -26,7 +26,7 @@ import numpy as np
 from .enrolment import EnrolItem, EnrolOutcome, EnrolSummary, folder_items, read_manifest
 from .errors import LibraryBusy, LibraryError, NotFound
 from .index import fsync_dir
-from .store import Store, default_operator
+from .store import Store, assert_sealed, check_model_fingerprint, default_operator, describe_failure, erase_checkpoint, verify_seals
 from .voices import AUDIO_SUFFIXES, Voice, read_voices
 
 if TYPE_CHECKING:
@@ -262,6 +262,7 @@ class Library:
     def _build_index(self, kind: str | None = None) -> VoiceIndex:
         from .index import VoiceIndex
 
+        assert_sealed(self.store)  # integrity hook: an index is never built from altered rows
         ids, persons, vectors = self.store.voiceprints(self.model)
         dim = int(self.store.get_meta("embedding_dim") or 192)
         kind = kind or (self._index.kind if self._index is not None else "flat")
@@ -283,6 +284,9 @@ class Library:
         db_count = self.store.count_voiceprints(self.model)
         report = {"library": str(self.root), "model": self.model, "database_voiceprints": db_count,
                   "database_generation": self.store.generation}
+        sealed = verify_seals(self.store)  # integrity hook: altered rows make the check fail
+        if not sealed["ok"]:
+            return report | {"status": "tampered", "integrity": describe_failure(sealed)}
         if on_disk is None:
             return report | {"status": "missing", "index_voiceprints": 0}
         ok = on_disk.generation == self.store.generation and on_disk.size == db_count and on_disk.model == self.model
@@ -304,7 +308,9 @@ class Library:
     def _embedder(self):
         from .embedding import get_embedder
 
-        return get_embedder(self.model)
+        embedder = get_embedder(self.model)
+        check_model_fingerprint(self.store, embedder.spec)  # integrity hook: the model that made the voiceprints
+        return embedder
 
     def embedder(self):
         """The library's speaker model, loaded once per process."""
@@ -383,6 +389,7 @@ class Library:
             with self.store.transaction():
                 result = self.store.delete_person(self._person_id(ref))
             self.save_index()
+            result["wal"] = erase_checkpoint(self.store)  # erasure: no WAL page keeps the deleted rows
         return result
 
     def audit(self, limit: int = 100, action: str | None = None) -> list[dict]:

@@ -281,6 +281,8 @@ class Backend:
                     llr_limit={k: list(self.llr_limits(k)) for k in self._limit_keys()},
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         (folder / "backend.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if folder.name == BACKEND_DIR and (folder.parent / "model.json").exists():
+            record_evidence_hashes(folder.parent)  # a fitted back end is trusted by whoever fits it
 
     def _limit_keys(self) -> list[str]:
         return sorted(self.llr_limit) if isinstance(self.llr_limit, dict) else ["all"]
@@ -327,11 +329,64 @@ _LOADED: dict[str, Backend | None] = {}
 
 def load_backend(model: str | None = None) -> Backend | None:
     """The fitted back end of a speaker model, or None when none has been fitted (raw cosine only)."""
-    folder = backend_dir(model)
+    from .embedding import load_spec
+
+    spec = load_spec(model)
+    folder = spec.home / BACKEND_DIR
     key = str(folder)
     if key not in _LOADED:
+        verify_backend_files(spec)
         _LOADED[key] = Backend.load(folder) if (folder / "backend.json").exists() else None
     return _LOADED[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# Hashes of the files the evidence depends on (``evidence_sha256`` in model.json)
+# --------------------------------------------------------------------------------------------------
+
+EVIDENCE_KEY = "evidence_sha256"
+
+
+def evidence_files(home: Path) -> list[str]:
+    """Files under a model folder that decide reported scores and LRs, relative to it: the fitted back
+    end (``backend/backend.json``, ``backend/backend.npz``) and a fusion's ``centres.npz``."""
+    names = [f"{BACKEND_DIR}/backend.json", f"{BACKEND_DIR}/backend.npz", "centres.npz"]
+    return [n for n in names if (home / n).exists()]
+
+
+def record_evidence_hashes(home: Path) -> dict:
+    """Write the SHA-256 of each evidence file into ``home/model.json`` (the model's own hashes are untouched)."""
+    meta_path = home / "model.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta[EVIDENCE_KEY] = {name: _file_sha(home / name) for name in evidence_files(home)}
+    tmp = meta_path.with_name(".model.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(meta_path)
+    return meta[EVIDENCE_KEY]
+
+
+def verify_backend_files(spec) -> None:
+    """Refuse a back end (or fusion centres) whose files differ from the hashes in ``model.json``.
+
+    A back end that exists but is not hashed is refused too: editing ``backend.json`` (its LR limits,
+    its calibration) would otherwise change reported LRs silently. No ``backend.json`` at all is
+    "no back end": results then say they are raw cosines.
+    """
+    meta = json.loads((spec.home / "model.json").read_text(encoding="utf-8"))
+    recorded = meta.get(EVIDENCE_KEY, {})
+    has_backend = (spec.home / BACKEND_DIR / "backend.json").exists()
+    if has_backend and f"{BACKEND_DIR}/backend.json" not in recorded:
+        raise ModelError(f"model {spec.name}: {spec.home / BACKEND_DIR} is not hashed in model.json - refit it with "
+                         f"`voiceprint backend fit`, or review it and run `voiceprint models trust-evidence {spec.name} --trust`")
+    for name, expected in recorded.items():
+        path = spec.home / name
+        if name.startswith(f"{BACKEND_DIR}/") and not has_backend:
+            continue  # the back end was removed: no LRs are reported, and the results say so
+        if not path.exists():
+            raise ModelError(f"model {spec.name}: {name} is missing from {spec.home} but model.json lists it - restore it")
+        if _file_sha(path) != expected:
+            raise ModelError(f"model {spec.name}: {name} fails its checksum - the files that turn scores into evidence were "
+                             "altered; restore them, or refit with `voiceprint backend fit`")
 
 
 def evidence(backend: Backend | None, score: float, library_size: int, net_a: float | None = None,

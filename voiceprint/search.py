@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .store import assert_sealed, audit_failure
+
 if TYPE_CHECKING:
     from .library import Library
 
@@ -68,6 +70,7 @@ class VoiceResult:
                 "hits": [h.to_dict() for h in self.hits]}
 
 
+@audit_failure("query.failed")  # a failed query leaves an audit row with the file's full SHA-256
 def query(lib: Library, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[VoiceResult]:
     """One result per voice of the recording (each channel of a stereo call, each diarised speaker of a mono one)."""
     from . import quality as gates
@@ -84,7 +87,7 @@ def query(lib: Library, path, top: int = 5, channel: int | None = None, min_spee
             rec.source_rate, rec.codec, v.quality, gates.query_warnings(v.quality), int(lib.index.persons.ntotal),
             scoring_note(lib.model), hits))
     with lib.store.transaction():
-        lib.store.audit("query", f"sha256:{rec.sha256[:16]}", voices=len(results),
+        lib.store.audit("query", f"sha256:{rec.sha256}", voices=len(results),
                         hits=[[h.person["id"] for h in r.hits] for r in results])
     return results
 
@@ -102,6 +105,7 @@ def search(lib: Library, vector: np.ndarray, top: int, domain: str = "wideband",
     k = top if backend is None else min(size, max(RERANK_CANDIDATES, top * 20))
     p_scores, p_ids = index.search_persons(vector, k)
     cosines = {int(pid): float(sc) for sc, pid in zip(p_scores[0], p_ids[0]) if pid >= 0}
+    assert_sealed(lib.store, cosines)  # candidates' rows are checked before they are scored
     pairs: dict[int, Any] = {}
     if backend is None:
         ranked = list(cosines.items())[:top]
@@ -165,7 +169,7 @@ def verify(lib: Library, a, b, channel_a: int | None = None, channel_b: int | No
     pairs = [_compare(backend, va, vb) for va in sides["a"] for vb in sides["b"]]
     best = max(pairs, key=lambda p: p["score"])
     with lib.store.transaction():
-        lib.store.audit("verify", "", a=sides["a"][0]["sha256"][:16], b=sides["b"][0]["sha256"][:16],
+        lib.store.audit("verify", "", a=sides["a"][0]["sha256"], b=sides["b"][0]["sha256"],
                         **({"comparisons": len(pairs)} if len(pairs) > 1 else {}))
     several = len(pairs) > 1
     out = {"kind": "evaluative comparison", **{k: _side(best[k], several) for k in ("a", "b")},

@@ -1,0 +1,175 @@
+"""Administrative commands added by the hardening work (issue 12), registered on the main app by
+:func:`register`: ``verify-library``, ``person update``, ``retention apply`` and
+``models trust-evidence``. Kept apart so ``voiceprint.cli`` stays a list of everyday verbs.
+"""
+
+
+import json
+from typing import Annotated
+
+import typer
+
+LibraryOpt = Annotated[
+    str | None,
+    typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY", help="Library name (under indexes/) or folder. Default: indexes/default."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for pipelines instead of a table.")]
+
+
+def register(cli) -> None:
+    """Add the commands to ``cli`` (the ``voiceprint.cli`` module: its app, sub-apps and state)."""
+    app = cli.app
+    retention_app = typer.Typer(help="Retention dates: erase persons whose date has passed.", no_args_is_help=True)
+    app.add_typer(retention_app, name="retention")
+
+    def open_library(library, **kw):
+        from .library import Library
+
+        return Library.open(library, operator=cli.STATE["operator"], **kw)
+
+    app.command("verify-library")(_verify_library(cli, open_library))
+    cli.person_app.command("update")(_person_update(open_library))
+    retention_app.command("apply")(_retention_apply(open_library))
+    cli.models_app.command("trust-evidence")(_trust_evidence())
+
+
+def _verify_library(cli, open_library):
+    def verify_library(
+        library: LibraryOpt = None,
+        reseal: Annotated[bool, typer.Option("--reseal", help="Trust the rows as they are now: new key, every row resealed (audited).")] = False,
+        yes: Annotated[bool, typer.Option("--yes", help="Confirm --reseal.")] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Recompute every voiceprint's and person's integrity seal and name each row that fails (exit 5);
+        also checks the library's model fingerprint (exit 4) and the hashed back-end files.
+
+        Example: voiceprint verify-library --library county
+        """
+        from .report import print_rows, to_json
+        from .store import allow_lost_key, rekey_and_reseal, verify_seals
+
+        if reseal and not yes:
+            raise typer.BadParameter("--reseal vouches for every row as it is now (a new key is made): add --yes to confirm")
+        with allow_lost_key():
+            lib = open_library(library)
+        if reseal:
+            with lib.writing():
+                counts = rekey_and_reseal(lib.store)
+            cli._err(f"resealed {counts['voiceprints']} voiceprint(s) and {counts['persons']} person(s) with a new key (audited)")
+        report = verify_seals(lib.store) | {"library": str(lib.root), "model": lib.model} | _model_check(lib)
+        if json_out:
+            typer.echo(to_json(report))
+        else:
+            print_rows([{"check": k, "result": v} for k, v in report.items() if k != "failures"], ["check", "result"],
+                       title=f"integrity of {report['library']}")
+            if report["failures"]:
+                print_rows(report["failures"][:200], ["table", "id", "person_id", "reason"], title="rows failing their seal")
+        if not report["ok"]:
+            from .store import describe_failure
+
+            cli._err(f"integrity check failed: {describe_failure(report)}")
+            raise typer.Exit(5)
+        if report["model_problem"]:
+            cli._err(report["model_problem"])
+            raise typer.Exit(4)
+        if not json_out:
+            typer.echo(f"ok: {report['voiceprints_checked']} voiceprint(s) and {report['persons_checked']} person(s) verified")
+
+    return verify_library
+
+
+def _model_check(lib) -> dict:
+    """The library's recorded model fingerprint against the installed model, and its evidence files."""
+    from .embedding import load_spec
+    from .errors import VoiceprintError
+    from .scoring import verify_backend_files
+    from .store import check_model_fingerprint
+
+    spec = load_spec(lib.model)
+    problem = ""
+    try:
+        check_model_fingerprint(lib.store, spec)
+        verify_backend_files(spec)
+    except VoiceprintError as err:
+        problem = str(err)
+    return {"model_fingerprint": lib.store.get_meta("model_fingerprint"), "installed_fingerprint": spec.fingerprint,
+            "model_problem": problem}
+
+
+def _person_update(open_library):
+    def person_update(
+        ref: str,
+        category: Annotated[str | None, typer.Option(help="prior_offender, suspect, key_person or other.")] = None,
+        notes: Annotated[str | None, typer.Option()] = None,
+        retain_until: Annotated[str | None, typer.Option(help="Retention date YYYY-MM-DD, or 'none' to clear it.")] = None,
+        library: LibraryOpt = None,
+    ) -> None:
+        """Change a person's category, notes or retention date (audited).
+
+        Example: voiceprint person update 12 --retain-until 2031-06-30
+        """
+        from .retention import update_person
+
+        if category is None and notes is None and retain_until is None:
+            raise typer.BadParameter("nothing to change: give --category, --notes and/or --retain-until")
+        clear = retain_until is not None and retain_until.strip().lower() in ("", "none", "never")
+        card = update_person(open_library(library), ref, category, notes, retain_until, clear_retention=clear)
+        typer.echo(f"person {card['person']['id']} updated")
+
+    return person_update
+
+
+def _retention_apply(open_library):
+    def retention_apply(
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would be erased.")] = False,
+        as_of: Annotated[str | None, typer.Option(help="Erase dates before this day (YYYY-MM-DD). Default: today.")] = None,
+        library: LibraryOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Erase every person whose retention date has passed, with their voiceprints (audited).
+
+        Phones and case links are case data and stay. Example: voiceprint retention apply --dry-run
+        """
+        from .report import print_rows, to_json
+        from .retention import apply_retention
+
+        result = apply_retention(open_library(library), as_of, dry_run)
+        if json_out:
+            typer.echo(to_json(result))
+            return
+        if result["persons"]:
+            print_rows(result["persons"], ["id", "category", "retain_until", "voiceprints"],
+                       title="would be erased" if dry_run else "erased")
+        verb = "would erase" if dry_run else "erased"
+        typer.echo(f"{verb} {len(result['persons'])} person(s) whose retention date is before {result['as_of']}")
+
+    return retention_apply
+
+
+def _trust_evidence():
+    def trust_evidence(
+        name: Annotated[str, typer.Argument(help="Model name (see `voiceprint models list`).")],
+        trust: Annotated[bool, typer.Option("--trust", help="Record the listed hashes in model.json (review them first).")] = False,
+    ) -> None:
+        """Hash a model's back-end and fusion files into its model.json, so altered files are refused at load.
+
+        Needed only for a back end fitted before these hashes existed (scripts/train_backend.py records them).
+        """
+        from .embedding import load_spec
+        from .errors import ModelError
+        from .report import print_rows
+        from .scoring import EVIDENCE_KEY, _file_sha, evidence_files, record_evidence_hashes
+
+        spec = load_spec(name)
+        files = evidence_files(spec.home)
+        recorded = json.loads((spec.home / "model.json").read_text(encoding="utf-8")).get(EVIDENCE_KEY, {})
+        rows = [{"file": f, "sha256": _file_sha(spec.home / f)} for f in files]
+        for r in rows:
+            r["model.json"] = "not recorded" if r["file"] not in recorded else "same" if recorded[r["file"]] == r["sha256"] else "DIFFERS"
+        print_rows(rows, ["file", "sha256", "model.json"], "table", title=f"evidence files of {spec.name}")
+        if not trust:
+            raise ModelError(f"{spec.name}: not recorded - check these files, then add --trust")
+        record_evidence_hashes(spec.home)
+        typer.echo(f"recorded {len(files)} hash(es) in {spec.home / 'model.json'}")
+
+    return trust_evidence
