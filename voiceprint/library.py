@@ -278,7 +278,7 @@ class Library:
             raise NotFound(f"no person with id {person_id}")
         samples = self.store.db.execute(
             "SELECT r.original_name, r.net_speech, r.channel FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
-            "WHERE v.person_id = ? ORDER BY v.id", (person_id,)
+            "WHERE v.person_id = ? AND v.pending = 0 ORDER BY v.id", (person_id,)
         ).fetchall()
         return {
             "person": {k: row[k] for k in ("id", "name", "id_number", "category", "notes")},
@@ -344,7 +344,7 @@ class Library:
 
         on_disk = VoiceIndex.load(self.root)
         db_count = self.store.db.execute(
-            "SELECT COUNT(*) FROM voiceprints WHERE model = ? AND person_id IS NOT NULL", (self.model,)
+            "SELECT COUNT(*) FROM voiceprints WHERE model = ? AND person_id IS NOT NULL AND pending = 0", (self.model,)
         ).fetchone()[0]
         report = {"library": str(self.root), "model": self.model, "database_voiceprints": int(db_count),
                   "database_generation": self.store.generation}
@@ -612,7 +612,7 @@ class Library:
         marks = ",".join("?" * len(person_ids))
         rows = self.store.db.execute(
             f"SELECT v.person_id, v.vector, r.sample_rate, r.codec, r.net_speech FROM voiceprints v "
-            f"JOIN recordings r ON r.id = v.recording_id WHERE v.model = ? AND v.person_id IN ({marks}) ORDER BY v.id",
+            f"JOIN recordings r ON r.id = v.recording_id WHERE v.model = ? AND v.pending = 0 AND v.person_id IN ({marks}) ORDER BY v.id",
             [self.model, *person_ids],
         ).fetchall()
         out: dict[int, tuple[list, list, float]] = {}
