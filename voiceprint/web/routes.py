@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request  # routes.py is imported only by create_app; FastAPI reads these annotations
+
 from ..errors import VoiceprintError
 from . import accounts, views
 from .app import (
@@ -109,7 +111,6 @@ def install(app) -> None:
 
 # -- login ---------------------------------------------------------------------------------
 def _login_routes(app) -> None:
-    from fastapi import Request
     from fastapi.responses import RedirectResponse
 
     @app.get("/login")
@@ -134,7 +135,7 @@ def _login_routes(app) -> None:
             return _login_again(request, nxt, "too many failed logins from this address - wait five minutes", 429)
         name, password = str(form.get("username") or ""), str(form.get("password") or "")
         try:
-            user = await wb.call(name if accounts.NAME_RE.match(name) else "unknown", accounts.authenticate, name, password)
+            user = await wb.call(name if accounts.NAME_RE.match(name) else "unknown", lambda lib: accounts.authenticate(lib.store, name, password))
         except accounts.AuthFailed as err:
             wb.ip_failures.setdefault(ip, []).append(time.time())
             return _login_again(request, nxt, str(err), 401)
@@ -214,7 +215,6 @@ async def run_query(request, user: dict) -> tuple[str | None, dict]:
 
 
 def _query_routes(app) -> None:
-    from fastapi import Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     @app.get("/query")
@@ -332,7 +332,6 @@ def _report_html(lib, rid: str, examiner: str, trials) -> str:
 
 # -- persons, cases, phones ----------------------------------------------------------------------
 def _browse_routes(app) -> None:
-    from fastapi import Request
 
     def pair(path: str, template: str, fn, *keys: str, what: str = "browse") -> None:
         """One page and its /api twin over the same view function."""
@@ -369,7 +368,6 @@ def _int(text: str) -> int:
 
 # -- enrolment and approvals -----------------------------------------------------------------------
 def _enrol_routes(app) -> None:
-    from fastapi import Request
     from fastapi.responses import JSONResponse, RedirectResponse
 
     @app.get("/enrol")
@@ -467,7 +465,6 @@ def _form_items(form, uploads: dict) -> list:
 
 # -- links -----------------------------------------------------------------------------------------
 def _link_routes(app) -> None:
-    from fastapi import Request
     from fastapi.responses import RedirectResponse
 
     @app.post("/links/{cluster}/{decision}")
@@ -492,7 +489,6 @@ def _link_routes(app) -> None:
 
 # -- audit -----------------------------------------------------------------------------------------
 def _audit_routes(app) -> None:
-    from fastapi import Request
     from fastapi.responses import Response
 
     async def rows(request) -> tuple[dict, dict]:
