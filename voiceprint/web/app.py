@@ -81,6 +81,7 @@ class Workbench:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="voiceprint-library")
         self.lib = self.pool.submit(Library.open, settings.library, False, "web").result()
         self.secret = self.pool.submit(_secret, self.lib.root).result()
+        self.pool.submit(_one_faiss_thread).result()
         self.ip_failures: dict[str, list[float]] = {}
 
     def call_sync(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
@@ -100,6 +101,16 @@ class Workbench:
     def close(self) -> None:
         self.pool.submit(self.lib.close).result()
         self.pool.shutdown()
+
+
+def _one_faiss_thread() -> None:
+    """One OpenMP thread for FAISS on the library thread: a single query gains nothing from more, and on a
+    busy machine OpenMP's spinning threads made a 10,000-person flat search 60x slower (scripts/bench_web.py)."""
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss is a dependency
+        return
+    faiss.omp_set_num_threads(1)
 
 
 def _secret(root: Path) -> bytes:
