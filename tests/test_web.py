@@ -8,9 +8,8 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 import audiogen
+import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("argon2")
@@ -315,3 +314,39 @@ def test_logout_and_idle_timeout_end_the_session(library):
         assert c.get("/api/session").status_code == 401
     finally:
         app2.state.wb.close()
+
+
+def test_cli_report_from_a_file_and_by_result_id(library, voices, tmp_path, capsys):
+    from pypdf import PdfReader
+
+    from voiceprint.cli import run
+
+    root = str(library[0])
+    out = tmp_path / "lead.pdf"
+    assert run(["--operator", "examiner1", "report", "--query", str(voices["a2"]), "-o", str(out), "--library", root]) == 0
+    rid = re.search(r"result ([0-9a-f]{16})", capsys.readouterr().out).group(1)
+    text = re.sub(r"\s+", "", "".join(p.extract_text() for p in PdfReader(out).pages))
+    assert "Investigativelead" in text and "examiner1" in text and "ZhangSan" in text
+    html = tmp_path / "again.html"
+    assert run(["report", rid, "-o", str(html), "--library", root]) == 0
+    assert "fraud_call_0815.flac" in html.read_text(encoding="utf-8")
+    assert run(["report", "--verify", str(voices["a1"]), "--verify", str(voices["a2"]), "-o", str(tmp_path / "v.html"), "--library", root]) == 0
+    assert "Evaluative comparison" in (tmp_path / "v.html").read_text(encoding="utf-8")
+    assert run(["report", "0000000000000000", "--library", root]) == 7
+
+
+def test_report_pdf_draws_chinese_with_the_cjk_font_make_install_brings():
+    import subprocess
+
+    from pypdf import PdfReader
+
+    from voiceprint.evidence import REPORT_FONTS, render_pdf
+
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    if not fonts.strip():
+        pytest.skip("NO CJK FONT INSTALLED - run `make install` as root (fonts-wqy-zenhei); PDF reports would show boxes for Chinese")
+    pdf = render_pdf(f'<html><body style="font-family: {REPORT_FONTS}">嫌疑人 张三, 案件 AJ2026-0815</body></html>')
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    assert "张三" in page.extract_text()
+    used = {str(f["/BaseFont"]) for f in page["/Resources"]["/Font"].values()}
+    assert any("WenQuanYi" in f or "CJK" in f for f in used), used

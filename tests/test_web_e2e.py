@@ -22,9 +22,8 @@ import time
 import warnings
 from pathlib import Path
 
-import pytest
-
 import audiogen
+import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -17,7 +17,7 @@ import math
 import secrets
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +57,8 @@ def voice_figure(path, channel: int, segments: list, title: str = "") -> bytes:
     # Waveform as a min/max envelope over at most 3000 columns: as exact as the screen can show.
     cols = max(1, min(3000, len(x)))
     edges = np.linspace(0, len(x), cols + 1).astype(int)
-    lo = np.array([x[a:b].min() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])])
-    hi = np.array([x[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])])
+    lo = np.array([x[a:b].min() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=False)])
+    hi = np.array([x[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=False)])
     tx = edges[:-1] / sr
     ax_w.fill_between(tx, lo, hi, color="#34495e", lw=0)
     ax_w.set_ylabel("amplitude")
@@ -104,7 +104,7 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
     else:
         caption += "; same-speaker curve: pass the development trials with --trials (from `voiceprint evaluate --scores-out`)"
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for (label, vals), style in zip(curves.items(), ("-", "--")):
+    for (label, vals), style in zip(curves.items(), ("-", "--"), strict=False):
         xs = np.sort(np.asarray(vals, dtype=float))
         ax.plot(xs, 1.0 - np.arange(len(xs)) / max(len(xs), 1), style, label=label)
     if case_log10 is not None:
@@ -118,7 +118,8 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
 
 
 def _read_trials(path) -> tuple[np.ndarray, np.ndarray]:
-    tgt, non = [], []
+    tgt: list[float] = []
+    non: list[float] = []
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
@@ -173,7 +174,7 @@ def _custody(lib, shas: list[str]) -> list[dict]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _gates(quality: dict) -> list[dict]:
@@ -202,7 +203,7 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
     body, kind = result["body"], result["kind"]
     lead = kind == "query"
     ctx: dict = {
-        "report_id": f"VP-{datetime.now(timezone.utc):%Y%m%d}-{secrets.token_hex(4).upper()}",
+        "report_id": f"VP-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4).upper()}",
         "result_id": result.get("id", ""), "kind": kind, "lead": lead,
         "title": "Investigative lead: speaker search (1:N)" if lead else "Evaluative comparison: speaker comparison (1:1)",
         "examiner": examiner, "date": _iso(time.time()), "library": str(lib.root.name), "fonts": REPORT_FONTS,
@@ -236,7 +237,10 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
 def _pair_of(voice: dict, hit: dict | None) -> str:
     from .scoring import domain_of
 
-    return "all" if hit is None else {"narrowband": "narrowband", "wideband": "all"}.get(domain_of(voice.get("source_rate") or 16000, voice.get("codec") or ""), "all")
+    if hit is None:
+        return "all"
+    domain = domain_of(voice.get("source_rate") or 16000, voice.get("codec") or "")
+    return "narrowband" if domain == "narrowband" else "all"
 
 
 def _voice_png(path, voice: dict) -> bytes | None:

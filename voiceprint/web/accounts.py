@@ -61,7 +61,7 @@ def add_user(store: Store, name: str, role: str, password: str) -> int:
         cur = store.db.execute("INSERT INTO users(name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
                                (name, role, digest, time.time()))
         store.audit("user.add", f"user:{cur.lastrowid}", role=role)
-    return int(cur.lastrowid)
+    return int(cur.lastrowid or 0)
 
 
 def list_users(store: Store) -> list[dict]:

@@ -12,10 +12,11 @@ import asyncio
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError
 
@@ -185,7 +186,7 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
 
 
 def can(user: dict | None, what: str) -> bool:
-    return bool(user) and user["role"] in PERMISSIONS[what]
+    return user is not None and user["role"] in PERMISSIONS[what]
 
 
 def require(user: dict, what: str) -> None:

@@ -6,10 +6,9 @@ imported from ``voiceprint.cli`` inside the registering functions."""
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from ..errors import DataError, LibraryError
 
@@ -119,8 +118,8 @@ def _register_serve(app) -> None:
         idle_timeout: Annotated[int, typer.Option(help="Log a session out after this many idle seconds.")] = 900,
         max_upload_mb: Annotated[int, typer.Option(help="Largest accepted upload, in MB.")] = 200,
         secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark cookies Secure (serving through HTTPS).")] = False,
-        leads: Annotated[Optional[Path], typer.Option(help="CDR leads JSON from `voiceprint calls leads --out leads.json`.")] = None,
-        trials: Annotated[Optional[Path], typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the reports' Tippett plot.")] = None,
+        leads: Annotated[Path | None, typer.Option(help="CDR leads JSON from `voiceprint calls leads --out leads.json`.")] = None,
+        trials: Annotated[Path | None, typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the reports' Tippett plot.")] = None,
     ) -> None:
         """The investigator's workbench: a web application over this library, for one centre's network.
 
@@ -154,7 +153,7 @@ def _register_four_eyes(app, state) -> None:
 
     @app.command()
     def approve(
-        voiceprints: Annotated[Optional[List[int]], typer.Argument(help="Voiceprint ids to approve (see --list).")] = None,
+        voiceprints: Annotated[list[int] | None, typer.Argument(help="Voiceprint ids to approve (see --list).")] = None,
         list_only: Annotated[bool, typer.Option("--list", help="List the enrolments waiting for approval.")] = False,
         reject: Annotated[bool, typer.Option("--reject", help="Reject (delete) them instead of approving.")] = False,
         note: Annotated[str, typer.Option(help="A note for the audit trail.")] = "",
@@ -191,12 +190,12 @@ def _register_report(app) -> None:
 
     @app.command()
     def report(
-        result_id: Annotated[Optional[str], typer.Argument(help="A saved result id (shown on the query page and by this command).")] = None,
-        query: Annotated[Optional[Path], typer.Option(help="Query this recording now and report the hits (an investigative lead).")] = None,
-        verify: Annotated[Optional[List[Path]], typer.Option(help="Two recordings to compare (repeat: --verify A --verify B).")] = None,
-        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here: .pdf or .html (default report-<id>.pdf).")] = None,
-        examiner: Annotated[Optional[str], typer.Option(help="Examiner named in the report (default: the operator).")] = None,
-        trials: Annotated[Optional[Path], typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the Tippett plot.")] = None,
+        result_id: Annotated[str | None, typer.Argument(help="A saved result id (shown on the query page and by this command).")] = None,
+        query: Annotated[Path | None, typer.Option(help="Query this recording now and report the hits (an investigative lead).")] = None,
+        verify: Annotated[list[Path] | None, typer.Option(help="Two recordings to compare (repeat: --verify A --verify B).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here: .pdf or .html (default report-<id>.pdf).")] = None,
+        examiner: Annotated[str | None, typer.Option(help="Examiner named in the report (default: the operator).")] = None,
+        trials: Annotated[Path | None, typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the Tippett plot.")] = None,
         library: LibraryOpt = None,
     ) -> None:
         """The evidence report (HTML or PDF, ENFSI / ISO 21043-5 sections) for a query or a verify.
@@ -231,7 +230,7 @@ def _register_report(app) -> None:
             paths.setdefault(f["sha256"], upload_path(lib.root, f["sha256"]))
         with lib.store.transaction():
             lib.store.audit("report", f"result:{result_id}")
-        html = render_html(build_report(lib, saved, examiner or STATE["operator"] or default_operator(), paths, trials))
+        html = render_html(build_report(lib, saved, str(examiner or STATE["operator"] or default_operator()), paths, trials))
         out = out or Path(f"report-{result_id}.pdf")
         if out.suffix.lower() == ".html":
             out.write_text(html, encoding="utf-8")

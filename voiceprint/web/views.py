@@ -204,7 +204,7 @@ def enrol_uploads(lib, items: list, uploads: dict, force: bool = False) -> list[
     """Enrol uploaded files (``uploads``: name -> (path, sha, size)); kept under the library when enrolled."""
     summary = lib.enrol_many(items, force=force)
     out = []
-    for item, outcome in zip(items, summary.outcomes):
+    for item, outcome in zip(items, summary.outcomes, strict=False):
         path, sha, size = uploads[Path(item.path).name]
         if outcome.status in ("enrolled", "already"):
             keep(lib, path, sha, Path(path).name, size)
@@ -273,7 +273,8 @@ def leads(lib, path: Path | None) -> dict:
 
 
 def audit_rows(lib, action: str = "", operator: str = "", since: str = "", limit: int = 500) -> dict:
-    sql, args = "SELECT id, ts, operator, action, target, detail, hash FROM audit WHERE 1=1", []
+    sql = "SELECT id, ts, operator, action, target, detail, hash FROM audit WHERE 1=1"
+    args: list = []
     if action:
         sql += " AND action LIKE ?"
         args.append(f"{action}%")
