@@ -67,6 +67,8 @@ def server(tmp_path_factory):
         "li": audiogen.speech_file(d / "li_interview.wav", seed=3, f0=210, seconds=5.0),
         "wang": audiogen.speech_file(d / "wang_sample.wav", seed=5, f0=160, seconds=5.0),
         "unknown": audiogen.speech_file(d / "fraud_call_0815.flac", "flac", seed=2, f0=110, seconds=5.0),
+        "caller_a": audiogen.speech_file(d / "complaint_0815_a.wav", seed=11, f0=180, seconds=5.0),
+        "caller_b": audiogen.speech_file(d / "complaint_0901_b.flac", "flac", seed=11, f0=180, seconds=5.0),
     }
     cli("init", "--library", str(lib_dir))
     for name, role in (("chen", "investigator"), ("tech", "technician"), ("wang", "supervisor")):
@@ -77,9 +79,20 @@ def server(tmp_path_factory):
         add_user(lib.store, "ana", "analyst", PASSWORD)
         set_four_eyes(lib.store, True)
         lib.enrol(files["wang"], person="Wang Wu", category="suspect")  # pending until a supervisor approves
+        from voiceprint.linking import add_recordings
+
+        lib.add_case("AJ2026-0901", title="fake police call", area="Chengdu")
+        add_recordings(lib, "AJ2026-0815", [files["caller_a"]])  # recordings filed with cases
+        add_recordings(lib, "AJ2026-0901", [files["caller_b"]])
+    leads = d / "leads.json"
+    leads.write_text('[{"rank": 1, "number": "+8613800138000", "score": 0.93, "flagged": true, "person": "Zhang San",'
+                     ' "reasons": ["calls 212 distinct numbers a day", "82 % of calls under 30 s", "new SIM, 3 days old"]},'
+                     ' {"rank": 2, "number": "+8613700000001", "score": 0.71, "flagged": true, "person": null,'
+                     ' "reasons": ["calls many elderly subscribers", "no incoming calls"]}]', encoding="utf-8")
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "serve", "--library", str(lib_dir), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "serve", "--library", str(lib_dir), "--port", str(port),
+                             "--leads", str(leads)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
