@@ -280,6 +280,9 @@ def test_browse_pages_follow_the_reverse_strike(app):
     leads = c.get("/leads")
     assert leads.status_code == 200 and "calls 212 distinct numbers a day" in leads.text and 'href="/persons/1"' in leads.text
     assert c.get("/links").status_code == 200
+    r = c.post("/links/999/confirm", data={"csrf_token": c.get("/api/session").json()["csrf_token"]})
+    assert r.status_code in (404, 409) and "999" in r.text  # a decision on a cluster that does not exist: one line, nothing changed
+    assert c.post("/links/999/confirm", data={}).status_code == 403
 
 
 def test_supervisor_reads_filters_and_exports_the_audit_trail(app):

@@ -74,16 +74,18 @@ def server(tmp_path_factory):
     for name, role in (("chen", "investigator"), ("tech", "technician"), ("wang", "supervisor")):
         cli("user", "add", name, "--role", role, "--password-stdin", "--library", str(lib_dir), stdin=PASSWORD + "\n")
     with Library.open(lib_dir, operator="tech") as lib:  # the technician's enrolments (one embedding model load)
+        from voiceprint.linking import add_recordings
+
+        # an unknown caller heard in two cases, filed before anyone is enrolled: a link across the cases
+        lib.add_case("AJ2026-0815", title="fake customer-service refund", area="Chengdu")
+        lib.add_case("AJ2026-0901", title="fake police call", area="Chengdu")
+        add_recordings(lib, "AJ2026-0815", [files["caller_a"]])
+        add_recordings(lib, "AJ2026-0901", [files["caller_b"]])
         lib.enrol(files["zhang"], person="Zhang San", category="prior_offender", phone="13800138000", case="AJ2026-0815")
         lib.enrol(files["li"], person="Li Si", category="suspect", phone="13900139000")
         add_user(lib.store, "ana", "analyst", PASSWORD)
         set_four_eyes(lib.store, True)
         lib.enrol(files["wang"], person="Wang Wu", category="suspect")  # pending until a supervisor approves
-        from voiceprint.linking import add_recordings
-
-        lib.add_case("AJ2026-0901", title="fake police call", area="Chengdu")
-        add_recordings(lib, "AJ2026-0815", [files["caller_a"]])  # recordings filed with cases
-        add_recordings(lib, "AJ2026-0901", [files["caller_b"]])
     leads = d / "leads.json"
     leads.write_text('[{"rank": 1, "number": "+8613800138000", "score": 0.93, "flagged": true, "person": "Zhang San",'
                      ' "reasons": ["calls 212 distinct numbers a day", "82 % of calls under 30 s", "new SIM, 3 days old"]},'

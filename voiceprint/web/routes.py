@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request  # routes.py is imported only by create_app; FastAPI reads these annotations
@@ -513,9 +512,3 @@ def _audit_routes(app) -> None:
         return Response(views.audit_csv(data["rows"]), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="voiceprint-audit.csv"'})
 
-
-def report_path(rid: str, fmt: str) -> str:
-    return f"/results/{rid}/report.{fmt}"
-
-
-__all__ = ["install", "Path"]
