@@ -52,6 +52,7 @@ async def current_user(request) -> dict:
         user = await wb.call("web", lambda lib: accounts.session_user(lib.store, sid, wb.settings.idle_timeout_s))
     if user is None:
         raise LoginRequired()
+    request.state.user = user  # error pages keep the navigation of the user who hit them
     return user
 
 
@@ -78,13 +79,13 @@ def install(app) -> None:
     async def forbidden(request, exc):
         if _is_api(request):
             return JSONResponse({"error": str(exc)}, status_code=403)
-        return page(request, "error.html", None, status_code=403, title="Not allowed", message=str(exc))
+        return page(request, "error.html", _user_of(request), status_code=403, title="Not allowed", message=str(exc))
 
     async def csrf_failed(request, exc):
         msg = "refused: this form has no valid CSRF token (it expired or did not come from this workbench) - reload the page and try again"
         if _is_api(request):
             return JSONResponse({"error": msg}, status_code=403)
-        return page(request, "error.html", None, status_code=403, title="Form refused", message=msg)
+        return page(request, "error.html", _user_of(request), status_code=403, title="Form refused", message=msg)
 
     async def too_large(request, exc):
         return _too_large(_wb(request).settings.max_upload_bytes)
@@ -93,7 +94,7 @@ def install(app) -> None:
         code, msg = user_error(exc)
         if _is_api(request):
             return JSONResponse({"error": msg}, status_code=code)
-        return page(request, "error.html", None, status_code=code, title="Could not do that", message=msg)
+        return page(request, "error.html", _user_of(request), status_code=code, title="Could not do that", message=msg)
 
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
@@ -169,6 +170,10 @@ def _login_routes(app) -> None:
     async def api_session(request: Request):
         user = await current_user(request)
         return {"user": user["name"], "role": user["role"], "csrf_token": user["csrf"]}
+
+
+def _user_of(request) -> dict | None:
+    return getattr(request.state, "user", None)
 
 
 def _safe_next(target: str) -> str:
