@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test lint clean-venv
+.PHONY: install system-packages demo test lint clean-venv
 
 $(BIN)/voiceprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,20 @@ $(BIN)/voiceprint: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps Resemblyzer==0.1.4
 	@touch $@
 
-install: $(BIN)/voiceprint
+install: $(BIN)/voiceprint system-packages
+
+# The workbench's browser tests drive Debian's chromium; the evidence report's PDF needs pango
+# (WeasyPrint) and a CJK font for Chinese names. Installed when run as root with apt (CI runs
+# `make install` as root); otherwise say what is missing - the browser tests then skip, loudly.
+SYSTEM_PACKAGES = chromium chromium-driver fonts-wqy-zenhei fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0
+system-packages:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q .; then \
+	    echo "system packages present: chromium, chromedriver, a CJK font"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); \
+	else \
+	    echo "WARNING: run as root (or: sudo apt-get install -y $(SYSTEM_PACKAGES)) for the browser tests and CJK in PDF reports"; \
+	fi
 
 demo: install
 	$(BIN)/voiceprint demo

@@ -88,6 +88,7 @@ def _global(
 def init(
     library: LibraryOpt = None,
     model: Annotated[str | None, typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
+    four_eyes: Annotated[bool, typer.Option("--four-eyes", help="Enrolments wait for a supervisor's approval (`voiceprint approve`).")] = False,
 ) -> None:
     """Create a new, empty voiceprint library.
 
@@ -96,7 +97,11 @@ def init(
     from .library import Library
 
     lib = Library.create(library, model=model, operator=STATE["operator"])
-    typer.echo(f"created library {lib.root} (model {lib.model})")
+    if four_eyes:
+        from .web.accounts import set_four_eyes
+
+        set_four_eyes(lib.store, True)
+    typer.echo(f"created library {lib.root} (model {lib.model}){', four-eyes enrolment' if four_eyes else ''}")
 
 
 @app.command()
@@ -522,15 +527,22 @@ def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
         raise typer.Exit(5)
 
 
-@app.command()
+audit_app = typer.Typer(help="The audit trail: list it, or `audit verify` its hash chain.", invoke_without_command=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.callback()
 def audit(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option()] = 50,
     action: Annotated[str | None, typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
 ) -> None:
-    """Who enrolled, queried or deleted what, and when (newest first)."""
+    """Who enrolled, queried or deleted what, and when (newest first). `voiceprint audit verify` checks the chain."""
+    if ctx.invoked_subcommand is not None:
+        return
     from datetime import datetime
 
     from .report import print_rows
@@ -675,8 +687,10 @@ def demo(
 
 
 from .cli_admin import register as _register_admin  # noqa: E402 - verify-library, person update, retention, models trust-evidence
+from .web.cli import register as _register_web  # noqa: E402 - serve, user, approve, four-eyes, report, audit verify
 
 _register_admin(sys.modules[__name__])
+_register_web(app, audit_app)
 
 #: Set by Ctrl-C (SIGINT). Long loops check it between items, because the KeyboardInterrupt the
 #: signal also raises can be swallowed by third-party code that catches everything.

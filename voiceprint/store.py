@@ -212,6 +212,8 @@ class Store:
                 if self.schema_version > number:
                     continue  # another process ran this upgrade between our version check and our BEGIN
                 raise LibraryError(f"{self.path}: schema upgrade to version {number + 1} failed: {err}") from err
+        if version < 4 <= self.schema_version:
+            seal_audit(self)  # rows written before the audit chain existed join it once
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -230,10 +232,7 @@ class Store:
 
     def audit(self, action: str, target: str = "", **detail) -> None:
         """Append one audit row: who (operator), when, what action, on what."""
-        self.db.execute(
-            "INSERT INTO audit(ts, operator, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), self.operator, action, target, json.dumps(detail, ensure_ascii=False, default=str)),
-        )
+        _chain_insert(self, action, target, json.dumps(detail, ensure_ascii=False, default=str))
 
     def audit_rows(self, limit: int = 100, action: str | None = None) -> list[dict]:
         sql = "SELECT id, ts, operator, action, target, detail FROM audit"
@@ -368,7 +367,7 @@ class Store:
         """The recordings behind a person's voiceprints (name, net speech, channel), oldest first."""
         rows = self.db.execute(
             "SELECT r.original_name, r.net_speech, r.channel FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
-            "WHERE v.person_id = ? ORDER BY v.id", (person_id,)
+            "WHERE v.person_id = ? AND v.pending = 0 ORDER BY v.id", (person_id,)
         ).fetchall()
         return [dict(r) for r in rows]
 
@@ -400,16 +399,19 @@ class Store:
 
     def add_voiceprint(self, recording_id: int, person_id: int | None, model: str, vector: np.ndarray) -> int:
         blob = np.asarray(vector, dtype=np.float32).tobytes()
+        pending = int(person_id is not None and four_eyes(self))  # four-eyes: searchable only once approved
         cur = self.db.execute(
-            "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at) VALUES (?, ?, ?, ?, ?)",
-            (recording_id, person_id, model, blob, time.time()),
+            "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at, pending, enrolled_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (recording_id, person_id, model, blob, time.time(), pending, self.operator),
         )
+        if pending:
+            self.audit("enrol.pending", f"voiceprint:{cur.lastrowid}", person=person_id)
         self.bump_generation()
         return _rowid(cur)
 
     def voiceprints(self, model: str, person_only: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All voiceprints of a model: (ids, person_ids, vectors[n, dim]) in id order."""
-        sql = "SELECT id, person_id, vector FROM voiceprints WHERE model = ?"
+        sql = "SELECT id, person_id, vector FROM voiceprints WHERE model = ? AND pending = 0"
         if person_only:
             sql += " AND person_id IS NOT NULL"
         rows = self.db.execute(sql + " ORDER BY id", (model,)).fetchall()
@@ -433,7 +435,7 @@ class Store:
         return {int(r["id"]): dict(r) for r in rows}
 
     def count_voiceprints(self, model: str, person_only: bool = True) -> int:
-        sql = "SELECT COUNT(*) FROM voiceprints WHERE model = ?" + (" AND person_id IS NOT NULL" if person_only else "")
+        sql = "SELECT COUNT(*) FROM voiceprints WHERE model = ? AND pending = 0" + (" AND person_id IS NOT NULL" if person_only else "")
         return int(self.db.execute(sql, (model,)).fetchone()[0])
 
     def enrolled_sample(self, sha256: str, name: str, id_number: str, model: str, channel: int | None = None) -> dict | None:
@@ -458,7 +460,7 @@ class Store:
         marks = ",".join("?" * len(person_ids))
         rows = self.db.execute(
             f"SELECT v.person_id, v.vector, r.sample_rate, r.codec, r.net_speech FROM voiceprints v "
-            f"JOIN recordings r ON r.id = v.recording_id WHERE v.model = ? AND v.person_id IN ({marks}) ORDER BY v.id",
+            f"JOIN recordings r ON r.id = v.recording_id WHERE v.model = ? AND v.pending = 0 AND v.person_id IN ({marks}) ORDER BY v.id",
             [model, *person_ids],
         ).fetchall()
         return [(int(p), np.frombuffer(blob, dtype=np.float32), int(rate or 0), codec or "", float(net or 0))
@@ -640,8 +642,7 @@ class _Transaction:
         return False
 
 
-# ==========================================================================================
-# Integrity, erasure and retention (issue 12). Everything the toolkit needs to show that the
+# ===================================================================================# Integrity, erasure and retention (issue 12). Everything the toolkit needs to show that the
 # biometric rows were not altered outside it, and to erase what it deletes.
 #
 # Each voiceprint row and each person row carries ``seal``: an HMAC-SHA256, under a random key
@@ -984,4 +985,149 @@ def expired_persons(store: Store, today: str) -> list[dict]:
         "FROM persons p WHERE p.retain_until IS NOT NULL AND p.retain_until != '' AND p.retain_until < ? ORDER BY p.id",
         (today,),
     )
+=======
+# =============================================================================================
+# Web workbench, tamper-evident audit chain and four-eyes enrolment (schema version 4).
+#
+# Users and their sessions live beside the biometric data they guard. Each audit row carries
+# ``hash = sha256(canonical row + prev_hash)`` so an edited or deleted row breaks the chain
+# (``voiceprint audit verify``); triggers refuse UPDATE and DELETE on sealed rows. With four-eyes
+# enrolment on, a new voiceprint of a person is stored ``pending`` and left out of the index
+# until a supervisor approves it. Saved results let a report be built later by its id.
+# =============================================================================================
+
+import hashlib  # noqa: E402 - this section is self-contained
+
+ROLES = ("technician", "investigator", "analyst", "supervisor")
+AUDIT_GENESIS = "0" * 64
+
+MIGRATIONS.append(
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('technician','investigator','analyst','supervisor')),
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE web_sessions (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    CREATE TABLE results (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE uploads (
+        sha256 TEXT PRIMARY KEY,
+        original_name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        uploaded_by TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    ALTER TABLE voiceprints ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE voiceprints ADD COLUMN enrolled_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit WHEN OLD.hash != ''
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    """
+)
+
+
+def audit_row_hash(row_id: int, ts: float, operator: str, action: str, target: str, detail: str, prev_hash: str) -> str:
+    """The chain hash of one audit row: SHA-256 over its canonical JSON and the previous row's hash."""
+    body = json.dumps([int(row_id), repr(float(ts)), operator, action, target, detail, prev_hash], ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _chain_insert(store: Store, action: str, target: str, detail: str) -> None:
+    """Append one chained audit row; the read of the chain head and the insert share one transaction."""
+    own = not store.db.in_transaction
+    if own:
+        store.db.execute("BEGIN IMMEDIATE")
+    try:
+        last = store.db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        row_id = (int(last[0]) + 1) if last else 1
+        prev = (last[1] or AUDIT_GENESIS) if last else AUDIT_GENESIS
+        ts = time.time()
+        digest = audit_row_hash(row_id, ts, store.operator, action, target, detail, prev)
+        store.db.execute(
+            "INSERT INTO audit(id, ts, operator, action, target, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row_id, ts, store.operator, action, target, detail, prev, digest),
+        )
+        if own:
+            store.db.execute("COMMIT")
+    except BaseException:
+        if own and store.db.in_transaction:
+            store.db.execute("ROLLBACK")
+        raise
+
+
+def seal_audit(store: Store) -> int:
+    """Chain rows written before the chain existed (schema < 4): fills their empty hashes, once."""
+    if store.db.execute("SELECT 1 FROM audit WHERE hash = '' LIMIT 1").fetchone() is None:
+        return 0
+    sealed = 0
+    with store.transaction():
+        prev = AUDIT_GENESIS
+        for r in store.db.execute("SELECT id, ts, operator, action, target, detail, hash FROM audit ORDER BY id").fetchall():
+            if r["hash"]:
+                prev = r["hash"]
+                continue
+            digest = audit_row_hash(r["id"], r["ts"], r["operator"], r["action"], r["target"], r["detail"], prev)
+            store.db.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev, digest, r["id"]))
+            prev, sealed = digest, sealed + 1
+    return sealed
+
+
+def verify_audit_chain(store: Store) -> dict:
+    """Walk the audit chain: ``ok``, row count, chain head, and the first broken row (if any).
+
+    A row is broken when its hash does not match its content, when it does not point at the
+    previous row's hash, or when an id is missing before it (a deleted row)."""
+    prev, expected_id, count, head = AUDIT_GENESIS, 1, 0, AUDIT_GENESIS
+    for r in store.db.execute("SELECT id, ts, operator, action, target, detail, prev_hash, hash FROM audit ORDER BY id"):
+        problem = ""
+        if r["id"] != expected_id:
+            problem = f"row(s) {expected_id}..{r['id'] - 1} are missing (deleted)"
+        elif r["prev_hash"] != prev:
+            problem = "does not point at the previous row's hash (a row before it was changed, removed or inserted)"
+        elif r["hash"] != audit_row_hash(r["id"], r["ts"], r["operator"], r["action"], r["target"], r["detail"], r["prev_hash"]):
+            problem = "its content does not match its hash (the row was edited)"
+        if problem:
+            return {"ok": False, "rows": count, "head": head, "first_broken": {"id": int(r["id"]), "action": r["action"], "problem": problem}}
+        prev, head, expected_id, count = r["hash"], r["hash"], expected_id + 1, count + 1
+    return {"ok": True, "rows": count, "head": head, "first_broken": None}
+
+
+def audit_chain_head(store: Store) -> dict:
+    """The newest audit row's id and hash: quoted in every report so a court can check the trail."""
+    row = store.db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    return {"id": int(row[0]) if row else 0, "hash": (row[1] if row else "") or AUDIT_GENESIS}
+
+
+def four_eyes(store: Store) -> bool:
+    """Whether new enrolments wait for a supervisor's approval before they become searchable."""
+    return store.get_meta("four_eyes", "0") == "1"
+
+
+def pending_voiceprints(store: Store) -> list[dict]:
+    """Enrolments waiting for approval, oldest first."""
+    rows = store.db.execute(
+        "SELECT v.id AS voiceprint, v.person_id, p.name AS person, p.category, v.enrolled_by, v.created_at, "
+        "r.original_name AS file, r.sha256, r.net_speech, r.channel FROM voiceprints v "
+        "JOIN persons p ON p.id = v.person_id JOIN recordings r ON r.id = v.recording_id WHERE v.pending = 1 ORDER BY v.id"
+    ).fetchall()
     return [dict(r) for r in rows]

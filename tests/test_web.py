@@ -1,0 +1,355 @@
+"""The workbench's routes through FastAPI's TestClient: login, roles, CSRF, uploads, the query page,
+the evidence report, four-eyes approvals and the audit rows written under the logged-in user."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import audiogen
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("argon2")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from voiceprint.library import Library  # noqa: E402
+from voiceprint.store import verify_audit_chain  # noqa: E402
+from voiceprint.web import accounts  # noqa: E402
+from voiceprint.web.app import Settings, create_app  # noqa: E402
+
+PASSWORD = "correct-horse-battery"
+USERS = {"inv": "investigator", "tech": "technician", "sup": "supervisor", "sup2": "supervisor", "ana": "analyst"}
+PAGES = ["/query", "/persons", "/persons/1", "/cases", "/cases/AJ-1", "/phones", "/phones/13800138000", "/enrol",
+         "/approvals", "/links", "/leads", "/audit", "/audit.csv"]
+APIS = ["/api/session", "/api/persons", "/api/persons/1", "/api/cases", "/api/cases/AJ-1", "/api/phones", "/api/phones/13800138000",
+        "/api/links", "/api/leads", "/api/audit", "/api/pending"]
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    d = tmp_path_factory.mktemp("web_voices")
+    return {
+        "a1": audiogen.speech_file(d / "zhang_interview.wav", seed=1, f0=110, seconds=5.0),
+        "a2": audiogen.speech_file(d / "fraud_call_0815.flac", "flac", seed=2, f0=110, seconds=5.0),
+        "b1": audiogen.speech_file(d / "li_interview.wav", seed=3, f0=210, seconds=5.0),
+        "c1": audiogen.speech_file(d / "wang_sample.wav", seed=5, f0=160, seconds=5.0),
+        "junk": _write(d / "not_audio.wav", b"RIFF\x00\x00\x00\x00WAVEthis is a text file pretending to be audio" * 20),
+    }
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, voices):
+    root = tmp_path_factory.mktemp("web_lib") / "lib"
+    with Library.create(root, operator="setup") as lib:
+        lib.enrol(voices["a1"], person="Zhang San", category="prior_offender", phone="13800138000", case="AJ-1")
+        lib.enrol(voices["b1"], person="Li Si", category="suspect", phone="13900139000")
+        for name, role in USERS.items():
+            accounts.add_user(lib.store, name, role, PASSWORD)
+    leads = root.parent / "leads.json"
+    leads.write_text(json.dumps([{"rank": 1, "number": "+8613800138000", "score": 0.93, "flagged": True,
+                                  "reasons": ["calls 212 distinct numbers a day", "short calls"], "person": "Zhang San"}]))
+    return root, leads
+
+
+@pytest.fixture(scope="module")
+def app(library):
+    root, leads = library
+    application = create_app(Settings(library=str(root), max_upload_bytes=3 * 1024 * 1024, leads=leads))
+    yield application
+    application.state.wb.close()
+
+
+def client(app) -> TestClient:
+    return TestClient(app, follow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(app, name: str, password: str = PASSWORD) -> tuple[TestClient, str]:
+    c = client(app)
+    form = c.get("/login")
+    r = c.post("/login", data={"username": name, "password": password, "csrf_token": csrf_of(form.text), "next": "/persons"})
+    assert r.status_code == 303, r.text
+    return c, c.get("/api/session").json()["csrf_token"]
+
+
+def uploads(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "uploads").rglob("*") if p.is_file()) if (root / "uploads").exists() else []
+
+
+def test_without_a_session_pages_redirect_to_login_and_api_answers_401(app):
+    c = client(app)
+    for path in PAGES:
+        r = c.get(path)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login"), path
+    for path in APIS:
+        assert c.get(path).status_code == 401, path
+    assert c.post("/query", files={"files": ("x.wav", b"x")}).status_code == 303
+    assert c.post("/api/query", files={"files": ("x.wav", b"x")}).status_code == 401
+    assert c.get("/results/0123456789abcdef/report.pdf").status_code == 303
+
+
+def test_login_sets_a_signed_httponly_samesite_strict_cookie(app):
+    c = client(app)
+    form = c.get("/login")
+    assert 'name="username"' in form.text and 'name="password"' in form.text
+    r = c.post("/login", data={"username": "inv", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+    cookie = r.headers["set-cookie"]
+    assert "vp_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert c.get("/api/session").json() == {"user": "inv", "role": "investigator", "csrf_token": c.get("/api/session").json()["csrf_token"]}
+    # a forged (unsigned) cookie is no session
+    forged = client(app)
+    forged.cookies.set("vp_session", "made-up")
+    assert forged.get("/api/session").status_code == 401
+
+
+def test_login_without_its_csrf_token_and_wrong_passwords_are_refused_then_throttled(app):
+    c = client(app)
+    assert c.post("/login", data={"username": "ana", "password": PASSWORD}).status_code == 403
+    for _ in range(accounts.FREE_FAILURES):
+        form = c.get("/login")
+        r = c.post("/login", data={"username": "ana", "password": "wrong-password!", "csrf_token": csrf_of(form.text)})
+        assert r.status_code == 401 and "wrong user name or password" in r.text
+    form = c.get("/login")
+    r = c.post("/login", data={"username": "ana", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+    assert r.status_code == 401 and "too many failed logins" in r.text
+    wb = app.state.wb
+    wb.call_sync("test", lambda lib: lib.store.db.execute("UPDATE users SET locked_until = 0, failed_logins = 0 WHERE name = 'ana'"))
+    login(app, "ana")
+
+
+def test_investigator_query_shows_the_right_person_first_and_the_report_carries_the_evidence(app, library, voices):
+    from pypdf import PdfReader
+
+    c, csrf = login(app, "inv")
+    page = c.get("/query").text
+    assert 'type="file" name="files" multiple' in page and 'data-testid="query-submit"' in page
+    with open(voices["a2"], "rb") as fh:
+        r = c.post("/query", data={"csrf_token": csrf}, files={"files": ("fraud_call_0815.flac", fh, "audio/flac")})
+    assert r.status_code == 200, r.text
+    first = re.search(r'<tr data-rank="1" data-person="([^"]+)"', r.text)
+    assert first and first.group(1) == "Zhang San"
+    rid = re.search(r'data-result-id="([0-9a-f]+)"', r.text).group(1)
+    assert 'data-testid="report-pdf"' in r.text and 'data-testid="report-html"' in r.text
+    body = c.get(f"/api/results/{rid}").json()
+    sha, hit = body["files"][0]["sha256"], body["voices"][0]["hits"][0]
+    lr_text = f"{hit['log10_lr']:.3f}"
+    assert lr_text in r.text
+    # the upload is kept content-addressed, 0600
+    kept = [p for p in uploads(library[0]) if p.name == sha]
+    assert kept and (kept[0].stat().st_mode & 0o777) == 0o600
+    html = c.get(f"/results/{rid}/report.html")
+    fingerprint = app.state.wb.call_sync("t", lambda lib: lib.store.get_meta("model_fingerprint"))
+    assert html.status_code == 200 and sha in html.text and fingerprint in html.text and lr_text in html.text
+    assert "Investigative lead" in html.text and "chain-head" in html.text
+    pdf = c.get(f"/results/{rid}/report.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    reader = PdfReader(io.BytesIO(pdf.content))
+    text = re.sub(r"\s+", "", "".join(p.extract_text() for p in reader.pages))
+    assert sha in text and fingerprint in text and lr_text in text
+    assert f"page1of{len(reader.pages)}" in text
+    # figure and audio for the investigator; audit rows under the logged-in user
+    assert c.get(f"/results/{rid}/voice/0.png").content.startswith(b"\x89PNG")
+    assert c.get(f"/audio/{sha}").content.startswith(b"RIFF")
+    rows = app.state.wb.call_sync("test", lambda lib: lib.audit(limit=50))
+    assert any(r["operator"] == "inv" and r["action"] == "query" for r in rows)
+    assert any(r["operator"] == "inv" and r["action"] == "report" for r in rows)
+
+
+def test_api_query_returns_what_the_cli_json_prints(app, voices):
+    c, csrf = login(app, "inv")
+    with open(voices["b1"], "rb") as fh:
+        r = c.post("/api/query", headers={"X-CSRF-Token": csrf}, files={"files": ("li.wav", fh, "audio/wav")})
+    assert r.status_code == 200
+    [voice] = r.json()
+    assert voice["hits"][0]["person"]["name"] == "Li Si" and voice["kind"] == "investigative lead" and r.headers["X-Result-Id"]
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_nothing_is_stored(app, library, voices):
+    c, _csrf = login(app, "inv")
+    before = uploads(library[0])
+    with open(voices["c1"], "rb") as fh:
+        r = c.post("/query", files={"files": ("wang.wav", fh, "audio/wav")})
+    assert r.status_code == 403 and "CSRF" in r.text
+    with open(voices["c1"], "rb") as fh:
+        r = c.post("/query", data={"csrf_token": "forged"}, files={"files": ("wang.wav", fh, "audio/wav")})
+    assert r.status_code == 403
+    assert uploads(library[0]) == before
+
+
+def test_non_audio_and_oversized_uploads_are_refused_with_a_clear_message_and_nothing_stored(app, library, voices):
+    c, csrf = login(app, "inv")
+    before = uploads(library[0])
+    with open(voices["junk"], "rb") as fh:
+        r = c.post("/query", data={"csrf_token": csrf}, files={"files": ("call.wav", fh, "audio/wav")})
+    assert r.status_code == 422 and "Refused" in r.text and "call.wav" in r.text and "Nothing was stored" in r.text
+    big = b"\0" * (4 * 1024 * 1024)
+    r = c.post("/query", data={"csrf_token": csrf}, files={"files": ("huge.wav", big, "audio/wav")})
+    assert r.status_code == 413 and "larger than the limit" in r.text and "Nothing was stored" in r.text
+    # a client that announces 2 GB is refused before a byte of the body is read
+    r = c.post("/query", content=b"x", headers={"Content-Length": str(2 * 1024 ** 3), "Content-Type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413
+    assert uploads(library[0]) == before
+    assert not list((library[0] / "uploads" / ".incoming").iterdir())
+
+
+def test_roles_are_enforced(app):
+    tech, csrf = login(app, "tech")
+    assert tech.get("/query").status_code == 403
+    assert tech.get("/approvals").status_code == 403
+    r = tech.post("/approvals", data={"csrf_token": csrf, "voiceprint": "1", "decision": "approve"})
+    assert r.status_code == 403 and "cannot approve" in r.text
+    assert tech.get("/audit").status_code == 403 and tech.get("/api/audit").status_code == 403
+    assert tech.get("/enrol").status_code == 200 and tech.get("/persons").status_code == 200
+    inv, _ = login(app, "inv")
+    assert inv.get("/audit").status_code == 403 and inv.get("/enrol").status_code == 403
+    ana, _ = login(app, "ana")
+    assert ana.get("/leads").status_code == 200 and ana.get("/links").status_code == 403
+
+
+def test_four_eyes_enrolment_stays_pending_until_another_supervisor_approves(app, voices):
+    wb = app.state.wb
+    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
+    try:
+        tech, csrf = login(app, "tech")
+        with open(voices["c1"], "rb") as fh:
+            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Wang Wu", "category": "suspect", "phone": "13700137000"},
+                          files={"files": ("wang_sample.wav", fh, "audio/wav")})
+        assert r.status_code == 200 and 'data-status="pending approval"' in r.text
+        vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
+        inv, icsrf = login(app, "inv")
+        with open(voices["c1"], "rb") as fh:
+            hits = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files={"files": ("q.wav", fh)}).json()[0]["hits"]
+        assert "Wang Wu" not in [h["person"]["name"] for h in hits]  # stored, not searchable
+        sup, scsrf = login(app, "sup")
+        assert f'data-voiceprint="{vid}"' in sup.get("/approvals").text
+        r = sup.post("/approvals", data={"voiceprint": str(vid), "decision": "approve"})
+        assert r.status_code == 403  # no CSRF token
+        r = sup.post("/approvals", data={"csrf_token": scsrf, "voiceprint": str(vid), "decision": "approve"})
+        assert r.status_code == 303
+        with open(voices["c1"], "rb") as fh:
+            hits = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files={"files": ("q.wav", fh)}).json()[0]["hits"]
+        assert hits[0]["person"]["name"] == "Wang Wu"
+        rows = wb.call_sync("t", lambda lib: lib.audit(limit=200))
+        assert any(r["action"] == "enrol.approve" and r["operator"] == "sup" for r in rows)
+        assert any(r["action"] == "enrol" and r["operator"] == "tech" for r in rows)
+    finally:
+        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
+
+
+def test_a_supervisor_cannot_approve_their_own_enrolment(app, voices, tmp_path):
+    wb = app.state.wb
+    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
+    try:
+        sup, csrf = login(app, "sup2")
+        wav = audiogen.speech_file(tmp_path / "zhao.wav", seed=9, f0=140, seconds=5.0)
+        with open(wav, "rb") as fh:
+            r = sup.post("/enrol", data={"csrf_token": csrf, "person": "Zhao Liu"}, files={"files": ("zhao.wav", fh)})
+        assert 'data-status="pending approval"' in r.text
+        vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
+        r = sup.post("/approvals", data={"csrf_token": csrf, "voiceprint": str(vid), "decision": "approve"})
+        assert r.status_code == 409 and "another supervisor" in r.text
+        other, ocsrf = login(app, "sup")
+        assert other.post("/approvals", data={"csrf_token": ocsrf, "voiceprint": str(vid), "decision": "reject"}).status_code == 303
+        assert wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE id = ?", (vid,)).fetchone()[0]) == 0
+    finally:
+        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
+
+
+def test_browse_pages_follow_the_reverse_strike(app):
+    c, _ = login(app, "inv")
+    persons = c.get("/persons?q=Zhang")
+    assert persons.status_code == 200 and "Zhang San" in persons.text and "Li Si" not in persons.text
+    phone = c.get("/phones/13800138000")
+    assert phone.status_code == 200 and 'href="/persons/1"' in phone.text and 'href="/cases/AJ-1"' in phone.text
+    case = c.get("/cases/AJ-1")
+    assert case.status_code == 200 and "Zhang San" in case.text
+    assert c.get("/api/persons/1").json()["person"]["name"] == "Zhang San"
+    assert c.get("/persons/999").status_code == 404
+    leads = c.get("/leads")
+    assert leads.status_code == 200 and "calls 212 distinct numbers a day" in leads.text and 'href="/persons/1"' in leads.text
+    assert c.get("/links").status_code == 200
+    r = c.post("/links/999/confirm", data={"csrf_token": c.get("/api/session").json()["csrf_token"]})
+    assert r.status_code in (404, 409) and "999" in r.text  # a decision on a cluster that does not exist: one line, nothing changed
+    assert c.post("/links/999/confirm", data={}).status_code == 403
+
+
+def test_supervisor_reads_filters_and_exports_the_audit_trail(app):
+    c, _ = login(app, "sup")
+    page = c.get("/audit?action=login")
+    assert page.status_code == 200 and "Chain verified" in page.text
+    data = c.get("/api/audit?action=query").json()
+    assert data["chain"]["ok"] and all(r["action"].startswith("query") for r in data["rows"])
+    csv_text = c.get("/audit.csv?operator=inv").text
+    assert csv_text.startswith("id,time,operator,action") and ",inv," in csv_text
+    assert app.state.wb.call_sync("t", lambda lib: verify_audit_chain(lib.store))["ok"]
+
+
+def test_logout_and_idle_timeout_end_the_session(library):
+    root, _ = library
+    application = create_app(Settings(library=str(root), idle_timeout_s=0.0))
+    try:
+        c = client(application)
+        form = c.get("/login")
+        c.post("/login", data={"username": "inv", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+        import time
+
+        time.sleep(0.05)
+        assert c.get("/persons").status_code == 303  # idle longer than the timeout
+    finally:
+        application.state.wb.close()
+    # logout
+    app2 = create_app(Settings(library=str(root)))
+    try:
+        c, csrf = login(app2, "inv")
+        assert c.post("/logout", data={"csrf_token": csrf}).status_code == 303
+        assert c.get("/api/session").status_code == 401
+    finally:
+        app2.state.wb.close()
+
+
+def test_cli_report_from_a_file_and_by_result_id(library, voices, tmp_path, capsys):
+    from pypdf import PdfReader
+
+    from voiceprint.cli import run
+
+    root = str(library[0])
+    out = tmp_path / "lead.pdf"
+    assert run(["--operator", "examiner1", "report", "--query", str(voices["a2"]), "-o", str(out), "--library", root]) == 0
+    rid = re.search(r"result ([0-9a-f]{16})", capsys.readouterr().out).group(1)
+    text = re.sub(r"\s+", "", "".join(p.extract_text() for p in PdfReader(out).pages))
+    assert "Investigativelead" in text and "examiner1" in text and "ZhangSan" in text
+    html = tmp_path / "again.html"
+    assert run(["report", rid, "-o", str(html), "--library", root]) == 0
+    assert "fraud_call_0815.flac" in html.read_text(encoding="utf-8")
+    assert run(["report", "--verify", str(voices["a1"]), "--verify", str(voices["a2"]), "-o", str(tmp_path / "v.html"), "--library", root]) == 0
+    assert "Evaluative comparison" in (tmp_path / "v.html").read_text(encoding="utf-8")
+    assert run(["report", "0000000000000000", "--library", root]) == 7
+
+
+def test_report_pdf_draws_chinese_with_the_cjk_font_make_install_brings():
+    import subprocess
+
+    from pypdf import PdfReader
+
+    from voiceprint.evidence import REPORT_FONTS, render_pdf
+
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    if not fonts.strip():
+        pytest.skip("NO CJK FONT INSTALLED - run `make install` as root (fonts-wqy-zenhei); PDF reports would show boxes for Chinese")
+    pdf = render_pdf(f'<html><body style="font-family: {REPORT_FONTS}">嫌疑人 张三, 案件 AJ2026-0815</body></html>')
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    assert "张三" in page.extract_text()
+    used = {str(f["/BaseFont"]) for f in page["/Resources"]["/Font"].values()}
+    assert any("WenQuanYi" in f or "CJK" in f for f in used), used

@@ -1,0 +1,264 @@
+"""The evidence report (HTML and PDF) and the figures the workbench shows beside a hit.
+
+The report follows the ENFSI guideline for forensic speaker recognition and ISO 21043-5: the
+question and the two propositions, the items with their SHA-256 and chain of custody, the case
+assessment (quality gates, waveform and spectrogram with the speech marked), the method (software,
+model fingerprint, back end, calibration and its bounds), the result (score, LR, log10 LR, verbal
+scale), validation under similar conditions (Cllr, EER, Tippett plot), limitations and sign-off.
+A 1:N query is reported as an *investigative lead*; a 1:1 ``verify`` as an *evaluative comparison*.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import math
+import secrets
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+TEMPLATES = Path(__file__).resolve().parent / "web" / "templates"
+#: Fonts the report asks for, in order: Latin first, then CJK (fonts-wqy-zenhei / fonts-noto-cjk, installed by `make install`).
+REPORT_FONTS = '"DejaVu Sans", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK", sans-serif'
+
+
+# -- figures -----------------------------------------------------------------------------------
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def voice_figure(path, channel: int, segments: list, title: str = "") -> bytes:
+    """Waveform and spectrogram of one channel as PNG, with the time ranges of one voice shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.signal import spectrogram
+
+    from . import audio
+
+    rec = audio.load_recording(str(path), channels=max(int(channel), 0))
+    ch = rec.channels[0]
+    x, sr = ch.samples, ch.sample_rate
+    t_end = len(x) / sr
+    fig, (ax_w, ax_s) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, gridspec_kw={"height_ratios": [1, 1.4]})
+    # Waveform as a min/max envelope over at most 3000 columns: as exact as the screen can show.
+    cols = max(1, min(3000, len(x)))
+    edges = np.linspace(0, len(x), cols + 1).astype(int)
+    lo = np.array([x[a:b].min() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=False)])
+    hi = np.array([x[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=False)])
+    tx = edges[:-1] / sr
+    ax_w.fill_between(tx, lo, hi, color="#34495e", lw=0)
+    ax_w.set_ylabel("amplitude")
+    ax_w.set_ylim(-1.05, 1.05)
+    hop = max(160, len(x) // 3000)
+    f, t, sxx = spectrogram(x, fs=sr, nperseg=512, noverlap=max(0, 512 - hop), scaling="spectrum")
+    ax_s.pcolormesh(t, f, 10 * np.log10(sxx + 1e-12), shading="auto", cmap="magma")
+    ax_s.set_ylabel("frequency (Hz)")
+    ax_s.set_xlabel("time (s)")
+    for i, (a, b) in enumerate(segments):
+        for ax in (ax_w, ax_s):
+            ax.axvspan(a, b, color="#2ecc71", alpha=0.25, lw=0, label="speech of this voice" if (i == 0 and ax is ax_w) else None)
+    ax_w.set_xlim(0, t_end)
+    if segments:
+        ax_w.legend(loc="upper right", fontsize=8)
+    ax_w.set_title(title or "waveform and spectrogram (green: speech of this voice)", fontsize=10)
+    return _png(fig)
+
+
+def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | None, case_log10: float | None,
+                   trials: Path | None = None) -> tuple[bytes | None, str]:
+    """Tippett plot of development trials with this case's log10 LR marked, and a caption.
+
+    The back end keeps its development impostor scores, so the different-speaker curve is always
+    drawn (calibrated with this case's durations and channel pair). The same-speaker curve needs
+    the development trials file (``voiceprint evaluate --scores-out``), passed as ``trials``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .scoring import load_backend
+
+    backend = load_backend(model)
+    if backend is None:
+        return None, "no back end is fitted for this model, so no likelihood ratio and no Tippett plot"
+    curves = {"different speakers (development impostor trials)": np.asarray(backend.llr(backend.nontarget_scores, net_a, net_b, pair)) / math.log(10)}
+    caption = f"{len(backend.nontarget_scores)} development impostor trials"
+    if trials is not None:
+        tgt, non = _read_trials(trials)
+        curves = {f"same speaker ({len(tgt)} trials)": tgt, f"different speakers ({len(non)} trials)": non}
+        caption = f"development trials from {Path(trials).name}"
+    else:
+        caption += "; same-speaker curve: pass the development trials with --trials (from `voiceprint evaluate --scores-out`)"
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for (label, vals), style in zip(curves.items(), ("-", "--"), strict=False):
+        xs = np.sort(np.asarray(vals, dtype=float))
+        ax.plot(xs, 1.0 - np.arange(len(xs)) / max(len(xs), 1), style, label=label)
+    if case_log10 is not None:
+        ax.axvline(case_log10, color="#c0392b", lw=2, label=f"this case: log10 LR {case_log10:+.2f}")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("log10 likelihood ratio")
+    ax.set_ylabel("proportion of trials with log10 LR >= x")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig), caption
+
+
+def _read_trials(path) -> tuple[np.ndarray, np.ndarray]:
+    tgt: list[float] = []
+    non: list[float] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("llr") in (None, ""):
+                    continue
+                (tgt if row.get("target") in ("1", "True", "true") else non).append(float(row["llr"]) / math.log(10))
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{path}: not a trials file from `voiceprint evaluate --scores-out` ({err})") from err
+    if not tgt or not non:
+        raise DataError(f"{path}: needs both same- and different-speaker trials with an llr column")
+    return np.array(tgt), np.array(non)
+
+
+# -- the report --------------------------------------------------------------------------------
+def software_commit() -> str:
+    """The git commit of the running code (read locally; 'not a git checkout' for an installed wheel)."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return out.stdout.strip() or "not a git checkout"
+
+
+def _method(lib) -> dict:
+    from . import __version__
+    from .scoring import load_backend, scoring_note
+
+    backend = load_backend(lib.model)
+    meta = backend.meta if backend is not None else {}
+    limits = {k: [round(v / math.log(10), 2) for v in pair] for k, pair in (meta.get("llr_limit") or {}).items()}
+    return {
+        "software_version": __version__, "commit": software_commit(), "model": lib.model,
+        "model_fingerprint": lib.store.get_meta("model_fingerprint", "") or "",
+        "backend": scoring_note(lib.model), "backend_fitted_at": meta.get("fitted_at", "none"),
+        "calibration_data": meta.get("cohort", "none (raw cosine, no likelihood ratio)"),
+        "corpora": meta.get("corpora", {}), "split_rule": meta.get("split_rule", ""), "log10_lr_bounds": limits,
+        "dev_figures": meta.get("dev_figures", {}),
+    }
+
+
+def _custody(lib, shas: list[str]) -> list[dict]:
+    """Audit rows that touched these recordings (by the 16-hex prefix rows carry), oldest first."""
+    rows = []
+    for sha in shas:
+        for r in lib.store.db.execute(
+            "SELECT id, ts, operator, action, target, hash FROM audit WHERE target = ? OR detail LIKE ? ORDER BY id",
+            (f"sha256:{sha[:16]}", f"%{sha[:16]}%"),
+        ):
+            rows.append(dict(r) | {"time": _iso(r["ts"])})
+    return sorted({r["id"]: r for r in rows}.values(), key=lambda r: r["id"])
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _gates(quality: dict) -> list[dict]:
+    from . import quality as q
+
+    net = float(quality.get("net_speech_s") or 0.0)
+    snr = quality.get("snr_frames_db", quality.get("snr_db"))
+    clip = float(quality.get("clipping_ratio") or 0.0)
+    return [
+        {"gate": f"net speech >= {q.QUERY_WEAK_SPEECH_S:g} s", "value": f"{net:.1f} s", "pass": net >= q.QUERY_WEAK_SPEECH_S},
+        {"gate": f"SNR >= {q.MIN_SNR_DB:g} dB", "value": "n/a" if snr is None else f"{snr:.1f} dB", "pass": snr is None or snr >= q.MIN_SNR_DB},
+        {"gate": f"clipping <= {100 * q.MAX_CLIPPING:g} %", "value": f"{100 * clip:.2f} %", "pass": clip <= q.MAX_CLIPPING},
+    ]
+
+
+def _data_uri(png: bytes | None) -> str:
+    return "" if not png else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = None, trials: Path | None = None) -> dict:
+    """Everything the report template needs. ``result`` is a saved result (``kind`` query or verify, ``body``);
+    ``audio_paths`` maps a recording's SHA-256 to a readable copy (for the waveform/spectrogram)."""
+    from .store import audit_chain_head
+
+    audio_paths = audio_paths or {}
+    body, kind = result["body"], result["kind"]
+    lead = kind == "query"
+    ctx: dict = {
+        "report_id": f"VP-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4).upper()}",
+        "result_id": result.get("id", ""), "kind": kind, "lead": lead,
+        "title": "Investigative lead: speaker search (1:N)" if lead else "Evaluative comparison: speaker comparison (1:1)",
+        "examiner": examiner, "date": _iso(time.time()), "library": str(lib.root.name), "fonts": REPORT_FONTS,
+        "method": _method(lib), "chain_head": audit_chain_head(lib.store),
+    }
+    if lead:
+        voices = body.get("voices", [])
+        ctx["items"] = [{"name": f["name"], "sha256": f["sha256"], "size": f.get("size")} for f in body.get("files", [])]
+        ctx["voices"] = []
+        for v in voices:
+            top = (v.get("hits") or [None])[0]
+            png = _voice_png(audio_paths.get(v.get("sha256", "")), v)
+            tip, caption = tippett_figure(lib.model, _pair_of(v, top), None, v.get("net_speech"),
+                                          top and top.get("log10_lr"), trials) if top else (None, "no hit")
+            ctx["voices"].append({**v, "top": top, "gates": _gates(v.get("quality") or {}), "figure": _data_uri(png),
+                                  "tippett": _data_uri(tip), "tippett_caption": caption})
+        shas = [i["sha256"] for i in ctx["items"]]
+        population = (f"the {voices[0].get('library_size', 0) if voices else 0} persons enrolled in library "
+                      f"'{lib.root.name}' (an investigative search, not a relevant-population sample)")
+    else:
+        ctx["items"] = [{"name": Path(body[k]["file"]).name, "sha256": body[k]["sha256"], "size": None} for k in ("a", "b")]
+        tip, caption = tippett_figure(lib.model, "all", body["a"].get("net_speech"), body["b"].get("net_speech"), body.get("log10_lr"), trials)
+        ctx["comparison"] = {**body, "tippett": _data_uri(tip), "tippett_caption": caption}
+        shas = [i["sha256"] for i in ctx["items"]]
+        population = "adult speakers of the development corpora named under Method (speechocean762, HYKE IVR)"
+    ctx["population"] = population
+    ctx["custody"] = _custody(lib, shas)
+    return ctx
+
+
+def _pair_of(voice: dict, hit: dict | None) -> str:
+    from .scoring import domain_of
+
+    if hit is None:
+        return "all"
+    domain = domain_of(voice.get("source_rate") or 16000, voice.get("codec") or "")
+    return "narrowband" if domain == "narrowband" else "all"
+
+
+def _voice_png(path, voice: dict) -> bytes | None:
+    if not path or not Path(path).exists():
+        return None
+    return voice_figure(path, voice.get("channel", 0), voice.get("segments") or [],
+                        f"{voice.get('file', '')} - channel {voice.get('channel', 0)}, voice {voice.get('voice', 0)}")
+
+
+def render_html(ctx: dict) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    return env.get_template("report.html").render(**ctx)
+
+
+def render_pdf(html: str) -> bytes:
+    """The report as PDF (WeasyPrint; pango draws CJK with the font `make install` brings)."""
+    from weasyprint import HTML
+
+    return HTML(string=html, base_url=str(TEMPLATES)).write_pdf()

@@ -1,0 +1,270 @@
+"""Users, roles, sessions, four-eyes approvals and saved results, all in the library database.
+
+Passwords are argon2id hashes (argon2-cffi). Failed logins lock an account for a growing time;
+sessions are server-side rows (the cookie only carries a signed random id), so logging out or
+disabling a user ends every session at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from ..errors import DataError, LibraryError, NotFound
+from ..store import ROLES, Store, four_eyes
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MIN_PASSWORD = 10
+#: Consecutive failures allowed before an account is locked; the lock doubles with each further failure.
+FREE_FAILURES = 5
+LOCK_BASE_S = 30.0
+LOCK_MAX_S = 900.0
+
+
+class AuthFailed(Exception):
+    """A login that did not succeed; ``str`` is what the login page may show (never which part was wrong)."""
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def check_role(role: str) -> str:
+    role = (role or "").strip().lower()
+    if role not in ROLES:
+        raise DataError(f"unknown role {role!r} - use one of: {', '.join(ROLES)}")
+    return role
+
+
+def check_password(password: str) -> str:
+    if len(password or "") < MIN_PASSWORD:
+        raise DataError(f"the password is too short - use at least {MIN_PASSWORD} characters")
+    return password
+
+
+def add_user(store: Store, name: str, role: str, password: str) -> int:
+    """Create a user; names are unique and never reused for another person."""
+    if not NAME_RE.match(name or ""):
+        raise DataError(f"invalid user name {name!r} - use letters, digits, '.', '_', '-' or '@' (at most 64)")
+    role = check_role(role)
+    digest = _hasher().hash(check_password(password))
+    with store.transaction():
+        if store.db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            raise DataError(f"user {name!r} already exists - choose another name, or `voiceprint user passwd {name}`")
+        cur = store.db.execute("INSERT INTO users(name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                               (name, role, digest, time.time()))
+        store.audit("user.add", f"user:{cur.lastrowid}", role=role)
+    return int(cur.lastrowid or 0)
+
+
+def list_users(store: Store) -> list[dict]:
+    rows = store.db.execute("SELECT id, name, role, disabled, failed_logins, locked_until, created_at FROM users ORDER BY id")
+    return [dict(r) | {"disabled": bool(r["disabled"])} for r in rows]
+
+
+def get_user(store: Store, name: str) -> dict:
+    row = store.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"no user {name!r} - see `voiceprint user list`")
+    return dict(row)
+
+
+def set_disabled(store: Store, name: str, disabled: bool = True) -> None:
+    user = get_user(store, name)
+    with store.transaction():
+        store.db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user["id"]))
+        if disabled:
+            store.db.execute("DELETE FROM web_sessions WHERE user_id = ?", (user["id"],))
+        store.audit("user.disable" if disabled else "user.enable", f"user:{user['id']}")
+
+
+def set_password(store: Store, name: str, password: str) -> None:
+    user = get_user(store, name)
+    digest = _hasher().hash(check_password(password))
+    with store.transaction():
+        store.db.execute("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 WHERE id = ?", (digest, user["id"]))
+        store.db.execute("DELETE FROM web_sessions WHERE user_id = ?", (user["id"],))
+        store.audit("user.passwd", f"user:{user['id']}")
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def authenticate(store: Store, name: str, password: str) -> dict:
+    """The user for a name and password, or :class:`AuthFailed`. Every failure is audited."""
+    from argon2.exceptions import VerificationError
+
+    now = time.time()
+    row = store.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    hasher = _hasher()
+    if row is None:
+        if not _DUMMY_HASH:
+            _DUMMY_HASH.append(hasher.hash(secrets.token_hex(8)))
+        try:  # the same work as for a real user, so timing does not tell which names exist
+            hasher.verify(_DUMMY_HASH[0], password or "")
+        except VerificationError:
+            pass
+        with store.transaction():
+            store.audit("login.failed", "", reason="unknown user")
+        raise AuthFailed("wrong user name or password")
+    if row["locked_until"] > now:
+        with store.transaction():
+            store.audit("login.refused", f"user:{row['id']}", reason="locked")
+        raise AuthFailed(f"too many failed logins - try again in {int(row['locked_until'] - now) + 1} s")
+    try:
+        hasher.verify(row["password_hash"], password or "")
+        ok = True
+    except VerificationError:
+        ok = False
+    refusal = ""
+    with store.transaction():  # the failure count and the audit row must commit, so nothing raises in here
+        if not ok:
+            failed = int(row["failed_logins"]) + 1
+            lock = 0.0 if failed < FREE_FAILURES else now + min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (failed - FREE_FAILURES))
+            store.db.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?", (failed, lock, row["id"]))
+            store.audit("login.failed", f"user:{row['id']}", failures=failed)
+            refusal = "wrong user name or password"
+        elif row["disabled"]:
+            store.audit("login.refused", f"user:{row['id']}", reason="disabled")
+            refusal = "this account is disabled - ask a supervisor"
+        else:
+            store.db.execute("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?", (row["id"],))
+            store.audit("login", f"user:{row['id']}")
+    if refusal:
+        raise AuthFailed(refusal)
+    return {"id": int(row["id"]), "name": row["name"], "role": row["role"]}
+
+
+# -- sessions ----------------------------------------------------------------------------------
+def create_session(store: Store, user_id: int) -> tuple[str, str]:
+    sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    now = time.time()
+    with store.transaction():
+        store.db.execute("INSERT INTO web_sessions(id, user_id, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+                         (sid, user_id, csrf, now, now))
+    return sid, csrf
+
+
+def session_user(store: Store, sid: str, idle_timeout: float) -> dict | None:
+    """The session's user (with its CSRF token), or None when unknown, idle too long or disabled."""
+    now = time.time()
+    row = store.db.execute(
+        "SELECT s.id AS sid, s.csrf, s.last_seen, u.id, u.name, u.role, u.disabled FROM web_sessions s "
+        "JOIN users u ON u.id = s.user_id WHERE s.id = ?", (sid,)).fetchone()
+    if row is None:
+        return None
+    if row["disabled"] or now - row["last_seen"] > idle_timeout:
+        end_session(store, sid)
+        return None
+    if now - row["last_seen"] > 5:  # keep the write rate low
+        store.db.execute("UPDATE web_sessions SET last_seen = ? WHERE id = ?", (now, sid))
+    return {"id": int(row["id"]), "name": row["name"], "role": row["role"], "csrf": row["csrf"], "sid": sid}
+
+
+def end_session(store: Store, sid: str) -> None:
+    store.db.execute("DELETE FROM web_sessions WHERE id = ?", (sid,))
+
+
+# -- four-eyes enrolment -----------------------------------------------------------------------
+def set_four_eyes(store: Store, on: bool) -> None:
+    with store.transaction():
+        store.set_meta("four_eyes", "1" if on else "0")
+        store.audit("four_eyes.on" if on else "four_eyes.off")
+
+
+def _supervisor(store: Store, name: str) -> dict:
+    row = store.db.execute("SELECT id, name, role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None or row["role"] != "supervisor" or row["disabled"]:
+        raise LibraryError(f"{name!r} is not an active supervisor - only a supervisor can approve or reject enrolments")
+    return dict(row)
+
+
+def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, note: str = "") -> list[dict]:
+    """Approve (make searchable) or reject (delete) pending enrolments; a supervisor other than the enroller."""
+    store = lib.store
+    _supervisor(store, approver)
+    done = []
+    with lib.writing():
+        with store.transaction():
+            for vid in voiceprint_ids:
+                row = store.db.execute("SELECT id, person_id, recording_id, pending, enrolled_by FROM voiceprints WHERE id = ?",
+                                       (int(vid),)).fetchone()
+                if row is None or not row["pending"]:
+                    raise NotFound(f"voiceprint {vid} is not waiting for approval - see `voiceprint approve --list`")
+                if row["enrolled_by"] == approver:
+                    raise LibraryError(f"voiceprint {vid} was enrolled by {approver}; four eyes means another supervisor approves it")
+                if approve:
+                    store.db.execute("UPDATE voiceprints SET pending = 0 WHERE id = ?", (row["id"],))
+                else:
+                    store.db.execute("DELETE FROM voiceprints WHERE id = ?", (row["id"],))
+                    store.db.execute("DELETE FROM recordings WHERE id = ? AND id NOT IN (SELECT recording_id FROM voiceprints)",
+                                     (row["recording_id"],))
+                store.audit("enrol.approve" if approve else "enrol.reject", f"voiceprint:{row['id']}", person=row["person_id"],
+                            enrolled_by=row["enrolled_by"], **({"note": note} if note else {}))
+                done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})
+            store.bump_generation()
+        lib._save_index()
+    return done
+
+
+def four_eyes_on(store: Store) -> bool:
+    return four_eyes(store)
+
+
+# -- saved results and uploads -----------------------------------------------------------------
+def save_result(store: Store, kind: str, body: dict) -> str:
+    rid = secrets.token_hex(8)
+    with store.transaction():
+        store.db.execute("INSERT INTO results(id, kind, operator, created_at, body) VALUES (?, ?, ?, ?, ?)",
+                         (rid, kind, store.operator, time.time(), json.dumps(body, ensure_ascii=False, default=_plain)))
+        store.audit("result.save", f"result:{rid}", kind=kind)
+    return rid
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def load_result(store: Store, rid: str) -> dict:
+    row = store.db.execute("SELECT * FROM results WHERE id = ?", (rid,)).fetchone()
+    if row is None:
+        raise NotFound(f"no saved result {rid!r} - the id is printed by `voiceprint report` and shown on the query page")
+    return {"id": row["id"], "kind": row["kind"], "operator": row["operator"], "created_at": row["created_at"],
+            "body": json.loads(row["body"])}
+
+
+def upload_path(root: Path, sha256: str) -> Path:
+    return Path(root) / "uploads" / sha256[:2] / sha256
+
+
+def keep_upload(lib, src: Path, sha256: str, original_name: str, size: int) -> Path:
+    """Move a decoded, checked upload to its content address under the library (0600 in 0700 folders)."""
+    dest = upload_path(lib.root, sha256)
+    for folder in (dest.parent.parent, dest.parent):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    if dest.exists():
+        os.unlink(src)
+    else:
+        shutil.move(str(src), dest)
+        os.chmod(dest, 0o600)
+    with lib.store.transaction():
+        lib.store.db.execute("INSERT OR IGNORE INTO uploads(sha256, original_name, size, uploaded_by, created_at) VALUES (?, ?, ?, ?, ?)",
+                             (sha256, original_name, size, lib.store.operator, time.time()))
+        lib.store.audit("upload", f"sha256:{sha256[:16]}", size=size)
+    return dest
+
+
+def has_upload(store: Store, sha256: str) -> bool:
+    return store.db.execute("SELECT 1 FROM uploads WHERE sha256 = ?", (sha256,)).fetchone() is not None

@@ -1,0 +1,243 @@
+"""``voiceprint serve``: the FastAPI application.
+
+One library per server. Every library call runs on one dedicated thread (SQLite connections and
+the FAISS index are not shared across threads), under the logged-in user's name, so each audit
+row names the person at the keyboard. Sessions are server-side rows; the cookie carries a signed
+random id and is HttpOnly and SameSite=Strict. Every POST needs the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError
+
+HERE = Path(__file__).resolve().parent
+HTMX_FILE = "htmx-2.0.4.min.js"
+COOKIE = "vp_session"
+LOGIN_COOKIE = "vp_login"
+ALL_ROLES = frozenset({"technician", "investigator", "analyst", "supervisor"})
+#: Which roles may do what. Browsing persons, cases and phones is open to every role.
+PERMISSIONS: dict[str, frozenset] = {
+    "browse": ALL_ROLES,
+    "query": frozenset({"investigator", "analyst", "supervisor"}),
+    "report": frozenset({"investigator", "analyst", "supervisor"}),
+    "audio": frozenset({"investigator", "supervisor"}),
+    "enrol": frozenset({"technician", "supervisor"}),
+    "approve": frozenset({"supervisor"}),
+    "links": frozenset({"investigator", "supervisor"}),
+    "leads": frozenset({"analyst", "investigator", "supervisor"}),
+    "audit": frozenset({"supervisor"}),
+}
+PERMISSION_WORDS = {
+    "query": "query recordings", "report": "open evidence reports", "audio": "listen to recordings", "enrol": "enrol voice samples",
+    "approve": "approve or reject enrolments", "links": "see or decide case links", "leads": "see CDR leads", "audit": "read the audit trail",
+}
+
+
+@dataclass
+class Settings:
+    library: str | None = None
+    idle_timeout_s: float = 900.0
+    max_upload_bytes: int = 200 * 1024 * 1024
+    secure_cookies: bool = False
+    leads: Path | None = None
+    trials: Path | None = None
+    ip_failures: int = 20  # failed logins per client address in 5 minutes before it is throttled
+    extra: dict = field(default_factory=dict)
+
+
+class LoginRequired(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    def __init__(self, what: str, role: str):
+        super().__init__(f"your role ({role}) cannot {PERMISSION_WORDS.get(what, what)} - ask a supervisor for a role that can")
+
+
+class CsrfFailed(Exception):
+    pass
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Workbench:
+    """The library, opened on its own thread, and the calls into it."""
+
+    def __init__(self, settings: Settings):
+        from ..library import Library
+
+        self.settings = settings
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="voiceprint-library")
+        self.lib = self.pool.submit(Library.open, settings.library, False, "web").result()
+        self.secret = self.pool.submit(_secret, self.lib.root).result()
+        self.pool.submit(_one_faiss_thread).result()
+        self.ip_failures: dict[str, list[float]] = {}
+
+    def call_sync(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
+        return self.pool.submit(self._run, operator, fn, args, kwargs).result()
+
+    async def call(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, operator, fn, args, kwargs)
+
+    def _run(self, operator, fn, args, kwargs):
+        store = self.lib.store
+        store.operator = operator
+        try:
+            return fn(self.lib, *args, **kwargs)
+        finally:
+            store.operator = "web"
+
+    def close(self) -> None:
+        self.pool.submit(self.lib.close).result()
+        self.pool.shutdown()
+
+
+def _one_faiss_thread() -> None:
+    """One OpenMP thread for FAISS on the library thread: a single query gains nothing from more, and on a
+    busy machine OpenMP's spinning threads made a 10,000-person flat search 60x slower (scripts/bench_web.py)."""
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss is a dependency
+        return
+    faiss.omp_set_num_threads(1)
+
+
+def _secret(root: Path) -> bytes:
+    """The cookie-signing key: 32 random bytes in ``<library>/web_secret`` (0600), made once."""
+    import os
+
+    path = root / "web_secret"
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+        except FileExistsError:
+            pass
+    return path.read_bytes()
+
+
+class LimitUploads:
+    """ASGI middleware: a request body over the limit is refused before it is read (Content-Length)
+    or as soon as it passes the limit (chunked), so a 2 GB upload is never spooled whole."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await _too_large(self.limit)(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge()
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+def _too_large(limit: int):
+    from starlette.responses import HTMLResponse
+
+    return HTMLResponse(f'<p class="error" role="alert">Refused: the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB. '
+                        "Nothing was stored. Cut the recording to the part you need, or ask the administrator to raise "
+                        "<code>--max-upload-mb</code>.</p>", status_code=413)
+
+
+def create_app(settings: Settings | None = None, workbench: Workbench | None = None):
+    """The FastAPI app for one library (``voiceprint serve``; tests pass ``Settings``)."""
+    from fastapi import FastAPI
+    from fastapi.staticfiles import StaticFiles
+    from fastapi.templating import Jinja2Templates
+
+    from . import routes
+
+    settings = settings or Settings()
+    wb = workbench or Workbench(settings)
+    app = FastAPI(title="voiceprint workbench", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.wb = wb
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals.update(htmx_file=HTMX_FILE, can=can)
+    templates.env.filters["fmt"] = _fmt_number
+    app.state.templates = templates
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    routes.install(app)
+    app.add_middleware(LimitUploads, limit=settings.max_upload_bytes)
+    return app
+
+
+def can(user: dict | None, what: str) -> bool:
+    return user is not None and user["role"] in PERMISSIONS[what]
+
+
+def require(user: dict, what: str) -> None:
+    if user["role"] not in PERMISSIONS[what]:
+        raise Forbidden(what, user["role"])
+
+
+def _fmt_number(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def signer(wb: Workbench, salt: str):
+    from itsdangerous import URLSafeSerializer
+
+    return URLSafeSerializer(wb.secret, salt=salt)
+
+
+def unsign(wb: Workbench, value: str | None, salt: str) -> str | None:
+    from itsdangerous import BadSignature
+
+    if not value:
+        return None
+    try:
+        return str(signer(wb, salt).loads(value))
+    except BadSignature:
+        return None
+
+
+def tokens_equal(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+
+
+def throttled(wb: Workbench, ip: str) -> bool:
+    now = time.time()
+    recent = [t for t in wb.ip_failures.get(ip, []) if now - t < 300]
+    wb.ip_failures[ip] = recent
+    return len(recent) >= wb.settings.ip_failures
+
+
+def user_error(err: Exception) -> tuple[int, str]:
+    """The status code and one line for an error a user can act on."""
+    if isinstance(err, AudioError):
+        return 422, f"Refused: {err} Nothing was stored."
+    if isinstance(err, NotFound):
+        return 404, str(err)
+    if isinstance(err, (DataError, LibraryError)):
+        return 400 if isinstance(err, DataError) else 409, str(err)
+    if isinstance(err, VoiceprintError):
+        return 400, str(err)
+    return 500, f"internal error ({type(err).__name__}) - the server log has the details"

@@ -1,0 +1,519 @@
+"""The workbench's pages and their ``/api/`` twins. Pages answer a missing session with a redirect
+to the login page, ``/api/`` routes with 401; a role that may not do something gets 403 and a
+line that says so; a POST without its CSRF token is refused with 403."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from fastapi import Request  # routes.py is imported only by create_app; FastAPI reads these annotations
+
+from ..errors import VoiceprintError
+from . import accounts, views
+from .app import (
+    COOKIE,
+    LOGIN_COOKIE,
+    BodyTooLarge,
+    CsrfFailed,
+    Forbidden,
+    LoginRequired,
+    Workbench,
+    _too_large,
+    require,
+    signer,
+    throttled,
+    tokens_equal,
+    unsign,
+    user_error,
+)
+
+
+def _wb(request) -> Workbench:
+    return request.app.state.wb
+
+
+def _is_api(request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def page(request, name: str, user: dict | None, status_code: int = 200, **ctx):
+    templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, {"user": user, "csrf": (user or {}).get("csrf", ""), **ctx}, status_code=status_code)
+
+
+async def current_user(request) -> dict:
+    """The logged-in user, or LoginRequired. Refreshes the idle timer."""
+    wb = _wb(request)
+    sid = unsign(wb, request.cookies.get(COOKIE), "session")
+    user = None
+    if sid:
+        user = await wb.call("web", lambda lib: accounts.session_user(lib.store, sid, wb.settings.idle_timeout_s))
+    if user is None:
+        raise LoginRequired()
+    request.state.user = user  # error pages keep the navigation of the user who hit them
+    return user
+
+
+async def form_with_csrf(request, user: dict):
+    """The request's form, after checking its CSRF token (form field or X-CSRF-Token header)."""
+    form = await request.form()
+    token = form.get("csrf_token") or request.headers.get("x-csrf-token")
+    if not tokens_equal(str(token) if token else None, user["csrf"]):
+        raise CsrfFailed()
+    return form
+
+
+def install(app) -> None:
+    """Register every route and error handler on ``app``."""
+    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+    async def login_required(request, exc):
+        if _is_api(request):
+            return JSONResponse({"error": "not logged in - POST /login first"}, status_code=401)
+        if request.headers.get("hx-request"):
+            return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    async def forbidden(request, exc):
+        if _is_api(request):
+            return JSONResponse({"error": str(exc)}, status_code=403)
+        return page(request, "error.html", _user_of(request), status_code=403, title="Not allowed", message=str(exc))
+
+    async def csrf_failed(request, exc):
+        msg = "refused: this form has no valid CSRF token (it expired or did not come from this workbench) - reload the page and try again"
+        if _is_api(request):
+            return JSONResponse({"error": msg}, status_code=403)
+        return page(request, "error.html", _user_of(request), status_code=403, title="Form refused", message=msg)
+
+    async def too_large(request, exc):
+        return _too_large(_wb(request).settings.max_upload_bytes)
+
+    async def library_error(request, exc):
+        code, msg = user_error(exc)
+        if _is_api(request):
+            return JSONResponse({"error": msg}, status_code=code)
+        return page(request, "error.html", _user_of(request), status_code=code, title="Could not do that", message=msg)
+
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(Forbidden, forbidden)
+    app.add_exception_handler(CsrfFailed, csrf_failed)
+    app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_exception_handler(VoiceprintError, library_error)
+    _login_routes(app)
+    _query_routes(app)
+    _browse_routes(app)
+    _enrol_routes(app)
+    _link_routes(app)
+    _audit_routes(app)
+
+
+# -- login ---------------------------------------------------------------------------------
+def _login_routes(app) -> None:
+    from fastapi.responses import RedirectResponse
+
+    @app.get("/login")
+    async def login_form(request: Request, next: str = "/query", error: str = ""):
+        wb = _wb(request)
+        token = secrets.token_urlsafe(24)
+        resp = page(request, "login.html", None, login_csrf=token, next=_safe_next(next), error=error)
+        resp.set_cookie(LOGIN_COOKIE, signer(wb, "login").dumps(token), httponly=True, samesite="strict",
+                        secure=wb.settings.secure_cookies, max_age=1800)
+        return resp
+
+    @app.post("/login")
+    async def login(request: Request):
+        wb = _wb(request)
+        form = await request.form()
+        ip = request.client.host if request.client else "?"
+        expected = unsign(wb, request.cookies.get(LOGIN_COOKIE), "login")
+        if not tokens_equal(str(form.get("csrf_token") or ""), expected):
+            raise CsrfFailed()
+        nxt = _safe_next(str(form.get("next") or "/query"))
+        if throttled(wb, ip):
+            return _login_again(request, nxt, "too many failed logins from this address - wait five minutes", 429)
+        name, password = str(form.get("username") or ""), str(form.get("password") or "")
+        try:
+            user = await wb.call(name if accounts.NAME_RE.match(name) else "unknown", lambda lib: accounts.authenticate(lib.store, name, password))
+        except accounts.AuthFailed as err:
+            wb.ip_failures.setdefault(ip, []).append(time.time())
+            return _login_again(request, nxt, str(err), 401)
+        sid, _csrf = await wb.call(user["name"], lambda lib: accounts.create_session(lib.store, user["id"]))
+        resp = RedirectResponse(nxt, status_code=303)
+        resp.set_cookie(COOKIE, signer(wb, "session").dumps(sid), httponly=True, samesite="strict", secure=wb.settings.secure_cookies)
+        resp.delete_cookie(LOGIN_COOKIE)
+        return resp
+
+    @app.post("/logout")
+    async def logout(request: Request):
+        user = await current_user(request)
+        await form_with_csrf(request, user)
+        wb = _wb(request)
+
+        def end(lib):
+            accounts.end_session(lib.store, user["sid"])
+            with lib.store.transaction():
+                lib.store.audit("logout", f"user:{user['id']}")
+
+        await wb.call(user["name"], end)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE)
+        return resp
+
+    @app.get("/")
+    async def home(request: Request):
+        user = await current_user(request)
+        return RedirectResponse("/query" if user["role"] != "technician" else "/enrol", status_code=303)
+
+    @app.get("/api/session")
+    async def api_session(request: Request):
+        user = await current_user(request)
+        return {"user": user["name"], "role": user["role"], "csrf_token": user["csrf"]}
+
+
+def _user_of(request) -> dict | None:
+    return getattr(request.state, "user", None)
+
+
+def _safe_next(target: str) -> str:
+    """Only local paths: a login link cannot send the user to another site."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/query"
+
+
+def _login_again(request, nxt: str, error: str, status: int):
+    wb = _wb(request)
+    token = secrets.token_urlsafe(24)
+    resp = page(request, "login.html", None, status_code=status, login_csrf=token, next=nxt, error=error)
+    resp.set_cookie(LOGIN_COOKIE, signer(wb, "login").dumps(token), httponly=True, samesite="strict",
+                    secure=wb.settings.secure_cookies, max_age=1800)
+    return resp
+
+
+# -- query, results, report, audio -------------------------------------------------------------
+async def run_query(request, user: dict) -> tuple[str | None, dict]:
+    """Store, decode and query every uploaded file; the saved result's id and body."""
+    from starlette.datastructures import UploadFile
+
+    wb = _wb(request)
+    form = await form_with_csrf(request, user)
+    top = min(max(int(str(form.get("top") or 5)) if str(form.get("top") or "5").isdigit() else 5, 1), 50)
+    files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    body: dict[str, Any] = {"files": [], "voices": [], "errors": []}
+    if not files:
+        body["errors"].append({"file": "", "error": "choose at least one recording to query"})
+        return None, body
+    for up in files:
+        path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload")
+        try:
+            voices = await wb.call(user["name"], views.query_upload, path, sha, name, size, top)
+        except VoiceprintError as err:
+            body["errors"].append({"file": name, "error": user_error(err)[1]})
+            continue
+        body["files"].append({"name": name, "sha256": sha, "size": size})
+        body["voices"].extend(voices)
+    if not body["files"]:
+        return None, body
+    rid = await wb.call(user["name"], lambda lib: accounts.save_result(lib.store, "query", body))
+    return rid, body
+
+
+def _query_routes(app) -> None:
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+    @app.get("/query")
+    async def query_page(request: Request):
+        user = await current_user(request)
+        require(user, "query")
+        return page(request, "query.html", user, result=None)
+
+    @app.post("/query")
+    async def query_post(request: Request):
+        user = await current_user(request)
+        require(user, "query")
+        rid, body = await run_query(request, user)
+        ctx = await _result_context(request, user, rid, body)
+        status = 200 if rid else 422
+        if request.headers.get("hx-request"):
+            return page(request, "_results.html", user, status_code=status, **ctx)
+        return page(request, "query.html", user, status_code=status, **ctx)
+
+    @app.post("/api/query")
+    async def api_query(request: Request):
+        user = await current_user(request)
+        require(user, "query")
+        rid, body = await run_query(request, user)
+        if rid is None:
+            return JSONResponse({"error": "; ".join(e["error"] for e in body["errors"]), "errors": body["errors"]}, status_code=422)
+        return JSONResponse(body["voices"], headers={"X-Result-Id": rid})
+
+    @app.get("/results/{rid}")
+    async def result_page(request: Request, rid: str):
+        user = await current_user(request)
+        require(user, "query")
+        saved = await _wb(request).call(user["name"], _load_result, rid)
+        ctx = await _result_context(request, user, rid, saved["body"])
+        return page(request, "query.html", user, **ctx)
+
+    @app.get("/api/results/{rid}")
+    async def api_result(request: Request, rid: str):
+        user = await current_user(request)
+        require(user, "query")
+        return (await _wb(request).call(user["name"], _load_result, rid))["body"]
+
+    @app.get("/results/{rid}/voice/{n}.png")
+    async def voice_png(request: Request, rid: str, n: int):
+        user = await current_user(request)
+        require(user, "query")
+        png = await _wb(request).call(user["name"], _voice_png, rid, n)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/results/{rid}/report.{fmt}")
+    async def report(request: Request, rid: str, fmt: str):
+        user = await current_user(request)
+        require(user, "report")
+        if fmt not in ("html", "pdf"):
+            return HTMLResponse("report formats: html, pdf", status_code=404)
+        html = await _wb(request).call(user["name"], _report_html, rid, user["name"], _wb(request).settings.trials)
+        if fmt == "html":
+            return HTMLResponse(html)
+        from ..evidence import render_pdf
+
+        pdf = await asyncio_to_thread(render_pdf, html)
+        return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="voiceprint-report-{rid}.pdf"'})
+
+    @app.get("/audio/{sha}")
+    async def audio(request: Request, sha: str):
+        user = await current_user(request)
+        require(user, "audio")
+        wav = await _wb(request).call(user["name"], views.wav_bytes, sha)
+        return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+
+
+async def asyncio_to_thread(fn, *args):
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
+
+
+def _load_result(lib, rid: str) -> dict:
+    saved = accounts.load_result(lib.store, rid)
+    with lib.store.transaction():
+        lib.store.audit("result.view", f"result:{rid}")
+    return saved
+
+
+async def _result_context(request, user: dict, rid: str | None, body: dict) -> dict:
+    samples = await _wb(request).call(user["name"], views.sample_audio, body.get("voices", [])) if body.get("voices") else {}
+    return {"result": body, "rid": rid, "sample_audio": samples}
+
+
+def _voice_png(lib, rid: str, n: int) -> bytes:
+    from ..errors import NotFound
+    from ..evidence import voice_figure
+
+    body = accounts.load_result(lib.store, rid)["body"]
+    voices = body.get("voices", [])
+    if not 0 <= n < len(voices):
+        raise NotFound(f"result {rid} has no voice {n}")
+    v = voices[n]
+    with lib.store.transaction():
+        lib.store.audit("result.figure", f"result:{rid}", voice=n)
+    return voice_figure(accounts.upload_path(lib.root, v["sha256"]), v["channel"], v.get("segments") or [],
+                        f"{v['file']} - channel {v['channel']}, voice {v.get('voice', 0)} (green: this voice's speech)")
+
+
+def _report_html(lib, rid: str, examiner: str, trials) -> str:
+    from ..evidence import build_report, render_html
+
+    saved = accounts.load_result(lib.store, rid)
+    shas = [f["sha256"] for f in saved["body"].get("files", [])] or [saved["body"].get(k, {}).get("sha256", "") for k in ("a", "b")]
+    paths = {s: accounts.upload_path(lib.root, s) for s in shas if s}
+    with lib.store.transaction():
+        lib.store.audit("report", f"result:{rid}")
+    return render_html(build_report(lib, saved, examiner, paths, trials))
+
+
+# -- persons, cases, phones ----------------------------------------------------------------------
+def _browse_routes(app) -> None:
+
+    def pair(path: str, template: str, fn, *keys: str, what: str = "browse") -> None:
+        """One page and its /api twin over the same view function."""
+
+        async def handler(request: Request):
+            user = await current_user(request)
+            require(user, what)
+            args = [request.path_params.get(k) or request.query_params.get(k, "") for k in keys]
+            data = await _wb(request).call(user["name"], fn, *args)
+            if _is_api(request):
+                return data
+            return page(request, template, user, data=data)
+
+        app.add_api_route(path, handler, methods=["GET"], name=template + path)
+        app.add_api_route("/api" + path, handler, methods=["GET"], name="api" + path)
+
+    pair("/persons", "persons.html", views.persons, "q")
+    pair("/persons/{pid}", "person.html", lambda lib, pid: views.person(lib, _int(pid)), "pid")
+    pair("/cases", "cases.html", views.cases, "q")
+    pair("/cases/{number}", "case.html", views.case, "number")
+    pair("/phones", "phones.html", views.phones, "q")
+    pair("/phones/{number}", "phone.html", views.phone, "number")
+    pair("/links", "links.html", lambda lib: {"clusters": views.links(lib)}, what="links")
+    pair("/leads", "leads.html", lambda lib: views.leads(lib, app.state.wb.settings.leads), what="leads")
+
+
+def _int(text: str) -> int:
+    from ..errors import NotFound
+
+    if not str(text).isdigit():
+        raise NotFound(f"no person {text!r}")
+    return int(text)
+
+
+# -- enrolment and approvals -----------------------------------------------------------------------
+def _enrol_routes(app) -> None:
+    from fastapi.responses import JSONResponse, RedirectResponse
+
+    @app.get("/enrol")
+    async def enrol_page(request: Request):
+        user = await current_user(request)
+        require(user, "enrol")
+        wb = _wb(request)
+        pend = await wb.call(user["name"], views.pending) if user["role"] == "supervisor" else []
+        four = await wb.call(user["name"], lambda lib: accounts.four_eyes_on(lib.store))
+        return page(request, "enrol.html", user, outcomes=None, pending=pend, four_eyes=four)
+
+    @app.post("/enrol")
+    async def enrol_post(request: Request):
+        user = await current_user(request)
+        require(user, "enrol")
+        outcomes, error = await _enrol(request, user)
+        wb = _wb(request)
+        pend = await wb.call(user["name"], views.pending) if user["role"] == "supervisor" else []
+        four = await wb.call(user["name"], lambda lib: accounts.four_eyes_on(lib.store))
+        return page(request, "enrol.html", user, status_code=422 if error else 200, outcomes=outcomes, error=error, pending=pend, four_eyes=four)
+
+    @app.get("/approvals")
+    async def approvals_page(request: Request):
+        user = await current_user(request)
+        require(user, "approve")
+        pend = await _wb(request).call(user["name"], views.pending)
+        return page(request, "approvals.html", user, pending=pend, done=None)
+
+    @app.get("/api/pending")
+    async def api_pending(request: Request):
+        user = await current_user(request)
+        require(user, "approve")
+        return await _wb(request).call(user["name"], views.pending)
+
+    @app.post("/approvals")
+    async def approve(request: Request):
+        user = await current_user(request)
+        require(user, "approve")
+        form = await form_with_csrf(request, user)
+        ids = [int(x) for x in form.getlist("voiceprint") if str(x).isdigit()]
+        decision = str(form.get("decision") or "")
+        if decision not in ("approve", "reject") or not ids:
+            return page(request, "error.html", user, status_code=400, title="Nothing to do",
+                        message="choose one or more enrolments and approve or reject them")
+        done = await _wb(request).call(user["name"], accounts.review, ids, user["name"], decision == "approve", str(form.get("note") or ""))
+        if _is_api(request):
+            return JSONResponse(done)
+        if request.headers.get("hx-request") is None:
+            return RedirectResponse("/approvals", status_code=303)
+        pend = await _wb(request).call(user["name"], views.pending)
+        return page(request, "approvals.html", user, pending=pend, done=done)
+
+    app.add_api_route("/api/approvals", approve, methods=["POST"])
+
+
+async def _enrol(request, user: dict) -> tuple[list | None, str]:
+    """Receive the enrolment form: one file with person details, or a manifest with its files."""
+    from starlette.datastructures import UploadFile
+
+    wb = _wb(request)
+    form = await form_with_csrf(request, user)
+    files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    manifest = form.get("manifest")
+    if not files:
+        return None, "choose the recording(s) to enrol"
+    uploads = {}
+    for up in files:
+        path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload")
+        uploads[name] = (path, sha, size)
+    try:
+        if isinstance(manifest, UploadFile) and manifest.filename:
+            text = (await manifest.read()).decode("utf-8-sig", errors="replace")
+            items = await wb.call(user["name"], views.manifest_items, text, uploads)
+        else:
+            items = _form_items(form, uploads)
+        return await wb.call(user["name"], views.enrol_uploads, items, uploads, bool(form.get("force"))), ""
+    except VoiceprintError as err:
+        for path, _sha, _size in uploads.values():
+            views.discard(path)
+        return None, user_error(err)[1]
+
+
+def _form_items(form, uploads: dict) -> list:
+    from ..errors import DataError
+    from ..library import EnrolItem
+
+    person = str(form.get("person") or "").strip()
+    if not person:
+        raise DataError("enter who is speaking (the person's name), or upload a manifest")
+    channel = str(form.get("channel") or "")
+    return [EnrolItem(str(path), person, str(form.get("category") or "other"), str(form.get("id_number") or ""),
+                      str(form.get("phone") or ""), str(form.get("case") or ""), int(channel) if channel.isdigit() else None,
+                      str(form.get("notes") or "")) for path, _sha, _size in uploads.values()]
+
+
+# -- links -----------------------------------------------------------------------------------------
+def _link_routes(app) -> None:
+    from fastapi.responses import RedirectResponse
+
+    @app.post("/links/{cluster}/{decision}")
+    async def link_decision(request: Request, cluster: int, decision: str):
+        from ..linking import confirm, promote, split
+
+        user = await current_user(request)
+        require(user, "links")
+        form = await form_with_csrf(request, user)
+        note = str(form.get("note") or "")
+        wb = _wb(request)
+        if decision == "confirm":
+            await wb.call(user["name"], confirm, cluster, note)
+        elif decision == "split":
+            await wb.call(user["name"], split, cluster, [int(v) for v in form.getlist("voiceprint") if str(v).isdigit()], note)
+        elif decision == "promote":
+            await wb.call(user["name"], promote, cluster, str(form.get("name") or ""), str(form.get("category") or "suspect"), "", note)
+        else:
+            return page(request, "error.html", user, status_code=404, title="Unknown decision", message="use confirm, split or promote")
+        return RedirectResponse("/links", status_code=303)
+
+
+# -- audit -----------------------------------------------------------------------------------------
+def _audit_routes(app) -> None:
+    from fastapi.responses import Response
+
+    async def rows(request) -> tuple[dict, dict]:
+        user = await current_user(request)
+        require(user, "audit")
+        q = request.query_params
+        data = await _wb(request).call(user["name"], views.audit_rows, q.get("action", ""), q.get("operator", ""), q.get("since", ""))
+        return user, data
+
+    @app.get("/audit")
+    async def audit_page(request: Request):
+        user, data = await rows(request)
+        return page(request, "audit.html", user, data=data)
+
+    @app.get("/api/audit")
+    async def api_audit(request: Request):
+        return (await rows(request))[1]
+
+    @app.get("/audit.csv")
+    async def audit_csv(request: Request):
+        _user, data = await rows(request)
+        return Response(views.audit_csv(data["rows"]), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="voiceprint-audit.csv"'})
+

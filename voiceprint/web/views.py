@@ -1,0 +1,305 @@
+"""What the workbench's pages show, read from the library. Each function takes the ``Library``
+(it runs on the workbench's one library thread) and returns plain dicts, the same for the HTML
+page and its ``/api/`` twin. Every read of biometric or case data writes an audit row."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+
+from ..errors import AudioError, DataError, NotFound
+from ..store import audit_chain_head, pending_voiceprints, verify_audit_chain
+from . import accounts
+
+SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
+
+
+def _audit(lib, action: str, target: str = "", **detail) -> None:
+    with lib.store.transaction():
+        lib.store.audit(action, target, **detail)
+
+
+# -- uploads -----------------------------------------------------------------------------------
+def receive(lib, fileobj, original_name: str, chunk: int = 1 << 20) -> tuple[Path, str, int, str]:
+    """Copy an upload into the library's incoming folder (0600): (path, sha256, size, safe name).
+
+    The file keeps its (sanitised) name inside a fresh folder, so what the library records as the
+    recording's name is what the user uploaded; nothing is kept until it has decoded."""
+    import hashlib
+
+    name = SAFE_NAME.sub("_", Path(original_name or "upload").name).strip() or "upload"
+    incoming = lib.root / "uploads" / ".incoming"
+    for folder in (incoming.parent, incoming):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    folder = incoming / secrets.token_hex(8)
+    folder.mkdir(mode=0o700)
+    path = folder / name
+    h, size = hashlib.sha256(), 0
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        while True:
+            block = fileobj.read(chunk)
+            if not block:
+                break
+            h.update(block)
+            size += len(block)
+            out.write(block)
+    return path, h.hexdigest(), size, name
+
+
+def discard(path: Path) -> None:
+    """Remove an incoming upload and its folder (a refused upload leaves nothing behind)."""
+    try:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def keep(lib, path: Path, sha: str, name: str, size: int) -> None:
+    accounts.keep_upload(lib, path, sha, name, size)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def query_upload(lib, path: Path, sha: str, name: str, size: int, top: int) -> list[dict]:
+    """Query one uploaded recording (decoding it is the type check); kept only when it decoded."""
+    try:
+        voices = lib.query(path, top=top)
+    except AudioError as err:
+        discard(path)
+        raise AudioError(name, err.reason, err.hint) from None
+    except BaseException:
+        discard(path)
+        raise
+    keep(lib, path, sha, name, size)
+    for v in voices:
+        v["file"] = name
+    return voices
+
+
+def sample_audio(lib, voices: list[dict]) -> dict[int, str]:
+    """voiceprint id -> SHA-256 of its recording, for best-matching samples whose audio the library keeps."""
+    ids = [h["sample"]["voiceprint"] for v in voices for h in v.get("hits", []) if h.get("sample")]
+    info = lib.store.voiceprint_info(ids)
+    return {vid: i["sha256"] for vid, i in info.items() if accounts.has_upload(lib.store, i["sha256"])}
+
+
+def wav_bytes(lib, sha: str) -> bytes:
+    """A stored recording as 16 kHz mono WAV that any browser plays (AMR and G.711 do not play natively)."""
+    import wave
+
+    import numpy as np
+
+    from .. import audio
+
+    path = accounts.upload_path(lib.root, sha)
+    if not re.fullmatch(r"[0-9a-f]{64}", sha) or not path.exists():
+        raise NotFound("no such recording under the library")
+    rec = audio.load_recording(str(path), channels="mix")
+    pcm = (np.clip(rec.channels[0].samples, -1, 1) * 32767).astype("<i2").tobytes()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rec.channels[0].sample_rate)
+        w.writeframes(pcm)
+    _audit(lib, "audio.play", f"sha256:{sha[:16]}")
+    return buf.getvalue()
+
+
+# -- persons, cases, phones --------------------------------------------------------------------
+def persons(lib, q: str = "", limit: int = 200) -> dict:
+    q = (q or "").strip()
+    sql = ("SELECT p.id, p.name, p.id_number, p.category, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id AND v.pending = 0) "
+           "AS voice_samples, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id AND v.pending = 1) AS pending FROM persons p")
+    args: list = []
+    if q:
+        sql += (" WHERE p.name LIKE ? OR p.id_number LIKE ? OR p.id IN (SELECT person_id FROM phones WHERE number LIKE ?)")
+        like = f"%{q}%"
+        args = [like, like.upper(), f"%{re.sub(r'[^0-9+]', '', q) or q}%"]
+    total = lib.store.db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0]
+    rows = [dict(r) for r in lib.store.db.execute(sql + " ORDER BY p.id LIMIT ?", [*args, limit])]
+    _audit(lib, "person.search", "", results=total)
+    return {"q": q, "total": int(total), "persons": rows}
+
+
+def person(lib, pid: int) -> dict:
+    card = lib.person(int(pid))
+    rows = lib.store.db.execute(
+        "SELECT v.id AS voiceprint, v.pending, r.original_name, r.sha256, r.net_speech, r.channel, r.codec, r.sample_rate "
+        "FROM voiceprints v JOIN recordings r ON r.id = v.recording_id WHERE v.person_id = ? ORDER BY v.id", (int(pid),)).fetchall()
+    card["samples"] = [dict(r) | {"audio": accounts.has_upload(lib.store, r["sha256"])} for r in rows]
+    _audit(lib, "person.view", f"person:{int(pid)}")
+    return card
+
+
+def cases(lib, q: str = "") -> dict:
+    like = f"%{(q or '').strip()}%"
+    rows = lib.store.db.execute(
+        "SELECT c.*, (SELECT COUNT(*) FROM person_cases pc WHERE pc.case_id = c.id) AS persons, "
+        "(SELECT COUNT(*) FROM phone_cases hc WHERE hc.case_id = c.id) AS phones, "
+        "(SELECT COUNT(*) FROM case_voices cv WHERE cv.case_id = c.id) AS recordings "
+        "FROM cases c WHERE c.case_number LIKE ? OR c.title LIKE ? OR c.area LIKE ? ORDER BY c.case_number LIMIT 500", (like, like, like))
+    out = [dict(r) for r in rows]
+    _audit(lib, "case.search", "", results=len(out))
+    return {"q": q or "", "cases": out}
+
+
+def case(lib, case_number: str) -> dict:
+    cid = lib.store.case_id(case_number)
+    db = lib.store.db
+    row = dict(db.execute("SELECT * FROM cases WHERE id = ?", (cid,)).fetchone())
+    people = [dict(r) for r in db.execute(
+        "SELECT DISTINCT p.id, p.name, p.category FROM persons p WHERE p.id IN (SELECT person_id FROM person_cases WHERE case_id = :c) "
+        "OR p.id IN (SELECT ph.person_id FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id WHERE pc.case_id = :c) ORDER BY p.id",
+        {"c": cid})]
+    phones = [dict(r) for r in db.execute(
+        "SELECT ph.number, ph.person_id, p.name AS person FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id "
+        "LEFT JOIN persons p ON p.id = ph.person_id WHERE pc.case_id = ? ORDER BY ph.number", (cid,))]
+    voices = [dict(r) for r in db.execute(
+        "SELECT cv.id, cv.voice, cv.net_speech, cv.voiceprint_id, cv.matched_person_id, cv.match_score, r.original_name, r.channel, "
+        "p.name AS matched_person FROM case_voices cv JOIN recordings r ON r.id = cv.recording_id "
+        "LEFT JOIN persons p ON p.id = cv.matched_person_id WHERE cv.case_id = ? ORDER BY cv.id", (cid,))]
+    _audit(lib, "case.view", f"case:{cid}")
+    return {"case": row, "persons": people, "phones": phones, "recordings": voices}
+
+
+def phones(lib, q: str = "") -> dict:
+    digits = re.sub(r"[^0-9+]", "", q or "")
+    rows = lib.store.db.execute(
+        "SELECT ph.number, ph.person_id, p.name AS person, p.category, "
+        "(SELECT COUNT(*) FROM phone_cases pc WHERE pc.phone_id = ph.id) AS cases FROM phones ph "
+        "LEFT JOIN persons p ON p.id = ph.person_id WHERE ph.number LIKE ? ORDER BY ph.number LIMIT 500", (f"%{digits}%",))
+    out = [dict(r) for r in rows]
+    _audit(lib, "phone.search", "", results=len(out))
+    return {"q": q or "", "phones": out}
+
+
+def phone(lib, number: str) -> dict:
+    """The reverse strike: phone -> registered person -> their cases -> their voice samples."""
+    from ..phones import normalize_number
+
+    norm = normalize_number(number)
+    row = lib.store.db.execute("SELECT id, number, person_id FROM phones WHERE number = ?", (norm,)).fetchone()
+    if row is None:
+        raise NotFound(f"no phone {number!r} in the library")
+    phone_cases = [dict(r) for r in lib.store.db.execute(
+        "SELECT c.case_number, c.title, c.status FROM phone_cases pc JOIN cases c ON c.id = pc.case_id WHERE pc.phone_id = ? "
+        "ORDER BY c.case_number", (row["id"],))]
+    card = person(lib, row["person_id"]) if row["person_id"] is not None else None
+    _audit(lib, "phone.view", f"phone:{row['id']}")
+    return {"number": row["number"], "phone_cases": phone_cases, "person": card}
+
+
+# -- enrolment ---------------------------------------------------------------------------------
+def enrol_uploads(lib, items: list, uploads: dict, force: bool = False) -> list[dict]:
+    """Enrol uploaded files (``uploads``: name -> (path, sha, size)); kept under the library when enrolled."""
+    summary = lib.enrol_many(items, force=force)
+    out = []
+    for item, outcome in zip(items, summary.outcomes, strict=False):
+        path, sha, size = uploads[Path(item.path).name]
+        if outcome.status in ("enrolled", "already"):
+            keep(lib, path, sha, Path(path).name, size)
+        else:
+            discard(path)
+        pending = bool(outcome.voiceprint_id and lib.store.db.execute(
+            "SELECT pending FROM voiceprints WHERE id = ?", (outcome.voiceprint_id,)).fetchone()[0])
+        out.append({"file": Path(item.path).name, "person": item.person, "status": "pending approval" if pending and outcome.status == "enrolled"
+                    else outcome.status, "voiceprint": outcome.voiceprint_id, "person_id": outcome.person_id,
+                    "net_speech": outcome.net_speech, "reason": outcome.reason.replace(str(path.parent) + "/", "")})
+    return out
+
+
+def manifest_items(text: str, uploads: dict) -> list:
+    """Rows of an uploaded manifest whose ``path`` names one of the uploaded files."""
+    from ..library import read_manifest
+
+    folder = Path(next(iter(uploads.values()))[0]).parent.parent if uploads else Path(".")
+    tmp = folder / f"manifest-{secrets.token_hex(4)}.csv"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
+        fh.write(text)
+    try:
+        items = read_manifest(tmp)
+    finally:
+        tmp.unlink()
+    for it in items:
+        name = Path(it.path).name
+        if name not in uploads:
+            raise DataError(f"manifest row for {name!r}: that file was not uploaded with the manifest - select it too")
+        it.path = str(uploads[name][0])
+    return items
+
+
+def pending(lib) -> list[dict]:
+    rows = pending_voiceprints(lib.store)
+    for r in rows:
+        r["audio"] = accounts.has_upload(lib.store, r["sha256"])
+    return rows
+
+
+# -- links, leads, audit -----------------------------------------------------------------------
+def links(lib, min_cases: int = 2) -> list[dict]:
+    from ..linking import clusters
+
+    found = clusters(lib, min_cases=min_cases)
+    _audit(lib, "link.view", "", clusters=len(found))
+    return found
+
+
+def leads(lib, path: Path | None) -> dict:
+    """Ranked CDR leads (from ``voiceprint calls leads --out leads.json``), each followed into the library."""
+    if path is None:
+        return {"source": None, "leads": []}
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read the leads file ({err}) - write it with `voiceprint calls leads --out leads.json`") from err
+    for r in rows:
+        hit = lib.lookup_person(phone=r.get("number"))
+        r["library"] = None if hit is None else {"id": hit["person"]["id"], "name": hit["person"]["name"],
+                                                 "category": hit["person"]["category"], "cases": [c["case_number"] for c in hit["cases"]]}
+        if isinstance(r.get("reasons"), str):
+            r["reasons"] = [x.strip() for x in r["reasons"].split(";") if x.strip()]
+    _audit(lib, "leads.view", "", leads=len(rows))
+    return {"source": Path(path).name, "leads": rows}
+
+
+def audit_rows(lib, action: str = "", operator: str = "", since: str = "", limit: int = 500) -> dict:
+    sql = "SELECT id, ts, operator, action, target, detail, hash FROM audit WHERE 1=1"
+    args: list = []
+    if action:
+        sql += " AND action LIKE ?"
+        args.append(f"{action}%")
+    if operator:
+        sql += " AND operator = ?"
+        args.append(operator)
+    if since:
+        try:
+            from datetime import datetime
+
+            args.append(datetime.fromisoformat(since).timestamp())
+        except ValueError as err:
+            raise DataError(f"since={since!r} is not a date - use YYYY-MM-DD") from err
+        sql += " AND ts >= ?"
+    rows = [dict(r) | {"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["ts"]))}
+            for r in lib.store.db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])]
+    chain = verify_audit_chain(lib.store)
+    _audit(lib, "audit.view", "", rows=len(rows))
+    return {"rows": rows, "chain": chain, "head": audit_chain_head(lib.store), "filters": {"action": action, "operator": operator, "since": since}}
+
+
+def audit_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "time", "operator", "action", "target", "detail", "hash"])
+    for r in rows:
+        w.writerow([r["id"], r["time"], r["operator"], r["action"], r["target"], r["detail"], r["hash"]])
+    return buf.getvalue()
