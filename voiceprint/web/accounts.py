@@ -210,7 +210,7 @@ def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, 
                             enrolled_by=row["enrolled_by"], **({"note": note} if note else {}))
                 done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})
             store.bump_generation()
-        lib._save_index()
+        lib.save_index()
     return done
 
 
