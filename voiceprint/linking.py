@@ -90,11 +90,12 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
                                 "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at) VALUES (?, NULL, ?, ?, ?)",
                                 (rid, lib.model, np.asarray(vector, np.float32).tobytes(), time.time()))
                             vid = int(cur.lastrowid)
-                        lib.store.db.execute(
+                        cv = lib.store.db.execute(
                             "INSERT INTO case_voices(case_id, recording_id, voice, segments, net_speech, voiceprint_id,"
                             " matched_person_id, match_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (case_id, rid, v.voice, json.dumps(v.time_ranges()), v.net_speech, vid,
                              matched["person"]["id"] if matched else None, top["cosine"] if top else None, time.time()))
+                        _keep_vector(lib, int(cv.lastrowid), vector, rec, v.net_speech)  # voice evidence for `voiceprint leads`
                         row_of = space_row(lib, vector, rec, v.net_speech)
                         cluster = _assign(lib, vid, row_of) if vid is not None else None
                         lib.store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice,
@@ -116,6 +117,13 @@ def add_recordings(lib, case_number: str, files, on_voice=None) -> list[dict]:
                 if r.get("status") == "unknown":
                     r["cluster"] = now.get(r["voiceprint"], r["cluster"])
     return rows
+
+
+def _keep_vector(lib, case_voice_id: int, vector, rec, net_speech: float) -> None:
+    from .scoring import domain_of
+    from .store import keep_case_voice_vector
+
+    keep_case_voice_vector(lib.store, case_voice_id, lib.model, vector, domain_of(rec.source_rate, rec.codec), net_speech)
 
 
 # -- clustering -------------------------------------------------------------------------------
