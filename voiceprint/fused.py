@@ -56,7 +56,7 @@ class Graph:
             if dst.startswith("reg:"):
                 self.reg_names[dst] = ev
                 who = by_id.get(ev.get("id_number") or "\0", dst)  # the library's person with that ID card
-            self.owners.setdefault(src[7:], {}).setdefault(who, {"kind": kind, "from": src, "to": who, "detail": ev})
+            self.owners.setdefault(src[7:], {}).setdefault(who, {"kind": kind, "from": src, "to": who, "log10_lr": None, "detail": ev})
         elif kind == "cdr_score":
             self.screen[src[7:]] = (w, ev)
         elif kind == "uses_handset":

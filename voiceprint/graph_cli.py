@@ -25,7 +25,7 @@ LibraryOpt = Annotated[
                  help="Library name (under indexes/) or folder. Default: indexes/default."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for pipelines instead of a table.")]
-CASE_COLUMNS = ("case_number", "calling_number", "called_at", "title", "date", "area", "status", "victim_number")
+CASE_COLUMNS = ("case_number", "calling_number", "called_at", "title", "date", "area", "status", "victim_number", "recording")
 
 
 def parse_time(text: str | None, where: str = "--called-at") -> str:
@@ -100,6 +100,12 @@ def read_case_csv(path: Path) -> list[dict]:
             raise DataError(f"{path}: line {line}: {number!r} is not a phone number - fix it and import again (nothing was imported)")
         row["calling_number"] = number
         row["called_at"] = parse_time(row.get("called_at"), f"{path}: line {line}: called_at")
+        if row.get("recording"):
+            rec = Path(row["recording"])
+            rec = rec if rec.is_absolute() else path.parent / rec
+            if not rec.is_file():
+                raise DataError(f"{path}: line {line}: no recording {rec} - fix the path and import again (nothing was imported)")
+            row["recording"] = str(rec)
         rows.append(row)
     if not rows:
         raise DataError(f"{path}: a header but no cases")
@@ -139,16 +145,32 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
 
     @case_app.command("import")
     def case_import(
-        file: Annotated[Path, typer.Argument(help="CSV: case_number,calling_number,called_at[,area,title,date,status,victim_number].")],
+        file: Annotated[Path, typer.Argument(help="CSV: case_number,calling_number,called_at[,area,title,date,status,victim_number,recording].")],
         library: LibraryOpt = None,
     ) -> None:
-        """Import many cases and the numbers that called their victims (one row per call; re-importing adds nothing twice).
+        """Import many cases, the numbers that called their victims (one row per call) and their recordings
+        (``recording`` column, paths relative to the CSV; filed as `case add-recording` does). Re-importing adds nothing twice.
 
         Example: voiceprint case import victims_calls.csv
         """
+        from .linking import add_recordings
+
         rows = read_case_csv(file)
-        result = import_cases(open_library(library, create=True), rows)
+        lib = open_library(library, create=True)
+        result = import_cases(lib, rows)
         typer.echo(f"{result['rows']} rows: {result['cases']} cases, {result['new_calls']} new calls")
+        recordings: dict[str, list[str]] = {}
+        for r in rows:
+            if r.get("recording") and r["recording"] not in recordings.setdefault(r["case_number"], []):
+                recordings[r["case_number"]].append(r["recording"])
+        voices = [v for case, files in recordings.items() if files for v in add_recordings(lib, case, files)]
+        if voices:
+            counts = {s: sum(1 for v in voices if v["status"] == s) for s in ("matched", "unknown", "already", "refused")}
+            typer.echo(f"recordings: {sum(len(f) for f in recordings.values())} files, {len(voices)} voices "
+                       + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+            for v in voices:
+                if v["status"] == "refused":
+                    typer.echo(f"refused: {v['reason']}", err=True)
 
     @app.command("leads")
     def leads(
