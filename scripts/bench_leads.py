@@ -77,7 +77,7 @@ def build_library(work: Path, paths: dict, persons: int, cases: int) -> Path:
         for k, (victim, numbers, starts) in enumerate(victims):
             case = f"BENCH-{k:04d}"
             case_id = lib.store.add_case(case, area="far")
-            for n, s in zip(numbers, starts):
+            for n, s in zip(numbers, starts, strict=False):
                 add_case_call(lib.store, case, n, s, victim)
             rid = lib.store.add_recording(f"{k:032x}".ljust(64, "f"), 0, f"{case}.amr", 30.0, 9.0, 8000, "amr_nb")
             cv = lib.store.db.execute(

@@ -42,7 +42,7 @@ def score(leads: list[dict], truth: dict[str, str]) -> dict:
 def evaluate(folder: Path) -> dict:
     with open(folder / "truth.csv", newline="", encoding="utf-8") as fh:
         truth = {r["case_number"]: r["offender"] for r in csv.DictReader(fh)}
-    out = {}
+    out: dict = {}
     for run, file in RUNS.items():
         leads = json.loads((folder / file).read_text(encoding="utf-8"))
         out[run] = score(leads, truth)

@@ -48,7 +48,7 @@ def bounds(scores: np.ndarray, labels: np.ndarray, bins: int = 10, min_each: int
     edges = np.quantile(scores, np.linspace(0, 1, bins + 1))
     n1, n0 = max(int(labels.sum()), 1), max(int((1 - labels).sum()), 1)
     ratios = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
         sel = (scores >= lo) & (scores <= hi)
         k1, k0 = int(labels[sel].sum()), int((1 - labels[sel]).sum())
         if k1 + k0 < 2 * min_each:

@@ -180,7 +180,7 @@ def plan_cases(calls_csv: Path, dens: dict, roles: dict, heavy: list[str], rng: 
             raise SystemExit(f"den {den['den']} called too few victims - use more --rows")
         for k, (victim, callers, starts) in enumerate(rng.sample(victims, cases_per_den)):
             number = f"AJ{2026}-{den['den'] + 1:02d}{k + 1:02d}"
-            calls = [(n, s[:19]) for n, s in zip(callers, starts)]
+            calls = [(n, s[:19]) for n, s in zip(callers, starts, strict=False)]
             for n in rng.sample(heavy, rng.randint(1, 2)):
                 calls.append((n, f"2019-{rng.randint(8, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(8, 21):02d}:{rng.randint(0, 59):02d}:00"))
             cases.append({"case_number": number, "den": den["den"], "victim": victim, "calls": calls, "offender": den["offender_name"],
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
                                "case": "", "id_number": person_id_number(name)})
 
     for den in roles["dens"]:
-        a_name, b_name = f"offender {den['offender']}", f"owner {den['straw'] or 'of den %d' % den['den']}"
+        a_name, b_name = f"offender {den['offender']}", f"owner {den['straw'] or 'of den ' + str(den['den'])}"
         den["offender_name"], den["straw_name"] = a_name, b_name
         nums = dens[den["den"]]
         for n, parity in nums:
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             enrol(b_name, den["straw_enrol"], "key_person", b_phone)
     heavy = heavy_callers(res["calls"], set(owners), max(len(roles["decoys"]), 4))
-    for decoy, number in zip(roles["decoys"], heavy):
+    for decoy, number in zip(roles["decoys"], heavy, strict=False):
         name = f"resident {decoy['speaker']}"
         decoy["name"], decoy["number"] = name, number
         owners[number] = (name, person_id_number(name))

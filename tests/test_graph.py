@@ -70,7 +70,7 @@ def test_graph_edges_from_library_registry_cdr_and_handsets(tmp_path, county):
         lib.add_case("AJ-1", area="Guangdong")
         from voiceprint.graph_cli import add_calls
 
-        add_calls(lib, "AJ-1", list(zip(callers, times)))
+        add_calls(lib, "AJ-1", list(zip(callers, times, strict=False)))
         report = graph.refresh(lib, county["calls"], county["features"], county["registry"])
         assert all(v.startswith("rebuilt") for v in report.values())
         edges = lib.store.db.execute("SELECT origin, src, dst, kind, log10_lr, evidence FROM lead_edges").fetchall()

@@ -63,10 +63,10 @@ def scene(tmp_path_factory):
     mp.setattr(lib, "call_voices", lambda path, channel=None, min_speech=None: (_Recording(path), [CallVoice(
         0, 0, np.array(speakers[path[:5]] + (0.0,) * 10, np.float32), [SpeechSegment(0.5, 9.0)], {"net_speech_s": 8.5})]))
     for den in (0, 1):
-        for k, (victim, callers, times) in enumerate(county["victims"][den][:2]):
+        for k, (_victim, callers, times) in enumerate(county["victims"][den][:2]):
             case = f"AJ-{den}{k + 1}"
             lib.add_case(case, area="Guangdong")
-            add_calls(lib, case, list(zip(callers, times)) + [(county["heavy"], "2019-09-01 12:00:00")])
+            add_calls(lib, case, list(zip(callers, times, strict=False)) + [(county["heavy"], "2019-09-01 12:00:00")])
             linking.add_recordings(lib, case, [f"{case}.amr"])
     mp.undo()
     graph.refresh(lib, county["calls"], county["features"], county["registry"])

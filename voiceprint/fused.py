@@ -43,7 +43,7 @@ class Graph:
     names: dict = field(default_factory=dict)        # person identity -> name
 
     @classmethod
-    def load(cls, store) -> "Graph":
+    def load(cls, store) -> Graph:
         g = cls()
         by_id = {idn: f"person:{pid}" for pid, idn in store.db.execute("SELECT id, id_number FROM persons WHERE id_number != ''")}
         for origin, src, dst, kind, w, ev in store.db.execute("SELECT origin, src, dst, kind, log10_lr, evidence FROM lead_edges"):

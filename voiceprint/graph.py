@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from .errors import DataError
 
@@ -218,7 +218,7 @@ def cdr_edges(features: str | None, calibration: str | None) -> Iterator[Edge]:
     scores, signals = rule_score(table.canonical)
     medians = table.canonical.median(numeric_only=True).to_dict()
     reasons = rule_reasons(table.canonical, signals, medians, top=3)
-    for number, score, why in zip(table.frame.index, scores, reasons):
+    for number, score, why in zip(table.frame.index, scores, reasons, strict=False):
         yield (f"number:{number}", "screen", "cdr_score", cdr_log10_lr(score, cal),
                {"score": round(float(score), 4), "reasons": why})
 

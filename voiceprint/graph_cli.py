@@ -10,10 +10,9 @@ import csv
 import io
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
-from typing_extensions import Annotated
 
 from .errors import DataError
 
