@@ -124,7 +124,7 @@ def test_cli_leads_json_and_csv(scene, capsys, tmp_path):
     assert (tmp_path / "leads.csv").read_text(encoding="utf-8").startswith("rank,lead")
     assert run(["leads", "--library", lib, "--sources", "phone"]) == 2
     assert run(["leads", "--library", lib, "--top", "2"]) == 0
-    assert "fused leads" in capsys.readouterr().out
+    assert "leads from voice and calling evidence" in capsys.readouterr().out
 
 
 def test_a_closed_case_leaves_the_leads(scene):

@@ -209,4 +209,4 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         if not found:
             typer.echo("no leads: no open case has a calling number or a voice tied to anyone (see `voiceprint case add --calling-number`)")
             return
-        print_rows(rows, ["rank", "lead", "category", "score", "sources", "cases", "explanation"], title="fused leads (log10 LR)")
+        print_rows(rows, ["rank", "lead", "category", "score", "sources", "cases", "explanation"], title=f"leads from {'voice and calling' if sources == 'all' else sources} evidence (score: log10 LR)")
