@@ -142,3 +142,39 @@ def test_a_closed_case_leaves_the_leads(scene):
 def test_den_numbers_are_what_the_generator_planted(scene):
     cdr = dict(scene["lib"].store.db.execute("SELECT src, log10_lr FROM lead_edges WHERE kind = 'cdr_score'").fetchall())
     assert all(cdr[f"number:{n}"] > 0 for n in den_numbers(0) + den_numbers(1))
+
+
+def test_gen_scenario_writes_the_documented_layout(tmp_path):
+    """scripts/gen_scenario.py on a manifest of synthetic voices (the real interface, no speaker model needed)."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from audiogen import speech_file
+
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    with open(voices / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "speaker", "duration_s"])
+        for spk in range(6):
+            for k in range(4):
+                speech_file(voices / f"s{spk}_{k}.wav", "wav_pcm16", seconds=3.0, seed=spk * 10 + k, f0=90.0 + 25 * spk)
+                w.writerow([f"s{spk}_{k}.wav", f"spk{spk}", "3.0"])
+    out = tmp_path / "scene"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen_scenario.py"
+    proc = subprocess.run([sys.executable, str(script), "--voices", str(voices / "manifest.csv"), "--seed", "5", "--out", str(out),
+                           "--dens", "2", "--decoys", "1", "--cases-per-den", "1", "--rows", "20000", "--enrol-seconds", "5",
+                           "--case-seconds", "5"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("cases.csv", "case_recordings.csv", "enrol.csv", "registry.csv", "truth.csv", "run.sh", "cdr/calls.csv"):
+        assert (out / name).exists(), name
+    truth = list(csv.DictReader(open(out / "truth.csv")))
+    assert [list(r) for r in truth[:1]] == [["case_number", "offender"]] and len(truth) == 2
+    registry = {r["name"] for r in csv.DictReader(open(out / "registry.csv", encoding="utf-8"))}
+    assert {r["offender"] for r in truth} <= registry  # every offender owns den numbers
+    run_sh = (out / "run.sh").read_text()
+    assert all(f"> {f}" in run_sh for f in ("leads.json", "leads_voice.json", "leads_cdr.json"))
+    recs = list(csv.DictReader(open(out / "case_recordings.csv")))
+    assert all((out / r["recording"]).stat().st_size > 0 and r["recording"].endswith(".amr") for r in recs)
