@@ -101,8 +101,8 @@ def test_refresh_is_incremental(tmp_path, county):
 
         add_calls(lib, "AJ-1", [(den_numbers(1)[0], "2019-10-01 10:00:00")])
         after = graph.refresh(lib)
-        assert after["library"].startswith("rebuilt") and after["voice"].startswith("rebuilt")
-        assert after["cdr"] == after["handset"] == after["registry"] == "unchanged"
+        assert after["library"].startswith("rebuilt") and after["reach"].startswith("rebuilt")
+        assert after["cdr"] == after["handset"] == after["registry"] == after["voice"] == "unchanged"
         assert graph.sources(lib.store)["features"] == str(county["features"].resolve())
 
 

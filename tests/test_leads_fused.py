@@ -178,3 +178,11 @@ def test_gen_scenario_writes_the_documented_layout(tmp_path):
     assert all(f"> {f}" in run_sh for f in ("leads.json", "leads_voice.json", "leads_cdr.json"))
     recs = list(csv.DictReader(open(out / "case_recordings.csv")))
     assert all((out / r["recording"]).stat().st_size > 0 and r["recording"].endswith(".amr") for r in recs)
+
+
+def test_new_case_voices_are_searched_without_searching_the_old_ones_again(scene):
+    lib = scene["lib"]
+    searched = lib.store.db.execute("SELECT COUNT(*) FROM lead_edges WHERE kind = 'searched'").fetchone()[0]
+    assert searched == 4  # one per filed case voice
+    report = graph.refresh(lib)
+    assert report["voice"] == "unchanged" and report["reach"] == "unchanged"

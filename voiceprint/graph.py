@@ -11,8 +11,9 @@ recording), ``cluster:3`` (an unknown voice linked across cases), ``handset:<IME
 - ``cdr``: number scored by the calling screen (the rule score over ``calls features``), with its reasons
   and its calibrated log10 LR (``voiceprint/calls/calibration_rule.json``);
 - ``handset``: number used a handset (IMEI) that other numbers used too (the imported calls Parquet);
-- ``voice``: voice matches person, the back end's calibrated log10 LR (the top hits of every case voice,
-  and every person a number path leads to from that case).
+- ``voice``: voice matches person, the back end's calibrated log10 LR: the top hits of every case voice among
+  all enrolled persons (searched once per voice, again only when the enrolled voiceprints change);
+- ``reach``: the same LR for every enrolled person a number path leads to from the voice's case.
 
 Each origin is rebuilt only when its inputs changed (``lead_state`` keeps a fingerprint per origin: file
 size and mtime for the CDR files, the audit trail and voiceprint generation for the library), so repeated
@@ -33,7 +34,7 @@ from .errors import DataError
 MAX_NUMBERS_PER_HANDSET = 20
 #: Voice hits kept per case voice (besides the persons a number path leads to).
 VOICE_TOP = 5
-ORIGINS = ("library", "registry", "cdr", "handset", "voice")
+ORIGINS = ("library", "registry", "cdr", "handset", "voice", "reach")
 SOURCE_KEYS = ("calls", "features", "registry", "calibration")
 
 Edge = tuple[str, str, str, "float | None", dict]
@@ -89,8 +90,19 @@ def _library_fp(store) -> str:
     return f"{audit_id}:{store.generation}"
 
 
+def _enrolled_fp(store, model: str) -> str:
+    """Changes when enrolled voiceprints change (the persons every case voice is searched against)."""
+    n, top = store.db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM voiceprints WHERE person_id IS NOT NULL AND model = ?",
+                              (model,)).fetchone()
+    return f"{model}:{n}:{top}:{store.generation}"
+
+
 def refresh(lib, calls=None, features=None, registry=None, calibration=None, force: bool = False) -> dict:
-    """Bring the lead graph up to date with the library and the CDR files; returns what each origin did."""
+    """Bring the lead graph up to date with the library and the CDR files; returns what each origin did.
+
+    An origin whose fingerprint is unchanged is kept. ``voice`` (each case voice's top hits among all enrolled
+    persons, the costly part) is extended with the new case voices only, unless the enrolled voiceprints changed.
+    """
     srcs = _configure(lib, {"calls": calls, "features": features, "registry": registry, "calibration": calibration})
     cal = srcs.get("calibration") or str(default_calibration())
     fps = {
@@ -98,34 +110,42 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
         "registry": _file_fp(srcs.get("registry")),
         "cdr": _file_fp(srcs.get("features")) + "|" + _file_fp(cal),
         "handset": _file_fp(srcs.get("calls")),
+        "voice": _enrolled_fp(lib.store, lib.model),
     }
-    fps["voice"] = "|".join([fps["library"], fps["registry"], fps["handset"], lib.model])
-    builders: dict[str, Callable[[], Iterable[Edge]]] = {
-        "library": lambda: library_edges(lib.store),
-        "registry": lambda: registry_edges(srcs.get("registry")),
-        "cdr": lambda: cdr_edges(srcs.get("features"), cal),
-        "handset": lambda: handset_edges(srcs.get("calls")),
-        "voice": lambda: voice_edges(lib),
+    fps["reach"] = "|".join([fps["library"], fps["registry"], fps["handset"], fps["voice"]])
+    builders: dict[str, Callable[[bool], Iterable[Edge]]] = {
+        "library": lambda full: library_edges(lib.store),
+        "registry": lambda full: registry_edges(srcs.get("registry")),
+        "cdr": lambda full: cdr_edges(srcs.get("features"), cal),
+        "handset": lambda full: handset_edges(srcs.get("calls")),
+        "voice": lambda full: voice_edges(lib, only_new=not full),
+        "reach": lambda full: reach_edges(lib),
     }
     report = {}
     for origin in ORIGINS:
         row = lib.store.db.execute("SELECT fingerprint FROM lead_state WHERE origin = ?", (origin,)).fetchone()
-        if row is not None and row[0] == fps[origin] and not force:
+        full = force or row is None or row[0] != fps[origin]
+        if not full and origin != "voice":
             report[origin] = "unchanged"
             continue
         t0 = time.time()
-        edges = list(builders[origin]())
+        edges = list(builders[origin](full))
+        if not full and not edges:
+            report[origin] = "unchanged"
+            continue
         with lib.writing(), lib.store.transaction():
-            lib.store.db.execute("DELETE FROM lead_edges WHERE origin = ?", (origin,))
+            if full:
+                lib.store.db.execute("DELETE FROM lead_edges WHERE origin = ?", (origin,))
             lib.store.db.executemany(
                 "INSERT INTO lead_edges(origin, src, dst, kind, log10_lr, evidence) VALUES (?, ?, ?, ?, ?, ?)",
                 ((origin, s, d, k, w, json.dumps(ev, ensure_ascii=False)) for s, d, k, w, ev in edges))
+            total, = lib.store.db.execute("SELECT COUNT(*) FROM lead_edges WHERE origin = ?", (origin,)).fetchone()
             lib.store.db.execute(
                 "INSERT INTO lead_state(origin, fingerprint, built_at, edges) VALUES (?, ?, ?, ?) ON CONFLICT(origin) DO UPDATE"
                 " SET fingerprint = excluded.fingerprint, built_at = excluded.built_at, edges = excluded.edges",
-                (origin, fps[origin], time.time(), len(edges)))
-            lib.store.audit("graph.refresh", f"origin:{origin}", edges=len(edges))
-        report[origin] = f"rebuilt ({len(edges)} edges, {time.time() - t0:.2f} s)"
+                (origin, fps[origin], time.time(), total))
+            lib.store.audit("graph.refresh", f"origin:{origin}", edges=len(edges), full=full)
+        report[origin] = f"{'rebuilt' if full else 'extended'} ({len(edges)} edges, {time.time() - t0:.2f} s)"
     return report
 
 
@@ -236,42 +256,65 @@ def handset_edges(calls: str | None) -> Iterator[Edge]:
         yield f"number:{number}", f"handset:{imei}", "uses_handset", None, {"calls": int(n)}
 
 
-def voice_edges(lib) -> Iterator[Edge]:
-    """Voice matches person: each case voice's top hits, plus every person a number path leads to from its case."""
+def _case_voice_rows(lib, only: str = "") -> list:
+    """(case voice id, case number, raw vector blob, domain, rate, codec, net speech) of the filed case voices."""
+    return lib.store.db.execute(
+        "SELECT cv.id, c.case_number, COALESCE(x.vector, v.vector), COALESCE(x.domain, ''), r.sample_rate, r.codec,"
+        " COALESCE(x.net_speech, cv.net_speech) FROM case_voices cv JOIN cases c ON c.id = cv.case_id"
+        " JOIN recordings r ON r.id = cv.recording_id LEFT JOIN case_voice_vectors x ON x.case_voice_id = cv.id AND x.model = ?"
+        " LEFT JOIN voiceprints v ON v.id = cv.voiceprint_id AND v.model = ? " + only + " ORDER BY cv.id",
+        (lib.model, lib.model)).fetchall()
+
+
+def voice_edges(lib, only_new: bool = False) -> Iterator[Edge]:
+    """Voice matches person: each case voice's top hits among all enrolled persons (``only_new``: voices not yet searched)."""
+    import numpy as np
+
+    from . import scoring
+
+    if scoring.load_backend(lib.model) is None:
+        return  # no calibrated back end: voice comparisons carry no LR, so they are not evidence here
+    only = ("WHERE 'voice:' || cv.id NOT IN (SELECT src FROM lead_edges WHERE origin = 'voice' AND kind = 'searched')"
+            if only_new else "")
+    rows = _case_voice_rows(lib, only)
+    if not rows or lib.index.persons.ntotal == 0:
+        return
+    for cv_id, _, blob, domain, rate, codec, net in rows:
+        if blob is None:
+            continue  # matched at filing before vectors were kept: re-file the recording to score it
+        domain = domain or scoring.domain_of(int(rate or 0), codec or "")
+        yield f"voice:{cv_id}", "library", "searched", None, {"persons": int(lib.index.persons.ntotal)}
+        for hit in lib._search(np.frombuffer(blob, np.float32), VOICE_TOP, domain, float(net)):
+            if hit.get("log10_lr") is None:
+                continue
+            yield (f"voice:{cv_id}", f"person:{hit['person']['id']}", "matches", hit["log10_lr"],
+                   {"llr": hit["llr"], "score": hit["score"], "verbal": hit["verbal"], "rank": hit["rank"],
+                    "sample": (hit.get("sample") or {}).get("file")})
+
+
+def reach_edges(lib) -> Iterator[Edge]:
+    """Voice matches person, for every enrolled person a number path reaches from the voice's case (not already a top hit)."""
     import numpy as np
 
     from . import scoring
 
     backend = scoring.load_backend(lib.model)
     if backend is None:
-        return  # no calibrated back end: voice comparisons carry no LR, so they are not evidence here
-    store = lib.store
-    rows = store.db.execute(
-        "SELECT cv.id, c.case_number, COALESCE(x.vector, v.vector), COALESCE(x.domain, ''), r.sample_rate, r.codec,"
-        " COALESCE(x.net_speech, cv.net_speech) FROM case_voices cv JOIN cases c ON c.id = cv.case_id"
-        " JOIN recordings r ON r.id = cv.recording_id LEFT JOIN case_voice_vectors x ON x.case_voice_id = cv.id AND x.model = ?"
-        " LEFT JOIN voiceprints v ON v.id = cv.voiceprint_id AND v.model = ? ORDER BY cv.id", (lib.model, lib.model)).fetchall()
-    if not rows or lib.index.persons.ntotal == 0:
         return
+    store = lib.store
     reach = _reachable_persons(store)
-    size = int(lib.index.persons.ntotal)
+    seen: dict[str, set[int]] = {}
+    for src, dst in store.db.execute("SELECT src, dst FROM lead_edges WHERE origin = 'voice' AND kind = 'matches'"):
+        seen.setdefault(src, set()).add(int(dst[7:]))
+    rows = [r for r in _case_voice_rows(lib) if r[2] is not None and reach.get(r[1])]
+    if not rows:
+        return
+    size = max(int(lib.index.persons.ntotal), 1)
     for cv_id, case_number, blob, domain, rate, codec, net in rows:
-        if blob is None:
-            continue  # matched at filing before vectors were kept: re-file the recording to score it
-        vector = np.frombuffer(blob, np.float32)
-        domain = domain or scoring.domain_of(int(rate or 0), codec or "")
-        seen = set()
-        for hit in lib._search(vector, VOICE_TOP, domain, float(net)):
-            if hit.get("log10_lr") is None:
-                continue
-            pid = int(hit["person"]["id"])
-            seen.add(pid)
-            yield (f"voice:{cv_id}", f"person:{pid}", "matches", hit["log10_lr"],
-                   {"llr": hit["llr"], "score": hit["score"], "verbal": hit["verbal"], "rank": hit["rank"],
-                    "sample": (hit.get("sample") or {}).get("file")})
-        extra = [p for p in reach.get(case_number, ()) if p not in seen]
+        extra = sorted(p for p in reach[case_number] if p not in seen.get(f"voice:{cv_id}", set()))
         samples = lib._person_samples(extra)
-        for pid, (score, pair) in scoring.rescore(backend, vector, domain, samples).items():
+        domain = domain or scoring.domain_of(int(rate or 0), codec or "")
+        for pid, (score, pair) in scoring.rescore(backend, np.frombuffer(blob, np.float32), domain, samples).items():
             ev = scoring.evidence(backend, score, size, samples[pid][2], float(net), pair)
             yield (f"voice:{cv_id}", f"person:{pid}", "matches", ev["log10_lr"],
                    {"llr": ev["llr"], "score": round(score, 4), "verbal": ev["verbal"], "rank": None})
