@@ -173,7 +173,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
 
     @app.command("leads")
     def leads(
-        sources: Annotated[str, typer.Option(help="Evidence to weigh: all, voice (recordings only) or cdr (case file + CDRs only).")] = "all",
+        sources: Annotated[str, typer.Option(help="Evidence to weigh: all, voice (recordings) or cdr (case file + CDRs).")] = "all",
         calls: Annotated[Optional[Path], typer.Option(help="Calls Parquet from `voiceprint calls import` (remembered).")] = None,
         features: Annotated[Optional[Path], typer.Option(help="Features Parquet from `voiceprint calls features` (remembered).")] = None,
         registry: Annotated[Optional[Path], typer.Option(help="Registry Parquet from `calls import --kind registry` (remembered).")] = None,
@@ -209,4 +209,5 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         if not found:
             typer.echo("no leads: no open case has a calling number or a voice tied to anyone (see `voiceprint case add --calling-number`)")
             return
-        print_rows(rows, ["rank", "lead", "category", "score", "sources", "cases", "explanation"], title=f"leads from {'voice and calling' if sources == 'all' else sources} evidence (score: log10 LR)")
+        kind = "voice and calling" if sources == "all" else sources
+        print_rows(rows, ["rank", "lead", "category", "score", "sources", "cases", "explanation"], title=f"leads from {kind} evidence (score: log10 LR)")
