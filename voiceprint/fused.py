@@ -11,6 +11,10 @@ unknown voice heard in several cases), two kinds of evidence are weighed as log1
   reaches the number's registered person directly, or a person whose number shares a handset with it at a
   cost of log10(1/k), k = the persons registered on that handset's numbers (any of them may have held it).
 
+When the case's voice matches an enrolled person P at LR x, a candidate reached only by the calls (whose voice the
+library does not hold) gets 1/x from the voice: against P, "this candidate spoke" explains the voice only as
+well as a random speaker would (the straw owner of a den's number is not the voice on the line).
+
 The two are independent measurements (a voice and a calling pattern), so their log LRs add. A candidate is
 tied to a case when its combined log10 LR there is at least 0; a lead's score is its best case's, and its
 ``sources`` say which kinds of evidence it rests on. ``sources="voice"`` or ``"cdr"`` weighs one kind only.
@@ -149,7 +153,27 @@ class _Case:
             return str(self.g.reg_names.get(who, {}).get("name") or who[4:])
         return self.g.names.get(who, who)
 
+    def explained_away(self) -> None:
+        """Candidates whose voice the library does not hold, in a case whose voice is an enrolled person's.
+
+        If the voice matches person P at LR x, then "the speaker is this other candidate" predicts the voice only
+        as well as a random speaker does, so against P it carries 1/x: the calls may lead to a straw owner, the
+        voice says who held the phone.
+        """
+        persons = [(term, who, e) for who, (term, e, _) in self.voice.items() if who.startswith("person:")]
+        if not persons:
+            return
+        term, best, edges = max(persons, key=lambda t: t[0])
+        if term <= 0:
+            return
+        for who in self.calls:
+            if who not in self.voice and who != best:
+                self.voice[who] = (-term, edges, [f"but the voice heard in case {self.case} is {self.name(best)}'s"
+                                                  f" (log10 LR {term:+.2f}), which speaks against {self.name(who)} having made the call"])
+
     def scored(self, sources: tuple[str, ...]) -> list[dict]:
+        if "cdr" in sources and "voice" in sources:
+            self.explained_away()
         out = []
         for who in set(self.calls) | set(self.voice):
             parts, terms, edges, words = [], {}, [], []
