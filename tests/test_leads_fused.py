@@ -186,3 +186,20 @@ def test_new_case_voices_are_searched_without_searching_the_old_ones_again(scene
     assert searched == 4  # one per filed case voice
     report = graph.refresh(lib)
     assert report["voice"] == "unchanged" and report["reach"] == "unchanged"
+
+
+def test_the_voice_explains_away_a_dens_straw_owner(scene):
+    from voiceprint.fused import Graph, _Case
+
+    c = _Case(Graph.load(scene["lib"].store), "AJ-01")
+    c.g.names = {f"person:{r[0]}": r[1] for r in scene["lib"].store.db.execute("SELECT id, name FROM persons")}
+    c.weigh_calls()
+    c.weigh_voices()
+    rows = {r["who"]: r for r in c.scored(("cdr", "voice"))}
+    straw = next(r for w, r in rows.items() if w.startswith("reg:") and OWNERS[0][1] in c.name(w))
+    offender = max(rows.values(), key=lambda r: r["log10_lr"])
+    assert straw["terms"]["voice"] == pytest.approx(-offender["terms"]["voice"]) and straw["log10_lr"] < 0
+    assert "speaks against" in straw["explanation"]
+    fused = build_leads(scene["lib"], "all")
+    assert all(_name(x) != OWNERS[0][1] for x in fused)  # not tied to any case once the voice is weighed
+    assert any(_name(x) == OWNERS[0][1] for x in build_leads(scene["lib"], "cdr"))  # calls alone keep it
