@@ -36,6 +36,8 @@ MAX_NUMBERS_PER_HANDSET = 20
 VOICE_TOP = 5
 ORIGINS = ("library", "registry", "cdr", "handset", "voice", "reach")
 SOURCE_KEYS = ("calls", "features", "registry", "calibration")
+MADE_BY = {"calls": "`voiceprint calls import`", "features": "`voiceprint calls features`",
+           "registry": "`voiceprint calls import FILE --kind registry`", "calibration": "scripts/fit_cdr_calibration.py"}
 
 Edge = tuple[str, str, str, "float | None", dict]
 
@@ -58,8 +60,7 @@ def _configure(lib, given: dict) -> dict:
             continue
         path = Path(value)
         if not path.exists():
-            raise DataError(f"{path}: no such file - give the {key} file made by `voiceprint calls "
-                            f"{'import' if key in ('calls', 'registry') else 'features' if key == 'features' else 'score'}`")
+            raise DataError(f"{path}: no such file - give the {key} file made by {MADE_BY[key]}")
         if known.get(key) != str(path.resolve()):
             known[key] = str(path.resolve())
             changed = True
