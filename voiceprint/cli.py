@@ -349,11 +349,22 @@ def case_add(
     date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     area: Annotated[str, typer.Option()] = "",
     status: Annotated[str, typer.Option()] = "open",
+    calling_number: Annotated[list[str] | None, typer.Option(help="A number that called the victim (repeatable).")] = None,
+    called_at: Annotated[list[str] | None, typer.Option(help="When it called, YYYY-MM-DD HH:MM (repeatable, in the same order).")] = None,
     library: LibraryOpt = None,
 ) -> None:
-    """Add a case. Example: voiceprint case add AJ2026-0815 --title "Fake customer service refund" --area Chengdu"""
+    """Add a case, with the numbers that called the victim and when.
+
+    Example: voiceprint case add AJ2026-0815 --title "Fake customer service refund" --area Chengdu
+    Example: voiceprint case add AJ2026-0815 --calling-number 13900000240 --called-at "2019-10-03 10:12"
+    """
+    from .graph_cli import add_calls, pair_calls
+
+    calls = pair_calls(calling_number or [], called_at or [])
     lib = _open(library)
     lib.add_case(case_number, title, date, area, status)
+    if calls:
+        add_calls(lib, case_number, calls)
     typer.echo("ok")
 
 
@@ -687,10 +698,12 @@ def demo(
 
 
 from .cli_admin import register as _register_admin  # noqa: E402 - verify-library, person update, retention, models trust-evidence
+from .graph_cli import register as _register_leads  # noqa: E402 - needs the apps and options above
 from .web.cli import register as _register_web  # noqa: E402 - serve, user, approve, four-eyes, report, audit verify
 
 _register_admin(sys.modules[__name__])
 _register_web(app, audit_app)
+_register_leads(app, case_app, _open)  # `voiceprint leads`, `voiceprint case import`
 
 #: Set by Ctrl-C (SIGINT). Long loops check it between items, because the KeyboardInterrupt the
 #: signal also raises can be swallowed by third-party code that catches everything.

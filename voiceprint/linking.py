@@ -307,6 +307,8 @@ class Links:
     def _file_voice(self, case_id: int, path, rec, v: Voice, vector: np.ndarray) -> dict:
         """File one voice of a case recording (its own transaction): matched person, or an unknown voice in a cluster."""
         from . import quality as gates
+        from .scoring import domain_of
+        from .store import keep_case_voice_vector
 
         store = self.store
         hits = self.lib.search_vector(vector, 1)
@@ -320,8 +322,10 @@ class Links:
                 row: dict = {"status": "already", "voiceprint": existing["voiceprint_id"]}
             else:
                 vid = None if matched else store.add_unknown_voiceprint(rid, self.lib.model, vector)
-                store.add_case_voice(case_id, rid, v.voice, v.time_ranges(), v.net_speech, vid,
-                                     matched["person"]["id"] if matched else None, top["cosine"] if top else None)
+                cv = store.add_case_voice(case_id, rid, v.voice, v.time_ranges(), v.net_speech, vid,
+                                          matched["person"]["id"] if matched else None, top["cosine"] if top else None)
+                # every case voice's vector is kept as voice evidence for `voiceprint leads` (voiceprint.graph)
+                keep_case_voice_vector(store, cv, self.lib.model, vector, domain_of(rec.source_rate, rec.codec), v.net_speech)
                 cluster = self._assign(vid, self._row(vector, rec, v.net_speech)) if vid is not None else None
                 store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice, voiceprint=vid,
                             matched_person=matched["person"]["id"] if matched else None, cluster=cluster)

@@ -176,6 +176,7 @@ class Store:
         self.db.execute("PRAGMA synchronous = FULL")
         self._migrate()
         integrity_attach(self)  # secure_delete, seal functions, first-time sealing (section at the end)
+        ensure_casefile_schema(self.db)  # the case file's calling numbers and the lead graph (section at the end)
 
     # -- plumbing ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -488,11 +489,12 @@ class Store:
         return _rowid(cur)
 
     def add_case_voice(self, case_id: int, recording_id: int, voice: int, segments: list, net_speech: float,
-                       voiceprint_id: int | None, matched_person_id: int | None, match_score: float | None) -> None:
-        self.db.execute(
+                       voiceprint_id: int | None, matched_person_id: int | None, match_score: float | None) -> int:
+        cur = self.db.execute(
             "INSERT INTO case_voices(case_id, recording_id, voice, segments, net_speech, voiceprint_id,"
             " matched_person_id, match_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (case_id, recording_id, voice, json.dumps(segments), net_speech, voiceprint_id, matched_person_id, match_score, time.time()))
+        return _rowid(cur)
 
     def unknown_voices(self, model: str) -> list[tuple[int, int, np.ndarray, int, str, float | None]]:
         """(voiceprint, cluster, vector, sample rate, codec, net speech) of every clustered unknown voice not promoted."""
@@ -642,7 +644,8 @@ class _Transaction:
         return False
 
 
-# ===================================================================================# Integrity, erasure and retention (issue 12). Everything the toolkit needs to show that the
+# ==========================================================================================
+# Integrity, erasure and retention (issue 12). Everything the toolkit needs to show that the
 # biometric rows were not altered outside it, and to erase what it deletes.
 #
 # Each voiceprint row and each person row carries ``seal``: an HMAC-SHA256, under a random key
@@ -652,8 +655,7 @@ class _Transaction:
 # insert and update made through the toolkit (their SQL function exists only on its connections),
 # so every write path is covered; a row changed with another tool keeps a seal that no longer
 # matches, and ``verify_seals`` names it.
-# ==========================================================================================
-
+# ===================================================================================
 import contextlib as _contextlib  # noqa: E402 - this section's imports stay with it
 import contextvars as _contextvars  # noqa: E402
 import hashlib as _hashlib  # noqa: E402
@@ -1131,3 +1133,92 @@ def pending_voiceprints(store: Store) -> list[dict]:
         "JOIN persons p ON p.id = v.person_id JOIN recordings r ON r.id = v.recording_id WHERE v.pending = 1 ORDER BY v.id"
     ).fetchall()
     return [dict(r) for r in rows]
+=======
+# -- case file and lead graph (voiceprint.graph, voiceprint.fused) -----------------------------
+# Additive tables created on open when missing (IF NOT EXISTS; no schema version of their own), so
+# a library written before them gains them and an older voiceprint ignores them.
+CASEFILE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS case_calls (
+    id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    called_at TEXT NOT NULL DEFAULT '',
+    victim_number TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    UNIQUE (case_id, number, called_at)
+);
+CREATE INDEX IF NOT EXISTS case_calls_number ON case_calls(number);
+CREATE TABLE IF NOT EXISTS case_voice_vectors (
+    case_voice_id INTEGER PRIMARY KEY REFERENCES case_voices(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    domain TEXT NOT NULL,
+    net_speech REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lead_edges (
+    id INTEGER PRIMARY KEY,
+    origin TEXT NOT NULL,
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    log10_lr REAL,
+    evidence TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS lead_edges_src ON lead_edges(src);
+CREATE INDEX IF NOT EXISTS lead_edges_dst ON lead_edges(dst);
+CREATE INDEX IF NOT EXISTS lead_edges_origin ON lead_edges(origin);
+CREATE TABLE IF NOT EXISTS lead_state (
+    origin TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    built_at REAL NOT NULL,
+    edges INTEGER NOT NULL
+);
+"""
+CASEFILE_TABLES = ("case_calls", "case_voice_vectors", "lead_edges", "lead_state")
+
+
+def ensure_casefile_schema(db: sqlite3.Connection) -> None:
+    """Create the case-file and lead-graph tables if this database lacks them (one write, once)."""
+    marks = ",".join("?" * len(CASEFILE_TABLES))
+    have = db.execute(f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", CASEFILE_TABLES).fetchone()[0]
+    if have == len(CASEFILE_TABLES):
+        return
+    try:
+        db.executescript(f"BEGIN IMMEDIATE;\n{CASEFILE_SCHEMA}\nCOMMIT;")
+    except sqlite3.Error as err:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise LibraryError(f"cannot add the case-file tables to the library database: {err}") from err
+
+
+def add_case_call(store: Store, case_number: str, number: str, called_at: str = "", victim_number: str = "") -> bool:
+    """Record that ``number`` called the victim of a case (caller holds a transaction); False if already recorded."""
+    norm = normalize_number(number)
+    if not norm:
+        raise LibraryError(f"{number!r} is not a phone number - give the calling number as the victim's bill shows it")
+    case_id = store.case_id(case_number)
+    victim = normalize_number(victim_number) if victim_number else ""
+    cur = store.db.execute(
+        "INSERT OR IGNORE INTO case_calls(case_id, number, called_at, victim_number, created_at) VALUES (?, ?, ?, ?, ?)",
+        (case_id, norm, called_at or "", victim, time.time()))
+    if cur.rowcount:
+        store.audit("case.add_call", f"case:{case_id}", call=int(cur.lastrowid))
+    return bool(cur.rowcount)
+
+
+def case_calls(store: Store, case_number: str | None = None) -> list[dict]:
+    """The calls recorded against cases (one case, or all), oldest first."""
+    sql = ("SELECT c.case_number, c.status, c.area, k.number, k.called_at, k.victim_number FROM case_calls k"
+           " JOIN cases c ON c.id = k.case_id")
+    args: tuple = ()
+    if case_number:
+        sql += " WHERE c.case_number = ?"
+        args = (case_number.strip(),)
+    return [dict(r) for r in store.db.execute(sql + " ORDER BY c.case_number, k.called_at, k.number", args)]
+
+
+def keep_case_voice_vector(store: Store, case_voice_id: int, model: str, vector: np.ndarray, domain: str, net_speech: float) -> None:
+    """Keep a case voice's voiceprint (also one matched to a person at filing) for the lead graph's voice evidence."""
+    store.db.execute(
+        "INSERT OR REPLACE INTO case_voice_vectors(case_voice_id, model, vector, domain, net_speech) VALUES (?, ?, ?, ?, ?)",
+        (int(case_voice_id), model, np.asarray(vector, np.float32).tobytes(), domain, float(net_speech)))

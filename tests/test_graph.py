@@ -1,0 +1,122 @@
+"""The case file and the lead graph: calling numbers on cases, CSV import, edges from the library and CDR files,
+incremental refresh, the CDR score calibration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from leadsgen import den_numbers, tiny_county
+
+from voiceprint import graph
+from voiceprint.cli import run
+from voiceprint.errors import DataError
+from voiceprint.library import Library
+from voiceprint.store import case_calls
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory):
+    return tiny_county(tmp_path_factory.mktemp("county"))
+
+
+def test_case_add_records_calling_numbers_normalised(tmp_path):
+    lib = str(tmp_path / "lib")
+    assert run(["case", "add", "AJ-1", "--area", "Guangzhou", "--calling-number", "139 0000 0050", "--called-at", "2019-10-03 10:12",
+                "--calling-number", "+86 139-0000-0051", "--called-at", "2019/10/04 09:00:00", "--library", lib]) == 0
+    assert run(["case", "add", "AJ-1", "--calling-number", "13900000050", "--called-at", "2019-10-03T10:12", "--library", lib]) == 0
+    with Library.open(lib) as opened:
+        rows = case_calls(opened.store, "AJ-1")
+        area = opened.store.db.execute("SELECT area FROM cases WHERE case_number = 'AJ-1'").fetchone()[0]
+    assert [(r["number"], r["called_at"]) for r in rows] == [("+8613900000050", "2019-10-03 10:12:00"),
+                                                              ("+8613900000051", "2019-10-04 09:00:00")]  # the repeat is not added twice
+    assert area == "Guangzhou"
+
+
+def test_case_add_refuses_bad_times_and_unpaired_options(tmp_path, capsys):
+    lib = str(tmp_path / "lib")
+    assert run(["case", "add", "AJ-1", "--calling-number", "13900000050", "--called-at", "yesterday", "--library", lib]) == 8
+    assert "YYYY-MM-DD HH:MM" in capsys.readouterr().err
+    assert run(["case", "add", "AJ-1", "--calling-number", "1", "--calling-number", "2", "--called-at", "2019-10-03 10:00",
+                "--called-at", "2019-10-03 11:00", "--called-at", "2019-10-03 12:00", "--library", lib]) == 2
+
+
+def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
+    lib = str(tmp_path / "lib")
+    good = tmp_path / "cases.csv"
+    good.write_text("case_number,calling_number,called_at,area,title\nAJ-7,13900000050,2019-10-03 10:12,广州,冒充客服\n"
+                    "AJ-7,13900000051,2019-10-03 10:40,广州,冒充客服\nAJ-8,13900000052,,深圳,\n", encoding="gbk")
+    assert run(["case", "import", str(good), "--library", lib]) == 0
+    assert "3 rows: 2 cases, 3 new calls" in capsys.readouterr().out
+    assert run(["case", "import", str(good), "--library", lib]) == 0
+    assert "0 new calls" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_number,calling_number,called_at\nAJ-9,13900000053,2019-10-03 10:12\nAJ-9,13900000054,not a time\n")
+    assert run(["case", "import", str(bad), "--library", lib]) == 8
+    assert "line 3" in capsys.readouterr().err
+    missing = tmp_path / "missing.csv"
+    missing.write_text("case_number,calling_number,called_at,recording\nAJ-9,13900000053,,nowhere.amr\n")
+    assert run(["case", "import", str(missing), "--library", lib]) == 8
+    with Library.open(lib) as opened:
+        assert {r["case_number"] for r in case_calls(opened.store)} == {"AJ-7", "AJ-8"}  # nothing of the bad files
+        assert opened.store.db.execute("SELECT area FROM cases WHERE case_number = 'AJ-7'").fetchone()[0] == "广州"
+    (tmp_path / "empty.csv").write_bytes(b"")
+    assert run(["case", "import", str(tmp_path / "empty.csv"), "--library", lib]) == 8
+
+
+def test_graph_edges_from_library_registry_cdr_and_handsets(tmp_path, county):
+    victim, callers, times = county["victims"][0][0]
+    with Library.create(tmp_path / "lib") as lib:
+        lib.add_case("AJ-1", area="Guangdong")
+        from voiceprint.graph_cli import add_calls
+
+        add_calls(lib, "AJ-1", list(zip(callers, times, strict=False)))
+        report = graph.refresh(lib, county["calls"], county["features"], county["registry"])
+        assert all(v.startswith("rebuilt") for v in report.values())
+        edges = lib.store.db.execute("SELECT origin, src, dst, kind, log10_lr, evidence FROM lead_edges").fetchall()
+    kinds = {(o, k) for o, _, _, k, _, _ in edges}
+    assert {("library", "called_victim"), ("registry", "registered_to"), ("cdr", "cdr_score"), ("handset", "uses_handset")} <= kinds
+    cdr = {s[7:]: w for o, s, _, k, w, _ in edges if k == "cdr_score"}
+    cal = graph.load_calibration()
+    lo, hi = (x / 2.302585 for x in cal["llr_limit"])
+    assert all(lo - 1e-3 <= w <= hi + 1e-3 for w in cdr.values())  # bounded by the calibration's validation
+    den = den_numbers(0)
+    assert min(cdr[n] for n in den) > max(w for n, w in cdr.items() if n not in sum((den_numbers(d) for d in (0, 1)), []))
+    handsets = {}
+    for _, s, d, k, _, _ in edges:
+        if k == "uses_handset":
+            handsets.setdefault(d, set()).add(s[7:])
+    assert any(set(den) & nums and len(nums) >= 2 for nums in handsets.values())  # the den's shared handsets
+    called = [json.loads(e) for _, s, d, k, _, e in edges if k == "called_victim" and s[7:] == callers[0]]
+    assert called and called[0]["called_at"]
+
+
+def test_refresh_is_incremental(tmp_path, county):
+    with Library.create(tmp_path / "lib") as lib:
+        lib.add_case("AJ-1")
+        graph.refresh(lib, county["calls"], county["features"], county["registry"])
+        again = graph.refresh(lib)  # the CDR files are remembered
+        assert set(again.values()) == {"unchanged"}
+        from voiceprint.graph_cli import add_calls
+
+        add_calls(lib, "AJ-1", [(den_numbers(1)[0], "2019-10-01 10:00:00")])
+        after = graph.refresh(lib)
+        assert after["library"].startswith("rebuilt") and after["reach"].startswith("rebuilt")
+        assert after["cdr"] == after["handset"] == after["registry"] == after["voice"] == "unchanged"
+        assert graph.sources(lib.store)["features"] == str(county["features"].resolve())
+
+
+def test_refresh_names_a_missing_cdr_file(tmp_path):
+    with Library.create(tmp_path / "lib") as lib:
+        with pytest.raises(DataError, match="no such file"):
+            graph.refresh(lib, features=tmp_path / "nope.parquet")
+        (tmp_path / "cal.json").write_text("{}")
+        with pytest.raises(DataError, match="fit_cdr_calibration"):
+            graph.load_calibration(tmp_path / "cal.json")
+
+
+def test_calibration_is_monotone_and_capped():
+    cal = graph.load_calibration()
+    values = [graph.cdr_log10_lr(s / 10, cal) for s in range(11)]
+    assert values == sorted(values) and values[0] < 0 < values[-1]
+    assert values[-1] <= cal["log10_limit"][1] + 1e-3 and values[0] >= cal["log10_limit"][0] - 1e-3

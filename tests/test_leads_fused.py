@@ -1,0 +1,205 @@
+"""Fused leads on a tiny county: voices and calling patterns joined through phones, handsets, persons and cases.
+
+The CDRs, registry, features, case file, library, clustering, back-end LRs and the lead graph are the real
+code; the voices are stand-in voiceprints with known speakers (as in tests/test_linking.py), filed through
+``linking.add_recordings`` so that the case voices reach the graph as they do from recordings.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from leadsgen import OWNERS, den_numbers, id_number, tiny_county, voice
+
+from voiceprint import graph, linking
+from voiceprint.audio import SpeechSegment
+from voiceprint.cli import run
+from voiceprint.fused import build_leads
+from voiceprint.graph_cli import add_calls
+from voiceprint.library import CallVoice, Library
+from voiceprint.scoring import load_backend
+
+
+class _Recording:
+    def __init__(self, name):
+        self.sha256 = name.ljust(64, "0")
+        self.duration, self.source_rate, self.codec, self.n_channels = 20.0, 8000, "amr_nb", 1
+
+
+class _Embedder:
+    def embed(self, speech):
+        return voice(int(speech[0]), int(speech[1]), "narrowband")
+
+
+def _enrol(lib, name: str, speaker: int, category: str, phone: str | None = None) -> int:
+    with lib.store.transaction():
+        pid = lib.store.add_person(name, id_number(name), category)
+        for take in (1, 2):
+            rid = lib.store.add_recording(f"{name}{take}".encode().hex().ljust(64, "0")[:64], 0, f"{name}_{take}.wav", 20.0, 15.0, 16000)
+            lib.store.add_voiceprint(rid, pid, lib.model, voice(speaker, speaker * 100 + take, "wideband"))
+        if phone:
+            lib.store.add_phone(phone, pid)
+    return pid
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """Den 0: offender 甲 enrolled (speaker 1), straw owner 乙 only in the registry. Den 1: offender 丙 only in the
+    registry (voice: speaker 4, unknown), key person 丁 enrolled with another voice (speaker 2). A resident
+    (speaker 3), enrolled, called both victims too."""
+    folder = tmp_path_factory.mktemp("scene")
+    county = tiny_county(folder)
+    lib = Library.create(folder / "lib", operator="analyst")
+    if load_backend(lib.model) is None:
+        pytest.skip("no back end fitted for the default model: voice evidence carries no LR")
+    _enrol(lib, OWNERS[0][0], 1, "prior_offender")
+    _enrol(lib, OWNERS[1][1], 2, "key_person")
+    _enrol(lib, "resident", 3, "other", county["heavy"])
+    speakers = {"AJ-01": (1, 11), "AJ-02": (1, 12), "AJ-11": (4, 41), "AJ-12": (4, 42)}
+    mp = pytest.MonkeyPatch()
+    mp.setattr(lib, "_embedder", lambda: _Embedder())
+    mp.setattr(lib, "call_voices", lambda path, channel=None, min_speech=None: (_Recording(path), [CallVoice(
+        0, 0, np.array(speakers[path[:5]] + (0.0,) * 10, np.float32), [SpeechSegment(0.5, 9.0)], {"net_speech_s": 8.5})]))
+    for den in (0, 1):
+        for k, (_victim, callers, times) in enumerate(county["victims"][den][:2]):
+            case = f"AJ-{den}{k + 1}"
+            lib.add_case(case, area="Guangdong")
+            add_calls(lib, case, list(zip(callers, times, strict=False)) + [(county["heavy"], "2019-09-01 12:00:00")])
+            linking.add_recordings(lib, case, [f"{case}.amr"])
+    mp.undo()
+    graph.refresh(lib, county["calls"], county["features"], county["registry"])
+    yield {"lib": lib, "folder": folder, "county": county}
+    lib.close()
+
+
+def _best(leads, case):
+    return next(x for x in leads if case in x["cases"])
+
+
+def _name(lead):
+    return (lead["person"] or {}).get("name")
+
+
+def test_fused_leads_name_each_cases_offender(scene):
+    leads = build_leads(scene["lib"], "all")
+    for case in ("AJ-01", "AJ-02"):
+        lead = _best(leads, case)
+        assert _name(lead) == OWNERS[0][0] and lead["sources"] == ["cdr", "voice"] and lead["person"]["enrolled"]
+    for case in ("AJ-11", "AJ-12"):  # offender known only to the registry: the calls lead to 丙, 丁's voice is not the caller's
+        lead = _best(leads, case)
+        assert _name(lead) == OWNERS[1][0] and not lead["person"]["in_library"]
+    ding = next((x for x in leads if _name(x) == OWNERS[1][1]), None)
+    assert ding is None or ding["rank"] > _best(leads, "AJ-11")["rank"]
+    assert all(_name(x) != "resident" for x in leads)  # a heavy caller with a normal pattern and another voice
+
+
+def test_single_sources_weigh_one_kind_of_evidence(scene):
+    voice_only = build_leads(scene["lib"], "voice")
+    cdr_only = build_leads(scene["lib"], "cdr")
+    assert all(x["sources"] == ["voice"] for x in voice_only) and all(x["sources"] == ["cdr"] for x in cdr_only)
+    assert _name(voice_only[0]) == OWNERS[0][0]
+    unknown = _best(voice_only, "AJ-11")  # the unknown voice of both den-1 cases: a cluster, no name
+    assert unknown["person"] is None and unknown["cluster"] is not None and {"AJ-11", "AJ-12"} <= set(unknown["cases"])
+    assert {_name(x) for x in cdr_only[:4]} <= set(OWNERS[0] + OWNERS[1])  # CDRs alone cannot tell the den's two owners apart
+
+
+def test_each_lead_is_explained_with_per_edge_evidence(scene):
+    top = build_leads(scene["lib"], "all")[0]
+    case = top["per_case"][0]
+    kinds = {e["kind"] for e in case["evidence"]}
+    assert {"called_victim", "cdr_score", "registered_to", "heard_in", "matches"} <= kinds
+    lrs = {e["kind"]: e["log10_lr"] for e in case["evidence"] if e["log10_lr"] is not None}
+    assert case["terms"]["voice"] == pytest.approx(lrs["matches"]) and case["log10_lr"] == pytest.approx(sum(case["terms"].values()), abs=1e-3)
+    assert "called the victim" in top["explanation"] and "enrolled voice at log10 LR" in top["explanation"]
+
+
+def test_cli_leads_json_and_csv(scene, capsys, tmp_path):
+    lib = str(scene["folder"] / "lib")
+    assert run(["leads", "--library", lib, "--json", "--csv", str(tmp_path / "leads.csv")]) == 0
+    leads = json.loads(capsys.readouterr().out)
+    assert all({"person", "cases", "score", "sources"} <= set(x) for x in leads)
+    assert leads[0]["person"]["name"] == OWNERS[0][0] and leads[0]["score"] == max(x["score"] for x in leads)
+    assert (tmp_path / "leads.csv").read_text(encoding="utf-8").startswith("rank,lead")
+    assert run(["leads", "--library", lib, "--sources", "phone"]) == 2
+    assert run(["leads", "--library", lib, "--top", "2"]) == 0
+    assert "leads from voice and calling evidence" in capsys.readouterr().out
+
+
+def test_a_closed_case_leaves_the_leads(scene):
+    lib = scene["lib"]
+    with lib.store.transaction():
+        lib.store.db.execute("UPDATE cases SET status = 'closed' WHERE case_number IN ('AJ-01', 'AJ-02')")
+    try:
+        leads = build_leads(lib, "all")
+        assert all(not {"AJ-01", "AJ-02"} & set(x["cases"]) for x in leads)
+    finally:
+        with lib.store.transaction():
+            lib.store.db.execute("UPDATE cases SET status = 'open' WHERE case_number IN ('AJ-01', 'AJ-02')")
+
+
+def test_den_numbers_are_what_the_generator_planted(scene):
+    cdr = dict(scene["lib"].store.db.execute("SELECT src, log10_lr FROM lead_edges WHERE kind = 'cdr_score'").fetchall())
+    assert all(cdr[f"number:{n}"] > 0 for n in den_numbers(0) + den_numbers(1))
+
+
+def test_gen_scenario_writes_the_documented_layout(tmp_path):
+    """scripts/gen_scenario.py on a manifest of synthetic voices (the real interface, no speaker model needed)."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from audiogen import speech_file
+
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    with open(voices / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "speaker", "duration_s"])
+        for spk in range(6):
+            for k in range(4):
+                speech_file(voices / f"s{spk}_{k}.wav", "wav_pcm16", seconds=3.0, seed=spk * 10 + k, f0=90.0 + 25 * spk)
+                w.writerow([f"s{spk}_{k}.wav", f"spk{spk}", "3.0"])
+    out = tmp_path / "scene"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen_scenario.py"
+    proc = subprocess.run([sys.executable, str(script), "--voices", str(voices / "manifest.csv"), "--seed", "5", "--out", str(out),
+                           "--dens", "2", "--decoys", "1", "--cases-per-den", "1", "--rows", "20000", "--enrol-seconds", "5",
+                           "--case-seconds", "5"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("cases.csv", "case_recordings.csv", "enrol.csv", "registry.csv", "truth.csv", "run.sh", "cdr/calls.csv"):
+        assert (out / name).exists(), name
+    truth = list(csv.DictReader(open(out / "truth.csv")))
+    assert [list(r) for r in truth[:1]] == [["case_number", "offender"]] and len(truth) == 2
+    registry = {r["name"] for r in csv.DictReader(open(out / "registry.csv", encoding="utf-8"))}
+    assert {r["offender"] for r in truth} <= registry  # every offender owns den numbers
+    run_sh = (out / "run.sh").read_text()
+    assert all(f"> {f}" in run_sh for f in ("leads.json", "leads_voice.json", "leads_cdr.json"))
+    recs = list(csv.DictReader(open(out / "case_recordings.csv")))
+    assert all((out / r["recording"]).stat().st_size > 0 and r["recording"].endswith(".amr") for r in recs)
+
+
+def test_new_case_voices_are_searched_without_searching_the_old_ones_again(scene):
+    lib = scene["lib"]
+    searched = lib.store.db.execute("SELECT COUNT(*) FROM lead_edges WHERE kind = 'searched'").fetchone()[0]
+    assert searched == 4  # one per filed case voice
+    report = graph.refresh(lib)
+    assert report["voice"] == "unchanged" and report["reach"] == "unchanged"
+
+
+def test_the_voice_explains_away_a_dens_straw_owner(scene):
+    from voiceprint.fused import Graph, _Case
+
+    c = _Case(Graph.load(scene["lib"].store), "AJ-01")
+    c.g.names = {f"person:{r[0]}": r[1] for r in scene["lib"].store.db.execute("SELECT id, name FROM persons")}
+    c.weigh_calls()
+    c.weigh_voices()
+    rows = {r["who"]: r for r in c.scored(("cdr", "voice"))}
+    straw = next(r for w, r in rows.items() if w.startswith("reg:") and OWNERS[0][1] in c.name(w))
+    offender = max(rows.values(), key=lambda r: r["log10_lr"])
+    assert straw["terms"]["voice"] == pytest.approx(-offender["terms"]["voice"]) and straw["log10_lr"] < 0
+    assert "speaks against" in straw["explanation"]
+    fused = build_leads(scene["lib"], "all")
+    assert all(_name(x) != OWNERS[0][1] for x in fused)  # not tied to any case once the voice is weighed
+    assert any(_name(x) == OWNERS[0][1] for x in build_leads(scene["lib"], "cdr"))  # calls alone keep it

@@ -1,0 +1,213 @@
+"""CLI for the case file and fused leads: ``voiceprint case import``, ``voiceprint leads``, and the calls of ``case add``.
+
+Registered on the main typer app by :func:`register` (one line in ``voiceprint/cli.py``), so the commands
+live beside their logic (:mod:`voiceprint.graph`, :mod:`voiceprint.fused`) and not in the CLI module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import DataError
+
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y/%m/%d %H:%M:%S",
+                "%Y/%m/%d %H:%M", "%Y%m%d%H%M%S")
+LibraryOpt = Annotated[
+    Optional[str],
+    typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY",
+                 help="Library name (under indexes/) or folder. Default: indexes/default."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for pipelines instead of a table.")]
+CASE_COLUMNS = ("case_number", "calling_number", "called_at", "title", "date", "area", "status", "victim_number", "recording")
+
+
+def parse_time(text: str | None, where: str = "--called-at") -> str:
+    """A call time as ``YYYY-MM-DD HH:MM:SS`` (a bare date stays a date); empty stays empty."""
+    text = (text or "").strip()
+    if not text:
+        return ""
+    for fmt in TIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            continue
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d")
+    except ValueError:
+        raise DataError(f"{where} {text!r} is not a time - write it as YYYY-MM-DD HH:MM[:SS]") from None
+
+
+def pair_calls(numbers: list[str], times: list[str]) -> list[tuple[str, str]]:
+    """Pair repeated --calling-number / --called-at options by position (one time may serve all numbers)."""
+    if times and len(times) not in (1, len(numbers)):
+        raise typer.BadParameter(f"{len(numbers)} --calling-number but {len(times)} --called-at: give one time per number, or one for all")
+    if times and not numbers:
+        raise typer.BadParameter("--called-at needs a --calling-number")
+    parsed = [parse_time(t) for t in times]
+    return [(n, parsed[i] if len(parsed) > 1 else (parsed[0] if parsed else "")) for i, n in enumerate(numbers)]
+
+
+def add_calls(lib, case_number: str, calls: list[tuple[str, str]]) -> int:
+    """Record calls to a case's victim (the case exists); returns how many were new."""
+    from .phones import normalize_number
+    from .store import add_case_call
+
+    for number, _ in calls:
+        if not normalize_number(number):
+            raise DataError(f"--calling-number {number!r} is not a phone number")
+    with lib.writing(), lib.store.transaction():
+        return sum(add_case_call(lib.store, case_number, n, t) for n, t in calls)
+
+
+def read_case_csv(path: Path) -> list[dict]:
+    """Read and check a case-file CSV completely (UTF-8 or GBK); any bad line is an error and nothing is imported."""
+    from .phones import normalize_number
+
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from err
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty - it needs a header case_number,calling_number,called_at[,area,title,...]")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030", errors="strict") if _decodes(raw) else None
+        if text is None:
+            raise DataError(f"{path}: neither UTF-8 nor GBK - save it as UTF-8 CSV") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    if "case_number" not in header:
+        raise DataError(f"{path}: no case_number column - the header needs case_number,calling_number,called_at (got {','.join(header)})")
+    rows = []
+    for line, raw_row in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw_row.items() if k is not None}
+        if not any(row.values()):
+            continue
+        if None in raw_row:
+            raise DataError(f"{path}: line {line} has more fields than the header - fix it and import again (nothing was imported)")
+        if not row.get("case_number"):
+            raise DataError(f"{path}: line {line} has no case_number - fix it and import again (nothing was imported)")
+        number = row.get("calling_number") or row.get("number") or ""
+        if number and not normalize_number(number):
+            raise DataError(f"{path}: line {line}: {number!r} is not a phone number - fix it and import again (nothing was imported)")
+        row["calling_number"] = number
+        row["called_at"] = parse_time(row.get("called_at"), f"{path}: line {line}: called_at")
+        if row.get("recording"):
+            rec = Path(row["recording"])
+            rec = rec if rec.is_absolute() else path.parent / rec
+            if not rec.is_file():
+                raise DataError(f"{path}: line {line}: no recording {rec} - fix the path and import again (nothing was imported)")
+            row["recording"] = str(rec)
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: a header but no cases")
+    return rows
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        raw.decode("gb18030")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def import_cases(lib, rows: list[dict]) -> dict:
+    """Add the cases (title, date, victim's area, status) and their calls in one transaction."""
+    from .store import add_case_call
+
+    cases, calls = set(), 0
+    with lib.writing(), lib.store.transaction():
+        for r in rows:
+            case_id = lib.store.add_case(r["case_number"], r.get("title", ""), r.get("date") or None, r.get("area", ""),
+                                         r.get("status") or "open")
+            if r["case_number"] not in cases and (r.get("area") or r.get("title") or r.get("status")):
+                sets = {k: r[k] for k in ("area", "title", "status") if r.get(k)}
+                lib.store.db.execute(f"UPDATE cases SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",  # noqa: S608 - fixed names
+                                     (*sets.values(), case_id))
+            cases.add(r["case_number"])
+            if r["calling_number"]:
+                calls += add_case_call(lib.store, r["case_number"], r["calling_number"], r["called_at"], r.get("victim_number", ""))
+        lib.store.audit("case.import", "", cases=len(cases), calls=calls)
+    return {"cases": len(cases), "new_calls": calls, "rows": len(rows)}
+
+
+def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
+    """Add ``case import`` and ``leads`` to the CLI."""
+
+    @case_app.command("import")
+    def case_import(
+        file: Annotated[Path, typer.Argument(help="CSV: case_number,calling_number,called_at[,area,title,date,status,victim_number,recording].")],
+        library: LibraryOpt = None,
+    ) -> None:
+        """Import many cases, the numbers that called their victims (one row per call) and their recordings
+        (``recording`` column, paths relative to the CSV; filed as `case add-recording` does). Re-importing adds nothing twice.
+
+        Example: voiceprint case import victims_calls.csv
+        """
+        from .linking import add_recordings
+
+        rows = read_case_csv(file)
+        lib = open_library(library, create=True)
+        result = import_cases(lib, rows)
+        typer.echo(f"{result['rows']} rows: {result['cases']} cases, {result['new_calls']} new calls")
+        recordings: dict[str, list[str]] = {}
+        for r in rows:
+            if r.get("recording") and r["recording"] not in recordings.setdefault(r["case_number"], []):
+                recordings[r["case_number"]].append(r["recording"])
+        voices = [v for case, files in recordings.items() if files for v in add_recordings(lib, case, files)]
+        if voices:
+            counts = {s: sum(1 for v in voices if v["status"] == s) for s in ("matched", "unknown", "already", "refused")}
+            typer.echo(f"recordings: {sum(len(f) for f in recordings.values())} files, {len(voices)} voices "
+                       + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+            for v in voices:
+                if v["status"] == "refused":
+                    typer.echo(f"refused: {v['reason']}", err=True)
+
+    @app.command("leads")
+    def leads(
+        sources: Annotated[str, typer.Option(help="Evidence to weigh: all, voice (recordings) or cdr (case file + CDRs).")] = "all",
+        calls: Annotated[Optional[Path], typer.Option(help="Calls Parquet from `voiceprint calls import` (remembered).")] = None,
+        features: Annotated[Optional[Path], typer.Option(help="Features Parquet from `voiceprint calls features` (remembered).")] = None,
+        registry: Annotated[Optional[Path], typer.Option(help="Registry Parquet from `calls import --kind registry` (remembered).")] = None,
+        calibration: Annotated[Optional[Path], typer.Option(help="CDR score calibration JSON (default: the shipped Sichuan fit).")] = None,
+        top: Annotated[Optional[int], typer.Option("--top", "-k", help="Show only the first N leads.")] = None,
+        csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Also write the leads as CSV to this file.")] = None,
+        rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the whole lead graph, not only what changed.")] = False,
+        library: LibraryOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Persons, numbers and voices ranked by voice and calling evidence joined through phones and cases.
+
+        Example: voiceprint leads --calls work/calls.parquet --features work/features.parquet --registry work/registry.parquet
+        Example: voiceprint leads --sources voice --json > leads_voice.json
+        """
+        from .fused import build_leads, lead_rows
+        from .graph import refresh
+        from .report import print_rows, to_json, write_csv
+
+        if sources not in ("all", "voice", "cdr"):
+            raise typer.BadParameter("--sources must be all, voice or cdr")
+        lib = open_library(library)
+        refresh(lib, calls, features, registry, calibration, force=rebuild)
+        found = build_leads(lib, sources, top)
+        with lib.store.transaction():
+            lib.store.audit("leads", "", sources=sources, leads=len(found))
+        rows = lead_rows(found)
+        if csv_out:
+            write_csv(csv_out, rows, list(rows[0]) if rows else ["rank", "lead", "score", "sources", "cases", "explanation"])
+        if json_out:
+            typer.echo(to_json([{k: v for k, v in x.items() if k != "key"} for x in found]))
+            return
+        if not found:
+            typer.echo("no leads: no open case has a calling number or a voice tied to anyone (see `voiceprint case add --calling-number`)")
+            return
+        kind = "voice and calling" if sources == "all" else sources
+        print_rows(rows, ["rank", "lead", "category", "score", "sources", "cases", "explanation"], title=f"leads from {kind} evidence (score: log10 LR)")
