@@ -10,7 +10,7 @@ import csv
 import io
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ from .errors import DataError
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y/%m/%d %H:%M:%S",
                 "%Y/%m/%d %H:%M", "%Y%m%d%H%M%S")
 LibraryOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY",
                  help="Library name (under indexes/) or folder. Default: indexes/default."),
 ]
@@ -174,12 +174,12 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
     @app.command("leads")
     def leads(
         sources: Annotated[str, typer.Option(help="Evidence to weigh: all, voice (recordings) or cdr (case file + CDRs).")] = "all",
-        calls: Annotated[Optional[Path], typer.Option(help="Calls Parquet from `voiceprint calls import` (remembered).")] = None,
-        features: Annotated[Optional[Path], typer.Option(help="Features Parquet from `voiceprint calls features` (remembered).")] = None,
-        registry: Annotated[Optional[Path], typer.Option(help="Registry Parquet from `calls import --kind registry` (remembered).")] = None,
-        calibration: Annotated[Optional[Path], typer.Option(help="CDR score calibration JSON (default: the shipped Sichuan fit).")] = None,
-        top: Annotated[Optional[int], typer.Option("--top", "-k", help="Show only the first N leads.")] = None,
-        csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Also write the leads as CSV to this file.")] = None,
+        calls: Annotated[Path | None, typer.Option(help="Calls Parquet from `voiceprint calls import` (remembered).")] = None,
+        features: Annotated[Path | None, typer.Option(help="Features Parquet from `voiceprint calls features` (remembered).")] = None,
+        registry: Annotated[Path | None, typer.Option(help="Registry Parquet from `calls import --kind registry` (remembered).")] = None,
+        calibration: Annotated[Path | None, typer.Option(help="CDR score calibration JSON (default: the shipped Sichuan fit).")] = None,
+        top: Annotated[int | None, typer.Option("--top", "-k", help="Show only the first N leads.")] = None,
+        csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the leads as CSV to this file.")] = None,
         rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the whole lead graph, not only what changed.")] = False,
         library: LibraryOpt = None,
         json_out: JsonOpt = False,

@@ -655,7 +655,8 @@ class _Transaction:
 # insert and update made through the toolkit (their SQL function exists only on its connections),
 # so every write path is covered; a row changed with another tool keeps a seal that no longer
 # matches, and ``verify_seals`` names it.
-# ===================================================================================
+# ==========================================================================================
+
 import contextlib as _contextlib  # noqa: E402 - this section's imports stay with it
 import contextvars as _contextvars  # noqa: E402
 import hashlib as _hashlib  # noqa: E402
@@ -987,7 +988,9 @@ def expired_persons(store: Store, today: str) -> list[dict]:
         "FROM persons p WHERE p.retain_until IS NOT NULL AND p.retain_until != '' AND p.retain_until < ? ORDER BY p.id",
         (today,),
     )
-=======
+    return [dict(r) for r in rows]
+
+
 # =============================================================================================
 # Web workbench, tamper-evident audit chain and four-eyes enrolment (schema version 4).
 #
@@ -1133,7 +1136,8 @@ def pending_voiceprints(store: Store) -> list[dict]:
         "JOIN persons p ON p.id = v.person_id JOIN recordings r ON r.id = v.recording_id WHERE v.pending = 1 ORDER BY v.id"
     ).fetchall()
     return [dict(r) for r in rows]
-=======
+
+
 # -- case file and lead graph (voiceprint.graph, voiceprint.fused) -----------------------------
 # Additive tables created on open when missing (IF NOT EXISTS; no schema version of their own), so
 # a library written before them gains them and an older voiceprint ignores them.
