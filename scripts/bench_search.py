@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -47,23 +48,29 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def synthetic_library(n: int, per_person: int, decay: float, rng: np.random.Generator):
-    """(ids, person_ids, vectors, centres): ``n`` unit vectors, ``per_person`` per person."""
-    n_persons = max(1, n // per_person)
+def synthetic_library(n: int, per_person: int, decay: float, rng: np.random.Generator | int):
+    """(ids, person_ids, vectors, centres): ``n`` unit vectors, ``per_person`` consecutive ones per person.
+
+    Prefix-stable: the first m voiceprints of a library of n are the library of m (centres and
+    noise come from their own seeded streams), so an index built in stages can be measured at each."""
+    seed = int(rng.integers(2**31)) if isinstance(rng, np.random.Generator) else int(rng)
+    n_persons = max(1, -(-n // per_person))
     scale = (np.arange(1, DIM + 1, dtype=np.float32) ** (-decay / 2)).astype(np.float32)
-    rotation = np.linalg.qr(rng.standard_normal((DIM, DIM)))[0].astype(np.float32)
-    centres = normalise((rng.standard_normal((n_persons, DIM), dtype=np.float32) * scale) @ rotation)
-    person_ids = np.arange(n, dtype=np.int64) % n_persons
+    rotation = np.linalg.qr(np.random.default_rng([seed, 0]).standard_normal((DIM, DIM)))[0].astype(np.float32)
+    centres = normalise((np.random.default_rng([seed, 1]).standard_normal((n_persons, DIM), dtype=np.float32) * scale) @ rotation)
+    person_ids = np.arange(n, dtype=np.int64) // per_person
     noise_norm = np.sqrt(1 / WITHIN_PERSON_COSINE**2 - 1)  # |noise| relative to the unit centre
+    noise_rng = np.random.default_rng([seed, 2])
     vectors = np.empty((n, DIM), np.float32)
     for start in range(0, n, 100_000):  # in chunks: bounded temporary memory
         end = min(n, start + 100_000)
-        noise = rng.standard_normal((end - start, DIM), dtype=np.float32) * (noise_norm / np.sqrt(DIM))
+        noise = noise_rng.standard_normal((end - start, DIM), dtype=np.float32) * (noise_norm / np.sqrt(DIM))
         vectors[start:end] = normalise(centres[person_ids[start:end]] + noise)
     return np.arange(1, n + 1, dtype=np.int64), person_ids + 1, vectors, centres
 
 
-def queries_for(centres: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def queries_for(centres: np.ndarray, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 3])
     who = rng.integers(0, len(centres), k)
     noise_norm = np.sqrt(1 / WITHIN_PERSON_COSINE**2 - 1)
     return normalise(centres[who] + rng.standard_normal((k, DIM), dtype=np.float32) * (noise_norm / np.sqrt(DIM)))
@@ -79,8 +86,11 @@ def exact(vectors: np.ndarray, queries: np.ndarray, k: int = 10):
     return flat, truth
 
 
-def latency(search, queries: np.ndarray, k: int = 10, limit: int | None = None) -> tuple[np.ndarray, list[float]]:
-    """Labels and per-query seconds, one query at a time on one FAISS thread."""
+def latency(search, queries: np.ndarray, k: int = 10, limit: int | None = None, cpu: list | None = None) -> tuple[np.ndarray, list[float]]:
+    """Labels and per-query wall seconds, one query at a time on one FAISS thread.
+
+    ``cpu`` (a list) also receives each query's CPU seconds of this thread: on a shared machine
+    wall time includes waiting for a core, CPU time does not."""
     import faiss
 
     threads = faiss.omp_get_max_threads()
@@ -92,9 +102,11 @@ def latency(search, queries: np.ndarray, k: int = 10, limit: int | None = None) 
         found = np.full((len(qs), k), -1, np.int64)
         lat = []
         for i, q in enumerate(qs):
-            t = time.perf_counter()
+            c, t = time.thread_time(), time.perf_counter()
             _, hit = search(q[None, :], k)
             lat.append(time.perf_counter() - t)
+            if cpu is not None:
+                cpu.append(time.thread_time() - c)
             found[i, : hit.shape[1]] = hit[0]
     finally:
         faiss.omp_set_num_threads(threads)
@@ -107,15 +119,34 @@ def quality(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return recall, float(np.mean(found[:, 0] == truth[:, 0]))
 
 
-def build_or_load(kind: str, ids, person_ids, vectors, cache: Path | None, tag: str):
-    from voiceprint.index import VoiceIndex
+def build_or_load(kind: str, ids, person_ids, vectors, cache: Path | None, tag: str, prebuilt: Path | None = None):
+    """The library's VoiceIndex for this data: from ``cache``, or wrapping HNSW graphs built in stages
+    (``prebuilt``/samples_<n>.faiss, persons_<n>.faiss, written by a staged build of the same
+    prefix-stable data), or built now. Returns (index, build seconds)."""
+    from voiceprint.index import VectorSet, VoiceIndex, _resolve, person_means
 
     folder = cache / f"{tag}_{kind}" if cache else None
     if folder is not None and (loaded := VoiceIndex.load(folder)) is not None:
-        return loaded, None
-    t0 = time.perf_counter()
-    vi = VoiceIndex.build(ids, person_ids, vectors, "synthetic", 0, kind=kind, dim=DIM)
-    build_s = time.perf_counter() - t0
+        return loaded, float((folder / "build_s.txt").read_text())
+    pids, means = person_means(person_ids, vectors)
+    staged = [prebuilt / f"{level}_{len(x)}.faiss" for level, x in (("samples", ids), ("persons", pids))] if prebuilt else []
+    if staged and staged[0].exists() and _resolve(kind, len(ids)) == "hnsw":
+        import faiss
+
+        t0 = time.perf_counter()
+        samples = VectorSet(faiss.read_index(str(staged[0])), ids, np.ones(len(ids), bool), "hnsw", kind)
+        build_s = float(Path(str(staged[0]) + ".build_s").read_text())
+        if _resolve(kind, len(pids)) == "hnsw" and staged[1].exists():
+            persons = VectorSet(faiss.read_index(str(staged[1])), pids, np.ones(len(pids), bool), "hnsw", kind)
+            build_s += float(Path(str(staged[1]) + ".build_s").read_text())
+        else:
+            persons = VectorSet.build(means, pids, kind, DIM)
+            build_s += time.perf_counter() - t0
+        vi = VoiceIndex(samples, persons, "synthetic", 0, kind, person_ids.copy())
+    else:
+        t0 = time.perf_counter()
+        vi = VoiceIndex.build(ids, person_ids, vectors, "synthetic", 0, kind=kind, dim=DIM)
+        build_s = time.perf_counter() - t0
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         vi.save(folder)
@@ -123,19 +154,19 @@ def build_or_load(kind: str, ids, person_ids, vectors, cache: Path | None, tag: 
     return vi, build_s
 
 
-def measure(kind: str, ids, person_ids, vectors, queries, truth: dict, cache: Path | None, tag: str) -> dict:
+def measure(kind: str, ids, person_ids, vectors, queries, truth: dict, cache: Path | None, tag: str, prebuilt: Path | None = None) -> dict:
     import faiss
 
-    vi, build_s = build_or_load(kind, ids, person_ids, vectors, cache, tag)
-    if build_s is None and cache is not None:
-        build_s = float((cache / f"{tag}_{kind}" / "build_s.txt").read_text())
+    vi, build_s = build_or_load(kind, ids, person_ids, vectors, cache, tag, prebuilt)
     row = {"kind": kind, "sample_kind": vi.samples.kind, "person_kind": vi.persons.kind, "build_s": round(build_s, 1),
            "memory_mb": round((len(faiss.serialize_index(vi.samples.index)) + len(faiss.serialize_index(vi.persons.index))) / 2**20, 1)}
     for level, search in (("samples", vi.search_samples), ("persons", vi.search_persons)):
-        found, lat = latency(search, queries)
+        cpu: list[float] = []
+        found, lat = latency(search, queries, cpu=cpu)
         recall, top1 = quality(found, truth[level])
         lat_ms = np.array(lat) * 1000
         row[level] = {"p50_ms": round(float(np.percentile(lat_ms, 50)), 3), "p95_ms": round(float(np.percentile(lat_ms, 95)), 3),
+                      "cpu_p50_ms": round(float(np.median(cpu)) * 1000, 3),
                       "recall_at_10": round(recall, 4), "top1_agreement": round(top1, 4)}
     # one new voiceprint of a new person, through the incremental path enrolment takes
     rng = np.random.default_rng(99)
@@ -156,6 +187,8 @@ def main() -> None:
     ap.add_argument("--exact-latency-queries", type=int, default=50, help="single queries timed for exact search")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=None, help="folder to keep built indexes in (and reuse)")
+    ap.add_argument("--prebuilt", type=Path, default=None,
+                    help="folder of HNSW graphs built in stages (samples_<n>.faiss, persons_<n>.faiss) of the same data")
     ap.add_argument("--ef-search", type=int, default=None, help="override the library's HNSW efSearch (to choose it)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -168,32 +201,34 @@ def main() -> None:
     print(machine(), flush=True)
     rows, summary = [], {}
     for n in (int(x) for x in args.sizes):
-        rng = np.random.default_rng(args.seed)
-        ids, person_ids, vectors, centres = synthetic_library(n, args.per_person, args.decay, rng)
-        queries = queries_for(centres, args.queries, rng)
+        ids, person_ids, vectors, centres = synthetic_library(n, args.per_person, args.decay, args.seed)
+        queries = queries_for(centres, args.queries, args.seed)
         pids, means = person_means(person_ids, vectors)
         truth, exact_rows = {}, {}
         for level, (vecs, labels) in (("samples", (vectors, ids)), ("persons", (means, pids))):
             flat, t = exact(vecs, queries)
             truth[level] = labels[t]
-            _, lat = latency(flat.search, queries, limit=args.exact_latency_queries)
+            cpu: list[float] = []
+            _, lat = latency(flat.search, queries, limit=args.exact_latency_queries, cpu=cpu)
             exact_rows[level] = round(float(np.median(lat)) * 1000, 3)
+            exact_rows[level + "_cpu"] = round(float(np.median(cpu)) * 1000, 3)
             del flat
-        print(f"N={n:,} ({len(pids):,} persons): exact search p50 {exact_rows['samples']} ms (samples), "
-              f"{exact_rows['persons']} ms (persons), one thread", flush=True)
-        tag = f"n{n}_pp{args.per_person}_d{args.decay:g}_s{args.seed}"
+        print(f"N={n:,} ({len(pids):,} persons): exact search p50 {exact_rows['samples']} ms (samples; CPU "
+              f"{exact_rows['samples_cpu']} ms), {exact_rows['persons']} ms (persons; CPU {exact_rows['persons_cpu']} ms), one thread", flush=True)
+        tag = f"n{n}_pp{args.per_person}_d{args.decay:g}_s{args.seed}_g2"
         for kind in args.kinds:
-            r = measure(kind, ids, person_ids, vectors, queries, truth, args.cache, tag) | {"n": n, "n_persons": len(pids),
+            r = measure(kind, ids, person_ids, vectors, queries, truth, args.cache, tag, args.prebuilt) | {"n": n, "n_persons": len(pids),
                                                                                             "exact_p50_ms": exact_rows}
             rows.append(r)
             s, pr = r["samples"], r["persons"]
             print(f"  {kind} ({r['sample_kind']}/{r['person_kind']}): build {r['build_s']} s, {r['memory_mb']} MB; "
-                  f"samples p50 {s['p50_ms']} ms p95 {s['p95_ms']} ms recall@10 {s['recall_at_10']} top-1 {s['top1_agreement']}; "
-                  f"persons p50 {pr['p50_ms']} ms p95 {pr['p95_ms']} ms recall@10 {pr['recall_at_10']} top-1 {pr['top1_agreement']}; "
+                  f"samples p50 {s['p50_ms']} ms (CPU {s['cpu_p50_ms']}) p95 {s['p95_ms']} ms recall@10 {s['recall_at_10']} top-1 {s['top1_agreement']}; "
+                  f"persons p50 {pr['p50_ms']} ms (CPU {pr['cpu_p50_ms']}) p95 {pr['p95_ms']} ms recall@10 {pr['recall_at_10']} top-1 {pr['top1_agreement']}; "
                   f"add one voiceprint {r['update_one_s']} s", flush=True)
             if kind == args.kinds[0]:
                 summary[str(n)] = {"p50_ms": max(s["p50_ms"], pr["p50_ms"]), "recall_at_10": min(s["recall_at_10"], pr["recall_at_10"]),
                                    "top1_agreement": min(s["top1_agreement"], pr["top1_agreement"]),
+                                   "cpu_p50_ms": max(s["cpu_p50_ms"], pr["cpu_p50_ms"]), "load_average": os.getloadavg()[0],
                                    "index": f"{kind}: samples {r['sample_kind']}, persons {r['person_kind']}",
                                    "exact_p50_ms": exact_rows["samples"], "build_s": r["build_s"], "memory_mb": r["memory_mb"],
                                    "update_one_s": r["update_one_s"], "samples": s, "persons": pr}
