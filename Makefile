@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test clean-venv
+.PHONY: install java demo test clean-venv
 
 $(BIN)/voiceprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,11 @@ $(BIN)/voiceprint: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps Resemblyzer==0.1.4
 	@touch $@
 
-install: $(BIN)/voiceprint
+install: $(BIN)/voiceprint java
+
+# Spark (`voiceprint calls features --engine spark`) runs on a Java 17 runtime; Debian ships it
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
 
 demo: install
 	$(BIN)/voiceprint demo

@@ -101,15 +101,30 @@ def _global(
 def init(
     library: LibraryOpt = None,
     model: Annotated[Optional[str], typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
+    index: Annotated[str, typer.Option("--index", help="Where the vectors live: faiss (files in the library folder) or milvus.")] = "faiss",
+    milvus_uri: Annotated[Optional[str], typer.Option("--milvus-uri", help="Milvus server (http://host:19530) or a local file.db (Milvus Lite).")] = None,
 ) -> None:
     """Create a new, empty voiceprint library.
 
     Example: voiceprint init --library county
+             voiceprint init --library province --index milvus --milvus-uri http://milvus.internal:19530
     """
+    from .errors import LibraryError
+    from .index import BACKENDS, _milvus, write_backend
     from .library import Library
 
+    if index not in BACKENDS:
+        raise LibraryError(f"unknown --index {index!r} - use one of {', '.join(BACKENDS)}")
+    if milvus_uri and index != "milvus":
+        raise LibraryError("--milvus-uri is for --index milvus - add --index milvus or drop --milvus-uri")
+    if index == "milvus":
+        if not milvus_uri:
+            raise LibraryError("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
+        _milvus(milvus_uri)  # refuse before anything is created if it does not answer
     lib = Library.create(library, model=model, operator=STATE["operator"])
-    typer.echo(f"created library {lib.root} (model {lib.model})")
+    if index == "milvus":
+        write_backend(lib.root, index, milvus_uri)
+    typer.echo(f"created library {lib.root} (model {lib.model}, vectors in {index})")
 
 
 @app.command()
@@ -507,7 +522,7 @@ def screen(
 # -- index, audit, models --------------------------------------------------------------------
 @index_app.command("rebuild")
 def index_rebuild(
-    kind: Annotated[Optional[str], typer.Option(help="flat (exact) or hnsw (approximate, for millions).")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="auto (exact below 50,000 voiceprints, HNSW above), flat (exact) or hnsw.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -164,6 +164,8 @@ class VectorSet:
         with np.load(path, allow_pickle=False) as z:
             if int(z["format"]) != _FORMAT:
                 raise ValueError("index file format")
+            if "backend" in z.files:  # the set lives in Milvus; the file says where
+                return MilvusSet(str(z["uri"]), str(z["collection"]), int(z["dim"]), str(z["requested"]))  # type: ignore[return-value]
             index = _faiss().deserialize_index(z["faiss"])
             vs = cls(index, z["ids"], z["live"], str(z["kind"]), str(z["requested"]))
         if index.ntotal != len(vs.ids) or len(vs.live) != len(vs.ids):
@@ -204,12 +206,21 @@ class VoiceIndex:
     sample_persons: np.ndarray | None = None  # person id of each live sample, in ``samples.live_ids()`` order
 
     @classmethod
-    def build(cls, ids, person_ids, vectors, model: str, generation: int, kind: str = DEFAULT_KIND, dim: int = 0) -> "VoiceIndex":
+    def build(cls, ids, person_ids, vectors, model: str, generation: int, kind: str = DEFAULT_KIND, dim: int = 0,
+              backend: dict | None = None, folder: Path | None = None) -> "VoiceIndex":
+        """Both sets from the database's content; in FAISS, or in Milvus when ``backend`` says so
+        (``folder``, the library's, names its collections)."""
         _resolve(kind, 0)
         if vectors.size == 0:
             vectors = np.zeros((0, dim or 1), np.float32)
         ids, person_ids = np.asarray(ids, np.int64), np.asarray(person_ids, np.int64)
         pids, means = person_means(person_ids, vectors)
+        if backend and backend.get("backend") == "milvus":
+            if folder is None:
+                raise LibraryError("a Milvus-backed index needs its library folder")
+            sets = [MilvusSet.build(backend["uri"], collection_name(folder, model, level), v, i, kind, dim)
+                    for level, v, i in (("samples", vectors, ids), ("persons", means, pids))]
+            return cls(sets[0], sets[1], model, generation, kind, person_ids.copy())  # type: ignore[arg-type]
         return cls(VectorSet.build(vectors, ids, kind, dim), VectorSet.build(means, pids, kind, dim), model, generation, kind,
                    person_ids.copy())
 
@@ -282,6 +293,8 @@ class VoiceIndex:
         meta = {"model": self.model, "generation": self.generation, "kind": self.kind, "format": _FORMAT,
                 "samples": self.samples.ntotal, "persons": self.persons.ntotal,
                 "sample_kind": self.samples.kind, "person_kind": self.persons.kind}
+        if isinstance(self.samples, MilvusSet):
+            meta["milvus"] = {"uri": self.samples.uri, "collections": [self.samples.collection, self.persons.collection]}
         # index.json goes last: it is what declares the set of files valid.
         _atomic_write(folder / "index.json", json.dumps(meta, indent=2).encode())
 
@@ -340,3 +353,155 @@ def _atomic_write(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+# -- where the vectors live: FAISS files in the library folder (default) or a Milvus server ---------
+BACKEND_FILE = "index_backend.json"
+BACKENDS = ("faiss", "milvus")
+_MILVUS_CLIENTS: dict = {}
+
+
+def read_backend(folder: Path) -> dict:
+    """The library's vector backend: ``{"backend": "faiss"}`` or ``{"backend": "milvus", "uri": ...}``.
+
+    Written once by ``voiceprint init --index``; a library without the file uses FAISS files, or
+    Milvus at ``$VOICEPRINT_MILVUS_URI`` when that is set (how the test suite runs every library
+    test on Milvus). The Milvus token, if any, comes from ``$VOICEPRINT_MILVUS_TOKEN``, never a file."""
+    try:
+        cfg = json.loads((Path(folder) / BACKEND_FILE).read_text())
+    except FileNotFoundError:
+        uri = os.environ.get("VOICEPRINT_MILVUS_URI")
+        return {"backend": "milvus", "uri": uri} if uri else {"backend": "faiss"}
+    except (OSError, ValueError) as exc:
+        raise LibraryError(f"{Path(folder) / BACKEND_FILE} is unreadable ({exc}) - restore it from backup or remove it to use FAISS files") from exc
+    if cfg.get("backend") not in BACKENDS or (cfg["backend"] == "milvus" and not cfg.get("uri")):
+        raise LibraryError(f"{Path(folder) / BACKEND_FILE}: backend must be faiss, or milvus with a uri - fix or remove the file")
+    return cfg
+
+
+def write_backend(folder: Path, backend: str, uri: str | None = None) -> dict:
+    """Record where a new library keeps its vectors (0600, atomically); checks Milvus answers first."""
+    if backend not in BACKENDS:
+        raise LibraryError(f"unknown index backend {backend!r} - use one of {', '.join(BACKENDS)}")
+    if backend == "milvus":
+        if not uri:
+            raise LibraryError("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
+        _milvus(uri)
+    cfg = {"backend": backend} | ({"uri": uri} if uri else {})
+    _atomic_write(Path(folder) / BACKEND_FILE, json.dumps(cfg, indent=2).encode())
+    return cfg
+
+
+def _milvus(uri: str):
+    """One client per URI (Milvus Lite starts a local server per file: seconds)."""
+    if uri not in _MILVUS_CLIENTS:
+        try:
+            from pymilvus import MilvusClient
+        except ImportError as exc:
+            raise LibraryError("this library keeps its vectors in Milvus: install pymilvus (`make install`)") from exc
+        local = "://" not in uri
+        if local:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            client = MilvusClient(uri, token=os.environ.get("VOICEPRINT_MILVUS_TOKEN", ""))
+        except Exception as exc:  # pymilvus raises its own and gRPC errors
+            raise LibraryError(f"cannot reach Milvus at {uri}: {exc.__class__.__name__} - start it or fix --milvus-uri") from exc
+        if local and Path(uri).exists():
+            os.chmod(uri, 0o600)  # biometric data: the embedded database file is private like library.sqlite
+        _MILVUS_CLIENTS[uri] = client
+    return _MILVUS_CLIENTS[uri]
+
+
+def collection_name(folder: Path, model: str, level: str) -> str:
+    """A Milvus collection per library, model and level (letters, digits, underscores)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{Path(folder).resolve()}|{model}".encode()).hexdigest()[:16]
+    return f"vp_{digest}_{level}"
+
+
+class MilvusSet:
+    """A vector set kept in a Milvus collection; same interface as ``VectorSet``.
+
+    Milvus deletes and upserts by primary key, so no live mask is needed; the collection is
+    created with strong consistency so a search sees every write before it."""
+
+    kind = "milvus"
+
+    def __init__(self, uri: str, collection: str, dim: int, requested: str = DEFAULT_KIND):
+        self.uri, self.collection, self._dim, self.requested = uri, collection, int(dim), requested
+        self.client = _milvus(uri)
+
+    @classmethod
+    def build(cls, uri: str, collection: str, vectors: np.ndarray, ids: np.ndarray, requested: str, dim: int) -> "MilvusSet":
+        from pymilvus import DataType, MilvusClient
+
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else dim
+        client = _milvus(uri)
+        if client.has_collection(collection):
+            client.drop_collection(collection)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim or 1)
+        params = client.prepare_index_params()
+        if "://" in uri:  # a server: HNSW as measured for FAISS
+            params.add_index(field_name="vector", index_type="HNSW", metric_type="IP",
+                             params={"M": HNSW_NEIGHBOURS, "efConstruction": HNSW_EF_CONSTRUCTION})
+        else:  # Milvus Lite (tests, one machine) indexes FLAT
+            params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        client.create_collection(collection, schema=schema, index_params=params, consistency_level="Strong")
+        vs = cls(uri, collection, dim or 1, requested)
+        vs.add(vectors, ids)
+        return vs
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def ntotal(self) -> int:
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def live_ids(self) -> np.ndarray:
+        out: list[int] = []
+        it = self.client.query_iterator(self.collection, batch_size=10_000, filter="id >= 0 or id < 0", output_fields=["id"])
+        try:
+            while batch := it.next():
+                out.extend(int(r["id"]) for r in batch)
+        finally:
+            it.close()
+        return np.array(sorted(out), np.int64)
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        vectors = np.asarray(vectors, np.float32)
+        for start in range(0, len(ids), 5_000):
+            rows = [{"id": int(i), "vector": v.tolist()} for i, v in zip(ids[start:start + 5_000], vectors[start:start + 5_000])]
+            self.client.upsert(self.collection, rows)
+
+    def remove(self, ids: np.ndarray) -> None:
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 5_000):
+            self.client.delete(self.collection, ids=ids[start:start + 5_000])
+
+    def search(self, query: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(np.atleast_2d(query), dtype=np.float32)
+        n = self.ntotal
+        if n == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        k = max(1, min(k, n))
+        params = {"metric_type": "IP"} | ({"params": {"ef": max(ef or HNSW_EF_SEARCH, k)}} if "://" in self.uri else {})
+        hits = self.client.search(self.collection, data=q.tolist(), limit=k, search_params=params, output_fields=["id"])
+        scores = np.full((len(q), k), -np.inf, np.float32)
+        labels = np.full((len(q), k), -1, np.int64)
+        for row, found in enumerate(hits):
+            for col, h in enumerate(found[:k]):
+                scores[row, col], labels[row, col] = h["distance"], h["id"]
+        return scores, labels
+
+    def to_bytes(self) -> bytes:
+        """What the library folder keeps for a Milvus set: where it is, not the vectors."""
+        buf = io.BytesIO()
+        np.savez(buf, backend=np.array("milvus"), uri=np.array(self.uri), collection=np.array(self.collection),
+                 dim=np.array(self._dim), requested=np.array(self.requested), format=np.array(_FORMAT))
+        return buf.getvalue()

@@ -330,9 +330,12 @@ class Library:
         ids, persons, vectors = self.store.voiceprints(self.model)
         if base is not None and base.model == self.model and (kind is None or kind == base.kind):
             return base.update(ids, persons, vectors, self.store.generation)
+        from .index import read_backend
+
         dim = int(self.store.get_meta("embedding_dim", "192"))
         kind = kind or (self._index.kind if self._index is not None else DEFAULT_KIND)
-        return VoiceIndex.build(ids, persons, vectors, self.model, self.store.generation, kind=kind, dim=dim)
+        return VoiceIndex.build(ids, persons, vectors, self.model, self.store.generation, kind=kind, dim=dim,
+                                backend=read_backend(self.root), folder=self.root)
 
     def rebuild_index(self, kind: str | None = None) -> dict:
         """Rebuild both FAISS indexes from the database and persist them."""
