@@ -115,7 +115,7 @@ def latency(search, queries: np.ndarray, k: int = 10, limit: int | None = None, 
 
 def quality(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     k = truth.shape[1]
-    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth)]))
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
     return recall, float(np.mean(found[:, 0] == truth[:, 0]))
 
 
@@ -238,7 +238,9 @@ def main() -> None:
           f"latency on 1 FAISS thread; {args.per_person} samples per person, spectrum decay {args.decay:g}; {args.queries} queries")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine(), "ef_search": voiceprint.index.HNSW_EF_SEARCH, "summary": summary, "rows": rows, "peak_rss_gib": round(peak, 2)}, indent=2))
+        report = {"machine": machine(), "ef_search": voiceprint.index.HNSW_EF_SEARCH, "summary": summary, "rows": rows,
+                  "peak_rss_gib": round(peak, 2)}
+        args.json.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ class VectorSet:
         self._bitmap: np.ndarray | None = None
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, requested: str = DEFAULT_KIND, dim: int = 0) -> "VectorSet":
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, requested: str = DEFAULT_KIND, dim: int = 0) -> VectorSet:
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else dim
         kind = _resolve(requested, len(ids))
         index = _new_faiss(kind, dim or 1)
@@ -160,7 +160,7 @@ class VectorSet:
         return buf.getvalue()
 
     @classmethod
-    def from_file(cls, path: Path) -> "VectorSet":
+    def from_file(cls, path: Path) -> VectorSet:
         with np.load(path, allow_pickle=False) as z:
             if int(z["format"]) != _FORMAT:
                 raise ValueError("index file format")
@@ -207,7 +207,7 @@ class VoiceIndex:
 
     @classmethod
     def build(cls, ids, person_ids, vectors, model: str, generation: int, kind: str = DEFAULT_KIND, dim: int = 0,
-              backend: dict | None = None, folder: Path | None = None) -> "VoiceIndex":
+              backend: dict | None = None, folder: Path | None = None) -> VoiceIndex:
         """Both sets from the database's content; in FAISS, or in Milvus when ``backend`` says so
         (``folder``, the library's, names its collections)."""
         _resolve(kind, 0)
@@ -224,7 +224,7 @@ class VoiceIndex:
         return cls(VectorSet.build(vectors, ids, kind, dim), VectorSet.build(means, pids, kind, dim), model, generation, kind,
                    person_ids.copy())
 
-    def update(self, ids, person_ids, vectors, generation: int) -> "VoiceIndex":
+    def update(self, ids, person_ids, vectors, generation: int) -> VoiceIndex:
         """Bring the index to the database's content (all its ids, persons, vectors) by changing only what changed.
 
         Samples not indexed yet are added, samples gone are masked out, and every person who
@@ -307,7 +307,7 @@ class VoiceIndex:
             return None
 
     @classmethod
-    def load(cls, folder: Path) -> "VoiceIndex | None":
+    def load(cls, folder: Path) -> VoiceIndex | None:
         """The persisted index, or None if absent, unreadable or of an older format (the caller rebuilds)."""
         folder = Path(folder)
         try:
@@ -433,7 +433,7 @@ class MilvusSet:
         self.client = _milvus(uri)
 
     @classmethod
-    def build(cls, uri: str, collection: str, vectors: np.ndarray, ids: np.ndarray, requested: str, dim: int) -> "MilvusSet":
+    def build(cls, uri: str, collection: str, vectors: np.ndarray, ids: np.ndarray, requested: str, dim: int) -> MilvusSet:
         from pymilvus import DataType, MilvusClient
 
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else dim
@@ -476,13 +476,13 @@ class MilvusSet:
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         vectors = np.asarray(vectors, np.float32)
         for start in range(0, len(ids), 5_000):
-            rows = [{"id": int(i), "vector": v.tolist()} for i, v in zip(ids[start:start + 5_000], vectors[start:start + 5_000])]
+            rows = [{"id": int(i), "vector": v.tolist()} for i, v in zip(ids[start:start + 5_000], vectors[start:start + 5_000], strict=True)]
             self.client.upsert(self.collection, rows)
 
     def remove(self, ids: np.ndarray) -> None:
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 5_000):
-            self.client.delete(self.collection, ids=ids[start:start + 5_000])
+        keys = [int(i) for i in ids]
+        for start in range(0, len(keys), 5_000):
+            self.client.delete(self.collection, ids=keys[start:start + 5_000])
 
     def search(self, query: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         q = np.ascontiguousarray(np.atleast_2d(query), dtype=np.float32)

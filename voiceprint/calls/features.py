@@ -14,10 +14,14 @@ in DOUBLE. A runner (DuckDB here, Spark in ``spark.py``) materialises each step 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceprint.errors import DataError
 
 from .engine import connect, sql_path
+
+if TYPE_CHECKING:
+    from .spark import SparkRunner
 
 ENGINES = ("duckdb", "spark")
 
@@ -143,6 +147,7 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, 
     registry_paths = _paths(registry) if registry else None
     fraud_paths = _paths(fraud_list) if fraud_list else None
     own = con is None
+    runner: DuckRunner | SparkRunner
     if engine == "spark":
         from .spark import SparkRunner
 
