@@ -21,10 +21,17 @@ from test_library import (  # noqa: E402  (the library tests, collected again he
 from voiceprint.index import MilvusSet, VoiceIndex, read_backend, write_backend  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def milvus_uri(tmp_path_factory):
+    """One embedded Milvus Lite database for the module (its server takes seconds to start);
+    each library gets its own collections in it."""
+    return str(tmp_path_factory.mktemp("milvus") / "vectors.db")
+
+
 @pytest.fixture(autouse=True)
-def on_milvus(tmp_path, monkeypatch):
-    """Every library created in these tests keeps its vectors in a fresh Milvus Lite database."""
-    monkeypatch.setenv("VOICEPRINT_MILVUS_URI", str(tmp_path / "milvus" / "vectors.db"))
+def on_milvus(milvus_uri, monkeypatch):
+    """Every library created in these tests keeps its vectors in Milvus."""
+    monkeypatch.setenv("VOICEPRINT_MILVUS_URI", milvus_uri)
 
 
 def _unit(rng, n, dim=16):
@@ -55,7 +62,7 @@ def test_milvus_index_answers_like_exact_faiss_and_updates_in_place(tmp_path):
 def test_backend_file_is_private_and_checked(tmp_path):
     from voiceprint.errors import LibraryError
 
-    cfg = write_backend(tmp_path, "milvus", str(tmp_path / "m.db"))
+    cfg = write_backend(tmp_path, "milvus", read_backend(tmp_path)["uri"])
     assert read_backend(tmp_path) == cfg and (tmp_path / "index_backend.json").stat().st_mode & 0o077 == 0
     with pytest.raises(LibraryError, match="needs --milvus-uri"):
         write_backend(tmp_path, "milvus", None)

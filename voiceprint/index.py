@@ -359,6 +359,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 BACKEND_FILE = "index_backend.json"
 BACKENDS = ("faiss", "milvus")
 _MILVUS_CLIENTS: dict = {}
+MILVUS_CONNECT_TIMEOUT_S = 120  # Milvus Lite starts its server on first use: slow on a loaded machine
 
 
 def read_backend(folder: Path) -> dict:
@@ -403,7 +404,7 @@ def _milvus(uri: str):
         if local:
             Path(uri).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            client = MilvusClient(uri, token=os.environ.get("VOICEPRINT_MILVUS_TOKEN", ""))
+            client = MilvusClient(uri, token=os.environ.get("VOICEPRINT_MILVUS_TOKEN", ""), timeout=MILVUS_CONNECT_TIMEOUT_S)
         except Exception as exc:  # pymilvus raises its own and gRPC errors
             raise LibraryError(f"cannot reach Milvus at {uri}: {exc.__class__.__name__} - start it or fix --milvus-uri") from exc
         if local and Path(uri).exists():
