@@ -119,6 +119,9 @@ def quality(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return recall, float(np.mean(found[:, 0] == truth[:, 0]))
 
 
+PERSONS_ONLY = False  # --persons-only: measure the person set alone (its staged graph exists, the samples' does not)
+
+
 def build_or_load(kind: str, ids, person_ids, vectors, cache: Path | None, tag: str, prebuilt: Path | None = None):
     """The library's VoiceIndex for this data: from ``cache``, or wrapping HNSW graphs built in stages
     (``prebuilt``/samples_<n>.faiss, persons_<n>.faiss, written by a staged build of the same
@@ -130,6 +133,12 @@ def build_or_load(kind: str, ids, person_ids, vectors, cache: Path | None, tag: 
         return loaded, float((folder / "build_s.txt").read_text())
     pids, means = person_means(person_ids, vectors)
     staged = [prebuilt / f"{level}_{len(x)}.faiss" for level, x in (("samples", ids), ("persons", pids))] if prebuilt else []
+    if staged and PERSONS_ONLY and staged[1].exists():  # the person set of a library of len(ids) samples, on its own
+        import faiss
+
+        samples = VectorSet.build(np.zeros((0, DIM), np.float32), np.zeros(0, np.int64), kind, DIM)
+        persons = VectorSet(faiss.read_index(str(staged[1])), pids, np.ones(len(pids), bool), "hnsw", kind)
+        return VoiceIndex(samples, persons, "synthetic", 0, kind, None), float(Path(str(staged[1]) + ".build_s").read_text())
     if staged and staged[0].exists() and _resolve(kind, len(ids)) == "hnsw":
         import faiss
 
@@ -160,7 +169,8 @@ def measure(kind: str, ids, person_ids, vectors, queries, truth: dict, cache: Pa
     vi, build_s = build_or_load(kind, ids, person_ids, vectors, cache, tag, prebuilt)
     row = {"kind": kind, "sample_kind": vi.samples.kind, "person_kind": vi.persons.kind, "build_s": round(build_s, 1),
            "memory_mb": round((len(faiss.serialize_index(vi.samples.index)) + len(faiss.serialize_index(vi.persons.index))) / 2**20, 1)}
-    for level, search in (("samples", vi.search_samples), ("persons", vi.search_persons)):
+    levels = (("persons", vi.search_persons),) if PERSONS_ONLY else (("samples", vi.search_samples), ("persons", vi.search_persons))
+    for level, search in levels:
         cpu: list[float] = []
         found, lat = latency(search, queries, cpu=cpu)
         recall, top1 = quality(found, truth[level])
@@ -168,6 +178,10 @@ def measure(kind: str, ids, person_ids, vectors, queries, truth: dict, cache: Pa
         row[level] = {"p50_ms": round(float(np.percentile(lat_ms, 50)), 3), "p95_ms": round(float(np.percentile(lat_ms, 95)), 3),
                       "cpu_p50_ms": round(float(np.median(cpu)) * 1000, 3),
                       "recall_at_10": round(recall, 4), "top1_agreement": round(top1, 4)}
+    if PERSONS_ONLY:
+        row["samples"] = {"p50_ms": 0.0, "p95_ms": 0.0, "cpu_p50_ms": 0.0, "recall_at_10": 1.0, "top1_agreement": 1.0, "not_measured": True}
+        row["update_one_s"] = row["update_one_cpu_s"] = None
+        return row
     # one new voiceprint of a new person, through the incremental path enrolment takes
     rng = np.random.default_rng(99)
     extra = normalise(rng.standard_normal((1, DIM), dtype=np.float32))
@@ -190,11 +204,14 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="folder to keep built indexes in (and reuse)")
     ap.add_argument("--prebuilt", type=Path, default=None,
                     help="folder of HNSW graphs built in stages (samples_<n>.faiss, persons_<n>.faiss) of the same data")
+    ap.add_argument("--persons-only", action="store_true", help="with --prebuilt: measure the person set alone")
     ap.add_argument("--ef-search", type=int, default=None, help="override the library's HNSW efSearch (to choose it)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     import voiceprint.index
 
+    global PERSONS_ONLY
+    PERSONS_ONLY = args.persons_only
     if args.ef_search:
         voiceprint.index.HNSW_EF_SEARCH = args.ef_search
     from voiceprint.index import HNSW_EF_CONSTRUCTION, HNSW_NEIGHBOURS, person_means
@@ -207,6 +224,9 @@ def main() -> None:
         pids, means = person_means(person_ids, vectors)
         truth, exact_rows = {}, {}
         for level, (vecs, labels) in (("samples", (vectors, ids)), ("persons", (means, pids))):
+            if PERSONS_ONLY and level == "samples":
+                exact_rows |= {"samples": 0.0, "samples_cpu": 0.0}
+                continue
             flat, t = exact(vecs, queries)
             truth[level] = labels[t]
             cpu: list[float] = []
