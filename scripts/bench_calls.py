@@ -36,7 +36,8 @@ def machine() -> str:
     import duckdb
     import pandas
 
-    return f"{os.cpu_count()} CPUs{mem}, {platform.machine()} {platform.system()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}, pandas {pandas.__version__}"
+    return (f"{os.cpu_count()} CPUs{mem}, {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
+            f"DuckDB {duckdb.__version__}, pandas {pandas.__version__}")
 
 
 def run_child(args: list[str]) -> dict:
