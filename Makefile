@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install system-packages demo test lint clean-venv
+.PHONY: install system-packages java demo test lint clean-venv
 
 $(BIN)/voiceprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/voiceprint: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps Resemblyzer==0.1.4
 	@touch $@
 
-install: $(BIN)/voiceprint system-packages
+install: $(BIN)/voiceprint system-packages java
 
 # The workbench's browser tests drive Debian's chromium; the evidence report's PDF needs pango
 # (WeasyPrint) and a CJK font for Chinese names. Installed when run as root with apt (CI runs
@@ -29,6 +29,10 @@ system-packages:
 	else \
 	    echo "WARNING: run as root (or: sudo apt-get install -y $(SYSTEM_PACKAGES)) for the browser tests and CJK in PDF reports"; \
 	fi
+
+# Spark (`voiceprint calls features --engine spark`) runs on a Java 17 runtime; Debian ships it
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
 
 demo: install
 	$(BIN)/voiceprint demo

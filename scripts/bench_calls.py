@@ -1,6 +1,7 @@
 """Benchmark the calls features and scoring at 10^6, 10^7 and 10^8 rows against plain pandas.
 
-Each step runs in its own child process so that its peak memory (max RSS) is measured alone:
+Each step runs in its own child process so that its peak memory (max RSS) is measured alone
+(``--json FILE`` adds ``summary`` = {"<rows>": {"speedup_vs_pandas", "duckdb_wall_s", "pandas_wall_s", ...}}):
 generation (DuckDB SQL straight into Parquet), DuckDB features, rule scoring with precision at
 k (k = number of planted fraud numbers), and a straightforward pandas implementation of the same
 features (skipped above --pandas-max rows). Prints a Markdown table with the machine.
@@ -169,6 +170,20 @@ def pandas_features(calls, registry, fraud_list):
 # ---------------------------------------------------------------- driver
 
 
+def summary_of(results: list[dict]) -> dict:
+    """{"<rows>": {"speedup_vs_pandas", "duckdb_wall_s", "pandas_wall_s", ...}}: the machine-readable figures."""
+    out = {}
+    for r in results:
+        duck, pand = r["duckdb"], r["pandas"]
+        out[str(r["rows"])] = {"speedup_vs_pandas": round(pand["wall_s"] / duck["wall_s"], 2) if pand else None,
+                               "duckdb_wall_s": duck["wall_s"], "pandas_wall_s": pand["wall_s"] if pand else None,
+                               "duckdb_cpu_s": duck["cpu_s"], "pandas_cpu_s": pand["cpu_s"] if pand else None,
+                               "cpu_ratio_vs_pandas": round(pand["cpu_s"] / duck["cpu_s"], 2) if pand else None,
+                               "duckdb_peak_mib": duck["peak_mib"], "pandas_peak_mib": pand["peak_mib"] if pand else None,
+                               "load_average": r.get("load_average")}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
@@ -203,7 +218,8 @@ def main() -> None:
         duck = run_child(["--child", "duckdb"] + base)
         score = run_child(["--child", "score"] + base)
         pand = run_child(["--child", "pandas"] + base) if rows <= args.pandas_max else None
-        res = {"rows": rows, "subscribers": gen["subscribers"], "generate": gen, "duckdb": duck, "score": score, "pandas": pand}
+        res = {"rows": rows, "subscribers": gen["subscribers"], "generate": gen, "duckdb": duck, "score": score, "pandas": pand,
+               "load_average": round(os.getloadavg()[0], 1)}
         results.append(res)
         line = (f"| {rows:.0e} | {gen['subscribers']} | gen {gen['wall_s']} s wall / {gen['cpu_s']} s CPU | "
                 f"DuckDB features {duck['wall_s']} s wall / {duck['cpu_s']} s CPU ({rows / duck['wall_s']:,.0f} rows/s wall, "
@@ -215,7 +231,9 @@ def main() -> None:
                      f"x{pand['peak_mib'] / duck['peak_mib']:.1f} less memory |")
         print(line, flush=True)
         if args.json:
-            args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2), encoding="utf-8")
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"machine": machine(), "summary": summary_of(results), "results": results}, indent=2),
+                                 encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,31 @@
-"""1:N search at library scale: exact FAISS index vs approximate ones, on synthetic voiceprints.
+"""1:N search at library scale: the library's index (voiceprint.index) against exact search, on synthetic voiceprints.
 
 Usage:
-    .venv/bin/python scripts/bench_search.py [--sizes 10000 100000 1000000] [--kinds flat hnsw ivf]
-        [--per-person 5] [--queries 200] [--seed 0] [--json out/bench_search.json]
+    .venv/bin/python scripts/bench_search.py --sizes 1e6 [--kinds hnsw] [--queries 1000] [--cache out/index_cache]
+        [--per-person 5] [--seed 0] [--json out/bench_search.json]
 
 Voiceprints are clustered like real speakers: each person has a unit centre and ``--per-person``
 samples = normalise(centre + noise) with a within-person cosine of about 0.7 (what ECAPA gives for
 two recordings of one speaker); queries are fresh samples of enrolled persons. Centres are not
 uniform on the sphere (real embeddings are not): they are drawn from a Gaussian whose variance
 along its i-th axis falls as i^-``--decay`` (``--decay 0`` is the isotropic worst case for
-approximate indexes). Each library size is indexed with ``voiceprint.index.VoiceIndex.build`` (the library's
-own code: a sample index and a person index) for ``flat`` (exact, the baseline) and ``hnsw``,
-and, for comparison, a FAISS IVF index built here (``ivf``: sqrt-N*4 lists, nprobe 16). For each,
-it reports build time, index memory (serialised bytes), single-query latency of a top-10 search
-of the sample index (p50/p95, one query at a time on one FAISS thread, as an investigator's
-query runs), recall@10 and top-1 agreement against the exact result of the same run; ratios are
-against ``flat``. HNSW builds slowly on few cores (~4 min for 10^5 on 2 shared cores), so it is
-skipped above ``--hnsw-max`` (default 10^5) and the table says so.
+approximate indexes). Each size is indexed with ``voiceprint.index.VoiceIndex.build`` (the
+library's own code: a sample set and a person set) for each ``--kinds`` entry; the baseline is
+exact search (FAISS IndexFlatIP, what kind ``flat`` is). For each it reports build time, memory
+(serialised bytes), single-query latency of a top-10 search (p50/p95, one query at a time on one
+FAISS thread, as an investigator's query runs) of the sample set and of the person set,
+recall@10 and top-1 agreement against exact search of the same set, and the time to add one
+new voiceprint to the built index (``VoiceIndex.update``: the incremental path enrolment uses).
+Built indexes can be cached (``--cache``): HNSW at 10^6 takes about an hour on 2 shared cores.
+The ``--json`` file holds ``summary`` = {"<N>": {"p50_ms", "recall_at_10", "top1_agreement",
+"index", ...}} for the library's index at each size (the worse of sample and person search).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -45,116 +48,220 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def synthetic_library(n: int, per_person: int, decay: float, rng: np.random.Generator):
-    """(ids, person_ids, vectors, centres): ``n`` unit vectors, ``per_person`` per person."""
-    n_persons = max(1, n // per_person)
+def synthetic_library(n: int, per_person: int, decay: float, rng: np.random.Generator | int):
+    """(ids, person_ids, vectors, centres): ``n`` unit vectors, ``per_person`` consecutive ones per person.
+
+    Prefix-stable: the first m voiceprints of a library of n are the library of m (centres and
+    noise come from their own seeded streams), so an index built in stages can be measured at each."""
+    seed = int(rng.integers(2**31)) if isinstance(rng, np.random.Generator) else int(rng)
+    n_persons = max(1, -(-n // per_person))
     scale = (np.arange(1, DIM + 1, dtype=np.float32) ** (-decay / 2)).astype(np.float32)
-    rotation = np.linalg.qr(rng.standard_normal((DIM, DIM)))[0].astype(np.float32)
-    centres = normalise((rng.standard_normal((n_persons, DIM), dtype=np.float32) * scale) @ rotation)
-    person_ids = np.arange(n, dtype=np.int64) % n_persons
+    rotation = np.linalg.qr(np.random.default_rng([seed, 0]).standard_normal((DIM, DIM)))[0].astype(np.float32)
+    centres = normalise((np.random.default_rng([seed, 1]).standard_normal((n_persons, DIM), dtype=np.float32) * scale) @ rotation)
+    person_ids = np.arange(n, dtype=np.int64) // per_person
     noise_norm = np.sqrt(1 / WITHIN_PERSON_COSINE**2 - 1)  # |noise| relative to the unit centre
+    noise_rng = np.random.default_rng([seed, 2])
     vectors = np.empty((n, DIM), np.float32)
     for start in range(0, n, 100_000):  # in chunks: bounded temporary memory
         end = min(n, start + 100_000)
-        noise = rng.standard_normal((end - start, DIM), dtype=np.float32) * (noise_norm / np.sqrt(DIM))
+        noise = noise_rng.standard_normal((end - start, DIM), dtype=np.float32) * (noise_norm / np.sqrt(DIM))
         vectors[start:end] = normalise(centres[person_ids[start:end]] + noise)
     return np.arange(1, n + 1, dtype=np.int64), person_ids + 1, vectors, centres
 
 
-def queries_for(centres: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def queries_for(centres: np.ndarray, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 3])
     who = rng.integers(0, len(centres), k)
     noise_norm = np.sqrt(1 / WITHIN_PERSON_COSINE**2 - 1)
     return normalise(centres[who] + rng.standard_normal((k, DIM), dtype=np.float32) * (noise_norm / np.sqrt(DIM)))
 
 
-def build_ivf(ids, vectors):
+def exact(vectors: np.ndarray, queries: np.ndarray, k: int = 10):
+    """Exact top-k by batched brute force on every core (the ground truth), and exact single-query latency."""
     import faiss
 
-    nlist = int(4 * np.sqrt(len(ids)))
-    quantizer = faiss.IndexFlatIP(DIM)
-    inner = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_INNER_PRODUCT)
-    train = vectors[np.random.default_rng(1).choice(len(vectors), min(len(vectors), 30 * nlist), replace=False)]
-    inner.train(train)
-    inner.nprobe = 16
-    index = faiss.IndexIDMap2(inner)
-    index.add_with_ids(vectors, ids)
-    return index
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(vectors)
+    _, truth = flat.search(queries, k)
+    return flat, truth
 
 
-def measure(kind: str, ids, person_ids, vectors, queries, exact_ids) -> dict:
+def latency(search, queries: np.ndarray, k: int = 10, limit: int | None = None, cpu: list | None = None) -> tuple[np.ndarray, list[float]]:
+    """Labels and per-query wall seconds, one query at a time on one FAISS thread.
+
+    ``cpu`` (a list) also receives each query's CPU seconds of this thread: on a shared machine
+    wall time includes waiting for a core, CPU time does not."""
     import faiss
 
-    from voiceprint.index import VoiceIndex
-
-    t0 = time.perf_counter()
-    if kind == "ivf":
-        samples, persons = build_ivf(ids, vectors), None
-    else:
-        vi = VoiceIndex.build(ids, person_ids, vectors, "synthetic", 0, kind=kind, dim=DIM)
-        samples, persons = vi.samples, vi.persons
-    build_s = time.perf_counter() - t0
-    memory = len(faiss.serialize_index(samples)) + (len(faiss.serialize_index(persons)) if persons is not None else 0)
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
-    samples.search(queries[:5], 10)  # warm-up
-    lat = []
-    found = np.empty((len(queries), 10), np.int64)
-    for i, q in enumerate(queries):
-        t = time.perf_counter()
-        _, hit = samples.search(q[None, :], 10)
-        lat.append(time.perf_counter() - t)
-        found[i] = hit[0]
-    faiss.omp_set_num_threads(threads)
-    if exact_ids is None:
-        exact_ids = found
-    recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact_ids)]))
-    top1 = float(np.mean(found[:, 0] == exact_ids[:, 0]))
-    lat_ms = np.array(lat) * 1000
-    return {"kind": kind, "build_s": round(build_s, 2), "memory_mb": round(memory / 2**20, 1),
-            "p50_ms": round(float(np.percentile(lat_ms, 50)), 3), "p95_ms": round(float(np.percentile(lat_ms, 95)), 3),
-            "recall_at_10": round(recall, 4), "top1_agree": round(top1, 4), "found": found}
+    try:
+        for q in queries[:5]:
+            search(q[None, :], k)  # warm-up
+        qs = queries if limit is None else queries[:limit]
+        found = np.full((len(qs), k), -1, np.int64)
+        lat = []
+        for i, q in enumerate(qs):
+            c, t = time.thread_time(), time.perf_counter()
+            _, hit = search(q[None, :], k)
+            lat.append(time.perf_counter() - t)
+            if cpu is not None:
+                cpu.append(time.thread_time() - c)
+            found[i, : hit.shape[1]] = hit[0]
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return found, lat
+
+
+def quality(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    k = truth.shape[1]
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
+    return recall, float(np.mean(found[:, 0] == truth[:, 0]))
+
+
+PERSONS_ONLY = False  # --persons-only: measure the person set alone (its staged graph exists, the samples' does not)
+
+
+def build_or_load(kind: str, ids, person_ids, vectors, cache: Path | None, tag: str, prebuilt: Path | None = None):
+    """The library's VoiceIndex for this data: from ``cache``, or wrapping HNSW graphs built in stages
+    (``prebuilt``/samples_<n>.faiss, persons_<n>.faiss, written by a staged build of the same
+    prefix-stable data), or built now. Returns (index, build seconds)."""
+    from voiceprint.index import VectorSet, VoiceIndex, _resolve, person_means
+
+    folder = cache / f"{tag}_{kind}" if cache else None
+    if folder is not None and (loaded := VoiceIndex.load(folder)) is not None:
+        return loaded, float((folder / "build_s.txt").read_text())
+    pids, means = person_means(person_ids, vectors)
+    staged = [prebuilt / f"{level}_{len(x)}.faiss" for level, x in (("samples", ids), ("persons", pids))] if prebuilt else []
+    if staged and PERSONS_ONLY and staged[1].exists():  # the person set of a library of len(ids) samples, on its own
+        import faiss
+
+        samples = VectorSet.build(np.zeros((0, DIM), np.float32), np.zeros(0, np.int64), kind, DIM)
+        persons = VectorSet(faiss.read_index(str(staged[1])), pids, np.ones(len(pids), bool), "hnsw", kind)
+        return VoiceIndex(samples, persons, "synthetic", 0, kind, None), float(Path(str(staged[1]) + ".build_s").read_text())
+    if staged and staged[0].exists() and _resolve(kind, len(ids)) == "hnsw":
+        import faiss
+
+        t0 = time.perf_counter()
+        samples = VectorSet(faiss.read_index(str(staged[0])), ids, np.ones(len(ids), bool), "hnsw", kind)
+        build_s = float(Path(str(staged[0]) + ".build_s").read_text())
+        if _resolve(kind, len(pids)) == "hnsw" and staged[1].exists():
+            persons = VectorSet(faiss.read_index(str(staged[1])), pids, np.ones(len(pids), bool), "hnsw", kind)
+            build_s += float(Path(str(staged[1]) + ".build_s").read_text())
+        else:
+            persons = VectorSet.build(means, pids, kind, DIM)
+            build_s += time.perf_counter() - t0
+        vi = VoiceIndex(samples, persons, "synthetic", 0, kind, person_ids.copy())
+    else:
+        t0 = time.perf_counter()
+        vi = VoiceIndex.build(ids, person_ids, vectors, "synthetic", 0, kind=kind, dim=DIM)
+        build_s = time.perf_counter() - t0
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        vi.save(folder)
+        (folder / "build_s.txt").write_text(f"{build_s:.1f}\n")
+    return vi, build_s
+
+
+def measure(kind: str, ids, person_ids, vectors, queries, truth: dict, cache: Path | None, tag: str, prebuilt: Path | None = None) -> dict:
+    import faiss
+
+    vi, build_s = build_or_load(kind, ids, person_ids, vectors, cache, tag, prebuilt)
+    row = {"kind": kind, "sample_kind": vi.samples.kind, "person_kind": vi.persons.kind, "build_s": round(build_s, 1),
+           "memory_mb": round((len(faiss.serialize_index(vi.samples.index)) + len(faiss.serialize_index(vi.persons.index))) / 2**20, 1)}
+    levels = (("persons", vi.search_persons),) if PERSONS_ONLY else (("samples", vi.search_samples), ("persons", vi.search_persons))
+    for level, search in levels:
+        cpu: list[float] = []
+        found, lat = latency(search, queries, cpu=cpu)
+        recall, top1 = quality(found, truth[level])
+        lat_ms = np.array(lat) * 1000
+        row[level] = {"p50_ms": round(float(np.percentile(lat_ms, 50)), 3), "p95_ms": round(float(np.percentile(lat_ms, 95)), 3),
+                      "cpu_p50_ms": round(float(np.median(cpu)) * 1000, 3),
+                      "recall_at_10": round(recall, 4), "top1_agreement": round(top1, 4)}
+    if PERSONS_ONLY:
+        row["samples"] = {"p50_ms": 0.0, "p95_ms": 0.0, "cpu_p50_ms": 0.0, "recall_at_10": 1.0, "top1_agreement": 1.0, "not_measured": True}
+        row["update_one_s"] = row["update_one_cpu_s"] = None
+        return row
+    # one new voiceprint of a new person, through the incremental path enrolment takes
+    rng = np.random.default_rng(99)
+    extra = normalise(rng.standard_normal((1, DIM), dtype=np.float32))
+    new_ids, new_persons, new_vectors = np.r_[ids, ids[-1] + 1], np.r_[person_ids, person_ids.max() + 1], np.vstack([vectors, extra])
+    c0, t0 = time.process_time(), time.perf_counter()
+    vi.update(new_ids, new_persons, new_vectors, 1)
+    row["update_one_s"], row["update_one_cpu_s"] = round(time.perf_counter() - t0, 3), round(time.process_time() - c0, 3)
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"], help="flat is always run (the baseline)")
+    ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6])
+    ap.add_argument("--kinds", nargs="+", default=["auto"], help="library index kinds to measure (auto, hnsw, flat)")
     ap.add_argument("--per-person", type=int, default=5)
     ap.add_argument("--decay", type=float, default=1.0, help="spectrum of the centres (0 = isotropic)")
-    ap.add_argument("--hnsw-max", type=int, default=100_000, help="largest N to build hnsw for")
-    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--exact-latency-queries", type=int, default=50, help="single queries timed for exact search")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=None, help="folder to keep built indexes in (and reuse)")
+    ap.add_argument("--prebuilt", type=Path, default=None,
+                    help="folder of HNSW graphs built in stages (samples_<n>.faiss, persons_<n>.faiss) of the same data")
+    ap.add_argument("--persons-only", action="store_true", help="with --prebuilt: measure the person set alone")
+    ap.add_argument("--ef-search", type=int, default=None, help="override the library's HNSW efSearch (to choose it)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    kinds = ["flat"] + [k for k in args.kinds if k != "flat"]
-    print(machine())
-    print(f"{'N':>9} {'kind':<5} {'build s':>8} {'memory MB':>10} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>9} {'top-1 =':>7}  "
-          f"{'p50 vs flat':>11} {'build vs flat':>13}", flush=True)
-    rows = []
-    for n in args.sizes:
-        rng = np.random.default_rng(args.seed)
-        ids, person_ids, vectors, centres = synthetic_library(n, args.per_person, args.decay, rng)
-        queries = queries_for(centres, args.queries, rng)
-        base = None
-        for kind in kinds:
-            if kind == "hnsw" and n > args.hnsw_max:
-                print(f"{n:>9} {kind:<5} skipped: N above --hnsw-max {args.hnsw_max}", flush=True)
+    import voiceprint.index
+
+    global PERSONS_ONLY
+    PERSONS_ONLY = args.persons_only
+    if args.ef_search:
+        voiceprint.index.HNSW_EF_SEARCH = args.ef_search
+    from voiceprint.index import HNSW_EF_CONSTRUCTION, HNSW_NEIGHBOURS, person_means
+
+    print(machine(), flush=True)
+    rows, summary = [], {}
+    for n in (int(x) for x in args.sizes):
+        ids, person_ids, vectors, centres = synthetic_library(n, args.per_person, args.decay, args.seed)
+        queries = queries_for(centres, args.queries, args.seed)
+        pids, means = person_means(person_ids, vectors)
+        truth, exact_rows = {}, {}
+        for level, (vecs, labels) in (("samples", (vectors, ids)), ("persons", (means, pids))):
+            if PERSONS_ONLY and level == "samples":
+                exact_rows |= {"samples": 0.0, "samples_cpu": 0.0}
                 continue
-            r = measure(kind, ids, person_ids, vectors, queries, None if base is None else base["found"])
-            base = base or r
-            r |= {"n": n, "p50_vs_flat": round(r["p50_ms"] / base["p50_ms"], 3),
-                  "build_vs_flat": round(r["build_s"] / max(base["build_s"], 1e-9), 1)}
-            print(f"{n:>9} {kind:<5} {r['build_s']:>8.2f} {r['memory_mb']:>10.1f} {r['p50_ms']:>8.3f} {r['p95_ms']:>8.3f} "
-                  f"{r['recall_at_10']:>9.4f} {r['top1_agree']:>7.3f}  {r['p50_vs_flat']:>10.3f}x {r['build_vs_flat']:>12.1f}x", flush=True)
-            rows.append({k: v for k, v in r.items() if k != "found"})
+            flat, t = exact(vecs, queries)
+            truth[level] = labels[t]
+            cpu: list[float] = []
+            _, lat = latency(flat.search, queries, limit=args.exact_latency_queries, cpu=cpu)
+            exact_rows[level] = round(float(np.median(lat)) * 1000, 3)
+            exact_rows[level + "_cpu"] = round(float(np.median(cpu)) * 1000, 3)
+            del flat
+        print(f"N={n:,} ({len(pids):,} persons): exact search p50 {exact_rows['samples']} ms (samples; CPU "
+              f"{exact_rows['samples_cpu']} ms), {exact_rows['persons']} ms (persons; CPU {exact_rows['persons_cpu']} ms), one thread", flush=True)
+        tag = f"n{n}_pp{args.per_person}_d{args.decay:g}_s{args.seed}_g2"
+        for kind in args.kinds:
+            r = measure(kind, ids, person_ids, vectors, queries, truth, args.cache, tag, args.prebuilt) | {"n": n, "n_persons": len(pids),
+                                                                                            "exact_p50_ms": exact_rows}
+            rows.append(r)
+            s, pr = r["samples"], r["persons"]
+            print(f"  {kind} ({r['sample_kind']}/{r['person_kind']}): build {r['build_s']} s, {r['memory_mb']} MB; "
+                  f"samples p50 {s['p50_ms']} ms (CPU {s['cpu_p50_ms']}) p95 {s['p95_ms']} ms recall@10 {s['recall_at_10']} top-1 {s['top1_agreement']}; "
+                  f"persons p50 {pr['p50_ms']} ms (CPU {pr['cpu_p50_ms']}) p95 {pr['p95_ms']} ms recall@10 {pr['recall_at_10']} top-1 {pr['top1_agreement']}; "
+                  f"add one voiceprint {r['update_one_s']} s (CPU {r['update_one_cpu_s']} s)", flush=True)
+            if kind == args.kinds[0]:
+                summary[str(n)] = {"p50_ms": max(s["p50_ms"], pr["p50_ms"]), "recall_at_10": min(s["recall_at_10"], pr["recall_at_10"]),
+                                   "top1_agreement": min(s["top1_agreement"], pr["top1_agreement"]),
+                                   "cpu_p50_ms": max(s["cpu_p50_ms"], pr["cpu_p50_ms"]), "load_average": os.getloadavg()[0],
+                                   "index": f"{kind}: samples {r['sample_kind']}, persons {r['person_kind']}",
+                                   "exact_p50_ms": exact_rows["samples"], "build_s": r["build_s"], "memory_mb": r["memory_mb"],
+                                   "update_one_s": r["update_one_s"], "update_one_cpu_s": r["update_one_cpu_s"], "samples": s, "persons": pr}
         del vectors
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"peak RSS {peak:.1f} GiB; flat = exact (voiceprint.index kind 'flat'), hnsw = voiceprint.index kind 'hnsw' "
-          "(M 32, efConstruction 80, efSearch 128), ivf = FAISS IVFFlat (4*sqrt(N) lists, nprobe 16); "
-          f"latency on 1 FAISS thread; {args.per_person} samples per person, spectrum decay {args.decay:g}")
+    print(f"peak RSS {peak:.1f} GiB; HNSW M {HNSW_NEIGHBOURS}, efConstruction {HNSW_EF_CONSTRUCTION}, efSearch {voiceprint.index.HNSW_EF_SEARCH}; "
+          f"latency on 1 FAISS thread; {args.per_person} samples per person, spectrum decay {args.decay:g}; {args.queries} queries")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows, "peak_rss_gib": round(peak, 2)}, indent=2))
+        report = {"machine": machine(), "ef_search": voiceprint.index.HNSW_EF_SEARCH, "summary": summary, "rows": rows,
+                  "peak_rss_gib": round(peak, 2)}
+        args.json.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

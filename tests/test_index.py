@@ -19,7 +19,7 @@ def test_person_means_are_normalised_means():
     np.testing.assert_allclose(means[1], [1, 0])
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "auto"])
 def test_search_finds_the_nearest_sample_and_person(kind):
     rng = np.random.default_rng(0)
     vecs = _unit(rng, 50)
@@ -55,3 +55,79 @@ def test_empty_index_searches_to_nothing():
     index = VoiceIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32), "m", 0, dim=16)
     scores, ids = index.search_persons(np.ones(16, np.float32), 5)
     assert ids.shape == (1, 0)
+
+
+def _library(rng, n_persons=30, per=4, dim=16):
+    ids = np.arange(1, n_persons * per + 1)
+    persons = np.repeat(np.arange(100, 100 + n_persons), per)
+    return ids, persons, _unit(rng, len(ids), dim)
+
+
+def _same_answers(a, b, queries, k=5):
+    for q in queries:
+        for search in ("search_samples", "search_persons"):
+            sa, ia = getattr(a, search)(q, k)
+            sb, ib = getattr(b, search)(q, k)
+            assert list(ia[0]) == list(ib[0]), search
+            np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_incremental_update_equals_a_rebuild(kind):
+    """Adding, deleting and moving samples in place gives the same searches as building from scratch."""
+    rng = np.random.default_rng(3)
+    ids, persons, vecs = _library(rng)
+    index = VoiceIndex.build(ids[:80], persons[:80], vecs[:80], "m", 1, kind=kind)
+    keep = ~np.isin(ids, [5, 6, 7, 8, 41])  # person 101 deleted whole, one sample of 110 gone
+    persons2 = persons.copy()
+    persons2[ids == 42] = 111  # a sample moved to another person
+    index.update(ids[keep], persons2[keep], vecs[keep], 2)
+    fresh = VoiceIndex.build(ids[keep], persons2[keep], vecs[keep], "m", 2, kind=kind)
+    assert index.generation == 2 and index.size == keep.sum() and index.persons.ntotal == fresh.persons.ntotal
+    assert sorted(index.sample_ids()) == sorted(ids[keep])
+    _same_answers(index, fresh, vecs[::7])
+    _, found = index.search_samples(vecs[5], 120)
+    assert 6 not in found[0] and 101 not in index.search_persons(vecs[5], 40)[1][0]
+
+
+def test_update_survives_save_and_load(tmp_path):
+    rng = np.random.default_rng(4)
+    ids, persons, vecs = _library(rng)
+    index = VoiceIndex.build(ids[:60], persons[:60], vecs[:60], "m", 1, kind="hnsw")
+    index.update(ids[4:], persons[4:], vecs[4:], 2)
+    index.save(tmp_path)
+    loaded = VoiceIndex.load(tmp_path)
+    assert loaded.generation == 2 and loaded.samples.kind == "hnsw"
+    _same_answers(index, loaded, vecs[::11])
+    loaded.update(ids, persons, vecs, 3)  # the first person comes back
+    _same_answers(loaded, VoiceIndex.build(ids, persons, vecs, "m", 3, kind="hnsw"), vecs[:8])
+
+
+def test_auto_switches_from_exact_to_hnsw_past_its_threshold(monkeypatch):
+    import voiceprint.index as vi
+
+    monkeypatch.setattr(vi, "AUTO_HNSW_FROM", 50)
+    rng = np.random.default_rng(5)
+    ids, persons, vecs = _library(rng, n_persons=20, per=4)
+    index = VoiceIndex.build(ids[:40], persons[:40], vecs[:40], "m", 1)
+    assert index.kind == "auto" and index.samples.kind == "flat"
+    index.update(ids, persons, vecs, 2)
+    assert index.samples.kind == "hnsw" and index.persons.kind == "flat"  # 80 samples, 20 persons
+    _same_answers(index, VoiceIndex.build(ids, persons, vecs, "m", 2, kind="flat"), vecs[::9], k=3)
+
+
+def test_many_deletions_compact_the_set():
+    rng = np.random.default_rng(6)
+    ids, persons, vecs = _library(rng)
+    index = VoiceIndex.build(ids, persons, vecs, "m", 1, kind="hnsw")
+    keep = ids > 40
+    index.update(ids[keep], persons[keep], vecs[keep], 2)
+    assert len(index.samples.ids) == keep.sum(), "a third masked out: the set was rebuilt from its live vectors"
+    _same_answers(index, VoiceIndex.build(ids[keep], persons[keep], vecs[keep], "m", 2, kind="hnsw"), vecs[50::9])
+
+
+def test_unknown_kind_is_refused():
+    from voiceprint.errors import LibraryError
+
+    with pytest.raises(LibraryError, match="unknown index kind"):
+        VoiceIndex.build(np.arange(2), np.arange(2), _unit(np.random.default_rng(7), 2), "m", 1, kind="ivf")

@@ -89,19 +89,34 @@ def init(
     library: LibraryOpt = None,
     model: Annotated[str | None, typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
     four_eyes: Annotated[bool, typer.Option("--four-eyes", help="Enrolments wait for a supervisor's approval (`voiceprint approve`).")] = False,
+    index: Annotated[str, typer.Option("--index", help="Where the vectors live: faiss (files in the library folder) or milvus.")] = "faiss",
+    milvus_uri: Annotated[str | None, typer.Option("--milvus-uri", help="Milvus server (http://host:19530) or a local file.db (Milvus Lite).")] = None,
 ) -> None:
     """Create a new, empty voiceprint library.
 
     Example: voiceprint init --library county
+             voiceprint init --library province --index milvus --milvus-uri http://milvus.internal:19530
     """
+    from .errors import LibraryError
+    from .index import BACKENDS, _milvus, write_backend
     from .library import Library
 
+    if index not in BACKENDS:
+        raise LibraryError(f"unknown --index {index!r} - use one of {', '.join(BACKENDS)}")
+    if milvus_uri and index != "milvus":
+        raise LibraryError("--milvus-uri is for --index milvus - add --index milvus or drop --milvus-uri")
+    if index == "milvus":
+        if not milvus_uri:
+            raise LibraryError("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
+        _milvus(milvus_uri)  # refuse before anything is created if it does not answer
     lib = Library.create(library, model=model, operator=STATE["operator"])
+    if index == "milvus":
+        write_backend(lib.root, index, milvus_uri)
     if four_eyes:
         from .web.accounts import set_four_eyes
 
         set_four_eyes(lib.store, True)
-    typer.echo(f"created library {lib.root} (model {lib.model}){', four-eyes enrolment' if four_eyes else ''}")
+    typer.echo(f"created library {lib.root} (model {lib.model}, vectors in {index}){', four-eyes enrolment' if four_eyes else ''}")
 
 
 @app.command()
@@ -513,7 +528,7 @@ def screen(
 # -- index, audit, models --------------------------------------------------------------------
 @index_app.command("rebuild")
 def index_rebuild(
-    kind: Annotated[str | None, typer.Option(help="flat (exact) or hnsw (approximate, for millions).")] = None,
+    kind: Annotated[str | None, typer.Option(help="auto (exact below 50,000 voiceprints, HNSW above), flat (exact) or hnsw.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

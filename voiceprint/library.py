@@ -255,18 +255,23 @@ class Library:
             self._index = loaded
         else:
             if loaded is not None:
-                log.info("index is stale (built at generation %s, database at %s): rebuilding", loaded.generation, generation)
-            self._index = self._build_index()
+                log.info("index is behind (built at generation %s, database at %s): updating", loaded.generation, generation)
+            self._index = self._build_index(base=loaded if loaded is not None and loaded.model == self.model else None)
         return self._index
 
-    def _build_index(self, kind: str | None = None) -> VoiceIndex:
-        from .index import VoiceIndex
+    def _build_index(self, kind: str | None = None, base: VoiceIndex | None = None) -> VoiceIndex:
+        """The index at the database's generation: ``base`` (an index behind it) updated in place
+        when given and of the same kind, else a fresh build (``rebuild_index`` always builds)."""
+        from .index import DEFAULT_KIND, VoiceIndex, read_backend
 
         assert_sealed(self.store)  # integrity hook: an index is never built from altered rows
         ids, persons, vectors = self.store.voiceprints(self.model)
+        if base is not None and base.model == self.model and (kind is None or kind == base.kind):
+            return base.update(ids, persons, vectors, self.store.generation)
         dim = int(self.store.get_meta("embedding_dim") or 192)
-        kind = kind or (self._index.kind if self._index is not None else "flat")
-        return VoiceIndex.build(ids, persons, vectors, self.model, self.store.generation, kind=kind, dim=dim)
+        kind = kind or (self._index.kind if self._index is not None else DEFAULT_KIND)
+        return VoiceIndex.build(ids, persons, vectors, self.model, self.store.generation, kind=kind, dim=dim,
+                                backend=read_backend(self.root), folder=self.root)
 
     def rebuild_index(self, kind: str | None = None) -> dict:
         """Rebuild both FAISS indexes from the database and persist them."""
@@ -292,14 +297,14 @@ class Library:
         ok = on_disk.generation == self.store.generation and on_disk.size == db_count and on_disk.model == self.model
         if ok:
             ids, _, _ = self.store.voiceprints(self.model)
-            ok = bool(np.array_equal(np.sort(_index_ids(on_disk.samples)), ids))
+            ok = bool(np.array_equal(np.sort(on_disk.sample_ids()), ids))
         return report | {"status": "ok" if ok else "stale", "index_voiceprints": on_disk.size,
                          "index_generation": on_disk.generation, "kind": on_disk.kind}
 
     def save_index(self) -> None:
         """Bring the index up to the database's generation and persist it (caller holds the write lock)."""
         if self._index is None or self._index.generation != self.store.generation:
-            self._index = self._build_index()
+            self._index = self._build_index(base=self._index)
         self._index.save(self.root)
 
     _save_index = save_index
@@ -411,8 +416,3 @@ def _folder_lock(root: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _index_ids(index) -> np.ndarray:
-    """The int64 ids held by a FAISS IndexIDMap2."""
-    import faiss
-
-    return faiss.vector_to_array(index.id_map).astype(np.int64)

@@ -87,11 +87,14 @@ def features_cmd(
     encoding: str = typer.Option("auto", help="Encoding for raw inputs."),
     memory_limit: str = typer.Option("4GB", help="DuckDB memory limit; beyond it DuckDB spills to disk."),
     threads: int | None = typer.Option(None, help="DuckDB threads (default: all cores)."),
+    engine: str = typer.Option("duckdb", help="duckdb (this machine, out of core) or spark (same SQL on Spark)."),
+    master: str | None = typer.Option(None, help="Spark master: local[*] (default), spark://host:7077, or an sc://host:15002 Spark Connect URL."),
 ):
-    """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core).
+    """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core) or Spark.
 
     Example:
         voiceprint calls features work/calls.parquet --registry work/registry.parquet --out work/features.parquet
+        voiceprint calls features /data/cdr/*.parquet --out features.parquet --engine spark --master spark://cdr-master:7077
     """
     import tempfile
 
@@ -99,7 +102,8 @@ def features_cmd(
 
     with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
         inputs = _canonical_inputs(calls, template, encoding, Path(work))
-        n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads)
+        n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
+                             engine=engine, master=master)
     typer.echo(f"{n} numbers -> {out}")
 
 

@@ -1,17 +1,29 @@
-"""Per-number AREA / TIME / GROUP / behaviour features, computed in DuckDB SQL over Parquet.
+"""Per-number AREA / TIME / GROUP / behaviour features, defined once in SQL, run on DuckDB or Spark.
 
 Input is the canonical call table written by ``ingest`` (any number of Parquet files, any
-size: DuckDB streams and spills). Each block below is one GROUP BY pass that yields one small
-per-number table; the blocks are joined at the end. Column meanings are in ``FEATURES``.
+size: DuckDB streams and spills; Spark spreads it over a cluster). Each step below is one
+``SELECT`` that yields one small per-number table; the steps are joined at the end. Column
+meanings are in ``FEATURES``.
+
+The SQL is written once, in the portable subset of DuckDB's dialect that ``sqlglot``
+translates faithfully to Spark SQL (``calls/spark.py``): no ``GROUP BY ALL``/``EXCLUDE``, no
+distinct window aggregates, dates compared as dates, ties broken explicitly, literal divisions
+in DOUBLE. A runner (DuckDB here, Spark in ``spark.py``) materialises each step as a table.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceprint.errors import DataError
 
 from .engine import connect, sql_path
+
+if TYPE_CHECKING:
+    from .spark import SparkRunner
+
+ENGINES = ("duckdb", "spark")
 
 FEATURES = {
     # behaviour
@@ -72,129 +84,173 @@ COMMUNITY_MIN_SHARED = 2
 COMMUNITY_ITERATIONS = 12
 
 
-def _paths_sql(paths) -> str:
+def _paths(paths) -> list[Path]:
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     for p in paths:
         if not p.exists():
             raise DataError(f"{p}: no such file - run `voiceprint calls import` first")
-    return "[" + ", ".join(sql_path(p) for p in paths) + "]"
+    return paths
 
 
-def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, memory_limit=None, threads=None, temp_directory=None):
+class DuckRunner:
+    """Runs the feature steps on one DuckDB connection: each step becomes a temp table."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con):
+        self.con = con
+
+    def source(self, name: str, paths: list[Path], union: bool = True) -> None:
+        files = "[" + ", ".join(sql_path(p) for p in paths) + "]"
+        opts = ", union_by_name = true" if union else ""
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({files}{opts})")
+
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+    def table(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def scalar(self, sql: str):
+        return self.con.execute(sql).fetchone()[0]
+
+    def frame(self, sql: str):
+        return self.con.execute(sql).df()
+
+    def write(self, sql: str, out: Path) -> None:
+        fmt = "csv, HEADER" if _is_csv(out) else "parquet"
+        self.con.execute(f"COPY ({sql}) TO {sql_path(out)} (FORMAT {fmt})")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _is_csv(out: Path) -> bool:
+    return out.suffix in (".csv", ".gz") or out.name.endswith(".csv.gz")
+
+
+def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, memory_limit=None, threads=None, temp_directory=None,
+                     engine: str = "duckdb", master: str | None = None):
     """Compute the per-number feature table from canonical call Parquet file(s).
 
     ``registry`` and ``fraud_list`` are optional imported Parquet files. Writes Parquet or CSV to
     ``out`` when given (by suffix) and returns the number of subscribers; without ``out`` returns
-    a pandas DataFrame (small inputs only).
+    a pandas DataFrame (small inputs only). ``engine="spark"`` runs the same SQL on Spark
+    (``master``: ``local[*]`` by default, a ``spark://`` cluster or an ``sc://`` Spark Connect URL).
     """
+    if engine not in ENGINES:
+        raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
+    calls_paths = _paths(calls)
+    registry_paths = _paths(registry) if registry else None
+    fraud_paths = _paths(fraud_list) if fraud_list else None
     own = con is None
-    con = con or connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory, keep_order=False)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW cdr AS SELECT * FROM read_parquet({_paths_sql(calls)}, union_by_name = true)")
-    con.execute("CREATE OR REPLACE TEMP VIEW voice AS SELECT * FROM cdr WHERE record = 'call'")
+    runner: DuckRunner | SparkRunner
+    if engine == "spark":
+        from .spark import SparkRunner
+
+        runner = SparkRunner(master=master, memory_limit=memory_limit, threads=threads, temp_directory=temp_directory)
+    else:
+        runner = DuckRunner(con or connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory, keep_order=False))
+    try:
+        return _run(runner, calls_paths, registry_paths, fraud_paths, out)
+    finally:
+        if own:
+            runner.close()
+
+
+def _run(runner, calls, registry, fraud_list, out):
+    runner.source("cdr", calls)
+    runner.view("voice", "SELECT * FROM cdr WHERE record = 'call'")
     if registry:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW registry AS SELECT * FROM read_parquet({_paths_sql(registry)})")
+        runner.source("registry", registry, union=False)
     else:
-        con.execute("CREATE OR REPLACE TEMP VIEW registry AS SELECT NULL::VARCHAR AS number, NULL::VARCHAR AS id_number, NULL::VARCHAR AS home_county, NULL::INTEGER AS numbers_on_id WHERE false")
+        runner.view("registry", "SELECT CAST(NULL AS VARCHAR) AS number, CAST(NULL AS VARCHAR) AS id_number, "
+                                "CAST(NULL AS VARCHAR) AS home_county, CAST(NULL AS INTEGER) AS numbers_on_id WHERE 1 = 0")
     if fraud_list:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE known AS SELECT DISTINCT number FROM read_parquet({_paths_sql(fraud_list)})")
+        runner.source("known_src", fraud_list, union=False)
+        runner.table("known", "SELECT DISTINCT number FROM known_src")
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE known (number VARCHAR)")
-    if con.execute("SELECT count(*) FROM (SELECT 1 FROM voice LIMIT 1)").fetchone()[0] == 0:
+        runner.table("known", "SELECT CAST(NULL AS VARCHAR) AS number WHERE 1 = 0")
+    if runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM voice LIMIT 1) t") == 0:
         raise DataError("no voice calls in the input: nothing to compute (check the import report)")
-    for step in (_base, _pairs, _bursts, _intervals, _area, _group, _community, _sms):
-        step(con)
+    for name, sql in _steps():
+        runner.table(name, sql)
+    runner.table("f_comm", _community(runner))
     query = _final_select()
     if out is None:
-        df = con.execute(query).df()
-        if own:
-            con.close()
-        return df
+        return runner.frame(query)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fmt = "csv, HEADER" if out.suffix in (".csv", ".gz") or out.name.endswith(".csv.gz") else "parquet"
-    con.execute(f"COPY ({query}) TO {sql_path(out)} (FORMAT {fmt})")
-    n = con.execute("SELECT count(*) FROM f_base").fetchone()[0]
-    if own:
-        con.close()
-    return n
+    runner.write(query, out)
+    return int(runner.scalar("SELECT count(*) FROM f_base"))
 
 
-def _base(con) -> None:
+def _steps() -> list[tuple[str, str]]:
+    """Every feature table, in order: (name, one SELECT in the portable dialect)."""
+    return _base() + _pairs() + _bursts() + _intervals() + _area() + _group() + _sms()
+
+
+def _base() -> list[tuple[str, str]]:
     """One pass over the calls into small per-number tables; everything else reads those."""
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_scan AS SELECT number, count(*) AS calls,
-            avg((direction = 'out')::INT) AS out_share, avg((direction = 'fwd')::INT) AS fwd_share,
-            avg(duration) AS dur_mean, max(duration) AS dur_max,
-            stddev_samp(duration) AS dur_std,
-            avg((other_area <> city)::INT) FILTER (WHERE direction = 'out' AND other_area IS NOT NULL AND city IS NOT NULL) AS far_callee_share,
-            date_diff('day', min(start), max(start)) + 1 AS span_days
-            FROM voice GROUP BY number"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE f_dur_median AS {_log_median_sql("SELECT number, duration AS x FROM voice WHERE duration IS NOT NULL", "dur_median")}"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE hourly AS SELECT number, hour(start) AS hr, isodow(start) <= 5 AS weekday, count(*) AS n
-            FROM voice GROUP BY ALL"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE places AS SELECT number, city, county, direction = 'out' AS is_out,
-            count(*) AS n FROM voice GROUP BY ALL"""
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE handsets AS SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL")
-    con.execute("CREATE OR REPLACE TEMP TABLE callee_areas AS SELECT DISTINCT number, other_area FROM voice WHERE other_area IS NOT NULL")
-    hours = ", ".join(f"sum(n) FILTER (WHERE hr = {h}) / sum(n) AS hour_{h:02d}" for h in range(24))
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE f_hours AS SELECT number, count(DISTINCT hr) AS n_hours,
-            coalesce(sum(n) FILTER (WHERE weekday AND hr BETWEEN 9 AND 17), 0) / sum(n) AS office_share,
-            coalesce(sum(n) FILTER (WHERE hr < 6), 0) / sum(n) AS night_share, {hours}
-            FROM hourly GROUP BY number"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_places AS SELECT p.number, count(DISTINCT p.city) AS n_cities,
-            count(DISTINCT p.county) AS n_counties, count(DISTINCT p.county) FILTER (WHERE p.is_out) AS n_counties_out,
-            any_value(h.n_imei) AS n_imei, any_value(a.n_other_areas) AS n_other_areas
+    hours = ", ".join(f"CAST(sum(n) FILTER (WHERE hr = {h}) AS DOUBLE) / sum(n) AS hour_{h:02d}" for h in range(24))
+    return [
+        ("f_scan", """SELECT number, count(*) AS calls,
+            avg(CAST(direction = 'out' AS INTEGER)) AS out_share, avg(CAST(direction = 'fwd' AS INTEGER)) AS fwd_share,
+            avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std,
+            avg(CAST(other_area <> city AS INTEGER)) FILTER (WHERE direction = 'out' AND other_area IS NOT NULL AND city IS NOT NULL)
+                AS far_callee_share,
+            date_diff('day', CAST(min(start) AS DATE), CAST(max(start) AS DATE)) + 1 AS span_days
+            FROM voice GROUP BY number"""),
+        ("f_dur_median", _log_median_sql("SELECT number, duration AS x FROM voice WHERE duration IS NOT NULL", "dur_median")),
+        # 1970-01-05 was a Monday: (days since then) mod 7 < 5 is Monday..Friday in every engine
+        ("hourly", """SELECT number, hour(start) AS hr, date_diff('day', DATE '1970-01-05', CAST(start AS DATE)) % 7 < 5 AS weekday,
+            count(*) AS n FROM voice GROUP BY 1, 2, 3"""),
+        ("places", "SELECT number, city, county, direction = 'out' AS is_out, count(*) AS n FROM voice GROUP BY 1, 2, 3, 4"),
+        ("handsets", "SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL"),
+        ("callee_areas", "SELECT DISTINCT number, other_area FROM voice WHERE other_area IS NOT NULL"),
+        ("f_hours", f"""SELECT number, count(DISTINCT hr) AS n_hours,
+            CAST(coalesce(sum(n) FILTER (WHERE weekday AND hr BETWEEN 9 AND 17), 0) AS DOUBLE) / sum(n) AS office_share,
+            CAST(coalesce(sum(n) FILTER (WHERE hr < 6), 0) AS DOUBLE) / sum(n) AS night_share, {hours}
+            FROM hourly GROUP BY number"""),
+        ("f_places", """SELECT p.number, count(DISTINCT p.city) AS n_cities,
+            count(DISTINCT p.county) AS n_counties, count(DISTINCT CASE WHEN p.is_out THEN p.county END) AS n_counties_out,
+            max(h.n_imei) AS n_imei, max(a.n_other_areas) AS n_other_areas
             FROM places p
-            LEFT JOIN (SELECT number, count(*) AS n_imei FROM handsets GROUP BY number) h USING (number)
-            LEFT JOIN (SELECT number, count(*) AS n_other_areas FROM callee_areas GROUP BY number) a USING (number)
-            GROUP BY p.number"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_base AS SELECT s.*, h.* EXCLUDE (number), p.* EXCLUDE (number)
-            FROM f_scan s JOIN f_hours h USING (number) JOIN f_places p USING (number)"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_base AS SELECT b.*, m.dur_median FROM f_base b LEFT JOIN f_dur_median m USING (number)"""
-    )
+            LEFT JOIN (SELECT number, count(*) AS n_imei FROM handsets GROUP BY number) h ON h.number = p.number
+            LEFT JOIN (SELECT number, count(*) AS n_other_areas FROM callee_areas GROUP BY number) a ON a.number = p.number
+            GROUP BY p.number"""),
+        ("f_base", f"""SELECT s.number, s.calls, s.out_share, s.fwd_share, s.dur_mean, s.dur_max, s.dur_std, s.far_callee_share,
+            s.span_days, h.n_hours, h.office_share, h.night_share, {", ".join("h." + c for c in HOUR_COLUMNS)},
+            p.n_cities, p.n_counties, p.n_counties_out, p.n_imei, p.n_other_areas, m.dur_median
+            FROM f_scan s JOIN f_hours h ON h.number = s.number JOIN f_places p ON p.number = s.number
+            LEFT JOIN f_dur_median m ON m.number = s.number"""),
+    ]
 
 
-def _pairs(con) -> None:
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE pairs AS SELECT number, other, count(*) AS n,
+def _pairs() -> list[tuple[str, str]]:
+    return [
+        ("pairs", """SELECT number, other, count(*) AS n,
             count(*) FILTER (WHERE direction = 'out') AS n_out, count(*) FILTER (WHERE direction = 'in') AS n_in
-            FROM voice GROUP BY number, other"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_pairs AS SELECT number, count(*) AS distinct_others,
+            FROM voice GROUP BY number, other"""),
+        ("f_pairs", """SELECT number, count(*) AS distinct_others,
             count(*) FILTER (WHERE n_out > 0) AS out_distinct_others,
             avg(n) AS calls_per_other, median(n) AS calls_per_other_median, max(n) AS calls_per_other_max,
-            avg((n > 1)::INT) AS repeat_other_share, avg((n_out > 0 AND n_in > 0)::INT) AS two_way_share
-            FROM pairs GROUP BY number"""
-    )
+            avg(CAST(n > 1 AS INTEGER)) AS repeat_other_share, avg(CAST(n_out > 0 AND n_in > 0 AS INTEGER)) AS two_way_share
+            FROM pairs GROUP BY number"""),
+    ]
 
 
-def _bursts(con) -> None:
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE windows AS SELECT DISTINCT number, time_bucket(INTERVAL 6 HOUR, start) AS w, other
-            FROM voice WHERE direction = 'out'"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE daily AS SELECT number, start::DATE AS day, count(*) AS n FROM voice GROUP BY ALL"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_bursts AS
-            WITH per_w AS (SELECT number, w, count(*) AS callees FROM windows GROUP BY ALL),
-            per_day AS (SELECT number, day, count(DISTINCT other) AS callees FROM (SELECT number, w::DATE AS day, other FROM windows) GROUP BY ALL),
+def _bursts() -> list[tuple[str, str]]:
+    return [
+        # six-hour windows aligned to midnight: (day, quarter of the day)
+        ("windows", """SELECT DISTINCT number, CAST(start AS DATE) AS day, CAST(floor(hour(start) / 6) AS INTEGER) AS q, other
+            FROM voice WHERE direction = 'out'"""),
+        ("daily", "SELECT number, CAST(start AS DATE) AS day, count(*) AS n FROM voice GROUP BY 1, 2"),
+        ("f_bursts", """WITH per_w AS (SELECT number, day, q, count(*) AS callees FROM windows GROUP BY number, day, q),
+            per_day AS (SELECT number, day, count(DISTINCT other) AS callees FROM windows GROUP BY number, day),
             w6 AS (SELECT number, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM per_w GROUP BY number),
             d1 AS (SELECT number, max(callees) AS max_callees_day FROM per_day GROUP BY number),
             act AS (SELECT number, count(*) AS active_days, count(DISTINCT day(day)) AS days_of_month,
@@ -202,20 +258,18 @@ def _bursts(con) -> None:
                     FROM daily GROUP BY number)
             SELECT act.number, act.active_days, act.days_of_month, act.daily_trend, d1.max_callees_day,
                    w6.max_callees_6h, w6.mean_callees_6h
-            FROM act LEFT JOIN d1 USING (number) LEFT JOIN w6 USING (number)"""
-    )
+            FROM act LEFT JOIN d1 ON d1.number = act.number LEFT JOIN w6 ON w6.number = act.number"""),
+    ]
 
 
-def _intervals(con) -> None:
+def _intervals() -> list[tuple[str, str]]:
     gaps = "SELECT number, epoch(start) - lag(epoch(start)) OVER (PARTITION BY number ORDER BY start) AS gap FROM voice"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE gaps AS SELECT number, gap FROM ({gaps}) WHERE gap IS NOT NULL")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE f_intervals AS SELECT g.number, avg(g.gap) AS interval_mean,
-            any_value(m.interval_median) AS interval_median, stddev_samp(g.gap) AS interval_std
-            FROM gaps g LEFT JOIN ({_log_median_sql("SELECT number, gap AS x FROM gaps", "interval_median")}) m USING (number)
-            GROUP BY g.number"""
-    )
-    con.execute("DROP TABLE gaps")
+    return [
+        ("gaps", f"SELECT number, gap FROM ({gaps}) g WHERE gap IS NOT NULL"),
+        ("f_intervals", f"""SELECT g.number, g.interval_mean, m.interval_median, g.interval_std
+            FROM (SELECT number, avg(gap) AS interval_mean, stddev_samp(gap) AS interval_std FROM gaps GROUP BY number) g
+            LEFT JOIN ({_log_median_sql("SELECT number, gap AS x FROM gaps", "interval_median")}) m ON m.number = g.number"""),
+    ]
 
 
 def _log_median_sql(source: str, name: str) -> str:
@@ -225,103 +279,88 @@ def _log_median_sql(source: str, name: str) -> str:
     rows, spills tens of GB; a histogram of at most a few hundred bins per number does not.
     """
     return f"""WITH hist AS (SELECT number, CAST(round(ln(1 + greatest(x, 0)) * 20) AS INTEGER) AS b, count(*) AS n
-                              FROM ({source}) GROUP BY ALL),
+                              FROM ({source}) src GROUP BY 1, 2),
                cum AS (SELECT number, b, sum(n) OVER (PARTITION BY number ORDER BY b) AS c,
                               sum(n) OVER (PARTITION BY number) AS total FROM hist)
-               SELECT number, round(exp(min(b) / 20.0) - 1, 1) AS {name} FROM cum WHERE c * 2 >= total GROUP BY number"""
+               SELECT number, round(exp(CAST(min(b) AS DOUBLE) / 20) - 1, 1) AS {name} FROM cum WHERE c * 2 >= total GROUP BY number"""
 
 
-def _area(con) -> None:
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_area AS
-            WITH per_county AS (SELECT number, county, sum(n) AS n FROM places WHERE county IS NOT NULL GROUP BY ALL),
-            top AS (SELECT number, arg_max(county, n) AS top_county, max(n) / sum(n) AS top_county_share,
-                    sum(n) AS n_known FROM per_county GROUP BY number),
+def _area() -> list[tuple[str, str]]:
+    # the most used county; ties go to the first by name, so every engine picks the same one
+    return [("f_area", """WITH per_county AS (SELECT number, county, sum(n) AS n FROM places WHERE county IS NOT NULL GROUP BY number, county),
+            ranked AS (SELECT number, county, n, row_number() OVER (PARTITION BY number ORDER BY n DESC, county) AS rk,
+                       sum(n) OVER (PARTITION BY number) AS n_known FROM per_county),
+            top AS (SELECT number, county AS top_county, CAST(n AS DOUBLE) / n_known AS top_county_share, n_known FROM ranked WHERE rk = 1),
             home AS (SELECT t.number, coalesce(r.home_county, t.top_county) AS home_county, t.top_county_share, t.n_known
-                     FROM top t LEFT JOIN (SELECT number, any_value(home_county) AS home_county FROM registry GROUP BY number) r USING (number))
+                     FROM top t LEFT JOIN (SELECT number, min(home_county) AS home_county FROM registry GROUP BY number) r
+                     ON r.number = t.number)
             SELECT h.number, h.top_county_share, h.home_county,
-                   1 - coalesce(sum(p.n) FILTER (WHERE p.county = h.home_county), 0) / h.n_known AS away_share
-            FROM home h LEFT JOIN per_county p USING (number) GROUP BY h.number, h.top_county_share, h.home_county, h.n_known"""
-    )
+                   1 - CAST(coalesce(sum(p.n) FILTER (WHERE p.county = h.home_county), 0) AS DOUBLE) / h.n_known AS away_share
+            FROM home h LEFT JOIN per_county p ON p.number = h.number
+            GROUP BY h.number, h.top_county_share, h.home_county, h.n_known""")]
 
 
-def _group(con) -> None:
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_imei AS
-            WITH ni AS (SELECT number, imei FROM handsets),
-            per_imei AS (SELECT imei, count(*) AS numbers FROM ni GROUP BY imei)
-            SELECT ni.number, max(per_imei.numbers) AS max_numbers_per_imei FROM ni JOIN per_imei USING (imei) GROUP BY ni.number"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_id AS
-            WITH reg AS (SELECT number, any_value(id_number) AS id_number, max(numbers_on_id) AS numbers_on_id FROM registry GROUP BY number),
+def _group() -> list[tuple[str, str]]:
+    return [
+        ("f_imei", """WITH per_imei AS (SELECT imei, count(*) AS numbers FROM handsets GROUP BY imei)
+            SELECT ni.number, max(per_imei.numbers) AS max_numbers_per_imei
+            FROM handsets ni JOIN per_imei ON per_imei.imei = ni.imei GROUP BY ni.number"""),
+        ("f_id", """WITH reg AS (SELECT number, min(id_number) AS id_number, max(numbers_on_id) AS numbers_on_id FROM registry GROUP BY number),
             per_id AS (SELECT id_number, count(*) AS n FROM reg WHERE id_number IS NOT NULL GROUP BY id_number)
             SELECT reg.number, coalesce(reg.numbers_on_id, per_id.n) AS numbers_on_id
-            FROM reg LEFT JOIN per_id USING (id_number)"""
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE degree AS SELECT other, count(*) AS deg FROM pairs GROUP BY other")
-    # counter-parties of known fraud numbers (and those numbers themselves), with who knew them,
-    # so that a known number's own contacts do not count for itself
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE fraud_others AS SELECT other, count(DISTINCT via) AS n_via, min(via) AS via FROM (
+            FROM reg LEFT JOIN per_id ON per_id.id_number = reg.id_number"""),
+        ("degree", "SELECT other, count(*) AS deg FROM pairs GROUP BY other"),
+        # counter-parties of known fraud numbers (and those numbers themselves), with who knew them,
+        # so that a known number's own contacts do not count for itself
+        ("fraud_others", """SELECT other, count(DISTINCT via) AS n_via, min(via) AS via FROM (
                SELECT p.other, p.number AS via FROM pairs p JOIN known k ON p.number = k.number
-               UNION ALL SELECT number AS other, number AS via FROM known) GROUP BY other"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_shared AS SELECT p.number,
+               UNION ALL SELECT number AS other, number AS via FROM known) u GROUP BY other"""),
+        ("f_shared", """SELECT p.number,
             count(*) FILTER (WHERE d.deg >= 2) AS shared_others,
-            avg((d.deg >= 2)::INT) AS shared_other_share,
+            avg(CAST(d.deg >= 2 AS INTEGER)) AS shared_other_share,
             count(*) FILTER (WHERE fo.other IS NOT NULL AND (fo.n_via > 1 OR fo.via <> p.number)) AS fraud_contacts
-            FROM pairs p JOIN degree d USING (other) LEFT JOIN fraud_others fo ON fo.other = p.other
-            GROUP BY p.number"""
-    )
-
-
-def _community(con) -> None:
-    """Connected groups of subscribers sharing a handset or at least two rare counter-parties."""
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE edges AS
-            WITH rare AS (SELECT p.number, p.other FROM pairs p JOIN degree d USING (other)
+            FROM pairs p JOIN degree d ON d.other = p.other LEFT JOIN fraud_others fo ON fo.other = p.other
+            GROUP BY p.number"""),
+        ("edges", f"""WITH rare AS (SELECT p.number, p.other FROM pairs p JOIN degree d ON d.other = p.other
                           WHERE d.deg BETWEEN 2 AND {RARE_CONTACT_MAX_DEGREE}),
             by_contact AS (SELECT a.number AS a, b.number AS b FROM rare a JOIN rare b ON a.other = b.other AND a.number < b.number
-                           GROUP BY ALL HAVING count(*) >= {COMMUNITY_MIN_SHARED}),
-            ni AS (SELECT number, imei FROM handsets),
-            by_imei AS (SELECT DISTINCT a.number AS a, b.number AS b FROM ni a JOIN ni b ON a.imei = b.imei AND a.number < b.number)
-            SELECT a, b FROM by_contact UNION SELECT a, b FROM by_imei"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE edges2 AS SELECT a, b FROM edges UNION ALL SELECT b AS a, a AS b FROM edges"""
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE comm AS SELECT number, number AS label FROM f_base")
-    for _ in range(COMMUNITY_ITERATIONS):
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE comm_next AS SELECT c.number, least(c.label, coalesce(min(n.label), c.label)) AS label
-               FROM comm c LEFT JOIN edges2 e ON e.a = c.number LEFT JOIN comm n ON n.number = e.b
-               GROUP BY c.number, c.label"""
-        )
-        changed = con.execute(
-            "SELECT count(*) FROM comm c JOIN comm_next n USING (number) WHERE c.label <> n.label"
-        ).fetchone()[0]
-        con.execute("DROP TABLE comm; ALTER TABLE comm_next RENAME TO comm")
+                           GROUP BY a.number, b.number HAVING count(*) >= {COMMUNITY_MIN_SHARED}),
+            by_imei AS (SELECT DISTINCT a.number AS a, b.number AS b FROM handsets a JOIN handsets b ON a.imei = b.imei AND a.number < b.number)
+            SELECT a, b FROM by_contact UNION SELECT a, b FROM by_imei"""),
+        ("edges2", "SELECT a, b FROM edges UNION ALL SELECT b AS a, a AS b FROM edges"),
+    ]
+
+
+def _community(runner) -> str:
+    """Connected groups of subscribers sharing a handset or at least two rare counter-parties.
+
+    Label propagation (each number takes the smallest label among itself and its neighbours)
+    until nothing changes; returns the SELECT of the per-number community features."""
+    current = "comm_0"
+    runner.table(current, "SELECT number, number AS label FROM f_base")
+    for i in range(1, COMMUNITY_ITERATIONS + 1):
+        nxt = f"comm_{i % 2}"
+        runner.table(nxt, f"""SELECT c.number, least(c.label, coalesce(min(n.label), c.label)) AS label
+               FROM {current} c LEFT JOIN edges2 e ON e.a = c.number LEFT JOIN {current} n ON n.number = e.b
+               GROUP BY c.number, c.label""")
+        changed = runner.scalar(f"SELECT count(*) FROM {current} c JOIN {nxt} n ON n.number = c.number WHERE c.label <> n.label")
+        current = nxt
         if changed == 0:
             break
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_comm AS
-            WITH sizes AS (SELECT c.label, count(*) AS size, count(k.number) AS known FROM comm c
-                           LEFT JOIN known k USING (number) GROUP BY c.label)
+    return f"""WITH sizes AS (SELECT c.label, count(*) AS size, count(k.number) AS known FROM {current} c
+                           LEFT JOIN known k ON k.number = c.number GROUP BY c.label)
             SELECT c.number, s.size AS community_size,
-                   s.known - (CASE WHEN c.number IN (SELECT number FROM known) THEN 1 ELSE 0 END) AS community_known_fraud
-            FROM comm c JOIN sizes s USING (label)"""
-    )
+                   s.known - CASE WHEN k.number IS NULL THEN 0 ELSE 1 END AS community_known_fraud
+            FROM {current} c JOIN sizes s ON s.label = c.label LEFT JOIN known k ON k.number = c.number"""
 
 
-def _sms(con) -> None:
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE f_sms AS SELECT number, count(*) AS sms_out,
-            count(DISTINCT other) AS sms_out_recipients, max(k) AS sms_max_recipients_hour FROM (
-                SELECT number, other, count(DISTINCT other) OVER (PARTITION BY number, date_trunc('hour', start)) AS k
-                FROM cdr WHERE record = 'sms' AND direction = 'out') GROUP BY number"""
-    )
+def _sms() -> list[tuple[str, str]]:
+    sent = "SELECT number, other, start FROM cdr WHERE record = 'sms' AND direction = 'out'"
+    return [("f_sms", f"""WITH per_hour AS (SELECT number, date_trunc('hour', start) AS h, count(DISTINCT other) AS k
+                                  FROM ({sent}) s GROUP BY 1, 2)
+            SELECT t.number, t.sms_out, t.sms_out_recipients, p.sms_max_recipients_hour
+            FROM (SELECT number, count(*) AS sms_out, count(DISTINCT other) AS sms_out_recipients FROM ({sent}) s GROUP BY number) t
+            JOIN (SELECT number, max(k) AS sms_max_recipients_hour FROM per_hour GROUP BY number) p ON p.number = t.number""")]
 
 
 def _final_select() -> str:
@@ -338,14 +377,14 @@ def _final_select() -> str:
         b.n_imei, coalesce(im.max_numbers_per_imei, 0) AS max_numbers_per_imei, idc.numbers_on_id,
         s.shared_others, s.shared_other_share, s.fraud_contacts, p.two_way_share,
         c.community_size, c.community_known_fraud,
-        (b.number IN (SELECT number FROM known))::INT AS known_fraud,
+        CASE WHEN kf.number IS NULL THEN 0 ELSE 1 END AS known_fraud,
         coalesce(sm.sms_out, 0) AS sms_out, coalesce(sm.sms_out_recipients, 0) AS sms_out_recipients,
         coalesce(sm.sms_max_recipients_hour, 0) AS sms_max_recipients_hour,
         {", ".join("b." + h for h in HOUR_COLUMNS)}
         FROM f_base b
-        LEFT JOIN f_pairs p USING (number) LEFT JOIN f_bursts bu USING (number)
-        LEFT JOIN f_intervals i USING (number) LEFT JOIN f_area a USING (number)
-        LEFT JOIN f_imei im USING (number) LEFT JOIN f_id idc USING (number)
-        LEFT JOIN f_shared s USING (number) LEFT JOIN f_comm c USING (number)
-        LEFT JOIN f_sms sm USING (number)
+        LEFT JOIN f_pairs p ON p.number = b.number LEFT JOIN f_bursts bu ON bu.number = b.number
+        LEFT JOIN f_intervals i ON i.number = b.number LEFT JOIN f_area a ON a.number = b.number
+        LEFT JOIN f_imei im ON im.number = b.number LEFT JOIN f_id idc ON idc.number = b.number
+        LEFT JOIN f_shared s ON s.number = b.number LEFT JOIN f_comm c ON c.number = b.number
+        LEFT JOIN f_sms sm ON sm.number = b.number LEFT JOIN known kf ON kf.number = b.number
         ORDER BY b.number"""

@@ -1,0 +1,71 @@
+"""Vectors in Milvus (embedded Milvus Lite here): the same index semantics and the same library tests as FAISS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus", reason="pymilvus not installed - run `make install`")
+pytest.importorskip("milvus_lite", reason="milvus-lite not installed - run `make install`")
+
+from test_library import (  # noqa: E402  (the library tests, collected again here on Milvus)
+    lib,  # noqa: F401
+    test_a_person_is_searchable_by_the_mean_of_several_samples,  # noqa: F401
+    test_delete_person_removes_them_from_search,  # noqa: F401
+    test_enrol_then_query_leads_to_person_phones_and_cases,  # noqa: F401
+    test_enrolment_is_idempotent_by_file_hash_and_person,  # noqa: F401
+    test_missing_or_stale_index_is_rebuilt_from_the_database,  # noqa: F401
+    voices,  # noqa: F401
+)
+
+from voiceprint.index import MilvusSet, VoiceIndex, read_backend, write_backend  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def milvus_uri(tmp_path_factory):
+    """One embedded Milvus Lite database for the module (its server takes seconds to start);
+    each library gets its own collections in it."""
+    return str(tmp_path_factory.mktemp("milvus") / "vectors.db")
+
+
+@pytest.fixture(autouse=True)
+def on_milvus(milvus_uri, monkeypatch):
+    """Every library created in these tests keeps its vectors in Milvus."""
+    monkeypatch.setenv("VOICEPRINT_MILVUS_URI", milvus_uri)
+
+
+def _unit(rng, n, dim=16):
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_milvus_index_answers_like_exact_faiss_and_updates_in_place(tmp_path):
+    rng = np.random.default_rng(0)
+    ids, persons, vecs = np.arange(1, 41), np.repeat(np.arange(10), 4), _unit(rng, 40)
+    backend = read_backend(tmp_path)
+    assert backend["backend"] == "milvus"
+    index = VoiceIndex.build(ids[:30], persons[:30], vecs[:30], "m", 1, backend=backend, folder=tmp_path)
+    assert isinstance(index.samples, MilvusSet) and index.size == 30
+    index.update(ids[4:], persons[4:], vecs[4:], 2)  # person 0 gone, persons 7..9 arrive
+    index.save(tmp_path)
+    loaded = VoiceIndex.load(tmp_path)
+    exact = VoiceIndex.build(ids[4:], persons[4:], vecs[4:], "m", 2, kind="flat")
+    assert loaded.generation == 2 and sorted(loaded.sample_ids()) == list(ids[4:])
+    for q in vecs[::5]:
+        for level in ("search_samples", "search_persons"):
+            s1, i1 = getattr(loaded, level)(q, 3)
+            s2, i2 = getattr(exact, level)(q, 3)
+            assert list(i1[0]) == list(i2[0])
+            np.testing.assert_allclose(s1, s2, atol=1e-5)
+
+
+def test_backend_file_is_private_and_checked(tmp_path):
+    from voiceprint.errors import LibraryError
+
+    cfg = write_backend(tmp_path, "milvus", read_backend(tmp_path)["uri"])
+    assert read_backend(tmp_path) == cfg and (tmp_path / "index_backend.json").stat().st_mode & 0o077 == 0
+    with pytest.raises(LibraryError, match="needs --milvus-uri"):
+        write_backend(tmp_path, "milvus", None)
+    (tmp_path / "index_backend.json").write_text('{"backend": "redis"}')
+    with pytest.raises(LibraryError, match="backend must be"):
+        read_backend(tmp_path)

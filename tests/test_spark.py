@@ -1,0 +1,43 @@
+"""The Spark engine runs the same feature definitions as DuckDB and gives the same features."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from voiceprint.calls.features import compute_features
+from voiceprint.calls.ingest import import_fraud_list, import_registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from gen_cdr import generate  # noqa: E402
+
+pytest.importorskip("pyspark", reason="pyspark not installed - run `make install`")
+if not shutil.which("java"):
+    pytest.skip("no Java for Spark - `make install` installs openjdk-17-jre-headless", allow_module_level=True)
+
+
+def test_spark_and_duckdb_give_identical_features(tmp_path):
+    from voiceprint.calls.spark import compare_features
+
+    res = generate(tmp_path, rows=30_000, subscribers=90, dens=2, den_size=4, canonical=True)
+    import_registry(res["registry"], tmp_path / "reg.parquet")
+    import_fraud_list(res["fraud_list"], tmp_path / "fraud.parquet")
+    kw = {"registry": tmp_path / "reg.parquet", "fraud_list": tmp_path / "fraud.parquet", "temp_directory": tmp_path}
+    duck = compute_features(res["calls"], **kw)
+    out = tmp_path / "spark.parquet"
+    n = compute_features(res["calls"], out=out, engine="spark", master="local[2]", **kw)
+    import pandas as pd
+
+    assert len(duck) == 90 and n == 90
+    assert compare_features(duck, pd.read_parquet(out)) == []
+    assert duck["community_size"].max() > 1 and duck["known_fraud"].sum() >= 1  # the check covered the group features
+
+
+def test_unknown_engine_is_a_data_error(tmp_path):
+    from voiceprint.errors import DataError
+
+    with pytest.raises(DataError, match="unknown engine"):
+        compute_features(tmp_path / "x.parquet", engine="hive")

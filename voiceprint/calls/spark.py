@@ -1,0 +1,165 @@
+"""The Spark engine: the feature SQL of ``features.py``, translated by sqlglot, on Spark SQL.
+
+One definition per feature: the steps are written once in the portable DuckDB dialect and
+``to_spark`` translates each with sqlglot; nothing here restates a feature. Each step is
+materialised with ``localCheckpoint`` (cut lineage, so the label-propagation loop does not grow
+its plan) and registered as a temp view under the step's name.
+
+The session starts offline: no web UI, no ivy/Maven resolution (``spark.jars.packages`` is never
+set), event log off. ``master`` is ``local[*]`` by default, a ``spark://host:7077`` (or yarn /
+k8s) cluster, or an ``sc://host:15002`` Spark Connect URL.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+from voiceprint.errors import DataError
+
+DEFAULT_MASTER = os.environ.get("VOICEPRINT_SPARK_MASTER", "local[*]")
+
+
+@functools.lru_cache(maxsize=256)
+def to_spark(sql: str) -> str:
+    """One portable-DuckDB SELECT as Spark SQL."""
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
+
+
+def _check_java() -> None:
+    if os.environ.get("JAVA_HOME") or shutil.which("java"):
+        return
+    raise DataError("the Spark engine needs Java and none was found - install openjdk-17-jre-headless (`make install` does) "
+                    "or use --engine duckdb")
+
+
+def spark_session(master: str | None = None, memory_limit: str | None = None, threads: int | None = None,
+                  temp_directory: str | Path | None = None):
+    """A Spark session that starts without the network: UI off, no package downloads, UTC."""
+    master = master or DEFAULT_MASTER
+    # the per-number tables are small: few shuffle partitions locally, more on a cluster
+    partitions = 2 * (threads or os.cpu_count() or 2) if master.startswith("local") else 200
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise DataError("the Spark engine needs pyspark - run `make install` (or pip install 'pyspark>=4,<5')") from exc
+    if master.startswith("sc://"):
+        builder = SparkSession.builder.remote(master)
+    else:
+        _check_java()
+        if threads and master == "local[*]":
+            master = f"local[{int(threads)}]"
+        builder = SparkSession.builder.master(master)
+        local = Path(temp_directory or os.environ.get("VOICEPRINT_SPARK_TEMP") or "/tmp/voiceprint_spark")
+        local.mkdir(parents=True, exist_ok=True)
+        builder = (builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.eventLog.enabled", "false").config("spark.jars.ivy", str(local / "ivy"))
+                   .config("spark.local.dir", str(local)).config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.driver.host", "127.0.0.1") if master.startswith("local") else builder.config("spark.ui.enabled", "false"))
+        if memory_limit:
+            builder = builder.config("spark.driver.memory", _spark_memory(memory_limit))
+    builder = (builder.appName("voiceprint-calls").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", os.environ.get("VOICEPRINT_SPARK_PARTITIONS", str(partitions)))
+               .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true"))
+    session = builder.getOrCreate()
+    if not master.startswith("sc://"):
+        session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _spark_memory(limit: str) -> str:
+    """DuckDB-style '4GB' as Spark's '4g'."""
+    text = str(limit).strip().lower().replace("ib", "").replace("b", "")
+    return text if text[-1:] in "kmgt" else text + "m"
+
+
+class SparkRunner:
+    """Runs the feature steps on Spark: each step a checkpointed temp view."""
+
+    dialect = "spark"
+
+    def __init__(self, master: str | None = None, memory_limit: str | None = None, threads: int | None = None,
+                 temp_directory: str | Path | None = None, session=None):
+        self.spark = session or spark_session(master, memory_limit, threads, temp_directory)
+        self.remote = (master or DEFAULT_MASTER).startswith("sc://")
+        self._owns = session is None
+
+    def source(self, name: str, paths: list[Path], union: bool = True) -> None:
+        reader = self.spark.read.option("mergeSchema", "true") if union else self.spark.read
+        reader.parquet(*[str(Path(p).resolve()) for p in paths]).createOrReplaceTempView(name)
+
+    def view(self, name: str, sql: str) -> None:
+        self.spark.sql(to_spark(sql)).createOrReplaceTempView(name)
+
+    def table(self, name: str, sql: str) -> None:
+        df = self.spark.sql(to_spark(sql))
+        df = df.checkpoint() if self.remote else df.localCheckpoint()
+        df.createOrReplaceTempView(name)
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+
+    def scalar(self, sql: str):
+        return self.spark.sql(to_spark(sql)).collect()[0][0]
+
+    def frame(self, sql: str):
+        return self.spark.sql(to_spark(sql)).toPandas()
+
+    def write(self, sql: str, out: Path) -> None:
+        """One local file, like the DuckDB engine (the feature table has one row per number, not per call)."""
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        table = self.spark.sql(to_spark(sql)).toArrow()
+        tmp = out.with_name(f".{out.name}.tmp")
+        if out.name.endswith((".csv", ".csv.gz", ".gz")):
+            import gzip
+
+            if out.name.endswith(".gz"):
+                with gzip.open(tmp, "wb") as fh:
+                    pacsv.write_csv(table, fh)
+            else:
+                pacsv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
+        os.replace(tmp, out)
+
+    def close(self) -> None:
+        if self._owns:
+            self.spark.stop()
+
+
+def compare_features(a, b, rel: float = 1e-9) -> list[str]:
+    """Differences between two feature tables (pandas), as readable lines; empty when they agree.
+
+    Rows are matched on ``number``; integers and strings must be equal, floats equal within
+    ``rel`` relative (absolute for values near zero), NULLs in the same places."""
+    import numpy as np
+
+    problems = []
+    if list(a.columns) != list(b.columns):
+        return [f"columns differ: {sorted(set(a.columns) ^ set(b.columns)) or 'order'}"]
+    a = a.sort_values("number").reset_index(drop=True)
+    b = b.sort_values("number").reset_index(drop=True)
+    if len(a) != len(b) or not (a["number"].astype(str).values == b["number"].astype(str).values).all():
+        return [f"different numbers: {len(a)} vs {len(b)} rows"]
+    for col in a.columns:
+        x, y = a[col], b[col]
+        null_x, null_y = x.isna().to_numpy(), y.isna().to_numpy()
+        if (null_x != null_y).any():
+            problems.append(f"{col}: NULL in {int((null_x != null_y).sum())} rows of one engine only")
+            continue
+        keep = ~null_x
+        if x.dtype.kind in "fiub" and y.dtype.kind in "fiub":
+            xv, yv = x.to_numpy(dtype=float)[keep], y.to_numpy(dtype=float)[keep]
+            bad = np.abs(xv - yv) > rel * np.maximum(np.maximum(np.abs(xv), np.abs(yv)), 1e-12)
+            if bad.any():
+                i = int(np.argmax(bad))
+                problems.append(f"{col}: {int(bad.sum())} values differ (e.g. {xv[i]!r} vs {yv[i]!r})")
+        elif not (x[keep].astype(str).to_numpy() == y[keep].astype(str).to_numpy()).all():
+            problems.append(f"{col}: text values differ")
+    return problems
