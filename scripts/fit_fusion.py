@@ -29,7 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_backend import DEFAULT_PLAN, load_dev  # noqa: E402
+from train_backend import load_dev, plan_of  # noqa: E402
+
+#: Licence of each corpus whose development embeddings are averaged into ``centres.npz``.
+CENTRE_SOURCES = {"speechocean762": "speechocean762 CC BY 4.0", "hyke_ivr_8k": "hyke_ivr_8k",
+                  "commonvoice_zh": "commonvoice_zh CC0 1.0"}
 
 from voiceprint.embedding import file_sha256, load_spec, models_dir  # noqa: E402
 from voiceprint.evaluate import eer  # noqa: E402
@@ -37,7 +41,7 @@ from voiceprint.evaluate import eer  # noqa: E402
 
 def fused(parts: list[np.ndarray], centres: list[np.ndarray], weights: list[float]) -> np.ndarray:
     out = []
-    for x, c, w in zip(parts, centres, weights):
+    for x, c, w in zip(parts, centres, weights, strict=True):
         y = x - c
         out.append(np.sqrt(w) * y / np.linalg.norm(y, axis=1, keepdims=True))
     v = np.concatenate(out, axis=1)
@@ -68,11 +72,14 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0],
                     help="weights of the first component to try (two components; the second gets 1 - w)")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
+                    help="use only these parts of the back end's plan, e.g. commonvoice_zh:clean hyke_ivr_8k:clean")
     args = ap.parse_args(argv)
     if len(args.components) != 2:
         raise SystemExit("fit_fusion.py chooses one weight: give exactly two components")
     t0 = time.time()
-    sets = {name: load_dev(DEFAULT_PLAN, name) for name in args.components}
+    plan = plan_of(args.only)
+    sets = {name: load_dev(plan, name) for name in args.components}
     conditions = []
     first = sets[args.components[0]]
     for k, (corpus, channel, _) in enumerate(first):
@@ -102,18 +109,18 @@ def main(argv=None) -> int:
         return 0
     home = models_dir() / args.name
     home.mkdir(parents=True, exist_ok=True)
-    np.savez(home / "centres.npz", **{name: c.astype(np.float32) for name, c in zip(args.components, centres)})
+    np.savez(home / "centres.npz", **{name: c.astype(np.float32) for name, c in zip(args.components, centres, strict=True)})
     specs = [load_spec(n) for n in args.components]
     meta = {
         "name": args.name,
         "kind": "fusion",
-        "description": " + ".join(f"{s.name} ({w:.2f})" for s, w in zip(specs, [best, 1 - best]))
+        "description": " + ".join(f"{s.name} ({w:.2f})" for s, w in zip(specs, [best, 1 - best], strict=True))
                        + ": weighted sum of the components' centred cosines",
         "components": [[args.components[0], round(best, 4)], [args.components[1], round(1 - best, 4)]],
         "embedding_dim": int(sum(s.embedding_dim for s in specs)),
         "sample_rate": 16000,
         "licence": "; ".join(f"{s.name}: {s.licence}" for s in specs)
-                   + "; centres.npz: means of development embeddings (speechocean762 CC BY 4.0, hyke_ivr_8k)",
+                   + f"; centres.npz: means of development embeddings ({', '.join(CENTRE_SOURCES.get(c, c) for c in plan)})",
         "sha256": {"centres.npz": file_sha256(home / "centres.npz")},
     }
     if (home / "model.json").exists():  # keep what other scripts tuned for this model (e.g. "linking")

@@ -29,10 +29,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voiceprint.evaluate import (Item, build_trials, cllr, eer, elub, embed_items, min_dcf,  # noqa: E402
-                                 read_eval_manifest, select_items)
-from voiceprint.scoring import (QUALITY_MEASURES, Backend, backend_dir, calibration_features,  # noqa: E402
-                                fit_logistic, hashed_speaker, speaker_list_hash, within_class_whitening)
+from voiceprint.evaluate import Item, build_trials, cllr, eer, elub, embed_items, min_dcf, read_eval_manifest, select_items  # noqa: E402
+from voiceprint.scoring import (  # noqa: E402
+    QUALITY_MEASURES,
+    Backend,
+    backend_dir,
+    calibration_features,
+    fit_logistic,
+    hashed_speaker,
+    speaker_list_hash,
+    within_class_whitening,
+)
 
 DATA = ROOT.parent / "shared" / "data"
 #: Development trials are made with one and with three enrolment recordings per speaker.
@@ -41,13 +48,28 @@ ENROL = (1, 3)
 DEFAULT_PLAN = {
     "speechocean762": (("", "amrnb", "g711u"), 6),
     "hyke_ivr_8k": (("",), None),
+    # read Mandarin sentences (48 kHz MP3 from browsers): the centre's language, clean and by phone
+    "commonvoice_zh": (("", "amrnb"), None),
 }
 #: Only corpora whose licence allows passing on derived voiceprints give the AS-norm cohort, which is
-#: committed with the model (speechocean762: CC BY 4.0). hyke_ivr_8k states no licence: it enters
-#: only aggregate statistics (domain mean, whitening, calibration), never individual vectors.
-COHORT_CORPORA = {"speechocean762"}
+#: committed with the model (speechocean762: CC BY 4.0; commonvoice_zh: CC0 1.0). hyke_ivr_8k states
+#: no licence: it enters only aggregate statistics (domain mean, whitening, calibration), never
+#: individual vectors.
+COHORT_CORPORA = {"speechocean762", "commonvoice_zh"}
+#: Where each cohort corpus comes from, for the back end's record.
+COHORT_SOURCES = {"speechocean762": "speechocean762: CC BY 4.0, github:jimbozhang/speechocean762",
+                  "commonvoice_zh": "commonvoice_zh: CC0 1.0, Mozilla Common Voice zh-CN"}
 # librispeech_test_other (6 speakers) and fsdd_8k (4) are too small to split: they are kept out of
 # fitting entirely and reported on all their speakers as corpora the back end never saw.
+
+
+def plan_of(only: list[str] | None) -> dict:
+    """The default plan, or only its ``CORPUS:CHANNEL`` parts named in ``only``."""
+    if not only:
+        return DEFAULT_PLAN
+    wanted = [tuple(x.split(":")) for x in only]
+    plan = {c: (tuple(v for v in vs if (c, v or "clean") in wanted), n) for c, (vs, n) in DEFAULT_PLAN.items()}
+    return {c: p for c, p in plan.items() if p[0]}
 
 
 def load_dev(plan: dict, model: str | None) -> list[tuple[str, str, list[Item]]]:
@@ -69,7 +91,7 @@ def load_dev(plan: dict, model: str | None) -> list[tuple[str, str, list[Item]]]
                 # the first k recordings of each speaker native (they enrol it with --enrol k), the rest by phone
                 seen: dict[str, int] = {}
                 mixed = []
-                for native, phone in zip(embedded[""], embedded[variant]):
+                for native, phone in zip(embedded[""], embedded[variant], strict=True):
                     seen[native.speaker] = seen.get(native.speaker, 0) + 1
                     mixed.append(native if seen[native.speaker] <= k else phone)
                 usable = [i for i in mixed if not i.refused and i.net_speech >= 1.0]
@@ -226,11 +248,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the plan, e.g. hyke_ivr_8k:clean speechocean762:amrnb")
     args = ap.parse_args(argv)
-    plan = DEFAULT_PLAN
-    if args.only:
-        wanted = [tuple(x.split(":")) for x in args.only]
-        plan = {c: (tuple(v for v in vs if (c, v or "clean") in wanted), n) for c, (vs, n) in DEFAULT_PLAN.items()}
-        plan = {c: p for c, p in plan.items() if p[0]}
+    plan = plan_of(args.only)
 
     t0 = time.time()
     print("development data (dev speakers only):")
@@ -274,7 +292,7 @@ def main(argv=None) -> int:
                              cllr_baseline=cllr(base[0] * t["cosine"][yy] + base[1], base[0] * t["cosine"][~yy] + base[1]))
     names = QUALITY_MEASURES[quality]
     for pair, w in calibration.items():
-        print(f"calibration {pair:10s} llr = " + " + ".join(f"{c:.3f}*{n}" for c, n in zip(w, names)) + f" + {w[-1]:.3f}")
+        print(f"calibration {pair:10s} llr = " + " + ".join(f"{c:.3f}*{n}" for c, n in zip(w, names, strict=False)) + f" + {w[-1]:.3f}")
     for pair, (lo, hi) in llr_limit.items():
         print(f"llr bounds (ELUB) {pair:10s} [{lo:.2f}, {hi:.2f}]  (log10 [{lo / np.log(10):.2f}, {hi / np.log(10):.2f}])")
     for k, r in summary.items():
@@ -292,6 +310,7 @@ def main(argv=None) -> int:
     non = np.sort(score[~y])
     backend.nontarget_scores = non if len(non) <= 20001 else np.quantile(non, np.linspace(0, 1, 20001))
     speakers = sorted({i.speaker for i in all_items})
+    cohort = {i.corpus for i in all_items if i.corpus in COHORT_CORPORA}
     backend.meta = {
         "version": 1,
         "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -300,8 +319,8 @@ def main(argv=None) -> int:
         "corpora": {f"{c}/{ch}": len(items) for c, ch, items in sets},
         "speakers_hashed": [hashed_speaker(s) for s in speakers],
         "speakers_sha256": speaker_list_hash(speakers),
-        "cohort": f"{len(backend.cohort)} vectors of development speakers of {', '.join(sorted(COHORT_CORPORA))} "
-                  "(speechocean762: CC BY 4.0, github:jimbozhang/speechocean762), clean and codec-simulated",
+        "cohort": f"{len(backend.cohort)} vectors of development speakers of {', '.join(sorted(cohort))} "
+                  f"({'; '.join(COHORT_SOURCES[c] for c in sorted(cohort))}), clean and codec-simulated",
         "shrink": shrink,
         "out_dim": out_dim,
         "baseline_calibration": [float(base[0]), float(base[1])],
