@@ -72,13 +72,14 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0],
                     help="weights of the first component to try (two components; the second gets 1 - w)")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--per-speaker", type=int, default=0, help="use at most N recordings of each speaker (0 = the plan's)")
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the back end's plan, e.g. commonvoice_zh:clean hyke_ivr_8k:clean")
     args = ap.parse_args(argv)
     if len(args.components) != 2:
         raise SystemExit("fit_fusion.py chooses one weight: give exactly two components")
     t0 = time.time()
-    plan = plan_of(args.only)
+    plan = plan_of(args.only, args.per_speaker)
     sets = {name: load_dev(plan, name) for name in args.components}
     conditions = []
     first = sets[args.components[0]]

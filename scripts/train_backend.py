@@ -63,13 +63,17 @@ COHORT_SOURCES = {"speechocean762": "speechocean762: CC BY 4.0, github:jimbozhan
 # fitting entirely and reported on all their speakers as corpora the back end never saw.
 
 
-def plan_of(only: list[str] | None) -> dict:
-    """The default plan, or only its ``CORPUS:CHANNEL`` parts named in ``only``."""
-    if not only:
-        return DEFAULT_PLAN
-    wanted = [tuple(x.split(":")) for x in only]
-    plan = {c: (tuple(v for v in vs if (c, v or "clean") in wanted), n) for c, (vs, n) in DEFAULT_PLAN.items()}
-    return {c: p for c, p in plan.items() if p[0]}
+def plan_of(only: list[str] | None = None, per_speaker: int | None = None) -> dict:
+    """The default plan, or only its ``CORPUS:CHANNEL`` parts named in ``only``; ``per_speaker``
+    caps the recordings used of each speaker in every corpus."""
+    plan = dict(DEFAULT_PLAN)
+    if only:
+        wanted = [tuple(x.split(":")) for x in only]
+        plan = {c: (tuple(v for v in vs if (c, v or "clean") in wanted), n) for c, (vs, n) in plan.items()}
+        plan = {c: p for c, p in plan.items() if p[0]}
+    if per_speaker:
+        plan = {c: (vs, min(n or per_speaker, per_speaker)) for c, (vs, n) in plan.items()}
+    return plan
 
 
 def load_dev(plan: dict, model: str | None) -> list[tuple[str, str, list[Item]]]:
@@ -245,10 +249,11 @@ def main(argv=None) -> int:
                     help="calibration quality measures to try (voiceprint.scoring.QUALITY_MEASURES); the one "
                          "with the lowest mean cross-validated development Cllr is kept")
     ap.add_argument("--dry-run", action="store_true", help="report development figures, save nothing")
+    ap.add_argument("--per-speaker", type=int, default=0, help="use at most N recordings of each speaker (0 = the plan's)")
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the plan, e.g. hyke_ivr_8k:clean speechocean762:amrnb")
     args = ap.parse_args(argv)
-    plan = plan_of(args.only)
+    plan = plan_of(args.only, args.per_speaker)
 
     t0 = time.time()
     print("development data (dev speakers only):")

@@ -89,12 +89,19 @@ def test_embedding_matches_the_reference_cam_plus_plus_forward(campplus, speech_
     np.testing.assert_allclose(campplus.embed(speech_16k), ours, atol=1e-6)  # dither 0: deterministic
 
 
-def test_batch_features_mask_padding_like_single_calls(campplus, speech_16k):
+def test_padded_batch_embeds_each_row_on_its_own_frames(campplus, speech_16k):
+    """Diarisation embeds windows of different lengths in one zero-padded batch."""
     import torch
 
-    feats = campplus.encoder.mods.compute_features(torch.from_numpy(np.stack([speech_16k, speech_16k])))
-    assert feats.shape[0] == 2 and feats.shape[2] == 80
-    assert torch.equal(feats[0], feats[1])
+    long, short = speech_16k[:24000], speech_16k[8000:16000]
+    wavs = torch.zeros(2, len(long))
+    wavs[0], wavs[1, :len(short)] = torch.from_numpy(long), torch.from_numpy(short)
+    with torch.inference_mode():
+        batch = campplus.encoder.encode_batch(wavs, torch.tensor([1.0, len(short) / len(long)])).reshape(2, -1).numpy()
+        alone = [campplus.encoder.encode_batch(torch.from_numpy(x).unsqueeze(0)).reshape(-1).numpy() for x in (long, short)]
+    unit = [v / np.linalg.norm(v) for v in (*batch, *alone)]
+    np.testing.assert_allclose(unit[0], unit[2], atol=1e-5)
+    np.testing.assert_allclose(unit[1], unit[3], atol=1e-4)  # its own frames, none of the padding
 
 
 def _copy_model(tmp_path, monkeypatch):

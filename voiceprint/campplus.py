@@ -43,17 +43,31 @@ class KaldiFbank(torch.nn.Module):
         return torch.stack(feats)
 
 
+def own_frames(rel_len: float, frames: int, win: int = 400, hop: int = 160) -> int:
+    """Frames (25 ms every 10 ms at 16 kHz) of a padded row that hold none of the padding: the padded signal was at least
+    ``(frames - 1) * hop + win`` samples long, so the row had at least ``rel_len`` times that."""
+    samples = int(rel_len * ((frames - 1) * hop + win))
+    return max(1, min(frames, (samples - win) // hop + 1))
+
+
 @register_checkpoint_hooks
 class CAMPPlus(_SpeakerlabCAMPPlus):
     """3D-Speaker's CAM++ with SpeechBrain's embedding-model interface.
 
     ``forward(feats, wav_lens)`` returns ``[batch, 1, embedding_size]`` like SpeechBrain's
-    ECAPA. CAM++ pools statistics over every frame it is given, so a batch must not be padded
-    (the embedder passes one recording at a time); ``wav_lens`` is accepted and ignored.
+    ECAPA. CAM++ pools statistics over every frame it is given and has no mask, so a padded
+    batch (diarisation's windows) is run row by row on each row's own frames (``wav_lens``:
+    relative lengths, as SpeechBrain passes them); an unpadded batch runs at once.
     """
 
-    def forward(self, feats: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:  # noqa: ARG002
-        return super().forward(feats).unsqueeze(1)
+    def forward(self, feats: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
+        if wav_lens is None or bool((wav_lens >= 1.0).all()):
+            return super().forward(feats).unsqueeze(1)
+        rows = []
+        for i, rel in enumerate(wav_lens.tolist()):
+            x = feats[i:i + 1, :own_frames(rel, feats.shape[1])]
+            rows.append(super().forward(x - x.mean(dim=1, keepdim=True)))  # centred on its own frames only
+        return torch.cat(rows).unsqueeze(1)
 
     @mark_as_transfer
     def load_weights(self, path) -> None:
