@@ -141,3 +141,24 @@ def test_weights_must_match_the_network_key_for_key(tmp_path):
     torch.save(state, tmp_path / "partial.pt")
     with pytest.raises(RuntimeError, match="Missing key"):
         net.load_weights(tmp_path / "partial.pt")
+
+
+def test_a_library_keeps_the_model_it_was_created_with(tmp_path, monkeypatch):
+    """Libraries record their model: one made with CAM++ stays CAM++ (and one made with ECAPA stays
+    ECAPA) whatever the default is when it is reopened."""
+    import audiogen
+
+    from voiceprint.library import Library
+
+    a1 = audiogen.speech_file(tmp_path / "a1.wav", seed=1, f0=110, seconds=5.0)
+    b1 = audiogen.speech_file(tmp_path / "b1.wav", seed=3, f0=210, seconds=5.0)
+    with Library.create(tmp_path / "cam", model=NAME, operator="tester") as lib:
+        lib.enrol(a1, person="Zhang San")
+        lib.enrol(b1, person="Li Si")
+        [result] = lib.query(a1, top=2)
+        assert result["hits"][0]["person"]["name"] == "Zhang San"
+    other = "ecapa-voxceleb" if embedding.DEFAULT_MODEL == NAME else NAME
+    monkeypatch.setenv("VOICEPRINT_MODEL", other)
+    with Library.open(tmp_path / "cam") as lib:
+        assert lib.model == NAME
+        assert lib.query(a1, top=1)[0]["hits"][0]["person"]["name"] == "Zhang San"
