@@ -224,6 +224,58 @@ def condition_cllr(trials, cv_llr, llr_limit) -> dict:
     return out
 
 
+def transfer_linking(sets, model: str, reference: str) -> dict:
+    """Case-linking thresholds for ``model`` carried over from ``reference`` (whose thresholds were
+    tuned by ``scripts/eval_linking.py``): on the same clean development recordings, each of this
+    model's cosine thresholds (plain, and centred on the recordings' mean) is set where its
+    different-speaker pairs cross at the rate the reference's threshold lets them through, so a
+    link means as rare a coincidence with either model. The LLR threshold is in calibrated units
+    and is kept as it is."""
+    from voiceprint import linking
+    from voiceprint.embedding import load_spec
+
+    ref_links = linking.thresholds(reference)
+    ref_sets = load_dev({c: (("",), n) for c, (vs, n) in plan_of(None).items() if "" in vs and c in {x for x, _, _ in sets}},
+                        reference)
+    ours = {i.path: i.vector for c, ch, items in sets if ch == "clean" for i in items}
+    pairs_ref, pairs_our = {"cosine": [], "centred": []}, {"cosine": [], "centred": []}
+    for _, _, items in ref_sets:
+        items = [i for i in items if i.path in ours]
+        if len(items) < 3:
+            continue
+        for vecs, out in (([i.vector for i in items], pairs_ref), ([ours[i.path] for i in items], pairs_our)):
+            x = np.stack(vecs).astype(np.float64)
+            c = x - x.mean(0)
+            c /= np.linalg.norm(c, axis=1, keepdims=True)
+            spk = np.array([i.speaker for i in items])
+            upper = np.triu(np.ones((len(items), len(items)), bool), 1) & (spk[:, None] != spk[None, :])
+            out["cosine"].append((x @ x.T)[upper])
+            out["centred"].append((c @ c.T)[upper])
+    found = {}
+    for kind in ("cosine", "centred"):
+        ref_non, our_non = np.concatenate(pairs_ref[kind]), np.concatenate(pairs_our[kind])
+        rate = float(np.mean(ref_non >= ref_links[kind]))
+        found[kind] = round(float(np.quantile(our_non, 1.0 - rate)), 3)
+        print(f"linking {kind}: {reference} {ref_links[kind]:.3f} lets {100 * rate:.3f} % of {len(ref_non)} "
+              f"different-speaker pairs through; {model} at the same rate: {found[kind]:.3f}")
+    found["llr"] = ref_links["llr"]
+    _ = load_spec(model)  # the model must exist before its model.json is touched
+    return found
+
+
+def write_linking(model: str, thresholds: dict) -> None:
+    """Record the linking thresholds in ``models/<model>/model.json`` (``"linking"``), keeping the rest."""
+    import json
+
+    from voiceprint.embedding import load_spec
+
+    path = load_spec(model).home / "model.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["linking"] = thresholds
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"linking thresholds {thresholds} -> {path}")
+
+
 def summarise(trials) -> dict:
     rows = {}
     for (corpus, channel), t in trials.items():
@@ -238,7 +290,7 @@ def pooled(trials, key: str) -> np.ndarray:
     return np.concatenate([t[key] for t in trials.values()])
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--shrink", type=float, nargs="*", default=[0.05, 0.2, 0.5, 1.0],
@@ -249,20 +301,19 @@ def main(argv=None) -> int:
                     help="calibration quality measures to try (voiceprint.scoring.QUALITY_MEASURES); the one "
                          "with the lowest mean cross-validated development Cllr is kept")
     ap.add_argument("--dry-run", action="store_true", help="report development figures, save nothing")
+    ap.add_argument("--link-reference", default="",
+                    help="also set this model's case-linking thresholds from MODEL's (model.json \"linking\"; see transfer_linking)")
     ap.add_argument("--per-speaker", type=int, default=0, help="use at most N recordings of each speaker (0 = the plan's)")
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the plan, e.g. hyke_ivr_8k:clean speechocean762:amrnb")
-    args = ap.parse_args(argv)
-    plan = plan_of(args.only, args.per_speaker)
+    return ap.parse_args(argv)
 
-    t0 = time.time()
-    print("development data (dev speakers only):")
-    sets = load_dev(plan, args.model)
-    out_dim = args.out_dim or None
 
+def choose_core(sets, shrinks, top_ns, out_dim):
+    """The shrinkage and cohort size with the lowest mean cross-fitted development EER."""
     best = None
-    for shrink in args.shrink:
-        for top_n in args.top_n:
+    for shrink in shrinks:
+        for top_n in top_ns:
             trials = cross_scores(sets, shrink, top_n, out_dim)
             summary = summarise(trials)
             mean_eer = float(np.mean([r["eer_backend"] for r in summary.values()]))
@@ -270,17 +321,20 @@ def main(argv=None) -> int:
                   + "  ".join(f"{k} {100 * r['eer_backend']:.2f}" for k, r in summary.items()), flush=True)
             if best is None or mean_eer < best[0]:
                 best = (mean_eer, shrink, top_n, trials, summary)
-    mean_eer, shrink, top_n, trials, summary = best
+    _, shrink, top_n, trials, summary = best
     print(f"chosen: shrink {shrink}, top_n {top_n}")
     print("baseline (plain cosine) dev EER: "
           + "  ".join(f"{k} {100 * r['eer_baseline']:.2f}" for k, r in summary.items()))
+    return shrink, top_n, trials, summary
 
-    # calibration on the cross-fitted development scores: each quality measure is judged by its
-    # cross-validated Cllr (calibration fitted on one fold's speakers, scored on the other's)
+
+def choose_calibration(trials, qualities, summary):
+    """Each quality measure judged by its cross-validated Cllr (calibration fitted on one fold's
+    speakers, scored on the other's); fills the Cllr columns of ``summary``."""
     y = pooled(trials, "label").astype(bool)
-    score, cos = pooled(trials, "score"), pooled(trials, "cosine")
+    cos = pooled(trials, "cosine")
     fits = {}
-    for quality in args.quality:
+    for quality in qualities:
         calibration, cv_llr, llr_limit = calibrate(trials, quality)
         per = condition_cllr(trials, cv_llr, llr_limit)
         fits[quality] = (float(np.mean(list(per.values()))), calibration, llr_limit, per)
@@ -303,19 +357,32 @@ def main(argv=None) -> int:
     for k, r in summary.items():
         print(f"  {k:32s} EER {100 * r['eer_baseline']:.2f} -> {100 * r['eer_backend']:.2f} %   "
               f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f} (cross-validated)")
+    return quality, calibration, llr_limit, base, {q: round(f[0], 4) for q, f in fits.items()}
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    plan = plan_of(args.only, args.per_speaker)
+    t0 = time.time()
+    print("development data (dev speakers only):")
+    sets = load_dev(plan, args.model)
+    out_dim = args.out_dim or None
+    shrink, top_n, trials, summary = choose_core(sets, args.shrink, args.top_n, out_dim)
+    quality, calibration, llr_limit, base, tried = choose_calibration(trials, args.quality, summary)
     if args.dry_run:
         return 0
+    y = pooled(trials, "label").astype(bool)
     all_items = fitting_items(sets)
     backend = fit_core(all_items, shrink, top_n, out_dim)
     backend.calibration = calibration
     backend.llr_limit = llr_limit
     backend.quality = quality
     # the impostor score distribution, kept as 20,001 quantiles (enough for false-hit rates down to 1e-4)
-    non = np.sort(score[~y])
+    non = np.sort(pooled(trials, "score")[~y])
     backend.nontarget_scores = non if len(non) <= 20001 else np.quantile(non, np.linspace(0, 1, 20001))
     speakers = sorted({i.speaker for i in all_items})
     cohort = {i.corpus for i in all_items if i.corpus in COHORT_CORPORA}
+    names = QUALITY_MEASURES[quality]
     backend.meta = {
         "version": 1,
         "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -333,12 +400,14 @@ def main(argv=None) -> int:
         "llr": "natural log; calibration per channel pair (wideband, narrowband, cross; 'all' otherwise), "
                f"weights [{', '.join(names)}, offset] (voiceprint.scoring.calibration_features, "
                f"quality measure {quality!r}); bounds: ELUB of the cross-validated development LLRs",
-        "quality_measures_tried": {q: round(f[0], 4) for q, f in fits.items()},
+        "quality_measures_tried": tried,
         "enrol_per_dev_trial": list(ENROL),
         "dev_figures": summary,
     }
     folder = backend_dir(args.model)
     backend.save(folder)
+    if args.link_reference:
+        write_linking(args.model, transfer_linking(sets, args.model, args.link_reference))
     print(f"saved {folder} ({time.time() - t0:.0f} s)")
     return 0
 
