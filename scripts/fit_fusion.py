@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0],
                     help="weights of the first component to try (two components; the second gets 1 - w)")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--cached-only", action="store_true", help="use only recordings already in the embedding cache")
     ap.add_argument("--per-speaker", type=int, default=0, help="use at most N recordings of each speaker (0 = the plan's)")
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the back end's plan, e.g. commonvoice_zh:clean hyke_ivr_8k:clean")
@@ -80,14 +81,13 @@ def main(argv=None) -> int:
         raise SystemExit("fit_fusion.py chooses one weight: give exactly two components")
     t0 = time.time()
     plan = plan_of(args.only, args.per_speaker)
-    sets = {name: load_dev(plan, name) for name in args.components}
+    sets = {name: load_dev(plan, name, args.cached_only) for name in args.components}
     conditions = []
     first = sets[args.components[0]]
     for k, (corpus, channel, _) in enumerate(first):
-        # the same recordings must be usable by every component
-        per = [s[k][2] for s in sets.values()]
-        paths = [[i.path for i in p] for p in per]
-        assert all(p == paths[0] for p in paths), "components disagree on the usable recordings"
+        # only recordings usable by every component (all of them, unless --cached-only left some out)
+        common = set.intersection(*({i.path for i in s[k][2]} for s in sets.values()))
+        per = [[i for i in s[k][2] if i.path in common] for s in sets.values()]
         conditions.append((f"{corpus}/{channel}", [np.stack([i.vector for i in p]).astype(np.float64) for p in per],
                            [i.speaker for i in per[0]], ">" in channel))
     fitting = [c for c in conditions if not c[3]]

@@ -76,15 +76,16 @@ def plan_of(only: list[str] | None = None, per_speaker: int | None = None) -> di
     return plan
 
 
-def load_dev(plan: dict, model: str | None) -> list[tuple[str, str, list[Item]]]:
-    """(corpus, channel, dev items) for every corpus and simulation of the plan."""
+def load_dev(plan: dict, model: str | None, cached_only: bool = False) -> list[tuple[str, str, list[Item]]]:
+    """(corpus, channel, dev items) for every corpus and simulation of the plan (``cached_only``:
+    only the recordings already in the embedding cache)."""
     sets = []
     for corpus, (variants, per_speaker) in plan.items():
         manifest = DATA / corpus / "manifest.csv"
         embedded = {}
         for variant in variants:
             items = select_items(read_eval_manifest(manifest), "dev", per_speaker)
-            embed_items(items, model, variant)
+            embed_items(items, model, variant, cached_only=cached_only)
             embedded[variant] = items
             usable = [i for i in items if not i.refused and i.net_speech >= 1.0]
             sets.append((corpus, variant or "clean", usable))
@@ -224,7 +225,7 @@ def condition_cllr(trials, cv_llr, llr_limit) -> dict:
     return out
 
 
-def transfer_linking(sets, model: str, reference: str) -> dict:
+def transfer_linking(sets, model: str, reference: str, cached_only: bool = False) -> dict:
     """Case-linking thresholds for ``model`` carried over from ``reference`` (whose thresholds were
     tuned by ``scripts/eval_linking.py``): on the same clean development recordings, each of this
     model's cosine thresholds (plain, and centred on the recordings' mean) is set where its
@@ -236,7 +237,7 @@ def transfer_linking(sets, model: str, reference: str) -> dict:
 
     ref_links = linking.thresholds(reference)
     ref_sets = load_dev({c: (("",), n) for c, (vs, n) in plan_of(None).items() if "" in vs and c in {x for x, _, _ in sets}},
-                        reference)
+                        reference, cached_only)
     ours = {i.path: i.vector for c, ch, items in sets if ch == "clean" for i in items}
     pairs_ref, pairs_our = {"cosine": [], "centred": []}, {"cosine": [], "centred": []}
     for _, _, items in ref_sets:
@@ -303,6 +304,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--dry-run", action="store_true", help="report development figures, save nothing")
     ap.add_argument("--link-reference", default="",
                     help="also set this model's case-linking thresholds from MODEL's (model.json \"linking\"; see transfer_linking)")
+    ap.add_argument("--cached-only", action="store_true", help="use only recordings already in the embedding cache")
     ap.add_argument("--per-speaker", type=int, default=0, help="use at most N recordings of each speaker (0 = the plan's)")
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the plan, e.g. hyke_ivr_8k:clean speechocean762:amrnb")
@@ -365,7 +367,7 @@ def main(argv=None) -> int:
     plan = plan_of(args.only, args.per_speaker)
     t0 = time.time()
     print("development data (dev speakers only):")
-    sets = load_dev(plan, args.model)
+    sets = load_dev(plan, args.model, args.cached_only)
     out_dim = args.out_dim or None
     shrink, top_n, trials, summary = choose_core(sets, args.shrink, args.top_n, out_dim)
     quality, calibration, llr_limit, base, tried = choose_calibration(trials, args.quality, summary)
@@ -407,7 +409,7 @@ def main(argv=None) -> int:
     folder = backend_dir(args.model)
     backend.save(folder)
     if args.link_reference:
-        write_linking(args.model, transfer_linking(sets, args.model, args.link_reference))
+        write_linking(args.model, transfer_linking(sets, args.model, args.link_reference, args.cached_only))
     print(f"saved {folder} ({time.time() - t0:.0f} s)")
     return 0
 
