@@ -85,7 +85,7 @@ class ModelSpec:
     @property
     def fingerprint(self) -> str:
         """Short stable id of the exact weights: voiceprints record it, indexes never mix two."""
-        content = sorted(self.sha256.items())
+        content: list = sorted(self.sha256.items())
         if self.local_sha256:  # models without local files keep the fingerprint they always had
             content = [content, sorted(self.local_sha256.items())]
         if self.components:  # a fusion is also defined by its parts and their weights
@@ -257,7 +257,7 @@ class Embedder:
         self.spec = model if isinstance(model, ModelSpec) else load_spec(model)
         self.device = device
         self._encoder = None
-        self._centres = None
+        self._centres: dict[str, np.ndarray] | None = None
 
     @property
     def encoder(self):
