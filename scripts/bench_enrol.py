@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python scripts/bench_enrol.py [--files 200] [--data ../shared/data/speechocean762]
         [--chunk 20] [--generated] [--json out/bench/enrol.json]
+    .venv/bin/python scripts/bench_enrol.py --models ecapa-voxceleb campplus-zh-en [--files 100]
 
 Both sides use one model load and the same files. The baseline decodes every file first
 (untimed) and times only ``EncoderClassifier.encode_batch`` on each whole decoded signal, one
@@ -146,6 +147,32 @@ def run_interleaved(files, signals, encoder, root: Path, chunk: int) -> dict:
     return out
 
 
+def run_models(files, models: list[str], root: Path, chunk: int, audio_s: float) -> dict:
+    """``Library.enrol_many`` of the same files into one fresh library per model, interleaved per
+    chunk (model A, model B, ..., then the next chunk) so load shifts hit every model alike.
+    Returns per model: seconds, audio seconds per second, and seconds per audio second."""
+    from voiceprint.library import EnrolItem, Library
+
+    libs = {m: Library.create(root / m, model=m, operator="bench_enrol") for m in models}
+    spent = dict.fromkeys(models, 0.0)
+    try:
+        for m in models:  # warm-up: the model loads outside the timing
+            libs[m].enrol_many([EnrolItem(str(p), who) for p, who in files[:1]], force=True)
+        for start in range(1, len(files), chunk):
+            items = [EnrolItem(str(p), who) for p, who in files[start:start + chunk]]
+            for m in models:
+                t0 = time.perf_counter()
+                libs[m].enrol_many(items, force=True)
+                spent[m] += time.perf_counter() - t0
+    finally:
+        for lib in libs.values():
+            lib.close()
+    first = models[0]
+    return {m: {"seconds": round(spent[m], 2), "audio_s_per_s": round(audio_s / spent[m], 2),
+                "s_per_audio_s": round(spent[m] / audio_s, 4), "relative_to_first": round(spent[m] / spent[first], 3)}
+            for m in models}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=200)
@@ -154,6 +181,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=20, help="files per interleaved chunk")
     ap.add_argument("--generated", action="store_true", help="generated 4 s clips even if real data is there")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--models", nargs="+", default=None,
+                    help="instead: enrol the same files with each of these models, interleaved (the first is the reference)")
     args = ap.parse_args()
 
     from voiceprint.audio import load_recording
@@ -176,6 +205,18 @@ def main() -> None:
 
     speech_segments(np.zeros(16000, np.float32) + 1e-3, 16000)
     torch.set_num_threads(args.threads)
+    if args.models:
+        audio_s = sum(len(x) for x in signals[1:]) / 16000  # the first file is the untimed warm-up
+        with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
+            res = run_models(files, args.models, Path(tmp), args.chunk, audio_s)
+        print(f"\n{'Library.enrol_many with':28s}{'seconds':>9s}{'audio s/s':>11s}{'s per audio s':>15s}{'vs first':>10s}")
+        for m, r in res.items():
+            print(f"{m:28s}{r['seconds']:9.1f}{r['audio_s_per_s']:11.1f}{r['s_per_audio_s']:15.4f}{r['relative_to_first']:9.2f}x")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"machine": machine(), "files": len(files) - 1, "real": real,
+                                             "audio_seconds": round(audio_s, 1), "models": res}, indent=2))
+        return
     spec = load_spec(None)
     encoder = get_embedder(spec.name).encoder  # the object the library uses: one model load
     run_direct(encoder, signals[:3])  # warm-up

@@ -1,7 +1,10 @@
-"""Markdown table: the plain ECAPA cosine, ECAPA with its back end and another model with its
-back end, side by side, from two folders of `voiceprint evaluate --json` outputs of the same runs.
+"""Markdown table: several speaker models side by side, plain cosine and with their back ends,
+from folders of `voiceprint evaluate --json` outputs of the same runs (same file names).
 
     .venv/bin/python scripts/compare_models.py out/eval out/evalf [--subset all]
+    .venv/bin/python scripts/compare_models.py out/m/ecapa out/m/campplus out/m/fusion --labels ECAPA CAM++ fusion
+
+The first folder is the reference: a run is listed when it exists there and in at least one other.
 """
 
 from __future__ import annotations
@@ -19,31 +22,41 @@ def num(x):
     return "" if x is None else f"{x:.3f}"
 
 
+def rows_of(path: Path) -> dict:
+    try:
+        return {r["subset"]: r for r in json.loads(path.read_text())["rows"]}
+    except (OSError, json.JSONDecodeError, KeyError):
+        return {}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("ecapa", type=Path, help="folder of the default model's runs")
-    ap.add_argument("other", type=Path, help="folder of the other model's runs (same file names)")
+    ap.add_argument("folders", type=Path, nargs="+", help="one folder of runs per model; the first is the reference")
+    ap.add_argument("--labels", nargs="+", default=None, help="a column label per folder (default: folder names)")
     ap.add_argument("--subset", nargs="+", default=["all", "speech <2s"])
     args = ap.parse_args(argv)
-    print("| run | subset | tests | EER % ECAPA plain | EER % ECAPA + back end | EER % fusion + back end | "
-          "Cllr ECAPA + back end | Cllr fusion + back end | top-1 % ECAPA plain | top-1 % ECAPA + back end | top-1 % fusion + back end |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for path in sorted(args.other.glob("*.json")):
-        base = args.ecapa / path.name
-        if not base.exists():
-            continue
-        try:
-            rows_b = {r["subset"]: r for r in json.loads(base.read_text())["rows"]}
-            rows_o = {r["subset"]: r for r in json.loads(path.read_text())["rows"]}
-        except (json.JSONDecodeError, KeyError):
+    if len(args.folders) < 2:
+        raise SystemExit("give at least two folders of runs")
+    labels = args.labels or [f.name for f in args.folders]
+    if len(labels) != len(args.folders):
+        raise SystemExit("give one --labels entry per folder")
+    cols = ([f"EER % {m} plain" for m in labels] + [f"EER % {m} + back end" for m in labels]
+            + [f"Cllr {m} + back end" for m in labels] + [f"top-1 % {m} plain" for m in labels]
+            + [f"top-1 % {m} + back end" for m in labels])
+    print("| run | subset | tests | " + " | ".join(cols) + " |")
+    print("|---|---|--:|" + "--:|" * len(cols))
+    for path in sorted(args.folders[0].glob("*.json")):
+        runs = [rows_of(f / path.name) for f in args.folders]
+        if not runs[0] or not any(runs[1:]):
             continue
         for subset in args.subset:
-            b, o = rows_b.get(subset), rows_o.get(subset)
-            if not b or not o:
+            rs = [r.get(subset) or {} for r in runs]
+            if not rs[0]:
                 continue
-            print(f"| {path.stem} | {subset} | {o['tests']} | {pct(b['eer_baseline'])} | {pct(b.get('eer_backend'))} "
-                  f"| **{pct(o.get('eer_backend'))}** | {num(b.get('cllr_backend'))} | **{num(o.get('cllr_backend'))}** "
-                  f"| {pct(b['top1_baseline'])} | {pct(b.get('top1_backend'))} | **{pct(o.get('top1_backend'))}** |")
+            cells = ([pct(r.get("eer_baseline")) for r in rs] + [pct(r.get("eer_backend")) for r in rs]
+                     + [num(r.get("cllr_backend")) for r in rs] + [pct(r.get("top1_baseline")) for r in rs]
+                     + [pct(r.get("top1_backend")) for r in rs])
+            print(f"| {path.stem} | {subset} | {rs[0]['tests']} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -26,14 +26,18 @@ import numpy as np
 
 from voiceprint.embedding import file_sha256, load_spec, models_dir
 from voiceprint.evaluate import eer, vector_of
-from voiceprint.fitting import DEFAULT_PLAN, load_dev
+from voiceprint.fitting import load_dev, plan_of
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Licence of each corpus whose development embeddings are averaged into ``centres.npz``.
+CENTRE_SOURCES = {"speechocean762": "speechocean762 CC BY 4.0", "hyke_ivr_8k": "hyke_ivr_8k",
+                  "commonvoice_zh": "commonvoice_zh CC0 1.0"}
 
 
 def fused(parts: list[np.ndarray], centres: list[np.ndarray], weights: list[float]) -> np.ndarray:
     out = []
-    for x, c, w in zip(parts, centres, weights):
+    for x, c, w in zip(parts, centres, weights, strict=True):
         y = x - c
         out.append(np.sqrt(w) * y / np.linalg.norm(y, axis=1, keepdims=True))
     v = np.concatenate(out, axis=1)
@@ -64,18 +68,22 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0],
                     help="weights of the first component to try (two components; the second gets 1 - w)")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--cached-only", action="store_true", help="use only recordings already in the embedding cache")
+    ap.add_argument("--per-speaker", type=int, default=0, help="use at most N recordings of each speaker (0 = the plan's)")
+    ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
+                    help="use only these parts of the back end's plan, e.g. commonvoice_zh:clean hyke_ivr_8k:clean")
     args = ap.parse_args(argv)
     if len(args.components) != 2:
         raise SystemExit("fit_fusion.py chooses one weight: give exactly two components")
     t0 = time.time()
-    sets = {name: load_dev(DEFAULT_PLAN, name) for name in args.components}
+    plan = plan_of(args.only, args.per_speaker)
+    sets = {name: load_dev(plan, name, cached_only=args.cached_only) for name in args.components}
     conditions = []
     first = sets[args.components[0]]
     for k, (corpus, channel, _) in enumerate(first):
-        # the same recordings must be usable by every component
-        per = [s[k][2] for s in sets.values()]
-        paths = [[i.path for i in p] for p in per]
-        assert all(p == paths[0] for p in paths), "components disagree on the usable recordings"
+        # only recordings usable by every component (all of them, unless --cached-only left some out)
+        common = set.intersection(*({i.path for i in s[k][2]} for s in sets.values()))
+        per = [[i for i in s[k][2] if i.path in common] for s in sets.values()]
         conditions.append((f"{corpus}/{channel}", [np.stack([vector_of(i) for i in p]).astype(np.float64) for p in per],
                            [i.speaker for i in per[0]], ">" in channel))
     fitting = [c for c in conditions if not c[3]]
@@ -98,18 +106,18 @@ def main(argv=None) -> int:
         return 0
     home = models_dir() / args.name
     home.mkdir(parents=True, exist_ok=True)
-    np.savez(home / "centres.npz", **{name: c.astype(np.float32) for name, c in zip(args.components, centres)})
+    np.savez(home / "centres.npz", **{name: c.astype(np.float32) for name, c in zip(args.components, centres, strict=True)})
     specs = [load_spec(n) for n in args.components]
     meta = {
         "name": args.name,
         "kind": "fusion",
-        "description": " + ".join(f"{s.name} ({w:.2f})" for s, w in zip(specs, [best, 1 - best]))
+        "description": " + ".join(f"{s.name} ({w:.2f})" for s, w in zip(specs, [best, 1 - best], strict=True))
                        + ": weighted sum of the components' centred cosines",
         "components": [[args.components[0], round(best, 4)], [args.components[1], round(1 - best, 4)]],
         "embedding_dim": int(sum(s.embedding_dim for s in specs)),
         "sample_rate": 16000,
         "licence": "; ".join(f"{s.name}: {s.licence}" for s in specs)
-                   + "; centres.npz: means of development embeddings (speechocean762 CC BY 4.0, hyke_ivr_8k)",
+                   + f"; centres.npz: means of development embeddings ({', '.join(CENTRE_SOURCES.get(c, c) for c in plan)})",
         "sha256": {"centres.npz": file_sha256(home / "centres.npz")},
     }
     if (home / "model.json").exists():  # keep what other scripts tuned for this model (e.g. "linking")

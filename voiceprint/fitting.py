@@ -43,24 +43,32 @@ ENROL = (1, 3)
 DEFAULT_PLAN = {
     "speechocean762": (("", "amrnb", "g711u"), 6),
     "hyke_ivr_8k": (("",), None),
+    # read Mandarin sentences (48 kHz MP3 from browsers): the centre's language, clean and by phone
+    "commonvoice_zh": (("", "amrnb"), None),
 }
 #: Only corpora whose licence allows passing on derived voiceprints give the AS-norm cohort, which is
-#: committed with the model (speechocean762: CC BY 4.0). hyke_ivr_8k states no licence: it enters
-#: only aggregate statistics (domain mean, whitening, calibration), never individual vectors.
-COHORT_CORPORA = {"speechocean762"}
+#: committed with the model (speechocean762: CC BY 4.0; commonvoice_zh: CC0 1.0). hyke_ivr_8k states
+#: no licence: it enters only aggregate statistics (domain mean, whitening, calibration), never
+#: individual vectors.
+COHORT_CORPORA = {"speechocean762", "commonvoice_zh"}
+#: Where each cohort corpus comes from, for the back end's record.
+COHORT_SOURCES = {"speechocean762": "speechocean762: CC BY 4.0, github:jimbozhang/speechocean762",
+                  "commonvoice_zh": "commonvoice_zh: CC0 1.0, Mozilla Common Voice zh-CN"}
 # librispeech_test_other (6 speakers) and fsdd_8k (4) are too small to split: they are kept out of
 # fitting entirely and reported on all their speakers as corpora the back end never saw.
 
 
-def load_dev(plan: dict, model: str | None, echo: Callable[[str], None] = print) -> list[tuple[str, str, list[Item]]]:
-    """(corpus, channel, dev items) for every corpus and simulation of the plan."""
+def load_dev(plan: dict, model: str | None, echo: Callable[[str], None] = print,
+             cached_only: bool = False) -> list[tuple[str, str, list[Item]]]:
+    """(corpus, channel, dev items) for every corpus and simulation of the plan (``cached_only``:
+    only the recordings already in the embedding cache)."""
     sets = []
     for corpus, (variants, per_speaker) in plan.items():
         manifest = shared_data_dir() / corpus / "manifest.csv"
         embedded: dict[str, list[Item]] = {}
         for variant in variants:
             items = select_items(read_eval_manifest(manifest), "dev", per_speaker)
-            embed_items(items, model, variant)
+            embed_items(items, model, variant, cached_only=cached_only)
             embedded[variant] = items
             usable = [i for i in items if not i.refused and i.net_speech >= 1.0]
             sets.append((corpus, variant or "clean", usable))
@@ -71,7 +79,7 @@ def load_dev(plan: dict, model: str | None, echo: Callable[[str], None] = print)
                 # the first k recordings of each speaker native (they enrol it with --enrol k), the rest by phone
                 seen: dict[str, int] = {}
                 mixed = []
-                for native, phone in zip(embedded[""], embedded[variant]):
+                for native, phone in zip(embedded[""], embedded[variant], strict=True):
                     seen[native.speaker] = seen.get(native.speaker, 0) + 1
                     mixed.append(native if seen[native.speaker] <= k else phone)
                 usable = [i for i in mixed if not i.refused and i.net_speech >= 1.0]
@@ -215,22 +223,29 @@ def pooled(trials, key: str) -> np.ndarray:
     return np.concatenate([t[key] for t in trials.values()])
 
 
-def plan_of(only: list[str] | None) -> dict:
-    """The default plan, or only its ``corpus:channel`` parts (e.g. ``hyke_ivr_8k:clean speechocean762:amrnb``)."""
-    if not only:
-        return DEFAULT_PLAN
-    wanted = [tuple(x.split(":")) for x in only]
-    plan = {c: (tuple(v for v in vs if (c, v or "clean") in wanted), n) for c, (vs, n) in DEFAULT_PLAN.items()}
-    return {c: p for c, p in plan.items() if p[0]}
+def plan_of(only: list[str] | None = None, per_speaker: int | None = None) -> dict:
+    """The default plan, or only its ``corpus:channel`` parts (e.g. ``hyke_ivr_8k:clean speechocean762:amrnb``);
+    ``per_speaker`` caps the recordings used of each speaker in every corpus."""
+    plan = dict(DEFAULT_PLAN)
+    if only:
+        wanted = [tuple(x.split(":")) for x in only]
+        plan = {c: (tuple(v for v in vs if (c, v or "clean") in wanted), n) for c, (vs, n) in plan.items()}
+        plan = {c: p for c, p in plan.items() if p[0]}
+    if per_speaker:
+        plan = {c: (vs, min(n or per_speaker, per_speaker)) for c, (vs, n) in plan.items()}
+    return plan
 
 
 def fit_backend(model: str | None = None, shrinks=(0.05, 0.2, 0.5, 1.0), top_ns=(100, 300), out_dim: int | None = None,
                 qualities=("min_duration", "durations"), dry_run: bool = False, only: list[str] | None = None,
-                echo: Callable[[str], None] = print) -> Path | None:
-    """Fit, report the development figures through ``echo`` and save the back end; the folder written (None on a dry run)."""
+                echo: Callable[[str], None] = print, per_speaker: int | None = None, cached_only: bool = False,
+                link_reference: str = "") -> Path | None:
+    """Fit, report the development figures through ``echo`` and save the back end; the folder written (None on a dry run).
+
+    ``link_reference``: also carry that model's case-linking thresholds over to this one (:func:`transfer_linking`)."""
     t0 = time.time()
     echo("development data (dev speakers only):")
-    sets = load_dev(plan_of(only), model, echo)
+    sets = load_dev(plan_of(only, per_speaker), model, echo, cached_only)
     shrink, top_n, trials, summary = _choose_core(sets, shrinks, top_ns, out_dim, echo)
     fits = _choose_calibration(trials, qualities, echo)
     quality = min(fits, key=lambda q: fits[q][0])
@@ -257,6 +272,8 @@ def fit_backend(model: str | None = None, shrinks=(0.05, 0.2, 0.5, 1.0), top_ns=
     backend.meta = _meta(sets, all_items, backend, shrink, out_dim, base, quality, fits, summary)
     folder = backend_dir(model)
     backend.save(folder)
+    if link_reference:
+        write_linking(model, transfer_linking(sets, model, link_reference, cached_only, echo), echo)
     echo(f"saved {folder} ({time.time() - t0:.0f} s)")
     return folder
 
@@ -308,6 +325,7 @@ def _report(calibration, llr_limit, quality, summary, echo) -> None:
 
 def _meta(sets, all_items, backend, shrink, out_dim, base, quality, fits, summary) -> dict:
     speakers = sorted({i.speaker for i in all_items})
+    cohort = {i.corpus for i in all_items if i.corpus in COHORT_CORPORA}
     names = QUALITY_MEASURES[quality]
     return {
         "version": 1,
@@ -317,8 +335,8 @@ def _meta(sets, all_items, backend, shrink, out_dim, base, quality, fits, summar
         "corpora": {f"{c}/{ch}": len(items) for c, ch, items in sets},
         "speakers_hashed": [hashed_speaker(s) for s in speakers],
         "speakers_sha256": speaker_list_hash(speakers),
-        "cohort": f"{len(backend.cohort)} vectors of development speakers of {', '.join(sorted(COHORT_CORPORA))} "
-                  "(speechocean762: CC BY 4.0, github:jimbozhang/speechocean762), clean and codec-simulated",
+        "cohort": f"{len(backend.cohort)} vectors of development speakers of {', '.join(sorted(cohort))} "
+                  f"({'; '.join(COHORT_SOURCES[c] for c in sorted(cohort))}), clean and codec-simulated",
         "shrink": shrink,
         "out_dim": out_dim,
         "baseline_calibration": [float(base[0]), float(base[1])],
@@ -330,3 +348,58 @@ def _meta(sets, all_items, backend, shrink, out_dim, base, quality, fits, summar
         "enrol_per_dev_trial": list(ENROL),
         "dev_figures": summary,
     }
+
+
+def transfer_linking(sets, model: str | None, reference: str, cached_only: bool = False,
+                     echo: Callable[[str], None] = print) -> dict:
+    """Case-linking thresholds for ``model`` carried over from ``reference`` (whose thresholds were
+    tuned by ``scripts/eval_linking.py``): on the same clean development recordings, each of this
+    model's cosine thresholds (plain, and centred on the recordings' mean) is set where its
+    different-speaker pairs cross at the rate the reference's threshold lets them through, so a
+    link means as rare a coincidence with either model. The LLR threshold is in calibrated units
+    and is kept as it is."""
+    from . import linking
+
+    ref_links = linking.thresholds(reference)
+    corpora = {x for x, _, _ in sets}
+    ref_sets = load_dev({c: (("",), n) for c, (vs, n) in plan_of(None).items() if "" in vs and c in corpora},
+                        reference, echo, cached_only)
+    ours = {i.path: i.vector for _, ch, items in sets if ch == "clean" for i in items}
+    pairs_ref: dict[str, list] = {"cosine": [], "centred": []}
+    pairs_our: dict[str, list] = {"cosine": [], "centred": []}
+    for _, _, items in ref_sets:
+        items = [i for i in items if i.path in ours]
+        if len(items) < 3:
+            continue
+        for vecs, out in (([i.vector for i in items], pairs_ref), ([ours[i.path] for i in items], pairs_our)):
+            x = np.stack(vecs).astype(np.float64)
+            c = x - x.mean(0)
+            c /= np.linalg.norm(c, axis=1, keepdims=True)
+            spk = np.array([i.speaker for i in items])
+            upper = np.triu(np.ones((len(items), len(items)), bool), 1) & (spk[:, None] != spk[None, :])
+            out["cosine"].append((x @ x.T)[upper])
+            out["centred"].append((c @ c.T)[upper])
+    found = {}
+    for kind in ("cosine", "centred"):
+        ref_non, our_non = np.concatenate(pairs_ref[kind]), np.concatenate(pairs_our[kind])
+        rate = float(np.mean(ref_non >= ref_links[kind]))
+        found[kind] = round(float(np.quantile(our_non, 1.0 - rate)), 3)
+        echo(f"linking {kind}: {reference} {ref_links[kind]:.3f} lets {100 * rate:.3f} % of {len(ref_non)} "
+             f"different-speaker pairs through; {model} at the same rate: {found[kind]:.3f}")
+    found["llr"] = ref_links["llr"]
+    return found
+
+
+def write_linking(model: str | None, thresholds: dict, echo: Callable[[str], None] = print) -> None:
+    """Record the linking thresholds in ``models/<model>/model.json`` (``"linking"``), keeping the rest."""
+    import json
+
+    from .embedding import load_spec
+
+    path = load_spec(model).home / "model.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["linking"] = thresholds
+    tmp = path.with_name(".model.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    echo(f"linking thresholds {thresholds} -> {path}")
