@@ -86,3 +86,14 @@ def test_demo_rerun_recreates_only_its_own_library(demo_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "did not make" in err
     assert (other / "library.sqlite").exists()
+
+
+def test_a_library_of_the_earlier_synthetic_demo_is_replaced(tmp_path):
+    from voiceprint.demo import _fresh_library
+    from voiceprint.library import Library
+
+    old = tmp_path / "demo"
+    with Library.create(old, operator="demo") as lib:
+        lib.add_person("Li Na", category="suspect")
+    with _fresh_library(old, "demo") as lib:
+        assert lib.persons() == [] and (old / MARKER).exists()

@@ -72,12 +72,28 @@ def load_sample(data: Path = DATA) -> dict[str, list[dict]]:
     return out
 
 
+#: The persons of the synthetic-voice demo of earlier versions, whose library carries no marker.
+OLD_DEMO_PERSONS = {"Zhang Wei", "Li Na", "Wang Qiang", "Chen Jie"}
+
+
+def _old_demo_library(root: Path) -> bool:
+    """Is ``root`` a library made by the earlier, synthetic-voice demo (only its four persons)?"""
+    from .library import Library
+
+    try:
+        with Library.open(root) as lib:
+            names = {p["name"] for p in lib.persons()}
+    except VoiceprintError:
+        return False
+    return bool(names) and names <= OLD_DEMO_PERSONS
+
+
 def _fresh_library(root: Path, operator: str | None):
     """A new demo library at ``root``; an older demo library there is removed, anything else is kept."""
     from .library import DB_NAME, Library
 
     if (root / DB_NAME).exists():
-        if not (root / MARKER).exists():
+        if not (root / MARKER).exists() and not _old_demo_library(root):
             raise LibraryError(f"{root} holds a library the demo did not make - choose another --library for the demo")
         shutil.rmtree(root)
     lib = Library.create(root, operator=operator or "demo")
