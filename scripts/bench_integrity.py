@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from voiceprint.library import Library  # noqa: E402
 from voiceprint.store import assert_sealed, verify_seals  # noqa: E402

@@ -28,14 +28,12 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
 
 def build_cdr(work: Path, rows: int) -> dict:
-    from gen_cdr import generate
-
     from voiceprint.calls.features import compute_features
     from voiceprint.calls.ingest import import_registry
+    from voiceprint.calls.synthetic import generate
 
     paths = {"calls": work / "gen" / "calls.parquet", "registry": work / "registry.parquet", "features": work / "features.parquet"}
     if not paths["calls"].exists():

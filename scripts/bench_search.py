@@ -222,7 +222,8 @@ def main() -> None:
         ids, person_ids, vectors, centres = synthetic_library(n, args.per_person, args.decay, args.seed)
         queries = queries_for(centres, args.queries, args.seed)
         pids, means = person_means(person_ids, vectors)
-        truth, exact_rows = {}, {}
+        truth: dict = {}
+        exact_rows: dict = {}
         for level, (vecs, labels) in (("samples", (vectors, ids)), ("persons", (means, pids))):
             if PERSONS_ONLY and level == "samples":
                 exact_rows |= {"samples": 0.0, "samples_cpu": 0.0}

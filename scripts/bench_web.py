@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PASSWORD = "benchmark-password"
 
@@ -38,7 +35,7 @@ def build(root: Path, persons: int, rng: np.random.Generator):
     from voiceprint.web.accounts import add_user
 
     lib = Library.create(root, operator="bench")
-    dim = int(lib.store.get_meta("embedding_dim", "192"))
+    dim = int(lib.store.get_meta("embedding_dim") or 192)
     centres = rng.standard_normal((persons, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     db, now = lib.store.db, _t.time()

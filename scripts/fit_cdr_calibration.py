@@ -70,8 +70,11 @@ def main() -> None:
     t0 = time.time()
     table = load_feature_table([Path(args.data) / "features" / f for f in TABLES])
     score, signals = rule_score(table.canonical)
-    keep = table.labels.notna().to_numpy()
-    s, y = np.asarray(score, float)[keep], table.labels.to_numpy()[keep].astype(int)
+    labels = table.labels
+    if labels is None:
+        raise SystemExit("the Sichuan feature tables carry no labels - check --data")
+    keep = labels.notna().to_numpy()
+    s, y = np.asarray(score, float)[keep], labels.to_numpy()[keep].astype(int)
     prior = float(y.mean())
     oof = np.zeros(len(s))
     for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(s, y):

@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import importlib.util
 import json
 import random
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,18 +39,10 @@ DEN_SIZE = 6
 
 
 def load_generator():
-    """The CDR generator: ``voiceprint.calls.synthetic`` if it has moved there, else ``scripts/gen_cdr.py``."""
-    try:
-        from voiceprint.calls import synthetic  # type: ignore[attr-defined]
+    """The CDR generator (``voiceprint.calls.synthetic``)."""
+    from voiceprint.calls import synthetic
 
-        return synthetic
-    except ImportError:
-        spec = importlib.util.spec_from_file_location("gen_cdr", REPO / "scripts" / "gen_cdr.py")
-        if spec is None or spec.loader is None:
-            raise SystemExit("scripts/gen_cdr.py not found - the CDR generator is needed") from None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+    return synthetic
 
 
 def read_voices(manifests: list[Path], split: str) -> dict[str, list[tuple[Path, float]]]:
@@ -192,8 +182,8 @@ def plan_cases(calls_csv: Path, dens: dict, roles: dict, heavy: list[str], rng: 
 def heavy_callers(calls_csv: Path, exclude: set[str], n: int) -> list[str]:
     import duckdb
 
-    rows = duckdb.sql(f"SELECT number, count(*) AS k FROM read_csv_auto('{calls_csv}', all_varchar=true) GROUP BY number"
-                      " ORDER BY k DESC, number").fetchall()
+    rows = duckdb.execute("SELECT number, count(*) AS k FROM read_csv_auto(?, all_varchar=true) GROUP BY number"
+                          " ORDER BY k DESC, number", [str(calls_csv)]).fetchall()
     return [r[0] for r in rows if r[0] not in exclude][:n]
 
 
@@ -222,9 +212,9 @@ def write_outputs(out: Path, roles: dict, cases: list[dict], enrol_rows: list[di
         for c in cases:
             w.writerow([c["case_number"], c["recording"]])
     with open(out / "enrol.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "person", "category", "phone", "case", "id_number"])
-        w.writeheader()
-        w.writerows(enrol_rows)
+        dw = csv.DictWriter(fh, fieldnames=["path", "person", "category", "phone", "case", "id_number"])
+        dw.writeheader()
+        dw.writerows(enrol_rows)
     with open(out / "truth.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["case_number", "offender"])
@@ -321,4 +311,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

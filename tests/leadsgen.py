@@ -1,17 +1,14 @@
-"""A tiny county for lead-graph tests: generated CDRs (scripts/gen_cdr.py) with two dens, imported and featured
+"""A tiny county for lead-graph tests: generated CDRs (voiceprint.calls.synthetic) with two dens, imported and featured
 by the real pipeline, a registry naming each den's two ID-card owners, and victims the dens called."""
 
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-from gen_cdr import generate  # noqa: E402
+from voiceprint.calls.synthetic import generate
 
 SUBSCRIBERS, DENS, DEN_SIZE = 60, 2, 6
 #: den -> (owner of its even numbers, owner of its odd numbers)
@@ -90,5 +87,5 @@ def tiny_county(folder: Path) -> dict:
             f" WHERE direction = 'out' AND number IN ({marks}) GROUP BY other ORDER BY other LIMIT 3", [str(out["calls"]), *nums]).fetchall()
     dens = [n for d in range(DENS) for n in den_numbers(d)]
     heavy = duckdb.execute(f"SELECT number FROM read_parquet(?) WHERE number NOT IN ({','.join('?' * len(dens))})"
-                           " GROUP BY number ORDER BY count(*) DESC, number LIMIT 1", [str(out["calls"]), *dens]).fetchone()[0]
+                           " GROUP BY number ORDER BY count(*) DESC, number LIMIT 1", [str(out["calls"]), *dens]).fetchall()[0][0]
     return out | {"victims": victims, "heavy": heavy}

@@ -69,8 +69,13 @@ def test_hyperparams_build_only_allowlisted_blocks():
 def test_loads_through_speechbrain_offline_and_writes_nothing(monkeypatch, tmp_path):
     from speechbrain.inference.classifiers import EncoderClassifier
 
-    attempts = []
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: attempts.append(a) or (_ for _ in ()).throw(OSError("offline")))
+    attempts: list = []
+
+    def refuse(*a, **k):
+        attempts.append(a)
+        raise OSError("offline")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.chdir(tmp_path)
     spec = embedding.load_spec(NAME)
     before = sorted((p.name, p.stat().st_mtime_ns) for p in spec.files_dir.iterdir())

@@ -82,7 +82,7 @@ def test_graph_edges_from_library_registry_cdr_and_handsets(tmp_path, county):
     assert all(lo - 1e-3 <= w <= hi + 1e-3 for w in cdr.values())  # bounded by the calibration's validation
     den = den_numbers(0)
     assert min(cdr[n] for n in den) > max(w for n, w in cdr.items() if n not in sum((den_numbers(d) for d in (0, 1)), []))
-    handsets = {}
+    handsets: dict = {}
     for _, s, d, k, _, _ in edges:
         if k == "uses_handset":
             handsets.setdefault(d, set()).add(s[7:])

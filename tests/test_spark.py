@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 from voiceprint.calls.features import compute_features
 from voiceprint.calls.ingest import import_fraud_list, import_registry
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from gen_cdr import generate  # noqa: E402
+from voiceprint.calls.synthetic import generate
 
 pytest.importorskip("pyspark", reason="pyspark not installed - run `make install`")
 if not shutil.which("java"):

@@ -72,8 +72,15 @@ def client(app) -> TestClient:
     return TestClient(app, follow_redirects=False)
 
 
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text`` (the test fails here if it is absent)."""
+    match = re.search(pattern, text)
+    assert match, pattern
+    return match.group(1)
+
+
 def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    return found(r'name="csrf_token" value="([^"]+)"', html)
 
 
 def login(app, name: str, password: str = PASSWORD) -> tuple[TestClient, str]:
@@ -140,7 +147,7 @@ def test_investigator_query_shows_the_right_person_first_and_the_report_carries_
     assert r.status_code == 200, r.text
     first = re.search(r'<tr data-rank="1" data-person="([^"]+)"', r.text)
     assert first and first.group(1) == "Zhang San"
-    rid = re.search(r'data-result-id="([0-9a-f]+)"', r.text).group(1)
+    rid = found(r'data-result-id="([0-9a-f]+)"', r.text)
     assert 'data-testid="report-pdf"' in r.text and 'data-testid="report-html"' in r.text
     body = c.get(f"/api/results/{rid}").json()
     sha, hit = body["files"][0]["sha256"], body["voices"][0]["hits"][0]
@@ -327,7 +334,7 @@ def test_cli_report_from_a_file_and_by_result_id(library, voices, tmp_path, caps
     root = str(library[0])
     out = tmp_path / "lead.pdf"
     assert run(["--operator", "examiner1", "report", "--query", str(voices["a2"]), "-o", str(out), "--library", root]) == 0
-    rid = re.search(r"result ([0-9a-f]{16})", capsys.readouterr().out).group(1)
+    rid = found(r"result ([0-9a-f]{16})", capsys.readouterr().out)
     text = re.sub(r"\s+", "", "".join(p.extract_text() for p in PdfReader(out).pages))
     assert "Investigativelead" in text and "examiner1" in text and "ZhangSan" in text
     html = tmp_path / "again.html"
@@ -351,5 +358,5 @@ def test_report_pdf_draws_chinese_with_the_cjk_font_make_install_brings():
     pdf = render_pdf(f'<html><body style="font-family: {REPORT_FONTS}">嫌疑人 张三, 案件 AJ2026-0815</body></html>')
     page = PdfReader(io.BytesIO(pdf)).pages[0]
     assert "张三" in page.extract_text()
-    used = {str(f["/BaseFont"]) for f in page["/Resources"]["/Font"].values()}
+    used = {str(f["/BaseFont"]) for f in page["/Resources"]["/Font"].values()}  # type: ignore[index]
     assert any("WenQuanYi" in f or "CJK" in f for f in used), used

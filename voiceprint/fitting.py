@@ -371,7 +371,7 @@ def transfer_linking(sets, model: str | None, reference: str, cached_only: bool 
         items = [i for i in items if i.path in ours]
         if len(items) < 3:
             continue
-        for vecs, out in (([i.vector for i in items], pairs_ref), ([ours[i.path] for i in items], pairs_our)):
+        for vecs, out in (([vector_of(i) for i in items], pairs_ref), ([ours[i.path] for i in items], pairs_our)):
             x = np.stack(vecs).astype(np.float64)
             c = x - x.mean(0)
             c /= np.linalg.norm(c, axis=1, keepdims=True)

@@ -78,9 +78,9 @@ def read_case_csv(path: Path) -> list[dict]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("gb18030", errors="strict") if _decodes(raw) else None
-        if text is None:
+        if not _decodes(raw):
             raise DataError(f"{path}: neither UTF-8 nor GBK - save it as UTF-8 CSV") from None
+        text = raw.decode("gb18030", errors="strict")
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "case_number" not in header:

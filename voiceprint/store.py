@@ -1206,7 +1206,7 @@ def add_case_call(store: Store, case_number: str, number: str, called_at: str = 
         "INSERT OR IGNORE INTO case_calls(case_id, number, called_at, victim_number, created_at) VALUES (?, ?, ?, ?, ?)",
         (case_id, norm, called_at or "", victim, time.time()))
     if cur.rowcount:
-        store.audit("case.add_call", f"case:{case_id}", call=int(cur.lastrowid))
+        store.audit("case.add_call", f"case:{case_id}", call=_rowid(cur))
     return bool(cur.rowcount)
 
 
