@@ -695,6 +695,7 @@ MIGRATIONS.append(
     END;
     """
 )
+INTEGRITY_SCHEMA = len(MIGRATIONS)  # the schema version that added the seals (the migration just appended)
 SEAL_TRIGGERS = ("voiceprints_seal_insert", "voiceprints_seal_update", "persons_seal_insert", "persons_seal_update")
 
 #: Set by ``voiceprint verify-library --reseal``: open a sealed library whose key is lost.
@@ -799,6 +800,8 @@ def _attach(store: Store) -> None:
     store.db.create_function("vp_seal_voiceprint", 6, seal_vp, deterministic=True)
     store.db.create_function("vp_seal_person", 5, seal_person, deterministic=True)
     state = store.get_meta("integrity")
+    if store.schema_version < INTEGRITY_SCHEMA:
+        return  # a database from before the seals (only an older voiceprint, or a test, leaves one unmigrated)
     if state == "pending":
         _seal_pending(store, path)
     elif store.key is None and not _KEY_LOST_OK.get():
