@@ -27,7 +27,6 @@ import json
 import time
 
 import numpy as np
-
 from recordings_common import Embeddings, manifest, person_centroids, speech_of, speech_only, split_speakers, top1
 
 CONV_UTTS = slice(0, 4)
@@ -102,11 +101,11 @@ def conversations(by_speaker, speakers, seed):
     rng = np.random.default_rng(seed)
     order = list(speakers)
     rng.shuffle(order)
-    for a, b in zip(order[0::2], order[1::2]):
+    for a, b in zip(order[0::2], order[1::2], strict=False):
         ua, ub = by_speaker[a][CONV_UTTS], by_speaker[b][CONV_UTTS]
         first = rng.random() < 0.5
         turns = []
-        for x, y in zip(ua, ub):
+        for x, y in zip(ua, ub, strict=False):
             turns += [(0, x), (1, y)] if first else [(1, y), (0, x)]
         yield (a, b), turns, rng
 
@@ -140,11 +139,11 @@ def main() -> None:
         mix, ref = build(rng, turns)
         segs = audio.speech_segments(mix)
         spans = diarize.window_spans(segs)
-        V = emb.matrix(mix, win_variant, lambda: diarize.embed_windows(mix, spans, emb.embedder)) if len(spans) else None
+        V = emb.matrix(mix, win_variant, lambda mix=mix, spans=spans: diarize.embed_windows(mix, spans, emb.embedder)) if len(spans) else None
         solo, _ = build(rng, [t for t in turns if t[0] == 0])
         ssegs = audio.speech_segments(solo)
         sspans = diarize.window_spans(ssegs)
-        SV = emb.matrix(solo, win_variant, lambda: diarize.embed_windows(solo, sspans, emb.embedder)) if len(sspans) else None
+        SV = emb.matrix(solo, win_variant, lambda solo=solo, sspans=sspans: diarize.embed_windows(solo, sspans, emb.embedder)) if len(sspans) else None
         for t in grid:
             voices = diarize.diarize(mix, segs, emb.embedder, threshold=t, window_vectors=V)
             d = der(ref, [[(s.start, s.end) for s in v.segments] for v in voices], len(mix) / 16000)
