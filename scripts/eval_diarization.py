@@ -102,11 +102,11 @@ def conversations(by_speaker, speakers, seed):
     rng = np.random.default_rng(seed)
     order = list(speakers)
     rng.shuffle(order)
-    for a, b in zip(order[0::2], order[1::2]):
+    for a, b in zip(order[0::2], order[1::2], strict=False):
         ua, ub = by_speaker[a][CONV_UTTS], by_speaker[b][CONV_UTTS]
         first = rng.random() < 0.5
         turns = []
-        for x, y in zip(ua, ub):
+        for x, y in zip(ua, ub, strict=False):
             turns += [(0, x), (1, y)] if first else [(1, y), (0, x)]
         yield (a, b), turns, rng
 

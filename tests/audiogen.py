@@ -61,3 +61,39 @@ def shared_data_dir() -> Path | None:
         if cand and Path(cand).is_dir():
             return Path(cand)
     return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Files with a stated length (truncation tests) and damaged samples
+# --------------------------------------------------------------------------------------------------
+
+
+def write_with(path, samples: np.ndarray, sr: int, container: str, codec: str, sfmt: str = "s16", options: dict | None = None) -> Path:
+    """Mono ``samples`` encoded with PyAV's ``codec`` into ``container``, muxer ``options`` passed through
+    (e.g. ``{"movflags": "+faststart"}`` for an M4A whose length header comes first, ``{"write_xing": "0"}``
+    for an MP3 without a Xing/Info header)."""
+    import av
+
+    x = np.clip(np.asarray(samples, dtype=np.float32), -1, 1)
+    with av.open(str(path), "w", format=container, options=options or {}) as c:
+        st = c.add_stream(codec, rate=sr, layout="mono")
+        data = (x * 32767).round().astype(np.int16)[None, :] if sfmt == "s16" else x[None, :]
+        fr = av.AudioFrame.from_ndarray(data, format=sfmt, layout="mono")
+        fr.sample_rate = sr
+        fr.pts = 0
+        for p in st.encode(fr):
+            c.mux(p)
+        for p in st.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
+def write_float_wav(path, samples: np.ndarray, sr: int) -> Path:
+    """A 32-bit IEEE-float WAV (format tag 3) holding ``samples`` exactly, NaN and Inf included."""
+    import struct
+
+    data = np.asarray(samples, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, sr, sr * 4, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    Path(path).write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return Path(path)

@@ -181,7 +181,7 @@ def test_segments_are_ordered_and_in_range(speech_16k):
     segs = speech_segments(speech_16k)
     assert all(isinstance(s, SpeechSegment) for s in segs)
     assert all(0 <= s.start < s.end <= len(speech_16k) / 16000 for s in segs)
-    assert all(a.end <= b.start for a, b in zip(segs, segs[1:]))
+    assert all(a.end <= b.start for a, b in zip(segs, segs[1:], strict=False))
 
 
 @pytest.mark.parametrize(
@@ -377,3 +377,151 @@ def test_real_speech_files():
             assert abs(rec.duration - float(r["duration_s"])) < 0.01
             speech, segs = prepare_speech(rec.channels[0], rec.path, min_speech=0.5)
             assert 0.3 * rec.duration < sum(s.end - s.start for s in segs) <= rec.duration
+
+
+# --- truncated files with a stated length, damaged samples ------------------------------------------
+
+
+def _cut(src, dst, share=0.5):
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * share)])
+    return dst
+
+
+def test_truncated_mp3_is_refused(tmp_path, speech_files):
+    """LAME writes a Xing/Info header with the frame count: half an MP3 is not a shorter recording."""
+    full = speech_files("mp3", seconds=10.0)
+    assert abs(load_recording(full).duration - 10.0) < 0.1  # the whole file passes
+    msg = _err(_cut(full, tmp_path / "cut.mp3"))
+    assert "MP3 file is truncated" in msg and "header declares 10.0 s" in msg and "copy the original" in msg
+
+
+def test_mp3_without_length_header_is_not_judged(tmp_path):
+    """Without a Xing/Info header FFmpeg only guesses the length from the bit rate: no false alarm."""
+    x = audiogen.synth_speech(6.0, seed=2)
+    p = audiogen.write_with(tmp_path / "noxing.mp3", x, 16000, "mp3", "libmp3lame", "fltp", {"write_xing": "0"})
+    assert not audio._mp3_states_length(str(p))
+    assert abs(load_recording(p).duration - 6.0) < 0.1
+    assert audio._mp3_states_length(str(audiogen.write_audio(tmp_path / "xing.mp3", x, 16000, "mp3")))
+
+
+def test_truncated_m4a_is_refused(tmp_path):
+    x = audiogen.synth_speech(10.0, seed=2)
+    full = audiogen.write_with(tmp_path / "call.m4a", x, 16000, "ipod", "aac", "fltp", {"movflags": "+faststart"})
+    assert abs(load_recording(full).duration - 10.0) < 0.2
+    msg = _err(_cut(full, tmp_path / "cut.m4a"))
+    assert "M4A/MP4 file is truncated" in msg and "header declares 10.0 s" in msg
+
+
+def test_truncated_aiff_is_refused(tmp_path):
+    x = audiogen.synth_speech(10.0, seed=2)
+    full = audiogen.write_with(tmp_path / "call.aiff", x, 16000, "aiff", "pcm_s16be")
+    assert abs(load_recording(full).duration - 10.0) < 0.01
+    assert "AIFF file is truncated" in _err(_cut(full, tmp_path / "cut.aiff"))
+
+
+def test_truncated_flac_says_what_to_do(tmp_path, speech_files):
+    msg = _err(_cut(speech_files("flac", seconds=10.0), tmp_path / "cut.flac"))
+    assert "FLAC file is truncated" in msg and "copy the original file again" in msg
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("sr", [16000, 44100])  # 44.1 kHz: through the resampler
+def test_nan_or_inf_samples_are_named(tmp_path, bad, sr):
+    x = audiogen.synth_speech(4.0, sr=sr, seed=1)
+    x[sr * 2 : sr * 2 + 50] = bad
+    msg = _err(audiogen.write_float_wav(tmp_path / "bad.wav", x, sr))
+    assert "the audio contains invalid samples (NaN/Inf)" in msg and "no speech" not in msg
+    ok = audiogen.write_float_wav(tmp_path / "good.wav", audiogen.synth_speech(4.0, sr=sr, seed=1), sr)
+    assert load_recording(ok).channels[0].samples.dtype == np.float32  # float WAV itself is fine
+
+
+# --- long recordings: block-wise VAD and quality give the whole-signal results -------------------
+
+
+@pytest.mark.parametrize("sr,new_sr", [(16000, 8000), (8000, 16000), (44100, 16000)])
+def test_resampled_slice_is_the_slice_of_the_whole(sr, new_sr):
+    x = np.random.default_rng(0).standard_normal(sr * 3 + 17).astype(np.float32)
+    whole = audio._resample(x, sr, new_sr)
+    for lo, hi in [(0, 100), (0, len(whole)), (7, 5000), (len(whole) - 300, len(whole)), (1024, 4096)]:
+        np.testing.assert_array_equal(audio._resampled_slice(x, sr, new_sr, lo, hi), whole[lo:hi])
+
+
+@pytest.mark.parametrize("band_limited", [False, True])
+def test_block_vad_matches_whole_signal_vad(monkeypatch, band_limited):
+    """Scored in 1 s blocks, the segments are exactly silero's own on the whole signal."""
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    x = audiogen.synth_speech(12.0, seed=3)
+    if band_limited:
+        x = audiogen.resample(audiogen.resample(x, 16000, 8000), 8000, 16000)
+    default = speech_segments(x)
+    monkeypatch.setattr(audio, "VAD_BLOCK_S", 1)
+    seen = []
+    with audio.reporting(lambda stage, done, total: seen.append((stage, done, total))):
+        blocked = speech_segments(x)
+    assert blocked == default and len(default) >= 3
+    vad_sr = 8000 if band_limited else 16000
+    xv = audio._resample(x, 16000, vad_sr)
+    ref = get_speech_timestamps(torch.from_numpy(xv), audio._vad_model(), threshold=audio.VAD_THRESHOLD, sampling_rate=vad_sr,
+                                min_speech_duration_ms=audio.VAD_MIN_SPEECH_MS, min_silence_duration_ms=audio.VAD_MIN_SILENCE_MS,
+                                speech_pad_ms=audio.VAD_PAD_MS)
+    assert [(round(t["start"] / vad_sr, 4), round(t["end"] / vad_sr, 4)) for t in ref] == [(s.start, s.end) for s in default]
+    # progress: one report per block, rising to the whole length
+    assert len(seen) >= 10 and {s for s, _, _ in seen} == {"speech"}
+    assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen) and seen[-1][1] == pytest.approx(seen[-1][2])
+
+
+def test_decode_reports_progress(speech_wav):
+    seen = []
+    load_recording(speech_wav, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert seen[-1] == ("decode", pytest.approx(4.0), pytest.approx(4.0))
+
+
+def test_block_quality_matches(monkeypatch):
+    x = audiogen.synth_speech(12.0, seed=2)
+    segs = speech_segments(x)
+    whole = measure_quality(Channel(0, x), segs, "x", 16000)
+    monkeypatch.setattr(audio, "_QUALITY_BLOCK_FRAMES", 7)
+    assert measure_quality(Channel(0, x), segs, "x", 16000) == whole  # SNR, clipping: exactly
+    monkeypatch.setattr(audio, "_QUALITY_PIECE_S", 2.0)  # bandwidth: PSDs of pieces averaged
+    assert measure_quality(Channel(0, x), segs, "x", 16000)["bandwidth_hz"] == pytest.approx(whole["bandwidth_hz"], rel=0.1)
+
+
+def test_spread_segments_caps_the_embedded_speech():
+    segs = [SpeechSegment(10.0 * i, 10.0 * i + 8.0) for i in range(100)]  # 800 s of speech over 1000 s
+    assert audio.spread_segments(segs[:30]) == segs[:30]  # 240 s: all of it
+    kept = audio.spread_segments(segs, max_s=200.0)
+    assert 180.0 <= sum(s.duration for s in kept) <= 220.0
+    assert kept[0].start < 100 and kept[-1].start > 900  # from the whole call, not its start
+    assert all(k in segs for k in kept)
+
+
+def test_prepare_speech_embeds_at_most_the_cap(monkeypatch, speech_wav):
+    ch = load_recording(speech_wav).channels[0]
+    full, segs = prepare_speech(ch, str(speech_wav))
+    monkeypatch.setattr(audio, "MAX_EMBED_SPEECH_S", 1.0)
+    capped, segs2 = prepare_speech(ch, str(speech_wav))
+    assert segs2 == segs and len(capped) < len(full)  # the segments (net speech) are all reported
+
+
+def test_long_audio_bar_shows_stages_on_a_terminal(monkeypatch):
+    import io
+
+    from voiceprint import progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(progress, "MIN_SHOWN_S", 1.0)
+    monkeypatch.setattr(audio, "VAD_BLOCK_S", 1)
+    out = Tty()
+    with progress.long_audio_bar(out):
+        speech_segments(audiogen.synth_speech(6.0, seed=1))
+    assert "finding speech" in out.getvalue()
+    quiet = io.StringIO()  # not a terminal (a log file, a pipe): nothing
+    with progress.long_audio_bar(quiet):
+        speech_segments(audiogen.synth_speech(6.0, seed=1))
+    assert quiet.getvalue() == ""

@@ -75,7 +75,7 @@ def test_real_two_party_call_is_split_by_speaker():
     a = [r for r in rows if r["speaker"] == spk[3]][:3]
     b = [r for r in rows if r["speaker"] == spk[40]][:3]
     parts, truth, t = [], [], 0.0
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=False):
         for who, r in ((0, ra), (1, rb)):
             x = audio.load_recording(SHARED / "speechocean762" / r["path"]).channels[0].samples
             parts += [x, np.zeros(4000, np.float32)]
@@ -88,3 +88,71 @@ def test_real_two_party_call_is_split_by_speaker():
         share = [sum(max(0.0, min(e, s.end) - max(st, s.start)) for st, e, w in truth if w == who for s in v.segments)
                  for who in (0, 1)]
         assert max(share) >= 0.85 * sum(share)
+
+
+# --- long calls: bounded windows and clustering -------------------------------------------------
+
+
+def _segments(rng, seconds):
+    segs, t = [], 0.0
+    while t < seconds:
+        d = float(rng.choice([0.3, 0.8, 1.4, rng.uniform(2, 15)]))
+        segs.append(SpeechSegment(round(t, 4), round(t + d, 4)))
+        t += d + float(rng.uniform(0.1, 1.0))
+    return segs
+
+
+def test_window_count_is_bounded_and_spread(monkeypatch):
+    segs = _segments(np.random.default_rng(3), 600)
+    assert diarize.bounded_spans(segs) == diarize.window_spans(segs)  # under the cap: unchanged
+    monkeypatch.setattr(diarize, "MAX_WINDOWS", 60)
+    spans = diarize.bounded_spans(segs)
+    assert 30 <= len(spans) <= 60
+    assert spans[0][0] < 30 and spans[-1][1] > 570  # the whole call, not its beginning
+    assert all(a < b for (a, _), (b, _) in zip(spans, spans[1:], strict=False))
+    assert all(any(s.start - 1e-9 <= a and e <= s.end + 1e-9 for s in segs) for a, e in spans)
+
+
+def test_clustering_beyond_the_cap_assigns_the_rest_to_centroids(monkeypatch):
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=192), rng.normal(size=192)
+    x = np.vstack([_group(rng, a, 40), _group(rng, b, 40), _group(rng, a, 20)])
+    exact = diarize.cluster_windows(x)
+    monkeypatch.setattr(diarize, "MAX_CLUSTER_WINDOWS", 25)
+    capped = diarize.cluster_windows(x)
+    assert capped.max() == 1 and (capped == exact).all() or (capped == 1 - exact).all()
+
+
+def test_frame_votes_match_the_brute_force_search():
+    """The binary-searched covering windows give the labels of checking every window."""
+    rng = np.random.default_rng(5)
+    segs = _segments(rng, 120)
+    spans = diarize.window_spans(segs)
+    scores = rng.normal(size=(len(spans), 3))
+    frames, labels = diarize._frame_votes(segs, spans, scores)
+    starts, ends = np.array([a for a, _ in spans]), np.array([e for _, e in spans])
+    mids = (starts + ends) / 2
+    expect = []
+    for a, e in frames:
+        m = (a + e) / 2
+        cover = (starts <= m) & (ends >= m)
+        if not cover.any():
+            cover = np.abs(mids - m) == np.abs(mids - m).min()
+        w = np.maximum(1.0 - np.abs(mids[cover] - m) / (diarize.WINDOW_S / 2), 0.0) + 1e-3
+        expect.append(int(np.argmax(w @ scores[cover])))
+    assert labels.tolist() == expect
+
+
+def test_voices_embed_at_most_the_cap(monkeypatch):
+    from voiceprint import audio
+
+    rng = np.random.default_rng(2)
+    segs = [SpeechSegment(0.0, 12.0)]
+    spans = diarize.window_spans(segs)
+    a, b = rng.normal(size=192), rng.normal(size=192)
+    vecs = np.vstack([_group(rng, (a if (s + e) / 2 < 6.0 else b), 1) for s, e in spans])
+    samples = np.zeros(12 * 16000, np.float32)
+    monkeypatch.setattr(audio, "MAX_EMBED_SPEECH_S", 2.0)
+    voices = diarize.diarize(samples, segs, embedder=None, window_vectors=vecs)
+    assert len(voices) == 2 and all(len(v.speech) <= 16000 * (2.0 + 2 * audio.EMBED_PAD_S + 1) for v in voices)
+    assert abs(sum(v.net_speech for v in voices) - 12.0) < 1e-6  # the time ranges still cover all speech

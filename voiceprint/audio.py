@@ -22,6 +22,9 @@ import hashlib
 import os
 import struct
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +42,33 @@ SILENCE_PEAK = 2.0 / 32768.0
 CLIP_LEVEL = 0.999
 
 _HINT_CONVERT = "convert it to WAV or FLAC (e.g. with ffmpeg or Audacity) and try again"
+
+
+#: ``progress(stage, done, total)``: ``stage`` is "decode" or "speech" (seconds of audio; ``total`` 0 when
+#: unknown) or "voices" (diarisation windows embedded, ``diarize``). Called every few seconds of work.
+ProgressHook = Callable[[str, float, float], None]
+_PROGRESS: ContextVar[ProgressHook | None] = ContextVar("voiceprint_audio_progress", default=None)
+
+
+@contextmanager
+def reporting(hook: ProgressHook | None) -> Iterator[None]:
+    """Send the progress of every decode, VAD and diarisation run inside the block to ``hook``.
+
+    Lets a front end (the CLI's progress bar) follow a long recording through library calls that
+    do not take a hook themselves::
+
+        with audio.reporting(lambda stage, done, total: ...):
+            library.query("two_hour_call.amr")
+    """
+    token = _PROGRESS.set(hook)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _hook(progress: ProgressHook | None) -> ProgressHook | None:
+    return progress if progress is not None else _PROGRESS.get()
 
 
 @dataclass
@@ -133,20 +163,13 @@ def _short(exc: Exception) -> str:
     return msg[:160]
 
 
-def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Recording:
-    """Decode a recording to float32 mono channels at ``target_rate``.
-
-    ``channels``: ``"each"`` (one Channel per source channel - a stereo call holds two voices),
-    ``"mix"`` (average of all channels, ``index == -1``) or an ``int`` (just that 0-based channel).
-
-    Decoding streams frame by frame through FFmpeg's resampler (``av.AudioResampler``, planar float)
-    into one preallocated buffer; it stops as soon as MAX_DURATION_SECONDS is exceeded.
-    """
-    path = os.fspath(path)
+def _check_channels_arg(channels) -> None:
     if channels not in ("each", "mix") and not (isinstance(channels, int) and not isinstance(channels, bool)):
         raise ValueError(f"channels must be 'each', 'mix' or a channel number, not {channels!r}")
 
-    # --- cheap checks before touching the decoder -------------------------------------------------
+
+def _check_file(path: str) -> tuple[int, str]:
+    """Cheap checks before touching the decoder; returns (size in bytes, SHA-256)."""
     if not os.path.exists(path):
         raise AudioError(path, "file not found", "check the path and the spelling of the file name")
     if os.path.isdir(path):
@@ -167,11 +190,198 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
     trunc = _wav_truncation(path, size)
     if trunc is not None:
         declared, present = trunc
+        raise _truncated(path, "WAV", f"header declares {declared} bytes of audio, only {present} present")
+    return size, sha
+
+
+def _truncated(path: str, kind: str, detail: str) -> AudioError:
+    return AudioError(path, f"{kind} file is truncated ({detail})",
+                      "the copy is incomplete - copy the original file again (or ask the sender for the whole recording)")
+
+
+def _too_long(path: str) -> AudioError:
+    return AudioError(
+        path,
+        f"recording is too long (more than {MAX_DURATION_SECONDS / 3600:g} h; limit {MAX_DURATION_SECONDS} s)",
+        "cut it into shorter pieces (e.g. one call per file) and load those",
+    )
+
+
+def _mp3_states_length(path: str) -> bool:
+    """True when an MP3's first frame carries a Xing/Info/VBRI header (LAME and most encoders write one).
+
+    Only then is FFmpeg's duration the encoder's own frame count; without it FFmpeg guesses the length
+    from the first frame's bit rate and the file size, which is no evidence of truncation."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(10)
+            skip = 0
+            if head[:3] == b"ID3" and len(head) == 10:  # ID3v2 tag: syncsafe size
+                skip = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F))
+            f.seek(skip)
+            frame = f.read(4096)
+    except OSError:
+        return False
+    return any(tag in frame[:200] for tag in (b"Xing", b"Info", b"VBRI"))
+
+
+#: Containers whose header states the length exactly (FFmpeg decodes what is present and stops quietly).
+_STATED_LENGTH = {"flac": "FLAC", "aiff": "AIFF", "mov,mp4,m4a,3gp,3g2,mj2": "M4A/MP4", "mp3": "MP3"}
+
+
+@dataclass
+class _Source:
+    """What the container says about its first audio stream."""
+
+    codec: str
+    container: str
+    source_rate: int
+    n_channels: int
+    declared: float | None  # seconds, when the header states the length exactly (see _STATED_LENGTH)
+
+
+def _inspect(path: str, container, channels) -> _Source:
+    if not container.streams.audio:
+        raise AudioError(path, f"contains no audio stream (container '{container.format.name}')", _HINT_CONVERT)
+    stream = container.streams.audio[0]
+    ctx = stream.codec_context
+    n_src = int(ctx.channels or 0)
+    if isinstance(channels, int) and n_src and not (0 <= channels < n_src):
         raise AudioError(
             path,
-            f"WAV file is truncated (header declares {declared} bytes of audio, only {present} present)",
-            "the copy is incomplete - copy the original file again",
+            f"has {n_src} channel(s), channel {channels} does not exist",
+            f"use a channel number from 0 to {n_src - 1}, or 'each' / 'mix'",
         )
+    name = container.format.name
+    # WAV and FLAC headers state the length exactly (FFmpeg clamps WAV to the bytes present): refuse at once.
+    if name in ("wav", "flac") and container.duration and container.duration / 1e6 > MAX_DURATION_SECONDS + 1:
+        raise _too_long(path)
+    declared = None
+    if name in _STATED_LENGTH and stream.duration and stream.time_base and (name != "mp3" or _mp3_states_length(path)):
+        declared = float(stream.duration * stream.time_base)
+    return _Source(
+        # canonical codec id name ("mp3", "amr_nb"), not the decoder's name ("mp3float", "amrnb")
+        codec=getattr(ctx.codec, "canonical_name", None) or ctx.name,
+        container=name,
+        source_rate=int(ctx.sample_rate or 0),
+        n_channels=n_src,
+        declared=declared,
+    )
+
+
+class _Decoded:
+    """Planar float32 samples gathered frame by frame into one buffer, grown by doubling.
+
+    Preallocated from the container's duration estimate (plus slack) so a long file is not copied
+    while growing; refuses NaN/Inf samples and stops as soon as MAX_DURATION_SECONDS is exceeded."""
+
+    def __init__(self, path: str, rate: int, estimate_s: float, progress=None):
+        self.path, self.rate, self.progress = path, rate, progress
+        self.max_samples = int(MAX_DURATION_SECONDS * rate)
+        est = int(estimate_s * rate * 1.02) + rate if estimate_s else 0
+        self.cap = min(max(est, 10 * rate), self.max_samples + 2 * rate)
+        self.total_s = estimate_s
+        self.buf: np.ndarray | None = None
+        self.n = 0
+        self._reported = 0
+
+    def add(self, frames) -> None:
+        for fr in frames:
+            m = fr.samples
+            planes = fr.planes  # planar float32: one plane per channel
+            if self.buf is None:
+                self.buf = np.empty((len(planes), self.cap), dtype=np.float32)
+            if len(planes) != self.buf.shape[0]:
+                raise AudioError(self.path, "channel count changes in the middle of the file", _HINT_CONVERT)
+            if self.n + m > self.cap:
+                self.cap = max(self.cap * 2, self.n + m)
+                nb = np.empty((self.buf.shape[0], self.cap), dtype=np.float32)
+                nb[:, : self.n] = self.buf[:, : self.n]
+                self.buf = nb
+            for c, plane in enumerate(planes):
+                chunk = np.frombuffer(plane, dtype=np.float32, count=m)
+                if not np.isfinite(chunk).all():  # float WAV/CAF can hold them; the resampler spreads them
+                    raise AudioError(self.path, f"the audio contains invalid samples (NaN/Inf) at {self.n / self.rate:.1f} s",
+                                     "the file is damaged or was written by a faulty program - export the recording again")
+                # clip while the chunk is small: resampling can overshoot full scale slightly
+                np.clip(chunk, -1.0, 1.0, out=self.buf[c, self.n : self.n + m])
+            self.n += m
+        if self.n > self.max_samples:  # stop decoding as soon as the limit is passed
+            raise _too_long(self.path)
+        if self.progress is not None and self.n - self._reported >= 30 * self.rate:
+            self._reported = self.n
+            self.progress("decode", self.n / self.rate, self.total_s)
+
+    def channels(self) -> np.ndarray:
+        """The decoded [channels, n] samples, releasing an unused tail of the preallocation."""
+        assert self.buf is not None
+        data = self.buf[:, : self.n]
+        if self.n < 0.9 * self.buf.shape[1]:
+            data = np.ascontiguousarray(data)
+        self.buf = None
+        return data
+
+
+def _decode(path: str, container, src: _Source, target_rate: int, progress) -> np.ndarray:
+    """Stream the first audio stream through FFmpeg's resampler (planar float) into one buffer."""
+    import av
+
+    stream = container.streams.audio[0]
+    out = _Decoded(path, target_rate, container.duration / 1_000_000 if container.duration else 0.0, progress)
+    resampler = av.AudioResampler(format="fltp", layout=None, rate=target_rate)
+    try:
+        for frame in container.decode(stream):
+            frame.pts = None  # let the resampler run on sample counts; avoids pts gaps/jumps errors
+            out.add(resampler.resample(frame))
+        out.add(resampler.resample(None))
+    except AudioError:
+        raise
+    except Exception as e:  # av.error.* during decoding
+        got = out.n / target_rate
+        if src.declared and got < src.declared - max(0.5, 0.02 * src.declared):
+            raise _truncated(path, _STATED_LENGTH[src.container], f"header declares {src.declared:.1f} s, decoding stops at {got:.1f} s") from e
+        where = f" after {got:.1f} s" if out.n else ""
+        raise AudioError(
+            path,
+            f"audio data is corrupt or truncated{where} (decoder: {_short(e)})",
+            "copy the original file again, or " + _HINT_CONVERT,
+        ) from e
+    if out.buf is None or out.n == 0:
+        raise AudioError(
+            path, "no audio could be decoded (file is corrupt, truncated or holds no samples)", "copy the original file again, or " + _HINT_CONVERT
+        )
+    if progress is not None:
+        progress("decode", out.n / target_rate, out.n / target_rate)
+    return out.channels()
+
+
+def _pick_channels(path: str, data: np.ndarray, channels, rate: int) -> list[Channel]:
+    n_src = data.shape[0]
+    if channels == "each":
+        return [Channel(i, data[i], rate) for i in range(n_src)]
+    if channels == "mix":
+        mix = data[0] if n_src == 1 else data.mean(axis=0, dtype=np.float32)
+        return [Channel(-1 if n_src > 1 else 0, mix, rate)]
+    if not 0 <= channels < n_src:
+        raise AudioError(path, f"has {n_src} channel(s), channel {channels} does not exist", f"use a channel number from 0 to {n_src - 1}")
+    return [Channel(channels, np.ascontiguousarray(data[channels]), rate)]
+
+
+def load_recording(path, channels="each", target_rate: int = TARGET_RATE, progress=None) -> Recording:
+    """Decode a recording to float32 mono channels at ``target_rate``.
+
+    ``channels``: ``"each"`` (one Channel per source channel - a stereo call holds two voices),
+    ``"mix"`` (average of all channels, ``index == -1``) or an ``int`` (just that 0-based channel).
+    ``progress``: optional ``progress(stage, done, total)`` hook (see :func:`reporting`).
+
+    Decoding streams frame by frame through FFmpeg's resampler into one preallocated buffer; it stops
+    as soon as MAX_DURATION_SECONDS is exceeded. A file whose header states a longer length than
+    decodes (WAV, FLAC, MP3 with a Xing/Info header, M4A, AIFF) is refused as truncated.
+    """
+    path = os.fspath(path)
+    _check_channels_arg(channels)
+    _, sha = _check_file(path)
+    progress = _hook(progress)
 
     import av  # heavy: imported only when decoding
 
@@ -179,114 +389,19 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
         container = av.open(path, mode="r", metadata_errors="ignore")
     except Exception as e:  # av.error.* (InvalidDataError, ...), also OSError subclasses
         raise _open_error(path, e) from e
-
     try:
-        if not container.streams.audio:
-            raise AudioError(path, f"contains no audio stream (container '{container.format.name}')", _HINT_CONVERT)
-        stream = container.streams.audio[0]
-        ctx = stream.codec_context
-        # canonical codec id name ("mp3", "amr_nb"), not the decoder's name ("mp3float", "amrnb")
-        codec = getattr(ctx.codec, "canonical_name", None) or ctx.name
-        container_name = container.format.name
-        source_rate = int(ctx.sample_rate or 0)
-        n_src = int(ctx.channels or 0)
-        if isinstance(channels, int) and n_src and not (0 <= channels < n_src):
-            raise AudioError(
-                path,
-                f"has {n_src} channel(s), channel {channels} does not exist",
-                f"use a channel number from 0 to {n_src - 1}, or 'each' / 'mix'",
-            )
-
-        max_samples = int(MAX_DURATION_SECONDS * target_rate)
-        too_long = AudioError(
-            path,
-            f"recording is too long (more than {MAX_DURATION_SECONDS / 3600:g} h; limit {MAX_DURATION_SECONDS} s)",
-            "cut it into shorter pieces (e.g. one call per file) and load those",
-        )
-        # WAV and FLAC headers state the length exactly (FFmpeg clamps WAV to the bytes present): refuse at once.
-        if container_name in ("wav", "flac") and container.duration and container.duration / 1e6 > MAX_DURATION_SECONDS + 1:
-            raise too_long
-        # Preallocate from the container's duration estimate (plus slack) so a long file is not copied while growing.
-        est = 0
-        if container.duration:
-            est = int(container.duration / 1_000_000 * target_rate * 1.02) + target_rate
-        cap = min(max(est, 10 * target_rate), max_samples + 2 * target_rate)
-        buf: np.ndarray | None = None
-        n = 0
-        resampler = av.AudioResampler(format="fltp", layout=None, rate=target_rate)
-
-        def add(frames):
-            nonlocal buf, n, cap
-            for fr in frames:
-                m = fr.samples
-                planes = fr.planes  # planar float32: one plane per channel
-                if buf is None:
-                    buf = np.empty((len(planes), cap), dtype=np.float32)
-                if len(planes) != buf.shape[0]:
-                    raise AudioError(path, "channel count changes in the middle of the file", _HINT_CONVERT)
-                if n + m > cap:
-                    cap = max(cap * 2, n + m)
-                    nb = np.empty((buf.shape[0], cap), dtype=np.float32)
-                    nb[:, :n] = buf[:, :n]
-                    buf = nb
-                for c, plane in enumerate(planes):
-                    # clip while the chunk is small: resampling can overshoot full scale slightly
-                    np.clip(np.frombuffer(plane, dtype=np.float32, count=m), -1.0, 1.0, out=buf[c, n : n + m])
-                n += m
-            if n > max_samples:  # stop decoding as soon as the limit is passed
-                raise too_long
-
-        try:
-            for frame in container.decode(stream):
-                frame.pts = None  # let the resampler run on sample counts; avoids pts gaps/jumps errors
-                add(resampler.resample(frame))
-            add(resampler.resample(None))
-        except AudioError:
-            raise
-        except Exception as e:  # av.error.* during decoding
-            where = f" after {n / target_rate:.1f} s" if n else ""
-            raise AudioError(
-                path,
-                f"audio data is corrupt or truncated{where} (decoder: {_short(e)})",
-                "copy the original file again, or " + _HINT_CONVERT,
-            ) from e
-
-        declared = None
-        if stream.duration and stream.time_base:
-            declared = float(stream.duration * stream.time_base)
+        src = _inspect(path, container, channels)
+        data = _decode(path, container, src, target_rate, progress)
     finally:
         container.close()
 
-    if buf is None or n == 0:
-        raise AudioError(
-            path, "no audio could be decoded (file is corrupt, truncated or holds no samples)", "copy the original file again, or " + _HINT_CONVERT
-        )
-    duration = n / float(target_rate)
-    # FLAC states its exact sample count; a shortfall means the file was cut off.
-    if container_name == "flac" and declared and duration < declared - max(0.5, 0.02 * declared):
-        raise AudioError(
-            path,
-            f"FLAC file is truncated (header declares {declared:.1f} s, only {duration:.1f} s decodable)",
-            "the copy is incomplete - copy the original file again",
-        )
-
-    n_src = buf.shape[0]
-    data = buf[:, :n]
-    if n < 0.9 * buf.shape[1]:
-        data = np.ascontiguousarray(data)  # release the unused tail of the preallocation
-    del buf
-
-    if channels == "each":
-        chans = [Channel(i, data[i], target_rate) for i in range(n_src)]
-    elif channels == "mix":
-        mix = data[0] if n_src == 1 else data.mean(axis=0, dtype=np.float32)
-        chans = [Channel(-1 if n_src > 1 else 0, mix, target_rate)]
-    else:
-        if not 0 <= channels < n_src:
-            raise AudioError(path, f"has {n_src} channel(s), channel {channels} does not exist", f"use a channel number from 0 to {n_src - 1}")
-        chans = [Channel(channels, np.ascontiguousarray(data[channels]), target_rate)]
-        del data
-
+    duration = data.shape[1] / float(target_rate)
+    # The header states the exact length; a shortfall means the file was cut off.
+    if src.declared and duration < src.declared - max(0.5, 0.02 * src.declared):
+        raise _truncated(path, _STATED_LENGTH[src.container], f"header declares {src.declared:.1f} s, only {duration:.1f} s decodable")
+    chans = _pick_channels(path, data, channels, target_rate)
+    n_src = data.shape[0]
+    del data
     peak = max(max(float(c.samples.max()), -float(c.samples.min())) for c in chans)  # no |x| temporary
     if peak <= SILENCE_PEAK:
         raise AudioError(
@@ -294,17 +409,8 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE) -> Rec
             f"is digital silence (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS over {duration:.1f} s)",
             "the recording holds no sound - check the recorder or pick the right channel",
         )
-
-    return Recording(
-        path=path,
-        sha256=sha,
-        codec=codec,
-        container=container_name,
-        source_rate=source_rate,
-        n_channels=n_src,
-        duration=duration,
-        channels=chans,
-    )
+    return Recording(path=path, sha256=sha, codec=src.codec, container=src.container, source_rate=src.source_rate,
+                     n_channels=n_src, duration=duration, channels=chans)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,9 +438,9 @@ def _vad_model():
     if _VAD_MODEL is None:
         with _VAD_LOCK:
             if _VAD_MODEL is None:
-                import torch
-
                 import warnings
+
+                import torch
 
                 threads = torch.get_num_threads()
                 try:
@@ -354,15 +460,37 @@ def _vad_model():
     return _VAD_MODEL
 
 
+def _ratio(sr: int, new_sr: int) -> tuple[int, int]:
+    from math import gcd
+
+    g = gcd(int(sr), int(new_sr))
+    return int(new_sr) // g, int(sr) // g
+
+
 def _resample(x: np.ndarray, sr: int, new_sr: int) -> np.ndarray:
     if sr == new_sr:
         return x
-    from math import gcd
-
     from scipy.signal import resample_poly
 
-    g = gcd(int(sr), int(new_sr))
-    return resample_poly(x, new_sr // g, sr // g).astype(np.float32)
+    up, down = _ratio(sr, new_sr)
+    return resample_poly(x, up, down).astype(np.float32)
+
+
+def _resampled_slice(x: np.ndarray, sr: int, new_sr: int, lo: int, hi: int) -> np.ndarray:
+    """``_resample(x, sr, new_sr)[lo:hi]`` without resampling the whole signal.
+
+    The polyphase filter reaches ``10 * max(up, down)`` upsampled taps either side, so resampling the
+    input around the slice with a wider margin, started on a multiple of ``down``, gives the same
+    samples as the whole-signal result (checked in tests/test_audio.py)."""
+    if sr == new_sr:
+        return x[lo:hi]
+    up, down = _ratio(sr, new_sr)
+    margin = (10 * max(up, down)) // up + 2 * down + 8
+    a = max(0, (lo * down // up - margin) // down * down)
+    b = min(len(x), -(-hi * down // up) + margin)
+    out = _resample(np.ascontiguousarray(x[a:b]), sr, new_sr)
+    off = a * up // down
+    return out[lo - off : hi - off]
 
 
 def _band_limited(x: np.ndarray, sr: int) -> bool:
@@ -379,41 +507,70 @@ def _band_limited(x: np.ndarray, sr: int) -> bool:
     return float(p[f >= 4200].sum()) / tot < 1e-4  # less than -40 dB above 4.2 kHz
 
 
-def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> list[SpeechSegment]:
+#: The VAD resamples and scores the audio in blocks of this many seconds (bounded memory on long calls).
+VAD_BLOCK_S = 60
+
+
+def _speech_probs(x: np.ndarray, sr: int, vad_sr: int, progress=None) -> tuple[list[float], int]:
+    """silero-vad's speech probability for every window of ``x`` resampled to ``vad_sr``, and that length.
+
+    The same windows, in the same order, with the model's state carried across blocks, as
+    ``silero_vad.get_speech_timestamps`` scores on the whole signal - so the result is identical,
+    but only one block is ever resampled at a time."""
+    import torch
+
+    model = _vad_model()  # first: it undoes the thread-count side effect of importing silero_vad
+    win = 512 if vad_sr == 16000 else 256
+    up, down = _ratio(sr, vad_sr)
+    n_out = -(-len(x) * up // down)  # resample_poly's output length
+    block = max(1, int(VAD_BLOCK_S * vad_sr) // (win * up)) * win * up
+    probs: list[float] = []
+    with _VAD_LOCK, torch.inference_mode():  # the model keeps state between windows: one caller at a time
+        model.reset_states()
+        for lo in range(0, n_out, block):
+            xv = torch.from_numpy(np.ascontiguousarray(_resampled_slice(x, sr, vad_sr, lo, min(lo + block, n_out))))
+            for j in range(0, len(xv), win):
+                chunk = xv[j : j + win]
+                if len(chunk) < win:
+                    chunk = torch.nn.functional.pad(chunk, (0, win - len(chunk)))
+                probs.append(model(chunk, vad_sr).item())
+            if progress is not None:
+                progress("speech", min(lo + block, n_out) / vad_sr, n_out / vad_sr)
+    return probs, n_out
+
+
+def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE, progress=None) -> list[SpeechSegment]:
     """Speech regions (seconds, sorted, non-overlapping) found by silero-vad.
 
     Band-limited audio (8 kHz origin, including telephone audio upsampled to 16 kHz) is analysed with
     silero's 8 kHz mode, which was trained on such audio and finds speech there more reliably than the
     16 kHz mode; full-band audio is analysed at 16 kHz.  Pure tones (ring-back, DTMF, dial tone, beeps)
-    are rejected by silero itself and additionally by a tonality check on each segment.
+    are rejected by silero itself and additionally by a tonality check on each segment.  The audio is
+    resampled and scored in ``VAD_BLOCK_S`` blocks, so a long call needs little memory beyond its samples.
     """
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError("speech_segments expects mono samples (1-D array)")
     sr = int(sample_rate)
-    if len(x) < sr // 8 or float(np.max(np.abs(x), initial=0.0)) <= SILENCE_PEAK:
+    if len(x) < sr // 8 or max(float(x.max()), -float(x.min())) <= SILENCE_PEAK:
         return []
     vad_sr = 8000 if _band_limited(x, sr) else 16000
-    xv = _resample(x, sr, vad_sr)
-    import torch
+    probs, n_out = _speech_probs(x, sr, vad_sr, _hook(progress))
+    from silero_vad.utils_vad import get_speech_timestamps_from_probs
 
-    model = _vad_model()  # first: it undoes the thread-count side effect of importing silero_vad
-    from silero_vad import get_speech_timestamps
-
-    with _VAD_LOCK, torch.inference_mode():  # the model keeps state between windows: one caller at a time
-        ts = get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(xv)),
-            model,
-            threshold=VAD_THRESHOLD,
-            sampling_rate=vad_sr,
-            min_speech_duration_ms=VAD_MIN_SPEECH_MS,
-            min_silence_duration_ms=VAD_MIN_SILENCE_MS,
-            speech_pad_ms=VAD_PAD_MS,
-        )
+    ts = get_speech_timestamps_from_probs(
+        probs,
+        sampling_rate=vad_sr,
+        threshold=VAD_THRESHOLD,
+        min_speech_duration_ms=VAD_MIN_SPEECH_MS,
+        min_silence_duration_ms=VAD_MIN_SILENCE_MS,
+        speech_pad_ms=VAD_PAD_MS,
+        audio_length_samples=n_out,
+    )
     segs = []
     for t in ts:
         s, e = int(t["start"]), int(t["end"])
-        if _is_tonal(xv[s:e], vad_sr):
+        if _is_tonal(_resampled_slice(x, sr, vad_sr, s, e), vad_sr):
             continue
         segs.append(SpeechSegment(round(s / vad_sr, 4), round(min(e / vad_sr, len(x) / sr), 4)))
     return segs
@@ -446,14 +603,38 @@ def _fmt_s(v: float, ref: float) -> str:
     return f"{v:.2f}" if s == f"{ref:.1f}" and v < ref else s
 
 
-def prepare_speech(channel: Channel, path: str = "", min_speech: float = MIN_SPEECH_SECONDS):
-    """The audio to embed (speech segments with ``EMBED_PAD_S`` of context, concatenated) and the
-    segments; net speech is the segments' total length.
+#: At most this much speech (seconds) of one voice is embedded, spread evenly over the recording
+#: (:func:`spread_segments`). Identification accuracy stops rising after ~3 s of speech
+#: (docs/accuracy.md); embedding all of a 2-hour call would cost minutes for no gain.
+MAX_EMBED_SPEECH_S = 300.0
+
+
+def spread_segments(segments, max_s: float | None = None) -> list[SpeechSegment]:
+    """``segments`` unchanged when they hold at most ``max_s`` (default ``MAX_EMBED_SPEECH_S``) seconds,
+    else a subset of about ``max_s`` seconds taken evenly across them (every part of a long call has its say)."""
+    max_s = MAX_EMBED_SPEECH_S if max_s is None else max_s
+    segments = list(segments)
+    total = sum(s.duration for s in segments)
+    if total <= max_s:
+        return segments
+    keep, owed = [], 0.0
+    for s in segments:
+        owed += s.duration * max_s / total
+        if owed >= s.duration / 2:
+            keep.append(s)
+            owed -= s.duration
+    return keep
+
+
+def prepare_speech(channel: Channel, path: str = "", min_speech: float = MIN_SPEECH_SECONDS, progress=None):
+    """The audio to embed (speech segments with ``EMBED_PAD_S`` of context, concatenated; at most
+    ``MAX_EMBED_SPEECH_S`` of speech spread over the recording) and the segments; net speech is the
+    segments' total length.
 
     Raises AudioError when the net speech is shorter than ``min_speech`` seconds.
     """
     sr = channel.sample_rate
-    segs = speech_segments(channel.samples, sr)
+    segs = speech_segments(channel.samples, sr, progress=progress)
     net = sum(s.duration for s in segs)
     name = path or f"channel {channel.index}"
     if net < min_speech:
@@ -464,7 +645,7 @@ def prepare_speech(channel: Channel, path: str = "", min_speech: float = MIN_SPE
             reason = f"only {_fmt_s(net, min_speech)} s of speech (need at least {min_speech:.1f} s"
             reason += f"; channel {channel.index})" if path else ")"
         raise AudioError(name, reason, "use a longer recording or --min-speech")
-    return embedding_audio(channel.samples, segs, sr), segs
+    return embedding_audio(channel.samples, spread_segments(segs), sr), segs
 
 
 def embedding_audio(samples: np.ndarray, segments, sample_rate: int, avoid=(), pad: float | None = None) -> np.ndarray:
@@ -475,21 +656,31 @@ def embedding_audio(samples: np.ndarray, segments, sample_rate: int, avoid=(), p
     sr, n = int(sample_rate), len(samples)
     spans = sorted((max(0, int(round((s.start - pad) * sr))), min(n, int(round((s.end + pad) * sr))),
                     int(round(s.start * sr)), int(round(s.end * sr))) for s in segments)
-    blocked = sorted((int(round(a.start * sr)), int(round(a.end * sr))) for a in avoid)
+    # the nearest blocked end at or before each core and blocked start at or after it (sorted lookups:
+    # a long call's voices have thousands of segments each)
+    b_his = np.sort(np.array([int(round(a.end * sr)) for a in avoid], dtype=np.int64))
+    b_los = np.sort(np.array([int(round(a.start * sr)) for a in avoid], dtype=np.int64))
     merged: list[list[int]] = []
     for lo, hi, core_lo, core_hi in spans:
-        for b_lo, b_hi in blocked:  # shrink the context so it stops at another voice's speech
-            if b_hi <= core_lo:
-                lo = max(lo, b_hi)
-            elif b_lo >= core_hi:
-                hi = min(hi, b_lo)
+        i = int(np.searchsorted(b_his, core_lo, side="right")) - 1
+        if i >= 0:  # shrink the context so it stops at another voice's speech
+            lo = max(lo, int(b_his[i]))
+        j = int(np.searchsorted(b_los, core_hi, side="left"))
+        if j < len(b_los):
+            hi = min(hi, int(b_los[j]))
         lo, hi = min(lo, core_lo), max(hi, core_hi)
         if merged and lo <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], hi)
         else:
             merged.append([lo, hi])
-    parts = [samples[lo:hi] for lo, hi in merged if hi > lo]
-    return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+    total = sum(hi - lo for lo, hi in merged if hi > lo)
+    out = np.empty(total, np.float32)
+    k = 0
+    for lo, hi in merged:
+        if hi > lo:
+            out[k : k + hi - lo] = samples[lo:hi]
+            k += hi - lo
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -497,11 +688,107 @@ def embedding_audio(samples: np.ndarray, segments, sample_rate: int, avoid=(), p
 # --------------------------------------------------------------------------------------------------
 
 
-def _speech_mask(n: int, segments, sr: int) -> np.ndarray:
+def _speech_mask(n: int, segments, sr: int, offset: int = 0) -> np.ndarray:
+    """Samples ``offset .. offset + n`` that lie inside a speech segment."""
     m = np.zeros(n, dtype=bool)
     for s in segments:
-        m[max(0, int(s.start * sr)) : min(n, int(round(s.end * sr)))] = True
+        a, b = max(0, int(s.start * sr) - offset), min(n, int(round(s.end * sr)) - offset)
+        if b > a:
+            m[a:b] = True
     return m
+
+
+#: measure_quality reads the samples in blocks of this many 20 ms frames (no full-length temporaries),
+#: and the speech for the bandwidth in pieces of this many seconds.
+_QUALITY_BLOCK_FRAMES = 30_000
+_QUALITY_PIECE_S = 600
+
+
+def _frame_stats(x: np.ndarray, segments, sr: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Per 20 ms frame: energy and whether it is speech; and the speech samples' count and how many are clipped."""
+    flen = max(1, int(0.02 * sr))
+    nf = len(x) // flen
+    energies, flags = [], []
+    n_speech = n_clip = 0
+    block = _QUALITY_BLOCK_FRAMES * flen
+    segments = sorted(segments, key=lambda s: s.start)
+    for a in range(0, len(x), block):
+        xb = x[a : a + block]
+        mb = _speech_mask(len(xb), [s for s in segments if s.end * sr > a - 1 and s.start * sr < a + block + 1], sr, a)
+        n_speech += int(mb.sum())
+        n_clip += int(np.count_nonzero((np.abs(xb) >= CLIP_LEVEL) & mb))
+        k = min(len(xb) // flen, nf - a // flen)
+        if k > 0:
+            fr = xb[: k * flen].reshape(k, flen).astype(np.float64)
+            energies.append((fr**2).mean(axis=1))
+            flags.append(mb[: k * flen].reshape(k, flen).mean(axis=1) > 0.5)
+    e = np.concatenate(energies) if energies else np.zeros(0)
+    fm = np.concatenate(flags) if flags else np.zeros(0, bool)
+    return e, fm, n_speech, n_clip
+
+
+def _snr_db(e: np.ndarray, fm: np.ndarray, flen: int, sr: int) -> float | None:
+    if not len(e):
+        return None
+    floor = (1.0 / 32768.0) ** 2 / 12.0  # 16-bit quantisation noise
+    sp, ns = e[fm], e[~fm]
+    if len(sp) == 0:
+        sp = e
+    if len(ns) * flen >= 0.5 * sr:
+        noise = float(ns.mean())
+    else:
+        noise = float(np.percentile(sp, 10))
+    noise = max(noise, floor)
+    sig = max(float(sp.mean()) - noise, floor * 1e-3)
+    return float(np.clip(10 * np.log10(sig / noise), -20.0, 100.0))
+
+
+def _bandwidth_hz(x: np.ndarray, segments, sr: int) -> float:
+    """Frequency below which 99 % of the speech energy lies (Welch PSD of the speech samples, all
+    samples when there is no speech). Speech beyond 10 minutes is read 10 minutes at a time and the
+    pieces' PSDs averaged, weighted by length (the same result, without a full-length copy)."""
+    from scipy.signal import welch
+
+    psd, f = None, None
+    for piece in _pieces(x, _spans(segments, sr, len(x)) or [(0, len(x))], int(_QUALITY_PIECE_S * sr)):
+        if len(piece) < 256 or (psd is not None and len(piece) < 1024):
+            continue
+        f, p = welch(piece, fs=sr, nperseg=min(1024, len(piece)))
+        psd = p * len(piece) if psd is None else psd + p * len(piece)
+    if psd is None or f is None:
+        return 0.0
+    c = np.cumsum(psd)
+    if c[-1] <= 0:
+        return 0.0
+    return float(f[min(int(np.searchsorted(c, 0.99 * c[-1])), len(f) - 1)])
+
+
+def _spans(segments, sr: int, n: int) -> list[tuple[int, int]]:
+    """The sample ranges of ``_speech_mask``, sorted and merged."""
+    merged: list[list[int]] = []
+    for a, b in sorted((max(0, int(s.start * sr)), min(n, int(round(s.end * sr)))) for s in segments):
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
+
+
+def _pieces(x: np.ndarray, spans, limit: int):
+    """``x`` at ``spans``, concatenated, yielded in consecutive pieces of about ``limit`` samples."""
+    parts: list[np.ndarray] = []
+    size = 0
+    for a, b in spans:
+        for c in range(a, b, limit):
+            parts.append(x[c : min(b, c + limit)])
+            size += len(parts[-1])
+            if size >= limit:
+                yield np.concatenate(parts)
+                parts, size = [], 0
+    if parts:
+        yield np.concatenate(parts)
 
 
 def measure_quality(channel: Channel, segments, codec: str, source_rate: int) -> dict:
@@ -514,50 +801,22 @@ def measure_quality(channel: Channel, segments, codec: str, source_rate: int) ->
     - ``clipping_ratio``: share of speech samples (all samples if no speech) with |x| >= 0.999.
     - ``bandwidth_hz``: frequency below which 99 % of the speech energy lies (Welch PSD).
     - ``codec`` and ``source_rate`` as given.
-    """
-    from scipy.signal import welch
 
+    Everything is read in blocks, so a long call costs no full-length temporary arrays.
+    """
     x = np.asarray(channel.samples, dtype=np.float32)
     sr = int(channel.sample_rate)
     segments = list(segments or [])
     net = float(sum(s.end - s.start for s in segments))
-    mask = _speech_mask(len(x), segments, sr)
-    speech = x[mask] if mask.any() else x
-
-    # frame energies
-    flen = max(1, int(0.02 * sr))
-    nf = len(x) // flen
-    snr = None
-    if nf:
-        fr = x[: nf * flen].reshape(nf, flen).astype(np.float64)
-        e = (fr**2).mean(axis=1)
-        fm = mask[: nf * flen].reshape(nf, flen).mean(axis=1) > 0.5
-        floor = (1.0 / 32768.0) ** 2 / 12.0  # 16-bit quantisation noise
-        sp, ns = e[fm], e[~fm]
-        if len(sp) == 0:
-            sp = e
-        if len(ns) * flen >= 0.5 * sr:
-            noise = float(ns.mean())
-        else:
-            noise = float(np.percentile(sp, 10))
-        noise = max(noise, floor)
-        sig = max(float(sp.mean()) - noise, floor * 1e-3)
-        snr = float(np.clip(10 * np.log10(sig / noise), -20.0, 100.0))
-
-    clip = float(np.mean(np.abs(speech) >= CLIP_LEVEL)) if len(speech) else 0.0
-
-    bw = 0.0
-    if len(speech) >= 256:
-        f, p = welch(speech, fs=sr, nperseg=min(1024, len(speech)))
-        c = np.cumsum(p)
-        if c[-1] > 0:
-            bw = float(f[min(int(np.searchsorted(c, 0.99 * c[-1])), len(f) - 1)])
-
+    e, fm, n_speech, n_clip = _frame_stats(x, segments, sr)
+    if not n_speech:  # no speech: clipping over all samples
+        n_speech = len(x)
+        n_clip = sum(int(np.count_nonzero(np.abs(x[a : a + (1 << 22)]) >= CLIP_LEVEL)) for a in range(0, len(x), 1 << 22))
     return {
         "net_speech_s": round(net, 3),
-        "snr_db": None if snr is None else round(snr, 1),
-        "clipping_ratio": clip,
-        "bandwidth_hz": bw,
+        "snr_db": None if (snr := _snr_db(e, fm, max(1, int(0.02 * sr)), sr)) is None else round(snr, 1),
+        "clipping_ratio": n_clip / n_speech if n_speech else 0.0,
+        "bandwidth_hz": _bandwidth_hz(x, segments, sr),
         "codec": codec,
         "source_rate": int(source_rate),
     }

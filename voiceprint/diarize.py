@@ -21,6 +21,13 @@ disagrees with the others are the rest embedded and clustered, so a one-voice ca
 1.5x a plain embedding (``scripts/bench_one_voice.py``) and gets exactly the same voiceprint.
 ``SPLIT_THRESHOLD`` was chosen on a development split of real speech (see
 ``scripts/eval_diarization.py`` and ``docs/accuracy.md``).
+
+Long calls (intercepts run for hours) are bounded: at most ``MAX_WINDOWS`` windows are embedded
+(spread over the call with a longer hop), at most ``MAX_CLUSTER_WINDOWS`` are clustered exactly
+(the rest join the nearest centroid), frames find their windows by binary search, and each voice
+embeds at most ``audio.MAX_EMBED_SPEECH_S`` of its speech; a 2-hour call then costs minutes, not
+hours (``scripts/bench_long.py``, ``docs/benchmarks.md``). Calls under the bounds (about 20 minutes
+of speech) are diarised exactly as before.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import SpeechSegment, embedding_audio
+from .audio import SpeechSegment, _hook, embedding_audio, spread_segments
 
 WINDOW_S = 1.5
 HOP_S = 0.75
@@ -48,6 +55,13 @@ MINOR_SHARE = 0.1
 BATCH = 32
 #: The sparse first pass embeds one window in this many (windows start every HOP_S seconds).
 COARSE_EVERY = 4
+#: At most this many windows are embedded (about 2 CPU-minutes on 2 cores): a call with more speech
+#: (over ~20 minutes) gets its windows spread out with a longer hop, and frames between two windows
+#: take the speaker of the nearer one. Shorter calls are diarised exactly as before.
+MAX_WINDOWS = 1600
+#: Average-linkage clustering costs O(n^2) memory and time: at most this many windows (evenly spread)
+#: are clustered exactly, the others join the nearest centroid of those clusters.
+MAX_CLUSTER_WINDOWS = 1000
 
 
 @dataclass
@@ -68,9 +82,9 @@ class Voice:
         return [[round(s.start, 2), round(s.end, 2)] for s in self.segments]
 
 
-def window_spans(segments: list[SpeechSegment]) -> list[tuple[float, float]]:
-    """Windows of ``WINDOW_S`` with hop ``HOP_S`` inside each speech segment (the last one flush with its end)."""
-    spans = []
+def window_spans(segments: list[SpeechSegment], hop: float = HOP_S) -> list[tuple[float, float]]:
+    """Windows of ``WINDOW_S`` with ``hop`` inside each speech segment (the last one flush with its end)."""
+    spans: list[tuple[float, float]] = []
     for s in segments:
         if s.duration < MIN_WINDOW_S:
             continue
@@ -80,13 +94,31 @@ def window_spans(segments: list[SpeechSegment]) -> list[tuple[float, float]]:
         t = s.start
         while t + WINDOW_S < s.end:
             spans.append((t, t + WINDOW_S))
-            t += HOP_S
+            t += hop
         spans.append((s.end - WINDOW_S, s.end))
     return spans
 
 
-def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedder, sr: int = 16000) -> np.ndarray:
-    """L2-normalised embeddings [n, dim] of each span, computed in padded batches."""
+def bounded_spans(segments: list[SpeechSegment], max_windows: int | None = None) -> list[tuple[float, float]]:
+    """:func:`window_spans`, unless there would be more than ``max_windows`` (default ``MAX_WINDOWS``):
+    then a hop long enough to stay near that many, and if short segments still make too many, an even
+    subset of them."""
+    max_windows = MAX_WINDOWS if max_windows is None else max_windows
+    spans = window_spans(segments)
+    if len(spans) <= max_windows:
+        return spans
+    spans = window_spans(segments, hop=HOP_S * len(spans) / max_windows)
+    if len(spans) > max_windows:
+        keep = np.unique(np.linspace(0, len(spans) - 1, max_windows).round().astype(int))
+        spans = [spans[i] for i in keep]
+    return spans
+
+
+def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedder, sr: int = 16000,
+                  progress=None, done: int = 0, total: int = 0) -> np.ndarray:
+    """L2-normalised embeddings [n, dim] of each span, computed in padded batches.
+
+    ``progress("voices", done + embedded so far, total)`` is called after each batch."""
     import torch
 
     encoder = embedder.encoder
@@ -100,12 +132,25 @@ def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedde
                 wavs[i, : len(c)] = torch.from_numpy(np.ascontiguousarray(c))
             lens = torch.tensor([len(c) / longest for c in chunk])
             out.append(encoder.encode_batch(wavs, lens).reshape(len(chunk), -1).cpu().numpy())
+            if progress is not None:
+                progress("voices", done + b + len(chunk), total or len(spans))
     x = np.vstack(out).astype(np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
 
 def cluster_windows(vectors: np.ndarray, threshold: float = SPLIT_THRESHOLD, merge_minor: bool = True) -> np.ndarray:
-    """Labels 0..k-1 from average-linkage clustering on cosine, cut where clusters' mean cosine < ``threshold``."""
+    """Labels 0..k-1 from average-linkage clustering on cosine, cut where clusters' mean cosine < ``threshold``.
+
+    More than ``MAX_CLUSTER_WINDOWS`` vectors: an even subset is clustered, the rest take the label of
+    the nearest centroid of its clusters."""
+    if len(vectors) > MAX_CLUSTER_WINDOWS:
+        sub = np.unique(np.linspace(0, len(vectors) - 1, MAX_CLUSTER_WINDOWS).round().astype(int))
+        sub_labels = cluster_windows(vectors[sub], threshold, merge_minor)
+        cents = _centroids(vectors[sub], sub_labels)
+        labels = np.argmax(vectors @ cents.T, axis=1)
+        labels[sub] = sub_labels
+        _, labels = np.unique(labels, return_inverse=True)
+        return labels
     if len(vectors) < 2:
         return np.zeros(len(vectors), dtype=int)
     from scipy.cluster.hierarchy import fcluster, linkage
@@ -116,6 +161,12 @@ def cluster_windows(vectors: np.ndarray, threshold: float = SPLIT_THRESHOLD, mer
         labels = fcluster(tree, t=MAX_SPEAKERS, criterion="maxclust")
     _, labels = np.unique(labels, return_inverse=True)
     return _merge_minor(vectors, labels) if merge_minor else labels
+
+
+def _centroids(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Unit-length mean of each label's vectors, in label order."""
+    cents = np.vstack([vectors[labels == j].mean(axis=0) for j in range(int(labels.max()) + 1)])
+    return cents / np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
 
 
 def _merge_minor(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -134,66 +185,92 @@ def _merge_minor(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: int = 16000,
-            threshold: float = SPLIT_THRESHOLD, window_vectors: np.ndarray | None = None) -> list[Voice]:
+            threshold: float = SPLIT_THRESHOLD, window_vectors: np.ndarray | None = None, progress=None) -> list[Voice]:
     """One :class:`Voice` per speaker found in ``samples`` (mono), ordered by when they first speak.
 
     ``window_vectors`` may carry precomputed embeddings of :func:`window_spans` (evaluations cache them).
+    ``progress``: optional ``progress("voices", windows embedded, windows)`` hook (``audio.reporting``).
     """
     segments = sorted(segments, key=lambda s: s.start)
-    one = [Voice(0, list(segments), embedding_audio(samples, segments, sr), sr)]
+
+    def one() -> list[Voice]:
+        return [Voice(0, list(segments), embedding_audio(samples, spread_segments(segments), sr), sr)]
+
     if sum(s.duration for s in segments) < MIN_DIARIZE_SPEECH_S:
-        return one
-    spans = window_spans(segments)
+        return one()
+    spans = window_spans(segments) if window_vectors is not None else bounded_spans(segments)
     if len(spans) < 3:
-        return one
-    # First a sparse pass (every COARSE_EVERY-th window, about half an embedding's compute): when not
-    # even one of its windows disagrees with the rest, the recording is one voice and we stop here.
+        return one()
+    vectors = _window_vectors(samples, spans, embedder, sr, threshold, window_vectors, _hook(progress))
+    if vectors is None:
+        return one()
+    labels = cluster_windows(vectors, threshold)
+    if labels.max() == 0:
+        return one()
+    frames, frame_labels = _resegment(segments, spans, vectors, labels)
+    voices = _voices_from_frames(samples, segments, frames, frame_labels, sr)
+    return voices if len(voices) > 1 else one()
+
+
+def _window_vectors(samples, spans, embedder, sr, threshold, window_vectors, progress) -> np.ndarray | None:
+    """Embeddings of all ``spans``, or None when a sparse first pass (every ``COARSE_EVERY``-th
+    window, about half an embedding's compute) finds not one window that disagrees with the rest:
+    the recording is one voice and the other windows are never embedded."""
     coarse = list(range(0, len(spans), COARSE_EVERY))
     rest = [i for i in range(len(spans)) if i % COARSE_EVERY]
     if window_vectors is not None:
         first = window_vectors[coarse]
     else:
-        first = embed_windows(samples, [spans[i] for i in coarse], embedder, sr)
+        first = embed_windows(samples, [spans[i] for i in coarse], embedder, sr, progress, 0, len(spans))
     if len(coarse) >= 2 and cluster_windows(first, threshold, merge_minor=False).max() == 0:
-        return one
+        if progress is not None:
+            progress("voices", len(spans), len(spans))
+        return None
     if window_vectors is not None:
-        vectors = window_vectors
-    else:
-        vectors = np.zeros((len(spans), first.shape[1]))
-        vectors[coarse] = first
-        if rest:
-            vectors[rest] = embed_windows(samples, [spans[i] for i in rest], embedder, sr)
-    labels = cluster_windows(vectors, threshold)
-    if labels.max() == 0:
-        return one
-    frames, frame_labels = _resegment(segments, spans, vectors, labels)
-    voices = _voices_from_frames(samples, segments, frames, frame_labels, sr)
-    return voices if len(voices) > 1 else one
+        return window_vectors
+    vectors = np.zeros((len(spans), first.shape[1]))
+    vectors[coarse] = first
+    if rest:
+        vectors[rest] = embed_windows(samples, [spans[i] for i in rest], embedder, sr, progress, len(coarse), len(spans))
+    return vectors
+
+
+def _frame_votes(segments, spans, win_scores) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Every ``FRAME_S`` frame of speech and the speaker its covering windows resemble most
+    (windows centred nearer the frame weigh more; a frame no window covers takes the nearest window).
+
+    Windows are sorted by start and none is longer than ``WINDOW_S``, so the windows covering a
+    frame are found by binary search among those starting in the ``WINDOW_S`` before it."""
+    starts = np.array([a for a, _ in spans])
+    ends = np.array([e for _, e in spans])
+    mids = (starts + ends) / 2
+    order = np.argsort(starts, kind="stable")
+    starts_sorted = starts[order]
+    frames, frame_labels = [], []
+    for s in segments:
+        n = max(1, int(round(s.duration / FRAME_S)))
+        edges = np.linspace(s.start, s.end, n + 1)
+        for a, e in zip(edges[:-1], edges[1:], strict=True):
+            m = (a + e) / 2
+            lo = int(np.searchsorted(starts_sorted, m - WINDOW_S - 1e-9, side="left"))
+            hi = int(np.searchsorted(starts_sorted, m, side="right"))
+            cand = order[lo:hi]
+            cover = np.sort(cand[ends[cand] >= m])
+            if not len(cover):  # a short segment with no window: take the nearest window(s)
+                dist = np.abs(mids - m)
+                cover = np.flatnonzero(dist == dist.min())
+            # windows centred near the frame speak for it most (triangular weights)
+            weight = np.maximum(1.0 - np.abs(mids[cover] - m) / (WINDOW_S / 2), 0.0) + 1e-3
+            frames.append((a, e))
+            frame_labels.append(int(np.argmax(weight @ win_scores[cover])))
+    return frames, np.array(frame_labels)
 
 
 def _resegment(segments, spans, vectors, labels):
     """Label every ``FRAME_S`` frame of speech by the centroid its covering windows resemble most."""
     k = int(labels.max()) + 1
-    centroids = np.vstack([vectors[labels == j].mean(axis=0) for j in range(k)])
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
-    win_scores = vectors @ centroids.T  # [n_windows, k]
-    starts = np.array([a for a, _ in spans])
-    ends = np.array([e for _, e in spans])
-    mids = np.array([(a + e) / 2 for a, e in spans])
-    frames, frame_labels = [], []
-    for s in segments:
-        n = max(1, int(round(s.duration / FRAME_S)))
-        edges = np.linspace(s.start, s.end, n + 1)
-        for a, e in zip(edges[:-1], edges[1:]):
-            m = (a + e) / 2
-            cover = (starts <= m) & (ends >= m)
-            if not cover.any():  # a short segment with no window: take the nearest window
-                cover = np.abs(mids - m) == np.abs(mids - m).min()
-            # windows centred near the frame speak for it most (triangular weights)
-            weight = np.maximum(1.0 - np.abs(mids[cover] - m) / (WINDOW_S / 2), 0.0) + 1e-3
-            frames.append((a, e))
-            frame_labels.append(int(np.argmax(weight @ win_scores[cover])))
-    frame_labels = np.array(frame_labels)
+    centroids = _centroids(vectors, labels)
+    frames, frame_labels = _frame_votes(segments, spans, vectors @ centroids.T)
     # drop speakers left with too little speech into their next-best speaker, smallest first
     while True:
         counts = np.bincount(frame_labels, minlength=k) * FRAME_S
@@ -234,7 +311,7 @@ def _absorb_short_runs(frames, labels) -> None:
 
 def _voices_from_frames(samples, segments, frames, labels, sr) -> list[Voice]:
     by_label: dict[int, list[SpeechSegment]] = {}
-    for (a, e), lab in zip(frames, labels):
+    for (a, e), lab in zip(frames, labels, strict=True):
         segs = by_label.setdefault(int(lab), [])
         if segs and abs(segs[-1].end - a) < 1e-3:
             segs[-1] = SpeechSegment(segs[-1].start, round(e, 4))
@@ -242,5 +319,6 @@ def _voices_from_frames(samples, segments, frames, labels, sr) -> list[Voice]:
             segs.append(SpeechSegment(round(a, 4), round(e, 4)))
     ordered = sorted(by_label.values(), key=lambda segs: segs[0].start)
     ordered = [segs for segs in ordered if sum(s.duration for s in segs) >= MIN_VOICE_S] or ordered[:1]
-    return [Voice(i, segs, embedding_audio(samples, segs, sr, avoid=[o for j, other in enumerate(ordered) if j != i for o in other]), sr)
+    return [Voice(i, segs, embedding_audio(samples, spread_segments(segs), sr,
+                                           avoid=[o for j, other in enumerate(ordered) if j != i for o in other]), sr)
             for i, segs in enumerate(ordered)]

@@ -63,14 +63,17 @@ def query_warnings(quality: dict) -> list[str]:
 def frame_snr_db(samples, sample_rate: int = 16000) -> float | None:
     """Speech-to-noise ratio from the spread of 20 ms frame energies (as NIST's STNR): loud frames
     (95th percentile) against the noise floor (15th percentile). Needs no VAD, so speech the VAD
-    missed is not mistaken for noise; a recording with no pauses at all reads low."""
+    missed is not mistaken for noise; a recording with no pauses at all reads low. Frames are read
+    in blocks, so a long call needs no full-length float64 copy."""
     import numpy as np
 
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(samples)
     flen = int(0.02 * sample_rate)
     n = len(x) // flen
     if n < 10:
         return None
-    e = (x[: n * flen].reshape(n, flen) ** 2).mean(axis=1) + (1.0 / 32768.0) ** 2 / 12.0
+    block = 30_000  # frames per block
+    e = np.concatenate([(x[a * flen : min(n, a + block) * flen].astype(np.float64).reshape(-1, flen) ** 2).mean(axis=1)
+                        for a in range(0, n, block)]) + (1.0 / 32768.0) ** 2 / 12.0
     lo, hi = np.percentile(e, [15, 95])
     return round(float(np.clip(10 * np.log10(hi / lo), -20.0, 100.0)), 1)
