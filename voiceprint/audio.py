@@ -606,7 +606,7 @@ def _fmt_s(v: float, ref: float) -> str:
 #: At most this much speech (seconds) of one voice is embedded, spread evenly over the recording
 #: (:func:`spread_segments`). Identification accuracy stops rising after ~3 s of speech
 #: (docs/accuracy.md); embedding all of a 2-hour call would cost minutes for no gain.
-MAX_EMBED_SPEECH_S = 300.0
+MAX_EMBED_SPEECH_S = 120.0
 
 
 def spread_segments(segments, max_s: float | None = None) -> list[SpeechSegment]:

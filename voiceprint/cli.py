@@ -171,9 +171,14 @@ def enrol(
             outcomes.append(outcome)
             bar.advance(task)
 
-        try:
-            summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single,
-                                     force=force, should_stop=INTERRUPTED.is_set)
+        from contextlib import nullcontext
+
+        from .progress import long_audio_bar
+
+        try:  # one long file shows its decode / speech / voices progress (a manifest shows the files bar)
+            with long_audio_bar() if single else nullcontext():
+                summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single,
+                                         force=force, should_stop=INTERRUPTED.is_set)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
             _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
@@ -216,13 +221,15 @@ def query(
 
     Example: voiceprint query call_0815.amr --top 5 --json
     """
+    from .progress import long_audio_bar
     from .report import print_rows, to_json
 
     lib = _open(library)
     results, failures = [], 0
     for f in files:
         try:
-            results.extend(lib.query(f, top=top, channel=channel))
+            with long_audio_bar():  # decode / speech / voices progress for recordings over 5 minutes
+                results.extend(lib.query(f, top=top, channel=channel))
         except VoiceprintError as err:
             if len(files) == 1:
                 raise
@@ -511,7 +518,10 @@ def screen(
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise typer.BadParameter(f"{folder}: no audio files found")
-    rows = _open(library).links.screen([str(f) for f in files], top=top)
+    from .progress import long_audio_bar
+
+    with long_audio_bar():
+        rows = _open(library).links.screen([str(f) for f in files], top=top)
     if json_out:
         typer.echo(to_json(rows))
         return

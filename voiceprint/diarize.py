@@ -55,10 +55,10 @@ MINOR_SHARE = 0.1
 BATCH = 32
 #: The sparse first pass embeds one window in this many (windows start every HOP_S seconds).
 COARSE_EVERY = 4
-#: At most this many windows are embedded (about 2 CPU-minutes on 2 cores): a call with more speech
-#: (over ~20 minutes) gets its windows spread out with a longer hop, and frames between two windows
+#: At most this many windows are embedded (well under a CPU-minute on 2 cores): a call with more speech
+#: (over ~8 minutes) gets its windows spread out with a longer hop, and frames between two windows
 #: take the speaker of the nearer one. Shorter calls are diarised exactly as before.
-MAX_WINDOWS = 1600
+MAX_WINDOWS = 600
 #: Average-linkage clustering costs O(n^2) memory and time: at most this many windows (evenly spread)
 #: are clustered exactly, the others join the nearest centroid of those clusters.
 MAX_CLUSTER_WINDOWS = 1000
