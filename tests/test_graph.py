@@ -22,6 +22,7 @@ def county(tmp_path_factory):
 
 def test_case_add_records_calling_numbers_normalised(tmp_path):
     lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0  # only init and enrol create a library
     assert run(["case", "add", "AJ-1", "--area", "Guangzhou", "--calling-number", "139 0000 0050", "--called-at", "2019-10-03 10:12",
                 "--calling-number", "+86 139-0000-0051", "--called-at", "2019/10/04 09:00:00", "--library", lib]) == 0
     assert run(["case", "add", "AJ-1", "--calling-number", "13900000050", "--called-at", "2019-10-03T10:12", "--library", lib]) == 0

@@ -121,7 +121,7 @@ def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedde
     ``progress("voices", done + embedded so far, total)`` is called after each batch."""
     import torch
 
-    encoder = embedder.encoder
+    encoder = getattr(embedder, "diarisation_encoder", None) or embedder.encoder
     out = []
     with torch.inference_mode():
         for b in range(0, len(spans), BATCH):

@@ -72,6 +72,7 @@ class ModelSpec:
     kind: str = "speechbrain"  # speechbrain | ge2e | fusion
     components: list = field(default_factory=list)  # fusion: [(model name, weight), ...]
     linking: dict = field(default_factory=dict)  # thresholds tuned for this model (voiceprint.linking)
+    diarisation_model: str = ""  # the model whose window embeddings diarisation clusters ("" = this one)
     local_sha256: dict = field(default_factory=dict)  # files of the model's own folder (home), e.g. its hyperparams.yaml
 
     @property
@@ -148,6 +149,7 @@ def load_spec_from(home: Path, name: str) -> ModelSpec:
         kind=kind,
         components=[(str(n), float(w)) for n, w in meta.get("components", [])],
         linking={str(k): float(v) for k, v in meta.get("linking", {}).items()},
+        diarisation_model=str(meta.get("diarisation_model", "")),
         local_sha256=dict(meta.get("local_sha256", {})),
     )
 
@@ -268,6 +270,16 @@ class Embedder:
         if self._encoder is None:
             self._encoder = load_encoder(self.spec, self.device)
         return self._encoder
+
+    @property
+    def diarisation_encoder(self):
+        """The network whose window embeddings diarisation clusters. Diarisation's split threshold was
+        tuned on ECAPA windows (voiceprint.diarize); with CAM++ windows it split single speakers, so a
+        model may name another for this (``"diarisation_model"`` in model.json)."""
+        name = self.spec.diarisation_model
+        if name and name != self.spec.name:
+            return get_embedder(name).encoder
+        return self.encoder
 
     @property
     def dim(self) -> int:

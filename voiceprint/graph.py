@@ -300,6 +300,7 @@ def reach_edges(lib) -> Iterator[Edge]:
     import numpy as np
 
     from . import scoring
+    from .search import person_samples
 
     backend = scoring.load_backend(lib.model)
     if backend is None:
@@ -315,7 +316,7 @@ def reach_edges(lib) -> Iterator[Edge]:
     size = max(int(lib.index.persons.ntotal), 1)
     for cv_id, case_number, blob, domain, rate, codec, net in rows:
         extra = sorted(p for p in reach[case_number] if p not in seen.get(f"voice:{cv_id}", set()))
-        samples = lib._person_samples(extra)
+        samples = person_samples(lib, extra)
         domain = domain or scoring.domain_of(int(rate or 0), codec or "")
         for pid, (score, pair) in scoring.rescore(backend, np.frombuffer(blob, np.float32), domain, samples).items():
             ev = scoring.evidence(backend, score, size, samples[pid][2], float(net), pair)
