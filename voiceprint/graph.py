@@ -159,25 +159,13 @@ def library_edges(store) -> Iterator[Edge]:
         yield f"voice:{cv_id}", f"cluster:{cluster}", "member_of", None, {"status": status}
 
 
-def _duck_rows(sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
-    """(column names, rows) of one DuckDB query over a CDR file; a bad file is a DataError."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        cur = con.execute(sql, params or [])
-        return [d[0] for d in cur.description], cur.fetchall()
-    except duckdb.Error as err:
-        raise DataError(f"cannot read the CDR file for the lead graph: {str(err).splitlines()[0]}") from err
-    finally:
-        con.close()
-
-
 def registry_edges(path: str | None) -> Iterator[Edge]:
     """Number registered to person, from an imported registry Parquet (``calls import --kind registry``)."""
     if not path:
         return
-    cols, rows = _duck_rows("SELECT * FROM read_parquet(?)", [path])
+    from .calls.graphsrc import registry_rows
+
+    cols, rows = registry_rows(path)
     if "number" not in cols or "name" not in cols:
         raise DataError(f"{path}: not a registry (needs number and name) - import it with `voiceprint calls import FILE --kind registry`")
     ix = {c: i for i, c in enumerate(cols)}
@@ -231,11 +219,9 @@ def handset_edges(calls: str | None) -> Iterator[Edge]:
     """Numbers on handsets (IMEIs) shared by 2..MAX_NUMBERS_PER_HANDSET numbers, from the calls Parquet."""
     if not calls:
         return
-    _, rows = _duck_rows(
-        f"""WITH h AS (SELECT number, imei, count(*) AS calls FROM read_parquet(?) WHERE imei IS NOT NULL AND imei <> ''
-                     GROUP BY number, imei),
-            shared AS (SELECT imei FROM h GROUP BY imei HAVING count(*) BETWEEN 2 AND {MAX_NUMBERS_PER_HANDSET})
-            SELECT h.number, h.imei, h.calls FROM h JOIN shared USING (imei) ORDER BY h.imei, h.number""", [calls])
+    from .calls.graphsrc import shared_handset_rows
+
+    rows = shared_handset_rows(calls, MAX_NUMBERS_PER_HANDSET)
     for number, imei, n in rows:
         yield f"number:{number}", f"handset:{imei}", "uses_handset", None, {"calls": int(n)}
 
