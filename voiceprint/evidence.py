@@ -163,12 +163,11 @@ def _method(lib) -> dict:
 
 def _custody(lib, shas: list[str]) -> list[dict]:
     """Audit rows that touched these recordings (by the 16-hex prefix rows carry), oldest first."""
+    from .store.casefile import audit_touching
+
     rows = []
     for sha in shas:
-        for r in lib.store.db.execute(
-            "SELECT id, ts, operator, action, target, hash FROM audit WHERE target = ? OR detail LIKE ? ORDER BY id",
-            (f"sha256:{sha[:16]}", f"%{sha[:16]}%"),
-        ):
+        for r in audit_touching(lib.store, sha[:16]):
             rows.append(dict(r) | {"time": _iso(r["ts"])})
     return sorted({r["id"]: r for r in rows}.values(), key=lambda r: r["id"])
 

@@ -26,6 +26,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from .store import casefile
+
 SOURCES = ("voice", "cdr")
 #: A candidate is tied to a case when its combined log10 LR there reaches this.
 TIE_MIN = 0.0
@@ -49,8 +51,8 @@ class Graph:
     @classmethod
     def load(cls, store) -> Graph:
         g = cls()
-        by_id = {idn: f"person:{pid}" for pid, idn in store.db.execute("SELECT id, id_number FROM persons WHERE id_number != ''")}
-        for origin, src, dst, kind, w, ev in store.db.execute("SELECT origin, src, dst, kind, log10_lr, evidence FROM lead_edges"):
+        by_id = {idn: f"person:{pid}" for pid, idn in casefile.id_numbers(store)}
+        for origin, src, dst, kind, w, ev in casefile.all_lead_edges(store):
             g._add(origin, src, dst, kind, w, json.loads(ev), by_id)
         return g
 
@@ -197,11 +199,9 @@ def build_leads(lib, sources: str = "all", top: int | None = None) -> list[dict]
     chosen = SOURCES if sources == "all" else (sources,)
     store = lib.store
     g = Graph.load(store)
-    persons = {f"person:{r['id']}": dict(r) for r in store.db.execute(
-        "SELECT p.id, p.name, p.id_number, p.category, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id) AS voice_samples"
-        " FROM persons p")}
+    persons = {f"person:{r['id']}": r for r in casefile.persons_with_sample_counts(store)}
     g.names = {k: v["name"] for k, v in persons.items()}
-    open_cases = [r[0] for r in store.db.execute("SELECT case_number FROM cases WHERE status NOT IN ('closed', 'solved') ORDER BY case_number")]
+    open_cases = casefile.open_case_numbers(store)
     tied: dict[str, list[dict]] = {}
     for case in open_cases:
         c = _Case(g, case)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .errors import DataError
+from .store import casefile
 
 #: Handsets used by more numbers than this are SIM boxes or data artefacts, not one den's phones.
 MAX_NUMBERS_PER_HANDSET = 20
@@ -86,15 +87,13 @@ READ_ONLY_ACTIONS = ("query", "verify", "screen", "leads", "graph.refresh")
 
 
 def _library_fp(store) -> str:
-    marks = ",".join("?" * len(READ_ONLY_ACTIONS))
-    audit_id, = store.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM audit WHERE action NOT IN ({marks})", READ_ONLY_ACTIONS).fetchone()
+    audit_id = casefile.last_audit_id_except(store, READ_ONLY_ACTIONS)
     return f"{audit_id}:{store.generation}"
 
 
 def _enrolled_fp(store, model: str) -> str:
     """Changes when enrolled voiceprints change (the persons every case voice is searched against)."""
-    n, top = store.db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM voiceprints WHERE person_id IS NOT NULL AND model = ?",
-                              (model,)).fetchone()
+    n, top = casefile.enrolled_count_and_top(store, model)
     return f"{model}:{n}:{top}:{store.generation}"
 
 
@@ -124,8 +123,8 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
     }
     report = {}
     for origin in ORIGINS:
-        row = lib.store.db.execute("SELECT fingerprint FROM lead_state WHERE origin = ?", (origin,)).fetchone()
-        full = force or row is None or row[0] != fps[origin]
+        built_at = casefile.lead_fingerprint(lib.store, origin)
+        full = force or built_at is None or built_at != fps[origin]
         if not full and origin != "voice":
             report[origin] = "unchanged"
             continue
@@ -135,16 +134,7 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
             report[origin] = "unchanged"
             continue
         with lib.writing(), lib.store.transaction():
-            if full:
-                lib.store.db.execute("DELETE FROM lead_edges WHERE origin = ?", (origin,))
-            lib.store.db.executemany(
-                "INSERT INTO lead_edges(origin, src, dst, kind, log10_lr, evidence) VALUES (?, ?, ?, ?, ?, ?)",
-                ((origin, s, d, k, w, json.dumps(ev, ensure_ascii=False)) for s, d, k, w, ev in edges))
-            total, = lib.store.db.execute("SELECT COUNT(*) FROM lead_edges WHERE origin = ?", (origin,)).fetchone()
-            lib.store.db.execute(
-                "INSERT INTO lead_state(origin, fingerprint, built_at, edges) VALUES (?, ?, ?, ?) ON CONFLICT(origin) DO UPDATE"
-                " SET fingerprint = excluded.fingerprint, built_at = excluded.built_at, edges = excluded.edges",
-                (origin, fps[origin], time.time(), total))
+            casefile.store_lead_edges(lib.store, origin, edges, full, fps[origin])
             lib.store.audit("graph.refresh", f"origin:{origin}", edges=len(edges), full=full)
         report[origin] = f"{'rebuilt' if full else 'extended'} ({len(edges)} edges, {time.time() - t0:.2f} s)"
     return report
@@ -153,48 +143,29 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
 # -- builders -----------------------------------------------------------------------------------
 def library_edges(store) -> Iterator[Edge]:
     """Phones of persons, the case file's calls, voices heard in cases and their unknown-voice clusters."""
-    db = store.db
-    for number, pid in db.execute("SELECT number, person_id FROM phones WHERE person_id IS NOT NULL"):
+    for number, pid in casefile.registered_phones(store):
         yield f"number:{number}", f"person:{pid}", "registered_to", None, {"source": "library"}
     calls: dict[tuple[str, str], dict] = {}
-    for case_number, number, called_at, victim in db.execute(
-            "SELECT c.case_number, k.number, k.called_at, k.victim_number FROM case_calls k JOIN cases c ON c.id = k.case_id"
-            " ORDER BY k.called_at"):
+    for case_number, number, called_at, victim in casefile.call_rows(store):
         ev = calls.setdefault((number, case_number), {"called_at": [], "victim_number": victim})
         if called_at:
             ev["called_at"].append(called_at)
     for (number, case_number), ev in calls.items():
         yield f"number:{number}", f"case:{case_number}", "called_victim", None, ev
-    for r in db.execute(
-            "SELECT cv.id, c.case_number, r.original_name, r.channel, cv.voice, cv.segments, cv.net_speech, cv.matched_person_id"
-            " FROM case_voices cv JOIN cases c ON c.id = cv.case_id JOIN recordings r ON r.id = cv.recording_id"):
+    for r in casefile.heard_in_rows(store):
         yield (f"voice:{r[0]}", f"case:{r[1]}", "heard_in", None,
                {"file": r[2], "channel": r[3], "voice": r[4], "segments": json.loads(r[5]), "net_speech": r[6]})
-    for cv_id, cluster, status in db.execute(
-            "SELECT cv.id, m.cluster_id, k.status FROM case_voices cv JOIN cluster_members m ON m.voiceprint_id = cv.voiceprint_id"
-            " JOIN voice_clusters k ON k.id = m.cluster_id WHERE k.status != 'promoted'"):
+    for cv_id, cluster, status in casefile.case_voice_clusters(store):
         yield f"voice:{cv_id}", f"cluster:{cluster}", "member_of", None, {"status": status}
-
-
-def _duck_rows(sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
-    """(column names, rows) of one DuckDB query over a CDR file; a bad file is a DataError."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        cur = con.execute(sql, params or [])
-        return [d[0] for d in cur.description], cur.fetchall()
-    except duckdb.Error as err:
-        raise DataError(f"cannot read the CDR file for the lead graph: {str(err).splitlines()[0]}") from err
-    finally:
-        con.close()
 
 
 def registry_edges(path: str | None) -> Iterator[Edge]:
     """Number registered to person, from an imported registry Parquet (``calls import --kind registry``)."""
     if not path:
         return
-    cols, rows = _duck_rows("SELECT * FROM read_parquet(?)", [path])
+    from .calls.graphsrc import registry_rows
+
+    cols, rows = registry_rows(path)
     if "number" not in cols or "name" not in cols:
         raise DataError(f"{path}: not a registry (needs number and name) - import it with `voiceprint calls import FILE --kind registry`")
     ix = {c: i for i, c in enumerate(cols)}
@@ -248,23 +219,16 @@ def handset_edges(calls: str | None) -> Iterator[Edge]:
     """Numbers on handsets (IMEIs) shared by 2..MAX_NUMBERS_PER_HANDSET numbers, from the calls Parquet."""
     if not calls:
         return
-    _, rows = _duck_rows(
-        f"""WITH h AS (SELECT number, imei, count(*) AS calls FROM read_parquet(?) WHERE imei IS NOT NULL AND imei <> ''
-                     GROUP BY number, imei),
-            shared AS (SELECT imei FROM h GROUP BY imei HAVING count(*) BETWEEN 2 AND {MAX_NUMBERS_PER_HANDSET})
-            SELECT h.number, h.imei, h.calls FROM h JOIN shared USING (imei) ORDER BY h.imei, h.number""", [calls])
+    from .calls.graphsrc import shared_handset_rows
+
+    rows = shared_handset_rows(calls, MAX_NUMBERS_PER_HANDSET)
     for number, imei, n in rows:
         yield f"number:{number}", f"handset:{imei}", "uses_handset", None, {"calls": int(n)}
 
 
-def _case_voice_rows(lib, only: str = "") -> list:
+def _case_voice_rows(lib, only_unsearched: bool = False) -> list:
     """(case voice id, case number, raw vector blob, domain, rate, codec, net speech) of the filed case voices."""
-    return lib.store.db.execute(
-        "SELECT cv.id, c.case_number, COALESCE(x.vector, v.vector), COALESCE(x.domain, ''), r.sample_rate, r.codec,"
-        " COALESCE(x.net_speech, cv.net_speech) FROM case_voices cv JOIN cases c ON c.id = cv.case_id"
-        " JOIN recordings r ON r.id = cv.recording_id LEFT JOIN case_voice_vectors x ON x.case_voice_id = cv.id AND x.model = ?"
-        " LEFT JOIN voiceprints v ON v.id = cv.voiceprint_id AND v.model = ? " + only + " ORDER BY cv.id",
-        (lib.model, lib.model)).fetchall()
+    return casefile.case_voice_vectors(lib.store, lib.model, only_unsearched)
 
 
 def voice_edges(lib, only_new: bool = False) -> Iterator[Edge]:
@@ -276,9 +240,7 @@ def voice_edges(lib, only_new: bool = False) -> Iterator[Edge]:
 
     if scoring.load_backend(lib.model) is None:
         return  # no calibrated back end: voice comparisons carry no LR, so they are not evidence here
-    only = ("WHERE 'voice:' || cv.id NOT IN (SELECT src FROM lead_edges WHERE origin = 'voice' AND kind = 'searched')"
-            if only_new else "")
-    rows = _case_voice_rows(lib, only)
+    rows = _case_voice_rows(lib, only_new)
     if not rows or lib.index.persons.ntotal == 0:
         return
     for cv_id, _, blob, domain, rate, codec, net in rows:
@@ -308,7 +270,7 @@ def reach_edges(lib) -> Iterator[Edge]:
     store = lib.store
     reach = _reachable_persons(store)
     seen: dict[str, set[int]] = {}
-    for src, dst in store.db.execute("SELECT src, dst FROM lead_edges WHERE origin = 'voice' AND kind = 'matches'"):
+    for src, dst in casefile.lead_edge_pairs(store, "voice", "matches"):
         seen.setdefault(src, set()).add(int(dst[7:]))
     rows = [r for r in _case_voice_rows(lib) if r[2] is not None and reach.get(r[1])]
     if not rows:
@@ -326,22 +288,21 @@ def reach_edges(lib) -> Iterator[Edge]:
 
 def _reachable_persons(store) -> dict[str, set[int]]:
     """case number -> library persons a number path reaches (caller's owner, or an owner on the caller's handset)."""
-    db = store.db
     owners: dict[str, set[int]] = {}
-    for number, pid in db.execute("SELECT number, person_id FROM phones WHERE person_id IS NOT NULL"):
+    for number, pid in casefile.registered_phones(store):
         owners.setdefault(number, set()).add(int(pid))
-    by_id = {idn: int(pid) for pid, idn in db.execute("SELECT id, id_number FROM persons WHERE id_number != ''")}
-    for src, dst in db.execute("SELECT src, dst FROM lead_edges WHERE origin = 'registry'"):
-        pid = by_id.get(dst[4:])
-        if pid is not None:
-            owners.setdefault(src[7:], set()).add(pid)
+    by_id = {idn: pid for pid, idn in casefile.id_numbers(store)}
+    for src, dst in casefile.lead_edge_pairs(store, "registry"):
+        owner = by_id.get(dst[4:])
+        if owner is not None:
+            owners.setdefault(src[7:], set()).add(owner)
     handsets: dict[str, set[str]] = {}
     on_handset: dict[str, set[str]] = {}
-    for src, dst in db.execute("SELECT src, dst FROM lead_edges WHERE origin = 'handset'"):
+    for src, dst in casefile.lead_edge_pairs(store, "handset"):
         handsets.setdefault(src[7:], set()).add(dst)
         on_handset.setdefault(dst, set()).add(src[7:])
     out: dict[str, set[int]] = {}
-    for case_number, number in db.execute("SELECT c.case_number, k.number FROM case_calls k JOIN cases c ON c.id = k.case_id"):
+    for case_number, number in casefile.case_call_numbers(store):
         numbers = {number} | {n for h in handsets.get(number, ()) for n in on_handset[h]}
         out.setdefault(case_number, set()).update(p for n in numbers for p in owners.get(n, ()))
     return out

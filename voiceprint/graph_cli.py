@@ -121,7 +121,7 @@ def _decodes(raw: bytes) -> bool:
 
 def import_cases(lib, rows: list[dict]) -> dict:
     """Add the cases (title, date, victim's area, status) and their calls in one transaction."""
-    from .store import add_case_call
+    from .store.casefile import add_case_call, update_case_fields
 
     cases, calls = set(), 0
     with lib.writing(), lib.store.transaction():
@@ -130,8 +130,7 @@ def import_cases(lib, rows: list[dict]) -> dict:
                                          r.get("status") or "open")
             if r["case_number"] not in cases and (r.get("area") or r.get("title") or r.get("status")):
                 sets = {k: r[k] for k in ("area", "title", "status") if r.get(k)}
-                lib.store.db.execute(f"UPDATE cases SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",  # noqa: S608 - fixed names
-                                     (*sets.values(), case_id))
+                update_case_fields(lib.store, case_id, sets)
             cases.add(r["case_number"])
             if r["calling_number"]:
                 calls += add_case_call(lib.store, r["case_number"], r["calling_number"], r["called_at"], r.get("victim_number", ""))

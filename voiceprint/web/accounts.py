@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import DataError, LibraryError, NotFound
 from ..store import ROLES, Store, four_eyes
+from ..store import accounts as rows
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 10
@@ -56,21 +57,19 @@ def add_user(store: Store, name: str, role: str, password: str) -> int:
     role = check_role(role)
     digest = _hasher().hash(check_password(password))
     with store.transaction():
-        if store.db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+        if rows.user_exists(store, name):
             raise DataError(f"user {name!r} already exists - choose another name, or `voiceprint user passwd {name}`")
-        cur = store.db.execute("INSERT INTO users(name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                               (name, role, digest, time.time()))
-        store.audit("user.add", f"user:{cur.lastrowid}", role=role)
-    return int(cur.lastrowid or 0)
+        user_id = rows.insert_user(store, name, role, digest)
+        store.audit("user.add", f"user:{user_id}", role=role)
+    return user_id
 
 
 def list_users(store: Store) -> list[dict]:
-    rows = store.db.execute("SELECT id, name, role, disabled, failed_logins, locked_until, created_at FROM users ORDER BY id")
-    return [dict(r) | {"disabled": bool(r["disabled"])} for r in rows]
+    return [dict(r) | {"disabled": bool(r["disabled"])} for r in rows.user_rows(store)]
 
 
 def get_user(store: Store, name: str) -> dict:
-    row = store.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    row = rows.user_row(store, name)
     if row is None:
         raise NotFound(f"no user {name!r} - see `voiceprint user list`")
     return dict(row)
@@ -79,9 +78,9 @@ def get_user(store: Store, name: str) -> dict:
 def set_disabled(store: Store, name: str, disabled: bool = True) -> None:
     user = get_user(store, name)
     with store.transaction():
-        store.db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user["id"]))
+        rows.set_user_disabled(store, user["id"], disabled)
         if disabled:
-            store.db.execute("DELETE FROM web_sessions WHERE user_id = ?", (user["id"],))
+            rows.delete_user_sessions(store, user["id"])
         store.audit("user.disable" if disabled else "user.enable", f"user:{user['id']}")
 
 
@@ -89,8 +88,8 @@ def set_password(store: Store, name: str, password: str) -> None:
     user = get_user(store, name)
     digest = _hasher().hash(check_password(password))
     with store.transaction():
-        store.db.execute("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 WHERE id = ?", (digest, user["id"]))
-        store.db.execute("DELETE FROM web_sessions WHERE user_id = ?", (user["id"],))
+        rows.set_user_password(store, user["id"], digest)
+        rows.delete_user_sessions(store, user["id"])
         store.audit("user.passwd", f"user:{user['id']}")
 
 
@@ -102,7 +101,7 @@ def authenticate(store: Store, name: str, password: str) -> dict:
     from argon2.exceptions import VerificationError
 
     now = time.time()
-    row = store.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    row = rows.user_row(store, name)
     hasher = _hasher()
     if row is None:
         if not _DUMMY_HASH:
@@ -128,14 +127,14 @@ def authenticate(store: Store, name: str, password: str) -> dict:
         if not ok:
             failed = int(row["failed_logins"]) + 1
             lock = 0.0 if failed < FREE_FAILURES else now + min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (failed - FREE_FAILURES))
-            store.db.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?", (failed, lock, row["id"]))
+            rows.set_login_failures(store, row["id"], failed, lock)
             store.audit("login.failed", f"user:{row['id']}", failures=failed)
             refusal = "wrong user name or password"
         elif row["disabled"]:
             store.audit("login.refused", f"user:{row['id']}", reason="disabled")
             refusal = "this account is disabled - ask a supervisor"
         else:
-            store.db.execute("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?", (row["id"],))
+            rows.set_login_failures(store, row["id"], 0, 0)
             store.audit("login", f"user:{row['id']}")
     if refusal:
         raise AuthFailed(refusal)
@@ -147,29 +146,26 @@ def create_session(store: Store, user_id: int) -> tuple[str, str]:
     sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = time.time()
     with store.transaction():
-        store.db.execute("INSERT INTO web_sessions(id, user_id, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
-                         (sid, user_id, csrf, now, now))
+        rows.insert_session(store, sid, user_id, csrf, now)
     return sid, csrf
 
 
 def session_user(store: Store, sid: str, idle_timeout: float) -> dict | None:
     """The session's user (with its CSRF token), or None when unknown, idle too long or disabled."""
     now = time.time()
-    row = store.db.execute(
-        "SELECT s.id AS sid, s.csrf, s.last_seen, u.id, u.name, u.role, u.disabled FROM web_sessions s "
-        "JOIN users u ON u.id = s.user_id WHERE s.id = ?", (sid,)).fetchone()
+    row = rows.session_row(store, sid)
     if row is None:
         return None
     if row["disabled"] or now - row["last_seen"] > idle_timeout:
         end_session(store, sid)
         return None
     if now - row["last_seen"] > 5:  # keep the write rate low
-        store.db.execute("UPDATE web_sessions SET last_seen = ? WHERE id = ?", (now, sid))
+        rows.touch_session(store, sid, now)
     return {"id": int(row["id"]), "name": row["name"], "role": row["role"], "csrf": row["csrf"], "sid": sid}
 
 
 def end_session(store: Store, sid: str) -> None:
-    store.db.execute("DELETE FROM web_sessions WHERE id = ?", (sid,))
+    rows.delete_session(store, sid)
 
 
 # -- four-eyes enrolment -----------------------------------------------------------------------
@@ -180,7 +176,7 @@ def set_four_eyes(store: Store, on: bool) -> None:
 
 
 def _supervisor(store: Store, name: str) -> dict:
-    row = store.db.execute("SELECT id, name, role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+    row = rows.user_brief(store, name)
     if row is None or row["role"] != "supervisor" or row["disabled"]:
         raise LibraryError(f"{name!r} is not an active supervisor - only a supervisor can approve or reject enrolments")
     return dict(row)
@@ -194,18 +190,15 @@ def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, 
     with lib.writing():
         with store.transaction():
             for vid in voiceprint_ids:
-                row = store.db.execute("SELECT id, person_id, recording_id, pending, enrolled_by FROM voiceprints WHERE id = ?",
-                                       (int(vid),)).fetchone()
+                row = rows.pending_row(store, vid)
                 if row is None or not row["pending"]:
                     raise NotFound(f"voiceprint {vid} is not waiting for approval - see `voiceprint approve --list`")
                 if row["enrolled_by"] == approver:
                     raise LibraryError(f"voiceprint {vid} was enrolled by {approver}; four eyes means another supervisor approves it")
                 if approve:
-                    store.db.execute("UPDATE voiceprints SET pending = 0 WHERE id = ?", (row["id"],))
+                    rows.approve_voiceprint(store, row["id"])
                 else:
-                    store.db.execute("DELETE FROM voiceprints WHERE id = ?", (row["id"],))
-                    store.db.execute("DELETE FROM recordings WHERE id = ? AND id NOT IN (SELECT recording_id FROM voiceprints)",
-                                     (row["recording_id"],))
+                    rows.reject_voiceprint(store, row["id"], row["recording_id"])
                 store.audit("enrol.approve" if approve else "enrol.reject", f"voiceprint:{row['id']}", person=row["person_id"],
                             enrolled_by=row["enrolled_by"], **({"note": note} if note else {}))
                 done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})
@@ -222,8 +215,7 @@ def four_eyes_on(store: Store) -> bool:
 def save_result(store: Store, kind: str, body: dict) -> str:
     rid = secrets.token_hex(8)
     with store.transaction():
-        store.db.execute("INSERT INTO results(id, kind, operator, created_at, body) VALUES (?, ?, ?, ?, ?)",
-                         (rid, kind, store.operator, time.time(), json.dumps(body, ensure_ascii=False, default=_plain)))
+        rows.insert_result(store, rid, kind, json.dumps(body, ensure_ascii=False, default=_plain))
         store.audit("result.save", f"result:{rid}", kind=kind)
     return rid
 
@@ -237,7 +229,7 @@ def _plain(value):
 
 
 def load_result(store: Store, rid: str) -> dict:
-    row = store.db.execute("SELECT * FROM results WHERE id = ?", (rid,)).fetchone()
+    row = rows.result_row(store, rid)
     if row is None:
         raise NotFound(f"no saved result {rid!r} - the id is printed by `voiceprint report` and shown on the query page")
     return {"id": row["id"], "kind": row["kind"], "operator": row["operator"], "created_at": row["created_at"],
@@ -260,11 +252,10 @@ def keep_upload(lib, src: Path, sha256: str, original_name: str, size: int) -> P
         shutil.move(str(src), dest)
         os.chmod(dest, 0o600)
     with lib.store.transaction():
-        lib.store.db.execute("INSERT OR IGNORE INTO uploads(sha256, original_name, size, uploaded_by, created_at) VALUES (?, ?, ?, ?, ?)",
-                             (sha256, original_name, size, lib.store.operator, time.time()))
+        rows.insert_upload(lib.store, sha256, original_name, size)
         lib.store.audit("upload", f"sha256:{sha256[:16]}", size=size)
     return dest
 
 
 def has_upload(store: Store, sha256: str) -> bool:
-    return store.db.execute("SELECT 1 FROM uploads WHERE sha256 = ?", (sha256,)).fetchone() is not None
+    return rows.upload_known(store, sha256)

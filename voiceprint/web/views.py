@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import AudioError, DataError, NotFound
-from ..store import audit_chain_head, pending_voiceprints, verify_audit_chain
+from ..store import audit_chain_head, browse, pending_voiceprints, verify_audit_chain
 from . import accounts
 
 SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -118,67 +118,35 @@ def wav_bytes(lib, sha: str) -> bytes:
 # -- persons, cases, phones --------------------------------------------------------------------
 def persons(lib, q: str = "", limit: int = 200) -> dict:
     q = (q or "").strip()
-    sql = ("SELECT p.id, p.name, p.id_number, p.category, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id AND v.pending = 0) "
-           "AS voice_samples, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id AND v.pending = 1) AS pending FROM persons p")
-    args: list = []
-    if q:
-        sql += (" WHERE p.name LIKE ? OR p.id_number LIKE ? OR p.id IN (SELECT person_id FROM phones WHERE number LIKE ?)")
-        like = f"%{q}%"
-        args = [like, like.upper(), f"%{re.sub(r'[^0-9+]', '', q) or q}%"]
-    total = lib.store.db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0]
-    rows = [dict(r) for r in lib.store.db.execute(sql + " ORDER BY p.id LIMIT ?", [*args, limit])]
+    total, rows = browse.search_persons(lib.store, q, limit)
     _audit(lib, "person.search", "", results=total)
     return {"q": q, "total": int(total), "persons": rows}
 
 
 def person(lib, pid: int) -> dict:
     card = lib.person(int(pid))
-    rows = lib.store.db.execute(
-        "SELECT v.id AS voiceprint, v.pending, r.original_name, r.sha256, r.net_speech, r.channel, r.codec, r.sample_rate "
-        "FROM voiceprints v JOIN recordings r ON r.id = v.recording_id WHERE v.person_id = ? ORDER BY v.id", (int(pid),)).fetchall()
+    rows = browse.person_recordings(lib.store, int(pid))
     card["samples"] = [dict(r) | {"audio": accounts.has_upload(lib.store, r["sha256"])} for r in rows]
     _audit(lib, "person.view", f"person:{int(pid)}")
     return card
 
 
 def cases(lib, q: str = "") -> dict:
-    like = f"%{(q or '').strip()}%"
-    rows = lib.store.db.execute(
-        "SELECT c.*, (SELECT COUNT(*) FROM person_cases pc WHERE pc.case_id = c.id) AS persons, "
-        "(SELECT COUNT(*) FROM phone_cases hc WHERE hc.case_id = c.id) AS phones, "
-        "(SELECT COUNT(*) FROM case_voices cv WHERE cv.case_id = c.id) AS recordings "
-        "FROM cases c WHERE c.case_number LIKE ? OR c.title LIKE ? OR c.area LIKE ? ORDER BY c.case_number LIMIT 500", (like, like, like))
-    out = [dict(r) for r in rows]
+    out = browse.search_cases(lib.store, q)
     _audit(lib, "case.search", "", results=len(out))
     return {"q": q or "", "cases": out}
 
 
 def case(lib, case_number: str) -> dict:
     cid = lib.store.case_id(case_number)
-    db = lib.store.db
-    row = dict(db.execute("SELECT * FROM cases WHERE id = ?", (cid,)).fetchone())
-    people = [dict(r) for r in db.execute(
-        "SELECT DISTINCT p.id, p.name, p.category FROM persons p WHERE p.id IN (SELECT person_id FROM person_cases WHERE case_id = :c) "
-        "OR p.id IN (SELECT ph.person_id FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id WHERE pc.case_id = :c) ORDER BY p.id",
-        {"c": cid})]
-    phones = [dict(r) for r in db.execute(
-        "SELECT ph.number, ph.person_id, p.name AS person FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id "
-        "LEFT JOIN persons p ON p.id = ph.person_id WHERE pc.case_id = ? ORDER BY ph.number", (cid,))]
-    voices = [dict(r) for r in db.execute(
-        "SELECT cv.id, cv.voice, cv.net_speech, cv.voiceprint_id, cv.matched_person_id, cv.match_score, r.original_name, r.channel, "
-        "p.name AS matched_person FROM case_voices cv JOIN recordings r ON r.id = cv.recording_id "
-        "LEFT JOIN persons p ON p.id = cv.matched_person_id WHERE cv.case_id = ? ORDER BY cv.id", (cid,))]
+    card = browse.case_card(lib.store, cid)
     _audit(lib, "case.view", f"case:{cid}")
-    return {"case": row, "persons": people, "phones": phones, "recordings": voices}
+    return card
 
 
 def phones(lib, q: str = "") -> dict:
     digits = re.sub(r"[^0-9+]", "", q or "")
-    rows = lib.store.db.execute(
-        "SELECT ph.number, ph.person_id, p.name AS person, p.category, "
-        "(SELECT COUNT(*) FROM phone_cases pc WHERE pc.phone_id = ph.id) AS cases FROM phones ph "
-        "LEFT JOIN persons p ON p.id = ph.person_id WHERE ph.number LIKE ? ORDER BY ph.number LIMIT 500", (f"%{digits}%",))
-    out = [dict(r) for r in rows]
+    out = browse.search_phones(lib.store, digits)
     _audit(lib, "phone.search", "", results=len(out))
     return {"q": q or "", "phones": out}
 
@@ -188,12 +156,10 @@ def phone(lib, number: str) -> dict:
     from ..phones import normalize_number
 
     norm = normalize_number(number)
-    row = lib.store.db.execute("SELECT id, number, person_id FROM phones WHERE number = ?", (norm,)).fetchone()
+    row = browse.phone_row(lib.store, norm)
     if row is None:
         raise NotFound(f"no phone {number!r} in the library")
-    phone_cases = [dict(r) for r in lib.store.db.execute(
-        "SELECT c.case_number, c.title, c.status FROM phone_cases pc JOIN cases c ON c.id = pc.case_id WHERE pc.phone_id = ? "
-        "ORDER BY c.case_number", (row["id"],))]
+    phone_cases = browse.cases_of_phone(lib.store, row["id"])
     card = person(lib, row["person_id"]) if row["person_id"] is not None else None
     _audit(lib, "phone.view", f"phone:{row['id']}")
     return {"number": row["number"], "phone_cases": phone_cases, "person": card}
@@ -210,8 +176,7 @@ def enrol_uploads(lib, items: list, uploads: dict, force: bool = False) -> list[
             keep(lib, path, sha, Path(path).name, size)
         else:
             discard(path)
-        pending = bool(outcome.voiceprint_id and lib.store.db.execute(
-            "SELECT pending FROM voiceprints WHERE id = ?", (outcome.voiceprint_id,)).fetchone()[0])
+        pending = bool(outcome.voiceprint_id and browse.is_pending(lib.store, outcome.voiceprint_id))
         out.append({"file": Path(item.path).name, "person": item.person, "status": "pending approval" if pending and outcome.status == "enrolled"
                     else outcome.status, "voiceprint": outcome.voiceprint_id, "person_id": outcome.person_id,
                     "net_speech": outcome.net_speech, "reason": outcome.reason.replace(str(path.parent) + "/", "")})
@@ -273,24 +238,16 @@ def leads(lib, path: Path | None) -> dict:
 
 
 def audit_rows(lib, action: str = "", operator: str = "", since: str = "", limit: int = 500) -> dict:
-    sql = "SELECT id, ts, operator, action, target, detail, hash FROM audit WHERE 1=1"
-    args: list = []
-    if action:
-        sql += " AND action LIKE ?"
-        args.append(f"{action}%")
-    if operator:
-        sql += " AND operator = ?"
-        args.append(operator)
+    since_ts = None
     if since:
         try:
             from datetime import datetime
 
-            args.append(datetime.fromisoformat(since).timestamp())
+            since_ts = datetime.fromisoformat(since).timestamp()
         except ValueError as err:
             raise DataError(f"since={since!r} is not a date - use YYYY-MM-DD") from err
-        sql += " AND ts >= ?"
-    rows = [dict(r) | {"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["ts"]))}
-            for r in lib.store.db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])]
+    rows = [r | {"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["ts"]))}
+            for r in browse.filtered_audit(lib.store, action, operator, since_ts, limit)]
     chain = verify_audit_chain(lib.store)
     _audit(lib, "audit.view", "", rows=len(rows))
     return {"rows": rows, "chain": chain, "head": audit_chain_head(lib.store), "filters": {"action": action, "operator": operator, "since": since}}

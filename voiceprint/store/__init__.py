@@ -1,0 +1,419 @@
+"""The library's source of truth: one SQLite database (WAL, foreign keys, versioned schema).
+
+Persons, their phones and cases, the recordings enrolled, the voiceprint vectors themselves
+and an audit trail all live here. The FAISS index is derived from the ``voiceprints`` table
+and can always be rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LibraryError, NotFound
+from ..phones import normalize_number
+from ._sql import _rowid, _Transaction
+from .audit import (
+    AUDIT_GENESIS,
+    ROLES,
+    _chain_insert,
+    audit_chain_head,
+    audit_row_hash,
+    four_eyes,
+    pending_voiceprints,
+    seal_audit,
+    verify_audit_chain,
+)
+from .casefile import add_case_call, case_calls, ensure_casefile_schema, keep_case_voice_vector
+from .integrity import (
+    KEY_NAME,
+    SEAL_SCHEME,
+    SEAL_TRIGGERS,
+    allow_lost_key,
+    assert_sealed,
+    audit_failure,
+    check_model_fingerprint,
+    describe_failure,
+    erase_checkpoint,
+    expired_persons,
+    integrity_attach,
+    key_path,
+    person_seal,
+    record_failure,
+    rekey_and_reseal,
+    reseal_all,
+    set_retention,
+    update_person,
+    verify_seals,
+    voiceprint_seal,
+)
+from .linking import LinkingRows
+from .schema import CASEFILE_SCHEMA, CASEFILE_TABLES, CATEGORIES, CATEGORY_ALIASES, CHAIN_SCHEMA, INTEGRITY_SCHEMA, MIGRATIONS, normalise_category
+
+__all__ = [
+    "AUDIT_GENESIS", "CASEFILE_SCHEMA", "CASEFILE_TABLES", "CATEGORIES", "CATEGORY_ALIASES", "CHAIN_SCHEMA", "INTEGRITY_SCHEMA",
+    "KEY_NAME", "MIGRATIONS", "ROLES", "SEAL_SCHEME", "SEAL_TRIGGERS", "Store", "add_case_call", "allow_lost_key", "assert_sealed",
+    "audit_chain_head", "audit_failure", "audit_row_hash", "case_calls", "check_model_fingerprint", "default_operator",
+    "describe_failure", "ensure_casefile_schema", "erase_checkpoint", "expired_persons", "four_eyes", "integrity_attach",
+    "keep_case_voice_vector", "key_path", "normalise_category", "pending_voiceprints", "person_seal", "record_failure",
+    "rekey_and_reseal", "reseal_all", "seal_audit", "set_retention", "update_person", "verify_audit_chain", "verify_seals",
+    "voiceprint_seal",
+]
+
+
+def default_operator() -> str:
+    """The OS user running the command (the audit trail's default operator)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return str(os.getuid())
+
+
+class Store(LinkingRows):
+    """A connection to one library database. Use as a context manager or call :meth:`close`."""
+
+    key: bytes | None = None  # the library's HMAC key (integrity_attach)
+
+    def __init__(self, path: Path, operator: str | None = None):
+        self.path = Path(path)
+        self.operator = operator or default_operator()
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        except sqlite3.Error as err:
+            raise LibraryError(f"cannot open library database {self.path}: {err}") from err
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA busy_timeout = 60000")
+        mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise LibraryError(f"{self.path}: the database could not be switched to WAL mode")
+        self.db.execute("PRAGMA synchronous = FULL")
+        self._migrate()
+        integrity_attach(self)  # secure_delete, seal functions, first-time sealing (section at the end)
+        ensure_casefile_schema(self.db)  # the case file's calling numbers and the lead graph (section at the end)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def transaction(self):
+        """``with store.transaction():`` - BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        return _Transaction(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise LibraryError(
+                f"{self.path} was written by a newer voiceprint (schema {version}, this one knows {len(MIGRATIONS)}) - upgrade voiceprint"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            # executescript commits whatever is pending, so the transaction lives inside the script.
+            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+            try:
+                self.db.executescript(script)
+            except sqlite3.Error as err:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                if self.schema_version > number:
+                    continue  # another process ran this upgrade between our version check and our BEGIN
+                raise LibraryError(f"{self.path}: schema upgrade to version {number + 1} failed: {err}") from err
+        if version < CHAIN_SCHEMA <= self.schema_version:
+            seal_audit(self)  # rows written before the audit chain existed join it once
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
+
+    @property
+    def generation(self) -> int:
+        """Bumped in the same transaction as every voiceprint change; the index records the one it was built at."""
+        return int(self.get_meta("generation") or 0)
+
+    def bump_generation(self) -> None:
+        self.set_meta("generation", str(self.generation + 1))
+
+    def audit(self, action: str, target: str = "", **detail) -> None:
+        """Append one audit row: who (operator), when, what action, on what."""
+        _chain_insert(self, action, target, json.dumps(detail, ensure_ascii=False, default=str))
+
+    def audit_rows(self, limit: int = 100, action: str | None = None) -> list[dict]:
+        sql = "SELECT id, ts, operator, action, target, detail FROM audit"
+        args: tuple = ()
+        if action:
+            sql += " WHERE action = ?"
+            args = (action,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self.db.execute(sql, args + (limit,)).fetchall()
+        return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
+
+    # -- persons, phones, cases -------------------------------------------------------------
+    def add_person(self, name: str, id_number: str = "", category: str = "other", notes: str = "") -> int:
+        """Insert a person, or return the existing one with the same name and ID number."""
+        name = (name or "").strip()
+        if not name:
+            raise LibraryError("a person needs a name")
+        category = normalise_category(category)
+        id_number = (id_number or "").strip().upper()
+        row = self.db.execute("SELECT id, category FROM persons WHERE name = ? AND id_number = ?", (name, id_number)).fetchone()
+        if row:
+            return int(row["id"])
+        cur = self.db.execute(
+            "INSERT INTO persons(name, id_number, category, notes, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, id_number, category, notes or "", time.time()),
+        )
+        self.audit("person.add", f"person:{cur.lastrowid}", category=category)
+        return _rowid(cur)
+
+    def find_person(self, ref: str | int) -> dict:
+        """A person by id, by ID number, or by name (unique names only)."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and len(ref) < 12):
+            row = self.db.execute("SELECT * FROM persons WHERE id = ?", (int(ref),)).fetchone()
+            if row:
+                return dict(row)
+        text = str(ref).strip()
+        row = self.db.execute("SELECT * FROM persons WHERE id_number = ? AND id_number != ''", (text.upper(),)).fetchone()
+        if row:
+            return dict(row)
+        rows = self.db.execute("SELECT * FROM persons WHERE name = ?", (text,)).fetchall()
+        if len(rows) == 1:
+            return dict(rows[0])
+        if len(rows) > 1:
+            ids = ", ".join(str(r["id"]) for r in rows)
+            raise LibraryError(f"{len(rows)} persons share that name (ids {ids}) - refer to one by id or ID number")
+        raise NotFound(f"no person {text!r} in the library - see `voiceprint person list`")
+
+    def list_persons(self, category: str | None = None) -> list[dict]:
+        sql = (
+            "SELECT p.*, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id) AS voice_samples "
+            "FROM persons p"
+        )
+        args: tuple = ()
+        if category:
+            sql += " WHERE p.category = ?"
+            args = (normalise_category(category),)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY p.id", args)]
+
+    def add_phone(self, number: str, person_id: int | None = None) -> int:
+        """Register a phone number (normalised), optionally to a person; re-registering moves it."""
+        norm = normalize_number(number)
+        if not norm:
+            raise LibraryError(f"{number!r} is not a phone number")
+        row = self.db.execute("SELECT id, person_id FROM phones WHERE number = ?", (norm,)).fetchone()
+        if row:
+            if person_id is not None and row["person_id"] != person_id:
+                self.db.execute("UPDATE phones SET person_id = ? WHERE id = ?", (person_id, row["id"]))
+                self.audit("phone.assign", f"phone:{row['id']}", person=person_id)
+            return int(row["id"])
+        cur = self.db.execute("INSERT INTO phones(number, person_id, created_at) VALUES (?, ?, ?)", (norm, person_id, time.time()))
+        self.audit("phone.add", f"phone:{cur.lastrowid}", person=person_id)
+        return _rowid(cur)
+
+    def add_case(self, case_number: str, title: str = "", date: str | None = None, area: str = "", status: str = "open") -> int:
+        case_number = (case_number or "").strip()
+        if not case_number:
+            raise LibraryError("a case needs a case number")
+        row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number,)).fetchone()
+        if row:
+            return int(row["id"])
+        cur = self.db.execute(
+            "INSERT INTO cases(case_number, title, date, area, status, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (case_number, title or "", date, area or "", status or "open", time.time()),
+        )
+        self.audit("case.add", f"case:{cur.lastrowid}")
+        return _rowid(cur)
+
+    def case_id(self, case_number: str) -> int:
+        row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number.strip(),)).fetchone()
+        if not row:
+            raise NotFound(f"no case {case_number!r} - add it first with `voiceprint case add`")
+        return int(row["id"])
+
+    def link_case(self, case_number: str, person_id: int | None = None, phone: str | None = None) -> None:
+        case_id = self.case_id(case_number)
+        if person_id is not None:
+            self.db.execute("INSERT OR IGNORE INTO person_cases(person_id, case_id) VALUES (?, ?)", (person_id, case_id))
+            self.audit("case.link", f"case:{case_id}", person=person_id)
+        if phone:
+            phone_id = self.add_phone(phone)
+            self.db.execute("INSERT OR IGNORE INTO phone_cases(phone_id, case_id) VALUES (?, ?)", (phone_id, case_id))
+            self.audit("case.link", f"case:{case_id}", phone=phone_id)
+
+    def phones_of(self, person_id: int) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT number FROM phones WHERE person_id = ? ORDER BY id", (person_id,))]
+
+    def cases_of(self, person_id: int) -> list[dict]:
+        """Cases linked to the person directly or through one of their phones."""
+        rows = self.db.execute(
+            """
+            SELECT DISTINCT c.case_number, c.title, c.date, c.area, c.status FROM cases c
+            WHERE c.id IN (SELECT case_id FROM person_cases WHERE person_id = :p)
+               OR c.id IN (SELECT pc.case_id FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id
+                           WHERE ph.person_id = :p)
+            ORDER BY c.case_number
+            """,
+            {"p": person_id},
+        )
+        return [dict(r) for r in rows]
+
+    def person_for_phone(self, number: str) -> int | None:
+        row = self.db.execute("SELECT person_id FROM phones WHERE number = ?", (normalize_number(number),)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def person_row(self, person_id: int) -> dict:
+        row = self.db.execute("SELECT * FROM persons WHERE id = ?", (person_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no person with id {person_id}")
+        return dict(row)
+
+    def person_samples(self, person_id: int) -> list[dict]:
+        """The recordings behind a person's voiceprints (name, net speech, channel), oldest first."""
+        rows = self.db.execute(
+            "SELECT r.original_name, r.net_speech, r.channel FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
+            "WHERE v.person_id = ? AND v.pending = 0 ORDER BY v.id", (person_id,)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def person_for_id_number(self, id_number: str) -> int | None:
+        row = self.db.execute("SELECT id FROM persons WHERE id_number = ? AND id_number != ''", (id_number.strip().upper(),)).fetchone()
+        return int(row[0]) if row else None
+
+    # -- recordings and voiceprints ---------------------------------------------------------
+    def find_recording(self, sha256: str, channel: int) -> int | None:
+        row = self.db.execute("SELECT id FROM recordings WHERE sha256 = ? AND channel = ?", (sha256, channel)).fetchone()
+        return int(row[0]) if row else None
+
+    def add_recording(self, sha256: str, channel: int, original_name: str, duration: float, net_speech: float,
+                      sample_rate: int, codec: str = "", quality: dict | None = None) -> int:
+        existing = self.find_recording(sha256, channel)
+        if existing is not None:
+            return existing
+        cur = self.db.execute(
+            "INSERT INTO recordings(sha256, channel, original_name, duration, net_speech, sample_rate, codec, quality, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sha256, channel, original_name, duration, net_speech, sample_rate, codec, json.dumps(quality or {}), time.time()),
+        )
+        return _rowid(cur)
+
+    def has_voiceprint(self, recording_id: int, person_id: int | None, model: str) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM voiceprints WHERE recording_id = ? AND person_id IS ? AND model = ?", (recording_id, person_id, model)
+        ).fetchone() is not None
+
+    def add_voiceprint(self, recording_id: int, person_id: int | None, model: str, vector: np.ndarray) -> int:
+        blob = np.asarray(vector, dtype=np.float32).tobytes()
+        pending = int(person_id is not None and four_eyes(self))  # four-eyes: searchable only once approved
+        cur = self.db.execute(
+            "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at, pending, enrolled_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (recording_id, person_id, model, blob, time.time(), pending, self.operator),
+        )
+        if pending:
+            self.audit("enrol.pending", f"voiceprint:{cur.lastrowid}", person=person_id)
+        self.bump_generation()
+        return _rowid(cur)
+
+    def voiceprints(self, model: str, person_only: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All voiceprints of a model: (ids, person_ids, vectors[n, dim]) in id order."""
+        sql = "SELECT id, person_id, vector FROM voiceprints WHERE model = ? AND pending = 0"
+        if person_only:
+            sql += " AND person_id IS NOT NULL"
+        rows = self.db.execute(sql + " ORDER BY id", (model,)).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        persons = np.fromiter((r[1] if r[1] is not None else -1 for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
+        return ids, persons, vectors
+
+    def voiceprint_info(self, ids: Iterable[int]) -> dict[int, dict]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT v.id, v.person_id, r.id AS recording_id, r.original_name, r.sha256, r.channel, r.net_speech "
+            f"FROM voiceprints v JOIN recordings r ON r.id = v.recording_id WHERE v.id IN ({marks})",
+            ids,
+        ).fetchall()
+        return {int(r["id"]): dict(r) for r in rows}
+
+    def count_voiceprints(self, model: str, person_only: bool = True) -> int:
+        sql = "SELECT COUNT(*) FROM voiceprints WHERE model = ? AND pending = 0" + (" AND person_id IS NOT NULL" if person_only else "")
+        return int(self.db.execute(sql, (model,)).fetchone()[0])
+
+    def enrolled_sample(self, sha256: str, name: str, id_number: str, model: str, channel: int | None = None) -> dict | None:
+        """The voiceprint of this file (and channel) already enrolled for this person, if any."""
+        row = self.db.execute(
+            "SELECT v.id, v.person_id, r.channel FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
+            "JOIN persons p ON p.id = v.person_id WHERE r.sha256 = ? AND p.name = ? AND p.id_number = ? AND v.model = ?"
+            + (" AND r.channel = ?" if channel is not None else ""),
+            (sha256, name.strip(), (id_number or "").strip().upper(), model) + ((channel,) if channel is not None else ()),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def voiceprint_of(self, recording_id: int, person_id: int, model: str) -> int | None:
+        row = self.db.execute("SELECT id FROM voiceprints WHERE recording_id=? AND person_id=? AND model=?",
+                              (recording_id, person_id, model)).fetchone()
+        return int(row[0]) if row else None
+
+    def person_vectors(self, model: str, person_ids: list[int]) -> list[tuple[int, np.ndarray, int, str, float]]:
+        """(person id, vector, sample rate, codec, net speech) of every voiceprint of these persons, in id order."""
+        if not person_ids:
+            return []
+        marks = ",".join("?" * len(person_ids))
+        rows = self.db.execute(
+            f"SELECT v.person_id, v.vector, r.sample_rate, r.codec, r.net_speech FROM voiceprints v "
+            f"JOIN recordings r ON r.id = v.recording_id WHERE v.model = ? AND v.pending = 0 AND v.person_id IN ({marks}) ORDER BY v.id",
+            [model, *person_ids],
+        ).fetchall()
+        return [(int(p), np.frombuffer(blob, dtype=np.float32), int(rate or 0), codec or "", float(net or 0))
+                for p, blob, rate, codec, net in rows]
+
+    def mean_vector(self, model: str) -> tuple[int, np.ndarray | None]:
+        """(count, mean) of every voiceprint of the model, enrolled and unknown (float64)."""
+        total, n = None, 0
+        for (blob,) in self.db.execute("SELECT vector FROM voiceprints WHERE model = ?", (model,)):
+            v = np.frombuffer(blob, np.float32).astype(np.float64)
+            total = v if total is None else total + v
+            n += 1
+        return n, None if total is None else total / n
+
+    def count(self, table: str) -> int:
+        if table not in {"persons", "phones", "cases", "recordings", "voiceprints", "audit"}:
+            raise ValueError(table)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    def delete_person(self, person_id: int) -> dict:
+        """Delete a person and their voiceprints (recordings no longer used by anyone go too)."""
+        n_vp = self.db.execute("SELECT COUNT(*) FROM voiceprints WHERE person_id = ?", (person_id,)).fetchone()[0]
+        self.db.execute("DELETE FROM persons WHERE id = ?", (person_id,))
+        self.db.execute("DELETE FROM recordings WHERE id NOT IN (SELECT recording_id FROM voiceprints)")
+        self.bump_generation()
+        self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp)
+        return {"person": person_id, "voiceprints": int(n_vp)}
+
+    def delete_recording(self, recording_id: int) -> dict:
+        n_vp = self.db.execute("SELECT COUNT(*) FROM voiceprints WHERE recording_id = ?", (recording_id,)).fetchone()[0]
+        self.db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+        self.bump_generation()
+        self.audit("recording.delete", f"recording:{recording_id}", voiceprints=n_vp)
+        return {"recording": recording_id, "voiceprints": int(n_vp)}

@@ -1,0 +1,115 @@
+"""The web workbench's rows: users, their server-side sessions, four-eyes review of pending
+voiceprints, saved results and uploads (schema version 4). Only SQL lives here: password hashing,
+lockout policy and HTTP stay in voiceprint.web.accounts; callers hold the transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import TYPE_CHECKING
+
+from ._sql import _rowid
+
+if TYPE_CHECKING:
+    from . import Store
+
+
+# -- users -------------------------------------------------------------------------------------
+def user_exists(store: Store, name: str) -> bool:
+    return store.db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is not None
+
+
+def insert_user(store: Store, name: str, role: str, password_hash: str) -> int:
+    cur = store.db.execute("INSERT INTO users(name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                           (name, role, password_hash, time.time()))
+    return _rowid(cur)
+
+
+def user_rows(store: Store) -> list[sqlite3.Row]:
+    """Every user without the password hash, by id."""
+    return store.db.execute("SELECT id, name, role, disabled, failed_logins, locked_until, created_at FROM users ORDER BY id").fetchall()
+
+
+def user_row(store: Store, name: str) -> sqlite3.Row | None:
+    """The whole user row (password hash included), or None."""
+    return store.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+
+
+def user_brief(store: Store, name: str) -> sqlite3.Row | None:
+    """A user's id, name, role and disabled flag, or None."""
+    return store.db.execute("SELECT id, name, role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+
+
+def set_user_disabled(store: Store, user_id: int, disabled: bool) -> None:
+    store.db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
+
+
+def set_user_password(store: Store, user_id: int, password_hash: str) -> None:
+    """A new password hash; the failure count and any lock are cleared with it."""
+    store.db.execute("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 WHERE id = ?", (password_hash, user_id))
+
+
+def set_login_failures(store: Store, user_id: int, failed: int, locked_until: float) -> None:
+    store.db.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?", (failed, locked_until, user_id))
+
+
+# -- sessions ----------------------------------------------------------------------------------
+def insert_session(store: Store, sid: str, user_id: int, csrf: str, now: float) -> None:
+    store.db.execute("INSERT INTO web_sessions(id, user_id, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+                     (sid, user_id, csrf, now, now))
+
+
+def session_row(store: Store, sid: str) -> sqlite3.Row | None:
+    """The session joined with its user (sid, csrf, last_seen, id, name, role, disabled), or None."""
+    return store.db.execute(
+        "SELECT s.id AS sid, s.csrf, s.last_seen, u.id, u.name, u.role, u.disabled FROM web_sessions s "
+        "JOIN users u ON u.id = s.user_id WHERE s.id = ?", (sid,)).fetchone()
+
+
+def touch_session(store: Store, sid: str, now: float) -> None:
+    store.db.execute("UPDATE web_sessions SET last_seen = ? WHERE id = ?", (now, sid))
+
+
+def delete_session(store: Store, sid: str) -> None:
+    store.db.execute("DELETE FROM web_sessions WHERE id = ?", (sid,))
+
+
+def delete_user_sessions(store: Store, user_id: int) -> None:
+    store.db.execute("DELETE FROM web_sessions WHERE user_id = ?", (user_id,))
+
+
+# -- four-eyes review --------------------------------------------------------------------------
+def pending_row(store: Store, voiceprint_id: int) -> sqlite3.Row | None:
+    """A voiceprint's id, person, recording, pending flag and enroller, or None."""
+    return store.db.execute("SELECT id, person_id, recording_id, pending, enrolled_by FROM voiceprints WHERE id = ?",
+                            (int(voiceprint_id),)).fetchone()
+
+
+def approve_voiceprint(store: Store, voiceprint_id: int) -> None:
+    store.db.execute("UPDATE voiceprints SET pending = 0 WHERE id = ?", (voiceprint_id,))
+
+
+def reject_voiceprint(store: Store, voiceprint_id: int, recording_id: int) -> None:
+    """Delete a rejected voiceprint, and its recording when no other voiceprint uses it."""
+    store.db.execute("DELETE FROM voiceprints WHERE id = ?", (voiceprint_id,))
+    store.db.execute("DELETE FROM recordings WHERE id = ? AND id NOT IN (SELECT recording_id FROM voiceprints)", (recording_id,))
+
+
+# -- saved results and uploads -----------------------------------------------------------------
+def insert_result(store: Store, rid: str, kind: str, body_json: str) -> None:
+    store.db.execute("INSERT INTO results(id, kind, operator, created_at, body) VALUES (?, ?, ?, ?, ?)",
+                     (rid, kind, store.operator, time.time(), body_json))
+
+
+def result_row(store: Store, rid: str) -> sqlite3.Row | None:
+    return store.db.execute("SELECT * FROM results WHERE id = ?", (rid,)).fetchone()
+
+
+def insert_upload(store: Store, sha256: str, original_name: str, size: int) -> None:
+    """Record an upload once (a second upload of the same content keeps the first row)."""
+    store.db.execute("INSERT OR IGNORE INTO uploads(sha256, original_name, size, uploaded_by, created_at) VALUES (?, ?, ?, ?, ?)",
+                     (sha256, original_name, size, store.operator, time.time()))
+
+
+def upload_known(store: Store, sha256: str) -> bool:
+    return store.db.execute("SELECT 1 FROM uploads WHERE sha256 = ?", (sha256,)).fetchone() is not None
