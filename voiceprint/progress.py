@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 #: Recordings shorter than this (seconds) get no bar: they finish in seconds anyway.
 MIN_SHOWN_S = 300.0
@@ -35,7 +36,7 @@ def long_audio_bar(stream=None) -> Iterator[None]:
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f} %"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=Console(file=stream), transient=True)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, Any] = {}  # stage -> rich TaskID
     long_call = {"seen": False}
 
     def hook(stage: str, done: float, total: float) -> None:

@@ -423,7 +423,7 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
     c = {canon: _col(tpl, cols, canon) for canon in tpl.columns}
     number_cols = ["number", "other"] if kind == "calls" else ["number"]
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE mapped AS SELECT row_idx, "
+        "CREATE OR REPLACE TEMP TABLE mapped AS SELECT row_idx, "
         + ", ".join(f"{c.get(n, 'NULL')}::VARCHAR AS {n}" for n in number_cols)
         + f", * EXCLUDE (row_idx) FROM {table}"
     )
@@ -431,7 +431,8 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
     if kind == "calls":
         dir_cases = " ".join(
             f"WHEN lower(trim({c['direction']}::VARCHAR)) IN ({', '.join(sql_literal(str(v).lower()) for v in values)}) THEN '{canon}'"
-            for canon, values in (("out", tpl.direction.get("out", ["out"])), ("in", tpl.direction.get("in", ["in"])), ("fwd", tpl.direction.get("forwarded", ["fwd"])))
+            for canon, values in (("out", tpl.direction.get("out", ["out"])), ("in", tpl.direction.get("in", ["in"])),
+                                  ("fwd", tpl.direction.get("forwarded", ["fwd"])))
         )
         direction = f"(CASE {dir_cases} ELSE NULL END)"
         start = f"coalesce(try_cast(trim({c['start']}) AS TIMESTAMP), try_strptime(trim({c['start']}), {sql_literal(tpl.timestamp_format)}))"
