@@ -49,20 +49,10 @@ def _shared() -> Path | None:
 
 
 def _rows(corpus: str) -> dict[str, list[dict]]:
-    import csv
+    """speaker -> manifest rows (by path), or nothing without ../shared."""
+    from voiceprint.corpora import manifest
 
-    shared = _shared()
-    if shared is None:
-        return {}
-    folder = shared / corpus
-    out: dict[str, list[dict]] = {}
-    with open(folder / "manifest.csv", newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            row["file"] = str(folder / row["path"])
-            out.setdefault(row["speaker"], []).append(row)
-    for rows in out.values():
-        rows.sort(key=lambda r: r["path"])
-    return out
+    return manifest(corpus) if _shared() is not None else {}
 
 
 def _load(path: str) -> np.ndarray:

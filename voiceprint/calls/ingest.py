@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from voiceprint.errors import DataError
+from voiceprint.fsutil import process_alive
 from voiceprint.phones import normalize_number
 
 from .engine import connect, quote_ident, sql_literal, sql_path
@@ -380,19 +381,10 @@ def _make_workdir(folder: Path) -> Path:
 
     for stale in folder.glob(WORKDIR_PREFIX + "*"):
         pid = stale.name[len(WORKDIR_PREFIX):].partition("_")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_", dir=folder))
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_atomic(target: Path, data: bytes, workdir: Path) -> None:

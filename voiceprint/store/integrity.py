@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LibraryError, ModelError, VoiceprintError
+from ..fsutil import process_alive
 from .schema import INTEGRITY_SCHEMA, normalise_category
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def _new_key(path: Path) -> bytes:
     """Create the key file (0600, written whole then linked into place); another process's key wins a race."""
     for stale in path.parent.glob(f".{KEY_NAME}.*.tmp"):  # left by a process killed while making a key
         pid = stale.name.split(".")[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{KEY_NAME}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
@@ -95,15 +96,6 @@ def _new_key(path: Path) -> bytes:
         tmp.unlink()
     return _read_key(path)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def integrity_attach(store: Store) -> None:
