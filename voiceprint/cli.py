@@ -147,7 +147,6 @@ def enrol(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .enrolment import EnrolItem, folder_items, read_manifest
-    from .report import print_rows, write_csv
 
     single = False
     if target.is_dir():
@@ -183,6 +182,13 @@ def enrol(
             n = sum(1 for o in outcomes if o.status == "enrolled")
             _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
             raise
+    _enrol_summary(lib, summary, items, columns, report, json_out)
+
+
+def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None, json_out: bool) -> None:
+    """Print (and with --report, write) what an enrolment did; exit 3 when every file was refused."""
+    from .report import print_rows, write_csv
+
     rows = [vars(o) for o in summary.outcomes]
     duplicates = getattr(items, "duplicates", [])  # manifest rows that repeat an earlier row (read_manifest)
     rows += [{"path": d["path"], "status": "duplicate", "reason": f"line {d['line']} repeats line {d['first_line']}"} for d in duplicates]
