@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -205,17 +204,9 @@ def query(tree: Path, lib: Path, call: dict, timeout: float, label: str) -> dict
 def machine() -> str:
     import torch
 
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start")
+    from voiceprint.report import machine_line
+
+    return machine_line(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
 def main() -> None:
