@@ -55,15 +55,26 @@ def test_one_voice_call_is_one_voice_and_enrols(calls, library, capsys):
     assert result["segments"][0][0] < 1.0 and result["segments"][-1][1] > 7.0
 
 
-def test_too_little_speech_is_refused_unless_forced_and_a_query_says_it_is_weak(calls, library, capsys):
-    assert run(["enrol", str(calls["short"]), "--person", "C", "--library", library]) == 3
+def test_a_short_file_enrols_with_a_warning_the_person_is_weak_and_a_query_says_so(calls, library, capsys):
+    assert run(["enrol", str(calls["short"]), "--person", "C", "--library", library]) == 0
     err = capsys.readouterr().err
-    assert "net speech" in err and "--force" in err
-    assert run(["enrol", str(calls["short"]), "--person", "C", "--force", "--library", library]) == 0
+    assert "enrolled with a warning" in err and "weak voiceprint: C" in err and "more net speech" in err
     [result] = _query(capsys, library, calls["short"])
     assert any(w.startswith("weak query") and "net speech" in w for w in result["warnings"])
-    forced = [r for r in json.loads(_audit(capsys, library)) if r["action"] == "enrol"]
-    assert forced and "forced" in forced[0]["detail"]
+    assert result["hits"][0]["person"]["name"] == "C" and result["hits"][0]["weak_voiceprint"] is True
+    assert run(["person", "show", "C", "--json", "--library", library]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["voiceprint"]["weak_voiceprint"] and card["voiceprint"]["net_speech"] < 3
+    enrolled = [r for r in json.loads(_audit(capsys, library)) if r["action"] == "enrol"]
+    assert enrolled and "net speech" in " ".join(enrolled[0]["detail"]["warnings"])
+
+
+def test_a_person_pooling_enough_speech_is_not_weak(calls, library, capsys):
+    assert run(["enrol", str(calls["short"]), "--person", "C", "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["enrol", str(calls["one"]), "--person", "C", "--library", library, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["weak_persons"] == [] and out["summary"]["weak_voiceprints"] == 0
 
 
 def _audit(capsys, library):
@@ -93,7 +104,7 @@ def test_mono_two_party_call_is_diarised(tmp_path, library, capsys):
     assert first_start < min(s[0] for s in results[1]["segments"])  # voices ordered by who speaks first
     assert run(["enrol", str(call), "--person", "D", "--library", library]) == 3
     assert "--voice" in capsys.readouterr().err
-    assert run(["enrol", str(call), "--person", "D", "--voice", "1", "--force", "--library", library]) == 0
+    assert run(["enrol", str(call), "--person", "D", "--voice", "1", "--library", library]) == 0
 
 
 def _mono_two_party_call(path):

@@ -129,7 +129,7 @@ def enrol(
     case: Annotated[str, typer.Option(help="Case number to link the person to.")] = "",
     channel: Annotated[int | None, typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
     voice: Annotated[int | None, typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Enrol even below the quality gates (short, noisy, clipped).")] = False,
+    force: Annotated[bool, typer.Option("--force", hidden=True, help="No longer needed: short or noisy files are enrolled with a warning.")] = False,
     min_speech: Annotated[float | None, typer.Option(help="Minimum net speech in seconds.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
     library: LibraryOpt = None,
@@ -158,8 +158,11 @@ def enrol(
             raise typer.BadParameter("--person is required when enrolling a single file")
         items = [EnrolItem(str(target), person, category, id_number, phone, case, channel, voice=voice)]
         single = True  # one file: a refusal is an error (exit 3), not a row in a summary
+    if force:
+        _err("note: --force is no longer needed (short or noisy files are enrolled with a warning; "
+             "the quality gate is on each person's pooled speech)")
     lib = _open(library, create=True)
-    columns = ["path", "status", "person_id", "voiceprint_id", "channel", "net_speech", "reason"]
+    columns = ["path", "status", "person_id", "voiceprint_id", "channel", "net_speech", "reason", "warnings"]
     outcomes = []
     show_bar = len(items) > 1 and not json_out and sys.stderr.isatty()
     with Progress(TextColumn("enrolling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -189,7 +192,7 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
     """Print (and with --report, write) what an enrolment did; exit 3 when every file was refused."""
     from .report import print_rows, write_csv
 
-    rows = [vars(o) for o in summary.outcomes]
+    rows = [vars(o) | {"warnings": "; ".join(o.warnings)} for o in summary.outcomes]
     duplicates = getattr(items, "duplicates", [])  # manifest rows that repeat an earlier row (read_manifest)
     rows += [{"path": d["path"], "status": "duplicate", "reason": f"line {d['line']} repeats line {d['first_line']}"} for d in duplicates]
     if report:
@@ -198,7 +201,8 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
     if json_out:
         from .report import to_json
 
-        typer.echo(to_json({"summary": counts, "outcomes": rows}))
+        typer.echo(to_json({"summary": counts | {"weak_voiceprints": len(summary.weak_persons)}, "outcomes": rows,
+                            "weak_persons": summary.weak_persons}))
     else:
         if len(rows) <= 20:
             print_rows(rows, columns)
@@ -209,8 +213,20 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
             _err(f"refused: {o.reason}")
         if len(summary.refused) > 50:
             _err(f"... and {len(summary.refused) - 50} more refusals (see --report FILE)")
+        _weak_summary(summary)
     if counts["refused"] and not counts["enrolled"] and not counts["already"]:
         raise typer.Exit(3)
+
+
+def _weak_summary(summary) -> None:
+    """Say which samples were poor and which persons need more material."""
+    if summary.warned:
+        _err(f"{len(summary.warned)} file(s) enrolled with a warning (short, noisy or clipped; see --report FILE)")
+    weak = summary.weak_persons
+    for w in weak[:50]:
+        _err(f"weak voiceprint: {w['name']} (person {w['person_id']}) needs {w['needs']}")
+    if len(weak) > 50:
+        _err(f"... and {len(weak) - 50} more persons with weak voiceprints (see --json)")
 
 
 @app.command()
@@ -248,7 +264,8 @@ def query(
         for r in results:
             if "error" in r:
                 continue
-            rows = [{"rank": h["rank"], "person": h["person"]["name"], "category": h["person"]["category"],
+            rows = [{"rank": h["rank"], "person": h["person"]["name"] + (" (weak voiceprint)" if h["weak_voiceprint"] else ""),
+                     "category": h["person"]["category"],
                      "score": h["score"], "log10 LR": h.get("log10_lr"), "verbal": h.get("verbal"),
                      "exp. false hits": h.get("expected_false_hits"), "best sample": (h["sample"] or {}).get("file"),
                      "sample score": (h["sample"] or {}).get("score"), "phones": h["phones"],
@@ -338,7 +355,11 @@ def person_show(ref: str, library: LibraryOpt = None, json_out: JsonOpt = False)
     if json_out:
         typer.echo(to_json(card))
         return
-    print_rows([card["person"] | {"voice_samples": card["voice_samples"], "phones": card["phones"]}])
+    strength = card["voiceprint"]
+    print_rows([card["person"] | {"voice_samples": card["voice_samples"], "net speech s": strength["net_speech"],
+                                  "voiceprint": "WEAK" if strength["weak_voiceprint"] else "ok", "phones": card["phones"]}])
+    if strength["weak_voiceprint"]:
+        _err(f"weak voiceprint: enrol {strength['needs']}")
     if card["cases"]:
         print_rows(card["cases"], title="cases")
     if card["samples"]:

@@ -12,7 +12,10 @@ enrolling or querying it whole would mix them. The steps:
 4. resegmentation: every 0.1 s frame of speech goes to the speaker whose centroid the windows
    covering it resemble most (windows centred nearer the frame weigh more), runs shorter than ``MIN_RUN_S`` are absorbed by their
    neighbours, and a speaker left with less than ``MIN_VOICE_S`` of speech is dropped into
-   the next-best one.
+   the next-best one;
+5. merging: each voice is embedded whole by the speaker model and voices the calibrated back end
+   calls one speaker (log LR at least ``MERGE_MIN_LLR``) are merged (:func:`merge_same_speaker`),
+   so a caller whose windows drift (tone, noise, codec) is not split into several voices.
 
 Recordings with less than ``MIN_DIARIZE_SPEECH_S`` of speech are taken as one voice without
 any windowing: there is too little to tell two people apart, and no extra cost. Longer ones are
@@ -62,6 +65,10 @@ MAX_WINDOWS = 600
 #: Average-linkage clustering costs O(n^2) memory and time: at most this many windows (evenly spread)
 #: are clustered exactly, the others join the nearest centroid of those clusters.
 MAX_CLUSTER_WINDOWS = 1000
+#: Two diarised voices whose whole-voice comparison reaches this natural-log LR are merged
+#: (:func:`merge_same_speaker`): 0 is the Bayes decision at even odds; checked on development
+#: speakers with ``scripts/eval_splits.py`` (false splits) and ``scripts/eval_diarization.py`` (DER).
+MERGE_MIN_LLR = 0.0
 
 
 @dataclass
@@ -185,8 +192,12 @@ def _merge_minor(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: int = 16000,
-            threshold: float = SPLIT_THRESHOLD, window_vectors: np.ndarray | None = None, progress=None) -> list[Voice]:
+            threshold: float = SPLIT_THRESHOLD, window_vectors: np.ndarray | None = None, progress=None,
+            domain: str | None = None) -> list[Voice]:
     """One :class:`Voice` per speaker found in ``samples`` (mono), ordered by when they first speak.
+
+    ``domain`` (``scoring.domain_of`` of the recording): merge voices the back end calls one
+    speaker (:func:`merge_same_speaker`); None skips that step.
 
     ``window_vectors`` may carry precomputed embeddings of :func:`window_spans` (evaluations cache them).
     ``progress``: optional ``progress("voices", windows embedded, windows)`` hook (``audio.reporting``).
@@ -209,6 +220,8 @@ def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: in
         return one()
     frames, frame_labels = _resegment(segments, spans, vectors, labels)
     voices = _voices_from_frames(samples, segments, frames, frame_labels, sr)
+    if domain is not None and len(voices) > 1:
+        voices = merge_same_speaker(samples, voices, embedder, domain, sr)
     return voices if len(voices) > 1 else one()
 
 
@@ -319,6 +332,43 @@ def _voices_from_frames(samples, segments, frames, labels, sr) -> list[Voice]:
             segs.append(SpeechSegment(round(a, 4), round(e, 4)))
     ordered = sorted(by_label.values(), key=lambda segs: segs[0].start)
     ordered = [segs for segs in ordered if sum(s.duration for s in segs) >= MIN_VOICE_S] or ordered[:1]
+    return _build_voices(samples, ordered, sr)
+
+
+def _build_voices(samples, groups: list[list[SpeechSegment]], sr) -> list[Voice]:
+    """One Voice per group of segments, in the order given; each embeds its own speech with context
+    that avoids the other voices' segments."""
     return [Voice(i, segs, embedding_audio(samples, spread_segments(segs), sr,
-                                           avoid=[o for j, other in enumerate(ordered) if j != i for o in other]), sr)
-            for i, segs in enumerate(ordered)]
+                                           avoid=[o for j, other in enumerate(groups) if j != i for o in other]), sr)
+            for i, segs in enumerate(groups)]
+
+
+def merge_same_speaker(samples: np.ndarray, voices: list[Voice], embedder, domain: str, sr: int = 16000,
+                       min_llr: float | None = None) -> list[Voice]:
+    """Merge diarised voices that the calibrated back end says are one speaker.
+
+    Window clustering cuts on a raw cosine of 1.5 s windows; a caller who changes tone, a noisy
+    stretch or a codec burst can form a cluster of its own. Each voice is embedded whole by the
+    speaker model and every pair scored by its back end; the pair with the highest LLR is merged
+    while that LLR is at least ``min_llr`` (default ``MERGE_MIN_LLR``), and the survivors are
+    re-embedded. Without a fitted back end the voices are returned unchanged."""
+    from .scoring import load_backend
+
+    backend = load_backend(embedder.spec.name) if len(voices) > 1 else None
+    if backend is None:
+        return voices
+    threshold = MERGE_MIN_LLR if min_llr is None else min_llr
+    groups = [list(v.segments) for v in voices]
+    while len(voices) > 1:
+        vectors = np.stack([embedder.embed(v.speech) for v in voices])
+        projected = backend.project(vectors, domain)
+        nets = np.array([v.net_speech for v in voices])
+        llr = backend.llr(backend.score(projected, projected), nets[:, None], nets[None, :], domain)
+        np.fill_diagonal(llr, -np.inf)
+        i, j = np.unravel_index(int(np.argmax(llr)), llr.shape)
+        if llr[i, j] < threshold:
+            break
+        groups[min(i, j)] = sorted(groups[i] + groups[j], key=lambda s: s.start)
+        del groups[max(i, j)]
+        voices = _build_voices(samples, groups, sr)
+    return voices

@@ -2,8 +2,9 @@
 
 ``Library.enrol``/``enrol_many`` delegate here. Each file commits on its own, so an interruption
 keeps every file already reported and a re-run skips them (enrolment is idempotent by file hash,
-channel and person); refusals are collected, not raised. Voices below the quality gates
-(:mod:`voiceprint.quality`) are refused unless forced.
+channel and person); refusals are collected, not raised. Only unusable files are refused (no
+speech, corrupt, several voices); a short or noisy one is enrolled with a warning, and the gate
+belongs to the person (:func:`voiceprint.quality.voiceprint_strength` on their pooled speech).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class EnrolOutcome:
     channel: int | None = None
     net_speech: float | None = None
     reason: str = ""
+    warnings: list[str] = field(default_factory=list)  # a usable but poor sample (short, noisy, clipped)
 
 
 @dataclass
@@ -64,12 +66,20 @@ class EnrolSummary:
     def refused(self) -> list[EnrolOutcome]:
         return [o for o in self.outcomes if o.status == "refused"]
 
+    @property
+    def warned(self) -> list[EnrolOutcome]:
+        return [o for o in self.outcomes if o.status == "enrolled" and o.warnings]
+
+    weak_persons: list[dict] = field(default_factory=list)  # persons of this run whose pooled voiceprint is weak
+
 
 def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | None = None,
                progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
                on_wait: Callable[[str], None] | None = None, force: bool = False,
                should_stop: Callable[[], bool] | None = None) -> EnrolSummary:
-    """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`)."""
+    """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`).
+
+    ``force`` is accepted for old callers and changes nothing: quality problems no longer refuse a file."""
     from .index import VoiceIndex
 
     summary = EnrolSummary()
@@ -82,7 +92,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
                     summary.interrupted = True
                     break
                 try:
-                    outcome = lib._enrol_one(item, embedder, min_speech, force)
+                    outcome = lib._enrol_one(item, embedder, min_speech)
                 except VoiceprintError as err:
                     if stop_on_error:
                         raise
@@ -98,6 +108,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
+            summary.weak_persons = weak_persons(lib, {o.person_id for o in summary.outcomes if o.person_id is not None})
             # Also when nothing new was enrolled: a run killed after its last commit but
             # before its index save leaves the index behind the database.
             if since_save or VoiceIndex.saved_generation(lib.root) != lib.store.generation:
@@ -108,7 +119,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
 
 
 @audit_failure("enrol.refused")  # a refused file leaves an audit row with its full SHA-256
-def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None, force: bool = False) -> EnrolOutcome:
+def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
     """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person."""
     from . import quality as gates
 
@@ -121,8 +132,8 @@ def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None,
         return EnrolOutcome(str(path), "already", existing["person_id"], existing["id"], existing["channel"])
     rec, voices = lib.call_voices(str(path), item.channel, min_speech)
     chosen = _one_voice(path, rec, voices, item.voice)
-    problems = gates.check_enrolment(chosen.quality, str(path), force)
-    quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), forced=problems)
+    warnings = gates.enrolment_warnings(chosen.quality)
+    quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), warnings=warnings)
     vector = embedder.embed(chosen.speech)
     net = chosen.net_speech
     store = lib.store
@@ -139,8 +150,20 @@ def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None,
             return EnrolOutcome(str(path), "already", pid, already, chosen.channel, net)
         vid = store.add_voiceprint(rid, pid, lib.model, vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256, channel=chosen.channel,
-                    voice=chosen.voice, **({"forced": problems} if problems else {}))
-    return EnrolOutcome(str(path), "enrolled", pid, vid, chosen.channel, net)
+                    voice=chosen.voice, **({"warnings": warnings} if warnings else {}))
+    return EnrolOutcome(str(path), "enrolled", pid, vid, chosen.channel, net, warnings=warnings)
+
+
+def weak_persons(lib: Library, person_ids) -> list[dict]:
+    """The given persons whose voiceprint is weak (too little pooled net speech), with what they need."""
+    from .quality import voiceprint_strength
+
+    out = []
+    for pid, pooled in sorted(lib.store.pooled_net_speech(lib.model, list(person_ids)).items()):
+        strength = voiceprint_strength(pooled)
+        if strength["weak_voiceprint"]:
+            out.append({"person_id": pid, "name": lib.store.person_row(pid)["name"], **strength})
+    return out
 
 
 def _one_voice(path: Path, rec, voices: list, voice: int | None):

@@ -220,11 +220,15 @@ class Library:
         return self.person_card(int(p["id"]))
 
     def person_card(self, person_id: int) -> dict:
-        """Person, voice samples, phones and cases of one person id."""
+        """Person, voice samples, phones and cases of one person id, and how strong their voiceprint is."""
+        from .quality import voiceprint_strength
+
         samples = self.store.person_samples(person_id)
+        pooled = self.store.pooled_net_speech(self.model, [person_id]).get(person_id, 0.0)
         return {
             "person": {k: v for k, v in self.store.person_row(person_id).items() if k in ("id", "name", "id_number", "category", "notes")},
             "voice_samples": len(samples),
+            "voiceprint": voiceprint_strength(pooled),
             "samples": samples,
             "phones": self.store.phones_of(person_id),
             "cases": self.store.cases_of(person_id),
@@ -347,7 +351,8 @@ class Library:
                    should_stop: Callable[[], bool] | None = None) -> EnrolSummary:
         """Enrol many recordings. Each file commits on its own, so an interruption keeps every
         file already reported and a re-run skips them; refusals are collected, not raised.
-        Voices below the quality gates (``voiceprint.quality``) are refused unless ``force``.
+        Short or noisy voices are enrolled with warnings; persons whose pooled speech is below the
+        gate are listed in ``summary.weak_persons`` (``voiceprint.quality``). ``force`` changes nothing.
 
         ``should_stop`` is asked before each file; when it answers True the run stops there as if
         interrupted (KeyboardInterrupt after the index is saved). The CLI passes its Ctrl-C flag, so
@@ -357,10 +362,10 @@ class Library:
 
         return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, force, should_stop)
 
-    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None, force: bool = False) -> EnrolOutcome:
+    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
         from .enrolment import enrol_one
 
-        return enrol_one(self, item, embedder, min_speech, force)
+        return enrol_one(self, item, embedder, min_speech)
 
     # -- search (voiceprint.search) ---------------------------------------------------------
     def query(self, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[dict]:

@@ -4,8 +4,12 @@ Every recording gets ``audio.measure_quality`` figures (net speech, SNR, clippin
 codec); they are stored with the recording and shown beside query results. Here they are
 judged:
 
-- enrolment below any gate is refused unless forced (``--force``): a poor voiceprint in the
-  library harms every later search;
+- a file is refused only when it is unusable (no speech, corrupt, several voices): a short or
+  noisy file is enrolled with its quality stored and a warning, because a person's voiceprint is
+  built from all their samples;
+- the gate belongs to the person: a person whose samples pool less than ``PERSON_MIN_SPEECH_S``
+  of net speech has a **weak voiceprint**, flagged in ``person show``, query hits and JSON, and
+  the enrolment summary names the persons who need more material;
 - a query below a gate still runs, but says so beside its hits.
 
 The net-speech gates come from measured identification accuracy by net-speech duration on real
@@ -18,9 +22,11 @@ the clipping gate (1 % of speech samples at full scale) is a convention, not mea
 
 from __future__ import annotations
 
-from .errors import AudioError
-
+#: A file with less speech (or noise, clipping) than these gates is enrolled with a warning.
 ENROL_MIN_SPEECH_S = 3.0
+#: A person's pooled net speech below this makes a weak voiceprint (the enrolment sweep of
+#: ``scripts/eval_quality.py`` pools D seconds from several utterances: see docs/accuracy.md).
+PERSON_MIN_SPEECH_S = 3.0
 QUERY_WEAK_SPEECH_S = 3.0
 #: On :func:`frame_snr_db` (stored as ``snr_frames_db``), which reads ~5 dB above the true SNR of added
 #: white noise: 10 here is ~5 dB true, below which 3 s queries fall from 80 % to 62 % top-1 (EER 10 -> 16 %).
@@ -43,13 +49,17 @@ def problems(quality: dict, min_speech: float) -> list[str]:
     return out
 
 
-def check_enrolment(quality: dict, path: str, force: bool = False) -> list[str]:
-    """Raise AudioError when a voice is below the enrolment gates, unless ``force``; returns the problems."""
-    found = problems(quality, ENROL_MIN_SPEECH_S)
-    if found and not force:
-        raise AudioError(path, "below the enrolment quality gates: " + "; ".join(found),
-                         "use a longer or cleaner recording, or enrol it anyway with --force")
-    return found
+def enrolment_warnings(quality: dict) -> list[str]:
+    """Why a usable file makes a poor sample (short, noisy, clipped); it is enrolled all the same."""
+    return problems(quality, ENROL_MIN_SPEECH_S)
+
+
+def voiceprint_strength(pooled_net_speech: float) -> dict:
+    """A person's voiceprint judged on the net speech pooled over all their samples."""
+    weak = pooled_net_speech < PERSON_MIN_SPEECH_S
+    return {"net_speech": round(pooled_net_speech, 2), "weak_voiceprint": weak,
+            **({"needs": f"{PERSON_MIN_SPEECH_S - pooled_net_speech:.1f} s more net speech "
+                         f"(pooled {pooled_net_speech:.1f} s, gate {PERSON_MIN_SPEECH_S:g} s)"} if weak else {})}
 
 
 def query_warnings(quality: dict) -> list[str]:

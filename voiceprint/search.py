@@ -36,10 +36,12 @@ class Hit:
     voice_samples: int
     phones: list[str]
     cases: list[dict]
+    voiceprint: dict  # quality.voiceprint_strength: pooled net speech, weak_voiceprint
 
     def to_dict(self) -> dict:
         return {"rank": self.rank, "person": self.person, "score": self.score, "cosine": self.cosine, **self.evidence,
-                "sample": self.sample, "voice_samples": self.voice_samples, "phones": self.phones, "cases": self.cases}
+                "sample": self.sample, "voice_samples": self.voice_samples, "weak_voiceprint": self.voiceprint["weak_voiceprint"],
+                "enrolled_net_speech": self.voiceprint["net_speech"], "phones": self.phones, "cases": self.cases}
 
 
 @dataclass
@@ -107,25 +109,44 @@ def search(lib: Library, vector: np.ndarray, top: int, domain: str = "wideband",
     cosines = {int(pid): float(sc) for sc, pid in zip(p_scores[0], p_ids[0]) if pid >= 0}
     assert_sealed(lib.store, cosines)  # candidates' rows are checked before they are scored
     pairs: dict[int, Any] = {}
+    candidates: dict = {}
     if backend is None:
         ranked = list(cosines.items())[:top]
     else:
-        scored = scoring.rescore(backend, vector, domain, person_samples(lib, list(cosines)))
-        ranked = [(pid, sc) for pid, (sc, _) in sorted(scored.items(), key=lambda kv: -kv[1][0])[:top]]
+        candidates = person_samples(lib, list(cosines))
+        scored = scoring.rescore(backend, vector, domain, candidates)
+        ranked = rank_by_llr(backend, scored, candidates, net_speech)[:top]
         pairs = {pid: pair for pid, (_, pair) in scored.items()}
     best_sample = _best_samples(lib, vector, top)
     hits: list[Hit] = []
     for pid, score in ranked:
         card = lib.person_card(int(pid))
         sample = best_sample.get(int(pid))
-        enrol_net = sum(float(s["net_speech"] or 0) for s in card["samples"])
+        enrol_net = candidates[pid][2] if pid in candidates else card["voiceprint"]["net_speech"]
         hits.append(Hit(
             len(hits) + 1, card["person"], round(float(score), 4), round(cosines[pid], 4),
             scoring.evidence(backend, score, size, enrol_net, net_speech, pairs.get(pid, "all")),
             None if sample is None else {"voiceprint": int(sample[1]["id"]), "file": sample[1]["original_name"],
                                          "channel": sample[1]["channel"], "score": round(sample[0], 4)},
-            card["voice_samples"], card["phones"], card["cases"]))
+            card["voice_samples"], card["phones"], card["cases"], card["voiceprint"]))
     return hits
+
+
+def rank_by_llr(backend, scored: dict, candidates: dict, net_speech: float | None) -> list[tuple[int, float]]:
+    """(person id, score), best first, by the calibrated LLR of each person's own channel pair.
+
+    A library holds interviews (wideband) and intercepted calls (narrowband) side by side, and a
+    raw score means something different for each channel pair; the LLR does not. Ties (two LLRs at
+    the pair's bound) fall back to the score."""
+    pids = list(scored)
+    if not pids:
+        return []
+    scores = np.array([scored[p][0] for p in pids])
+    enrol_net = np.array([candidates[p][2] for p in pids], np.float64)
+    test_net = None if net_speech is None else np.full(len(pids), float(net_speech))
+    llrs = backend.llr(scores, enrol_net, test_net, np.array([scored[p][1] for p in pids]))
+    order = sorted(range(len(pids)), key=lambda i: (-float(llrs[i]), -float(scores[i])))
+    return [(pids[i], float(scores[i])) for i in order]
 
 
 def _best_samples(lib: Library, vector: np.ndarray, top: int) -> dict[int, tuple[float, dict]]:

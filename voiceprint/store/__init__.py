@@ -293,6 +293,18 @@ class Store(LinkingRows):
         ).fetchall()
         return [dict(r) for r in rows]
 
+    def pooled_net_speech(self, model: str, person_ids: list[int]) -> dict[int, float]:
+        """person id -> net speech summed over the person's voiceprints of ``model``."""
+        out: dict[int, float] = {}
+        for chunk in range(0, len(person_ids), 500):
+            ids = person_ids[chunk:chunk + 500]
+            marks = ",".join("?" * len(ids))
+            for pid, net in self.db.execute(
+                f"SELECT v.person_id, SUM(COALESCE(r.net_speech, 0)) FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
+                f"WHERE v.model = ? AND v.pending = 0 AND v.person_id IN ({marks}) GROUP BY v.person_id", (model, *ids)):
+                out[int(pid)] = float(net)
+        return out
+
     def person_for_id_number(self, id_number: str) -> int | None:
         row = self.db.execute("SELECT id FROM persons WHERE id_number = ? AND id_number != ''", (id_number.strip().upper(),)).fetchone()
         return int(row[0]) if row else None

@@ -447,7 +447,7 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
             items = await wb.call(user["name"], views.manifest_items, text, uploads)
         else:
             items = _form_items(form, uploads)
-        return await wb.call(user["name"], views.enrol_uploads, items, uploads, bool(form.get("force"))), ""
+        return await wb.call(user["name"], views.enrol_uploads, items, uploads), ""
     except VoiceprintError as err:
         for path, _sha, _size in uploads.values():
             views.discard(path)

@@ -166,9 +166,12 @@ def phone(lib, number: str) -> dict:
 
 
 # -- enrolment ---------------------------------------------------------------------------------
-def enrol_uploads(lib, items: list, uploads: dict, force: bool = False) -> list[dict]:
-    """Enrol uploaded files (``uploads``: name -> (path, sha, size)); kept under the library when enrolled."""
-    summary = lib.enrol_many(items, force=force)
+def enrol_uploads(lib, items: list, uploads: dict) -> list[dict]:
+    """Enrol uploaded files (``uploads``: name -> (path, sha, size)); kept under the library when enrolled.
+    A short or noisy file is enrolled with its warning; a person whose pooled speech is still
+    below the gate says "weak voiceprint" beside each of their files."""
+    summary = lib.enrol_many(items)
+    weak = {w["person_id"]: w["needs"] for w in summary.weak_persons}
     out = []
     for item, outcome in zip(items, summary.outcomes, strict=False):
         path, sha, size = uploads[Path(item.path).name]
@@ -179,7 +182,8 @@ def enrol_uploads(lib, items: list, uploads: dict, force: bool = False) -> list[
         pending = bool(outcome.voiceprint_id and browse.is_pending(lib.store, outcome.voiceprint_id))
         out.append({"file": Path(item.path).name, "person": item.person, "status": "pending approval" if pending and outcome.status == "enrolled"
                     else outcome.status, "voiceprint": outcome.voiceprint_id, "person_id": outcome.person_id,
-                    "net_speech": outcome.net_speech, "reason": outcome.reason.replace(str(path.parent) + "/", "")})
+                    "net_speech": outcome.net_speech, "reason": outcome.reason.replace(str(path.parent) + "/", ""),
+                    "warnings": "; ".join(outcome.warnings), "weak": weak.get(outcome.person_id, "")})
     return out
 
 
