@@ -67,8 +67,11 @@ def main() -> None:
         for part, speakers in (("dev", dev), ("test", test)):
             if args.split not in ("all", part):
                 continue
-            rows = [dict(run_file(r["file"], embedder, thresholds), corpus=corpus, split=part, path=r["path"])
-                    for s in speakers for r in by_speaker[s]]
+            rows = []
+            for r in (r for s in speakers for r in by_speaker[s]):
+                rows.append(dict(run_file(r["file"], embedder, thresholds), corpus=corpus, split=part, path=r["path"]))
+                if len(rows) % 100 == 0:
+                    print(f"  {corpus} {part}: {len(rows)} files, {time.time() - t0:.0f} s", flush=True)
             files += rows
             scored = [r for r in rows if "refused" not in r]
             line = {"corpus": corpus, "split": part, "files": len(rows), "refused": len(rows) - len(scored)}
