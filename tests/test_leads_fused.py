@@ -188,8 +188,8 @@ def test_new_case_voices_are_searched_without_searching_the_old_ones_again(scene
     assert report["voice"] == "unchanged" and report["reach"] == "unchanged"
 
 
-def test_the_voice_explains_away_a_dens_straw_owner(scene):
-    from voiceprint.fused import Graph, _Case
+def test_the_voice_takes_probability_from_a_dens_straw_owner(scene):
+    from voiceprint.fused import TIE_WITHIN, Graph, _Case
 
     c = _Case(Graph.load(scene["lib"].store), "AJ-01")
     c.g.names = {f"person:{r[0]}": r[1] for r in scene["lib"].store.db.execute("SELECT id, name FROM persons")}
@@ -197,9 +197,28 @@ def test_the_voice_explains_away_a_dens_straw_owner(scene):
     c.weigh_voices()
     rows = {r["who"]: r for r in c.scored(("cdr", "voice"))}
     straw = next(r for w, r in rows.items() if w.startswith("reg:") and OWNERS[0][1] in c.name(w))
-    offender = max(rows.values(), key=lambda r: r["log10_lr"])
-    assert straw["terms"]["voice"] == pytest.approx(-offender["terms"]["voice"]) and straw["log10_lr"] < 0
-    assert "speaks against" in straw["explanation"]
+    offender = max(rows.values(), key=lambda r: r["probability"])
+    assert c.name(offender["who"]) == OWNERS[0][0] and "voice" not in straw["terms"]  # no voice of the straw owner
+    assert sum(r["probability"] for r in rows.values()) < 1  # "anyone else" keeps the rest
+    assert offender["log10_odds"] > 0 > straw["log10_odds"]
+    assert (offender["probability"] / straw["probability"]) > 10 ** TIE_WITHIN  # too improbable to be tied to the case
+    assert f"the strongest rival is {OWNERS[0][0]}" in straw["explanation"]
     fused = build_leads(scene["lib"], "all")
     assert all(_name(x) != OWNERS[0][1] for x in fused)  # not tied to any case once the voice is weighed
     assert any(_name(x) == OWNERS[0][1] for x in build_leads(scene["lib"], "cdr"))  # calls alone keep it
+
+
+def test_a_calling_community_reaches_a_person_without_a_shared_handset(scene):
+    from voiceprint.fused import Graph, _Case
+
+    g = Graph.load(scene["lib"].store)
+    assert g.community and all(len(v) >= 1 for v in g.community.values())
+    g.names = {f"person:{r[0]}": r[1] for r in scene["lib"].store.db.execute("SELECT id, name FROM persons")}
+    g.handsets, g.on_handset = {}, {}  # as if the den had never swapped SIM cards between phones
+    c = _Case(g, "AJ-11")
+    c.weigh_calls()
+    reached = {c.name(who): {e["kind"] for e in edges} for who, (_, edges, _) in c.calls.items()}
+    assert set(OWNERS[1]) <= set(reached)  # both of den 1's owners, whichever number called
+    assert any("shares_contacts" in kinds for kinds in reached.values())
+    words = " ".join(w for _, _, ws in c.calls.values() for w in ws)
+    assert "rare contacts with number" in words and "persons in that community" in words
