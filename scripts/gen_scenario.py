@@ -302,8 +302,14 @@ def draw_accepted_roles(voices: dict, args, out: Path, tries: int = 5) -> tuple[
     for attempt in range(tries):
         rng = random.Random(args.seed if attempt == 0 else f"{args.seed}-{attempt}")
         pool = {k: v for k, v in voices.items() if k not in bad}
-        roles = assign_roles(pool, rng, args.dens, args.decoys, args.cases_per_den, args.unknown_share,
-                             args.enrol_seconds, args.case_seconds)
+        try:
+            roles = assign_roles(pool, rng, args.dens, args.decoys, args.cases_per_den, args.unknown_share,
+                                 args.enrol_seconds, args.case_seconds)
+        except SystemExit:
+            if not bad:
+                raise
+            raise SystemExit(f"error: voiceprint enrol refuses the enrolment recordings of {len(bad)} speaker(s)"
+                             f" ({', '.join(sorted(bad))}) and too few others are left for this scenario") from None
         shutil_rm(out / "recordings" / "enrol")
         rows = write_enrolments(out, roles)
         refused = refused_enrolments(out, rows)

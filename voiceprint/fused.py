@@ -8,15 +8,17 @@ unknown voice heard in several cases), two kinds of evidence are weighed as log1
   voice (the library's back end; bounded by its own validation, ``llr_limit`` in ``backend.json``);
 - **cdr**: the case file says which numbers called the victim; the calling screen's score of such a number,
   calibrated to an LR on labelled subscribers and bounded (``voiceprint/calls/calibration_rule.json``),
-  reaches the number's registered person directly, or a person whose number shares a handset with it at a
-  cost of log10(1/k), k = the persons registered on that handset's numbers (any of them may have held it).
+  reaches the number's registered person directly, or a person whose number shares a handset or a calling
+  community (rare contacts in common) with it at a cost of log10(1/k), k = the persons registered on that
+  group's numbers (any of them may have held the phone).
 
-When the case's voice matches an enrolled person P at LR x, a candidate reached only by the calls (whose voice the
-library does not hold) gets 1/x from the voice: against P, "this candidate spoke" explains the voice only as
-well as a random speaker would (the straw owner of a den's number is not the voice on the line).
-
-The two are independent measurements (a voice and a calling pattern), so their log LRs add. A candidate is
-tied to a case when its combined log10 LR there is at least 0; a lead's score is its best case's, and its
+The two are independent measurements (a voice and a calling pattern), so their log LRs add; a candidate with
+no enrolled voice, or no number path, gets LR 1 from that source. Within a case the candidates compete: with
+equal priors for each candidate and for "someone the graph does not name", candidate j's probability is
+LR_j / (1 + sum of all the case's LRs), so a voice that matches an enrolled person takes probability from
+a den's straw owner, and calls that lead to a den take it from a voice-only look-alike. A candidate is tied
+to a case when its combined log10 LR there is at least 0 and it is at most ten times less probable than the
+case's most probable candidate; a lead's score is the log10 posterior odds of its best case, and its
 ``sources`` say which kinds of evidence it rests on. ``sources="voice"`` or ``"cdr"`` weighs one kind only.
 """
 
@@ -221,7 +223,7 @@ class _Case:
     def label(self, who: str) -> str:
         if who.startswith(("person:", "reg:")):
             return self.name(who)
-        return who.replace(":", " ")
+        return f"number {who[7:]}" if who.startswith("number:") else f"an unknown voice ({who.replace(':', ' ')})"
 
 
 def build_leads(lib, sources: str = "all", top: int | None = None) -> list[dict]:
