@@ -128,9 +128,9 @@ class _Case:
                 self._offer(self.calls, f"number:{number}", term, base, [said, "nobody is registered to this number"])
             for who, reg in own.items():
                 self._offer(self.calls, who, term, base + [reg], [said, f"it is registered to {self.name(who)}"])
-            self._handset_paths(number, own, term, base, said)
+            self._group_paths(number, own, term, base, said)
 
-    def _handset_paths(self, number: str, own: dict, term: float, base: list, said: str) -> None:
+    def _group_paths(self, number: str, own: dict, term: float, base: list, said: str) -> None:
         """Persons whose number shares a handset or a calling community with ``number``, at log10(1/k)."""
         g = self.g
         groups = [(h, sorted(g.on_handset.get(h, set()) - {number})) for h in sorted(g.handsets.get(number, ()))]
