@@ -9,7 +9,7 @@ registry, plus ``--cases`` open cases whose victims were called by den numbers a
 voice each (a synthetic voiceprint kept as filing does). Then times the CLI as a child process:
 
 - **cold**: the first ``voiceprint leads --json`` (the lead graph is built from nothing);
-- **warm**: the same command again (nothing changed: the graph is read from the library database);
+- **warm**: the same command again, ``--warm`` times (nothing changed: the graph is read from the library database);
 - **incremental**: after one more calling number is added to one case (only the library-derived parts rebuild).
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -107,22 +106,29 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--work", type=Path, default=Path("/tmp/vp_bench_leads"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--warm", type=int, default=3, help="warm runs (nothing changed) to time")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, load {os.getloadavg()[0]:.1f}", flush=True)
+    from voiceprint.report import machine_line
+
+    print(f"machine: {machine_line()}", flush=True)
     paths = build_cdr(args.work, int(args.rows))
     lib = build_library(args.work, paths, args.persons, args.cases)
     common = ["leads", "--library", str(lib), "--json"]
-    results = {}
-    wall, cpu, out = timed_cli(common + ["--calls", str(paths["calls"]), "--features", str(paths["features"]),
-                                         "--registry", str(paths["registry"]), "--rebuild"])
-    results["cold"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "leads": len(json.loads(out))}
-    wall, cpu, out = timed_cli(common)
-    results["warm"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "leads": len(json.loads(out))}
+    results: dict = {"machine": machine_line()}
+
+    def measure(name: str, cli_args: list[str]) -> None:
+        load = round(os.getloadavg()[0], 1)
+        wall, cpu, out = timed_cli(cli_args)
+        results[name] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "leads": len(json.loads(out)), "load_before": load}
+
+    measure("cold", common + ["--calls", str(paths["calls"]), "--features", str(paths["features"]),
+                              "--registry", str(paths["registry"]), "--rebuild"])
+    for k in range(1, args.warm + 1):  # nothing changed: the graph is read from the library database
+        measure(f"warm{k}", common)
     fresh = f"+86137{int(time.time()) % 10**8:08d}"  # a number not yet on the case, so the library really changes
     timed_cli(["case", "add", "BENCH-0000", "--calling-number", fresh, "--called-at", "2019-12-01 10:00", "--library", str(lib)])
-    wall, cpu, out = timed_cli(common)
-    results["incremental"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "leads": len(json.loads(out))}
+    measure("incremental", common)
     results["setup"] = {"rows": int(args.rows), "persons": args.persons, "cases": args.cases, "load_after": round(os.getloadavg()[0], 1)}
     for k, v in results.items():
         print(k, v, flush=True)

@@ -16,6 +16,10 @@ Speakers are drawn at random (``--seed``) into roles:
   CDRs, its case file lists the den numbers that called that victim (with the times) and one or two decoy
   numbers, and its recording is the offender's voice (unseen utterances) through an 8 kHz AMR-NB codec.
 
+Every enrolment recording is first enrolled into a scratch library exactly as ``voiceprint enrol`` would;
+a speaker whose recording it refuses is replaced by another (with a warning), and the run fails when
+refusals persist.
+
 Writes DIR/recordings/{enrol,cases}/, DIR/cdr/ (calls.csv, the generator's own registry and truth),
 DIR/registry.csv, DIR/cases.csv (the case file), DIR/case_recordings.csv, DIR/enrol.csv (enrolment
 manifest), DIR/truth.csv (``case_number,offender``), DIR/roles.json and DIR/run.sh (empty library ->
@@ -30,6 +34,7 @@ import hashlib
 import json
 import random
 import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +252,83 @@ echo "leads written: leads.json leads_voice.json leads_cdr.json (score them: pyt
 """
 
 
+def write_enrolments(out: Path, roles: dict) -> list[dict]:
+    """Write every enrolment recording of the roles; rows of the enrolment manifest (phones filled in later)."""
+    rows: list[dict] = []
+
+    def enrol(speaker: str, name: str, files: list, category: str) -> None:
+        for k in range(0, len(files), 4):  # one enrolment recording per 4 files
+            path = write_concat(files[k:k + 4], out / "recordings" / "enrol" / f"{name.replace(' ', '_')}_{k // 4}.wav", phone=False)
+            rows.append({"path": str(path.relative_to(out)), "person": name, "category": category, "phone": "",
+                         "case": "", "id_number": person_id_number(name), "speaker": speaker})
+
+    for den in roles["dens"]:
+        den["offender_name"] = f"offender {den['offender']}"
+        den["straw_name"] = f"owner {den['straw'] or 'of den ' + str(den['den'])}"
+        if den["type"] == "enrolled_offender":
+            enrol(den["offender"], den["offender_name"], den["offender_enrol"], "prior_offender")
+        else:
+            enrol(den["straw"], den["straw_name"], den["straw_enrol"], "key_person")
+    for decoy in roles["decoys"]:
+        decoy["name"] = f"resident {decoy['speaker']}"
+        enrol(decoy["speaker"], decoy["name"], decoy["enrol"], "other")
+    return rows
+
+
+def refused_enrolments(out: Path, rows: list[dict]) -> list[tuple[dict, str]]:
+    """Enrol ``rows`` into a scratch library exactly as ``voiceprint enrol`` does; the rows it refuses, with why."""
+    import shutil
+
+    from voiceprint.enrolment import EnrolItem
+    from voiceprint.library import Library
+
+    scratch = out / ".enrol_check"
+    shutil.rmtree(scratch, ignore_errors=True)
+    lib = Library.create(scratch)
+    try:
+        items = [EnrolItem(str(out / r["path"]), r["person"], r["category"], r["id_number"]) for r in rows]
+        summary = lib.enrol_many(items)
+    finally:
+        lib.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    by_path = {Path(out / r["path"]).resolve(): r for r in rows}
+    return [(by_path[Path(o.path).resolve()], o.reason or "refused") for o in summary.refused]
+
+
+def draw_accepted_roles(voices: dict, args, out: Path, tries: int = 5) -> tuple[random.Random, dict, list[dict]]:
+    """Draw roles whose enrolment recordings ``voiceprint enrol`` accepts; a refused speaker is replaced (said
+    loudly), and the run fails when refusals persist after ``tries`` draws."""
+    bad: set[str] = set()
+    for attempt in range(tries):
+        rng = random.Random(args.seed if attempt == 0 else f"{args.seed}-{attempt}")
+        pool = {k: v for k, v in voices.items() if k not in bad}
+        try:
+            roles = assign_roles(pool, rng, args.dens, args.decoys, args.cases_per_den, args.unknown_share,
+                                 args.enrol_seconds, args.case_seconds)
+        except SystemExit:
+            if not bad:
+                raise
+            raise SystemExit(f"error: voiceprint enrol refuses the enrolment recordings of {len(bad)} speaker(s)"
+                             f" ({', '.join(sorted(bad))}) and too few others are left for this scenario") from None
+        shutil_rm(out / "recordings" / "enrol")
+        rows = write_enrolments(out, roles)
+        refused = refused_enrolments(out, rows)
+        if not refused:
+            return rng, roles, rows
+        for row, why in refused:
+            print(f"warning: voiceprint enrol refuses {row['path']} ({row['person']}): {why} - drawing another speaker",
+                  file=sys.stderr)
+            bad.add(row["speaker"])
+    raise SystemExit(f"error: voiceprint enrol still refuses {len(refused)} enrolment recording(s) after {tries} draws: "
+                     + "; ".join(f"{r['path']}: {why}" for r, why in refused))
+
+
+def shutil_rm(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--voices", type=Path, action="append", required=True, help="manifest CSV (path,speaker,...); repeatable")
@@ -262,43 +344,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--enrol-seconds", type=float, default=8.0)
     ap.add_argument("--case-seconds", type=float, default=7.0)
     args = ap.parse_args(argv)
-    rng = random.Random(args.seed)
     voices = read_voices(args.voices, args.split)
-    roles = assign_roles(voices, rng, args.dens, args.decoys, args.cases_per_den, args.unknown_share, args.enrol_seconds, args.case_seconds)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    rng, roles, enrol_rows = draw_accepted_roles(voices, args, out)
     gen = load_generator()
     subscribers = args.subscribers or max(60, args.rows // 800)
     res = build_cdr(gen, out, args.rows, subscribers, args.dens, args.seed)
     dens = den_numbers(subscribers, args.dens)
     owners: dict[str, tuple[str, str]] = {}
-    enrol_rows: list[dict] = []
-
-    def enrol(name: str, files: list, category: str, phone: str) -> None:
-        for k in range(0, len(files), 4):  # one enrolment recording per 4 files
-            path = write_concat(files[k:k + 4], out / "recordings" / "enrol" / f"{name.replace(' ', '_')}_{k // 4}.wav", phone=False)
-            enrol_rows.append({"path": str(path.relative_to(out)), "person": name, "category": category, "phone": phone,
-                               "case": "", "id_number": person_id_number(name)})
-
+    phone_of: dict[str, str] = {}
     for den in roles["dens"]:
-        a_name, b_name = f"offender {den['offender']}", f"owner {den['straw'] or 'of den ' + str(den['den'])}"
-        den["offender_name"], den["straw_name"] = a_name, b_name
         nums = dens[den["den"]]
         for n, parity in nums:
-            who = a_name if parity == 0 else b_name
+            who = den["offender_name"] if parity == 0 else den["straw_name"]
             owners[n] = (who, person_id_number(who))
-        a_phone = next(n for n, p in nums if p == 0)
-        b_phone = next(n for n, p in nums if p == 1)
-        if den["type"] == "enrolled_offender":
-            enrol(a_name, den["offender_enrol"], "prior_offender", a_phone)
-        else:
-            enrol(b_name, den["straw_enrol"], "key_person", b_phone)
+            phone_of.setdefault(who, n)
     heavy = heavy_callers(res["calls"], set(owners), max(len(roles["decoys"]), 4))
     for decoy, number in zip(roles["decoys"], heavy, strict=False):
-        name = f"resident {decoy['speaker']}"
-        decoy["name"], decoy["number"] = name, number
-        owners[number] = (name, person_id_number(name))
-        enrol(name, decoy["enrol"], "other", number)
+        decoy["number"] = number
+        owners[number] = (decoy["name"], person_id_number(decoy["name"]))
+        phone_of[decoy["name"]] = number
+    for row in enrol_rows:
+        del row["speaker"]
+        row["phone"] = phone_of.get(row["person"], "")
     write_registry(out / "registry.csv", Path(res["registry"]), owners)
     cases = plan_cases(Path(res["calls"]), dens, roles, heavy, rng, args.cases_per_den)
     for c in cases:

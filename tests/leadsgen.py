@@ -89,3 +89,64 @@ def tiny_county(folder: Path) -> dict:
     heavy = duckdb.execute(f"SELECT number FROM read_parquet(?) WHERE number NOT IN ({','.join('?' * len(dens))})"
                            " GROUP BY number ORDER BY count(*) DESC, number LIMIT 1", [str(out["calls"]), *dens]).fetchall()[0][0]
     return out | {"victims": victims, "heavy": heavy}
+
+
+class _Recording:
+    def __init__(self, name):
+        self.sha256 = name.ljust(64, "0")
+        self.duration, self.source_rate, self.codec, self.n_channels = 20.0, 8000, "amr_nb", 1
+
+
+class _Embedder:
+    def embed(self, speech):
+        return voice(int(speech[0]), int(speech[1]), "narrowband")
+
+
+def _enrol(lib, name: str, speaker: int, category: str, phone: str | None = None) -> int:
+    with lib.store.transaction():
+        pid = lib.store.add_person(name, id_number(name), category)
+        for take in (1, 2):
+            rid = lib.store.add_recording(f"{name}{take}".encode().hex().ljust(64, "0")[:64], 0, f"{name}_{take}.wav", 20.0, 15.0, 16000)
+            lib.store.add_voiceprint(rid, pid, lib.model, voice(speaker, speaker * 100 + take, "wideband"))
+        if phone:
+            lib.store.add_phone(phone, pid)
+    return pid
+
+
+def build_scene(folder: Path):
+    """A library over the tiny county, its lead graph refreshed: (library, county), or (None, county) without a
+    fitted back end. Den 0: offender 甲 enrolled (speaker 1), straw owner 乙 only in the registry. Den 1:
+    offender 丙 only in the registry (voice: speaker 4, unknown), key person 丁 enrolled with another voice
+    (speaker 2). A resident (speaker 3), enrolled, called both victims too."""
+    import pytest
+
+    from voiceprint import graph, linking
+    from voiceprint.audio import SpeechSegment
+    from voiceprint.graph_cli import add_calls
+    from voiceprint.library import CallVoice, Library
+    from voiceprint.scoring import load_backend
+
+    county = tiny_county(folder)
+    lib = Library.create(folder / "lib", operator="analyst")
+    if load_backend(lib.model) is None:
+        lib.close()
+        return None, county
+    _enrol(lib, OWNERS[0][0], 1, "prior_offender")
+    _enrol(lib, OWNERS[1][1], 2, "key_person")
+    _enrol(lib, "resident", 3, "other", county["heavy"])
+    speakers = {"AJ-01": (1, 11), "AJ-02": (1, 12), "AJ-11": (4, 41), "AJ-12": (4, 42)}
+    mp = pytest.MonkeyPatch()
+    mp.setattr(lib, "_embedder", lambda: _Embedder())
+    mp.setattr(lib, "call_voices", lambda path, channel=None, min_speech=None: (_Recording(path), [CallVoice(
+        0, 0, np.array(speakers[path[:5]] + (0.0,) * 10, np.float32), [SpeechSegment(0.5, 9.0)], {"net_speech_s": 8.5})]))
+    try:
+        for den in (0, 1):
+            for k, (_victim, callers, times) in enumerate(county["victims"][den][:2]):
+                case = f"AJ-{den}{k + 1}"
+                lib.add_case(case, area="Guangdong")
+                add_calls(lib, case, list(zip(callers, times, strict=False)) + [(county["heavy"], "2019-09-01 12:00:00")])
+                linking.add_recordings(lib, case, [f"{case}.amr"])
+    finally:
+        mp.undo()
+    graph.refresh(lib, county["calls"], county["features"], county["registry"])
+    return lib, county

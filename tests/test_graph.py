@@ -76,7 +76,8 @@ def test_graph_edges_from_library_registry_cdr_and_handsets(tmp_path, county):
         assert all(v.startswith("rebuilt") for v in report.values())
         edges = lib.store.db.execute("SELECT origin, src, dst, kind, log10_lr, evidence FROM lead_edges").fetchall()
     kinds = {(o, k) for o, _, _, k, _, _ in edges}
-    assert {("library", "called_victim"), ("registry", "registered_to"), ("cdr", "cdr_score"), ("handset", "uses_handset")} <= kinds
+    assert {("library", "called_victim"), ("registry", "registered_to"), ("cdr", "cdr_score"), ("handset", "uses_handset"),
+            ("community", "shares_contacts")} <= kinds
     cdr = {s[7:]: w for o, s, _, k, w, _ in edges if k == "cdr_score"}
     cal = graph.load_calibration()
     lo, hi = (x / 2.302585 for x in cal["llr_limit"])
@@ -88,6 +89,10 @@ def test_graph_edges_from_library_registry_cdr_and_handsets(tmp_path, county):
         if k == "uses_handset":
             handsets.setdefault(d, set()).add(s[7:])
     assert any(set(den) & nums and len(nums) >= 2 for nums in handsets.values())  # the den's shared handsets
+    community = {(s[7:], d[7:]) for o, s, d, k, _, _ in edges if k == "shares_contacts"}
+    assert community and all(a < b for a, b in community)
+    assert sum(1 for a, b in community if a in den and b in den) >= len(den) - 1  # a den's numbers call the same rare victims
+    assert all(json.loads(e)["shared_contacts"] >= 2 for _, _, _, k, _, e in edges if k == "shares_contacts")
     called = [json.loads(e) for _, s, d, k, _, e in edges if k == "called_victim" and s[7:] == callers[0]]
     assert called and called[0]["called_at"]
 
@@ -103,7 +108,7 @@ def test_refresh_is_incremental(tmp_path, county):
         add_calls(lib, "AJ-1", [(den_numbers(1)[0], "2019-10-01 10:00:00")])
         after = graph.refresh(lib)
         assert after["library"].startswith("rebuilt") and after["reach"].startswith("rebuilt")
-        assert after["cdr"] == after["handset"] == after["registry"] == after["voice"] == "unchanged"
+        assert after["cdr"] == after["handset"] == after["community"] == after["registry"] == after["voice"] == "unchanged"
         assert graph.sources(lib.store)["features"] == str(county["features"].resolve())
 
 

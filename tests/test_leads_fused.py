@@ -9,39 +9,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from leadsgen import OWNERS, den_numbers, id_number, tiny_county, voice
+from leadsgen import OWNERS, build_scene, den_numbers
 
-from voiceprint import graph, linking
-from voiceprint.audio import SpeechSegment
+from voiceprint import graph
 from voiceprint.cli import run
 from voiceprint.fused import build_leads
-from voiceprint.graph_cli import add_calls
-from voiceprint.library import CallVoice, Library
-from voiceprint.scoring import load_backend
-
-
-class _Recording:
-    def __init__(self, name):
-        self.sha256 = name.ljust(64, "0")
-        self.duration, self.source_rate, self.codec, self.n_channels = 20.0, 8000, "amr_nb", 1
-
-
-class _Embedder:
-    def embed(self, speech):
-        return voice(int(speech[0]), int(speech[1]), "narrowband")
-
-
-def _enrol(lib, name: str, speaker: int, category: str, phone: str | None = None) -> int:
-    with lib.store.transaction():
-        pid = lib.store.add_person(name, id_number(name), category)
-        for take in (1, 2):
-            rid = lib.store.add_recording(f"{name}{take}".encode().hex().ljust(64, "0")[:64], 0, f"{name}_{take}.wav", 20.0, 15.0, 16000)
-            lib.store.add_voiceprint(rid, pid, lib.model, voice(speaker, speaker * 100 + take, "wideband"))
-        if phone:
-            lib.store.add_phone(phone, pid)
-    return pid
 
 
 @pytest.fixture(scope="module")
@@ -50,26 +23,9 @@ def scene(tmp_path_factory):
     registry (voice: speaker 4, unknown), key person 丁 enrolled with another voice (speaker 2). A resident
     (speaker 3), enrolled, called both victims too."""
     folder = tmp_path_factory.mktemp("scene")
-    county = tiny_county(folder)
-    lib = Library.create(folder / "lib", operator="analyst")
-    if load_backend(lib.model) is None:
+    lib, county = build_scene(folder)
+    if lib is None:
         pytest.skip("no back end fitted for the default model: voice evidence carries no LR")
-    _enrol(lib, OWNERS[0][0], 1, "prior_offender")
-    _enrol(lib, OWNERS[1][1], 2, "key_person")
-    _enrol(lib, "resident", 3, "other", county["heavy"])
-    speakers = {"AJ-01": (1, 11), "AJ-02": (1, 12), "AJ-11": (4, 41), "AJ-12": (4, 42)}
-    mp = pytest.MonkeyPatch()
-    mp.setattr(lib, "_embedder", lambda: _Embedder())
-    mp.setattr(lib, "call_voices", lambda path, channel=None, min_speech=None: (_Recording(path), [CallVoice(
-        0, 0, np.array(speakers[path[:5]] + (0.0,) * 10, np.float32), [SpeechSegment(0.5, 9.0)], {"net_speech_s": 8.5})]))
-    for den in (0, 1):
-        for k, (_victim, callers, times) in enumerate(county["victims"][den][:2]):
-            case = f"AJ-{den}{k + 1}"
-            lib.add_case(case, area="Guangdong")
-            add_calls(lib, case, list(zip(callers, times, strict=False)) + [(county["heavy"], "2019-09-01 12:00:00")])
-            linking.add_recordings(lib, case, [f"{case}.amr"])
-    mp.undo()
-    graph.refresh(lib, county["calls"], county["features"], county["registry"])
     yield {"lib": lib, "folder": folder, "county": county}
     lib.close()
 
@@ -188,8 +144,8 @@ def test_new_case_voices_are_searched_without_searching_the_old_ones_again(scene
     assert report["voice"] == "unchanged" and report["reach"] == "unchanged"
 
 
-def test_the_voice_explains_away_a_dens_straw_owner(scene):
-    from voiceprint.fused import Graph, _Case
+def test_the_voice_takes_probability_from_a_dens_straw_owner(scene):
+    from voiceprint.fused import TIE_WITHIN, Graph, _Case
 
     c = _Case(Graph.load(scene["lib"].store), "AJ-01")
     c.g.names = {f"person:{r[0]}": r[1] for r in scene["lib"].store.db.execute("SELECT id, name FROM persons")}
@@ -197,9 +153,81 @@ def test_the_voice_explains_away_a_dens_straw_owner(scene):
     c.weigh_voices()
     rows = {r["who"]: r for r in c.scored(("cdr", "voice"))}
     straw = next(r for w, r in rows.items() if w.startswith("reg:") and OWNERS[0][1] in c.name(w))
-    offender = max(rows.values(), key=lambda r: r["log10_lr"])
-    assert straw["terms"]["voice"] == pytest.approx(-offender["terms"]["voice"]) and straw["log10_lr"] < 0
-    assert "speaks against" in straw["explanation"]
+    offender = max(rows.values(), key=lambda r: r["probability"])
+    assert c.name(offender["who"]) == OWNERS[0][0] and "voice" not in straw["terms"]  # no voice of the straw owner
+    assert sum(r["probability"] for r in rows.values()) < 1  # "anyone else" keeps the rest
+    assert offender["log10_odds"] > 0 > straw["log10_odds"]
+    assert (offender["probability"] / straw["probability"]) > 10 ** TIE_WITHIN  # too improbable to be tied to the case
+    assert f"the strongest rival is {OWNERS[0][0]}" in straw["explanation"]
     fused = build_leads(scene["lib"], "all")
     assert all(_name(x) != OWNERS[0][1] for x in fused)  # not tied to any case once the voice is weighed
     assert any(_name(x) == OWNERS[0][1] for x in build_leads(scene["lib"], "cdr"))  # calls alone keep it
+
+
+def test_a_calling_community_reaches_a_person_without_a_shared_handset(scene):
+    from voiceprint.fused import Graph, _Case
+
+    g = Graph.load(scene["lib"].store)
+    assert g.community and all(len(v) >= 1 for v in g.community.values())
+    g.names = {f"person:{r[0]}": r[1] for r in scene["lib"].store.db.execute("SELECT id, name FROM persons")}
+    g.handsets, g.on_handset = {}, {}  # as if the den had never swapped SIM cards between phones
+    c = _Case(g, "AJ-11")
+    c.weigh_calls()
+    reached = {c.name(who): {e["kind"] for e in edges} for who, (_, edges, _) in c.calls.items()}
+    assert set(OWNERS[1]) <= set(reached)  # both of den 1's owners, whichever number called
+    assert any("shares_contacts" in kinds for kinds in reached.values())
+    words = " ".join(w for _, _, ws in c.calls.values() for w in ws)
+    assert "rare contacts with number" in words and "persons in that community" in words
+
+
+def _silent_manifest(folder, speakers: int, silent: set[int]):
+    """Six 3-s files per speaker; the speakers in ``silent`` hold only noise, no speech (enrol refuses them)."""
+    import csv
+
+    import numpy as np
+    import soundfile as sf
+    from audiogen import speech_file
+
+    folder.mkdir()
+    with open(folder / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "speaker", "duration_s"])
+        for spk in range(speakers):
+            for k in range(6):
+                path = folder / f"s{spk}_{k}.wav"
+                if spk in silent:
+                    sf.write(path, 0.01 * np.random.default_rng(spk * 10 + k).normal(size=48000).astype(np.float32), 16000)
+                else:
+                    speech_file(path, "wav_pcm16", seconds=3.0, seed=spk * 10 + k, f0=90.0 + 25 * spk)
+                w.writerow([path.name, f"spk{spk}", "3.0"])
+    return folder / "manifest.csv"
+
+
+def _gen(manifest, out, seed: int):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen_scenario.py"
+    return subprocess.run([sys.executable, str(script), "--voices", str(manifest), "--seed", str(seed), "--out", str(out),
+                           "--dens", "2", "--decoys", "1", "--cases-per-den", "1", "--rows", "20000", "--enrol-seconds", "5",
+                           "--case-seconds", "5"], capture_output=True, text=True)
+
+
+def test_gen_scenario_replaces_a_speaker_whose_enrolment_voiceprint_enrol_refuses(tmp_path):
+    import csv
+
+    manifest = _silent_manifest(tmp_path / "voices", 6, {0, 1})
+    proc = _gen(manifest, tmp_path / "scene", seed=3)
+    assert proc.returncode == 0, proc.stderr
+    enrolled = {r["person"] for r in csv.DictReader(open(tmp_path / "scene" / "enrol.csv", encoding="utf-8"))}
+    assert enrolled and not any(p.endswith((" spk0", " spk1")) for p in enrolled)
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("warning: voiceprint enrol refuses")]
+    assert warned and all("spk0" in line or "spk1" in line for line in warned)  # seed 3 draws a noise speaker first
+
+
+def test_gen_scenario_fails_loudly_when_enrol_keeps_refusing(tmp_path):
+    manifest = _silent_manifest(tmp_path / "voices", 5, set(range(5)))
+    proc = _gen(manifest, tmp_path / "scene", seed=1)
+    assert proc.returncode != 0
+    assert "error: voiceprint enrol" in proc.stderr and "warning: voiceprint enrol refuses" in proc.stderr

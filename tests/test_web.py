@@ -24,9 +24,9 @@ from voiceprint.web.app import Settings, create_app  # noqa: E402
 PASSWORD = "correct-horse-battery"
 USERS = {"inv": "investigator", "tech": "technician", "sup": "supervisor", "sup2": "supervisor", "ana": "analyst"}
 PAGES = ["/query", "/persons", "/persons/1", "/cases", "/cases/AJ-1", "/phones", "/phones/13800138000", "/enrol",
-         "/approvals", "/links", "/leads", "/audit", "/audit.csv"]
+         "/approvals", "/links", "/leads", "/fused", "/audit", "/audit.csv"]
 APIS = ["/api/session", "/api/persons", "/api/persons/1", "/api/cases", "/api/cases/AJ-1", "/api/phones", "/api/phones/13800138000",
-        "/api/links", "/api/leads", "/api/audit", "/api/pending"]
+        "/api/links", "/api/leads", "/api/fused", "/api/audit", "/api/pending"]
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,17 @@ unknown voice heard in several cases), two kinds of evidence are weighed as log1
   voice (the library's back end; bounded by its own validation, ``llr_limit`` in ``backend.json``);
 - **cdr**: the case file says which numbers called the victim; the calling screen's score of such a number,
   calibrated to an LR on labelled subscribers and bounded (``voiceprint/calls/calibration_rule.json``),
-  reaches the number's registered person directly, or a person whose number shares a handset with it at a
-  cost of log10(1/k), k = the persons registered on that handset's numbers (any of them may have held it).
+  reaches the number's registered person directly, or a person whose number shares a handset or a calling
+  community (rare contacts in common) with it at a cost of log10(1/k), k = the persons registered on that
+  group's numbers (any of them may have held the phone).
 
-When the case's voice matches an enrolled person P at LR x, a candidate reached only by the calls (whose voice the
-library does not hold) gets 1/x from the voice: against P, "this candidate spoke" explains the voice only as
-well as a random speaker would (the straw owner of a den's number is not the voice on the line).
-
-The two are independent measurements (a voice and a calling pattern), so their log LRs add. A candidate is
-tied to a case when its combined log10 LR there is at least 0; a lead's score is its best case's, and its
+The two are independent measurements (a voice and a calling pattern), so their log LRs add; a candidate with
+no enrolled voice, or no number path, gets LR 1 from that source. Within a case the candidates compete: with
+equal priors for each candidate and for "someone the graph does not name", candidate j's probability is
+LR_j / (1 + sum of all the case's LRs), so a voice that matches an enrolled person takes probability from
+a den's straw owner, and calls that lead to a den take it from a voice-only look-alike. A candidate is tied
+to a case when its combined log10 LR there is at least 0 and it is at most ten times less probable than the
+case's most probable candidate; a lead's score is the log10 posterior odds of its best case, and its
 ``sources`` say which kinds of evidence it rests on. ``sources="voice"`` or ``"cdr"`` weighs one kind only.
 """
 
@@ -29,8 +31,11 @@ from dataclasses import dataclass, field
 from .store import casefile
 
 SOURCES = ("voice", "cdr")
-#: A candidate is tied to a case when its combined log10 LR there reaches this.
+#: A candidate is tied to a case when its combined log10 LR there reaches this ...
 TIE_MIN = 0.0
+#: ... and it is at most this many log10 units less probable than the case's most probable candidate
+#: (1 = ten times: a rival the evidence favours by more than that is not the same case's lead).
+TIE_WITHIN = 1.0
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Graph:
     screen: dict = field(default_factory=dict)       # number -> (log10 LR, evidence)
     handsets: dict = field(default_factory=dict)     # number -> set(handset)
     on_handset: dict = field(default_factory=dict)   # handset -> set(number)
+    community: dict = field(default_factory=dict)    # number -> {number sharing its calling community: shared contacts}
     callers: dict = field(default_factory=dict)      # case -> {number: evidence}
     voices: dict = field(default_factory=dict)       # case -> {voice: evidence}
     matches: dict = field(default_factory=dict)      # voice -> {person identity: (log10 LR, evidence)}
@@ -68,6 +74,9 @@ class Graph:
         elif kind == "uses_handset":
             self.handsets.setdefault(src[7:], set()).add(dst)
             self.on_handset.setdefault(dst, set()).add(src[7:])
+        elif kind == "shares_contacts":
+            self.community.setdefault(src[7:], {})[dst[7:]] = ev.get("shared_contacts")
+            self.community.setdefault(dst[7:], {})[src[7:]] = ev.get("shared_contacts")
         elif kind == "called_victim":
             self.callers.setdefault(dst[5:], {})[src[7:]] = ev
         elif kind == "heard_in":
@@ -119,21 +128,31 @@ class _Case:
                 self._offer(self.calls, f"number:{number}", term, base, [said, "nobody is registered to this number"])
             for who, reg in own.items():
                 self._offer(self.calls, who, term, base + [reg], [said, f"it is registered to {self.name(who)}"])
-            self._handset_paths(number, own, term, base, said)
+            self._group_paths(number, own, term, base, said)
 
-    def _handset_paths(self, number: str, own: dict, term: float, base: list, said: str) -> None:
+    def _group_paths(self, number: str, own: dict, term: float, base: list, said: str) -> None:
+        """Persons whose number shares a handset or a calling community with ``number``, at log10(1/k)."""
         g = self.g
-        for handset in sorted(g.handsets.get(number, ())):
-            others = sorted(g.on_handset.get(handset, set()) - {number})
+        groups = [(h, sorted(g.on_handset.get(h, set()) - {number})) for h in sorted(g.handsets.get(number, ()))]
+        near = g.community.get(number, {})
+        if near:
+            groups.append(("community", sorted(near)))
+        for group, others in groups:
             people = {who: (n, reg) for n in others for who, reg in g.owners.get(n, {}).items() if who not in own}
             k = len(people) + max(len(own), 1)
             hop = -math.log10(k)
             for who, (n2, reg) in people.items():
-                edges = base + [_edge("uses_handset", f"number:{number}", handset, None),
-                                _edge("uses_handset", f"number:{n2}", handset, round(hop, 3), persons_on_handset=k), reg]
-                words = [said, f"it shares handset {handset[8:]} with number {_short(n2)}, registered to {self.name(who)}"
-                               f" ({k} persons on that handset: log10 {hop:+.2f})"]
-                self._offer(self.calls, who, term + hop, edges, words)
+                if group == "community":
+                    link = [_edge("shares_contacts", f"number:{number}", f"number:{n2}", round(hop, 3),
+                                  shared_contacts=near[n2], persons_in_community=k)]
+                    how = (f"it shares {near[n2]} rare contacts with number {_short(n2)} (a calling community), registered to"
+                           f" {self.name(who)} ({k} persons in that community: log10 {hop:+.2f})")
+                else:
+                    link = [_edge("uses_handset", f"number:{number}", group, None),
+                            _edge("uses_handset", f"number:{n2}", group, round(hop, 3), persons_on_handset=k)]
+                    how = (f"it shares handset {group[8:]} with number {_short(n2)}, registered to {self.name(who)}"
+                           f" ({k} persons on that handset: log10 {hop:+.2f})")
+                self._offer(self.calls, who, term + hop, base + link + [reg], [said, how])
 
     def weigh_voices(self) -> None:
         g = self.g
@@ -155,28 +174,16 @@ class _Case:
             return str(self.g.reg_names.get(who, {}).get("name") or who[4:])
         return self.g.names.get(who, who)
 
-    def explained_away(self) -> None:
-        """Candidates whose voice the library does not hold, in a case whose voice is an enrolled person's.
+    def posteriors(self, sources: tuple[str, ...]) -> list[dict]:
+        """Every candidate's combined log10 LR and its probability among the case's candidates.
 
-        If the voice matches person P at LR x, then "the speaker is this other candidate" predicts the voice only
-        as well as a random speaker does, so against P it carries 1/x: the calls may lead to a straw owner, the
-        voice says who held the phone.
+        The hypotheses "candidate j made the call" (one per candidate) and "someone the graph does not name"
+        get equal priors; each candidate's likelihood, relative to that someone, is its combined LR (a
+        candidate with no voice in the library, or no number path, gets LR 1 from that source). So
+        P(j) = LR_j / (1 + sum of all LR): a voice that matches an enrolled person, or calls that lead to a
+        den's numbers, take probability from every rival that does not share that evidence.
         """
-        persons = [(term, who, e) for who, (term, e, _) in self.voice.items() if who.startswith("person:")]
-        if not persons:
-            return
-        term, best, edges = max(persons, key=lambda t: t[0])
-        if term <= 0:
-            return
-        for who in self.calls:
-            if who not in self.voice and who != best:
-                self.voice[who] = (-term, edges, [f"but the voice heard in case {self.case} is {self.name(best)}'s"
-                                                  f" (log10 LR {term:+.2f}), which speaks against {self.name(who)} having made the call"])
-
-    def scored(self, sources: tuple[str, ...]) -> list[dict]:
-        if "cdr" in sources and "voice" in sources:
-            self.explained_away()
-        out = []
+        out: list[dict] = []
         for who in set(self.calls) | set(self.voice):
             parts, terms, edges, words = [], {}, [], []
             for src, table in (("cdr", self.calls), ("voice", self.voice)):
@@ -188,10 +195,35 @@ class _Case:
                     words += w
             if not parts or (who.startswith("cluster:") and "voice" not in parts):
                 continue
-            total = round(sum(terms.values()), 3)
-            out.append({"who": who, "case": self.case, "log10_lr": total, "terms": terms, "sources": sorted(parts),
-                        "evidence": edges, "explanation": "; ".join(words)})
+            out.append({"who": who, "case": self.case, "log10_lr": round(sum(terms.values()), 3), "terms": terms,
+                        "sources": sorted(parts), "evidence": edges, "words": words})
+        if not out:
+            return out
+        top = max(r["log10_lr"] for r in out)
+        norm = top + math.log10(10 ** -top + sum(10 ** (r["log10_lr"] - top) for r in out))
+        for r in out:
+            r["log10_p"] = r["log10_lr"] - norm
         return out
+
+    def scored(self, sources: tuple[str, ...]) -> list[dict]:
+        """The case's candidates with their evidence, probability, log10 posterior odds and explanation."""
+        rows = self.posteriors(sources)
+        ranked = sorted(rows, key=lambda r: (-r["log10_lr"], r["who"]))
+        for r in rows:
+            p = 10 ** r["log10_p"]
+            r["probability"] = round(p, 4)
+            r["log10_odds"] = round(math.log10(max(p, 1e-12) / max(1 - p, 1e-12)), 3)
+            rival = next((x for x in ranked if x is not r), None)
+            said = f"probability {p:.0%} among {len(rows)} candidate(s) of case {self.case} and anyone else"
+            if rival is not None:
+                said += f"; the strongest rival is {self.label(rival['who'])} (log10 LR {rival['log10_lr']:+.2f})"
+            r["explanation"] = "; ".join(r.pop("words") + [said])
+        return rows
+
+    def label(self, who: str) -> str:
+        if who.startswith(("person:", "reg:")):
+            return self.name(who)
+        return f"number {who[7:]}" if who.startswith("number:") else f"an unknown voice ({who.replace(':', ' ')})"
 
 
 def build_leads(lib, sources: str = "all", top: int | None = None) -> list[dict]:
@@ -209,18 +241,20 @@ def build_leads(lib, sources: str = "all", top: int | None = None) -> list[dict]
             c.weigh_calls()
         if "voice" in chosen:
             c.weigh_voices()
-        for row in c.scored(chosen):
-            if row["log10_lr"] >= TIE_MIN:
+        rows = c.scored(chosen)
+        best = max((r["log10_p"] for r in rows), default=0.0)
+        for row in rows:
+            if row["log10_lr"] >= TIE_MIN and row["log10_p"] >= best - TIE_WITHIN:
                 tied.setdefault(row["who"], []).append(row)
     leads = [_lead(who, rows, persons, g) for who, rows in tied.items()]
-    leads.sort(key=lambda x: (-x["score"], -len(x["sources"]), -len(x["cases"]), x["key"]))
+    leads.sort(key=lambda x: (-x["score"], -x["log10_lr"], -len(x["sources"]), -len(x["cases"]), x["key"]))
     for rank, lead in enumerate(leads, start=1):
         lead["rank"] = rank
     return leads[:top] if top else leads
 
 
 def _lead(who: str, rows: list[dict], persons: dict, g: Graph) -> dict:
-    rows.sort(key=lambda r: (-r["log10_lr"], r["case"]))
+    rows.sort(key=lambda r: (-r["log10_odds"], -r["log10_lr"], r["case"]))
     best = rows[0]
     person, number, cluster = None, None, None
     if who.startswith("person:"):
@@ -239,16 +273,20 @@ def _lead(who: str, rows: list[dict], persons: dict, g: Graph) -> dict:
     label = person["name"] if person else f"number {number}" if number else f"unknown voice (cluster {cluster})"
     cases = [r["case"] for r in rows]
     summary = (f"{label}: log10 LR {best['log10_lr']:+.2f} on case {best['case']} from {' + '.join(best['sources'])}"
+               f" (log10 posterior odds {best['log10_odds']:+.2f})"
                + (f"; also tied to {', '.join(cases[1:])}" if len(cases) > 1 else "") + ". " + best["explanation"])
     return {"rank": 0, "key": who, "person": person, "number": number, "cluster": cluster, "cases": cases,
-            "score": best["log10_lr"], "sources": sources, "explanation": summary,
-            "per_case": [{k: r[k] for k in ("case", "log10_lr", "terms", "sources", "explanation", "evidence")} for r in rows]}
+            "score": best["log10_odds"], "log10_lr": best["log10_lr"], "probability": best["probability"],
+            "sources": sources, "explanation": summary,
+            "per_case": [{k: r[k] for k in ("case", "log10_lr", "probability", "log10_odds", "terms", "sources", "explanation", "evidence")}
+                         for r in rows]}
 
 
 def lead_rows(leads: list[dict]) -> list[dict]:
     """Flat rows for a table or CSV."""
     return [{"rank": x["rank"], "lead": (x["person"] or {}).get("name") or (f"number {x['number']}" if x["number"] else f"voice cluster {x['cluster']}"),
              "category": (x["person"] or {}).get("category") or "", "in_library": (x["person"] or {}).get("in_library", False),
-             "score": x["score"], "sources": "+".join(x["sources"]), "cases": " ".join(x["cases"]),
+             "score": x["score"], "log10_lr": x["log10_lr"], "probability": x["probability"],
+             "sources": "+".join(x["sources"]), "cases": " ".join(x["cases"]),
              "voice": x["per_case"][0]["terms"].get("voice"), "cdr": x["per_case"][0]["terms"].get("cdr"),
              "explanation": x["explanation"]} for x in leads]

@@ -11,6 +11,8 @@ recording), ``cluster:3`` (an unknown voice linked across cases), ``handset:<IME
 - ``cdr``: number scored by the calling screen (the rule score over ``calls features``), with its reasons
   and its calibrated log10 LR (``voiceprint/calls/calibration_rule.json``);
 - ``handset``: number used a handset (IMEI) that other numbers used too (the imported calls Parquet);
+- ``community``: two numbers share a calling community: both in contact with at least two rare
+  counter-parties (ones that at most 20 numbers reach), as ``calls features`` counts them;
 - ``voice``: voice matches person, the back end's calibrated log10 LR: the top hits of every case voice among
   all enrolled persons (searched once per voice, again only when the enrolled voiceprints change);
 - ``reach``: the same LR for every enrolled person a number path leads to from the voice's case.
@@ -35,7 +37,7 @@ from .store import casefile
 MAX_NUMBERS_PER_HANDSET = 20
 #: Voice hits kept per case voice (besides the persons a number path leads to).
 VOICE_TOP = 5
-ORIGINS = ("library", "registry", "cdr", "handset", "voice", "reach")
+ORIGINS = ("library", "registry", "cdr", "handset", "community", "voice", "reach")
 SOURCE_KEYS = ("calls", "features", "registry", "calibration")
 MADE_BY = {"calls": "`voiceprint calls import`", "features": "`voiceprint calls features`",
            "registry": "`voiceprint calls import FILE --kind registry`", "calibration": "scripts/fit_cdr_calibration.py"}
@@ -110,14 +112,16 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
         "registry": _file_fp(srcs.get("registry")),
         "cdr": _file_fp(srcs.get("features")) + "|" + _file_fp(cal),
         "handset": _file_fp(srcs.get("calls")),
+        "community": _file_fp(srcs.get("calls")),
         "voice": _enrolled_fp(lib.store, lib.model),
     }
-    fps["reach"] = "|".join([fps["library"], fps["registry"], fps["handset"], fps["voice"]])
+    fps["reach"] = "|".join([fps["library"], fps["registry"], fps["handset"], fps["community"], fps["voice"]])
     builders: dict[str, Callable[[bool], Iterable[Edge]]] = {
         "library": lambda full: library_edges(lib.store),
         "registry": lambda full: registry_edges(srcs.get("registry")),
         "cdr": lambda full: cdr_edges(srcs.get("features"), cal),
         "handset": lambda full: handset_edges(srcs.get("calls")),
+        "community": lambda full: community_edges(srcs.get("calls")),
         "voice": lambda full: voice_edges(lib, only_new=not full),
         "reach": lambda full: reach_edges(lib),
     }
@@ -226,6 +230,18 @@ def handset_edges(calls: str | None) -> Iterator[Edge]:
         yield f"number:{number}", f"handset:{imei}", "uses_handset", None, {"calls": int(n)}
 
 
+def community_edges(calls: str | None) -> Iterator[Edge]:
+    """Numbers sharing a calling community: both in contact with at least ``COMMUNITY_MIN_SHARED`` rare counter-parties
+    (the pairs behind ``calls features``' community_size), from the calls Parquet."""
+    if not calls:
+        return
+    from .calls.features import COMMUNITY_MIN_SHARED, RARE_CONTACT_MAX_DEGREE
+    from .calls.graphsrc import shared_contact_rows
+
+    for a, b, shared in shared_contact_rows(calls, RARE_CONTACT_MAX_DEGREE, COMMUNITY_MIN_SHARED):
+        yield f"number:{a}", f"number:{b}", "shares_contacts", None, {"shared_contacts": int(shared)}
+
+
 def _case_voice_rows(lib, only_unsearched: bool = False) -> list:
     """(case voice id, case number, raw vector blob, domain, rate, codec, net speech) of the filed case voices."""
     return casefile.case_voice_vectors(lib.store, lib.model, only_unsearched)
@@ -287,7 +303,8 @@ def reach_edges(lib) -> Iterator[Edge]:
 
 
 def _reachable_persons(store) -> dict[str, set[int]]:
-    """case number -> library persons a number path reaches (caller's owner, or an owner on the caller's handset)."""
+    """case number -> library persons a number path reaches (caller's owner, or an owner on the caller's handset
+    or in its calling community)."""
     owners: dict[str, set[int]] = {}
     for number, pid in casefile.registered_phones(store):
         owners.setdefault(number, set()).add(int(pid))
@@ -301,8 +318,12 @@ def _reachable_persons(store) -> dict[str, set[int]]:
     for src, dst in casefile.lead_edge_pairs(store, "handset"):
         handsets.setdefault(src[7:], set()).add(dst)
         on_handset.setdefault(dst, set()).add(src[7:])
+    near: dict[str, set[str]] = {n: {m for h in hs for m in on_handset[h]} for n, hs in handsets.items()}
+    for src, dst in casefile.lead_edge_pairs(store, "community"):
+        near.setdefault(src[7:], set()).add(dst[7:])
+        near.setdefault(dst[7:], set()).add(src[7:])
     out: dict[str, set[int]] = {}
     for case_number, number in casefile.case_call_numbers(store):
-        numbers = {number} | {n for h in handsets.get(number, ()) for n in on_handset[h]}
+        numbers = {number} | near.get(number, set())
         out.setdefault(case_number, set()).update(p for n in numbers for p in owners.get(n, ()))
     return out

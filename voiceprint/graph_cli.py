@@ -209,4 +209,5 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
             typer.echo("no leads: no open case has a calling number or a voice tied to anyone (see `voiceprint case add --calling-number`)")
             return
         kind = "voice and calling" if sources == "all" else sources
-        print_rows(rows, ["rank", "lead", "category", "score", "sources", "cases", "explanation"], title=f"leads from {kind} evidence (score: log10 LR)")
+        print_rows(rows, ["rank", "lead", "category", "score", "log10_lr", "probability", "sources", "cases", "explanation"],
+                   title=f"leads from {kind} evidence (score: log10 posterior odds in the best case; log10_lr: its evidence)")

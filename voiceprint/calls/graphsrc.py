@@ -34,3 +34,18 @@ def shared_handset_rows(calls: str, max_numbers: int) -> list[tuple]:
             shared AS (SELECT imei FROM h GROUP BY imei HAVING count(*) BETWEEN 2 AND {int(max_numbers)})
             SELECT h.number, h.imei, h.calls FROM h JOIN shared USING (imei) ORDER BY h.imei, h.number""", [calls])
     return rows
+
+
+def shared_contact_rows(calls: str, max_degree: int, min_shared: int) -> list[tuple]:
+    """(number, number, shared) for pairs of numbers that both called or were called by at least ``min_shared``
+    rare counter-parties (ones in contact with 2..``max_degree`` numbers): the calling communities of
+    ``calls features``, as pairs. Voice calls only; by the first number then the second."""
+    _, rows = _duck_rows(
+        f"""WITH pairs AS (SELECT DISTINCT number, other FROM read_parquet(?)
+                          WHERE other IS NOT NULL AND other <> '' AND record = 'call'),
+            degree AS (SELECT other, count(*) AS deg FROM pairs GROUP BY other),
+            rare AS (SELECT p.number, p.other FROM pairs p JOIN degree d USING (other)
+                     WHERE d.deg BETWEEN 2 AND {int(max_degree)})
+            SELECT a.number, b.number, count(*) AS shared FROM rare a JOIN rare b ON a.other = b.other AND a.number < b.number
+            GROUP BY a.number, b.number HAVING count(*) >= {int(min_shared)} ORDER BY 1, 2""", [calls])
+    return rows

@@ -87,9 +87,10 @@ def audit_touching(store: Store, sha_prefix: str) -> list[sqlite3.Row]:
 
 # -- the lead graph's inputs (voiceprint.graph builders) ----------------------------------------
 def last_audit_id_except(store: Store, actions: tuple[str, ...]) -> int:
-    """The newest audit row id whose action is not one of ``actions`` (0 when none)."""
+    """The newest audit row id whose action is not one of ``actions`` nor a workbench page view (``*.view``; 0 when none)."""
     marks = ",".join("?" * len(actions))
-    return int(store.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM audit WHERE action NOT IN ({marks})", actions).fetchone()[0])
+    return int(store.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM audit WHERE action NOT IN ({marks}) AND action NOT LIKE '%.view'",
+                                actions).fetchone()[0])
 
 
 def enrolled_count_and_top(store: Store, model: str) -> tuple[int, int]:

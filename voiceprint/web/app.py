@@ -22,6 +22,7 @@ from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintEr
 
 HERE = Path(__file__).resolve().parent
 HTMX_FILE = "htmx-2.0.4.min.js"
+CYTOSCAPE_FILE = "cytoscape-3.35.0.min.js"
 COOKIE = "vp_session"
 LOGIN_COOKIE = "vp_login"
 ALL_ROLES = frozenset({"technician", "investigator", "analyst", "supervisor"})
@@ -176,7 +177,7 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     app = FastAPI(title="voiceprint workbench", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.wb = wb
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(htmx_file=HTMX_FILE, can=can)
+    templates.env.globals.update(htmx_file=HTMX_FILE, cytoscape_file=CYTOSCAPE_FILE, can=can)
     templates.env.filters["fmt"] = _fmt_number
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

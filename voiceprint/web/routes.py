@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request  # routes.py is imported only by create_app; FastAPI reads these annotations
 
 from ..errors import VoiceprintError
-from . import accounts, views
+from . import accounts, chart, views
 from .app import (
     COOKIE,
     LOGIN_COOKIE,
@@ -360,6 +360,8 @@ def _browse_routes(app) -> None:
     pair("/phones/{number}", "phone.html", views.phone, "number")
     pair("/links", "links.html", lambda lib: {"clusters": views.links(lib)}, what="links")
     pair("/leads", "leads.html", lambda lib: views.leads(lib, app.state.wb.settings.leads), what="leads")
+    pair("/fused", "fused.html", chart.fused_leads, what="leads")
+    pair("/fused/chart", "leadchart.html", chart.lead_chart, "key", what="leads")
 
 
 def _int(text: str) -> int:
