@@ -181,8 +181,8 @@ def _trust_evidence():
 
 def _library_reembed(cli, open_library):
     def library_reembed(
-        model: Annotated[str, typer.Option("--model", help="The speaker model to move to (see `voiceprint models list`).")],
-        audio: Annotated[list[Path], typer.Option("--audio", help="Folder holding the original recordings (repeatable; searched by SHA-256).")],
+        model: Annotated[str, typer.Option("--model", metavar="MODEL", help="The speaker model to move to (see `voiceprint models list`).")],
+        audio: Annotated[list[Path], typer.Option("--audio", metavar="DIR", help="Folder holding the original recordings (repeatable; searched by SHA-256).")],
         library: LibraryOpt = None,
         allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Switch even if recordings are missing: their voiceprints are DROPPED.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be re-embedded and what is missing.")] = False,
