@@ -126,3 +126,19 @@ def test_dry_run_changes_nothing(lib_path, audio, capsys):
     with Library.open(lib_path) as lib:
         assert _snapshot(lib) == before and lib.model == OLD and lib.store.count_voiceprints(NEW) == 0
 
+
+
+def test_a_kept_web_upload_is_used_when_no_folder_holds_the_file(lib_path, audio, tmp_path):
+    from voiceprint.voices import file_sha256
+    from voiceprint.web.accounts import upload_path
+
+    kept = upload_path(lib_path, file_sha256(audio / "wang.wav"))
+    kept.parent.mkdir(parents=True)
+    shutil.copy(audio / "wang.wav", kept)
+    only_two = tmp_path / "two"
+    only_two.mkdir()
+    for name in ("zhang.wav", "li.flac"):
+        shutil.copy(audio / name, only_two / name)
+    with Library.open(lib_path) as lib:
+        plan = reembed(lib, NEW, [only_two], dry_run=True)
+    assert plan.found == 3 and not plan.missing and not plan.switched
