@@ -5,6 +5,7 @@ import json
 import shutil
 
 import audiogen
+import numpy as np
 import pytest
 
 from voiceprint.cli import run
@@ -14,18 +15,22 @@ from voiceprint.reembed import ReembedIncomplete, reembed
 from voiceprint.store import verify_audit_chain, verify_seals
 
 OLD, NEW = "ecapa-voxceleb", "campplus-zh-en"
-PEOPLE = {  # file -> (person, phone, case, seed, f0)
-    "zhang.wav": ("Zhang San", "13800138000", "AJ-1", 1, 110),
-    "li.flac": ("Li Si", "13900139000", "AJ-2", 3, 210),
-    "wang.wav": ("Wang Wu", "13700137000", "AJ-1", 5, 160),
+PEOPLE = {  # file -> (person, phone, case, seed, f0, channel); Wang Wu speaks on the right channel of a stereo call
+    "zhang.wav": ("Zhang San", "13800138000", "AJ-1", 1, 110, None),
+    "li.flac": ("Li Si", "13900139000", "AJ-2", 3, 210, None),
+    "wang.wav": ("Wang Wu", "13700137000", "AJ-1", 5, 160, 1),
 }
 
 
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory):
     d = tmp_path_factory.mktemp("enrolled")
-    for name, (_, _, _, seed, f0) in PEOPLE.items():
-        audiogen.speech_file(d / name, "flac" if name.endswith(".flac") else "wav_pcm16", seconds=3.0, seed=seed, f0=f0)
+    for name, (_, _, _, seed, f0, channel) in PEOPLE.items():
+        if channel is None:
+            audiogen.speech_file(d / name, "flac" if name.endswith(".flac") else "wav_pcm16", seconds=3.0, seed=seed, f0=f0)
+        else:
+            other = audiogen.synth_speech(3.0, seed=7, f0=250)
+            audiogen.write_audio(d / name, np.stack([other, audiogen.synth_speech(3.0, seed=seed, f0=f0)]), 16000, "wav_pcm16")
     return d
 
 
@@ -34,8 +39,8 @@ def template(tmp_path_factory, audio):
     """An ECAPA library with three persons, their phones and cases (copied per test)."""
     root = tmp_path_factory.mktemp("template") / "lib"
     with Library.create(root, model=OLD, operator="tester") as lib:
-        for name, (person, phone, case, _, _) in PEOPLE.items():
-            lib.enrol(audio / name, person=person, category="suspect", phone=phone, case=case)
+        for name, (person, phone, case, _, _, channel) in PEOPLE.items():
+            lib.enrol(audio / name, person=person, category="suspect", phone=phone, case=case, channel=channel)
         lib.add_case("AJ-3", title="no person yet")
     return root
 
@@ -74,8 +79,8 @@ def test_move_keeps_persons_phones_cases_and_audit_and_a_rerun_is_a_no_op(lib_pa
         assert {r[0] for r in lib.store.db.execute("SELECT model FROM voiceprints")} == {NEW}
         assert verify_seals(lib.store)["ok"] and verify_audit_chain(lib.store)["ok"]
         assert lib.check_index()["status"] == "ok"
-        for name, (person, phone, _, _, _) in PEOPLE.items():
-            [result] = lib.query(audio / name, top=3)
+        for name, (person, phone, _, _, _, channel) in PEOPLE.items():
+            [result] = lib.query(audio / name, top=3, channel=channel)
             top = result["hits"][0]
             assert top["person"]["name"] == person and top["phones"] == [f"+86{phone}"]
             assert top["sample"]["score"] == pytest.approx(1.0, abs=1e-3)  # the same voice of the same recording
@@ -142,3 +147,14 @@ def test_a_kept_web_upload_is_used_when_no_folder_holds_the_file(lib_path, audio
     with Library.open(lib_path) as lib:
         plan = reembed(lib, NEW, [only_two], dry_run=True)
     assert plan.found == 3 and not plan.missing and not plan.switched
+
+
+def test_an_interrupted_run_keeps_its_committed_batches(lib_path, audio):
+    asked = []
+    with Library.open(lib_path) as lib:
+        with pytest.raises(KeyboardInterrupt):
+            reembed(lib, NEW, [audio], batch=1, should_stop=lambda: asked.append(1) or len(asked) > 1)
+        assert lib.model == OLD and lib.store.count_voiceprints(NEW) == 1 and lib.store.count_voiceprints(OLD) == 3
+        with lib.writing(wait=0):  # the lock was let go
+            pass
+        assert lib.check_index()["status"] == "ok" and verify_seals(lib.store)["ok"]
