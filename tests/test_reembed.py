@@ -150,10 +150,15 @@ def test_a_kept_web_upload_is_used_when_no_folder_holds_the_file(lib_path, audio
 
 
 def test_an_interrupted_run_keeps_its_committed_batches(lib_path, audio):
-    asked = []
+    asked: list[int] = []
+
+    def stop_after_first_batch() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
     with Library.open(lib_path) as lib:
         with pytest.raises(KeyboardInterrupt):
-            reembed(lib, NEW, [audio], batch=1, should_stop=lambda: asked.append(1) or len(asked) > 1)
+            reembed(lib, NEW, [audio], batch=1, should_stop=stop_after_first_batch)
         assert lib.model == OLD and lib.store.count_voiceprints(NEW) == 1 and lib.store.count_voiceprints(OLD) == 3
         with lib.writing(wait=0):  # the lock was let go
             pass
