@@ -1,10 +1,11 @@
 """Administrative commands added by the hardening work (issue 12), registered on the main app by
-:func:`register`: ``verify-library``, ``person update``, ``retention apply`` and
-``models trust-evidence``. Kept apart so ``voiceprint.cli`` stays a list of everyday verbs.
+:func:`register`: ``verify-library``, ``person update``, ``retention apply``,
+``models trust-evidence`` and ``library reembed`` (issue 13). Kept apart so ``voiceprint.cli`` stays a list of everyday verbs.
 """
 
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,8 @@ def register(cli) -> None:
     app = cli.app
     retention_app = typer.Typer(help="Retention dates: erase persons whose date has passed.", no_args_is_help=True)
     app.add_typer(retention_app, name="retention")
+    library_app = typer.Typer(help="The library as a whole: move it to a new speaker model.", no_args_is_help=True)
+    app.add_typer(library_app, name="library")
 
     def open_library(library, **kw):
         from .library import Library
@@ -31,6 +34,7 @@ def register(cli) -> None:
     cli.person_app.command("update")(_person_update(open_library))
     retention_app.command("apply")(_retention_apply(open_library))
     cli.models_app.command("trust-evidence")(_trust_evidence())
+    library_app.command("reembed")(_library_reembed(cli, open_library))
 
 
 def _verify_library(cli, open_library):
@@ -173,3 +177,68 @@ def _trust_evidence():
         typer.echo(f"recorded {len(files)} hash(es) in {spec.home / 'model.json'}")
 
     return trust_evidence
+
+
+def _library_reembed(cli, open_library):
+    def library_reembed(
+        model: Annotated[str, typer.Option("--model", metavar="MODEL", help="The speaker model to move to (see `voiceprint models list`).")],
+        audio: Annotated[list[Path], typer.Option("--audio", metavar="DIR", help="Folder holding the original recordings (repeatable; searched by SHA-256).")],
+        library: LibraryOpt = None,
+        allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Switch even if recordings are missing: their voiceprints are DROPPED.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be re-embedded and what is missing.")] = False,
+        report: Annotated[Path | None, typer.Option("--report", help="Write the recordings not re-embedded to this CSV.")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Move a library to a new speaker model: re-embed every voiceprint from its original recording.
+
+        Persons, phones, cases, links and the audit trail stay; each recording is found by SHA-256 under
+        the --audio folders and the same channel and speech segments are embedded again. Resumable
+        (Ctrl-C keeps every committed batch); the model switches only when all are done (or with
+        --allow-missing). A copy of the database from just before the switch is kept beside it.
+
+        Example: voiceprint library reembed --model campplus-zh-en --audio /data/enrolled --library county --dry-run
+        """
+        from .reembed import ReembedIncomplete, reembed, write_report
+        from .report import to_json
+
+        lib = open_library(library)
+        if lib.model == model:
+            typer.echo(f"library {lib.root} is on model {model} already: nothing to do")
+            return
+        try:
+            summary = reembed(lib, model, audio, allow_missing=allow_missing, dry_run=dry_run,
+                              progress=lambda done, total: cli._err(f"re-embedded {done} of {total}") if done % 100 == 0 else None,
+                              should_stop=cli.INTERRUPTED.is_set)
+        except ReembedIncomplete as err:
+            if report:
+                write_report(report, err.summary)
+            raise
+        except KeyboardInterrupt:
+            cli._err("interrupted: every committed batch is kept; run the same command again to resume")
+            raise
+        if report:
+            write_report(report, summary)
+        if json_out:
+            typer.echo(to_json(summary.to_dict()))
+        _reembed_lines(cli, summary, quiet=json_out)
+
+    return library_reembed
+
+
+def _reembed_lines(cli, s, quiet: bool) -> None:
+    """The human summary of a re-embedding (the warnings on stderr, also with --json)."""
+    if quiet:
+        pass
+    elif s.dry_run:
+        typer.echo(f"would re-embed {s.found} of {s.voiceprints} voiceprint(s) of {s.old_model} with {s.new_model} "
+                   f"({s.already} done already); {len(s.missing)} recording(s) not found")
+    else:
+        typer.echo(f"library {s.library} moved from {s.old_model} to {s.new_model}: {s.embedded} voiceprint(s) re-embedded now, "
+                   f"{s.already} earlier; copy of the database before the move: {s.backup}")
+    if s.missing and (s.dry_run or s.switched):
+        verb = "would lose" if s.dry_run else "DROPPED"
+        who = "" if s.dry_run else f"; persons left with no voiceprint: {s.dropped_persons or 'none'}"
+        cli._err(f"warning: {len(s.missing)} voiceprint(s) {verb} (recording not found or unusable; see --report){who}")
+    if s.unknown_voices:
+        cli._err(f"note: {s.unknown_voices} unknown case voice(s) of {s.old_model} were not re-embedded: file those case "
+                 "recordings again (`voiceprint case add-recording`) to link them under the new model")

@@ -129,7 +129,7 @@ class Library:
             store.close()
             raise LibraryError(
                 f"library {root} holds voiceprints of model {lib_model!r}, not {model!r} - one index never mixes models; "
-                "create a separate library for the other model"
+                "create a separate library for the other model, or move this one with `voiceprint library reembed`"
             )
         return cls(root, store, lib_model)
 
