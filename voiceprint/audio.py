@@ -525,18 +525,30 @@ def _speech_probs(x: np.ndarray, sr: int, vad_sr: int, progress=None) -> tuple[l
     n_out = -(-len(x) * up // down)  # resample_poly's output length
     block = max(1, int(VAD_BLOCK_S * vad_sr) // (win * up)) * win * up
     probs: list[float] = []
+    threads = torch.get_num_threads()
     with _VAD_LOCK, torch.inference_mode():  # the model keeps state between windows: one caller at a time
-        model.reset_states()
-        for lo in range(0, n_out, block):
-            xv = torch.from_numpy(np.ascontiguousarray(_resampled_slice(x, sr, vad_sr, lo, min(lo + block, n_out))))
-            for j in range(0, len(xv), win):
-                chunk = xv[j : j + win]
-                if len(chunk) < win:
-                    chunk = torch.nn.functional.pad(chunk, (0, win - len(chunk)))
-                probs.append(model(chunk, vad_sr).item())
-            if progress is not None:
-                progress("speech", min(lo + block, n_out) / vad_sr, n_out / vad_sr)
+        torch.set_num_threads(1)  # 32 ms windows are too small to share: a second thread only waits
+        try:
+            _score_blocks(model, x, sr, vad_sr, n_out, block, win, probs, progress)
+        finally:
+            torch.set_num_threads(threads)
     return probs, n_out
+
+
+def _score_blocks(model, x, sr, vad_sr, n_out, block, win, probs, progress) -> None:
+    """Append silero's probability of each ``win`` window to ``probs``, resampling ``block`` at a time."""
+    import torch
+
+    model.reset_states()
+    for lo in range(0, n_out, block):
+        xv = torch.from_numpy(np.ascontiguousarray(_resampled_slice(x, sr, vad_sr, lo, min(lo + block, n_out))))
+        for j in range(0, len(xv), win):
+            chunk = xv[j : j + win]
+            if len(chunk) < win:
+                chunk = torch.nn.functional.pad(chunk, (0, win - len(chunk)))
+            probs.append(model(chunk, vad_sr).item())
+        if progress is not None:
+            progress("speech", min(lo + block, n_out) / vad_sr, n_out / vad_sr)
 
 
 def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE, progress=None) -> list[SpeechSegment]:
