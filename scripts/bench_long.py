@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SR = 16000
 OLD_REF = "1ac465f"  # the last commit before streaming decode/VAD and bounded diarisation
+#: The caller's own setting: importing voiceprint here sets OMP_WAIT_POLICY, which the old code did not.
+USER_OMP_WAIT = os.environ.get("OMP_WAIT_POLICY")
 
 
 def _shared() -> Path | None:
@@ -172,6 +174,9 @@ def cli(tree: Path, lib: Path, *args: str) -> list[str]:
 def env_for(tree: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), VOICEPRINT_OPERATOR="bench_long")
     env.pop("VOICEPRINT_LIBRARY", None)
+    env.pop("OMP_WAIT_POLICY", None)  # each tree runs as it would from a shell
+    if USER_OMP_WAIT is not None:
+        env["OMP_WAIT_POLICY"] = USER_OMP_WAIT
     return env
 
 
