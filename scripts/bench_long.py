@@ -129,11 +129,11 @@ def enrol_manifest(folder: Path) -> Path:
     return out
 
 
-def run_measured(cmd: list[str], env: dict, timeout: float) -> dict:
-    """Run ``cmd``; wall, CPU (user+sys) seconds and peak RSS of that process tree's largest process."""
+def run_measured(cmd: list[str], env: dict, timeout: float, cwd: Path = ROOT) -> dict:
+    """Run ``cmd`` in ``cwd``; wall, CPU (user+sys) seconds and peak RSS of that process tree's largest process."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=cwd)
         deadline = t0 + timeout
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -192,7 +192,8 @@ def prepare_library(tree: Path, lib: Path, manifest: Path) -> None:
 
 
 def query(tree: Path, lib: Path, call: dict, timeout: float, label: str) -> dict:
-    m = run_measured(cli(tree, lib, "query", call["path"], "--json", "--top", "3"), env_for(tree), timeout)
+    # cwd: ``python -m`` puts the working directory first on sys.path, ahead of PYTHONPATH
+    m = run_measured(cli(tree, lib, "query", call["path"], "--json", "--top", "3"), env_for(tree), timeout, cwd=tree)
     row = {"run": label, "minutes": call["minutes"], **{k: m[k] for k in ("rc", "wall_s", "cpu_s", "peak_rss_mb", "timed_out")}}
     row["audio_min_per_wall_min"] = round(call["minutes"] * 60 / max(m["wall_s"], 1e-9), 2)
     row["load_avg_after"] = round(os.getloadavg()[1], 1)  # 5-minute load average of the shared machine
@@ -226,7 +227,7 @@ def main() -> None:
     args = ap.parse_args()
 
     print(machine(), flush=True)
-    work = Path(args.keep or tempfile.mkdtemp(prefix="vp_bench_long_"))
+    work = Path(args.keep or tempfile.mkdtemp(prefix="vp_bench_long_")).resolve()  # queries run in their own tree
     work.mkdir(parents=True, exist_ok=True)
     manifest = enrol_manifest(work)
     rows = []
