@@ -181,12 +181,12 @@ def env_for(tree: Path) -> dict:
 
 
 def prepare_library(tree: Path, lib: Path, manifest: Path) -> None:
-    """A library enrolled from ``manifest`` (kept when ``--keep`` already holds one)."""
+    """A library enrolled from ``manifest`` by the code in ``tree`` (kept when ``--keep`` already holds one)."""
     if (lib / "library.db").exists() or any(lib.glob("*.sqlite*")) or any(lib.glob("*.db")):
         return
     env = env_for(tree)
-    subprocess.run(cli(tree, lib, "init"), env=env, check=True, capture_output=True)
-    r = subprocess.run(cli(tree, lib, "enrol", str(manifest), "--force"), env=env, capture_output=True, text=True)
+    subprocess.run(cli(tree, lib, "init"), env=env, check=True, capture_output=True, cwd=tree)
+    r = subprocess.run(cli(tree, lib, "enrol", str(manifest), "--force"), env=env, capture_output=True, text=True, cwd=tree)
     if r.returncode:
         raise SystemExit(f"enrolment failed ({r.returncode}): {r.stderr[-2000:]}")
 
@@ -246,9 +246,10 @@ def main() -> None:
     base_call = call_of(args.baseline_minutes)
     rows.append(query(ROOT, new_lib, base_call, args.timeout, "new"))
     print(rows[-1], flush=True)
-    if not args.no_baseline:  # the old code reads the same library (the schema did not change)
-        old_tree = code_tree(args.baseline_ref, work)
-        rows.insert(0, query(old_tree, new_lib, base_call, args.timeout, f"old ({args.baseline_ref})"))
+    if not args.no_baseline:  # the old code enrols its own library (older code cannot read newer schemas)
+        old_tree, old_lib = code_tree(args.baseline_ref, work), work / f"lib_{args.baseline_ref}"
+        prepare_library(old_tree, old_lib, manifest)
+        rows.insert(0, query(old_tree, old_lib, base_call, args.timeout, f"old ({args.baseline_ref})"))
         print(rows[0], flush=True)
     for minutes in longer:
         rows.append(query(ROOT, new_lib, call_of(minutes), args.timeout, "new"))
