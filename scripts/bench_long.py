@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SR = 16000
 OLD_REF = "1ac465f"  # the last commit before streaming decode/VAD and bounded diarisation
+#: The caller's own setting: importing voiceprint here sets OMP_WAIT_POLICY, which the old code did not.
+USER_OMP_WAIT = os.environ.get("OMP_WAIT_POLICY")
 
 
 def _shared() -> Path | None:
@@ -127,11 +129,11 @@ def enrol_manifest(folder: Path) -> Path:
     return out
 
 
-def run_measured(cmd: list[str], env: dict, timeout: float) -> dict:
-    """Run ``cmd``; wall, CPU (user+sys) seconds and peak RSS of that process tree's largest process."""
+def run_measured(cmd: list[str], env: dict, timeout: float, cwd: Path = ROOT) -> dict:
+    """Run ``cmd`` in ``cwd``; wall, CPU (user+sys) seconds and peak RSS of that process tree's largest process."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=cwd)
         deadline = t0 + timeout
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -172,22 +174,26 @@ def cli(tree: Path, lib: Path, *args: str) -> list[str]:
 def env_for(tree: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), VOICEPRINT_OPERATOR="bench_long")
     env.pop("VOICEPRINT_LIBRARY", None)
+    env.pop("OMP_WAIT_POLICY", None)  # each tree runs as it would from a shell
+    if USER_OMP_WAIT is not None:
+        env["OMP_WAIT_POLICY"] = USER_OMP_WAIT
     return env
 
 
 def prepare_library(tree: Path, lib: Path, manifest: Path) -> None:
-    """A library enrolled from ``manifest`` (kept when ``--keep`` already holds one)."""
+    """A library enrolled from ``manifest`` by the code in ``tree`` (kept when ``--keep`` already holds one)."""
     if (lib / "library.db").exists() or any(lib.glob("*.sqlite*")) or any(lib.glob("*.db")):
         return
     env = env_for(tree)
-    subprocess.run(cli(tree, lib, "init"), env=env, check=True, capture_output=True)
-    r = subprocess.run(cli(tree, lib, "enrol", str(manifest), "--force"), env=env, capture_output=True, text=True)
+    subprocess.run(cli(tree, lib, "init"), env=env, check=True, capture_output=True, cwd=tree)
+    r = subprocess.run(cli(tree, lib, "enrol", str(manifest), "--force"), env=env, capture_output=True, text=True, cwd=tree)
     if r.returncode:
         raise SystemExit(f"enrolment failed ({r.returncode}): {r.stderr[-2000:]}")
 
 
 def query(tree: Path, lib: Path, call: dict, timeout: float, label: str) -> dict:
-    m = run_measured(cli(tree, lib, "query", call["path"], "--json", "--top", "3"), env_for(tree), timeout)
+    # cwd: ``python -m`` puts the working directory first on sys.path, ahead of PYTHONPATH
+    m = run_measured(cli(tree, lib, "query", call["path"], "--json", "--top", "3"), env_for(tree), timeout, cwd=tree)
     row = {"run": label, "minutes": call["minutes"], **{k: m[k] for k in ("rc", "wall_s", "cpu_s", "peak_rss_mb", "timed_out")}}
     row["audio_min_per_wall_min"] = round(call["minutes"] * 60 / max(m["wall_s"], 1e-9), 2)
     row["load_avg_after"] = round(os.getloadavg()[1], 1)  # 5-minute load average of the shared machine
@@ -221,7 +227,7 @@ def main() -> None:
     args = ap.parse_args()
 
     print(machine(), flush=True)
-    work = Path(args.keep or tempfile.mkdtemp(prefix="vp_bench_long_"))
+    work = Path(args.keep or tempfile.mkdtemp(prefix="vp_bench_long_")).resolve()  # queries run in their own tree
     work.mkdir(parents=True, exist_ok=True)
     manifest = enrol_manifest(work)
     rows = []
@@ -240,9 +246,10 @@ def main() -> None:
     base_call = call_of(args.baseline_minutes)
     rows.append(query(ROOT, new_lib, base_call, args.timeout, "new"))
     print(rows[-1], flush=True)
-    if not args.no_baseline:  # the old code reads the same library (the schema did not change)
-        old_tree = code_tree(args.baseline_ref, work)
-        rows.insert(0, query(old_tree, new_lib, base_call, args.timeout, f"old ({args.baseline_ref})"))
+    if not args.no_baseline:  # the old code enrols its own library (older code cannot read newer schemas)
+        old_tree, old_lib = code_tree(args.baseline_ref, work), work / f"lib_{args.baseline_ref}"
+        prepare_library(old_tree, old_lib, manifest)
+        rows.insert(0, query(old_tree, old_lib, base_call, args.timeout, f"old ({args.baseline_ref})"))
         print(rows[0], flush=True)
     for minutes in longer:
         rows.append(query(ROOT, new_lib, call_of(minutes), args.timeout, "new"))

@@ -3,6 +3,13 @@
 Light at import: ``from voiceprint import Library`` loads no model and no torch.
 """
 
+import os
+
+# torch's OpenMP threads spin while they wait for work by default; on a shared or busy machine that
+# made two threads 10-20x slower than one (docs/benchmarks.md, "Long recordings"). Set before torch
+# loads; a caller's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .errors import AudioError, DataError, LibraryBusy, LibraryError, ModelError, NotFound, VoiceprintError
 
 __version__ = "0.1.0"

@@ -79,6 +79,7 @@ def query(lib: Library, path, top: int = 5, channel: int | None = None, min_spee
     from .scoring import domain_of, scoring_note
 
     rec, voices = lib.call_voices(str(path), channel, min_speech)
+    rec.channels.clear()  # the voices hold their own speech: free the waveform (460 MB for 2 h) before embedding
     embedder = lib.embedder()
     results = []
     for v in voices:
