@@ -117,10 +117,15 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=0, help="Limit the number of conversations (0: all).")
     ap.add_argument("--threshold", type=float, default=None, help="Split threshold for the test report.")
     ap.add_argument("--json", type=str, default="", help="Write the figures to this JSON file.")
+    ap.add_argument("--no-merge", action="store_true", help="Skip the back-end merge of voices (the product merges).")
+    ap.add_argument("--merge-llr", type=float, default=None, help="Merge threshold (default diarize.MERGE_MIN_LLR).")
     args = ap.parse_args()
 
     from voiceprint import audio, diarize
 
+    if args.merge_llr is not None:
+        diarize.MERGE_MIN_LLR = args.merge_llr
+    domain = None if args.no_merge else "wideband"  # the mixtures are 16 kHz speech, as the library would see them
     by_speaker = manifest("speechocean762")
     dev, test = split_speakers(by_speaker)
     speakers = dev if args.split == "dev" else test
@@ -147,13 +152,13 @@ def main() -> None:
         sspans = diarize.window_spans(ssegs)
         SV = emb.matrix(solo, win_variant, lambda solo=solo, sspans=sspans: diarize.embed_windows(solo, sspans, emb.embedder)) if len(sspans) else None
         for t in grid:
-            voices = diarize.diarize(mix, segs, emb.embedder, threshold=t, window_vectors=V)
+            voices = diarize.diarize(mix, segs, emb.embedder, threshold=t, window_vectors=V, domain=domain)
             d = der(ref, [[(s.start, s.end) for s in v.segments] for v in voices], len(mix) / 16000)
             for key in ("total", "miss", "fa", "conf"):
                 tally[t][key] += d[key]
             tally[t]["n2"] += len(voices) == 2
             tally[t]["convs"] += 1
-            svoices = diarize.diarize(solo, ssegs, emb.embedder, threshold=t, window_vectors=SV)
+            svoices = diarize.diarize(solo, ssegs, emb.embedder, threshold=t, window_vectors=SV, domain=domain)
             tally[t]["solo"] += 1
             tally[t]["solo_split"] += len(svoices) > 1
         if args.split == "test":
@@ -177,7 +182,8 @@ def main() -> None:
                      "one_speaker_split": f"{x['solo_split']}/{x['solo']}"})
     for r in rows:
         print(r)
-    out = {"split": args.split, "speakers": len(speakers), "grid": rows}
+    out = {"split": args.split, "speakers": len(speakers), "grid": rows,
+           "merge_llr": None if args.no_merge else diarize.MERGE_MIN_LLR, "model": emb.embedder.spec.name}
     if ident["n"]:
         out["top1_clean"] = round(100 * ident["clean"] / ident["n"], 2)
         out["top1_diarised"] = round(100 * ident["diar"] / ident["n"], 2)
