@@ -314,6 +314,45 @@ class Embedder:
         return _normalise(pooled).astype(np.float32)
 
 
+    def embed_many(self, speeches: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`embed` of each stretch of speech; those that fit one window go through the network
+        together, shortest first in batches of similar length, zero-padded with their relative
+        lengths passed to ``encode_batch`` (within 1e-3 cosine of one at a time; CAM++ 1 - 2e-4 at worst
+        on speechocean762). Models without a padded batch path (fusions, GE2E) embed one by one."""
+        import torch
+
+        rate = self.spec.sample_rate
+        window = int(WINDOW_SECONDS * rate)
+        out: list[np.ndarray | None] = [None] * len(speeches)
+        batchable = [i for i, s in enumerate(speeches) if MIN_EMBED_SECONDS * rate <= len(s) <= window] \
+            if self.spec.kind == "speechbrain" else []
+        for i in set(range(len(speeches))) - set(batchable):
+            out[i] = self.embed(speeches[i])
+        batchable.sort(key=lambda i: len(speeches[i]))
+        with torch.inference_mode():
+            for part in _length_batches(batchable, [len(s) for s in speeches]):
+                longest = len(speeches[part[-1]])
+                wavs = torch.zeros(len(part), longest)
+                for row, i in enumerate(part):
+                    wavs[row, : len(speeches[i])] = torch.from_numpy(np.ascontiguousarray(speeches[i], dtype=np.float32))
+                lens = torch.tensor([len(speeches[i]) / longest for i in part])
+                vecs = self.encoder.encode_batch(wavs, lens).reshape(len(part), -1).cpu().numpy().astype(np.float64)
+                for row, i in enumerate(part):
+                    out[i] = _normalise(vecs[row]).astype(np.float32)
+        return [v for v in out if v is not None]  # every one is set
+
+
+def _length_batches(order: list[int], lengths: list[int], max_pad: float = 0.25) -> list[list[int]]:
+    """Consecutive runs of ``order`` (sorted by length) whose shortest is within ``max_pad`` of their longest."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and lengths[batches[-1][0]] >= (1 - max_pad) * lengths[i]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 def fusion_centres(spec: ModelSpec) -> dict[str, np.ndarray]:
     """The development mean of each component's embeddings (``centres.npz`` of a fusion model)."""
     verify_files(spec)

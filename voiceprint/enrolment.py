@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .errors import AudioError, DataError, VoiceprintError
 from .store import audit_failure, normalise_category
@@ -24,6 +28,10 @@ if TYPE_CHECKING:
 
 #: How often a long enrolment persists the index, in files (the database commits every file).
 INDEX_SAVE_EVERY = 200
+#: Most files embedded together in one batch (and so looked up and prepared ahead of their commit).
+EMBED_BATCH = 8
+#: Files queued ahead stop at this many bytes (one file at least), so long calls are not decoded side by side.
+AHEAD_BYTES = 64 << 20
 
 
 @dataclass
@@ -69,24 +77,32 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
                progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
                on_wait: Callable[[str], None] | None = None, force: bool = False,
                should_stop: Callable[[], bool] | None = None) -> EnrolSummary:
-    """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`)."""
+    """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`).
+
+    A worker thread prepares the next files (decode, VAD, quality, diarisation) while this thread
+    embeds the prepared ones in length-sorted batches and commits them in order, each file in its
+    own transaction: what has been reported is on disk whatever happens next.
+    """
     from .index import VoiceIndex
 
     summary = EnrolSummary()
     embedder = lib.embedder()
-    with lib.writing(on_wait=on_wait):
+    with lib.writing(on_wait=on_wait), Pipeline(lib, items, embedder, min_speech, force) as ahead:
         since_save = 0
         try:
-            for item in items:
+            while True:
                 if should_stop is not None and should_stop():
                     summary.interrupted = True
                     break
+                job = ahead.next()
+                if job is None:
+                    break
                 try:
-                    outcome = lib._enrol_one(item, embedder, min_speech, force)
+                    outcome = lib._enrol_one(job.item, embedder, min_speech, force, job=job)
                 except VoiceprintError as err:
                     if stop_on_error:
                         raise
-                    outcome = EnrolOutcome(item.path, "refused", reason=str(err))
+                    outcome = EnrolOutcome(job.item.path, "refused", reason=str(err))
                 summary.outcomes.append(outcome)
                 if outcome.status == "enrolled":
                     since_save += 1
@@ -107,24 +123,53 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
     return summary
 
 
-@audit_failure("enrol.refused")  # a refused file leaves an audit row with its full SHA-256
-def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None, force: bool = False) -> EnrolOutcome:
-    """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person."""
-    from . import quality as gates
+@dataclass
+class Prepared:
+    """A file made ready to commit: its recording, the voice chosen, the gates' verdict (and later its voiceprint)."""
 
+    rec: Any
+    chosen: Any
+    problems: list
+    quality: dict
+    vector: np.ndarray | None = None
+
+
+def _existing(lib: Library, item: EnrolItem) -> dict | None:
+    """The voiceprint already enrolled from this file for this person, if any (SQLite: the main thread only)."""
     path = Path(item.path)
     if not path.is_file():
         raise AudioError(path, "file not found", "check the path (manifest paths are relative to the manifest)")
-    category = normalise_category(item.category)
-    existing = lib.store.enrolled_sample(file_sha256(path), item.person, item.id_number, lib.model, item.channel)
-    if existing:
-        return EnrolOutcome(str(path), "already", existing["person_id"], existing["id"], existing["channel"])
-    rec, voices = lib.call_voices(str(path), item.channel, min_speech)
+    return lib.store.enrolled_sample(file_sha256(path), item.person, item.id_number, lib.model, item.channel)
+
+
+def prepare(item: EnrolItem, embedder, min_speech: float | None, force: bool) -> Prepared:
+    """Everything of an enrolment before the embedding that needs no database: decode, VAD, quality, diarisation, gates."""
+    from . import quality as gates
+    from .voices import read_voices
+
+    path = Path(item.path)
+    rec, voices = read_voices(str(path), embedder, item.channel, min_speech=min_speech)
     chosen = _one_voice(path, rec, voices, item.voice)
     problems = gates.check_enrolment(chosen.quality, str(path), force)
     quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), forced=problems)
-    vector = embedder.embed(chosen.speech)
-    net = chosen.net_speech
+    return Prepared(rec, chosen, problems, quality)
+
+
+@audit_failure("enrol.refused")  # a refused file leaves an audit row with its full SHA-256
+def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None, force: bool = False, job: Job | None = None) -> EnrolOutcome:
+    """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person.
+
+    ``job`` carries what :class:`Pipeline` looked up and prepared ahead; its exceptions are raised
+    here, so refusals are audited the same way."""
+    path = Path(item.path)
+    category = normalise_category(item.category)
+    existing, ready = job.result() if job is not None else (_existing(lib, item), None)
+    if existing:
+        return EnrolOutcome(str(path), "already", existing["person_id"], existing["id"], existing["channel"])
+    if ready is None:
+        ready = prepare(item, embedder, min_speech, force)
+    vector = ready.vector if ready.vector is not None else embedder.embed(ready.chosen.speech)
+    rec, chosen, net = ready.rec, ready.chosen, ready.chosen.net_speech
     store = lib.store
     with store.transaction():
         pid = store.add_person(item.person, item.id_number, category, item.notes)
@@ -133,14 +178,94 @@ def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None,
         if item.case:
             store.add_case(item.case)
             store.link_case(item.case, pid, item.phone or None)
-        rid = store.add_recording(rec.sha256, chosen.channel, path.name, rec.duration, net, rec.source_rate, rec.codec, quality)
+        rid = store.add_recording(rec.sha256, chosen.channel, path.name, rec.duration, net, rec.source_rate, rec.codec, ready.quality)
         already = store.voiceprint_of(rid, pid, lib.model)
         if already is not None:
             return EnrolOutcome(str(path), "already", pid, already, chosen.channel, net)
         vid = store.add_voiceprint(rid, pid, lib.model, vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256, channel=chosen.channel,
-                    voice=chosen.voice, **({"forced": problems} if problems else {}))
+                    voice=chosen.voice, **({"forced": ready.problems} if ready.problems else {}))
     return EnrolOutcome(str(path), "enrolled", pid, vid, chosen.channel, net)
+
+
+@dataclass
+class Job:
+    """One item of a :class:`Pipeline`: the lookup done when it was queued, and the worker's preparation."""
+
+    item: EnrolItem
+    size: int = 0
+    existing: dict | None = None
+    error: BaseException | None = None
+    future: Future | None = None
+
+    def prepared(self) -> Prepared | None:
+        return self.future.result() if self.future is not None and self.error is None else None
+
+    def result(self) -> tuple[dict | None, Prepared | None]:
+        if self.error is not None:
+            raise self.error
+        return self.existing, self.prepared()
+
+
+class Pipeline:
+    """Enrolment items looked up (main thread), prepared (one worker thread) and embedded in batches, in order.
+
+    Up to ``EMBED_BATCH`` files are queued ahead, fewer when their files add up to more than
+    ``AHEAD_BYTES`` (long calls are prepared one at a time). When the next file comes up, the
+    prepared files queued behind it are embedded with it in one :meth:`Embedder.embed_many` call.
+    """
+
+    def __init__(self, lib: Library, items: Iterable[EnrolItem], embedder, min_speech: float | None, force: bool):
+        self.lib, self.items, self.embedder = lib, iter(items), embedder
+        self.min_speech, self.force = min_speech, force
+        self.queue: deque[Job] = deque()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrol-prepare")
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fill(self) -> None:
+        while len(self.queue) < EMBED_BATCH and (not self.queue or sum(j.size for j in self.queue) < AHEAD_BYTES):
+            item = next(self.items, None)
+            if item is None:
+                return
+            job = Job(item)
+            try:
+                job.existing = _existing(self.lib, item)
+                job.size = Path(item.path).stat().st_size
+            except VoiceprintError as err:
+                job.error = err
+            if job.error is None and not job.existing:
+                job.future = self.pool.submit(prepare, item, self.embedder, self.min_speech, self.force)
+            self.queue.append(job)
+
+    def next(self) -> Job | None:
+        """The next item, with its voiceprint computed (together with those of the prepared items behind it)."""
+        self._fill()
+        if not self.queue:
+            return None
+        head = self.queue[0]
+        if head.future is not None and head.error is None:
+            ready = []
+            for job in self.queue:  # the head waits; the rest join the batch only if already prepared
+                if job.future is None or (job is not head and not job.future.done()):
+                    continue
+                try:
+                    prep = job.prepared()
+                except VoiceprintError:
+                    continue  # raised again when that item comes up (and audited there)
+                if prep is not None and prep.vector is None:
+                    ready.append(prep)
+            try:
+                vectors = self.embedder.embed_many([p.chosen.speech for p in ready]) if ready else []
+            except VoiceprintError:
+                vectors = []  # each is embedded alone in enrol_one, where a refusal is audited
+            for prep, vec in zip(ready, vectors, strict=False):
+                prep.vector = vec
+        return self.queue.popleft()
 
 
 def _one_voice(path: Path, rec, voices: list, voice: int | None):

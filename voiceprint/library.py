@@ -357,10 +357,10 @@ class Library:
 
         return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, force, should_stop)
 
-    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None, force: bool = False) -> EnrolOutcome:
+    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None, force: bool = False, job=None) -> EnrolOutcome:
         from .enrolment import enrol_one
 
-        return enrol_one(self, item, embedder, min_speech, force)
+        return enrol_one(self, item, embedder, min_speech, force, job=job)
 
     # -- search (voiceprint.search) ---------------------------------------------------------
     def query(self, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[dict]:
