@@ -191,18 +191,22 @@ def _run(runner, calls, registry, fraud_list, out):
 def _encode() -> list[tuple[str, str]]:
     """Phone numbers as dense integer keys, once: every later step hashes, sorts and joins integers.
 
-    ``ids`` numbers every distinct number and counter-party (in number order, so any engine gives
-    the same keys); ``v`` is the voice calls with ``n``/``o`` keys and the time fields each step
-    needs; ``known_ids`` the known fraud numbers that occur in the calls. The numbers come back
-    only in the final join.
+    ``ids`` numbers every distinct subscriber number (in number order, so any engine gives the
+    same keys); ``v`` is the voice calls with the ``n`` key, the counter-party, direction flags and the time
+    fields the steps need; ``known_ids`` the known fraud numbers that occur in the calls. The few
+    steps on places and handsets group the text columns first and key the small result. The
+    numbers come back only in the final join.
     """
     return [
         ("ids", """SELECT number, CAST(row_number() OVER (ORDER BY number) AS INTEGER) AS id
-            FROM (SELECT number FROM voice WHERE number IS NOT NULL UNION SELECT other AS number FROM voice WHERE other IS NOT NULL) u"""),
-        ("v", """SELECT a.id AS n, b.id AS o, c.direction, c.start, epoch(c.start) AS t, CAST(c.start AS DATE) AS day,
-            hour(c.start) AS hr, c.duration, c.city, c.county, c.imei, c.other_area
-            FROM voice c LEFT JOIN ids a ON a.number = c.number LEFT JOIN ids b ON b.number = c.other"""),
-        ("known_ids", "SELECT i.id AS n FROM known k JOIN ids i ON i.number = k.number"),
+            FROM (SELECT DISTINCT number FROM voice WHERE number IS NOT NULL) u"""),
+        # numbers and flags only: a column of strings costs more to store than all the rest
+        ("v", """SELECT a.id AS n, c.other, c.direction = 'out' AS is_out, c.direction = 'in' AS is_in,
+            c.direction = 'fwd' AS is_fwd, epoch(c.start) AS t, CAST(c.start AS DATE) AS day, hour(c.start) AS hr, c.duration,
+            CASE WHEN c.direction = 'out' AND c.other_area IS NOT NULL AND c.city IS NOT NULL
+                 THEN CAST(c.other_area <> c.city AS INTEGER) END AS far
+            FROM voice c LEFT JOIN ids a ON a.number = c.number"""),
+        ("known_ids", "SELECT i.id AS n, k.number FROM known k JOIN ids i ON i.number = k.number"),
     ]
 
 
@@ -216,19 +220,20 @@ def _base() -> list[tuple[str, str]]:
     hours = ", ".join(f"CAST(sum(k) FILTER (WHERE hr = {h}) AS DOUBLE) / sum(k) AS hour_{h:02d}" for h in range(24))
     return [
         ("f_scan", """SELECT n, count(*) AS calls,
-            avg(CAST(direction = 'out' AS INTEGER)) AS out_share, avg(CAST(direction = 'fwd' AS INTEGER)) AS fwd_share,
-            avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std,
-            avg(CAST(other_area <> city AS INTEGER)) FILTER (WHERE direction = 'out' AND other_area IS NOT NULL AND city IS NOT NULL)
-                AS far_callee_share,
+            avg(CAST(is_out AS INTEGER)) AS out_share, avg(CAST(is_fwd AS INTEGER)) AS fwd_share,
+            avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std, avg(far) AS far_callee_share,
             date_diff('day', min(day), max(day)) + 1 AS span_days
             FROM v GROUP BY n"""),
         ("f_dur_median", _log_median_sql("SELECT n, duration AS x FROM v WHERE duration IS NOT NULL", "dur_median")),
         # 1970-01-05 was a Monday: (days since then) mod 7 < 5 is Monday..Friday in every engine
         ("hourly", """SELECT n, hr, date_diff('day', DATE '1970-01-05', day) % 7 < 5 AS weekday,
             count(*) AS k FROM v GROUP BY 1, 2, 3"""),
-        ("places", "SELECT n, city, county, direction = 'out' AS is_out, count(*) AS k FROM v GROUP BY 1, 2, 3, 4"),
-        ("handsets", "SELECT DISTINCT n, imei FROM v WHERE imei IS NOT NULL"),
-        ("callee_areas", "SELECT DISTINCT n, other_area FROM v WHERE other_area IS NOT NULL"),
+        ("places", """SELECT i.id AS n, p.city, p.county, p.is_out, p.k FROM (SELECT number, city, county, direction = 'out' AS is_out,
+            count(*) AS k FROM voice GROUP BY 1, 2, 3, 4) p LEFT JOIN ids i ON i.number = p.number"""),
+        ("handsets", """SELECT i.id AS n, h.imei FROM (SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL) h
+            LEFT JOIN ids i ON i.number = h.number"""),
+        ("callee_areas", """SELECT i.id AS n, a.other_area FROM (SELECT DISTINCT number, other_area FROM voice WHERE other_area IS NOT NULL) a
+            LEFT JOIN ids i ON i.number = a.number"""),
         ("f_hours", f"""SELECT n, count(DISTINCT hr) AS n_hours,
             CAST(coalesce(sum(k) FILTER (WHERE weekday AND hr BETWEEN 9 AND 17), 0) AS DOUBLE) / sum(k) AS office_share,
             CAST(coalesce(sum(k) FILTER (WHERE hr < 6), 0) AS DOUBLE) / sum(k) AS night_share, {hours}
@@ -250,9 +255,9 @@ def _base() -> list[tuple[str, str]]:
 
 def _pairs() -> list[tuple[str, str]]:
     return [
-        ("pairs", """SELECT n, o, count(*) AS k,
-            count(*) FILTER (WHERE direction = 'out') AS k_out, count(*) FILTER (WHERE direction = 'in') AS k_in
-            FROM v GROUP BY n, o"""),
+        ("pairs", """SELECT n, other, count(*) AS k,
+            count(*) FILTER (WHERE is_out) AS k_out, count(*) FILTER (WHERE is_in) AS k_in
+            FROM v GROUP BY n, other"""),
         ("f_pairs", """SELECT n, count(*) AS distinct_others,
             count(*) FILTER (WHERE k_out > 0) AS out_distinct_others,
             avg(k) AS calls_per_other, median(k) AS calls_per_other_median, max(k) AS calls_per_other_max,
@@ -264,10 +269,10 @@ def _pairs() -> list[tuple[str, str]]:
 def _bursts() -> list[tuple[str, str]]:
     return [
         # six-hour windows aligned to midnight: (day, quarter of the day)
-        ("windows", """SELECT DISTINCT n, day, CAST(floor(hr / 6) AS INTEGER) AS q, o FROM v WHERE direction = 'out'"""),
+        ("windows", """SELECT DISTINCT n, day, CAST(floor(hr / 6) AS INTEGER) AS q, other FROM v WHERE is_out"""),
         ("daily", "SELECT n, day, count(*) AS k FROM v GROUP BY 1, 2"),
         ("f_bursts", """WITH per_w AS (SELECT n, day, q, count(*) AS callees FROM windows GROUP BY n, day, q),
-            per_day AS (SELECT n, day, count(DISTINCT o) AS callees FROM windows GROUP BY n, day),
+            per_day AS (SELECT n, day, count(DISTINCT other) AS callees FROM windows GROUP BY n, day),
             w6 AS (SELECT n, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM per_w GROUP BY n),
             d1 AS (SELECT n, max(callees) AS max_callees_day FROM per_day GROUP BY n),
             act AS (SELECT n, count(*) AS active_days, count(DISTINCT day(day)) AS days_of_month,
@@ -328,21 +333,21 @@ def _group() -> list[tuple[str, str]]:
             per_id AS (SELECT id_number, count(*) AS k FROM reg WHERE id_number IS NOT NULL GROUP BY id_number)
             SELECT reg.number, coalesce(reg.numbers_on_id, per_id.k) AS numbers_on_id
             FROM reg LEFT JOIN per_id ON per_id.id_number = reg.id_number"""),
-        ("degree", "SELECT o, count(*) AS deg FROM pairs GROUP BY o"),
+        ("degree", "SELECT other, count(*) AS deg FROM pairs GROUP BY other"),
         # counter-parties of known fraud numbers (and those numbers themselves), with who knew them,
         # so that a known number's own contacts do not count for itself
-        ("fraud_others", """SELECT o, count(DISTINCT via) AS n_via, min(via) AS via FROM (
-               SELECT p.o, p.n AS via FROM pairs p JOIN known_ids k ON p.n = k.n
-               UNION ALL SELECT n AS o, n AS via FROM known_ids) u GROUP BY o"""),
+        ("fraud_others", """SELECT other, count(DISTINCT via) AS n_via, min(via) AS via FROM (
+               SELECT p.other, p.n AS via FROM pairs p JOIN known_ids k ON p.n = k.n
+               UNION ALL SELECT number AS other, n AS via FROM known_ids) u GROUP BY other"""),
         ("f_shared", """SELECT p.n,
             count(*) FILTER (WHERE d.deg >= 2) AS shared_others,
             avg(CAST(d.deg >= 2 AS INTEGER)) AS shared_other_share,
-            count(*) FILTER (WHERE fo.o IS NOT NULL AND (fo.n_via > 1 OR fo.via <> p.n)) AS fraud_contacts
-            FROM pairs p JOIN degree d ON d.o = p.o LEFT JOIN fraud_others fo ON fo.o = p.o
+            count(*) FILTER (WHERE fo.other IS NOT NULL AND (fo.n_via > 1 OR fo.via <> p.n)) AS fraud_contacts
+            FROM pairs p JOIN degree d ON d.other = p.other LEFT JOIN fraud_others fo ON fo.other = p.other
             GROUP BY p.n"""),
-        ("edges", f"""WITH rare AS (SELECT p.n, p.o FROM pairs p JOIN degree d ON d.o = p.o
+        ("edges", f"""WITH rare AS (SELECT p.n, p.other FROM pairs p JOIN degree d ON d.other = p.other
                           WHERE d.deg BETWEEN 2 AND {RARE_CONTACT_MAX_DEGREE}),
-            by_contact AS (SELECT a.n AS a, b.n AS b FROM rare a JOIN rare b ON a.o = b.o AND a.n < b.n
+            by_contact AS (SELECT a.n AS a, b.n AS b FROM rare a JOIN rare b ON a.other = b.other AND a.n < b.n
                            GROUP BY a.n, b.n HAVING count(*) >= {COMMUNITY_MIN_SHARED}),
             by_imei AS (SELECT DISTINCT a.n AS a, b.n AS b FROM handsets a JOIN handsets b ON a.imei = b.imei AND a.n < b.n)
             SELECT a, b FROM by_contact UNION SELECT a, b FROM by_imei"""),
