@@ -19,6 +19,11 @@ library, its stages are timed by wrapping the library's own calls: decode
 (``audio.measure_quality``), diarisation (``diarize.diarize``), embedding (``Embedder.embed``);
 the rest (file hash for the idempotency check, SQLite, FAISS saves) is "database and other".
 Throughput is seconds of audio per second of wall time, and files per second.
+
+The files are a fixed subset: the first 4 utterances of speakers spread evenly over the manifest.
+Accuracy on it: the EER over all pairs of files, of the voiceprints as enrolled (batched) and of the
+same voices embedded one file at a time (the path before batching). ``--json FILE`` adds
+``summary`` = {"speed_ratio": library audio-s/s / bare encode_batch audio-s/s, "eer_before", "eer_after"}.
 """
 
 from __future__ import annotations
