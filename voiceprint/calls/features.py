@@ -272,15 +272,16 @@ def _bursts() -> list[tuple[str, str]]:
         ("windows", """SELECT DISTINCT n, day, CAST(floor(hr / 6) AS INTEGER) AS q, other FROM v WHERE is_out"""),
         ("daily", "SELECT n, day, count(*) AS k FROM v GROUP BY 1, 2"),
         ("f_bursts", """WITH per_w AS (SELECT n, day, q, count(*) AS callees FROM windows GROUP BY n, day, q),
-            per_day AS (SELECT n, day, count(DISTINCT other) AS callees FROM windows GROUP BY n, day),
+            per_day AS (SELECT n, day, count(*) AS callees FROM (SELECT DISTINCT n, day, other FROM windows) w GROUP BY n, day),
             w6 AS (SELECT n, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM per_w GROUP BY n),
             d1 AS (SELECT n, max(callees) AS max_callees_day FROM per_day GROUP BY n),
-            act AS (SELECT n, count(*) AS active_days, count(DISTINCT day(day)) AS days_of_month,
+            act AS (SELECT n, count(*) AS active_days,
                     regr_slope(k, date_diff('day', DATE '2000-01-01', day)) / nullif(avg(k), 0) AS daily_trend
-                    FROM daily GROUP BY n)
-            SELECT act.n, act.active_days, act.days_of_month, act.daily_trend, d1.max_callees_day,
+                    FROM daily GROUP BY n),
+            dom AS (SELECT n, count(*) AS days_of_month FROM (SELECT DISTINCT n, day(day) AS dm FROM daily) d GROUP BY n)
+            SELECT act.n, act.active_days, dom.days_of_month, act.daily_trend, d1.max_callees_day,
                    w6.max_callees_6h, w6.mean_callees_6h
-            FROM act LEFT JOIN d1 ON d1.n = act.n LEFT JOIN w6 ON w6.n = act.n"""),
+            FROM act JOIN dom ON dom.n = act.n LEFT JOIN d1 ON d1.n = act.n LEFT JOIN w6 ON w6.n = act.n"""),
     ]
 
 
