@@ -142,13 +142,13 @@ def _existing(lib: Library, item: EnrolItem) -> dict | None:
     return lib.store.enrolled_sample(file_sha256(path), item.person, item.id_number, lib.model, item.channel)
 
 
-def prepare(item: EnrolItem, embedder, min_speech: float | None, force: bool) -> Prepared:
+def prepare(item: EnrolItem, embedder, min_speech: float | None, force: bool, rec=None) -> Prepared:
     """Everything of an enrolment before the embedding that needs no database: decode, VAD, quality, diarisation, gates."""
     from . import quality as gates
     from .voices import read_voices
 
     path = Path(item.path)
-    rec, voices = read_voices(str(path), embedder, item.channel, min_speech=min_speech)
+    rec, voices = read_voices(str(path), embedder, item.channel, min_speech=min_speech, rec=rec)
     chosen = _one_voice(path, rec, voices, item.voice)
     problems = gates.check_enrolment(chosen.quality, str(path), force)
     quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), forced=problems)
@@ -188,6 +188,30 @@ def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None,
     return EnrolOutcome(str(path), "enrolled", pid, vid, chosen.channel, net)
 
 
+def prepare_group(items: list[EnrolItem], embedder, min_speech: float | None, force: bool) -> list[Prepared | VoiceprintError]:
+    """:func:`prepare` of several files, their VAD windows scored together (``audio.score_speech_together``);
+    a file's refusal is returned in its place."""
+    from . import audio
+
+    recs: list = []
+    for item in items:
+        try:
+            recs.append(audio.load_recording(item.path, channels="each" if item.channel is None else item.channel))
+        except VoiceprintError as err:
+            recs.append(err)
+    audio.score_speech_together([(ch.samples, ch.sample_rate) for rec in recs if not isinstance(rec, VoiceprintError)
+                                 for ch in rec.channels])
+    out: list[Prepared | VoiceprintError] = []
+    for item, rec in zip(items, recs, strict=True):
+        try:
+            if isinstance(rec, VoiceprintError):
+                raise rec
+            out.append(prepare(item, embedder, min_speech, force, rec=rec))
+        except VoiceprintError as err:
+            out.append(err)
+    return out
+
+
 @dataclass
 class Job:
     """One item of a :class:`Pipeline`: the lookup done when it was queued, and the worker's preparation."""
@@ -196,10 +220,16 @@ class Job:
     size: int = 0
     existing: dict | None = None
     error: BaseException | None = None
-    future: Future | None = None
+    future: Future | None = None  # of its group's prepare_group
+    index: int = 0
 
     def prepared(self) -> Prepared | None:
-        return self.future.result() if self.future is not None and self.error is None else None
+        if self.future is None or self.error is not None:
+            return None
+        res = self.future.result()[self.index]
+        if isinstance(res, VoiceprintError):
+            raise res
+        return res
 
     def result(self) -> tuple[dict | None, Prepared | None]:
         if self.error is not None:
@@ -211,8 +241,9 @@ class Pipeline:
     """Enrolment items looked up (main thread), prepared (one worker thread) and embedded in batches, in order.
 
     Up to ``EMBED_BATCH`` files are queued ahead, fewer when their files add up to more than
-    ``AHEAD_BYTES`` (long calls are prepared one at a time). When the next file comes up, the
-    prepared files queued behind it are embedded with it in one :meth:`Embedder.embed_many` call.
+    ``AHEAD_BYTES`` (long calls are prepared one at a time); the worker prepares each refill as one
+    group (:func:`prepare_group`). When the next file comes up, the prepared files queued behind it
+    are embedded with it in one :meth:`Embedder.embed_many` call.
     """
 
     def __init__(self, lib: Library, items: Iterable[EnrolItem], embedder, min_speech: float | None, force: bool):
@@ -228,10 +259,14 @@ class Pipeline:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _fill(self) -> None:
+        """Queue the next files as one group for the worker, once half the queue has been committed."""
+        if len(self.queue) > EMBED_BATCH // 2:
+            return
+        group: list[Job] = []
         while len(self.queue) < EMBED_BATCH and (not self.queue or sum(j.size for j in self.queue) < AHEAD_BYTES):
             item = next(self.items, None)
             if item is None:
-                return
+                break
             job = Job(item)
             try:
                 job.existing = _existing(self.lib, item)
@@ -239,8 +274,13 @@ class Pipeline:
             except VoiceprintError as err:
                 job.error = err
             if job.error is None and not job.existing:
-                job.future = self.pool.submit(prepare, item, self.embedder, self.min_speech, self.force)
+                job.index = len(group)
+                group.append(job)
             self.queue.append(job)
+        if group:
+            future = self.pool.submit(prepare_group, [j.item for j in group], self.embedder, self.min_speech, self.force)
+            for job in group:
+                job.future = future
 
     def next(self) -> Job | None:
         """The next item, with its voiceprint computed (together with those of the prepared items behind it)."""

@@ -53,7 +53,7 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def read_voices(path: str | os.PathLike, embedder, channel: int | None = None, diarise: bool = True,
-                min_speech: float | None = None, measure: bool = True) -> tuple[Recording, list[Voice]]:
+                min_speech: float | None = None, measure: bool = True, rec: Recording | None = None) -> tuple[Recording, list[Voice]]:
     """Decode a recording into (recording, [Voice]), one per voice with enough speech.
 
     ``channel``: only that 0-based channel. ``diarise``: split a mono recording into its speakers
@@ -64,7 +64,8 @@ def read_voices(path: str | os.PathLike, embedder, channel: int | None = None, d
     from . import audio
 
     path = os.fspath(path)
-    rec = audio.load_recording(path, channels="each" if channel is None else channel)
+    if rec is None:  # ``rec``: this file already decoded (with the same ``channel``)
+        rec = audio.load_recording(path, channels="each" if channel is None else channel)
     kwargs = {} if min_speech is None else {"min_speech": min_speech}
     out: list[Voice] = []
     refusals: list[AudioError] = []
