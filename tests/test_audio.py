@@ -177,6 +177,16 @@ def test_8k_origin_upsampled_is_speech(seed):
     assert sum(s.end - s.start for s in speech_segments(x8, 8000)) > 4.0
 
 
+def test_speech_scored_together_gives_the_same_segments_as_alone():
+    """Batched VAD (one silero state per row, rows of different lengths and rates) changes nothing."""
+    signals = [(audiogen.synth_speech(d, sr=sr, seed=seed), sr) for d, sr, seed in
+               [(6.0, 16000, 1), (3.5, 16000, 3), (4.0, 8000, 4), (2.0, 16000, 5)]]
+    alone = [speech_segments(x, sr) for x, sr in signals]
+    audio.score_speech_together(signals)
+    assert [speech_segments(x, sr) for x, sr in signals] == alone
+    assert all(alone)
+
+
 def test_segments_are_ordered_and_in_range(speech_16k):
     segs = speech_segments(speech_16k)
     assert all(isinstance(s, SpeechSegment) for s in segs)

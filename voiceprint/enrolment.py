@@ -240,7 +240,7 @@ class Job:
 class Pipeline:
     """Enrolment items looked up (main thread), prepared (one worker thread) and embedded in batches, in order.
 
-    Up to ``EMBED_BATCH`` files are queued ahead, fewer when their files add up to more than
+    Up to two groups of ``EMBED_BATCH`` files are queued ahead, fewer when their files add up to more than
     ``AHEAD_BYTES`` (long calls are prepared one at a time); the worker prepares each refill as one
     group (:func:`prepare_group`). When the next file comes up, the prepared files queued behind it
     are embedded with it in one :meth:`Embedder.embed_many` call.
@@ -259,11 +259,12 @@ class Pipeline:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _fill(self) -> None:
-        """Queue the next files as one group for the worker, once half the queue has been committed."""
-        if len(self.queue) > EMBED_BATCH // 2:
+        """Queue the next ``EMBED_BATCH`` files as one group for the worker while a group is still queued,
+        so that the worker prepares one group while this thread embeds and commits the one before."""
+        if len(self.queue) > EMBED_BATCH:
             return
         group: list[Job] = []
-        while len(self.queue) < EMBED_BATCH and (not self.queue or sum(j.size for j in self.queue) < AHEAD_BYTES):
+        while len(self.queue) < 2 * EMBED_BATCH and (not self.queue or sum(j.size for j in self.queue) < AHEAD_BYTES):
             item = next(self.items, None)
             if item is None:
                 break
