@@ -19,6 +19,11 @@ library, its stages are timed by wrapping the library's own calls: decode
 (``audio.measure_quality``), diarisation (``diarize.diarize``), embedding (``Embedder.embed``);
 the rest (file hash for the idempotency check, SQLite, FAISS saves) is "database and other".
 Throughput is seconds of audio per second of wall time, and files per second.
+
+The files are a fixed subset: the first 4 utterances of speakers spread evenly over the manifest.
+Accuracy on it: the EER over all pairs of files, of the voiceprints as enrolled (batched) and of the
+same voices embedded one file at a time (the path before batching). ``--json FILE`` adds
+``summary`` = {"speed_ratio": library audio-s/s / bare encode_batch audio-s/s, "eer_before", "eer_after"}.
 """
 
 from __future__ import annotations
@@ -47,12 +52,57 @@ def machine() -> str:
     return machine_line(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
-def pick_files(data: Path, n: int) -> list[tuple[Path, str]]:
-    """``n`` files spread over the manifest (every k-th row), with their speakers."""
+def pick_files(data: Path, n: int, per_speaker: int = 4) -> list[tuple[Path, str]]:
+    """The fixed subset: the first ``per_speaker`` files of speakers spread evenly over the manifest
+    (every k-th speaker), ``n`` files in all, with their speakers (same-speaker pairs give the EER)."""
     with open(data / "manifest.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    step = max(1, len(rows) // n)
-    return [(data / r["path"], r["speaker"]) for r in rows[::step][:n]]
+    by_speaker: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_speaker[r["speaker"]].append(r)
+    speakers = list(by_speaker)
+    step = max(1, len(speakers) // max(1, -(-n // per_speaker)))
+    picked = [r for who in speakers[::step] for r in by_speaker[who][:per_speaker]]
+    return [(data / r["path"], r["speaker"]) for r in picked[:n]]
+
+
+def eer_of(vectors: list[np.ndarray], speakers: list[str]) -> float:
+    """Equal error rate (%) of cosine scores over every pair of files (same speaker = target)."""
+    from voiceprint.evaluate import eer
+
+    x = np.stack(vectors).astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    scores = x @ x.T
+    same = np.array(speakers)[:, None] == np.array(speakers)[None, :]
+    upper = np.triu(np.ones_like(same), k=1)
+    return round(100 * eer(scores[same & upper], scores[~same & upper]), 2)
+
+
+def accuracy(files, root: Path) -> dict:
+    """EER of the library's voiceprints (batched, as enrolled) and of the same voices embedded one
+    file at a time with ``Embedder.embed`` (the path before batching), on the same subset."""
+    from voiceprint.embedding import get_embedder, load_spec
+    from voiceprint.library import Library
+    from voiceprint.voices import file_sha256, read_voices
+
+    lib = Library.open(root)
+    try:
+        rows = lib.store.db.execute("SELECT r.sha256, v.vector FROM voiceprints v JOIN recordings r ON r.id = v.recording_id").fetchall()
+    finally:
+        lib.close()
+    after = {sha: np.frombuffer(blob, np.float32) for sha, blob in rows}
+    embedder = get_embedder(load_spec(None).name)
+    keep, before, batched = [], [], []
+    for path, who in files:
+        sha = file_sha256(path)
+        if sha in after:
+            _, voices = read_voices(str(path), embedder)
+            keep.append(who)
+            before.append(embedder.embed(voices[0].speech))
+            batched.append(after[sha])
+    cos = [float(a @ b) for a, b in zip(before, batched, strict=True)]
+    return {"eer_before": eer_of(before, keep), "eer_after": eer_of(batched, keep), "files": len(keep),
+            "min_cosine_batched_vs_alone": round(min(cos), 6)}
 
 
 def generated_files(n: int, folder: Path) -> list[tuple[Path, str]]:
@@ -222,6 +272,7 @@ def main() -> None:
     run_direct(encoder, signals[:3])  # warm-up
     with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
         r = run_interleaved(files, signals, encoder, Path(tmp) / "lib", args.chunk)
+        r["accuracy"] = accuracy(files, Path(tmp) / "lib")
     direct_before, direct_after, lib_total = r["direct_before"], r["direct_after"], r["library"]
     stages, enrolled = r["stages"], r["enrolled"]
     direct = direct_before
@@ -237,9 +288,15 @@ def main() -> None:
     print("where the library's time goes:")
     for stage, sec in sorted(stages.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:22s}{sec:8.1f} s  {sec / lib_total:6.1%}")
+    acc = r["accuracy"]
+    print(f"EER on the subset ({acc['files']} files, all pairs): one file at a time {acc['eer_before']:.2f} %, "
+          f"batched as enrolled {acc['eer_after']:.2f} % (min cosine between the two: {acc['min_cosine_batched_vs_alone']})")
+    print(f"speed ratio (library audio-s/s / bare encode_batch audio-s/s): {direct / lib_total:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
+            "summary": {"speed_ratio": round(direct / lib_total, 3), "eer_before": acc["eer_before"], "eer_after": acc["eer_after"]},
+            "accuracy": acc, "threads": args.threads,
             "machine": machine(), "files": len(files), "real": real, "audio_seconds": round(audio_s, 1),
             "direct_seconds": round(direct, 2), "direct_before": round(direct_before, 2), "direct_after": round(direct_after, 2),
             "library_seconds": round(lib_total, 2), "net_speech_seconds": round(r["net_speech"], 1), "ratio": round(ratio, 3), "enrolled": enrolled,

@@ -176,7 +176,7 @@ def _run(runner, calls, registry, fraud_list, out):
         runner.table("known", "SELECT CAST(NULL AS VARCHAR) AS number WHERE 1 = 0")
     if runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM voice LIMIT 1) t") == 0:
         raise DataError("no voice calls in the input: nothing to compute (check the import report)")
-    for name, sql in _steps():
+    for name, sql in _encode() + _steps():
         runner.table(name, sql)
     runner.table("f_comm", _community(runner))
     query = _final_select()
@@ -188,6 +188,28 @@ def _run(runner, calls, registry, fraud_list, out):
     return int(runner.scalar("SELECT count(*) FROM f_base"))
 
 
+def _encode() -> list[tuple[str, str]]:
+    """Phone numbers as dense integer keys, once: every later step hashes, sorts and joins integers.
+
+    ``ids`` numbers every distinct subscriber number (in number order, so any engine gives the
+    same keys); ``v`` is the voice calls with the ``n`` key, the counter-party, direction flags and the time
+    fields the steps need; ``known_ids`` the known fraud numbers that occur in the calls. The few
+    steps on places and handsets group the text columns first and key the small result. The
+    numbers come back only in the final join.
+    """
+    return [
+        ("ids", """SELECT number, CAST(row_number() OVER (ORDER BY number) AS INTEGER) AS id
+            FROM (SELECT DISTINCT number FROM voice WHERE number IS NOT NULL) u"""),
+        # numbers and flags only: a column of strings costs more to store than all the rest
+        ("v", """SELECT a.id AS n, c.other, c.direction = 'out' AS is_out, c.direction = 'in' AS is_in,
+            c.direction = 'fwd' AS is_fwd, epoch(c.start) AS t, CAST(c.start AS DATE) AS day, hour(c.start) AS hr, c.duration,
+            CASE WHEN c.direction = 'out' AND c.other_area IS NOT NULL AND c.city IS NOT NULL
+                 THEN CAST(c.other_area <> c.city AS INTEGER) END AS far
+            FROM voice c LEFT JOIN ids a ON a.number = c.number"""),
+        ("known_ids", "SELECT i.id AS n, k.number FROM known k JOIN ids i ON i.number = k.number"),
+    ]
+
+
 def _steps() -> list[tuple[str, str]]:
     """Every feature table, in order: (name, one SELECT in the portable dialect)."""
     return _base() + _pairs() + _bursts() + _intervals() + _area() + _group() + _sms()
@@ -195,80 +217,81 @@ def _steps() -> list[tuple[str, str]]:
 
 def _base() -> list[tuple[str, str]]:
     """One pass over the calls into small per-number tables; everything else reads those."""
-    hours = ", ".join(f"CAST(sum(n) FILTER (WHERE hr = {h}) AS DOUBLE) / sum(n) AS hour_{h:02d}" for h in range(24))
+    hours = ", ".join(f"CAST(sum(k) FILTER (WHERE hr = {h}) AS DOUBLE) / sum(k) AS hour_{h:02d}" for h in range(24))
     return [
-        ("f_scan", """SELECT number, count(*) AS calls,
-            avg(CAST(direction = 'out' AS INTEGER)) AS out_share, avg(CAST(direction = 'fwd' AS INTEGER)) AS fwd_share,
-            avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std,
-            avg(CAST(other_area <> city AS INTEGER)) FILTER (WHERE direction = 'out' AND other_area IS NOT NULL AND city IS NOT NULL)
-                AS far_callee_share,
-            date_diff('day', CAST(min(start) AS DATE), CAST(max(start) AS DATE)) + 1 AS span_days
-            FROM voice GROUP BY number"""),
-        ("f_dur_median", _log_median_sql("SELECT number, duration AS x FROM voice WHERE duration IS NOT NULL", "dur_median")),
+        ("f_scan", """SELECT n, count(*) AS calls,
+            avg(CAST(is_out AS INTEGER)) AS out_share, avg(CAST(is_fwd AS INTEGER)) AS fwd_share,
+            avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std, avg(far) AS far_callee_share,
+            date_diff('day', min(day), max(day)) + 1 AS span_days
+            FROM v GROUP BY n"""),
+        ("f_dur_median", _log_median_sql("SELECT n, duration AS x FROM v WHERE duration IS NOT NULL", "dur_median")),
         # 1970-01-05 was a Monday: (days since then) mod 7 < 5 is Monday..Friday in every engine
-        ("hourly", """SELECT number, hour(start) AS hr, date_diff('day', DATE '1970-01-05', CAST(start AS DATE)) % 7 < 5 AS weekday,
-            count(*) AS n FROM voice GROUP BY 1, 2, 3"""),
-        ("places", "SELECT number, city, county, direction = 'out' AS is_out, count(*) AS n FROM voice GROUP BY 1, 2, 3, 4"),
-        ("handsets", "SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL"),
-        ("callee_areas", "SELECT DISTINCT number, other_area FROM voice WHERE other_area IS NOT NULL"),
-        ("f_hours", f"""SELECT number, count(DISTINCT hr) AS n_hours,
-            CAST(coalesce(sum(n) FILTER (WHERE weekday AND hr BETWEEN 9 AND 17), 0) AS DOUBLE) / sum(n) AS office_share,
-            CAST(coalesce(sum(n) FILTER (WHERE hr < 6), 0) AS DOUBLE) / sum(n) AS night_share, {hours}
-            FROM hourly GROUP BY number"""),
-        ("f_places", """SELECT p.number, count(DISTINCT p.city) AS n_cities,
+        ("hourly", """SELECT n, hr, date_diff('day', DATE '1970-01-05', day) % 7 < 5 AS weekday,
+            count(*) AS k FROM v GROUP BY 1, 2, 3"""),
+        ("places", """SELECT i.id AS n, p.city, p.county, p.is_out, p.k FROM (SELECT number, city, county, direction = 'out' AS is_out,
+            count(*) AS k FROM voice GROUP BY 1, 2, 3, 4) p LEFT JOIN ids i ON i.number = p.number"""),
+        ("handsets", """SELECT i.id AS n, h.imei FROM (SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL) h
+            LEFT JOIN ids i ON i.number = h.number"""),
+        ("callee_areas", """SELECT i.id AS n, a.other_area FROM (SELECT DISTINCT number, other_area FROM voice WHERE other_area IS NOT NULL) a
+            LEFT JOIN ids i ON i.number = a.number"""),
+        ("f_hours", f"""SELECT n, count(DISTINCT hr) AS n_hours,
+            CAST(coalesce(sum(k) FILTER (WHERE weekday AND hr BETWEEN 9 AND 17), 0) AS DOUBLE) / sum(k) AS office_share,
+            CAST(coalesce(sum(k) FILTER (WHERE hr < 6), 0) AS DOUBLE) / sum(k) AS night_share, {hours}
+            FROM hourly GROUP BY n"""),
+        ("f_places", """SELECT p.n, count(DISTINCT p.city) AS n_cities,
             count(DISTINCT p.county) AS n_counties, count(DISTINCT CASE WHEN p.is_out THEN p.county END) AS n_counties_out,
             max(h.n_imei) AS n_imei, max(a.n_other_areas) AS n_other_areas
             FROM places p
-            LEFT JOIN (SELECT number, count(*) AS n_imei FROM handsets GROUP BY number) h ON h.number = p.number
-            LEFT JOIN (SELECT number, count(*) AS n_other_areas FROM callee_areas GROUP BY number) a ON a.number = p.number
-            GROUP BY p.number"""),
-        ("f_base", f"""SELECT s.number, s.calls, s.out_share, s.fwd_share, s.dur_mean, s.dur_max, s.dur_std, s.far_callee_share,
+            LEFT JOIN (SELECT n, count(*) AS n_imei FROM handsets GROUP BY n) h ON h.n = p.n
+            LEFT JOIN (SELECT n, count(*) AS n_other_areas FROM callee_areas GROUP BY n) a ON a.n = p.n
+            GROUP BY p.n"""),
+        ("f_base", f"""SELECT s.n, s.calls, s.out_share, s.fwd_share, s.dur_mean, s.dur_max, s.dur_std, s.far_callee_share,
             s.span_days, h.n_hours, h.office_share, h.night_share, {", ".join("h." + c for c in HOUR_COLUMNS)},
             p.n_cities, p.n_counties, p.n_counties_out, p.n_imei, p.n_other_areas, m.dur_median
-            FROM f_scan s JOIN f_hours h ON h.number = s.number JOIN f_places p ON p.number = s.number
-            LEFT JOIN f_dur_median m ON m.number = s.number"""),
+            FROM f_scan s JOIN f_hours h ON h.n = s.n JOIN f_places p ON p.n = s.n
+            LEFT JOIN f_dur_median m ON m.n = s.n"""),
     ]
 
 
 def _pairs() -> list[tuple[str, str]]:
     return [
-        ("pairs", """SELECT number, other, count(*) AS n,
-            count(*) FILTER (WHERE direction = 'out') AS n_out, count(*) FILTER (WHERE direction = 'in') AS n_in
-            FROM voice GROUP BY number, other"""),
-        ("f_pairs", """SELECT number, count(*) AS distinct_others,
-            count(*) FILTER (WHERE n_out > 0) AS out_distinct_others,
-            avg(n) AS calls_per_other, median(n) AS calls_per_other_median, max(n) AS calls_per_other_max,
-            avg(CAST(n > 1 AS INTEGER)) AS repeat_other_share, avg(CAST(n_out > 0 AND n_in > 0 AS INTEGER)) AS two_way_share
-            FROM pairs GROUP BY number"""),
+        ("pairs", """SELECT n, other, count(*) AS k,
+            count(*) FILTER (WHERE is_out) AS k_out, count(*) FILTER (WHERE is_in) AS k_in
+            FROM v GROUP BY n, other"""),
+        ("f_pairs", """SELECT n, count(*) AS distinct_others,
+            count(*) FILTER (WHERE k_out > 0) AS out_distinct_others,
+            avg(k) AS calls_per_other, median(k) AS calls_per_other_median, max(k) AS calls_per_other_max,
+            avg(CAST(k > 1 AS INTEGER)) AS repeat_other_share, avg(CAST(k_out > 0 AND k_in > 0 AS INTEGER)) AS two_way_share
+            FROM pairs GROUP BY n"""),
     ]
 
 
 def _bursts() -> list[tuple[str, str]]:
     return [
         # six-hour windows aligned to midnight: (day, quarter of the day)
-        ("windows", """SELECT DISTINCT number, CAST(start AS DATE) AS day, CAST(floor(hour(start) / 6) AS INTEGER) AS q, other
-            FROM voice WHERE direction = 'out'"""),
-        ("daily", "SELECT number, CAST(start AS DATE) AS day, count(*) AS n FROM voice GROUP BY 1, 2"),
-        ("f_bursts", """WITH per_w AS (SELECT number, day, q, count(*) AS callees FROM windows GROUP BY number, day, q),
-            per_day AS (SELECT number, day, count(DISTINCT other) AS callees FROM windows GROUP BY number, day),
-            w6 AS (SELECT number, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM per_w GROUP BY number),
-            d1 AS (SELECT number, max(callees) AS max_callees_day FROM per_day GROUP BY number),
-            act AS (SELECT number, count(*) AS active_days, count(DISTINCT day(day)) AS days_of_month,
-                    regr_slope(n, date_diff('day', DATE '2000-01-01', day)) / nullif(avg(n), 0) AS daily_trend
-                    FROM daily GROUP BY number)
-            SELECT act.number, act.active_days, act.days_of_month, act.daily_trend, d1.max_callees_day,
+        ("windows", """SELECT DISTINCT n, day, CAST(floor(hr / 6) AS INTEGER) AS q, other FROM v WHERE is_out"""),
+        ("daily", "SELECT n, day, count(*) AS k FROM v GROUP BY 1, 2"),
+        ("f_bursts", """WITH per_w AS (SELECT n, day, q, count(*) AS callees FROM windows GROUP BY n, day, q),
+            per_day AS (SELECT n, day, count(*) AS callees FROM (SELECT DISTINCT n, day, other FROM windows) w GROUP BY n, day),
+            w6 AS (SELECT n, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM per_w GROUP BY n),
+            d1 AS (SELECT n, max(callees) AS max_callees_day FROM per_day GROUP BY n),
+            act AS (SELECT n, count(*) AS active_days,
+                    regr_slope(k, date_diff('day', DATE '2000-01-01', day)) / nullif(avg(k), 0) AS daily_trend
+                    FROM daily GROUP BY n),
+            dom AS (SELECT n, count(*) AS days_of_month FROM (SELECT DISTINCT n, day(day) AS dm FROM daily) d GROUP BY n)
+            SELECT act.n, act.active_days, dom.days_of_month, act.daily_trend, d1.max_callees_day,
                    w6.max_callees_6h, w6.mean_callees_6h
-            FROM act LEFT JOIN d1 ON d1.number = act.number LEFT JOIN w6 ON w6.number = act.number"""),
+            FROM act JOIN dom ON dom.n = act.n LEFT JOIN d1 ON d1.n = act.n LEFT JOIN w6 ON w6.n = act.n"""),
     ]
 
 
 def _intervals() -> list[tuple[str, str]]:
-    gaps = "SELECT number, epoch(start) - lag(epoch(start)) OVER (PARTITION BY number ORDER BY start) AS gap FROM voice"
+    gaps = "SELECT n, t - lag(t) OVER (PARTITION BY n ORDER BY t) AS gap FROM v"
     return [
-        ("gaps", f"SELECT number, gap FROM ({gaps}) g WHERE gap IS NOT NULL"),
-        ("f_intervals", f"""SELECT g.number, g.interval_mean, m.interval_median, g.interval_std
-            FROM (SELECT number, avg(gap) AS interval_mean, stddev_samp(gap) AS interval_std FROM gaps GROUP BY number) g
-            LEFT JOIN ({_log_median_sql("SELECT number, gap AS x FROM gaps", "interval_median")}) m ON m.number = g.number"""),
+        ("gaps", f"SELECT n, gap FROM ({gaps}) g WHERE gap IS NOT NULL"),
+        ("f_intervals", f"""SELECT g.n, g.interval_mean, m.interval_median, g.interval_std
+            FROM (SELECT n, avg(gap) AS interval_mean, stddev_samp(gap) AS interval_std FROM gaps GROUP BY n) g
+            LEFT JOIN ({_log_median_sql("SELECT n, gap AS x FROM gaps", "interval_median")}) m ON m.n = g.n"""),
     ]
 
 
@@ -278,54 +301,56 @@ def _log_median_sql(source: str, name: str) -> str:
     Exact and t-digest medians keep per-group state that grows with the rows and, at 10^8
     rows, spills tens of GB; a histogram of at most a few hundred bins per number does not.
     """
-    return f"""WITH hist AS (SELECT number, CAST(round(ln(1 + greatest(x, 0)) * 20) AS INTEGER) AS b, count(*) AS n
+    return f"""WITH hist AS (SELECT n, CAST(round(ln(1 + greatest(x, 0)) * 20) AS INTEGER) AS b, count(*) AS k
                               FROM ({source}) src GROUP BY 1, 2),
-               cum AS (SELECT number, b, sum(n) OVER (PARTITION BY number ORDER BY b) AS c,
-                              sum(n) OVER (PARTITION BY number) AS total FROM hist)
-               SELECT number, round(exp(CAST(min(b) AS DOUBLE) / 20) - 1, 1) AS {name} FROM cum WHERE c * 2 >= total GROUP BY number"""
+               cum AS (SELECT n, b, sum(k) OVER (PARTITION BY n ORDER BY b) AS c,
+                              sum(k) OVER (PARTITION BY n) AS total FROM hist)
+               SELECT n, round(exp(CAST(min(b) AS DOUBLE) / 20) - 1, 1) AS {name} FROM cum WHERE c * 2 >= total GROUP BY n"""
 
 
 def _area() -> list[tuple[str, str]]:
     # the most used county; ties go to the first by name, so every engine picks the same one
-    return [("f_area", """WITH per_county AS (SELECT number, county, sum(n) AS n FROM places WHERE county IS NOT NULL GROUP BY number, county),
-            ranked AS (SELECT number, county, n, row_number() OVER (PARTITION BY number ORDER BY n DESC, county) AS rk,
-                       sum(n) OVER (PARTITION BY number) AS n_known FROM per_county),
-            top AS (SELECT number, county AS top_county, CAST(n AS DOUBLE) / n_known AS top_county_share, n_known FROM ranked WHERE rk = 1),
-            home AS (SELECT t.number, coalesce(r.home_county, t.top_county) AS home_county, t.top_county_share, t.n_known
-                     FROM top t LEFT JOIN (SELECT number, min(home_county) AS home_county FROM registry GROUP BY number) r
-                     ON r.number = t.number)
-            SELECT h.number, h.top_county_share, h.home_county,
-                   1 - CAST(coalesce(sum(p.n) FILTER (WHERE p.county = h.home_county), 0) AS DOUBLE) / h.n_known AS away_share
-            FROM home h LEFT JOIN per_county p ON p.number = h.number
-            GROUP BY h.number, h.top_county_share, h.home_county, h.n_known""")]
+    return [("f_area", """WITH per_county AS (SELECT n, county, sum(k) AS k FROM places WHERE county IS NOT NULL GROUP BY n, county),
+            ranked AS (SELECT n, county, k, row_number() OVER (PARTITION BY n ORDER BY k DESC, county) AS rk,
+                       sum(k) OVER (PARTITION BY n) AS n_known FROM per_county),
+            top AS (SELECT n, county AS top_county, CAST(k AS DOUBLE) / n_known AS top_county_share, n_known FROM ranked WHERE rk = 1),
+            home AS (SELECT t.n, coalesce(r.home_county, t.top_county) AS home_county, t.top_county_share, t.n_known
+                     FROM top t LEFT JOIN (SELECT i.id AS n, min(g.home_county) AS home_county
+                                           FROM registry g JOIN ids i ON i.number = g.number GROUP BY i.id) r
+                     ON r.n = t.n)
+            SELECT h.n, h.top_county_share, h.home_county,
+                   1 - CAST(coalesce(sum(p.k) FILTER (WHERE p.county = h.home_county), 0) AS DOUBLE) / h.n_known AS away_share
+            FROM home h LEFT JOIN per_county p ON p.n = h.n
+            GROUP BY h.n, h.top_county_share, h.home_county, h.n_known""")]
 
 
 def _group() -> list[tuple[str, str]]:
     return [
         ("f_imei", """WITH per_imei AS (SELECT imei, count(*) AS numbers FROM handsets GROUP BY imei)
-            SELECT ni.number, max(per_imei.numbers) AS max_numbers_per_imei
-            FROM handsets ni JOIN per_imei ON per_imei.imei = ni.imei GROUP BY ni.number"""),
+            SELECT ni.n, max(per_imei.numbers) AS max_numbers_per_imei
+            FROM handsets ni JOIN per_imei ON per_imei.imei = ni.imei GROUP BY ni.n"""),
+        # keyed by number: an ID card's count includes registered numbers that made no calls
         ("f_id", """WITH reg AS (SELECT number, min(id_number) AS id_number, max(numbers_on_id) AS numbers_on_id FROM registry GROUP BY number),
-            per_id AS (SELECT id_number, count(*) AS n FROM reg WHERE id_number IS NOT NULL GROUP BY id_number)
-            SELECT reg.number, coalesce(reg.numbers_on_id, per_id.n) AS numbers_on_id
+            per_id AS (SELECT id_number, count(*) AS k FROM reg WHERE id_number IS NOT NULL GROUP BY id_number)
+            SELECT reg.number, coalesce(reg.numbers_on_id, per_id.k) AS numbers_on_id
             FROM reg LEFT JOIN per_id ON per_id.id_number = reg.id_number"""),
         ("degree", "SELECT other, count(*) AS deg FROM pairs GROUP BY other"),
         # counter-parties of known fraud numbers (and those numbers themselves), with who knew them,
         # so that a known number's own contacts do not count for itself
         ("fraud_others", """SELECT other, count(DISTINCT via) AS n_via, min(via) AS via FROM (
-               SELECT p.other, p.number AS via FROM pairs p JOIN known k ON p.number = k.number
-               UNION ALL SELECT number AS other, number AS via FROM known) u GROUP BY other"""),
-        ("f_shared", """SELECT p.number,
+               SELECT p.other, p.n AS via FROM pairs p JOIN known_ids k ON p.n = k.n
+               UNION ALL SELECT number AS other, n AS via FROM known_ids) u GROUP BY other"""),
+        ("f_shared", """SELECT p.n,
             count(*) FILTER (WHERE d.deg >= 2) AS shared_others,
             avg(CAST(d.deg >= 2 AS INTEGER)) AS shared_other_share,
-            count(*) FILTER (WHERE fo.other IS NOT NULL AND (fo.n_via > 1 OR fo.via <> p.number)) AS fraud_contacts
+            count(*) FILTER (WHERE fo.other IS NOT NULL AND (fo.n_via > 1 OR fo.via <> p.n)) AS fraud_contacts
             FROM pairs p JOIN degree d ON d.other = p.other LEFT JOIN fraud_others fo ON fo.other = p.other
-            GROUP BY p.number"""),
-        ("edges", f"""WITH rare AS (SELECT p.number, p.other FROM pairs p JOIN degree d ON d.other = p.other
+            GROUP BY p.n"""),
+        ("edges", f"""WITH rare AS (SELECT p.n, p.other FROM pairs p JOIN degree d ON d.other = p.other
                           WHERE d.deg BETWEEN 2 AND {RARE_CONTACT_MAX_DEGREE}),
-            by_contact AS (SELECT a.number AS a, b.number AS b FROM rare a JOIN rare b ON a.other = b.other AND a.number < b.number
-                           GROUP BY a.number, b.number HAVING count(*) >= {COMMUNITY_MIN_SHARED}),
-            by_imei AS (SELECT DISTINCT a.number AS a, b.number AS b FROM handsets a JOIN handsets b ON a.imei = b.imei AND a.number < b.number)
+            by_contact AS (SELECT a.n AS a, b.n AS b FROM rare a JOIN rare b ON a.other = b.other AND a.n < b.n
+                           GROUP BY a.n, b.n HAVING count(*) >= {COMMUNITY_MIN_SHARED}),
+            by_imei AS (SELECT DISTINCT a.n AS a, b.n AS b FROM handsets a JOIN handsets b ON a.imei = b.imei AND a.n < b.n)
             SELECT a, b FROM by_contact UNION SELECT a, b FROM by_imei"""),
         ("edges2", "SELECT a, b FROM edges UNION ALL SELECT b AS a, a AS b FROM edges"),
     ]
@@ -337,21 +362,21 @@ def _community(runner) -> str:
     Label propagation (each number takes the smallest label among itself and its neighbours)
     until nothing changes; returns the SELECT of the per-number community features."""
     current = "comm_0"
-    runner.table(current, "SELECT number, number AS label FROM f_base")
+    runner.table(current, "SELECT n, n AS label FROM f_base")
     for i in range(1, COMMUNITY_ITERATIONS + 1):
         nxt = f"comm_{i % 2}"
-        runner.table(nxt, f"""SELECT c.number, least(c.label, coalesce(min(n.label), c.label)) AS label
-               FROM {current} c LEFT JOIN edges2 e ON e.a = c.number LEFT JOIN {current} n ON n.number = e.b
-               GROUP BY c.number, c.label""")
-        changed = runner.scalar(f"SELECT count(*) FROM {current} c JOIN {nxt} n ON n.number = c.number WHERE c.label <> n.label")
+        runner.table(nxt, f"""SELECT c.n, least(c.label, coalesce(min(m.label), c.label)) AS label
+               FROM {current} c LEFT JOIN edges2 e ON e.a = c.n LEFT JOIN {current} m ON m.n = e.b
+               GROUP BY c.n, c.label""")
+        changed = runner.scalar(f"SELECT count(*) FROM {current} c JOIN {nxt} m ON m.n = c.n WHERE c.label <> m.label")
         current = nxt
         if changed == 0:
             break
-    return f"""WITH sizes AS (SELECT c.label, count(*) AS size, count(k.number) AS known FROM {current} c
-                           LEFT JOIN known k ON k.number = c.number GROUP BY c.label)
-            SELECT c.number, s.size AS community_size,
-                   s.known - CASE WHEN k.number IS NULL THEN 0 ELSE 1 END AS community_known_fraud
-            FROM {current} c JOIN sizes s ON s.label = c.label LEFT JOIN known k ON k.number = c.number"""
+    return f"""WITH sizes AS (SELECT c.label, count(*) AS size, count(k.n) AS known FROM {current} c
+                           LEFT JOIN known_ids k ON k.n = c.n GROUP BY c.label)
+            SELECT c.n, s.size AS community_size,
+                   s.known - CASE WHEN k.n IS NULL THEN 0 ELSE 1 END AS community_known_fraud
+            FROM {current} c JOIN sizes s ON s.label = c.label LEFT JOIN known_ids k ON k.n = c.n"""
 
 
 def _sms() -> list[tuple[str, str]]:
@@ -364,7 +389,7 @@ def _sms() -> list[tuple[str, str]]:
 
 
 def _final_select() -> str:
-    return f"""SELECT b.number,
+    return f"""SELECT i.number,
         b.calls, p.distinct_others, p.calls_per_other, p.calls_per_other_median, p.calls_per_other_max,
         p.repeat_other_share, b.out_share, b.fwd_share, p.out_distinct_others,
         b.dur_mean, b.dur_median, b.dur_max, b.dur_std,
@@ -373,18 +398,18 @@ def _final_select() -> str:
         b.n_hours, b.office_share, b.night_share, bu.active_days, bu.days_of_month, b.span_days,
         coalesce(bu.max_callees_day, 0) AS max_callees_day, coalesce(bu.max_callees_6h, 0) AS max_callees_6h,
         coalesce(bu.mean_callees_6h, 0) AS mean_callees_6h,
-        i.interval_mean, i.interval_median, i.interval_std, bu.daily_trend,
+        it.interval_mean, it.interval_median, it.interval_std, bu.daily_trend,
         b.n_imei, coalesce(im.max_numbers_per_imei, 0) AS max_numbers_per_imei, idc.numbers_on_id,
         s.shared_others, s.shared_other_share, s.fraud_contacts, p.two_way_share,
         c.community_size, c.community_known_fraud,
-        CASE WHEN kf.number IS NULL THEN 0 ELSE 1 END AS known_fraud,
+        CASE WHEN kf.n IS NULL THEN 0 ELSE 1 END AS known_fraud,
         coalesce(sm.sms_out, 0) AS sms_out, coalesce(sm.sms_out_recipients, 0) AS sms_out_recipients,
         coalesce(sm.sms_max_recipients_hour, 0) AS sms_max_recipients_hour,
         {", ".join("b." + h for h in HOUR_COLUMNS)}
-        FROM f_base b
-        LEFT JOIN f_pairs p ON p.number = b.number LEFT JOIN f_bursts bu ON bu.number = b.number
-        LEFT JOIN f_intervals i ON i.number = b.number LEFT JOIN f_area a ON a.number = b.number
-        LEFT JOIN f_imei im ON im.number = b.number LEFT JOIN f_id idc ON idc.number = b.number
-        LEFT JOIN f_shared s ON s.number = b.number LEFT JOIN f_comm c ON c.number = b.number
-        LEFT JOIN f_sms sm ON sm.number = b.number LEFT JOIN known kf ON kf.number = b.number
-        ORDER BY b.number"""
+        FROM f_base b JOIN ids i ON i.id = b.n
+        LEFT JOIN f_pairs p ON p.n = b.n LEFT JOIN f_bursts bu ON bu.n = b.n
+        LEFT JOIN f_intervals it ON it.n = b.n LEFT JOIN f_area a ON a.n = b.n
+        LEFT JOIN f_imei im ON im.n = b.n LEFT JOIN f_id idc ON idc.number = i.number
+        LEFT JOIN f_shared s ON s.n = b.n LEFT JOIN f_comm c ON c.n = b.n
+        LEFT JOIN f_sms sm ON sm.number = i.number LEFT JOIN known_ids kf ON kf.n = b.n
+        ORDER BY i.number"""

@@ -170,7 +170,8 @@ def generate(out: Path, rows: int, subscribers: int | None = None, dens: int | N
     t0 = time.time()
     calls_path = out / ("calls.parquet" if fmt == "parquet" else "calls.csv")
     if fmt == "parquet":
-        con.execute(f"COPY ({sql['calls']}) TO '{calls_path}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)")
+        # default row groups (~123k rows), as `calls import` writes them: readers scan them in parallel
+        con.execute(f"COPY ({sql['calls']}) TO '{calls_path}' (FORMAT parquet)")
     else:
         con.execute(f"COPY ({sql['calls']}) TO '{calls_path}' (FORMAT csv, HEADER, TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S')")
         if malformed:
