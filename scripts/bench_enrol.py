@@ -8,7 +8,7 @@ Usage:
 Both sides use one model load and the same files. The baseline decodes every file first
 (untimed) and times only ``EncoderClassifier.encode_batch`` on each whole decoded signal, one
 file per call. The library side enrols the files into one fresh temporary library
-(``force=True``: short utterances sit below the enrolment gate), timed end to end. The two are
+(short utterances are enrolled with a quality warning), timed end to end. The two are
 interleaved in chunks of ``--chunk`` files (baseline, library, baseline again), so a change in
 machine load during the run biases neither side. The baseline's first pass is the reference:
 PyTorch's CPU kernels are set up per input shape, so a file length seen for the first time costs
@@ -183,7 +183,7 @@ def run_interleaved(files, signals, encoder, root: Path, chunk: int) -> dict:
             out["direct_before"] += run_direct(encoder, signals[part])
             items = [EnrolItem(str(p), who) for p, who in files[part]]
             t0 = time.perf_counter()
-            summary = lib.enrol_many(items, force=True)
+            summary = lib.enrol_many(items)
             out["library"] += time.perf_counter() - t0
             out["enrolled"] += summary.count("enrolled")
             out["direct_after"] += run_direct(encoder, signals[part])
@@ -207,12 +207,12 @@ def run_models(files, models: list[str], root: Path, chunk: int, audio_s: float)
     spent = dict.fromkeys(models, 0.0)
     try:
         for m in models:  # warm-up: the model loads outside the timing
-            libs[m].enrol_many([EnrolItem(str(p), who) for p, who in files[:1]], force=True)
+            libs[m].enrol_many([EnrolItem(str(p), who) for p, who in files[:1]])
         for start in range(1, len(files), chunk):
             items = [EnrolItem(str(p), who) for p, who in files[start:start + chunk]]
             for m in models:
                 t0 = time.perf_counter()
-                libs[m].enrol_many(items, force=True)
+                libs[m].enrol_many(items)
                 spent[m] += time.perf_counter() - t0
     finally:
         for lib in libs.values():

@@ -59,14 +59,14 @@ def test_rerun_after_a_kill_between_last_commit_and_index_save_leaves_the_index_
 
     items = [EnrolItem(str(c), f"P{i}") for i, c in enumerate(clips[:3])]
     with Library.open(tmp_path / "lib", create=True) as lib:
-        lib.enrol_many(items, min_speech=0.5, force=True)
+        lib.enrol_many(items, min_speech=0.5)
     # What a kill -9 at that moment leaves: the index one generation behind, a save's temp file.
     meta = tmp_path / "lib" / "index.json"
     meta.write_text(meta.read_text().replace('"generation": 3', '"generation": 2'))
     (tmp_path / "lib" / ".samples.faiss.k1ll3d.tmp").write_bytes(b"partial")
     with Library.open(tmp_path / "lib") as lib:
         assert lib.check_index()["status"] == "stale"
-        again = lib.enrol_many(items, min_speech=0.5, force=True)
+        again = lib.enrol_many(items, min_speech=0.5)
         assert [o.status for o in again.outcomes] == ["already"] * 3
         assert lib.check_index()["status"] == "ok"
     assert not list((tmp_path / "lib").glob("*.tmp"))
@@ -144,10 +144,10 @@ def test_should_stop_ends_an_enrolment_between_files_with_everything_saved(clips
 
     with Library.open(tmp_path / "lib", create=True) as lib:
         with pytest.raises(KeyboardInterrupt):
-            lib.enrol_many(items, min_speech=0.5, force=True, should_stop=should_stop)
+            lib.enrol_many(items, min_speech=0.5, should_stop=should_stop)
         assert lib.check_index()["status"] == "ok"
         assert lib.store.db.execute("SELECT COUNT(*) FROM voiceprints").fetchone()[0] == 2
-        again = lib.enrol_many(items, min_speech=0.5, force=True)
+        again = lib.enrol_many(items, min_speech=0.5)
         assert [o.status for o in again.outcomes] == ["already", "already", "enrolled", "enrolled"]
 
 
@@ -172,6 +172,6 @@ def test_a_ctrl_c_swallowed_by_third_party_code_still_stops_the_cli(clips, tmp_p
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(voiceprint.library.Library, "_enrol_one", enrol_one_swallowing_a_ctrl_c)
-    rc = cli.run(["enrol", str(manifest), "--library", str(tmp_path / "lib"), "--min-speech", "0.5", "--force"])
+    rc = cli.run(["enrol", str(manifest), "--library", str(tmp_path / "lib"), "--min-speech", "0.5"])
     assert rc == 130 and len(calls) == 2 < len(rows)
     assert signal.getsignal(signal.SIGINT) is not cli._on_sigint  # the handler is removed afterwards

@@ -81,8 +81,7 @@ def write_manifest(clips: list[Path], path: Path) -> list[dict]:
 
 
 def enrol_cmd(manifest: Path, library: Path) -> list[str]:
-    # --force: 2 s clips are below the 5 s enrolment quality gate; this test is about crashes, not gates.
-    return [str(VOICEPRINT), "enrol", str(manifest), "--library", str(library), "--min-speech", MIN_SPEECH, "--force"]
+    return [str(VOICEPRINT), "enrol", str(manifest), "--library", str(library), "--min-speech", MIN_SPEECH]
 
 
 def voiceprint_count(library: Path) -> int:
