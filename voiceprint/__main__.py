@@ -1,0 +1,5 @@
+"""``python -m voiceprint``: the same as the ``voiceprint`` command."""
+
+from .cli import main
+
+main()
