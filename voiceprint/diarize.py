@@ -211,6 +211,7 @@ def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: in
     if sum(s.duration for s in segments) < MIN_DIARIZE_SPEECH_S:
         return one()
     spans = window_spans(segments) if window_vectors is not None else bounded_spans(segments)
+    thinned = window_vectors is None and len(window_spans(segments)) > MAX_WINDOWS  # a long call: windows spread out
     if len(spans) < 3:
         return one()
     vectors = _window_vectors(samples, spans, embedder, sr, threshold, window_vectors, _hook(progress))
@@ -221,7 +222,11 @@ def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: in
         return one()
     frames, frame_labels = _resegment(segments, spans, vectors, labels)
     voices = _voices_from_frames(samples, segments, frames, frame_labels, sr)
-    if domain is not None and len(voices) > 1:
+    # Not after thinned windows: frames between far-apart windows take the nearer window's speaker,
+    # so each voice of a long call holds some of the other's turns and whole-voice embeddings look
+    # alike (a 2-hour two-party call was merged into one voice); long calls have hundreds of
+    # windows per cluster, and the false splits the merge repairs come from short recordings.
+    if domain is not None and len(voices) > 1 and not thinned:
         voices = merge_same_speaker(samples, voices, embedder, domain, sr)
     return voices if len(voices) > 1 else one()
 
