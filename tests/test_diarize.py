@@ -82,12 +82,32 @@ def test_real_two_party_call_is_split_by_speaker():
             truth.append((t, t + len(x) / 16000, who))
             t += len(x) / 16000 + 0.25
     mix = np.concatenate(parts)
-    voices = diarize.diarize(mix, audio.speech_segments(mix), get_embedder())
+    voices = diarize.diarize(mix, audio.speech_segments(mix), get_embedder(), domain="wideband")  # the merge keeps two people apart
     assert len(voices) == 2
     for v in voices:  # each voice speaks mostly inside one speaker's turns
         share = [sum(max(0.0, min(e, s.end) - max(st, s.start)) for st, e, w in truth if w == who for s in v.segments)
                  for who in (0, 1)]
         assert max(share) >= 0.85 * sum(share)
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared/data (real speech) is not present")
+def test_a_real_caller_split_by_clustering_is_merged_back_by_the_back_end():
+    """A real 8 kHz IVR caller whose windows clustering cuts into two voices (found by
+    scripts/eval_splits.py); the back end calls the two one speaker and merges them."""
+    from voiceprint import audio
+    from voiceprint.embedding import get_embedder
+    from voiceprint.scoring import domain_of
+
+    path = SHARED / "hyke_ivr_8k" / "hyke_M1298677452" / "1298677452_3.flac"
+    rec = audio.load_recording(path, channels=0)
+    x, segments = rec.channels[0].samples, audio.speech_segments(rec.channels[0].samples)
+    embedder = get_embedder()
+    clustered = diarize.diarize(x, segments, embedder)
+    assert len(clustered) == 2
+    merged = diarize.merge_same_speaker(x, clustered, embedder, domain_of(rec.source_rate, rec.codec))
+    assert len(merged) == 1 and sum(s.duration for s in merged[0].segments) == pytest.approx(
+        sum(v.net_speech for v in clustered), abs=1e-6)
+    assert len(diarize.diarize(x, segments, embedder, domain=domain_of(rec.source_rate, rec.codec))) == 1
 
 
 # --- long calls: bounded windows and clustering -------------------------------------------------
