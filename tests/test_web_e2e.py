@@ -46,6 +46,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(args: list[str]) -> tuple[subprocess.Popen, str]:
+    """``voiceprint serve ARGS`` on a free port, waited for until it accepts connections: (process, base URL)."""
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "serve", *args, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("voiceprint serve did not start: " + (proc.stdout.read().decode() if proc.stdout else ""))
+            time.sleep(0.3)
+
+
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     """The README's commands, as a user types them (a separate process each)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -91,22 +109,7 @@ def server(tmp_path_factory):
                      ' "reasons": ["calls 212 distinct numbers a day", "82 % of calls under 30 s", "new SIM, 3 days old"]},'
                      ' {"rank": 2, "number": "+8613700000001", "score": 0.71, "flagged": true, "person": null,'
                      ' "reasons": ["calls many elderly subscribers", "no incoming calls"]}]', encoding="utf-8")
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "serve", "--library", str(lib_dir), "--port", str(port),
-                             "--leads", str(leads)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("voiceprint serve did not start: " + (proc.stdout.read().decode() if proc.stdout else ""))
-            time.sleep(0.3)
+    proc, base = start_server(["--library", str(lib_dir), "--leads", str(leads)])
     yield {"base": base, "files": files, "library": lib_dir}
     proc.terminate()
     proc.wait(timeout=30)

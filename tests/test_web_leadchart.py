@@ -8,14 +8,9 @@ With ``VOICEPRINT_SCREENSHOTS=DIR`` the chart is saved as ``17-lead-chart.png`` 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
 import pytest
 from leadsgen import OWNERS, build_scene
-from test_web_e2e import PASSWORD, ROOT, _free_port, browser, log_in, shot, wait_for  # noqa: F401 - browser is a fixture
+from test_web_e2e import PASSWORD, browser, log_in, shot, start_server, wait_for  # noqa: F401 - browser is a fixture
 
 pytest.importorskip("argon2")
 
@@ -23,8 +18,6 @@ pytest.importorskip("argon2")
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The tiny county's library with an analyst account, served by ``voiceprint serve`` on a free port."""
-    import socket
-
     from voiceprint.web.accounts import add_user
 
     folder = tmp_path_factory.mktemp("chart")
@@ -33,21 +26,8 @@ def served(tmp_path_factory):
         pytest.skip("no back end fitted for the default model: voice evidence carries no LR")
     add_user(lib.store, "ana", "analyst", PASSWORD)
     lib.close()
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "serve", "--library", str(folder / "lib"), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("voiceprint serve did not start: " + (proc.stdout.read().decode() if proc.stdout else ""))
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}"
+    proc, base = start_server(["--library", str(folder / "lib")])
+    yield base
     proc.terminate()
     proc.wait(timeout=30)
 
