@@ -70,6 +70,14 @@ def test_real_two_party_call_is_split_by_speaker():
     from voiceprint import audio
     from voiceprint.embedding import get_embedder
 
+    mix, truth = _real_two_party_call()
+    _check_two_voices(diarize.diarize(mix, audio.speech_segments(mix), get_embedder(), domain="wideband"), truth)  # merged: still two
+
+
+def _real_two_party_call():
+    """Three turns each of two speechocean762 speakers in one mono signal: (samples, [(start, end, who)])."""
+    from voiceprint import audio
+
     rows = list(csv.DictReader(open(SHARED / "speechocean762" / "manifest.csv")))
     spk = sorted({r["speaker"] for r in rows})
     a = [r for r in rows if r["speaker"] == spk[3]][:3]
@@ -81,8 +89,28 @@ def test_real_two_party_call_is_split_by_speaker():
             parts += [x, np.zeros(4000, np.float32)]
             truth.append((t, t + len(x) / 16000, who))
             t += len(x) / 16000 + 0.25
-    mix = np.concatenate(parts)
-    voices = diarize.diarize(mix, audio.speech_segments(mix), get_embedder(), domain="wideband")  # the merge keeps two people apart
+    return np.concatenate(parts), truth
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared/data (real speech) is not present")
+def test_no_back_end_merge_after_thinned_windows(monkeypatch):
+    """A long call's windows are spread out, so each voice holds some of the other's turns and whole-voice
+    embeddings look alike (a 2-hour call was once merged into one voice): the merge is skipped there."""
+    from voiceprint import audio
+    from voiceprint.embedding import get_embedder
+
+    mix, truth = _real_two_party_call()
+    segments = audio.speech_segments(mix)
+    monkeypatch.setattr(diarize, "MAX_WINDOWS", len(diarize.window_spans(segments)) - 1)
+
+    def merge(*args, **kwargs):
+        raise AssertionError("merge_same_speaker called on thinned windows")
+
+    monkeypatch.setattr(diarize, "merge_same_speaker", merge)
+    _check_two_voices(diarize.diarize(mix, segments, get_embedder(), domain="wideband"), truth)
+
+
+def _check_two_voices(voices, truth):
     assert len(voices) == 2
     for v in voices:  # each voice speaks mostly inside one speaker's turns
         share = [sum(max(0.0, min(e, s.end) - max(st, s.start)) for st, e, w in truth if w == who for s in v.segments)
