@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceprint.synth import FORMATS, resample, speech_file, stereo_call, synth_speech, write_audio  # noqa: F401  (re-exported for tests)
+from voiceprint.synth import FORMATS, encode, resample, speech_file, stereo_call, synth_speech, write_audio  # noqa: F401  (re-exported for tests)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 AMR_WB_FIXTURE = DATA_DIR / "speech_amrwb_16k.amr"
@@ -72,20 +72,8 @@ def write_with(path, samples: np.ndarray, sr: int, container: str, codec: str, s
     """Mono ``samples`` encoded with PyAV's ``codec`` into ``container``, muxer ``options`` passed through
     (e.g. ``{"movflags": "+faststart"}`` for an M4A whose length header comes first, ``{"write_xing": "0"}``
     for an MP3 without a Xing/Info header)."""
-    import av
-
-    x = np.clip(np.asarray(samples, dtype=np.float32), -1, 1)
-    with av.open(str(path), "w", format=container, options=options or {}) as c:
-        st = c.add_stream(codec, rate=sr, layout="mono")
-        data = (x * 32767).round().astype(np.int16)[None, :] if sfmt == "s16" else x[None, :]
-        fr = av.AudioFrame.from_ndarray(data, format=sfmt, layout="mono")
-        fr.sample_rate = sr
-        fr.pts = 0
-        for p in st.encode(fr):
-            c.mux(p)
-        for p in st.encode(None):
-            c.mux(p)
-    return Path(path)
+    return encode(path, np.clip(np.asarray(samples, dtype=np.float32), -1, 1)[None, :], sr, container, codec, sfmt,
+                  mux_options=options)
 
 
 def write_float_wav(path, samples: np.ndarray, sr: int) -> Path:

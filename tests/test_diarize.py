@@ -43,14 +43,18 @@ def test_a_handful_of_odd_windows_is_not_a_speaker():
     assert diarize.cluster_windows(x).max() == 0
 
 
-def test_resegmentation_finds_the_turn_between_two_speakers():
-    """Given window embeddings that change speaker at 6 s, the voices' time ranges split there."""
+def _turn_at_6s():
+    """12 s of speech whose window embeddings change speaker at 6 s: (segments, window vectors, samples)."""
     rng = np.random.default_rng(2)
     segs = [SpeechSegment(0.0, 12.0)]
-    spans = diarize.window_spans(segs)
     a, b = rng.normal(size=192), rng.normal(size=192)
-    vecs = np.vstack([_group(rng, (a if (s + e) / 2 < 6.0 else b), 1) for s, e in spans])
-    samples = np.zeros(12 * 16000, np.float32)
+    vecs = np.vstack([_group(rng, (a if (s + e) / 2 < 6.0 else b), 1) for s, e in diarize.window_spans(segs)])
+    return segs, vecs, np.zeros(12 * 16000, np.float32)
+
+
+def test_resegmentation_finds_the_turn_between_two_speakers():
+    """Given window embeddings that change speaker at 6 s, the voices' time ranges split there."""
+    segs, vecs, samples = _turn_at_6s()
     voices = diarize.diarize(samples, segs, embedder=None, window_vectors=vecs)
     assert len(voices) == 2
     first, second = voices
@@ -194,12 +198,7 @@ def test_frame_votes_match_the_brute_force_search():
 def test_voices_embed_at_most_the_cap(monkeypatch):
     from voiceprint import audio
 
-    rng = np.random.default_rng(2)
-    segs = [SpeechSegment(0.0, 12.0)]
-    spans = diarize.window_spans(segs)
-    a, b = rng.normal(size=192), rng.normal(size=192)
-    vecs = np.vstack([_group(rng, (a if (s + e) / 2 < 6.0 else b), 1) for s, e in spans])
-    samples = np.zeros(12 * 16000, np.float32)
+    segs, vecs, samples = _turn_at_6s()
     monkeypatch.setattr(audio, "MAX_EMBED_SPEECH_S", 2.0)
     voices = diarize.diarize(samples, segs, embedder=None, window_vectors=vecs)
     assert len(voices) == 2 and all(len(v.speech) <= 16000 * (2.0 + 2 * audio.EMBED_PAD_S + 1) for v in voices)

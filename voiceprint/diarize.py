@@ -210,8 +210,10 @@ def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: in
 
     if sum(s.duration for s in segments) < MIN_DIARIZE_SPEECH_S:
         return one()
-    spans = window_spans(segments) if window_vectors is not None else bounded_spans(segments)
-    thinned = window_vectors is None and len(window_spans(segments)) > MAX_WINDOWS  # a long call: windows spread out
+    spans = window_spans(segments)
+    thinned = window_vectors is None and len(spans) > MAX_WINDOWS  # a long call: windows spread out
+    if thinned:
+        spans = bounded_spans(segments)
     if len(spans) < 3:
         return one()
     vectors = _window_vectors(samples, spans, embedder, sr, threshold, window_vectors, _hook(progress))

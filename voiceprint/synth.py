@@ -133,18 +133,25 @@ def write_audio(path, samples: np.ndarray, sr: int, fmt: str = "wav_pcm16", bitr
     ``fmt`` is a key of FORMATS.  Formats with a fixed rate (mu-law/A-law/AMR-NB 8 kHz, Opus 48 kHz) get
     the signal resampled to that rate first.  Returns the path.
     """
-    import av
-
-    path = Path(path)
     cont, codec, sfmt, fixed_rate, _ = FORMATS[fmt]
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
     rate = fixed_rate or sr
     x = np.clip(resample(x, sr, rate), -1.0, 1.0)
+    return encode(path, x, rate, cont, codec, sfmt, bitrate)
+
+
+def encode(path, x: np.ndarray, rate: int, container: str, codec: str, sfmt: str, bitrate: int | None = None,
+           mux_options: dict | None = None) -> Path:
+    """Encode ``x`` (float in [-1, 1], shape (channels, n), already at ``rate``) with PyAV's ``codec``
+    into ``container``; ``mux_options`` go to the muxer (e.g. ``{"movflags": "+faststart"}``)."""
+    import av
+
+    path = Path(path)
     nch = x.shape[0]
     layout = {1: "mono", 2: "stereo"}.get(nch, f"{nch}c")
-    with av.open(str(path), "w", format=cont) as c:
+    with av.open(str(path), "w", format=container, options=mux_options or {}) as c:
         opts = {"strict": "experimental"} if codec == "vorbis" else {}  # FFmpeg's native Vorbis encoder
         st = c.add_stream(codec, rate=rate, layout=layout, options=opts)
         assert isinstance(st, av.audio.stream.AudioStream)
