@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--shrink", type=float, nargs="*", default=[0.05, 0.2, 0.5, 1.0],
                     help="within-class covariance shrinkage values to try (1.0 = centring only)")
-    ap.add_argument("--top-n", type=int, nargs="*", default=[100, 300], help="AS-norm cohort sizes to try")
+    ap.add_argument("--top-n", type=int, nargs="*", default=[0, 100, 300], help="AS-norm cohort sizes to try (0 = no AS-norm)")
     ap.add_argument("--out-dim", type=int, default=0, help="LDA output dimension (0 = keep all)")
     ap.add_argument("--quality", nargs="*", default=["min_duration", "durations"], choices=list(QUALITY_MEASURES),
                     help="calibration quality measures to try; the one with the lowest cross-validated dev Cllr is kept")

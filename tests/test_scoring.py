@@ -92,6 +92,18 @@ def test_as_norm_puts_impostor_scores_near_zero_and_a_match_far_above():
     assert abs(np.median(b.score(model, impostors)[0])) < 0.5
 
 
+def test_a_back_end_without_as_norm_scores_the_plain_cosine_of_the_projections(tmp_path):
+    b = _toy_backend()
+    b.top_n, b.cohort = 0, np.zeros((0, 8))  # what `backend fit` saves when top_n 0 wins
+    rng = np.random.default_rng(6)
+    model, tests = b.model(rng.normal(size=(2, 8)), ["wideband"] * 2), b.project(rng.normal(size=(5, 8)), "narrowband")
+    assert np.allclose(b.score(model, tests)[0], tests @ model)
+    b.save(tmp_path)
+    again = scoring.Backend.load(tmp_path)
+    assert again.top_n == 0 and again.cohort.shape == (0, 8)
+    assert np.allclose(again.score(model, tests), b.score(model, tests))
+
+
 def test_expected_false_hits_fall_with_the_score_and_grow_with_the_library():
     b = _toy_backend()
     scores = np.array([-1.0, 0.0, 2.0, 4.0, 8.0])

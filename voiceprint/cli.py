@@ -660,7 +660,7 @@ def models_add(
 def backend_fit(
     model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
     shrink: Annotated[list[float] | None, typer.Option(help="Within-class shrinkage to try (repeatable; 1.0 = centring only).")] = None,
-    top_n: Annotated[list[int] | None, typer.Option(help="AS-norm cohort size to try (repeatable).")] = None,
+    top_n: Annotated[list[int] | None, typer.Option(help="AS-norm cohort size to try (repeatable; 0 = no AS-norm).")] = None,
     out_dim: Annotated[int, typer.Option(help="LDA output dimension (0 = keep all).")] = 0,
     quality: Annotated[list[str] | None, typer.Option(help="Calibration quality measure to try (repeatable): min_duration, durations.")] = None,
     only: Annotated[list[str] | None, typer.Option(help="Only this CORPUS:CHANNEL of the plan (repeatable), e.g. hyke_ivr_8k:clean.")] = None,
@@ -679,7 +679,7 @@ def backend_fit(
     for q in quality or []:
         if q not in QUALITY_MEASURES:
             raise typer.BadParameter(f"--quality must be one of {', '.join(QUALITY_MEASURES)}")
-    fit_backend(model, shrink or (0.05, 0.2, 0.5, 1.0), top_n or (100, 300), out_dim or None,
+    fit_backend(model, shrink or (0.05, 0.2, 0.5, 1.0), top_n or (0, 100, 300), out_dim or None,
                 quality or ("min_duration", "durations"), dry_run, only, echo=typer.echo)
 
 

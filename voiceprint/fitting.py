@@ -112,6 +112,9 @@ def fit_core(items: list[Item], shrink: float, top_n: int, out_dim: int | None) 
     transform = within_class_whitening(centred, labels, shrink, out_dim) if shrink < 1.0 else np.eye(x.shape[1])
     backend = Backend(means, transform, np.zeros((1, transform.shape[1])), top_n, {"all": np.array([1.0, 0.0, 0.0])}, (-1e9, 1e9),
                       np.zeros(1))
+    if top_n <= 0:  # no AS-norm: no cohort vectors to ship
+        backend.cohort = np.zeros((0, transform.shape[1]))
+        return backend
     in_cohort = np.array([i.corpus in COHORT_CORPORA for i in items])
     if not in_cohort.any():
         in_cohort[:] = True
@@ -236,7 +239,7 @@ def plan_of(only: list[str] | None = None, per_speaker: int | None = None) -> di
     return plan
 
 
-def fit_backend(model: str | None = None, shrinks=(0.05, 0.2, 0.5, 1.0), top_ns=(100, 300), out_dim: int | None = None,
+def fit_backend(model: str | None = None, shrinks=(0.05, 0.2, 0.5, 1.0), top_ns=(0, 100, 300), out_dim: int | None = None,
                 qualities=("min_duration", "durations"), dry_run: bool = False, only: list[str] | None = None,
                 echo: Callable[[str], None] = print, per_speaker: int | None = None, cached_only: bool = False,
                 link_reference: str = "") -> Path | None:

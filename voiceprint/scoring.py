@@ -187,7 +187,7 @@ class Backend:
     means: dict[str, np.ndarray]  # domain -> mean of raw embeddings
     transform: np.ndarray  # (dim, out_dim): applied after centring
     cohort: np.ndarray  # (n, out_dim) transformed, length-normalised impostor vectors
-    top_n: int
+    top_n: int  # AS-norm's top-N cohort scores; 0: no AS-norm
     calibration: dict  # channel pair (pair_of) or "all" -> weights of calibration_features(..., quality) and offset
     llr_limit: dict | float | tuple[float, float]  # channel pair or "all" -> (lowest, highest) llr the development data support (ELUB)
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
@@ -209,8 +209,14 @@ class Backend:
 
     # -- scores -----------------------------------------------------------------------------
     def cohort_stats(self, projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and spread of each vector's top-N cohort scores (the AS-norm statistics)."""
-        s = np.atleast_2d(projected) @ self.cohort.T
+        """Mean and spread of each vector's top-N cohort scores (the AS-norm statistics).
+
+        A back end fitted without AS-norm (``top_n`` 0) gives mean 0 and spread 1, so the normalised
+        score is the plain cosine of the projections."""
+        projected = np.atleast_2d(projected)
+        if self.top_n <= 0 or not len(self.cohort):
+            return np.zeros(len(projected)), np.ones(len(projected))
+        s = projected @ self.cohort.T
         n = min(self.top_n, s.shape[1])
         top = -np.partition(-s, n - 1, axis=1)[:, :n]
         return top.mean(axis=1), np.maximum(top.std(axis=1), 1e-3)
