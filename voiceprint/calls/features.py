@@ -306,8 +306,7 @@ def _intervals() -> list[tuple[str, str]]:
                FROM ({gaps}) g WHERE gap IS NOT NULL GROUP BY 1, 2"""
     return [("f_intervals", f"""SELECT n, max(mean) AS interval_mean, {_median_from_hist("interval_median")},
             sqrt((sum(m2) + sum(k * (m - mean) * (m - mean))) / nullif(max(total) - 1, 0)) AS interval_std
-            FROM (SELECT h.*, sum(k * m) OVER (PARTITION BY n) / sum(k) OVER (PARTITION BY n) AS mean
-                  FROM ({_hist_cum(hist)}) h) c
+            FROM ({_hist_cum(hist, "sum(k * m) OVER (PARTITION BY n) / sum(k) OVER (PARTITION BY n) AS mean")}) c
             GROUP BY n""")]
 
 
@@ -320,9 +319,9 @@ def _log_bin(x: str) -> str:
     return f"CAST(round(ln(1 + greatest({x}, 0)) * 20) AS INTEGER)"
 
 
-def _hist_cum(hist: str) -> str:
-    """A per-number histogram (``n, b, k, ...``) with its cumulative count ``c`` and ``total``."""
-    return f"""SELECT hist.*, sum(k) OVER (PARTITION BY n ORDER BY b) AS c, sum(k) OVER (PARTITION BY n) AS total
+def _hist_cum(hist: str, extra: str = "") -> str:
+    """A per-number histogram (``n, b, k, ...``) with its cumulative count ``c``, ``total`` and ``extra`` columns."""
+    return f"""SELECT hist.*, sum(k) OVER (PARTITION BY n ORDER BY b) AS c, sum(k) OVER (PARTITION BY n) AS total{", " + extra if extra else ""}
                FROM ({hist}) hist"""
 
 
