@@ -216,14 +216,14 @@ def _steps() -> list[tuple[str, str]]:
 def _base() -> list[tuple[str, str]]:
     """One pass over the calls into small per-number tables; everything else reads those."""
     hours = ", ".join(f"CAST(sum(k) FILTER (WHERE hr = {h}) AS DOUBLE) / sum(k) AS hour_{h:02d}" for h in range(24))
+    dur_hist = f"SELECT n, {_log_bin('duration')} AS b, count(*) AS k FROM v WHERE duration IS NOT NULL GROUP BY 1, 2"
     return [
         ("f_scan", """SELECT n, count(*) AS calls,
             avg(CAST(is_out AS INTEGER)) AS out_share, avg(CAST(is_fwd AS INTEGER)) AS fwd_share,
             avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std,
             date_diff('day', min(day), max(day)) + 1 AS span_days
             FROM v GROUP BY n"""),
-        ("f_dur_median", f"""SELECT n, {_median_from_hist("dur_median")} FROM ({_hist_cum(f'''SELECT n, {_log_bin("duration")} AS b, count(*) AS k
-            FROM v WHERE duration IS NOT NULL GROUP BY 1, 2''')}) c GROUP BY n"""),
+        ("f_dur_median", f"SELECT n, {_median_from_hist('dur_median')} FROM ({_hist_cum(dur_hist)}) c GROUP BY n"),
         # 1970-01-05 was a Monday: (days since then) mod 7 < 5 is Monday..Friday in every engine
         ("hourly", """SELECT n, hr, date_diff('day', DATE '1970-01-05', day) % 7 < 5 AS weekday,
             count(*) AS k FROM v GROUP BY 1, 2, 3"""),
