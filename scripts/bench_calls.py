@@ -17,7 +17,6 @@ both sides) and *process* (the whole child, as ``wait4`` sees it). ``--json FILE
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -187,12 +186,13 @@ def pandas_features(calls, registry, fraud_list):
 
 
 def times(r: dict) -> str:
-    """"compute W s wall / C CPU-s, process W s wall / C CPU-s" for one child's result."""
+    """One child's compute and process times, for the printed table."""
     return (f"{r['compute_wall_s']:.2f} s wall / {r['compute_cpu_s']:.2f} CPU-s, "
             f"process {r['wall_s']:.2f} s wall / {r['cpu_s']:.2f} CPU-s")
 
 
 def _ratio(duck: dict, pand: dict, key: str) -> float | None:
+    """pandas' figure over DuckDB's (how many times faster DuckDB is); None without a pandas run."""
     return round(pand[key] / duck[key], 2) if pand else None
 
 
@@ -205,10 +205,9 @@ def summary_of(results: list[dict]) -> dict:
     out = {}
     for r in results:
         duck, pand = r["duckdb"], r["pandas"] or {}
-        ratio = functools.partial(_ratio, duck, pand)
         out[str(r["rows"])] = {
-            "speedup_vs_pandas": ratio("compute_wall_s"), "speedup_vs_pandas_process": ratio("wall_s"),
-            "cpu_ratio_vs_pandas": ratio("compute_cpu_s"), "cpu_ratio_vs_pandas_process": ratio("cpu_s"),
+            "speedup_vs_pandas": _ratio(duck, pand, "compute_wall_s"), "speedup_vs_pandas_process": _ratio(duck, pand, "wall_s"),
+            "cpu_ratio_vs_pandas": _ratio(duck, pand, "compute_cpu_s"), "cpu_ratio_vs_pandas_process": _ratio(duck, pand, "cpu_s"),
             "duckdb_compute_wall_s": duck["compute_wall_s"], "pandas_compute_wall_s": pand.get("compute_wall_s"),
             "duckdb_compute_cpu_s": duck["compute_cpu_s"], "pandas_compute_cpu_s": pand.get("compute_cpu_s"),
             "duckdb_process_wall_s": duck["wall_s"], "pandas_process_wall_s": pand.get("wall_s"),
