@@ -192,8 +192,8 @@ def _encode() -> list[tuple[str, str]]:
     """Phone numbers as dense integer keys, once: every later step hashes, sorts and joins integers.
 
     ``ids`` numbers every distinct subscriber number (in number order, so any engine gives the
-    same keys); ``v`` is the voice calls with the ``n`` key, the counter-party, direction flags and the time
-    fields the steps need; ``known_ids`` the known fraud numbers that occur in the calls. The few
+    same keys); ``v`` is the voice calls with the ``n`` key, the counter-party, direction flags, the time
+    fields and the duration; ``known_ids`` the known fraud numbers that occur in the calls. The few
     steps on places and handsets group the text columns first and key the small result. The
     numbers come back only in the final join.
     """
@@ -202,9 +202,7 @@ def _encode() -> list[tuple[str, str]]:
             FROM (SELECT DISTINCT number FROM voice WHERE number IS NOT NULL) u"""),
         # numbers and flags only: a column of strings costs more to store than all the rest
         ("v", """SELECT a.id AS n, c.other, c.direction = 'out' AS is_out, c.direction = 'in' AS is_in,
-            c.direction = 'fwd' AS is_fwd, epoch(c.start) AS t, CAST(c.start AS DATE) AS day, hour(c.start) AS hr, c.duration,
-            CASE WHEN c.direction = 'out' AND c.other_area IS NOT NULL AND c.city IS NOT NULL
-                 THEN CAST(c.other_area <> c.city AS INTEGER) END AS far
+            c.direction = 'fwd' AS is_fwd, epoch(c.start) AS t, CAST(c.start AS DATE) AS day, hour(c.start) AS hr, c.duration
             FROM voice c LEFT JOIN ids a ON a.number = c.number"""),
         ("known_ids", "SELECT i.id AS n, k.number FROM known k JOIN ids i ON i.number = k.number"),
     ]
@@ -218,13 +216,14 @@ def _steps() -> list[tuple[str, str]]:
 def _base() -> list[tuple[str, str]]:
     """One pass over the calls into small per-number tables; everything else reads those."""
     hours = ", ".join(f"CAST(sum(k) FILTER (WHERE hr = {h}) AS DOUBLE) / sum(k) AS hour_{h:02d}" for h in range(24))
+    dur_hist = f"SELECT n, {_log_bin('duration')} AS b, count(*) AS k FROM v WHERE duration IS NOT NULL GROUP BY 1, 2"
     return [
         ("f_scan", """SELECT n, count(*) AS calls,
             avg(CAST(is_out AS INTEGER)) AS out_share, avg(CAST(is_fwd AS INTEGER)) AS fwd_share,
-            avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std, avg(far) AS far_callee_share,
+            avg(duration) AS dur_mean, max(duration) AS dur_max, stddev_samp(duration) AS dur_std,
             date_diff('day', min(day), max(day)) + 1 AS span_days
             FROM v GROUP BY n"""),
-        ("f_dur_median", _log_median_sql("SELECT n, duration AS x FROM v WHERE duration IS NOT NULL", "dur_median")),
+        ("f_dur_median", f"SELECT n, {_median_from_hist('dur_median')} FROM ({_hist_cum(dur_hist)}) c GROUP BY n"),
         # 1970-01-05 was a Monday: (days since then) mod 7 < 5 is Monday..Friday in every engine
         ("hourly", """SELECT n, hr, date_diff('day', DATE '1970-01-05', day) % 7 < 5 AS weekday,
             count(*) AS k FROM v GROUP BY 1, 2, 3"""),
@@ -232,7 +231,12 @@ def _base() -> list[tuple[str, str]]:
             count(*) AS k FROM voice GROUP BY 1, 2, 3, 4) p LEFT JOIN ids i ON i.number = p.number"""),
         ("handsets", """SELECT i.id AS n, h.imei FROM (SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL) h
             LEFT JOIN ids i ON i.number = h.number"""),
-        ("callee_areas", """SELECT i.id AS n, a.other_area FROM (SELECT DISTINCT number, other_area FROM voice WHERE other_area IS NOT NULL) a
+        # with the outgoing calls to another area than the caller's city: scanning the text columns
+        # here once costs less than comparing them in every row of v
+        ("callee_areas", """SELECT i.id AS n, a.other_area, a.k_far, a.k_known FROM (SELECT number, other_area,
+                count(*) FILTER (WHERE direction = 'out' AND city IS NOT NULL AND other_area <> city) AS k_far,
+                count(*) FILTER (WHERE direction = 'out' AND city IS NOT NULL) AS k_known
+                FROM voice WHERE other_area IS NOT NULL GROUP BY 1, 2) a
             LEFT JOIN ids i ON i.number = a.number"""),
         ("f_hours", f"""SELECT n, count(DISTINCT hr) AS n_hours,
             CAST(coalesce(sum(k) FILTER (WHERE weekday AND hr BETWEEN 9 AND 17), 0) AS DOUBLE) / sum(k) AS office_share,
@@ -240,12 +244,13 @@ def _base() -> list[tuple[str, str]]:
             FROM hourly GROUP BY n"""),
         ("f_places", """SELECT p.n, count(DISTINCT p.city) AS n_cities,
             count(DISTINCT p.county) AS n_counties, count(DISTINCT CASE WHEN p.is_out THEN p.county END) AS n_counties_out,
-            max(h.n_imei) AS n_imei, max(a.n_other_areas) AS n_other_areas
+            max(h.n_imei) AS n_imei, max(a.n_other_areas) AS n_other_areas, max(a.far_callee_share) AS far_callee_share
             FROM places p
             LEFT JOIN (SELECT n, count(*) AS n_imei FROM handsets GROUP BY n) h ON h.n = p.n
-            LEFT JOIN (SELECT n, count(*) AS n_other_areas FROM callee_areas GROUP BY n) a ON a.n = p.n
+            LEFT JOIN (SELECT n, count(*) AS n_other_areas, CAST(sum(k_far) AS DOUBLE) / nullif(sum(k_known), 0) AS far_callee_share
+                       FROM callee_areas GROUP BY n) a ON a.n = p.n
             GROUP BY p.n"""),
-        ("f_base", f"""SELECT s.n, s.calls, s.out_share, s.fwd_share, s.dur_mean, s.dur_max, s.dur_std, s.far_callee_share,
+        ("f_base", f"""SELECT s.n, s.calls, s.out_share, s.fwd_share, s.dur_mean, s.dur_max, s.dur_std, p.far_callee_share,
             s.span_days, h.n_hours, h.office_share, h.night_share, {", ".join("h." + c for c in HOUR_COLUMNS)},
             p.n_cities, p.n_counties, p.n_counties_out, p.n_imei, p.n_other_areas, m.dur_median
             FROM f_scan s JOIN f_hours h ON h.n = s.n JOIN f_places p ON p.n = s.n
@@ -267,45 +272,62 @@ def _pairs() -> list[tuple[str, str]]:
 
 
 def _bursts() -> list[tuple[str, str]]:
+    # each (number, day, callee) once, with a bit per six-hour window (aligned to midnight) it was called in:
+    # one aggregate then gives both the callees per day and per window
+    quarters = ", ".join(f"CAST(sum((qm >> {q}) & 1) AS BIGINT) AS w{q}" for q in range(4))
+    windows = " + ".join(f"CAST(w{q} > 0 AS INTEGER)" for q in range(4))
     return [
-        # six-hour windows aligned to midnight: (day, quarter of the day)
-        ("windows", """SELECT DISTINCT n, day, CAST(floor(hr / 6) AS INTEGER) AS q, other FROM v WHERE is_out"""),
+        ("callee_days", """SELECT n, day, other, bit_or(CAST(1 << CAST(floor(hr / 6) AS INTEGER) AS INTEGER)) AS qm
+            FROM v WHERE is_out GROUP BY n, day, other"""),
+        ("per_day", f"SELECT n, day, count(*) AS callees, {quarters} FROM callee_days GROUP BY n, day"),
         ("daily", "SELECT n, day, count(*) AS k FROM v GROUP BY 1, 2"),
-        ("f_bursts", """WITH per_w AS (SELECT n, day, q, count(*) AS callees FROM windows GROUP BY n, day, q),
-            per_day AS (SELECT n, day, count(*) AS callees FROM (SELECT DISTINCT n, day, other FROM windows) w GROUP BY n, day),
-            w6 AS (SELECT n, max(callees) AS max_callees_6h, avg(callees) AS mean_callees_6h FROM per_w GROUP BY n),
-            d1 AS (SELECT n, max(callees) AS max_callees_day FROM per_day GROUP BY n),
+        ("f_bursts", f"""WITH w AS (SELECT n, max(callees) AS max_callees_day, max(greatest(w0, w1, w2, w3)) AS max_callees_6h,
+                    CAST(sum(w0 + w1 + w2 + w3) AS DOUBLE) / sum({windows}) AS mean_callees_6h
+                    FROM per_day GROUP BY n),
             act AS (SELECT n, count(*) AS active_days,
                     regr_slope(k, date_diff('day', DATE '2000-01-01', day)) / nullif(avg(k), 0) AS daily_trend
                     FROM daily GROUP BY n),
             dom AS (SELECT n, count(*) AS days_of_month FROM (SELECT DISTINCT n, day(day) AS dm FROM daily) d GROUP BY n)
-            SELECT act.n, act.active_days, dom.days_of_month, act.daily_trend, d1.max_callees_day,
-                   w6.max_callees_6h, w6.mean_callees_6h
-            FROM act JOIN dom ON dom.n = act.n LEFT JOIN d1 ON d1.n = act.n LEFT JOIN w6 ON w6.n = act.n"""),
+            SELECT act.n, act.active_days, dom.days_of_month, act.daily_trend, w.max_callees_day,
+                   w.max_callees_6h, w.mean_callees_6h
+            FROM act JOIN dom ON dom.n = act.n LEFT JOIN w ON w.n = act.n"""),
     ]
 
 
 def _intervals() -> list[tuple[str, str]]:
+    """Mean, median and standard deviation of the gaps between calls, from one sort (the lag window).
+
+    The gaps go straight into a per-number log histogram that also keeps each bin's count, mean and
+    sum of squared deviations; the bins give the median and combine (Chan et al.) into the number's
+    mean and standard deviation, so the gaps are neither stored nor read twice.
+    """
     gaps = "SELECT n, t - lag(t) OVER (PARTITION BY n ORDER BY t) AS gap FROM v"
-    return [
-        ("gaps", f"SELECT n, gap FROM ({gaps}) g WHERE gap IS NOT NULL"),
-        ("f_intervals", f"""SELECT g.n, g.interval_mean, m.interval_median, g.interval_std
-            FROM (SELECT n, avg(gap) AS interval_mean, stddev_samp(gap) AS interval_std FROM gaps GROUP BY n) g
-            LEFT JOIN ({_log_median_sql("SELECT n, gap AS x FROM gaps", "interval_median")}) m ON m.n = g.n"""),
-    ]
+    hist = f"""SELECT n, {_log_bin("gap")} AS b, count(*) AS k, avg(gap) AS m, var_pop(gap) * count(*) AS m2
+               FROM ({gaps}) g WHERE gap IS NOT NULL GROUP BY 1, 2"""
+    return [("f_intervals", f"""SELECT n, max(mean) AS interval_mean, {_median_from_hist("interval_median")},
+            sqrt((sum(m2) + sum(k * (m - mean) * (m - mean))) / nullif(max(total) - 1, 0)) AS interval_std
+            FROM ({_hist_cum(hist, "sum(k * m) OVER (PARTITION BY n) / sum(k) OVER (PARTITION BY n) AS mean")}) c
+            GROUP BY n""")]
 
 
-def _log_median_sql(source: str, name: str) -> str:
-    """Per-number median of ``x`` >= 0 from a log-spaced histogram (within ~2.5 %).
+def _log_bin(x: str) -> str:
+    """Bin of a log-spaced histogram (20 bins per e-fold) for ``x`` >= 0.
 
     Exact and t-digest medians keep per-group state that grows with the rows and, at 10^8
-    rows, spills tens of GB; a histogram of at most a few hundred bins per number does not.
+    rows, spill tens of GB; a histogram of at most a few hundred bins per number does not.
     """
-    return f"""WITH hist AS (SELECT n, CAST(round(ln(1 + greatest(x, 0)) * 20) AS INTEGER) AS b, count(*) AS k
-                              FROM ({source}) src GROUP BY 1, 2),
-               cum AS (SELECT n, b, sum(k) OVER (PARTITION BY n ORDER BY b) AS c,
-                              sum(k) OVER (PARTITION BY n) AS total FROM hist)
-               SELECT n, round(exp(CAST(min(b) AS DOUBLE) / 20) - 1, 1) AS {name} FROM cum WHERE c * 2 >= total GROUP BY n"""
+    return f"CAST(round(ln(1 + greatest({x}, 0)) * 20) AS INTEGER)"
+
+
+def _hist_cum(hist: str, extra: str = "") -> str:
+    """A per-number histogram (``n, b, k, ...``) with its cumulative count ``c``, ``total`` and ``extra`` columns."""
+    return f"""SELECT hist.*, sum(k) OVER (PARTITION BY n ORDER BY b) AS c, sum(k) OVER (PARTITION BY n) AS total{", " + extra if extra else ""}
+               FROM ({hist}) hist"""
+
+
+def _median_from_hist(name: str) -> str:
+    """The aggregate giving the median (within ~2.5 %) from ``_hist_cum`` rows, grouped by number."""
+    return f"round(exp(CAST(min(b) FILTER (WHERE c * 2 >= total) AS DOUBLE) / 20) - 1, 1) AS {name}"
 
 
 def _area() -> list[tuple[str, str]]:
