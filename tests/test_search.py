@@ -7,14 +7,28 @@ from voiceprint import scoring
 from voiceprint.search import rank_by_llr
 
 
+def _inverted_pair(backend):
+    """Two (score, channel pair) where the lower raw score carries the higher calibrated LLR."""
+    grid = np.quantile(backend.nontarget_scores, 0.999) + np.linspace(0.0, 0.3, 61) * np.std(backend.nontarget_scores) * 10
+    for pair_hi, pair_lo in (("wideband", "cross"), ("wideband", "narrowband"), ("narrowband", "cross"),
+                             ("cross", "wideband"), ("narrowband", "wideband"), ("cross", "narrowband")):
+        for lo in grid:
+            hi = lo + 0.02 * (grid[-1] - grid[0])
+            if float(backend.llr(lo, 10.0, 10.0, pair_lo)) > float(backend.llr(hi, 10.0, 10.0, pair_hi)):
+                return (float(hi), pair_hi), (float(lo), pair_lo)
+    return None
+
+
 def test_hits_of_different_channel_pairs_are_ranked_by_their_llr():
     backend = scoring.load_backend("campplus-zh-en")
     if backend is None:
         pytest.skip("no back end fitted for campplus-zh-en")
-    scored = {1: (4.5, "wideband"), 2: (4.0, "cross")}  # an interview vs an intercepted call's person
-    candidates = {1: (None, ["wideband"], 10.0), 2: (None, ["narrowband"], 10.0)}
-    llr = {p: float(backend.llr(s, 10.0, 10.0, pair)) for p, (s, pair) in scored.items()}
-    assert llr[2] > llr[1]  # the premise: the same raw score means more across channels
+    found = _inverted_pair(backend)
+    assert found is not None  # the premise: channel pairs are calibrated differently, so raw scores mislead
+    (s1, pair1), (s2, pair2) = found  # s1 > s2, but person 2's LLR is higher
+    scored = {1: (s1, pair1), 2: (s2, pair2)}
+    candidates = {1: (None, [], 10.0), 2: (None, [], 10.0)}  # only the enrolled net speech is read
+    assert s1 > s2  # ranked by score, person 1 would come first
     assert [p for p, _ in rank_by_llr(backend, scored, candidates, 10.0)] == [2, 1]
     assert rank_by_llr(backend, {}, {}, None) == []
 

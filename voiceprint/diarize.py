@@ -67,9 +67,12 @@ MAX_WINDOWS = 600
 #: are clustered exactly, the others join the nearest centroid of those clusters.
 MAX_CLUSTER_WINDOWS = 1000
 #: Two diarised voices whose whole-voice comparison reaches this natural-log LR are merged
-#: (:func:`merge_same_speaker`): 0 is the Bayes decision at even odds; checked on development
-#: speakers with ``scripts/eval_splits.py`` (false splits) and ``scripts/eval_diarization.py`` (DER).
-MERGE_MIN_LLR = 0.0
+#: (:func:`merge_same_speaker`). -1 is the Bayes decision at prior odds of e (73 %) that two clusters
+#: of one recording are one speaker - clustering splits a fifth of single real calls - and was
+#: chosen on development speakers: no false split of a real call from -1 down (1 of 128 at 0,
+#: ``scripts/eval_splits.py``), two-party DER 4.36 % at -1 and -2 (3.85 % at 0,
+#: ``scripts/eval_diarization.py``); docs/models.md.
+MERGE_MIN_LLR = -1.0
 
 
 @dataclass
