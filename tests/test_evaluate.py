@@ -152,6 +152,16 @@ def test_evaluate_end_to_end_writes_trials_that_reproduce_the_eer(toy_corpus, tm
     assert ev.plot(result.trial_sets, tmp_path / "plots")[0].stat().st_size > 1000
 
 
+def test_tests_cut_to_a_short_sample_keep_their_enrolments_whole(toy_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOICEPRINT_CACHE", str(tmp_path / "cache.sqlite"))
+    whole = ev.evaluate([toy_corpus], enrol=1, use_backend=False).trial_sets[0]
+    cut = ev.evaluate([toy_corpus], enrol=1, use_backend=False, test_speech=0.8, min_speech=0.5).trial_sets[0]
+    assert len(cut.tests) == len(whole.tests) == 6 and "tests cut to 0.8 s" in cut.condition
+    assert all(t.net_speech <= 0.8 for t in cut.tests) and min(t.net_speech for t in whole.tests) > 1.0
+    assert np.allclose(cut.enrol_net, whole.enrol_net)  # the enrolments are embedded whole
+    assert not np.allclose(cut.cosine, whole.cosine)
+
+
 def test_check_scores_script_runs_on_a_trial_file(tmp_path):
     out = tmp_path / "t.csv"
     with open(out, "w", newline="") as fh:

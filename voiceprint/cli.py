@@ -692,6 +692,8 @@ def evaluate(
     speakers: Annotated[str, typer.Option(help="Speaker split: all, dev (back-end fitting) or test (reporting).")] = "all",
     per_speaker: Annotated[int | None, typer.Option(help="Use at most N recordings per speaker.")] = None,
     min_speech: Annotated[float, typer.Option(help="Refuse recordings with less net speech (seconds).")] = 1.0,
+    test_speech: Annotated[float | None, typer.Option(help="Cut each test to its first S seconds of speech (short-sample condition; "
+                                                          "lower --min-speech to match).")] = None,
     model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
     plots: Annotated[Path | None, typer.Option(help="Write DET and Tippett plots (PNG) into this folder.")] = None,
     scores_out: Annotated[Path | None, typer.Option(help="Write every trial as CSV.")] = None,
@@ -713,7 +715,8 @@ def evaluate(
         if not available(simulate):
             raise typer.BadParameter(f"this PyAV build has no encoder for {simulate}")
     result = run_evaluation(manifests, enrol=enrol, model=model, simulate=simulate, min_speech=min_speech,
-                            speakers=speakers, per_speaker=per_speaker, simulate_tests_only=tests_only)
+                            speakers=speakers, per_speaker=per_speaker, simulate_tests_only=tests_only,
+                            test_speech=test_speech)
     if scores_out:
         n = write_scores(scores_out, result.trial_sets)
         _err(f"wrote {n} trials to {scores_out}")

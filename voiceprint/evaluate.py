@@ -33,6 +33,8 @@ EMBED_FLOOR_SECONDS = 0.1
 #: Net-speech buckets (seconds) of the test recording.
 DURATION_BUCKETS = ((0.0, 2.0, "<2s"), (2.0, 5.0, "2-5s"), (5.0, 10.0, "5-10s"), (10.0, float("inf"), ">=10s"))
 P_TARGET = 0.01
+#: The rate of the audio the models embed (``voice.speech``).
+TEST_RATE = 16000
 
 
 def cache_path() -> Path:
@@ -90,12 +92,14 @@ def read_eval_manifest(path: str | os.PathLike) -> list[Item]:
 
 
 def embed_items(items: list[Item], model: str | None = None, variant: str = "", progress=None,
-                cached_only: bool = False) -> list[Item]:
+                cached_only: bool = False, max_speech: float | None = None) -> list[Item]:
     """Fill ``vector``/``net_speech``/``source_rate``/``codec`` (or ``refused``) of each item, via the cache.
 
     ``variant`` names a telephone simulation of :mod:`voiceprint.telephone` ("" = the file as it is).
     ``cached_only``: an item not in the cache is refused instead of embedded (fitting scripts on a
-    busy machine use what was embedded).
+    busy machine use what was embedded). ``max_speech``: embed only the first that many seconds of
+    the audio the model would embed (speech with its context), a short-sample condition made from
+    longer recordings; ``net_speech`` is then at most that.
     """
     from .cache import EmbeddingCache, cache_key
     from .embedding import get_embedder, load_spec
@@ -104,14 +108,17 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
 
     spec = load_spec(model)
     if spec.kind == "fusion":
+        if max_speech:
+            raise DataError("--test-speech is not supported for fusion models")
         return _embed_fused(items, spec, variant, progress, cached_only)
+    key_variant = f"{variant}|first{max_speech:g}s" if max_speech else variant
     cache = EmbeddingCache(cache_path())
     try:
         for n, item in enumerate(items):
             if not Path(item.path).is_file():
                 item.refused = f"{item.path}: file not found"
                 continue
-            key = cache_key(spec.fingerprint, file_sha256(item.path), 0, variant)
+            key = cache_key(spec.fingerprint, file_sha256(item.path), 0, key_variant)
             hit = cache.get(key)
             if hit is None and cached_only:
                 item.refused = f"{item.path}: not in the embedding cache"
@@ -122,8 +129,11 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
                 except AudioError as err:
                     item.refused = str(err)
                     continue
-                vector = get_embedder(spec.name).embed(voice.speech)
-                info = {"net_speech": voice.net_speech, "source_rate": rec.source_rate,
+                speech, net = voice.speech, voice.net_speech
+                if max_speech:
+                    speech, net = speech[:int(max_speech * TEST_RATE)], min(net, max_speech)
+                vector = get_embedder(spec.name).embed(speech)
+                info = {"net_speech": net, "source_rate": rec.source_rate,
                         "codec": rec.codec, "duration": round(rec.duration, 3)}
                 cache.put(key, vector, info)
                 hit = (vector, info)
@@ -439,11 +449,13 @@ class Evaluation:
 
 def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str = "", min_speech: float = 1.0,
              speakers: str = "all", per_speaker: int | None = None, use_backend: bool = True, progress=None,
-             simulate_tests_only: bool = False) -> Evaluation:
+             simulate_tests_only: bool = False, test_speech: float | None = None) -> Evaluation:
     """Embed (cached) and score every manifest; one trial set per manifest.
 
     ``simulate_tests_only``: enrol from the recordings as they are and pass only the tests through
     the ``simulate`` codec - the usual case of a 16 kHz interview enrolled and an 8 kHz call searched.
+    ``test_speech``: the tests keep only their first that many seconds of speech (enrolments whole),
+    e.g. 0.8 for sub-second samples such as isolated words; lower ``min_speech`` to match.
     """
     from .scoring import hashed_speaker, load_backend
 
@@ -465,6 +477,16 @@ def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str 
                 if seen[item.speaker] <= enrol:
                     items[n] = native[n]
             condition = f"native enrol, {simulate} test"
+        if test_speech:
+            short = embed_items(select_items(read_eval_manifest(manifest), speakers, per_speaker), model, simulate,
+                                progress, max_speech=test_speech)
+            enrolled: dict[str, int] = {}
+            for n, item in enumerate(items):  # the enrolments are the first usable recordings (build_trials)
+                if enrolled.get(item.speaker, 0) >= enrol:
+                    items[n] = short[n]
+                elif not item.refused and item.net_speech >= min_speech:
+                    enrolled[item.speaker] = enrolled.get(item.speaker, 0) + 1
+            condition = f"{condition}, tests cut to {test_speech:g} s"
         for item in items:
             if not item.refused and item.net_speech < min_speech:
                 item.refused = f"{item.path}: only {item.net_speech:.2f} s of speech (need {min_speech:.2f} s; see --min-speech)"
