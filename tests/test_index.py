@@ -27,7 +27,7 @@ def test_search_finds_the_nearest_sample_and_person(kind):
     persons = np.repeat(np.arange(10), 5)
     index = VoiceIndex.build(ids, persons, vecs, "m", 3, kind=kind)
     scores, found = index.search_samples(vecs[17], 3)
-    assert found[0][0] == 117 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
+    assert found[0][0] == 117 and scores[0][0] == pytest.approx(1.0, abs=2e-4)  # HNSW stores fp16
     _, who = index.search_persons(vecs[17], 1)
     assert who[0][0] == 3
 
@@ -69,7 +69,7 @@ def _same_answers(a, b, queries, k=5):
             sa, ia = getattr(a, search)(q, k)
             sb, ib = getattr(b, search)(q, k)
             assert list(ia[0]) == list(ib[0]), search
-            np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(sa, sb, atol=2e-4)  # HNSW scores come from fp16 vectors
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
