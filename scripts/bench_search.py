@@ -45,6 +45,12 @@ def machine() -> str:
     return machine_line(f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)")
 
 
+def ef_label() -> str:
+    import voiceprint.index as vi
+
+    return f"{vi.HNSW_EF_SEARCH} below {vi.HNSW_LARGE_FROM:,} entries, {vi.HNSW_EF_SEARCH_LARGE} from there"
+
+
 def normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
@@ -242,7 +248,7 @@ def main() -> None:
     global PERSONS_ONLY
     PERSONS_ONLY = args.persons_only
     if args.ef_search:
-        voiceprint.index.HNSW_EF_SEARCH = args.ef_search
+        voiceprint.index.HNSW_EF_SEARCH = voiceprint.index.HNSW_EF_SEARCH_LARGE = args.ef_search
     from voiceprint.index import HNSW_EF_CONSTRUCTION, HNSW_NEIGHBOURS, person_means
 
     print(machine(), flush=True)
@@ -288,11 +294,11 @@ def main() -> None:
                                    "update_one_s": r["update_one_s"], "update_one_cpu_s": r["update_one_cpu_s"], "samples": s, "persons": pr}
         del vectors
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"peak RSS {peak:.1f} GiB; HNSW M {HNSW_NEIGHBOURS}, efConstruction {HNSW_EF_CONSTRUCTION}, efSearch {voiceprint.index.HNSW_EF_SEARCH}; "
+    print(f"peak RSS {peak:.1f} GiB; HNSW M {HNSW_NEIGHBOURS}, efConstruction {HNSW_EF_CONSTRUCTION}, efSearch {ef_label()}; "
           f"latency on 1 FAISS thread; {args.per_person} samples per person, spectrum decay {args.decay:g}; {args.queries} queries")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {"machine": machine(), "ef_search": voiceprint.index.HNSW_EF_SEARCH, "summary": summary, "rows": rows,
+        report = {"machine": machine(), "ef_search": ef_label(), "summary": summary, "rows": rows,
                   "peak_rss_gib": round(peak, 2)}
         args.json.write_text(json.dumps(report, indent=2))
 

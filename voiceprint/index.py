@@ -7,8 +7,8 @@ files were built at; a mismatch means they are behind and get brought up to date
 
 Kinds, chosen by measurement (docs/benchmarks.md, ``scripts/bench_search.py``): ``flat`` is
 exact brute force; ``hnsw`` is a FAISS HNSW graph over fp16-stored vectors (M 32, efConstruction
-160, efSearch HNSW_EF_SEARCH), chosen for recall@10 >= 0.99 within 10 CPU-ms per query at 10^6
-voiceprints where exact search takes ~170 ms and grows linearly; ``auto`` (the
+160, efSearch by set size: ``ef_search``), chosen for recall@10 >= 0.99 at about 10 CPU-ms per query
+at 10^6 voiceprints where exact search takes 40-170 ms and grows linearly; ``auto`` (the
 default) keeps a set exact below ``AUTO_HNSW_FROM`` entries and switches it to HNSW once, when
 it grows past that. IVF was measured and rejected: at recall@10 0.99 it must scan a quarter
 of the lists.
@@ -36,7 +36,11 @@ DEFAULT_KIND = "auto"
 HNSW_NEIGHBOURS = 32
 #: a better-built graph needs a lower efSearch for the same recall: 160 halves it against 40 (docs/benchmarks.md 3b)
 HNSW_EF_CONSTRUCTION = 160
-HNSW_EF_SEARCH = 1024  # recall@10 >= 0.99 measured at 3x10^5 samples and 2x10^5 persons (512 gave 0.977)
+#: efSearch for recall@10 >= 0.99 rises with the set's size: 768 is enough for 10^5 samples (384 is)
+#: and 2x10^5 persons (0.992; 512 gave 0.984); 10^6 samples need 1792 (0.991; 1024 gave 0.977)
+HNSW_EF_SEARCH = 768
+HNSW_EF_SEARCH_LARGE = 1792
+HNSW_LARGE_FROM = 500_000  # entries from which a set searches with HNSW_EF_SEARCH_LARGE
 #: entries at which ``auto`` turns a set from exact search into HNSW (exact search is ~5 ms here)
 AUTO_HNSW_FROM = 50_000
 #: compact a set (rebuild from its live vectors) when this share of its entries is masked out
@@ -68,6 +72,11 @@ def _new_faiss(kind: str, dim: int):
     index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
     index.hnsw.efSearch = HNSW_EF_SEARCH
     return index
+
+
+def ef_search(n: int) -> int:
+    """The HNSW efSearch for a set of ``n`` entries."""
+    return HNSW_EF_SEARCH_LARGE if n >= HNSW_LARGE_FROM else HNSW_EF_SEARCH
 
 
 class VectorSet:
@@ -148,7 +157,7 @@ class VectorSet:
             sel = faiss.IDSelectorBitmap(len(self.live), faiss.swig_ptr(self._bitmap))
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW()
-            params.efSearch = max(ef or HNSW_EF_SEARCH, k)
+            params.efSearch = max(ef or ef_search(len(self.live)), k)
         else:
             params = faiss.SearchParameters()
         if sel is not None:
@@ -174,7 +183,7 @@ class VectorSet:
         if index.ntotal != len(vs.ids) or len(vs.live) != len(vs.ids):
             raise ValueError("index file is inconsistent")
         if vs.kind == "hnsw":
-            index.hnsw.efSearch = HNSW_EF_SEARCH
+            index.hnsw.efSearch = ef_search(len(vs.ids))
         return vs
 
 
@@ -494,7 +503,7 @@ class MilvusSet:
         if n == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         k = max(1, min(k, n))
-        params = {"metric_type": "IP"} | ({"params": {"ef": max(ef or HNSW_EF_SEARCH, k)}} if "://" in self.uri else {})
+        params = {"metric_type": "IP"} | ({"params": {"ef": max(ef or ef_search(n), k)}} if "://" in self.uri else {})
         hits = self.client.search(self.collection, data=q.tolist(), limit=k, search_params=params, output_fields=["id"])
         scores = np.full((len(q), k), -np.inf, np.float32)
         labels = np.full((len(q), k), -1, np.int64)
