@@ -34,10 +34,10 @@ from .errors import LibraryError
 INDEX_KINDS = ("auto", "flat", "hnsw")
 DEFAULT_KIND = "auto"
 HNSW_NEIGHBOURS = 32
-#: a better-built graph needs a lower efSearch for the same recall: 160 halves it against 40 (docs/benchmarks.md 3b)
+#: a better-built graph needs a lower efSearch for the same recall (384 -> 256 at 10^5 against 40; docs/benchmarks.md 3b)
 HNSW_EF_CONSTRUCTION = 160
-#: efSearch for recall@10 >= 0.99 rises with the set's size: 768 is enough for 10^5 samples (384 is)
-#: and 2x10^5 persons (0.992; 512 gave 0.984); 10^6 samples need 1792 (0.991; 1024 gave 0.977)
+#: efSearch for recall@10 >= 0.99 rises with the set's size (docs/benchmarks.md 3b): 10^5 samples need
+#: 384, 2x10^5 persons 768 (512: 0.984), 10^6 samples 1792 (1024: 0.977)
 HNSW_EF_SEARCH = 768
 HNSW_EF_SEARCH_LARGE = 1792
 HNSW_LARGE_FROM = 500_000  # entries from which a set searches with HNSW_EF_SEARCH_LARGE
