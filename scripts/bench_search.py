@@ -45,10 +45,10 @@ def machine() -> str:
     return machine_line(f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)")
 
 
-def ef_label() -> str:
+def ef_label(sizes=(10**5, 2 * 10**5, 5 * 10**5, 10**6, 10**7)) -> str:
     import voiceprint.index as vi
 
-    return f"{vi.HNSW_EF_SEARCH} below {vi.HNSW_LARGE_FROM:,} entries, {vi.HNSW_EF_SEARCH_LARGE} from there"
+    return ", ".join(f"{vi.ef_search(n)} at {n:.0e}" for n in sizes)
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -248,7 +248,7 @@ def main() -> None:
     global PERSONS_ONLY
     PERSONS_ONLY = args.persons_only
     if args.ef_search:
-        voiceprint.index.HNSW_EF_SEARCH = voiceprint.index.HNSW_EF_SEARCH_LARGE = args.ef_search
+        voiceprint.index.ef_search = lambda n: args.ef_search
     from voiceprint.index import HNSW_EF_CONSTRUCTION, HNSW_NEIGHBOURS, person_means
 
     print(machine(), flush=True)

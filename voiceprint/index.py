@@ -36,11 +36,11 @@ DEFAULT_KIND = "auto"
 HNSW_NEIGHBOURS = 32
 #: a better-built graph needs a lower efSearch for the same recall (384 -> 256 at 10^5 against 40; docs/benchmarks.md 3b)
 HNSW_EF_CONSTRUCTION = 160
-#: efSearch for recall@10 >= 0.99 rises with the set's size (docs/benchmarks.md 3b): 10^5 samples need
-#: 384, 2x10^5 persons 768 (512: 0.984), 10^6 samples 1792 (1024: 0.977)
+#: efSearch for recall@10 >= 0.99 rises with the set's size (docs/benchmarks.md 3b): samples need ~260 at
+#: 10^5, 768 at 3x10^5 (0.995), ~1100 at 5x10^5 (1024: 0.990) and 1792 at 10^6 (0.991); 2x10^5 persons
+#: need 768 (512: 0.984). ``ef_search`` = this floor, or HNSW_EF_SEARCH_1E6 x (n / 10^6)^0.75 above it.
 HNSW_EF_SEARCH = 768
-HNSW_EF_SEARCH_LARGE = 1792
-HNSW_LARGE_FROM = 500_000  # entries from which a set searches with HNSW_EF_SEARCH_LARGE
+HNSW_EF_SEARCH_1E6 = 1792
 #: entries at which ``auto`` turns a set from exact search into HNSW (exact search is ~5 ms here)
 AUTO_HNSW_FROM = 50_000
 #: compact a set (rebuild from its live vectors) when this share of its entries is masked out
@@ -76,7 +76,7 @@ def _new_faiss(kind: str, dim: int):
 
 def ef_search(n: int) -> int:
     """The HNSW efSearch for a set of ``n`` entries."""
-    return HNSW_EF_SEARCH_LARGE if n >= HNSW_LARGE_FROM else HNSW_EF_SEARCH
+    return max(HNSW_EF_SEARCH, int(HNSW_EF_SEARCH_1E6 * (n / 1e6) ** 0.75))
 
 
 class VectorSet:
