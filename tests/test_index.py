@@ -131,3 +131,23 @@ def test_unknown_kind_is_refused():
 
     with pytest.raises(LibraryError, match="unknown index kind"):
         VoiceIndex.build(np.arange(2), np.arange(2), _unit(np.random.default_rng(7), 2), "m", 1, kind="ivf")
+
+
+def test_huge_pages_leave_a_large_set_unchanged(monkeypatch):
+    """Moving the graph and vectors into huge pages (done from HUGE_PAGES_FROM entries) keeps every answer."""
+    import voiceprint.index as vi
+
+    rng = np.random.default_rng(8)
+    vecs = _unit(rng, 6000, dim=512)  # 6 MB of fp16 vectors: spans whole 2 MB pages
+    monkeypatch.setattr(vi, "HNSW_NEIGHBOURS", 8)
+    monkeypatch.setattr(vi, "HNSW_EF_CONSTRUCTION", 16)
+    monkeypatch.setattr(vi, "HUGE_PAGES_FROM", 10**9)
+    plain = vi.VectorSet.build(vecs, np.arange(6000), "hnsw")
+    before = plain.search(vecs[:20], 5)
+    monkeypatch.setattr(vi, "HUGE_PAGES_FROM", 1000)
+    vi._huge_pages(plain.index)
+    after = plain.search(vecs[:20], 5)
+    np.testing.assert_array_equal(before[1], after[1])
+    np.testing.assert_array_equal(before[0], after[0])
+    rebuilt = vi.VectorSet(plain.index, plain.ids, plain.live, "hnsw", "hnsw")  # the constructor's path
+    np.testing.assert_array_equal(rebuilt.search(vecs[:20], 5)[1], before[1])

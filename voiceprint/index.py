@@ -6,8 +6,8 @@ L2-normalised, so inner product = cosine. ``index.json`` records the database ge
 files were built at; a mismatch means they are behind and get brought up to date.
 
 Kinds, chosen by measurement (docs/benchmarks.md, ``scripts/bench_search.py``): ``flat`` is
-exact brute force; ``hnsw`` is a FAISS HNSW graph over fp16-stored vectors (M 32, efConstruction
-160, efSearch by set size: ``ef_search``), chosen for recall@10 >= 0.99 at about 10 CPU-ms per query
+exact brute force; ``hnsw`` is a FAISS HNSW graph over fp16-stored vectors in huge pages (M 32, efConstruction
+160, efSearch by set size: ``ef_search``), chosen for recall@10 >= 0.99 at 8-10 CPU-ms per query
 at 10^6 voiceprints where exact search takes 40-170 ms and grows linearly; ``auto`` (the
 default) keeps a set exact below ``AUTO_HNSW_FROM`` entries and switches it to HNSW once, when
 it grows past that. IVF was measured and rejected: at recall@10 0.99 it must scan a quarter
