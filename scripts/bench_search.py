@@ -16,7 +16,8 @@ exact search (FAISS IndexFlatIP, what kind ``flat`` is). For each it reports bui
 FAISS thread, as an investigator's query runs) of the sample set and of the person set,
 recall@10 and top-1 agreement against exact search of the same set, and the time to add one
 new voiceprint to the built index (``VoiceIndex.update``: the incremental path enrolment uses).
-Built indexes can be cached (``--cache``): HNSW at 10^6 takes about an hour on 2 shared cores.
+Built indexes can be cached (``--cache``), or their HNSW graphs built in checkpointed, resumable
+stages (``--prebuilt DIR``; about 25 min for 10^6 samples + 2x10^5 persons on 2 cores).
 The ``--json`` file holds ``summary`` = {"<N>": {"p50_ms", "recall_at_10", "top1_agreement",
 "index", ...}} for the library's index at each size (the worse of sample and person search).
 """
@@ -42,6 +43,12 @@ def machine() -> str:
     from voiceprint.report import machine_line
 
     return machine_line(f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)")
+
+
+def ef_label(sizes=(10**5, 2 * 10**5, 5 * 10**5, 10**6, 10**7)) -> str:
+    import voiceprint.index as vi
+
+    return ", ".join(f"{vi.ef_search(n)} at {n:.0e}" for n in sizes)
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -120,38 +127,66 @@ def quality(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 PERSONS_ONLY = False  # --persons-only: measure the person set alone (its staged graph exists, the samples' does not)
+STAGE = 100_000  # entries added between checkpoints of a staged build
+
+
+def staged_graph(folder: Path, level: str, vectors: np.ndarray):
+    """The library's HNSW graph (``voiceprint.index._new_faiss``) over ``vectors``, built in stages of
+    ``STAGE`` entries, each checkpointed as ``folder``/<level>_<n>.faiss (+ .build_s, the build's
+    wall seconds so far); a killed build resumes from its last checkpoint of the same prefix-stable
+    data. Returns (index, build seconds)."""
+    import faiss
+
+    from voiceprint.index import _new_faiss
+
+    n = len(vectors)
+    done = sorted((int(f.stem.rsplit("_", 1)[1]), f) for f in folder.glob(f"{level}_*.faiss") if int(f.stem.rsplit("_", 1)[1]) <= n)
+    if done:
+        m, f = done[-1]
+        index, spent = faiss.read_index(str(f)), float(Path(f"{f}.build_s").read_text())
+        if m == n:
+            return index, spent
+        print(f"  resuming the {level} graph at {m:,} of {n:,}", flush=True)
+    else:
+        m, index, spent = 0, _new_faiss("hnsw", DIM), 0.0
+    folder.mkdir(parents=True, exist_ok=True)
+    while m < n:
+        end = min(n, m + STAGE)
+        t0 = time.perf_counter()
+        index.add(np.ascontiguousarray(vectors[m:end]))
+        spent += time.perf_counter() - t0
+        tmp = folder / f".{level}_{end}.faiss.tmp"
+        faiss.write_index(index, str(tmp))
+        Path(f"{folder / f'{level}_{end}.faiss'}.build_s").write_text(f"{spent:.1f}\n")
+        tmp.rename(folder / f"{level}_{end}.faiss")  # last: the checkpoint exists only once complete
+        print(f"  {level} graph: {end:,} of {n:,} in {spent:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+        m = end
+    return index, spent
 
 
 def build_or_load(kind: str, ids, person_ids, vectors, cache: Path | None, tag: str, prebuilt: Path | None = None):
-    """The library's VoiceIndex for this data: from ``cache``, or wrapping HNSW graphs built in stages
-    (``prebuilt``/samples_<n>.faiss, persons_<n>.faiss, written by a staged build of the same
-    prefix-stable data), or built now. Returns (index, build seconds)."""
+    """The library's VoiceIndex for this data: from ``cache``, or with its HNSW sets built in checkpointed
+    stages under ``prebuilt`` (``staged_graph``), or built now. Returns (index, build seconds)."""
     from voiceprint.index import VectorSet, VoiceIndex, _resolve, person_means
 
     folder = cache / f"{tag}_{kind}" if cache else None
     if folder is not None and (loaded := VoiceIndex.load(folder)) is not None:
         return loaded, float((folder / "build_s.txt").read_text())
     pids, means = person_means(person_ids, vectors)
-    staged = [prebuilt / f"{level}_{len(x)}.faiss" for level, x in (("samples", ids), ("persons", pids))] if prebuilt else []
-    if staged and PERSONS_ONLY and staged[1].exists():  # the person set of a library of len(ids) samples, on its own
-        import faiss
-
-        samples = VectorSet.build(np.zeros((0, DIM), np.float32), np.zeros(0, np.int64), kind, DIM)
-        persons = VectorSet(faiss.read_index(str(staged[1])), pids, np.ones(len(pids), bool), "hnsw", kind)
-        return VoiceIndex(samples, persons, "synthetic", 0, kind, None), float(Path(str(staged[1]) + ".build_s").read_text())
-    if staged and staged[0].exists() and _resolve(kind, len(ids)) == "hnsw":
-        import faiss
-
-        t0 = time.perf_counter()
-        samples = VectorSet(faiss.read_index(str(staged[0])), ids, np.ones(len(ids), bool), "hnsw", kind)
-        build_s = float(Path(str(staged[0]) + ".build_s").read_text())
-        if _resolve(kind, len(pids)) == "hnsw" and staged[1].exists():
-            persons = VectorSet(faiss.read_index(str(staged[1])), pids, np.ones(len(pids), bool), "hnsw", kind)
-            build_s += float(Path(str(staged[1]) + ".build_s").read_text())
-        else:
-            persons = VectorSet.build(means, pids, kind, DIM)
-            build_s += time.perf_counter() - t0
-        vi = VoiceIndex(samples, persons, "synthetic", 0, kind, person_ids.copy())
+    if prebuilt is not None:
+        sets, build_s = [], 0.0
+        for level, x, labels in (("samples", vectors, ids), ("persons", means, pids)):
+            if PERSONS_ONLY and level == "samples":
+                sets.append(VectorSet.build(np.zeros((0, DIM), np.float32), np.zeros(0, np.int64), kind, DIM))
+            elif _resolve(kind, len(labels)) == "hnsw":
+                graph, spent = staged_graph(prebuilt, level, x)
+                sets.append(VectorSet(graph, labels, np.ones(len(labels), bool), "hnsw", kind))
+                build_s += spent
+            else:
+                t0 = time.perf_counter()
+                sets.append(VectorSet.build(x, labels, kind, DIM))
+                build_s += time.perf_counter() - t0
+        vi = VoiceIndex(sets[0], sets[1], "synthetic", 0, kind, None if PERSONS_ONLY else person_ids.copy())
     else:
         t0 = time.perf_counter()
         vi = VoiceIndex.build(ids, person_ids, vectors, "synthetic", 0, kind=kind, dim=DIM)
@@ -203,7 +238,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=None, help="folder to keep built indexes in (and reuse)")
     ap.add_argument("--prebuilt", type=Path, default=None,
-                    help="folder of HNSW graphs built in stages (samples_<n>.faiss, persons_<n>.faiss) of the same data")
+                    help="folder for HNSW graphs built in checkpointed stages (samples_<n>.faiss, persons_<n>.faiss); resumes")
     ap.add_argument("--persons-only", action="store_true", help="with --prebuilt: measure the person set alone")
     ap.add_argument("--ef-search", type=int, default=None, help="override the library's HNSW efSearch (to choose it)")
     ap.add_argument("--json", type=Path, default=None)
@@ -213,7 +248,7 @@ def main() -> None:
     global PERSONS_ONLY
     PERSONS_ONLY = args.persons_only
     if args.ef_search:
-        voiceprint.index.HNSW_EF_SEARCH = args.ef_search
+        voiceprint.index.ef_search = lambda n: args.ef_search
     from voiceprint.index import HNSW_EF_CONSTRUCTION, HNSW_NEIGHBOURS, person_means
 
     print(machine(), flush=True)
@@ -237,9 +272,12 @@ def main() -> None:
             del flat
         print(f"N={n:,} ({len(pids):,} persons): exact search p50 {exact_rows['samples']} ms (samples; CPU "
               f"{exact_rows['samples_cpu']} ms), {exact_rows['persons']} ms (persons; CPU {exact_rows['persons_cpu']} ms), one thread", flush=True)
-        tag = f"n{n}_pp{args.per_person}_d{args.decay:g}_s{args.seed}_g2"
+        tag = f"n{n}_pp{args.per_person}_d{args.decay:g}_s{args.seed}_g3"
+        # staged graphs are prefixes of one data set, built with one set of parameters
+        prebuilt = args.prebuilt / (f"pp{args.per_person}_d{args.decay:g}_s{args.seed}_M{HNSW_NEIGHBOURS}"
+                                    f"_efc{HNSW_EF_CONSTRUCTION}_fp16") if args.prebuilt else None
         for kind in args.kinds:
-            r = measure(kind, ids, person_ids, vectors, queries, truth, args.cache, tag, args.prebuilt) | {"n": n, "n_persons": len(pids),
+            r = measure(kind, ids, person_ids, vectors, queries, truth, args.cache, tag, prebuilt) | {"n": n, "n_persons": len(pids),
                                                                                             "exact_p50_ms": exact_rows}
             rows.append(r)
             s, pr = r["samples"], r["persons"]
@@ -256,11 +294,11 @@ def main() -> None:
                                    "update_one_s": r["update_one_s"], "update_one_cpu_s": r["update_one_cpu_s"], "samples": s, "persons": pr}
         del vectors
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"peak RSS {peak:.1f} GiB; HNSW M {HNSW_NEIGHBOURS}, efConstruction {HNSW_EF_CONSTRUCTION}, efSearch {voiceprint.index.HNSW_EF_SEARCH}; "
+    print(f"peak RSS {peak:.1f} GiB; HNSW M {HNSW_NEIGHBOURS}, efConstruction {HNSW_EF_CONSTRUCTION}, efSearch {ef_label()}; "
           f"latency on 1 FAISS thread; {args.per_person} samples per person, spectrum decay {args.decay:g}; {args.queries} queries")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {"machine": machine(), "ef_search": voiceprint.index.HNSW_EF_SEARCH, "summary": summary, "rows": rows,
+        report = {"machine": machine(), "ef_search": ef_label(), "summary": summary, "rows": rows,
                   "peak_rss_gib": round(peak, 2)}
         args.json.write_text(json.dumps(report, indent=2))
 
