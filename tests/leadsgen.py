@@ -21,7 +21,8 @@ def id_number(name: str) -> str:
 
 
 def _space() -> dict:
-    """The default model's back end, its pseudo-inverse transform and ten mutually distant cohort vectors as speakers."""
+    """The default model's back end, its pseudo-inverse transform and ten orthonormal directions of its
+    projected space as speakers (different speakers score a cosine of 0 there, as impostors do)."""
     if not _SPACE:
         from voiceprint.embedding import load_spec
         from voiceprint.scoring import load_backend
@@ -29,24 +30,20 @@ def _space() -> dict:
         backend = load_backend(load_spec(None).name)
         if backend is None:
             return {}
-        chosen: list[int] = []
-        for i in range(len(backend.cohort)):
-            if all(float(backend.cohort[i] @ backend.cohort[j]) < 0.1 for j in chosen):
-                chosen.append(i)
-            if len(chosen) == 10:
-                break
-        _SPACE.update(backend=backend, pinv=np.linalg.pinv(backend.transform), speakers=chosen)
+        dim = backend.transform.shape[1]
+        speakers = np.linalg.qr(np.random.default_rng(0).normal(size=(dim, 10)))[0].T
+        _SPACE.update(backend=backend, pinv=np.linalg.pinv(backend.transform), speakers=speakers)
     return _SPACE
 
 
 def voice(speaker: int, take: int, domain: str = "wideband") -> np.ndarray:
     """A stand-in raw voiceprint of ``speaker`` that the fitted back end sees as a real speaker would be seen:
-    a development impostor's projected vector plus take noise (cosine ~0.75 between takes), mapped back
+    the speaker's direction in the projected space plus take noise (cosine ~0.75 between takes), mapped back
     through the back end's transform onto the domain's mean."""
     space = _space()
     b = space["backend"]
     rng = np.random.default_rng(take)
-    y = b.cohort[space["speakers"][speaker]] + 0.04 * rng.normal(size=b.cohort.shape[1])
+    y = space["speakers"][speaker] + 0.04 * rng.normal(size=len(space["speakers"][speaker]))
     return (b.means[domain] + y @ space["pinv"]).astype(np.float32)
 
 
