@@ -27,7 +27,7 @@ def test_hits_of_different_channel_pairs_are_ranked_by_their_llr():
     assert found is not None  # the premise: channel pairs are calibrated differently, so raw scores mislead
     (s1, pair1), (s2, pair2) = found  # s1 > s2, but person 2's LLR is higher
     scored = {1: (s1, pair1), 2: (s2, pair2)}
-    candidates = {1: (None, [], 10.0), 2: (None, [], 10.0)}  # only the enrolled net speech is read
+    candidates: dict[int, tuple] = {1: (None, [], 10.0), 2: (None, [], 10.0)}  # only the enrolled net speech is read
     assert s1 > s2  # ranked by score, person 1 would come first
     assert [p for p, _ in rank_by_llr(backend, scored, candidates, 10.0)] == [2, 1]
     assert rank_by_llr(backend, {}, {}, None) == []

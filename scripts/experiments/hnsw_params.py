@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -20,10 +21,12 @@ from bench_search import DIM, queries_for, synthetic_library  # noqa: E402
 
 
 def hnsw(storage: str, m: int, efc: int):
+    index: Any
     if storage == "flat":
         index = faiss.IndexHNSWFlat(DIM, m, faiss.METRIC_INNER_PRODUCT)
     else:
-        index = faiss.IndexHNSWSQ(DIM, faiss.ScalarQuantizer.QT_fp16, m, faiss.METRIC_INNER_PRODUCT)
+        fp16: Any = faiss.ScalarQuantizer.QT_fp16  # an enum value; FAISS's stubs call it int
+        index = faiss.IndexHNSWSQ(DIM, fp16, m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = efc
     return index
 
