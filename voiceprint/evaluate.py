@@ -33,8 +33,6 @@ EMBED_FLOOR_SECONDS = 0.1
 #: Net-speech buckets (seconds) of the test recording.
 DURATION_BUCKETS = ((0.0, 2.0, "<2s"), (2.0, 5.0, "2-5s"), (5.0, 10.0, "5-10s"), (10.0, float("inf"), ">=10s"))
 P_TARGET = 0.01
-#: The rate of the audio the models embed (``voice.speech``).
-TEST_RATE = 16000
 
 
 def cache_path() -> Path:
@@ -101,6 +99,7 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
     the audio the model would embed (speech with its context), a short-sample condition made from
     longer recordings; ``net_speech`` is then at most that.
     """
+    from .audio import TARGET_RATE
     from .cache import EmbeddingCache, cache_key
     from .embedding import get_embedder, load_spec
     from .telephone import simulated
@@ -131,7 +130,7 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
                     continue
                 speech, net = voice.speech, voice.net_speech
                 if max_speech:
-                    speech, net = speech[:int(max_speech * TEST_RATE)], min(net, max_speech)
+                    speech, net = speech[:int(max_speech * TARGET_RATE)], min(net, max_speech)
                 vector = get_embedder(spec.name).embed(speech)
                 info = {"net_speech": net, "source_rate": rec.source_rate,
                         "codec": rec.codec, "duration": round(rec.duration, 3)}

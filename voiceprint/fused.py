@@ -275,7 +275,7 @@ def _lead(who: str, rows: list[dict], persons: dict, g: Graph) -> dict:
     summary = (f"{label}: log10 LR {best['log10_lr']:+.2f} on case {best['case']} from {' + '.join(best['sources'])}"
                f" (log10 posterior odds {best['log10_odds']:+.2f})"
                + (f"; also tied to {', '.join(cases[1:])}" if len(cases) > 1 else "") + ". " + best["explanation"])
-    return {"rank": 0, "key": who, "person": person, "number": number, "cluster": cluster, "cases": cases,
+    return {"rank": 0, "key": who, "label": label, "person": person, "number": number, "cluster": cluster, "cases": cases,
             "score": best["log10_odds"], "log10_lr": best["log10_lr"], "probability": best["probability"],
             "sources": sources, "explanation": summary,
             "per_case": [{k: r[k] for k in ("case", "log10_lr", "probability", "log10_odds", "terms", "sources", "explanation", "evidence")}

@@ -57,9 +57,6 @@ LINK_THRESHOLD_RAW = 0.65
 LINK_LLR = 5.0
 #: Voiceprints (enrolled and unknown) needed before the library's mean is used as the centre.
 CENTRE_MIN = 50
-#: Cosine to an enrolled person above which a case voice is taken as that person, not an unknown: the
-#: plain-cosine link threshold of the library's model (``thresholds(model)["cosine"]``); this is ECAPA's.
-MATCH_THRESHOLD = LINK_THRESHOLD_RAW
 
 
 def _unknown_rows(store: Store, space: LinkSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -276,6 +273,11 @@ class Links:
     def space(self) -> LinkSpace:
         return link_space(self.store, self.lib.model)
 
+    def match_threshold(self) -> float:
+        """Cosine to an enrolled person above which a case voice is taken as that person, not an unknown:
+        the plain-cosine link threshold of the library's model (a same-speaker decision on the same scale)."""
+        return thresholds(self.lib.model)["cosine"]
+
     # -- filing recordings ----------------------------------------------------------------------
     def add_recordings(self, case_number: str, files, on_voice=None) -> list[dict]:
         """File recordings under a case: match each voice to the library, keep the rest as unknown voices."""
@@ -314,7 +316,7 @@ class Links:
         store = self.store
         hits = self.lib.search_vector(vector, 1)
         top = hits[0] if hits else None
-        matched = top if top and top["cosine"] >= thresholds(self.lib.model)["cosine"] else None
+        matched = top if top and top["cosine"] >= self.match_threshold() else None
         with store.transaction():
             rid = store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration, v.net_speech, rec.source_rate,
                                       rec.codec, dict(v.quality, voice=v.voice))
@@ -530,7 +532,7 @@ class Links:
         return {
             "file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
             "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
-            "person": best["person"]["name"] if best and best["cosine"] >= thresholds(self.lib.model)["cosine"] else None,
+            "person": best["person"]["name"] if best and best["cosine"] >= self.match_threshold() else None,
             "person_score": best["cosine"] if best else None,
             "cluster": link["cluster"] if link and linked else None,
             "cluster_score": link["score"] if link else None,

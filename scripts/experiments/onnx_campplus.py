@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from speakerlab.models.campplus.DTDNN import CAMPPlus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from voiceprint.corpora import shared_data_dir  # noqa: E402
@@ -37,8 +38,6 @@ class Network(torch.nn.Module):
         self.campplus = campplus
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        from speakerlab.models.campplus.DTDNN import CAMPPlus
-
         return CAMPPlus.forward(self.campplus, feats)  # speakerlab's own forward, not the padded-batch wrapper
 
 

@@ -10,22 +10,11 @@ from __future__ import annotations
 
 from ..errors import NotFound
 from ..store import casefile
+from .views import audit_read
 
 #: Node types by the prefix of a graph identity.
 KINDS = {"person": "person", "reg": "registry person", "number": "number", "case": "case", "voice": "case voice",
          "cluster": "unknown voice", "handset": "handset"}
-
-
-def _audit(lib, action: str, target: str = "", **detail) -> None:
-    with lib.store.transaction():
-        lib.store.audit(action, target, **detail)
-
-
-def _label(lead: dict) -> str:
-    person = lead.get("person") or {}
-    if person.get("name"):
-        return str(person["name"])
-    return f"number {lead['number']}" if lead.get("number") else f"unknown voice (cluster {lead.get('cluster')})"
 
 
 def fused_leads(lib) -> dict:
@@ -33,10 +22,10 @@ def fused_leads(lib) -> dict:
     from ..fused import build_leads
 
     leads = build_leads(lib, "all")
-    rows = [{"rank": x["rank"], "key": x["key"], "lead": _label(x), "category": (x.get("person") or {}).get("category") or "",
+    rows = [{"rank": x["rank"], "key": x["key"], "lead": x["label"], "category": (x.get("person") or {}).get("category") or "",
              "score": x["score"], "log10_lr": x["log10_lr"], "probability": x["probability"], "sources": x["sources"],
              "cases": x["cases"]} for x in leads]
-    _audit(lib, "fused.view", "", leads=len(rows))
+    audit_read(lib, "fused.view", "", leads=len(rows))
     return {"leads": rows}
 
 
@@ -99,7 +88,7 @@ def _rivals(lead: dict, leads: list[dict]) -> list[dict]:
         shared = [pc for pc in x["per_case"] if pc["case"] in mine]
         if x["key"] == lead["key"] or not shared:
             continue
-        out.append({"data": {"id": x["key"], "type": x["key"].partition(":")[0], "kind": "another lead", "label": _label(x),
+        out.append({"data": {"id": x["key"], "type": x["key"].partition(":")[0], "kind": "another lead", "label": x["label"],
                              "href": _href(x["key"]), "rival": True}})
         for pc in shared:
             out.append({"data": {"id": f"{x['key']}|also_tied|case:{pc['case']}", "source": x["key"], "target": f"case:{pc['case']}",
@@ -130,6 +119,6 @@ def lead_chart(lib, key: str) -> dict:
     for el in elements:
         if el["data"].get("id") in others and el["data"]["id"] != key:
             el["data"]["lead_rank"] = others[el["data"]["id"]]
-    _audit(lib, "leadchart.view", key)
-    return {"lead": {k: lead[k] for k in ("rank", "key", "score", "log10_lr", "probability", "sources", "cases", "explanation")}
-            | {"label": _label(lead)}, "elements": elements}
+    audit_read(lib, "leadchart.view", key)
+    return {"lead": {k: lead[k] for k in ("rank", "key", "label", "score", "log10_lr", "probability", "sources", "cases", "explanation")},
+            "elements": elements}

@@ -20,7 +20,8 @@ from . import accounts
 SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
 
 
-def _audit(lib, action: str, target: str = "", **detail) -> None:
+def audit_read(lib, action: str, target: str = "", **detail) -> None:
+    """The audit row every read of biometric or case data writes (its own transaction)."""
     with lib.store.transaction():
         lib.store.audit(action, target, **detail)
 
@@ -111,7 +112,7 @@ def wav_bytes(lib, sha: str) -> bytes:
         w.setsampwidth(2)
         w.setframerate(rec.channels[0].sample_rate)
         w.writeframes(pcm)
-    _audit(lib, "audio.play", f"sha256:{sha[:16]}")
+    audit_read(lib, "audio.play", f"sha256:{sha[:16]}")
     return buf.getvalue()
 
 
@@ -119,7 +120,7 @@ def wav_bytes(lib, sha: str) -> bytes:
 def persons(lib, q: str = "", limit: int = 200) -> dict:
     q = (q or "").strip()
     total, rows = browse.search_persons(lib.store, q, limit)
-    _audit(lib, "person.search", "", results=total)
+    audit_read(lib, "person.search", "", results=total)
     return {"q": q, "total": int(total), "persons": rows}
 
 
@@ -127,27 +128,27 @@ def person(lib, pid: int) -> dict:
     card = lib.person(int(pid))
     rows = browse.person_recordings(lib.store, int(pid))
     card["samples"] = [dict(r) | {"audio": accounts.has_upload(lib.store, r["sha256"])} for r in rows]
-    _audit(lib, "person.view", f"person:{int(pid)}")
+    audit_read(lib, "person.view", f"person:{int(pid)}")
     return card
 
 
 def cases(lib, q: str = "") -> dict:
     out = browse.search_cases(lib.store, q)
-    _audit(lib, "case.search", "", results=len(out))
+    audit_read(lib, "case.search", "", results=len(out))
     return {"q": q or "", "cases": out}
 
 
 def case(lib, case_number: str) -> dict:
     cid = lib.store.case_id(case_number)
     card = browse.case_card(lib.store, cid)
-    _audit(lib, "case.view", f"case:{cid}")
+    audit_read(lib, "case.view", f"case:{cid}")
     return card
 
 
 def phones(lib, q: str = "") -> dict:
     digits = re.sub(r"[^0-9+]", "", q or "")
     out = browse.search_phones(lib.store, digits)
-    _audit(lib, "phone.search", "", results=len(out))
+    audit_read(lib, "phone.search", "", results=len(out))
     return {"q": q or "", "phones": out}
 
 
@@ -161,7 +162,7 @@ def phone(lib, number: str) -> dict:
         raise NotFound(f"no phone {number!r} in the library")
     phone_cases = browse.cases_of_phone(lib.store, row["id"])
     card = person(lib, row["person_id"]) if row["person_id"] is not None else None
-    _audit(lib, "phone.view", f"phone:{row['id']}")
+    audit_read(lib, "phone.view", f"phone:{row['id']}")
     return {"number": row["number"], "phone_cases": phone_cases, "person": card}
 
 
@@ -219,7 +220,7 @@ def links(lib, min_cases: int = 2) -> list[dict]:
     from ..linking import clusters
 
     found = clusters(lib, min_cases=min_cases)
-    _audit(lib, "link.view", "", clusters=len(found))
+    audit_read(lib, "link.view", "", clusters=len(found))
     return found
 
 
@@ -237,7 +238,7 @@ def leads(lib, path: Path | None) -> dict:
                                                  "category": hit["person"]["category"], "cases": [c["case_number"] for c in hit["cases"]]}
         if isinstance(r.get("reasons"), str):
             r["reasons"] = [x.strip() for x in r["reasons"].split(";") if x.strip()]
-    _audit(lib, "leads.view", "", leads=len(rows))
+    audit_read(lib, "leads.view", "", leads=len(rows))
     return {"source": Path(path).name, "leads": rows}
 
 
@@ -253,7 +254,7 @@ def audit_rows(lib, action: str = "", operator: str = "", since: str = "", limit
     rows = [r | {"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["ts"]))}
             for r in browse.filtered_audit(lib.store, action, operator, since_ts, limit)]
     chain = verify_audit_chain(lib.store)
-    _audit(lib, "audit.view", "", rows=len(rows))
+    audit_read(lib, "audit.view", "", rows=len(rows))
     return {"rows": rows, "chain": chain, "head": audit_chain_head(lib.store), "filters": {"action": action, "operator": operator, "since": since}}
 
 
