@@ -104,6 +104,18 @@ def test_a_back_end_without_as_norm_scores_the_plain_cosine_of_the_projections(t
     assert np.allclose(again.score(model, tests), b.score(model, tests))
 
 
+def test_a_back_end_says_what_its_score_is_and_what_it_was_fitted_on():
+    """The evidence report's method section reads these: no claim of AS-norm where there is none."""
+    b = _toy_backend()
+    b.meta.update(corpora={"so/clean": 30, "so/amrnb": 28, "so/clean>amrnb": 30}, speakers_hashed=["a", "b", "c"],
+                  cohort="200 vectors of development speakers")
+    assert b.score_meaning().startswith("AS-norm of the cosine")
+    assert b.calibration_data() == ("58 recordings of 3 development speakers (so/clean 30, so/amrnb 28); "
+                                    "AS-norm cohort: 200 vectors of development speakers")
+    b.top_n, b.cohort = 0, np.zeros((0, 8))
+    assert b.score_meaning().endswith("(no AS-norm)") and "cohort" not in b.calibration_data()
+
+
 def test_expected_false_hits_fall_with_the_score_and_grow_with_the_library():
     b = _toy_backend()
     scores = np.array([-1.0, 0.0, 2.0, 4.0, 8.0])
@@ -172,7 +184,7 @@ def test_library_hits_carry_llr_and_expected_false_hits_with_a_back_end(tmp_path
         lib.enrol(a1, person="Zhang San")
         lib.enrol(b1, person="Li Si")
         [result] = lib.query(a1, top=2)
-        assert result["kind"] == "investigative lead" and "AS-normalised" in result["scoring"]
+        assert result["kind"] == "investigative lead" and "AS-norm of the cosine" in result["scoring"]
         top, second = result["hits"]
         assert top["person"]["name"] == "Zhang San" and top["score"] > second["score"]
         assert top["cosine"] == pytest.approx(1.0, abs=1e-3)

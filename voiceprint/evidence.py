@@ -155,7 +155,7 @@ def _method(lib) -> dict:
         "software_version": __version__, "commit": software_commit(), "model": lib.model,
         "model_fingerprint": lib.store.get_meta("model_fingerprint", "") or "",
         "backend": scoring_note(lib.model), "backend_fitted_at": meta.get("fitted_at", "none"),
-        "calibration_data": meta.get("cohort", "none (raw cosine, no likelihood ratio)"),
+        "calibration_data": backend.calibration_data() if backend is not None else "none (raw cosine, no likelihood ratio)",
         "corpora": meta.get("corpora", {}), "split_rule": meta.get("split_rule", ""), "log10_lr_bounds": limits,
         "dev_figures": meta.get("dev_figures", {}),
     }

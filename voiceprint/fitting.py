@@ -338,12 +338,13 @@ def _meta(sets, all_items, backend, shrink, out_dim, base, quality, fits, summar
         "corpora": {f"{c}/{ch}": len(items) for c, ch, items in sets},
         "speakers_hashed": [hashed_speaker(s) for s in speakers],
         "speakers_sha256": speaker_list_hash(speakers),
-        "cohort": f"{len(backend.cohort)} vectors of development speakers of {', '.join(sorted(cohort))} "
-                  f"({'; '.join(COHORT_SOURCES[c] for c in sorted(cohort))}), clean and codec-simulated",
+        "cohort": (f"{len(backend.cohort)} vectors of development speakers of {', '.join(sorted(cohort))} "
+                   f"({'; '.join(COHORT_SOURCES[c] for c in sorted(cohort))}), clean and codec-simulated")
+                  if backend.uses_as_norm else "none (no AS-norm)",
         "shrink": shrink,
         "out_dim": out_dim,
         "baseline_calibration": [float(base[0]), float(base[1])],
-        "score": "AS-norm of the cosine after domain centring and within-speaker whitening",
+        "score": backend.score_meaning(),
         "llr": "natural log; calibration per channel pair (wideband, narrowband, cross; 'all' otherwise), "
                f"weights [{', '.join(names)}, offset] (voiceprint.scoring.calibration_features, "
                f"quality measure {quality!r}); bounds: ELUB of the cross-validated development LLRs",

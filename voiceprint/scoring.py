@@ -208,13 +208,32 @@ class Backend:
         return _rownorm(self.project(vectors, domains).mean(axis=0, keepdims=True))[0]
 
     # -- scores -----------------------------------------------------------------------------
+    @property
+    def uses_as_norm(self) -> bool:
+        return self.top_n > 0 and len(self.cohort) > 0
+
+    def score_meaning(self) -> str:
+        """What :meth:`score` is, in words (for results and reports)."""
+        base = "cosine after domain centring and within-speaker whitening"
+        return f"AS-norm of the {base}" if self.uses_as_norm else f"the {base} (no AS-norm)"
+
+    def calibration_data(self) -> str:
+        """What the calibration (and the cohort, if any) was fitted on, from the fit's record, in words."""
+        fitted = {k: n for k, n in self.meta.get("corpora", {}).items() if ">" not in k}  # cross sets reuse recordings
+        speakers = len(self.meta.get("speakers_hashed", []))
+        text = (f"{sum(fitted.values())} recordings of {speakers} development speakers "
+                f"({', '.join(f'{k} {n}' for k, n in fitted.items())})") if fitted else "development speakers"
+        if self.uses_as_norm and self.meta.get("cohort"):
+            text += f"; AS-norm cohort: {self.meta['cohort']}"
+        return text
+
     def cohort_stats(self, projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and spread of each vector's top-N cohort scores (the AS-norm statistics).
 
         A back end fitted without AS-norm (``top_n`` 0) gives mean 0 and spread 1, so the normalised
         score is the plain cosine of the projections."""
         projected = np.atleast_2d(projected)
-        if self.top_n <= 0 or not len(self.cohort):
+        if not self.uses_as_norm:
             return np.zeros(len(projected)), np.ones(len(projected))
         s = projected @ self.cohort.T
         n = min(self.top_n, s.shape[1])
@@ -415,7 +434,7 @@ def scoring_note(model: str | None = None) -> str:
     if backend is None:
         return ("score = raw cosine; no back end is fitted for this model, so llr, verbal and expected_false_hits "
                 "are null (fit one with `voiceprint backend fit`)")
-    return (f"score = AS-normalised back-end score (cosine = raw cosine); llr = natural-log likelihood ratio "
+    return (f"score = {backend.score_meaning()} (cosine = raw cosine); llr = natural-log likelihood ratio "
             f"calibrated on development speakers ({backend.meta.get('fitted_at', '?')})")
 
 
