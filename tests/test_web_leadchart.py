@@ -42,6 +42,7 @@ def test_an_analyst_clicks_through_the_top_leads_link_chart(served, browser):  #
     browser.get(served + "/fused")
     table = browser.find_element(By.CSS_SELECTOR, "[data-testid=fused-leads]")
     assert OWNERS[0][0] in table.text and "cdr + voice" in table.text
+    shot(browser, "18-fused-leads")
     browser.find_element(By.CSS_SELECTOR, "[data-testid=chart-1]").click()
     wait_for(browser, lambda d: d.execute_script("return window.leadChart ? window.leadChart.nodes().length : 0") > 0)
     types = set(browser.execute_script("return window.leadChart.nodes().map(function (n) { return n.data('type'); })"))
