@@ -260,6 +260,7 @@ class Embedder:
         self.device = device
         self._encoder = None
         self._centres: dict[str, np.ndarray] | None = None
+        self._network: tuple[int, object] | None = None  # (pid, ONNX Runtime network or None)
 
     @property
     def encoder(self):
@@ -285,6 +286,35 @@ class Embedder:
     def dim(self) -> int:
         return self.spec.embedding_dim
 
+    @property
+    def onnx_network(self):
+        """CAM++'s network in ONNX Runtime (:mod:`voiceprint.onnxnet`), or None where the torch
+        network runs (other models, ONNX Runtime missing or turned off). One session per process."""
+        if self._network is None or self._network[0] != os.getpid():
+            network = None
+            if self.spec.kind == "speechbrain":
+                from .campplus import CAMPPlus
+
+                campplus = self.encoder.mods.embedding_model
+                if isinstance(campplus, CAMPPlus):
+                    from .onnxnet import load_network
+
+                    network = load_network(self.spec, campplus)
+            self._network = (os.getpid(), network)
+        return self._network[1]
+
+    def _encode(self, wav) -> np.ndarray:
+        """The model's raw embedding of one signal ``[1, samples]`` (``encode_batch``, its network in
+        ONNX Runtime where :attr:`onnx_network` has one; the features are torch's either way)."""
+        import torch
+
+        network = self.onnx_network
+        if network is None:
+            return self.encoder.encode_batch(wav).reshape(-1).cpu().numpy()
+        mods = self.encoder.mods
+        feats = mods.mean_var_norm(mods.compute_features(wav), torch.ones(wav.shape[0]))
+        return network(feats.numpy()).reshape(-1)
+
     def embed(self, speech: np.ndarray) -> np.ndarray:
         """One L2-normalised voiceprint for a stretch of speech (16 kHz float32).
 
@@ -309,7 +339,7 @@ class Embedder:
         with torch.inference_mode():
             for start, end in windows:
                 wav = torch.from_numpy(speech[start:end]).unsqueeze(0)
-                vec = self.encoder.encode_batch(wav).reshape(-1).cpu().numpy().astype(np.float64)
+                vec = self._encode(wav).astype(np.float64)
                 pooled += _normalise(vec) * (end - start)
         return _normalise(pooled).astype(np.float32)
 

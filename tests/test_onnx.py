@@ -1,0 +1,86 @@
+"""CAM++'s network in ONNX Runtime (voiceprint.onnxnet): the same voiceprints as torch, a derived
+graph that is hash-checked and exported again when stale or altered, and torch whenever ONNX fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voiceprint import embedding, onnxnet
+
+pytest.importorskip("onnxruntime")
+
+NAME = "campplus-zh-en"
+DEMO = Path(embedding.__file__).resolve().parent / "demo_data"
+
+
+@pytest.fixture(scope="module")
+def campplus():
+    return embedding.get_embedder(NAME)
+
+
+@pytest.fixture(scope="module")
+def real_speech():
+    """Real speech of a few demo speakers: whole utterances and short cuts of them."""
+    from voiceprint.audio import load_recording
+
+    files = sorted(DEMO.glob("*/*.flac"))[:4]
+    assert files, "the demo speakers ship with the package"
+    signals = [load_recording(f, channels="mix").channels[0].samples for f in files]
+    return signals + [x[: int(0.8 * 16000)] for x in signals[:2]]
+
+
+def _cosine(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_onnx_runtime_embeddings_match_torch_on_real_speech(campplus, real_speech):
+    import torch
+
+    assert campplus.onnx_network is not None, "ONNX Runtime is installed, so CAM++ runs in it"
+    for x in real_speech:
+        ours = campplus.embed(x)
+        with torch.inference_mode():
+            ref = campplus.encoder.encode_batch(torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(0)).reshape(-1).numpy()
+        assert _cosine(ours, ref) > 1 - 1e-3
+
+
+def test_graph_records_its_source_and_is_exported_again_when_altered(campplus, tmp_path):
+    spec = dataclasses.replace(campplus.spec, home=tmp_path)  # a private copy of the derived files
+    network = onnxnet.load_network(spec, campplus.encoder.mods.embedding_model)
+    assert network is not None
+    meta = json.loads((tmp_path / "onnx" / onnxnet.META_NAME).read_text())
+    graph = tmp_path / "onnx" / onnxnet.GRAPH_NAME
+    assert meta["weights_sha256"] == spec.sha256 and meta["fingerprint"] == spec.fingerprint
+    assert meta["onnx_sha256"] == embedding.file_sha256(graph) and meta["onnxruntime"]
+    blob = bytearray(graph.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one altered byte in the weights
+    graph.write_bytes(bytes(blob))
+    assert not onnxnet._current(spec)
+    assert onnxnet.load_network(spec, campplus.encoder.mods.embedding_model) is not None
+    assert embedding.file_sha256(graph) == json.loads((tmp_path / "onnx" / onnxnet.META_NAME).read_text())["onnx_sha256"]
+    meta["fingerprint"] = "0" * 16  # exported from other weights: stale
+    (tmp_path / "onnx" / onnxnet.META_NAME).write_text(json.dumps(meta))
+    assert not onnxnet._current(spec)
+
+
+def test_torch_runs_when_onnx_is_off_or_missing(campplus, monkeypatch, speech_16k):
+    net = campplus.encoder.mods.embedding_model
+    monkeypatch.setenv("VOICEPRINT_ONNX", "0")
+    assert onnxnet.load_network(campplus.spec, net) is None
+    monkeypatch.delenv("VOICEPRINT_ONNX")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    assert onnxnet.load_network(campplus.spec, net) is None
+    fallback = embedding.Embedder(NAME)
+    assert fallback.onnx_network is None
+    assert _cosine(fallback.embed(speech_16k), campplus.embed(speech_16k)) > 1 - 1e-3
+
+
+def test_other_models_run_in_torch():
+    assert embedding.get_embedder("ecapa-voxceleb").onnx_network is None
