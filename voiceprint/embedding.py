@@ -260,7 +260,7 @@ class Embedder:
         self.device = device
         self._encoder = None
         self._centres: dict[str, np.ndarray] | None = None
-        self._network: tuple[int, object] | None = None  # (pid, ONNX Runtime network or None)
+        self._network: tuple[object] | None = None  # (ONNX Runtime network or None,) once looked for
 
     @property
     def encoder(self):
@@ -289,8 +289,9 @@ class Embedder:
     @property
     def onnx_network(self):
         """CAM++'s network in ONNX Runtime (:mod:`voiceprint.onnxnet`), or None where the torch
-        network runs (other models, ONNX Runtime missing or turned off). One session per process."""
-        if self._network is None or self._network[0] != os.getpid():
+        network runs (other models, ONNX Runtime missing or turned off). Enrolment's forked workers
+        use the main process's session (one intra-op thread: no thread pool to lose in the fork)."""
+        if self._network is None:
             network = None
             if self.spec.kind == "speechbrain":
                 from .campplus import CAMPPlus
@@ -300,8 +301,8 @@ class Embedder:
                     from .onnxnet import load_network
 
                     network = load_network(self.spec, campplus)
-            self._network = (os.getpid(), network)
-        return self._network[1]
+            self._network = (network,)
+        return self._network[0]
 
     def _encode(self, wav) -> np.ndarray:
         """The model's raw embedding of one signal ``[1, samples]`` (``encode_batch``, its network in
