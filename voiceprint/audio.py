@@ -555,18 +555,33 @@ def _score_blocks(model, x, sr, vad_sr, n_out, block, win, probs, progress) -> N
 
 def _window_probs(net, inputs, state):
     """silero's per-window forward pass for a block of windows: the feature extractor, encoder and
-    output head run on the whole block at once, only the LSTM cell steps window by window
-    (probabilities within 1e-6 of one call per window, 3.5x less CPU)."""
-    import torch
-
+    output head run on the whole block at once, and its LSTM cell runs over the windows as one
+    ``torch.nn.LSTM`` sequence with the cell's own weights (probabilities within 1e-6 of one call
+    per window; tests/test_audio.py), for 3.5x and then ~1.5x less CPU."""
     feats = net.encoder(net.run_extractors(inputs)).squeeze(-1)
     h, c = state
-    hs = []
-    for i in range(len(feats)):
-        h, c = net.decoder.rnn(feats[i : i + 1], (h, c))
-        hs.append(h)
-    out = net.decoder.decoder(torch.cat(hs).unsqueeze(-1).float()).squeeze(1).mean(1)
-    return out.tolist(), (h, c)
+    hs, (h, c) = _sequence_lstm(net.decoder.rnn)(feats.unsqueeze(1), (h.unsqueeze(0), c.unsqueeze(0)))
+    out = net.decoder.decoder(hs.squeeze(1).unsqueeze(-1).float()).squeeze(1).mean(1)
+    return out.tolist(), (h[0], c[0])
+
+
+_LSTMS: dict[int, object] = {}
+
+
+def _sequence_lstm(cell):
+    """A one-layer ``torch.nn.LSTM`` holding ``cell``'s weights (the same gates, in the same order)."""
+    lstm = _LSTMS.get(id(cell))
+    if lstm is None:
+        import torch
+
+        lstm = torch.nn.LSTM(cell.weight_ih.shape[1], cell.weight_hh.shape[1])
+        with torch.no_grad():
+            for mine, theirs in ((lstm.weight_ih_l0, cell.weight_ih), (lstm.weight_hh_l0, cell.weight_hh),
+                                 (lstm.bias_ih_l0, cell.bias_ih), (lstm.bias_hh_l0, cell.bias_hh)):
+                mine.copy_(theirs)
+        lstm.eval()
+        _LSTMS[id(cell)] = lstm
+    return lstm
 
 
 def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE, progress=None) -> list[SpeechSegment]:
