@@ -575,10 +575,8 @@ def _sequence_lstm(cell):
         import torch
 
         lstm = torch.nn.LSTM(cell.weight_ih.shape[1], cell.weight_hh.shape[1])
-        with torch.no_grad():
-            for mine, theirs in ((lstm.weight_ih_l0, cell.weight_ih), (lstm.weight_hh_l0, cell.weight_hh),
-                                 (lstm.bias_ih_l0, cell.bias_ih), (lstm.bias_hh_l0, cell.bias_hh)):
-                mine.copy_(theirs)
+        lstm.load_state_dict({"weight_ih_l0": cell.weight_ih, "weight_hh_l0": cell.weight_hh,
+                              "bias_ih_l0": cell.bias_ih, "bias_hh_l0": cell.bias_hh})
         lstm.eval()
         _LSTMS[id(cell)] = lstm
     return lstm

@@ -111,9 +111,9 @@ def main() -> None:
                 skipped["two"] += 1
             else:
                 two[name].append(c)
-        for who in (a, b):
-            solo, _ = build(rng, [(0, r) for r in by_speaker[who][:4]])
-            for key, x in [("4 utterances", solo)] + [("single file", build(rng, [(0, r)])[0]) for r in by_speaker[who][:2]]:
+        for speaker in (a, b):
+            solo, _ = build(rng, [(0, r) for r in by_speaker[speaker][:4]])
+            for key, x in [("4 utterances", solo)] + [("single file", build(rng, [(0, r)])[0]) for r in by_speaker[speaker][:2]]:
                 c = screen_cosine(x, embedder)
                 if c is None:
                     skipped["one"] += 1
