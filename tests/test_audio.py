@@ -550,3 +550,14 @@ def test_vad_lstm_as_one_sequence_matches_the_cell_stepped_window_by_window():
     np.testing.assert_allclose(probs, ref, atol=1e-6)
     np.testing.assert_allclose(h.numpy(), rh.numpy(), atol=1e-6)
     np.testing.assert_allclose(c.numpy(), rc.numpy(), rtol=1e-5, atol=1e-6)  # the cell state grows past 1: float32 rounding
+
+
+@pytest.mark.parametrize("n,nperseg", [(64000, 1024), (1024, 1024), (3000, 1024), (48000, 4000), (5001, 4000), (777, 777), (700_000, 1024)])
+def test_welch_is_scipys(n, nperseg):
+    from scipy.signal import welch
+
+    x = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
+    f, p = welch(x, fs=16000, nperseg=nperseg)
+    mine_f, mine_p = audio._welch(x, 16000, nperseg)
+    np.testing.assert_allclose(mine_f, f)
+    np.testing.assert_allclose(mine_p, p, rtol=1e-4, atol=1e-6 * float(p.max()))

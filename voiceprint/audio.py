@@ -493,14 +493,29 @@ def _resampled_slice(x: np.ndarray, sr: int, new_sr: int, lo: int, hi: int) -> n
     return out[lo - off : hi - off]
 
 
+def _welch(x: np.ndarray, sr: int, nperseg: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.welch(x, fs=sr, nperseg=nperseg)`` (periodic Hann window, half overlap, each
+    segment's mean removed, one-sided density): the same frequencies and PSD within float32 rounding
+    (tests/test_audio.py), 3-9x faster; segments are transformed ``chunk`` at a time (bounded memory)."""
+    step = nperseg - nperseg // 2
+    n = (len(x) - nperseg) // step + 1
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nperseg) / nperseg)
+    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(x), nperseg)[::step][:n]
+    power = np.zeros(nperseg // 2 + 1)
+    for i in range(0, n, chunk):
+        block = frames[i : i + chunk].astype(np.float64)
+        power += (np.abs(np.fft.rfft((block - block.mean(axis=1, keepdims=True)) * window, axis=1)) ** 2).sum(axis=0)
+    psd = power / (n * sr * float((window**2).sum()))
+    psd[1 : None if nperseg % 2 else -1] *= 2  # one-sided: every bin but DC (and Nyquist) counts twice
+    return np.fft.rfftfreq(nperseg, 1 / sr), psd
+
+
 def _band_limited(x: np.ndarray, sr: int) -> bool:
     """True when (almost) no energy lies above 4.2 kHz: telephone / 8 kHz-origin audio, even if upsampled."""
     if sr <= 8400:
         return True
-    from scipy.signal import welch
-
     seg = x[: 60 * sr]  # the first minute is enough to tell the channel
-    f, p = welch(seg, fs=sr, nperseg=min(1024, len(seg)))
+    f, p = _welch(seg, sr, min(1024, len(seg)))
     tot = float(p.sum())
     if tot <= 0:
         return False
@@ -628,9 +643,7 @@ def _is_tonal(seg: np.ndarray, sr: int) -> bool:
     """
     if len(seg) < sr // 4:
         return False
-    from scipy.signal import welch
-
-    _, p = welch(seg, fs=sr, nperseg=min(len(seg), sr // 4))
+    _, p = _welch(seg, sr, min(len(seg), sr // 4))
     tot = float(p.sum())
     if tot <= 0:
         return True
@@ -790,13 +803,11 @@ def _bandwidth_hz(x: np.ndarray, segments, sr: int) -> float:
     """Frequency below which 99 % of the speech energy lies (Welch PSD of the speech samples, all
     samples when there is no speech). Speech beyond 10 minutes is read 10 minutes at a time and the
     pieces' PSDs averaged, weighted by length (the same result, without a full-length copy)."""
-    from scipy.signal import welch
-
     psd, f = None, None
     for piece in _pieces(x, _spans(segments, sr, len(x)) or [(0, len(x))], int(_QUALITY_PIECE_S * sr)):
         if len(piece) < 256 or (psd is not None and len(piece) < 1024):
             continue
-        f, p = welch(piece, fs=sr, nperseg=min(1024, len(piece)))
+        f, p = _welch(piece, sr, min(1024, len(piece)))
         psd = p * len(piece) if psd is None else psd + p * len(piece)
     if psd is None or f is None:
         return 0.0
