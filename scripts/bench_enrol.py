@@ -22,7 +22,9 @@ the library's own calls: decode
 (``audio.load_recording``, which also hashes the file), VAD (``audio.prepare_speech``), quality
 (``audio.measure_quality``), diarisation (``diarize.diarize``), embedding (``Embedder.embed``);
 the rest (file hash for the idempotency check, SQLite, FAISS saves) is "database and other".
-Throughput is seconds of audio per second of wall time, and files per second.
+Throughput is seconds of audio per second of wall time, and files per second. CPU seconds are
+printed beside each (the library's include its workers'): on a shared machine they show the work
+done, whatever share of the cores the run got.
 
 The files are a fixed subset: the first 4 utterances of speakers spread evenly over the manifest.
 Accuracy on it: the EER over all pairs of files, of the voiceprints as enrolled and of the same
@@ -158,23 +160,30 @@ class StageTimer:
             setattr(owner, name, original)
 
 
-def run_direct(encoder, signals: list[np.ndarray], threads: int | None = None) -> float:
-    """Seconds spent in ``encode_batch``, one whole signal per call (with ``threads`` torch threads)."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (enrolment's workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run_direct(encoder, signals: list[np.ndarray], threads: int | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds spent in ``encode_batch``, one whole signal per call (with ``threads`` torch threads)."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
-    spent = 0.0
+    spent = cpu = 0.0
     try:
         with torch.inference_mode():
             for x in signals:
                 wav = torch.from_numpy(x).unsqueeze(0)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu_seconds()
                 encoder.encode_batch(wav)
                 spent += time.perf_counter() - t0
+                cpu += cpu_seconds() - c0
     finally:
         torch.set_num_threads(before)
-    return spent
+    return spent, cpu
 
 
 def run_interleaved(files, signals, encoder, root: Path, chunk: int, baseline_threads: list[int], workers: int | None) -> dict:
@@ -189,17 +198,21 @@ def run_interleaved(files, signals, encoder, root: Path, chunk: int, baseline_th
     timer.wrap(audio, "measure_quality", "quality")
     timer.wrap(diarize, "diarize", "diarisation")
     timer.wrap(Embedder, "embed", "embedding")
-    out: dict[str, Any] = {"direct": dict.fromkeys(baseline_threads, 0.0), "library": 0.0, "enrolled": 0}
+    out: dict[str, Any] = {"direct": dict.fromkeys(baseline_threads, 0.0), "direct_cpu": dict.fromkeys(baseline_threads, 0.0),
+                           "library": 0.0, "library_cpu": 0.0, "enrolled": 0}
     lib = Library.create(root, operator="bench_enrol")
     try:
         for start in range(0, len(files), chunk):
             part = slice(start, start + chunk)
             for threads in baseline_threads:
-                out["direct"][threads] += run_direct(encoder, signals[part], threads)
+                wall, cpu = run_direct(encoder, signals[part], threads)
+                out["direct"][threads] += wall
+                out["direct_cpu"][threads] += cpu
             items = [EnrolItem(str(p), who) for p, who in files[part]]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             summary = lib.enrol_many(items, workers=workers)
             out["library"] += time.perf_counter() - t0
+            out["library_cpu"] += cpu_seconds() - c0
             out["enrolled"] += summary.count("enrolled")
     finally:
         timer.restore()
@@ -286,12 +299,12 @@ def main() -> None:
             args.json.write_text(json.dumps({"machine": machine(), "files": len(files) - 1, "real": real,
                                              "audio_seconds": round(audio_s, 1), "models": res}, indent=2))
         return
-    from voiceprint.enrolment import _load_models
+    from voiceprint.enrolment import warm_models
 
     spec = load_spec(None)
     embedder = get_embedder(spec.name)
     encoder = embedder.encoder  # the object the library uses: one model load
-    _load_models(embedder)  # the library's other models (ONNX network, diarisation, VAD), untimed like the baseline's
+    warm_models(embedder)  # the library's other models (ONNX network, diarisation, VAD), untimed like the baseline's
     for threads in args.baseline_threads:
         run_direct(encoder, signals[:3], threads)  # warm-up
     with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
@@ -304,13 +317,14 @@ def main() -> None:
 
     workers = worker_count(min(args.chunk, len(files)), args.workers)
 
-    print(f"\n{'':40s}{'seconds':>9s}{'audio s/s':>11s}{'files/s':>9s}")
+    print(f"\n{'':40s}{'seconds':>9s}{'audio s/s':>11s}{'files/s':>9s}{'CPU-s':>8s}")
     for threads, sec in r["direct"].items():
         mark = "  <- reference (the faster)" if threads == best_threads else ""
-        print(f"{f'SpeechBrain encode_batch, {threads} thread(s)':40s}{sec:9.1f}{audio_s / sec:11.1f}{len(files) / sec:9.2f}{mark}")
+        print(f"{f'SpeechBrain encode_batch, {threads} thread(s)':40s}{sec:9.1f}{audio_s / sec:11.1f}{len(files) / sec:9.2f}"
+              f"{r['direct_cpu'][threads]:8.1f}{mark}")
     how = f"{workers} worker processes" if workers else "in process"
     print(f"{f'Library.enrol_many ({how})':40s}{lib_total:9.1f}{audio_s / lib_total:11.1f}{len(files) / lib_total:9.2f}"
-          f"   ({enrolled} enrolled)")
+          f"{r['library_cpu']:8.1f}   ({enrolled} enrolled)")
     ratio = lib_total / direct
     print(f"the library embedded {r['net_speech']:.0f} s of net speech (VAD) of the {audio_s:.0f} s the baseline embedded")
     print(f"library / direct time: {ratio:.2f}x  (library throughput = {1 / ratio:.0%} of the bare model's at {best_threads} thread(s))")
@@ -332,7 +346,9 @@ def main() -> None:
             "accuracy": acc, "threads": args.threads, "workers": workers, "load_average": [round(x, 2) for x in os.getloadavg()],
             "machine": machine(), "files": len(files), "real": real, "audio_seconds": round(audio_s, 1),
             "direct_seconds": round(direct, 2), "direct_by_threads": {str(k): round(v, 2) for k, v in r["direct"].items()},
-            "library_seconds": round(lib_total, 2), "net_speech_seconds": round(r["net_speech"], 1), "ratio": round(ratio, 3), "enrolled": enrolled,
+            "direct_cpu_by_threads": {str(k): round(v, 2) for k, v in r["direct_cpu"].items()},
+            "library_seconds": round(lib_total, 2), "library_cpu_seconds": round(r["library_cpu"], 2),
+            "net_speech_seconds": round(r["net_speech"], 1), "ratio": round(ratio, 3), "enrolled": enrolled,
             "stages": {k: round(v, 2) for k, v in stages.items()} if not workers else {}}, indent=2))
 
 

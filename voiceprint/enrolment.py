@@ -255,9 +255,9 @@ def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech
     if all(known is not None for _, known in todo):
         yield from (known for _, known in todo if known is not None)
         return
-    _load_models(embedder)  # before forking: every worker shares the loaded models
-    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
-                               initargs=(embedder.spec.name, min_speech))
+    warm_models(embedder)  # before forking: every worker shares the loaded models
+    _WORKER.update(embedder=embedder, min_speech=min_speech)  # what the forked workers inherit
+    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
     try:
         queue = iter([item for item, known in todo if known is None])
         pending: collections.deque = collections.deque()
@@ -284,14 +284,28 @@ def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech
                 yield refused(item, err)
     finally:
         _stop_workers(pool)
+        _WORKER.clear()
 
 
-def _load_models(embedder) -> None:
-    """Load what preparing a file uses (speaker model, its ONNX network, the diarisation model, the VAD)."""
-    from .audio import _vad_model
+def warm_models(embedder) -> None:
+    """Load and run once what preparing a file uses (speaker model and its ONNX network, the
+    diarisation model, the VAD), so every forked worker starts with them loaded and warm."""
+    import torch
 
-    _ = embedder.encoder, embedder.onnx_network, embedder.diarisation_encoder
-    _vad_model()
+    from . import synth
+    from .audio import speech_segments
+
+    if _WARMED.get("embedder") is embedder:
+        return
+    speech = synth.synth_speech(2.0, seed=16)
+    speech_segments(speech)
+    embedder.embed(speech)
+    with torch.inference_mode():
+        embedder.diarisation_encoder.encode_batch(torch.from_numpy(np.stack([speech, speech])), torch.tensor([1.0, 0.75]))
+    _WARMED["embedder"] = embedder
+
+
+_WARMED: dict = {}
 
 
 def _stop_workers(pool) -> None:
@@ -303,12 +317,13 @@ def _stop_workers(pool) -> None:
         proc.join(timeout=5)
 
 
+#: The embedder and settings the workers use: set in the main process just before it forks them.
 _WORKER: dict = {}
 
 
-def _worker_start(model: str, min_speech: float | None) -> None:
+def _worker_start() -> None:
     """In each worker: ignore Ctrl-C (the main process stops the run), die with the main process,
-    one torch thread (ONNX Runtime's session already has one), the model forked from the main process."""
+    one torch thread (the ONNX Runtime session inherited from the main process has one)."""
     import signal
 
     import torch
@@ -316,9 +331,6 @@ def _worker_start(model: str, min_speech: float | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     torch.set_num_threads(1)
-    from .embedding import get_embedder
-
-    _WORKER.update(embedder=get_embedder(model), min_speech=min_speech)
 
 
 def _die_with_parent() -> None:
