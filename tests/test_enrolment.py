@@ -5,6 +5,7 @@ this process, lookups first so a re-run does no work, refusals audited, a stop k
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,24 @@ def test_a_file_gone_before_its_turn_is_refused_not_fatal(items, tmp_path):
     with Library.create(tmp_path / "lib", operator="tester") as lib:
         done = lib.enrol_many(good, min_speech=0.5, workers=2)
         assert done.count("enrolled") == 9 and "file not found" in done.refused[0].reason
+
+
+def _busy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_stopping_the_workers_does_not_wait_for_the_files_they_prepare():
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"), initializer=enrolment._worker_start)
+    futures = [pool.submit(_busy, 20.0) for _ in range(3)]
+    time.sleep(0.5)
+    pids = list(pool._processes)
+    started = time.monotonic()
+    enrolment._stop_workers(pool)
+    assert time.monotonic() - started < 5 and len(pids) == 2
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    assert all(f.cancelled() or f.done() for f in futures[2:])

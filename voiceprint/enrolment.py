@@ -310,10 +310,11 @@ _WARMED: dict = {}
 
 def _stop_workers(pool) -> None:
     """End the workers now (a Ctrl-C or an error must not wait for the files they are preparing)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
     pool.shutdown(wait=False, cancel_futures=True)
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    for proc in processes:
         proc.terminate()
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    for proc in processes:
         proc.join(timeout=5)
 
 
