@@ -32,7 +32,7 @@ INDEX_SAVE_EVERY = 200
 #: Fewest files (not yet enrolled or not) worth forking worker processes for.
 MIN_FILES_FOR_WORKERS = 8
 #: Files queued ahead per worker, so none waits while the main process commits.
-IN_FLIGHT_PER_WORKER = 2
+IN_FLIGHT_PER_WORKER = 16
 
 
 @dataclass
