@@ -55,7 +55,7 @@ def machine() -> str:
 
     from voiceprint.report import machine_line
 
-    return machine_line(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return machine_line(f"torch {torch.__version__}")
 
 
 def pick_files(data: Path, n: int, per_speaker: int = 4) -> list[tuple[Path, str]]:
@@ -287,6 +287,8 @@ def main() -> None:
 
     speech_segments(np.zeros(16000, np.float32) + 1e-3, 16000)
     torch.set_num_threads(args.threads)
+    print(f"torch threads: the library's main process {args.threads}; its workers and ONNX Runtime 1 each; "
+          f"the baseline at {' and '.join(map(str, args.baseline_threads))}", flush=True)
     if args.models:
         audio_s = sum(len(x) for x in signals[1:]) / 16000  # the first file is the untimed warm-up
         with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
