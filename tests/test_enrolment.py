@@ -122,3 +122,14 @@ def test_stopping_the_workers_does_not_wait_for_the_files_they_prepare():
     assert time.monotonic() - started < 5 and len(pids) == 2
     assert not [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
     assert all(f.cancelled() or f.done() for f in futures[2:])
+
+
+def test_small_blocks_of_queued_work_still_commit_in_order(items, tmp_path, monkeypatch):
+    """Blocks of 2 files (largest first within each), many blocks: outcomes in the manifest's order."""
+    monkeypatch.setattr(enrolment, "IN_FLIGHT_PER_WORKER", 1)
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        done = lib.enrol_many(items, min_speech=0.5, workers=2)
+        assert [o.path for o in done.outcomes] == [i.path for i in items]
+        assert done.count("enrolled") == 10 and done.count("refused") == 1
+        ids = [o.voiceprint_id for o in done.outcomes if o.status == "enrolled"]
+        assert ids == sorted(ids)  # committed in order, one transaction each

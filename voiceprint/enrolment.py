@@ -9,7 +9,6 @@ belongs to the person (:func:`voiceprint.quality.voiceprint_strength` on their p
 
 from __future__ import annotations
 
-import collections
 import csv
 import io
 import os
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 INDEX_SAVE_EVERY = 200
 #: Fewest files (not yet enrolled or not) worth forking worker processes for.
 MIN_FILES_FOR_WORKERS = 8
-#: Files queued ahead per worker, so none waits while the main process commits.
+#: Files per worker in a block of queued work (two blocks are queued, each largest file first).
 IN_FLIGHT_PER_WORKER = 16
 
 
@@ -230,8 +229,10 @@ def worker_count(n_files: int, workers: int | None = None) -> int:
 
 def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech, n_workers: int,
                       stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
-    """Look every file up here first, prepare the rest in ``n_workers`` forked processes (at most
-    ``IN_FLIGHT_PER_WORKER`` files each queued ahead), commit each in order as it comes back.
+    """Look every file up here first, prepare the rest in ``n_workers`` forked processes, commit each
+    in order as it comes back. Files are queued in blocks of ``IN_FLIGHT_PER_WORKER`` per worker, two
+    blocks ahead, each block largest file first (a long file started last would leave the other
+    workers idle at the end).
 
     Only this process writes (SQLite, FAISS). Ctrl-C, a stop or an error ends the workers at once:
     whatever they were preparing is lost, nothing they prepared is half-stored."""
@@ -259,22 +260,31 @@ def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech
     _WORKER.update(embedder=embedder, min_speech=min_speech)  # what the forked workers inherit
     pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
     try:
-        queue = iter([item for item, known in todo if known is None])
-        pending: collections.deque = collections.deque()
+        work = [item for item, known in todo if known is None]
+        futures: dict = {}
+        block = n_workers * IN_FLIGHT_PER_WORKER
+        submitted = 0
 
-        def top_up() -> None:
-            while len(pending) < n_workers * IN_FLIGHT_PER_WORKER and (item := next(queue, None)) is not None:
-                pending.append(pool.submit(_prepare_in_worker, item))
+        def submit_block() -> None:  # the next block of files, largest first: no long file left for the end
+            nonlocal submitted
+            part = range(submitted, min(submitted + block, len(work)))
+            for i in sorted(part, key=lambda i: -_file_size(work[i].path)):
+                futures[i] = pool.submit(_prepare_in_worker, work[i])
+            submitted = part.stop
 
-        top_up()
+        submit_block()
+        submit_block()
+        taken = 0
         for item, known in todo:
             if should_stop is not None and should_stop():
                 raise _Stopped
             if known is not None:
                 yield known
                 continue
-            done = pending.popleft().result()
-            top_up()
+            if taken and taken % block == 0:  # into the next block: keep two queued
+                submit_block()
+            done = futures.pop(taken).result()
+            taken += 1
             if isinstance(done, VoiceprintError):
                 yield refused(item, done)
                 continue
@@ -285,6 +295,13 @@ def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech
     finally:
         _stop_workers(pool)
         _WORKER.clear()
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def warm_models(embedder) -> None:
