@@ -86,11 +86,28 @@ def test_a_stop_between_files_keeps_what_was_committed(items, tmp_path):
         assert [o.status for o in rest.outcomes] == ["already"] * 3 + ["enrolled"] * 7
 
 
-def test_a_refusal_stops_the_run_when_asked(items, tmp_path):
+@pytest.mark.parametrize("bad", ["broken.wav", "missing.wav"])
+def test_a_refusal_stops_the_run_when_asked_after_the_files_before_it(items, tmp_path, bad):
+    """A file that fails in a worker (undecodable) or at the lookup (missing) stops the run in its turn."""
+    rows = list(items) if bad == "broken.wav" else [*items[:5], EnrolItem(str(tmp_path / bad), "P9"), *items[6:]]
     with Library.create(tmp_path / "lib", operator="tester") as lib:
-        with pytest.raises(Exception, match="broken.wav"):
-            lib.enrol_many(items, min_speech=0.5, workers=2, stop_on_error=True)
+        with pytest.raises(Exception, match=bad):
+            lib.enrol_many(rows, min_speech=0.5, workers=2, stop_on_error=True)
         assert lib.store.db.execute("SELECT COUNT(*) FROM voiceprints").fetchone()[0] == 5  # the files before it
+        assert lib.audit(action="enrol.refused")
+
+
+def test_few_files_left_to_do_are_enrolled_here(items, tmp_path, monkeypatch):
+    good = [i for i in items if "broken" not in i.path]
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        lib.enrol_many(good[:4], min_speech=0.5, workers=0)
+
+        def no_workers(*args, **kwargs):
+            raise AssertionError("6 files to do: no worker is worth starting")
+
+        monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", no_workers)
+        done = lib.enrol_many(good, min_speech=0.5, workers=2)
+        assert [o.status for o in done.outcomes] == ["already"] * 4 + ["enrolled"] * 6
 
 
 def test_a_file_gone_before_its_turn_is_refused_not_fatal(items, tmp_path):

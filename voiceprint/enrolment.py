@@ -230,48 +230,65 @@ def worker_count(n_files: int, workers: int | None = None) -> int:
 def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech, n_workers: int,
                       stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
     """Look every file up here first, prepare the rest in ``n_workers`` forked processes, commit each
-    in order as it comes back. Files are queued in blocks of ``IN_FLIGHT_PER_WORKER`` per worker, two
-    blocks ahead, each block largest file first (a long file started last would leave the other
-    workers idle at the end).
+    in order as it comes back (fewer than ``MIN_FILES_FOR_WORKERS`` left to do: here, no worker).
 
     Only this process writes (SQLite, FAISS). Ctrl-C, a stop or an error ends the workers at once:
     whatever they were preparing is lost, nothing they prepared is half-stored."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from .store import record_failure
-
-    def refused(item: EnrolItem, err: VoiceprintError) -> EnrolOutcome:
-        record_failure(lib.store, "enrol.refused", item.path, err)
-        if stop_on_error:
-            raise err
-        return EnrolOutcome(item.path, "refused", reason=str(err))
-
-    todo: list[tuple[EnrolItem, EnrolOutcome | None]] = []
+    todo: list[tuple[EnrolItem, EnrolOutcome | VoiceprintError | None]] = []
     for item in items:  # lookups first: a re-run of a finished manifest starts no worker
         try:
             todo.append((item, lookup(lib, item)))
         except VoiceprintError as err:
-            todo.append((item, refused(item, err)))
-    if all(known is not None for _, known in todo):
-        yield from (known for _, known in todo if known is not None)
+            todo.append((item, err))  # refused in its turn, after the files before it
+    work = [item for item, known in todo if known is None]
+    if len(work) >= MIN_FILES_FOR_WORKERS:
+        yield from _prepare_in_pool(lib, todo, work, embedder, min_speech, n_workers, stop_on_error, should_stop)
         return
+    for item, known in todo:
+        if known is None:
+            yield from _enrol_here(lib, [item], embedder, min_speech, stop_on_error, should_stop)
+            continue
+        if should_stop is not None and should_stop():
+            raise _Stopped
+        yield _settled(lib, item, known, stop_on_error)
+
+
+def _settled(lib: Library, item: EnrolItem, result: EnrolOutcome | VoiceprintError, stop_on_error: bool) -> EnrolOutcome:
+    """An outcome known without this process preparing the file; a refusal is audited (and raised
+    with ``stop_on_error``) here, in the file's turn."""
+    if not isinstance(result, VoiceprintError):
+        return result
+    from .store import record_failure
+
+    record_failure(lib.store, "enrol.refused", item.path, result)
+    if stop_on_error:
+        raise result
+    return EnrolOutcome(item.path, "refused", reason=str(result))
+
+
+def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, min_speech, n_workers: int,
+                     stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
+    """Prepare ``work`` in forked workers, queued in blocks of ``IN_FLIGHT_PER_WORKER`` per worker, two
+    blocks ahead, each block largest file first (a long file started last would leave the other
+    workers idle at the end); commit every file of ``todo`` in order as its result comes back."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     warm_models(embedder)  # before forking: every worker shares the loaded models
     _WORKER.update(embedder=embedder, min_speech=min_speech)  # what the forked workers inherit
-    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
+    pool = ProcessPoolExecutor(min(n_workers, len(work)), mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
+    futures: dict = {}
+    block = n_workers * IN_FLIGHT_PER_WORKER
+    submitted = 0
+
+    def submit_block() -> None:
+        nonlocal submitted
+        part = range(submitted, min(submitted + block, len(work)))
+        for i in sorted(part, key=lambda i: -_file_size(work[i].path)):
+            futures[i] = pool.submit(_prepare_in_worker, work[i])
+        submitted = part.stop
+
     try:
-        work = [item for item, known in todo if known is None]
-        futures: dict = {}
-        block = n_workers * IN_FLIGHT_PER_WORKER
-        submitted = 0
-
-        def submit_block() -> None:  # the next block of files, largest first: no long file left for the end
-            nonlocal submitted
-            part = range(submitted, min(submitted + block, len(work)))
-            for i in sorted(part, key=lambda i: -_file_size(work[i].path)):
-                futures[i] = pool.submit(_prepare_in_worker, work[i])
-            submitted = part.stop
-
         submit_block()
         submit_block()
         taken = 0
@@ -279,19 +296,20 @@ def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech
             if should_stop is not None and should_stop():
                 raise _Stopped
             if known is not None:
-                yield known
+                yield _settled(lib, item, known, stop_on_error)
                 continue
             if taken and taken % block == 0:  # into the next block: keep two queued
                 submit_block()
             done = futures.pop(taken).result()
             taken += 1
-            if isinstance(done, VoiceprintError):
-                yield refused(item, done)
+            if not isinstance(done, PreparedFile):  # refused in the worker
+                yield _settled(lib, item, done, stop_on_error)
                 continue
             try:
-                yield commit(lib, item, done)
+                outcome = commit(lib, item, done)
             except VoiceprintError as err:
-                yield refused(item, err)
+                outcome = _settled(lib, item, err, stop_on_error)
+            yield outcome
     finally:
         _stop_workers(pool)
         _WORKER.clear()
