@@ -21,8 +21,9 @@ $(BIN)/voiceprint: pyproject.toml
 
 install: $(BIN)/voiceprint onnx system-packages java
 
-# CAM++'s network for ONNX Runtime, exported once from the hash-checked weights into
-# models/campplus-zh-en/onnx/ (voiceprint.onnxnet; done at first use otherwise; a no-op when current)
+# The default model's network (CAM++) and its diarisation model's (ECAPA) for ONNX Runtime, exported once
+# from the hash-checked weights into models/<name>/onnx/ (voiceprint.onnxnet; done at first use otherwise;
+# a no-op when current)
 onnx: $(BIN)/voiceprint
 	$(BIN)/python -m voiceprint.onnxnet
 

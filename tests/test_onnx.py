@@ -1,5 +1,6 @@
-"""CAM++'s network in ONNX Runtime (voiceprint.onnxnet): the same voiceprints as torch, a derived
-graph that is hash-checked and exported again when stale or altered, and torch whenever ONNX fails."""
+"""Speaker networks in ONNX Runtime (voiceprint.onnxnet): CAM++ and ECAPA give the same embeddings as
+torch, whole and in zero-padded batches (diarisation's windows); a derived graph that is hash-checked
+and exported again when stale or altered; torch whenever ONNX fails."""
 
 from __future__ import annotations
 
@@ -62,12 +63,12 @@ def test_graph_records_its_source_and_is_exported_again_when_altered(campplus, t
     blob = bytearray(graph.read_bytes())
     blob[len(blob) // 2] ^= 0xFF  # one altered byte in the weights
     graph.write_bytes(bytes(blob))
-    assert not onnxnet._current(spec)
+    assert not onnxnet._current(spec, "campplus")
     assert onnxnet.load_network(spec, campplus.encoder.mods.embedding_model) is not None
     assert embedding.file_sha256(graph) == json.loads((tmp_path / "onnx" / onnxnet.META_NAME).read_text())["onnx_sha256"]
     meta["fingerprint"] = "0" * 16  # exported from other weights: stale
     (tmp_path / "onnx" / onnxnet.META_NAME).write_text(json.dumps(meta))
-    assert not onnxnet._current(spec)
+    assert not onnxnet._current(spec, "campplus")
 
 
 def test_torch_runs_when_onnx_is_off_or_missing(campplus, monkeypatch, speech_16k):
@@ -82,5 +83,33 @@ def test_torch_runs_when_onnx_is_off_or_missing(campplus, monkeypatch, speech_16
     assert _cosine(fallback.embed(speech_16k), campplus.embed(speech_16k)) > 1 - 1e-3
 
 
+@pytest.mark.parametrize("model", [NAME, "ecapa-voxceleb"])
+def test_padded_batches_of_windows_match_torch(model, real_speech):
+    """Diarisation's windows: a zero-padded batch with relative lengths, embedded row by row in ONNX
+    Runtime, equals torch's batched ``encode_batch`` (CAM++: each row on its own frames)."""
+    import torch
+
+    embedder = embedding.get_embedder(model)
+    assert embedder.onnx_network is not None and embedder.onnx_network.kind == ("ecapa" if "ecapa" in model else "campplus")
+    x = real_speech[0]
+    rows = [x[:24000], x[4000:16000], x[8000:20000], x[:9000]]
+    wavs = torch.zeros(len(rows), 24000)
+    for i, r in enumerate(rows):
+        wavs[i, : len(r)] = torch.from_numpy(np.ascontiguousarray(r))
+    lens = torch.tensor([len(r) / 24000 for r in rows])
+    ours = embedder.encode_padded(wavs, lens)
+    with torch.inference_mode():
+        ref = embedder.encoder.encode_batch(wavs, lens).reshape(len(rows), -1).numpy()
+    assert ours.shape == ref.shape
+    for a, b in zip(ours, ref, strict=True):
+        assert _cosine(a, b) > 1 - 1e-4
+
+
+def test_the_library_model_lends_diarisation_its_ecapa_network():
+    campplus = embedding.get_embedder(NAME)
+    assert campplus.diarisation_embedder is embedding.get_embedder("ecapa-voxceleb")
+    assert campplus.diarisation_encoder is embedding.get_embedder("ecapa-voxceleb").encoder
+
+
 def test_other_models_run_in_torch():
-    assert embedding.get_embedder("ecapa-voxceleb").onnx_network is None
+    assert embedding.get_embedder("ge2e-resemblyzer").onnx_network is None

@@ -335,8 +335,7 @@ def warm_models(embedder) -> None:
     speech = synth.synth_speech(2.0, seed=16)
     speech_segments(speech)
     embedder.embed(speech)
-    with torch.inference_mode():
-        embedder.diarisation_encoder.encode_batch(torch.from_numpy(np.stack([speech, speech])), torch.tensor([1.0, 0.75]))
+    embedder.diarisation_windows(torch.from_numpy(np.stack([speech, speech])), torch.tensor([1.0, 0.75]))
     _WARMED["embedder"] = embedder
 
 

@@ -1,7 +1,10 @@
-"""CAM++'s network through ONNX Runtime: the same voiceprints for about 1.5x less CPU.
+"""Speaker networks through ONNX Runtime: the same embeddings for about 1.5x less CPU.
 
-The features (Kaldi fbank, minus the utterance mean) stay in torch exactly as the SpeechBrain model
-computes them; only the network (:class:`voiceprint.campplus.CAMPPlus`) runs in ONNX Runtime.
+Two networks are supported: CAM++ (:class:`voiceprint.campplus.CAMPPlus`, the default library model)
+and SpeechBrain's ECAPA-TDNN (``ecapa-voxceleb``, whose windows diarisation clusters). The features
+(fbank, minus the utterance mean) stay in torch exactly as the SpeechBrain model computes them; only
+the network runs in ONNX Runtime, one row at a time (ECAPA takes each row's relative length, as in a
+padded batch).
 
 The ONNX graph is a *derived* file: exported from the hash-checked torch weights, never downloaded.
 It lives beside the model it comes from, in ``models/<name>/onnx/`` (shared by every library that
@@ -58,15 +61,33 @@ def _source(spec) -> dict:
     return {"model": spec.name, "fingerprint": spec.fingerprint, "weights_sha256": dict(spec.sha256)}
 
 
-def _probe_features(frames: int = 200) -> np.ndarray:
-    """A fixed, mean-normalised feature input [1, frames, 80] for the agreement check."""
+def network_kind(module) -> str | None:
+    """``"campplus"`` or ``"ecapa"`` for a network this module can run in ONNX Runtime, else None."""
+    from .campplus import CAMPPlus
+
+    if isinstance(module, CAMPPlus):
+        return "campplus"
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    return "ecapa" if isinstance(module, ECAPA_TDNN) else None
+
+
+def _probe(kind: str, frames: int = 200) -> dict[str, np.ndarray]:
+    """Fixed inputs for the export and the agreement check: mean-normalised features [1, frames, 80]
+    (and for ECAPA a relative length under 1, so the graph keeps its length mask)."""
     rng = np.random.default_rng(16)
     x = rng.standard_normal((1, frames, 80)).astype(np.float32)
-    return x - x.mean(axis=1, keepdims=True)
+    inputs = {"feats": x - x.mean(axis=1, keepdims=True)}
+    if kind == "ecapa":
+        inputs["lengths"] = np.array([0.8], np.float32)
+    return inputs
 
 
-def _exportable(campplus):
-    """The module that is exported: 3D-Speaker's own forward on unpadded features (no padded-batch wrapper)."""
+def _exportable(module, kind: str):
+    """The module that is exported: for CAM++, 3D-Speaker's own forward on unpadded features (not the
+    padded-batch wrapper); ECAPA as it is, ``(feats, lengths)``."""
+    if kind == "ecapa":
+        return module.eval()
     import torch
     from speakerlab.models.campplus.DTDNN import CAMPPlus as Speakerlab
 
@@ -78,28 +99,31 @@ def _exportable(campplus):
         def forward(self, feats):
             return Speakerlab.forward(self.net, feats)
 
-    return Network(campplus).eval()
+    return Network(module).eval()
 
 
-def export(spec, campplus) -> Path:
-    """Export ``campplus`` (the loaded, hash-checked torch network of ``spec``) into ``onnx_dir(spec)``.
+def export(spec, module) -> Path:
+    """Export ``module`` (the loaded, hash-checked torch network of ``spec``) into ``onnx_dir(spec)``.
 
     Written under temporary names and renamed into place, graph first, so a reader sees either the
     old pair or the new one; a second exporter racing this one writes the same content."""
     import torch
 
+    kind = network_kind(module)
+    assert kind is not None
     folder = onnx_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
-    net = _exportable(campplus)
+    net = _exportable(module, kind)
+    probe = _probe(kind)
     fd, tmp_graph = tempfile.mkstemp(prefix=".network.", suffix=".onnx.tmp", dir=folder)
     os.close(fd)
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-            torch.onnx.export(net, (torch.from_numpy(_probe_features()),), tmp_graph, input_names=["feats"],
+            torch.onnx.export(net, tuple(torch.from_numpy(v) for v in probe.values()), tmp_graph, input_names=list(probe),
                               output_names=["embedding"], dynamic_axes={"feats": {1: "frames"}},
                               opset_version=OPSET, dynamo=False)
-        meta = {**_source(spec), "onnx_sha256": _sha256(Path(tmp_graph)), **_versions()}
+        meta = {**_source(spec), "network": kind, "onnx_sha256": _sha256(Path(tmp_graph)), **_versions()}
         os.chmod(tmp_graph, 0o644)  # as readable as the weights it is derived from
         os.replace(tmp_graph, folder / GRAPH_NAME)
     finally:
@@ -112,7 +136,7 @@ def export(spec, campplus) -> Path:
     return folder / GRAPH_NAME
 
 
-def _current(spec) -> bool:
+def _current(spec, kind: str) -> bool:
     """True when the stored graph was exported from these weights by this torch and is unaltered."""
     folder = onnx_dir(spec)
     try:
@@ -123,42 +147,48 @@ def _current(spec) -> bool:
 
     if {k: meta.get(k) for k in ("model", "fingerprint", "weights_sha256")} != _source(spec):
         return False
-    if meta.get("torch") != torch.__version__ or meta.get("opset") != OPSET:
+    if meta.get("torch") != torch.__version__ or meta.get("opset") != OPSET or meta.get("network") != kind:
         return False
     graph = folder / GRAPH_NAME
     return graph.is_file() and _sha256(graph) == meta.get("onnx_sha256")
 
 
 class OrtNetwork:
-    """CAM++'s network in an ONNX Runtime session (one intra-op thread): features -> embedding."""
+    """A network in an ONNX Runtime session (one intra-op thread): features -> embedding."""
 
-    def __init__(self, graph: Path):
+    def __init__(self, graph: Path, kind: str):
         import onnxruntime as ort
 
+        self.kind = kind
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
 
-    def __call__(self, feats: np.ndarray) -> np.ndarray:
-        """Embeddings [batch, dim] of unpadded, mean-normalised features [batch, frames, 80]."""
-        return self.session.run(None, {"feats": np.ascontiguousarray(feats, dtype=np.float32)})[0]
+    def __call__(self, feats: np.ndarray, length: float = 1.0) -> np.ndarray:
+        """The embedding [1, dim] of one row of mean-normalised features [1, frames, 80]; ``length``:
+        the row's relative length in a zero-padded batch (ECAPA masks the rest; CAM++ takes unpadded rows)."""
+        inputs = {"feats": np.ascontiguousarray(feats, dtype=np.float32)}
+        if self.kind == "ecapa":
+            inputs["lengths"] = np.array([length], np.float32)
+        return self.session.run(None, inputs)[0].reshape(1, -1)
 
 
-def _agrees(network: OrtNetwork, campplus) -> bool:
+def _agrees(network: OrtNetwork, module, kind: str) -> bool:
     import torch
 
-    x = _probe_features()
+    probe = _probe(kind)
     with torch.inference_mode():
-        ref = _exportable(campplus)(torch.from_numpy(x)).numpy()[0].astype(np.float64)
-    out = network(x)[0].astype(np.float64)
+        ref = _exportable(module, kind)(*(torch.from_numpy(v) for v in probe.values())).reshape(-1).numpy().astype(np.float64)
+    out = network(probe["feats"], float(probe.get("lengths", [1.0])[0])).reshape(-1).astype(np.float64)
     return float(ref @ out / (np.linalg.norm(ref) * np.linalg.norm(out))) >= MIN_AGREEMENT
 
 
-def load_network(spec, campplus) -> OrtNetwork | None:
+def load_network(spec, module) -> OrtNetwork | None:
     """The ONNX Runtime network for ``spec`` (exported first when missing or stale), or None to keep torch."""
-    if not enabled():
+    kind = network_kind(module)
+    if not enabled() or kind is None:
         return None
     try:
         import onnxruntime  # noqa: F401
@@ -167,10 +197,10 @@ def load_network(spec, campplus) -> OrtNetwork | None:
         return None
     try:
         for attempt in range(2):
-            if attempt or not _current(spec):
-                export(spec, campplus)
-            network = OrtNetwork(onnx_dir(spec) / GRAPH_NAME)
-            if _agrees(network, campplus):
+            if attempt or not _current(spec, kind):
+                export(spec, module)
+            network = OrtNetwork(onnx_dir(spec) / GRAPH_NAME, kind)
+            if _agrees(network, module, kind):
                 return network
         log.warning("the ONNX export of %s disagrees with torch: the speaker model runs in torch", spec.name)
     except Exception as err:  # noqa: BLE001 - any failure keeps the torch network, which is always right
@@ -179,16 +209,19 @@ def load_network(spec, campplus) -> OrtNetwork | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m voiceprint.onnxnet [MODEL]`` (``make install``): export the graph now if it is missing or stale."""
+    """``python -m voiceprint.onnxnet [MODEL]`` (``make install``): export the graphs of a model (default:
+    the default model) and of the model its diarisation uses, where missing or stale."""
     import sys
 
     from .embedding import DEFAULT_MODEL, get_embedder
 
     args = sys.argv[1:] if argv is None else argv
-    name = args[0] if args else DEFAULT_MODEL
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    ready = get_embedder(name).onnx_network is not None
-    print(f"{name}: {'ONNX Runtime graph ready in ' + str(onnx_dir(get_embedder(name).spec)) if ready else 'runs in torch'}")
+    embedder = get_embedder(args[0] if args else DEFAULT_MODEL)
+    for name in dict.fromkeys([embedder.spec.name, embedder.diarisation_embedder.spec.name]):
+        e = get_embedder(name)
+        where = f"ONNX Runtime graph ready in {onnx_dir(e.spec)}" if e.onnx_network is not None else "runs in torch"
+        print(f"{name}: {where}")
     return 0
 
 
