@@ -63,12 +63,12 @@ def test_graph_records_its_source_and_is_exported_again_when_altered(campplus, t
     blob = bytearray(graph.read_bytes())
     blob[len(blob) // 2] ^= 0xFF  # one altered byte in the weights
     graph.write_bytes(bytes(blob))
-    assert not onnxnet._current(spec, "campplus")
+    assert onnxnet._verified_graph(spec, "campplus") is None
     assert onnxnet.load_network(spec, campplus.encoder.mods.embedding_model) is not None
     assert embedding.file_sha256(graph) == json.loads((tmp_path / "onnx" / onnxnet.META_NAME).read_text())["onnx_sha256"]
     meta["fingerprint"] = "0" * 16  # exported from other weights: stale
     (tmp_path / "onnx" / onnxnet.META_NAME).write_text(json.dumps(meta))
-    assert not onnxnet._current(spec, "campplus")
+    assert onnxnet._verified_graph(spec, "campplus") is None
 
 
 def test_torch_runs_when_onnx_is_off_or_missing(campplus, monkeypatch, speech_16k):

@@ -105,8 +105,8 @@ def _exportable(module, kind: str):
 def export(spec, module) -> Path:
     """Export ``module`` (the loaded, hash-checked torch network of ``spec``) into ``onnx_dir(spec)``.
 
-    Written under temporary names and renamed into place, graph first, so a reader sees either the
-    old pair or the new one; a second exporter racing this one writes the same content."""
+    Written under temporary names and renamed into place, graph first: a reader in between finds a
+    graph that does not match ``network.json`` and exports it again, never a graph accepted unchecked."""
     import torch
 
     kind = network_kind(module)
@@ -136,27 +136,30 @@ def export(spec, module) -> Path:
     return folder / GRAPH_NAME
 
 
-def _current(spec, kind: str) -> bool:
-    """True when the stored graph was exported from these weights by this torch and is unaltered."""
+def _verified_graph(spec, kind: str) -> bytes | None:
+    """The stored graph's bytes when it was exported from these weights by this torch and is unaltered
+    (the session is made from these very bytes, so the file cannot change between check and load)."""
     folder = onnx_dir(spec)
     try:
         meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
+        blob = (folder / GRAPH_NAME).read_bytes()
     except (OSError, ValueError):
-        return False
+        return None
+    import hashlib
+
     import torch
 
     if {k: meta.get(k) for k in ("model", "fingerprint", "weights_sha256")} != _source(spec):
-        return False
+        return None
     if meta.get("torch") != torch.__version__ or meta.get("opset") != OPSET or meta.get("network") != kind:
-        return False
-    graph = folder / GRAPH_NAME
-    return graph.is_file() and _sha256(graph) == meta.get("onnx_sha256")
+        return None
+    return blob if hashlib.sha256(blob).hexdigest() == meta.get("onnx_sha256") else None
 
 
 class OrtNetwork:
     """A network in an ONNX Runtime session (one intra-op thread): features -> embedding."""
 
-    def __init__(self, graph: Path, kind: str):
+    def __init__(self, graph: bytes, kind: str):
         import onnxruntime as ort
 
         self.kind = kind
@@ -164,7 +167,7 @@ class OrtNetwork:
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, feats: np.ndarray, length: float = 1.0) -> np.ndarray:
         """The embedding [1, dim] of one row of mean-normalised features [1, frames, 80]; ``length``:
@@ -197,11 +200,14 @@ def load_network(spec, module) -> OrtNetwork | None:
         return None
     try:
         for attempt in range(2):
-            if attempt or not _current(spec, kind):
+            graph = None if attempt else _verified_graph(spec, kind)
+            if graph is None:
                 export(spec, module)
-            network = OrtNetwork(onnx_dir(spec) / GRAPH_NAME, kind)
-            if _agrees(network, module, kind):
-                return network
+                graph = _verified_graph(spec, kind)
+            if graph is not None:
+                network = OrtNetwork(graph, kind)
+                if _agrees(network, module, kind):
+                    return network
         log.warning("the ONNX export of %s disagrees with torch: the speaker model runs in torch", spec.name)
     except Exception as err:  # noqa: BLE001 - any failure keeps the torch network, which is always right
         log.warning("ONNX Runtime unavailable for %s (%s): the speaker model runs in torch", spec.name, type(err).__name__)
