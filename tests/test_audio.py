@@ -525,3 +525,39 @@ def test_long_audio_bar_shows_stages_on_a_terminal(monkeypatch):
     with progress.long_audio_bar(quiet):
         speech_segments(audiogen.synth_speech(6.0, seed=1))
     assert quiet.getvalue() == ""
+
+
+def test_vad_lstm_as_one_sequence_matches_the_cell_stepped_window_by_window():
+    """_window_probs runs silero's LSTM cell as one nn.LSTM sequence: the probabilities and the state
+    carried to the next block are those of stepping the cell one window at a time."""
+    import torch
+
+    net = audio._vad_model()._model
+    x = torch.from_numpy(audiogen.synth_speech(3.0, seed=5))
+    ctx = int(net.context_size_samples)
+    frames = x[: len(x) // 512 * 512].reshape(-1, 512)
+    inputs = torch.cat([torch.cat([torch.zeros(1, ctx), frames[:-1, -ctx:]]), frames], 1)
+    state = (torch.full((1, 128), 0.1), torch.full((1, 128), -0.1))
+    with torch.inference_mode():
+        probs, (h, c) = audio._window_probs(net, inputs, state)
+        feats = net.encoder(net.run_extractors(inputs)).squeeze(-1)
+        rh, rc = state
+        ref = []
+        for i in range(len(feats)):
+            rh, rc = net.decoder.rnn(feats[i : i + 1], (rh, rc))
+            ref.append(float(net.decoder.decoder(rh.unsqueeze(-1).float()).squeeze(1).mean(1)))
+    assert len(probs) == len(ref) > 80
+    np.testing.assert_allclose(probs, ref, atol=1e-6)
+    np.testing.assert_allclose(h.numpy(), rh.numpy(), atol=1e-6)
+    np.testing.assert_allclose(c.numpy(), rc.numpy(), rtol=1e-5, atol=1e-6)  # the cell state grows past 1: float32 rounding
+
+
+@pytest.mark.parametrize("n,nperseg", [(64000, 1024), (1024, 1024), (3000, 1024), (48000, 4000), (5001, 4000), (777, 777), (700_000, 1024)])
+def test_welch_is_scipys(n, nperseg):
+    from scipy.signal import welch
+
+    x = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
+    f, p = welch(x, fs=16000, nperseg=nperseg)
+    mine_f, mine_p = audio._welch(x, 16000, nperseg)
+    np.testing.assert_allclose(mine_f, f)
+    np.testing.assert_allclose(mine_p, p, rtol=1e-4, atol=1e-6 * float(p.max()))

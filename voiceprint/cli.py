@@ -132,13 +132,16 @@ def enrol(
     force: Annotated[bool, typer.Option("--force", hidden=True, help="No longer needed: short or noisy files are enrolled with a warning.")] = False,
     min_speech: Annotated[float | None, typer.Option(help="Minimum net speech in seconds.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes preparing files (8 files or more; 0 = this process only). "
+                                                      "Default: $VOICEPRINT_WORKERS or every usable core.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Enrol voice samples of known people: one file, a folder, or a manifest of thousands.
 
     Idempotent: re-running skips files already enrolled for that person, so an interrupted
-    enrolment is finished by running the same command again.
+    enrolment is finished by running the same command again. Eight files or more are decoded and
+    embedded in worker processes, one per core; each file is still stored on its own, in order.
 
     Example: voiceprint enrol samples.csv
     Example: voiceprint enrol call.wav --person "Zhang San" --category prior_offender --phone 13800138000
@@ -180,7 +183,7 @@ def enrol(
         try:  # one long file shows its decode / speech / voices progress (a manifest shows the files bar)
             with long_audio_bar() if single else nullcontext():
                 summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single,
-                                         force=force, should_stop=INTERRUPTED.is_set)
+                                         force=force, should_stop=INTERRUPTED.is_set, workers=workers)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
             _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")

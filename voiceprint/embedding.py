@@ -260,6 +260,7 @@ class Embedder:
         self.device = device
         self._encoder = None
         self._centres: dict[str, np.ndarray] | None = None
+        self._network: tuple[object] | None = None  # (ONNX Runtime network or None,) once looked for
 
     @property
     def encoder(self):
@@ -272,18 +273,71 @@ class Embedder:
         return self._encoder
 
     @property
-    def diarisation_encoder(self):
-        """The network whose window embeddings diarisation clusters. Diarisation's split threshold was
+    def diarisation_embedder(self) -> Embedder:
+        """The model whose window embeddings diarisation clusters. Diarisation's split threshold was
         tuned on ECAPA windows (voiceprint.diarize); with CAM++ windows it split single speakers, so a
-        model may name another for this (``"diarisation_model"`` in model.json)."""
-        name = self.spec.diarisation_model
-        if name and name != self.spec.name:
-            return get_embedder(name).encoder
-        return self.encoder
+        model may name another for this (``"diarisation_model"`` in model.json). A fusion lends its first
+        component."""
+        name = self.spec.diarisation_model or (self.spec.components[0][0] if self.spec.kind == "fusion" else "")
+        return get_embedder(name) if name and name != self.spec.name else self
+
+    @property
+    def diarisation_encoder(self):
+        """The network of :attr:`diarisation_embedder` (``encode_batch``)."""
+        return self.diarisation_embedder.encoder
+
+    def diarisation_windows(self, wavs, lens) -> np.ndarray:
+        """Raw embeddings [batch, dim] of a zero-padded batch of windows by the diarisation model."""
+        return self.diarisation_embedder.encode_padded(wavs, lens)
 
     @property
     def dim(self) -> int:
         return self.spec.embedding_dim
+
+    @property
+    def onnx_network(self):
+        """The model's network in ONNX Runtime (:mod:`voiceprint.onnxnet`: CAM++ and ECAPA), or None where
+        the torch network runs (other models, ONNX Runtime missing or turned off). Enrolment's forked
+        workers use the main process's session (one intra-op thread: no thread pool to lose in the fork)."""
+        if self._network is None:
+            network = None
+            if self.spec.kind == "speechbrain":
+                from .onnxnet import load_network
+
+                network = load_network(self.spec, self.encoder.mods.embedding_model)
+            self._network = (network,)
+        return self._network[0]
+
+    def _encode(self, wav) -> np.ndarray:
+        """The model's raw embedding of one signal ``[1, samples]`` (``encode_batch``, its network in
+        ONNX Runtime where :attr:`onnx_network` has one; the features are torch's either way)."""
+        return self.encode_padded(wav, None).reshape(-1)
+
+    def encode_padded(self, wavs, lens=None) -> np.ndarray:
+        """``encode_batch(wavs, lens)`` as [batch, dim]: a zero-padded batch of signals with their lengths
+        relative to the longest (None: all whole). Through ONNX Runtime one row at a time - CAM++ on each
+        row's own frames, centred on them, as :class:`voiceprint.campplus.CAMPPlus` does; ECAPA with the
+        row's relative length - else torch's batched call."""
+        import torch
+
+        network = self.onnx_network
+        if network is None:
+            with torch.inference_mode():
+                return self.encoder.encode_batch(wavs, lens).reshape(wavs.shape[0], -1).cpu().numpy()
+        rel = [1.0] * wavs.shape[0] if lens is None else [float(r) for r in lens]
+        mods = self.encoder.mods
+        with torch.inference_mode():
+            feats = mods.mean_var_norm(mods.compute_features(wavs), torch.tensor(rel)).numpy()
+        rows = []
+        for i, r in enumerate(rel):
+            if network.kind == "ecapa" or r >= 1.0:
+                rows.append(network(feats[i : i + 1], r))
+                continue
+            from .campplus import own_frames
+
+            x = feats[i : i + 1, : own_frames(r, feats.shape[1])]
+            rows.append(network(x - x.mean(axis=1, keepdims=True), 1.0))
+        return np.vstack(rows)
 
     def embed(self, speech: np.ndarray) -> np.ndarray:
         """One L2-normalised voiceprint for a stretch of speech (16 kHz float32).
@@ -309,7 +363,7 @@ class Embedder:
         with torch.inference_mode():
             for start, end in windows:
                 wav = torch.from_numpy(speech[start:end]).unsqueeze(0)
-                vec = self.encoder.encode_batch(wav).reshape(-1).cpu().numpy().astype(np.float64)
+                vec = self._encode(wav).astype(np.float64)
                 pooled += _normalise(vec) * (end - start)
         return _normalise(pooled).astype(np.float32)
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .errors import AudioError, DataError, VoiceprintError
 from .store import audit_failure, normalise_category
@@ -25,6 +28,10 @@ if TYPE_CHECKING:
 
 #: How often a long enrolment persists the index, in files (the database commits every file).
 INDEX_SAVE_EVERY = 200
+#: Fewest files (not yet enrolled or not) worth forking worker processes for.
+MIN_FILES_FOR_WORKERS = 8
+#: Files per worker in a block of queued work (two blocks are queued, each largest file first).
+IN_FLIGHT_PER_WORKER = 16
 
 
 @dataclass
@@ -76,27 +83,27 @@ class EnrolSummary:
 def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | None = None,
                progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
                on_wait: Callable[[str], None] | None = None, force: bool = False,
-               should_stop: Callable[[], bool] | None = None) -> EnrolSummary:
+               should_stop: Callable[[], bool] | None = None, workers: int | None = None) -> EnrolSummary:
     """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`).
 
+    With enough files (``MIN_FILES_FOR_WORKERS``), decoding, VAD, the one-voice check and embedding
+    run in worker processes (:func:`worker_count`); this process looks each file up first (so a
+    re-run does no work) and commits each in order, in its own transaction, as it comes back.
     ``force`` is accepted for old callers and changes nothing: quality problems no longer refuse a file."""
     from .index import VoiceIndex
 
     summary = EnrolSummary()
     embedder = lib.embedder()
+    items = list(items)
+    n_workers = worker_count(len(items), workers)
     with lib.writing(on_wait=on_wait):
         since_save = 0
         try:
-            for item in items:
-                if should_stop is not None and should_stop():
-                    summary.interrupted = True
-                    break
-                try:
-                    outcome = lib._enrol_one(item, embedder, min_speech)
-                except VoiceprintError as err:
-                    if stop_on_error:
-                        raise
-                    outcome = EnrolOutcome(item.path, "refused", reason=str(err))
+            if n_workers > 1:
+                outcomes = _enrol_in_workers(lib, items, embedder, min_speech, n_workers, stop_on_error, should_stop)
+            else:
+                outcomes = _enrol_here(lib, items, embedder, min_speech, stop_on_error, should_stop)
+            for outcome in outcomes:
                 summary.outcomes.append(outcome)
                 if outcome.status == "enrolled":
                     since_save += 1
@@ -105,7 +112,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
                         since_save = 0
                 if progress:
                     progress(outcome)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Stopped):
             summary.interrupted = True
         finally:
             summary.weak_persons = weak_persons(lib, {o.person_id for o in summary.outcomes if o.person_id is not None})
@@ -118,40 +125,268 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
     return summary
 
 
+class _Stopped(Exception):
+    """``should_stop`` answered True: end the run between files, as an interruption does."""
+
+
+def _enrol_here(lib: Library, items: list[EnrolItem], embedder, min_speech, stop_on_error, should_stop) -> Iterator[EnrolOutcome]:
+    """Each file in this process: look up, prepare, embed, commit."""
+    for item in items:
+        if should_stop is not None and should_stop():
+            raise _Stopped
+        try:
+            yield lib._enrol_one(item, embedder, min_speech)
+        except VoiceprintError as err:
+            if stop_on_error:
+                raise
+            yield EnrolOutcome(item.path, "refused", reason=str(err))
+
+
 @audit_failure("enrol.refused")  # a refused file leaves an audit row with its full SHA-256
 def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
     """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person."""
-    from . import quality as gates
+    return lookup(lib, item) or commit(lib, item, prepare(item, embedder, min_speech))
 
+
+def lookup(lib: Library, item: EnrolItem) -> EnrolOutcome | None:
+    """"already" when this file and channel are enrolled for this person; None when the file needs work."""
     path = Path(item.path)
     if not path.is_file():
         raise AudioError(path, "file not found", "check the path (manifest paths are relative to the manifest)")
-    category = normalise_category(item.category)
+    normalise_category(item.category)  # an unknown category is refused before any work
     existing = lib.store.enrolled_sample(file_sha256(path), item.person, item.id_number, lib.model, item.channel)
     if existing:
         return EnrolOutcome(str(path), "already", existing["person_id"], existing["id"], existing["channel"])
-    rec, voices = lib.call_voices(str(path), item.channel, min_speech)
+    return None
+
+
+@dataclass
+class PreparedFile:
+    """What enrolling a file stores, computed without the library (in a worker process or here)."""
+
+    sha256: str
+    duration: float
+    source_rate: int
+    codec: str
+    channel: int
+    voice: int
+    net_speech: float
+    quality: dict
+    warnings: list[str]
+    vector: np.ndarray
+
+
+def prepare(item: EnrolItem, embedder, min_speech: float | None) -> PreparedFile:
+    """Decode, find the speech, check it holds one voice (or the voice asked for), measure, embed."""
+    from . import quality as gates
+    from .voices import read_voices
+
+    path = Path(item.path)
+    rec, voices = read_voices(str(path), embedder, item.channel, min_speech=min_speech)
     chosen = _one_voice(path, rec, voices, item.voice)
     warnings = gates.enrolment_warnings(chosen.quality)
     quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), warnings=warnings)
-    vector = embedder.embed(chosen.speech)
-    net = chosen.net_speech
-    store = lib.store
+    return PreparedFile(rec.sha256, rec.duration, rec.source_rate, rec.codec, chosen.channel, chosen.voice,
+                        chosen.net_speech, quality, warnings, embedder.embed(chosen.speech))
+
+
+def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
+    """Store one prepared file: person, phone, case, recording, voiceprint and audit row in one transaction."""
+    path, store = Path(item.path), lib.store
     with store.transaction():
-        pid = store.add_person(item.person, item.id_number, category, item.notes)
+        pid = store.add_person(item.person, item.id_number, normalise_category(item.category), item.notes)
         if item.phone:
             store.add_phone(item.phone, pid)
         if item.case:
             store.add_case(item.case)
             store.link_case(item.case, pid, item.phone or None)
-        rid = store.add_recording(rec.sha256, chosen.channel, path.name, rec.duration, net, rec.source_rate, rec.codec, quality)
+        rid = store.add_recording(done.sha256, done.channel, path.name, done.duration, done.net_speech, done.source_rate,
+                                  done.codec, done.quality)
         already = store.voiceprint_of(rid, pid, lib.model)
         if already is not None:
-            return EnrolOutcome(str(path), "already", pid, already, chosen.channel, net)
-        vid = store.add_voiceprint(rid, pid, lib.model, vector)
-        store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=rec.sha256, channel=chosen.channel,
-                    voice=chosen.voice, **({"warnings": warnings} if warnings else {}))
-    return EnrolOutcome(str(path), "enrolled", pid, vid, chosen.channel, net, warnings=warnings)
+            return EnrolOutcome(str(path), "already", pid, already, done.channel, done.net_speech)
+        vid = store.add_voiceprint(rid, pid, lib.model, done.vector)
+        store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
+                    voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}))
+    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings)
+
+
+# -- worker processes -----------------------------------------------------------------------------
+
+def worker_count(n_files: int, workers: int | None = None) -> int:
+    """Worker processes for enrolling ``n_files``: ``workers``, else ``$VOICEPRINT_WORKERS``, else the
+    usable cores; 0 (enrol in this process) for fewer than ``MIN_FILES_FOR_WORKERS`` files, one core,
+    or where processes cannot be forked."""
+    import multiprocessing
+
+    if workers is None:
+        env = os.environ.get("VOICEPRINT_WORKERS", "").strip()
+        workers = int(env) if env.isdigit() else len(os.sched_getaffinity(0))
+    if n_files < MIN_FILES_FOR_WORKERS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return min(workers, n_files)
+
+
+def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech, n_workers: int,
+                      stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
+    """Look every file up here first, prepare the rest in ``n_workers`` forked processes, commit each
+    in order as it comes back (fewer than ``MIN_FILES_FOR_WORKERS`` left to do: here, no worker).
+
+    Only this process writes (SQLite, FAISS). Ctrl-C, a stop or an error ends the workers at once:
+    whatever they were preparing is lost, nothing they prepared is half-stored."""
+    todo: list[tuple[EnrolItem, EnrolOutcome | VoiceprintError | None]] = []
+    for item in items:  # lookups first: a re-run of a finished manifest starts no worker
+        try:
+            todo.append((item, lookup(lib, item)))
+        except VoiceprintError as err:
+            todo.append((item, err))  # refused in its turn, after the files before it
+    work = [item for item, known in todo if known is None]
+    if len(work) >= MIN_FILES_FOR_WORKERS:
+        yield from _prepare_in_pool(lib, todo, work, embedder, min_speech, n_workers, stop_on_error, should_stop)
+        return
+    for item, known in todo:
+        if known is None:
+            yield from _enrol_here(lib, [item], embedder, min_speech, stop_on_error, should_stop)
+            continue
+        if should_stop is not None and should_stop():
+            raise _Stopped
+        yield _settled(lib, item, known, stop_on_error)
+
+
+def _settled(lib: Library, item: EnrolItem, result: EnrolOutcome | VoiceprintError, stop_on_error: bool) -> EnrolOutcome:
+    """An outcome known without this process preparing the file; a refusal is audited (and raised
+    with ``stop_on_error``) here, in the file's turn."""
+    if not isinstance(result, VoiceprintError):
+        return result
+    from .store import record_failure
+
+    record_failure(lib.store, "enrol.refused", item.path, result)
+    if stop_on_error:
+        raise result
+    return EnrolOutcome(item.path, "refused", reason=str(result))
+
+
+def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, min_speech, n_workers: int,
+                     stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
+    """Prepare ``work`` in forked workers, queued in blocks of ``IN_FLIGHT_PER_WORKER`` per worker, two
+    blocks ahead, each block largest file first (a long file started last would leave the other
+    workers idle at the end); commit every file of ``todo`` in order as its result comes back."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    warm_models(embedder)  # before forking: every worker shares the loaded models
+    _WORKER.update(embedder=embedder, min_speech=min_speech)  # what the forked workers inherit
+    pool = ProcessPoolExecutor(min(n_workers, len(work)), mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
+    futures: dict = {}
+    block = n_workers * IN_FLIGHT_PER_WORKER
+    submitted = 0
+
+    def submit_block() -> None:
+        nonlocal submitted
+        part = range(submitted, min(submitted + block, len(work)))
+        for i in sorted(part, key=lambda i: -_file_size(work[i].path)):
+            futures[i] = pool.submit(_prepare_in_worker, work[i])
+        submitted = part.stop
+
+    try:
+        submit_block()
+        submit_block()
+        taken = 0
+        for item, known in todo:
+            if should_stop is not None and should_stop():
+                raise _Stopped
+            if known is not None:
+                yield _settled(lib, item, known, stop_on_error)
+                continue
+            if taken and taken % block == 0:  # into the next block: keep two queued
+                submit_block()
+            done = futures.pop(taken).result()
+            taken += 1
+            if not isinstance(done, PreparedFile):  # refused in the worker
+                yield _settled(lib, item, done, stop_on_error)
+                continue
+            try:
+                outcome = commit(lib, item, done)
+            except VoiceprintError as err:
+                outcome = _settled(lib, item, err, stop_on_error)
+            yield outcome
+    finally:
+        _stop_workers(pool)
+        _WORKER.clear()
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def warm_models(embedder) -> None:
+    """Load and run once what preparing a file uses (speaker model and its ONNX network, the
+    diarisation model, the VAD), so every forked worker starts with them loaded and warm."""
+    import torch
+
+    from . import synth
+    from .audio import speech_segments
+
+    if _WARMED.get("embedder") is embedder:
+        return
+    speech = synth.synth_speech(2.0, seed=16)
+    speech_segments(speech)
+    embedder.embed(speech)
+    embedder.diarisation_windows(torch.from_numpy(np.stack([speech, speech])), torch.tensor([1.0, 0.75]))
+    _WARMED["embedder"] = embedder
+
+
+_WARMED: dict = {}
+
+
+def _stop_workers(pool) -> None:
+    """End the workers now (a Ctrl-C or an error must not wait for the files they are preparing)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+
+
+#: The embedder and settings the workers use: set in the main process just before it forks them.
+_WORKER: dict = {}
+
+
+def _worker_start() -> None:
+    """In each worker: ignore Ctrl-C (the main process stops the run), die with the main process,
+    one torch thread (the ONNX Runtime session inherited from the main process has one)."""
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    torch.set_num_threads(1)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the main process dies (a kill -9 must not leave workers
+    holding the library's lock file open)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the main process died before the request was made
+        os._exit(1)
+
+
+def _prepare_in_worker(item: EnrolItem) -> PreparedFile | VoiceprintError:
+    try:
+        return prepare(item, _WORKER["embedder"], _WORKER["min_speech"])
+    except VoiceprintError as err:  # sent back as a value: the main process records the refusal
+        return err
 
 
 def weak_persons(lib: Library, person_ids) -> list[dict]:

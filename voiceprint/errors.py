@@ -36,6 +36,9 @@ class AudioError(VoiceprintError):
             msg += f" - {hint}"
         super().__init__(msg)
 
+    def __reduce__(self):  # pickled as it was made (enrolment workers send refusals back to the main process)
+        return type(self), (self.path, self.reason, self.hint)
+
 
 class ModelError(VoiceprintError):
     """The speaker model is missing, fails its checksum, or cannot be loaded."""

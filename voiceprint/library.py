@@ -348,7 +348,7 @@ class Library:
     def enrol_many(self, items: Iterable[EnrolItem], min_speech: float | None = None,
                    progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
                    on_wait: Callable[[str], None] | None = None, force: bool = False,
-                   should_stop: Callable[[], bool] | None = None) -> EnrolSummary:
+                   should_stop: Callable[[], bool] | None = None, workers: int | None = None) -> EnrolSummary:
         """Enrol many recordings. Each file commits on its own, so an interruption keeps every
         file already reported and a re-run skips them; refusals are collected, not raised.
         Short or noisy voices are enrolled with warnings; persons whose pooled speech is below the
@@ -357,10 +357,13 @@ class Library:
         ``should_stop`` is asked before each file; when it answers True the run stops there as if
         interrupted (KeyboardInterrupt after the index is saved). The CLI passes its Ctrl-C flag, so
         a Ctrl-C that a third-party library swallowed (silero-vad has bare ``except:`` clauses)
-        still stops the run."""
+        still stops the run.
+
+        ``workers``: processes that prepare and embed files (default ``$VOICEPRINT_WORKERS`` or the usable
+        cores; 8 files or more only; 0 or 1 = in this process). This process still commits every file."""
         from .enrolment import enrol_many
 
-        return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, force, should_stop)
+        return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, force, should_stop, workers)
 
     def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
         from .enrolment import enrol_one

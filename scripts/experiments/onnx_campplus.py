@@ -3,9 +3,9 @@
 Exports the `campplus-zh-en` network (features -> embedding; the Kaldi fbank stays in torch) to
 ONNX, then runs both on the same mean-normalised features of real speechocean762 files, one thread
 each, and prints the lowest cosine between the two embeddings and the CPU seconds of each.
-ONNX Runtime is not a project dependency: install it aside and point ``--ort-path`` at it, e.g.
-``.venv/bin/python -m pip install --target /tmp/ortpkgs onnx onnxruntime`` (then delete the numpy
-it brings, so the project's numpy is used).
+ONNX Runtime was not a project dependency when this ran (it is since issue 16: ``voiceprint.onnxnet``);
+``--ort-path`` points at a copy installed aside, e.g. ``.venv/bin/python -m pip install --target
+/tmp/ortpkgs onnx onnxruntime`` (then delete the numpy it brings, so the project's numpy is used).
 
     .venv/bin/python scripts/experiments/onnx_campplus.py --ort-path /tmp/ortpkgs --files 40
 """

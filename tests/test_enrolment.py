@@ -1,0 +1,152 @@
+"""Enrolment in worker processes (voiceprint.enrolment): the same voiceprints and outcomes as in
+this process, lookups first so a re-run does no work, refusals audited, a stop keeps what was done.
+(Kill -9 and Ctrl-C of a worker run through the CLI: tests/test_crash.py.)"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voiceprint import crashcheck, enrolment
+from voiceprint.library import EnrolItem, Library
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory) -> list[EnrolItem]:
+    folder = tmp_path_factory.mktemp("clips")
+    clips = crashcheck.make_clips(10, folder)
+    broken = folder / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav file")
+    rows = [EnrolItem(str(c), f"P{i // 2}") for i, c in enumerate(clips)]
+    return rows[:5] + [EnrolItem(str(broken), "P9")] + rows[5:]
+
+
+def _vectors(lib: Library) -> dict:
+    rows = lib.store.db.execute("SELECT r.sha256, p.name, v.vector FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
+                                "JOIN persons p ON p.id = v.person_id").fetchall()
+    return {(sha, name): np.frombuffer(blob, np.float32) for sha, name, blob in rows}
+
+
+def test_worker_count_needs_enough_files_and_cores(monkeypatch):
+    monkeypatch.delenv("VOICEPRINT_WORKERS", raising=False)
+    assert enrolment.worker_count(enrolment.MIN_FILES_FOR_WORKERS - 1, 4) == 0
+    assert enrolment.worker_count(100, 1) == 0
+    assert enrolment.worker_count(100, 3) == 3 and enrolment.worker_count(9, 16) == 9
+    monkeypatch.setenv("VOICEPRINT_WORKERS", "0")
+    assert enrolment.worker_count(100) == 0
+    monkeypatch.setenv("VOICEPRINT_WORKERS", "2")
+    assert enrolment.worker_count(100) == 2
+
+
+def test_workers_enrol_the_same_voiceprints_in_order_and_rerun_without_work(items, tmp_path, monkeypatch):
+    with Library.create(tmp_path / "here", operator="tester") as lib:
+        here = lib.enrol_many(items, min_speech=0.5, workers=0)
+        expected = _vectors(lib)
+    with Library.create(tmp_path / "workers", operator="tester") as lib:
+        seen: list[str] = []
+        there = lib.enrol_many(items, min_speech=0.5, workers=2, progress=lambda o: seen.append(o.path))
+        got = _vectors(lib)
+        assert seen == [i.path for i in items]  # reported (and committed) in the manifest's order
+        assert [(o.status, o.path) for o in there.outcomes] == [(o.status, o.path) for o in here.outcomes]
+        assert there.count("enrolled") == 10 and there.count("refused") == 1
+        assert "broken.wav" in there.refused[0].reason
+        assert lib.audit(action="enrol.refused")
+        assert lib.check_index()["status"] == "ok"
+
+        def no_workers(*args, **kwargs):
+            raise AssertionError("a re-run of an enrolled manifest must start no worker")
+
+        monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", no_workers)
+        again = lib.enrol_many([i for i in items if "broken" not in i.path], min_speech=0.5, workers=2)
+        assert again.count("already") == 10
+    assert got.keys() == expected.keys()
+    for key, vec in expected.items():
+        assert float(vec @ got[key]) > 0.9999
+
+
+def test_a_stop_between_files_keeps_what_was_committed(items, tmp_path):
+    asked: list[int] = []
+    good = [i for i in items if "broken" not in i.path]
+
+    def should_stop() -> bool:
+        asked.append(1)
+        return len(asked) > 3  # three files, then stop
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        with pytest.raises(KeyboardInterrupt):
+            lib.enrol_many(good, min_speech=0.5, workers=2, should_stop=should_stop)
+        assert lib.store.db.execute("SELECT COUNT(*) FROM voiceprints").fetchone()[0] == 3
+        assert lib.check_index()["status"] == "ok"
+        rest = lib.enrol_many(good, min_speech=0.5, workers=2)
+        assert [o.status for o in rest.outcomes] == ["already"] * 3 + ["enrolled"] * 7
+
+
+@pytest.mark.parametrize("bad", ["broken.wav", "missing.wav"])
+def test_a_refusal_stops_the_run_when_asked_after_the_files_before_it(items, tmp_path, bad):
+    """A file that fails in a worker (undecodable) or at the lookup (missing) stops the run in its turn."""
+    rows = list(items) if bad == "broken.wav" else [*items[:5], EnrolItem(str(tmp_path / bad), "P9"), *items[6:]]
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        with pytest.raises(Exception, match=bad):
+            lib.enrol_many(rows, min_speech=0.5, workers=2, stop_on_error=True)
+        assert lib.store.db.execute("SELECT COUNT(*) FROM voiceprints").fetchone()[0] == 5  # the files before it
+        assert lib.audit(action="enrol.refused")
+
+
+def test_few_files_left_to_do_are_enrolled_here(items, tmp_path, monkeypatch):
+    good = [i for i in items if "broken" not in i.path]
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        lib.enrol_many(good[:4], min_speech=0.5, workers=0)
+
+        def no_workers(*args, **kwargs):
+            raise AssertionError("6 files to do: no worker is worth starting")
+
+        monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", no_workers)
+        done = lib.enrol_many(good, min_speech=0.5, workers=2)
+        assert [o.status for o in done.outcomes] == ["already"] * 4 + ["enrolled"] * 6
+
+
+def test_a_file_gone_before_its_turn_is_refused_not_fatal(items, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    good = [EnrolItem(str(shutil.copy(i.path, folder / Path(i.path).name)), i.person) for i in items if "broken" not in i.path]
+    Path(good[-1].path).unlink()
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        done = lib.enrol_many(good, min_speech=0.5, workers=2)
+        assert done.count("enrolled") == 9 and "file not found" in done.refused[0].reason
+
+
+def _busy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_stopping_the_workers_does_not_wait_for_the_files_they_prepare():
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"), initializer=enrolment._worker_start)
+    for _ in range(3):
+        pool.submit(_busy, 20.0)
+    time.sleep(0.5)
+    pids = list(pool._processes)
+    started = time.monotonic()
+    enrolment._stop_workers(pool)
+    assert time.monotonic() - started < 5 and len(pids) == 2
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+
+
+def test_small_blocks_of_queued_work_still_commit_in_order(items, tmp_path, monkeypatch):
+    """Blocks of 2 files (largest first within each), many blocks: outcomes in the manifest's order."""
+    monkeypatch.setattr(enrolment, "IN_FLIGHT_PER_WORKER", 1)
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        done = lib.enrol_many(items, min_speech=0.5, workers=2)
+        assert [o.path for o in done.outcomes] == [i.path for i in items]
+        assert done.count("enrolled") == 10 and done.count("refused") == 1
+        ids = [o.voiceprint_id for o in done.outcomes if o.status == "enrolled"]
+        assert ids == sorted(ids)  # committed in order, one transaction each
