@@ -22,6 +22,7 @@ import hashlib
 import os
 import struct
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -580,12 +581,12 @@ def _window_probs(net, inputs, state):
     return out.tolist(), (h[0], c[0])
 
 
-_LSTMS: dict[int, object] = {}
+_LSTMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cell -> its sequence LSTM, as long as the cell lives
 
 
 def _sequence_lstm(cell):
     """A one-layer ``torch.nn.LSTM`` holding ``cell``'s weights (the same gates, in the same order)."""
-    lstm = _LSTMS.get(id(cell))
+    lstm = _LSTMS.get(cell)
     if lstm is None:
         import torch
 
@@ -593,7 +594,7 @@ def _sequence_lstm(cell):
         lstm.load_state_dict({"weight_ih_l0": cell.weight_ih, "weight_hh_l0": cell.weight_hh,
                               "bias_ih_l0": cell.bias_ih, "bias_hh_l0": cell.bias_hh})
         lstm.eval()
-        _LSTMS[id(cell)] = lstm
+        _LSTMS[cell] = lstm
     return lstm
 
 

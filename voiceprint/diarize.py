@@ -127,15 +127,12 @@ def bounded_spans(segments: list[SpeechSegment], max_windows: int | None = None)
 
 def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedder, sr: int = 16000,
                   progress=None, done: int = 0, total: int = 0) -> np.ndarray:
-    """L2-normalised embeddings [n, dim] of each span, computed in padded batches.
+    """L2-normalised embeddings [n, dim] of each span, computed in padded batches by the embedder's
+    diarisation model (:meth:`voiceprint.embedding.Embedder.diarisation_windows`).
 
     ``progress("voices", done + embedded so far, total)`` is called after each batch."""
     import torch
 
-    windows = getattr(embedder, "diarisation_windows", None)  # the library's embedder (ONNX Runtime where it can)
-    if windows is None:  # a bare encoder (evaluations, tests)
-        encoder = getattr(embedder, "diarisation_encoder", None) or embedder.encoder
-        windows = lambda wavs, lens: encoder.encode_batch(wavs, lens).reshape(len(wavs), -1).cpu().numpy()  # noqa: E731
     out = []
     with torch.inference_mode():
         for b in range(0, len(spans), BATCH):
@@ -145,7 +142,7 @@ def embed_windows(samples: np.ndarray, spans: list[tuple[float, float]], embedde
             for i, c in enumerate(chunk):
                 wavs[i, : len(c)] = torch.from_numpy(np.ascontiguousarray(c))
             lens = torch.tensor([len(c) / longest for c in chunk])
-            out.append(windows(wavs, lens))
+            out.append(embedder.diarisation_windows(wavs, lens))
             if progress is not None:
                 progress("voices", done + b + len(chunk), total or len(spans))
     x = np.vstack(out).astype(np.float64)
