@@ -11,8 +11,8 @@ timing starts. The baseline decodes every file first (untimed) and times only
 with one torch thread and once with every usable core (``--baseline-threads``): on a small
 machine more threads can be slower, so the *faster* of the two is the reference (the output and
 the JSON say which). The library side enrols the files into one fresh temporary library (short
-utterances are enrolled with a quality warning), timed end to end, as it runs by default: worker
-processes on every usable core (``--workers`` to change). The sides are interleaved in chunks of
+utterances are enrolled with a quality warning), timed end to end, as it runs by default: workers
+on every usable core (threads here; ``--workers`` to change). The sides are interleaved in chunks of
 ``--chunk`` files (baseline at each thread count, then the library), so a change in machine load
 during the run biases none of them. Every file length is seen once by each side (PyTorch sets its
 kernels up per input shape, so each side pays that cost alike).
@@ -259,7 +259,7 @@ def main() -> None:
     ap.add_argument("--baseline-threads", type=int, nargs="+", default=sorted({1, cores}),
                     help="torch thread counts the baseline is timed at; the fastest is the reference")
     ap.add_argument("--workers", type=int, default=None,
-                    help="the library's worker processes (default: its own choice, the usable cores; 0 = in process)")
+                    help="the library's workers (default: its own choice, the usable cores; 0 = in the calling thread)")
     ap.add_argument("--chunk", type=int, default=20, help="files per interleaved chunk")
     ap.add_argument("--generated", action="store_true", help="generated 4 s clips even if real data is there")
     ap.add_argument("--json", type=Path, default=None)
@@ -287,7 +287,7 @@ def main() -> None:
 
     speech_segments(np.zeros(16000, np.float32) + 1e-3, 16000)
     torch.set_num_threads(args.threads)
-    print(f"torch threads: the library's main process {args.threads}; its workers and ONNX Runtime 1 each; "
+    print(f"torch threads: the library {args.threads} (1 while its workers run); ONNX Runtime 1 per worker; "
           f"the baseline at {' and '.join(map(str, args.baseline_threads))}", flush=True)
     if args.models:
         audio_s = sum(len(x) for x in signals[1:]) / 16000  # the first file is the untimed warm-up
@@ -324,14 +324,14 @@ def main() -> None:
         mark = "  <- reference (the faster)" if threads == best_threads else ""
         print(f"{f'SpeechBrain encode_batch, {threads} thread(s)':40s}{sec:9.1f}{audio_s / sec:11.1f}{len(files) / sec:9.2f}"
               f"{r['direct_cpu'][threads]:8.1f}{mark}")
-    how = f"{workers} worker processes" if workers else "in process"
+    how = f"{workers} workers" if workers else "in process"
     print(f"{f'Library.enrol_many ({how})':40s}{lib_total:9.1f}{audio_s / lib_total:11.1f}{len(files) / lib_total:9.2f}"
           f"{r['library_cpu']:8.1f}   ({enrolled} enrolled)")
     ratio = lib_total / direct
     print(f"the library embedded {r['net_speech']:.0f} s of net speech (VAD) of the {audio_s:.0f} s the baseline embedded")
     print(f"library / direct time: {ratio:.2f}x  (library throughput = {1 / ratio:.0%} of the bare model's at {best_threads} thread(s))")
     if workers:
-        print("(stages are prepared in the worker processes and not timed here: run with --workers 0 for the breakdown)")
+        print("(stages are prepared by the workers and not timed here: run with --workers 0 for the breakdown)")
     else:
         print("where the library's time goes:")
         for stage, sec in sorted(stages.items(), key=lambda kv: -kv[1]):

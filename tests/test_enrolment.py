@@ -1,4 +1,4 @@
-"""Enrolment in worker processes (voiceprint.enrolment): the same voiceprints and outcomes as in
+"""Enrolment in worker threads (voiceprint.enrolment): the same voiceprints and outcomes as in
 this process, lookups first so a re-run does no work, refusals audited, a stop keeps what was done.
 (Kill -9 and Ctrl-C of a worker run through the CLI: tests/test_crash.py.)"""
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voiceprint import crashcheck, enrolment
+from voiceprint import crashcheck, enrolment, preparers
+from voiceprint.errors import AudioError
 from voiceprint.library import EnrolItem, Library
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -62,7 +63,7 @@ def test_workers_enrol_the_same_voiceprints_in_order_and_rerun_without_work(item
         def no_workers(*args, **kwargs):
             raise AssertionError("a re-run of an enrolled manifest must start no worker")
 
-        monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", no_workers)
+        monkeypatch.setattr("voiceprint.preparers.start", no_workers)
         again = lib.enrol_many([i for i in items if "broken" not in i.path], min_speech=0.5, workers=2)
         assert again.count("already") == 10
     assert got.keys() == expected.keys()
@@ -100,14 +101,14 @@ def test_a_refusal_stops_the_run_when_asked_after_the_files_before_it(items, tmp
 def test_few_files_left_to_do_are_enrolled_here(items, tmp_path, monkeypatch):
     good = [i for i in items if "broken" not in i.path]
     with Library.create(tmp_path / "lib", operator="tester") as lib:
-        lib.enrol_many(good[:4], min_speech=0.5, workers=0)
+        lib.enrol_many(good[:7], min_speech=0.5, workers=0)
 
         def no_workers(*args, **kwargs):
-            raise AssertionError("6 files to do: no worker is worth starting")
+            raise AssertionError("3 files to do: no worker is worth starting")
 
-        monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", no_workers)
+        monkeypatch.setattr("voiceprint.preparers.start", no_workers)
         done = lib.enrol_many(good, min_speech=0.5, workers=2)
-        assert [o.status for o in done.outcomes] == ["already"] * 4 + ["enrolled"] * 6
+        assert [o.status for o in done.outcomes] == ["already"] * 7 + ["enrolled"] * 3
 
 
 def test_a_file_gone_before_its_turn_is_refused_not_fatal(items, tmp_path):
@@ -120,25 +121,74 @@ def test_a_file_gone_before_its_turn_is_refused_not_fatal(items, tmp_path):
         assert done.count("enrolled") == 9 and "file not found" in done.refused[0].reason
 
 
-def _busy(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
+def test_stopping_the_workers_abandons_the_files_they_prepare():
+    import torch
 
+    from voiceprint.audio import _hook
 
-def test_stopping_the_workers_does_not_wait_for_the_files_they_prepare():
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
+    def long_recording(item):  # reports its progress as decoding and the VAD do
+        for i in range(400):
+            time.sleep(0.05)
+            report = _hook(None)
+            assert report is not None
+            report("decode", i, 400)
+        return item
 
-    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"), initializer=enrolment._worker_start)
-    for _ in range(3):
-        pool.submit(_busy, 20.0)
-    time.sleep(0.5)
-    pids = list(pool._processes)
+    threads = torch.get_num_threads()
+    pool = preparers.ThreadPreparers(2, long_recording)
+    assert torch.get_num_threads() == 1  # the workers fill the cores: one intra-op thread meanwhile
+    futures = [pool.submit(EnrolItem(f"f{i}.wav", "P")) for i in range(4)]
+    time.sleep(0.3)
     started = time.monotonic()
-    enrolment._stop_workers(pool)
-    assert time.monotonic() - started < 5 and len(pids) == 2
-    assert not [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    pool.stop()
+    assert time.monotonic() - started < 2
+    assert not any(t.is_alive() for t in pool._threads)  # none left running native code at exit
+    assert [f.cancelled() for f in futures] == [False, False, True, True]  # two being prepared, two never started
+    assert all(f.exception() is not None for f in futures[:2])
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("kind", ["ThreadPreparers", "ProcessPreparers"])
+def test_a_refusal_comes_back_as_a_value_and_a_bug_as_an_error(kind):
+    def prepare_one(item):
+        if item.path == "bad.wav":
+            raise AudioError(Path(item.path), "no speech")
+        raise RuntimeError("bug in " + item.path)
+
+    pool = getattr(preparers, kind)(2, prepare_one)
+    try:
+        assert isinstance(pool.submit(EnrolItem("bad.wav", "P")).result(timeout=30), AudioError)
+        with pytest.raises(RuntimeError, match="bug in a.wav"):
+            pool.submit(EnrolItem("a.wav", "P")).result(timeout=30)
+    finally:
+        pool.stop()
+
+
+def test_many_workers_are_processes_from_the_main_thread_and_threads_elsewhere(monkeypatch):
+    import threading
+
+    made: list = []
+    monkeypatch.setattr(preparers, "ProcessPreparers", lambda n, fn: made.append("processes"))
+    monkeypatch.setattr(preparers, "ThreadPreparers", lambda n, fn: made.append("threads"))
+    preparers.start(preparers.THREADS_UP_TO, str)
+    preparers.start(preparers.THREADS_UP_TO + 1, str)
+    elsewhere = threading.Thread(target=preparers.start, args=(preparers.THREADS_UP_TO + 1, str))
+    elsewhere.start()
+    elsewhere.join()
+    assert made == ["threads", "processes", "threads"]
+
+
+def test_forked_workers_enrol_the_same_voiceprints(items, tmp_path, monkeypatch):
+    monkeypatch.setattr(preparers, "THREADS_UP_TO", 1)
+    with Library.create(tmp_path / "here", operator="tester") as lib:
+        lib.enrol_many(items, min_speech=0.5, workers=0)
+        expected = _vectors(lib)
+    with Library.create(tmp_path / "forked", operator="tester") as lib:
+        done = lib.enrol_many(items, min_speech=0.5, workers=2)
+        assert done.count("enrolled") == 10 and "broken.wav" in done.refused[0].reason
+        got = _vectors(lib)
+    assert got.keys() == expected.keys()
+    assert all(float(vec @ got[key]) > 0.9999 for key, vec in expected.items())
 
 
 def test_small_blocks_of_queued_work_still_commit_in_order(items, tmp_path, monkeypatch):

@@ -132,7 +132,7 @@ def enrol(
     force: Annotated[bool, typer.Option("--force", hidden=True, help="No longer needed: short or noisy files are enrolled with a warning.")] = False,
     min_speech: Annotated[float | None, typer.Option(help="Minimum net speech in seconds.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Processes preparing files (8 files or more; 0 = this process only). "
+    workers: Annotated[int | None, typer.Option(help="Workers preparing files (4 files or more; 0 = none). "
                                                       "Default: $VOICEPRINT_WORKERS or every usable core.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
@@ -140,8 +140,8 @@ def enrol(
     """Enrol voice samples of known people: one file, a folder, or a manifest of thousands.
 
     Idempotent: re-running skips files already enrolled for that person, so an interrupted
-    enrolment is finished by running the same command again. Eight files or more are decoded and
-    embedded in worker processes, one per core; each file is still stored on its own, in order.
+    enrolment is finished by running the same command again. Four files or more are decoded and
+    embedded by workers, one per core; each file is still stored on its own, in order.
 
     Example: voiceprint enrol samples.csv
     Example: voiceprint enrol call.wav --person "Zhang San" --category prior_offender --phone 13800138000

@@ -297,8 +297,8 @@ class Embedder:
     @property
     def onnx_network(self):
         """The model's network in ONNX Runtime (:mod:`voiceprint.onnxnet`: CAM++ and ECAPA), or None where
-        the torch network runs (other models, ONNX Runtime missing or turned off). Enrolment's forked
-        workers use the main process's session (one intra-op thread: no thread pool to lose in the fork)."""
+        the torch network runs (other models, ONNX Runtime missing or turned off). Enrolment's workers
+        share it (one intra-op thread: threads run it concurrently, and a fork loses no thread pool)."""
         if self._network is None:
             network = None
             if self.spec.kind == "speechbrain":
@@ -358,13 +358,18 @@ class Embedder:
 
             raise AudioError("speech", f"only {len(speech) / rate:.2f} s of audio to embed (need {MIN_EMBED_SECONDS} s)",
                              "use a recording with more speech")
+        from .audio import _hook
+
         windows = _windows(len(speech), int(WINDOW_SECONDS * rate), int(MIN_WINDOW_SECONDS * rate))
         pooled = np.zeros(self.dim, dtype=np.float64)
+        progress = _hook(None) if len(windows) > 1 else None  # a long voice reports each window (audio.reporting)
         with torch.inference_mode():
             for start, end in windows:
                 wav = torch.from_numpy(speech[start:end]).unsqueeze(0)
                 vec = self._encode(wav).astype(np.float64)
                 pooled += _normalise(vec) * (end - start)
+                if progress is not None:
+                    progress("embed", end / rate, len(speech) / rate)
         return _normalise(pooled).astype(np.float32)
 
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 #: How often a long enrolment persists the index, in files (the database commits every file).
 INDEX_SAVE_EVERY = 200
-#: Fewest files (not yet enrolled or not) worth forking worker processes for.
-MIN_FILES_FOR_WORKERS = 8
+#: Fewest files (not yet enrolled or not) worth starting worker threads for.
+MIN_FILES_FOR_WORKERS = 4
 #: Files per worker in a block of queued work (two blocks are queued, each largest file first).
 IN_FLIGHT_PER_WORKER = 16
 
@@ -87,7 +87,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
     """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`).
 
     With enough files (``MIN_FILES_FOR_WORKERS``), decoding, VAD, the one-voice check and embedding
-    run in worker processes (:func:`worker_count`); this process looks each file up first (so a
+    run in workers (:func:`worker_count`); the calling thread looks each file up first (so a
     re-run does no work) and commits each in order, in its own transaction, as it comes back.
     ``force`` is accepted for old callers and changes nothing: quality problems no longer refuse a file."""
     from .index import VoiceIndex
@@ -162,7 +162,7 @@ def lookup(lib: Library, item: EnrolItem) -> EnrolOutcome | None:
 
 @dataclass
 class PreparedFile:
-    """What enrolling a file stores, computed without the library (in a worker process or here)."""
+    """What enrolling a file stores, computed without the library (in a worker or here)."""
 
     sha256: str
     duration: float
@@ -211,29 +211,27 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
     return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings)
 
 
-# -- worker processes -----------------------------------------------------------------------------
+# -- workers --------------------------------------------------------------------------------------
 
 def worker_count(n_files: int, workers: int | None = None) -> int:
-    """Worker processes for enrolling ``n_files``: ``workers``, else ``$VOICEPRINT_WORKERS``, else the
-    usable cores; 0 (enrol in this process) for fewer than ``MIN_FILES_FOR_WORKERS`` files, one core,
-    or where processes cannot be forked."""
-    import multiprocessing
-
+    """Workers for enrolling ``n_files`` (threads, or processes for many: :mod:`voiceprint.preparers`):
+    ``workers``, else ``$VOICEPRINT_WORKERS``, else the usable cores; 0 (enrol in the calling thread)
+    for fewer than ``MIN_FILES_FOR_WORKERS`` files or one core."""
     if workers is None:
         env = os.environ.get("VOICEPRINT_WORKERS", "").strip()
         workers = int(env) if env.isdigit() else len(os.sched_getaffinity(0))
-    if n_files < MIN_FILES_FOR_WORKERS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if n_files < MIN_FILES_FOR_WORKERS or workers < 2:
         return 0
     return min(workers, n_files)
 
 
 def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech, n_workers: int,
                       stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
-    """Look every file up here first, prepare the rest in ``n_workers`` forked processes, commit each
-    in order as it comes back (fewer than ``MIN_FILES_FOR_WORKERS`` left to do: here, no worker).
+    """Look every file up here first, prepare the rest in ``n_workers`` workers, commit each in order
+    as it comes back (fewer than ``MIN_FILES_FOR_WORKERS`` left to do: here, no worker).
 
-    Only this process writes (SQLite, FAISS). Ctrl-C, a stop or an error ends the workers at once:
-    whatever they were preparing is lost, nothing they prepared is half-stored."""
+    Only the calling thread writes (SQLite, FAISS). Ctrl-C, a stop or an error abandons the workers
+    at once: whatever they were preparing is lost, nothing they prepared is half-stored."""
     todo: list[tuple[EnrolItem, EnrolOutcome | VoiceprintError | None]] = []
     for item in items:  # lookups first: a re-run of a finished manifest starts no worker
         try:
@@ -254,7 +252,7 @@ def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech
 
 
 def _settled(lib: Library, item: EnrolItem, result: EnrolOutcome | VoiceprintError, stop_on_error: bool) -> EnrolOutcome:
-    """An outcome known without this process preparing the file; a refusal is audited (and raised
+    """An outcome known without this thread preparing the file; a refusal is audited (and raised
     with ``stop_on_error``) here, in the file's turn."""
     if not isinstance(result, VoiceprintError):
         return result
@@ -268,15 +266,13 @@ def _settled(lib: Library, item: EnrolItem, result: EnrolOutcome | VoiceprintErr
 
 def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, min_speech, n_workers: int,
                      stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
-    """Prepare ``work`` in forked workers, queued in blocks of ``IN_FLIGHT_PER_WORKER`` per worker, two
+    """Prepare ``work`` in workers, queued in blocks of ``IN_FLIGHT_PER_WORKER`` per worker, two
     blocks ahead, each block largest file first (a long file started last would leave the other
     workers idle at the end); commit every file of ``todo`` in order as its result comes back."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from . import preparers
 
-    warm_models(embedder)  # before forking: every worker shares the loaded models
-    _WORKER.update(embedder=embedder, min_speech=min_speech)  # what the forked workers inherit
-    pool = ProcessPoolExecutor(min(n_workers, len(work)), mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
+    warm_models(embedder)  # loaded once, here: no race between threads, and forked workers share them
+    pool = preparers.start(min(n_workers, len(work)), lambda item: prepare(item, embedder, min_speech))
     futures: dict = {}
     block = n_workers * IN_FLIGHT_PER_WORKER
     submitted = 0
@@ -285,7 +281,7 @@ def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, 
         nonlocal submitted
         part = range(submitted, min(submitted + block, len(work)))
         for i in sorted(part, key=lambda i: -_file_size(work[i].path)):
-            futures[i] = pool.submit(_prepare_in_worker, work[i])
+            futures[i] = pool.submit(work[i])
         submitted = part.stop
 
     try:
@@ -311,8 +307,7 @@ def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, 
                 outcome = _settled(lib, item, err, stop_on_error)
             yield outcome
     finally:
-        _stop_workers(pool)
-        _WORKER.clear()
+        pool.stop()
 
 
 def _file_size(path: str) -> int:
@@ -324,7 +319,7 @@ def _file_size(path: str) -> int:
 
 def warm_models(embedder) -> None:
     """Load and run once what preparing a file uses (speaker model and its ONNX network, the
-    diarisation model, the VAD), so every forked worker starts with them loaded and warm."""
+    diarisation model, the VAD), so every worker starts with them loaded and warm."""
     import torch
 
     from . import synth
@@ -340,53 +335,6 @@ def warm_models(embedder) -> None:
 
 
 _WARMED: dict = {}
-
-
-def _stop_workers(pool) -> None:
-    """End the workers now (a Ctrl-C or an error must not wait for the files they are preparing)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        proc.terminate()
-    for proc in processes:
-        proc.join(timeout=5)
-
-
-#: The embedder and settings the workers use: set in the main process just before it forks them.
-_WORKER: dict = {}
-
-
-def _worker_start() -> None:
-    """In each worker: ignore Ctrl-C (the main process stops the run), die with the main process,
-    one torch thread (the ONNX Runtime session inherited from the main process has one)."""
-    import signal
-
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
-    torch.set_num_threads(1)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when the main process dies (a kill -9 must not leave workers
-    holding the library's lock file open)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() == 1:  # the main process died before the request was made
-        os._exit(1)
-
-
-def _prepare_in_worker(item: EnrolItem) -> PreparedFile | VoiceprintError:
-    try:
-        return prepare(item, _WORKER["embedder"], _WORKER["min_speech"])
-    except VoiceprintError as err:  # sent back as a value: the main process records the refusal
-        return err
 
 
 def weak_persons(lib: Library, person_ids) -> list[dict]:

@@ -36,7 +36,7 @@ class AudioError(VoiceprintError):
             msg += f" - {hint}"
         super().__init__(msg)
 
-    def __reduce__(self):  # pickled as it was made (enrolment workers send refusals back to the main process)
+    def __reduce__(self):  # pickled as it was made (forked enrolment workers send refusals back)
         return type(self), (self.path, self.reason, self.hint)
 
 

@@ -359,8 +359,9 @@ class Library:
         a Ctrl-C that a third-party library swallowed (silero-vad has bare ``except:`` clauses)
         still stops the run.
 
-        ``workers``: processes that prepare and embed files (default ``$VOICEPRINT_WORKERS`` or the usable
-        cores; 8 files or more only; 0 or 1 = in this process). This process still commits every file."""
+        ``workers``: threads (processes beyond a few, from the main thread; :mod:`voiceprint.preparers`)
+        that prepare and embed files (default ``$VOICEPRINT_WORKERS`` or the usable cores; 4 files or
+        more only; 0 or 1 = none). The calling thread still commits every file, in order."""
         from .enrolment import enrol_many
 
         return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, force, should_stop, workers)

@@ -1,4 +1,4 @@
-"""A progress bar on stderr for long recordings (decode, speech detection, diarisation).
+"""A progress bar on stderr for long recordings (decode, speech detection, diarisation, embedding).
 
 ``audio.load_recording``, ``audio.speech_segments`` and ``diarize.diarize`` report their progress to a
 hook (``audio.reporting``); :func:`long_audio_bar` turns those reports into a rich progress bar on
@@ -19,7 +19,7 @@ from typing import Any
 #: Recordings shorter than this (seconds) get no bar: they finish in seconds anyway.
 MIN_SHOWN_S = 300.0
 
-_LABELS = {"decode": "decoding", "speech": "finding speech", "voices": "telling voices apart"}
+_LABELS = {"decode": "decoding", "speech": "finding speech", "voices": "telling voices apart", "embed": "embedding"}
 
 
 @contextmanager

@@ -170,9 +170,9 @@ def phone(lib, number: str) -> dict:
 def enrol_uploads(lib, items: list, uploads: dict) -> list[dict]:
     """Enrol uploaded files (``uploads``: name -> (path, sha, size)); kept under the library when enrolled.
     A short or noisy file is enrolled with its warning; a person whose pooled speech is still
-    below the gate says "weak voiceprint" beside each of their files. Enrolled in this process: the
-    server's threads must not fork worker processes (a fork copies only the forking thread)."""
-    summary = lib.enrol_many(items, workers=0)
+    below the gate says "weak voiceprint" beside each of their files. The workers are threads here
+    (a server thread never forks: :mod:`voiceprint.preparers`)."""
+    summary = lib.enrol_many(items)
     weak = {w["person_id"]: w["needs"] for w in summary.weak_persons}
     out = []
     for item, outcome in zip(items, summary.outcomes, strict=False):
