@@ -293,7 +293,7 @@ def _pairs() -> list[tuple[str, str]]:
 def _bursts() -> list[tuple[str, str]]:
     # each (number, day, callee) once, with a bit per six-hour window (aligned to midnight) it was called in:
     # one aggregate then gives both the callees per day and per window
-    quarters = ", ".join(f"CAST(sum((qm >> {q}) & 1) AS BIGINT) AS w{q}" for q in range(4))
+    quarters = ", ".join(f"count(*) FILTER (WHERE (qm >> {q}) & 1 = 1) AS w{q}" for q in range(4))
     windows = " + ".join(f"CAST(w{q} > 0 AS INTEGER)" for q in range(4))
     return [
         ("callee_days", """SELECT n, day, other, bit_or(CAST(1 << CAST(floor(hr / 6) AS INTEGER) AS INTEGER)) AS qm
