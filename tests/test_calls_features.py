@@ -86,3 +86,19 @@ def test_generated_dens_stand_out(tmp_path):
     assert fraud.calls_per_other.median() < 1.5 < normal.calls_per_other.median()
     assert fraud.numbers_on_id.min() >= 2 and fraud.max_numbers_per_imei.min() >= 2
     assert fraud.n_counties.max() <= 2 and fraud.office_share.min() > 0.6
+
+
+@pytest.mark.parametrize("late", ["2020-03-02 10:03:00", "2099-03-02 10:03:00"])
+def test_intervals_in_whole_seconds_over_any_span(tmp_path, late):
+    """Call times become whole seconds (as Spark's unix_timestamp gives them) in 32 bits, or 64
+    when the calls span more than 68 years (a mistyped year must not overflow)."""
+    rows = ["13800000001,13900000001,out,2020-03-02 10:00:00.900,20,,,,\n",
+            "13800000001,13900000002,out,2020-03-02 10:01:00.100,20,,,,\n",
+            f"13800000001,13900000003,out,{late},20,,,,\n"]
+    (tmp_path / "c.csv").write_text(HEADER + "".join(rows), encoding="utf-8")
+    import_calls(tmp_path / "c.csv", tmp_path / "c.parquet")
+    a = compute_features(tmp_path / "c.parquet", temp_directory=tmp_path).set_index("number").loc["+8613800000001"]
+    from datetime import datetime
+
+    last_gap = (datetime.fromisoformat(late) - datetime(2020, 3, 2, 10, 1)).total_seconds()
+    assert a.interval_mean == pytest.approx((60 + last_gap) / 2, rel=1e-12)  # 10:00:00.9 -> 10:00:00, 10:01:00.1 -> 10:01:00

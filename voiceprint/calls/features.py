@@ -193,7 +193,10 @@ def _run(runner, calls, registry, fraud_list, out):
         runner.table("known", "SELECT CAST(NULL AS VARCHAR) AS number WHERE 1 = 0")
     if runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM voice LIMIT 1) t") == 0:
         raise DataError("no voice calls in the input: nothing to compute (check the import report)")
-    for name, sql in _encode() + _steps():
+    first, last = (runner.scalar(f"SELECT CAST(floor({f}(epoch(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
+    if first is None or last is None:  # no call has a start time: every interval is NULL
+        first = last = 0
+    for name, sql in _encode(first, last) + _steps():
         runner.table(name, sql)
     runner.table("f_comm", _community(runner))
     query = _final_select()
@@ -205,22 +208,24 @@ def _run(runner, calls, registry, fraud_list, out):
     return int(runner.scalar("SELECT count(*) FROM f_base"))
 
 
-def _encode() -> list[tuple[str, str]]:
+def _encode(first: int, last: int) -> list[tuple[str, str]]:
     """Phone numbers as dense integer keys, once: every later step hashes, sorts and joins integers.
 
     ``ids`` numbers every distinct subscriber number (in number order, so any engine gives the
     same keys); ``v`` is the voice calls with the ``n`` key, the counter-party, direction flags, the time
-    fields and the duration (``t``: whole seconds since 2000 in 32 bits, which sort faster than a
-    double, for calls up to 2068); ``known_ids`` the known fraud numbers that occur in the calls. The few
+    fields and the duration (``t``: whole seconds since the ``first`` call, in 32 bits when the
+    calls span less than 68 years: they sort faster than a double; whole seconds as Spark's
+    ``unix_timestamp`` gives them); ``known_ids`` the known fraud numbers that occur in the calls. The few
     steps on places and handsets group the text columns first and key the small result. The
     numbers come back only in the final join.
     """
+    seconds = "INTEGER" if last - first < 2**31 else "BIGINT"
     return [
         ("ids", """SELECT number, CAST(row_number() OVER (ORDER BY number) AS INTEGER) AS id
             FROM (SELECT DISTINCT number FROM voice WHERE number IS NOT NULL) u"""),
         # numbers and flags only: a column of strings costs more to store than all the rest
-        ("v", """SELECT a.id AS n, c.other, c.direction = 'out' AS is_out, c.direction = 'in' AS is_in,
-            c.direction = 'fwd' AS is_fwd, CAST(epoch(c.start) - 946684800 AS INTEGER) AS t, CAST(c.start AS DATE) AS day,
+        ("v", f"""SELECT a.id AS n, c.other, c.direction = 'out' AS is_out, c.direction = 'in' AS is_in,
+            c.direction = 'fwd' AS is_fwd, CAST(floor(epoch(c.start)) - {first} AS {seconds}) AS t, CAST(c.start AS DATE) AS day,
             hour(c.start) AS hr, c.duration
             FROM voice c LEFT JOIN ids a ON a.number = c.number"""),
         ("known_ids", "SELECT i.id AS n, k.number FROM known k JOIN ids i ON i.number = k.number"),
