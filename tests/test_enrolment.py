@@ -170,16 +170,19 @@ def test_many_workers_are_processes_from_the_main_thread_and_threads_elsewhere(m
     made: list = []
     monkeypatch.setattr(preparers, "ProcessPreparers", lambda n, fn: made.append("processes"))
     monkeypatch.setattr(preparers, "ThreadPreparers", lambda n, fn: made.append("threads"))
-    preparers.start(preparers.THREADS_UP_TO, str)
-    preparers.start(preparers.THREADS_UP_TO + 1, str)
-    elsewhere = threading.Thread(target=preparers.start, args=(preparers.THREADS_UP_TO + 1, str))
+    many = preparers.THREADS_UP_TO + 1
+    preparers.start(preparers.THREADS_UP_TO, str, 10_000)
+    preparers.start(many, str, 10_000)
+    preparers.start(many, str, many * preparers.FILES_PER_PROCESS - 1)  # too few files to pay for the forks
+    elsewhere = threading.Thread(target=preparers.start, args=(many, str, 10_000))
     elsewhere.start()
     elsewhere.join()
-    assert made == ["threads", "processes", "threads"]
+    assert made == ["threads", "processes", "threads", "threads"]
 
 
 def test_forked_workers_enrol_the_same_voiceprints(items, tmp_path, monkeypatch):
     monkeypatch.setattr(preparers, "THREADS_UP_TO", 1)
+    monkeypatch.setattr(preparers, "FILES_PER_PROCESS", 1)
     with Library.create(tmp_path / "here", operator="tester") as lib:
         lib.enrol_many(items, min_speech=0.5, workers=0)
         expected = _vectors(lib)

@@ -272,7 +272,7 @@ def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, 
     from . import preparers
 
     warm_models(embedder)  # loaded once, here: no race between threads, and forked workers share them
-    pool = preparers.start(min(n_workers, len(work)), lambda item: prepare(item, embedder, min_speech))
+    pool = preparers.start(min(n_workers, len(work)), lambda item: prepare(item, embedder, min_speech), len(work))
     futures: dict = {}
     block = n_workers * IN_FLIGHT_PER_WORKER
     submitted = 0

@@ -4,8 +4,9 @@ calling thread commits each result in order (:mod:`voiceprint.enrolment`).
 Threads up to ``THREADS_UP_TO`` workers: decoding and both networks (ONNX Runtime, torch)
 release the GIL, so threads keep a few cores busy with no fork, no copied memory and no start-up
 (docs/benchmarks.md 1e). About 8 % of a file's work holds the GIL, so beyond a few cores forked
-processes scale better; they are used only from the main thread, because a fork copies only the
-forking thread (a threaded web server always gets threads).
+processes scale better once each has enough files to amortise its start-up; they are used only
+from the main thread, because a fork copies only the forking thread (a threaded web server always
+gets threads).
 
 Either pool takes ``prepare_one(item)``, which returns what the file stores or raises a
 :class:`~voiceprint.errors.VoiceprintError`; a refusal comes back as a value, for the calling
@@ -27,15 +28,19 @@ from typing import Any
 from .audio import reporting
 from .errors import VoiceprintError
 
-#: Most workers run as threads; more run as forked processes (from the main thread only).
+#: Most workers run as threads; more run as forked processes (from the main thread only) ...
 THREADS_UP_TO = 4
+#: ... when each has this many files to amortise its start-up (the fork, and the first file at
+#: twice the usual CPU while it faults in its memory: ~0.2-0.4 s).
+FILES_PER_PROCESS = 32
 
 
-def start(n: int, prepare_one: Callable[[Any], Any]) -> ThreadPreparers | ProcessPreparers:
-    """``n`` workers running ``prepare_one``: threads, or processes for many workers from the main thread."""
+def start(n: int, prepare_one: Callable[[Any], Any], files: int = 0) -> ThreadPreparers | ProcessPreparers:
+    """``n`` workers running ``prepare_one`` over ``files`` files: threads, or processes for many
+    workers with many files each, from the main thread."""
     import multiprocessing
 
-    if (n > THREADS_UP_TO and threading.current_thread() is threading.main_thread()
+    if (n > THREADS_UP_TO and files >= FILES_PER_PROCESS * n and threading.current_thread() is threading.main_thread()
             and "fork" in multiprocessing.get_all_start_methods()):
         return ProcessPreparers(n, prepare_one)
     return ThreadPreparers(n, prepare_one)
