@@ -19,7 +19,7 @@ def test_person_means_are_normalised_means():
     np.testing.assert_allclose(means[1], [1, 0])
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "auto"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "auto"])
 def test_search_finds_the_nearest_sample_and_person(kind):
     rng = np.random.default_rng(0)
     vecs = _unit(rng, 50)
@@ -72,7 +72,7 @@ def _same_answers(a, b, queries, k=5):
             np.testing.assert_allclose(sa, sb, atol=2e-4)  # HNSW scores come from fp16 vectors
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_incremental_update_equals_a_rebuild(kind):
     """Adding, deleting and moving samples in place gives the same searches as building from scratch."""
     rng = np.random.default_rng(3)
@@ -130,7 +130,7 @@ def test_unknown_kind_is_refused():
     from voiceprint.errors import LibraryError
 
     with pytest.raises(LibraryError, match="unknown index kind"):
-        VoiceIndex.build(np.arange(2), np.arange(2), _unit(np.random.default_rng(7), 2), "m", 1, kind="ivf")
+        VoiceIndex.build(np.arange(2), np.arange(2), _unit(np.random.default_rng(7), 2), "m", 1, kind="lsh")
 
 
 def test_huge_pages_leave_a_large_set_unchanged(monkeypatch):
@@ -151,3 +151,37 @@ def test_huge_pages_leave_a_large_set_unchanged(monkeypatch):
     np.testing.assert_array_equal(before[0], after[0])
     rebuilt = vi.VectorSet(plain.index, plain.ids, plain.live, "hnsw", "hnsw")  # the constructor's path
     np.testing.assert_array_equal(rebuilt.search(vecs[:20], 5)[1], before[1])
+
+
+def test_ivf_over_many_lists_finds_each_voiceprint_and_survives_save_and_load(tmp_path):
+    import voiceprint.index as vi
+
+    rng = np.random.default_rng(8)
+    ids, persons, vecs = _library(rng, n_persons=1000, per=4)
+    index = VoiceIndex.build(ids, persons, vecs, "m", 1, kind="ivf")
+    assert index.samples.index.nlist == 100 and index.samples.index.nprobe == vi.ivf_probes(100)  # 4,000 / 40 per list
+    for i in range(0, 4000, 97):
+        scores, found = index.search_samples(vecs[i], 5)
+        assert found[0][0] == ids[i] and scores[0][0] == pytest.approx(1.0, abs=2e-3)
+    index.save(tmp_path)
+    loaded = VoiceIndex.load(tmp_path)
+    assert loaded.samples.kind == "ivf" and loaded.samples.index.nprobe == index.samples.index.nprobe
+    _same_answers(index, loaded, vecs[::501])
+    np.testing.assert_allclose(loaded.samples.vectors()[:3], vecs[:3], atol=1e-3)  # reconstructed from fp16
+
+
+def test_auto_moves_from_hnsw_to_ivf_and_a_compaction_keeps_it(monkeypatch):
+    import voiceprint.index as vi
+
+    monkeypatch.setattr(vi, "AUTO_HNSW_FROM", 20)
+    monkeypatch.setattr(vi, "AUTO_IVF_FROM", 60)
+    rng = np.random.default_rng(9)
+    ids, persons, vecs = _library(rng, n_persons=20, per=4)
+    index = VoiceIndex.build(ids[:40], persons[:40], vecs[:40], "m", 1)
+    assert index.samples.kind == "hnsw"
+    index.update(ids, persons, vecs, 2)
+    assert index.samples.kind == "ivf" and index.persons.kind == "hnsw"  # 80 samples, 20 persons
+    keep = ids > 32  # 40 % deleted: compacted to 48 live samples, below the threshold, still an inverted file
+    index.update(ids[keep], persons[keep], vecs[keep], 3)
+    assert len(index.samples.ids) == keep.sum() and index.samples.kind == "ivf"
+    _same_answers(index, VoiceIndex.build(ids[keep], persons[keep], vecs[keep], "m", 3, kind="flat"), vecs[40::9], k=3)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import numpy as np
 
 from .errors import LibraryError
 
-INDEX_KINDS = ("auto", "flat", "hnsw")
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 DEFAULT_KIND = "auto"
 HNSW_NEIGHBOURS = 32
 #: a better-built graph needs a lower efSearch for the same recall (384 -> 256 at 10^5 against 40; docs/benchmarks.md 3b)
@@ -43,6 +44,14 @@ HNSW_EF_SEARCH = 768
 HNSW_EF_SEARCH_1E6 = 1792
 #: entries at which ``auto`` turns a set from exact search into HNSW (exact search is ~5 ms here)
 AUTO_HNSW_FROM = 50_000
+#: entries at which ``auto`` turns HNSW into IVF: a graph of 2x10^6 takes an hour to build on two cores
+#: (10^7: ~5 h), an inverted file minutes (10^7: 2 min), and both answer a query within 100 ms there
+#: (docs/benchmarks.md 3c). Below it HNSW is faster (10^6: 8 ms against ~12 ms at recall 0.99).
+AUTO_IVF_FROM = 2_000_000
+#: IVF: lists ~2.6 sqrt(n) (a power of two), trained on up to this many samples per list ...
+IVF_TRAIN_PER_LIST = 40
+#: ... and an eighth of them probed per query: recall@10 0.993 at 10^7 (8,192 lists, 1,024 probed)
+IVF_PROBE_SHARE = 1 / 8
 #: compact a set (rebuild from its live vectors) when this share of its entries is masked out
 COMPACT_DEAD_SHARE = 0.2
 INDEX_FILES = ("samples.faiss", "persons.faiss", "index.json")
@@ -59,14 +68,24 @@ def _resolve(kind: str, n: int) -> str:
     if kind not in INDEX_KINDS:
         raise LibraryError(f"unknown index kind {kind!r} - use one of {', '.join(INDEX_KINDS)}")
     if kind == "auto":
-        return "hnsw" if n >= AUTO_HNSW_FROM else "flat"
+        return "ivf" if n >= AUTO_IVF_FROM else "hnsw" if n >= AUTO_HNSW_FROM else "flat"
     return kind
 
 
-def _new_faiss(kind: str, dim: int):
+_RANK = {"flat": 0, "hnsw": 1, "ivf": 2}  # auto only moves up: a set compacted after deletions keeps its kind
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for a set of ``n`` entries: a power of two near 2.6 sqrt(n), at least 64."""
+    return 1 << max(6, round(math.log2(2.6 * math.sqrt(max(n, 1)))))
+
+
+def _new_faiss(kind: str, dim: int, train: np.ndarray | None = None):
     faiss = _faiss()
     if kind == "flat":
         return faiss.IndexFlatIP(dim)
+    if kind == "ivf":
+        return _new_ivf(dim, train if train is not None else np.zeros((0, dim), np.float32))
     # fp16 vectors: half the memory traffic per distance (a query is bound by cache misses), cosine error ~1e-3
     index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
@@ -105,6 +124,31 @@ def _huge_pages(index) -> None:
         pass
 
 
+def _new_ivf(dim: int, vectors: np.ndarray):
+    """An inverted file of fp16 vectors, its lists found by k-means on a fixed sample of ``vectors``
+    (the same vectors give the same lists) and chosen per query by a small HNSW graph of their centres."""
+    faiss = _faiss()
+    nlist = max(1, min(ivf_lists(len(vectors)), len(vectors) // IVF_TRAIN_PER_LIST))  # a tiny set: fewer lists
+    quantizer = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    index.by_residual = False  # fp16 of the vectors themselves: the same codes whatever the lists
+    index.set_direct_map_type(faiss.DirectMap.Array)  # reconstruct by position, as the other kinds do
+    if nlist == 1:  # a tiny set: one list, nothing to cluster
+        quantizer.add(np.zeros((1, dim), np.float32))
+        index.is_trained = True
+    else:
+        take = IVF_TRAIN_PER_LIST * nlist
+        sample = vectors[np.sort(np.random.default_rng(0).choice(len(vectors), take, replace=False))]
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    index.nprobe = ivf_probes(index.nlist)
+    return index
+
+
+def ivf_probes(nlist: int) -> int:
+    """Lists probed per query."""
+    return max(1, int(nlist * IVF_PROBE_SHARE))
+
+
 def ef_search(n: int) -> int:
     """The HNSW efSearch for a set of ``n`` entries."""
     return max(HNSW_EF_SEARCH, int(HNSW_EF_SEARCH_1E6 * (n / 1e6) ** 0.75))
@@ -127,10 +171,14 @@ class VectorSet:
             _huge_pages(index)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, requested: str = DEFAULT_KIND, dim: int = 0) -> VectorSet:
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, requested: str = DEFAULT_KIND, dim: int = 0,
+              at_least: str = "flat") -> VectorSet:
+        """``at_least``: the kind ``auto`` may not go below (a compacted set is not rebuilt as a slower-to-build kind)."""
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else dim
         kind = _resolve(requested, len(ids))
-        index = _new_faiss(kind, dim or 1)
+        if requested == "auto" and _RANK[at_least] > _RANK[kind]:
+            kind = at_least
+        index = _new_faiss(kind, dim or 1, vectors if kind == "ivf" else None)
         if len(ids):
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         return cls(index, np.asarray(ids, np.int64), np.ones(len(ids), bool), kind, requested)
@@ -147,7 +195,7 @@ class VectorSet:
         return self.ids[self.live]
 
     def vectors(self) -> np.ndarray:
-        """The live vectors, in live-id order (HNSW keeps them as fp16: exact to ~1e-3)."""
+        """The live vectors, in live-id order (HNSW and IVF keep them as fp16: exact to ~1e-3)."""
         if not len(self.ids):
             return np.zeros((0, self.dim), np.float32)
         return self.index.reconstruct_n(0, len(self.ids))[self.live]
@@ -156,7 +204,8 @@ class VectorSet:
         if not len(ids):
             return
         n_after = self.ntotal + len(ids)
-        if self.kind == "flat" and _resolve(self.requested, n_after) == "hnsw":  # auto crossed its threshold: once
+        if _RANK[_resolve(self.requested, n_after)] > _RANK[self.kind] or (  # auto crossed a threshold: once
+                self.kind == "ivf" and ivf_lists(n_after) >= 4 * self.index.nlist):  # the lists were made for a 16x smaller set
             self._rebuild(np.concatenate([self.vectors(), vectors]), np.concatenate([self.live_ids(), ids]))
             return
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -173,7 +222,7 @@ class VectorSet:
             self._rebuild(self.vectors(), self.live_ids())
 
     def _rebuild(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        fresh = VectorSet.build(vectors, ids, self.requested, self.dim)
+        fresh = VectorSet.build(vectors, ids, self.requested, self.dim, at_least=self.kind)
         self.index, self.ids, self.live, self.kind, self._bitmap = fresh.index, fresh.ids, fresh.live, fresh.kind, None
 
     def search(self, query: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +240,12 @@ class VectorSet:
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(ef or ef_search(len(self.live)), k)
+        elif self.kind == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = ivf_probes(self.index.nlist)
+            coarse = faiss.SearchParametersHNSW()
+            coarse.efSearch = max(64, params.nprobe * 3 // 2)  # the graph of list centres must return nprobe good ones
+            params.quantizer_params = coarse
         else:
             params = faiss.SearchParameters()
         if sel is not None:
@@ -217,6 +272,8 @@ class VectorSet:
             raise ValueError("index file is inconsistent")
         if vs.kind == "hnsw":
             index.hnsw.efSearch = ef_search(len(vs.ids))
+        elif vs.kind == "ivf":
+            index.nprobe = ivf_probes(index.nlist)
         return vs
 
 
