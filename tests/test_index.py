@@ -185,3 +185,19 @@ def test_auto_moves_from_hnsw_to_ivf_and_a_compaction_keeps_it(monkeypatch):
     index.update(ids[keep], persons[keep], vecs[keep], 3)
     assert len(index.samples.ids) == keep.sum() and index.samples.kind == "ivf"
     _same_answers(index, VoiceIndex.build(ids[keep], persons[keep], vecs[keep], "m", 3, kind="flat"), vecs[40::9], k=3)
+
+
+def test_person_means_in_blocks_equal_one_pass(monkeypatch):
+    import voiceprint.index as vi
+
+    rng = np.random.default_rng(10)
+    persons = rng.integers(0, 7, 50)
+    vecs = _unit(rng, 50)
+    whole_ids, whole = person_means(persons, vecs)
+    monkeypatch.setattr(vi, "MEANS_BLOCK", 3)  # groups straddle block edges
+    ids, means = person_means(persons, vecs)
+    assert list(ids) == list(whole_ids) == sorted(set(persons))
+    np.testing.assert_allclose(means, whole, rtol=1e-6)
+    for p, m in zip(ids, means, strict=True):
+        ref = vecs[persons == p].sum(axis=0)
+        np.testing.assert_allclose(m, ref / np.linalg.norm(ref), rtol=1e-5)

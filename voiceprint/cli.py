@@ -568,7 +568,7 @@ def screen(
 # -- index, audit, models --------------------------------------------------------------------
 @index_app.command("rebuild")
 def index_rebuild(
-    kind: Annotated[str | None, typer.Option(help="auto (exact below 50,000 voiceprints, HNSW above), flat (exact) or hnsw.")] = None,
+    kind: Annotated[str | None, typer.Option(help="auto (exact below 50,000 voiceprints, HNSW above, IVF from 2,000,000), flat (exact), hnsw or ivf.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -282,6 +282,9 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str = DEFAULT_KIND) 
     return VectorSet.build(vectors, ids, kind)
 
 
+MEANS_BLOCK = 1 << 18  # samples summed at a time by ``person_means``
+
+
 def person_means(person_ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each person's voiceprint: the normalised mean of their normalised samples."""
     person_ids = np.asarray(person_ids)
@@ -289,8 +292,14 @@ def person_means(person_ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarra
         return np.zeros(0, np.int64), np.zeros((0, vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
     order = np.argsort(person_ids, kind="stable")
     sorted_ids = person_ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    sums = np.add.reduceat(vectors[order].astype(np.float64), starts, axis=0)
+    first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
+    group = np.cumsum(first) - 1  # each sorted row's person, 0..persons-1
+    sums = np.zeros((int(group[-1]) + 1, vectors.shape[1]), np.float64)
+    for a in range(0, len(order), MEANS_BLOCK):  # in blocks: a float64 copy of 10^7 vectors would take 15 GB
+        g = group[a:a + MEANS_BLOCK]
+        local = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        sums[g[local]] += np.add.reduceat(vectors[order[a:a + MEANS_BLOCK]].astype(np.float64), local, axis=0)
+    starts = np.flatnonzero(first)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return sorted_ids[starts].astype(np.int64), (sums / norms).astype(np.float32)
