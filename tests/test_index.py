@@ -201,3 +201,12 @@ def test_person_means_in_blocks_equal_one_pass(monkeypatch):
     for p, m in zip(ids, means, strict=True):
         ref = vecs[persons == p].sum(axis=0)
         np.testing.assert_allclose(m, ref / np.linalg.norm(ref), rtol=1e-5)
+
+
+def test_a_small_inverted_file_takes_new_voiceprints_without_a_rebuild():
+    rng = np.random.default_rng(11)
+    ids, persons, vecs = _library(rng, n_persons=20, per=4)
+    index = VoiceIndex.build(ids[:60], persons[:60], vecs[:60], "m", 1, kind="ivf")
+    faiss_index = index.samples.index
+    index.update(ids[:61], persons[:61], vecs[:61], 2)
+    assert index.samples.index is faiss_index and index.size == 61  # one list for 61 samples, as for 60

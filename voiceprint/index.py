@@ -76,8 +76,9 @@ _RANK = {"flat": 0, "hnsw": 1, "ivf": 2}  # auto only moves up: a set compacted 
 
 
 def ivf_lists(n: int) -> int:
-    """Inverted lists for a set of ``n`` entries: a power of two near 2.6 sqrt(n), at least 64."""
-    return 1 << max(6, round(math.log2(2.6 * math.sqrt(max(n, 1)))))
+    """Inverted lists for a set of ``n`` entries: a power of two near 2.6 sqrt(n), at least 64, and no
+    more than ``IVF_TRAIN_PER_LIST`` samples can train (a tiny set gets fewer lists, down to one)."""
+    return max(1, min(1 << max(6, round(math.log2(2.6 * math.sqrt(max(n, 1))))), n // IVF_TRAIN_PER_LIST))
 
 
 def _new_faiss(kind: str, dim: int, train: np.ndarray | None = None):
@@ -128,7 +129,7 @@ def _new_ivf(dim: int, vectors: np.ndarray):
     """An inverted file of fp16 vectors, its lists found by k-means on a fixed sample of ``vectors``
     (the same vectors give the same lists) and chosen per query by a small HNSW graph of their centres."""
     faiss = _faiss()
-    nlist = max(1, min(ivf_lists(len(vectors)), len(vectors) // IVF_TRAIN_PER_LIST))  # a tiny set: fewer lists
+    nlist = ivf_lists(len(vectors))
     quantizer = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
     index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     index.by_residual = False  # fp16 of the vectors themselves: the same codes whatever the lists
@@ -145,8 +146,8 @@ def _new_ivf(dim: int, vectors: np.ndarray):
 
 
 def ivf_probes(nlist: int) -> int:
-    """Lists probed per query."""
-    return max(1, int(nlist * IVF_PROBE_SHARE))
+    """Lists probed per query: an eighth, and every one of a small set's first 16 (exact there)."""
+    return max(min(nlist, 16), int(nlist * IVF_PROBE_SHARE))
 
 
 def ef_search(n: int) -> int:

@@ -119,14 +119,14 @@ class DuckRunner:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def table(self, name: str, sql: str) -> None:
-        if name not in PERFECT_HASH_STEPS:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-            return
-        self.con.execute(f"SET perfect_ht_threshold = {self.perfect_hash_bits}")
+        perfect = name in PERFECT_HASH_STEPS
+        if perfect:
+            self.con.execute(f"SET perfect_ht_threshold = {self.perfect_hash_bits}")
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         finally:
-            self.con.execute("RESET perfect_ht_threshold")
+            if perfect:
+                self.con.execute("RESET perfect_ht_threshold")
 
     def drop(self, name: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
