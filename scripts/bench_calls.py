@@ -118,12 +118,13 @@ def child_pandas(work: Path) -> dict:
 
 
 def pandas_features(calls, registry, fraud_list):
-    """The same per-number features written plainly in pandas (community detection left out)."""
+    """The same per-number features written plainly in pandas (all but the two community features)."""
     import numpy as np
     import pandas as pd
 
     df = pd.read_parquet(calls)
     v = df[df["record"] == "call"].copy()
+    df_sms = df[df["record"] == "sms"]
     del df
     v["is_out"] = v["direction"] == "out"
     v["is_in"] = v["direction"] == "in"
@@ -137,13 +138,13 @@ def pandas_features(calls, registry, fraud_list):
         "dur_std": g["duration"].std(), "n_cities": g["city"].nunique(), "n_counties": g["county"].nunique(),
         "n_imei": g["imei"].nunique(), "n_other_areas": g["other_area"].nunique(), "n_hours": g["hr"].nunique(),
         "active_days": g["day"].nunique(), "days_of_month": g["start"].apply(lambda s: s.dt.day.nunique()),
-        "span_days": (g["start"].max() - g["start"].min()).dt.days + 1,
+        "span_days": (g["day"].max() - g["day"].min()).dt.days + 1,
         "office_share": ((v["start"].dt.day_of_week < 5) & v["hr"].between(9, 17)).groupby(v["number"]).mean(),
         "night_share": (v["hr"] < 6).groupby(v["number"]).mean(),
     })
     f["n_counties_out"] = v[v["is_out"]].groupby("number")["county"].nunique()
     hours = pd.crosstab(v["number"], v["hr"], normalize="index")
-    f = f.join(hours.add_prefix("hour_"))
+    f = f.join(hours.rename(columns=lambda h: f"hour_{h:02d}"))
     pairs = v.groupby(["number", "other"]).agg(n=("is_out", "size"), n_out=("is_out", "sum"), n_in=("is_in", "sum")).reset_index()
     pg = pairs.groupby("number")
     f["distinct_others"] = pg.size()
@@ -158,7 +159,7 @@ def pandas_features(calls, registry, fraud_list):
     w = out.groupby(["number", out["start"].dt.floor("6h")])["other"].nunique().groupby("number")
     f["max_callees_6h"], f["mean_callees_6h"] = w.max(), w.mean()
     v = v.sort_values(["number", "start"])
-    gap = v["start"].astype("int64").groupby(v["number"]).diff() / 1e9
+    gap = v["start"].groupby(v["number"]).diff().dt.total_seconds()
     gg = gap.groupby(v["number"])
     f["interval_mean"], f["interval_median"], f["interval_std"] = gg.mean(), gg.median(), gg.std()
     daily = v.groupby(["number", "day"]).size().reset_index(name="n")
@@ -179,6 +180,22 @@ def pandas_features(calls, registry, fraud_list):
     known = set(pd.read_parquet(fraud_list)["number"])
     fraud_others = set(pairs.loc[pairs["number"].isin(known), "other"]) | known
     f["fraud_contacts"] = pairs["other"].isin(fraud_others).groupby(pairs["number"]).sum()
+    f["known_fraud"] = f.index.isin(known).astype(int)
+    # area: the most used county (ties to the first by name), calls away from home, far callees
+    per_county = v.groupby(["number", "county"]).size().rename("k").reset_index()
+    top = per_county.sort_values(["number", "k", "county"], ascending=[True, False, True]).drop_duplicates("number").set_index("number")
+    f["top_county_share"] = top["k"] / per_county.groupby("number")["k"].sum()
+    home = reg.drop_duplicates("number").set_index("number")["home_county"].reindex(f.index).fillna(top["county"])
+    f["away_share"] = 1 - (v["county"] == v["number"].map(home)).groupby(v["number"]).sum() / per_county.groupby("number")["k"].sum()
+    known_area = out[out["city"].notna() & out["other_area"].notna()]
+    f["far_callee_share"] = (known_area["other_area"] != known_area["city"]).groupby(known_area["number"]).mean()
+    # SMS: how many, to how many, and the most recipients in one hour
+    sms = df_sms[df_sms["direction"] == "out"]
+    sg = sms.groupby("number")
+    f["sms_out"], f["sms_out_recipients"] = sg.size(), sg["other"].nunique()
+    f["sms_max_recipients_hour"] = sms.groupby(["number", sms["start"].dt.floor("h")])["other"].nunique().groupby("number").max()
+    sms_columns = ["sms_out", "sms_out_recipients", "sms_max_recipients_hour"]
+    f[sms_columns] = f[sms_columns].fillna(0)
     return f
 
 

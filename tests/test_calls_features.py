@@ -45,6 +45,7 @@ def test_behaviour_time_and_area(small):
     assert b.distinct_others == 2 and b.two_way_share == 0.5 and b.n_counties == 2 and b.n_cities == 2
     assert b.out_share == pytest.approx(1 / 3) and b.repeat_other_share == 0.5
     assert b.hour_20 == pytest.approx(1 / 3) and b.away_share == pytest.approx(1 / 3)
+    assert b.hour_03 == 0 and sum(b[f"hour_{h:02d}"] for h in range(24)) == pytest.approx(1)  # no call at 3 am: a share of 0
 
 
 def test_group_features(small):
@@ -102,3 +103,37 @@ def test_intervals_in_whole_seconds_over_any_span(tmp_path, late):
 
     last_gap = (datetime.fromisoformat(late) - datetime(2020, 3, 2, 10, 1)).total_seconds()
     assert a.interval_mean == pytest.approx((60 + last_gap) / 2, rel=1e-12)  # 10:00:00.9 -> 10:00:00, 10:01:00.1 -> 10:01:00
+
+
+def test_steps_in_parallel_give_the_same_table_as_one_by_one(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from voiceprint.calls import features
+
+    res = generate(tmp_path, rows=20_000, subscribers=60, dens=1, den_size=4, canonical=True)
+    kw = {"temp_directory": tmp_path, "threads": 2}
+    parallel = compute_features(res["calls"], **kw)
+    monkeypatch.setattr(features, "STEP_WORKERS", 1)
+    serial = compute_features(res["calls"], **kw)
+    pd.testing.assert_frame_equal(parallel, serial)
+
+
+def test_a_step_naming_a_later_step_is_refused():
+    from voiceprint.calls.features import step_dependencies
+
+    assert step_dependencies([("a", "SELECT 1 AS x"), ("b", "SELECT x FROM a")]) == {"a": set(), "b": {"a"}}
+    with pytest.raises(ValueError, match="reads b"):
+        step_dependencies([("a", "SELECT x FROM b"), ("b", "SELECT 1 AS x")])
+
+
+def test_a_failing_step_stops_the_others_and_writes_nothing(tmp_path, monkeypatch):
+    from voiceprint.calls import features
+
+    res = generate(tmp_path, rows=20_000, subscribers=60, dens=1, den_size=4, canonical=True)
+    steps = features._steps()
+    broken = [(name, "SELECT error('step failed on purpose')" if name == "pairs" else sql) for name, sql in steps]
+    monkeypatch.setattr(features, "_steps", lambda: broken)
+    out = tmp_path / "features.parquet"
+    with pytest.raises(Exception, match="failed on purpose"):
+        compute_features(res["calls"], out=out, temp_directory=tmp_path, threads=2)
+    assert not out.exists() and not list(tmp_path.glob(".features.parquet*"))

@@ -13,6 +13,7 @@ in DOUBLE. A runner (DuckDB here, Spark in ``spark.py``) materialises each step 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,8 @@ PERFECT_HASH_SLOTS = 2**25
 RARE_CONTACT_MAX_DEGREE = 20  # counter-parties shared by more subscribers than this are hubs (banks, couriers)
 COMMUNITY_MIN_SHARED = 2
 COMMUNITY_ITERATIONS = 12
+#: Feature steps run at once on DuckDB (never more than its threads).
+STEP_WORKERS = 2
 
 
 def _paths(paths) -> list[Path]:
@@ -101,32 +104,74 @@ def _paths(paths) -> list[Path]:
 
 
 class DuckRunner:
-    """Runs the feature steps on one DuckDB connection: each step becomes a temp table."""
+    """Runs the feature steps on a private in-memory DuckDB database: each step becomes a table.
+
+    Independent steps run side by side on ``workers`` cursors of the one database (DuckDB shares
+    its thread pool between them): many steps are small, single-threaded or end in a serial phase,
+    and a second statement fills the cores the first leaves idle (docs/benchmarks.md 4d).
+    """
 
     dialect = "duckdb"
 
-    def __init__(self, con):
+    def __init__(self, con, workers: int | None = None):
         self.con = con
         threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-        self.perfect_hash_bits = min(22, (PERFECT_HASH_SLOTS // max(threads, 1)).bit_length() - 1)
+        self.workers = max(1, min(workers or STEP_WORKERS, threads))
+        slots = PERFECT_HASH_SLOTS // (threads * self.workers)
+        self.perfect_hash_bits = min(22, slots.bit_length() - 1)
 
     def source(self, name: str, paths: list[Path], union: bool = True) -> None:
         files = "[" + ", ".join(sql_path(p) for p in paths) + "]"
         opts = ", union_by_name = true" if union else ""
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({files}{opts})")
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({files}{opts})")
 
     def view(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
-    def table(self, name: str, sql: str) -> None:
+    def table(self, name: str, sql: str, con=None) -> None:
+        con = con or self.con
         perfect = name in PERFECT_HASH_STEPS
         if perfect:
-            self.con.execute(f"SET perfect_ht_threshold = {self.perfect_hash_bits}")
+            con.execute(f"SET SESSION perfect_ht_threshold = {self.perfect_hash_bits}")
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
         finally:
             if perfect:
-                self.con.execute("RESET perfect_ht_threshold")
+                con.execute("RESET SESSION perfect_ht_threshold")
+
+    def tables(self, steps: list[tuple[str, str]]) -> None:
+        """Materialise ``steps`` in dependency order, each as soon as the tables it reads exist."""
+        if self.workers == 1:
+            for name, sql in steps:
+                self.table(name, sql)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        needs = step_dependencies(steps)
+        pending = dict(steps)
+        idle = [self.con.cursor() for _ in range(self.workers)]
+        running: dict = {}
+        done: set[str] = set()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vp-step")
+        try:
+            while pending or running:
+                for name in [n for n in pending if needs[n] <= done][:len(idle)]:
+                    cursor = idle.pop()
+                    running[pool.submit(self.table, name, pending.pop(name), cursor)] = (name, cursor)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name, cursor = running.pop(future)
+                    idle.append(cursor)
+                    future.result()  # a failed step raises here; the others are interrupted below
+                    done.add(name)
+        except BaseException:  # an error or Ctrl-C: stop the statements still running, then re-raise
+            for _, cursor in running.values():
+                cursor.interrupt()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for cursor in idle + [cursor for _, cursor in running.values()]:
+                cursor.close()
 
     def drop(self, name: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
@@ -138,18 +183,41 @@ class DuckRunner:
         return self.con.execute(sql).df()
 
     def write(self, sql: str, out: Path) -> None:
+        """``out`` appears whole or not at all: written beside it, then renamed."""
         fmt = "csv, HEADER" if _is_csv(out) else "parquet"
-        self.con.execute(f"COPY ({sql}) TO {sql_path(out)} (FORMAT {fmt})")
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            self.con.execute(f"COPY ({sql}) TO {sql_path(tmp)} (FORMAT {fmt}{', COMPRESSION gzip' if out.suffix == '.gz' else ''})")
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.con.close()
+
+
+def step_dependencies(steps: list[tuple[str, str]]) -> dict[str, set[str]]:
+    """For each step, the earlier steps whose tables its SQL names (as a whole word).
+
+    A step naming a later one is a mistake in the list's order, refused here rather than run
+    before its input exists."""
+    import re
+
+    names = [name for name, _ in steps]
+    needs: dict[str, set[str]] = {}
+    for i, (name, sql) in enumerate(steps):
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+        if later := words.intersection(names[i + 1:]):
+            raise ValueError(f"feature step {name} reads {', '.join(sorted(later))}, which come after it")
+        needs[name] = {earlier for earlier in needs if earlier in words}
+    return needs
 
 
 def _is_csv(out: Path) -> bool:
     return out.suffix in (".csv", ".gz") or out.name.endswith(".csv.gz")
 
 
-def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, memory_limit=None, threads=None, temp_directory=None,
+def compute_features(calls, out=None, registry=None, fraud_list=None, memory_limit=None, threads=None, temp_directory=None,
                      engine: str = "duckdb", master: str | None = None):
     """Compute the per-number feature table from canonical call Parquet file(s).
 
@@ -163,19 +231,17 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, con=None, 
     calls_paths = _paths(calls)
     registry_paths = _paths(registry) if registry else None
     fraud_paths = _paths(fraud_list) if fraud_list else None
-    own = con is None
     runner: DuckRunner | SparkRunner
     if engine == "spark":
         from .spark import SparkRunner
 
         runner = SparkRunner(master=master, memory_limit=memory_limit, threads=threads, temp_directory=temp_directory)
     else:
-        runner = DuckRunner(con or connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory, keep_order=False))
+        runner = DuckRunner(connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory, keep_order=False))
     try:
         return _run(runner, calls_paths, registry_paths, fraud_paths, out)
     finally:
-        if own:
-            runner.close()
+        runner.close()
 
 
 def _run(runner, calls, registry, fraud_list, out):
@@ -193,11 +259,11 @@ def _run(runner, calls, registry, fraud_list, out):
         runner.table("known", "SELECT CAST(NULL AS VARCHAR) AS number WHERE 1 = 0")
     if runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM voice LIMIT 1) t") == 0:
         raise DataError("no voice calls in the input: nothing to compute (check the import report)")
-    first, last = (runner.scalar(f"SELECT CAST(floor({f}(epoch(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
+    # min and max of the column itself: DuckDB answers from the Parquet statistics, without a scan
+    first, last = (runner.scalar(f"SELECT CAST(floor(epoch({f}(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
     if first is None or last is None:  # no call has a start time: every interval is NULL
         first = last = 0
-    for name, sql in _encode(first, last) + _steps():
-        runner.table(name, sql)
+    runner.tables(_encode(first, last) + _steps())
     runner.table("f_comm", _community(runner))
     query = _final_select()
     if out is None:
@@ -233,13 +299,16 @@ def _encode(first: int, last: int) -> list[tuple[str, str]]:
 
 
 def _steps() -> list[tuple[str, str]]:
-    """Every feature table, in order: (name, one SELECT in the portable dialect)."""
-    return _base() + _pairs() + _bursts() + _intervals() + _area() + _group() + _sms()
+    """Every feature table: (name, one SELECT in the portable dialect), each after the tables it reads.
+
+    The order is also the priority among steps ready at once: the longest (the gaps' sort) first.
+    """
+    return _intervals() + _pairs() + _bursts() + _base() + _area() + _group() + _sms()
 
 
 def _base() -> list[tuple[str, str]]:
     """One pass over the calls into small per-number tables; everything else reads those."""
-    hours = ", ".join(f"CAST(sum(k) FILTER (WHERE hr = {h}) AS DOUBLE) / sum(k) AS hour_{h:02d}" for h in range(24))
+    hours = ", ".join(f"CAST(coalesce(sum(k) FILTER (WHERE hr = {h}), 0) AS DOUBLE) / sum(k) AS hour_{h:02d}" for h in range(24))
     dur_hist = f"SELECT n, {_log_bin('duration')} AS b, count(*) AS k FROM v WHERE duration IS NOT NULL GROUP BY 1, 2"
     return [
         ("f_scan", """SELECT n, count(*) AS calls,

@@ -100,6 +100,11 @@ class SparkRunner:
         df = df.checkpoint() if self.remote else df.localCheckpoint()
         df.createOrReplaceTempView(name)
 
+    def tables(self, steps: list[tuple[str, str]]) -> None:
+        """One after another: Spark spreads each step over the cluster itself."""
+        for name, sql in steps:
+            self.table(name, sql)
+
     def drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
 
