@@ -100,10 +100,14 @@ def features_cmd(
 
     from .features import compute_features
 
-    with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
-        inputs = _canonical_inputs(calls, template, encoding, Path(work))
-        n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
-                             engine=engine, master=master)
+    try:
+        with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
+            inputs = _canonical_inputs(calls, template, encoding, Path(work))
+            n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
+                                 engine=engine, master=master)
+    except KeyboardInterrupt:
+        print(f"interrupted: {out} was not written (nor half-written); run the same command again", file=sys.stderr)
+        raise
     typer.echo(f"{n} numbers -> {out}")
 
 
