@@ -137,3 +137,16 @@ def test_a_failing_step_stops_the_others_and_writes_nothing(tmp_path, monkeypatc
     with pytest.raises(Exception, match="failed on purpose"):
         compute_features(res["calls"], out=out, temp_directory=tmp_path, threads=2)
     assert not out.exists() and not list(tmp_path.glob(".features.parquet*"))
+
+
+def test_gzipped_csv_output_is_whole_gzip(tmp_path):
+    import gzip
+
+    import pandas as pd
+
+    res = generate(tmp_path, rows=5_000, subscribers=20, dens=1, den_size=3, canonical=True)
+    out = tmp_path / "features.csv.gz"
+    n = compute_features(res["calls"], out=out, temp_directory=tmp_path)
+    with gzip.open(out, "rt", encoding="utf-8") as fh:
+        assert len(pd.read_csv(fh, dtype={"number": str})) == n
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".features")] == []
