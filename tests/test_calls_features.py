@@ -150,3 +150,29 @@ def test_gzipped_csv_output_is_whole_gzip(tmp_path):
     with gzip.open(out, "rt", encoding="utf-8") as fh:
         assert len(pd.read_csv(fh, dtype={"number": str})) == n
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".features")] == []
+
+
+def test_steps_run_one_at_a_time_when_two_would_not_fit_in_memory():
+    import threading
+
+    from voiceprint.calls.engine import connect
+    from voiceprint.calls.features import DuckRunner, _bytes
+
+    assert _bytes("5.5 GiB") == 5.5 * 2**30 and _bytes("95.3 MiB") == 95.3 * 2**20 and _bytes("1000 bytes") == 1000
+    runner = DuckRunner(connect(memory_limit="1GB", threads=2, keep_order=False))
+    seen: dict[int, set[str]] = {}
+    table = runner.table
+
+    def spy(name, sql, con=None):
+        seen.setdefault(rows, set()).add(threading.current_thread().name)
+        table(name, sql, con)
+
+    runner.table = spy  # type: ignore[method-assign]
+    steps = [(f"t{i}", f"SELECT {i} AS x") for i in range(6)]
+    try:
+        for rows in (1_000, 10**9):  # 10^9 rows x 120 bytes: far beyond 1 GB
+            runner.tables(steps, rows=rows)
+    finally:
+        runner.close()
+    assert seen[10**9] == {threading.main_thread().name}
+    assert all(name.startswith("vp-step") for name in seen[1_000])

@@ -91,8 +91,12 @@ PERFECT_HASH_SLOTS = 2**25
 RARE_CONTACT_MAX_DEGREE = 20  # counter-parties shared by more subscribers than this are hubs (banks, couriers)
 COMMUNITY_MIN_SHARED = 2
 COMMUNITY_ITERATIONS = 12
-#: Feature steps run at once on DuckDB (never more than its threads).
+#: Feature steps run at once on DuckDB (never more than its threads) ...
 STEP_WORKERS = 2
+#: ... while that many steps' working memory fits the memory limit: one step at a time peaks at about
+#: this much per input row (1.0-1.2 GB at 10^7 rows). Beyond the limit both steps would spill, and at
+#: 10^8 rows under 6 GB two at once took 2.5x as long as one at a time (docs/benchmarks.md 4d).
+STEP_PEAK_BYTES_PER_ROW = 120
 
 
 def _paths(paths) -> list[Path]:
@@ -139,9 +143,14 @@ class DuckRunner:
             if perfect:
                 con.execute("RESET SESSION perfect_ht_threshold")
 
-    def tables(self, steps: list[tuple[str, str]]) -> None:
-        """Materialise ``steps`` in dependency order, each as soon as the tables it reads exist."""
-        if self.workers == 1:
+    def tables(self, steps: list[tuple[str, str]], rows: int = 0) -> None:
+        """Materialise ``steps`` in dependency order, each as soon as the tables it reads exist.
+
+        ``rows`` (the input's) decides whether several steps' working memory fits the memory limit;
+        if not, the steps run one at a time.
+        """
+        limit = _bytes(self.scalar("SELECT current_setting('memory_limit')"))
+        if self.workers == 1 or rows * STEP_PEAK_BYTES_PER_ROW * self.workers > limit:
             for name, sql in steps:
                 self.table(name, sql)
             return
@@ -194,6 +203,13 @@ class DuckRunner:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _bytes(setting: str) -> float:
+    """DuckDB's spelling of a memory size ('5.5 GiB', '953.6 MiB', '1000 bytes') in bytes."""
+    number, _, unit = str(setting).strip().partition(" ")
+    scale = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    return float(number) * scale.get(unit.strip() or "bytes", 1)
 
 
 def step_dependencies(steps: list[tuple[str, str]]) -> dict[str, set[str]]:
@@ -263,7 +279,7 @@ def _run(runner, calls, registry, fraud_list, out):
     first, last = (runner.scalar(f"SELECT CAST(floor(epoch({f}(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
     if first is None or last is None:  # no call has a start time: every interval is NULL
         first = last = 0
-    runner.tables(_encode(first, last) + _steps())
+    runner.tables(_encode(first, last) + _steps(), rows=runner.scalar("SELECT count(*) FROM cdr"))
     runner.table("f_comm", _community(runner))
     query = _final_select()
     if out is None:
