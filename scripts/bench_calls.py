@@ -271,7 +271,8 @@ def main() -> None:
         res = {"rows": rows, "subscribers": gen["subscribers"], "generate": gen, "duckdb": duck, "score": score, "pandas": pand,
                "load_average": round(os.getloadavg()[0], 1)}
         results.append(res)
-        line = (f"| {rows:.0e} | {gen['subscribers']} | gen {gen['wall_s']} s wall / {gen['cpu_s']} s CPU | "
+        made = "data reused" if gen.get("reused") else f"gen {gen['wall_s']} s wall / {gen['cpu_s']} s CPU"
+        line = (f"| {rows:.0e} | {gen['subscribers']} | {made} | "
                 f"DuckDB features: compute {times(duck)} ({rows / duck['compute_cpu_s']:,.0f} rows/CPU-s, peak {duck['peak_mib']} MiB) | "
                 f"score {score['wall_s']} s, P@{score['k']} {score['precision_at_k']:.2f} |")
         if pand:
