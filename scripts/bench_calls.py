@@ -115,11 +115,32 @@ def child_pandas(work: Path) -> dict:
     import pyarrow.parquet  # noqa: F401
 
     t = timed(lambda: pandas_features(work / "calls.parquet", work / "registry.parquet", work / "fraud_list.parquet"))
-    return {"numbers": len(t.pop("result")), **t}
+    frame = t.pop("result")
+    return {"numbers": len(frame), **t, "differences": differences_from_duckdb(frame, work / "features.parquet")}
+
+
+#: Features pandas computes otherwise, by design: exact medians (the SQL keeps the lower median of a
+#: log histogram), and fraud contacts (the SQL leaves a known number's own contacts out).
+COMPUTED_APART = ("dur_median", "interval_median", "fraud_contacts", "home_county")
+
+
+def differences_from_duckdb(frame, features: Path) -> list[str]:
+    """Where the pandas table differs from DuckDB's (written by the DuckDB child): the baseline must do the same work."""
+    import pandas as pd
+
+    from voiceprint.calls.spark import compare_features
+
+    duck = pd.read_parquet(features)
+    columns = [c for c in duck.columns if c not in COMPUTED_APART]
+    mine = frame.rename_axis("number").reset_index()
+    if missing := [c for c in columns if c not in mine.columns]:
+        return [f"pandas lacks {', '.join(missing)}"]
+    # atol: a flat daily trend is 0.0 in numpy's fit and -2.5e-19 in SQL's regr_slope
+    return compare_features(duck[columns], mine[columns], atol=1e-12)
 
 
 def pandas_features(calls, registry, fraud_list):
-    """The same per-number features written plainly in pandas (all but the two community features)."""
+    """The same per-number features written plainly in pandas."""
     import numpy as np
     import pandas as pd
 
@@ -182,6 +203,27 @@ def pandas_features(calls, registry, fraud_list):
     fraud_others = set(pairs.loc[pairs["number"].isin(known), "other"]) | known
     f["fraud_contacts"] = pairs["other"].isin(fraud_others).groupby(pairs["number"]).sum()
     f["known_fraud"] = f.index.isin(known).astype(int)
+    # communities: numbers sharing a handset or at least two rare counter-parties, by the same
+    # label propagation as the SQL (each number takes the smallest label among itself and its neighbours)
+    rare = pairs.loc[pairs["deg"].between(2, 20), ["number", "other"]]
+    shared = rare.merge(rare, on="other")
+    shared = shared[shared["number_x"] < shared["number_y"]].groupby(["number_x", "number_y"]).size()
+    by_contact = shared[shared >= 2].reset_index()[["number_x", "number_y"]]
+    same_imei = ni[["number", "imei"]].merge(ni[["number", "imei"]], on="imei")
+    by_imei = same_imei.loc[same_imei["number_x"] < same_imei["number_y"], ["number_x", "number_y"]]
+    edges = pd.concat([by_contact, by_imei]).drop_duplicates()
+    edges = pd.concat([edges, edges.rename(columns={"number_x": "number_y", "number_y": "number_x"})])
+    label = pd.Series(f.index, index=f.index)
+    for _ in range(12):
+        neighbour = label.reindex(edges["number_y"]).to_numpy()
+        best = pd.Series(neighbour, index=edges["number_x"].to_numpy()).groupby(level=0).min()
+        new = pd.concat([label, best.reindex(label.index).fillna(label)], axis=1).min(axis=1)
+        if new.equals(label):
+            break
+        label = new
+    f["community_size"] = label.map(label.value_counts())
+    known_per_label = label[f.index.isin(known)].value_counts()
+    f["community_known_fraud"] = label.map(known_per_label).fillna(0).astype(int) - f["known_fraud"]
     # area: the most used county (ties to the first by name), calls away from home, far callees
     per_county = v.groupby(["number", "county"]).size().rename("k").reset_index()
     top = per_county.sort_values(["number", "k", "county"], ascending=[True, False, True]).drop_duplicates("number").set_index("number")
@@ -233,7 +275,7 @@ def summary_of(results: list[dict]) -> dict:
             "duckdb_process_wall_s": duck["wall_s"], "pandas_process_wall_s": pand.get("wall_s"),
             "duckdb_process_cpu_s": duck["cpu_s"], "pandas_process_cpu_s": pand.get("cpu_s"),
             "duckdb_peak_mib": duck["peak_mib"], "pandas_peak_mib": pand.get("peak_mib"),
-            "load_average": r.get("load_average")}
+            "pandas_same_features": not pand.get("differences") if pand else None, "load_average": r.get("load_average")}
     return out
 
 
@@ -283,6 +325,8 @@ def main() -> None:
                      f"x{pand['compute_wall_s'] / duck['compute_wall_s']:.1f} compute wall, x{pand['wall_s'] / duck['wall_s']:.1f} process wall, "
                      f"x{pand['compute_cpu_s'] / duck['compute_cpu_s']:.1f} compute CPU, x{pand['peak_mib'] / duck['peak_mib']:.1f} less memory |")
         print(line, flush=True)
+        for problem in (pand or {}).get("differences", []):
+            print(f"WARNING: the pandas baseline differs from DuckDB: {problem}", flush=True)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"machine": machine(), "summary": summary_of(results), "results": results}, indent=2),

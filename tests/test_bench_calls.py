@@ -1,4 +1,4 @@
-"""scripts/bench_calls.py on a tiny generated set: the machine-readable summary issue 16 names."""
+"""scripts/bench_calls.py on a tiny generated set: the summary issue 16 names, and a baseline that does the same work."""
 
 from __future__ import annotations
 
@@ -17,3 +17,4 @@ def test_bench_calls_summary_has_the_figures_the_issue_names(tmp_path):
     row = json.loads(out.read_text())["summary"]["20000"]
     assert {"speedup_vs_pandas", "duckdb_wall_s", "pandas_wall_s", "duckdb_peak_mib", "duckdb_compute_cpu_s"} <= set(row)
     assert row["speedup_vs_pandas"] == round(row["pandas_wall_s"] / row["duckdb_wall_s"], 2)
+    assert row["pandas_same_features"], "the pandas baseline must compute the same features as DuckDB"

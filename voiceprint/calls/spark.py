@@ -138,11 +138,11 @@ class SparkRunner:
             self.spark.stop()
 
 
-def compare_features(a, b, rel: float = 1e-9) -> list[str]:
+def compare_features(a, b, rel: float = 1e-9, atol: float = 0.0) -> list[str]:
     """Differences between two feature tables (pandas), as readable lines; empty when they agree.
 
     Rows are matched on ``number``; integers and strings must be equal, floats equal within
-    ``rel`` relative (absolute for values near zero), NULLs in the same places."""
+    ``rel`` relative (absolute for values near zero) or ``atol`` absolute, NULLs in the same places."""
     import numpy as np
 
     problems = []
@@ -161,7 +161,7 @@ def compare_features(a, b, rel: float = 1e-9) -> list[str]:
         keep = ~null_x
         if x.dtype.kind in "fiub" and y.dtype.kind in "fiub":
             xv, yv = x.to_numpy(dtype=float)[keep], y.to_numpy(dtype=float)[keep]
-            bad = np.abs(xv - yv) > rel * np.maximum(np.maximum(np.abs(xv), np.abs(yv)), 1e-12)
+            bad = np.abs(xv - yv) > np.maximum(rel * np.maximum(np.maximum(np.abs(xv), np.abs(yv)), 1e-12), atol)
             if bad.any():
                 i = int(np.argmax(bad))
                 problems.append(f"{col}: {int(bad.sum())} values differ (e.g. {xv[i]!r} vs {yv[i]!r})")
