@@ -171,7 +171,8 @@ def test_steps_run_one_at_a_time_when_two_would_not_fit_in_memory():
     steps = [(f"t{i}", f"SELECT {i} AS x") for i in range(6)]
     try:
         for rows in (1_000, 10**9):  # 10^9 rows x 120 bytes: far beyond 1 GB
-            runner.tables(steps, rows=rows)
+            runner.input_rows = rows
+            runner.tables(steps)
     finally:
         runner.close()
     assert seen[10**9] == {threading.main_thread().name}

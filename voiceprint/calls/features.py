@@ -123,11 +123,13 @@ class DuckRunner:
         self.workers = max(1, min(workers or STEP_WORKERS, threads))
         slots = PERFECT_HASH_SLOTS // (threads * self.workers)
         self.perfect_hash_bits = min(22, slots.bit_length() - 1)
+        self.input_rows = 0  # of every source: what decides whether steps fit in memory side by side
 
     def source(self, name: str, paths: list[Path], union: bool = True) -> None:
         files = "[" + ", ".join(sql_path(p) for p in paths) + "]"
         opts = ", union_by_name = true" if union else ""
         self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({files}{opts})")
+        self.input_rows += self.scalar(f"SELECT count(*) FROM {name}")  # from the Parquet metadata, no scan
 
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
@@ -143,14 +145,11 @@ class DuckRunner:
             if perfect:
                 con.execute("RESET SESSION perfect_ht_threshold")
 
-    def tables(self, steps: list[tuple[str, str]], rows: int = 0) -> None:
-        """Materialise ``steps`` in dependency order, each as soon as the tables it reads exist.
-
-        ``rows`` (the input's) decides whether several steps' working memory fits the memory limit;
-        if not, the steps run one at a time.
-        """
+    def tables(self, steps: list[tuple[str, str]]) -> None:
+        """Materialise ``steps`` in dependency order, each as soon as the tables it reads exist; one
+        at a time where several steps' working memory would not fit the memory limit."""
         limit = _bytes(self.scalar("SELECT current_setting('memory_limit')"))
-        if self.workers == 1 or rows * STEP_PEAK_BYTES_PER_ROW * self.workers > limit:
+        if self.workers == 1 or self.input_rows * STEP_PEAK_BYTES_PER_ROW * self.workers > limit:
             for name, sql in steps:
                 self.table(name, sql)
             return
@@ -279,7 +278,7 @@ def _run(runner, calls, registry, fraud_list, out):
     first, last = (runner.scalar(f"SELECT CAST(floor(epoch({f}(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
     if first is None or last is None:  # no call has a start time: every interval is NULL
         first = last = 0
-    runner.tables(_encode(first, last) + _steps(), rows=runner.scalar("SELECT count(*) FROM cdr"))
+    runner.tables(_encode(first, last) + _steps())
     runner.table("f_comm", _community(runner))
     query = _final_select()
     if out is None:

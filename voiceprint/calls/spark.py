@@ -100,7 +100,7 @@ class SparkRunner:
         df = df.checkpoint() if self.remote else df.localCheckpoint()
         df.createOrReplaceTempView(name)
 
-    def tables(self, steps: list[tuple[str, str]], rows: int = 0) -> None:
+    def tables(self, steps: list[tuple[str, str]]) -> None:
         """One after another: Spark spreads each step over the cluster itself."""
         for name, sql in steps:
             self.table(name, sql)
