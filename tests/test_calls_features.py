@@ -81,6 +81,7 @@ def test_generated_dens_stand_out(tmp_path):
 
     df = pd.read_csv(out, dtype={"number": str}).set_index("number")
     assert n == 120 == len(df)
+    assert out.stat().st_mode & 0o077 == 0  # it lists phone numbers: private even to a Python caller with umask 022
     truth = set(pd.read_csv(res["truth"], dtype=str)["number"])
     fraud, normal = df.loc[df.index.isin(truth)], df.loc[~df.index.isin(truth)]
     assert fraud.out_share.median() > 0.9 > normal.out_share.median()

@@ -1,8 +1,19 @@
-"""Process helpers shared by the store and CDR import (no heavy imports)."""
+"""File-system helpers shared by the library, the store and the CDR commands (no heavy imports).
+
+Everything this tool writes may hold biometric or personal data, and an investigator may stop a
+run at any moment. :func:`atomic_output` gives every writer the same two guarantees: a file is
+private (0600) whatever the caller's umask, and it appears whole or not at all.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PRIVATE_FILE = 0o600
 
 
 def process_alive(pid: int) -> bool:
@@ -15,3 +26,41 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # alive, owned by another user
         return True
     return True
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_output(target: str | os.PathLike, mode: int = PRIVATE_FILE) -> Iterator[Path]:
+    """A temporary path beside ``target`` for any writer (DuckDB ``COPY``, pyarrow, ``open``).
+
+    When the block ends normally the file gets ``mode``, is flushed to disk and renamed over
+    ``target``; when it raises (or is interrupted) the file is removed and ``target`` is as it
+    was. The temporary name is hidden and unique, so two writers never share it.
+    """
+    target = Path(target)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, mode)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(target: str | os.PathLike, data: bytes | str, mode: int = PRIVATE_FILE) -> None:
+    """``data`` (text as UTF-8) into ``target`` through :func:`atomic_output`."""
+    with atomic_output(target, mode) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)

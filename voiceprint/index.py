@@ -24,13 +24,13 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import LibraryError
+from .fsutil import write_atomic
 
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 DEFAULT_KIND = "auto"
@@ -399,16 +399,16 @@ class VoiceIndex:
         persons = self.sample_persons if self.sample_persons is not None else np.zeros(0, np.int64)
         buf = io.BytesIO()
         np.savez(buf, persons=persons)
-        _atomic_write(folder / "samples.faiss", self.samples.to_bytes())
-        _atomic_write(folder / "persons.faiss", self.persons.to_bytes())
-        _atomic_write(folder / "sample_persons.npz", buf.getvalue())
+        write_atomic(folder / "samples.faiss", self.samples.to_bytes())
+        write_atomic(folder / "persons.faiss", self.persons.to_bytes())
+        write_atomic(folder / "sample_persons.npz", buf.getvalue())
         meta = {"model": self.model, "generation": self.generation, "kind": self.kind, "format": _FORMAT,
                 "samples": self.samples.ntotal, "persons": self.persons.ntotal,
                 "sample_kind": self.samples.kind, "person_kind": self.persons.kind}
         if isinstance(self.samples, MilvusSet):
             meta["milvus"] = {"uri": self.samples.uri, "collections": [self.samples.collection, self.persons.collection]}
         # index.json goes last: it is what declares the set of files valid.
-        _atomic_write(folder / "index.json", json.dumps(meta, indent=2).encode())
+        write_atomic(folder / "index.json", json.dumps(meta, indent=2).encode())
 
     @staticmethod
     def saved_generation(folder: Path) -> int | None:
@@ -438,33 +438,6 @@ class VoiceIndex:
         if samples.ntotal != meta.get("samples") or persons.ntotal != meta.get("persons"):
             return None
         return cls(samples, persons, meta["model"], int(meta["generation"]), meta.get("kind", DEFAULT_KIND), sample_persons)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 # -- where the vectors live: FAISS files in the library folder (default) or a Milvus server ---------
@@ -501,7 +474,7 @@ def write_backend(folder: Path, backend: str, uri: str | None = None) -> dict:
             raise LibraryError("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
         _milvus(uri)
     cfg = {"backend": backend} | ({"uri": uri} if uri else {})
-    _atomic_write(Path(folder) / BACKEND_FILE, json.dumps(cfg, indent=2).encode())
+    write_atomic(Path(folder) / BACKEND_FILE, json.dumps(cfg, indent=2).encode())
     return cfg
 
 

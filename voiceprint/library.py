@@ -25,7 +25,7 @@ import numpy as np
 
 from .enrolment import EnrolItem, EnrolOutcome, EnrolSummary, folder_items, read_manifest
 from .errors import LibraryBusy, LibraryError, NotFound
-from .index import fsync_dir
+from .fsutil import fsync_dir
 from .store import Store, assert_sealed, check_model_fingerprint, default_operator, describe_failure, erase_checkpoint, verify_seals
 from .voices import AUDIO_SUFFIXES, Voice, read_voices
 

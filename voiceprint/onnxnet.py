@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .fsutil import atomic_output, write_atomic
 
 log = logging.getLogger("voiceprint")
 
@@ -115,24 +116,15 @@ def export(spec, module) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     net = _exportable(module, kind)
     probe = _probe(kind)
-    fd, tmp_graph = tempfile.mkstemp(prefix=".network.", suffix=".onnx.tmp", dir=folder)
-    os.close(fd)
-    try:
+    # as readable as the weights they are derived from
+    with atomic_output(folder / GRAPH_NAME, mode=0o644) as tmp_graph:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-            torch.onnx.export(net, tuple(torch.from_numpy(v) for v in probe.values()), tmp_graph, input_names=list(probe),
+            torch.onnx.export(net, tuple(torch.from_numpy(v) for v in probe.values()), str(tmp_graph), input_names=list(probe),
                               output_names=["embedding"], dynamic_axes={"feats": {1: "frames"}},
                               opset_version=OPSET, dynamo=False)
-        meta = {**_source(spec), "network": kind, "onnx_sha256": _sha256(Path(tmp_graph)), **_versions()}
-        os.chmod(tmp_graph, 0o644)  # as readable as the weights it is derived from
-        os.replace(tmp_graph, folder / GRAPH_NAME)
-    finally:
-        Path(tmp_graph).unlink(missing_ok=True)
-    fd, tmp_meta = tempfile.mkstemp(prefix=".network.", suffix=".json.tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh, indent=2)
-    os.chmod(tmp_meta, 0o644)
-    os.replace(tmp_meta, folder / META_NAME)
+        meta = {**_source(spec), "network": kind, "onnx_sha256": _sha256(tmp_graph), **_versions()}
+    write_atomic(folder / META_NAME, json.dumps(meta, indent=2), mode=0o644)
     return folder / GRAPH_NAME
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import AudioError, NotFound, VoiceprintError
+from .fsutil import atomic_output
 from .store import assert_sealed
 from .store import reembed as rows
 from .voices import AUDIO_SUFFIXES, file_sha256
@@ -225,7 +226,7 @@ def _backup(lib: Library) -> Path:
 def write_report(path: str | os.PathLike, summary: ReembedSummary) -> None:
     """The recordings that were not re-embedded, one CSV row each (UTF-8)."""
     cols = ["voiceprint", "person_id", "recording", "sha256", "channel", "original_name", "reason"]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, cols)
         writer.writeheader()
         writer.writerows(summary.missing)

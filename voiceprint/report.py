@@ -67,8 +67,10 @@ def _cell(value: Any) -> str:
 
 
 def write_csv(path, rows: Iterable[dict], columns: Sequence[str]) -> None:
-    """Write rows to a CSV file (UTF-8), columns in the given order."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    """Write rows to a CSV file (UTF-8, private, whole or not at all), columns in the given order."""
+    from .fsutil import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for r in rows:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from voiceprint.fsutil import write_atomic
 from voiceprint.options import CsvOpt, FormatOpt, JsonOpt, LibraryOpt, output_format
 
 app = typer.Typer(help="Reverse strike: screen call detail records for numbers that call like a fraud den.", no_args_is_help=True)
@@ -144,7 +145,7 @@ def _emit(rows: list[dict], columns: list[str], out: Path | None, fmt: str, titl
 
     if out is not None:
         if out.suffix == ".json":
-            out.write_text(to_json([{k: v for k, v in r.items() if k != "library"} for r in rows]) + "\n", encoding="utf-8")
+            write_atomic(out, to_json([{k: v for k, v in r.items() if k != "library"} for r in rows]) + "\n")
         else:
             write_csv(out, rows, columns)
         typer.echo(f"{len(rows)} rows -> {out}", err=True)

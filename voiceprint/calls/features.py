@@ -13,11 +13,11 @@ in DOUBLE. A runner (DuckDB here, Spark in ``spark.py``) materialises each step 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voiceprint.errors import DataError
+from voiceprint.fsutil import atomic_output
 
 from .engine import connect, sql_path
 
@@ -191,14 +191,10 @@ class DuckRunner:
         return self.con.execute(sql).df()
 
     def write(self, sql: str, out: Path) -> None:
-        """``out`` appears whole or not at all: written beside it, then renamed."""
+        """``out`` appears whole or not at all, private (it lists phone numbers)."""
         fmt = "csv, HEADER" if _is_csv(out) else "parquet"
-        tmp = out.with_name(f".{out.name}.tmp")
-        try:
+        with atomic_output(out) as tmp:
             self.con.execute(f"COPY ({sql}) TO {sql_path(tmp)} (FORMAT {fmt}{', COMPRESSION gzip' if out.suffix == '.gz' else ''})")
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.con.close()

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from voiceprint.errors import DataError
-from voiceprint.fsutil import process_alive
+from voiceprint.fsutil import process_alive, write_atomic
 from voiceprint.phones import normalize_number
 
 from .engine import connect, quote_ident, sql_literal, sql_path
@@ -334,7 +334,7 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
         report.output = str(out)
         if report.rows_written == 0:
             report.message = "no valid records in the input" if report.rows_read else "the input has a header but no records"
-        _write_atomic(Path(str(out) + ".report.json"), json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8"), workdir)
+        write_atomic(Path(str(out) + ".report.json"), json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     finally:
         if own and con is not None:
             con.close()
@@ -385,12 +385,6 @@ def _make_workdir(folder: Path) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_", dir=folder))
 
-
-
-def _write_atomic(target: Path, data: bytes, workdir: Path) -> None:
-    tmp = workdir / (target.name + ".partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
 
 
 def _empty_select(kind: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voiceprint.errors import DataError
+from voiceprint.fsutil import write_atomic
 
 from .ingest import TEMPLATE_DIR
 
@@ -328,7 +329,6 @@ class Model:
         Both are written under temporary names and renamed, so a crash leaves the old model whole.
         """
         import hashlib
-        import os
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -336,10 +336,8 @@ class Model:
         blob = _BOOSTER_SEPARATOR.join(texts).encode("utf-8")
         meta = {**self.meta, "format": MODEL_FORMAT, "threshold": self.threshold, "columns": self.columns,
                 "boosters": len(texts), "sha256": hashlib.sha256(blob).hexdigest()}
-        for target, data in ((path, blob), (Path(str(path) + ".json"), json.dumps(meta, indent=2).encode("utf-8"))):
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+        write_atomic(path, blob)
+        write_atomic(Path(str(path) + ".json"), json.dumps(meta, indent=2))
 
 
 _BOOSTER_SEPARATOR = "\n# ---- voiceprint: next booster ----\n"

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from voiceprint.errors import DataError
+from voiceprint.fsutil import atomic_output
 
 DEFAULT_MASTER = os.environ.get("VOICEPRINT_SPARK_MASTER", "local[*]")
 
@@ -120,18 +121,16 @@ class SparkRunner:
         import pyarrow.parquet as pq
 
         table = self.spark.sql(to_spark(sql)).toArrow()
-        tmp = out.with_name(f".{out.name}.tmp")
-        if out.name.endswith((".csv", ".csv.gz", ".gz")):
-            import gzip
-
+        with atomic_output(out) as tmp:
             if out.name.endswith(".gz"):
+                import gzip
+
                 with gzip.open(tmp, "wb") as fh:
                     pacsv.write_csv(table, fh)
-            else:
+            elif out.name.endswith(".csv"):
                 pacsv.write_csv(table, tmp)
-        else:
-            pq.write_table(table, tmp)
-        os.replace(tmp, out)
+            else:
+                pq.write_table(table, tmp)
 
     def close(self) -> None:
         if self._owns:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import DataError, LibraryError
+from ..fsutil import write_atomic
 
 user_app = typer.Typer(help="Workbench users and their roles (technician, investigator, analyst, supervisor).", no_args_is_help=True)
 
@@ -232,8 +233,5 @@ def _register_report(app) -> None:
             lib.store.audit("report", f"result:{result_id}")
         html = render_html(build_report(lib, saved, str(examiner or STATE["operator"] or default_operator()), paths, trials))
         out = out or Path(f"report-{result_id}.pdf")
-        if out.suffix.lower() == ".html":
-            out.write_text(html, encoding="utf-8")
-        else:
-            out.write_bytes(render_pdf(html))
+        write_atomic(out, html if out.suffix.lower() == ".html" else render_pdf(html))
         typer.echo(f"result {result_id}: report written to {out}")
