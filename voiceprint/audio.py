@@ -68,7 +68,8 @@ def reporting(hook: ProgressHook | None) -> Iterator[None]:
         _PROGRESS.reset(token)
 
 
-def _hook(progress: ProgressHook | None) -> ProgressHook | None:
+def progress_hook(progress: ProgressHook | None) -> ProgressHook | None:
+    """``progress`` when a caller passed one, else the hook of the enclosing :func:`reporting` block."""
     return progress if progress is not None else _PROGRESS.get()
 
 
@@ -382,7 +383,7 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE, progre
     path = os.fspath(path)
     _check_channels_arg(channels)
     _, sha = _check_file(path)
-    progress = _hook(progress)
+    progress = progress_hook(progress)
 
     import av  # heavy: imported only when decoding
 
@@ -614,7 +615,7 @@ def speech_segments(samples: np.ndarray, sample_rate: int = TARGET_RATE, progres
     if len(x) < sr // 8 or max(float(x.max()), -float(x.min())) <= SILENCE_PEAK:
         return []
     vad_sr = 8000 if _band_limited(x, sr) else 16000
-    probs, n_out = _speech_probs(x, sr, vad_sr, _hook(progress))
+    probs, n_out = _speech_probs(x, sr, vad_sr, progress_hook(progress))
     from silero_vad.utils_vad import get_speech_timestamps_from_probs
 
     ts = get_speech_timestamps_from_probs(

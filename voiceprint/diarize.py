@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import SpeechSegment, _hook, embedding_audio, spread_segments
+from .audio import SpeechSegment, embedding_audio, progress_hook, spread_segments
 
 WINDOW_S = 1.5
 HOP_S = 0.75
@@ -219,7 +219,7 @@ def diarize(samples: np.ndarray, segments: list[SpeechSegment], embedder, sr: in
         spans = bounded_spans(segments)
     if len(spans) < 3:
         return one()
-    vectors = _window_vectors(samples, spans, embedder, sr, threshold, window_vectors, _hook(progress))
+    vectors = _window_vectors(samples, spans, embedder, sr, threshold, window_vectors, progress_hook(progress))
     if vectors is None:
         return one()
     labels = cluster_windows(vectors, threshold)

@@ -358,11 +358,11 @@ class Embedder:
 
             raise AudioError("speech", f"only {len(speech) / rate:.2f} s of audio to embed (need {MIN_EMBED_SECONDS} s)",
                              "use a recording with more speech")
-        from .audio import _hook
+        from .audio import progress_hook
 
         windows = _windows(len(speech), int(WINDOW_SECONDS * rate), int(MIN_WINDOW_SECONDS * rate))
         pooled = np.zeros(self.dim, dtype=np.float64)
-        progress = _hook(None) if len(windows) > 1 else None  # a long voice reports each window (audio.reporting)
+        progress = progress_hook(None) if len(windows) > 1 else None  # a long voice reports each window (audio.reporting)
         with torch.inference_mode():
             for start, end in windows:
                 wav = torch.from_numpy(speech[start:end]).unsqueeze(0)

@@ -107,7 +107,7 @@ def features_cmd(
             n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
                                  engine=engine, master=master)
     except KeyboardInterrupt:
-        print(f"interrupted: {out} was not written (nor half-written); run the same command again", file=sys.stderr)
+        typer.echo(f"interrupted: {out} was not written (nor half-written); run the same command again", err=True)
         raise
     typer.echo(f"{n} numbers -> {out}")
 
