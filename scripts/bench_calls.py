@@ -6,8 +6,8 @@ k (k = number of planted fraud numbers), and a straightforward pandas implementa
 features (skipped above --pandas-max rows). Prints a Markdown table with the machine.
 
 Two times per feature run: *compute* (wall and CPU seconds inside the child, from reading the
-calls to the finished feature table; interpreter start and imports excluded, the same boundary on
-both sides) and *process* (the whole child, as ``wait4`` sees it). ``--json FILE`` adds
+calls to the feature table written as Parquet; interpreter start and imports excluded, the same
+boundary on both sides) and *process* (the whole child, as ``wait4`` sees it). ``--json FILE`` adds
 ``summary`` = {"<rows>": {"speedup_vs_pandas" (compute wall), "duckdb_wall_s", "pandas_wall_s" (the two compute
 walls it divides), "speedup_vs_pandas_process", ...}}.
 
@@ -114,7 +114,12 @@ def child_pandas(work: Path) -> dict:
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    t = timed(lambda: pandas_features(work / "calls.parquet", work / "registry.parquet", work / "fraud_list.parquet"))
+    def features_file():  # like the DuckDB child, to a finished Parquet table
+        frame = pandas_features(work / "calls.parquet", work / "registry.parquet", work / "fraud_list.parquet")
+        frame.to_parquet(work / "features_pandas.parquet")
+        return frame
+
+    t = timed(features_file)
     frame = t.pop("result")
     return {"numbers": len(frame), **t, "differences": differences_from_duckdb(frame, work / "features.parquet")}
 

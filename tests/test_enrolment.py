@@ -124,12 +124,12 @@ def test_a_file_gone_before_its_turn_is_refused_not_fatal(items, tmp_path):
 def test_stopping_the_workers_abandons_the_files_they_prepare():
     import torch
 
-    from voiceprint.audio import _hook
+    from voiceprint.audio import progress_hook
 
     def long_recording(item):  # reports its progress as decoding and the VAD do
         for i in range(400):
             time.sleep(0.05)
-            report = _hook(None)
+            report = progress_hook(None)
             assert report is not None
             report("decode", i, 400)
         return item
