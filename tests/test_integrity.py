@@ -113,6 +113,25 @@ def test_swapped_vectors_are_named_by_every_check_and_nothing_is_built_or_answer
         opened.search_vector(_vec(1), 2)  # a query never scores altered rows
 
 
+def test_an_index_update_checks_the_rows_it_reads(two):
+    """Each enrolment updates the index from its persons' rows only (a full check per enrolment would
+    cost O(library): seconds at 10^5 voiceprints), and those rows are checked before they are read."""
+    _tamper(two, [("UPDATE voiceprints SET vector = ? WHERE person_id = 1", (_vec(9).tobytes(),))])
+    with Library.open(two) as lib:
+        _ = lib.index
+        with lib.writing():
+            _enrol_direct(lib, "Wang Wu", 3)  # another person: the update reads Wang Wu's rows, not Zhang San's
+            lib.save_index()
+        assert lib.index.size == 3
+        with lib.writing(), lib.store.transaction():  # a second sample for the tampered person
+            rid = lib.store.add_recording(f"{4:064x}", 0, "z2.wav", 10.0, 8.0, 16000)
+            lib.store.add_voiceprint(rid, 1, lib.model, _vec(4))
+        with lib.writing(), pytest.raises(LibraryError, match="fail their integrity seal: voiceprint 1 -"):
+            lib.save_index()  # refuses to read Zhang San's altered row into the index
+        with pytest.raises(LibraryError, match="fail their integrity seal"):
+            lib.search_vector(_vec(1), 3)  # and no query scores it
+
+
 def test_renamed_person_and_edited_recording_hash_are_caught(two):
     _tamper(two, [("UPDATE persons SET name = 'Wang Wu' WHERE id = 1", ()),
                   ("UPDATE recordings SET sha256 = ? WHERE id = 2", ("f" * 64,))])

@@ -337,12 +337,14 @@ class VoiceIndex:
                    person_ids.copy())
 
     def update(self, ids, person_ids, vectors, generation: int) -> VoiceIndex:
-        """Bring the index to the database's content (all its ids, persons, vectors) by changing only what changed.
+        """Bring the index to the database's content (all its ids and persons) by changing only what changed.
 
-        Samples not indexed yet are added, samples gone are masked out, and every person who
-        gained, lost or moved a sample gets a fresh mean; cost is proportional to the change
-        (plus one pass over the id arrays), never a rebuild of the graph."""
-        ids, person_ids, vectors = np.asarray(ids, np.int64), np.asarray(person_ids, np.int64), np.asarray(vectors)
+        ``vectors``: the vectors of ``ids`` (an aligned array), or a function that returns the
+        vectors of the sample ids it is given, so that a library reads (and checks) only the rows
+        the update uses. Samples not indexed yet are added, samples gone are masked out, and every
+        person who gained, lost or moved a sample gets a fresh mean; cost is proportional to the
+        change (plus one pass over the id arrays), never a rebuild of the graph."""
+        ids, person_ids = np.asarray(ids, np.int64), np.asarray(person_ids, np.int64)
         order = np.argsort(ids)
         sorted_ids, sorted_persons = ids[order], person_ids[order]
         old_ids = self.samples.live_ids()
@@ -361,11 +363,20 @@ class VoiceIndex:
         new = ~np.isin(ids, old_ids)
         touched = np.unique(person_ids) if refresh_all else np.unique(np.concatenate(
             [old_persons[~found | moved], now_persons[moved], person_ids[new]]))
+        mask = np.isin(person_ids, touched) if len(touched) else np.zeros(len(ids), bool)
+        if callable(vectors):
+            needed = new | mask  # the new samples belong to touched persons: this is ``mask``
+            read = np.asarray(vectors(ids[needed]))
+            rows = np.full(len(ids), -1)
+            rows[needed] = np.arange(int(needed.sum()))
+            vectors_new, vectors_mask = read[rows[new]], read[rows[mask]]
+        else:
+            vectors = np.asarray(vectors)
+            vectors_new, vectors_mask = vectors[new], vectors[mask]
         self.samples.remove(old_ids[~found])
-        self.samples.add(vectors[new], ids[new])
+        self.samples.add(vectors_new, ids[new])
         if len(touched):
-            mask = np.isin(person_ids, touched)
-            pids, means = person_means(person_ids[mask], vectors[mask])
+            pids, means = person_means(person_ids[mask], vectors_mask)
             self.persons.remove(touched)
             self.persons.add(means, pids)
         live = self.samples.live_ids()

@@ -268,10 +268,18 @@ class Library:
         when given and of the same kind, else a fresh build (``rebuild_index`` always builds)."""
         from .index import DEFAULT_KIND, VoiceIndex, read_backend
 
+        if base is not None and base.model == self.model and (kind is None or kind == base.kind):
+            ids, persons = self.store.voiceprint_ids(self.model)
+
+            def checked_vectors(sample_ids: np.ndarray) -> np.ndarray:
+                # integrity hook: the rows an update reads (its persons' rows, no others) are checked first
+                touched = set(persons[np.isin(ids, sample_ids)].tolist())
+                assert_sealed(self.store, touched)
+                return self.store.vectors_of(sample_ids)
+
+            return base.update(ids, persons, checked_vectors, self.store.generation)
         assert_sealed(self.store)  # integrity hook: an index is never built from altered rows
         ids, persons, vectors = self.store.voiceprints(self.model)
-        if base is not None and base.model == self.model and (kind is None or kind == base.kind):
-            return base.update(ids, persons, vectors, self.store.generation)
         dim = int(self.store.get_meta("embedding_dim") or 192)
         kind = kind or (self._index.kind if self._index is not None else DEFAULT_KIND)
         return VoiceIndex.build(ids, persons, vectors, self.model, self.store.generation, kind=kind, dim=dim,

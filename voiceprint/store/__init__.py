@@ -356,6 +356,27 @@ class Store(LinkingRows):
         vectors = np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
         return ids, persons, vectors
 
+    def voiceprint_ids(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and persons of every searchable voiceprint of a model, in id order, without their vectors."""
+        rows = self.db.execute("SELECT id, person_id FROM voiceprints WHERE model = ? AND pending = 0 AND person_id IS NOT NULL "
+                               "ORDER BY id", (model,)).fetchall()
+        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+    def vectors_of(self, ids: Iterable[int]) -> np.ndarray:
+        """The vectors of voiceprints ``ids``, in that order (``[len(ids), dim]``)."""
+        ids = [int(i) for i in ids]
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for vid, blob in self.db.execute(f"SELECT id, vector FROM voiceprints WHERE id IN ({marks})", chunk):  # noqa: S608
+                found[int(vid)] = np.frombuffer(blob, dtype=np.float32)
+        if missing := [i for i in ids if i not in found]:
+            raise LibraryError(f"{self.path}: voiceprints {missing[:5]} vanished while the index was updated - run this again")
+        dim = len(next(iter(found.values()))) if found else int(self.get_meta("embedding_dim") or 0)
+        return np.vstack([found[i] for i in ids]) if ids else np.zeros((0, dim), np.float32)
+
     def voiceprint_info(self, ids: Iterable[int]) -> dict[int, dict]:
         ids = [int(i) for i in ids]
         if not ids:
