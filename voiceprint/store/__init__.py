@@ -358,9 +358,11 @@ class Store(LinkingRows):
 
     def voiceprint_ids(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """The ids and persons of every searchable voiceprint of a model, in id order, without their vectors."""
+        import itertools
+
         rows = self.db.execute("SELECT id, person_id FROM voiceprints WHERE model = ? AND pending = 0 AND person_id IS NOT NULL "
                                "ORDER BY id", (model,)).fetchall()
-        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        pairs = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows)).reshape(-1, 2)
         return pairs[:, 0].copy(), pairs[:, 1].copy()
 
     def vectors_of(self, ids: Iterable[int]) -> np.ndarray:
