@@ -254,9 +254,9 @@ def audit_rows(lib, action: str = "", operator: str = "", since: str = "", limit
             raise DataError(f"since={since!r} is not a date - use YYYY-MM-DD") from err
     rows = [r | {"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["ts"]))}
             for r in browse.filtered_audit(lib.store, action, operator, since_ts, limit)]
-    chain = verify_audit_chain(lib.store)
-    audit_read(lib, "audit.view", "", rows=len(rows))
-    return {"rows": rows, "chain": chain, "head": audit_chain_head(lib.store), "filters": {"action": action, "operator": operator, "since": since}}
+    chain, head = verify_audit_chain(lib.store), audit_chain_head(lib.store)  # the head of what was verified
+    audit_read(lib, "audit.view", "", rows=len(rows))  # this view's own row comes after it
+    return {"rows": rows, "chain": chain, "head": head, "filters": {"action": action, "operator": operator, "since": since}}
 
 
 def audit_csv(rows: list[dict]) -> str:
