@@ -165,6 +165,7 @@ def test_investigator_finds_the_speaker_and_the_report_pdf_carries_the_evidence(
     from voiceprint.library import Library
 
     base = server["base"]
+    browser.delete_all_cookies()  # whichever test used the browser before
     browser.get(base + "/query")
     assert "/login" in browser.current_url  # no session: the login page
     shot(browser, "01-login")
