@@ -47,6 +47,9 @@ def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
     good = tmp_path / "cases.csv"
     good.write_text("case_number,calling_number,called_at,area,title\nAJ-7,13900000050,2019-10-03 10:12,广州,冒充客服\n"
                     "AJ-7,13900000051,2019-10-03 10:40,广州,冒充客服\nAJ-8,13900000052,,深圳,\n", encoding="gbk")
+    assert run(["case", "import", str(good), "--library", lib]) == 7  # a misspelt library is not created
+    assert "voiceprint init" in capsys.readouterr().err and not (tmp_path / "lib").exists()
+    assert run(["init", "--library", lib]) == 0
     assert run(["case", "import", str(good), "--library", lib]) == 0
     assert "3 rows: 2 cases, 3 new calls" in capsys.readouterr().out
     assert run(["case", "import", str(good), "--library", lib]) == 0

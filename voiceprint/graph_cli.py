@@ -154,7 +154,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         from .linking import add_recordings
 
         rows = read_case_csv(file)
-        lib = open_library(library, create=True)
+        lib = open_library(library)  # a misspelt --library is refused, not created: only init and enrol create one
         result = import_cases(lib, rows)
         typer.echo(f"{result['rows']} rows: {result['cases']} cases, {result['new_calls']} new calls")
         recordings: dict[str, list[str]] = {}
