@@ -299,7 +299,9 @@ def test_supervisor_reads_filters_and_exports_the_audit_trail(app):
     assert page.status_code == 200 and "Chain verified" in page.text
     import re
 
-    rows, head = map(int, re.search(r"Chain verified: (\d+) rows, head row (\d+)", page.text).groups())
+    shown = re.search(r"Chain verified: (\d+) rows, head row (\d+)", page.text)
+    assert shown is not None
+    rows, head = map(int, shown.groups())
     assert head == rows  # the head of the rows verified, not this view's own audit row written after them
     data = c.get("/api/audit?action=query").json()
     assert data["chain"]["ok"] and all(r["action"].startswith("query") for r in data["rows"])
