@@ -125,7 +125,8 @@ def child_pandas(work: Path) -> dict:
 
 
 #: Features pandas computes otherwise, by design: exact medians (the SQL keeps the lower median of a
-#: log histogram), and fraud contacts (the SQL leaves a known number's own contacts out).
+#: log histogram), fraud contacts (the SQL leaves a known number's own contacts out), and the home
+#: county (text; pandas uses it only inside away_share).
 COMPUTED_APART = ("dur_median", "interval_median", "fraud_contacts", "home_county")
 
 

@@ -364,12 +364,9 @@ class VoiceIndex:
         touched = np.unique(person_ids) if refresh_all else np.unique(np.concatenate(
             [old_persons[~found | moved], now_persons[moved], person_ids[new]]))
         mask = np.isin(person_ids, touched) if len(touched) else np.zeros(len(ids), bool)
-        if callable(vectors):
-            needed = new | mask  # the new samples belong to touched persons: this is ``mask``
-            read = np.asarray(vectors(ids[needed]))
-            rows = np.full(len(ids), -1)
-            rows[needed] = np.arange(int(needed.sum()))
-            vectors_new, vectors_mask = read[rows[new]], read[rows[mask]]
+        if callable(vectors):  # the touched persons' rows only; the new samples are among them
+            vectors_mask = np.asarray(vectors(ids[mask]))
+            vectors_new = vectors_mask[new[mask]]
         else:
             vectors = np.asarray(vectors)
             vectors_new, vectors_mask = vectors[new], vectors[mask]
