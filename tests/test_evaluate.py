@@ -141,6 +141,7 @@ def test_evaluate_end_to_end_writes_trials_that_reproduce_the_eer(toy_corpus, tm
     assert len(ts.speakers) == 3 and len(ts.tests) == 6 and not result.refused
     out = tmp_path / "trials.csv"
     assert ev.write_scores(out, result.trial_sets) == 18
+    assert out.stat().st_mode & 0o777 == 0o600 and not list(tmp_path.glob(".trials.csv.*"))  # private, whole
     rows = list(csv.DictReader(open(out)))
     assert {"enrol_speaker", "test_path", "score", "llr"} <= set(rows[0])
     tar = np.array([float(r["score"]) for r in rows if r["enrol_speaker"] == r["test_speaker"]])

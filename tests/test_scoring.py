@@ -75,6 +75,9 @@ def test_calibration_weights_must_match_the_quality_measure(tmp_path):
     b.save(tmp_path)
     again = scoring.Backend.load(tmp_path)
     assert again.quality == "durations" and again.llr(2.0, 5.0, 5.0) == pytest.approx(1.0)
+    # written whole through temporary files (none left), readable by everyone who loads the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backend.json", "backend.npz"]
+    assert {(tmp_path / n).stat().st_mode & 0o777 for n in ("backend.json", "backend.npz")} == {0o644}
     with pytest.raises(scoring.ModelError, match="quality measure"):
         scoring.calibration_features(1.0, 5.0, 5.0, "loudness")
 

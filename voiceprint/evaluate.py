@@ -504,9 +504,13 @@ SCORE_COLUMNS = ["corpus", "channel", "enrol_speaker", "test_path", "test_speake
 
 
 def write_scores(path, trial_sets: list[TrialSet]) -> int:
-    """Every trial as CSV (``score`` = back-end score, or the cosine when none is fitted; ``llr`` natural log)."""
+    """Every trial as CSV (``score`` = back-end score, or the cosine when none is fitted; ``llr`` natural log).
+
+    The file appears whole or not at all, private (it names the recordings)."""
+    from .fsutil import atomic_output
+
     n = 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(SCORE_COLUMNS)
         for ts in trial_sets:

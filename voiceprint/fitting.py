@@ -26,7 +26,9 @@ import numpy as np
 from .corpora import shared_data_dir
 from .errors import DataError
 from .evaluate import Item, build_trials, cllr, eer, elub, embed_items, min_dcf, read_eval_manifest, select_items, vector_of
+from .fsutil import write_atomic
 from .scoring import (
+    MODEL_FILE,
     QUALITY_MEASURES,
     Backend,
     backend_dir,
@@ -403,7 +405,5 @@ def write_linking(model: str | None, thresholds: dict, echo: Callable[[str], Non
     path = load_spec(model).home / "model.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["linking"] = thresholds
-    tmp = path.with_name(".model.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(meta, indent=2) + "\n", MODEL_FILE)
     echo(f"linking thresholds {thresholds} -> {path}")

@@ -42,11 +42,13 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .fsutil import atomic_output, write_atomic
 
 #: Codecs that carry 8 kHz telephone audio whatever the container's rate.
 NARROWBAND_CODECS = {"amr_nb", "amrnb", "pcm_mulaw", "pcm_alaw", "gsm", "gsm_ms", "adpcm_g722", "g723_1", "g729"}
 DOMAINS = ("wideband", "narrowband")
 BACKEND_DIR = "backend"
+MODEL_FILE = 0o644  # a fitted back end holds no personal data and ships with the model
 
 
 def pair_of(domain_a: str, domain_b: str) -> str:
@@ -299,13 +301,14 @@ class Backend:
         arrays: dict[str, Any] = {f"mean_{d}": m for d, m in self.means.items()}
         arrays |= {"transform": self.transform, "cohort": self.cohort.astype(np.float32),
                    "nontarget_scores": self.nontarget_scores.astype(np.float32)}
-        np.savez(folder / "backend.npz", **arrays)
+        with atomic_output(folder / "backend.npz", MODEL_FILE) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)  # a file object: given a path, savez would append ".npz" to the temporary name
         meta = dict(self.meta)
         meta.update(top_n=self.top_n, quality_measure=self.quality,
                     calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
                     llr_limit={k: list(self.llr_limits(k)) for k in self._limit_keys()},
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
-        (folder / "backend.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_atomic(folder / "backend.json", json.dumps(meta, indent=2), MODEL_FILE)
         if folder.name == BACKEND_DIR and (folder.parent / "model.json").exists():
             record_evidence_hashes(folder.parent)  # a fitted back end is trusted by whoever fits it
 
@@ -384,9 +387,7 @@ def record_evidence_hashes(home: Path) -> dict:
     meta_path = home / "model.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta[EVIDENCE_KEY] = {name: _file_sha(home / name) for name in evidence_files(home)}
-    tmp = meta_path.with_name(".model.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(meta_path)
+    write_atomic(meta_path, json.dumps(meta, indent=2, ensure_ascii=False) + "\n", MODEL_FILE)
     return meta[EVIDENCE_KEY]
 
 
