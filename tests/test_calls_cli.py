@@ -55,6 +55,8 @@ def test_import_features_score_leads(gbk_data, tmp_path):
 def test_raw_files_go_straight_to_features(gbk_data, tmp_path):
     invoke("features", gbk_data["calls"], "--out", tmp_path / "f.csv")
     assert len(pd.read_csv(tmp_path / "f.csv")) == 100
+    report = json.loads((tmp_path / "f.csv.import.json").read_text(encoding="utf-8"))  # the rejected lines outlive the scratch import
+    assert report["malformed"] == 3 and len(report["malformed_lines"]) == 3
 
 
 def test_train_and_score_with_model(gbk_data, tmp_path):
@@ -79,3 +81,30 @@ def test_bad_inputs_raise_data_errors(tmp_path):
     assert out.exit_code == 0 and "no records" in out.output
     with pytest.raises(DataError, match="no voice calls"):
         invoke("features", tmp_path / "h.parquet", "--out", tmp_path / "f.parquet")
+
+
+def test_analyst_mistakes_get_a_line_that_says_what_to_do(gbk_data, tmp_path):
+    calls = tmp_path / "calls.parquet"
+    invoke("import", gbk_data["calls"], "--out", calls)
+    # a raw registry (not imported), or an imported table of another kind
+    with pytest.raises(DataError, match=r"not an imported registry table \(Parquet\) - import it first: voiceprint calls import"):
+        invoke("features", calls, "--registry", gbk_data["registry"], "--out", tmp_path / "f.parquet")
+    with pytest.raises(DataError, match="not an imported fraud-list table"):
+        invoke("features", calls, "--fraud-list", calls, "--out", tmp_path / "f.parquet")
+    with pytest.raises(DataError, match="--memory-limit 'lots': give a size"):
+        invoke("features", calls, "--memory-limit", "lots", "--out", tmp_path / "f.parquet")
+    with pytest.raises(DataError, match=r"\.parquet, \.csv or \.csv\.gz"):
+        invoke("features", calls, "--out", tmp_path / "f.json")
+    with pytest.raises(DataError, match="is a folder"):
+        invoke("import", gbk_data["calls"], "--out", tmp_path)
+    with pytest.raises(DataError, match="written as Parquet"):
+        invoke("import", gbk_data["calls"], "--out", tmp_path / "calls.csv")
+    invoke("features", calls, "--out", tmp_path / "f.parquet")
+    with pytest.raises(DataError, match="not an imported registry"):
+        invoke("leads", "--features", tmp_path / "f.parquet", "--registry", gbk_data["registry"])
+    assert runner.invoke(app, ["leads", "--features", str(tmp_path / "f.parquet"), "--top", "-3"]).exit_code == 2
+    assert runner.invoke(app, ["score", "--features", str(tmp_path / "f.parquet"), "--out", str(tmp_path / "s.xlsx")]).exit_code == 2
+    # --out into a folder not made yet: made (private); the screen gets one line, not the people the leads name
+    out = invoke("leads", "--features", tmp_path / "f.parquet", "--out", tmp_path / "new" / "leads.csv")
+    assert (tmp_path / "new" / "leads.csv").stat().st_mode & 0o777 == 0o600 and (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+    assert out.strip().splitlines() == [f"20 rows -> {tmp_path / 'new' / 'leads.csv'}"]

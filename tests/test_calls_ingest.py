@@ -25,6 +25,7 @@ def rows(path):
     "02812345678", "028-12345678", "10086", "95588", "+14155552671", "4008001234", "1380013800",
     "ABCDEF0123456789ABCDEF0123456789", "6c5a467f3feef3fea4ef9a032b5d12ebbfc1bf588fdbc89ba623b58c57cf6de3",
     "", " ", "nan", "NULL", "0013800138000", "19912345678", "14500000000",
+    "13800138000.0", "+8613800138000.00", "138 0013 8000 ext 5", "1.38001E+10", "notaphone", "abc123",
 ])
 def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
     con = connect(temp_directory=tmp_path)
@@ -37,7 +38,16 @@ def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
     if expected:
         assert rows(tmp_path / "c.parquet")[0][0] == expected
     else:
-        assert report.malformed == 1 and report.malformed_lines[0]["reason"] == "missing number"
+        missing = raw.strip().lower() in ("", "nan", "null")
+        reason = {"1.38001E+10": "number in scientific notation"}.get(raw, "missing number" if missing else "unreadable number")
+        assert report.malformed == 1 and report.malformed_lines[0]["reason"].startswith(reason)
+
+
+def test_spreadsheet_forms_of_a_number_keep_or_lose_their_digits():
+    assert normalize_number("13800138001.0") == normalize_number("13800138001") == "+8613800138001"
+    assert normalize_number("138 0013 8001 ext 5") == normalize_number("138 0013 8001 转 5") == "+8613800138001"
+    assert normalize_number("1.38001E+10") == ""  # its last digits are gone: never a made-up number
+    assert normalize_number("1e" + "0" * 32) == "1e" + "0" * 32  # a hash that happens to look like an exponent
 
 
 def test_gbk_file_is_detected_and_decoded(tmp_path):
@@ -49,6 +59,30 @@ def test_gbk_file_is_detected_and_decoded(tmp_path):
     (row,) = rows(tmp_path / "out.parquet")
     assert row[5:7] == ("成都", "锦江区")
     assert row[0] == "+8613800138000" and row[2] == "out" and row[4] == 30
+
+
+def test_a_utf8_file_with_one_gbk_line_imports_the_rest_and_reports_the_line(tmp_path):
+    row = lambda n, city: f"1380013800{n},1390013900{n},out,2020-03-01 10:00:0{n},30,{city},锦江区,,\n"  # noqa: E731
+    path = tmp_path / "mixed.csv"
+    path.write_bytes((HEADER + row(1, "成都") + row(2, "绵阳")).encode() + row(3, "自贡").encode("gbk") + row(4, "德阳").encode())
+    assert detect_encoding(path) == "utf-8"
+    report = import_calls(path, tmp_path / "out.parquet", template="generic")
+    assert report.rows_written == 3 and report.malformed == 1
+    assert report.malformed_lines[0]["line"] == 4 and "another encoding" in report.malformed_lines[0]["reason"]
+    assert [r[5] for r in rows(tmp_path / "out.parquet")] == ["成都", "绵阳", "德阳"]
+
+
+def test_utf16_is_detected_and_unsupported_encodings_are_refused(tmp_path):
+    path = tmp_path / "u16.csv"
+    path.write_text(HEADER + ROW, encoding="utf-16")  # Excel's "Unicode text": with a byte-order mark
+    assert detect_encoding(path) == "utf-16"
+    assert rows(import_calls(path, tmp_path / "out.parquet", template="generic").output)[0][5] == "成都"
+    with pytest.raises(DataError, match="unsupported encoding 'latin1'"):
+        import_calls(path, tmp_path / "out.parquet", template="generic", encoding="latin1")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes((HEADER + ROW).encode("gbk") + b"13800138001,13900139000,out,2020-03-01 10:00:00,30,\x80\xff,,,\n")
+    with pytest.raises(DataError, match="line 3 is not valid gbk"):
+        import_calls(bad, tmp_path / "out.parquet", template="generic", encoding="gbk")
 
 
 def test_gbk_read_as_utf8_names_the_encoding_option(tmp_path):
@@ -138,6 +172,24 @@ def test_registry_and_fraud_list(tmp_path):
     fl.write_text("number,source\n13800138000,notice 1\n13800138000,notice 2\n", encoding="utf-8")
     report = import_fraud_list(fl, tmp_path / "fraud.parquet")
     assert report.rows_written == 1 and report.exact_duplicates == 1
+
+
+def test_a_number_registered_to_two_people_is_reported_not_merged_silently(tmp_path):
+    reg = tmp_path / "reg.csv"
+    reg.write_text("number,name,id_number\n"
+                   "13800138002,李四,510104199001011234\n"          # kept: the first registration
+                   "0086 13800138002,李四2,510104199001011235\n"    # another person for the same number: reported
+                   "13800138003,王五,510104199001011236\n13800138003,王五,510104199001011236\n"  # an exact duplicate
+                   "13800138004,赵六,\n13800138004,,510104199001011237\n"  # one row completes the other: no conflict
+                   "13800138005,钱七,5.10104E+17\n", encoding="gbk")      # an ID number a spreadsheet rounded
+    report = import_registry(reg, tmp_path / "reg.parquet")
+    assert (report.conflicting_rows, report.exact_duplicates, report.rows_written) == (1, 2, 3)
+    assert [(c["line"], c["reason"].startswith("the number has another name")) for c in report.conflict_lines] == [(3, True)]
+    assert report.malformed == 1 and report.malformed_lines[0]["line"] == 8
+    assert "scientific notation" in report.malformed_lines[0]["reason"]
+    kept = {r[0]: (r[1], r[2]) for r in rows_any(tmp_path / "reg.parquet")}
+    assert kept["+8613800138002"] == ("李四", "510104199001011234")
+    assert kept["+8613800138004"] == ("赵六", "510104199001011237")
 
 
 def rows_any(path):

@@ -90,6 +90,12 @@ def test_model_trains_tunes_threshold_saves_and_loads(btg_file, tmp_path):
     rows = score_table(table, again)
     top = rows[0]
     assert top["flagged"] and table.labels[top["number"]] == 1 and "population median" in top["reasons"][0]
+    # a table of another layout is refused, not scored the same for everyone
+    other = table.frame.drop(columns=table.frame.columns[:len(model.columns) // 2])
+    with pytest.raises(DataError, match=r"lacks \d+ of the model's \d+ feature columns.*btg"):
+        again.predict(other)
+    np.testing.assert_allclose(again.predict(table.frame.drop(columns=[model.columns[0]])),
+                               model.predict(table.frame.assign(**{model.columns[0]: np.nan})))  # one missing column: unknown
 
 
 def test_training_needs_labels(btg_file, tmp_path):

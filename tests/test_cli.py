@@ -17,7 +17,9 @@ def clip(tmp_path_factory):
 
 @pytest.fixture
 def library(tmp_path):
-    return str(tmp_path / "lib")
+    lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0
+    return lib
 
 
 def test_help_loads_no_heavy_module():
@@ -34,7 +36,6 @@ def test_help_lists_the_workflow(capsys):
 
 
 def test_enrol_query_json_shape(library, clip, capsys):
-    assert run(["init", "--library", library]) == 0
     assert run(["enrol", str(clip), "--person", "Zhang San", "--category", "prior_offender",
                 "--phone", "13800138000", "--case", "AJ-1", "--library", library]) == 0
     capsys.readouterr()
@@ -88,3 +89,29 @@ def test_models_list_shows_the_default(capsys):
     assert run(["models", "list", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)
     assert any(m["name"] == "ecapa-voxceleb" and m["dim"] == 192 for m in models)
+
+
+def test_an_error_raised_by_ctrl_c_is_an_interrupt_not_a_bug(capsys):
+    """DuckDB turns Ctrl-C into its own "Query interrupted" error: after a SIGINT that is exit 130 and
+    a what-to-do line, never "internal error ... report it" or a bad-file message."""
+    from voiceprint import cli
+    from voiceprint.errors import DataError
+
+    assert cli._failed(RuntimeError("Query interrupted")) == 1
+    assert "internal error" in capsys.readouterr().err
+    cli.INTERRUPTED.set()
+    try:
+        for err in (RuntimeError("Query interrupted"), DataError("calls.csv: cannot be read (Query interrupted)")):
+            assert cli._failed(err) == cli.EXIT_INTERRUPTED
+            assert capsys.readouterr().err.strip() == "interrupted: stopped before it finished - run the same command again"
+    finally:
+        cli.INTERRUPTED.clear()
+
+
+def test_enrol_into_a_missing_library_says_it_made_a_new_one(tmp_path, clip, capsys):
+    """A mistyped --library must not file voiceprints where nobody searches, without a word."""
+    typo = tmp_path / "contry"
+    assert run(["enrol", str(clip), "--person", "A", "--library", str(typo)]) == 0
+    assert f"note: there was no library at {typo}: a new, empty one was created" in capsys.readouterr().err
+    assert run(["enrol", str(clip), "--person", "B", "--library", str(typo)]) == 8  # one voice, two people: refused
+    assert "note:" not in capsys.readouterr().err

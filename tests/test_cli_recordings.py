@@ -138,6 +138,11 @@ def test_verify_compares_a_mono_two_party_call_voice_by_voice(tmp_path, library,
 
 
 def test_case_link_and_screen_from_the_cli(calls, library, capsys):
+    assert run(["case", "add-recording", "AJ-1", str(calls["one"]), "--library", library]) == 7  # no case AJ-1 yet
+    assert "case add" in capsys.readouterr().err
+    for case in ("AJ-1", "AJ-2"):
+        assert run(["case", "add", case, "--library", library]) == 0
+    capsys.readouterr()
     assert run(["case", "add-recording", "AJ-1", str(calls["one"]), "--json", "--library", library]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["status"] == "unknown" and row["voiceprint"]

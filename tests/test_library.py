@@ -5,7 +5,7 @@ import csv
 import audiogen
 import pytest
 
-from voiceprint.errors import AudioError, DataError
+from voiceprint.errors import AudioError, DataError, NotFound
 from voiceprint.library import Library, folder_items, read_manifest
 
 
@@ -125,6 +125,10 @@ def test_verify_compares_two_recordings(lib, voices):
     other = lib.verify(voices["a1"], voices["b1"])
     assert same["cosine"] == pytest.approx(1.0, abs=1e-3) and other["score"] < same["score"]
     assert lib.audit(action="verify")
+    # a side with too little speech is weak evidence, whatever its LR, and the result says so
+    short = audiogen.speech_file(voices["a1"].parent / "short.wav", seconds=2.5, seed=1, f0=110)
+    weak = lib.verify(voices["a1"], short)
+    assert weak["a"]["warnings"] == [] and weak["b"]["warnings"][0].startswith("weak recording: only")
 
 
 def test_manifest_gbk_encoding_and_duplicate_rows(tmp_path, voices):
@@ -174,3 +178,23 @@ def test_real_speakers_are_identified(tmp_path):
         queries[s] = SHARED / "speechocean762" / mine[6]["path"]
     correct = sum(lib.query(q)[0]["hits"][0]["person"]["name"] == s for s, q in queries.items())
     assert correct >= 4
+
+
+def test_enrolling_by_name_follows_the_one_person_of_that_name_and_refuses_a_guess(lib, voices):
+    first = lib.enrol(voices["a1"], person="张伟", id_number="510104199001011234")
+    # by name alone: the one 张伟 there is, not a second person
+    assert lib.enrol(voices["a2"], person="张伟").person_id == first.person_id
+    lib.enrol(voices["b1"], person="张伟", id_number="510104199202022345")  # another 张伟, told apart by ID number
+    with pytest.raises(NotFound, match="2 persons are named '张伟'.*give the ID number"):
+        lib.enrol(voices["amr"], person="张伟")
+    assert lib.store.count("persons") == 2 and lib.store.count("voiceprints") == 3
+
+
+def test_one_voice_of_one_recording_is_never_two_peoples(lib, voices):
+    lib.enrol(voices["a1"], person="Zhang San")
+    with pytest.raises(DataError, match="already enrolled for person 1"):
+        lib.enrol(voices["a1"], person="Li Si")  # the same file filed under another name
+    assert lib.store.count("voiceprints") == 1 and lib.store.count("persons") == 1  # Li Si not left behind either
+    # the two voices of one stereo call are two persons' samples
+    lib.enrol(voices["stereo"], person="Caller", channel=0)
+    assert lib.enrol(voices["stereo"], person="Callee", channel=1).status == "enrolled"

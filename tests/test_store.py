@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from voiceprint.errors import LibraryError, NotFound
+from voiceprint.errors import DataError, LibraryError, NotFound
 from voiceprint.library import Library
 from voiceprint.store import MIGRATIONS, Store
 
@@ -51,7 +51,7 @@ def test_person_phone_case_and_reverse_lookup(lib):
 def test_same_name_different_people_need_an_id(lib):
     lib.add_person("Wang Wei", id_number="A1")
     lib.add_person("Wang Wei", id_number="B2")
-    with pytest.raises(LibraryError, match="share that name"):
+    with pytest.raises(NotFound, match="share that name"):
         lib.person("Wang Wei")
     assert lib.person("B2")["person"]["id_number"] == "B2"
     with pytest.raises(NotFound):
@@ -59,7 +59,7 @@ def test_same_name_different_people_need_an_id(lib):
 
 
 def test_unknown_category_is_refused(lib):
-    with pytest.raises(LibraryError, match="unknown category"):
+    with pytest.raises(DataError, match="unknown category"):
         lib.add_person("X", category="villain")
 
 

@@ -702,7 +702,7 @@ def prepare_speech(channel: Channel, path: str = "", min_speech: float = MIN_SPE
         else:
             reason = f"only {_fmt_s(net, min_speech)} s of speech (need at least {min_speech:.1f} s"
             reason += f"; channel {channel.index})" if path else ")"
-        raise AudioError(name, reason, "use a longer recording or --min-speech")
+        raise AudioError(name, reason, "use a longer recording (for enrolment, `enrol --min-speech` lowers this floor)")
     return embedding_audio(channel.samples, spread_segments(segs), sr), segs
 
 

@@ -164,7 +164,14 @@ def enrol(
     if force:
         _err("note: --force is no longer needed (short or noisy files are enrolled with a warning; "
              "the quality gate is on each person's pooled speech)")
+    from .library import DB_NAME, resolve_library
+
+    root = resolve_library(library)
+    new_library = not (root / DB_NAME).exists()
     lib = _open(library, create=True)
+    if new_library:  # a mistyped --library must not file voiceprints where nobody will search them unnoticed
+        _err(f"note: there was no library at {root}: a new, empty one was created for this enrolment "
+             "(if you meant an existing library, check --library; `voiceprint init` creates one explicitly)")
     columns = ["path", "status", "person_id", "voiceprint_id", "channel", "net_speech", "reason", "warnings"]
     outcomes = []
     show_bar = len(items) > 1 and not json_out and sys.stderr.isatty()
@@ -235,7 +242,7 @@ def _weak_summary(summary) -> None:
 @app.command()
 def query(
     files: Annotated[list[Path], typer.Argument(help="Unknown recordings (any common phone/recorder format).")],
-    top: Annotated[int, typer.Option("--top", "-k", help="Hits per voice.")] = 5,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Hits per voice.")] = 5,
     channel: Annotated[int | None, typer.Option(help="Only this channel of a stereo recording.")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
@@ -309,6 +316,9 @@ def verify(
         print_rows([{k: v for k, v in p.items() if k not in ("a", "b", "comparisons")} | {"a": p["a"]["file"], "b": p["b"]["file"]}
                     | ({"a voice": f"ch {p['a']['channel']} voice {p['a']['voice']}", "b voice": f"ch {p['b']['channel']} voice {p['b']['voice']}"}
                        if "comparisons" in result else {}) for p in pairs])
+        for side in ("a", "b"):
+            for warning in result[side].get("warnings", []):
+                _err(f"{side.upper()}: {warning}")
 
 
 # -- persons, phones, cases ----------------------------------------------------------------
@@ -448,7 +458,9 @@ def case_add_recording(
     """
     from .report import print_rows, to_json
 
-    rows = _open(library).links.add_recordings(case_number, [str(f) for f in files])
+    lib = _open(library)
+    lib.store.case_id(case_number)  # a mistyped case number must not open a new case: `case add` does that
+    rows = lib.links.add_recordings(case_number, [str(f) for f in files])
     if json_out:
         typer.echo(to_json(rows))
         return
@@ -532,7 +544,7 @@ def link_promote(
 @app.command()
 def screen(
     folder: Annotated[Path, typer.Argument(help="A folder of new recordings (or one file).")],
-    top: Annotated[int, typer.Option("--top", "-k", help="Library hits per voice.")] = 3,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Library hits per voice.")] = 3,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
@@ -786,29 +798,37 @@ def run(args: list[str] | None = None) -> int:
 
 
 def _run(args: list[str] | None) -> int:
-    from typer._click import exceptions as click_errors  # typer vendors click
-
     os.umask(0o077)  # everything this tool writes may hold biometric or personal data
     try:
         rc = app(args=args, standalone_mode=False)
-    except VoiceprintError as err:
-        if STATE["verbose"]:
-            traceback.print_exc()
-        _err(f"error: {err}")
-        return err.exit_code
     except (KeyboardInterrupt, typer.Abort):
         return EXIT_INTERRUPTED
     except typer.Exit as exc:
         return exc.exit_code
-    except click_errors.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback with --verbose
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line, the traceback only with --verbose
         if STATE["verbose"]:
             traceback.print_exc()
-        _err(f"internal error: {type(exc).__name__}: {exc} - rerun with --verbose and report it")
-        return 1
+        return _failed(exc)
     return rc if isinstance(rc, int) else 0
+
+
+def _failed(exc: Exception) -> int:
+    """One line on stderr for the error a command raised, and its exit code."""
+    from typer._click import exceptions as click_errors  # typer vendors click
+
+    if INTERRUPTED.is_set():
+        # Ctrl-C reached a library (DuckDB, PyAV) that raised an error of its own ("Query interrupted"):
+        # it is the user's interrupt, not a bad file or a bug
+        _err("interrupted: stopped before it finished - run the same command again")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, VoiceprintError):
+        _err(f"error: {exc}")
+        return exc.exit_code
+    if isinstance(exc, click_errors.ClickException):
+        exc.show()
+        return exc.exit_code
+    _err(f"internal error: {type(exc).__name__}: {exc} - rerun with --verbose and report it")
+    return 1
 
 
 def main() -> None:

@@ -194,7 +194,7 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
     """Store one prepared file: person, phone, case, recording, voiceprint and audit row in one transaction."""
     path, store = Path(item.path), lib.store
     with store.transaction():
-        pid = store.add_person(item.person, item.id_number, normalise_category(item.category), item.notes)
+        pid = store.person_to_enrol(item.person, item.id_number, normalise_category(item.category), item.notes)
         if item.phone:
             store.add_phone(item.phone, pid)
         if item.case:
@@ -205,10 +205,31 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         already = store.voiceprint_of(rid, pid, lib.model)
         if already is not None:
             return EnrolOutcome(str(path), "already", pid, already, done.channel, done.net_speech)
+        _refuse_a_voice_of_another_person(store, path, rid, pid, lib.model, done)
         vid = store.add_voiceprint(rid, pid, lib.model, done.vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}))
     return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings)
+
+
+#: the same voice of the same recording embeds to (almost) the same vector; the two voices of a
+#: two-party call, which may be two persons' samples from one file, are far below this
+SAME_VOICE_COSINE = 0.95
+
+
+def _refuse_a_voice_of_another_person(store, path: Path, recording_id: int, person_id: int, model: str, done: PreparedFile) -> None:
+    """One voice cannot be two people's: refuse a sample whose recording and voice are already enrolled
+    for another person (a file copied into two persons' folders, a wrong name in a manifest)."""
+    vector = np.asarray(done.vector, np.float32)
+    for vid, other, blob in store.db.execute(
+            "SELECT id, person_id, vector FROM voiceprints WHERE recording_id = ? AND model = ? AND person_id IS NOT NULL "
+            "AND person_id != ?", (recording_id, model, person_id)):
+        theirs = np.frombuffer(blob, np.float32)
+        cosine = float(vector @ theirs / max(float(np.linalg.norm(vector) * np.linalg.norm(theirs)), 1e-12))
+        if cosine >= SAME_VOICE_COSINE:
+            raise DataError(f"{path}: this voice of this recording is already enrolled for person {other} "
+                            f"(voiceprint {vid}) - one voice cannot be two people's; if that person is wrong, delete the "
+                            "sample with `voiceprint person delete` or re-enrol after correcting the name")
 
 
 # -- workers --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import logging
 import math
 import secrets
 import subprocess
@@ -30,6 +31,20 @@ REPORT_FONTS = '"DejaVu Sans", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sa
 
 
 # -- figures -----------------------------------------------------------------------------------
+def _figure_fonts(plt) -> None:
+    """Matplotlib falls back glyph by glyph through a list of families: file names and titles in Chinese
+    are drawn with the CJK font the report itself uses, not as empty boxes."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    wanted = [f.strip(' "') for f in REPORT_FONTS.split(",")]
+    families = [f for f in wanted if f in installed]
+    if families:
+        plt.rcParams["font.family"] = families
+        # the CJK font has one weight, 500: matplotlib says so on stderr for every figure
+        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -49,6 +64,7 @@ def voice_figure(path, channel: int, segments: list, title: str = "") -> bytes:
 
     from . import audio
 
+    _figure_fonts(plt)
     rec = audio.load_recording(str(path), channels=max(int(channel), 0))
     ch = rec.channels[0]
     x, sr = ch.samples, ch.sample_rate
@@ -103,6 +119,7 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
         caption = f"development trials from {Path(trials).name}"
     else:
         caption += "; same-speaker curve: pass the development trials with --trials (from `voiceprint evaluate --scores-out`)"
+    _figure_fonts(plt)
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for (label, vals), style in zip(curves.items(), ("-", "--"), strict=False):
         xs = np.sort(np.asarray(vals, dtype=float))

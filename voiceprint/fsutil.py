@@ -43,9 +43,15 @@ def atomic_output(target: str | os.PathLike, mode: int = PRIVATE_FILE) -> Iterat
 
     When the block ends normally the file gets ``mode``, is flushed to disk and renamed over
     ``target``; when it raises (or is interrupted) the file is removed and ``target`` is as it
-    was. The temporary name is hidden and unique, so two writers never share it.
+    was. The temporary name is hidden and unique, so two writers never share it. A missing parent
+    folder is made (0700).
     """
     target = Path(target)
+    if target.is_dir():
+        from .errors import DataError
+
+        raise DataError(f"{target} is a folder - name the file to write inside it")
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)

@@ -177,7 +177,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         features: Annotated[Path | None, typer.Option(help="Features Parquet from `voiceprint calls features` (remembered).")] = None,
         registry: Annotated[Path | None, typer.Option(help="Registry Parquet from `calls import --kind registry` (remembered).")] = None,
         calibration: Annotated[Path | None, typer.Option(help="CDR score calibration JSON (default: the shipped Sichuan fit).")] = None,
-        top: Annotated[int | None, typer.Option("--top", "-k", help="Show only the first N leads.")] = None,
+        top: Annotated[int | None, typer.Option("--top", "-k", min=1, help="Show only the first N leads.")] = None,
         csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the leads as CSV to this file.")] = None,
         rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the whole lead graph, not only what changed.")] = False,
         library: LibraryOpt = None,

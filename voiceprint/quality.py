@@ -23,6 +23,8 @@ the clipping gate (1 % of speech samples at full scale) is a convention, not mea
 
 from __future__ import annotations
 
+import math
+
 #: A file with less speech (or noise, clipping) than these gates is enrolled with a warning.
 ENROL_MIN_SPEECH_S = 3.0
 #: A person's pooled net speech below this makes a weak voiceprint (the enrolment sweep of
@@ -40,7 +42,7 @@ def problems(quality: dict, min_speech: float) -> list[str]:
     out = []
     net = float(quality.get("net_speech_s") or 0.0)
     if net < min_speech:
-        out.append(f"only {net:.1f} s of net speech (gate {min_speech:g} s)")
+        out.append(f"only {math.floor(net * 10) / 10:.1f} s of net speech (gate {min_speech:g} s)")  # 2.97 s is not "3.0 s"
     snr = quality.get("snr_frames_db", quality.get("snr_db"))
     if snr is not None and snr < MIN_SNR_DB:
         out.append(f"SNR {snr:.0f} dB (gate {MIN_SNR_DB:g} dB)")
@@ -69,6 +71,11 @@ def query_warnings(quality: dict) -> list[str]:
     # The 99 %-energy bandwidth is stored and shown but not warned on: it reads 1-2 kHz for
     # ordinary 8 kHz calls and deep clean voices alike, so it cannot tell muffled audio apart.
     return [f"weak query: {p}" for p in found]
+
+
+def comparison_warnings(quality: dict) -> list[str]:
+    """Warnings beside one side of a 1:1 comparison: a weak recording makes weak evidence, whatever the LR."""
+    return [f"weak recording: {p}" for p in problems(quality, QUERY_WEAK_SPEECH_S)]
 
 
 def frame_snr_db(samples, sample_rate: int = 16000) -> float | None:

@@ -203,11 +203,13 @@ def verify(lib: Library, a, b, channel_a: int | None = None, channel_b: int | No
 
 
 def _verify_voices(lib: Library, path, channel: int | None, embedder) -> list[dict]:
+    from . import quality as gates
     from .scoring import domain_of
 
     rec, voices = lib.call_voices(str(path), channel)
     return [{"file": str(path), "sha256": rec.sha256, "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
-             "net_speech": v.net_speech, "vector": embedder.embed(v.speech), "domain": domain_of(rec.source_rate, rec.codec)}
+             "net_speech": v.net_speech, "vector": embedder.embed(v.speech), "domain": domain_of(rec.source_rate, rec.codec),
+             "warnings": gates.comparison_warnings(v.quality)}
             for v in voices]
 
 
@@ -226,5 +228,5 @@ def _compare(backend, va: dict, vb: dict) -> dict:
 
 def _side(v: dict, several: bool) -> dict:
     """One side as reported: without the vector; with its voice and time ranges when a recording held several voices."""
-    keep = ("file", "sha256", "channel", "net_speech", "domain") + (("voice", "segments") if several else ())
+    keep = ("file", "sha256", "channel", "net_speech", "domain", "warnings") + (("voice", "segments") if several else ())
     return {k: v[k] for k in keep}

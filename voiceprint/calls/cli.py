@@ -22,7 +22,7 @@ def import_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Canonical Parquet file to write (a .report.json lands beside it)."),
     kind: str = typer.Option("calls", help="calls, registry or fraud-list."),
     template: str | None = typer.Option(None, help="Built-in template name (sichuan, generic, ...) or a .toml file; default: detected from the header."),
-    encoding: str = typer.Option("auto", help="auto (UTF-8, else GB18030), utf-8, gbk or gb18030."),
+    encoding: str = typer.Option("auto", help="auto (UTF-16 by its byte-order mark, UTF-8, else GB18030), utf-8, gbk, gb18030, gb2312, utf-16 or big5."),
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
     fmt: FormatOpt = None,
@@ -39,7 +39,11 @@ def import_cmd(
     importer = {"calls": import_calls, "registry": import_registry, "fraud-list": import_fraud_list, "fraud_list": import_fraud_list}.get(kind)
     if importer is None:
         raise typer.BadParameter("--kind must be calls, registry or fraud-list")
-    report = importer(files, out, template=template, encoding=None if encoding == "auto" else encoding)
+    try:
+        report = importer(files, out, template=template, encoding=None if encoding == "auto" else encoding)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: {out} was not written (nor half-written); run the same command again", err=True)
+        raise
     fmt = output_format(json_out, csv_out, fmt)
     if fmt == "json":
         print(to_json(report.to_dict()))
@@ -48,12 +52,17 @@ def import_cmd(
     if report.malformed_lines:
         shown = report.malformed_lines[:20]
         print_rows(shown, ["file", "line", "reason"], fmt=fmt, title=f"malformed rows (first {len(shown)} of {report.malformed}; all in {out}.report.json)")
+    if report.conflict_lines:
+        shown = report.conflict_lines[:20]
+        print_rows(shown, ["file", "line", "reason"], fmt=fmt,
+                   title=f"conflicting registrations, not kept (first {len(shown)} of {report.conflicting_rows}; all in {out}.report.json)")
     if report.message:
         typer.echo(report.message, err=True)
 
 
-def _canonical_inputs(files: list[Path], template: str | None, encoding: str, workdir: Path) -> list[Path]:
-    """Canonical Parquet files as given; anything else is imported first."""
+def _canonical_inputs(files: list[Path], template: str | None, encoding: str, workdir: Path, report_to: Path) -> list[Path]:
+    """Canonical Parquet files as given; anything else is imported first (into ``workdir``), its
+    import report kept at ``report_to``: the rejected lines must outlive the scratch folder."""
     import duckdb
 
     from .engine import sql_path
@@ -72,8 +81,11 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
     if raw:
         out = workdir / "calls.parquet"
         report = import_calls(raw, out, template=template, encoding=None if encoding == "auto" else encoding)
+        import json
+
+        write_atomic(report_to, json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         typer.echo(f"imported {report.rows_written} calls ({report.malformed} malformed rows, "
-                   f"{report.exact_duplicates + report.split_calls_merged} merged); report: {out}.report.json", err=True)
+                   f"{report.exact_duplicates + report.split_calls_merged} merged); report: {report_to}", err=True)
         ready.append(out)
     return ready
 
@@ -103,7 +115,7 @@ def features_cmd(
 
     try:
         with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
-            inputs = _canonical_inputs(calls, template, encoding, Path(work))
+            inputs = _canonical_inputs(calls, template, encoding, Path(work), report_to=Path(str(out) + ".import.json"))
             n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
                                  engine=engine, master=master)
     except KeyboardInterrupt:
@@ -140,7 +152,16 @@ def train_cmd(
                f"threshold {model.threshold:.2f} (CV fraud-F1 {model.meta['cv_f1_at_threshold']:.3f}) -> {out}")
 
 
+def _check_out(out: Path | None) -> None:
+    """Refuse an ``--out`` whose name asks for a format the command does not write, before any work."""
+    if out is not None and out.suffix not in (".csv", ".json"):
+        raise typer.BadParameter(f"{out}: write .csv or .json", param_hint="--out")
+
+
 def _emit(rows: list[dict], columns: list[str], out: Path | None, fmt: str, title: str) -> None:
+    """``rows`` into ``out`` (.json or .csv) and/or to the screen. With ``--out`` and no ``--json``/``--csv``
+    the screen gets one summary line only: the rows name people, and a terminal's output often ends
+    up in a log file."""
     from voiceprint.report import print_rows, to_json, write_csv
 
     if out is not None:
@@ -152,10 +173,11 @@ def _emit(rows: list[dict], columns: list[str], out: Path | None, fmt: str, titl
     if fmt != "table":
         print_rows(rows, columns, fmt=fmt, title=title)
         return
-    shown = rows if out is None else rows[:20]
+    if out is not None:
+        return
     # Hashed numbers (128 hex characters) are cut for the screen; CSV and JSON keep them whole.
-    shown = [{**r, "number": r["number"][:16] + "…" if len(r["number"]) > 24 else r["number"]} for r in shown]
-    print_rows(shown, columns, fmt="table", title=title + (f" (first 20 of {len(rows)})" if len(shown) < len(rows) else ""))
+    shown = [{**r, "number": r["number"][:16] + "…" if len(r["number"]) > 24 else r["number"]} for r in rows]
+    print_rows(shown, columns, fmt="table", title=title)
 
 
 @app.command("score")
@@ -176,6 +198,7 @@ def score_cmd(
     from .leads import SCORE_COLUMNS, score_table
     from .scoring import load_feature_table, load_model
 
+    _check_out(out)
     table = load_feature_table(features, mapping=mapping)
     rows = score_table(table, load_model(model) if model else None)
     _emit(rows, SCORE_COLUMNS, out, output_format(json_out, csv_out, fmt), "scores (" + ("model" if model else "rule score") + ")")
@@ -187,7 +210,7 @@ def leads_cmd(
     model: Path | None = typer.Option(None, help="Trained model; without one the rule score ranks."),
     registry: Path | None = typer.Option(None, help="Imported registry Parquet: number -> person, ID number."),
     library: LibraryOpt = None,
-    top: int = typer.Option(20, help="How many leads."),
+    top: int = typer.Option(20, min=1, help="How many leads."),
     flagged_only: bool = typer.Option(False, "--flagged-only", help="Only numbers at or above the decision threshold."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the leads: .csv or .json."),
     mapping: Path | None = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
@@ -203,12 +226,20 @@ def leads_cmd(
     The library (person, voice samples, cases, phones of each lead) is --library or $VOICEPRINT_LIBRARY; without either, leads
     stop at the registry.
     """
-    from .leads import LEAD_COLUMNS, build_leads, library_resolver
+    from .leads import LEAD_COLUMNS, build_leads
     from .scoring import load_feature_table
 
-    resolver = library_resolver(library) if library else None
-    rows = build_leads(load_feature_table(features, mapping=mapping), model=model, registry=registry, resolver=resolver,
-                       top=top, flagged_only=flagged_only)
+    _check_out(out)
+    table = load_feature_table(features, mapping=mapping)
+    if library:
+        from voiceprint.library import Library
+
+        with Library.open(library) as lib:
+            rows = build_leads(table, model=model, registry=registry, resolver=lib.lookup_person, top=top, flagged_only=flagged_only)
+            # who looked up whom: the lookups read persons, ID numbers and cases out of the library
+            lib.store.audit("calls.leads", "", leads=len(rows), persons=sum(1 for r in rows if r.get("library")))
+    else:
+        rows = build_leads(table, model=model, registry=registry, top=top, flagged_only=flagged_only)
     _emit(rows, LEAD_COLUMNS, out, output_format(json_out, csv_out, fmt), "leads")
 
 

@@ -8,8 +8,11 @@ the connection: the feature SQL is plain enough to port to a distributed engine 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+
+from voiceprint.errors import DataError
 
 DEFAULT_MEMORY_LIMIT = os.environ.get("VOICEPRINT_DUCKDB_MEMORY", "4GB")
 
@@ -27,35 +30,49 @@ def connect(memory_limit: str | None = None, threads: int | None = None, temp_di
     """
     import duckdb
 
+    memory_limit = _size(memory_limit or DEFAULT_MEMORY_LIMIT, "--memory-limit")
+    max_temp = _size(max_temp or DEFAULT_MAX_TEMP, "the temp-space limit")
+    if threads is not None and int(threads) < 1:
+        raise DataError(f"--threads {threads}: give 1 or more (or leave it out: all cores)")
     con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = {sql_literal(memory_limit or DEFAULT_MEMORY_LIMIT)}")
+    con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
     tmp = Path(temp_directory or os.environ.get("VOICEPRINT_DUCKDB_TEMP") or Path(tempfile.gettempdir()) / "voiceprint_duckdb")
     tmp.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"SET max_temp_directory_size = {sql_literal(max_temp or DEFAULT_MAX_TEMP)}")
+    con.execute(f"SET max_temp_directory_size = {sql_literal(max_temp)}")
     con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     con.execute("SET enable_progress_bar = false")
     install_number_macro(con)
     return con
 
 
+def _size(text: str, what: str) -> str:
+    """A memory or disk size as DuckDB reads it ("4GB", "512 MiB", "80%"), or a DataError naming ``what``."""
+    value = str(text).strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B|bytes|%)", value, re.IGNORECASE):
+        raise DataError(f"{what} {text!r}: give a size such as 4GB or 512MB")
+    return value
+
+
 def install_number_macro(con) -> None:
     """``vp_norm(x)``: ``voiceprint.phones.normalize_number`` for the common forms, NULL otherwise.
 
     Hashes (32+ hex characters, not all digits) are lower-cased; Chinese mobiles with or without
-    +86 / 86 / 0086 and separators become ``+86`` and 11 digits; empty / nan / none / null give
-    ``''``. Anything else returns NULL and must be normalised in Python (see ``ingest``).
+    +86 / 86 / 0086 and separators become ``+86`` and 11 digits (a spreadsheet's ``.0`` dropped);
+    empty / nan / none / null and scientific notation give ``''``. Anything else returns NULL and
+    must be normalised in Python (see ``ingest``).
     Tests check that this agrees with ``normalize_number``.
     """
     con.execute(
         r"""
-        CREATE OR REPLACE MACRO vp_digits(x) AS regexp_replace(trim(x), '[^0-9+]', '', 'g');
+        CREATE OR REPLACE MACRO vp_digits(x) AS regexp_replace(regexp_replace(trim(x), '^([+]?[0-9]+)[.]0+$', '\1'), '[^0-9+]', '', 'g');
         CREATE OR REPLACE MACRO vp_norm(x) AS CASE
             WHEN x IS NULL OR lower(trim(x)) IN ('', 'nan', 'none', 'null') THEN ''
             WHEN regexp_full_match(trim(x), '[0-9a-fA-F]{32,}')
                  AND NOT regexp_full_match(trim(x), '[0-9]+') THEN lower(trim(x))
+            WHEN regexp_full_match(trim(x), '[0-9]([.][0-9]+)?[eE][+]?[0-9]+') THEN ''
             WHEN regexp_full_match(vp_digits(x), '(\+86|0086|86)?1[3-9][0-9]{9}')
                  THEN '+86' || right(vp_digits(x), 11)
             ELSE NULL
@@ -86,8 +103,6 @@ def quote_ident(name) -> str:
     are hostile until proven otherwise: the engine's own identifier quoting (double the double
     quote) keeps every character inside the name. A NUL byte cannot be quoted and is refused.
     """
-    from voiceprint.errors import DataError
-
     text = str(name)
     if "\x00" in text:
         raise DataError("a column name contains a NUL byte - the file is corrupt or hostile; re-export it")

@@ -239,9 +239,13 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     """
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
+    from .ingest import imported_table
+
     calls_paths = _paths(calls)
-    registry_paths = _paths(registry) if registry else None
-    fraud_paths = _paths(fraud_list) if fraud_list else None
+    registry_paths = [imported_table(p, "registry") for p in _paths(registry)] if registry else None
+    fraud_paths = [imported_table(p, "fraud-list") for p in _paths(fraud_list)] if fraud_list else None
+    if out is not None and not (_is_csv(Path(out)) or Path(out).suffix == ".parquet"):
+        raise DataError(f"{out}: the feature table is written as .parquet, .csv or .csv.gz - name the file so")
     runner: DuckRunner | SparkRunner
     if engine == "spark":
         from .spark import SparkRunner

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from voiceprint.errors import DataError
 from voiceprint.fsutil import process_alive, write_atomic
-from voiceprint.phones import normalize_number
+from voiceprint.phones import SCIENTIFIC, normalize_number
 
 from .engine import connect, quote_ident, sql_literal, sql_path
 
@@ -95,6 +95,8 @@ class ImportReport:
     malformed_lines: list = field(default_factory=list)
     exact_duplicates: int = 0
     split_calls_merged: int = 0
+    conflicting_rows: int = 0  # registry rows giving a number another name or ID number (not kept)
+    conflict_lines: list = field(default_factory=list)
     output: str = ""
     message: str = ""
 
@@ -108,7 +110,8 @@ class ImportReport:
             {"item": "rows read", "value": self.rows_read},
             {"item": "malformed rows", "value": self.malformed},
             {"item": "exact duplicates merged", "value": self.exact_duplicates},
-            {"item": "split calls merged", "value": self.split_calls_merged},
+            *([{"item": "split calls merged", "value": self.split_calls_merged}] if self.kind == "calls" else []),
+            *([{"item": "conflicting registrations (first kept)", "value": self.conflicting_rows}] if self.kind == "registry" else []),
             {"item": "rows written", "value": self.rows_written},
         ]
 
@@ -141,8 +144,42 @@ def _is_parquet(path: Path) -> bool:
         return fh.read(4) == b"PAR1"
 
 
+_KIND_COLUMNS = {"calls": CALL_COLUMNS, "registry": REGISTRY_COLUMNS, "fraud-list": FRAUD_COLUMNS}
+
+
+def imported_table(path: str | Path, kind: str) -> Path:
+    """``path`` if it is a table ``calls import --kind KIND`` wrote; otherwise a DataError that says how
+    to make one (a raw carrier file, or an imported table of another kind, passed by mistake)."""
+    path = Path(path)
+    make = f"import it first: voiceprint calls import {path.name} --kind {kind} --out {path.stem}.parquet"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file - " + make.replace(path.name, "FILE"))
+    if not _is_parquet(path):
+        raise DataError(f"{path}: not an imported {kind} table (Parquet) - {make}")
+    import duckdb
+
+    rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(path)}) LIMIT 0")
+    assert rel is not None  # a SELECT always gives a relation
+    if missing := [c for c in _KIND_COLUMNS[kind] if c not in rel.columns]:
+        raise DataError(f"{path}: not an imported {kind} table (no {', '.join(missing[:3])} column) - {make}")
+    return path
+
+
+#: the encodings Chinese carriers and spreadsheets export (Python's codec names); anything else is refused
+ENCODINGS = ("utf-8", "gbk", "gb18030", "gb2312", "utf-16", "big5")
+#: lines sampled to tell a UTF-8 file with a few lines in another encoding from a GBK file
+ENCODING_SAMPLE_LINES = 100_000
+#: a UTF-8 file may hold this many lines in another encoding (or 1 %), reported as malformed; more is a wrong --encoding
+MAX_FOREIGN_LINES = 10
+
+
 def detect_encoding(path: str | Path) -> str:
-    """``utf-8`` if the whole file decodes strictly as UTF-8, else ``gb18030`` (a superset of GBK)."""
+    """``utf-16`` for a file with its byte-order mark; ``utf-8`` if the whole file decodes strictly as
+    UTF-8, or if most of its non-ASCII lines do (the others are then reported as malformed);
+    else ``gb18030`` (a superset of GBK)."""
+    with _open_bytes(Path(path)) as fh:
+        if fh.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return "utf-16"
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     try:
         with _open_bytes(Path(path)) as fh:
@@ -150,30 +187,56 @@ def detect_encoding(path: str | Path) -> str:
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return "gb18030"
+        return "utf-8" if _mostly_utf8(Path(path)) else "gb18030"
     return "utf-8"
+
+
+def _mostly_utf8(path: Path) -> bool:
+    """Do more of the (sampled) non-ASCII lines decode as UTF-8 than fail? GBK text almost never
+    forms valid UTF-8, so a GBK file has next to none that do."""
+    good = bad = 0
+    with _open_bytes(path) as fh:
+        for n, line in enumerate(fh):
+            if n >= ENCODING_SAMPLE_LINES:
+                break
+            if line.isascii():
+                continue
+            try:
+                line.decode("utf-8")
+                good += 1
+            except UnicodeDecodeError:
+                bad += 1
+    return good > bad
 
 
 def _canonical_encoding(name: str) -> str:
     try:
-        info = codecs.lookup(name)
+        codec = codecs.lookup(name).name
     except LookupError:
-        raise DataError(f"unknown encoding {name!r}: use utf-8, gbk or gb18030") from None
-    return "utf-8" if info.name in ("utf-8", "ascii") else info.name
+        codec = ""
+    codec = {"ascii": "utf-8", "utf-8-sig": "utf-8", "utf-16-le": "utf-16", "utf-16-be": "utf-16"}.get(codec, codec)
+    if codec not in ENCODINGS:
+        raise DataError(f"unsupported encoding {name!r}: use auto or one of {', '.join(ENCODINGS)}")
+    return codec
 
 
 def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
     """Transcode a file to a UTF-8 copy in ``workdir`` (streaming, any size)."""
     out = workdir / (path.name.removesuffix(".gz") + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    lines = 0  # before the current chunk
+    chunk = b""
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a plaintext copy of personal data
         with _open_bytes(path) as src, open(fd, "w", encoding="utf-8", newline="") as dst:
             while chunk := src.read(1 << 22):
                 dst.write(decoder.decode(chunk))
+                lines += chunk.count(b"\n")
             dst.write(decoder.decode(b"", final=True))
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid {encoding} at byte {err.start}: name the right one with --encoding") from None
+        line = lines + chunk[:max(err.start, 0)].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not valid {encoding} - name the file's encoding with --encoding "
+                        f"({', '.join(ENCODINGS)})") from None
     return out
 
 
@@ -226,14 +289,18 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
                 escape = '"', store_rejects = true, strict_mode = true, null_padding = false)"""
         )
     except Exception as err:  # duckdb.Error; imported lazily
+        if type(err).__name__ == "InterruptException":  # Ctrl-C, not a bad file
+            raise KeyboardInterrupt from None
         text = str(err)
         if "unicode" in text.lower() or "utf" in text.lower():
             raise DataError(f"{path}: not valid {enc} - name the encoding, e.g. --encoding gb18030") from None
         raise DataError(f"{path}: cannot be read as a delimited file ({text.splitlines()[0]})") from None
     rejects = con.execute("SELECT line, error_type, column_name FROM reject_errors ORDER BY line").fetchall()
-    bad_text = [line for line, kind, _ in rejects if any(w in str(kind).upper() for w in ("UNICODE", "ENCODING"))]
-    if bad_text:
+    bad_text = sorted({line for line, kind, _ in rejects if any(w in str(kind).upper() for w in ("UNICODE", "ENCODING"))})
+    lines = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] + len({line for line, _, _ in rejects})
+    if bad_text and (2 * len(bad_text) >= lines or len(bad_text) > max(MAX_FOREIGN_LINES, lines // 100)):
         raise DataError(f"{path}: line {bad_text[0]} is not valid {enc} - a GBK file? name it with --encoding gb18030")
+    # a few lines in another encoding (a row pasted in from another system) are reported, the rest imported
     by_line: dict[int, str] = {}
     for line, kind, col in rejects:  # one entry per line, however many of its columns failed
         by_line.setdefault(int(line), _reject_reason(kind, col))
@@ -243,7 +310,7 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
 def _reject_reason(kind: str, column: str | None) -> str:
     kind = str(kind).lower()
     if "unicode" in kind or "encoding" in kind:
-        return "invalid text encoding (try --encoding gb18030)"
+        return "invalid text encoding (this line is in another encoding than the rest of the file)"
     return kind + (f" (column {column})" if column and "column" not in kind else "")
 
 
@@ -323,14 +390,18 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     if tpl is not None and tpl.kind != kind:
         raise DataError(f"template {tpl.name!r} is for {tpl.kind}, not {kind}")
     out = Path(out)
+    if out.is_dir():
+        raise DataError(f"{out} is a folder - name the file to write, e.g. {out / (kind + '.parquet')}")
+    if out.suffix != ".parquet":
+        raise DataError(f"{out}: an imported table is written as Parquet - name it {out.with_suffix('.parquet').name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
     workdir = _make_workdir(out.parent)
     own = con is None
     try:
         con = con or connect(temp_directory=workdir / "spill")
-        _import_files(con, paths, kind, tpl, encoding, region, workdir, report)
-        _write_merged(con, kind, out, report, workdir)
+        rejected = _import_files(con, paths, kind, tpl, encoding, region, workdir, report)
+        _write_merged(con, kind, out, report, workdir, rejected)
         report.output = str(out)
         if report.rows_written == 0:
             report.message = "no valid records in the input" if report.rows_read else "the input has a header but no records"
@@ -342,7 +413,9 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     return report
 
 
-def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report: ImportReport) -> None:
+def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report: ImportReport) -> dict[int, list[int]]:
+    """Stage every file; returns each file's structurally rejected lines (to number its rows' lines)."""
+    rejected_by_file: dict[int, list[int]] = {}
     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM ({_empty_select(kind)}) WHERE false")
     for file_idx, path in enumerate(paths):
         table = f"raw_{file_idx}"
@@ -358,13 +431,14 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () - 1 AS row_idx, * FROM {table}")
         bad = _stage(con, table, cols, file_tpl, kind, file_idx, region)
         report.malformed += len(bad)
-        rejected_lines = [line for line, _ in rejects]
+        rejected_lines = rejected_by_file[file_idx] = [line for line, _ in rejects]
         for row_idx, reason in bad[: max(0, MAX_REPORTED_LINES - len(report.malformed_lines))]:
             report.malformed_lines.append({"file": str(path), "line": _line_of(row_idx, rejected_lines), "reason": reason})
         con.execute(f"DROP TABLE {table}")
         if enc not in ("utf-8", "parquet"):  # the plaintext copy is not needed past this file
             (workdir / (path.name.removesuffix(".gz") + ".utf8")).unlink(missing_ok=True)
     report.malformed_lines.sort(key=lambda r: (r["file"], r["line"]))
+    return rejected_by_file
 
 
 WORKDIR_PREFIX = ".vp_import_"
@@ -404,6 +478,16 @@ def _text(expr: str) -> str:
     return f"nullif(trim({expr}), '')"
 
 
+def _number_problem(column: str, what: str) -> str:
+    """The CASE branches naming why a number column normalised to nothing (``<column>_n = ''``)."""
+    raw = f"trim({column})"
+    return (f"WHEN {column}_n = '' AND regexp_full_match({raw}, {sql_literal(SCIENTIFIC.pattern.strip('^$'))}) "
+            f"THEN '{what} in scientific notation, its last digits lost (saved by a spreadsheet?): export the column as text' "
+            f"WHEN {column}_n = '' AND {column} IS NOT NULL AND lower({raw}) NOT IN ('', 'nan', 'none', 'null') "
+            f"THEN 'unreadable {what} (no digits)' "
+            f"WHEN {column}_n = '' THEN 'missing {what}'")
+
+
 def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tuple[int, str]]:
     """Map, normalise and validate one raw table into ``staged``; return (row_idx, reason) of bad rows."""
     c = {canon: _col(tpl, cols, canon) for canon in tpl.columns}
@@ -430,8 +514,8 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
                 {_text(c.get('city', 'NULL'))} AS city, {_text(c.get('county', 'NULL'))} AS county,
                 {_text(c.get('imei', 'NULL'))} AS imei, {_text(c.get('other_area', 'NULL'))} AS other_area,
                 {record} AS record,
-                CASE WHEN number_n = '' THEN 'missing number'
-                     WHEN other_n = '' THEN 'missing counter-party'
+                CASE {_number_problem('number', 'number')}
+                     {_number_problem('other', 'counter-party')}
                      WHEN {direction} IS NULL THEN 'unknown direction ' || coalesce(trim({c['direction']}::VARCHAR), 'NULL')
                      WHEN {start} IS NULL THEN 'bad start time ' || coalesce(trim({c['start']}), 'NULL')
                      WHEN {_text(c.get('duration', 'NULL'))} IS NOT NULL
@@ -449,7 +533,9 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
                 {_text(c.get('name', 'NULL'))} AS name, upper({_text(c.get('id_number', 'NULL'))}) AS id_number,
                 {_text(c.get('home_city', 'NULL'))} AS home_city, {_text(c.get('home_county', 'NULL'))} AS home_county,
                 {ids} AS numbers_on_id,
-                CASE WHEN number_n = '' THEN 'missing number'
+                CASE {_number_problem('number', 'number')}
+                     WHEN regexp_full_match({_text(c.get('id_number', 'NULL'))}, {sql_literal(SCIENTIFIC.pattern.strip('^$'))})
+                          THEN 'ID number in scientific notation, its last digits lost (saved by a spreadsheet?): export the column as text'
                      WHEN {_text(c.get('numbers_on_id', 'NULL'))} IS NOT NULL AND {ids} IS NULL THEN 'bad numbers_on_id'
                 END AS problem
                 FROM mapped"""
@@ -459,7 +545,7 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE checked AS SELECT row_idx, number_n AS number,
                 {_text(c.get('source', 'NULL'))} AS source,
-                CASE WHEN number_n = '' THEN 'missing number' END AS problem FROM mapped"""
+                CASE {_number_problem('number', 'number')} END AS problem FROM mapped"""
         )
         cols_out = "number, source"
     con.execute(f"INSERT INTO staged SELECT {file_idx}, row_idx, {cols_out} FROM checked WHERE problem IS NULL")
@@ -468,7 +554,22 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
     return [(int(r), p) for r, p in bad]
 
 
-def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path) -> None:
+def _registry_conflicts(con) -> list[tuple[int, int]]:
+    """(file, row) of each staged registry row that names another person or ID number for its number
+    than the number's first row does: the first is kept, these are reported (a number can be
+    re-issued, or an export can be wrong, and an analyst must see which)."""
+    rows = con.execute("""
+        WITH ranked AS (SELECT file_idx, row_idx, number, name, id_number,
+                               first_value(name) OVER w AS name0, first_value(id_number) OVER w AS id0
+                        FROM staged WINDOW w AS (PARTITION BY number ORDER BY file_idx, row_idx))
+        SELECT file_idx, row_idx FROM ranked
+        WHERE name IS DISTINCT FROM name0 AND name IS NOT NULL AND name0 IS NOT NULL
+           OR id_number IS DISTINCT FROM id0 AND id_number IS NOT NULL AND id0 IS NOT NULL
+        ORDER BY file_idx, row_idx""").fetchall()
+    return [(int(f), int(r)) for f, r in rows]
+
+
+def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, rejected: dict[int, list[int]]) -> None:
     """Merge duplicates and split calls, then write Parquet; fill the merge counts in ``report``.
 
     The file is written in ``workdir`` (same volume) and renamed into place, so a reader never
@@ -490,7 +591,13 @@ def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path
     elif kind == "registry":
         staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]
         groups = con.execute("SELECT count(DISTINCT number) FROM staged").fetchone()[0]
-        report.exact_duplicates = staged - groups
+        conflicts = _registry_conflicts(con)
+        report.conflicting_rows = len(conflicts)
+        report.conflict_lines = [
+            {"file": report.files[f], "line": _line_of(r, rejected.get(f, [])),
+             "reason": "the number has another name or ID number on an earlier row, which was kept"}
+            for f, r in conflicts[:MAX_REPORTED_LINES]]
+        report.exact_duplicates = staged - groups - len(conflicts)
         query = """SELECT number, arg_min(name, (file_idx, row_idx)) AS name, arg_min(id_number, (file_idx, row_idx)) AS id_number,
                    arg_min(home_city, (file_idx, row_idx)) AS home_city, arg_min(home_county, (file_idx, row_idx)) AS home_county,
                    max(numbers_on_id) AS numbers_on_id FROM staged GROUP BY number ORDER BY number"""

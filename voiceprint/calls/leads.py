@@ -64,21 +64,12 @@ def load_registry(path) -> dict[str, dict]:
     import duckdb
 
     from .engine import sql_path
+    from .ingest import imported_table
 
-    if not Path(path).exists():
-        from voiceprint.errors import DataError
-
-        raise DataError(f"{path}: no such registry - import one with `voiceprint calls import FILE --kind registry`")
+    imported_table(path, "registry")
     rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(path)})")
     assert rel is not None  # a SELECT always gives a relation
     return {r[0]: dict(zip(rel.columns, r)) for r in rel.fetchall()}
-
-
-def library_resolver(path) -> Resolver:
-    """The voiceprint library's ``lookup_person`` as a resolver."""
-    from voiceprint.library import Library
-
-    return Library.open(path).lookup_person
 
 
 def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Resolver | None = None) -> list[dict]:

@@ -240,6 +240,8 @@ def _fmt(v) -> str:
 
 
 DEFAULT_ROUNDS = 800
+#: a model refuses a table lacking more than this share of its feature columns (``Model.features_of``)
+MAX_MISSING_SHARE = 0.1
 
 
 def _models(seed: int = 0, rounds: int = DEFAULT_ROUNDS):
@@ -310,18 +312,30 @@ class Model:
     def boosters(self) -> list:
         return [getattr(m, "booster_", m) for m in self.estimators]
 
+    def features_of(self, frame):
+        """``frame``'s columns in the model's order, refused when too many of them are absent.
+
+        A missing column reaches the trees as "unknown" in every row, so a table of another layout
+        (the CDR features against a model trained on BTG) would get one score for everyone."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if len(missing) > MAX_MISSING_SHARE * len(self.columns):
+            layouts = ", ".join(self.meta.get("layouts") or []) or "another layout"
+            raise DataError(f"the table lacks {len(missing)} of the model's {len(self.columns)} feature columns "
+                            f"(e.g. {', '.join(missing[:3])}): the model was trained on {layouts} - score this table "
+                            "without --model (the rule score) or with a model trained on tables like it")
+        return frame.reindex(columns=self.columns).astype(float)
+
     def predict(self, frame):
         import numpy as np
         from threadpoolctl import threadpool_limits
 
-        X = frame.reindex(columns=self.columns).astype(float)
+        X = self.features_of(frame)
         with threadpool_limits(limits=1):
             return np.mean([b.predict(X, num_threads=1) for b in self.boosters], axis=0)
 
     def contributions(self, frame):
         """Per-feature contributions (LightGBM SHAP values, log-odds) for explanations."""
-        X = frame.reindex(columns=self.columns).astype(float)
-        return self.boosters[0].predict(X, pred_contrib=True)
+        return self.boosters[0].predict(self.features_of(frame), pred_contrib=True)
 
     def save(self, path) -> None:
         """``path``: the boosters as LightGBM text; ``path.json``: metadata and the text's SHA-256.

@@ -184,6 +184,19 @@ class Store(LinkingRows):
         self.audit("person.add", f"person:{cur.lastrowid}", category=category)
         return _rowid(cur)
 
+    def person_to_enrol(self, name: str, id_number: str = "", category: str = "other", notes: str = "") -> int:
+        """The person an enrolment names: by name and ID number when it gives one; by name alone the one
+        person of that name; a new person when nobody has it. Several persons of that name and no ID
+        number is refused: a sample filed under the wrong one of two people is worse than none."""
+        if (id_number or "").strip():
+            return self.add_person(name, id_number, category, notes)
+        rows = self.db.execute("SELECT id FROM persons WHERE name = ? ORDER BY id", ((name or "").strip(),)).fetchall()
+        if len(rows) > 1:
+            ids = ", ".join(str(r["id"]) for r in rows)
+            raise NotFound(f"{len(rows)} persons are named {name.strip()!r} (ids {ids}) - give the ID number "
+                           "(--id-number, or the manifest's id_number column) of the one this sample belongs to")
+        return int(rows[0]["id"]) if rows else self.add_person(name, "", category, notes)
+
     def find_person(self, ref: str | int) -> dict:
         """A person by id, by ID number, or by name (unique names only)."""
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and len(ref) < 12):
@@ -199,7 +212,7 @@ class Store(LinkingRows):
             return dict(rows[0])
         if len(rows) > 1:
             ids = ", ".join(str(r["id"]) for r in rows)
-            raise LibraryError(f"{len(rows)} persons share that name (ids {ids}) - refer to one by id or ID number")
+            raise NotFound(f"{len(rows)} persons share that name (ids {ids}) - refer to one by id or ID number")
         raise NotFound(f"no person {text!r} in the library - see `voiceprint person list`")
 
     def list_persons(self, category: str | None = None) -> list[dict]:

@@ -5,7 +5,7 @@ released entry, append a new one. 1-2: the core library and cross-case linking; 
 and retention (voiceprint.store.integrity); 4: web workbench, audit chain, four-eyes (voiceprint.store.audit).
 """
 
-from ..errors import LibraryError
+from ..errors import DataError
 
 CATEGORIES = ("prior_offender", "suspect", "key_person", "other")
 CATEGORY_ALIASES = {
@@ -22,7 +22,7 @@ def normalise_category(value: str | None) -> str:
         return key.replace(" ", "_")
     if key in CATEGORY_ALIASES:
         return CATEGORY_ALIASES[key]
-    raise LibraryError(f"unknown category {value!r} - use one of: {', '.join(CATEGORIES)}")
+    raise DataError(f"unknown category {value!r} - use one of: {', '.join(CATEGORIES)}")
 
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.

@@ -209,6 +209,8 @@ def _register_report(app) -> None:
         from ..store import default_operator
         from .accounts import load_result, save_result, upload_path
 
+        if out is not None and out.suffix.lower() not in (".pdf", ".html"):
+            raise typer.BadParameter(f"{out}: the report is written as .pdf or .html", param_hint="--out")
         lib = _open(library)
         paths: dict = {}
         if query is not None:
