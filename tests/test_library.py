@@ -139,7 +139,10 @@ def test_manifest_gbk_encoding_and_duplicate_rows(tmp_path, voices):
     assert len(items) == 1 and items[0].person == "张三"
     bad = tmp_path / "bad.csv"
     bad.write_text("file,who\nx,y\n")
-    with pytest.raises(DataError, match="lacks column"):
+    with pytest.raises(DataError, match=r"lacks column\(s\) path, person \(it has file, who\)"):
+        read_manifest(bad)
+    bad.write_text("path,person\n")
+    with pytest.raises(DataError, match="header but no rows"):
         read_manifest(bad)
 
 

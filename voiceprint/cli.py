@@ -424,9 +424,12 @@ def case_add(
 
     calls = pair_calls(calling_number or [], called_at or [])
     lib = _open(library)
+    existing = lib.store.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number.strip(),)).fetchone()
     lib.add_case(case_number, title, date, area, status)
     if calls:
         add_calls(lib, case_number, calls)
+    if existing and (title or date or area or status != "open"):
+        _err(f"note: case {case_number} already exists: its title, date, area and status are unchanged")
     typer.echo("ok")
 
 

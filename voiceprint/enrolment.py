@@ -413,7 +413,9 @@ def read_manifest(path) -> Manifest:
     cols = {c.strip().lower() for c in (reader.fieldnames or [])}
     missing = {"path", "person"} - cols
     if missing:
-        raise DataError(f"{path}: manifest lacks column(s) {', '.join(sorted(missing))} - expected path,person,category,phone,case")
+        found = f" (it has {', '.join(sorted(cols))})" if cols else ""
+        raise DataError(f"{path}: manifest lacks column(s) {', '.join(sorted(missing))}{found} - "
+                        "expected path,person,category,phone,case")
     items, seen = Manifest(), dict[tuple, int]()
     for line_no, row in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
@@ -431,6 +433,8 @@ def read_manifest(path) -> Manifest:
         items.append(EnrolItem(str(file_path), row["person"], row.get("category") or "other", row.get("id_number", ""),
                                row.get("phone", ""), row.get("case", ""), int(channel) if channel.isdigit() else None,
                                row.get("notes", "")))
+    if not items and not items.duplicates:
+        raise DataError(f"{path}: the manifest has a header but no rows - one row per recording: path,person,...")
     return items
 
 

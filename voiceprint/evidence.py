@@ -244,10 +244,21 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
         tip, caption = tippett_figure(lib.model, "all", body["a"].get("net_speech"), body["b"].get("net_speech"), body.get("log10_lr"), trials)
         ctx["comparison"] = {**body, "tippett": _data_uri(tip), "tippett_caption": caption}
         shas = [i["sha256"] for i in ctx["items"]]
-        population = "adult speakers of the development corpora named under Method (speechocean762, HYKE IVR)"
+        population = _development_population(lib.model)
     ctx["population"] = population
     ctx["custody"] = _custody(lib, shas)
     return ctx
+
+
+def _development_population(model: str) -> str:
+    """The relevant population an evaluative LR stands for: the speakers the calibration was fitted on."""
+    from .scoring import load_backend
+
+    backend = load_backend(model)
+    corpora = sorted({name.split("/")[0] for name in (backend.meta.get("corpora") or {})}) if backend else []
+    if not corpora:
+        return "no back end is fitted: no relevant population (the score is uncalibrated)"
+    return f"speakers of the development corpora the calibration was fitted on ({', '.join(corpora)}; see Method)"
 
 
 def _pair_of(voice: dict, hit: dict | None) -> str:
