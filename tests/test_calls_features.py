@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voiceprint.calls.features import FEATURES, compute_features
+from voiceprint.calls.features import FEATURES, Screen, compute_features
 from voiceprint.calls.ingest import import_calls, import_fraud_list, import_registry
 from voiceprint.calls.synthetic import generate
 from voiceprint.errors import DataError
@@ -13,7 +13,7 @@ HEADER = "number,other,direction,start,duration,city,county,imei,other_area\n"
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
+def small_dir(tmp_path_factory):
     """Three subscribers: A calls five strangers in one morning from one handset shared with B;
     B talks both ways with two friends; C is a known fraud number that also calls A's victims."""
     d = tmp_path_factory.mktemp("small")
@@ -33,6 +33,12 @@ def small(tmp_path_factory):
     import_calls(d / "calls.csv", d / "calls.parquet")
     import_registry(d / "reg.csv", d / "reg.parquet")
     import_fraud_list(d / "fraud.csv", d / "fraud.parquet")
+    return d
+
+
+@pytest.fixture(scope="module")
+def small(small_dir):
+    d = small_dir
     df = compute_features(d / "calls.parquet", registry=d / "reg.parquet", fraud_list=d / "fraud.parquet", temp_directory=d)
     return df.set_index("number")
 
@@ -56,6 +62,26 @@ def test_group_features(small):
     assert a.shared_others == 2 and b.shared_others == 0
     assert a.community_size == 3 and a.community_known_fraud == 1  # A-B share a handset, A-C two callees
     assert c.known_fraud == 1 and c.community_known_fraud == 0 and c.fraud_contacts == 0  # its own contacts do not count
+
+
+def test_screening_by_time_window_and_area(tmp_path, small_dir, small):
+    calls, reg = small_dir / "calls.parquet", small_dir / "reg.parquet"
+    # the window limits the calls: B's calls of the 1st and 5th fall outside, C's of the 3rd inside
+    df = compute_features(calls, registry=reg, temp_directory=tmp_path, screen=Screen(since="2020-03-02", until="2020-03-03"))
+    got = df.set_index("number")
+    assert got.loc["+8613800000002", "calls"] == 1 and got.loc["+8613800000003", "calls"] == 2
+    # the area limits the numbers reported, not the network their group features see
+    df = compute_features(calls, registry=reg, temp_directory=tmp_path, screen=Screen(area="锦江区"))
+    got = df.set_index("number")
+    assert sorted(got.index) == ["+8613800000001", "+8613800000003"]
+    assert got.loc["+8613800000001"].community_size == small.loc["+8613800000001"].community_size == 3  # B still counts
+    assert compute_features(calls, out=tmp_path / "f.parquet", temp_directory=tmp_path, screen=Screen(area="锦江区")) == 2
+    with pytest.raises(DataError, match="no voice call made from 朝阳区"):
+        compute_features(calls, temp_directory=tmp_path, screen=Screen(area="朝阳区"))
+    with pytest.raises(DataError, match="no voice calls from 2021-01-01"):
+        compute_features(calls, temp_directory=tmp_path, screen=Screen(since="2021-01-01"))
+    with pytest.raises(DataError, match="--until 'March': give a date"):
+        compute_features(calls, temp_directory=tmp_path, screen=Screen(until="March"))
 
 
 def test_feature_table_columns_are_documented(small):

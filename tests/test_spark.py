@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from voiceprint.calls.features import compute_features
+from voiceprint.calls.features import Screen, compute_features
 from voiceprint.calls.ingest import import_fraud_list, import_registry
 from voiceprint.calls.synthetic import generate
 
@@ -30,6 +30,15 @@ def test_spark_and_duckdb_give_identical_features(tmp_path):
     assert len(duck) == 90 and n == 90
     assert compare_features(duck, pd.read_parquet(out)) == []
     assert duck["community_size"].max() > 1 and duck["known_fraud"].sum() >= 1  # the check covered the group features
+
+    # an analyst's screen (a time window, one county) translates to Spark SQL the same way
+    import duckdb
+
+    [(first, county)] = duckdb.sql(f"SELECT min(start), mode(county) FROM read_parquet('{res['calls']}')").fetchall()
+    screen = Screen(since=str(first.date()), until=str((first + pd.Timedelta(days=9)).date()), area=county)
+    duck = compute_features(res["calls"], screen=screen, **kw)
+    n = compute_features(res["calls"], out=out, engine="spark", master="local[2]", screen=screen, **kw)
+    assert 0 < n == len(duck) < 90 and compare_features(duck, pd.read_parquet(out)) == []
 
 
 def test_unknown_engine_is_a_data_error(tmp_path):

@@ -102,26 +102,33 @@ def features_cmd(
     threads: int | None = typer.Option(None, help="DuckDB threads (default: all cores)."),
     engine: str = typer.Option("duckdb", help="duckdb (this machine, out of core) or spark (same SQL on Spark)."),
     master: str | None = typer.Option(None, help="Spark master: local[*] (default), spark://host:7077, or an sc://host:15002 Spark Connect URL."),
+    since: str | None = typer.Option(None, help="Screen calls from this date (YYYY-MM-DD or 'YYYY-MM-DD HH:MM')."),
+    until: str | None = typer.Option(None, help="... up to this date, inclusive."),
+    area: str | None = typer.Option(None, help="Report only numbers that called from this city or county (as the CDRs name it); "
+                                               "shared contacts and communities still count the whole network."),
 ):
     """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core) or Spark.
 
     Example:
         voiceprint calls features work/calls.parquet --registry work/registry.parquet --out work/features.parquet
+        voiceprint calls features work/calls.parquet --since 2020-03-01 --until 2020-03-31 --area 锦江区 --out work/jinjiang_march.parquet
         voiceprint calls features /data/cdr/*.parquet --out features.parquet --engine spark --master spark://cdr-master:7077
     """
     import tempfile
 
-    from .features import compute_features
+    from .features import Screen, compute_features
 
+    screen = Screen(since, until, area)
+    screen.window_sql()  # a malformed date is refused before any import
     try:
         with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
             inputs = _canonical_inputs(calls, template, encoding, Path(work), report_to=Path(str(out) + ".import.json"))
             n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
-                                 engine=engine, master=master)
+                                 engine=engine, master=master, screen=screen)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: {out} was not written (nor half-written); run the same command again", err=True)
         raise
-    typer.echo(f"{n} numbers -> {out}")
+    typer.echo(f"{n} numbers{' (' + screen.describe() + ')' if screen.describe() else ''} -> {out}")
 
 
 @app.command("train")

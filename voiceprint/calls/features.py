@@ -13,13 +13,14 @@ in DOUBLE. A runner (DuckDB here, Spark in ``spark.py``) materialises each step 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voiceprint.errors import DataError
 from voiceprint.fsutil import atomic_output
 
-from .engine import connect, sql_path
+from .engine import connect, sql_literal, sql_path
 
 if TYPE_CHECKING:
     from .spark import SparkRunner
@@ -228,14 +229,64 @@ def _is_csv(out: Path) -> bool:
     return out.suffix in (".csv", ".gz") or out.name.endswith(".csv.gz")
 
 
+@dataclass(frozen=True)
+class Screen:
+    """What an analyst screens: calls in a time window (``since`` and ``until`` inclusive, dates or
+    date-times), and numbers that called from an area (a city or county as the CDRs name it).
+
+    The window limits the calls every feature is computed from; the area only limits which numbers
+    are reported, so group features (shared contacts, communities) still see the whole network."""
+
+    since: str | None = None
+    until: str | None = None
+    area: str | None = None
+
+    def window_sql(self) -> str:
+        """The WHERE condition on ``start`` for the window ('' for none), in the portable dialect."""
+        parts = []
+        if self.since:
+            parts.append(f"start >= TIMESTAMP '{_moment(self.since, 'since')}'")
+        if self.until:
+            moment = _moment(self.until, "until")
+            parts.append(f"start < TIMESTAMP '{_next_day(moment)}'" if len(self.until.strip()) == 10 else f"start <= TIMESTAMP '{moment}'")
+        if self.since and self.until and _moment(self.since, "since") > _moment(self.until, "until"):
+            raise DataError(f"--since {self.since} is after --until {self.until}")
+        return " AND ".join(parts)
+
+    def describe(self) -> str:
+        bits = [f"from {self.since}" if self.since else "", f"until {self.until}" if self.until else "",
+                f"made from {self.area}" if self.area else ""]
+        return " ".join(b for b in bits if b)
+
+
+def _moment(text: str, what: str) -> str:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM[:SS]`` as a canonical timestamp text; a DataError otherwise."""
+    from datetime import datetime
+
+    value = str(text).strip().replace("T", " ")
+    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(value, fmt).strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            continue
+    raise DataError(f"--{what} {text!r}: give a date YYYY-MM-DD or a time YYYY-MM-DD HH:MM")
+
+
+def _next_day(moment: str) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime.strptime(moment, "%Y-%m-%d %H:%M:%S") + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def compute_features(calls, out=None, registry=None, fraud_list=None, memory_limit=None, threads=None, temp_directory=None,
-                     engine: str = "duckdb", master: str | None = None):
+                     engine: str = "duckdb", master: str | None = None, screen: Screen | None = None):
     """Compute the per-number feature table from canonical call Parquet file(s).
 
     ``registry`` and ``fraud_list`` are optional imported Parquet files. Writes Parquet or CSV to
     ``out`` when given (by suffix) and returns the number of subscribers; without ``out`` returns
     a pandas DataFrame (small inputs only). ``engine="spark"`` runs the same SQL on Spark
     (``master``: ``local[*]`` by default, a ``spark://`` cluster or an ``sc://`` Spark Connect URL).
+    ``screen`` limits the calls to a time window and the numbers reported to those that called from an area.
     """
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
@@ -254,13 +305,16 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     else:
         runner = DuckRunner(connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory, keep_order=False))
     try:
-        return _run(runner, calls_paths, registry_paths, fraud_paths, out)
+        return _run(runner, calls_paths, registry_paths, fraud_paths, out, screen or Screen())
     finally:
         runner.close()
 
 
-def _run(runner, calls, registry, fraud_list, out):
-    runner.source("cdr", calls)
+def _run(runner, calls, registry, fraud_list, out, screen: Screen):
+    window = screen.window_sql()
+    runner.source("cdr_all" if window else "cdr", calls)
+    if window:
+        runner.view("cdr", f"SELECT * FROM cdr_all WHERE {window}")
     runner.view("voice", "SELECT * FROM cdr WHERE record = 'call'")
     if registry:
         runner.source("registry", registry, union=False)
@@ -273,20 +327,28 @@ def _run(runner, calls, registry, fraud_list, out):
     else:
         runner.table("known", "SELECT CAST(NULL AS VARCHAR) AS number WHERE 1 = 0")
     if runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM voice LIMIT 1) t") == 0:
+        if window:
+            raise DataError(f"no voice calls {screen.describe()}: nothing to compute (check --since/--until)")
         raise DataError("no voice calls in the input: nothing to compute (check the import report)")
+    if screen.area:
+        area = sql_literal(screen.area.strip())
+        runner.table("screened", f"SELECT DISTINCT number FROM voice WHERE county = {area} OR city = {area}")
+        if runner.scalar("SELECT count(*) FROM screened") == 0:
+            raise DataError(f"no voice call {screen.describe()}: check the spelling against the CDRs' city and county names")
     # min and max of the column itself: DuckDB answers from the Parquet statistics, without a scan
     first, last = (runner.scalar(f"SELECT CAST(floor(epoch({f}(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
     if first is None or last is None:  # no call has a start time: every interval is NULL
         first = last = 0
     runner.tables(_encode(first, last) + _steps())
     runner.table("f_comm", _community(runner))
-    query = _final_select()
+    query = _final_select(screened=bool(screen.area))
     if out is None:
         return runner.frame(query)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runner.write(query, out)
-    return int(runner.scalar("SELECT count(*) FROM f_base"))
+    return int(runner.scalar("SELECT count(*) FROM screened s JOIN ids i ON i.number = s.number" if screen.area
+                             else "SELECT count(*) FROM f_base"))
 
 
 def _encode(first: int, last: int) -> list[tuple[str, str]]:
@@ -522,7 +584,7 @@ def _sms() -> list[tuple[str, str]]:
             JOIN (SELECT number, max(k) AS sms_max_recipients_hour FROM per_hour GROUP BY number) p ON p.number = t.number""")]
 
 
-def _final_select() -> str:
+def _final_select(screened: bool = False) -> str:
     return f"""SELECT i.number,
         b.calls, p.distinct_others, p.calls_per_other, p.calls_per_other_median, p.calls_per_other_max,
         p.repeat_other_share, b.out_share, b.fwd_share, p.out_distinct_others,
@@ -546,4 +608,5 @@ def _final_select() -> str:
         LEFT JOIN f_imei im ON im.n = b.n LEFT JOIN f_id idc ON idc.number = i.number
         LEFT JOIN f_shared s ON s.n = b.n LEFT JOIN f_comm c ON c.n = b.n
         LEFT JOIN f_sms sm ON sm.number = i.number LEFT JOIN known_ids kf ON kf.n = b.n
+        {"WHERE i.number IN (SELECT number FROM screened)" if screened else ""}
         ORDER BY i.number"""
