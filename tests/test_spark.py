@@ -34,7 +34,9 @@ def test_spark_and_duckdb_give_identical_features(tmp_path):
     # an analyst's screen (a time window, one county) translates to Spark SQL the same way
     import duckdb
 
-    [(first, county)] = duckdb.sql(f"SELECT min(start), mode(county) FROM read_parquet('{res['calls']}')").fetchall()
+    rel = duckdb.sql(f"SELECT min(start), mode(county) FROM read_parquet('{res['calls']}')")
+    assert rel is not None  # a SELECT always gives a relation
+    [(first, county)] = rel.fetchall()
     screen = Screen(since=str(first.date()), until=str((first + pd.Timedelta(days=9)).date()), area=county)
     duck = compute_features(res["calls"], screen=screen, **kw)
     n = compute_features(res["calls"], out=out, engine="spark", master="local[2]", screen=screen, **kw)
