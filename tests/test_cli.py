@@ -115,3 +115,15 @@ def test_enrol_into_a_missing_library_says_it_made_a_new_one(tmp_path, clip, cap
     assert f"note: there was no library at {typo}: a new, empty one was created" in capsys.readouterr().err
     assert run(["enrol", str(clip), "--person", "B", "--library", str(typo)]) == 8  # one voice, two people: refused
     assert "note:" not in capsys.readouterr().err
+
+
+def test_ctrl_c_is_always_said_on_screen(monkeypatch, capsys):
+    """Exit 130 with nothing on stderr reads as success to whoever watches the screen."""
+    from voiceprint import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_open", interrupted)
+    assert cli.run(["person", "list", "--library", "anywhere"]) == 130
+    assert capsys.readouterr().err.strip().startswith("interrupted (Ctrl-C)")

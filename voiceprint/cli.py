@@ -193,7 +193,7 @@ def enrol(
                                          force=force, should_stop=INTERRUPTED.is_set, workers=workers)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
-            _err(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
+            note_interrupt(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
             raise
     _enrol_summary(lib, summary, items, columns, report, json_out)
 
@@ -577,7 +577,9 @@ def screen(
     print_rows(flat, fmt=_fmt(False, csv_out))
     if not json_out and not csv_out:
         found = sum(1 for r in rows if r.get("person") or r.get("cluster"))
-        typer.echo(f"{len(files)} file(s), {len(rows)} voice(s): {found} matched a person or a known unknown voice")
+        failed = sum(1 for r in rows if r.get("error"))
+        typer.echo(f"{len(files)} file(s), {len(rows) - failed} voice(s): {found} matched a person or a known unknown voice"
+                   + (f"; {failed} file(s) could not be screened" if failed else ""))
 
 
 # -- index, audit, models --------------------------------------------------------------------
@@ -783,6 +785,16 @@ _register_leads(app, case_app, _open)  # `voiceprint leads`, `voiceprint case im
 INTERRUPTED = threading.Event()
 
 
+#: Set once a command has told the user what its interruption left behind (``note_interrupt``).
+_INTERRUPT_NOTED = threading.Event()
+
+
+def note_interrupt(message: str) -> None:
+    """Tell the user, on stderr, what an interrupted command kept; no generic line is added after it."""
+    _err(message)
+    _INTERRUPT_NOTED.set()
+
+
 def _on_sigint(signum, frame) -> None:
     INTERRUPTED.set()
     raise KeyboardInterrupt
@@ -791,6 +803,7 @@ def _on_sigint(signum, frame) -> None:
 def run(args: list[str] | None = None) -> int:
     """Run the CLI on ``args`` and return the exit code (errors become one line on stderr)."""
     INTERRUPTED.clear()
+    _INTERRUPT_NOTED.clear()
     if threading.current_thread() is not threading.main_thread():
         return _run(args)
     previous = signal.signal(signal.SIGINT, _on_sigint)
@@ -803,15 +816,17 @@ def run(args: list[str] | None = None) -> int:
 def _run(args: list[str] | None) -> int:
     os.umask(0o077)  # everything this tool writes may hold biometric or personal data
     try:
-        rc = app(args=args, standalone_mode=False)
+        rc = app(args=args, standalone_mode=False)  # click returns 130 itself for a KeyboardInterrupt it catches
     except (KeyboardInterrupt, typer.Abort):
-        return EXIT_INTERRUPTED
+        rc = EXIT_INTERRUPTED
     except typer.Exit as exc:
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - every error ends as one line, the traceback only with --verbose
         if STATE["verbose"]:
             traceback.print_exc()
         return _failed(exc)
+    if rc == EXIT_INTERRUPTED and not _INTERRUPT_NOTED.is_set():  # even after the work was done: 130 must show
+        _err("interrupted (Ctrl-C): whatever was reported done is kept - run the same command again to finish")
     return rc if isinstance(rc, int) else 0
 
 
@@ -822,7 +837,7 @@ def _failed(exc: Exception) -> int:
     if INTERRUPTED.is_set():
         # Ctrl-C reached a library (DuckDB, PyAV) that raised an error of its own ("Query interrupted"):
         # it is the user's interrupt, not a bad file or a bug
-        _err("interrupted: stopped before it finished - run the same command again")
+        note_interrupt("interrupted: stopped before it finished - run the same command again")
         return EXIT_INTERRUPTED
     if isinstance(exc, VoiceprintError):
         _err(f"error: {exc}")

@@ -214,7 +214,7 @@ def _library_reembed(cli, open_library):
                 write_report(report, err.summary)
             raise
         except KeyboardInterrupt:
-            cli._err("interrupted: every committed batch is kept; run the same command again to resume")
+            cli.note_interrupt("interrupted: every committed batch is kept; run the same command again to resume")
             raise
         if report:
             write_report(report, summary)

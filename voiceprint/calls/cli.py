@@ -42,7 +42,9 @@ def import_cmd(
     try:
         report = importer(files, out, template=template, encoding=None if encoding == "auto" else encoding)
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: {out} was not written (nor half-written); run the same command again", err=True)
+        from voiceprint.cli import note_interrupt
+
+        note_interrupt(f"interrupted: {out} was not written (nor half-written); run the same command again")
         raise
     fmt = output_format(json_out, csv_out, fmt)
     if fmt == "json":
@@ -126,7 +128,9 @@ def features_cmd(
             n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
                                  engine=engine, master=master, screen=screen)
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: {out} was not written (nor half-written); run the same command again", err=True)
+        from voiceprint.cli import note_interrupt
+
+        note_interrupt(f"interrupted: {out} was not written (nor half-written); run the same command again")
         raise
     typer.echo(f"{n} numbers{' (' + screen.describe() + ')' if screen.describe() else ''} -> {out}")
 
