@@ -166,3 +166,10 @@ def test_cli_reject_deletes_the_pending_voiceprint_and_init_can_switch_four_eyes
     with Library.open(root) as lib:
         assert lib.store.count("voiceprints") == 0
         assert lib.audit(action="enrol.reject")[0]["operator"] == "wang"
+
+
+def test_audit_verify_prints_the_hash_of_the_row_a_report_quotes(lib, capsys):
+    row = lib.store.db.execute("SELECT id, hash FROM audit ORDER BY id LIMIT 1").fetchone()
+    assert run(["audit", "verify", "--row", str(row[0]), "--library", str(lib.root)]) == 0
+    assert f"row {row[0]}: {row[1]}" in capsys.readouterr().out
+    assert run(["audit", "verify", "--row", "99999", "--library", str(lib.root)]) == 7

@@ -50,7 +50,8 @@ def test_stereo_call_each_channel_is_a_voice(calls, library, capsys):
 def test_one_voice_call_is_one_voice_and_enrols(calls, library, capsys):
     assert run(["enrol", str(calls["one"]), "--person", "B", "--library", library]) == 0
     [result] = _query(capsys, library, calls["one"])
-    assert result["voice"] == 0 and result["warnings"] == []
+    assert result["voice"] == 0 and not [w for w in result["warnings"] if w.startswith("weak")]
+    assert [w for w in result["warnings"] if "itself enrolled" in w]  # the query is the enrolled file
     assert result["hits"][0]["person"]["name"] == "B"
     assert result["segments"][0][0] < 1.0 and result["segments"][-1][1] > 7.0
 

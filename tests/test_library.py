@@ -40,7 +40,8 @@ def test_enrol_then_query_leads_to_person_phones_and_cases(lib, voices):
     [result] = lib.query(voices["a1"], top=2)
     top = result["hits"][0]
     assert top["person"]["name"] == "Zhang San" and top["person"]["category"] == "prior_offender"
-    assert top["cosine"] == pytest.approx(1.0, abs=1e-3)  # the very same recording
+    assert top["cosine"] == pytest.approx(1.0, abs=1e-3)  # the very same recording, and the result says so
+    assert any("itself enrolled as a sample of person" in w for w in result["warnings"])
     assert top["sample"]["file"] == "a1.wav"
     assert top["phones"] == ["+8613800138000"]
     assert [c["case_number"] for c in top["cases"]] == ["AJ-1"]

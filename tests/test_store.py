@@ -125,3 +125,10 @@ def test_a_database_without_a_model_is_refused_with_what_to_do(tmp_path):
 def test_open_missing_library_says_how_to_create(tmp_path):
     with pytest.raises(NotFound, match="voiceprint init"):
         Library.open(tmp_path / "nope")
+
+
+def test_an_id_number_is_letters_digits_and_dashes(lib):
+    assert lib.add_person("Zhou", id_number=" 51010419900101123x ") and lib.person("51010419900101123X")
+    for bad in ("<i>110101199001011234</i>", "1101 0119 9001", "' OR 1=1 --"):
+        with pytest.raises(DataError, match="is not an ID number"):
+            lib.add_person("Zhou", id_number=bad)

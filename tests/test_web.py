@@ -107,6 +107,13 @@ def test_without_a_session_pages_redirect_to_login_and_api_answers_401(app):
     assert c.get("/results/0123456789abcdef/report.pdf").status_code == 303
 
 
+def test_every_response_forbids_framing_and_sniffing(app):
+    c = client(app)
+    for r in (c.get("/login"), c.get("/persons"), c.get("/api/persons")):
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
 def test_login_sets_a_signed_httponly_samesite_strict_cookie(app):
     c = client(app)
     form = c.get("/login")
@@ -134,6 +141,17 @@ def test_login_without_its_csrf_token_and_wrong_passwords_are_refused_then_throt
     wb = app.state.wb
     wb.call_sync("test", lambda lib: lib.store.db.execute("UPDATE users SET locked_until = 0, failed_logins = 0 WHERE name = 'ana'"))
     login(app, "ana")
+
+
+def test_a_failed_login_never_writes_what_was_typed_as_the_name_into_the_audit_trail(app):
+    c = client(app)
+    for typed in ("MyS3cret-Passw0rd", "admin"):  # a password typed into the name box, then a made-up name
+        form = c.get("/login")
+        r = c.post("/login", data={"username": typed, "password": "inv", "csrf_token": csrf_of(form.text)})
+        assert r.status_code == 401
+    rows = app.state.wb.call_sync("test", lambda lib: lib.store.audit_rows(5, "login.failed"))
+    assert [r["operator"] for r in rows[:2]] == ["unknown", "unknown"]
+    assert not any("MyS3cret" in str(r) for r in rows)
 
 
 def test_investigator_query_shows_the_right_person_first_and_the_report_carries_the_evidence(app, library, voices):
@@ -181,6 +199,15 @@ def test_api_query_returns_what_the_cli_json_prints(app, voices):
     assert r.status_code == 200
     [voice] = r.json()
     assert voice["hits"][0]["person"]["name"] == "Li Si" and voice["kind"] == "investigative lead" and r.headers["X-Result-Id"]
+    assert r.headers["X-Refused-Files"] == "0"
+    # a name past the file system's 255 bytes (90 Chinese characters), beside a file that is no audio
+    with open(voices["b1"], "rb") as fh, open(voices["junk"], "rb") as junk:
+        r = c.post("/api/query", headers={"X-CSRF-Token": csrf},
+                   files=[("files", ("诈骗电话录音" * 15 + ".wav", fh, "audio/wav")), ("files", ("bad.wav", junk, "audio/wav"))])
+    assert r.status_code == 200 and r.json()[0]["hits"][0]["person"]["name"] == "Li Si"
+    assert r.headers["X-Refused-Files"] == "1"
+    errors = c.get(f"/api/results/{r.headers['X-Result-Id']}").json()["errors"]
+    assert len(errors) == 1 and "bad.wav" in str(errors[0])
 
 
 def test_a_form_without_its_csrf_token_is_refused_and_nothing_is_stored(app, library, voices):
@@ -367,3 +394,12 @@ def test_report_pdf_draws_chinese_with_the_cjk_font_make_install_brings():
     assert "张三" in page.extract_text()
     used = {str(f["/BaseFont"]) for f in page["/Resources"]["/Font"].values()}  # type: ignore[index]
     assert any("WenQuanYi" in f or "CJK" in f for f in used), used
+
+
+def test_a_case_number_with_a_slash_opens(app):
+    app.state.wb.call_sync("test", lambda lib: lib.add_case("AJ2026/0815", title="退款诈骗"))
+    c, _csrf = login(app, "inv")
+    assert 'href="/cases/AJ2026/0815"' in c.get("/cases").text
+    for path in ("/cases/AJ2026/0815", "/api/cases/AJ2026%2F0815"):
+        r = c.get(path)
+        assert r.status_code == 200 and "退款诈骗" in r.text, path

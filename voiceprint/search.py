@@ -81,18 +81,28 @@ def query(lib: Library, path, top: int = 5, channel: int | None = None, min_spee
     rec, voices = lib.call_voices(str(path), channel, min_speech)
     rec.channels.clear()  # the voices hold their own speech: free the waveform (460 MB for 2 h) before embedding
     embedder = lib.embedder()
+    enrolled_from = lib.store.persons_enrolled_from(rec.sha256, lib.model)
     results = []
     for v in voices:
         vector = embedder.embed(v.speech)
         hits = search(lib, vector, top, domain_of(rec.source_rate, rec.codec), v.net_speech)
+        warnings = gates.query_warnings(v.quality) + _same_file_warnings(hits, enrolled_from)
         results.append(VoiceResult(
             str(path), rec.sha256, v.channel, v.voice, v.time_ranges(), round(rec.duration, 3), v.net_speech,
-            rec.source_rate, rec.codec, v.quality, gates.query_warnings(v.quality), int(lib.index.persons.ntotal),
+            rec.source_rate, rec.codec, v.quality, warnings, int(lib.index.persons.ntotal),
             scoring_note(lib.model), hits))
     with lib.store.transaction():
         lib.store.audit("query", f"sha256:{rec.sha256}", voices=len(results),
                         hits=[[h.person["id"] for h in r.hits] for r in results])
     return results
+
+
+def _same_file_warnings(hits: list[Hit], enrolled_from: set[int]) -> list[str]:
+    """A questioned recording that is itself an enrolled sample matches its own person at the top of the
+    scale: that compares a file with itself, not two recordings of one voice, and the result must say so."""
+    same = [h for h in hits if h.person["id"] in enrolled_from]
+    return [f"the questioned recording is itself enrolled as a sample of person {h.person['id']} ({h.person['name']}; "
+            "same SHA-256): its match compares the file with itself, not two recordings of one voice" for h in same]
 
 
 def search(lib: Library, vector: np.ndarray, top: int, domain: str = "wideband", net_speech: float | None = None) -> list[Hit]:

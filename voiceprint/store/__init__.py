@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LibraryError, NotFound
+from ..errors import DataError, LibraryError, NotFound
 from ..phones import normalize_number
 from ._sql import _rowid, _Transaction
 from .audit import (
@@ -75,6 +76,10 @@ def default_operator() -> str:
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return str(os.getuid())
 
+
+#: an ID number as a person record keeps it: a resident ID card (18 characters, the last may be X), an old
+#: 15-digit card, or a passport or other document number
+ID_NUMBER = re.compile(r"[0-9A-Z][0-9A-Z-]{0,31}")
 
 class Store(LinkingRows):
     """A connection to one library database. Use as a context manager or call :meth:`close`."""
@@ -174,6 +179,9 @@ class Store(LinkingRows):
             raise LibraryError("a person needs a name")
         category = normalise_category(category)
         id_number = (id_number or "").strip().upper()
+        if id_number and not ID_NUMBER.fullmatch(id_number):
+            raise DataError(f"{id_number[:40]!r} is not an ID number - letters, digits and '-' only "
+                            "(an 18-character resident ID card number, or a passport number)")
         row = self.db.execute("SELECT id, category FROM persons WHERE name = ? AND id_number = ?", (name, id_number)).fetchone()
         if row:
             return int(row["id"])
@@ -391,6 +399,12 @@ class Store(LinkingRows):
             raise LibraryError(f"{self.path}: voiceprints {missing[:5]} vanished while the index was updated - run this again")
         dim = len(next(iter(found.values()))) if found else int(self.get_meta("embedding_dim") or 0)
         return np.vstack([found[i] for i in ids]) if ids else np.zeros((0, dim), np.float32)
+
+    def persons_enrolled_from(self, sha256: str, model: str) -> set[int]:
+        """The persons with a voice sample cut from this very file (by its SHA-256)."""
+        rows = self.db.execute("SELECT DISTINCT v.person_id FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
+                               "WHERE r.sha256 = ? AND v.model = ? AND v.person_id IS NOT NULL", (sha256, model))
+        return {int(r[0]) for r in rows}
 
     def voiceprint_info(self, ids: Iterable[int]) -> dict[int, dict]:
         ids = [int(i) for i in ids]

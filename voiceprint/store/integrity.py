@@ -287,7 +287,8 @@ def record_failure(store: Store, action: str, path, err: Exception) -> None:
         target = f"sha256:{h.hexdigest()}"
     try:
         with store.transaction():
-            store.audit(action, target, file=Path(str(path)).name, error=type(err).__name__, reason=str(err)[:300])
+            name = Path(str(path)).name  # the reason names the file as the user knows it, not where the server put it
+            store.audit(action, target, file=name, error=type(err).__name__, reason=str(err).replace(str(path), name)[:300])
     except (sqlite3.Error, VoiceprintError):  # never hide the original error behind an audit failure
         pass
 

@@ -96,6 +96,10 @@ def set_password(store: Store, name: str, password: str) -> None:
 _DUMMY_HASH: list[str] = []
 
 
+def user_exists(store: Store, name: str) -> bool:
+    return rows.user_row(store, name) is not None
+
+
 def authenticate(store: Store, name: str, password: str) -> dict:
     """The user for a name and password, or :class:`AuthFailed`. Every failure is audited."""
     from argon2.exceptions import VerificationError

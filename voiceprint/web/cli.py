@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import DataError, LibraryError
+from ..errors import DataError, LibraryError, NotFound
 from ..fsutil import write_atomic
 
 user_app = typer.Typer(help="Workbench users and their roles (technician, investigator, analyst, supervisor).", no_args_is_help=True)
@@ -92,12 +92,25 @@ def register(app, audit_app) -> None:
     _register_report(app)
 
     @audit_app.command("verify")
-    def audit_verify(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
-        """Check the audit trail's hash chain; exit 5 and name the first broken row when it does not hold."""
+    def audit_verify(
+        library: LibraryOpt = None,
+        row: Annotated[int | None, typer.Option(help="Also print this row's hash, e.g. the audit head a report quotes.")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Check the audit trail's hash chain; exit 5 and name the first broken row when it does not hold.
+
+        Example: voiceprint audit verify --row 188 --library county   # the row and hash an evidence report quotes
+        """
         from ..report import to_json
         from ..store import verify_audit_chain
 
-        result = verify_audit_chain(_open(library).store)
+        lib = _open(library)
+        result = verify_audit_chain(lib.store)
+        if row is not None:
+            found = lib.store.db.execute("SELECT hash FROM audit WHERE id = ?", (int(row),)).fetchone()
+            if found is None:
+                raise NotFound(f"no audit row {row} - the trail has {result['rows']} rows")
+            result["row"] = {"id": int(row), "hash": found[0]}
         if json_out:
             typer.echo(to_json(result))
         if not result["ok"]:
@@ -106,6 +119,8 @@ def register(app, audit_app) -> None:
                                f"the trail after row {bad['id'] - 1} cannot be trusted; compare with a backup")
         if not json_out:
             typer.echo(f"audit chain ok: {result['rows']} rows, head {result['head']}")
+            if "row" in result:
+                typer.echo(f"row {result['row']['id']}: {result['row']['hash']}")
 
 
 def _register_serve(app) -> None:

@@ -134,8 +134,11 @@ def _login_routes(app) -> None:
         if throttled(wb, ip):
             return _login_again(request, nxt, "too many failed logins from this address - wait five minutes", 429)
         name, password = str(form.get("username") or ""), str(form.get("password") or "")
+        # The operator of the attempt's audit rows is an account's name, never free text: a password typed
+        # into the name box, or a made-up name, must not be written into the permanent trail.
+        exists = accounts.NAME_RE.match(name) is not None and await wb.call("unknown", lambda lib: accounts.user_exists(lib.store, name))
         try:
-            user = await wb.call(name if accounts.NAME_RE.match(name) else "unknown", lambda lib: accounts.authenticate(lib.store, name, password))
+            user = await wb.call(name if exists else "unknown", lambda lib: accounts.authenticate(lib.store, name, password))
         except accounts.AuthFailed as err:
             wb.ip_failures.setdefault(ip, []).append(time.time())
             return _login_again(request, nxt, str(err), 401)
@@ -245,7 +248,10 @@ def _query_routes(app) -> None:
         rid, body = await run_query(request, user)
         if rid is None:
             return JSONResponse({"error": "; ".join(e["error"] for e in body["errors"]), "errors": body["errors"]}, status_code=422)
-        return JSONResponse(body["voices"], headers={"X-Result-Id": rid})
+        # the body stays the voices, as `voiceprint query --json` prints them; files refused beside them are
+        # counted in a header (their reasons: /api/results/<id> "errors"), never dropped without a word
+        refused = {"X-Refused-Files": str(len(body.get("errors") or []))}
+        return JSONResponse(body["voices"], headers={"X-Result-Id": rid, **refused})
 
     @app.get("/results/{rid}")
     async def result_page(request: Request, rid: str):
@@ -355,7 +361,7 @@ def _browse_routes(app) -> None:
     pair("/persons", "persons.html", views.persons, "q")
     pair("/persons/{pid}", "person.html", lambda lib, pid: views.person(lib, _int(pid)), "pid")
     pair("/cases", "cases.html", views.cases, "q")
-    pair("/cases/{number}", "case.html", views.case, "number")
+    pair("/cases/{number:path}", "case.html", views.case, "number")  # a case number may hold "/" (AJ2026/0815)
     pair("/phones", "phones.html", views.phones, "q")
     pair("/phones/{number}", "phone.html", views.phone, "number")
     pair("/links", "links.html", lambda lib: {"clusters": views.links(lib)}, what="links")

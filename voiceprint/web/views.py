@@ -27,6 +27,20 @@ def audit_read(lib, action: str, target: str = "", **detail) -> None:
 
 
 # -- uploads -----------------------------------------------------------------------------------
+#: bytes of a stored upload's name: file systems allow 255, and a Chinese name takes 3 a character
+MAX_NAME_BYTES = 180
+
+
+def _fits(name: str) -> str:
+    """``name`` cut (before its suffix, on a character boundary) to ``MAX_NAME_BYTES`` of UTF-8."""
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    stem, suffix = Path(name).stem, Path(name).suffix[:16]
+    room = MAX_NAME_BYTES - len(suffix.encode("utf-8")) - 3
+    cut = stem.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return f"{cut}...{suffix}"
+
+
 def receive(lib, fileobj, original_name: str, chunk: int = 1 << 20) -> tuple[Path, str, int, str]:
     """Copy an upload into the library's incoming folder (0600): (path, sha256, size, safe name).
 
@@ -34,7 +48,7 @@ def receive(lib, fileobj, original_name: str, chunk: int = 1 << 20) -> tuple[Pat
     recording's name is what the user uploaded; nothing is kept until it has decoded."""
     import hashlib
 
-    name = SAFE_NAME.sub("_", Path(original_name or "upload").name).strip() or "upload"
+    name = _fits(SAFE_NAME.sub("_", Path(original_name or "upload").name).strip() or "upload")
     incoming = lib.root / "uploads" / ".incoming"
     for folder in (incoming.parent, incoming):
         folder.mkdir(mode=0o700, exist_ok=True)
