@@ -194,3 +194,12 @@ def test_a_number_registered_to_two_people_is_reported_not_merged_silently(tmp_p
 
 def rows_any(path):
     return duckdb.sql(f"SELECT * FROM read_parquet('{path}')").fetchall()
+
+
+def test_compact_switch_timestamps_are_read_and_impossible_ones_reported(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("number,other,direction,start,duration\n13800138001,13900139001,out,20200105100000,60\n"
+                    "13800138001,13900139002,out,20201305100000,60\n", encoding="utf-8")
+    report = import_calls(path, tmp_path / "c.parquet", template="generic")
+    assert str(rows(tmp_path / "c.parquet")[0][3]) == "2020-01-05 10:00:00"
+    assert report.malformed_lines == [{"file": str(path), "line": 3, "reason": "bad start time 20201305100000"}]

@@ -71,7 +71,7 @@ def load_template(name_or_path: str | Path) -> Template:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
-        raise DataError(f"{path}: not valid TOML ({err}) - compare with templates/generic.toml") from None
+        raise DataError(f"{path}: not valid TOML ({err}) - compare with {TEMPLATE_DIR / 'generic.toml'}") from None
     data.setdefault("name", path.stem)
     known = set(Template.__dataclass_fields__)
     tpl = Template(**{k: v for k, v in data.items() if k in known})
@@ -334,7 +334,7 @@ def _resolve_columns(cols: list[str], path: Path, template: Template | None, kin
                 template = tpl
                 break
         else:
-            raise DataError(f"{path}: no built-in template fits columns {', '.join(cols[:12])} - pass --template (see templates/generic.toml)")
+            raise DataError(f"{path}: no built-in template fits columns {', '.join(cols[:12])} - pass --template (copy {TEMPLATE_DIR / 'generic.toml'})")
     missing = [f"{canon} -> {template.columns[canon]!r}" for canon in REQUIRED[kind] if template.columns[canon] not in present]
     if missing:
         raise DataError(f"{path}: lacks column(s) {', '.join(missing)} required by template {template.name!r} - pick another --template")
@@ -505,7 +505,9 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
                                   ("fwd", tpl.direction.get("forwarded", ["fwd"])))
         )
         direction = f"(CASE {dir_cases} ELSE NULL END)"
-        start = f"coalesce(try_cast(trim({c['start']}) AS TIMESTAMP), try_strptime(trim({c['start']}), {sql_literal(tpl.timestamp_format)}))"
+        # ISO forms, the template's own, then the compact 14-digit form many switches write (20200105100000)
+        start = (f"coalesce(try_cast(trim({c['start']}) AS TIMESTAMP), try_strptime(trim({c['start']}), {sql_literal(tpl.timestamp_format)}), "
+                 f"CASE WHEN regexp_full_match(trim({c['start']}), '[0-9]{{14}}') THEN try_strptime(trim({c['start']}), '%Y%m%d%H%M%S') END)")
         duration = f"try_cast(trim({c.get('duration', 'NULL')}) AS DOUBLE)"
         record = f"coalesce(lower({_text(c.get('record', 'NULL'))}), {sql_literal(tpl.record)})"
         con.execute(

@@ -113,7 +113,7 @@ def _detect_layout(columns, layouts: dict[str, dict], path) -> dict:
     present = set(columns)
     best = [lay for lay in layouts.values() if all(c in present for c in lay["signature"])]
     if not best:
-        raise DataError(f"{path}: unknown feature layout - pass --mapping FILE.toml (see templates/features_btg.toml)")
+        raise DataError(f"{path}: unknown feature layout - pass --mapping FILE.toml (copy {TEMPLATE_DIR / 'features_btg.toml'})")
     return max(best, key=lambda lay: len(lay["signature"]))
 
 
