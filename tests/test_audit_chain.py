@@ -103,6 +103,9 @@ def test_user_add_with_password_stdin_list_disable_and_passwd(lib, monkeypatch, 
     assert "too short" in capsys.readouterr().err
     assert run(["user", "add", "li", "--role", "janitor", "--password-stdin", "--library", root]) == 8
     assert "unknown role" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal to prompt on: said so, not "interrupted"
+    assert run(["user", "add", "li", "--role", "investigator", "--library", root]) == 8
+    assert "--password-stdin" in capsys.readouterr().err
     assert run(["user", "list", "--json", "--library", root]) == 0
     out = capsys.readouterr().out
     assert '"chen"' in out and '"investigator"' in out and "argon2" not in out
@@ -173,3 +176,19 @@ def test_audit_verify_prints_the_hash_of_the_row_a_report_quotes(lib, capsys):
     assert run(["audit", "verify", "--row", str(row[0]), "--library", str(lib.root)]) == 0
     assert f"row {row[0]}: {row[1]}" in capsys.readouterr().out
     assert run(["audit", "verify", "--row", "99999", "--library", str(lib.root)]) == 7
+
+
+def test_cli_enrolment_in_a_four_eyes_library_needs_an_enrolling_account(tmp_path, monkeypatch, capsys):
+    import audiogen
+
+    root = str(tmp_path / "strict")
+    clip = audiogen.speech_file(tmp_path / "a.wav", seed=1, f0=110, seconds=5.0)
+    assert run(["init", "--four-eyes", "--library", root]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert run(["user", "add", "tech", "--role", "technician", "--password-stdin", "--library", root]) == 0
+    capsys.readouterr()
+    # an enroller who is nobody could then approve "their" sample as any supervisor
+    assert run(["--operator", "nobody_real", "enrol", str(clip), "--person", "A", "--library", root]) == 5
+    assert "not an active technician or supervisor" in capsys.readouterr().err
+    assert run(["--operator", "tech", "enrol", str(clip), "--person", "A", "--library", root]) == 0
+    assert "wait for a second person's approval" in capsys.readouterr().err

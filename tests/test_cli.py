@@ -79,6 +79,8 @@ def test_bad_manifest_is_exit_8(tmp_path, library, capsys):
     m.write_text("file,name\n")
     assert run(["enrol", str(m), "--library", library]) == 8
     assert "lacks column" in capsys.readouterr().err
+    assert run(["enrol", str(m), "--person", "X", "--library", library]) == 2  # a manifest names its own persons
+    assert "a manifest names each row's person" in capsys.readouterr().err
 
 
 def test_usage_error_is_exit_2(capsys):
@@ -127,3 +129,31 @@ def test_ctrl_c_is_always_said_on_screen(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_open", interrupted)
     assert cli.run(["person", "list", "--library", "anywhere"]) == 130
     assert capsys.readouterr().err.strip().startswith("interrupted (Ctrl-C)")
+
+
+def test_after_a_command_the_database_file_alone_holds_the_library(library, clip, tmp_path):
+    """An administrator who backs up library.sqlite alone must not get an empty library: the command
+    closes it, and SQLite folds its write-ahead log into the file."""
+    import shutil
+    import sqlite3
+
+    assert run(["enrol", str(clip), "--person", "A", "--library", library]) == 0
+    copy = tmp_path / "backup.sqlite"
+    shutil.copy(f"{library}/library.sqlite", copy)
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT count(*) FROM voiceprints").fetchone()[0] == 1
+
+
+def test_a_database_older_than_its_index_is_not_rebuilt_over(library, clip, tmp_path, capsys):
+    """library.sqlite restored without its log: the index remembers rows the database lost, and the
+    advice must be to restore the folder, not to rebuild the index down to the older database."""
+    import shutil
+
+    before = tmp_path / "before.sqlite"
+    shutil.copy(f"{library}/library.sqlite", before)  # an empty library, as a copy taken too early
+    assert run(["enrol", str(clip), "--person", "A", "--library", library]) == 0
+    shutil.copy(before, f"{library}/library.sqlite")
+    capsys.readouterr()
+    assert run(["index", "check", "--library", library]) == 5
+    err = capsys.readouterr().err
+    assert "no longer has" in err and "do not run `index rebuild`" in err

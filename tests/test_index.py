@@ -49,6 +49,10 @@ def test_corrupt_index_file_reads_as_absent(tmp_path):
     index.save(tmp_path)
     (tmp_path / "samples.faiss").write_bytes(b"garbage")
     assert VoiceIndex.load(tmp_path) is None
+    index.save(tmp_path)  # a file cut short (a full disk, a copy interrupted) is a damaged zip, not a crash
+    data = (tmp_path / "persons.faiss").read_bytes()
+    (tmp_path / "persons.faiss").write_bytes(data[: len(data) // 2])
+    assert VoiceIndex.load(tmp_path) is None
 
 
 def test_empty_index_searches_to_nothing():

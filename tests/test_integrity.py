@@ -352,3 +352,11 @@ def test_duplicated_manifest_rows_are_counted_in_the_summary_and_report(tmp_path
     rows = list(csv.DictReader(report.open()))
     assert [r["status"] for r in rows] == ["refused", "refused", "duplicate", "duplicate"]
     assert rows[2]["reason"] == "line 4 repeats line 2"
+
+
+def test_a_key_from_another_library_is_named_as_the_likely_cause(two, tmp_path, capsys):
+    """Every row failing at once is a wrong key (restored from another backup), not 4 edits."""
+    (two / KEY_NAME).write_bytes(os.urandom(32).hex().encode())
+    assert run(["verify-library", "--library", str(two)]) == 5
+    err = capsys.readouterr().err
+    assert "all 4 rows fail their integrity seal" in err and "probably not this database's" in err

@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, ModelError, VoiceprintError
-from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, open_library, output_format
+from .errors import EXIT_INTERRUPTED, LibraryError, ModelError, VoiceprintError
+from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
     name="voiceprint",
@@ -155,6 +155,9 @@ def enrol(
     if target.is_dir():
         items = folder_items(target, person, category, phone, case)
     elif target.suffix.lower() in {".csv", ".tsv", ".txt"}:
+        if person or id_number or phone or case or voice is not None or channel is not None:
+            raise typer.BadParameter("a manifest names each row's person, ID number, phone, case and channel in its "
+                                     "columns: drop the options, or add the values to the manifest")
         items = read_manifest(target)
     else:
         if not person:
@@ -169,6 +172,7 @@ def enrol(
     root = resolve_library(library)
     new_library = not (root / DB_NAME).exists()
     lib = _open(library, create=True)
+    _four_eyes_enroller(lib)
     if new_library:  # a mistyped --library must not file voiceprints where nobody will search them unnoticed
         _err(f"note: there was no library at {root}: a new, empty one was created for this enrolment "
              "(if you meant an existing library, check --library; `voiceprint init` creates one explicitly)")
@@ -196,6 +200,20 @@ def enrol(
             note_interrupt(f"interrupted: {n} file(s) enrolled in this run are kept; run the same command again to finish")
             raise
     _enrol_summary(lib, summary, items, columns, report, json_out)
+
+
+def _four_eyes_enroller(lib) -> None:
+    """In a four-eyes library the enroller must be an account that may enrol: approval is refused to the
+    enroller, so an enroller named after nobody would let anyone approve their own samples."""
+    from .store import accounts, four_eyes
+
+    if not four_eyes(lib.store):
+        return
+    who = lib.store.operator
+    row = accounts.user_brief(lib.store, who)
+    if row is None or row["disabled"] or row["role"] not in ("technician", "supervisor"):
+        raise LibraryError(f"{who!r} is not an active technician or supervisor of this four-eyes library - enrol under "
+                           "your account: voiceprint --operator NAME enrol ... (see `voiceprint user list`)")
 
 
 def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None, json_out: bool) -> None:
@@ -230,8 +248,13 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
 
 def _weak_summary(summary) -> None:
     """Say which samples were poor and which persons need more material."""
-    if summary.warned:
-        _err(f"{len(summary.warned)} file(s) enrolled with a warning (short, noisy or clipped; see --report FILE)")
+    waiting = [o for o in summary.warned if any("four-eyes" in w for w in o.warnings)]
+    poor = [o for o in summary.warned if any("four-eyes" not in w for w in o.warnings)]
+    if poor:
+        _err(f"{len(poor)} file(s) enrolled with a warning (short, noisy or clipped; see --report FILE)")
+    if waiting:
+        _err(f"{len(waiting)} sample(s) wait for a second person's approval (four-eyes) and are not searchable until then: "
+             "`voiceprint approve --list`")
     weak = summary.weak_persons
     for w in weak[:50]:
         _err(f"weak voiceprint: {w['name']} (person {w['person_id']}) needs {w['needs']}")
@@ -388,8 +411,17 @@ def person_delete(
     """Delete a person and their voiceprints (audited)."""
     if not yes:
         raise typer.BadParameter("deleting a person removes their voiceprints for good: add --yes to confirm")
-    result = _open(library).delete_person(ref)
+    lib = _open(library)
+    result = lib.delete_person(ref)
     typer.echo(f"deleted person {result['person']} and {result['voiceprints']} voiceprint(s)")
+    warn_about_copies(lib)
+
+
+def warn_about_copies(lib) -> None:
+    """An erasure reaches the library, not the copies beside it: say which still hold the erased rows."""
+    for copy in sorted(lib.root.glob("library.sqlite.before-reembed-*")):
+        _err(f"note: {copy.name} (the copy `library reembed` left) still holds what was erased here - delete it once "
+             "the move to the new model is checked")
 
 
 @phone_app.command("add")
@@ -605,6 +637,12 @@ def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
     if report["status"] == "tampered":  # integrity hook
         _err(f"integrity check failed: {report['integrity']} - see `voiceprint verify-library`")
         raise typer.Exit(5)
+    if report["status"] == "ahead":  # a rebuild now would throw away the only sign of the lost rows
+        _err(f"the index holds {report['index_voiceprints']} voiceprints the database ({report['database_voiceprints']}) "
+             "no longer has: was library.sqlite restored or copied without its library.sqlite-wal? Restore the whole "
+             "library folder from one backup; do not run `index rebuild` on this copy unless you put an older database "
+             "back on purpose (undoing `library reembed`)")
+        raise typer.Exit(5)
     if report["status"] != "ok":
         _err("index does not match the database - run `voiceprint index rebuild`")
         raise typer.Exit(5)
@@ -804,13 +842,14 @@ def run(args: list[str] | None = None) -> int:
     """Run the CLI on ``args`` and return the exit code (errors become one line on stderr)."""
     INTERRUPTED.clear()
     _INTERRUPT_NOTED.clear()
-    if threading.current_thread() is not threading.main_thread():
-        return _run(args)
-    previous = signal.signal(signal.SIGINT, _on_sigint)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if main else None
     try:
         return _run(args)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        close_opened()
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _run(args: list[str] | None) -> int:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import AudioError, DataError, VoiceprintError
-from .store import audit_failure, normalise_category
+from .store import audit_failure, four_eyes, normalise_category
 from .voices import AUDIO_SUFFIXES, file_sha256
 
 if TYPE_CHECKING:
@@ -209,7 +209,9 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         vid = store.add_voiceprint(rid, pid, lib.model, done.vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}))
-    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings)
+        pending = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] \
+            if four_eyes(store) else []
+    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + pending)
 
 
 #: the same voice of the same recording embeds to (almost) the same vector; the two voices of a

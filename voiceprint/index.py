@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -441,7 +442,7 @@ class VoiceIndex:
                     sample_persons = z["persons"].astype(np.int64)
             except (OSError, ValueError, KeyError):
                 sample_persons = None  # update() then refreshes every person once
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError):
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, EOFError, zipfile.BadZipFile):  # damaged: rebuilt
             return None
         if samples.ntotal != meta.get("samples") or persons.ntotal != meta.get("persons"):
             return None

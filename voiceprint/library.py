@@ -255,6 +255,11 @@ class Library:
         if self._index is not None and self._index.generation == generation:
             return self._index
         loaded = VoiceIndex.load(self.root)
+        if loaded is not None and loaded.generation > generation:
+            raise LibraryError(f"{self.root}: the index was built from a newer database than library.sqlite (generation "
+                               f"{loaded.generation} against {generation}): was the database restored or copied without its "
+                               "library.sqlite-wal? Restore the whole folder from one backup (an older database put back on "
+                               "purpose, as in undoing `library reembed`: run `voiceprint index rebuild`)")
         if loaded is not None and loaded.generation == generation and loaded.model == self.model:
             self._index = loaded
         else:
@@ -294,7 +299,8 @@ class Library:
         return self.check_index()
 
     def check_index(self) -> dict:
-        """Compare the persisted index with the database: ok, stale or missing."""
+        """Compare the persisted index with the database: ok, stale, missing, tampered, or ahead (the
+        index was built from a newer database than this one: a restored copy of the database alone)."""
         from .index import VoiceIndex
 
         on_disk = VoiceIndex.load(self.root)
@@ -306,6 +312,9 @@ class Library:
             return report | {"status": "tampered", "integrity": describe_failure(sealed)}
         if on_disk is None:
             return report | {"status": "missing", "index_voiceprints": 0}
+        if on_disk.generation > self.store.generation:  # built from a newer database: the database lost rows
+            return report | {"status": "ahead", "index_voiceprints": on_disk.size, "index_generation": on_disk.generation,
+                             "kind": on_disk.kind}
         ok = on_disk.generation == self.store.generation and on_disk.size == db_count and on_disk.model == self.model
         if ok:
             ids, _, _ = self.store.voiceprints(self.model)

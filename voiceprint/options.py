@@ -45,8 +45,25 @@ def output_format(json_out: bool = False, csv_out: bool = False, fmt: str | None
     return "json" if json_out else "csv" if csv_out else "table"
 
 
+#: Libraries the running command opened; the CLI closes them when the command ends.
+OPENED: list = []
+
+
 def open_library(ref: str | None, create: bool = False):
-    """The library a command names, opened as the acting operator."""
+    """The library a command names, opened as the acting operator (and closed by the CLI at the end)."""
     from .library import Library
 
-    return Library.open(ref, create=create, operator=STATE["operator"])
+    lib = Library.open(ref, create=create, operator=STATE["operator"])
+    OPENED.append(lib)
+    return lib
+
+
+def close_opened() -> None:
+    """Close every library the command opened: SQLite folds its write-ahead log into ``library.sqlite``
+    when the last connection closes, so a copy of that file alone is the whole library."""
+    while OPENED:
+        lib = OPENED.pop()
+        try:
+            lib.close()
+        except Exception:  # noqa: BLE001 - closing must never hide the command's own result
+            pass

@@ -7,6 +7,7 @@ and can always be rebuilt from it.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -106,6 +107,8 @@ class Store(LinkingRows):
 
     # -- plumbing ---------------------------------------------------------------------------
     def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # fold the log into the database file for whoever copies it next
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self.db.close()
 
     def __enter__(self):

@@ -138,7 +138,7 @@ def _attach(store: Store) -> None:
         raise LibraryError(
             f"{path} is missing, so this library's voiceprints cannot be shown to be unaltered - restore library.key "
             "from the backup made with the database, or, if the database itself is trusted, run "
-            f"`voiceprint verify-library --reseal --library {store.path.parent}` (audited)"
+            f"`voiceprint verify-library --reseal --yes --library {store.path.parent}` (audited)"
         )
 
 
@@ -153,7 +153,7 @@ def _seal_pending(store: Store, path: Path) -> None:
         elif rows:
             raise LibraryError(
                 f"{store.path} is marked as never sealed but {path} already exists - an upgrade was interrupted or the "
-                "database was altered; check it, then run `voiceprint verify-library --reseal` (audited)"
+                "database was altered; check it, then run `voiceprint verify-library --reseal --yes` (audited)"
             )
         counts = reseal_all(store)
         store.set_meta("integrity", SEAL_SCHEME)
@@ -206,7 +206,7 @@ def verify_seals(store: Store, person_ids: Iterable[int] | None = None) -> dict:
                                  "reason": "not sealed" if not row[5] else "altered outside voiceprint"})
     ok = key is not None and not report["missing_triggers"] and not failures and report["scheme"] == SEAL_SCHEME
     return report | {"voiceprints_checked": counts["voiceprints"], "persons_checked": counts["persons"],
-                     "failures": failures, "ok": ok}
+                     "failures": failures, "ok": ok, "whole_library": person_ids is None}
 
 
 def _rows_for(store: Store, sql: str, column: str, person_ids: Iterable[int] | None):
@@ -238,7 +238,13 @@ def describe_failure(report: dict) -> str:
     if report["missing_triggers"]:
         parts.append(f"seal triggers removed ({', '.join(report['missing_triggers'])})")
     fails = report["failures"]
-    if fails:
+    checked = report.get("voiceprints_checked", 0) + report.get("persons_checked", 0)
+    if fails and report["key_present"] and report.get("whole_library") and checked >= 2 and len(fails) >= checked:
+        # every row at once is not an edit: the key beside the database is not the one that sealed it
+        parts.append(f"all {len(fails)} rows fail their integrity seal: the key {report['key']} is probably not this "
+                     "database's (restored from another backup, or changed) - put back the key from the same backup "
+                     "as library.sqlite; do not reseal until you have")
+    elif fails:
         named = ", ".join(f"{f['table'][:-1]} {f['id']}" for f in fails[:20])
         more = f" and {len(fails) - 20} more" if len(fails) > 20 else ""
         parts.append(f"{len(fails)} row(s) fail their integrity seal: {named}{more}")

@@ -33,6 +33,8 @@ def _password(from_stdin: bool, confirm: bool = True) -> str:
         if not line:
             raise DataError("no password on stdin - pipe it in: printf '%s\\n' \"$PASSWORD\" | voiceprint user add ...")
         return check_password(line.rstrip("\r\n"))
+    if not sys.stdin.isatty():  # a prompt would read end-of-file, which click reports as Ctrl-C
+        raise DataError("no terminal to ask for the password on - pipe it in with --password-stdin")
     return check_password(typer.prompt("password", hide_input=True, confirmation_prompt=confirm))
 
 
