@@ -65,6 +65,8 @@ def import_cmd(
 def _canonical_inputs(files: list[Path], template: str | None, encoding: str, workdir: Path, report_to: Path) -> list[Path]:
     """Canonical Parquet files as given; anything else is imported first (into ``workdir``), its
     import report kept at ``report_to``: the rejected lines must outlive the scratch folder."""
+    import json
+
     import duckdb
 
     from .engine import sql_path
@@ -83,8 +85,6 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
     if raw:
         out = workdir / "calls.parquet"
         report = import_calls(raw, out, template=template, encoding=None if encoding == "auto" else encoding)
-        import json
-
         write_atomic(report_to, json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         typer.echo(f"imported {report.rows_written} calls ({report.malformed} malformed rows, "
                    f"{report.exact_duplicates + report.split_calls_merged} merged); report: {report_to}", err=True)
