@@ -105,6 +105,7 @@ def test_without_a_session_pages_redirect_to_login_and_api_answers_401(app):
     assert c.post("/query", files={"files": ("x.wav", b"x")}).status_code == 303
     assert c.post("/api/query", files={"files": ("x.wav", b"x")}).status_code == 401
     assert c.get("/results/0123456789abcdef/report.pdf").status_code == 303
+    assert c.get("/persons?q=张").headers["location"] == "/login?next=/persons%3Fq%3D%25E5%25BC%25A0"  # the search survives the login
 
 
 def test_every_response_forbids_framing_and_sniffing(app):
@@ -231,6 +232,8 @@ def test_non_audio_and_oversized_uploads_are_refused_with_a_clear_message_and_no
     big = b"\0" * (4 * 1024 * 1024)
     r = c.post("/query", data={"csrf_token": csrf}, files={"files": ("huge.wav", big, "audio/wav")})
     assert r.status_code == 413 and "larger than the limit" in r.text and "Nothing was stored" in r.text
+    r = c.post("/api/query", headers={"X-CSRF-Token": csrf}, files={"files": ("huge.wav", big, "audio/wav")})
+    assert r.status_code == 413 and "larger than the limit" in r.json()["error"]  # an API client gets JSON
     # a client that announces 2 GB is refused before a byte of the body is read
     r = c.post("/query", content=b"x", headers={"Content-Length": str(2 * 1024 ** 3), "Content-Type": "multipart/form-data; boundary=x"})
     assert r.status_code == 413

@@ -142,7 +142,7 @@ class LimitUploads:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _too_large(self.limit)(scope, receive, send)
+            return await _too_large(self.limit, api=scope.get("path", "").startswith("/api/"))(scope, receive, send)
         seen = 0
 
         async def limited():
@@ -184,9 +184,12 @@ class SecurityHeaders:
         return await self.app(scope, receive, with_headers)
 
 
-def _too_large(limit: int):
-    from starlette.responses import HTMLResponse
+def _too_large(limit: int, api: bool = False):
+    from starlette.responses import HTMLResponse, JSONResponse
 
+    if api:
+        return JSONResponse({"error": f"the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB; nothing was stored"},
+                            status_code=413)
     return HTMLResponse(f'<p class="error" role="alert">Refused: the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB. '
                         "Nothing was stored. Cut the recording to the part you need, or ask the administrator to raise "
                         "<code>--max-upload-mb</code>.</p>", status_code=413)

@@ -74,7 +74,10 @@ def install(app) -> None:
             return JSONResponse({"error": "not logged in - POST /login first"}, status_code=401)
         if request.headers.get("hx-request"):
             return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        from urllib.parse import quote
+
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")  # a search comes back whole
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
 
     async def forbidden(request, exc):
         if _is_api(request):
@@ -88,7 +91,7 @@ def install(app) -> None:
         return page(request, "error.html", _user_of(request), status_code=403, title="Form refused", message=msg)
 
     async def too_large(request, exc):
-        return _too_large(_wb(request).settings.max_upload_bytes)
+        return _too_large(_wb(request).settings.max_upload_bytes, api=_is_api(request))
 
     async def library_error(request, exc):
         code, msg = user_error(exc)
