@@ -152,6 +152,8 @@ def test_case_link_and_screen_from_the_cli(calls, library, capsys):
     assert run(["link", "--json", "--library", library]) == 0
     [cluster] = json.loads(capsys.readouterr().out)
     assert cluster["cases"] == ["AJ-1", "AJ-2"]
+    assert cluster["same_recording_in_cases"] == [["AJ-1", "AJ-2"]]  # one file filed twice, not one voice heard twice
+    assert "the same recording is filed in AJ-1 and AJ-2" in cluster["summary"]
     assert run(["link", "promote", str(cluster["cluster"]), "--name", "Voice X", "--library", library]) == 0
     capsys.readouterr()
     assert run(["screen", str(calls["one"]), "--json", "--library", library]) == 0

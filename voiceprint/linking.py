@@ -428,7 +428,8 @@ class Links:
         out: dict[int, dict] = {}
         for r in self.store.cluster_evidence():
             c = out.setdefault(r["cluster"], {"cluster": r["cluster"], "status": r["status"], "person_id": r["person_id"],
-                                              "cases": [], "voices": [], "_vecs": [], "_doms": []})
+                                              "cases": [], "voices": [], "_vecs": [], "_doms": [], "_files": {}})
+            c["_files"].setdefault(r["sha256"], set()).add(r["case_number"])
             if r["case_number"] not in c["cases"]:
                 c["cases"].append(r["case_number"])
             c["voices"].append({"voiceprint": r["voiceprint_id"], "case": r["case_number"], "file": r["original_name"],
@@ -443,6 +444,12 @@ class Links:
                 continue
             _add_pair_scores(c, space)
             c["summary"] = f"this voice appears in cases {_and(c['cases'])}"
+            # one recording filed under several cases links them by itself, at the top score: that is the
+            # same file, not the same voice heard twice, and the evidence must not read as the latter
+            shared = [sorted(cases) for cases in c.pop("_files").values() if len(cases) > 1]
+            if shared:
+                c["summary"] += "; " + "; ".join(f"the same recording is filed in {_and(cases)}" for cases in shared)
+                c["same_recording_in_cases"] = shared
             result.append(c)
         return result
 

@@ -119,7 +119,7 @@ class LinkingRows:
     def cluster_evidence(self) -> list[sqlite3.Row]:
         """One row per clustered voice with its cluster, case, recording and vector, by cluster then voiceprint."""
         return self.db.execute(
-            "SELECT c.id AS cluster, c.status, c.person_id, m.voiceprint_id, m.score, cs.case_number, r.original_name,"
+            "SELECT c.id AS cluster, c.status, c.person_id, m.voiceprint_id, m.score, cs.case_number, r.original_name, r.sha256,"
             " r.channel, r.sample_rate, r.codec, cv.voice, cv.segments, cv.net_speech, v.vector FROM voice_clusters c"
             " JOIN cluster_members m ON m.cluster_id = c.id JOIN voiceprints v ON v.id = m.voiceprint_id"
             " JOIN recordings r ON r.id = v.recording_id JOIN case_voices cv ON cv.voiceprint_id = v.id"
