@@ -38,6 +38,10 @@ def test_case_add_refuses_bad_times_and_unpaired_options(tmp_path, capsys):
     lib = str(tmp_path / "lib")
     assert run(["case", "add", "AJ-1", "--calling-number", "13900000050", "--called-at", "yesterday", "--library", lib]) == 8
     assert "YYYY-MM-DD HH:MM" in capsys.readouterr().err
+    assert run(["init", "--library", lib]) == 0
+    assert run(["case", "add", "C4", "--calling-number", "abc", "--called-at", "2020-01-16 17:42", "--library", lib]) == 8
+    with Library.open(lib) as opened:  # the refused option left no case behind
+        assert opened.store.db.execute("SELECT count(*) FROM cases").fetchone()[0] == 0
     assert run(["case", "add", "AJ-1", "--calling-number", "1", "--calling-number", "2", "--called-at", "2019-10-03 10:00",
                 "--called-at", "2019-10-03 11:00", "--called-at", "2019-10-03 12:00", "--library", lib]) == 2
 
@@ -66,6 +70,16 @@ def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
         assert opened.store.db.execute("SELECT area FROM cases WHERE case_number = 'AJ-7'").fetchone()[0] == "广州"
     (tmp_path / "empty.csv").write_bytes(b"")
     assert run(["case", "import", str(tmp_path / "empty.csv"), "--library", lib]) == 8
+    (tmp_path / "junk.amr").write_text("not audio")
+    refused = tmp_path / "refused.csv"  # the case goes in; the recording that cannot is an error a script sees
+    refused.write_text("case_number,calling_number,called_at,recording\nAJ-10,13900000060,,junk.amr\n", encoding="utf-8")
+    assert run(["case", "import", str(refused), "--library", lib]) == 3
+    assert "refused:" in capsys.readouterr().err
+    typo = tmp_path / "typo.csv"  # a misspelt column would lose every number in it
+    typo.write_text("case_number,calling_no,called_at\nX7,13900000007,2020-01-01 10:00\n", encoding="utf-8")
+    capsys.readouterr()
+    assert run(["case", "import", str(typo), "--library", lib]) == 8
+    assert "unknown column(s) calling_no" in capsys.readouterr().err
 
 
 def test_graph_edges_from_library_registry_cdr_and_handsets(tmp_path, county):
@@ -113,6 +127,21 @@ def test_refresh_is_incremental(tmp_path, county):
         assert after["library"].startswith("rebuilt") and after["reach"].startswith("rebuilt")
         assert after["cdr"] == after["handset"] == after["community"] == after["registry"] == after["voice"] == "unchanged"
         assert graph.sources(lib.store)["features"] == str(county["features"].resolve())
+
+
+def test_a_wrong_file_is_refused_and_not_remembered(tmp_path, county):
+    """A failed refresh must not leave its bad path behind for every later run to fail on."""
+    with Library.create(tmp_path / "lib") as lib:
+        lib.add_case("AJ-1")
+        graph.refresh(lib, county["calls"], county["features"], county["registry"])
+        with pytest.raises(DataError, match="not an imported calls table"):
+            graph.refresh(lib, calls=county["features"])  # the feature table given as the calls
+        bad = tmp_path / "features.csv"
+        bad.write_text("a,b\n1,2\n", encoding="utf-8")
+        with pytest.raises(DataError):
+            graph.refresh(lib, features=bad)  # no feature layout: fails while building
+        assert graph.sources(lib.store)["features"] == str(county["features"].resolve())
+        graph.refresh(lib)  # the next run, without options, builds from the remembered files
 
 
 def test_refresh_names_a_missing_cdr_file(tmp_path):

@@ -202,3 +202,12 @@ def test_one_voice_of_one_recording_is_never_two_peoples(lib, voices):
     # the two voices of one stereo call are two persons' samples
     lib.enrol(voices["stereo"], person="Caller", channel=0)
     assert lib.enrol(voices["stereo"], person="Callee", channel=1).status == "enrolled"
+
+
+def test_screening_a_call_gives_the_lr_a_query_gives(lib, voices):
+    """An 8 kHz call is calibrated as narrowband wherever it is scored: screen and case filing too."""
+    lib.enrol(voices["a1"], person="Zhang San")
+    lib.enrol(voices["b1"], person="Li Si")
+    [asked] = lib.query(voices["amr"], top=2)
+    [screened] = lib.links.screen([str(voices["amr"])], top=2)
+    assert [(h["person"]["id"], h["log10_lr"]) for h in screened["hits"]] == [(h["person"]["id"], h["log10_lr"]) for h in asked["hits"]]

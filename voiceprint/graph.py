@@ -54,7 +54,11 @@ def sources(store) -> dict:
     return json.loads(store.get_meta("graph.sources", "{}") or "{}")
 
 
-def _configure(lib, given: dict) -> dict:
+def _configure(lib, given: dict) -> tuple[dict, bool]:
+    """The remembered sources with the ones given now, and whether they changed (saved by ``refresh``
+    only once the graph is built from them: a wrong file must not be remembered for the next run)."""
+    from .calls.ingest import imported_table
+
     known = sources(lib.store)
     changed = False
     for key in SOURCE_KEYS:
@@ -64,13 +68,12 @@ def _configure(lib, given: dict) -> dict:
         path = Path(value)
         if not path.exists():
             raise DataError(f"{path}: no such file - give the {key} file made by {MADE_BY[key]}")
+        if key in ("calls", "registry"):
+            imported_table(path, key)  # a raw or another kind of table is refused here, not deep in SQL
         if known.get(key) != str(path.resolve()):
             known[key] = str(path.resolve())
             changed = True
-    if changed:
-        with lib.writing(), lib.store.transaction():
-            lib.store.set_meta("graph.sources", json.dumps(known))
-    return known
+    return known, changed
 
 
 def _file_fp(path: str | None) -> str:
@@ -105,7 +108,7 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
     An origin whose fingerprint is unchanged is kept. ``voice`` (each case voice's top hits among all enrolled
     persons, the costly part) is extended with the new case voices only, unless the enrolled voiceprints changed.
     """
-    srcs = _configure(lib, {"calls": calls, "features": features, "registry": registry, "calibration": calibration})
+    srcs, changed = _configure(lib, {"calls": calls, "features": features, "registry": registry, "calibration": calibration})
     cal = srcs.get("calibration") or str(default_calibration())
     fps = {
         "library": _library_fp(lib.store),
@@ -141,6 +144,9 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
             casefile.store_lead_edges(lib.store, origin, edges, full, fps[origin])
             lib.store.audit("graph.refresh", f"origin:{origin}", edges=len(edges), full=full)
         report[origin] = f"{'rebuilt' if full else 'extended'} ({len(edges)} edges, {time.time() - t0:.2f} s)"
+    if changed:
+        with lib.writing(), lib.store.transaction():
+            lib.store.set_meta("graph.sources", json.dumps(srcs))
     return report
 
 

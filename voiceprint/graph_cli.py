@@ -44,11 +44,17 @@ def parse_time(text: str | None, where: str = "--called-at") -> str:
 
 
 def pair_calls(numbers: list[str], times: list[str]) -> list[tuple[str, str]]:
-    """Pair repeated --calling-number / --called-at options by position (one time may serve all numbers)."""
+    """Pair repeated --calling-number / --called-at options by position (one time may serve all numbers);
+    every number and time is checked here, before anything is written."""
     if times and len(times) not in (1, len(numbers)):
         raise typer.BadParameter(f"{len(numbers)} --calling-number but {len(times)} --called-at: give one time per number, or one for all")
     if times and not numbers:
         raise typer.BadParameter("--called-at needs a --calling-number")
+    from .phones import normalize_number
+
+    for number in numbers:  # checked before anything is written: a refused option leaves no half-made case
+        if not normalize_number(number):
+            raise DataError(f"--calling-number {number!r} is not a phone number")
     parsed = [parse_time(t) for t in times]
     return [(n, parsed[i] if len(parsed) > 1 else (parsed[0] if parsed else "")) for i, n in enumerate(numbers)]
 
@@ -85,6 +91,10 @@ def read_case_csv(path: Path) -> list[dict]:
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "case_number" not in header:
         raise DataError(f"{path}: no case_number column - the header needs case_number,calling_number,called_at (got {','.join(header)})")
+    # a misspelt column (calling_no) would drop every value in it without a word
+    if unknown := [h for h in header if h and h not in CASE_COLUMNS and h != "number"]:
+        raise DataError(f"{path}: unknown column(s) {', '.join(unknown)} - the columns are {', '.join(CASE_COLUMNS)} "
+                        "(nothing was imported)")
     rows = []
     for line, raw_row in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw_row.items() if k is not None}
@@ -169,6 +179,8 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
             for v in voices:
                 if v["status"] == "refused":
                     typer.echo(f"refused: {v['reason']}", err=True)
+            if counts["refused"]:  # the cases are in; a recording that is not must stop a script (exit 3, as for a query)
+                raise typer.Exit(3)
 
     @app.command("leads")
     def leads(

@@ -401,11 +401,12 @@ class Library:
 
         return [r.to_dict() for r in query(self, path, top, channel, min_speech)]
 
-    def search_vector(self, vector: np.ndarray, top: int = 5) -> list[dict]:
-        """Rank enrolled persons against one voiceprint (no audit row)."""
+    def search_vector(self, vector: np.ndarray, top: int = 5, domain: str = "wideband", net_speech: float | None = None) -> list[dict]:
+        """Rank enrolled persons against one voiceprint (no audit row). ``domain`` (``scoring.domain_of`` of the
+        recording) and ``net_speech`` choose the calibration, as for a query: an 8 kHz call is not wideband."""
         from .search import search
 
-        return [h.to_dict() for h in search(self, vector, top)]
+        return [h.to_dict() for h in search(self, vector, top, domain, net_speech)]
 
     def verify(self, a, b, channel_a: int | None = None, channel_b: int | None = None) -> dict:
         """1:1 comparison of two recordings (an evaluative comparison): the back-end score, the raw

@@ -314,7 +314,7 @@ class Links:
         from .store import keep_case_voice_vector
 
         store = self.store
-        hits = self.lib.search_vector(vector, 1)
+        hits = self.lib.search_vector(vector, 1, domain_of(rec.source_rate, rec.codec), v.net_speech)
         top = hits[0] if hits else None
         matched = top if top and top["cosine"] >= self.match_threshold() else None
         with store.transaction():
@@ -527,7 +527,7 @@ class Links:
         from .scoring import domain_of
 
         (ids, cluster_ids, urows), case_of = known
-        hits = self.lib.search_vector(vector, top)
+        hits = self.lib.search_vector(vector, top, domain_of(rec.source_rate, rec.codec), v.net_speech)
         best = hits[0] if hits else None
         link = None
         if len(ids):
