@@ -144,6 +144,21 @@ def test_a_wrong_file_is_refused_and_not_remembered(tmp_path, county):
         graph.refresh(lib)  # the next run, without options, builds from the remembered files
 
 
+def test_voice_leads_do_not_need_the_cdr_files(tmp_path, county):
+    import shutil
+
+    features = tmp_path / "features.parquet"
+    shutil.copy(county["features"], features)
+    with Library.create(tmp_path / "lib") as lib:
+        lib.add_case("AJ-1")
+        graph.refresh(lib, county["calls"], features, county["registry"])
+        features.unlink()  # moved away
+        report = graph.refresh(lib, need_cdr=False)
+        assert report["cdr"].startswith("kept") and report["library"] == "unchanged"
+        with pytest.raises(DataError, match="it is gone"):
+            graph.refresh(lib)  # CDR evidence asked for: the missing file is named
+
+
 def test_refresh_names_a_missing_cdr_file(tmp_path):
     with Library.create(tmp_path / "lib") as lib:
         with pytest.raises(DataError, match="no such file"):

@@ -102,7 +102,7 @@ def _enrolled_fp(store, model: str) -> str:
     return f"{model}:{n}:{top}:{store.generation}"
 
 
-def refresh(lib, calls=None, features=None, registry=None, calibration=None, force: bool = False) -> dict:
+def refresh(lib, calls=None, features=None, registry=None, calibration=None, force: bool = False, need_cdr: bool = True) -> dict:
     """Bring the lead graph up to date with the library and the CDR files; returns what each origin did.
 
     An origin whose fingerprint is unchanged is kept. ``voice`` (each case voice's top hits among all enrolled
@@ -110,15 +110,25 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
     """
     srcs, changed = _configure(lib, {"calls": calls, "features": features, "registry": registry, "calibration": calibration})
     cal = srcs.get("calibration") or str(default_calibration())
-    fps = {
+
+    def file_fp(*paths) -> str | None:
+        """The files' fingerprint; None when one is gone and no CDR evidence is asked for (its edges are kept)."""
+        try:
+            return "|".join(_file_fp(p) for p in paths)
+        except DataError:
+            if need_cdr:
+                raise
+            return None
+
+    fps: dict[str, str | None] = {
         "library": _library_fp(lib.store),
-        "registry": _file_fp(srcs.get("registry")),
-        "cdr": _file_fp(srcs.get("features")) + "|" + _file_fp(cal),
-        "handset": _file_fp(srcs.get("calls")),
-        "community": _file_fp(srcs.get("calls")),
+        "registry": file_fp(srcs.get("registry")),
+        "cdr": file_fp(srcs.get("features"), cal),
+        "handset": file_fp(srcs.get("calls")),
+        "community": file_fp(srcs.get("calls")),
         "voice": _enrolled_fp(lib.store, lib.model),
     }
-    fps["reach"] = "|".join([fps["library"], fps["registry"], fps["handset"], fps["community"], fps["voice"]])
+    fps["reach"] = "|".join(str(fps[k]) for k in ("library", "registry", "handset", "community", "voice"))
     builders: dict[str, Callable[[bool], Iterable[Edge]]] = {
         "library": lambda full: library_edges(lib.store),
         "registry": lambda full: registry_edges(srcs.get("registry")),
@@ -130,8 +140,12 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
     }
     report = {}
     for origin in ORIGINS:
+        fp = fps[origin]
+        if fp is None:
+            report[origin] = "kept (its CDR file is gone; voice leads do not need it)"
+            continue
         built_at = casefile.lead_fingerprint(lib.store, origin)
-        full = force or built_at is None or built_at != fps[origin]
+        full = force or built_at is None or built_at != fp
         if not full and origin != "voice":
             report[origin] = "unchanged"
             continue
@@ -141,7 +155,7 @@ def refresh(lib, calls=None, features=None, registry=None, calibration=None, for
             report[origin] = "unchanged"
             continue
         with lib.writing(), lib.store.transaction():
-            casefile.store_lead_edges(lib.store, origin, edges, full, fps[origin])
+            casefile.store_lead_edges(lib.store, origin, edges, full, fp)
             lib.store.audit("graph.refresh", f"origin:{origin}", edges=len(edges), full=full)
         report[origin] = f"{'rebuilt' if full else 'extended'} ({len(edges)} edges, {time.time() - t0:.2f} s)"
     if changed:

@@ -207,7 +207,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         if sources not in ("all", "voice", "cdr"):
             raise typer.BadParameter("--sources must be all, voice or cdr")
         lib = open_library(library)
-        refresh(lib, calls, features, registry, calibration, force=rebuild)
+        refresh(lib, calls, features, registry, calibration, force=rebuild, need_cdr=sources != "voice")
         found = build_leads(lib, sources, top)
         with lib.store.transaction():
             lib.store.audit("leads", "", sources=sources, leads=len(found))
