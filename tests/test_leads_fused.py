@@ -231,3 +231,12 @@ def test_gen_scenario_fails_loudly_when_enrol_keeps_refusing(tmp_path):
     proc = _gen(manifest, tmp_path / "scene", seed=1)
     assert proc.returncode != 0
     assert "error: voiceprint enrol" in proc.stderr and "warning: voiceprint enrol refuses" in proc.stderr
+
+
+def test_lead_rows_have_the_documented_columns_in_order():
+    from voiceprint.fused import LEAD_ROW_COLUMNS, lead_rows
+
+    lead = {"rank": 1, "person": {"name": "甲", "category": "suspect", "in_library": True}, "number": "", "cluster": None,
+            "score": 1.0, "log10_lr": 2.0, "probability": 0.9, "sources": ["voice"], "cases": ["AJ-1"],
+            "per_case": [{"terms": {"voice": 2.0}}], "explanation": "x"}
+    assert list(lead_rows([lead])[0]) == LEAD_ROW_COLUMNS

@@ -282,6 +282,11 @@ def _lead(who: str, rows: list[dict], persons: dict, g: Graph) -> dict:
                          for r in rows]}
 
 
+#: The columns of ``lead_rows`` (a CSV of no leads still has them, so a script reading it does not break).
+LEAD_ROW_COLUMNS = ["rank", "lead", "category", "in_library", "score", "log10_lr", "probability", "sources", "cases", "voice",
+                    "cdr", "explanation"]
+
+
 def lead_rows(leads: list[dict]) -> list[dict]:
     """Flat rows for a table or CSV."""
     return [{"rank": x["rank"], "lead": (x["person"] or {}).get("name") or (f"number {x['number']}" if x["number"] else f"voice cluster {x['cluster']}"),

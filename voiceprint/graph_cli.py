@@ -200,7 +200,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         Example: voiceprint leads --calls work/calls.parquet --features work/features.parquet --registry work/registry.parquet
         Example: voiceprint leads --sources voice --json > leads_voice.json
         """
-        from .fused import build_leads, lead_rows
+        from .fused import LEAD_ROW_COLUMNS, build_leads, lead_rows
         from .graph import refresh
         from .report import print_rows, to_json, write_csv
 
@@ -213,7 +213,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
             lib.store.audit("leads", "", sources=sources, leads=len(found))
         rows = lead_rows(found)
         if csv_out:
-            write_csv(csv_out, rows, list(rows[0]) if rows else ["rank", "lead", "score", "sources", "cases", "explanation"])
+            write_csv(csv_out, rows, LEAD_ROW_COLUMNS)
         if json_out:
             typer.echo(to_json([{k: v for k, v in x.items() if k != "key"} for x in found]))
             return
