@@ -82,6 +82,7 @@ def default_operator() -> str:
 #: 15-digit card, or a passport or other document number
 ID_NUMBER = re.compile(r"[0-9A-Z][0-9A-Z-]{0,31}")
 
+
 class Store(LinkingRows):
     """A connection to one library database. Use as a context manager or call :meth:`close`."""
 
