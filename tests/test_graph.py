@@ -57,7 +57,15 @@ def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
     assert run(["case", "import", str(good), "--library", lib]) == 0
     assert "3 rows: 2 cases, 3 new calls" in capsys.readouterr().out
     assert run(["case", "import", str(good), "--library", lib]) == 0
-    assert "0 new calls" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "0 new calls" in out and "note:" not in err  # the same file again changes nothing, and says nothing
+    retitled = tmp_path / "retitled.csv"
+    retitled.write_text("case_number,calling_number,called_at,title,status\nAJ-7,,,冒充公检法,\nAJ-8,,,,closed\nAJ-8,,,,open\n",
+                        encoding="utf-8")
+    assert run(["case", "import", str(retitled), "--library", lib]) == 0
+    err = capsys.readouterr().err
+    assert "changed the area, title or status of 2 existing case(s): AJ-7, AJ-8" in err
+    assert "later rows give other details than the first for AJ-8" in err
     bad = tmp_path / "bad.csv"
     bad.write_text("case_number,calling_number,called_at\nAJ-9,13900000053,2019-10-03 10:12\nAJ-9,13900000054,not a time\n")
     assert run(["case", "import", str(bad), "--library", lib]) == 8

@@ -133,19 +133,28 @@ def import_cases(lib, rows: list[dict]) -> dict:
     """Add the cases (title, date, victim's area, status) and their calls in one transaction."""
     from .store.casefile import add_case_call, update_case_fields
 
-    cases, calls = set(), 0
+    fields = ("area", "title", "status")
+    first: dict[str, dict] = {}  # each case's fields as its first row gives them (the ones kept)
+    calls, updated, conflicting = 0, [], []
     with lib.writing(), lib.store.transaction():
         for r in rows:
-            case_id = lib.store.add_case(r["case_number"], r.get("title", ""), r.get("date") or None, r.get("area", ""),
-                                         r.get("status") or "open")
-            if r["case_number"] not in cases and (r.get("area") or r.get("title") or r.get("status")):
-                sets = {k: r[k] for k in ("area", "title", "status") if r.get(k)}
-                update_case_fields(lib.store, case_id, sets)
-            cases.add(r["case_number"])
+            given = {k: r[k] for k in fields if r.get(k)}
+            number = r["case_number"]
+            before = lib.store.db.execute("SELECT area, title, status FROM cases WHERE case_number = ?", (number,)).fetchone()
+            case_id = lib.store.add_case(number, r.get("title", ""), r.get("date") or None, r.get("area", ""), r.get("status") or "open")
+            if number not in first:
+                first[number] = given
+                if before is not None and any(str(before[k] or "") != v for k, v in given.items()):
+                    updated.append(number)  # an existing case's details changed: said, not done silently
+                if given:
+                    update_case_fields(lib.store, case_id, given)
+            elif any(first[number].get(k, v) != v for k, v in given.items()):
+                conflicting.append(number)  # a later row disagrees with the first: the first is kept
             if r["calling_number"]:
-                calls += add_case_call(lib.store, r["case_number"], r["calling_number"], r["called_at"], r.get("victim_number", ""))
-        lib.store.audit("case.import", "", cases=len(cases), calls=calls)
-    return {"cases": len(cases), "new_calls": calls, "rows": len(rows)}
+                calls += add_case_call(lib.store, number, r["calling_number"], r["called_at"], r.get("victim_number", ""))
+        lib.store.audit("case.import", "", cases=len(first), calls=calls, updated=len(updated))
+    return {"cases": len(first), "new_calls": calls, "rows": len(rows), "updated": updated,
+            "conflicting": sorted(set(conflicting))}
 
 
 def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
@@ -167,6 +176,12 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         lib = open_library(library)  # a misspelt --library is refused, not created: only init and enrol create one
         result = import_cases(lib, rows)
         typer.echo(f"{result['rows']} rows: {result['cases']} cases, {result['new_calls']} new calls")
+        if result["updated"]:
+            typer.echo(f"note: changed the area, title or status of {len(result['updated'])} existing case(s): "
+                       f"{', '.join(result['updated'][:10])}", err=True)
+        if result["conflicting"]:
+            typer.echo(f"note: later rows give other details than the first for {', '.join(result['conflicting'][:10])}: "
+                       "the first row's were kept", err=True)
         recordings: dict[str, list[str]] = {}
         for r in rows:
             if r.get("recording") and r["recording"] not in recordings.setdefault(r["case_number"], []):
