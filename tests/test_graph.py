@@ -181,3 +181,15 @@ def test_calibration_is_monotone_and_capped():
     values = [graph.cdr_log10_lr(s / 10, cal) for s in range(11)]
     assert values == sorted(values) and values[0] < 0 < values[-1]
     assert values[-1] <= cal["log10_limit"][1] + 1e-3 and values[0] >= cal["log10_limit"][0] - 1e-3
+
+
+def test_leads_say_when_no_calling_number_of_the_cases_was_screened(tmp_path, county, capsys):
+    """Features computed from another set of CDRs than the cases' are no CDR evidence, whatever the ranking shows."""
+    lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0
+    assert run(["case", "add", "AJ-1", "--calling-number", "13911112222", "--called-at", "2019-10-03 10:12", "--library", lib]) == 0
+    capsys.readouterr()
+    assert run(["leads", "--features", str(county["features"]), "--calls", str(county["calls"]), "--library", lib]) == 0
+    assert "none of the 1 numbers that called the case victims is in" in capsys.readouterr().err
+    assert run(["leads", "--sources", "voice", "--library", lib]) == 0
+    assert "none of the" not in capsys.readouterr().err

@@ -157,6 +157,28 @@ def import_cases(lib, rows: list[dict]) -> dict:
             "conflicting": sorted(set(conflicting))}
 
 
+def _say_imported(result: dict) -> None:
+    typer.echo(f"{result['rows']} rows: {result['cases']} cases, {result['new_calls']} new calls")
+    if result["updated"]:
+        typer.echo(f"note: changed the area, title or status of {len(result['updated'])} existing case(s): "
+                   f"{', '.join(result['updated'][:10])}", err=True)
+    if result["conflicting"]:
+        typer.echo(f"note: later rows give other details than the first for {', '.join(result['conflicting'][:10])}: "
+                   "the first row's were kept", err=True)
+
+
+def _warn_if_unscreened(lib) -> None:
+    """CDR evidence for cases none of whose calling numbers is in the feature table is no evidence: say so."""
+    from .graph import sources as graph_sources
+    from .store.casefile import screened_calling_numbers
+
+    features = graph_sources(lib.store).get("features")
+    screened, total = screened_calling_numbers(lib.store)
+    if features and total and not screened:
+        typer.echo(f"note: none of the {total} numbers that called the case victims is in {Path(features).name}: were the "
+                   "features computed from another set of CDRs? The CDR evidence of these leads is empty", err=True)
+
+
 def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
     """Add ``case import`` and ``leads`` to the CLI."""
 
@@ -175,13 +197,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         rows = read_case_csv(file)
         lib = open_library(library)  # a misspelt --library is refused, not created: only init and enrol create one
         result = import_cases(lib, rows)
-        typer.echo(f"{result['rows']} rows: {result['cases']} cases, {result['new_calls']} new calls")
-        if result["updated"]:
-            typer.echo(f"note: changed the area, title or status of {len(result['updated'])} existing case(s): "
-                       f"{', '.join(result['updated'][:10])}", err=True)
-        if result["conflicting"]:
-            typer.echo(f"note: later rows give other details than the first for {', '.join(result['conflicting'][:10])}: "
-                       "the first row's were kept", err=True)
+        _say_imported(result)
         recordings: dict[str, list[str]] = {}
         for r in rows:
             if r.get("recording") and r["recording"] not in recordings.setdefault(r["case_number"], []):
@@ -223,6 +239,8 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
             raise typer.BadParameter("--sources must be all, voice or cdr")
         lib = open_library(library)
         refresh(lib, calls, features, registry, calibration, force=rebuild, need_cdr=sources != "voice")
+        if sources != "voice":
+            _warn_if_unscreened(lib)
         found = build_leads(lib, sources, top)
         with lib.store.transaction():
             lib.store.audit("leads", "", sources=sources, leads=len(found))

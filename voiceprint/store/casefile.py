@@ -156,6 +156,14 @@ def lead_fingerprint(store: Store, origin: str) -> str | None:
     return row[0] if row else None
 
 
+def screened_calling_numbers(store: Store) -> tuple[int, int]:
+    """(how many of the numbers that called case victims have a CDR score, how many such numbers there are)."""
+    total, screened = store.db.execute(
+        "SELECT count(DISTINCT k.number), count(DISTINCT e.src) FROM case_calls k"
+        " LEFT JOIN lead_edges e ON e.origin = 'cdr' AND e.src = 'number:' || k.number").fetchone()
+    return int(screened), int(total)
+
+
 def store_lead_edges(store: Store, origin: str, edges: list, full: bool, fingerprint: str) -> int:
     """Replace (``full``) or extend an origin's edges and record its fingerprint (caller holds a transaction); total edges."""
     if full:
