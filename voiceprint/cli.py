@@ -248,8 +248,8 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
 
 def _weak_summary(summary) -> None:
     """Say which samples were poor and which persons need more material."""
-    waiting = [o for o in summary.warned if any("four-eyes" in w for w in o.warnings)]
-    poor = [o for o in summary.warned if any("four-eyes" not in w for w in o.warnings)]
+    waiting = [o for o in summary.warned if o.pending]
+    poor = [o for o in summary.warned if len(o.warnings) > o.pending]  # a warning besides the approval it waits for
     if poor:
         _err(f"{len(poor)} file(s) enrolled with a warning (short, noisy or clipped; see --report FILE)")
     if waiting:
@@ -456,7 +456,7 @@ def case_add(
 
     calls = pair_calls(calling_number or [], called_at or [])
     lib = _open(library)
-    existing = lib.store.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number.strip(),)).fetchone()
+    existing = lib.store.case_row(case_number)
     lib.add_case(case_number, title, date, area, status)
     if calls:
         add_calls(lib, case_number, calls)

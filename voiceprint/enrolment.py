@@ -58,7 +58,8 @@ class EnrolOutcome:
     channel: int | None = None
     net_speech: float | None = None
     reason: str = ""
-    warnings: list[str] = field(default_factory=list)  # a usable but poor sample (short, noisy, clipped)
+    warnings: list[str] = field(default_factory=list)  # a usable but poor sample (short, noisy, clipped); pending approval
+    pending: bool = False  # four-eyes: stored, not searchable until a second person approves it
 
 
 @dataclass
@@ -209,9 +210,10 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         vid = store.add_voiceprint(rid, pid, lib.model, done.vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}))
-        pending = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] \
-            if four_eyes(store) else []
-    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + pending)
+        pending = four_eyes(store)
+    waiting = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] if pending else []
+    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + waiting,
+                        pending=pending)
 
 
 #: the same voice of the same recording embeds to (almost) the same vector; the two voices of a

@@ -60,13 +60,10 @@ def pair_calls(numbers: list[str], times: list[str]) -> list[tuple[str, str]]:
 
 
 def add_calls(lib, case_number: str, calls: list[tuple[str, str]]) -> int:
-    """Record calls to a case's victim (the case exists); returns how many were new."""
-    from .phones import normalize_number
+    """Record calls to a case's victim (the case exists; ``calls`` from :func:`pair_calls`, which checked
+    them); returns how many were new."""
     from .store import add_case_call
 
-    for number, _ in calls:
-        if not normalize_number(number):
-            raise DataError(f"--calling-number {number!r} is not a phone number")
     with lib.writing(), lib.store.transaction():
         return sum(add_case_call(lib.store, case_number, n, t) for n, t in calls)
 
@@ -140,7 +137,7 @@ def import_cases(lib, rows: list[dict]) -> dict:
         for r in rows:
             given = {k: r[k] for k in fields if r.get(k)}
             number = r["case_number"]
-            before = lib.store.db.execute("SELECT area, title, status FROM cases WHERE case_number = ?", (number,)).fetchone()
+            before = lib.store.case_row(number)
             case_id = lib.store.add_case(number, r.get("title", ""), r.get("date") or None, r.get("area", ""), r.get("status") or "open")
             if number not in first:
                 first[number] = given

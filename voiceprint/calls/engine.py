@@ -36,9 +36,9 @@ def connect(memory_limit: str | None = None, threads: int | None = None, temp_di
         raise DataError(f"--threads {threads}: give 1 or more (or leave it out: all cores)")
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
-    tmp = Path(temp_directory or os.environ.get("VOICEPRINT_DUCKDB_TEMP") or Path(tempfile.gettempdir()) / "voiceprint_duckdb")
-    tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
     chosen = temp_directory or os.environ.get("VOICEPRINT_DUCKDB_TEMP")
+    tmp = Path(chosen or Path(tempfile.gettempdir()) / "voiceprint_duckdb")
+    tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not chosen and tmp.stat().st_uid == os.getuid():  # the shared default in /tmp: spilled rows are call records
         tmp.chmod(0o700)
     con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")

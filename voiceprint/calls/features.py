@@ -243,14 +243,13 @@ class Screen:
 
     def window_sql(self) -> str:
         """The WHERE condition on ``start`` for the window ('' for none), in the portable dialect."""
-        parts = []
-        if self.since:
-            parts.append(f"start >= TIMESTAMP '{_moment(self.since, 'since')}'")
-        if self.until:
-            moment = _moment(self.until, "until")
-            parts.append(f"start < TIMESTAMP '{_next_day(moment)}'" if len(self.until.strip()) == 10 else f"start <= TIMESTAMP '{moment}'")
-        if self.since and self.until and _moment(self.since, "since") > _moment(self.until, "until"):
+        since = _moment(self.since, "since") if self.since else None
+        until = _moment(self.until, "until") if self.until else None
+        if since and until and since > until:
             raise DataError(f"--since {self.since} is after --until {self.until}")
+        parts = [f"start >= TIMESTAMP '{since}'"] if since else []
+        if until:  # a date alone takes in the whole day
+            parts.append(f"start < TIMESTAMP '{_next_day(until)}'" if len(str(self.until).strip()) == 10 else f"start <= TIMESTAMP '{until}'")
         return " AND ".join(parts)
 
     def describe(self) -> str:

@@ -267,8 +267,12 @@ class Store(LinkingRows):
         self.audit("case.add", f"case:{cur.lastrowid}")
         return _rowid(cur)
 
+    def case_row(self, case_number: str) -> sqlite3.Row | None:
+        """A case's id, area, title and status, or None when there is no such case."""
+        return self.db.execute("SELECT id, area, title, status FROM cases WHERE case_number = ?", (case_number.strip(),)).fetchone()
+
     def case_id(self, case_number: str) -> int:
-        row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number.strip(),)).fetchone()
+        row = self.case_row(case_number)
         if not row:
             raise NotFound(f"no case {case_number!r} - add it first with `voiceprint case add`")
         return int(row["id"])
