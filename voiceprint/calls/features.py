@@ -292,17 +292,24 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     from .ingest import imported_table
 
     calls_paths = _paths(calls)
-    registry_paths = [imported_table(p, "registry") for p in _paths(registry)] if registry else None
-    fraud_paths = [imported_table(p, "fraud-list") for p in _paths(fraud_list)] if fraud_list else None
     if out is not None and not (_is_csv(Path(out)) or Path(out).suffix == ".parquet"):
         raise DataError(f"{out}: the feature table is written as .parquet, .csv or .csv.gz - name the file so")
+    duck = None if engine == "spark" else connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
+                                                  keep_order=False)
+    try:
+        registry_paths = [imported_table(p, "registry", duck) for p in _paths(registry)] if registry else None
+        fraud_paths = [imported_table(p, "fraud-list", duck) for p in _paths(fraud_list)] if fraud_list else None
+    except BaseException:
+        if duck is not None:
+            duck.close()
+        raise
     runner: DuckRunner | SparkRunner
-    if engine == "spark":
+    if duck is None:
         from .spark import SparkRunner
 
         runner = SparkRunner(master=master, memory_limit=memory_limit, threads=threads, temp_directory=temp_directory)
     else:
-        runner = DuckRunner(connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory, keep_order=False))
+        runner = DuckRunner(duck)
     try:
         return _run(runner, calls_paths, registry_paths, fraud_paths, out, screen or Screen())
     finally:
