@@ -163,3 +163,31 @@ def test_an_interrupted_run_keeps_its_committed_batches(lib_path, audio):
         with lib.writing(wait=0):  # the lock was let go
             pass
         assert lib.check_index()["status"] == "ok" and verify_seals(lib.store)["ok"]
+
+
+def test_an_erasure_reaches_the_copy_the_move_left(lib_path, audio, capsys):
+    """Deletion and retention erase a person from the pre-move copy too: it must not outlive its retention there."""
+    import sqlite3
+
+    from voiceprint.reembed import copies_of
+    from voiceprint.retention import apply_retention, set_retention
+
+    with Library.open(lib_path) as lib:
+        reembed(lib, NEW, [audio])
+        [copy] = copies_of(lib_path)
+        zhang = int(lib.store.find_person("Zhang San")["id"])
+        li = int(lib.store.find_person("Li Si")["id"])
+    assert run(["person", "delete", str(zhang), "--yes", "--library", str(lib_path)]) == 0
+    assert f"also erased from {copy.name}" in capsys.readouterr().err
+    with Library.open(lib_path) as lib:
+        set_retention(lib, li, "2000-01-01")
+        result = apply_retention(lib)
+        assert result["erased"] == 1 and result["copies"] == [copy.name]
+        [row] = lib.audit(action="person.erase_copies", limit=1)
+        assert row["detail"]["persons"] == [li] and row["detail"]["copies"] == [copy.name]
+    db = sqlite3.connect(copy)
+    assert {r[0] for r in db.execute("SELECT name FROM persons")} == {"Wang Wu"}
+    assert db.execute("SELECT count(*) FROM voiceprints WHERE person_id IN (?, ?)", (zhang, li)).fetchone()[0] == 0
+    db.close()
+    assert oct(copy.stat().st_mode & 0o777) == "0o600"
+    assert not any(p.name.endswith("-wal") and p.stat().st_size for p in lib_path.iterdir())  # no log keeps the erased pages

@@ -414,14 +414,13 @@ def person_delete(
     lib = _open(library)
     result = lib.delete_person(ref)
     typer.echo(f"deleted person {result['person']} and {result['voiceprints']} voiceprint(s)")
-    warn_about_copies(lib)
+    say_copies_erased(result["copies"])
 
 
-def warn_about_copies(lib) -> None:
-    """An erasure reaches the library, not the copies beside it: say which still hold the erased rows."""
-    for copy in sorted(lib.root.glob("library.sqlite.before-reembed-*")):
-        _err(f"note: {copy.name} (the copy `library reembed` left) still holds what was erased here - delete it once "
-             "the move to the new model is checked")
+def say_copies_erased(copies: list[str]) -> None:
+    """An erasure reaches the copies `library reembed` left beside the library too: say which."""
+    for name in copies:
+        _err(f"note: also erased from {name} (the copy `library reembed` left to undo a model switch)")
 
 
 @phone_app.command("add")

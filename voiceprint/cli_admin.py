@@ -134,14 +134,13 @@ def _retention_apply(open_library):
 
         Phones and case links are case data and stay. Example: voiceprint retention apply --dry-run
         """
-        from .cli import warn_about_copies
+        from .cli import say_copies_erased
         from .report import print_rows, to_json
         from .retention import apply_retention
 
         lib = open_library(library)
         result = apply_retention(lib, as_of, dry_run)
-        if result["persons"] and not dry_run:
-            warn_about_copies(lib)
+        say_copies_erased(result.get("copies", []))
         if json_out:
             typer.echo(to_json(result))
             return

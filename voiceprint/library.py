@@ -422,7 +422,33 @@ class Library:
                 result = self.store.delete_person(self._person_id(ref))
             self.save_index()
             result["wal"] = erase_checkpoint(self.store)  # erasure: no WAL page keeps the deleted rows
+            result["copies"] = self.erase_in_copies([result["person"]])
         return result
+
+    def erase_in_copies(self, person_ids: list[int]) -> list[str]:
+        """Erase persons from the database copies ``library reembed`` left beside the library, too.
+
+        A copy holds the old model's voiceprints to undo a move; an erasure (deletion, retention) must
+        reach it, or the biometric data outlives its retention there. Person ids are the same in the
+        copy. Each copy audits the erasure in its own trail; the names of the copies touched are returned.
+        """
+        from .reembed import copies_of
+
+        touched = []
+        for copy in copies_of(self.root):
+            with Store(copy, self.store.operator) as other:
+                present = [pid for pid in person_ids if other.db.execute("SELECT 1 FROM persons WHERE id = ?", (pid,)).fetchone()]
+                if not present:
+                    continue
+                with other.transaction():
+                    for pid in present:
+                        other.delete_person(pid)
+                erase_checkpoint(other)
+            touched.append(copy.name)
+        if touched:
+            with self.store.transaction():
+                self.store.audit("person.erase_copies", "", persons=sorted(person_ids), copies=touched)
+        return touched
 
     def audit(self, limit: int = 100, action: str | None = None) -> list[dict]:
         return self.store.audit_rows(limit, action)

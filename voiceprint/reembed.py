@@ -212,11 +212,20 @@ def _switch(lib: Library, spec, summary: ReembedSummary) -> None:
     lib.rebuild_index()
 
 
+#: the name of the database copy a model switch leaves beside the library (its time appended)
+COPY_PREFIX = "library.sqlite.before-reembed-"
+
+
+def copies_of(root: Path) -> list[Path]:
+    """The database copies earlier model switches left in a library folder, oldest first."""
+    return sorted(p for p in Path(root).glob(f"{COPY_PREFIX}*") if not p.name.endswith(("-wal", "-shm", "-journal")))
+
+
 def _backup(lib: Library) -> Path:
     """A consistent copy of the database (0600) beside it, taken just before the switch."""
     import contextlib
 
-    dest = lib.root / f"library.sqlite.before-reembed-{time.strftime('%Y%m%dT%H%M%S')}"
+    dest = lib.root / f"{COPY_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}"
     os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
     with contextlib.closing(sqlite3.connect(dest)) as target:
         lib.store.db.backup(target)

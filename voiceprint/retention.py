@@ -65,4 +65,5 @@ def apply_retention(lib, as_of: str | None = None, dry_run: bool = False) -> dic
             lib.store.audit("retention.apply", "", as_of=today, persons=len(due), voiceprints=result["voiceprints"])
         lib._save_index()
         result["wal"] = erase_checkpoint(lib.store)
+        result["copies"] = lib.erase_in_copies([int(p["id"]) for p in due])
     return result
