@@ -243,3 +243,21 @@ def test_link_thresholds_come_from_the_model_when_it_has_its_own(tmp_path, monke
     assert linking.thresholds("tuned") == {"centred": 0.5, "cosine": linking.LINK_THRESHOLD_RAW, "llr": 3.0}
     assert linking.thresholds("ecapa-voxceleb") == {"centred": linking.LINK_THRESHOLD, "cosine": linking.LINK_THRESHOLD_RAW,
                                                     "llr": linking.LINK_LLR}
+
+
+def test_a_case_voice_is_taken_as_a_person_by_its_calibrated_llr_and_the_library_size(tmp_path):
+    """Real 8 kHz calls resemble each other: by the cosine alone a stranger's call became an enrolled caller;
+    and the more persons enrolled, the stronger the evidence a best hit needs."""
+    import math
+
+    with Library.create(tmp_path / "lib", operator="investigator-1") as real:
+        limits = linking.thresholds(real.model)
+        links = real.links
+        assert not links.is_match(None, 10)
+        assert not links.is_match({"llr": limits["llr"] - 0.5, "cosine": limits["cosine"] + 0.2}, 10)  # similar channel, weak evidence
+        assert links.is_match({"llr": limits["llr"] + 0.5, "cosine": limits["cosine"] - 0.2}, 10)  # a call against an interview
+        big = 13_339  # one county's library
+        assert not links.is_match({"llr": limits["llr"] + 0.5, "cosine": 0.9}, big)
+        assert links.is_match({"llr": math.log(2 * big) + 0.01, "cosine": 0.3}, big)
+        assert links.is_match({"llr": None, "cosine": limits["cosine"] + 0.01}, big)  # no back end: the cosine decides
+        assert not links.is_match({"llr": None, "cosine": limits["cosine"] - 0.01}, big)

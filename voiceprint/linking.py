@@ -34,6 +34,7 @@ precision reaches 0.95 there. All SQL is in :class:`voiceprint.store.Store`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,10 +274,23 @@ class Links:
     def space(self) -> LinkSpace:
         return link_space(self.store, self.lib.model)
 
-    def match_threshold(self) -> float:
-        """Cosine to an enrolled person above which a case voice is taken as that person, not an unknown:
-        the plain-cosine link threshold of the library's model (a same-speaker decision on the same scale)."""
-        return thresholds(self.lib.model)["cosine"]
+    def is_match(self, hit: dict | None, library_size: int) -> bool:
+        """Whether a case voice is taken as the enrolled person of ``hit`` (its best hit among
+        ``library_size`` persons) rather than kept as an unknown voice.
+
+        With a back end: when the calibrated LLR of the recording's channel pair is at least the model's
+        link threshold and at least ln(2N). The second is the open-set part: at even prior odds that the
+        speaker is enrolled at all, the best of N persons is more likely the speaker than not only when
+        its LR exceeds what the N others add up to, about N (a calibrated LR averages 1 over different
+        speakers), plus N. Without it, the more persons a library holds the likelier a stranger's best
+        hit passes any fixed threshold. Without a back end, the model's plain-cosine link threshold.
+        Measured on real speech in docs/accuracy.md, "Matching a case voice to a person"."""
+        if hit is None:
+            return False
+        limits = thresholds(self.lib.model)
+        if hit.get("llr") is not None:
+            return float(hit["llr"]) >= max(limits["llr"], math.log(2 * max(int(library_size), 1)))
+        return float(hit["cosine"]) >= limits["cosine"]
 
     # -- filing recordings ----------------------------------------------------------------------
     def add_recordings(self, case_number: str, files, on_voice=None) -> list[dict]:
@@ -316,7 +330,7 @@ class Links:
         store = self.store
         hits = self.lib.search_vector(vector, 1, domain_of(rec.source_rate, rec.codec), v.net_speech)
         top = hits[0] if hits else None
-        matched = top if top and top["cosine"] >= self.match_threshold() else None
+        matched = top if self.is_match(top, self.lib.index.persons.ntotal) else None
         with store.transaction():
             rid = store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration, v.net_speech, rec.source_rate,
                                       rec.codec, dict(v.quality, voice=v.voice))
@@ -539,7 +553,7 @@ class Links:
         return {
             "file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
             "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
-            "person": best["person"]["name"] if best and best["cosine"] >= self.match_threshold() else None,
+            "person": best["person"]["name"] if self.is_match(best, self.lib.index.persons.ntotal) else None,
             "person_score": best["cosine"] if best else None,
             "cluster": link["cluster"] if link and linked else None,
             "cluster_score": link["score"] if link else None,
