@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 
@@ -104,6 +105,9 @@ def _model_folder(tmp_path, extra_yaml: str):
     "\nboom: !name:builtins.exec\n",
     "\nboom: !include:{marker}.yaml\n",
     "\nboom: !!python/object/apply:os.system ['touch {marker}']\n",
+    # an allowed prefix, then attributes walked to another module (HyperPyYAML resolves them so)
+    "\nboom: !new:speechbrain.nnet.CNN.np.f2py.subprocess.Popen\n    args: [['touch', '{marker}']]\n",
+    "\nboom: !name:speechbrain.nnet.CNN.torch.load\n",
 ])
 def test_models_add_refuses_yaml_that_runs_code(payload, tmp_path, monkeypatch):
     marker = tmp_path / "PWNED_BY_YAML"
@@ -209,3 +213,20 @@ def test_csv_cells_from_carriers_are_not_formulas(name, shown, tmp_path):
     for text in ((tmp_path / "out.csv").read_text(encoding="utf-8"), buf.getvalue()):
         row = list(csv.DictReader(io.StringIO(text)))[0]
         assert row == {"name": shown, "score": "-0.5"}
+
+
+def test_a_ge2e_model_folder_never_unpickles_its_weights(tmp_path):
+    """A model of kind ge2e whose weights file is a pickle that runs code: refused, nothing runs."""
+    from voiceprint.ge2e import GE2EEncoder
+
+    marker = tmp_path / "PWNED_BY_GE2E"
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    weights = tmp_path / "pretrained.pt"
+    weights.write_bytes(pickle.dumps({"model_state": Boom()}, protocol=2))
+    with pytest.raises(ModelError, match="not a GE2E state dict"):
+        GE2EEncoder(weights)
+    assert not marker.exists()

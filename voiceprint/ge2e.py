@@ -29,7 +29,13 @@ class GE2EEncoder:
         import torch
         import torchaudio
 
-        state = torch.load(str(weights_path), map_location="cpu", weights_only=False)["model_state"]
+        try:  # tensors only: a pickle could run code on load
+            state = torch.load(str(weights_path), map_location="cpu", weights_only=True)["model_state"]
+        except Exception as err:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, KeyError...
+            from .errors import ModelError
+
+            raise ModelError(f"{weights_path}: not a GE2E state dict of tensors ({type(err).__name__}) - "
+                             "restore the model's weights from its wheel") from None
         self.lstm = torch.nn.LSTM(MEL_BANDS, HIDDEN, LAYERS, batch_first=True)
         self.linear = torch.nn.Linear(HIDDEN, HIDDEN)
         self.lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})

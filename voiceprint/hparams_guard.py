@@ -60,13 +60,47 @@ def hparams_targets(path: Path) -> list[tuple[str, str]]:
     return found
 
 
+def _defined_where_allowed(target: str) -> bool:
+    """Whether ``target`` names, as ``module.Name`` and nothing longer, an object defined in an allowed module.
+
+    A prefix alone is not enough: HyperPyYAML resolves names by walking attributes, so
+    ``speechbrain.nnet.CNN.np.f2py.subprocess.Popen`` starts with ``speechbrain.nnet.`` and is
+    ``subprocess.Popen``. Here the longest importable module of the name must leave exactly one
+    part, and that object's own module must be an allowed one (or the name an allowed object).
+    Only modules under the allowed prefixes are imported to find out.
+    """
+    import importlib
+    import importlib.util
+
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            if importlib.util.find_spec(module_name) is not None:
+                break
+        except (ImportError, ValueError, AttributeError):
+            continue  # a parent that is not a package (``...CNN.np``): try a shorter module
+    else:
+        return False
+    if cut != len(parts) - 1:
+        return False  # attributes of attributes: not a building block of that module
+    obj = getattr(importlib.import_module(module_name), parts[-1], None)
+    if obj is None or not callable(obj):
+        return False
+    if target in ALLOWED_OBJECTS:
+        return True
+    home = str(getattr(obj, "__module__", "") or "")
+    return any(home == prefix.rstrip(".") or home.startswith(prefix) for prefix in ALLOWED_PREFIXES)
+
+
 def check_hparams(path: Path) -> list[str]:
     """Refuse a ``hyperparams.yaml`` that would run code; return the objects it builds."""
     built = []
     for tag, target in hparams_targets(path):
         if tag in PLAIN_TAGS:
             continue
-        allowed = tag in ("!new", "!name") and (target in ALLOWED_OBJECTS or target.startswith(ALLOWED_PREFIXES))
+        allowed = (tag in ("!new", "!name") and (target in ALLOWED_OBJECTS or target.startswith(ALLOWED_PREFIXES))
+                   and _defined_where_allowed(target))
         if not allowed:
             shown = f"{tag}:{target}" if target else tag
             raise ModelError(
