@@ -561,3 +561,20 @@ def test_welch_is_scipys(n, nperseg):
     mine_f, mine_p = audio._welch(x, 16000, nperseg)
     np.testing.assert_allclose(mine_f, f)
     np.testing.assert_allclose(mine_p, p, rtol=1e-4, atol=1e-6 * float(p.max()))
+
+
+@pytest.mark.parametrize("n_channels", [3, 8, 9])
+def test_many_channel_files_decode_in_this_process(tmp_path, n_channels):
+    """An 8-channel FLAC crashed the process (PyAV lists one plane too many for planar frames), so one
+    upload took the workbench down; every channel now decodes, in order."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(n_channels)
+    data = (0.05 * rng.normal(size=(16000, n_channels))).astype(np.float32)
+    data[:, -1] *= 4  # tell the last channel apart
+    path = tmp_path / f"c{n_channels}.flac" if n_channels <= 8 else tmp_path / f"c{n_channels}.wav"
+    sf.write(path, data, 16000)
+    rec = load_recording(path)
+    assert len(rec.channels) == n_channels
+    for c, channel in enumerate(rec.channels):
+        np.testing.assert_allclose(channel.samples, data[:, c], atol=1e-4)

@@ -272,7 +272,11 @@ def _inspect(path: str, container, channels) -> _Source:
 
 
 class _Decoded:
-    """Planar float32 samples gathered frame by frame into one buffer, grown by doubling.
+    """Float32 samples gathered frame by frame into one [channels, n] buffer, grown by doubling.
+
+    Frames arrive packed (interleaved): PyAV 18 lists one plane too many for a planar frame of 8
+    channels and reading it crashed the process (a hostile upload took the workbench down); the
+    one plane of a packed frame is read for any channel count.
 
     Preallocated from the container's duration estimate (plus slack) so a long file is not copied
     while growing; refuses NaN/Inf samples and stops as soon as MAX_DURATION_SECONDS is exceeded."""
@@ -290,23 +294,22 @@ class _Decoded:
     def add(self, frames) -> None:
         for fr in frames:
             m = fr.samples
-            planes = fr.planes  # planar float32: one plane per channel
+            n_channels = len(fr.layout.channels)
             if self.buf is None:
-                self.buf = np.empty((len(planes), self.cap), dtype=np.float32)
-            if len(planes) != self.buf.shape[0]:
+                self.buf = np.empty((n_channels, self.cap), dtype=np.float32)
+            if n_channels != self.buf.shape[0]:
                 raise AudioError(self.path, "channel count changes in the middle of the file", _HINT_CONVERT)
             if self.n + m > self.cap:
                 self.cap = max(self.cap * 2, self.n + m)
                 nb = np.empty((self.buf.shape[0], self.cap), dtype=np.float32)
                 nb[:, : self.n] = self.buf[:, : self.n]
                 self.buf = nb
-            for c, plane in enumerate(planes):
-                chunk = np.frombuffer(plane, dtype=np.float32, count=m)
-                if not np.isfinite(chunk).all():  # float WAV/CAF can hold them; the resampler spreads them
-                    raise AudioError(self.path, f"the audio contains invalid samples (NaN/Inf) at {self.n / self.rate:.1f} s",
-                                     "the file is damaged or was written by a faulty program - export the recording again")
-                # clip while the chunk is small: resampling can overshoot full scale slightly
-                np.clip(chunk, -1.0, 1.0, out=self.buf[c, self.n : self.n + m])
+            chunk = np.frombuffer(fr.planes[0], dtype=np.float32, count=m * n_channels).reshape(m, n_channels).T
+            if not np.isfinite(chunk).all():  # float WAV/CAF can hold them; the resampler spreads them
+                raise AudioError(self.path, f"the audio contains invalid samples (NaN/Inf) at {self.n / self.rate:.1f} s",
+                                 "the file is damaged or was written by a faulty program - export the recording again")
+            # clip while the chunk is small: resampling can overshoot full scale slightly
+            np.clip(chunk, -1.0, 1.0, out=self.buf[:, self.n : self.n + m])
             self.n += m
         if self.n > self.max_samples:  # stop decoding as soon as the limit is passed
             raise _too_long(self.path)
@@ -325,12 +328,12 @@ class _Decoded:
 
 
 def _decode(path: str, container, src: _Source, target_rate: int, progress) -> np.ndarray:
-    """Stream the first audio stream through FFmpeg's resampler (planar float) into one buffer."""
+    """Stream the first audio stream through FFmpeg's resampler (packed float) into one buffer."""
     import av
 
     stream = container.streams.audio[0]
     out = _Decoded(path, target_rate, container.duration / 1_000_000 if container.duration else 0.0, progress)
-    resampler = av.AudioResampler(format="fltp", layout=None, rate=target_rate)
+    resampler = av.AudioResampler(format="flt", layout=None, rate=target_rate)
     try:
         for frame in container.decode(stream):
             frame.pts = None  # let the resampler run on sample counts; avoids pts gaps/jumps errors
