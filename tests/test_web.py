@@ -406,3 +406,17 @@ def test_a_case_number_with_a_slash_opens(app):
     for path in ("/cases/AJ2026/0815", "/api/cases/AJ2026%2F0815"):
         r = c.get(path)
         assert r.status_code == 200 and "退款诈骗" in r.text, path
+
+
+def test_the_reports_chain_of_custody_finds_cli_queries_and_case_filings(library, voices, tmp_path):
+    """CLI rows name a recording by its whole SHA-256, workbench rows by 16 hex: the report must find both."""
+    from voiceprint.audio import load_recording
+    from voiceprint.store.casefile import audit_touching
+
+    root = library[0]
+    sha = load_recording(voices["a2"]).sha256
+    with Library.open(root, operator="examiner1") as lib:
+        lib.query(voices["a2"], top=1)
+        lib.links.add_recordings("AJ-CUSTODY", [voices["a2"]])
+        actions = [r["action"] for r in audit_touching(lib.store, sha[:16])]
+    assert "query" in actions and "case.add_recording" in actions

@@ -344,7 +344,7 @@ class Links:
                 # every case voice's vector is kept as voice evidence for `voiceprint leads` (voiceprint.graph)
                 keep_case_voice_vector(store, cv, self.lib.model, vector, domain_of(rec.source_rate, rec.codec), v.net_speech)
                 cluster = self._assign(vid, self._row(vector, rec, v.net_speech)) if vid is not None else None
-                store.audit("case.add_recording", f"case:{case_id}", recording=rid, voice=v.voice, voiceprint=vid,
+                store.audit("case.add_recording", f"case:{case_id}", recording=rid, sha256=rec.sha256, voice=v.voice, voiceprint=vid,
                             matched_person=matched["person"]["id"] if matched else None, cluster=cluster)
                 row = {"status": "matched" if matched else "unknown", "voiceprint": vid, "cluster": cluster}
         return row | {"file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),

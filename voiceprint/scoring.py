@@ -416,15 +416,20 @@ def verify_backend_files(spec) -> None:
 
 
 def evidence(backend: Backend | None, score: float, library_size: int, net_a: float | None = None,
-             net_b: float | None = None, pair: str = "all") -> dict:
+             net_b: float | None = None, pair: str = "all", symmetric: bool = False) -> dict:
     """What one comparison means: natural-log and log10 LR, the ENFSI verbal equivalent, and the
     expected number of false hits at this score in a library of ``library_size`` persons.
 
+    ``symmetric``: two single recordings compared 1:1, neither of them the enrolment side: the mean
+    of the LLR with each as the enrolment, so swapping the files cannot change the evidence (the
+    calibration weighs the enrolment's and the test's net speech differently).
     Without a back end every field is None (the raw cosine has no calibrated meaning).
     """
     if backend is None:
         return {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None}
     llr = float(backend.llr(score, net_a, net_b, pair))
+    if symmetric:
+        llr = 0.5 * (llr + float(backend.llr(score, net_b, net_a, pair)))
     return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
             "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}")}
 

@@ -232,7 +232,8 @@ def _compare(backend, va: dict, vb: dict) -> dict:
     if backend is not None:
         model = backend.model(va["vector"], va["domain"])
         score = float(backend.score(model, backend.project(vb["vector"], vb["domain"]))[0, 0])
-    evidence = scoring.evidence(backend, score, 1, va["net_speech"], vb["net_speech"], scoring.pair_of(va["domain"], vb["domain"]))
+    evidence = scoring.evidence(backend, score, 1, va["net_speech"], vb["net_speech"], scoring.pair_of(va["domain"], vb["domain"]),
+                                symmetric=True)
     return {"a": va, "b": vb, "score": round(score, 4), "cosine": round(cosine, 4), **evidence}
 
 

@@ -80,9 +80,11 @@ def open_case_numbers(store: Store) -> list[str]:
 
 
 def audit_touching(store: Store, sha_prefix: str) -> list[sqlite3.Row]:
-    """Audit rows whose target or detail names a recording by its 16-hex SHA-256 prefix, oldest first."""
-    return store.db.execute("SELECT id, ts, operator, action, target, hash FROM audit WHERE target = ? OR detail LIKE ? ORDER BY id",
-                            (f"sha256:{sha_prefix}", f"%{sha_prefix}%")).fetchall()
+    """Audit rows whose target or detail names a recording by its SHA-256 (or a prefix of it, as the
+    workbench's rows do: 16 hex), oldest first."""
+    prefix = sha_prefix[:16]
+    return store.db.execute("SELECT id, ts, operator, action, target, hash FROM audit WHERE target LIKE ? OR detail LIKE ? ORDER BY id",
+                            (f"sha256:{prefix}%", f"%{prefix}%")).fetchall()
 
 
 # -- the lead graph's inputs (voiceprint.graph builders) ----------------------------------------
