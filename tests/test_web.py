@@ -420,3 +420,20 @@ def test_the_reports_chain_of_custody_finds_cli_queries_and_case_filings(library
         lib.links.add_recordings("AJ-CUSTODY", [voices["a2"]])
         actions = [r["action"] for r in audit_touching(lib.store, sha[:16])]
     assert "query" in actions and "case.add_recording" in actions
+
+
+def test_a_technician_enrols_several_files_with_a_manifest(app, library, voices, tmp_path):
+    """The manifest form failed with a 500 for every upload and left the files in uploads/.incoming."""
+    root = library[0]
+    a = audiogen.speech_file(tmp_path / "sun_1.wav", seed=21, f0=130, seconds=5.0)
+    b = audiogen.speech_file(tmp_path / "zhou_1.wav", seed=23, f0=190, seconds=5.0)
+    manifest = "path,person,category,phone\nsun_1.wav,Sun Qi,suspect,13600136000\nzhou_1.wav,Zhou Ba,suspect,\n"
+    tech, csrf = login(app, "tech")
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        r = tech.post("/enrol", data={"csrf_token": csrf},
+                      files=[("files", ("sun_1.wav", fa, "audio/wav")), ("files", ("zhou_1.wav", fb, "audio/wav")),
+                             ("manifest", ("m.csv", manifest.encode(), "text/csv"))])
+    assert r.status_code == 200 and r.text.count('data-status="enrolled"') == 2, r.text[-2000:]
+    persons = app.state.wb.call_sync("t", lambda lib: {p["name"] for p in lib.persons()})
+    assert {"Sun Qi", "Zhou Ba"} <= persons
+    assert not [p for p in uploads(root) if ".incoming" in p.parts]

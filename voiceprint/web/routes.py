@@ -463,6 +463,10 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
         for path, _sha, _size in uploads.values():
             views.discard(path)
         return None, user_error(err)[1]
+    except BaseException:  # an unexpected failure must not leave the uploads behind either (kept ones have moved)
+        for path, _sha, _size in uploads.values():
+            views.discard(path)
+        raise
 
 
 def _form_items(form, uploads: dict) -> list:

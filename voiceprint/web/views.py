@@ -203,7 +203,7 @@ def enrol_uploads(lib, items: list, uploads: dict) -> list[dict]:
     return out
 
 
-def manifest_items(text: str, uploads: dict) -> list:
+def manifest_items(lib, text: str, uploads: dict) -> list:
     """Rows of an uploaded manifest whose ``path`` names one of the uploaded files."""
     from ..library import read_manifest
 
