@@ -437,3 +437,36 @@ def test_a_technician_enrols_several_files_with_a_manifest(app, library, voices,
     persons = app.state.wb.call_sync("t", lambda lib: {p["name"] for p in lib.persons()})
     assert {"Sun Qi", "Zhou Ba"} <= persons
     assert not [p for p in uploads(root) if ".incoming" in p.parts]
+
+
+def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_none(app, library, voices, tmp_path):
+    """Deleted persons' uploads stayed on disk and playable at /audio/<sha>; so did rejected samples."""
+    import hashlib
+
+    root = library[0]
+    wb = app.state.wb
+    tech, csrf = login(app, "tech")
+    wav = audiogen.speech_file(tmp_path / "erase_me.wav", seed=31, f0=150, seconds=5.0)
+    sha = hashlib.sha256(wav.read_bytes()).hexdigest()
+    with open(wav, "rb") as fh:
+        r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Erase Me"}, files={"files": ("erase_me.wav", fh, "audio/wav")})
+    assert 'data-status="enrolled"' in r.text and sha in [p.name for p in uploads(root)]
+    inv, _ = login(app, "inv")
+    assert inv.get(f"/audio/{sha}").status_code == 200
+    result = wb.call_sync("sup", lambda lib: lib.delete_person("Erase Me"))
+    assert result["uploads_erased"] == [sha]
+    assert sha not in [p.name for p in uploads(root)] and inv.get(f"/audio/{sha}").status_code == 404
+    assert wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM uploads WHERE sha256 = ?", (sha,)).fetchone()[0]) == 0
+
+    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
+    try:
+        wav2 = audiogen.speech_file(tmp_path / "reject_me.wav", seed=33, f0=170, seconds=5.0)
+        sha2 = hashlib.sha256(wav2.read_bytes()).hexdigest()
+        with open(wav2, "rb") as fh:
+            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Reject Me"}, files={"files": ("reject_me.wav", fh, "audio/wav")})
+        assert 'data-status="pending approval"' in r.text and sha2 in [p.name for p in uploads(root)]
+        vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
+        wb.call_sync("sup", lambda lib: accounts.review(lib, [vid], "sup", approve=False))
+        assert sha2 not in [p.name for p in uploads(root)]
+    finally:
+        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))

@@ -421,9 +421,18 @@ class Library:
             with self.store.transaction():
                 result = self.store.delete_person(self._person_id(ref))
             self.save_index()
+            self.erase_upload_files(result["uploads_erased"])
             result["wal"] = erase_checkpoint(self.store)  # erasure: no WAL page keeps the deleted rows
             result["copies"] = self.erase_in_copies([result["person"]])
         return result
+
+    def erase_upload_files(self, shas: list[str]) -> None:
+        """Remove the kept workbench uploads of erased recordings (their rows are already gone)."""
+        for sha in shas:
+            path = upload_path(self.root, sha)
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only when empty
 
     def erase_in_copies(self, person_ids: list[int]) -> list[str]:
         """Erase persons from the database copies ``library reembed`` left beside the library, too.
@@ -452,6 +461,11 @@ class Library:
 
     def audit(self, limit: int = 100, action: str | None = None) -> list[dict]:
         return self.store.audit_rows(limit, action)
+
+
+def upload_path(root: Path, sha256: str) -> Path:
+    """Where the workbench keeps an uploaded recording under a library: by content (0600 in 0700 folders)."""
+    return Path(root) / "uploads" / sha256[:2] / sha256
 
 
 class _AlreadyExists(LibraryError):

@@ -553,7 +553,7 @@ class Links:
         return {
             "file": str(path), "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
             "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
-            "person": best["person"]["name"] if self.is_match(best, self.lib.index.persons.ntotal) else None,
+            "person": best["person"]["name"] if best and self.is_match(best, self.lib.index.persons.ntotal) else None,
             "person_score": best["cosine"] if best else None,
             "cluster": link["cluster"] if link and linked else None,
             "cluster_score": link["score"] if link else None,

@@ -92,7 +92,7 @@ def find_audio(folders: Iterable[str | os.PathLike], wanted: set[str], names: It
 
 def kept_upload(lib: Library, sha256: str) -> Path | None:
     """The web workbench's kept copy of an upload with this hash, if the library holds one."""
-    from .web.accounts import upload_path
+    from .library import upload_path
 
     path = upload_path(lib.root, sha256)
     return path if path.is_file() else None

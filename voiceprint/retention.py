@@ -55,15 +55,18 @@ def apply_retention(lib, as_of: str | None = None, dry_run: bool = False) -> dic
         result = {"as_of": today, "dry_run": dry_run, "persons": due, "erased": 0, "voiceprints": 0}
         if dry_run or not due:
             return result
+        uploads: list[str] = []
         with lib.store.transaction():
             for p in due:
                 gone = lib.store.delete_person(p["id"])
+                uploads += gone["uploads_erased"]
                 lib.store.audit("retention.erase", f"person:{p['id']}", retain_until=p["retain_until"],
                                 voiceprints=gone["voiceprints"])
                 result["voiceprints"] += gone["voiceprints"]
             result["erased"] = len(due)
             lib.store.audit("retention.apply", "", as_of=today, persons=len(due), voiceprints=result["voiceprints"])
         lib._save_index()
+        lib.erase_upload_files(uploads)
         result["wal"] = erase_checkpoint(lib.store)
         result["copies"] = lib.erase_in_copies([int(p["id"]) for p in due])
     return result

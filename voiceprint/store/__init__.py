@@ -473,13 +473,27 @@ class Store(LinkingRows):
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
 
     def delete_person(self, person_id: int) -> dict:
-        """Delete a person and their voiceprints (recordings no longer used by anyone go too)."""
+        """Delete a person and their voiceprints (recordings no longer used by anyone go too, with the
+        rows of their kept uploads: ``uploads_erased`` lists those recordings' SHA-256 for the caller,
+        who holds the files, to erase)."""
         n_vp = self.db.execute("SELECT COUNT(*) FROM voiceprints WHERE person_id = ?", (person_id,)).fetchone()[0]
+        shas = [r[0] for r in self.db.execute("SELECT DISTINCT r.sha256 FROM recordings r JOIN voiceprints v ON v.recording_id = r.id"
+                                              " WHERE v.person_id = ?", (person_id,))]
         self.db.execute("DELETE FROM persons WHERE id = ?", (person_id,))
         self.db.execute("DELETE FROM recordings WHERE id NOT IN (SELECT recording_id FROM voiceprints)")
+        gone = self.forget_uploads(shas)
         self.bump_generation()
-        self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp)
-        return {"person": person_id, "voiceprints": int(n_vp)}
+        self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp, **({"uploads_erased": len(gone)} if gone else {}))
+        return {"person": person_id, "voiceprints": int(n_vp), "uploads_erased": gone}
+
+    def forget_uploads(self, shas: list[str]) -> list[str]:
+        """Drop the upload rows of these recordings where no recording row uses them any more; their SHA-256."""
+        gone = []
+        for sha in shas:
+            if self.db.execute("SELECT 1 FROM recordings WHERE sha256 = ?", (sha,)).fetchone() is None:
+                if self.db.execute("DELETE FROM uploads WHERE sha256 = ?", (sha,)).rowcount:
+                    gone.append(sha)
+        return gone
 
     def delete_recording(self, recording_id: int) -> dict:
         n_vp = self.db.execute("SELECT COUNT(*) FROM voiceprints WHERE recording_id = ?", (recording_id,)).fetchone()[0]

@@ -89,10 +89,13 @@ def approve_voiceprint(store: Store, voiceprint_id: int) -> None:
     store.db.execute("UPDATE voiceprints SET pending = 0 WHERE id = ?", (voiceprint_id,))
 
 
-def reject_voiceprint(store: Store, voiceprint_id: int, recording_id: int) -> None:
-    """Delete a rejected voiceprint, and its recording when no other voiceprint uses it."""
+def reject_voiceprint(store: Store, voiceprint_id: int, recording_id: int) -> list[str]:
+    """Delete a rejected voiceprint, and its recording (with its upload row) when no other voiceprint uses
+    it; the SHA-256 of an upload whose file the caller must erase."""
+    sha = store.db.execute("SELECT sha256 FROM recordings WHERE id = ?", (recording_id,)).fetchone()
     store.db.execute("DELETE FROM voiceprints WHERE id = ?", (voiceprint_id,))
     store.db.execute("DELETE FROM recordings WHERE id = ? AND id NOT IN (SELECT recording_id FROM voiceprints)", (recording_id,))
+    return store.forget_uploads([sha[0]]) if sha else []
 
 
 # -- saved results and uploads -----------------------------------------------------------------

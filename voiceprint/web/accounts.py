@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import DataError, LibraryError, NotFound
+from ..library import upload_path
 from ..store import ROLES, Store, four_eyes
 from ..store import accounts as rows
 
@@ -191,6 +192,7 @@ def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, 
     store = lib.store
     _supervisor(store, approver)
     done = []
+    erased: list[str] = []
     with lib.writing():
         with store.transaction():
             for vid in voiceprint_ids:
@@ -202,12 +204,13 @@ def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, 
                 if approve:
                     rows.approve_voiceprint(store, row["id"])
                 else:
-                    rows.reject_voiceprint(store, row["id"], row["recording_id"])
+                    erased += rows.reject_voiceprint(store, row["id"], row["recording_id"])
                 store.audit("enrol.approve" if approve else "enrol.reject", f"voiceprint:{row['id']}", person=row["person_id"],
                             enrolled_by=row["enrolled_by"], **({"note": note} if note else {}))
                 done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})
             store.bump_generation()
         lib.save_index()
+        lib.erase_upload_files(erased)
     return done
 
 
@@ -240,8 +243,6 @@ def load_result(store: Store, rid: str) -> dict:
             "body": json.loads(row["body"])}
 
 
-def upload_path(root: Path, sha256: str) -> Path:
-    return Path(root) / "uploads" / sha256[:2] / sha256
 
 
 def keep_upload(lib, src: Path, sha256: str, original_name: str, size: int) -> Path:
