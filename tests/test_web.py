@@ -470,3 +470,23 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
         assert sha2 not in [p.name for p in uploads(root)]
     finally:
         wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
+
+
+def test_the_workbench_clears_uploads_a_stopped_server_left_half_received(library, tmp_path):
+    import os
+    import time
+
+    root, leads = library
+    stale = root / "uploads" / ".incoming" / "deadbeefdeadbeef"
+    stale.mkdir(parents=True, exist_ok=True)
+    (stale / "call.wav").write_bytes(b"RIFF....")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = root / "uploads" / ".incoming" / "0123456789abcdef"  # another server's request, still running
+    fresh.mkdir()
+    application = create_app(Settings(library=str(root), leads=leads))
+    try:
+        assert not stale.exists() and fresh.exists()
+    finally:
+        application.state.wb.close()
+        fresh.rmdir()
