@@ -154,7 +154,22 @@ def test_backend_round_trips_through_disk_and_refuses_altered_files(tmp_path):
 
 
 def test_evidence_is_null_without_a_back_end():
-    assert scoring.evidence(None, 0.7, 100) == {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None}
+    assert scoring.evidence(None, 0.7, 100) == {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None,
+                                                "calibration": None, "at_bound": None}
+
+
+def test_evidence_names_its_calibration_and_says_when_the_lr_sits_at_its_bound():
+    """An LR at the ELUB bound is "at least" that value: the report must not present it as measured."""
+    backend = scoring.load_backend("campplus-zh-en")
+    lo, hi = backend.llr_limits("cross")
+    top = scoring.evidence(backend, 5.0, 10, 10.0, 10.0, "cross")
+    assert top["calibration"] == "cross" and top["at_bound"] == "upper" and top["llr"] == pytest.approx(hi, abs=1e-3)
+    bottom = scoring.evidence(backend, -5.0, 10, 10.0, 10.0, "cross")
+    assert bottom["at_bound"] == "lower" and bottom["llr"] == pytest.approx(lo, abs=1e-3)
+    lo, hi = backend.llr_limits("wideband")
+    inside = [e for e in (scoring.evidence(backend, float(x), 10, 10.0, 10.0, "wideband") for x in np.linspace(-1, 1, 201))
+              if lo + 0.01 < e["llr"] < hi - 0.01]
+    assert inside and all(e["at_bound"] is None for e in inside)
 
 
 @pytest.fixture

@@ -95,12 +95,14 @@ def voice_figure(path, channel: int, segments: list, title: str = "") -> bytes:
 
 
 def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | None, case_log10: float | None,
-                   trials: Path | None = None) -> tuple[bytes | None, str]:
+                   trials: Path | None = None, symmetric: bool = False) -> tuple[bytes | None, str]:
     """Tippett plot of development trials with this case's log10 LR marked, and a caption.
 
     The back end keeps its development impostor scores, so the different-speaker curve is always
-    drawn (calibrated with this case's durations and channel pair). The same-speaker curve needs
-    the development trials file (``voiceprint evaluate --scores-out``), passed as ``trials``."""
+    drawn, through the very calibration that gave the case's LR: its channel pair, both sides' net
+    speech, and for a 1:1 comparison (``symmetric``) the mean of both roles, as ``verify`` computes it.
+    The same-speaker curve needs the development trials file (``voiceprint evaluate --scores-out``),
+    passed as ``trials``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,8 +113,11 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
     backend = load_backend(model)
     if backend is None:
         return None, "no back end is fitted for this model, so no likelihood ratio and no Tippett plot"
-    curves = {"different speakers (development impostor trials)": np.asarray(backend.llr(backend.nontarget_scores, net_a, net_b, pair)) / math.log(10)}
-    caption = f"{len(backend.nontarget_scores)} development impostor trials"
+    impostors = np.asarray(backend.llr(backend.nontarget_scores, net_a, net_b, pair))
+    if symmetric:
+        impostors = 0.5 * (impostors + np.asarray(backend.llr(backend.nontarget_scores, net_b, net_a, pair)))
+    curves = {"different speakers (development impostor trials)": impostors / math.log(10)}
+    caption = f"{len(backend.nontarget_scores)} development impostor trials, through the {pair} calibration with this case's durations"
     if trials is not None:
         tgt, non = _read_trials(trials)
         curves = {f"same speaker ({len(tgt)} trials)": tgt, f"different speakers ({len(non)} trials)": non}
@@ -232,8 +237,8 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
         for v in voices:
             top = (v.get("hits") or [None])[0]
             png = _voice_png(audio_paths.get(v.get("sha256", "")), v)
-            tip, caption = tippett_figure(lib.model, _pair_of(v, top), None, v.get("net_speech"),
-                                          top and top.get("log10_lr"), trials) if top else (None, "no hit")
+            tip, caption = tippett_figure(lib.model, top.get("calibration") or "all", top.get("enrolled_net_speech"), v.get("net_speech"),
+                                          top.get("log10_lr"), trials) if top else (None, "no hit")
             ctx["voices"].append({**v, "top": top, "gates": _gates(v.get("quality") or {}), "figure": _data_uri(png),
                                   "tippett": _data_uri(tip), "tippett_caption": caption})
         shas = [i["sha256"] for i in ctx["items"]]
@@ -241,7 +246,8 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
                       f"'{lib.root.name}' (an investigative search, not a relevant-population sample)")
     else:
         ctx["items"] = [{"name": Path(body[k]["file"]).name, "sha256": body[k]["sha256"], "size": None} for k in ("a", "b")]
-        tip, caption = tippett_figure(lib.model, "all", body["a"].get("net_speech"), body["b"].get("net_speech"), body.get("log10_lr"), trials)
+        tip, caption = tippett_figure(lib.model, body.get("calibration") or "all", body["a"].get("net_speech"), body["b"].get("net_speech"),
+                                      body.get("log10_lr"), trials, symmetric=True)
         ctx["comparison"] = {**body, "tippett": _data_uri(tip), "tippett_caption": caption}
         shas = [i["sha256"] for i in ctx["items"]]
         population = _development_population(lib.model)
@@ -261,15 +267,6 @@ def _development_population(model: str) -> str:
     return f"speakers of the development corpora the calibration was fitted on ({', '.join(corpora)}; see Method)"
 
 
-def _pair_of(voice: dict, hit: dict | None) -> str:
-    from .scoring import domain_of
-
-    if hit is None:
-        return "all"
-    domain = domain_of(voice.get("source_rate") or 16000, voice.get("codec") or "")
-    return "narrowband" if domain == "narrowband" else "all"
-
-
 def _voice_png(path, voice: dict) -> bytes | None:
     if not path or not Path(path).exists():
         return None
@@ -280,7 +277,10 @@ def _voice_png(path, voice: dict) -> bytes | None:
 def render_html(ctx: dict) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+    from .scoring import bound_mark
+
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    env.filters["bound"] = bound_mark
     return env.get_template("report.html").render(**ctx)
 
 

@@ -426,12 +426,22 @@ def evidence(backend: Backend | None, score: float, library_size: int, net_a: fl
     Without a back end every field is None (the raw cosine has no calibrated meaning).
     """
     if backend is None:
-        return {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None}
+        return {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None, "calibration": None, "at_bound": None}
     llr = float(backend.llr(score, net_a, net_b, pair))
     if symmetric:
         llr = 0.5 * (llr + float(backend.llr(score, net_b, net_a, pair)))
+    lo, hi = backend.llr_limits(pair if pair in backend.calibration else "all")
     return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
-            "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}")}
+            "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}"),
+            # which calibration gave it, and whether it sits at that calibration's ELUB bound: the data
+            # support no stronger (weaker) value, so the LR is "at least" ("at most") this
+            "calibration": pair if pair in backend.calibration else "all",
+            "at_bound": "upper" if llr >= hi - 1e-6 else "lower" if llr <= lo + 1e-6 else None}
+
+
+def bound_mark(at_bound: str | None) -> str:
+    """What goes before an LR at its ELUB bound: the data support no stronger ("≥") or weaker ("≤") value."""
+    return {"upper": "≥ ", "lower": "≤ "}.get(at_bound or "", "")
 
 
 def scoring_note(model: str | None = None) -> str:
