@@ -383,7 +383,7 @@ def test_cli_report_from_a_file_and_by_result_id(library, voices, tmp_path, caps
     with Library.open(library[0]) as lib:
         verdict = lib.verify(voices["a1"], voices["a2"])
     assert verdict["at_bound"] == "upper"  # these synthetic voices sit at the bound: shown as "at least"
-    assert "≥ " + "%.3f" % verdict["log10_lr"] in report
+    assert f"≥ {verdict['log10_lr']:.3f}" in report
     assert run(["report", "0000000000000000", "--library", root]) == 7
 
 
