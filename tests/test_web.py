@@ -495,3 +495,25 @@ def test_the_workbench_clears_uploads_a_stopped_server_left_half_received(librar
     finally:
         application.state.wb.close()
         fresh.rmdir()
+
+
+def test_a_verify_report_of_two_party_recordings_shows_every_comparison(library, tmp_path):
+    """The report kept the best-scoring voice pair silently: a selection the calibration does not account for."""
+    import numpy as np
+
+    import voiceprint
+    from voiceprint.audio import load_recording
+    from voiceprint.cli import run
+
+    demo = Path(voiceprint.__file__).parent / "demo_data"
+    parts = []
+    for speaker in ("so762_0024", "so762_0120", "so762_0024", "so762_0120"):
+        for name in ("interview_1.flac", "interview_2.flac"):
+            parts += [load_recording(demo / speaker / name).channels[0].samples, np.zeros(4000, np.float32)]
+    call = audiogen.write_audio(tmp_path / "two_party.wav", np.concatenate(parts), 16000)
+    out = tmp_path / "v.html"
+    assert run(["report", "--verify", str(call), "--verify", str(demo / "so762_0024" / "000240116.flac"), "-o", str(out),
+                "--library", str(library[0])]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert 'data-testid="several-voices"' in html and "2 comparisons were made" in html
+    assert html.count("channel 0, voice 0") >= 1 and html.count("channel 0, voice 1") >= 1
