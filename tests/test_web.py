@@ -517,3 +517,32 @@ def test_a_verify_report_of_two_party_recordings_shows_every_comparison(library,
     html = out.read_text(encoding="utf-8")
     assert 'data-testid="several-voices"' in html and "2 comparisons were made" in html
     assert html.count("channel 0, voice 0") >= 1 and html.count("channel 0, voice 1") >= 1
+
+
+def test_a_pending_enrolment_takes_nobodys_number_and_a_rejection_removes_the_person_it_made(app, voices, tmp_path):
+    """Four-eyes: a pending sample moved Zhang San's number to a decoy at once, and rejecting it kept the move."""
+    wb = app.state.wb
+    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
+    try:
+        tech, csrf = login(app, "tech")
+        decoy = audiogen.speech_file(tmp_path / "decoy.wav", seed=41, f0=175, seconds=5.0)
+        with open(decoy, "rb") as fh:
+            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Decoy Person", "phone": "13800138000"},
+                          files={"files": ("decoy.wav", fh, "audio/wav")})
+        assert 'data-status="refused"' in r.text and "registered to person" in r.text
+        owner = wb.call_sync("t", lambda lib: lib.store.db.execute(
+            "SELECT p.name FROM phones f JOIN persons p ON p.id = f.person_id WHERE f.number = '+8613800138000'").fetchone()[0])
+        assert owner == "Zhang San"
+        with open(decoy, "rb") as fh:
+            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Decoy Person", "phone": "13500135000", "case": "AJ-DECOY"},
+                          files={"files": ("decoy.wav", fh, "audio/wav")})
+        assert 'data-status="pending approval"' in r.text
+        vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
+        wb.call_sync("sup", lambda lib: accounts.review(lib, [vid], "sup", approve=False))
+        left = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM persons WHERE name = 'Decoy Person'").fetchone()[0])
+        assert left == 0
+        unowned = wb.call_sync("t", lambda lib: lib.store.db.execute(
+            "SELECT person_id FROM phones WHERE number = '+8613500135000'").fetchone()[0])
+        assert unowned is None
+    finally:
+        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))

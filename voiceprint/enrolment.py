@@ -191,12 +191,27 @@ def prepare(item: EnrolItem, embedder, min_speech: float | None) -> PreparedFile
                         chosen.net_speech, quality, warnings, embedder.embed(chosen.speech))
 
 
+def _refuse_moving_a_phone_unapproved(store, path: Path, number: str, pid: int) -> None:
+    """Four-eyes: an enrolment waiting for approval must not take another person's number (it would
+    take it at once, and a rejection would not give it back)."""
+    from .phones import normalize_number
+
+    row = store.db.execute("SELECT person_id FROM phones WHERE number = ?", (normalize_number(number),)).fetchone()
+    if row is not None and row["person_id"] is not None and int(row["person_id"]) != pid:
+        raise DataError(f"{path}: phone {number} is registered to person {row['person_id']}; in a four-eyes library an "
+                                      "enrolment does not move it - enrol without --phone, and after approval move the number "
+                                      "with `voiceprint phone add NUMBER --person ...`")
+
+
 def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
     """Store one prepared file: person, phone, case, recording, voiceprint and audit row in one transaction."""
     path, store = Path(item.path), lib.store
     with store.transaction():
+        newest = store.db.execute("SELECT COALESCE(MAX(id), 0) FROM persons").fetchone()[0]
         pid = store.person_to_enrol(item.person, item.id_number, normalise_category(item.category), item.notes)
         if item.phone:
+            if four_eyes(store):
+                _refuse_moving_a_phone_unapproved(store, path, item.phone, pid)
             store.add_phone(item.phone, pid)
         if item.case:
             store.add_case(item.case)
@@ -209,7 +224,8 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         _refuse_a_voice_of_another_person(store, path, rid, pid, lib.model, done)
         vid = store.add_voiceprint(rid, pid, lib.model, done.vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
-                    voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}))
+                    voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}),
+                    **({"new_person": True} if pid > newest else {}))  # a rejection (four-eyes) then removes the person
         pending = four_eyes(store)
     waiting = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] if pending else []
     return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + waiting,

@@ -4,6 +4,7 @@ lockout policy and HTTP stay in voiceprint.web.accounts; callers hold the transa
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import TYPE_CHECKING
@@ -96,6 +97,17 @@ def reject_voiceprint(store: Store, voiceprint_id: int, recording_id: int) -> li
     store.db.execute("DELETE FROM voiceprints WHERE id = ?", (voiceprint_id,))
     store.db.execute("DELETE FROM recordings WHERE id = ? AND id NOT IN (SELECT recording_id FROM voiceprints)", (recording_id,))
     return store.forget_uploads([sha[0]]) if sha else []
+
+
+def created_by_enrolment(store: Store, voiceprint_id: int) -> bool:
+    """Whether the enrolment of this voiceprint made its person (its newest ``enrol`` audit row says so)."""
+    row = store.db.execute("SELECT detail FROM audit WHERE action = 'enrol' AND target = ? ORDER BY id DESC LIMIT 1",
+                           (f"voiceprint:{int(voiceprint_id)}",)).fetchone()
+    return bool(row and json.loads(row[0] or "{}").get("new_person"))
+
+
+def has_voiceprints(store: Store, person_id: int) -> bool:
+    return store.db.execute("SELECT 1 FROM voiceprints WHERE person_id = ? LIMIT 1", (int(person_id),)).fetchone() is not None
 
 
 # -- saved results and uploads -----------------------------------------------------------------
