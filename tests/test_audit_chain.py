@@ -190,5 +190,10 @@ def test_cli_enrolment_in_a_four_eyes_library_needs_an_enrolling_account(tmp_pat
     # an enroller who is nobody could then approve "their" sample as any supervisor
     assert run(["--operator", "nobody_real", "enrol", str(clip), "--person", "A", "--library", root]) == 5
     assert "not an active technician or supervisor" in capsys.readouterr().err
-    assert run(["--operator", "tech", "enrol", str(clip), "--person", "A", "--library", root]) == 0
+    # naming an account is not being it: the enroller's own password is asked for
+    monkeypatch.setattr(sys, "stdin", io.StringIO("not-techs-password\n"))
+    assert run(["--operator", "tech", "enrol", str(clip), "--person", "A", "--password-stdin", "--library", root]) == 5
+    assert "needs your own workbench password" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert run(["--operator", "tech", "enrol", str(clip), "--person", "A", "--password-stdin", "--library", root]) == 0
     assert "wait for a second person's approval" in capsys.readouterr().err

@@ -134,6 +134,8 @@ def enrol(
     report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
     workers: Annotated[int | None, typer.Option(help="Workers preparing files (4 files or more; 0 = none). "
                                                       "Default: $VOICEPRINT_WORKERS or every usable core.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Four-eyes library: read your workbench password "
+                                                 "from the first line of stdin (otherwise it is asked for).")] = False,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -172,7 +174,7 @@ def enrol(
     root = resolve_library(library)
     new_library = not (root / DB_NAME).exists()
     lib = _open(library, create=True)
-    _four_eyes_enroller(lib)
+    _four_eyes_enroller(lib, password_stdin)
     if new_library:  # a mistyped --library must not file voiceprints where nobody will search them unnoticed
         _err(f"note: there was no library at {root}: a new, empty one was created for this enrolment "
              "(if you meant an existing library, check --library; `voiceprint init` creates one explicitly)")
@@ -202,9 +204,10 @@ def enrol(
     _enrol_summary(lib, summary, items, columns, report, json_out)
 
 
-def _four_eyes_enroller(lib) -> None:
-    """In a four-eyes library the enroller must be an account that may enrol: approval is refused to the
-    enroller, so an enroller named after nobody would let anyone approve their own samples."""
+def _four_eyes_enroller(lib, password_stdin: bool = False) -> None:
+    """In a four-eyes library the enroller must be an account that may enrol, confirmed by its password:
+    approval is refused to the enroller, so an enroller who only names an account (``--operator``)
+    could enrol as a colleague and then approve the sample themselves."""
     from .store import accounts, four_eyes
 
     if not four_eyes(lib.store):
@@ -214,6 +217,13 @@ def _four_eyes_enroller(lib) -> None:
     if row is None or row["disabled"] or row["role"] not in ("technician", "supervisor"):
         raise LibraryError(f"{who!r} is not an active technician or supervisor of this four-eyes library - enrol under "
                            "your account: voiceprint --operator NAME enrol ... (see `voiceprint user list`)")
+    from .web.accounts import AuthFailed, authenticate
+    from .web.cli import ask_password
+
+    try:
+        authenticate(lib.store, who, ask_password(password_stdin, confirm=False))
+    except AuthFailed as err:
+        raise LibraryError(f"{who}: {err} - enrolling into a four-eyes library needs your own workbench password") from None
 
 
 def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None, json_out: bool) -> None:

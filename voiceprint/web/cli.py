@@ -25,7 +25,7 @@ def _open(library):
     return open_library(library)
 
 
-def _password(from_stdin: bool, confirm: bool = True) -> str:
+def ask_password(from_stdin: bool, confirm: bool = True) -> str:
     from .accounts import check_password
 
     if from_stdin:
@@ -51,7 +51,7 @@ def register(app, audit_app) -> None:
         from .accounts import add_user, check_role
 
         check_role(role)
-        password = _password(password_stdin)
+        password = ask_password(password_stdin)
         uid = add_user(_open(library).store, name, role, password)
         typer.echo(f"user {name} ({role}) created, id {uid}")
 
@@ -86,7 +86,7 @@ def register(app, audit_app) -> None:
 
         store = _open(library).store
         get_user(store, name)
-        set_password(store, name, _password(password_stdin))
+        set_password(store, name, ask_password(password_stdin))
         typer.echo(f"password of {name} changed")
 
     _register_serve(app)
@@ -196,7 +196,7 @@ def _register_four_eyes(app, state) -> None:
             return
         who = state["operator"] or default_operator()
         try:
-            authenticate(lib.store, who, _password(password_stdin, confirm=False))
+            authenticate(lib.store, who, ask_password(password_stdin, confirm=False))
         except AuthFailed as err:
             raise LibraryError(f"{who}: {err} - approvals need the supervisor's own workbench password") from None
         done = review(lib, list(voiceprints), who, approve=not reject, note=note)
