@@ -142,6 +142,13 @@ def test_login_without_its_csrf_token_and_wrong_passwords_are_refused_then_throt
     wb = app.state.wb
     wb.call_sync("test", lambda lib: lib.store.db.execute("UPDATE users SET locked_until = 0, failed_logins = 0 WHERE name = 'ana'"))
     login(app, "ana")
+    # a name that is no account locks the same way: the lock message cannot tell who has an account
+    answers = []
+    for _ in range(accounts.FREE_FAILURES + 1):
+        form = c.get("/login")
+        answers.append(c.post("/login", data={"username": "nobody_here", "password": "wrong-password!",
+                                              "csrf_token": csrf_of(form.text)}).text)
+    assert "too many failed logins" in answers[-1] and all("wrong user name" in a for a in answers[:-1])
 
 
 def test_a_failed_login_never_writes_what_was_typed_as_the_name_into_the_audit_trail(app):

@@ -95,6 +95,18 @@ def set_password(store: Store, name: str, password: str) -> None:
 
 
 _DUMMY_HASH: list[str] = []
+#: failed logins under names that are no account: (failures, locked until). They lock like an account
+#: does, so the lock message cannot tell a real name from a made-up one. Bounded: the oldest go first.
+_UNKNOWN_FAILURES: dict[str, tuple[int, float]] = {}
+UNKNOWN_NAMES_KEPT = 10_000
+
+
+def _lock_until(failures: int, now: float) -> float:
+    return 0.0 if failures < FREE_FAILURES else now + min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (failures - FREE_FAILURES))
+
+
+def _locked_message(until: float, now: float) -> str:
+    return f"too many failed logins - try again in {int(until - now) + 1} s"
 
 
 def user_exists(store: Store, name: str) -> bool:
@@ -111,17 +123,26 @@ def authenticate(store: Store, name: str, password: str) -> dict:
     if row is None:
         if not _DUMMY_HASH:
             _DUMMY_HASH.append(hasher.hash(secrets.token_hex(8)))
+        failures, until = _UNKNOWN_FAILURES.pop(name, (0, 0.0))
+        if until > now:
+            _UNKNOWN_FAILURES[name] = (failures, until)
+            with store.transaction():
+                store.audit("login.refused", "", reason="locked")
+            raise AuthFailed(_locked_message(until, now))
         try:  # the same work as for a real user, so timing does not tell which names exist
             hasher.verify(_DUMMY_HASH[0], password or "")
         except VerificationError:
             pass
+        _UNKNOWN_FAILURES[name] = (failures + 1, _lock_until(failures + 1, now))
+        while len(_UNKNOWN_FAILURES) > UNKNOWN_NAMES_KEPT:
+            del _UNKNOWN_FAILURES[next(iter(_UNKNOWN_FAILURES))]
         with store.transaction():
             store.audit("login.failed", "", reason="unknown user")
         raise AuthFailed("wrong user name or password")
     if row["locked_until"] > now:
         with store.transaction():
             store.audit("login.refused", f"user:{row['id']}", reason="locked")
-        raise AuthFailed(f"too many failed logins - try again in {int(row['locked_until'] - now) + 1} s")
+        raise AuthFailed(_locked_message(row["locked_until"], now))
     try:
         hasher.verify(row["password_hash"], password or "")
         ok = True
@@ -131,7 +152,7 @@ def authenticate(store: Store, name: str, password: str) -> dict:
     with store.transaction():  # the failure count and the audit row must commit, so nothing raises in here
         if not ok:
             failed = int(row["failed_logins"]) + 1
-            lock = 0.0 if failed < FREE_FAILURES else now + min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (failed - FREE_FAILURES))
+            lock = _lock_until(failed, now)
             rows.set_login_failures(store, row["id"], failed, lock)
             store.audit("login.failed", f"user:{row['id']}", failures=failed)
             refusal = "wrong user name or password"

@@ -276,10 +276,17 @@ def tokens_equal(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
 
 
+#: client addresses whose failed logins are remembered; beyond it, addresses with no recent failure are forgotten
+IP_FAILURES_KEPT = 10_000
+
+
 def throttled(wb: Workbench, ip: str) -> bool:
     now = time.time()
     recent = [t for t in wb.ip_failures.get(ip, []) if now - t < 300]
     wb.ip_failures[ip] = recent
+    if len(wb.ip_failures) > IP_FAILURES_KEPT:
+        for other in [k for k, times in wb.ip_failures.items() if not times or now - times[-1] >= 300]:
+            del wb.ip_failures[other]
     return len(recent) >= wb.settings.ip_failures
 
 
