@@ -224,9 +224,11 @@ def manifest_items(lib, text: str, uploads: dict) -> list:
 
 
 def pending(lib) -> list[dict]:
+    """The enrolments waiting for approval (names, recordings): a read of biometric data, audited."""
     rows = pending_voiceprints(lib.store)
     for r in rows:
         r["audio"] = accounts.has_upload(lib.store, r["sha256"])
+    audit_read(lib, "pending.view", "", pending=len(rows))
     return rows
 
 
