@@ -15,7 +15,9 @@ from voiceprint.embedding import models_dir
     (5, "weak support for same speaker"), (50, "moderate support for same speaker"),
     (500, "moderately strong support for same speaker"), (5e3, "strong support for same speaker"),
     (5e5, "very strong support for same speaker"), (5e7, "extremely strong support for same speaker"),
-    (1 / 50, "moderate support for different speakers"), (1.0, "no support for either proposition"),
+    (1 / 50, "moderate support for different speakers"), (1.0, "no appreciable support for either proposition"),
+    (1.55, "no appreciable support for either proposition"), (1 / 1.9, "no appreciable support for either proposition"),
+    (2.5, "weak support for same speaker"), (1 / 2.5, "weak support for different speakers"),
 ])
 def test_enfsi_verbal_scale(lr, words):
     assert scoring.verbal(np.log10(lr)) == words

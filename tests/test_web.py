@@ -391,6 +391,7 @@ def test_cli_report_from_a_file_and_by_result_id(library, voices, tmp_path, caps
         verdict = lib.verify(voices["a1"], voices["a2"])
     assert verdict["at_bound"] == "upper"  # these synthetic voices sit at the bound: shown as "at least"
     assert f"≥ {verdict['log10_lr']:.3f}" in report
+    assert "The findings are at least" in report and "times more probable" in report
     assert run(["report", "0000000000000000", "--library", root]) == 7
 
 

@@ -161,9 +161,15 @@ def software_commit() -> str:
     here = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+        commit = out.stdout.strip()
+        if not commit:
+            return "not a git checkout"
+        # the package's own files changed since that commit: the commit alone does not reproduce the result
+        changed = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "voiceprint", "models"],
+                                 capture_output=True, text=True, timeout=5, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "not a git checkout"
-    return out.stdout.strip() or "not a git checkout"
+    return f"{commit} (with local changes to the code or models)" if changed else commit
 
 
 def _method(lib) -> dict:
@@ -177,6 +183,7 @@ def _method(lib) -> dict:
         "software_version": __version__, "commit": software_commit(), "model": lib.model,
         "model_fingerprint": lib.store.get_meta("model_fingerprint", "") or "",
         "backend": scoring_note(lib.model), "backend_fitted_at": meta.get("fitted_at", "none"),
+        "backend_sha256": _backend_sha(lib.model),
         "calibration_data": backend.calibration_data() if backend is not None else "none (raw cosine, no likelihood ratio)",
         "corpora": meta.get("corpora", {}), "split_rule": meta.get("split_rule", ""), "log10_lr_bounds": limits,
         "dev_figures": meta.get("dev_figures", {}),
@@ -242,8 +249,9 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
             ctx["voices"].append({**v, "top": top, "gates": _gates(v.get("quality") or {}), "figure": _data_uri(png),
                                   "tippett": _data_uri(tip), "tippett_caption": caption})
         shas = [i["sha256"] for i in ctx["items"]]
-        population = (f"the {voices[0].get('library_size', 0) if voices else 0} persons enrolled in library "
-                      f"'{lib.root.name}' (an investigative search, not a relevant-population sample)")
+        population = (f"for each likelihood ratio, {_development_population(lib.model)}; the search itself ran over the "
+                      f"{voices[0].get('library_size', 0) if voices else 0} persons enrolled in library '{lib.root.name}' "
+                      "(an investigative search, not a relevant-population sample). Neither sex nor dialect was matched")
     else:
         ctx["items"] = [{"name": Path(body[k]["file"]).name, "sha256": body[k]["sha256"], "size": None} for k in ("a", "b")]
         tip, caption = tippett_figure(lib.model, body.get("calibration") or "all", body["a"].get("net_speech"), body["b"].get("net_speech"),
@@ -254,6 +262,17 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
     ctx["population"] = population
     ctx["custody"] = _custody(lib, shas)
     return ctx
+
+
+def _backend_sha(model: str) -> str:
+    """SHA-256 of the back end's ``backend.json`` (it names its arrays' own hash): which calibration gave the LRs."""
+    import hashlib
+
+    from .embedding import load_spec
+    from .scoring import BACKEND_DIR
+
+    path = load_spec(model).home / BACKEND_DIR / "backend.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "none"
 
 
 def _development_population(model: str) -> str:

@@ -74,6 +74,8 @@ def domain_of(source_rate: int, codec: str = "") -> str:
 # --------------------------------------------------------------------------------------------------
 
 #: ENFSI Guideline for Evaluative Reporting (2015): lower bound of log10 LR -> verbal support.
+#: |log10 LR| below log10(2): the first step of ENFSI's scale is LR 2
+NO_SUPPORT_LOG10 = math.log10(2)
 _ENFSI = ((6.0, "extremely strong"), (4.0, "very strong"), (3.0, "strong"), (2.0, "moderately strong"),
           (1.0, "moderate"), (0.0, "weak"))
 
@@ -81,13 +83,14 @@ _ENFSI = ((6.0, "extremely strong"), (4.0, "very strong"), (3.0, "strong"), (2.0
 def verbal(log10_lr: float | None) -> str | None:
     """The ENFSI verbal equivalent of a log10 likelihood ratio, for the same- or different-speaker side.
 
-    LR 1-10 weak, 10-100 moderate, 100-1,000 moderately strong, 1,000-10,000 strong,
-    10,000-1,000,000 very strong, above extremely strong; the mirror image below 1.
+    LR 2-10 weak, 10-100 moderate, 100-1,000 moderately strong, 1,000-10,000 strong,
+    10,000-1,000,000 very strong, above extremely strong; the mirror image below 1. ENFSI's scale
+    starts at 2: an LR between 1/2 and 2 supports neither proposition appreciably.
     """
     if log10_lr is None or not np.isfinite(log10_lr):
         return None
-    if abs(log10_lr) < 1e-9:
-        return "no support for either proposition"
+    if abs(log10_lr) < NO_SUPPORT_LOG10:
+        return "no appreciable support for either proposition"
     side = "same speaker" if log10_lr > 0 else "different speakers"
     mag = abs(log10_lr)
     for bound, words in _ENFSI:
