@@ -311,12 +311,12 @@ def query(
                      "category": h["person"]["category"],
                      "score": h["score"], "log10 LR": _bounded(h), "verbal": h.get("verbal"),
                      "exp. false hits": h.get("expected_false_hits"), "best sample": (h["sample"] or {}).get("file"),
-                     "sample score": (h["sample"] or {}).get("score"), "phones": h["phones"],
+                     "sample cosine": (h["sample"] or {}).get("score"), "phones": h["phones"],
                      "cases": [c["case_number"] for c in h["cases"]]} for h in r["hits"]]
             title = (f"{r['file']} (channel {r['channel']}, voice {r.get('voice', 0)}, {r['net_speech']:.1f} s speech, "
                      f"{r['codec']} {r['source_rate']} Hz)")
             print_rows(rows, ["rank", "person", "category", "score", "log10 LR", "verbal", "exp. false hits",
-                              "best sample", "sample score", "phones", "cases"], title=f"{title} - investigative leads")
+                              "best sample", "sample cosine", "phones", "cases"], title=f"{title} - investigative leads")
             if r.get("segments"):
                 typer.echo("  speaks at: " + _ranges(r["segments"]))
             for w in r.get("warnings", []):
