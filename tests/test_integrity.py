@@ -354,9 +354,40 @@ def test_duplicated_manifest_rows_are_counted_in_the_summary_and_report(tmp_path
     assert rows[2]["reason"] == "line 4 repeats line 2"
 
 
-def test_a_key_from_another_library_is_named_as_the_likely_cause(two, tmp_path, capsys):
-    """Every row failing at once is a wrong key (restored from another backup), not 4 edits."""
+def test_a_key_from_another_library_is_refused_before_anything_is_written(two, tmp_path, capsys):
+    """A wrong key (restored from another backup) is not 4 edits; and an enrolment under it wrote rows sealed
+    with that key, which then failed under the right one: the library stopped working."""
+    import sqlite3
+
+    import audiogen
+
+    right = (two / KEY_NAME).read_bytes()
+    counts = [sqlite3.connect(two / "library.sqlite").execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("voiceprints", "audit")]
     (two / KEY_NAME).write_bytes(os.urandom(32).hex().encode())
+    clip = audiogen.speech_file(tmp_path / "new.wav", seed=7, f0=150, seconds=4.0)
     assert run(["verify-library", "--library", str(two)]) == 5
-    err = capsys.readouterr().err
-    assert "all 4 rows fail their integrity seal" in err and "probably not this database's" in err
+    assert "probably not this database's" in capsys.readouterr().err
+    for argv in (["enrol", str(clip), "--person", "New One"], ["person", "list"], ["query", str(clip)]):
+        assert run([*argv, "--library", str(two)]) == 5
+        assert "is not the key this library was sealed with" in capsys.readouterr().err
+    after = [sqlite3.connect(two / "library.sqlite").execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("voiceprints", "audit")]
+    assert after == counts  # nothing written under the wrong key
+    (two / KEY_NAME).write_bytes(right)
+    assert run(["verify-library", "--library", str(two)]) == 0
+
+
+def test_a_library_sealed_before_the_key_check_learns_it_and_still_refuses_a_wrong_key(two, capsys):
+    import sqlite3
+
+    db = sqlite3.connect(two / "library.sqlite")
+    db.execute("DELETE FROM meta WHERE key = 'key_check'")
+    db.commit()
+    db.close()
+    right = (two / KEY_NAME).read_bytes()
+    (two / KEY_NAME).write_bytes(os.urandom(32).hex().encode())
+    assert run(["person", "list", "--library", str(two)]) == 5
+    assert "is not the key this library was sealed with" in capsys.readouterr().err
+    (two / KEY_NAME).write_bytes(right)
+    assert run(["person", "list", "--library", str(two)]) == 0
+    with sqlite3.connect(two / "library.sqlite") as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone() is not None

@@ -140,6 +140,44 @@ def _attach(store: Store) -> None:
             "from the backup made with the database, or, if the database itself is trusted, run "
             f"`voiceprint verify-library --reseal --yes --library {store.path.parent}` (audited)"
         )
+    elif store.key is not None and not _KEY_LOST_OK.get():
+        _check_key(store, path)
+
+
+#: meta entry holding an HMAC of a fixed text under the library's key: tells a wrong key from altered rows
+KEY_CHECK_META = "key_check"
+
+
+def key_check(key: bytes) -> str:
+    return _hmac.new(key, b"voiceprint library key check", _hashlib.sha256).hexdigest()[:32]
+
+
+def _wrong_key(store: Store, path: Path) -> LibraryError:
+    return LibraryError(
+        f"{path} is not the key this library was sealed with (restored from another backup, or changed), so nothing "
+        "is read or written - put back the key from the same backup as library.sqlite; if the key is truly lost and the "
+        f"database trusted, `voiceprint verify-library --reseal --yes --library {store.path.parent}` (audited)")
+
+
+def _check_key(store: Store, path: Path) -> None:
+    """Refuse a key that is not this database's before anything is read or written with it: rows sealed
+    with a wrong key would fail their seals under the right one, and the library would stop working."""
+    assert store.key is not None
+    mine = key_check(store.key)
+    recorded = store.get_meta(KEY_CHECK_META)
+    if recorded:
+        if not _hmac.compare_digest(recorded, mine):
+            raise _wrong_key(store, path)
+        return
+    # a library sealed before the check existed: its first persons' rows tell whether this key sealed them
+    first = [r[0] for r in store.db.execute("SELECT id FROM persons ORDER BY id LIMIT 3")]
+    if first:
+        report = verify_seals(store, first)
+        checked = report["voiceprints_checked"] + report["persons_checked"]
+        if checked and len(report["failures"]) >= checked:
+            raise _wrong_key(store, path)
+    with _contextlib.suppress(sqlite3.OperationalError):  # a read-only copy is checked again next time
+        store.set_meta(KEY_CHECK_META, mine)
 
 
 def _seal_pending(store: Store, path: Path) -> None:
@@ -157,6 +195,7 @@ def _seal_pending(store: Store, path: Path) -> None:
             )
         counts = reseal_all(store)
         store.set_meta("integrity", SEAL_SCHEME)
+        store.set_meta(KEY_CHECK_META, key_check(store.key))
         if rows:  # an upgraded library (a new one has nothing to seal: its creation is audited)
             store.audit("integrity.seal", store.path.parent.name, **counts)
 
@@ -178,6 +217,7 @@ def rekey_and_reseal(store: Store) -> dict:
     with store.transaction():
         counts = reseal_all(store)
         store.set_meta("integrity", SEAL_SCHEME)
+        store.set_meta(KEY_CHECK_META, key_check(store.key))
         store.audit("integrity.reseal", store.path.parent.name, **counts, previous_key=old.name if old.exists() else None)
     return counts
 
