@@ -157,3 +157,17 @@ def test_a_database_older_than_its_index_is_not_rebuilt_over(library, clip, tmp_
     assert run(["index", "check", "--library", library]) == 5
     err = capsys.readouterr().err
     assert "no longer has" in err and "do not run `index rebuild`" in err
+
+
+@pytest.mark.parametrize("exc,words", [
+    (OSError(28, "No space left on device", "/lib/.lock"), "no space left on the disk (/lib/.lock)"),
+    (OSError(30, "Read-only file system", "/lib/.lock"), "the file system is read-only (/lib/.lock)"),
+    (__import__("sqlite3").OperationalError("attempt to write a readonly database"), "the library database is read-only"),
+    (__import__("sqlite3").OperationalError("database or disk is full"), "the disk under the library failed"),
+])
+def test_a_full_or_read_only_disk_is_one_line_and_exit_5_not_an_internal_error(exc, words, capsys):
+    from voiceprint.cli import _failed
+
+    assert _failed(exc) == 5
+    err = capsys.readouterr().err
+    assert words in err and "internal error" not in err and "what was reported done before is kept" in err

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, LibraryError, ModelError, VoiceprintError
+from .errors import EXIT_INTERRUPTED, LibraryError, ModelError, VoiceprintError, storage_failure
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -901,6 +901,9 @@ def _failed(exc: Exception) -> int:
     if isinstance(exc, click_errors.ClickException):
         exc.show()
         return exc.exit_code
+    if (where := storage_failure(exc)) is not None:
+        _err(f"error: {where} - nothing more was written; what was reported done before is kept")
+        return LibraryError.exit_code
     _err(f"internal error: {type(exc).__name__}: {exc} - rerun with --verbose and report it")
     return 1
 

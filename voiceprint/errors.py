@@ -71,3 +71,26 @@ class DataError(VoiceprintError):
 
 
 EXIT_INTERRUPTED = 130
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """What to do about a failure of the disk under a library or output (read-only, full, no permission), or
+    None for any other error. They are the machine's state, not a bug in the toolkit."""
+    import errno
+    import sqlite3
+
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError):
+        if "readonly" in text or "read-only" in text:
+            return "the library database is read-only (a read-only mount or folder) - run from a writable copy or mount"
+        if "disk is full" in text or "disk i/o" in text:
+            return f"the disk under the library failed ({exc}) - free space (or check the disk), then run the command again"
+    if isinstance(exc, OSError):
+        target = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        if exc.errno == errno.EROFS:
+            return f"the file system is read-only{target} - run from a writable copy or mount"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"no space left on the disk{target} - free space, then run the same command again"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"permission denied{target} - run as the library's owner, or check the folder's permissions"
+    return None

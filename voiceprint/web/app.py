@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError
+from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, storage_failure
 
 HERE = Path(__file__).resolve().parent
 HTMX_FILE = "htmx-2.0.4.min.js"
@@ -300,4 +300,6 @@ def user_error(err: Exception) -> tuple[int, str]:
         return 400 if isinstance(err, DataError) else 409, str(err)
     if isinstance(err, VoiceprintError):
         return 400, str(err)
+    if (where := storage_failure(err)) is not None:
+        return 503, f"{where}. Nothing more was stored."
     return 500, f"internal error ({type(err).__name__}) - the server log has the details"
