@@ -214,3 +214,12 @@ def test_a_small_inverted_file_takes_new_voiceprints_without_a_rebuild():
     faiss_index = index.samples.index
     index.update(ids[:61], persons[:61], vecs[:61], 2)
     assert index.samples.index is faiss_index and index.size == 61  # one list for 61 samples, as for 60
+
+
+def test_a_new_empty_library_passes_index_check(tmp_path, capsys):
+    """A monitoring job ran `index check` on every library: each new one failed with 'missing'."""
+    from voiceprint.cli import run
+
+    root = tmp_path / "new"
+    assert run(["init", "--library", str(root)]) == 0
+    assert run(["index", "check", "--library", str(root)]) == 0

@@ -310,8 +310,8 @@ class Library:
         sealed = verify_seals(self.store)  # integrity hook: altered rows make the check fail
         if not sealed["ok"]:
             return report | {"status": "tampered", "integrity": describe_failure(sealed)}
-        if on_disk is None:
-            return report | {"status": "missing", "index_voiceprints": 0}
+        if on_disk is None:  # a library with no voiceprint needs no index file (a new one has none)
+            return report | {"status": "ok" if db_count == 0 else "missing", "index_voiceprints": 0}
         if on_disk.generation > self.store.generation:  # built from a newer database: the database lost rows
             return report | {"status": "ahead", "index_voiceprints": on_disk.size, "index_generation": on_disk.generation,
                              "kind": on_disk.kind}
