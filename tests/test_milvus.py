@@ -69,3 +69,24 @@ def test_backend_file_is_private_and_checked(tmp_path):
     (tmp_path / "index_backend.json").write_text('{"backend": "redis"}')
     with pytest.raises(LibraryError, match="backend must be"):
         read_backend(tmp_path)
+
+
+def test_a_model_switch_drops_the_old_models_collections(tmp_path, milvus_uri):
+    """After `library reembed` the old model's Milvus collections still held every voiceprint, erased or not."""
+    from pathlib import Path
+
+    import voiceprint
+    from voiceprint.index import _milvus, collection_name
+    from voiceprint.library import Library
+    from voiceprint.reembed import reembed
+
+    speaker = Path(voiceprint.__file__).parent / "demo_data" / "so762_0024"
+    root = tmp_path / "lib"
+    with Library.create(root, model="ecapa-voxceleb", operator="tester") as library:
+        library.enrol(speaker / "interview_1.flac", person="Zhang San")
+        old = [collection_name(root, "ecapa-voxceleb", level) for level in ("samples", "persons")]
+        assert all(_milvus(milvus_uri).has_collection(c) for c in old)
+        summary = reembed(library, "campplus-zh-en", [speaker])
+        assert summary.switched
+        assert not any(_milvus(milvus_uri).has_collection(c) for c in old)
+        assert library.query(speaker / "interview_2.flac", top=1)[0]["hits"][0]["person"]["name"] == "Zhang San"

@@ -507,6 +507,15 @@ def _milvus(uri: str):
     return _MILVUS_CLIENTS[uri]
 
 
+def drop_collections(uri: str, collections: list[str]) -> list[str]:
+    """Drop these Milvus collections where they exist; the names dropped."""
+    client = _milvus(uri)
+    gone = [c for c in collections if client.has_collection(c)]
+    for c in gone:
+        client.drop_collection(c)
+    return gone
+
+
 def collection_name(folder: Path, model: str, level: str) -> str:
     """A Milvus collection per library, model and level (letters, digits, underscores)."""
     import hashlib

@@ -206,10 +206,22 @@ def _switch(lib: Library, spec, summary: ReembedSummary) -> None:
                         fingerprint=spec.fingerprint, voiceprints=summary.voiceprints, embedded=summary.embedded,
                         already=summary.already, missing=len(summary.missing), dropped_persons=summary.dropped_persons,
                         unknown_voices_left=summary.unknown_voices, backup=Path(summary.backup).name, **summary.switch)
+    old_model = lib.model
     lib.model = spec.name
     summary.switched = True
     erase_checkpoint(lib.store)
     lib.rebuild_index()
+    _drop_old_collections(lib, old_model)
+
+
+def _drop_old_collections(lib: Library, old_model: str) -> None:
+    """A Milvus-backed library keeps each model's vectors in collections of their own: the old model's
+    would otherwise outlive the switch (and every later erasure). The database copy can rebuild them."""
+    from .index import collection_name, drop_collections, read_backend
+
+    backend = read_backend(lib.root)
+    if backend.get("backend") == "milvus":
+        drop_collections(backend["uri"], [collection_name(lib.root, old_model, level) for level in ("samples", "persons")])
 
 
 #: the name of the database copy a model switch leaves beside the library (its time appended)
