@@ -391,3 +391,16 @@ def test_a_library_sealed_before_the_key_check_learns_it_and_still_refuses_a_wro
     assert run(["person", "list", "--library", str(two)]) == 0
     with sqlite3.connect(two / "library.sqlite") as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone() is not None
+
+
+def test_a_library_copied_with_loose_modes_is_made_private_again(two, capsys):
+    """After a trip through a FAT stick the database and key were 0644 in a 0755 folder, and stayed so."""
+    os.chmod(two, 0o755)
+    for p in two.iterdir():
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    assert run(["person", "list", "--library", str(two)]) == 0
+    assert "made private again" in capsys.readouterr().err
+    assert oct(two.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(p.stat().st_mode & 0o777) == ("0o700" if p.is_dir() else "0o600") for p in two.rglob("*"))
+    assert run(["person", "list", "--library", str(two)]) == 0
+    assert "made private again" not in capsys.readouterr().err

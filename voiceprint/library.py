@@ -64,6 +64,7 @@ class Library:
     """A voiceprint library on disk. Open with :meth:`open` (or :meth:`create`)."""
 
     def __init__(self, root: Path, store: Store, model: str):
+        self.tightened: list[str] = []  # what Library.open made private again (tighten_modes)
         self.root = root
         self.store = store
         self.model = model
@@ -131,7 +132,9 @@ class Library:
                 f"library {root} holds voiceprints of model {lib_model!r}, not {model!r} - one index never mixes models; "
                 "create a separate library for the other model, or move this one with `voiceprint library reembed`"
             )
-        return cls(root, store, lib_model)
+        lib = cls(root, store, lib_model)
+        lib.tightened = tighten_modes(root)
+        return lib
 
     def close(self) -> None:
         self.store.close()
@@ -461,6 +464,34 @@ class Library:
 
     def audit(self, limit: int = 100, action: str | None = None) -> list[dict]:
         return self.store.audit_rows(limit, action)
+
+
+def tighten_modes(root: Path) -> list[str]:
+    """Make a library folder private again where a copy loosened it (a FAT stick, ``cp`` under a wide
+    umask): the folder and its sub-folders 0700, its files 0600. Only what this user owns; the names changed."""
+    changed: list[str] = []
+    uid = os.getuid()
+
+    def loose(path: Path) -> bool:
+        try:
+            return bool(path.lstat().st_mode & 0o077)
+        except OSError:
+            return False
+
+    top = [root, *root.iterdir()]
+    if not any(loose(p) for p in top):
+        return changed  # a loosened copy is loose at the top: the (large) uploads tree is walked only then
+    for path in [*top, *(p for d in top if d.is_dir() and d != root for p in d.rglob("*"))]:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if st.st_uid != uid or path.is_symlink() or not st.st_mode & 0o077:
+            continue
+        with contextlib.suppress(OSError):  # a read-only mount: the check still runs, nothing changes
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+            changed.append(str(path.relative_to(root)) or ".")
+    return changed
 
 
 def upload_path(root: Path, sha256: str) -> Path:

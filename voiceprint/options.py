@@ -55,6 +55,12 @@ def open_library(ref: str | None, create: bool = False):
 
     lib = Library.open(ref, create=create, operator=STATE["operator"])
     OPENED.append(lib)
+    if lib.tightened:
+        import sys
+
+        shown = ", ".join(lib.tightened[:5]) + (f" and {len(lib.tightened) - 5} more" if len(lib.tightened) > 5 else "")
+        print(f"note: {lib.root} was readable by other users ({shown}): made private again (folders 0700, files 0600)",
+              file=sys.stderr)
     return lib
 
 
