@@ -225,3 +225,28 @@ def test_a_technician_is_refused_approval_and_a_supervisor_approves_the_pending_
     log_in(browser, base, "ana")
     browser.get(base + "/leads")
     shot(browser, "16-leads")
+
+
+def test_a_server_stopped_with_sigterm_folds_its_log_into_the_database(tmp_path):
+    """`serve` stopped by SIGTERM or Ctrl-C left library.sqlite-wal behind: a copy of library.sqlite alone lacked
+    the last audit rows (uvicorn re-raises the signal after its shutdown, so only a shutdown hook can close)."""
+    import sqlite3
+
+    import httpx
+
+    root = tmp_path / "lib"
+    cli("init", "--library", str(root))
+    cli("user", "add", "sup", "--role", "supervisor", "--password-stdin", "--library", str(root), stdin="Password123!x\n")
+    proc, base = start_server(["--library", str(root)])
+    try:
+        with httpx.Client(base_url=base) as c:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+            assert c.post("/login", data={"username": "sup", "password": "Password123!x", "csrf_token": token}).status_code == 303
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert not (root / "library.sqlite-wal").exists()
+    alone = tmp_path / "copy.sqlite"
+    shutil.copy(root / "library.sqlite", alone)
+    with sqlite3.connect(alone) as db:
+        assert db.execute("SELECT count(*) FROM audit WHERE action = 'login'").fetchone()[0] == 1

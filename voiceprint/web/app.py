@@ -118,6 +118,10 @@ class Workbench:
             store.operator = "web"
 
     def close(self) -> None:
+        """Close the library (folding its write-ahead log into library.sqlite); a second call does nothing."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         self.pool.submit(self.lib.close).result()
         self.pool.shutdown()
 
@@ -212,8 +216,13 @@ def _too_large(limit: int, api: bool = False):
                         "<code>--max-upload-mb</code>.</p>", status_code=413)
 
 
-def create_app(settings: Settings | None = None, workbench: Workbench | None = None):
-    """The FastAPI app for one library (``voiceprint serve``; tests pass ``Settings``)."""
+def create_app(settings: Settings | None = None, workbench: Workbench | None = None, close_on_shutdown: bool = False):
+    """The FastAPI app for one library (``voiceprint serve``; tests pass ``Settings``).
+
+    ``close_on_shutdown``: close the library when the server stops (``serve``: uvicorn re-raises
+    SIGTERM/SIGINT after its shutdown, so code after ``uvicorn.run`` never runs)."""
+    import contextlib
+
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
     from fastapi.templating import Jinja2Templates
@@ -222,7 +231,14 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
 
     settings = settings or Settings()
     wb = workbench or Workbench(settings)
-    app = FastAPI(title="voiceprint workbench", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        if close_on_shutdown:
+            wb.close()
+
+    app = FastAPI(title="voiceprint workbench", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.wb = wb
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(htmx_file=HTMX_FILE, cytoscape_file=CYTOSCAPE_FILE, can=can)

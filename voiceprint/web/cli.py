@@ -149,7 +149,7 @@ def _register_serve(app) -> None:
 
         settings = Settings(library=library, idle_timeout_s=float(idle_timeout), max_upload_bytes=max_upload_mb * 1024 * 1024,
                             secure_cookies=secure_cookies, leads=leads, trials=trials)
-        web = create_app(settings)
+        web = create_app(settings, close_on_shutdown=True)
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: binding {host}: anyone who can reach this port can try to log in; put it behind TLS", err=True)
         typer.echo(f"voiceprint workbench on http://{host}:{port}/ (library {web.state.wb.lib.root}); Ctrl-C stops it", err=True)
