@@ -49,3 +49,21 @@ def test_a_shared_artefact_can_be_world_readable(tmp_path):
         with open(tmp, "wb") as fh:  # writers that open the path themselves (DuckDB COPY, torch.onnx) overwrite it
             fh.write(b"graph")
     assert target.read_bytes() == b"graph" and _mode(target) == 0o644
+
+
+def test_ctrl_c_during_a_deferred_step_waits_for_it_then_interrupts():
+    """A Ctrl-C landing in the index save after the last commit left no index: the save now finishes first."""
+    import os
+    import signal
+
+    from voiceprint.fsutil import ctrl_c_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("saved")  # still runs: the interrupt waits
+    assert done == ["saved"]
+    with ctrl_c_deferred():  # no Ctrl-C: nothing raised
+        done.append("again")
+    assert done == ["saved", "again"]

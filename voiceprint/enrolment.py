@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import AudioError, DataError, VoiceprintError
+from .fsutil import ctrl_c_deferred
 from .store import audit_failure, four_eyes, normalise_category
 from .voices import AUDIO_SUFFIXES, file_sha256
 
@@ -116,11 +117,12 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
         except (KeyboardInterrupt, _Stopped):
             summary.interrupted = True
         finally:
+            # Also when nothing new was enrolled: a run killed after its last commit but before its index
+            # save leaves the index behind the database. A Ctrl-C during the save waits for it to finish.
+            with ctrl_c_deferred():
+                if since_save or VoiceIndex.saved_generation(lib.root) != lib.store.generation:
+                    lib.save_index()
             summary.weak_persons = weak_persons(lib, {o.person_id for o in summary.outcomes if o.person_id is not None})
-            # Also when nothing new was enrolled: a run killed after its last commit but
-            # before its index save leaves the index behind the database.
-            if since_save or VoiceIndex.saved_generation(lib.root) != lib.store.generation:
-                lib.save_index()
     if summary.interrupted:
         raise KeyboardInterrupt
     return summary
@@ -153,7 +155,7 @@ def lookup(lib: Library, item: EnrolItem) -> EnrolOutcome | None:
     """"already" when this file and channel are enrolled for this person; None when the file needs work."""
     path = Path(item.path)
     if not path.is_file():
-        raise AudioError(path, "file not found", "check the path (manifest paths are relative to the manifest)")
+        raise AudioError(path, "file not found", "check the path (a manifest's paths are relative to the manifest's folder)")
     normalise_category(item.category)  # an unknown category is refused before any work
     existing = lib.store.enrolled_sample(file_sha256(path), item.person, item.id_number, lib.model, item.channel)
     if existing:

@@ -70,3 +70,25 @@ def write_atomic(target: str | os.PathLike, data: bytes | str, mode: int = PRIVA
     """``data`` (text as UTF-8) into ``target`` through :func:`atomic_output`."""
     with atomic_output(target, mode) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Finish a short step that must not stop half-way (saving the index after the last commit) even if
+    Ctrl-C arrives during it; the interrupt is raised when the step is done. Main thread only."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, None)  # the handler that was in place (the CLI's) sees the interrupt now
+        elif caught:
+            raise KeyboardInterrupt
