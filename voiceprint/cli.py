@@ -199,7 +199,8 @@ def enrol(
                                          force=force, should_stop=INTERRUPTED.is_set, workers=workers)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
-            note_interrupt(f"interrupted: every file enrolled before it is kept ({n} reported, the last may not have been); run the same command again to finish")
+            note_interrupt(f"interrupted: every file enrolled before it is kept ({n} reported, the last may not have been); "
+                           "run the same command again to finish")
             raise
     _enrol_summary(lib, summary, items, columns, report, json_out)
 
