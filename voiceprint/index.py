@@ -494,6 +494,10 @@ def _milvus(uri: str):
             from pymilvus import MilvusClient
         except ImportError as exc:
             raise LibraryError("this library keeps its vectors in Milvus: install pymilvus (`make install`)") from exc
+        import logging
+
+        # Milvus Lite keeps no server-side read timestamp: every id listing warned so, on every command
+        logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
         local = "://" not in uri
         if local:
             Path(uri).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
