@@ -404,3 +404,10 @@ def test_a_library_copied_with_loose_modes_is_made_private_again(two, capsys):
     assert all(oct(p.stat().st_mode & 0o777) == ("0o700" if p.is_dir() else "0o600") for p in two.rglob("*"))
     assert run(["person", "list", "--library", str(two)]) == 0
     assert "made private again" not in capsys.readouterr().err
+
+
+def test_the_audit_trail_of_a_copy_without_its_key_can_still_be_checked(two, capsys):
+    (two / KEY_NAME).unlink()
+    assert run(["person", "list", "--library", str(two)]) == 5
+    assert run(["audit", "verify", "--library", str(two)]) == 0
+    assert "audit chain ok" in capsys.readouterr().out
