@@ -305,12 +305,14 @@ def query(
     if json_out:
         typer.echo(to_json(results))
     else:
+        from .scoring import shown_log10_lr
+
         for r in results:
             if "error" in r:
                 continue
             rows = [{"rank": h["rank"], "person": h["person"]["name"] + (" (weak voiceprint)" if h["weak_voiceprint"] else ""),
                      "category": h["person"]["category"],
-                     "score": h["score"], "log10 LR": _bounded(h), "verbal": h.get("verbal"),
+                     "score": h["score"], "log10 LR": shown_log10_lr(h), "verbal": h.get("verbal"),
                      "exp. false hits": h.get("expected_false_hits"), "best sample": (h["sample"] or {}).get("file"),
                      "sample cosine": (h["sample"] or {}).get("score"), "phones": h["phones"],
                      "cases": [c["case_number"] for c in h["cases"]]} for h in r["hits"]]
@@ -426,14 +428,6 @@ def person_delete(
     result = lib.delete_person(ref)
     typer.echo(f"deleted person {result['person']} and {result['voiceprints']} voiceprint(s)")
     say_copies_erased(result["copies"])
-
-
-def _bounded(evidence: dict):
-    """log10 LR as shown to a person: "≥ 3.384" at the upper ELUB bound (no stronger value is supported)."""
-    from .scoring import bound_mark
-
-    value = evidence.get("log10_lr")
-    return value if value is None or not evidence.get("at_bound") else f"{bound_mark(evidence['at_bound'])}{value}"
 
 
 def say_copies_erased(copies: list[str]) -> None:

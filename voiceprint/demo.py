@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import LibraryError, VoiceprintError
 from .report import print_rows
+from .scoring import shown_log10_lr
 
 DATA = Path(__file__).resolve().parent / "demo_data"
 #: Written into the demo library's folder, so that a re-run only ever deletes a library the demo made.
@@ -146,7 +147,7 @@ def _top(result: dict) -> dict | None:
 
 def _hit_rows(result: dict) -> list[dict]:
     return [{"rank": h["rank"], "person": h["person"]["name"], "category": h["person"]["category"], "score": h["score"],
-             "log10 LR": h.get("log10_lr"), "verbal": h.get("verbal"), "exp. false hits": h.get("expected_false_hits"),
+             "log10 LR": shown_log10_lr(h), "verbal": h.get("verbal"), "exp. false hits": h.get("expected_false_hits"),
              "phones": h["phones"], "cases": [c["case_number"] for c in h["cases"]]} for h in result["hits"]]
 
 

@@ -447,6 +447,12 @@ def bound_mark(at_bound: str | None) -> str:
     return {"upper": "≥ ", "lower": "≤ "}.get(at_bound or "", "")
 
 
+def shown_log10_lr(evidence: dict):
+    """log10 LR as a person reads it in a table: "≥ 3.969" at the upper ELUB bound (no stronger value is supported)."""
+    value = evidence.get("log10_lr")
+    return value if value is None or not evidence.get("at_bound") else f"{bound_mark(evidence['at_bound'])}{value}"
+
+
 def scoring_note(model: str | None = None) -> str:
     """One line saying what ``score`` means in query and verify results."""
     backend = load_backend(model)
