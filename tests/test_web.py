@@ -464,10 +464,15 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
     with open(wav, "rb") as fh:
         r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Erase Me"}, files={"files": ("erase_me.wav", fh, "audio/wav")})
     assert 'data-status="enrolled"' in r.text and sha in [p.name for p in uploads(root)]
-    inv, _ = login(app, "inv")
+    inv, icsrf = login(app, "inv")
     assert inv.get(f"/audio/{sha}").status_code == 200
+    with open(wav, "rb") as fh:  # an investigator's saved result names the person, with a warning naming them too
+        inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files={"files": ("erase_me.wav", fh)})
+    named = "SELECT count(*) FROM results WHERE body LIKE '%Erase Me%'"
+    assert wb.call_sync("t", lambda lib: lib.store.db.execute(named).fetchone()[0]) >= 1
     result = wb.call_sync("sup", lambda lib: lib.delete_person("Erase Me"))
     assert result["uploads_erased"] == [sha]
+    assert wb.call_sync("t", lambda lib: lib.store.db.execute(named).fetchone()[0]) == 0  # redacted, figures kept
     assert sha not in [p.name for p in uploads(root)] and inv.get(f"/audio/{sha}").status_code == 404
     assert wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM uploads WHERE sha256 = ?", (sha,)).fetchone()[0]) == 0
 
@@ -545,9 +550,17 @@ def test_a_pending_enrolment_takes_nobodys_number_and_a_rejection_removes_the_pe
             r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Decoy Person", "phone": "13500135000", "case": "AJ-DECOY"},
                           files={"files": ("decoy.wav", fh, "audio/wav")})
         assert 'data-status="pending approval"' in r.text
-        vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
-        wb.call_sync("sup", lambda lib: accounts.review(lib, [vid], "sup", approve=False))
-        left = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM persons WHERE name = 'Decoy Person'").fetchone()[0])
+        decoy2 = audiogen.speech_file(tmp_path / "decoy2.wav", seed=43, f0=175, seconds=5.0)
+        with open(decoy2, "rb") as fh:  # a second sample of the same new person: rejecting both removes the person
+            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Decoy Person"}, files={"files": ("decoy2.wav", fh, "audio/wav")})
+        assert 'data-status="pending approval"' in r.text
+        vids = wb.call_sync("t", lambda lib: [r[0] for r in lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1")])
+        assert len(vids) == 2
+        wb.call_sync("sup", lambda lib: accounts.review(lib, vids[:1], "sup", approve=False))
+        named = "SELECT count(*) FROM persons WHERE name = 'Decoy Person'"
+        assert wb.call_sync("t", lambda lib: lib.store.db.execute(named).fetchone()[0]) == 1  # one sample still waits
+        wb.call_sync("sup", lambda lib: accounts.review(lib, vids[1:], "sup", approve=False))
+        left = wb.call_sync("t", lambda lib: lib.store.db.execute(named).fetchone()[0])
         assert left == 0
         unowned = wb.call_sync("t", lambda lib: lib.store.db.execute(
             "SELECT person_id FROM phones WHERE number = '+8613500135000'").fetchone()[0])

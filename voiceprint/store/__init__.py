@@ -482,8 +482,12 @@ class Store(LinkingRows):
         self.db.execute("DELETE FROM persons WHERE id = ?", (person_id,))
         self.db.execute("DELETE FROM recordings WHERE id NOT IN (SELECT recording_id FROM voiceprints)")
         gone = self.forget_uploads(shas)
+        from .accounts import redact_results
+
+        redacted = redact_results(self, person_id)
         self.bump_generation()
-        self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp, **({"uploads_erased": len(gone)} if gone else {}))
+        self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp, **({"uploads_erased": len(gone)} if gone else {}),
+                   **({"results_redacted": redacted} if redacted else {}))
         return {"person": person_id, "voiceprints": int(n_vp), "uploads_erased": gone}
 
     def forget_uploads(self, shas: list[str]) -> list[str]:

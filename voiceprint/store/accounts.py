@@ -99,11 +99,18 @@ def reject_voiceprint(store: Store, voiceprint_id: int, recording_id: int) -> li
     return store.forget_uploads([sha[0]]) if sha else []
 
 
-def created_by_enrolment(store: Store, voiceprint_id: int) -> bool:
-    """Whether the enrolment of this voiceprint made its person (its newest ``enrol`` audit row says so)."""
-    row = store.db.execute("SELECT detail FROM audit WHERE action = 'enrol' AND target = ? ORDER BY id DESC LIMIT 1",
-                           (f"voiceprint:{int(voiceprint_id)}",)).fetchone()
-    return bool(row and json.loads(row[0] or "{}").get("new_person"))
+def made_by_enrolment(store: Store, person_id: int) -> bool:
+    """Whether an enrolment made this person (an ``enrol`` audit row since the person's creation says
+    ``new_person``), rather than ``person add`` or an import; ids of deleted persons are reused, hence the time."""
+    person = store.db.execute("SELECT created_at FROM persons WHERE id = ?", (int(person_id),)).fetchone()
+    if person is None:
+        return False
+    for (detail,) in store.db.execute("SELECT detail FROM audit WHERE action = 'enrol' AND ts >= ? AND detail LIKE '%new_person%'",
+                                      (float(person["created_at"]) - 1.0,)):
+        info = json.loads(detail or "{}")
+        if info.get("new_person") and info.get("person") == int(person_id):
+            return True
+    return False
 
 
 def has_voiceprints(store: Store, person_id: int) -> bool:
@@ -114,6 +121,33 @@ def has_voiceprints(store: Store, person_id: int) -> bool:
 def insert_result(store: Store, rid: str, kind: str, body_json: str) -> None:
     store.db.execute("INSERT INTO results(id, kind, operator, created_at, body) VALUES (?, ?, ?, ?, ?)",
                      (rid, kind, store.operator, time.time(), body_json))
+
+
+ERASED_PERSON = {"id": None, "name": "(erased person)", "category": ""}
+
+
+def redact_results(store: Store, person_id: int) -> list[str]:
+    """Take an erased person out of the saved query results (their hits: name, phones, cases, best
+    sample; a warning that named them). The comparison's figures stay, so a saved result still shows
+    that a hit was there. Returns the result ids changed (the caller's transaction)."""
+    changed = []
+    for rid, body in store.db.execute("SELECT id, body FROM results WHERE kind = 'query' AND body LIKE ?",
+                                      (f'%"id": {int(person_id)},%',)).fetchall():
+        data = json.loads(body)
+        touched = False
+        for voice in data.get("voices", []):
+            for hit in voice.get("hits", []):
+                if (hit.get("person") or {}).get("id") == int(person_id):
+                    hit.update(person=dict(ERASED_PERSON), phones=[], cases=[], sample=None)
+                    touched = True
+            kept = [w for w in voice.get("warnings", []) if f"person {int(person_id)} (" not in w]
+            if len(kept) != len(voice.get("warnings", [])):
+                voice["warnings"] = kept + ["a hit on this recording was a person since erased"]
+                touched = True
+        if touched:
+            store.db.execute("UPDATE results SET body = ? WHERE id = ?", (json.dumps(data, ensure_ascii=False), rid))
+            changed.append(rid)
+    return changed
 
 
 def result_row(store: Store, rid: str) -> sqlite3.Row | None:

@@ -228,7 +228,7 @@ def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, 
                     erased += rows.reject_voiceprint(store, row["id"], row["recording_id"])
                 store.audit("enrol.approve" if approve else "enrol.reject", f"voiceprint:{row['id']}", person=row["person_id"],
                             enrolled_by=row["enrolled_by"], **({"note": note} if note else {}))
-                if not approve and rows.created_by_enrolment(store, row["id"]) and not rows.has_voiceprints(store, row["person_id"]):
+                if not approve and not rows.has_voiceprints(store, row["person_id"]) and rows.made_by_enrolment(store, row["person_id"]):
                     # the rejected sample made this person: the person, and the number and case links it gave them, go too
                     erased += store.delete_person(int(row["person_id"]))["uploads_erased"]
                 done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})
