@@ -240,7 +240,9 @@ def test_a_server_stopped_with_sigterm_folds_its_log_into_the_database(tmp_path)
     proc, base = start_server(["--library", str(root)])
     try:
         with httpx.Client(base_url=base) as c:
-            token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+            form = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
+            assert form is not None
+            token = form.group(1)
             assert c.post("/login", data={"username": "sup", "password": "Password123!x", "csrf_token": token}).status_code == 303
     finally:
         proc.terminate()
