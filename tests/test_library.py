@@ -226,3 +226,13 @@ def test_screening_a_call_gives_the_lr_a_query_gives(lib, voices):
     [asked] = lib.query(voices["amr"], top=2)
     [screened] = lib.links.screen([str(voices["amr"])], top=2)
     assert [(h["person"]["id"], h["log10_lr"]) for h in screened["hits"]] == [(h["person"]["id"], h["log10_lr"]) for h in asked["hits"]]
+
+
+def test_enrolling_with_another_persons_number_moves_it_and_says_so(lib, voices):
+    """A manifest row giving Zhang San's number to Li Si moved it silently: only the audit showed it."""
+    lib.enrol(voices["a1"], person="Zhang San", phone="13800138000")
+    out = lib.enrol(voices["b1"], person="Li Si", phone="13800138000")
+    assert out.status == "enrolled"
+    assert any("phone 13800138000 was registered to person" in w for w in out.warnings)
+    assert lib.person_card(int(out.person_id))["phones"] == ["+8613800138000"]
+    assert lib.audit(action="phone.assign")

@@ -608,6 +608,7 @@ def screen(
     if not files:
         raise typer.BadParameter(f"{folder}: no audio files found")
     from .progress import long_audio_bar
+    from .scoring import shown_log10_lr
 
     with long_audio_bar():
         rows = _open(library).links.screen([str(f) for f in files], top=top)
@@ -615,7 +616,8 @@ def screen(
         typer.echo(to_json(rows))
         return
     flat = [{"file": r["file"], "channel": r.get("channel"), "voice": r.get("voice"), "net_speech": r.get("net_speech"),
-             "person": r.get("person"), "person score": r.get("person_score"), "cluster": r.get("cluster"),
+             "person": r.get("person"), "log10 LR": shown_log10_lr({"log10_lr": r.get("person_log10_lr"), "at_bound": r.get("person_at_bound")}),
+             "cosine": r.get("person_score"), "cluster": r.get("cluster"),
              "cluster score": r.get("cluster_score"), "cases": r.get("cluster_cases"),
              "warnings": "; ".join(r.get("warnings", [])) or r.get("error", "")} for r in rows]
     print_rows(flat, fmt=_fmt(False, csv_out))
@@ -816,7 +818,7 @@ def demo(
     library: Annotated[str, typer.Option(help="Library folder for the demo (re-created).")] = "indexes/demo",
     workdir: Annotated[Path, typer.Option(help="Where the demo's recordings are written.")] = Path("out/demo"),
 ) -> None:
-    """End-to-end demo on recordings it makes: enrol known voices, then query unknown calls."""
+    """End-to-end demo on the real voices it ships: enrol known persons, then query unseen and telephone calls."""
     from .demo import run_demo
 
     run_demo(Path(library), workdir, operator=STATE["operator"], echo=typer.echo)

@@ -193,14 +193,19 @@ def prepare(item: EnrolItem, embedder, min_speech: float | None) -> PreparedFile
                         chosen.net_speech, quality, warnings, embedder.embed(chosen.speech))
 
 
-def _refuse_moving_a_phone_unapproved(store, path: Path, number: str, pid: int) -> None:
-    """Four-eyes: an enrolment waiting for approval must not take another person's number (it would
-    take it at once, and a rejection would not give it back)."""
+def _phone_owner(store, number: str) -> int | None:
     from .phones import normalize_number
 
     row = store.db.execute("SELECT person_id FROM phones WHERE number = ?", (normalize_number(number),)).fetchone()
-    if row is not None and row["person_id"] is not None and int(row["person_id"]) != pid:
-        raise DataError(f"{path}: phone {number} is registered to person {row['person_id']}; in a four-eyes library an "
+    return None if row is None or row["person_id"] is None else int(row["person_id"])
+
+
+def _refuse_moving_a_phone_unapproved(store, path: Path, number: str, pid: int) -> None:
+    """Four-eyes: an enrolment waiting for approval must not take another person's number (it would
+    take it at once, and a rejection would not give it back)."""
+    owner = _phone_owner(store, number)
+    if owner is not None and owner != pid:
+        raise DataError(f"{path}: phone {number} is registered to person {owner}; in a four-eyes library an "
                                       "enrolment does not move it - enrol without --phone, and after approval move the number "
                                       "with `voiceprint phone add NUMBER --person ...`")
 
@@ -211,9 +216,13 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
     with store.transaction():
         newest = store.db.execute("SELECT COALESCE(MAX(id), 0) FROM persons").fetchone()[0]
         pid = store.person_to_enrol(item.person, item.id_number, normalise_category(item.category), item.notes)
+        moved: list[str] = []
         if item.phone:
             if four_eyes(store):
                 _refuse_moving_a_phone_unapproved(store, path, item.phone, pid)
+            owner = _phone_owner(store, item.phone)
+            if owner is not None and owner != pid:  # re-registering moves a number (audited as phone.assign): say so
+                moved.append(f"phone {item.phone} was registered to person {owner}: it is now this person's")
             store.add_phone(item.phone, pid)
         if item.case:
             store.add_case(item.case)
@@ -230,7 +239,7 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
                     **({"new_person": True} if pid > newest else {}))  # a rejection (four-eyes) then removes the person
         pending = four_eyes(store)
     waiting = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] if pending else []
-    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + waiting,
+    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + moved + waiting,
                         pending=pending)
 
 

@@ -6,9 +6,9 @@ Exit codes (also in README):
     2   bad command-line usage (typer/click)
     3   AudioError     - a recording cannot be used (corrupt, empty, silent, too short, too big)
     4   ModelError     - the speaker model is missing, altered or cannot be loaded
-    5   LibraryError   - the library on disk is inconsistent or cannot be opened
+    5   LibraryError   - the library on disk is inconsistent or cannot be used (wrong key, read-only or full disk)
     6   LibraryBusy    - another process is writing the same library
-    7   NotFound       - a person, case, phone, recording or model that does not exist
+    7   NotFound       - a person, case, phone, recording, model or library that does not exist
     8   DataError      - malformed input data: manifests, CDR files, feature tables
     130 interrupted by Ctrl-C (everything acknowledged before it is kept)
 """

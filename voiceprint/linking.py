@@ -555,6 +555,7 @@ class Links:
             "net_speech": v.net_speech, "quality": v.quality, "warnings": gates.query_warnings(v.quality),
             "person": best["person"]["name"] if best and self.is_match(best, self.lib.index.persons.ntotal) else None,
             "person_score": best["cosine"] if best else None,
+            "person_log10_lr": best.get("log10_lr") if best else None, "person_at_bound": best.get("at_bound") if best else None,
             "cluster": link["cluster"] if link and linked else None,
             "cluster_score": link["score"] if link else None,
             "cluster_cases": link["cases"] if link and linked else [],
