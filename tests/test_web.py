@@ -3,6 +3,7 @@ the evidence report, four-eyes approvals and the audit rows written under the lo
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -89,6 +90,16 @@ def login(app, name: str, password: str = PASSWORD) -> tuple[TestClient, str]:
     r = c.post("/login", data={"username": name, "password": password, "csrf_token": csrf_of(form.text), "next": "/persons"})
     assert r.status_code == 303, r.text
     return c, c.get("/api/session").json()["csrf_token"]
+
+
+@contextlib.contextmanager
+def four_eyes_on(wb):
+    """Four-eyes enrolment on for the block, off again after it (the app is shared by the module's tests)."""
+    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
+    try:
+        yield
+    finally:
+        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
 
 
 def uploads(root: Path) -> list[Path]:
@@ -264,8 +275,7 @@ def test_roles_are_enforced(app):
 
 def test_four_eyes_enrolment_stays_pending_until_another_supervisor_approves(app, voices):
     wb = app.state.wb
-    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
-    try:
+    with four_eyes_on(wb):
         tech, csrf = login(app, "tech")
         with open(voices["c1"], "rb") as fh:
             r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Wang Wu", "category": "suspect", "phone": "13700137000"},
@@ -288,14 +298,11 @@ def test_four_eyes_enrolment_stays_pending_until_another_supervisor_approves(app
         rows = wb.call_sync("t", lambda lib: lib.audit(limit=200))
         assert any(r["action"] == "enrol.approve" and r["operator"] == "sup" for r in rows)
         assert any(r["action"] == "enrol" and r["operator"] == "tech" for r in rows)
-    finally:
-        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
 
 
 def test_a_supervisor_cannot_approve_their_own_enrolment(app, voices, tmp_path):
     wb = app.state.wb
-    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
-    try:
+    with four_eyes_on(wb):
         sup, csrf = login(app, "sup2")
         wav = audiogen.speech_file(tmp_path / "zhao.wav", seed=9, f0=140, seconds=5.0)
         with open(wav, "rb") as fh:
@@ -307,8 +314,6 @@ def test_a_supervisor_cannot_approve_their_own_enrolment(app, voices, tmp_path):
         other, ocsrf = login(app, "sup")
         assert other.post("/approvals", data={"csrf_token": ocsrf, "voiceprint": str(vid), "decision": "reject"}).status_code == 303
         assert wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE id = ?", (vid,)).fetchone()[0]) == 0
-    finally:
-        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
 
 
 def test_browse_pages_follow_the_reverse_strike(app):
@@ -476,8 +481,7 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
     assert sha not in [p.name for p in uploads(root)] and inv.get(f"/audio/{sha}").status_code == 404
     assert wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM uploads WHERE sha256 = ?", (sha,)).fetchone()[0]) == 0
 
-    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
-    try:
+    with four_eyes_on(wb):
         wav2 = audiogen.speech_file(tmp_path / "reject_me.wav", seed=33, f0=170, seconds=5.0)
         sha2 = hashlib.sha256(wav2.read_bytes()).hexdigest()
         with open(wav2, "rb") as fh:
@@ -486,8 +490,6 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
         vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
         wb.call_sync("sup", lambda lib: accounts.review(lib, [vid], "sup", approve=False))
         assert sha2 not in [p.name for p in uploads(root)]
-    finally:
-        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
 
 
 def test_the_workbench_clears_uploads_a_stopped_server_left_half_received(library, tmp_path):
@@ -535,8 +537,7 @@ def test_a_verify_report_of_two_party_recordings_shows_every_comparison(library,
 def test_a_pending_enrolment_takes_nobodys_number_and_a_rejection_removes_the_person_it_made(app, voices, tmp_path):
     """Four-eyes: a pending sample moved Zhang San's number to a decoy at once, and rejecting it kept the move."""
     wb = app.state.wb
-    wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, True))
-    try:
+    with four_eyes_on(wb):
         tech, csrf = login(app, "tech")
         decoy = audiogen.speech_file(tmp_path / "decoy.wav", seed=41, f0=175, seconds=5.0)
         with open(decoy, "rb") as fh:
@@ -565,5 +566,3 @@ def test_a_pending_enrolment_takes_nobodys_number_and_a_rejection_removes_the_pe
         unowned = wb.call_sync("t", lambda lib: lib.store.db.execute(
             "SELECT person_id FROM phones WHERE number = '+8613500135000'").fetchone()[0])
         assert unowned is None
-    finally:
-        wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
