@@ -28,6 +28,16 @@ def milvus_uri(tmp_path_factory):
     return str(tmp_path_factory.mktemp("milvus") / "vectors.db")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def closed_at_the_end():
+    """No Milvus client (nor its gRPC threads) outlives this module: Spark's tests fork a Java gateway
+    later in the same process, and once it exited at start beside them."""
+    yield
+    from voiceprint.index import close_milvus_clients
+
+    close_milvus_clients()
+
+
 @pytest.fixture(autouse=True)
 def on_milvus(milvus_uri, monkeypatch):
     """Every library created in these tests keeps its vectors in Milvus."""

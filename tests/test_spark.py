@@ -48,3 +48,27 @@ def test_unknown_engine_is_a_data_error(tmp_path):
 
     with pytest.raises(DataError, match="unknown engine"):
         compute_features(tmp_path / "x.parquet", engine="hive")
+
+
+def test_a_gateway_that_exits_at_start_is_tried_once_more_then_named(monkeypatch):
+    from voiceprint.calls import spark
+    from voiceprint.errors import DataError
+
+    class Builder:
+        def __init__(self, failures):
+            self.failures, self.calls = failures, 0
+
+        def getOrCreate(self):  # noqa: N802 - pyspark's name
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number.")
+            return "session"
+
+    once = Builder(1)
+    assert spark._start(once) == "session" and once.calls == 2
+    with pytest.raises(DataError, match="exited as it started, twice"):
+        spark._start(Builder(2))
+    other = Builder(0)
+    other.getOrCreate = lambda: (_ for _ in ()).throw(ValueError("another failure"))  # type: ignore[method-assign]
+    with pytest.raises(ValueError):
+        spark._start(other)

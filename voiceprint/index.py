@@ -20,6 +20,7 @@ changed gets a fresh mean. A set is compacted when a fifth of its entries are ma
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -509,6 +510,15 @@ def _milvus(uri: str):
             os.chmod(uri, 0o600)  # biometric data: the embedded database file is private like library.sqlite
         _MILVUS_CLIENTS[uri] = client
     return _MILVUS_CLIENTS[uri]
+
+
+def close_milvus_clients() -> None:
+    """Close every Milvus client this process opened (their gRPC threads too): before the process forks
+    something else, such as Spark's Java gateway, and at the end of a test module."""
+    while _MILVUS_CLIENTS:
+        _, client = _MILVUS_CLIENTS.popitem()
+        with contextlib.suppress(Exception):  # closing must not hide what the caller was doing
+            client.close()
 
 
 def drop_collections(uri: str, collections: list[str]) -> list[str]:

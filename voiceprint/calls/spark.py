@@ -66,10 +66,25 @@ def spark_session(master: str | None = None, memory_limit: str | None = None, th
     builder = (builder.appName("voiceprint-calls").config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.shuffle.partitions", os.environ.get("VOICEPRINT_SPARK_PARTITIONS", str(partitions)))
                .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true"))
-    session = builder.getOrCreate()
+    session = _start(builder)
     if not master.startswith("sc://"):
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _start(builder):
+    """``builder.getOrCreate()``, tried twice: the local Java gateway can exit at start on a loaded machine
+    (seen once in a test run beside other work), and a second start then succeeds; a clear error after that."""
+    for attempt in (1, 2):
+        try:
+            return builder.getOrCreate()
+        except Exception as exc:  # pyspark's PySparkRuntimeError; only the gateway's start is retried
+            if "JAVA_GATEWAY_EXITED" not in str(exc):
+                raise
+            if attempt == 2:
+                raise DataError("Spark's Java process exited as it started, twice - check `java -version` (Java 17) and free "
+                                "memory (--memory-limit sets the driver's heap), or use --engine duckdb") from exc
+    raise AssertionError("unreachable")
 
 
 def _spark_memory(limit: str) -> str:
