@@ -132,3 +132,26 @@ def test_an_id_number_is_letters_digits_and_dashes(lib):
     for bad in ("<i>110101199001011234</i>", "1101 0119 9001", "' OR 1=1 --"):
         with pytest.raises(DataError, match="is not an ID number"):
             lib.add_person("Zhou", id_number=bad)
+
+
+def test_ids_of_deleted_rows_are_never_given_again(tmp_path):
+    """Audit rows name rows by id: a deleted top row's id handed to the next person or sample made
+    `voiceprint:2` name two different samples."""
+    import numpy as np
+
+    from voiceprint.library import Library
+
+    with Library.create(tmp_path / "lib", operator="t") as lib:
+        store = lib.store
+        with store.transaction():
+            first = store.add_person("A")
+            second = store.add_person("B")
+            rec = store.add_recording("a" * 64, 0, "a.wav", 3.0, 2.0, 16000)
+            vp = store.add_voiceprint(rec, second, lib.model, np.ones(192, np.float32))
+        with store.transaction():
+            store.delete_person(second)
+        with store.transaction():
+            third = store.add_person("C")
+            rec2 = store.add_recording("b" * 64, 0, "b.wav", 3.0, 2.0, 16000)
+            vp2 = store.add_voiceprint(rec2, third, lib.model, np.ones(192, np.float32))
+        assert third > second > first and rec2 > rec and vp2 > vp

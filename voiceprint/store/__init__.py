@@ -150,6 +150,30 @@ class Store(LinkingRows):
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
+    #: the audit trail's name for a row of each table whose ids are never reused
+    _AUDIT_PREFIX = {"persons": "person", "voiceprints": "voiceprint", "recordings": "recording"}
+
+    def fresh_id(self, table: str) -> int:
+        """An id no row of ``table`` ever had, deleted rows included (the caller's transaction).
+
+        Audit rows, saved results and reports name rows by id; SQLite's plain ``INTEGER PRIMARY KEY``
+        hands a deleted top row's id to the next insert, and ``voiceprint:2`` would then name two
+        samples. A library from before this counter starts above the highest id its table holds or its
+        audit trail names."""
+        key = f"next_id.{table}"
+        recorded = self.get_meta(key)
+        if recorded is not None:
+            floor = int(recorded)
+        else:
+            prefix = self._AUDIT_PREFIX[table]
+            named = self.db.execute("SELECT MAX(CAST(substr(target, ?) AS INTEGER)) FROM audit WHERE target LIKE ?",
+                                    (len(prefix) + 2, f"{prefix}:%")).fetchone()[0]
+            floor = int(named or 0) + 1
+        top = self.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]  # noqa: S608 - a fixed table name
+        fresh = max(floor, int(top) + 1)
+        self.set_meta(key, str(fresh + 1))
+        return fresh
+
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
 
@@ -190,8 +214,8 @@ class Store(LinkingRows):
         if row:
             return int(row["id"])
         cur = self.db.execute(
-            "INSERT INTO persons(name, id_number, category, notes, created_at) VALUES (?, ?, ?, ?, ?)",
-            (name, id_number, category, notes or "", time.time()),
+            "INSERT INTO persons(id, name, id_number, category, notes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.fresh_id("persons"), name, id_number, category, notes or "", time.time()),
         )
         self.audit("person.add", f"person:{cur.lastrowid}", category=category)
         return _rowid(cur)
@@ -349,9 +373,10 @@ class Store(LinkingRows):
         if existing is not None:
             return existing
         cur = self.db.execute(
-            "INSERT INTO recordings(sha256, channel, original_name, duration, net_speech, sample_rate, codec, quality, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (sha256, channel, original_name, duration, net_speech, sample_rate, codec, json.dumps(quality or {}), time.time()),
+            "INSERT INTO recordings(id, sha256, channel, original_name, duration, net_speech, sample_rate, codec, quality, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.fresh_id("recordings"), sha256, channel, original_name, duration, net_speech, sample_rate, codec,
+             json.dumps(quality or {}), time.time()),
         )
         return _rowid(cur)
 
@@ -364,8 +389,9 @@ class Store(LinkingRows):
         blob = np.asarray(vector, dtype=np.float32).tobytes()
         pending = int(person_id is not None and four_eyes(self))  # four-eyes: searchable only once approved
         cur = self.db.execute(
-            "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at, pending, enrolled_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (recording_id, person_id, model, blob, time.time(), pending, self.operator),
+            "INSERT INTO voiceprints(id, recording_id, person_id, model, vector, created_at, pending, enrolled_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.fresh_id("voiceprints"), recording_id, person_id, model, blob, time.time(), pending, self.operator),
         )
         if pending:
             self.audit("enrol.pending", f"voiceprint:{cur.lastrowid}", person=person_id)

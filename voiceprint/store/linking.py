@@ -19,6 +19,9 @@ class LinkingRows:
 
     db: sqlite3.Connection
 
+    def fresh_id(self, table: str) -> int:  # Store's: an id never used before, deleted rows included
+        raise NotImplementedError
+
     def case_voice(self, case_id: int, recording_id: int, voice: int) -> dict | None:
         row = self.db.execute("SELECT id, voiceprint_id FROM case_voices WHERE case_id=? AND recording_id=? AND voice=?",
                               (case_id, recording_id, voice)).fetchone()
@@ -26,8 +29,8 @@ class LinkingRows:
 
     def add_unknown_voiceprint(self, recording_id: int, model: str, vector: np.ndarray) -> int:
         """A voiceprint of no person (an unknown voice). The person index never holds it, so no generation bump."""
-        cur = self.db.execute("INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at) VALUES (?, NULL, ?, ?, ?)",
-                              (recording_id, model, np.asarray(vector, np.float32).tobytes(), time.time()))
+        cur = self.db.execute("INSERT INTO voiceprints(id, recording_id, person_id, model, vector, created_at) VALUES (?, ?, NULL, ?, ?, ?)",
+                              (self.fresh_id("voiceprints"), recording_id, model, np.asarray(vector, np.float32).tobytes(), time.time()))
         return _rowid(cur)
 
     def add_case_voice(self, case_id: int, recording_id: int, voice: int, segments: list, net_speech: float,

@@ -48,9 +48,9 @@ def count_unknown_voiceprints(store: Store, model: str) -> int:
 def add_twin(store: Store, old: dict, model: str, vector: np.ndarray) -> int:
     """The new model's voiceprint of ``old``'s recording and person, with its approval state and enrolling operator."""
     cur = store.db.execute(
-        "INSERT INTO voiceprints(recording_id, person_id, model, vector, created_at, pending, enrolled_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (old["recording_id"], old["person_id"], model, np.asarray(vector, np.float32).tobytes(), time.time(), old["pending"],
-         old["enrolled_by"]))
+        "INSERT INTO voiceprints(id, recording_id, person_id, model, vector, created_at, pending, enrolled_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (store.fresh_id("voiceprints"), old["recording_id"], old["person_id"], model, np.asarray(vector, np.float32).tobytes(),
+         time.time(), old["pending"], old["enrolled_by"]))
     return _rowid(cur)
 
 
