@@ -102,6 +102,12 @@ def four_eyes_on(wb):
         wb.call_sync("setup", lambda lib: accounts.set_four_eyes(lib.store, False))
 
 
+def enrol_upload(client: TestClient, csrf: str, wav: Path, **form: str):
+    """One recording enrolled through the workbench's form, as a technician submits it."""
+    with open(wav, "rb") as fh:
+        return client.post("/enrol", data={"csrf_token": csrf, **form}, files={"files": (wav.name, fh, "audio/wav")})
+
+
 def uploads(root: Path) -> list[Path]:
     return sorted(p for p in (root / "uploads").rglob("*") if p.is_file()) if (root / "uploads").exists() else []
 
@@ -277,9 +283,7 @@ def test_four_eyes_enrolment_stays_pending_until_another_supervisor_approves(app
     wb = app.state.wb
     with four_eyes_on(wb):
         tech, csrf = login(app, "tech")
-        with open(voices["c1"], "rb") as fh:
-            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Wang Wu", "category": "suspect", "phone": "13700137000"},
-                          files={"files": ("wang_sample.wav", fh, "audio/wav")})
+        r = enrol_upload(tech, csrf, voices["c1"], person="Wang Wu", category="suspect", phone="13700137000")
         assert r.status_code == 200 and 'data-status="pending approval"' in r.text
         vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
         inv, icsrf = login(app, "inv")
@@ -305,8 +309,7 @@ def test_a_supervisor_cannot_approve_their_own_enrolment(app, voices, tmp_path):
     with four_eyes_on(wb):
         sup, csrf = login(app, "sup2")
         wav = audiogen.speech_file(tmp_path / "zhao.wav", seed=9, f0=140, seconds=5.0)
-        with open(wav, "rb") as fh:
-            r = sup.post("/enrol", data={"csrf_token": csrf, "person": "Zhao Liu"}, files={"files": ("zhao.wav", fh)})
+        r = enrol_upload(sup, csrf, wav, person="Zhao Liu")
         assert 'data-status="pending approval"' in r.text
         vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
         r = sup.post("/approvals", data={"csrf_token": csrf, "voiceprint": str(vid), "decision": "approve"})
@@ -466,8 +469,7 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
     tech, csrf = login(app, "tech")
     wav = audiogen.speech_file(tmp_path / "erase_me.wav", seed=31, f0=150, seconds=5.0)
     sha = hashlib.sha256(wav.read_bytes()).hexdigest()
-    with open(wav, "rb") as fh:
-        r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Erase Me"}, files={"files": ("erase_me.wav", fh, "audio/wav")})
+    r = enrol_upload(tech, csrf, wav, person="Erase Me")
     assert 'data-status="enrolled"' in r.text and sha in [p.name for p in uploads(root)]
     inv, icsrf = login(app, "inv")
     assert inv.get(f"/audio/{sha}").status_code == 200
@@ -484,8 +486,7 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
     with four_eyes_on(wb):
         wav2 = audiogen.speech_file(tmp_path / "reject_me.wav", seed=33, f0=170, seconds=5.0)
         sha2 = hashlib.sha256(wav2.read_bytes()).hexdigest()
-        with open(wav2, "rb") as fh:
-            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Reject Me"}, files={"files": ("reject_me.wav", fh, "audio/wav")})
+        r = enrol_upload(tech, csrf, wav2, person="Reject Me")
         assert 'data-status="pending approval"' in r.text and sha2 in [p.name for p in uploads(root)]
         vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
         wb.call_sync("sup", lambda lib: accounts.review(lib, [vid], "sup", approve=False))
@@ -540,20 +541,15 @@ def test_a_pending_enrolment_takes_nobodys_number_and_a_rejection_removes_the_pe
     with four_eyes_on(wb):
         tech, csrf = login(app, "tech")
         decoy = audiogen.speech_file(tmp_path / "decoy.wav", seed=41, f0=175, seconds=5.0)
-        with open(decoy, "rb") as fh:
-            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Decoy Person", "phone": "13800138000"},
-                          files={"files": ("decoy.wav", fh, "audio/wav")})
+        r = enrol_upload(tech, csrf, decoy, person="Decoy Person", phone="13800138000")
         assert 'data-status="refused"' in r.text and "registered to person" in r.text
         owner = wb.call_sync("t", lambda lib: lib.store.db.execute(
             "SELECT p.name FROM phones f JOIN persons p ON p.id = f.person_id WHERE f.number = '+8613800138000'").fetchone()[0])
         assert owner == "Zhang San"
-        with open(decoy, "rb") as fh:
-            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Decoy Person", "phone": "13500135000", "case": "AJ-DECOY"},
-                          files={"files": ("decoy.wav", fh, "audio/wav")})
+        r = enrol_upload(tech, csrf, decoy, person="Decoy Person", phone="13500135000", case="AJ-DECOY")
         assert 'data-status="pending approval"' in r.text
         decoy2 = audiogen.speech_file(tmp_path / "decoy2.wav", seed=43, f0=175, seconds=5.0)
-        with open(decoy2, "rb") as fh:  # a second sample of the same new person: rejecting both removes the person
-            r = tech.post("/enrol", data={"csrf_token": csrf, "person": "Decoy Person"}, files={"files": ("decoy2.wav", fh, "audio/wav")})
+        r = enrol_upload(tech, csrf, decoy2, person="Decoy Person")  # a second sample: rejecting both removes the person
         assert 'data-status="pending approval"' in r.text
         vids = wb.call_sync("t", lambda lib: [r[0] for r in lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1")])
         assert len(vids) == 2
