@@ -151,7 +151,7 @@ class Store(LinkingRows):
         return row[0] if row else default
 
     #: the audit trail's name for a row of each table whose ids are never reused
-    _AUDIT_PREFIX = {"persons": "person", "voiceprints": "voiceprint", "recordings": "recording"}
+    _AUDIT_PREFIX = {"persons": "person", "voiceprints": "voiceprint", "recordings": "recording", "voice_clusters": "cluster"}
 
     def fresh_id(self, table: str) -> int:
         """An id no row of ``table`` ever had, deleted rows included (the caller's transaction).

@@ -91,7 +91,8 @@ class LinkingRows:
         return {int(c): s for c, s in self.db.execute("SELECT id, status FROM voice_clusters")}
 
     def new_cluster(self, status: str = "auto") -> int:
-        return _rowid(self.db.execute("INSERT INTO voice_clusters(status, created_at) VALUES (?, ?)", (status, time.time())))
+        return _rowid(self.db.execute("INSERT INTO voice_clusters(id, status, created_at) VALUES (?, ?, ?)",
+                                      (self.fresh_id("voice_clusters"), status, time.time())))
 
     def set_cluster_status(self, cluster_id: int, status: str, person_id: int | None = None) -> None:
         self.db.execute("UPDATE voice_clusters SET status = ?, person_id = COALESCE(?, person_id) WHERE id = ?",
