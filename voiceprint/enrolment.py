@@ -193,36 +193,30 @@ def prepare(item: EnrolItem, embedder, min_speech: float | None) -> PreparedFile
                         chosen.net_speech, quality, warnings, embedder.embed(chosen.speech))
 
 
-def _phone_owner(store, number: str) -> int | None:
-    from .phones import normalize_number
-
-    row = store.db.execute("SELECT person_id FROM phones WHERE number = ?", (normalize_number(number),)).fetchone()
-    return None if row is None or row["person_id"] is None else int(row["person_id"])
-
-
-def _refuse_moving_a_phone_unapproved(store, path: Path, number: str, pid: int) -> None:
-    """Four-eyes: an enrolment waiting for approval must not take another person's number (it would
-    take it at once, and a rejection would not give it back)."""
-    owner = _phone_owner(store, number)
-    if owner is not None and owner != pid:
+def _moved_phone(store, path: Path, number: str, pid: int, strict: bool) -> list[str]:
+    """A note when ``number`` is registered to another person (re-registering moves it, audited as
+    ``phone.assign``). Four-eyes (``strict``): refused, since an enrolment waiting for approval would
+    take the number at once and a rejection would not give it back."""
+    owner = store.person_for_phone(number)
+    if owner is None or owner == pid:
+        return []
+    if strict:
         raise DataError(f"{path}: phone {number} is registered to person {owner}; in a four-eyes library an "
-                                      "enrolment does not move it - enrol without --phone, and after approval move the number "
-                                      "with `voiceprint phone add NUMBER --person ...`")
+                        "enrolment does not move it - enrol without --phone, and after approval move the number "
+                        "with `voiceprint phone add NUMBER --person ...`")
+    return [f"phone {number} was registered to person {owner}: it is now this person's"]
 
 
 def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
     """Store one prepared file: person, phone, case, recording, voiceprint and audit row in one transaction."""
     path, store = Path(item.path), lib.store
     with store.transaction():
+        pending = four_eyes(store)
         newest = store.db.execute("SELECT COALESCE(MAX(id), 0) FROM persons").fetchone()[0]
         pid = store.person_to_enrol(item.person, item.id_number, normalise_category(item.category), item.notes)
         moved: list[str] = []
         if item.phone:
-            if four_eyes(store):
-                _refuse_moving_a_phone_unapproved(store, path, item.phone, pid)
-            owner = _phone_owner(store, item.phone)
-            if owner is not None and owner != pid:  # re-registering moves a number (audited as phone.assign): say so
-                moved.append(f"phone {item.phone} was registered to person {owner}: it is now this person's")
+            moved = _moved_phone(store, path, item.phone, pid, strict=pending)
             store.add_phone(item.phone, pid)
         if item.case:
             store.add_case(item.case)
@@ -237,7 +231,6 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}),
                     **({"new_person": True} if pid > newest else {}))  # a rejection (four-eyes) then removes the person
-        pending = four_eyes(store)
     waiting = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] if pending else []
     return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + moved + waiting,
                         pending=pending)

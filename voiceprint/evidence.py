@@ -266,13 +266,10 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
 
 def _backend_sha(model: str) -> str:
     """SHA-256 of the back end's ``backend.json`` (it names its arrays' own hash): which calibration gave the LRs."""
-    import hashlib
+    from .scoring import _file_sha, backend_dir
 
-    from .embedding import load_spec
-    from .scoring import BACKEND_DIR
-
-    path = load_spec(model).home / BACKEND_DIR / "backend.json"
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "none"
+    path = backend_dir(model) / "backend.json"
+    return _file_sha(path) if path.exists() else "none"
 
 
 def _development_population(model: str) -> str:

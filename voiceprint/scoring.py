@@ -433,12 +433,13 @@ def evidence(backend: Backend | None, score: float, library_size: int, net_a: fl
     llr = float(backend.llr(score, net_a, net_b, pair))
     if symmetric:
         llr = 0.5 * (llr + float(backend.llr(score, net_b, net_a, pair)))
-    lo, hi = backend.llr_limits(pair if pair in backend.calibration else "all")
+    calibration = pair if pair in backend.calibration else "all"  # as Backend.llr chooses it
+    lo, hi = backend.llr_limits(calibration)
     return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
             "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}"),
             # which calibration gave it, and whether it sits at that calibration's ELUB bound: the data
             # support no stronger (weaker) value, so the LR is "at least" ("at most") this
-            "calibration": pair if pair in backend.calibration else "all",
+            "calibration": calibration,
             "at_bound": "upper" if llr >= hi - 1e-6 else "lower" if llr <= lo + 1e-6 else None}
 
 

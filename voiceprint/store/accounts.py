@@ -101,7 +101,8 @@ def reject_voiceprint(store: Store, voiceprint_id: int, recording_id: int) -> li
 
 def made_by_enrolment(store: Store, person_id: int) -> bool:
     """Whether an enrolment made this person (an ``enrol`` audit row since the person's creation says
-    ``new_person``), rather than ``person add`` or an import; ids of deleted persons are reused, hence the time."""
+    ``new_person``), rather than ``person add`` or an import. Only rows since the person's creation count: in a
+    library from before ``Store.fresh_id`` a person's id may once have been a deleted person's."""
     person = store.db.execute("SELECT created_at FROM persons WHERE id = ?", (int(person_id),)).fetchone()
     if person is None:
         return False

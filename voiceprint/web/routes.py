@@ -459,13 +459,11 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
         else:
             items = _form_items(form, uploads)
         return await wb.call(user["name"], views.enrol_uploads, items, uploads), ""
-    except VoiceprintError as err:
+    except BaseException as err:  # no failure leaves the uploads behind (the ones already kept have moved)
         for path, _sha, _size in uploads.values():
             views.discard(path)
-        return None, user_error(err)[1]
-    except BaseException:  # an unexpected failure must not leave the uploads behind either (kept ones have moved)
-        for path, _sha, _size in uploads.values():
-            views.discard(path)
+        if isinstance(err, VoiceprintError):
+            return None, user_error(err)[1]
         raise
 
 
