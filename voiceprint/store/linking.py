@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -18,9 +18,7 @@ class LinkingRows:
     """Mixed into Store: every method runs on ``self.db`` (the caller holds the transaction for writes)."""
 
     db: sqlite3.Connection
-
-    def fresh_id(self, table: str) -> int:  # Store's: an id never used before, deleted rows included
-        raise NotImplementedError
+    fresh_id: Callable[[str], int]  # Store's: an id never used before in ``table``, deleted rows included
 
     def case_voice(self, case_id: int, recording_id: int, voice: int) -> dict | None:
         row = self.db.execute("SELECT id, voiceprint_id FROM case_voices WHERE case_id=? AND recording_id=? AND voice=?",
