@@ -108,3 +108,30 @@ def test_analyst_mistakes_get_a_line_that_says_what_to_do(gbk_data, tmp_path):
     out = invoke("leads", "--features", tmp_path / "f.parquet", "--out", tmp_path / "new" / "leads.csv")
     assert (tmp_path / "new" / "leads.csv").stat().st_mode & 0o777 == 0o600 and (tmp_path / "new").stat().st_mode & 0o777 == 0o700
     assert out.strip().splitlines() == [f"20 rows -> {tmp_path / 'new' / 'leads.csv'}"]
+
+
+def test_no_command_writes_over_its_input_or_fails_on_a_bad_output_path(gbk_data, tmp_path):
+    calls = tmp_path / "calls.parquet"
+    invoke("import", gbk_data["calls"], "--out", calls)
+    before = calls.read_bytes()
+    with pytest.raises(DataError, match="is also an input"):
+        invoke("features", calls, "--out", calls)
+    invoke("features", calls, "--out", tmp_path / "f.csv")
+    with pytest.raises(DataError, match="is also an input"):
+        invoke("score", "--features", tmp_path / "f.csv", "--out", tmp_path / "f.csv")
+    assert calls.read_bytes() == before
+    # a damaged Parquet file is a data error (exit 8), not an internal error
+    (tmp_path / "bad.parquet").write_text("garbage", encoding="utf-8")
+    result = runner.invoke(app, ["features", str(tmp_path / "bad.parquet"), "--out", str(tmp_path / "g.parquet")])
+    assert isinstance(result.exception, DataError) and "not a readable Parquet file" in str(result.exception)
+
+
+def test_a_rule_score_on_few_signals_and_a_dropped_row_are_told(tmp_path):
+    table = tmp_path / "haoren.csv"
+    pd.DataFrame({"phone_no_m": ["n1", "n2", "n2", "n3"], "voc_user_cnt": [3, 9, 9, 1], "interactive_call_user_cnt": [2, 0, 0, 1],
+                  "call_activate_days_diff": [1, 2, 2, 3], "idcard_cnt": [1, 4, 4, 1], "fake_ratio": [0.0, 1.0, 1.0, 0.0],
+                  "black_app_cnt": [0, 3, 3, 0]}).to_csv(table, index=False)
+    result = runner.invoke(app, ["score", "--features", str(table), "--csv"])
+    assert result.exit_code == 0, result.output
+    said = result.output + (getattr(result, "stderr", "") or "")
+    assert "warning: the rule score rests on only" in said and "haoren.csv: 1 row(s) repeat a number" in said

@@ -43,7 +43,7 @@ def test_offender_number_is_top_lead_with_person_and_cases(tmp_path):
     assert cli_top["number"] == offender and cli_top["library_person"] == "机主甲" and cli_top["cases"][0].startswith("SC-2020-017")
     with Library.open(tmp_path / "lib") as lib:  # the lookups into the library are on its audit trail
         [row] = lib.audit(action="calls.leads")
-        assert row["detail"] == {"leads": 3, "persons": 1}
+        assert row["detail"] == {"leads": 3, "persons": 1, "person_ids": [1]}
 
     top = leads[0]
     assert top["number"] == offender and top["flagged"]

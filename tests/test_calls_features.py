@@ -78,6 +78,8 @@ def test_screening_by_time_window_and_area(tmp_path, small_dir, small):
     assert compute_features(calls, out=tmp_path / "f.parquet", temp_directory=tmp_path, screen=Screen(area="锦江区")) == 2
     with pytest.raises(DataError, match="no voice call made from 朝阳区"):
         compute_features(calls, temp_directory=tmp_path, screen=Screen(area="朝阳区"))
+    with pytest.raises(DataError, match="锦江区 has calls outside the window - widen --since/--until"):
+        compute_features(calls, temp_directory=tmp_path, screen=Screen(since="2020-03-05", until="2020-03-05", area="锦江区"))
     with pytest.raises(DataError, match="no voice calls from 2021-01-01"):
         compute_features(calls, temp_directory=tmp_path, screen=Screen(since="2021-01-01"))
     with pytest.raises(DataError, match="--until 'March': give a date"):

@@ -203,3 +203,48 @@ def test_compact_switch_timestamps_are_read_and_impossible_ones_reported(tmp_pat
     report = import_calls(path, tmp_path / "c.parquet", template="generic")
     assert str(rows(tmp_path / "c.parquet")[0][3]) == "2020-01-05 10:00:00"
     assert report.malformed_lines == [{"file": str(path), "line": 3, "reason": "bad start time 20201305100000"}]
+
+
+def test_an_import_never_overwrites_its_input_and_writes_a_private_table(tmp_path):
+    import os
+
+    calls = tmp_path / "calls.csv"
+    calls.write_text(HEADER + ROW, encoding="utf-8")
+    import_calls(calls, tmp_path / "calls.parquet", template="generic")
+    old = os.umask(0o022)
+    try:
+        import_calls(calls, tmp_path / "again.parquet", template="generic")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "again.parquet").stat().st_mode & 0o777 == 0o600  # phone numbers, whatever the umask
+    before = (tmp_path / "calls.parquet").read_bytes()
+    with pytest.raises(DataError, match="is also an input"):
+        import_registry(tmp_path / "calls.parquet", tmp_path / "calls.parquet")
+    assert (tmp_path / "calls.parquet").read_bytes() == before
+
+
+def test_a_registry_that_names_nobody_is_refused(tmp_path):
+    calls = tmp_path / "calls.csv"
+    calls.write_text(HEADER + ROW, encoding="utf-8")
+    with pytest.raises(DataError, match="a registry needs a name, ID number or numbers-on-ID column.*--kind calls"):
+        import_registry(calls, tmp_path / "registry.parquet")
+    misspelt = tmp_path / "reg.csv"
+    misspelt.write_text("number,nmae,id_numbr\n13800138000,张三,51010019800101123X\n", encoding="utf-8")
+    with pytest.raises(DataError, match="a registry needs"):
+        import_registry(misspelt, tmp_path / "registry.parquet")
+    assert not (tmp_path / "registry.parquet").exists()
+
+
+def test_a_misspelt_optional_column_is_reported_not_left_empty_silently(tmp_path):
+    path = tmp_path / "calls.csv"
+    path.write_text(HEADER.replace("county", "contry").replace("duration", "duraton") + ROW, encoding="utf-8")
+    report = import_calls(path, tmp_path / "calls.parquet", template="generic")
+    assert report.rows_written == 1
+    assert report.absent_columns == {str(path): ["duration ('duration')", "county ('county')"]}
+    assert report.unused_columns == {str(path): ["duraton", "contry"]}
+    assert "calls.csv has no duration ('duration'), county ('county')" in report.column_warning()
+    items = {r["item"]: r["value"] for r in report.summary_rows()}
+    assert items["columns not read (calls.csv)"] == "duraton, contry"
+    path.write_text(HEADER + ROW, encoding="utf-8")
+    clean = import_calls(path, tmp_path / "ok.parquet", template="generic")
+    assert clean.absent_columns == {} and clean.unused_columns == {} and clean.column_warning() == ""

@@ -131,3 +131,66 @@ def test_rule_leads_have_reasons_and_follow_the_resolver(btg_file):
     assert leads[0]["reasons"] and all("population median" in r for r in leads[0]["reasons"])
     assert leads[1]["library_person"] is None and leads[1]["cases"] == []
     assert reverse_strike(leads[:1])[0]["library_person"] is None  # no resolver: library part empty
+
+
+def test_the_reverse_strike_reads_plain_numbers_and_shows_both_people_when_phone_and_id_disagree():
+    persons = {
+        1: {"person": {"id": 1, "name": "李四", "category": "suspect"}, "voice_samples": 1, "phones": ["+8613900000053"],
+            "cases": [{"case_number": "AJ-1", "title": "", "status": "open"}]},
+        2: {"person": {"id": 2, "name": "王五", "category": "prior_offender"}, "voice_samples": 3, "phones": ["+8613700000001"],
+            "cases": [{"case_number": "AJ-3", "title": "", "status": "closed"}]},
+    }
+
+    def resolver(phone=None, id_number=None):
+        return persons[1] if phone == "+8613900000053" else persons[2] if id_number == "ID-2" else None
+
+    registry = {"+8613900000053": {"name": "王五", "id_number": "ID-2"}}
+    (lead,) = reverse_strike([{"number": "13900000053"}], registry, resolver)  # a third-party table's plain number
+    assert lead["person"] == "王五" and lead["id_number"] == "ID-2"
+    assert lead["library_person"] == "李四 (by phone); 王五 (by registered ID)"
+    assert lead["cases"] == ["AJ-1 (open)", "AJ-3 (closed)"] and lead["voice_samples"] == 4
+    assert lead["linked_phones"] == ["+8613700000001"]
+    from voiceprint.calls.leads import library_persons
+
+    assert library_persons([lead]) == [1, 2]
+    (same,) = reverse_strike([{"number": "+8613900000053"}], {"+8613900000053": {"name": "李四", "id_number": "ID-1"}},
+                             lambda phone=None, id_number=None: persons[1])
+    assert same["library_person"] == "李四" and same["cases"] == ["AJ-1 (open)"]  # one person found both ways: shown once
+
+
+def _voiceprint_table(path, numbers, **columns):
+    import pandas as pd
+
+    base = {"number": numbers, "distinct_others": 5.0, "calls_per_other": 2.0, "max_callees_day": 3.0, "two_way_share": 0.5}
+    pd.DataFrame({**base, **columns}).to_csv(path, index=False)
+    return path
+
+
+def test_what_reading_feature_tables_leaves_out_is_told_not_silent(tmp_path):
+    first = _voiceprint_table(tmp_path / "a.csv", ["n1", "n2", "n2", "n3"], distinct_others=[5.0, 6.0, 60.0, 7.0])
+    import pandas as pd
+
+    second = tmp_path / "b.csv"  # a HaoREN table: another layout
+    pd.DataFrame({"phone_no_m": ["n1", "n4", "n5"], "voc_user_cnt": [3, 9, 1], "interactive_call_user_cnt": [2, 0, 1],
+                  "call_activate_days_diff": [1, 2, 3], "idcard_cnt": [1, 4, 1], "fake_ratio": [0.0, 1.0, 0.0],
+                  "black_app_cnt": [0, 3, 0]}).to_csv(second, index=False)
+    table = load_feature_table([first, second])
+    assert list(table.frame.index) == ["n1", "n2", "n3"]
+    assert table.notes == ["a.csv: 1 row(s) repeat a number already read; the first row of each number was kept",
+                           "b.csv: 2 number(s) not in a.csv were left out - the first --features table decides which numbers are "
+                           "scored; put the one holding every number first"]
+    assert load_feature_table(second).notes == []
+
+
+def test_a_flagged_number_always_has_a_reason():
+    import numpy as np
+    import pandas as pd
+
+    from voiceprint.calls.scoring import rule_reasons
+
+    names = ["distinct_others", "calls_per_other"]
+    canonical = pd.DataFrame({"distinct_others": [40.0, 5.0], "calls_per_other": [1.0, 3.0]})
+    scores = pd.DataFrame({"distinct_others": [0.55, 0.1], "calls_per_other": [0.58, 0.2]})  # flagged at 0.5, nothing >= 0.6
+    reasons = rule_reasons(canonical, scores, {n: 3.0 for n in names})
+    assert len(reasons[0]) == 2 and all(r.endswith(", moderate)") for r in reasons[0]) and reasons[1] == []
+    assert np.isclose(float(scores.iloc[0].mean()), 0.565)

@@ -164,6 +164,10 @@ def test_a_database_older_than_its_index_is_not_rebuilt_over(library, clip, tmp_
     (OSError(30, "Read-only file system", "/lib/.lock"), "the file system is read-only (/lib/.lock)"),
     (__import__("sqlite3").OperationalError("attempt to write a readonly database"), "the library database is read-only"),
     (__import__("sqlite3").OperationalError("database or disk is full"), "the disk under the library failed"),
+    # an --out under a file, or somewhere no file can be made (/proc)
+    (FileExistsError(17, "File exists", "calls.csv"), "a file stands where a folder is needed, or a folder where a file is (calls.csv)"),
+    (NotADirectoryError(20, "Not a directory", "calls.csv/f.parquet"), "a file stands where a folder is needed"),
+    (FileNotFoundError(2, "No such file or directory", "/proc/f.parquet"), "no such file or folder (/proc/f.parquet)"),
 ])
 def test_a_full_or_read_only_disk_is_one_line_and_exit_5_not_an_internal_error(exc, words, capsys):
     from voiceprint.cli import _failed

@@ -172,7 +172,7 @@ def test_clustering_beyond_the_cap_assigns_the_rest_to_centroids(monkeypatch):
     exact = diarize.cluster_windows(x)
     monkeypatch.setattr(diarize, "MAX_CLUSTER_WINDOWS", 25)
     capped = diarize.cluster_windows(x)
-    assert capped.max() == 1 and (capped == exact).all() or (capped == 1 - exact).all()
+    assert capped.max() == 1 and ((capped == exact).all() or (capped == 1 - exact).all())
 
 
 def test_frame_votes_match_the_brute_force_search():

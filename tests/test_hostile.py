@@ -44,7 +44,7 @@ def test_quoted_identifiers_survive_the_engine(tmp_path):
 def test_hostile_parquet_column_names_write_no_file(importer, tmp_path):
     names = _names(tmp_path)
     table = pa.table({"number": ["13800138000"], "other": ["13900139000"], "direction": ["out"],
-                      "start": ["2020-03-01 10:00:00"], **{n: ["x"] for n in names}})
+                      "start": ["2020-03-01 10:00:00"], "name": ["张三"], **{n: ["x"] for n in names}})
     pq.write_table(table, tmp_path / "hostile.parquet")
     report = importer(tmp_path / "hostile.parquet", tmp_path / "out.parquet", template="generic" if importer is import_calls else None,
                       con=connect(temp_directory=tmp_path))

@@ -26,6 +26,7 @@ def test_enfsi_verbal_scale(lr, words):
 def test_domain_follows_source_rate_and_codec():
     assert scoring.domain_of(8000, "flac") == "narrowband"
     assert scoring.domain_of(16000, "amr_nb") == "narrowband"  # 8 kHz codec in a resampled container
+    assert scoring.domain_of(16000, "adpcm_g722") == "wideband"  # G.722 is 16 kHz "HD voice", not a telephone-band codec
     assert scoring.domain_of(16000, "flac") == "wideband"
 
 

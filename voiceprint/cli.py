@@ -32,7 +32,7 @@ app = typer.Typer(
 person_app = typer.Typer(help="Persons: prior offenders, suspects, key persons.", no_args_is_help=True)
 phone_app = typer.Typer(help="Phone numbers registered to persons.", no_args_is_help=True)
 case_app = typer.Typer(help="Cases and their links to persons and phones.", no_args_is_help=True)
-index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
+index_app = typer.Typer(help="The vector index (FAISS files or Milvus) derived from the database.", no_args_is_help=True)
 models_app = typer.Typer(help="Speaker models on local disk.", no_args_is_help=True)
 backend_app = typer.Typer(help="The scoring back end of a speaker model (whitening, AS-norm, calibration).", no_args_is_help=True)
 link_app = typer.Typer(help="Link unknown voices across cases: report, confirm, split, promote.", invoke_without_command=True)

@@ -93,4 +93,8 @@ def storage_failure(exc: BaseException) -> str | None:
             return f"no space left on the disk{target} - free space, then run the same command again"
         if exc.errno in (errno.EACCES, errno.EPERM):
             return f"permission denied{target} - run as the library's owner, or check the folder's permissions"
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+            return f"a file stands where a folder is needed, or a folder where a file is{target} - choose another path"
+        if exc.errno == errno.ENOENT:
+            return f"no such file or folder{target} - check the path (or that the file system can hold files)"
     return None

@@ -280,11 +280,6 @@ class VectorSet:
         return vs
 
 
-def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str = DEFAULT_KIND) -> VectorSet:
-    """A vector set over L2-normalised vectors with our own int64 ids."""
-    return VectorSet.build(vectors, ids, kind)
-
-
 MEANS_BLOCK = 1 << 18  # samples summed at a time by ``person_means``
 
 

@@ -396,7 +396,8 @@ class Library:
         """Who is speaking? One result per voice, best hits first: each channel of a stereo call,
         each diarised speaker of a mono one, with the time ranges where that voice speaks.
 
-        A person's score is the cosine between the query and the mean of their samples; the
+        Persons are ranked by the calibrated LLR of the query's and their samples' channel pair when the
+        model has a back end (by the cosine to the mean of their samples without one); the
         best-matching single sample and its own score are reported beside it. A voice below
         the quality gates carries ``warnings`` (weak evidence).
         """

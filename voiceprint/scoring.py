@@ -44,9 +44,9 @@ import numpy as np
 from .errors import ModelError
 from .fsutil import atomic_output, write_atomic
 
-#: Codecs that carry 8 kHz telephone audio whatever the container's rate.
-NARROWBAND_CODECS = {"amr_nb", "amrnb", "pcm_mulaw", "pcm_alaw", "gsm", "gsm_ms", "adpcm_g722", "g723_1", "g729"}
-DOMAINS = ("wideband", "narrowband")
+#: Codecs that carry 8 kHz telephone audio whatever the container's rate. Not G.722: it is the 16 kHz
+#: (50-7,000 Hz) "HD voice" codec, wideband speech.
+NARROWBAND_CODECS = {"amr_nb", "amrnb", "pcm_mulaw", "pcm_alaw", "gsm", "gsm_ms", "g723_1", "g729"}
 BACKEND_DIR = "backend"
 MODEL_FILE = 0o644  # a fitted back end holds no personal data and ships with the model
 

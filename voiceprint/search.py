@@ -2,8 +2,9 @@
 
 ``Library.query``/``verify`` delegate here. A person's score is the cosine between the query and
 the mean of their samples; with a fitted back end (:mod:`voiceprint.scoring`) the nearest persons
-by cosine are re-ranked by the back-end score and each hit carries its likelihood ratio and the
-expected number of false hits. Results are :class:`Hit` and :class:`VoiceResult` dataclasses;
+by cosine are re-ranked by the calibrated LLR of each person's channel pair (ties by the back-end
+score: raw scores of different channel pairs are never compared) and each hit carries its likelihood
+ratio and the expected number of false hits. Results are :class:`Hit` and :class:`VoiceResult` dataclasses;
 their ``to_dict`` is what ``--json`` prints and what the ``Library`` verbs return.
 """
 
@@ -19,7 +20,7 @@ from .store import assert_sealed, audit_failure
 if TYPE_CHECKING:
     from .library import Library
 
-#: With a fitted back end, this many nearest persons by cosine are re-ranked by the back-end score.
+#: With a fitted back end, this many nearest persons by cosine are re-ranked by their calibrated LLR.
 RERANK_CANDIDATES = 200
 
 
@@ -106,8 +107,9 @@ def _same_file_warnings(hits: list[Hit], enrolled_from: set[int]) -> list[str]:
 
 
 def search(lib: Library, vector: np.ndarray, top: int, domain: str = "wideband", net_speech: float | None = None) -> list[Hit]:
-    """Rank persons. With a fitted back end the nearest persons by cosine are re-ranked by the back-end
-    score and each hit carries its LR and expected false hits; without one, ``score`` is the raw cosine."""
+    """Rank persons. With a fitted back end the nearest persons by cosine are re-ranked by the calibrated
+    LLR of each person's channel pair (ties by back-end score) and each hit carries its LR and expected
+    false hits; without one, ``score`` is the raw cosine."""
     from . import scoring
 
     index = lib.index

@@ -6,6 +6,7 @@ A thin layer over ``voiceprint.calls``; heavy libraries are imported inside the 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -60,6 +61,8 @@ def import_cmd(
                    title=f"conflicting registrations, not kept (first {len(shown)} of {report.conflicting_rows}; all in {out}.report.json)")
     if report.message:
         typer.echo(report.message, err=True)
+    if warning := report.column_warning():
+        typer.echo(warning, err=True)
 
 
 def _canonical_inputs(files: list[Path], template: str | None, encoding: str, workdir: Path, report_to: Path) -> list[Path]:
@@ -69,15 +72,21 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
 
     import duckdb
 
+    from voiceprint.errors import DataError
+
     from .engine import sql_path
     from .ingest import CALL_COLUMNS, import_calls
 
     ready, raw = [], []
     for f in files:
         if f.suffix == ".parquet":
-            rel = duckdb.sql(f"SELECT * FROM read_parquet({sql_path(f)}) LIMIT 0")
-            assert rel is not None  # a SELECT always gives a relation
-            cols = set(rel.columns)
+            if not f.is_file():
+                raise DataError(f"{f}: no such file")
+            try:
+                cols = {row[0] for row in duckdb.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(f)})").fetchall()}
+            except duckdb.Error as err:
+                raise DataError(f"{f}: not a readable Parquet file ({str(err).splitlines()[0]}) - "
+                                "pass the table `voiceprint calls import` wrote, or the carrier's CSV") from None
             if set(CALL_COLUMNS) <= cols:
                 ready.append(f)
                 continue
@@ -88,6 +97,8 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
         write_atomic(report_to, json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         typer.echo(f"imported {report.rows_written} calls ({report.malformed} malformed rows, "
                    f"{report.exact_duplicates + report.split_calls_merged} merged); report: {report_to}", err=True)
+        if warning := report.column_warning():
+            typer.echo(warning, err=True)
         ready.append(out)
     return ready
 
@@ -95,7 +106,7 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
 @app.command("features")
 def features_cmd(
     calls: list[Path] = typer.Argument(..., help="Imported call Parquet file(s), or raw carrier files (imported on the fly)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Feature table to write: .parquet or .csv."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature table to write: .parquet, .csv or .csv.gz."),
     registry: Path | None = typer.Option(None, help="Imported registry Parquet (numbers per ID card, home area)."),
     fraud_list: Path | None = typer.Option(None, "--fraud-list", help="Imported known fraud numbers Parquet."),
     template: str | None = typer.Option(None, help="Template for raw inputs."),
@@ -153,7 +164,7 @@ def train_cmd(
     """
     from .scoring import load_feature_table, train_model
 
-    table = load_feature_table(features, mapping=mapping, label=label)
+    table = _loaded(load_feature_table(features, mapping=mapping, label=label))
     if canonical:
         table.frame = table.canonical
     model = train_model(table, seed=seed, rounds=rounds)
@@ -163,10 +174,31 @@ def train_cmd(
                f"threshold {model.threshold:.2f} (CV fraud-F1 {model.meta['cv_f1_at_threshold']:.3f}) -> {out}")
 
 
-def _check_out(out: Path | None) -> None:
-    """Refuse an ``--out`` whose name asks for a format the command does not write, before any work."""
+#: a rule score on fewer signals than this is a weak ranking, and the analyst is told so
+FEW_SIGNALS = 4
+
+
+def _loaded(table, rule: bool = False):
+    """``table``, after telling the analyst (stderr) what reading it left out, and when a rule score
+    would rest on only a few signals."""
+    for note in table.notes:
+        typer.echo(f"warning: {note}", err=True)
+    signals = list(table.canonical.columns)
+    if rule and 0 < len(signals) < FEW_SIGNALS:
+        typer.echo(f"warning: the rule score rests on only {len(signals)} signal(s) ({', '.join(signals)}) - a weak ranking; "
+                   "add a table with more (e.g. features from the raw CDRs) or train a model (`calls train`)", err=True)
+    return table
+
+
+def _check_out(out: Path | None, inputs: Sequence[Path | None]) -> None:
+    """Refuse an ``--out`` whose name asks for a format the command does not write, or that is one of the
+    inputs, before any work."""
     if out is not None and out.suffix not in (".csv", ".json"):
         raise typer.BadParameter(f"{out}: write .csv or .json", param_hint="--out")
+    if out is not None:
+        from .ingest import refuse_input_as_output
+
+        refuse_input_as_output(out, inputs)
 
 
 def _emit(rows: list[dict], columns: list[str], out: Path | None, fmt: str, title: str) -> None:
@@ -209,8 +241,8 @@ def score_cmd(
     from .leads import SCORE_COLUMNS, score_table
     from .scoring import load_feature_table, load_model
 
-    _check_out(out)
-    table = load_feature_table(features, mapping=mapping)
+    _check_out(out, features)
+    table = _loaded(load_feature_table(features, mapping=mapping), rule=model is None)
     rows = score_table(table, load_model(model) if model else None)
     _emit(rows, SCORE_COLUMNS, out, output_format(json_out, csv_out, fmt), "scores (" + ("model" if model else "rule score") + ")")
 
@@ -237,20 +269,24 @@ def leads_cmd(
     The library (person, voice samples, cases, phones of each lead) is --library or $VOICEPRINT_LIBRARY; without either, leads
     stop at the registry.
     """
-    from .leads import LEAD_COLUMNS, build_leads
+    from .leads import LEAD_COLUMNS, build_leads, library_persons
     from .scoring import load_feature_table
 
-    _check_out(out)
-    table = load_feature_table(features, mapping=mapping)
+    _check_out(out, [*features, registry])
+    table = _loaded(load_feature_table(features, mapping=mapping), rule=model is None)
     if library:
         from voiceprint.library import Library
 
         with Library.open(library) as lib:
             rows = build_leads(table, model=model, registry=registry, resolver=lib.lookup_person, top=top, flagged_only=flagged_only)
             # who looked up whom: the lookups read persons, ID numbers and cases out of the library
-            lib.store.audit("calls.leads", "", leads=len(rows), persons=sum(1 for r in rows if r.get("library")))
+            reached = library_persons(rows)
+            lib.store.audit("calls.leads", "", leads=len(rows), persons=len(reached), person_ids=reached)
     else:
         rows = build_leads(table, model=model, registry=registry, top=top, flagged_only=flagged_only)
+    if registry and rows and not any(r.get("person") or r.get("id_number") for r in rows):
+        typer.echo(f"warning: none of the {len(rows)} leads is in the registry - check that the feature table and the registry "
+                   "come from the same carrier data (numbers hashed the same way)", err=True)
     _emit(rows, LEAD_COLUMNS, out, output_format(json_out, csv_out, fmt), "leads")
 
 

@@ -116,8 +116,6 @@ class DuckRunner:
     and a second statement fills the cores the first leaves idle (docs/benchmarks.md 4d).
     """
 
-    dialect = "duckdb"
-
     def __init__(self, con, workers: int | None = None):
         self.con = con
         threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
@@ -289,9 +287,11 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     """
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
-    from .ingest import imported_table
+    from .ingest import imported_table, refuse_input_as_output
 
     calls_paths = _paths(calls)
+    if out is not None:
+        refuse_input_as_output(Path(out), [*calls_paths, registry, fraud_list])
     if out is not None and not (_is_csv(Path(out)) or Path(out).suffix == ".parquet"):
         raise DataError(f"{out}: the feature table is written as .parquet, .csv or .csv.gz - name the file so")
     duck = None if engine == "spark" else connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
@@ -340,6 +340,9 @@ def _run(runner, calls, registry, fraud_list, out, screen: Screen):
         area = sql_literal(screen.area.strip())
         runner.table("screened", f"SELECT DISTINCT number FROM voice WHERE county = {area} OR city = {area}")
         if runner.scalar("SELECT count(*) FROM screened") == 0:
+            if window and runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM cdr_all WHERE record = 'call' AND "
+                                        f"(county = {area} OR city = {area}) LIMIT 1) t"):
+                raise DataError(f"no voice call {screen.describe()}: {screen.area.strip()} has calls outside the window - widen --since/--until")
             raise DataError(f"no voice call {screen.describe()}: check the spelling against the CDRs' city and county names")
     # min and max of the column itself: DuckDB answers from the Parquet statistics, without a scan
     first, last = (runner.scalar(f"SELECT CAST(floor(epoch({f}(start))) AS BIGINT) FROM voice") for f in ("min", "max"))

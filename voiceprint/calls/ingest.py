@@ -97,6 +97,10 @@ class ImportReport:
     split_calls_merged: int = 0
     conflicting_rows: int = 0  # registry rows giving a number another name or ID number (not kept)
     conflict_lines: list = field(default_factory=list)
+    #: canonical columns the template maps but a file lacks (left empty, so their features are unknown),
+    #: and header columns no canonical column reads: a misspelt header shows up in both
+    absent_columns: dict = field(default_factory=dict)
+    unused_columns: dict = field(default_factory=dict)
     output: str = ""
     message: str = ""
 
@@ -113,7 +117,17 @@ class ImportReport:
             *([{"item": "split calls merged", "value": self.split_calls_merged}] if self.kind == "calls" else []),
             *([{"item": "conflicting registrations (first kept)", "value": self.conflicting_rows}] if self.kind == "registry" else []),
             {"item": "rows written", "value": self.rows_written},
+            *({"item": f"left empty ({Path(f).name}: no such column)", "value": ", ".join(cols)} for f, cols in self.absent_columns.items()),
+            *({"item": f"columns not read ({Path(f).name})", "value": ", ".join(cols)} for f, cols in self.unused_columns.items()),
         ]
+
+    def column_warning(self) -> str:
+        """One line for the analyst when a file lacked columns its template maps ('' when none did)."""
+        if not self.absent_columns:
+            return ""
+        parts = [f"{Path(f).name} has no {', '.join(cols)}" for f, cols in self.absent_columns.items()]
+        return ("warning: " + "; ".join(parts) + " - those columns are left empty (their features unknown); "
+                "if a header is misspelt, fix it or pass a --template that names it")
 
 
 # ---------------------------------------------------------------- encodings and file shapes
@@ -153,11 +167,13 @@ def imported_table(path: str | Path, kind: str, con=None) -> Path:
 
     ``con``: a DuckDB connection to read the footer with (opening DuckDB's default one costs 20-30 ms)."""
     path = Path(path)
-    make = f"import it first: voiceprint calls import {path.name} --kind {kind} --out {path.stem}.parquet"
+    target = path.with_name(f"{kind.replace('-', '_')}.parquet")
+    make = f"import it first: voiceprint calls import {path} --kind {kind} --out {target}"
     if not path.is_file():
-        raise DataError(f"{path}: no such file - " + make.replace(path.name, "FILE"))
+        raise DataError(f"{path}: no such file - " + make.replace(str(path), "FILE"))
     if not _is_parquet(path):
         raise DataError(f"{path}: not an imported {kind} table (Parquet) - {make}")
+    make = f"pass the table that `voiceprint calls import --kind {kind}` wrote"
     if con is None:
         import duckdb
 
@@ -344,6 +360,28 @@ def _resolve_columns(cols: list[str], path: Path, template: Template | None, kin
     return template
 
 
+#: what a registry must hold besides the number, or it links no number to anyone
+REGISTRY_PERSON_COLUMNS = ("name", "id_number", "numbers_on_id")
+
+
+def _note_columns(report: ImportReport, path: Path, cols: list[str], template: Template, kind: str) -> None:
+    """Record the template's columns ``path`` lacks and the header columns nothing reads; refuse a
+    registry that names no person (a calls table or a misspelt header passed as ``--kind registry``)."""
+    canonical = _KIND_COLUMNS["fraud-list" if kind == "fraud_list" else kind]
+    mapped = {template.columns.get(c) for c in canonical}
+    # (a file without a record column holds the template's one kind of record: nothing is lost)
+    absent = [c for c in canonical if c in template.columns and template.columns[c] not in cols and c != "record"]
+    if kind == "registry" and all(c in absent or c not in template.columns for c in REGISTRY_PERSON_COLUMNS):
+        wanted = ", ".join(repr(template.columns.get(c, c)) for c in REGISTRY_PERSON_COLUMNS)
+        raise DataError(f"{path}: a registry needs a name, ID number or numbers-on-ID column besides the number ({wanted} for template "
+                        f"{template.name!r}); the header is {', '.join(cols[:12])} - if this is a calls file, import it with --kind calls")
+    if absent:
+        report.absent_columns[str(path)] = [f"{c} ({template.columns[c]!r})" for c in absent]
+    unused = [c for c in cols if c not in mapped and not c.startswith("column")]
+    if unused:
+        report.unused_columns[str(path)] = unused[:20]
+
+
 def _col(template: Template, cols: list[str], canon: str) -> str:
     name = template.columns.get(canon)
     return quote_ident(name) if name in cols else "NULL"
@@ -397,6 +435,7 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
         raise DataError(f"{out} is a folder - name the file to write, e.g. {out / (kind + '.parquet')}")
     if out.suffix != ".parquet":
         raise DataError(f"{out}: an imported table is written as Parquet - name it {out.with_suffix('.parquet').name}")
+    refuse_input_as_output(out, paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
     workdir = _make_workdir(out.parent)
@@ -424,7 +463,8 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
         table = f"raw_{file_idx}"
         cols, rejects, enc = _load_raw(con, path, table, encoding, tpl, workdir)
         file_tpl = _resolve_columns(cols, path, tpl, kind)
-        report.template = file_tpl.name
+        report.template = file_tpl.name if report.template in ("auto", file_tpl.name) else "several"
+        _note_columns(report, path, cols, file_tpl, kind)
         report.files.append(str(path))
         report.encodings[str(path)] = enc
         n_ok = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -445,6 +485,13 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
 
 
 WORKDIR_PREFIX = ".vp_import_"
+
+
+def refuse_input_as_output(out: Path, inputs) -> None:
+    """A DataError when ``out`` is one of the ``inputs``: writing it would replace what is being read."""
+    for p in inputs:
+        if p is not None and out.exists() and Path(p).exists() and os.path.samefile(out, p):
+            raise DataError(f"{out} is also an input - write the result to another file (nothing was written)")
 
 
 def _make_workdir(folder: Path) -> Path:
@@ -615,6 +662,7 @@ def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path
     con.execute(f"COPY ({query}) TO {sql_path(partial)} (FORMAT parquet)")
     report.rows_written = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(partial)})").fetchone()[0]
     con.execute("DROP TABLE staged")
+    os.chmod(partial, 0o600)  # phone numbers and names: private, whatever the caller's umask
     with open(partial, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(partial, out)

@@ -73,31 +73,56 @@ def load_registry(path) -> dict[str, dict]:
 
 
 def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Resolver | None = None) -> list[dict]:
-    """Add the registered person and the library's person, voice samples, cases and phones to each lead."""
+    """Add the registered person and the library's person, voice samples, cases and phones to each lead.
+
+    A lead's number is looked up as written and in its canonical form (a third-party feature table may
+    key ``13800138000`` where the registry and library hold ``+8613800138000``). When the library holds
+    the number under one person and the registry's ID number names another, both are shown."""
+    from voiceprint.phones import normalize_number
+
     registry = registry or {}
     out = []
     for row in rows:
         lead = dict(row)
-        reg = registry.get(row["number"]) or {}
+        forms = list(dict.fromkeys([row["number"], normalize_number(row["number"]) or row["number"]]))
+        reg = next((registry[f] for f in forms if f in registry), None) or {}
         lead["person"] = reg.get("name")
         lead["id_number"] = reg.get("id_number")
-        hit = None
+        hits = []
         if resolver is not None:
-            hit = resolver(phone=row["number"])
-            if hit is None and reg.get("id_number"):
-                hit = resolver(id_number=reg["id_number"])
-        if hit:
-            person = hit.get("person") or {}
-            lead["library_person"] = person.get("name")
-            lead["category"] = person.get("category")
-            lead["voice_samples"] = hit.get("voice_samples", 0)
-            lead["cases"] = [f"{c.get('case_number')} {c.get('title') or ''} ({c.get('status') or ''})".strip() for c in hit.get("cases", [])]
-            lead["linked_phones"] = [p for p in hit.get("phones", []) if p != row["number"]]
-            lead["library"] = hit
+            by_phone = next((h for h in map(lambda f: resolver(phone=f), forms) if h), None)
+            by_id = resolver(id_number=reg["id_number"]) if reg.get("id_number") else None
+            hits = [h for h in (by_phone, by_id) if h]
+            if len(hits) == 2 and _person_id(hits[0]) == _person_id(hits[1]):
+                hits = hits[:1]
+        if hits:
+            routes = ["by phone", "by registered ID"] if len(hits) == 2 else [""]
+            lead["library_person"] = "; ".join(f"{(h.get('person') or {}).get('name')}{' (' + r + ')' if r else ''}" for h, r in zip(hits, routes))
+            lead["category"] = "; ".join(str((h.get("person") or {}).get("category")) for h in hits)
+            lead["voice_samples"] = sum(h.get("voice_samples", 0) or 0 for h in hits)
+            lead["cases"] = [" ".join(filter(None, [str(c.get("case_number")), c.get("title"), f"({c.get('status')})" if c.get("status") else ""]))
+                             for h in hits for c in h.get("cases", [])]
+            lead["linked_phones"] = list(dict.fromkeys(p for h in hits for p in h.get("phones", []) if p not in forms))
+            lead["library"] = hits[0] if len(hits) == 1 else {"persons": hits}
         else:
             lead.update(library_person=None, category=None, voice_samples=None, cases=[], linked_phones=[])
         out.append(lead)
     return out
+
+
+def _person_id(hit: dict):
+    return (hit.get("person") or {}).get("id")
+
+
+def library_persons(rows: list[dict]) -> list:
+    """The library person ids the leads reached (for the audit trail: who was looked up)."""
+    ids = []
+    for r in rows:
+        hit = r.get("library") or {}
+        for h in hit.get("persons", [hit]) if hit else []:
+            if _person_id(h) is not None:
+                ids.append(_person_id(h))
+    return sorted(set(ids))
 
 
 def build_leads(features, model: Model | str | Path | None = None, registry=None, resolver: Resolver | None = None,

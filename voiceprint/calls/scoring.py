@@ -82,6 +82,18 @@ class FeatureTable:
     canonical: pd.DataFrame  # canonical signals, same index
     labels: pd.Series | None  # 0/1, or None
     layouts: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # what reading the tables left out, for the analyst
+
+
+def _joined(paths: list[Path], frames: list, notes: list[str]):
+    """The tables joined on the first one's numbers; what the others held beyond it is noted."""
+    frame = frames[0]
+    for path, extra in zip(paths[1:], frames[1:]):
+        if left_out := int((~extra.index.isin(frame.index)).sum()):
+            notes.append(f"{path.name}: {left_out} number(s) not in {paths[0].name} were left out - the first --features table "
+                         "decides which numbers are scored; put the one holding every number first")
+        frame = frame.join(extra, how="left")
+    return frame
 
 
 def feature_layouts() -> dict[str, dict]:
@@ -135,7 +147,7 @@ def load_feature_table(paths, mapping: str | Path | None = None, label: str | No
         custom = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
         custom.setdefault("signature", [])
         layouts = {custom["name"]: custom}
-    frames, canon, labels, used = [], {}, None, []
+    frames, canon, labels, used, notes = [], {}, None, [], []
     for path in paths:
         df = _read_table(path)
         lay = _detect_layout(df.columns, layouts, path) if not mapping else next(iter(layouts.values()))
@@ -144,6 +156,9 @@ def load_feature_table(paths, mapping: str | Path | None = None, label: str | No
             raise DataError(f"{path}: no key column {key!r}")
         if df.empty:
             raise DataError(f"{path}: the table has a header but no rows")
+        repeated = int(df[key].duplicated().sum())
+        if repeated:
+            notes.append(f"{path.name}: {repeated} row(s) repeat a number already read; the first row of each number was kept")
         df = df.drop_duplicates(subset=key).set_index(key)
         df.index = df.index.astype(str)
         df.index.name = "number"
@@ -165,15 +180,14 @@ def load_feature_table(paths, mapping: str | Path | None = None, label: str | No
         numeric = numeric.apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
         frames.append(numeric.add_prefix(f"{lay['name']}.") if len(paths) > 1 else numeric)
         used.append(lay["name"])
-    frame = frames[0]
-    for extra in frames[1:]:
-        frame = frame.join(extra, how="left")
+    frame = _joined(paths, frames, notes)
     canonical = pd.DataFrame(canon, index=frame.index) if canon else pd.DataFrame(index=frame.index)
     if labels is not None:
         labels = labels.reindex(frame.index)
         if labels.notna().sum() == 0:
             labels = None
-    return FeatureTable(frame=frame.astype(float), canonical=canonical.reindex(frame.index).astype(float), labels=labels, layouts=used)
+    return FeatureTable(frame=frame.astype(float), canonical=canonical.reindex(frame.index).astype(float), labels=labels, layouts=used,
+                        notes=notes)
 
 
 # ---------------------------------------------------------------- rule score
@@ -214,20 +228,26 @@ def rule_score(canonical):
 
 def rule_reasons(canonical, scores, population_median, top: int = 4) -> list[list[str]]:
     """For every number, the signals that put it high (suspicion >= 0.6, heaviest first), each
-    with its value and the population's median. Vectorised: 10^5 numbers take about a second."""
+    with its value and the population's median. A number with none that high but several above
+    0.5 (a rule score can reach the flag so) gets those, marked "moderate": a flagged number is never
+    left without a reason. Vectorised: 10^5 numbers take about a second."""
     import numpy as np
 
     names = list(scores.columns)
     if not names:
         return [[] for _ in range(len(scores))]
     weights = np.array([SIGNAL_BY_NAME[n].weight for n in names])
-    s = scores.to_numpy(dtype=float)
-    key = np.where(np.nan_to_num(s, nan=0.0) >= 0.6, s * weights, -1.0)
+    s = np.nan_to_num(scores.to_numpy(dtype=float), nan=0.0)
+    key = np.where(s >= 0.6, s * weights, -1.0)
+    moderate: np.ndarray = ~np.any(key >= 0, axis=1)
+    key[moderate] = np.where(s[moderate] > 0.5, s[moderate] * weights, -1.0)
     order = np.argsort(-key, axis=1, kind="stable")[:, :top]
     values = canonical[names].to_numpy(dtype=float)
     labels = [f"{SIGNAL_BY_NAME[n].label}: {n}=" for n in names]
     medians = [f" (population median {_fmt(population_median.get(n))})" for n in names]
-    return [[labels[j] + _fmt(values[i, j]) + medians[j] for j in order[i] if key[i, j] >= 0] for i in range(len(s))]
+    mark = ["", ", moderate"]
+    return [[labels[j] + _fmt(values[i, j]) + medians[j][:-1] + mark[int(moderate[i])] + ")" for j in order[i] if key[i, j] >= 0]
+            for i in range(len(s))]
 
 
 def _fmt(v) -> str:

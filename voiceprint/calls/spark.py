@@ -96,8 +96,6 @@ def _spark_memory(limit: str) -> str:
 class SparkRunner:
     """Runs the feature steps on Spark: each step a checkpointed temp view."""
 
-    dialect = "spark"
-
     def __init__(self, master: str | None = None, memory_limit: str | None = None, threads: int | None = None,
                  temp_directory: str | Path | None = None, session=None):
         self.spark = session or spark_session(master, memory_limit, threads, temp_directory)

@@ -380,11 +380,6 @@ class Store(LinkingRows):
         )
         return _rowid(cur)
 
-    def has_voiceprint(self, recording_id: int, person_id: int | None, model: str) -> bool:
-        return self.db.execute(
-            "SELECT 1 FROM voiceprints WHERE recording_id = ? AND person_id IS ? AND model = ?", (recording_id, person_id, model)
-        ).fetchone() is not None
-
     def add_voiceprint(self, recording_id: int, person_id: int | None, model: str, vector: np.ndarray) -> int:
         blob = np.asarray(vector, dtype=np.float32).tobytes()
         pending = int(person_id is not None and four_eyes(self))  # four-eyes: searchable only once approved
@@ -525,9 +520,3 @@ class Store(LinkingRows):
                     gone.append(sha)
         return gone
 
-    def delete_recording(self, recording_id: int) -> dict:
-        n_vp = self.db.execute("SELECT COUNT(*) FROM voiceprints WHERE recording_id = ?", (recording_id,)).fetchone()[0]
-        self.db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
-        self.bump_generation()
-        self.audit("recording.delete", f"recording:{recording_id}", voiceprints=n_vp)
-        return {"recording": recording_id, "voiceprints": int(n_vp)}
