@@ -8,11 +8,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from voiceprint.fsutil import write_atomic
-from voiceprint.options import CsvOpt, FormatOpt, JsonOpt, LibraryOpt, output_format
+from voiceprint.options import CsvOpt, FormatOpt, JsonOpt, output_format
 
 app = typer.Typer(help="Reverse strike: screen call detail records for numbers that call like a fraud den.", no_args_is_help=True)
 
@@ -252,7 +253,9 @@ def leads_cmd(
     features: list[Path] = typer.Option(..., "--features", "-f", help="Feature table(s) (from `calls features` or third-party)."),
     model: Path | None = typer.Option(None, help="Trained model; without one the rule score ranks."),
     registry: Path | None = typer.Option(None, help="Imported registry Parquet: number -> person, ID number."),
-    library: LibraryOpt = None,
+    library: Annotated[str | None, typer.Option("--library", "-l", envvar="VOICEPRINT_LIBRARY",
+                                                help="Library name (under indexes/) or folder to follow the leads into. Default: "
+                                                     "$VOICEPRINT_LIBRARY, else none (the leads stop at the registry).")] = None,
     top: int = typer.Option(20, min=1, help="How many leads."),
     flagged_only: bool = typer.Option(False, "--flagged-only", help="Only numbers at or above the decision threshold."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the leads: .csv or .json."),
