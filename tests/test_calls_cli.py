@@ -135,3 +135,15 @@ def test_a_rule_score_on_few_signals_and_a_dropped_row_are_told(tmp_path):
     assert result.exit_code == 0, result.output
     said = result.output + (getattr(result, "stderr", "") or "")
     assert "warning: the rule score rests on only" in said and "haoren.csv: 1 row(s) repeat a number" in said
+
+
+def test_import_csv_prints_one_csv_table_on_stdout(gbk_data, tmp_path):
+    import csv
+    import io
+
+    result = runner.invoke(app, ["import", str(gbk_data["calls"]), "--out", str(tmp_path / "c.parquet"), "--csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["item", "value"] and all(len(r) == 2 for r in rows)
+    assert ["malformed rows", "3"] in rows
+    assert "file,line,reason" in result.stderr  # the malformed lines, on stderr

@@ -248,3 +248,16 @@ def test_a_misspelt_optional_column_is_reported_not_left_empty_silently(tmp_path
     path.write_text(HEADER + ROW, encoding="utf-8")
     clean = import_calls(path, tmp_path / "ok.parquet", template="generic")
     assert clean.absent_columns == {} and clean.unused_columns == {} and clean.column_warning() == ""
+
+
+def test_a_registration_with_another_home_area_is_reported_not_counted_a_duplicate(tmp_path):
+    reg = tmp_path / "reg.csv"
+    reg.write_text("number,name,id_number,home_city,home_county\n"
+                   "13900000050,王五,510104199001011236,资阳,乐至县\n"
+                   "13900000050,王五,510104199001011236,泸州,江阳区\n"   # the same person, another home area: reported
+                   "13900000051,赵六,510104199001011237,资阳,乐至县\n13900000051,赵六,510104199001011237,资阳,乐至县\n",
+                   encoding="utf-8")
+    report = import_registry(reg, tmp_path / "reg.parquet")
+    assert (report.conflicting_rows, report.exact_duplicates, report.rows_written) == (1, 1, 2)
+    assert [(c["line"], c["reason"]) for c in report.conflict_lines] == [
+        (3, "the number has another home area on an earlier row, which was kept")]

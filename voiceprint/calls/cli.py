@@ -53,12 +53,14 @@ def import_cmd(
         print(to_json(report.to_dict()))
         return
     print_rows(report.summary_rows(), ["item", "value"], fmt=fmt, title=f"import ({report.kind}, template {report.template})")
+    lines_to = sys.stderr if fmt == "csv" else None  # stdout stays one CSV table for a pipeline; all lines are in the report
     if report.malformed_lines:
         shown = report.malformed_lines[:20]
-        print_rows(shown, ["file", "line", "reason"], fmt=fmt, title=f"malformed rows (first {len(shown)} of {report.malformed}; all in {out}.report.json)")
+        print_rows(shown, ["file", "line", "reason"], fmt=fmt, out=lines_to,
+                   title=f"malformed rows (first {len(shown)} of {report.malformed}; all in {out}.report.json)")
     if report.conflict_lines:
         shown = report.conflict_lines[:20]
-        print_rows(shown, ["file", "line", "reason"], fmt=fmt,
+        print_rows(shown, ["file", "line", "reason"], fmt=fmt, out=lines_to,
                    title=f"conflicting registrations, not kept (first {len(shown)} of {report.conflicting_rows}; all in {out}.report.json)")
     if report.message:
         typer.echo(report.message, err=True)

@@ -606,19 +606,28 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
     return [(int(r), p) for r, p in bad]
 
 
-def _registry_conflicts(con) -> list[tuple[int, int]]:
-    """(file, row) of each staged registry row that names another person or ID number for its number
-    than the number's first row does: the first is kept, these are reported (a number can be
-    re-issued, or an export can be wrong, and an analyst must see which)."""
+def _registry_conflicts(con) -> list[tuple[int, int, str]]:
+    """(file, row, reason) of each staged registry row that names another person, ID number or home
+    area for its number than the number's first row does: the first is kept, these are reported (a
+    number can be re-issued, or an export can be wrong, and an analyst must see which)."""
     rows = con.execute("""
-        WITH ranked AS (SELECT file_idx, row_idx, number, name, id_number,
-                               first_value(name) OVER w AS name0, first_value(id_number) OVER w AS id0
-                        FROM staged WINDOW w AS (PARTITION BY number ORDER BY file_idx, row_idx))
-        SELECT file_idx, row_idx FROM ranked
-        WHERE name IS DISTINCT FROM name0 AND name IS NOT NULL AND name0 IS NOT NULL
-           OR id_number IS DISTINCT FROM id0 AND id_number IS NOT NULL AND id0 IS NOT NULL
+        WITH ranked AS (SELECT file_idx, row_idx, number, name, id_number, home_city, home_county,
+                               first_value(name) OVER w AS name0, first_value(id_number) OVER w AS id0,
+                               first_value(home_city) OVER w AS city0, first_value(home_county) OVER w AS county0
+                        FROM staged WINDOW w AS (PARTITION BY number ORDER BY file_idx, row_idx)),
+        flagged AS (SELECT file_idx, row_idx,
+                           (name IS DISTINCT FROM name0 AND name IS NOT NULL AND name0 IS NOT NULL
+                            OR id_number IS DISTINCT FROM id0 AND id_number IS NOT NULL AND id0 IS NOT NULL) AS person,
+                           (home_city IS DISTINCT FROM city0 AND home_city IS NOT NULL AND city0 IS NOT NULL
+                            OR home_county IS DISTINCT FROM county0 AND home_county IS NOT NULL AND county0 IS NOT NULL) AS area
+                    FROM ranked)
+        SELECT file_idx, row_idx, person FROM flagged WHERE person OR area
         ORDER BY file_idx, row_idx""").fetchall()
-    return [(int(f), int(r)) for f, r in rows]
+    return [(int(f), int(r), CONFLICT_REASONS[bool(person)]) for f, r, person in rows]
+
+
+CONFLICT_REASONS = {True: "the number has another name or ID number on an earlier row, which was kept",
+                    False: "the number has another home area on an earlier row, which was kept"}
 
 
 def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, rejected: dict[int, list[int]]) -> None:
@@ -645,10 +654,8 @@ def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path
         groups = con.execute("SELECT count(DISTINCT number) FROM staged").fetchone()[0]
         conflicts = _registry_conflicts(con)
         report.conflicting_rows = len(conflicts)
-        report.conflict_lines = [
-            {"file": report.files[f], "line": _line_of(r, rejected.get(f, [])),
-             "reason": "the number has another name or ID number on an earlier row, which was kept"}
-            for f, r in conflicts[:MAX_REPORTED_LINES]]
+        report.conflict_lines = [{"file": report.files[f], "line": _line_of(r, rejected.get(f, [])), "reason": reason}
+                                 for f, r, reason in conflicts[:MAX_REPORTED_LINES]]
         report.exact_duplicates = staged - groups - len(conflicts)
         query = """SELECT number, arg_min(name, (file_idx, row_idx)) AS name, arg_min(id_number, (file_idx, row_idx)) AS id_number,
                    arg_min(home_city, (file_idx, row_idx)) AS home_city, arg_min(home_county, (file_idx, row_idx)) AS home_county,
