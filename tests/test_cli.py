@@ -175,3 +175,17 @@ def test_a_full_or_read_only_disk_is_one_line_and_exit_5_not_an_internal_error(e
     assert _failed(exc) == 5
     err = capsys.readouterr().err
     assert words in err and "internal error" not in err and "what was reported done before is kept" in err
+
+
+def test_a_table_never_cuts_a_phone_number_short():
+    import io
+
+    from voiceprint.report import print_rows
+
+    out = io.StringIO()
+    columns = [f"c{i}" for i in range(12)]  # wider than the 200 columns of piped output: every column narrows
+    row = {c: f"+86139000000{i:02d}/+86139000001{i:02d}" for i, c in enumerate(columns)}
+    print_rows([row], columns, out=out)
+    body = out.getvalue().split("┩", 1)[1]  # below the header
+    assert "…" not in body
+    assert sum(ch.isdigit() for ch in body) == sum(ch.isdigit() for v in row.values() for ch in v)  # wrapped, every digit there

@@ -45,8 +45,8 @@ def print_rows(
         from rich.table import Table
 
         table = Table(title=title, show_lines=False)
-        for c in columns:
-            table.add_column(c)
+        for c in columns:  # a long word (a phone number) wraps onto the next line, never cut short with "…"
+            table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*[_cell(r.get(c)) for c in columns])
         # Piped output is not cut to 80 columns: analysts grep and page it.
