@@ -261,3 +261,27 @@ def test_a_case_voice_is_taken_as_a_person_by_its_calibrated_llr_and_the_library
         assert links.is_match({"llr": math.log(2 * big) + 0.01, "cosine": 0.3}, big)
         assert links.is_match({"llr": None, "cosine": limits["cosine"] + 0.01}, big)  # no back end: the cosine decides
         assert not links.is_match({"llr": None, "cosine": limits["cosine"] - 0.01}, big)
+
+
+def test_in_a_four_eyes_library_a_promotion_waits_for_another_supervisor(lib):
+    from voiceprint.web import accounts
+
+    accounts.set_four_eyes(lib.store, True)
+    accounts.add_user(lib.store, "wang", "supervisor", "correct-horse-battery")
+    linking.add_recordings(lib, "AJ-A", [_file(lib, "a.wav", (2, 21))])
+    linking.add_recordings(lib, "AJ-B", [_file(lib, "b.wav", (2, 22))])
+    [cluster] = linking.clusters(lib)
+    out = linking.promote(lib, cluster["cluster"], "Customer-service voice A")
+    pending = [r[0] for r in lib.store.db.execute("SELECT id FROM voiceprints WHERE person_id = ? AND pending = 1", (out["person_id"],))]
+    assert out["pending"] and len(pending) == 2 and lib.person("Customer-service voice A")["voice_samples"] == 0  # not searchable yet
+    assert [r["detail"].get("promoted") for r in lib.audit(50, action="enrol.pending")] == [True, True]
+    # rejected: the case voices go back to the unknown voices, the promoted person goes, the cluster opens again
+    accounts.review(lib, pending, "wang", approve=False)
+    assert lib.store.db.execute("SELECT COUNT(*) FROM persons WHERE id = ?", (out["person_id"],)).fetchone()[0] == 0
+    [again] = linking.clusters(lib)
+    assert again["cluster"] == cluster["cluster"] and again["cases"] == ["AJ-A", "AJ-B"]
+    assert lib.store.db.execute("SELECT COUNT(*) FROM case_voices WHERE voiceprint_id IN (?, ?)", pending).fetchone()[0] == 2
+    # promoted again and approved by a supervisor other than the promoter: searchable
+    out = linking.promote(lib, cluster["cluster"], "Customer-service voice A")
+    accounts.review(lib, pending, "wang", approve=True)
+    assert lib.person("Customer-service voice A")["voice_samples"] == 2

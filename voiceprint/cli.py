@@ -584,8 +584,9 @@ def link_promote(
     Example: voiceprint link promote 12 --name "Customer-service voice A"
     """
     result = _open(library).links.promote(cluster, name, category, id_number, note)
+    waiting = " - they wait for another supervisor's approval (`voiceprint approve --list`)" if result["pending"] else ""
     typer.echo(f"cluster {cluster} is now person {result['person_id']} with {result['voiceprints']} voiceprint(s),"
-               f" linked to cases {', '.join(result['cases'])}")
+               f" linked to cases {', '.join(result['cases'])}{waiting}")
 
 
 @app.command()

@@ -513,7 +513,9 @@ class Links:
                 store.bump_generation()
                 store.audit("link.promote", f"cluster:{cluster}", person=pid, voiceprints=moved, cases=cases, note=note)
             self.lib.save_index()
-        return {"cluster": cluster, "person_id": pid, "voiceprints": moved, "cases": cases}
+        from .store import four_eyes
+
+        return {"cluster": cluster, "person_id": pid, "voiceprints": moved, "cases": cases, "pending": four_eyes(store)}
 
     # -- screening a batch ----------------------------------------------------------------------
     def screen(self, files, top: int = 3) -> list[dict]:

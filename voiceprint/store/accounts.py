@@ -100,16 +100,17 @@ def reject_voiceprint(store: Store, voiceprint_id: int, recording_id: int) -> li
 
 
 def made_by_enrolment(store: Store, person_id: int) -> bool:
-    """Whether an enrolment made this person (an ``enrol`` audit row since the person's creation says
-    ``new_person``), rather than ``person add`` or an import. Only rows since the person's creation count: in a
-    library from before ``Store.fresh_id`` a person's id may once have been a deleted person's."""
+    """Whether an enrolment or a promotion of unknown voices made this person (an ``enrol`` audit row since
+    the person's creation saying ``new_person``, or a ``link.promote`` row), rather than ``person add`` or an
+    import. Only rows since the person's creation count: in a library from before ``Store.fresh_id`` a
+    person's id may once have been a deleted person's."""
     person = store.db.execute("SELECT created_at FROM persons WHERE id = ?", (int(person_id),)).fetchone()
     if person is None:
         return False
-    for (detail,) in store.db.execute("SELECT detail FROM audit WHERE action = 'enrol' AND ts >= ? AND detail LIKE '%new_person%'",
-                                      (float(person["created_at"]) - 1.0,)):
+    for action, detail in store.db.execute("SELECT action, detail FROM audit WHERE action IN ('enrol', 'link.promote') AND ts >= ?",
+                                           (float(person["created_at"]) - 1.0,)):
         info = json.loads(detail or "{}")
-        if info.get("new_person") and info.get("person") == int(person_id):
+        if info.get("person") == int(person_id) and (action == "link.promote" or info.get("new_person")):
             return True
     return False
 

@@ -18,7 +18,9 @@ class LinkingRows:
     """Mixed into Store: every method runs on ``self.db`` (the caller holds the transaction for writes)."""
 
     db: sqlite3.Connection
+    operator: str
     fresh_id: Callable[[str], int]  # Store's: an id never used before in ``table``, deleted rows included
+    audit: Callable[..., object]
 
     def case_voice(self, case_id: int, recording_id: int, voice: int) -> dict | None:
         row = self.db.execute("SELECT id, voiceprint_id FROM case_voices WHERE case_id=? AND recording_id=? AND voice=?",
@@ -141,5 +143,27 @@ class LinkingRows:
         return out
 
     def give_voiceprint(self, voiceprint_id: int, person_id: int) -> int:
-        """Make an unknown voiceprint a person's (1), unless that person already has one of its recording (0)."""
-        return self.db.execute("UPDATE OR IGNORE voiceprints SET person_id = ? WHERE id = ?", (person_id, voiceprint_id)).rowcount
+        """Make an unknown voiceprint a person's (1), unless that person already has one of its recording (0).
+
+        In a four-eyes library it waits for a supervisor's approval like an enrolment (pending, by this
+        operator): promoting a cluster must not make voiceprints searchable on one person's say."""
+        from .audit import four_eyes
+
+        pending = int(four_eyes(self))  # type: ignore[arg-type]
+        moved = self.db.execute("UPDATE OR IGNORE voiceprints SET person_id = ?, pending = ?, enrolled_by = ? WHERE id = ?",
+                                (person_id, pending, self.operator, voiceprint_id)).rowcount
+        if moved and pending:
+            self.audit("enrol.pending", f"voiceprint:{voiceprint_id}", person=person_id, promoted=True)
+        return moved
+
+    def return_to_unknown(self, voiceprint_id: int) -> bool:
+        """A rejected voiceprint of a case recording goes back to the unknown voices (the case keeps its
+        evidence); False when it is not a case's voice (an enrolment: the caller deletes it)."""
+        if self.db.execute("SELECT 1 FROM case_voices WHERE voiceprint_id = ?", (voiceprint_id,)).fetchone() is None:
+            return False
+        self.db.execute("UPDATE voiceprints SET person_id = NULL, pending = 0 WHERE id = ?", (voiceprint_id,))
+        return True
+
+    def reopen_orphan_clusters(self) -> None:
+        """Clusters promoted to a person who is gone (every promoted voiceprint rejected) are open again."""
+        self.db.execute("UPDATE voice_clusters SET status = 'confirmed' WHERE status = 'promoted' AND person_id IS NULL")
