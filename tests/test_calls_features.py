@@ -206,3 +206,14 @@ def test_steps_run_one_at_a_time_when_two_would_not_fit_in_memory():
         runner.close()
     assert seen[10**9] == {threading.main_thread().name}
     assert all(name.startswith("vp-step") for name in seen[1_000])
+
+
+def test_engine_comparison_tolerates_rounding_noise_not_differences():
+    import pandas as pd
+
+    from voiceprint.calls.spark import compare_features
+
+    a = pd.DataFrame({"number": ["a", "b"], "daily_trend": [5.9e-18, 0.25], "calls": [3, 4]})
+    assert compare_features(a, a.assign(daily_trend=[0.0, 0.25 * (1 + 1e-12)])) == []
+    assert compare_features(a, a.assign(daily_trend=[0.0, 0.26])) == ["daily_trend: 1 values differ (e.g. 0.25 vs 0.26)"]
+    assert compare_features(a, a.assign(calls=[3, 5])) == ["calls: 1 values differ (e.g. 4.0 vs 5.0)"]

@@ -223,3 +223,30 @@ def test_a_new_empty_library_passes_index_check(tmp_path, capsys):
     root = tmp_path / "new"
     assert run(["init", "--library", str(root)]) == 0
     assert run(["index", "check", "--library", str(root)]) == 0
+
+
+def test_a_command_that_writes_one_sample_updates_the_index_on_disk_and_never_rebuilds_it(tmp_path, monkeypatch):
+    from voiceprint.index import VoiceIndex
+    from voiceprint.library import Library
+
+    def add_sample(lib, name: str, seed: int) -> None:
+        vector = np.random.default_rng(seed).normal(size=int(lib.store.get_meta("embedding_dim", "192"))).astype(np.float32)
+        with lib.writing():
+            with lib.store.transaction():
+                pid = lib.store.add_person(name)
+                rid = lib.store.add_recording(f"{seed:0>64}", 0, f"{name}.wav", 5.0, 4.0, 16000)
+                lib.store.add_voiceprint(rid, pid, lib.model, vector / np.linalg.norm(vector))
+            lib.save_index()
+
+    with Library.create(tmp_path / "lib") as lib:
+        add_sample(lib, "A", 1)  # the first index is built
+    built = []
+    real_build = VoiceIndex.build.__func__  # type: ignore[attr-defined]
+    def counted_build(cls, *args, **kwargs):
+        built.append(1)
+        return real_build(cls, *args, **kwargs)
+
+    monkeypatch.setattr(VoiceIndex, "build", classmethod(counted_build))
+    with Library.open(tmp_path / "lib") as lib:  # a new process: the index was never read before the write
+        add_sample(lib, "B", 2)
+        assert built == [] and lib.check_index()["status"] == "ok" and lib.check_index()["index_voiceprints"] == 2

@@ -100,3 +100,12 @@ def test_a_model_switch_drops_the_old_models_collections(tmp_path, milvus_uri):
         assert summary.switched
         assert not any(_milvus(milvus_uri).has_collection(c) for c in old)
         assert library.query(speaker / "interview_2.flac", top=1)[0]["hits"][0]["person"]["name"] == "Zhang San"
+
+
+def test_a_relative_milvus_lite_path_is_kept_absolute(tmp_path, milvus_uri, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(milvus_uri).parent)
+    cfg = write_backend(tmp_path, "milvus", Path(milvus_uri).name)  # as `init --milvus-uri vectors.db` from that folder
+    assert cfg["uri"] == str(Path(milvus_uri).resolve()) and read_backend(tmp_path)["uri"] == cfg["uri"]
+    assert write_backend(tmp_path, "faiss") == {"backend": "faiss"}

@@ -48,3 +48,14 @@ def test_frame_snr_falls_as_noise_rises():
     speech = 0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 2 * t) > 0)  # bursts with pauses
     readings = [quality.frame_snr_db(speech + rng.normal(0, sd, len(t))) for sd in (0.001, 0.01, 0.05)]
     assert readings[0] > readings[1] > readings[2]
+
+
+def test_net_speech_reads_the_same_on_the_page_in_the_report_and_in_the_warning():
+    from voiceprint import quality
+    from voiceprint.evidence import _gates as quality_gates
+
+    assert quality.seconds_shown(1.564) == "1.5" and quality.seconds_shown(2.97) == "2.9" and quality.seconds_shown(3.0) == "3.0"
+    [warning] = quality.problems({"net_speech_s": 1.564}, 3.0)
+    assert warning.startswith("only 1.5 s of net speech")
+    gate = quality_gates({"net_speech_s": 1.564})[0]
+    assert gate["value"] == "1.5 s" and not gate["pass"]

@@ -212,7 +212,7 @@ def _gates(quality: dict) -> list[dict]:
     snr = quality.get("snr_frames_db", quality.get("snr_db"))
     clip = float(quality.get("clipping_ratio") or 0.0)
     return [
-        {"gate": f"net speech >= {q.QUERY_WEAK_SPEECH_S:g} s", "value": f"{net:.1f} s", "pass": net >= q.QUERY_WEAK_SPEECH_S},
+        {"gate": f"net speech >= {q.QUERY_WEAK_SPEECH_S:g} s", "value": f"{q.seconds_shown(net)} s", "pass": net >= q.QUERY_WEAK_SPEECH_S},
         {"gate": f"SNR >= {q.MIN_SNR_DB:g} dB", "value": "n/a" if snr is None else f"{snr:.1f} dB", "pass": snr is None or snr >= q.MIN_SNR_DB},
         {"gate": f"clipping <= {100 * q.MAX_CLIPPING:g} %", "value": f"{100 * clip:.2f} %", "pass": clip <= q.MAX_CLIPPING},
     ]
@@ -297,6 +297,9 @@ def render_html(ctx: dict) -> str:
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     env.filters["bound"] = bound_mark
+    from .quality import seconds_shown
+
+    env.filters["speech_s"] = seconds_shown
     return env.get_template("report.html").render(**ctx)
 
 

@@ -477,6 +477,8 @@ def write_backend(folder: Path, backend: str, uri: str | None = None) -> dict:
     if backend == "milvus":
         if not uri:
             raise LibraryError("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
+        if "://" not in uri:  # a Milvus Lite file: kept absolute, so every command finds it from any working folder
+            uri = str(Path(uri).expanduser().resolve())
         _milvus(uri)
     cfg = {"backend": backend} | ({"uri": uri} if uri else {})
     write_atomic(Path(folder) / BACKEND_FILE, json.dumps(cfg, indent=2).encode())

@@ -326,10 +326,22 @@ class Library:
                          "index_generation": on_disk.generation, "kind": on_disk.kind}
 
     def save_index(self) -> None:
-        """Bring the index up to the database's generation and persist it (caller holds the write lock)."""
+        """Bring the index up to the database's generation and persist it (caller holds the write lock).
+
+        A command that wrote rows without reading the index first (an enrolment, a deletion) updates the
+        index on disk in place: one new sample is one insertion, never a rebuild of a province's index."""
         if self._index is None or self._index.generation != self.store.generation:
-            self._index = self._build_index(base=self._index)
+            self._index = self._build_index(base=self._index if self._index is not None else self._index_on_disk())
         self._index.save(self.root)
+
+    def _index_on_disk(self) -> VoiceIndex | None:
+        """The persisted index when it can be brought forward (this model, not ahead of the database), else None."""
+        from .index import VoiceIndex
+
+        loaded = VoiceIndex.load(self.root)
+        if loaded is None or loaded.model != self.model or loaded.generation > self.store.generation:
+            return None
+        return loaded
 
     _save_index = save_index
 

@@ -37,12 +37,18 @@ MIN_SNR_DB = 10.0
 MAX_CLIPPING = 0.01
 
 
+def seconds_shown(value) -> str:
+    """Net speech as every page, report and warning shows it: rounded down to 0.1 s, so that 2.97 s
+    never reads "3.0 s" beside a 3 s gate, and one recording never shows two figures."""
+    return f"{math.floor(float(value or 0.0) * 10 + 1e-9) / 10:.1f}"
+
+
 def problems(quality: dict, min_speech: float) -> list[str]:
     """Human-readable reasons a voice is below the gates (empty when it passes)."""
     out = []
     net = float(quality.get("net_speech_s") or 0.0)
     if net < min_speech:
-        out.append(f"only {math.floor(net * 10) / 10:.1f} s of net speech (gate {min_speech:g} s)")  # 2.97 s is not "3.0 s"
+        out.append(f"only {seconds_shown(net)} s of net speech (gate {min_speech:g} s)")
     snr = quality.get("snr_frames_db", quality.get("snr_db"))
     if snr is not None and snr < MIN_SNR_DB:
         out.append(f"SNR {snr:.0f} dB (gate {MIN_SNR_DB:g} dB)")
