@@ -285,3 +285,13 @@ def test_in_a_four_eyes_library_a_promotion_waits_for_another_supervisor(lib):
     out = linking.promote(lib, cluster["cluster"], "Customer-service voice A")
     accounts.review(lib, pending, "wang", approve=True)
     assert lib.person("Customer-service voice A")["voice_samples"] == 2
+
+
+def test_a_clusters_pair_scores_read_in_log10_lr_like_every_other_page():
+    from voiceprint.linking import _pair_scores_shown
+
+    llr = {"score_kind": "llr", "mean_pair_score": 8.3115, "min_pair_score": 8.3115}
+    assert _pair_scores_shown(llr) == "Mean pair log10 LR 3.61, lowest 3.61"  # natural log 8.31 is log10 3.61
+    cosine = {"score_kind": "centred", "mean_pair_score": 0.71, "min_pair_score": 0.6}
+    assert _pair_scores_shown(cosine) == "Mean pair centred score 0.71, lowest 0.6"
+    assert _pair_scores_shown({"score_kind": "llr", "mean_pair_score": None, "min_pair_score": None}) == "One voice"

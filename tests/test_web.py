@@ -123,6 +123,8 @@ def test_without_a_session_pages_redirect_to_login_and_api_answers_401(app):
     assert c.post("/api/query", files={"files": ("x.wav", b"x")}).status_code == 401
     assert c.get("/results/0123456789abcdef/report.pdf").status_code == 303
     assert c.get("/persons?q=张").headers["location"] == "/login?next=/persons%3Fq%3D%25E5%25BC%25A0"  # the search survives the login
+    # a crafted link cannot put its own words on the login page
+    assert "call 400" not in c.get("/login?error=Your%20account%20is%20locked%2C%20call%20400-123").text
 
 
 def test_every_response_forbids_framing_and_sniffing(app):

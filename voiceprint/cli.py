@@ -541,8 +541,7 @@ def link(
     if not found:
         typer.echo("no unknown voice appears in more than one case")
     for c in found:
-        typer.echo(f"cluster {c['cluster']} ({c['status']}): {c['summary']} - mean pair score {c['mean_pair_score']},"
-                   f" lowest {c['min_pair_score']} ({c.get('score_kind', 'cosine')})")
+        typer.echo(f"cluster {c['cluster']} ({c['status']}): {c['summary']} - {c['pair_scores_shown']}")
         print_rows([{"voiceprint": v["voiceprint"], "case": v["case"], "file": v["file"], "channel": v["channel"],
                      "voice": v["voice"], "net_speech": v["net_speech"], "speaks at": _ranges(v["segments"], 4),
                      "score to others": v["mean_score_to_others"]} for v in c["voices"]])

@@ -576,6 +576,18 @@ def _add_pair_scores(c: dict, space: LinkSpace) -> None:
     c["score_kind"] = space.kind
     c["min_pair_score"] = round(float(pair.min()), 4) if len(pair) else None
     c["mean_pair_score"] = round(float(pair.mean()), 4) if len(pair) else None
+    c["pair_scores_shown"] = _pair_scores_shown(c)
+
+
+def _pair_scores_shown(cluster: dict) -> str:
+    """The cluster's pair scores as people read them: an LLR space in log10 LR, the unit of every
+    other page and report (the space itself works in natural log); a cosine as a cosine."""
+    low, mean = cluster["min_pair_score"], cluster["mean_pair_score"]
+    if mean is None:
+        return "One voice"
+    if cluster["score_kind"] == "llr":
+        return f"Mean pair log10 LR {mean / math.log(10):.2f}, lowest {low / math.log(10):.2f}"
+    return f"Mean pair {cluster['score_kind'] or 'cosine'} score {mean}, lowest {low}"
 
 
 # -- the same calls with the library first (older callers) --------------------------------------

@@ -117,10 +117,11 @@ def _login_routes(app) -> None:
     from fastapi.responses import RedirectResponse
 
     @app.get("/login")
-    async def login_form(request: Request, next: str = "/query", error: str = ""):
+    async def login_form(request: Request, next: str = "/query"):
+        # no message from the URL: a crafted link must not put its own words on the real login page
         wb = _wb(request)
         token = secrets.token_urlsafe(24)
-        resp = page(request, "login.html", None, login_csrf=token, next=_safe_next(next), error=error)
+        resp = page(request, "login.html", None, login_csrf=token, next=_safe_next(next), error="")
         resp.set_cookie(LOGIN_COOKIE, signer(wb, "login").dumps(token), httponly=True, samesite="strict",
                         secure=wb.settings.secure_cookies, max_age=1800)
         return resp
