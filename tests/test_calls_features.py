@@ -217,3 +217,14 @@ def test_engine_comparison_tolerates_rounding_noise_not_differences():
     assert compare_features(a, a.assign(daily_trend=[0.0, 0.25 * (1 + 1e-12)])) == []
     assert compare_features(a, a.assign(daily_trend=[0.0, 0.26])) == ["daily_trend: 1 values differ (e.g. 0.25 vs 0.26)"]
     assert compare_features(a, a.assign(calls=[3, 5])) == ["calls: 1 values differ (e.g. 4.0 vs 5.0)"]
+
+
+def test_a_spark_connect_url_without_its_client_packages_is_one_clear_line(monkeypatch):
+    pytest.importorskip("pyspark", reason="pyspark not installed - run `make install`")
+    from voiceprint.calls import spark
+
+    assert spark._missing_modules("json", "no_such_module_vp", "no_such_package_vp.sub") == ["no_such_module_vp", "no_such_package_vp.sub"]
+    # without them pyspark's Connect client ended the process with status 0 and no word
+    monkeypatch.setattr(spark, "_missing_modules", lambda *names: ["grpc_status"])
+    with pytest.raises(DataError, match=r"needs Spark Connect's client packages \(grpc_status missing\)"):
+        spark.spark_session("sc://127.0.0.1:15002")

@@ -103,6 +103,11 @@ def test_promoting_a_cluster_makes_a_searchable_suspect_linked_to_its_cases(lib)
     [row] = linking.add_recordings(lib, "AJ-D", [_file(lib, "d.wav", (2, 23))])
     assert row["status"] == "matched" and row["person"] == "Customer-service voice A"
     assert lib.audit(50, action="link.promote")[0]["detail"]["person"] == out["person_id"]
+    # the cases' pages now name the person their voice was promoted to
+    from voiceprint.store import browse
+
+    case_id = lib.store.db.execute("SELECT id FROM cases WHERE case_number = 'AJ-A'").fetchone()[0]
+    assert [v["matched_person"] for v in browse.case_card(lib.store, case_id)["recordings"]] == ["Customer-service voice A"]
 
 
 def test_screen_reports_library_and_cluster_matches_without_storing(lib):
@@ -281,6 +286,10 @@ def test_in_a_four_eyes_library_a_promotion_waits_for_another_supervisor(lib):
     [again] = linking.clusters(lib)
     assert again["cluster"] == cluster["cluster"] and again["cases"] == ["AJ-A", "AJ-B"]
     assert lib.store.db.execute("SELECT COUNT(*) FROM case_voices WHERE voiceprint_id IN (?, ?)", pending).fetchone()[0] == 2
+    from voiceprint.store import browse
+
+    case_id = lib.store.db.execute("SELECT id FROM cases WHERE case_number = 'AJ-A'").fetchone()[0]
+    assert [v["matched_person"] for v in browse.case_card(lib.store, case_id)["recordings"]] == [None]  # unknown again
     # promoted again and approved by a supervisor other than the promoter: searchable
     out = linking.promote(lib, cluster["cluster"], "Customer-service voice A")
     accounts.review(lib, pending, "wang", approve=True)

@@ -109,3 +109,21 @@ def test_a_relative_milvus_lite_path_is_kept_absolute(tmp_path, milvus_uri, monk
     cfg = write_backend(tmp_path, "milvus", Path(milvus_uri).name)  # as `init --milvus-uri vectors.db` from that folder
     assert cfg["uri"] == str(Path(milvus_uri).resolve()) and read_backend(tmp_path)["uri"] == cfg["uri"]
     assert write_backend(tmp_path, "faiss") == {"backend": "faiss"}
+
+
+def test_a_dropped_milvus_collection_is_a_missing_index_not_a_traceback(tmp_path, milvus_uri):
+    from pathlib import Path
+
+    import voiceprint
+    from voiceprint.index import _milvus, collection_name
+    from voiceprint.library import Library
+
+    speaker = Path(voiceprint.__file__).parent / "demo_data" / "so762_0024"
+    root = tmp_path / "lib"
+    with Library.create(root, operator="tester") as library:
+        library.enrol(speaker / "interview_1.flac", person="Zhang San")
+    _milvus(milvus_uri).drop_collection(collection_name(root, "campplus-zh-en", "samples"))
+    with Library.open(root) as library:
+        assert library.check_index()["status"] == "missing"  # `index check` says so, with its advice to rebuild
+        assert library.query(speaker / "interview_2.flac", top=1)[0]["hits"][0]["person"]["name"] == "Zhang San"  # rebuilt from the database
+        assert library.check_index()["status"] == "ok"

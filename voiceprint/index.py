@@ -268,7 +268,10 @@ class VectorSet:
             if int(z["format"]) != _FORMAT:
                 raise ValueError("index file format")
             if "backend" in z.files:  # the set lives in Milvus; the file says where
-                return MilvusSet(str(z["uri"]), str(z["collection"]), int(z["dim"]), str(z["requested"]))  # type: ignore[return-value]
+                milvus = MilvusSet(str(z["uri"]), str(z["collection"]), int(z["dim"]), str(z["requested"]))
+                if not milvus.client.has_collection(milvus.collection):  # dropped on the server: a missing index, rebuilt
+                    raise ValueError(f"Milvus collection {milvus.collection} is gone")
+                return milvus  # type: ignore[return-value]
             index = _faiss().deserialize_index(z["faiss"])
             vs = cls(index, z["ids"], z["live"], str(z["kind"]), str(z["requested"]))
         if index.ntotal != len(vs.ids) or len(vs.live) != len(vs.ids):

@@ -49,6 +49,10 @@ def spark_session(master: str | None = None, memory_limit: str | None = None, th
     except ImportError as exc:
         raise DataError("the Spark engine needs pyspark - run `make install` (or pip install 'pyspark>=4,<5')") from exc
     if master.startswith("sc://"):
+        if missing := _missing_modules("grpc", "grpc_status", "google.rpc"):
+            # checked first: without them pyspark's Connect client exits the process (status 0, no word) or raises
+            raise DataError(f"a Spark Connect URL ({master}) needs Spark Connect's client packages ({', '.join(missing)} missing) - "
+                            "install them (pip install 'pyspark[connect]>=4,<5') or give a spark:// master")
         builder = SparkSession.builder.remote(master)
     else:
         _check_java()
@@ -70,6 +74,20 @@ def spark_session(master: str | None = None, memory_limit: str | None = None, th
     if not master.startswith("sc://"):
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _missing_modules(*names: str) -> list[str]:
+    import importlib.util
+
+    missing = []
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # its parent package is missing
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def _start(builder):

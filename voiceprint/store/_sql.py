@@ -25,3 +25,7 @@ class _Transaction:
         else:
             self.db.execute("ROLLBACK")
         return False
+
+#: The person a case voice is: matched when it was filed, else the person its voiceprint was promoted to
+#: (approved: a pending promotion is not yet anyone's). SQL over ``cv`` (case_voices) and ``vp`` (its voiceprint).
+CASE_VOICE_PERSON = "coalesce(cv.matched_person_id, CASE WHEN vp.pending = 0 THEN vp.person_id END)"

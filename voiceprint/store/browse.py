@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from ._sql import CASE_VOICE_PERSON
+
 if TYPE_CHECKING:
     from . import Store
+
 
 
 def search_persons(store: Store, q: str, limit: int) -> tuple[int, list[dict]]:
@@ -55,10 +58,12 @@ def case_card(store: Store, case_id: int) -> dict:
     phones = [dict(r) for r in db.execute(
         "SELECT ph.number, ph.person_id, p.name AS person FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id "
         "LEFT JOIN persons p ON p.id = ph.person_id WHERE pc.case_id = ? ORDER BY ph.number", (case_id,))]
+    # a voice matched when it was filed, or promoted to a person since (once approved, in a four-eyes library)
     voices = [dict(r) for r in db.execute(
-        "SELECT cv.id, cv.voice, cv.net_speech, cv.voiceprint_id, cv.matched_person_id, cv.match_score, r.original_name, r.channel, "
-        "p.name AS matched_person FROM case_voices cv JOIN recordings r ON r.id = cv.recording_id "
-        "LEFT JOIN persons p ON p.id = cv.matched_person_id WHERE cv.case_id = ? ORDER BY cv.id", (case_id,))]
+        f"SELECT cv.id, cv.voice, cv.net_speech, cv.voiceprint_id, {CASE_VOICE_PERSON} AS matched_person_id, cv.match_score, "
+        "r.original_name, r.channel, p.name AS matched_person FROM case_voices cv JOIN recordings r ON r.id = cv.recording_id "
+        f"LEFT JOIN voiceprints vp ON vp.id = cv.voiceprint_id LEFT JOIN persons p ON p.id = {CASE_VOICE_PERSON} "
+        "WHERE cv.case_id = ? ORDER BY cv.id", (case_id,))]
     return {"case": row, "persons": people, "phones": phones, "recordings": voices}
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import LibraryError
 from ..phones import normalize_number
-from ._sql import _rowid
+from ._sql import CASE_VOICE_PERSON, _rowid
 from .schema import CASEFILE_SCHEMA, CASEFILE_TABLES
 
 if TYPE_CHECKING:
@@ -122,8 +122,9 @@ def call_rows(store: Store) -> list[tuple[str, str, str, str]]:
 def heard_in_rows(store: Store) -> list[sqlite3.Row]:
     """(case voice id, case number, file, channel, voice, segments JSON, net speech, matched person) of every case voice."""
     return store.db.execute(
-        "SELECT cv.id, c.case_number, r.original_name, r.channel, cv.voice, cv.segments, cv.net_speech, cv.matched_person_id"
-        " FROM case_voices cv JOIN cases c ON c.id = cv.case_id JOIN recordings r ON r.id = cv.recording_id").fetchall()
+        "SELECT cv.id, c.case_number, r.original_name, r.channel, cv.voice, cv.segments, cv.net_speech,"
+        f" {CASE_VOICE_PERSON} AS matched_person_id FROM case_voices cv JOIN cases c ON c.id = cv.case_id"
+        " JOIN recordings r ON r.id = cv.recording_id LEFT JOIN voiceprints vp ON vp.id = cv.voiceprint_id").fetchall()
 
 
 def case_voice_clusters(store: Store) -> list[tuple[int, int, str]]:
