@@ -231,3 +231,9 @@ def test_library_without_a_back_end_reports_the_raw_cosine(tmp_path, monkeypatch
         assert hit["score"] == hit["cosine"] and hit["llr"] is None and hit["expected_false_hits"] is None
         assert "raw cosine" in result["scoring"]
     scoring._LOADED.clear()
+
+
+def test_a_report_prints_the_likelihood_ratio_as_a_number_a_court_reads():
+    assert scoring.lr_shown(3.969) == "9,311" and scoring.lr_shown(0.3711) == "2.35" and scoring.lr_shown(2.0) == "100"
+    assert scoring.lr_shown(-2.202) == "1/159" and scoring.lr_shown(-0.361) == "1/2.3" and scoring.lr_shown(None) == "n/a"
+    assert "e+" not in scoring.lr_shown(7.5)

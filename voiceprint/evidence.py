@@ -293,13 +293,14 @@ def _voice_png(path, voice: dict) -> bytes | None:
 def render_html(ctx: dict) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    from .scoring import bound_mark
+    from .scoring import bound_mark, lr_shown
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     env.filters["bound"] = bound_mark
     from .quality import seconds_shown
 
     env.filters["speech_s"] = seconds_shown
+    env.filters["lr"] = lr_shown
     return env.get_template("report.html").render(**ctx)
 
 

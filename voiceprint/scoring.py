@@ -448,6 +448,16 @@ def bound_mark(at_bound: str | None) -> str:
     return {"upper": "≥ ", "lower": "≤ "}.get(at_bound or "", "")
 
 
+def lr_shown(log10_lr: float | None) -> str:
+    """The likelihood ratio itself as a report prints it: "9,310" or "1/159", never "9.31e+03"; three
+    significant figures below 100 ("2.35", "1/4.6")."""
+    if log10_lr is None or not math.isfinite(log10_lr):
+        return "n/a"
+    lr = 10 ** abs(log10_lr)
+    text = f"{lr:,.0f}" if lr >= 100 else f"{lr:.3g}"
+    return text if log10_lr >= 0 else f"1/{text}"
+
+
 def shown_log10_lr(evidence: dict):
     """log10 LR as a person reads it in a table: "≥ 3.969" at the upper ELUB bound (no stronger value is supported)."""
     value = evidence.get("log10_lr")
