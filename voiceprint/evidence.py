@@ -290,17 +290,19 @@ def _voice_png(path, voice: dict) -> bytes | None:
                         f"{voice.get('file', '')} - channel {voice.get('channel', 0)}, voice {voice.get('voice', 0)}")
 
 
+def template_filters() -> dict:
+    """The Jinja filters every page and the report share: one way to print an LR, its bound and net speech."""
+    from .quality import seconds_shown
+    from .scoring import bound_mark, lr_shown
+
+    return {"bound": bound_mark, "lr": lr_shown, "speech_s": seconds_shown}
+
+
 def render_html(ctx: dict) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    from .scoring import bound_mark, lr_shown
-
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
-    env.filters["bound"] = bound_mark
-    from .quality import seconds_shown
-
-    env.filters["speech_s"] = seconds_shown
-    env.filters["lr"] = lr_shown
+    env.filters.update(template_filters())
     return env.get_template("report.html").render(**ctx)
 
 

@@ -73,24 +73,16 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
     import report kept at ``report_to``: the rejected lines must outlive the scratch folder."""
     import json
 
-    import duckdb
-
     from voiceprint.errors import DataError
 
-    from .engine import sql_path
-    from .ingest import CALL_COLUMNS, import_calls
+    from .ingest import CALL_COLUMNS, import_calls, parquet_columns
 
     ready, raw = [], []
     for f in files:
         if f.suffix == ".parquet":
             if not f.is_file():
                 raise DataError(f"{f}: no such file")
-            try:
-                cols = {row[0] for row in duckdb.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(f)})").fetchall()}
-            except duckdb.Error as err:
-                raise DataError(f"{f}: not a readable Parquet file ({str(err).splitlines()[0]}) - "
-                                "pass the table `voiceprint calls import` wrote, or the carrier's CSV") from None
-            if set(CALL_COLUMNS) <= cols:
+            if set(CALL_COLUMNS) <= set(parquet_columns(f)):
                 ready.append(f)
                 continue
         raw.append(f)

@@ -174,14 +174,21 @@ def imported_table(path: str | Path, kind: str, con=None) -> Path:
     if not _is_parquet(path):
         raise DataError(f"{path}: not an imported {kind} table (Parquet) - {make}")
     make = f"pass the table that `voiceprint calls import --kind {kind}` wrote"
-    if con is None:
-        import duckdb
-
-        con = duckdb
-    columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(path)})").fetchall()]
+    columns = parquet_columns(path, con)
     if missing := [c for c in _KIND_COLUMNS[kind] if c not in columns]:
         raise DataError(f"{path}: not an imported {kind} table (no {', '.join(missing[:3])} column) - {make}")
     return path
+
+
+def parquet_columns(path: Path, con=None) -> list[str]:
+    """The column names of a Parquet file (read from its footer), or a DataError when it cannot be read."""
+    import duckdb
+
+    try:
+        return [row[0] for row in (con or duckdb).execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(path)})").fetchall()]
+    except duckdb.Error as err:
+        raise DataError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]}) - "
+                        "pass the table `voiceprint calls import` wrote, or the carrier's CSV") from None
 
 
 #: the encodings Chinese carriers and spreadsheets export (Python's codec names); anything else is refused

@@ -90,7 +90,7 @@ def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Res
         lead["id_number"] = reg.get("id_number")
         hits = []
         if resolver is not None:
-            by_phone = next((h for h in map(lambda f: resolver(phone=f), forms) if h), None)
+            by_phone = next((h for f in forms if (h := resolver(phone=f))), None)
             by_id = resolver(id_number=reg["id_number"]) if reg.get("id_number") else None
             hits = [h for h in (by_phone, by_id) if h]
             if len(hits) == 2 and _person_id(hits[0]) == _person_id(hits[1]):

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from . import Store
 
 
-
 def search_persons(store: Store, q: str, limit: int) -> tuple[int, list[dict]]:
     """(total matches, the first ``limit``) for a name, ID number or phone fragment (all persons when empty)."""
     sql = ("SELECT p.id, p.name, p.id_number, p.category, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id AND v.pending = 0) "

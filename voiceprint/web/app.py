@@ -243,12 +243,9 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(htmx_file=HTMX_FILE, cytoscape_file=CYTOSCAPE_FILE, can=can)
     templates.env.filters["fmt"] = _fmt_number
-    from ..quality import seconds_shown
+    from ..evidence import template_filters
 
-    templates.env.filters["speech_s"] = seconds_shown
-    from ..scoring import bound_mark
-
-    templates.env.filters["bound"] = bound_mark
+    templates.env.filters.update(template_filters())
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     routes.install(app)
