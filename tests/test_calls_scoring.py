@@ -194,3 +194,9 @@ def test_a_flagged_number_always_has_a_reason():
     reasons = rule_reasons(canonical, scores, {n: 3.0 for n in names})
     assert len(reasons[0]) == 2 and all(r.endswith(", moderate)") for r in reasons[0]) and reasons[1] == []
     assert np.isclose(float(scores.iloc[0].mean()), 0.565)
+
+
+def test_a_lead_without_a_category_shows_none_not_the_word():
+    person = {"person": {"id": 3, "name": "孙八"}, "voice_samples": 1, "phones": [], "cases": []}
+    (lead,) = reverse_strike([{"number": "+8613900000070"}], {}, lambda phone=None, id_number=None: person if phone else None)
+    assert lead["library_person"] == "孙八" and lead["category"] is None

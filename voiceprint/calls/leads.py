@@ -98,7 +98,8 @@ def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Res
         if hits:
             routes = ["by phone", "by registered ID"] if len(hits) == 2 else [""]
             lead["library_person"] = "; ".join(f"{(h.get('person') or {}).get('name')}{' (' + r + ')' if r else ''}" for h, r in zip(hits, routes))
-            lead["category"] = "; ".join(str((h.get("person") or {}).get("category")) for h in hits)
+            categories = [(h.get("person") or {}).get("category") for h in hits]
+            lead["category"] = categories[0] if len(hits) == 1 else "; ".join(c or "" for c in categories)
             lead["voice_samples"] = sum(h.get("voice_samples", 0) or 0 for h in hits)
             lead["cases"] = [" ".join(filter(None, [str(c.get("case_number")), c.get("title"), f"({c.get('status')})" if c.get("status") else ""]))
                              for h in hits for c in h.get("cases", [])]
