@@ -304,3 +304,7 @@ def test_a_clusters_pair_scores_read_in_log10_lr_like_every_other_page():
     cosine = {"score_kind": "centred", "mean_pair_score": 0.71, "min_pair_score": 0.6}
     assert _pair_scores_shown(cosine) == "Mean pair centred score 0.71, lowest 0.6"
     assert _pair_scores_shown({"score_kind": "llr", "mean_pair_score": None, "min_pair_score": None}) == "One voice"
+    from voiceprint.linking import _shown, _unit
+
+    assert (_unit("llr"), _shown(9.1382, "llr")) == ("log10 LR", 3.97)  # a voice's score to the others, same unit
+    assert (_unit("centred"), _shown(0.71, "centred")) == ("centred score", 0.71)

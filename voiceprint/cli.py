@@ -544,7 +544,7 @@ def link(
         typer.echo(f"cluster {c['cluster']} ({c['status']}): {c['summary']} - {c['pair_scores_shown']}")
         print_rows([{"voiceprint": v["voiceprint"], "case": v["case"], "file": v["file"], "channel": v["channel"],
                      "voice": v["voice"], "net_speech": v["net_speech"], "speaks at": _ranges(v["segments"], 4),
-                     "score to others": v["mean_score_to_others"]} for v in c["voices"]])
+                     f"{c['score_unit']} to others": v["score_to_others_shown"]} for v in c["voices"]])
 
 
 @link_app.command("confirm")

@@ -570,24 +570,33 @@ def _add_pair_scores(c: dict, space: LinkSpace) -> None:
     rows_c = space.rows(np.vstack(c.pop("_vecs")), c.pop("_doms"), [v["net_speech"] for v in c["voices"]])
     sims = space.scores(rows_c, rows_c)
     n = len(rows_c)
+    c["score_kind"] = space.kind
+    c["score_unit"] = _unit(space.kind)
     for i, v in enumerate(c["voices"]):
         v["mean_score_to_others"] = round(float((sims[i].sum() - sims[i, i]) / max(n - 1, 1)), 4)
+        v["score_to_others_shown"] = _shown(v["mean_score_to_others"], space.kind)
     pair = sims[np.triu_indices(n, 1)] if n > 1 else np.zeros(0)
-    c["score_kind"] = space.kind
     c["min_pair_score"] = round(float(pair.min()), 4) if len(pair) else None
     c["mean_pair_score"] = round(float(pair.mean()), 4) if len(pair) else None
     c["pair_scores_shown"] = _pair_scores_shown(c)
 
 
+def _unit(kind: str) -> str:
+    return "log10 LR" if kind == "llr" else f"{kind or 'cosine'} score"
+
+
+def _shown(score: float, kind: str):
+    """A link score as people read it: an LLR space's natural log as log10 LR (the unit of every other
+    page and report), a cosine as it is."""
+    return round(score / math.log(10), 2) if kind == "llr" else score
+
+
 def _pair_scores_shown(cluster: dict) -> str:
-    """The cluster's pair scores as people read them: an LLR space in log10 LR, the unit of every
-    other page and report (the space itself works in natural log); a cosine as a cosine."""
-    low, mean = cluster["min_pair_score"], cluster["mean_pair_score"]
+    """The cluster's lowest and mean pair score, in the unit of :func:`_shown`."""
+    low, mean, kind = cluster["min_pair_score"], cluster["mean_pair_score"], cluster["score_kind"]
     if mean is None:
         return "One voice"
-    if cluster["score_kind"] == "llr":
-        return f"Mean pair log10 LR {mean / math.log(10):.2f}, lowest {low / math.log(10):.2f}"
-    return f"Mean pair {cluster['score_kind'] or 'cosine'} score {mean}, lowest {low}"
+    return f"Mean pair {_unit(kind)} {_shown(mean, kind)}, lowest {_shown(low, kind)}"
 
 
 # -- the same calls with the library first (older callers) --------------------------------------
