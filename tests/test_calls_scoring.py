@@ -196,6 +196,17 @@ def test_a_flagged_number_always_has_a_reason():
     assert np.isclose(float(scores.iloc[0].mean()), 0.565)
 
 
+def test_a_reason_at_the_population_median_says_why_it_is_one():
+    """In a population of call-centre numbers the median itself can be fraud-like: the reason names the anchors."""
+    import pandas as pd
+
+    from voiceprint.calls.scoring import rule_reasons
+
+    canonical = pd.DataFrame({"out_share": [0.95]})
+    reasons = rule_reasons(canonical, pd.DataFrame({"out_share": [0.9]}), {"out_share": 0.95})
+    assert reasons == [["mostly outgoing calls: out_share=0.95 (population median 0.95; typical of fraud 0.95, of normal use 0.5)"]]
+
+
 def test_a_lead_without_a_category_shows_none_not_the_word():
     person = {"person": {"id": 3, "name": "孙八"}, "voice_samples": 1, "phones": [], "cases": []}
     (lead,) = reverse_strike([{"number": "+8613900000070"}], {}, lambda phone=None, id_number=None: person if phone else None)

@@ -196,7 +196,7 @@ def enrol(
         try:  # one long file shows its decode / speech / voices progress (a manifest shows the files bar)
             with long_audio_bar() if single else nullcontext():
                 summary = lib.enrol_many(items, min_speech=min_speech, progress=step, on_wait=_err, stop_on_error=single,
-                                         force=force, should_stop=INTERRUPTED.is_set, workers=workers)
+                                         should_stop=INTERRUPTED.is_set, workers=workers)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
             note_interrupt(f"interrupted: every file enrolled before it is kept ({n} reported, the last may not have been); "

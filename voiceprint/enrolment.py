@@ -84,14 +84,13 @@ class EnrolSummary:
 
 def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | None = None,
                progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
-               on_wait: Callable[[str], None] | None = None, force: bool = False,
+               on_wait: Callable[[str], None] | None = None,
                should_stop: Callable[[], bool] | None = None, workers: int | None = None) -> EnrolSummary:
     """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`).
 
     With enough files (``MIN_FILES_FOR_WORKERS``), decoding, VAD, the one-voice check and embedding
     run in workers (:func:`worker_count`); the calling thread looks each file up first (so a
-    re-run does no work) and commits each in order, in its own transaction, as it comes back.
-    ``force`` is accepted for old callers and changes nothing: quality problems no longer refuse a file."""
+    re-run does no work) and commits each in order, in its own transaction, as it comes back."""
     from .index import VoiceIndex
 
     summary = EnrolSummary()

@@ -371,20 +371,20 @@ class Library:
     # -- enrolment (voiceprint.enrolment) ---------------------------------------------------
     def enrol(self, path, person: str, category: str = "other", id_number: str = "", phone: str = "",
               case: str = "", channel: int | None = None, notes: str = "", min_speech: float | None = None,
-              voice: int | None = None, force: bool = False) -> EnrolOutcome:
+              voice: int | None = None) -> EnrolOutcome:
         """Enrol one recording as a voice sample of ``person``; idempotent by file hash and person."""
         summary = self.enrol_many([EnrolItem(str(path), person, category, id_number, phone, case, channel, notes, voice)],
-                                  min_speech=min_speech, stop_on_error=True, force=force)
+                                  min_speech=min_speech, stop_on_error=True)
         return summary.outcomes[0]
 
     def enrol_many(self, items: Iterable[EnrolItem], min_speech: float | None = None,
                    progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
-                   on_wait: Callable[[str], None] | None = None, force: bool = False,
+                   on_wait: Callable[[str], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, workers: int | None = None) -> EnrolSummary:
         """Enrol many recordings. Each file commits on its own, so an interruption keeps every
         file already reported and a re-run skips them; refusals are collected, not raised.
         Short or noisy voices are enrolled with warnings; persons whose pooled speech is below the
-        gate are listed in ``summary.weak_persons`` (``voiceprint.quality``). ``force`` changes nothing.
+        gate are listed in ``summary.weak_persons`` (``voiceprint.quality``).
 
         ``should_stop`` is asked before each file; when it answers True the run stops there as if
         interrupted (KeyboardInterrupt after the index is saved). The CLI passes its Ctrl-C flag, so
@@ -396,7 +396,7 @@ class Library:
         more only; 0 or 1 = none). The calling thread still commits every file, in order."""
         from .enrolment import enrol_many
 
-        return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, force, should_stop, workers)
+        return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, should_stop, workers)
 
     def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
         from .enrolment import enrol_one

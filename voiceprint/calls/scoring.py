@@ -228,7 +228,9 @@ def rule_score(canonical):
 
 def rule_reasons(canonical, scores, population_median, top: int = 4) -> list[list[str]]:
     """For every number, the signals that put it high (suspicion >= 0.6, heaviest first), each
-    with its value and the population's median. A number with none that high but several above
+    with its value, the population's median and the signal's two anchors: a value at the median can
+    still be suspicious when the anchors say so (a population of call-centre numbers), and the
+    anchors say why. A number with none that high but several above
     0.5 (a rule score can reach the flag so) gets those, marked "moderate": a flagged number is never
     left without a reason. Vectorised: 10^5 numbers take about a second."""
     import numpy as np
@@ -244,7 +246,8 @@ def rule_reasons(canonical, scores, population_median, top: int = 4) -> list[lis
     order = np.argsort(-key, axis=1, kind="stable")[:, :top]
     values = canonical[names].to_numpy(dtype=float)
     labels = [f"{SIGNAL_BY_NAME[n].label}: {n}=" for n in names]
-    medians = [f" (population median {_fmt(population_median.get(n))})" for n in names]
+    medians = [f" (population median {_fmt(population_median.get(n))}; typical of fraud {_fmt(SIGNAL_BY_NAME[n].fraud)}, "
+               f"of normal use {_fmt(SIGNAL_BY_NAME[n].normal)})" for n in names]
     mark = ["", ", moderate"]
     return [[labels[j] + _fmt(values[i, j]) + medians[j][:-1] + mark[int(moderate[i])] + ")" for j in order[i] if key[i, j] >= 0]
             for i in range(len(s))]
