@@ -189,3 +189,15 @@ def test_a_table_never_cuts_a_phone_number_short():
     body = out.getvalue().split("┩", 1)[1]  # below the header
     assert "…" not in body
     assert sum(ch.isdigit() for ch in body) == sum(ch.isdigit() for v in row.values() for ch in v)  # wrapped, every digit there
+
+
+@pytest.mark.parametrize("args", [["--index", "redis"], ["--milvus-uri", "/tmp/x.db"], ["--index", "milvus"]])
+def test_init_usage_errors_exit_2_and_create_nothing(tmp_path, capsys, args):
+    lib = tmp_path / "lib"
+    assert run(["init", "--library", str(lib), *args]) == 2
+    assert "--index" in capsys.readouterr().err and not lib.exists()
+
+
+def test_a_malformed_phone_number_is_bad_input_not_a_broken_library(library, capsys):
+    assert run(["phone", "add", "not-a-number", "--library", library]) == 8
+    assert "'not-a-number' is not a phone number" in capsys.readouterr().err

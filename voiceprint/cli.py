@@ -97,17 +97,16 @@ def init(
     Example: voiceprint init --library county
              voiceprint init --library province --index milvus --milvus-uri http://milvus.internal:19530
     """
-    from .errors import LibraryError
     from .index import BACKENDS, _milvus, write_backend
     from .library import Library
 
     if index not in BACKENDS:
-        raise LibraryError(f"unknown --index {index!r} - use one of {', '.join(BACKENDS)}")
+        raise typer.BadParameter(f"unknown --index {index!r} - use one of {', '.join(BACKENDS)}")
     if milvus_uri and index != "milvus":
-        raise LibraryError("--milvus-uri is for --index milvus - add --index milvus or drop --milvus-uri")
+        raise typer.BadParameter("--milvus-uri is for --index milvus - add --index milvus or drop --milvus-uri")
     if index == "milvus":
         if not milvus_uri:
-            raise LibraryError("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
+            raise typer.BadParameter("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
         _milvus(milvus_uri)  # refuse before anything is created if it does not answer
     lib = Library.create(library, model=model, operator=STATE["operator"])
     if index == "milvus":

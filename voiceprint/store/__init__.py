@@ -204,7 +204,7 @@ class Store(LinkingRows):
         """Insert a person, or return the existing one with the same name and ID number."""
         name = (name or "").strip()
         if not name:
-            raise LibraryError("a person needs a name")
+            raise DataError("a person needs a name")
         category = normalise_category(category)
         id_number = (id_number or "").strip().upper()
         if id_number and not ID_NUMBER.fullmatch(id_number):
@@ -266,7 +266,7 @@ class Store(LinkingRows):
         """Register a phone number (normalised), optionally to a person; re-registering moves it."""
         norm = normalize_number(number)
         if not norm:
-            raise LibraryError(f"{number!r} is not a phone number")
+            raise DataError(f"{number!r} is not a phone number")
         row = self.db.execute("SELECT id, person_id FROM phones WHERE number = ?", (norm,)).fetchone()
         if row:
             if person_id is not None and row["person_id"] != person_id:
@@ -280,7 +280,7 @@ class Store(LinkingRows):
     def add_case(self, case_number: str, title: str = "", date: str | None = None, area: str = "", status: str = "open") -> int:
         case_number = (case_number or "").strip()
         if not case_number:
-            raise LibraryError("a case needs a case number")
+            raise DataError("a case needs a case number")
         row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number,)).fetchone()
         if row:
             return int(row["id"])
