@@ -72,3 +72,33 @@ def test_a_gateway_that_exits_at_start_is_tried_once_more_then_named(monkeypatch
     other.getOrCreate = lambda: (_ for _ in ()).throw(ValueError("another failure"))  # type: ignore[method-assign]
     with pytest.raises(ValueError):
         spark._start(other)
+
+
+def test_ctrl_c_cancels_the_running_job_and_says_nothing_else(caplog, capfd):
+    """pyspark's own Ctrl-C handler called the JVM from inside the interrupted call: screens of py4j and
+    Java tracebacks over the one line that says what to do, and a broken gateway connection."""
+    import os
+    import signal
+    import threading
+
+    from voiceprint.calls.spark import SparkRunner
+
+    before = signal.getsignal(signal.SIGINT)
+    runner = SparkRunner(master="local[1]")
+    try:
+        assert runner.scalar("SELECT 7") == 7
+        runner.spark.range(60_000).createOrReplaceTempView("r")
+        capfd.readouterr()
+        timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):  # about a minute of work on one core, cancelled after 3 s
+            runner.scalar("SELECT count(*) FROM r a CROSS JOIN r b WHERE (a.id * 31 + b.id) % 1000003 = 5")
+        timer.join()
+        assert runner.interrupted.is_set()
+        with pytest.raises(KeyboardInterrupt):  # and nothing more starts after it
+            runner.scalar("SELECT 1")
+    finally:
+        runner.close()
+    assert signal.getsignal(signal.SIGINT) is before
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ERROR" not in err and not [r for r in caplog.records if r.levelname == "ERROR"]

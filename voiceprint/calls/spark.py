@@ -12,15 +12,19 @@ k8s) cluster, or an ``sc://host:15002`` Spark Connect URL.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 from voiceprint.errors import DataError
 from voiceprint.fsutil import atomic_output
 
 DEFAULT_MASTER = os.environ.get("VOICEPRINT_SPARK_MASTER", "local[*]")
+LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 
 
 @functools.lru_cache(maxsize=256)
@@ -44,6 +48,11 @@ def spark_session(master: str | None = None, memory_limit: str | None = None, th
     master = master or DEFAULT_MASTER
     # the per-number tables are small: few shuffle partitions locally, more on a cluster
     partitions = 2 * (threads or os.cpu_count() or 2) if master.startswith("local") else 200
+    import warnings
+
+    # pyspark 4.0 warns about pandas 3 on every start; the parity test (tests/test_spark.py) is what checks
+    # the two together, and the warning would sit in every analyst's output
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
@@ -56,11 +65,14 @@ def spark_session(master: str | None = None, memory_limit: str | None = None, th
         builder = SparkSession.builder.remote(master)
     else:
         _check_java()
+        if master.startswith("local"):  # the driver binds to 127.0.0.1 (below): no warning about the host's name
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         if threads and master == "local[*]":
             master = f"local[{int(threads)}]"
         builder = SparkSession.builder.master(master)
         local = Path(temp_directory or os.environ.get("VOICEPRINT_SPARK_TEMP") or "/tmp/voiceprint_spark")
         local.mkdir(parents=True, exist_ok=True)
+        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}")
         builder = (builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                    .config("spark.eventLog.enabled", "false").config("spark.jars.ivy", str(local / "ivy"))
                    .config("spark.local.dir", str(local)).config("spark.driver.bindAddress", "127.0.0.1")
@@ -112,25 +124,64 @@ def _spark_memory(limit: str) -> str:
 
 
 class SparkRunner:
-    """Runs the feature steps on Spark: each step a checkpointed temp view."""
+    """Runs the feature steps on Spark: each step a checkpointed temp view.
+
+    Ctrl-C cancels Spark's jobs from another thread, quiets the JVM's log and raises KeyboardInterrupt
+    at the step it stopped: pyspark's own handler calls the JVM from inside the interrupted call,
+    which breaks the gateway's connection and prints screens of tracebacks over the one line that
+    says what to do."""
 
     def __init__(self, master: str | None = None, memory_limit: str | None = None, threads: int | None = None,
                  temp_directory: str | Path | None = None, session=None):
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        before = signal.getsignal(signal.SIGINT) if on_main_thread else None  # pyspark's context replaces it
         self.spark = session or spark_session(master, memory_limit, threads, temp_directory)
         self.remote = (master or DEFAULT_MASTER).startswith("sc://")
         self._owns = session is None
+        self.interrupted = threading.Event()
+        self._previous_handler = None
+        if not self.remote and on_main_thread:
+            signal.signal(signal.SIGINT, self._on_interrupt)
+            self._previous_handler = before
+
+    def _on_interrupt(self, signum, frame) -> None:
+        if self.interrupted.is_set():  # a second Ctrl-C: stop waiting for Spark
+            raise KeyboardInterrupt
+        self.interrupted.set()
+        threading.Thread(target=self._cancel, name="vp-spark-cancel", daemon=True).start()
+
+    def _cancel(self) -> None:
+        context = self.spark.sparkContext
+        context.setLogLevel("OFF")  # the cancelled tasks' errors are expected
+        context.cancelAllJobs()
+
+    @contextlib.contextmanager
+    def _step(self):
+        """Whatever a cancelled job raises becomes the KeyboardInterrupt it stands for."""
+        if self.interrupted.is_set():
+            raise KeyboardInterrupt
+        try:
+            yield
+        except Exception:
+            if self.interrupted.is_set():
+                raise KeyboardInterrupt from None
+            raise
+        if self.interrupted.is_set():
+            raise KeyboardInterrupt
 
     def source(self, name: str, paths: list[Path], union: bool = True) -> None:
         reader = self.spark.read.option("mergeSchema", "true") if union else self.spark.read
-        reader.parquet(*[str(Path(p).resolve()) for p in paths]).createOrReplaceTempView(name)
+        with self._step():
+            reader.parquet(*[str(Path(p).resolve()) for p in paths]).createOrReplaceTempView(name)
 
     def view(self, name: str, sql: str) -> None:
         self.spark.sql(to_spark(sql)).createOrReplaceTempView(name)
 
     def table(self, name: str, sql: str) -> None:
-        df = self.spark.sql(to_spark(sql))
-        df = df.checkpoint() if self.remote else df.localCheckpoint()
-        df.createOrReplaceTempView(name)
+        with self._step():
+            df = self.spark.sql(to_spark(sql))
+            df = df.checkpoint() if self.remote else df.localCheckpoint()
+            df.createOrReplaceTempView(name)
 
     def tables(self, steps: list[tuple[str, str]]) -> None:
         """One after another: Spark spreads each step over the cluster itself."""
@@ -141,17 +192,20 @@ class SparkRunner:
         self.spark.catalog.dropTempView(name)
 
     def scalar(self, sql: str):
-        return self.spark.sql(to_spark(sql)).collect()[0][0]
+        with self._step():
+            return self.spark.sql(to_spark(sql)).collect()[0][0]
 
     def frame(self, sql: str):
-        return self.spark.sql(to_spark(sql)).toPandas()
+        with self._step():
+            return self.spark.sql(to_spark(sql)).toPandas()
 
     def write(self, sql: str, out: Path) -> None:
         """One local file, like the DuckDB engine (the feature table has one row per number, not per call)."""
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        table = self.spark.sql(to_spark(sql)).toArrow()
+        with self._step():
+            table = self.spark.sql(to_spark(sql)).toArrow()
         with atomic_output(out) as tmp:
             if out.name.endswith(".gz"):
                 import gzip
@@ -164,6 +218,8 @@ class SparkRunner:
                 pq.write_table(table, tmp)
 
     def close(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
         if self._owns:
             self.spark.stop()
 
