@@ -95,6 +95,8 @@ def test_analyst_mistakes_get_a_line_that_says_what_to_do(gbk_data, tmp_path):
         invoke("features", calls, "--memory-limit", "lots", "--out", tmp_path / "f.parquet")
     with pytest.raises(DataError, match=r"\.parquet, \.csv or \.csv\.gz"):
         invoke("features", calls, "--out", tmp_path / "f.json")
+    with pytest.raises(DataError, match="hdfs://nn/cdr/calls.parquet: a URI is read by the Spark engine only"):
+        invoke("features", "hdfs://nn/cdr/calls.parquet", "--out", tmp_path / "f.parquet")
     with pytest.raises(DataError, match="is a folder"):
         invoke("import", gbk_data["calls"], "--out", tmp_path)
     with pytest.raises(DataError, match="written as Parquet"):

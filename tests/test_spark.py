@@ -102,3 +102,18 @@ def test_ctrl_c_cancels_the_running_job_and_says_nothing_else(caplog, capfd):
     assert signal.getsignal(signal.SIGINT) is before
     err = capfd.readouterr().err
     assert "Traceback" not in err and "ERROR" not in err and not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_the_spark_engine_reads_a_uri_and_duckdb_says_it_cannot(tmp_path):
+    """A province keeps its CDRs on HDFS or S3: the Spark engine takes the URI (file:// here), DuckDB says what to do."""
+    import pandas as pd
+
+    from voiceprint.calls.spark import compare_features
+    from voiceprint.errors import DataError
+
+    res = generate(tmp_path, rows=4_000, subscribers=30, dens=1, den_size=3, canonical=True)
+    out = tmp_path / "spark.parquet"
+    assert compute_features(res["calls"].as_uri(), out=out, engine="spark", master="local[1]", temp_directory=tmp_path) == 30
+    assert compare_features(compute_features(res["calls"], temp_directory=tmp_path), pd.read_parquet(out)) == []
+    with pytest.raises(DataError, match="read by the Spark engine only - add --engine spark"):
+        compute_features("hdfs://namenode:8020/cdr/calls.parquet", out=tmp_path / "d.parquet")

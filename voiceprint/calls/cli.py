@@ -68,17 +68,20 @@ def import_cmd(
         typer.echo(warning, err=True)
 
 
-def _canonical_inputs(files: list[Path], template: str | None, encoding: str, workdir: Path, report_to: Path) -> list[Path]:
+def _canonical_inputs(names: list[str], template: str | None, encoding: str, workdir: Path, report_to: Path) -> list:
     """Canonical Parquet files as given; anything else is imported first (into ``workdir``), its
-    import report kept at ``report_to``: the rejected lines must outlive the scratch folder."""
+    import report kept at ``report_to``: the rejected lines must outlive the scratch folder.
+    URIs (``hdfs://``: the Spark engine reads them on the cluster) pass as they are."""
     import json
 
     from voiceprint.errors import DataError
 
+    from .features import is_uri
     from .ingest import CALL_COLUMNS, import_calls, parquet_columns
 
-    ready, raw = [], []
-    for f in files:
+    ready: list = [name for name in names if is_uri(name)]
+    raw = []
+    for f in (Path(name) for name in names if not is_uri(name)):
         if f.suffix == ".parquet":
             if not f.is_file():
                 raise DataError(f"{f}: no such file")
@@ -100,7 +103,8 @@ def _canonical_inputs(files: list[Path], template: str | None, encoding: str, wo
 
 @app.command("features")
 def features_cmd(
-    calls: list[Path] = typer.Argument(..., help="Imported call Parquet file(s), or raw carrier files (imported on the fly)."),
+    calls: list[str] = typer.Argument(..., help="Imported call Parquet file(s), or raw carrier files (imported on the fly); "
+                                      "with --engine spark also hdfs:// or s3a:// URIs of imported Parquet."),
     out: Path = typer.Option(..., "--out", "-o", help="Feature table to write: .parquet, .csv or .csv.gz."),
     registry: Path | None = typer.Option(None, help="Imported registry Parquet (numbers per ID card, home area)."),
     fraud_list: Path | None = typer.Option(None, "--fraud-list", help="Imported known fraud numbers Parquet."),

@@ -100,12 +100,27 @@ STEP_WORKERS = 2
 STEP_PEAK_BYTES_PER_ROW = 120
 
 
-def _paths(paths) -> list[Path]:
-    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    for p in paths:
-        if not p.exists():
+def is_uri(path) -> bool:
+    """``hdfs://...``, ``s3a://...``, ``file://...``: a location a Spark cluster reads, not a local path."""
+    import re
+
+    return isinstance(path, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
+
+
+def _paths(paths, uris: bool = False) -> list:
+    """Local files (each must exist) as Paths; with ``uris`` (the Spark engine) URIs pass as they are."""
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    out: list = []
+    for p in items:
+        if is_uri(p):
+            if not uris:
+                raise DataError(f"{p}: a URI is read by the Spark engine only - add --engine spark, or give a local path or mount")
+            out.append(p)
+        elif not Path(p).exists():
             raise DataError(f"{p}: no such file - run `voiceprint calls import` first")
-    return paths
+        else:
+            out.append(Path(p))
+    return out
 
 
 class DuckRunner:
@@ -279,7 +294,8 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
                      engine: str = "duckdb", master: str | None = None, screen: Screen | None = None):
     """Compute the per-number feature table from canonical call Parquet file(s).
 
-    ``registry`` and ``fraud_list`` are optional imported Parquet files. Writes Parquet or CSV to
+    ``calls`` may also be URIs (``hdfs://``, ``s3a://``) with the Spark engine: every executor reads them.
+    ``registry`` and ``fraud_list`` are optional imported Parquet files, local. Writes Parquet or CSV to
     ``out`` when given (by suffix) and returns the number of subscribers; without ``out`` returns
     a pandas DataFrame (small inputs only). ``engine="spark"`` runs the same SQL on Spark
     (``master``: ``local[*]`` by default, a ``spark://`` cluster or an ``sc://`` Spark Connect URL).
@@ -289,9 +305,9 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
         raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
     from .ingest import imported_table, refuse_input_as_output
 
-    calls_paths = _paths(calls)
+    calls_paths = _paths(calls, uris=engine == "spark")
     if out is not None:
-        refuse_input_as_output(Path(out), [*calls_paths, registry, fraud_list])
+        refuse_input_as_output(Path(out), [*[p for p in calls_paths if not is_uri(p)], registry, fraud_list])
     if out is not None and not (_is_csv(Path(out)) or Path(out).suffix == ".parquet"):
         raise DataError(f"{out}: the feature table is written as .parquet, .csv or .csv.gz - name the file so")
     duck = None if engine == "spark" else connect(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,

@@ -23,6 +23,8 @@ from pathlib import Path
 from voiceprint.errors import DataError
 from voiceprint.fsutil import atomic_output
 
+from .features import is_uri
+
 DEFAULT_MASTER = os.environ.get("VOICEPRINT_SPARK_MASTER", "local[*]")
 LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 
@@ -172,7 +174,7 @@ class SparkRunner:
     def source(self, name: str, paths: list[Path], union: bool = True) -> None:
         reader = self.spark.read.option("mergeSchema", "true") if union else self.spark.read
         with self._step():
-            reader.parquet(*[str(Path(p).resolve()) for p in paths]).createOrReplaceTempView(name)
+            reader.parquet(*[p if is_uri(p) else str(Path(p).resolve()) for p in paths]).createOrReplaceTempView(name)
 
     def view(self, name: str, sql: str) -> None:
         self.spark.sql(to_spark(sql)).createOrReplaceTempView(name)
