@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,20 @@ def test_a_dropped_milvus_collection_is_a_missing_index_not_a_traceback(tmp_path
         assert library.check_index()["status"] == "missing"  # `index check` says so, with its advice to rebuild
         assert library.query(speaker / "interview_2.flac", top=1)[0]["hits"][0]["person"]["name"] == "Zhang San"  # rebuilt from the database
         assert library.check_index()["status"] == "ok"
+
+
+def test_milvus_lite_leaves_no_log_files_in_tmp(tmp_path, monkeypatch):
+    """Each Milvus Lite start left a glog file in /tmp naming the library's collections (267 in a day of tests)."""
+    import glob
+    import tempfile
+
+    from voiceprint.index import _milvus
+
+    for name in ("GLOG_log_dir", "GLOG_minloglevel"):  # set, then removed: either way restored after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    pattern = str(Path(tempfile.gettempdir()) / "milvus.*.log.*")
+    before = set(glob.glob(pattern))
+    _milvus(str(tmp_path / "own" / "vectors.db")).list_collections()
+    assert set(glob.glob(pattern)) == before
+    assert (tmp_path / "own" / "milvus_logs").stat().st_mode & 0o077 == 0

@@ -502,6 +502,7 @@ def _milvus(uri: str):
         local = "://" not in uri
         if local:
             Path(uri).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _milvus_lite_logs(Path(uri).parent)
         try:
             client = MilvusClient(uri, token=os.environ.get("VOICEPRINT_MILVUS_TOKEN", ""), timeout=MILVUS_CONNECT_TIMEOUT_S)
         except Exception as exc:  # pymilvus raises its own and gRPC errors
@@ -510,6 +511,19 @@ def _milvus(uri: str):
             os.chmod(uri, 0o600)  # biometric data: the embedded database file is private like library.sqlite
         _MILVUS_CLIENTS[uri] = client
     return _MILVUS_CLIENTS[uri]
+
+
+def _milvus_lite_logs(folder: Path) -> None:
+    """Milvus Lite's server logs (glog) go to a private folder beside its database, errors only.
+
+    By default each start left a log file in /tmp, readable by the server's user, naming the
+    library's collections: thousands a year, on the system volume rather than the one the
+    centre chose for its data. The environment is read once, by the first server this process
+    starts; a ``GLOG_*`` setting of the administrator's own wins."""
+    logs = folder / "milvus_logs"
+    logs.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("GLOG_log_dir", str(logs))
+    os.environ.setdefault("GLOG_minloglevel", "2")  # 2 = ERROR: INFO and WARNING lines would make a file per start
 
 
 def close_milvus_clients() -> None:
