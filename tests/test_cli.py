@@ -191,7 +191,7 @@ def test_a_table_never_cuts_a_phone_number_short():
     assert sum(ch.isdigit() for ch in body) == sum(ch.isdigit() for v in row.values() for ch in v)  # wrapped, every digit there
 
 
-@pytest.mark.parametrize("args", [["--index", "redis"], ["--milvus-uri", "/tmp/x.db"], ["--index", "milvus"]])
+@pytest.mark.parametrize("args", [["--index", "redis"], ["--index", "faiss", "--milvus-uri", "/tmp/x.db"], ["--index", "milvus"]])
 def test_init_usage_errors_exit_2_and_create_nothing(tmp_path, capsys, args):
     lib = tmp_path / "lib"
     assert run(["init", "--library", str(lib), *args]) == 2

@@ -51,10 +51,10 @@ def _unit(rng, n, dim=16):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def test_milvus_index_answers_like_exact_faiss_and_updates_in_place(tmp_path):
+def test_milvus_index_answers_like_exact_faiss_and_updates_in_place(tmp_path, milvus_uri):
     rng = np.random.default_rng(0)
     ids, persons, vecs = np.arange(1, 41), np.repeat(np.arange(10), 4), _unit(rng, 40)
-    backend = read_backend(tmp_path)
+    backend = write_backend(tmp_path, "milvus", milvus_uri)
     assert backend["backend"] == "milvus"
     index = VoiceIndex.build(ids[:30], persons[:30], vecs[:30], "m", 1, backend=backend, folder=tmp_path)
     assert isinstance(index.samples, MilvusSet) and index.size == 30
@@ -71,10 +71,11 @@ def test_milvus_index_answers_like_exact_faiss_and_updates_in_place(tmp_path):
             np.testing.assert_allclose(s1, s2, atol=1e-5)
 
 
-def test_backend_file_is_private_and_checked(tmp_path):
+def test_backend_file_is_private_and_checked(tmp_path, milvus_uri):
     from voiceprint.errors import LibraryError
 
-    cfg = write_backend(tmp_path, "milvus", read_backend(tmp_path)["uri"])
+    assert read_backend(tmp_path) == {"backend": "faiss"}  # no file: FAISS, whatever the environment says
+    cfg = write_backend(tmp_path, "milvus", milvus_uri)
     assert read_backend(tmp_path) == cfg and (tmp_path / "index_backend.json").stat().st_mode & 0o077 == 0
     with pytest.raises(LibraryError, match="needs --milvus-uri"):
         write_backend(tmp_path, "milvus", None)
@@ -146,3 +147,21 @@ def test_milvus_lite_leaves_no_log_files_in_tmp(tmp_path, monkeypatch):
     _milvus(str(tmp_path / "own" / "vectors.db")).list_collections()
     assert set(glob.glob(pattern)) == before
     assert (tmp_path / "own" / "milvus_logs").stat().st_mode & 0o077 == 0
+
+
+def test_an_existing_faiss_library_never_moves_to_milvus_with_the_environment(tmp_path, milvus_uri):
+    """$VOICEPRINT_MILVUS_URI (set here by the module's fixture) used to make every library without an
+    index_backend.json - every FAISS library - rebuild its index into Milvus at the next command."""
+    from voiceprint.index import _milvus, collection_name
+    from voiceprint.library import Library
+
+    speaker = Path(__file__).resolve().parent.parent / "voiceprint" / "demo_data" / "so762_0024"
+    root = tmp_path / "faiss_lib"
+    with Library.create(root, operator="tester", milvus_uri="") as library:
+        library.enrol(speaker / "interview_1.flac", person="Zhang San")
+    with Library.open(root, operator="tester") as library:
+        assert library.query(speaker / "interview_2.flac")[0]["hits"][0]["person"]["name"] == "Zhang San"
+    assert read_backend(root) == {"backend": "faiss"} and not (root / "index_backend.json").exists()
+    assert not any(_milvus(milvus_uri).has_collection(collection_name(root, model, "samples")) for model in ("campplus-zh-en", "ecapa-voxceleb"))
+    with Library.create(tmp_path / "new_lib", operator="tester") as library:  # a new library follows the environment
+        assert read_backend(library.root) == {"backend": "milvus", "uri": milvus_uri}

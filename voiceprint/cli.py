@@ -89,7 +89,8 @@ def init(
     library: LibraryOpt = None,
     model: Annotated[str | None, typer.Option(help="Speaker model (see `voiceprint models list`).")] = None,
     four_eyes: Annotated[bool, typer.Option("--four-eyes", help="Enrolments wait for a supervisor's approval (`voiceprint approve`).")] = False,
-    index: Annotated[str, typer.Option("--index", help="Where the vectors live: faiss (files in the library folder) or milvus.")] = "faiss",
+    index: Annotated[str | None, typer.Option("--index", help="Where the vectors live: faiss (files in the library folder) or milvus "
+                                                "(default: milvus at $VOICEPRINT_MILVUS_URI when set, else faiss).")] = None,
     milvus_uri: Annotated[str | None, typer.Option("--milvus-uri", help="Milvus server (http://host:19530) or a local file.db (Milvus Lite).")] = None,
 ) -> None:
     """Create a new, empty voiceprint library.
@@ -97,9 +98,12 @@ def init(
     Example: voiceprint init --library county
              voiceprint init --library province --index milvus --milvus-uri http://milvus.internal:19530
     """
-    from .index import BACKENDS, _milvus, write_backend
+    from .index import BACKENDS, _milvus
     from .library import Library
 
+    if index is None:
+        index = "milvus" if (milvus_uri or os.environ.get("VOICEPRINT_MILVUS_URI")) else "faiss"
+        milvus_uri = milvus_uri or os.environ.get("VOICEPRINT_MILVUS_URI")
     if index not in BACKENDS:
         raise typer.BadParameter(f"unknown --index {index!r} - use one of {', '.join(BACKENDS)}")
     if milvus_uri and index != "milvus":
@@ -108,9 +112,7 @@ def init(
         if not milvus_uri:
             raise typer.BadParameter("--index milvus needs --milvus-uri (a Milvus server URL, or a local file.db for embedded Milvus Lite)")
         _milvus(milvus_uri)  # refuse before anything is created if it does not answer
-    lib = Library.create(library, model=model, operator=STATE["operator"])
-    if index == "milvus":
-        write_backend(lib.root, index, milvus_uri)
+    lib = Library.create(library, model=model, operator=STATE["operator"], milvus_uri=milvus_uri if index == "milvus" else "")
     if four_eyes:
         from .web.accounts import set_four_eyes
 

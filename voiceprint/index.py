@@ -458,14 +458,13 @@ MILVUS_CONNECT_TIMEOUT_S = 120  # Milvus Lite starts its server on first use: sl
 def read_backend(folder: Path) -> dict:
     """The library's vector backend: ``{"backend": "faiss"}`` or ``{"backend": "milvus", "uri": ...}``.
 
-    Written once by ``voiceprint init --index``; a library without the file uses FAISS files, or
-    Milvus at ``$VOICEPRINT_MILVUS_URI`` when that is set (how the test suite runs every library
-    test on Milvus). The Milvus token, if any, comes from ``$VOICEPRINT_MILVUS_TOKEN``, never a file."""
+    Written once, when the library is created (``Library.create``); a library without the file uses
+    FAISS files, whatever the environment says: an existing library's voiceprints never move to a
+    Milvus server unasked. The Milvus token, if any, comes from ``$VOICEPRINT_MILVUS_TOKEN``, never a file."""
     try:
         cfg = json.loads((Path(folder) / BACKEND_FILE).read_text())
     except FileNotFoundError:
-        uri = os.environ.get("VOICEPRINT_MILVUS_URI")
-        return {"backend": "milvus", "uri": uri} if uri else {"backend": "faiss"}
+        return {"backend": "faiss"}
     except (OSError, ValueError) as exc:
         raise LibraryError(f"{Path(folder) / BACKEND_FILE} is unreadable ({exc}) - restore it from backup or remove it to use FAISS files") from exc
     if cfg.get("backend") not in BACKENDS or (cfg["backend"] == "milvus" and not cfg.get("uri")):

@@ -73,9 +73,16 @@ class Library:
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, ref=None, model: str | None = None, operator: str | None = None) -> Library:
-        """Create a new library folder (0700) and database (0600) bound to one speaker model."""
+    def create(cls, ref=None, model: str | None = None, operator: str | None = None, milvus_uri: str | None = None) -> Library:
+        """Create a new library folder (0700) and database (0600) bound to one speaker model.
+
+        Its vectors live in FAISS files beside the database, or in Milvus at ``milvus_uri`` (default
+        ``$VOICEPRINT_MILVUS_URI``; ``""`` for FAISS whatever the environment says). Decided here, once:
+        an existing library never changes backend with the environment."""
         from .embedding import load_spec
+        from .index import write_backend
+
+        milvus_uri = os.environ.get("VOICEPRINT_MILVUS_URI") if milvus_uri is None else milvus_uri
 
         root = resolve_library(ref)
         exists = f"a library already exists at {root} - open it instead, or choose another --library"
@@ -101,6 +108,8 @@ class Library:
                     store.set_meta("embedding_dim", str(spec.embedding_dim))
                     store.set_meta("generation", "0")
                     store.audit("library.create", str(root.name), model=spec.name)
+            if milvus_uri:  # before the database appears: nobody opens the library without its backend
+                write_backend(root, "milvus", milvus_uri)
             # Closing the only connection folded the WAL into the file and removed it.
             os.rename(building, root / DB_NAME)
             fsync_dir(root)
