@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,24 @@ def test_an_existing_faiss_library_never_moves_to_milvus_with_the_environment(tm
     assert not any(_milvus(milvus_uri).has_collection(collection_name(root, model, "samples")) for model in ("campplus-zh-en", "ecapa-voxceleb"))
     with Library.create(tmp_path / "new_lib", operator="tester") as library:  # a new library follows the environment
         assert read_backend(library.root) == {"backend": "milvus", "uri": milvus_uri}
+
+
+def test_a_library_pointed_at_another_milvus_moves_its_index_there(tmp_path, milvus_uri):
+    """An administrator moving a library to a new Milvus edits index_backend.json; the index stayed at the old URI."""
+    from voiceprint.index import _milvus, collection_name
+    from voiceprint.library import Library
+
+    speaker = Path(__file__).resolve().parent.parent / "voiceprint" / "demo_data" / "so762_0024"
+    root = tmp_path / "lib"
+    with Library.create(root, operator="tester") as library:
+        library.enrol(speaker / "interview_1.flac", person="Zhang San")
+        model = library.model
+    new_uri = str(tmp_path / "moved" / "vectors.db")
+    write_backend(root, "milvus", new_uri)
+    with Library.open(root, operator="tester") as library:
+        assert library.check_index()["status"] == "missing"  # not "ok" at the old place: `index rebuild` is due
+        assert library.query(speaker / "interview_2.flac")[0]["hits"][0]["person"]["name"] == "Zhang San"
+        assert _milvus(new_uri).has_collection(collection_name(root, model, "samples"))
+        library.rebuild_index()
+        assert library.check_index()["status"] == "ok"
+    assert json.loads((root / "index.json").read_text())["milvus"]["uri"] == new_uri

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import zipfile
@@ -33,6 +34,8 @@ import numpy as np
 
 from .errors import LibraryError
 from .fsutil import write_atomic
+
+log = logging.getLogger(__name__)
 
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 DEFAULT_KIND = "auto"
@@ -445,6 +448,9 @@ class VoiceIndex:
             return None
         if samples.ntotal != meta.get("samples") or persons.ntotal != meta.get("persons"):
             return None
+        if _location(samples) != read_backend(folder):  # index_backend.json was pointed elsewhere: rebuilt there
+            log.info("the index is not where %s says: rebuilding it there from the database", BACKEND_FILE)
+            return None
         return cls(samples, persons, meta["model"], int(meta["generation"]), meta.get("kind", DEFAULT_KIND), sample_persons)
 
 
@@ -453,6 +459,11 @@ BACKEND_FILE = "index_backend.json"
 BACKENDS = ("faiss", "milvus")
 _MILVUS_CLIENTS: dict = {}
 MILVUS_CONNECT_TIMEOUT_S = 120  # Milvus Lite starts its server on first use: slow on a loaded machine
+
+
+def _location(vectors) -> dict:
+    """Where a loaded vector set lives, in ``read_backend``'s terms."""
+    return {"backend": "milvus", "uri": vectors.uri} if isinstance(vectors, MilvusSet) else {"backend": "faiss"}
 
 
 def read_backend(folder: Path) -> dict:
@@ -494,8 +505,6 @@ def _milvus(uri: str):
             from pymilvus import MilvusClient
         except ImportError as exc:
             raise LibraryError("this library keeps its vectors in Milvus: install pymilvus (`make install`)") from exc
-        import logging
-
         # Milvus Lite keeps no server-side read timestamp: every id listing warned so, on every command
         logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
         local = "://" not in uri
