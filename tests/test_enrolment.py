@@ -203,3 +203,14 @@ def test_small_blocks_of_queued_work_still_commit_in_order(items, tmp_path, monk
         assert done.count("enrolled") == 10 and done.count("refused") == 1
         ids = [o.voiceprint_id for o in done.outcomes if o.status == "enrolled"]
         assert ids == sorted(ids)  # committed in order, one transaction each
+
+
+def test_a_case_number_new_to_the_library_is_said_once(items, tmp_path):
+    """A mistyped case number silently opened a case nobody else files under."""
+    lib = Library.create(tmp_path / "lib", operator="tester")
+    lib.store.add_case("AJ2026-001")
+    first, second, third = (EnrolItem(items[i].path, items[i].person, case=case)
+                            for i, case in ((0, "AJ2026-001"), (1, "AJ2026-0O1"), (2, "AJ2026-0O1")))
+    outcomes = lib.enrol_many([first, second, third], workers=0).outcomes
+    said = [[w for w in o.warnings if "was not in the library" in w] for o in outcomes]
+    assert said == [[], ["case AJ2026-0O1 was not in the library: it was opened (check the number if you meant an existing case)"], []]

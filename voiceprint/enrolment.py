@@ -213,11 +213,13 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         pending = four_eyes(store)
         newest = store.db.execute("SELECT COALESCE(MAX(id), 0) FROM persons").fetchone()[0]
         pid = store.person_to_enrol(item.person, item.id_number, normalise_category(item.category), item.notes)
-        moved: list[str] = []
+        notes: list[str] = []
         if item.phone:
-            moved = _moved_phone(store, path, item.phone, pid, strict=pending)
+            notes = _moved_phone(store, path, item.phone, pid, strict=pending)
             store.add_phone(item.phone, pid)
         if item.case:
+            if store.case_row(item.case.strip()) is None:  # a mistyped number would open a case nobody else files under
+                notes.append(f"case {item.case.strip()} was not in the library: it was opened (check the number if you meant an existing case)")
             store.add_case(item.case)
             store.link_case(item.case, pid, item.phone or None)
         rid = store.add_recording(done.sha256, done.channel, path.name, done.duration, done.net_speech, done.source_rate,
@@ -231,7 +233,7 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}),
                     **({"new_person": True} if pid > newest else {}))  # a rejection (four-eyes) then removes the person
     waiting = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] if pending else []
-    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + moved + waiting,
+    return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + notes + waiting,
                         pending=pending)
 
 
