@@ -513,8 +513,10 @@ class Store(LinkingRows):
     def delete_person(self, person_id: int) -> dict:
         """Delete a person and their voiceprints (recordings no longer used by anyone go too, with the
         rows of their kept uploads: ``uploads_erased`` lists those recordings' SHA-256 for the caller,
-        who holds the files, to erase)."""
+        who holds the files, to erase). Their phone numbers are case data: they stay, registered to no
+        one, and the audit row names them (``phones_unassigned``)."""
         n_vp = self.db.execute("SELECT COUNT(*) FROM voiceprints WHERE person_id = ?", (person_id,)).fetchone()[0]
+        phones = [int(r[0]) for r in self.db.execute("SELECT id FROM phones WHERE person_id = ? ORDER BY id", (person_id,))]
         shas = [r[0] for r in self.db.execute("SELECT DISTINCT r.sha256 FROM recordings r JOIN voiceprints v ON v.recording_id = r.id"
                                               " WHERE v.person_id = ?", (person_id,))]
         self.db.execute("DELETE FROM persons WHERE id = ?", (person_id,))
@@ -525,7 +527,7 @@ class Store(LinkingRows):
         redacted = redact_results(self, person_id)
         self.bump_generation()
         self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp, **({"uploads_erased": len(gone)} if gone else {}),
-                   **({"results_redacted": redacted} if redacted else {}))
+                   **({"results_redacted": redacted} if redacted else {}), **({"phones_unassigned": phones} if phones else {}))
         return {"person": person_id, "voiceprints": int(n_vp), "uploads_erased": gone}
 
     def forget_uploads(self, shas: list[str]) -> list[str]:

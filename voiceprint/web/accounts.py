@@ -232,8 +232,8 @@ def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, 
                 store.audit("enrol.approve" if approve else "enrol.reject", f"voiceprint:{row['id']}", person=row["person_id"],
                             enrolled_by=row["enrolled_by"], **({"note": note} if note else {}))
                 if not approve and not rows.has_voiceprints(store, row["person_id"]) and rows.made_by_enrolment(store, row["person_id"]):
-                    # the rejected sample made this person (an enrolment, or a promotion of unknown voices): the person,
-                    # and the number and case links it gave them, go too
+                    # the rejected sample made this person (an enrolment, or a promotion of unknown voices): the person
+                    # and their case links go too; their numbers stay, registered to no one (Store.delete_person)
                     erased += store.delete_person(int(row["person_id"]))["uploads_erased"]
                     store.reopen_orphan_clusters()
                 done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})
