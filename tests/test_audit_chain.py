@@ -197,3 +197,29 @@ def test_cli_enrolment_in_a_four_eyes_library_needs_an_enrolling_account(tmp_pat
     monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
     assert run(["--operator", "tech", "enrol", str(clip), "--person", "A", "--password-stdin", "--library", root]) == 0
     assert "wait for a second person's approval" in capsys.readouterr().err
+
+
+def test_a_named_operator_is_recorded_with_the_os_account_that_ran_the_command(lib, monkeypatch, capsys):
+    """`--operator` (or $USER) is taken on trust: the OS account behind it is in the row, inside what the chain hashes."""
+    import json
+    import os
+    import pwd
+
+    root, me = str(lib.root), pwd.getpwuid(os.getuid()).pw_name
+    assert run(["--operator", "colleague", "case", "add", "AJ-1", "--library", root]) == 0
+    monkeypatch.setenv("LOGNAME", "colleague2")
+    monkeypatch.setenv("USER", "colleague2")
+    assert run(["case", "add", "AJ-2", "--library", root]) == 0
+    monkeypatch.setenv("LOGNAME", me)
+    monkeypatch.setenv("USER", me)
+    assert run(["case", "add", "AJ-3", "--library", root]) == 0
+    capsys.readouterr()
+    assert run(["audit", "--action", "case.add", "--json", "--library", root]) == 0
+    rows = {r["target"]: r for r in json.loads(capsys.readouterr().out)}
+    assert [(rows[f"case:{i}"]["operator"], rows[f"case:{i}"]["os_user"]) for i in (1, 2, 3)] == [
+        ("colleague", me), ("colleague2", me), (me, "")]
+    assert rows["case:1"]["detail"] == {"os_user": me}
+    assert verify_audit_chain(lib.store)["ok"]
+    _tamper(lib.root / DB_NAME, "UPDATE audit SET detail = '{}' WHERE action = 'case.add' AND target = 'case:1';")
+    with Store(lib.root / DB_NAME) as fresh:
+        assert verify_audit_chain(fresh)["first_broken"]["action"] == "case.add"

@@ -130,6 +130,23 @@ def test_many_deletions_compact_the_set():
     _same_answers(index, VoiceIndex.build(ids[keep], persons[keep], vecs[keep], "m", 2, kind="hnsw"), vecs[50::9])
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_a_removed_vector_leaves_no_bytes_in_the_saved_set(kind):
+    """Masked out (too few removed to compact) and zeroed: the index file keeps no erased voiceprint (HNSW and
+    IVF store fp16), and search still finds the others."""
+    from voiceprint.index import VectorSet
+
+    vecs = _unit(np.random.default_rng(4), 400)
+    stored = (lambda v: v.tobytes()) if kind == "flat" else (lambda v: v.astype(np.float16).tobytes())
+    vs = VectorSet.build(vecs, np.arange(100, 500), kind)
+    vs.remove(np.array([105, 106, 300]))
+    saved = vs.to_bytes()
+    assert vs.kind == kind and vs.ntotal == 397
+    assert [stored(vecs[i]) in saved for i in (5, 6, 200)] == [False] * 3
+    assert [stored(vecs[i]) in saved for i in (4, 7, 201)] == [True] * 3
+    assert list(vs.search(vecs[[4, 7, 201]], 1)[1][:, 0]) == [104, 107, 301]
+
+
 def test_unknown_kind_is_refused():
     from voiceprint.errors import LibraryError
 

@@ -280,9 +280,16 @@ def test_in_a_four_eyes_library_a_promotion_waits_for_another_supervisor(lib):
     pending = [r[0] for r in lib.store.db.execute("SELECT id FROM voiceprints WHERE person_id = ? AND pending = 1", (out["person_id"],))]
     assert out["pending"] and len(pending) == 2 and lib.person("Customer-service voice A")["voice_samples"] == 0  # not searchable yet
     assert [r["detail"].get("promoted") for r in lib.audit(50, action="enrol.pending")] == [True, True]
+    phone = lib.add_phone("13800138000", out["person_id"])  # a number registered to the pending person meanwhile
+    lib.link_case("AJ-A", phone="13800138000")
     # rejected: the case voices go back to the unknown voices, the promoted person goes, the cluster opens again
     accounts.review(lib, pending, "wang", approve=False)
     assert lib.store.db.execute("SELECT COUNT(*) FROM persons WHERE id = ?", (out["person_id"],)).fetchone()[0] == 0
+    # its number stays as `person delete` leaves one: registered to no one, still the case's, and the erasure says so
+    assert [tuple(r) for r in lib.store.db.execute("SELECT id, person_id FROM phones")] == [(phone, None)]
+    assert lib.store.db.execute("SELECT COUNT(*) FROM phone_cases WHERE phone_id = ?", (phone,)).fetchone()[0] == 1
+    assert lib.store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert lib.audit(1, action="person.delete")[0]["detail"]["phones_unassigned"] == [phone]
     [again] = linking.clusters(lib)
     assert again["cluster"] == cluster["cluster"] and again["cases"] == ["AJ-A", "AJ-B"]
     assert lib.store.db.execute("SELECT COUNT(*) FROM case_voices WHERE voiceprint_id IN (?, ?)", pending).fetchone()[0] == 2

@@ -13,6 +13,7 @@ pytest.importorskip("milvus_lite", reason="milvus-lite not installed - run `make
 
 from test_library import (  # noqa: E402  (the library tests, collected again here on Milvus)
     lib,  # noqa: F401
+    test_a_deleted_persons_vectors_are_gone_from_every_file,  # noqa: F401
     test_a_person_is_searchable_by_the_mean_of_several_samples,  # noqa: F401
     test_delete_person_removes_them_from_search,  # noqa: F401
     test_enrol_then_query_leads_to_person_phones_and_cases,  # noqa: F401

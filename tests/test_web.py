@@ -564,3 +564,41 @@ def test_a_pending_enrolment_takes_nobodys_number_and_a_rejection_removes_the_pe
         unowned = wb.call_sync("t", lambda lib: lib.store.db.execute(
             "SELECT person_id FROM phones WHERE number = '+8613500135000'").fetchone()[0])
         assert unowned is None
+
+
+def test_login_rows_name_the_client_address_and_x_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path, caplog):
+    """Logins, failed logins and logouts say where they came from; the Python log gains neither name nor address."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    with Library.create(tmp_path / "lib", operator="setup") as lib:
+        accounts.add_user(lib.store, "zhao.detective", "investigator", PASSWORD)
+    for trusted, seen in (((), "127.0.0.1"), (("127.0.0.1",), "10.20.30.40")):
+        app = create_app(Settings(library=str(tmp_path / "lib"), trusted_proxies=trusted))
+        try:
+            c = TestClient(app, follow_redirects=False, client=("127.0.0.1", 50000), headers={"X-Forwarded-For": "10.20.30.40"})
+            for password in ("wrong-password!", PASSWORD):
+                form = c.get("/login")
+                c.post("/login", data={"username": "zhao.detective", "password": password, "csrf_token": csrf_of(form.text)})
+            assert c.post("/logout", data={"csrf_token": c.get("/api/session").json()["csrf_token"]}).status_code == 303
+            rows = app.state.wb.call_sync("test", lambda lib: lib.store.audit_rows(3))
+            assert [(r["action"], r["detail"].get("client")) for r in rows] == [("logout", seen), ("login", seen), ("login.failed", seen)]
+        finally:
+            app.state.wb.close()
+    assert not any(word in r.getMessage() for r in caplog.records for word in ("zhao.detective", "10.20.30.40", "127.0.0.1"))
+
+
+def test_serve_leaves_x_forwarded_for_to_its_trusted_proxy_option(tmp_path, monkeypatch):
+    """uvicorn on its own trusts the header from 127.0.0.1; `serve` trusts only the proxies it is told of."""
+    import uvicorn
+
+    from voiceprint.cli import run
+
+    Library.create(tmp_path / "lib").close()
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append((app, kw)))
+    for extra, trusted in (([], ()), (["--trusted-proxy", "10.0.0.2", "--trusted-proxy", "10.0.0.3"], ("10.0.0.2", "10.0.0.3"))):
+        assert run(["serve", "--library", str(tmp_path / "lib"), *extra]) == 0
+        app, kw = started.pop()
+        app.state.wb.close()
+        assert kw["proxy_headers"] is False and app.state.wb.settings.trusted_proxies == trusted

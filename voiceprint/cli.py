@@ -74,7 +74,8 @@ _open = open_library
 def _global(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and progress detail.")] = False,
     operator: Annotated[str | None, typer.Option("--operator", envvar="VOICEPRINT_OPERATOR",
-                                                    help="Who is acting, for the audit trail (default: OS user).")] = None,
+                                                    help="Who is acting, for the audit trail (default: OS user; "
+                                                         "another name is recorded with the OS user beside it).")] = None,
 ) -> None:
     STATE["verbose"] = verbose
     STATE["operator"] = operator
@@ -686,7 +687,8 @@ def audit(
     rows = _open(library).audit(limit, action)
     for r in rows:
         r["time"] = datetime.fromtimestamp(r["ts"]).isoformat(timespec="seconds")
-    print_rows(rows, ["id", "time", "operator", "action", "target", "detail"], _fmt(json_out, csv_out))
+        r["os_user"] = r["detail"].get("os_user", "")  # who ran the command, where --operator named someone else
+    print_rows(rows, ["id", "time", "operator", "os_user", "action", "target", "detail"], _fmt(json_out, csv_out))
 
 
 @models_app.command("list")

@@ -26,6 +26,7 @@ import numpy as np
 from .enrolment import EnrolItem, EnrolOutcome, EnrolSummary, folder_items, read_manifest
 from .errors import LibraryBusy, LibraryError, NotFound
 from .fsutil import fsync_dir
+from .index import erase_deleted_vectors
 from .store import Store, assert_sealed, check_model_fingerprint, default_operator, describe_failure, erase_checkpoint, verify_seals
 from .voices import AUDIO_SUFFIXES, Voice, read_voices
 
@@ -307,6 +308,7 @@ class Library:
         with self.writing():
             index = self._index = self._build_index(kind)
             index.save(self.root)
+            erase_deleted_vectors(self.root)  # the dropped collections' pages too
             self.store.audit("index.rebuild", kind=index.kind, samples=index.size)
         return self.check_index()
 
@@ -446,6 +448,7 @@ class Library:
             with self.store.transaction():
                 result = self.store.delete_person(self._person_id(ref))
             self.save_index()
+            erase_deleted_vectors(self.root)  # Milvus Lite keeps deleted vectors' bytes otherwise
             self.erase_upload_files(result["uploads_erased"])
             result["wal"] = erase_checkpoint(self.store)  # erasure: no WAL page keeps the deleted rows
             result["copies"] = self.erase_in_copies([result["person"]])

@@ -217,11 +217,12 @@ def _switch(lib: Library, spec, summary: ReembedSummary) -> None:
 def _drop_old_collections(lib: Library, old_model: str) -> None:
     """A Milvus-backed library keeps each model's vectors in collections of their own: the old model's
     would otherwise outlive the switch (and every later erasure). The database copy can rebuild them."""
-    from .index import collection_name, drop_collections, read_backend
+    from .index import collection_name, drop_collections, erase_deleted_vectors, read_backend
 
     backend = read_backend(lib.root)
     if backend.get("backend") == "milvus":
         drop_collections(backend["uri"], [collection_name(lib.root, old_model, level) for level in ("samples", "persons")])
+        erase_deleted_vectors(lib.root)  # a dropped collection's bytes stay in a Milvus Lite file otherwise
 
 
 #: the name of the database copy a model switch leaves beside the library (its time appended)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from .errors import DataError
+from .index import erase_deleted_vectors
 from .store import erase_checkpoint, expired_persons
 from .store import set_retention as _store_set_retention
 from .store import update_person as _store_update_person
@@ -66,6 +67,7 @@ def apply_retention(lib, as_of: str | None = None, dry_run: bool = False) -> dic
             result["erased"] = len(due)
             lib.store.audit("retention.apply", "", as_of=today, persons=len(due), voiceprints=result["voiceprints"])
         lib._save_index()
+        erase_deleted_vectors(lib.root)
         lib.erase_upload_files(uploads)
         result["wal"] = erase_checkpoint(lib.store)
         result["copies"] = lib.erase_in_copies([int(p["id"]) for p in due])

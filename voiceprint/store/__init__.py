@@ -8,9 +8,11 @@ and can always be rebuilt from it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import json
 import os
+import pwd
 import re
 import sqlite3
 import time
@@ -64,7 +66,7 @@ __all__ = [
     "KEY_NAME", "MIGRATIONS", "ROLES", "SEAL_SCHEME", "SEAL_TRIGGERS", "Store", "add_case_call", "allow_lost_key", "assert_sealed",
     "audit_chain_head", "audit_failure", "audit_row_hash", "case_calls", "check_model_fingerprint", "default_operator",
     "describe_failure", "ensure_casefile_schema", "erase_checkpoint", "expired_persons", "four_eyes", "integrity_attach",
-    "keep_case_voice_vector", "key_path", "normalise_category", "pending_voiceprints", "person_seal", "record_failure",
+    "keep_case_voice_vector", "key_path", "normalise_category", "os_account", "pending_voiceprints", "person_seal", "record_failure",
     "rekey_and_reseal", "reseal_all", "seal_audit", "set_retention", "update_person", "verify_audit_chain", "verify_seals",
     "voiceprint_seal",
 ]
@@ -75,6 +77,15 @@ def default_operator() -> str:
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return str(os.getuid())
+
+
+@functools.cache
+def os_account() -> str:
+    """The OS account this process runs as, from its user id (not ``$USER``, which anyone can set)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry in some containers
         return str(os.getuid())
 
 
@@ -186,7 +197,13 @@ class Store(LinkingRows):
         self.set_meta("generation", str(self.generation + 1))
 
     def audit(self, action: str, target: str = "", **detail) -> None:
-        """Append one audit row: who (operator), when, what action, on what."""
+        """Append one audit row: who (operator), when, what action, on what.
+
+        An operator named on the command line (``--operator``, ``$VOICEPRINT_OPERATOR``) is taken on
+        trust: when it is not the OS account running the process, the row's detail also names that
+        account (``os_user``), inside what the chain hashes."""
+        if self.operator != os_account():
+            detail["os_user"] = os_account()
         _chain_insert(self, action, target, json.dumps(detail, ensure_ascii=False, default=str))
 
     def audit_rows(self, limit: int = 100, action: str | None = None) -> list[dict]:
@@ -496,8 +513,10 @@ class Store(LinkingRows):
     def delete_person(self, person_id: int) -> dict:
         """Delete a person and their voiceprints (recordings no longer used by anyone go too, with the
         rows of their kept uploads: ``uploads_erased`` lists those recordings' SHA-256 for the caller,
-        who holds the files, to erase)."""
+        who holds the files, to erase). Their phone numbers are case data: they stay, registered to no
+        one, and the audit row names them (``phones_unassigned``)."""
         n_vp = self.db.execute("SELECT COUNT(*) FROM voiceprints WHERE person_id = ?", (person_id,)).fetchone()[0]
+        phones = [int(r[0]) for r in self.db.execute("SELECT id FROM phones WHERE person_id = ? ORDER BY id", (person_id,))]
         shas = [r[0] for r in self.db.execute("SELECT DISTINCT r.sha256 FROM recordings r JOIN voiceprints v ON v.recording_id = r.id"
                                               " WHERE v.person_id = ?", (person_id,))]
         self.db.execute("DELETE FROM persons WHERE id = ?", (person_id,))
@@ -508,7 +527,7 @@ class Store(LinkingRows):
         redacted = redact_results(self, person_id)
         self.bump_generation()
         self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp, **({"uploads_erased": len(gone)} if gone else {}),
-                   **({"results_redacted": redacted} if redacted else {}))
+                   **({"results_redacted": redacted} if redacted else {}), **({"phones_unassigned": phones} if phones else {}))
         return {"person": person_id, "voiceprints": int(n_vp), "uploads_erased": gone}
 
     def forget_uploads(self, shas: list[str]) -> list[str]:

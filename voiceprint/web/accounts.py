@@ -113,9 +113,12 @@ def user_exists(store: Store, name: str) -> bool:
     return rows.user_row(store, name) is not None
 
 
-def authenticate(store: Store, name: str, password: str) -> dict:
-    """The user for a name and password, or :class:`AuthFailed`. Every failure is audited."""
+def authenticate(store: Store, name: str, password: str, client: str = "") -> dict:
+    """The user for a name and password, or :class:`AuthFailed`. Every attempt is audited, with the
+    ``client`` address it came from (the workbench's; none on the command line)."""
     from argon2.exceptions import VerificationError
+
+    where = {"client": client} if client else {}
 
     now = time.time()
     row = rows.user_row(store, name)
@@ -127,7 +130,7 @@ def authenticate(store: Store, name: str, password: str) -> dict:
         if until > now:
             _UNKNOWN_FAILURES[name] = (failures, until)
             with store.transaction():
-                store.audit("login.refused", "", reason="locked")
+                store.audit("login.refused", "", reason="locked", **where)
             raise AuthFailed(_locked_message(until, now))
         try:  # the same work as for a real user, so timing does not tell which names exist
             hasher.verify(_DUMMY_HASH[0], password or "")
@@ -137,11 +140,11 @@ def authenticate(store: Store, name: str, password: str) -> dict:
         while len(_UNKNOWN_FAILURES) > UNKNOWN_NAMES_KEPT:
             del _UNKNOWN_FAILURES[next(iter(_UNKNOWN_FAILURES))]
         with store.transaction():
-            store.audit("login.failed", "", reason="unknown user")
+            store.audit("login.failed", "", reason="unknown user", **where)
         raise AuthFailed("wrong user name or password")
     if row["locked_until"] > now:
         with store.transaction():
-            store.audit("login.refused", f"user:{row['id']}", reason="locked")
+            store.audit("login.refused", f"user:{row['id']}", reason="locked", **where)
         raise AuthFailed(_locked_message(row["locked_until"], now))
     try:
         hasher.verify(row["password_hash"], password or "")
@@ -154,14 +157,14 @@ def authenticate(store: Store, name: str, password: str) -> dict:
             failed = int(row["failed_logins"]) + 1
             lock = _lock_until(failed, now)
             rows.set_login_failures(store, row["id"], failed, lock)
-            store.audit("login.failed", f"user:{row['id']}", failures=failed)
+            store.audit("login.failed", f"user:{row['id']}", failures=failed, **where)
             refusal = "wrong user name or password"
         elif row["disabled"]:
-            store.audit("login.refused", f"user:{row['id']}", reason="disabled")
+            store.audit("login.refused", f"user:{row['id']}", reason="disabled", **where)
             refusal = "this account is disabled - ask a supervisor"
         else:
             rows.set_login_failures(store, row["id"], 0, 0)
-            store.audit("login", f"user:{row['id']}")
+            store.audit("login", f"user:{row['id']}", **where)
     if refusal:
         raise AuthFailed(refusal)
     return {"id": int(row["id"]), "name": row["name"], "role": row["role"]}
@@ -229,8 +232,8 @@ def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, 
                 store.audit("enrol.approve" if approve else "enrol.reject", f"voiceprint:{row['id']}", person=row["person_id"],
                             enrolled_by=row["enrolled_by"], **({"note": note} if note else {}))
                 if not approve and not rows.has_voiceprints(store, row["person_id"]) and rows.made_by_enrolment(store, row["person_id"]):
-                    # the rejected sample made this person (an enrolment, or a promotion of unknown voices): the person,
-                    # and the number and case links it gave them, go too
+                    # the rejected sample made this person (an enrolment, or a promotion of unknown voices): the person
+                    # and their case links go too; their numbers stay, registered to no one (Store.delete_person)
                     erased += store.delete_person(int(row["person_id"]))["uploads_erased"]
                     store.reopen_orphan_clusters()
                 done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})

@@ -53,6 +53,8 @@ class Settings:
     leads: Path | None = None
     trials: Path | None = None
     ip_failures: int = 20  # failed logins per client address in 5 minutes before it is throttled
+    #: reverse proxies whose X-Forwarded-For names the client (``serve --trusted-proxy``); from anyone else it is ignored
+    trusted_proxies: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
 
@@ -251,6 +253,10 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     routes.install(app)
     app.add_middleware(LimitUploads, limit=settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)  # added last, so outermost: the 413 of LimitUploads carries them too
+    if settings.trusted_proxies:  # the client address (login throttle, audit rows) from the proxy's header
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 

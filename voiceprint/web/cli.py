@@ -139,6 +139,9 @@ def _register_serve(app) -> None:
         secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark cookies Secure (serving through HTTPS).")] = False,
         leads: Annotated[Path | None, typer.Option(help="CDR leads JSON from `voiceprint calls leads --out leads.json`.")] = None,
         trials: Annotated[Path | None, typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the reports' Tippett plot.")] = None,
+        trusted_proxy: Annotated[list[str] | None, typer.Option(
+            "--trusted-proxy", help="Address of the reverse proxy in front (repeatable): its X-Forwarded-For names the client. "
+                                    "Without it the header is ignored.")] = None,
     ) -> None:
         """The investigator's workbench: a web application over this library, for one centre's network.
 
@@ -149,12 +152,13 @@ def _register_serve(app) -> None:
         from .app import Settings, create_app
 
         settings = Settings(library=library, idle_timeout_s=float(idle_timeout), max_upload_bytes=max_upload_mb * 1024 * 1024,
-                            secure_cookies=secure_cookies, leads=leads, trials=trials)
+                            secure_cookies=secure_cookies, leads=leads, trials=trials, trusted_proxies=tuple(trusted_proxy or ()))
         web = create_app(settings, close_on_shutdown=True)
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: binding {host}: anyone who can reach this port can try to log in; put it behind TLS", err=True)
         typer.echo(f"voiceprint workbench on http://{host}:{port}/ (library {web.state.wb.lib.root}); Ctrl-C stops it", err=True)
-        uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+        # proxy headers are the app's (--trusted-proxy), never uvicorn's default trust of 127.0.0.1
+        uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, server_header=False, proxy_headers=False)
 
 
 def _register_four_eyes(app, state) -> None:

@@ -142,7 +142,7 @@ def _login_routes(app) -> None:
         # into the name box, or a made-up name, must not be written into the permanent trail.
         exists = accounts.NAME_RE.match(name) is not None and await wb.call("unknown", lambda lib: accounts.user_exists(lib.store, name))
         try:
-            user = await wb.call(name if exists else "unknown", lambda lib: accounts.authenticate(lib.store, name, password))
+            user = await wb.call(name if exists else "unknown", lambda lib: accounts.authenticate(lib.store, name, password, ip))
         except accounts.AuthFailed as err:
             wb.ip_failures.setdefault(ip, []).append(time.time())
             return _login_again(request, nxt, str(err), 401)
@@ -158,10 +158,12 @@ def _login_routes(app) -> None:
         await form_with_csrf(request, user)
         wb = _wb(request)
 
+        ip = request.client.host if request.client else "?"
+
         def end(lib):
             accounts.end_session(lib.store, user["sid"])
             with lib.store.transaction():
-                lib.store.audit("logout", f"user:{user['id']}")
+                lib.store.audit("logout", f"user:{user['id']}", client=ip)
 
         await wb.call(user["name"], end)
         resp = RedirectResponse("/login", status_code=303)
