@@ -170,6 +170,20 @@ def test_login_without_its_csrf_token_and_wrong_passwords_are_refused_then_throt
     assert "too many failed logins" in answers[-1] and all("wrong user name" in a for a in answers[:-1])
 
 
+def test_a_throttled_address_is_audited_once_not_per_request(app, monkeypatch):
+    """Refusals of a throttled address wrote nothing: a brute-force run left no trace past the throttle."""
+    monkeypatch.setattr(app.state.wb.settings, "ip_failures", 2)
+    monkeypatch.setattr(app.state.wb, "ip_failures", {})
+    c = client(app)
+    codes = []
+    for _ in range(5):
+        form = c.get("/login")
+        codes.append(c.post("/login", data={"username": "nobody_here", "password": "wrong-password!", "csrf_token": csrf_of(form.text)}).status_code)
+    assert codes == [401, 401, 429, 429, 429]
+    rows = app.state.wb.call_sync("test", lambda lib: lib.store.audit_rows(10, "login.throttled"))
+    assert len(rows) == 1 and rows[0]["detail"]["client"] == "testclient" and rows[0]["detail"]["failures"] == 2
+
+
 def test_a_failed_login_never_writes_what_was_typed_as_the_name_into_the_audit_trail(app):
     c = client(app)
     for typed in ("MyS3cret-Passw0rd", "admin"):  # a password typed into the name box, then a made-up name

@@ -104,6 +104,7 @@ class Workbench:
         self.pool.submit(_one_faiss_thread).result()
         self.pool.submit(_sweep_incoming, self.lib.root).result()
         self.ip_failures: dict[str, list[float]] = {}
+        self.throttle_noted: dict[str, float] = {}  # when each address's throttling was last written to the audit trail
 
     def call_sync(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
         return self.pool.submit(self._run, operator, fn, args, kwargs).result()
@@ -300,6 +301,18 @@ def tokens_equal(a: str | None, b: str | None) -> bool:
 
 #: client addresses whose failed logins are remembered; beyond it, addresses with no recent failure are forgotten
 IP_FAILURES_KEPT = 10_000
+
+
+def throttle_news(wb: Workbench, ip: str) -> bool:
+    """Whether a throttled address's refusal should be audited: once per address and five minutes, so
+    that an attacker hammering the login page leaves a trace without writing a row per request."""
+    now = time.time()
+    if now - wb.throttle_noted.get(ip, 0.0) < 300:
+        return False
+    if len(wb.throttle_noted) > IP_FAILURES_KEPT:
+        wb.throttle_noted = {k: t for k, t in wb.throttle_noted.items() if now - t < 300}
+    wb.throttle_noted[ip] = now
+    return True
 
 
 def throttled(wb: Workbench, ip: str) -> bool:

@@ -23,6 +23,7 @@ from .app import (
     _too_large,
     require,
     signer,
+    throttle_news,
     throttled,
     tokens_equal,
     unsign,
@@ -136,6 +137,9 @@ def _login_routes(app) -> None:
             raise CsrfFailed()
         nxt = _safe_next(str(form.get("next") or "/query"))
         if throttled(wb, ip):
+            if throttle_news(wb, ip):
+                failures = len(wb.ip_failures.get(ip, []))
+                await wb.call("unknown", lambda lib: lib.store.audit("login.throttled", "", client=ip, failures=failures))
             return _login_again(request, nxt, "too many failed logins from this address - wait five minutes", 429)
         name, password = str(form.get("username") or ""), str(form.get("password") or "")
         # The operator of the attempt's audit rows is an account's name, never free text: a password typed
