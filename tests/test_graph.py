@@ -193,3 +193,20 @@ def test_leads_say_when_no_calling_number_of_the_cases_was_screened(tmp_path, co
     assert "none of the 1 numbers that called the case victims is in" in capsys.readouterr().err
     assert run(["leads", "--sources", "voice", "--library", lib]) == 0
     assert "none of the" not in capsys.readouterr().err
+
+
+def test_a_deleted_person_leaves_no_lead_edge(tmp_path, county):
+    """Erasure: the lead graph kept a deleted person's edges (phones, voice matches) until the next refresh."""
+    with Library.create(tmp_path / "lib") as lib:
+        lib.add_case("AJ-1")
+        pid = lib.store.add_person("Zhang San")
+        lib.store.add_phone("13800138000", pid)
+        graph.refresh(lib, need_cdr=False)
+        node = f"person:{pid}"
+        edges = "SELECT COUNT(*) FROM lead_edges WHERE src = ? OR dst = ?"
+        assert lib.store.db.execute(edges, (node, node)).fetchone()[0] >= 1
+        with lib.store.transaction():
+            lib.store.delete_person(pid)
+        assert lib.store.db.execute(edges, (node, node)).fetchone()[0] == 0
+        [row] = lib.store.audit_rows(1, "person.delete")
+        assert row["detail"]["lead_edges_erased"] >= 1

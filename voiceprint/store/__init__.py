@@ -525,10 +525,20 @@ class Store(LinkingRows):
         from .accounts import redact_results
 
         redacted = redact_results(self, person_id)
+        leads = self._forget_lead_edges(f"person:{person_id}")
         self.bump_generation()
         self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp, **({"uploads_erased": len(gone)} if gone else {}),
-                   **({"results_redacted": redacted} if redacted else {}), **({"phones_unassigned": phones} if phones else {}))
+                   **({"results_redacted": redacted} if redacted else {}), **({"phones_unassigned": phones} if phones else {}),
+                   **({"lead_edges_erased": leads} if leads else {}))
         return {"person": person_id, "voiceprints": int(n_vp), "uploads_erased": gone}
+
+    def _forget_lead_edges(self, node: str) -> int:
+        """Drop the lead graph's edges to or from ``node`` (a deleted person's voice matches and phones would
+        otherwise stay until the next ``voiceprint leads``); how many went. The graph's tables exist once a
+        case file was used."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lead_edges'").fetchone() is None:
+            return 0
+        return int(self.db.execute("DELETE FROM lead_edges WHERE src = ? OR dst = ?", (node, node)).rowcount)
 
     def forget_uploads(self, shas: list[str]) -> list[str]:
         """Drop the upload rows of these recordings where no recording row uses them any more; their SHA-256."""
