@@ -25,6 +25,7 @@ HTMX_FILE = "htmx-2.0.4.min.js"
 CYTOSCAPE_FILE = "cytoscape-3.35.0.min.js"
 COOKIE = "vp_session"
 LOGIN_COOKIE = "vp_login"
+LANG_COOKIE = "vp_lang"
 ALL_ROLES = frozenset({"technician", "investigator", "analyst", "supervisor"})
 #: Which roles may do what. Browsing persons, cases and phones is open to every role.
 PERMISSIONS: dict[str, frozenset] = {
@@ -53,6 +54,7 @@ class Settings:
     leads: Path | None = None
     trials: Path | None = None
     ip_failures: int = 20  # failed logins per client address in 5 minutes before it is throttled
+    lang: str = "en"  # the pages' language until a browser picks another (voiceprint.i18n.LANGUAGES)
     extra: dict = field(default_factory=dict)
 
 
@@ -241,11 +243,13 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     app = FastAPI(title="voiceprint workbench", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.wb = wb
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(htmx_file=HTMX_FILE, cytoscape_file=CYTOSCAPE_FILE, can=can)
-    templates.env.filters["fmt"] = _fmt_number
+    from .. import i18n
     from ..evidence import template_filters
 
+    templates.env.globals.update(htmx_file=HTMX_FILE, cytoscape_file=CYTOSCAPE_FILE, can=can, languages=i18n.NAMES)
+    templates.env.filters["fmt"] = _fmt_number
     templates.env.filters.update(template_filters())
+    i18n.install(templates.env)
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     routes.install(app)
