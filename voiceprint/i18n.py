@@ -1,11 +1,11 @@
 """The languages of the evidence report and the workbench: English (the default) and Simplified Chinese.
 
-One catalogue, :data:`voiceprint.i18n_zh.MESSAGES`, keyed by the English text. ``translate(text, lang)``
+One catalogue, :mod:`voiceprint.i18n_zh`, keyed by the English text. ``translate(text, lang)``
 gives the Chinese, or the English itself when the language is English or the catalogue lacks it.
 
-A message the library builds from a template (a quality warning, a gate) is keyed by that template:
-``translate("only {net} s of net speech (gate {gate} s)", lang, net="1.2", gate="3")`` fills it in, and
-the finished English text, as a saved result holds it, is matched against the template and translated
+A message built from a template is keyed by that template: ``translate("row {id}", lang, id=7)`` fills it
+in. A message the library writes out finished (a quality warning in a saved result, an error) is listed in
+:data:`voiceprint.i18n_zh.GENERATED`: its English text is matched against the template and translated
 with its values kept. A placeholder named in :data:`NESTED` holds another message and is translated in
 turn; every other placeholder is data (a name, a number) and stays as it is.
 
@@ -20,7 +20,7 @@ import os
 import re
 from functools import cache
 
-from .i18n_zh import MESSAGES
+from . import i18n_zh
 
 #: Supported languages, the default first.
 LANGUAGES = ("en", "zh")
@@ -32,7 +32,9 @@ NAMES = {"en": "EN", "zh": "中文"}
 #: Placeholders that hold a message of their own, translated too (all others are data).
 NESTED = frozenset({"problem", "warning", "what", "role", "unit", "meaning", "reason", "pair"})
 ENV = "VOICEPRINT_LANG"
-CATALOGUES = {"zh": MESSAGES}
+#: Each language's catalogue, and the messages in it that arrive finished (matched by their templates).
+CATALOGUES = {"zh": i18n_zh.MESSAGES | i18n_zh.GENERATED}
+MATCHED = {"zh": i18n_zh.GENERATED}
 
 
 def language(value: str | None = None) -> str:
@@ -58,11 +60,13 @@ def translate(text: str, lang: str | None = DEFAULT, **fields) -> str:
     found = catalogue.get(text)
     if found is not None:
         return found
-    for key, regex in _patterns(lang):
-        match = regex.fullmatch(text)
-        if match:
-            return catalogue[key].format(**{k: _nested(k, v, lang) for k, v in match.groupdict().items()})
-    return text
+    # the template that leaves the least text as data wins: "weak query: {problem}" over "{percent} % of samples clipped ..."
+    matches = [(sum(len(v) for k, v in m.groupdict().items() if k not in NESTED), key, m)
+               for key, regex in _patterns(lang) if (m := regex.fullmatch(text))]
+    if not matches:
+        return text
+    _data, key, match = min(matches, key=lambda found: found[0])
+    return catalogue[key].format(**{k: _nested(k, v, lang) for k, v in match.groupdict().items()})
 
 
 def _nested(name: str, value, lang: str | None) -> str:
@@ -71,24 +75,23 @@ def _nested(name: str, value, lang: str | None) -> str:
 
 @cache
 def _patterns(lang: str) -> list[tuple[str, re.Pattern]]:
-    """The catalogue's templates as regular expressions, those with the most fixed text first."""
-    keys = [k for k in CATALOGUES[lang] if PLACEHOLDER.search(k)]
-    keys.sort(key=lambda k: -len(PLACEHOLDER.sub("", k)))
-    return [(k, _regex(k)) for k in keys]
+    """The templates of the messages that arrive finished, as regular expressions."""
+    return [(k, _regex(k)) for k in MATCHED[lang] if PLACEHOLDER.search(k)]
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def _regex(template: str) -> re.Pattern:
-    """``template`` as a regular expression: each placeholder matches any text, a repeated one the same text again."""
+    """``template`` as a regular expression: a placeholder matches any text (a nested message as much as it can, data
+    as little), a repeated one the same text again."""
     seen: set[str] = set()
     out = []
     for i, part in enumerate(PLACEHOLDER.split(template)):
         if i % 2 == 0:
             out.append(re.escape(part))
         else:
-            out.append(f"(?P={part})" if part in seen else f"(?P<{part}>.+?)")
+            out.append(f"(?P={part})" if part in seen else f"(?P<{part}>.+)" if part in NESTED else f"(?P<{part}>.+?)")
             seen.add(part)
     return re.compile("".join(out), re.S)
 

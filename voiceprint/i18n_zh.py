@@ -80,54 +80,6 @@ MESSAGES: dict[str, str] = {
     "cross": "跨信道",
     "all": "全部信道",
 
-    # -- quality warnings and notes the library writes into results (voiceprint.quality, search, scoring) --
-    "only {net} s of net speech (gate {gate} s)": "有效语音仅 {net} s（门限 {gate} s）",
-    "SNR {snr} dB (gate {gate} dB)": "信噪比 {snr} dB（门限 {gate} dB）",
-    "{percent} % of samples clipped (gate {gate} %)": "{percent} % 的采样点削波（门限 {gate} %）",
-    "weak query: {problem}": "待比对录音质量不足：{problem}",
-    "weak recording: {problem}": "录音质量不足：{problem}",
-    "{more} s more net speech (pooled {pooled} s, gate {gate} s)": "再采集 {more} s 有效语音（已累计 {pooled} s，门限 {gate} s）",
-    "the questioned recording is itself enrolled as a sample of person {id} ({name}; same SHA-256): its match compares "
-    "the file with itself, not two recordings of one voice":
-        "待检录音本身已作为人员 {id}（{name}；SHA-256 相同）的样本入库：该命中是文件与其自身的比对，而不是同一声音的两段录音的比对",
-    "waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`":
-        "等待另一人批准（双人复核）：在 `voiceprint approve` 之前不可比对",
-    # the ENFSI verbal scale (voiceprint.scoring.verbal)
-    "extremely strong support for same speaker": "极强支持同一说话人假设",
-    "very strong support for same speaker": "很强支持同一说话人假设",
-    "strong support for same speaker": "强支持同一说话人假设",
-    "moderately strong support for same speaker": "中等偏强支持同一说话人假设",
-    "moderate support for same speaker": "中等支持同一说话人假设",
-    "weak support for same speaker": "弱支持同一说话人假设",
-    "extremely strong support for different speakers": "极强支持不同说话人假设",
-    "very strong support for different speakers": "很强支持不同说话人假设",
-    "strong support for different speakers": "强支持不同说话人假设",
-    "moderately strong support for different speakers": "中等偏强支持不同说话人假设",
-    "moderate support for different speakers": "中等支持不同说话人假设",
-    "weak support for different speakers": "弱支持不同说话人假设",
-    "no appreciable support for either proposition": "对两个假设均无明显支持",
-    # what the score is (voiceprint.scoring.scoring_note, Backend.score_meaning, Backend.calibration_data)
-    "score = {meaning} (cosine = raw cosine); llr = natural-log likelihood ratio calibrated on development speakers ({fitted})":
-        "得分 = {meaning}（cosine = 原始余弦相似度）；llr = 在开发集说话人上校准的自然对数似然比（{fitted}）",
-    "score = raw cosine; no back end is fitted for this model, so llr, verbal and expected_false_hits are null "
-    "(fit one with `voiceprint backend fit`)":
-        "得分 = 原始余弦相似度；该模型未拟合后端，因此 llr、等级表述和预期误命中数为空（用 `voiceprint backend fit` 拟合）",
-    "AS-norm of the cosine after domain centring and within-speaker whitening": "域中心化和说话人内白化之后余弦相似度的 AS-norm 归一化值",
-    "the cosine after domain centring and within-speaker whitening (no AS-norm)": "域中心化和说话人内白化之后的余弦相似度（未做 AS-norm）",
-    "{n} recordings of {speakers} development speakers ({corpora})": "{speakers} 名开发集说话人的 {n} 段录音（{corpora}）",
-    "{n} recordings of {speakers} development speakers ({corpora}); AS-norm cohort: {cohort}":
-        "{speakers} 名开发集说话人的 {n} 段录音（{corpora}）；AS-norm 参照集：{cohort}",
-    "development speakers": "开发集说话人",
-    "none (raw cosine, no likelihood ratio)": "无（原始余弦相似度，无似然比）",
-    # the software's version (voiceprint.evidence.software_commit)
-    "{commit} (with local changes to the code or models)": "{commit}（代码或模型有本地改动）",
-    "not a git checkout": "非 git 检出版本",
-    # the links page (voiceprint.linking)
-    "this voice appears in cases {cases}": "该声音出现在以下案件中：{cases}",
-    "Mean pair {unit} {mean}, lowest {low}": "两两{unit}均值 {mean}，最低 {low}",
-    "One voice": "仅一个声音",
-    "cosine score": "余弦得分",
-
     # -- the evidence report ---------------------------------------------------------------------------
     "Investigative lead: speaker search (1:N)": "侦查线索：说话人检索（1:N）",
     "Evaluative comparison: speaker comparison (1:1)": "评价性比对：说话人比对（1:1）",
@@ -324,7 +276,6 @@ MESSAGES: dict[str, str] = {
         "账户由管理员使用 <code>voiceprint user add 用户名 --role 角色</code> 创建。",
     "wrong user name or password": "用户名或密码错误",
     "this account is disabled - ask a supervisor": "该账户已停用——请联系审核员",
-    "too many failed logins - try again in {seconds} s": "登录失败次数过多——请在 {seconds} s 后重试",
     "too many failed logins from this address - wait five minutes": "该地址登录失败次数过多——请等待五分钟",
     "Back": "返回",
     "Start page": "首页",
@@ -334,8 +285,6 @@ MESSAGES: dict[str, str] = {
     "Nothing to do": "没有可执行的操作",
     "Unknown decision": "未知的决定",
     "Unknown language": "不支持的语言",
-    "unknown language {value} - use one of {choices}": "不支持的语言 {value}——请使用以下之一：{choices}",
-    "your role ({role}) cannot {what} - ask a supervisor for a role that can": "您的角色（{role}）无权{what}——请向审核员申请具备该权限的角色",
     "query recordings": "比对录音",
     "open evidence reports": "打开检验报告",
     "listen to recordings": "收听录音",
@@ -351,8 +300,6 @@ MESSAGES: dict[str, str] = {
     "choose at least one recording to query": "请至少选择一段录音进行比对",
     "choose the recording(s) to enrol": "请选择要采集入库的录音",
     "enter who is speaking (the person's name), or upload a manifest": "请填写说话人（人员姓名），或上传清单",
-    "Refused: {reason} Nothing was stored.": "已拒绝：{reason} 未存储任何内容。",
-    "internal error ({kind}) - the server log has the details": "内部错误（{kind}）——详情见服务器日志",
 
     # -- query and results -----------------------------------------------------------------------------
     "Query unknown recordings": "比对未知录音",
@@ -514,4 +461,65 @@ MESSAGES: dict[str, str] = {
     "case voice": "涉案声音",
     "handset": "手机终端",
     "all leads": "全部线索",
+}
+
+
+#: Messages the library (or the workbench, before it knows the page's language) writes out finished, in English:
+#: a result's warnings, the verbal scale, an error. Their templates are matched against the finished text
+#: (voiceprint.i18n); the templates of MESSAGES are only ever filled in by the code that shows them.
+GENERATED: dict[str, str] = {
+    # quality warnings and notes (voiceprint.quality, search, scoring)
+    "only {net} s of net speech (gate {gate} s)": "有效语音仅 {net} s（门限 {gate} s）",
+    "SNR {snr} dB (gate {gate} dB)": "信噪比 {snr} dB（门限 {gate} dB）",
+    "{percent} % of samples clipped (gate {gate} %)": "{percent} % 的采样点削波（门限 {gate} %）",
+    "weak query: {problem}": "待比对录音质量不足：{problem}",
+    "weak recording: {problem}": "录音质量不足：{problem}",
+    "{more} s more net speech (pooled {pooled} s, gate {gate} s)": "再采集 {more} s 有效语音（已累计 {pooled} s，门限 {gate} s）",
+    "the questioned recording is itself enrolled as a sample of person {id} ({name}; same SHA-256): its match compares "
+    "the file with itself, not two recordings of one voice":
+        "待检录音本身已作为人员 {id}（{name}；SHA-256 相同）的样本入库：该命中是文件与其自身的比对，而不是同一声音的两段录音的比对",
+    "waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`":
+        "等待另一人批准（双人复核）：在 `voiceprint approve` 之前不可比对",
+    # the ENFSI verbal scale (voiceprint.scoring.verbal)
+    "extremely strong support for same speaker": "极强支持同一说话人假设",
+    "very strong support for same speaker": "很强支持同一说话人假设",
+    "strong support for same speaker": "强支持同一说话人假设",
+    "moderately strong support for same speaker": "中等偏强支持同一说话人假设",
+    "moderate support for same speaker": "中等支持同一说话人假设",
+    "weak support for same speaker": "弱支持同一说话人假设",
+    "extremely strong support for different speakers": "极强支持不同说话人假设",
+    "very strong support for different speakers": "很强支持不同说话人假设",
+    "strong support for different speakers": "强支持不同说话人假设",
+    "moderately strong support for different speakers": "中等偏强支持不同说话人假设",
+    "moderate support for different speakers": "中等支持不同说话人假设",
+    "weak support for different speakers": "弱支持不同说话人假设",
+    "no appreciable support for either proposition": "对两个假设均无明显支持",
+    # what the score is (voiceprint.scoring.scoring_note, Backend.score_meaning, Backend.calibration_data)
+    "score = {meaning} (cosine = raw cosine); llr = natural-log likelihood ratio calibrated on development speakers ({fitted})":
+        "得分 = {meaning}（cosine = 原始余弦相似度）；llr = 在开发集说话人上校准的自然对数似然比（{fitted}）",
+    "score = raw cosine; no back end is fitted for this model, so llr, verbal and expected_false_hits are null "
+    "(fit one with `voiceprint backend fit`)":
+        "得分 = 原始余弦相似度；该模型未拟合后端，因此 llr、等级表述和预期误命中数为空（用 `voiceprint backend fit` 拟合）",
+    "AS-norm of the cosine after domain centring and within-speaker whitening": "域中心化和说话人内白化之后余弦相似度的 AS-norm 归一化值",
+    "the cosine after domain centring and within-speaker whitening (no AS-norm)": "域中心化和说话人内白化之后的余弦相似度（未做 AS-norm）",
+    "{n} recordings of {speakers} development speakers ({corpora})": "{speakers} 名开发集说话人的 {n} 段录音（{corpora}）",
+    "{n} recordings of {speakers} development speakers ({corpora}); AS-norm cohort: {cohort}":
+        "{speakers} 名开发集说话人的 {n} 段录音（{corpora}）；AS-norm 参照集：{cohort}",
+    "development speakers": "开发集说话人",
+    "none (raw cosine, no likelihood ratio)": "无（原始余弦相似度，无似然比）",
+    # the software's version (voiceprint.evidence.software_commit)
+    "{commit} (with local changes to the code or models)": "{commit}（代码或模型有本地改动）",
+    "not a git checkout": "非 git 检出版本",
+    # the links page (voiceprint.linking)
+    "this voice appears in cases {cases}": "该声音出现在以下案件中：{cases}",
+    "Mean pair {unit} {mean}, lowest {low}": "两两之间{unit}的均值为 {mean}，最低为 {low}",
+    "One voice": "仅一个声音",
+    "cosine score": "余弦得分",
+
+    # the workbench's own messages, built before the page's language is known (voiceprint.web)
+    "too many failed logins - try again in {seconds} s": "登录失败次数过多——请在 {seconds} s 后重试",
+    "unknown language {value} - use one of {choices}": "不支持的语言 {value}——请使用以下之一：{choices}",
+    "your role ({role}) cannot {what} - ask a supervisor for a role that can": "您的角色（{role}）无权{what}——请向审核员申请具备该权限的角色",
+    "Refused: {reason} Nothing was stored.": "已拒绝：{reason} 未存储任何内容。",
+    "internal error ({kind}) - the server log has the details": "内部错误（{kind}）——详情见服务器日志",
 }
