@@ -298,6 +298,9 @@ MESSAGES: dict[str, str] = {
     "choose one or more enrolments and approve or reject them": "请选择一条或多条入库记录，然后批准或驳回",
     "use confirm, split or promote": "请使用确认、拆分或转为人员",
     "choose at least one recording to query": "请至少选择一段录音进行比对",
+    "Refused: the upload is larger than the limit of {mb} MB. Nothing was stored. Cut the recording to the part you need, or ask the "
+    "administrator to raise <code>--max-upload-mb</code>.":
+        "已拒绝：上传文件超过 {mb} MB 的上限，未存储任何内容。请截取所需的录音片段，或请管理员调高 <code>--max-upload-mb</code>。",
     "choose the recording(s) to enrol": "请选择要采集入库的录音",
     "enter who is speaking (the person's name), or upload a manifest": "请填写说话人（人员姓名），或上传清单",
 

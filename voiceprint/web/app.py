@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, storage_failure
+from ..i18n import LANGUAGES, translate
 
 HERE = Path(__file__).resolve().parent
 HTMX_FILE = "htmx-2.0.4.min.js"
@@ -153,19 +154,27 @@ def _secret(root: Path) -> bytes:
     return path.read_bytes()
 
 
+def page_lang(chosen: str | None, default: str) -> str:
+    """The language of a browser's pages: the one it chose (its ``vp_lang`` cookie), else the server's."""
+    return chosen if chosen in LANGUAGES else default
+
+
 class LimitUploads:
     """ASGI middleware: a request body over the limit is refused before it is read (Content-Length)
     or as soon as it passes the limit (chunked), so a 2 GB upload is never spooled whole."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, lang: str = "en"):
+        self.app, self.limit, self.lang = app, limit, lang
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _too_large(self.limit, api=scope.get("path", "").startswith("/api/"))(scope, receive, send)
+            from starlette.requests import HTTPConnection
+
+            lang = page_lang(HTTPConnection(scope).cookies.get(LANG_COOKIE), self.lang)
+            return await _too_large(self.limit, api=scope.get("path", "").startswith("/api/"), lang=lang)(scope, receive, send)
         seen = 0
 
         async def limited():
@@ -207,15 +216,15 @@ class SecurityHeaders:
         return await self.app(scope, receive, with_headers)
 
 
-def _too_large(limit: int, api: bool = False):
+def _too_large(limit: int, api: bool = False, lang: str = "en"):
     from starlette.responses import HTMLResponse, JSONResponse
 
     if api:
         return JSONResponse({"error": f"the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB; nothing was stored"},
                             status_code=413)
-    return HTMLResponse(f'<p class="error" role="alert">Refused: the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB. '
-                        "Nothing was stored. Cut the recording to the part you need, or ask the administrator to raise "
-                        "<code>--max-upload-mb</code>.</p>", status_code=413)
+    message = translate("Refused: the upload is larger than the limit of {mb} MB. Nothing was stored. Cut the recording to the part you "
+                        "need, or ask the administrator to raise <code>--max-upload-mb</code>.", lang, mb=f"{limit / 1024 ** 2:.0f}")
+    return HTMLResponse(f'<p class="error" role="alert">{message}</p>', status_code=413)
 
 
 def create_app(settings: Settings | None = None, workbench: Workbench | None = None, close_on_shutdown: bool = False):
@@ -253,7 +262,7 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     routes.install(app)
-    app.add_middleware(LimitUploads, limit=settings.max_upload_bytes)
+    app.add_middleware(LimitUploads, limit=settings.max_upload_bytes, lang=wb.settings.lang)
     app.add_middleware(SecurityHeaders)  # added last, so outermost: the 413 of LimitUploads carries them too
     return app
 

@@ -23,6 +23,7 @@ from .app import (
     LoginRequired,
     Workbench,
     _too_large,
+    page_lang,
     require,
     signer,
     throttled,
@@ -42,8 +43,7 @@ def _is_api(request) -> bool:
 
 def lang_of(request) -> str:
     """The browser's language (its ``vp_lang`` cookie), else the server's (``serve --lang``)."""
-    chosen = request.cookies.get(LANG_COOKIE)
-    return chosen if chosen in LANGUAGES else _wb(request).settings.lang
+    return page_lang(request.cookies.get(LANG_COOKIE), _wb(request).settings.lang)
 
 
 def page(request, name: str, user: dict | None, status_code: int = 200, **ctx):
@@ -107,7 +107,7 @@ def install(app) -> None:
         return error_page(request, _user_of(request), 403, "Form refused", msg)
 
     async def too_large(request, exc):
-        return _too_large(_wb(request).settings.max_upload_bytes, api=_is_api(request))
+        return _too_large(_wb(request).settings.max_upload_bytes, api=_is_api(request), lang=lang_of(request))
 
     async def library_error(request, exc):
         code, msg = user_error(exc)
