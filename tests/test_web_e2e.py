@@ -227,6 +227,38 @@ def test_a_technician_is_refused_approval_and_a_supervisor_approves_the_pending_
     shot(browser, "16-leads")
 
 
+def test_the_header_switch_turns_the_workbench_chinese_and_back(server, browser):
+    """中文 in the header: the login page, navigation, the query's hits and the evidence report read in Chinese; EN turns them back."""
+    from selenium.webdriver.common.by import By
+
+    base = server["base"]
+    browser.delete_all_cookies()
+    browser.get(base + "/login")
+    browser.find_element(By.LINK_TEXT, "中文").click()
+    wait_for(browser, lambda d: "<h1>登录</h1>" in d.page_source)  # page_source: no element goes stale while the page changes
+    shot(browser, "zh-01-login")
+    browser.find_element(By.NAME, "username").send_keys("chen")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=login-submit]").click()
+    wait_for(browser, lambda d: "<h1>比对未知录音</h1>" in d.page_source)
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav a")][:4] == ["比对", "人员", "案件", "电话号码"]
+    browser.find_element(By.CSS_SELECTOR, 'input[type=file][name=files]').send_keys(str(server["files"]["unknown"]))
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=query-submit]").click()
+    first = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-rank="1"]'))[0]
+    assert first.get_attribute("data-person") == "Zhang San" and "前科人员" in first.text
+    wait_for(browser, lambda d: d.execute_script("var i = document.querySelector('figure img'); return i && i.complete && i.naturalWidth > 0"))
+    shot(browser, "zh-03-query-hits")
+    browser.get(browser.find_element(By.CSS_SELECTOR, "[data-testid=report-html]").get_attribute("href"))
+    assert "1. 检验问题与假设" in browser.page_source and "侦查线索" in browser.page_source
+    shot(browser, "zh-04-report-html")
+    for path, name in (("/persons/1", "zh-06-person"), ("/phones/13800138000", "zh-10-phone-reverse-strike")):
+        browser.get(base + path)
+        shot(browser, name)
+    browser.find_element(By.LINK_TEXT, "EN").click()
+    wait_for(browser, lambda d: '<a href="/persons">Persons</a>' in d.page_source)
+    assert "/phones/13800138000" in browser.current_url
+
+
 def test_a_server_stopped_with_sigterm_folds_its_log_into_the_database(tmp_path):
     """`serve` stopped by SIGTERM or Ctrl-C left library.sqlite-wal behind: a copy of library.sqlite alone lacked
     the last audit rows (uvicorn re-raises the signal after its shutdown, so only a shutdown hook can close)."""

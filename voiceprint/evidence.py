@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .i18n import HTML_LANG, translate
 
 TEMPLATES = Path(__file__).resolve().parent / "web" / "templates"
 #: Fonts the report asks for, in order: Latin first, then CJK (fonts-wqy-zenhei / fonts-noto-cjk, installed by `make install`).
@@ -54,8 +55,8 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def voice_figure(path, channel: int, segments: list, title: str = "") -> bytes:
-    """Waveform and spectrogram of one channel as PNG, with the time ranges of one voice shaded."""
+def voice_figure(path, channel: int, segments: list, title: str = "", lang: str = "en") -> bytes:
+    """Waveform and spectrogram of one channel as PNG, with the time ranges of one voice shaded (labels in ``lang``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,26 +78,26 @@ def voice_figure(path, channel: int, segments: list, title: str = "") -> bytes:
     hi = np.array([x[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=False)])
     tx = edges[:-1] / sr
     ax_w.fill_between(tx, lo, hi, color="#34495e", lw=0)
-    ax_w.set_ylabel("amplitude")
+    ax_w.set_ylabel(translate("amplitude", lang))
     ax_w.set_ylim(-1.05, 1.05)
     hop = max(160, len(x) // 3000)
     f, t, sxx = spectrogram(x, fs=sr, nperseg=512, noverlap=max(0, 512 - hop), scaling="spectrum")
     ax_s.pcolormesh(t, f, 10 * np.log10(sxx + 1e-12), shading="auto", cmap="magma")
-    ax_s.set_ylabel("frequency (Hz)")
-    ax_s.set_xlabel("time (s)")
+    ax_s.set_ylabel(translate("frequency (Hz)", lang))
+    ax_s.set_xlabel(translate("time (s)", lang))
     for i, (a, b) in enumerate(segments):
         for ax in (ax_w, ax_s):
-            ax.axvspan(a, b, color="#2ecc71", alpha=0.25, lw=0, label="speech of this voice" if (i == 0 and ax is ax_w) else None)
+            ax.axvspan(a, b, color="#2ecc71", alpha=0.25, lw=0, label=translate("speech of this voice", lang) if (i == 0 and ax is ax_w) else None)
     ax_w.set_xlim(0, t_end)
     if segments:
         ax_w.legend(loc="upper right", fontsize=8)
-    ax_w.set_title(title or "waveform and spectrogram (green: speech of this voice)", fontsize=10)
+    ax_w.set_title(title or translate("waveform and spectrogram (green: speech of this voice)", lang), fontsize=10)
     return _png(fig)
 
 
 def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | None, case_log10: float | None,
-                   trials: Path | None = None, symmetric: bool = False) -> tuple[bytes | None, str]:
-    """Tippett plot of development trials with this case's log10 LR marked, and a caption.
+                   trials: Path | None = None, symmetric: bool = False, lang: str = "en") -> tuple[bytes | None, str]:
+    """Tippett plot of development trials with this case's log10 LR marked, and a caption (both in ``lang``).
 
     The back end keeps its development impostor scores, so the different-speaker curve is always
     drawn, through the very calibration that gave the case's LR: its channel pair, both sides' net
@@ -112,28 +113,29 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
 
     backend = load_backend(model)
     if backend is None:
-        return None, "no back end is fitted for this model, so no likelihood ratio and no Tippett plot"
+        return None, translate("no back end is fitted for this model, so no likelihood ratio and no Tippett plot", lang)
     impostors = np.asarray(backend.llr(backend.nontarget_scores, net_a, net_b, pair))
     if symmetric:
         impostors = 0.5 * (impostors + np.asarray(backend.llr(backend.nontarget_scores, net_b, net_a, pair)))
-    curves = {"different speakers (development impostor trials)": impostors / math.log(10)}
-    caption = f"{len(backend.nontarget_scores)} development impostor trials, through the {pair} calibration with this case's durations"
+    curves = {translate("different speakers (development impostor trials)", lang): impostors / math.log(10)}
+    caption = translate("{n} development impostor trials, through the {pair} calibration with this case's durations", lang,
+                        n=len(backend.nontarget_scores), pair=translate(pair, lang))
     if trials is not None:
         tgt, non = _read_trials(trials)
-        curves = {f"same speaker ({len(tgt)} trials)": tgt, f"different speakers ({len(non)} trials)": non}
-        caption = f"development trials from {Path(trials).name}"
+        curves = {translate("same speaker ({n} trials)", lang, n=len(tgt)): tgt, translate("different speakers ({n} trials)", lang, n=len(non)): non}
+        caption = translate("development trials from {file}", lang, file=Path(trials).name)
     else:
-        caption += "; same-speaker curve: pass the development trials with --trials (from `voiceprint evaluate --scores-out`)"
+        caption += translate("; same-speaker curve: pass the development trials with --trials (from `voiceprint evaluate --scores-out`)", lang)
     _figure_fonts(plt)
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for (label, vals), style in zip(curves.items(), ("-", "--"), strict=False):
         xs = np.sort(np.asarray(vals, dtype=float))
         ax.plot(xs, 1.0 - np.arange(len(xs)) / max(len(xs), 1), style, label=label)
     if case_log10 is not None:
-        ax.axvline(case_log10, color="#c0392b", lw=2, label=f"this case: log10 LR {case_log10:+.2f}")
+        ax.axvline(case_log10, color="#c0392b", lw=2, label=translate("this case: log10 LR {value}", lang, value=f"{case_log10:+.2f}"))
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel("log10 likelihood ratio")
-    ax.set_ylabel("proportion of trials with log10 LR >= x")
+    ax.set_xlabel(translate("log10 likelihood ratio", lang))
+    ax.set_ylabel(translate("proportion of trials with log10 LR >= x", lang))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig), caption
@@ -205,16 +207,18 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _gates(quality: dict) -> list[dict]:
+def _gates(quality: dict, lang: str = "en") -> list[dict]:
     from . import quality as q
 
     net = float(quality.get("net_speech_s") or 0.0)
     snr = quality.get("snr_frames_db", quality.get("snr_db"))
     clip = float(quality.get("clipping_ratio") or 0.0)
     return [
-        {"gate": f"net speech >= {q.QUERY_WEAK_SPEECH_S:g} s", "value": f"{q.seconds_shown(net)} s", "pass": net >= q.QUERY_WEAK_SPEECH_S},
-        {"gate": f"SNR >= {q.MIN_SNR_DB:g} dB", "value": "n/a" if snr is None else f"{snr:.1f} dB", "pass": snr is None or snr >= q.MIN_SNR_DB},
-        {"gate": f"clipping <= {100 * q.MAX_CLIPPING:g} %", "value": f"{100 * clip:.2f} %", "pass": clip <= q.MAX_CLIPPING},
+        {"gate": translate("net speech >= {gate} s", lang, gate=f"{q.QUERY_WEAK_SPEECH_S:g}"), "value": f"{q.seconds_shown(net)} s",
+         "pass": net >= q.QUERY_WEAK_SPEECH_S},
+        {"gate": translate("SNR >= {gate} dB", lang, gate=f"{q.MIN_SNR_DB:g}"), "value": translate("n/a", lang) if snr is None else f"{snr:.1f} dB",
+         "pass": snr is None or snr >= q.MIN_SNR_DB},
+        {"gate": translate("clipping <= {gate} %", lang, gate=f"{100 * q.MAX_CLIPPING:g}"), "value": f"{100 * clip:.2f} %", "pass": clip <= q.MAX_CLIPPING},
     ]
 
 
@@ -222,9 +226,10 @@ def _data_uri(png: bytes | None) -> str:
     return "" if not png else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = None, trials: Path | None = None) -> dict:
+def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = None, trials: Path | None = None, lang: str = "en") -> dict:
     """Everything the report template needs. ``result`` is a saved result (``kind`` query or verify, ``body``);
-    ``audio_paths`` maps a recording's SHA-256 to a readable copy (for the waveform/spectrogram)."""
+    ``audio_paths`` maps a recording's SHA-256 to a readable copy (for the waveform/spectrogram); ``lang``: the
+    report's language (:mod:`voiceprint.i18n`)."""
     from .store import audit_chain_head
 
     audio_paths = audio_paths or {}
@@ -233,8 +238,9 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
     ctx: dict = {
         "report_id": f"VP-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4).upper()}",
         "result_id": result.get("id", ""), "kind": kind, "lead": lead,
-        "title": "Investigative lead: speaker search (1:N)" if lead else "Evaluative comparison: speaker comparison (1:1)",
+        "title": translate("Investigative lead: speaker search (1:N)" if lead else "Evaluative comparison: speaker comparison (1:1)", lang),
         "examiner": examiner, "date": _iso(time.time()), "library": str(lib.root.name), "fonts": REPORT_FONTS,
+        "lang": lang, "html_lang": HTML_LANG[lang],
         "method": _method(lib), "chain_head": audit_chain_head(lib.store),
     }
     if lead:
@@ -243,22 +249,23 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
         ctx["voices"] = []
         for v in voices:
             top = (v.get("hits") or [None])[0]
-            png = _voice_png(audio_paths.get(v.get("sha256", "")), v)
+            png = _voice_png(audio_paths.get(v.get("sha256", "")), v, lang)
             tip, caption = tippett_figure(lib.model, top.get("calibration") or "all", top.get("enrolled_net_speech"), v.get("net_speech"),
-                                          top.get("log10_lr"), trials) if top else (None, "no hit")
-            ctx["voices"].append({**v, "top": top, "gates": _gates(v.get("quality") or {}), "figure": _data_uri(png),
+                                          top.get("log10_lr"), trials, lang=lang) if top else (None, translate("no hit", lang))
+            ctx["voices"].append({**v, "top": top, "gates": _gates(v.get("quality") or {}, lang), "figure": _data_uri(png),
                                   "tippett": _data_uri(tip), "tippett_caption": caption})
         shas = [i["sha256"] for i in ctx["items"]]
-        population = (f"for each likelihood ratio, {_development_population(lib.model)}; the search itself ran over the "
-                      f"{voices[0].get('library_size', 0) if voices else 0} persons enrolled in library '{lib.root.name}' "
-                      "(an investigative search, not a relevant-population sample). Neither sex nor dialect was matched")
+        population = translate("for each likelihood ratio, {development}; the search itself ran over the {n} persons enrolled in library "
+                               "'{library}' (an investigative search, not a relevant-population sample). Neither sex nor dialect was matched",
+                               lang, development=_development_population(lib.model, lang), n=voices[0].get("library_size", 0) if voices else 0,
+                               library=lib.root.name)
     else:
         ctx["items"] = [{"name": Path(body[k]["file"]).name, "sha256": body[k]["sha256"], "size": None} for k in ("a", "b")]
         tip, caption = tippett_figure(lib.model, body.get("calibration") or "all", body["a"].get("net_speech"), body["b"].get("net_speech"),
-                                      body.get("log10_lr"), trials, symmetric=True)
+                                      body.get("log10_lr"), trials, symmetric=True, lang=lang)
         ctx["comparison"] = {**body, "tippett": _data_uri(tip), "tippett_caption": caption}
         shas = [i["sha256"] for i in ctx["items"]]
-        population = _development_population(lib.model)
+        population = _development_population(lib.model, lang)
     ctx["population"] = population
     ctx["custody"] = _custody(lib, shas)
     return ctx
@@ -272,22 +279,23 @@ def _backend_sha(model: str) -> str:
     return _file_sha(path) if path.exists() else "none"
 
 
-def _development_population(model: str) -> str:
+def _development_population(model: str, lang: str = "en") -> str:
     """The relevant population an evaluative LR stands for: the speakers the calibration was fitted on."""
     from .scoring import load_backend
 
     backend = load_backend(model)
     corpora = sorted({name.split("/")[0] for name in (backend.meta.get("corpora") or {})}) if backend else []
     if not corpora:
-        return "no back end is fitted: no relevant population (the score is uncalibrated)"
-    return f"speakers of the development corpora the calibration was fitted on ({', '.join(corpora)}; see Method)"
+        return translate("no back end is fitted: no relevant population (the score is uncalibrated)", lang)
+    return translate("speakers of the development corpora the calibration was fitted on ({corpora}; see Method)", lang, corpora=", ".join(corpora))
 
 
-def _voice_png(path, voice: dict) -> bytes | None:
+def _voice_png(path, voice: dict, lang: str = "en") -> bytes | None:
     if not path or not Path(path).exists():
         return None
     return voice_figure(path, voice.get("channel", 0), voice.get("segments") or [],
-                        f"{voice.get('file', '')} - channel {voice.get('channel', 0)}, voice {voice.get('voice', 0)}")
+                        translate("{file} - channel {channel}, voice {voice}", lang, file=voice.get("file", ""), channel=voice.get("channel", 0),
+                                  voice=voice.get("voice", 0)), lang)
 
 
 def template_filters() -> dict:
@@ -301,9 +309,12 @@ def template_filters() -> dict:
 def render_html(ctx: dict) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+    from .i18n import install
+
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     env.filters.update(template_filters())
-    return env.get_template("report.html").render(**ctx)
+    install(env)
+    return env.get_template("report.html").render(**{"lang": "en", "html_lang": "en", **ctx})
 
 
 def render_pdf(html: str) -> bytes:

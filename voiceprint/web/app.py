@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, storage_failure
+from ..i18n import LANGUAGES, translate
 
 HERE = Path(__file__).resolve().parent
 HTMX_FILE = "htmx-2.0.4.min.js"
 CYTOSCAPE_FILE = "cytoscape-3.35.0.min.js"
 COOKIE = "vp_session"
 LOGIN_COOKIE = "vp_login"
+LANG_COOKIE = "vp_lang"
 ALL_ROLES = frozenset({"technician", "investigator", "analyst", "supervisor"})
 #: Which roles may do what. Browsing persons, cases and phones is open to every role.
 PERMISSIONS: dict[str, frozenset] = {
@@ -55,6 +57,7 @@ class Settings:
     ip_failures: int = 20  # failed logins per client address in 5 minutes before it is throttled
     #: reverse proxies whose X-Forwarded-For names the client (``serve --trusted-proxy``); from anyone else it is ignored
     trusted_proxies: tuple[str, ...] = ()
+    lang: str = "en"  # the pages' language until a browser picks another (voiceprint.i18n.LANGUAGES)
     extra: dict = field(default_factory=dict)
 
 
@@ -154,19 +157,27 @@ def _secret(root: Path) -> bytes:
     return path.read_bytes()
 
 
+def page_lang(chosen: str | None, default: str) -> str:
+    """The language of a browser's pages: the one it chose (its ``vp_lang`` cookie), else the server's."""
+    return chosen if chosen in LANGUAGES else default
+
+
 class LimitUploads:
     """ASGI middleware: a request body over the limit is refused before it is read (Content-Length)
     or as soon as it passes the limit (chunked), so a 2 GB upload is never spooled whole."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, lang: str = "en"):
+        self.app, self.limit, self.lang = app, limit, lang
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _too_large(self.limit, api=scope.get("path", "").startswith("/api/"))(scope, receive, send)
+            from starlette.requests import HTTPConnection
+
+            lang = page_lang(HTTPConnection(scope).cookies.get(LANG_COOKIE), self.lang)
+            return await _too_large(self.limit, api=scope.get("path", "").startswith("/api/"), lang=lang)(scope, receive, send)
         seen = 0
 
         async def limited():
@@ -208,15 +219,15 @@ class SecurityHeaders:
         return await self.app(scope, receive, with_headers)
 
 
-def _too_large(limit: int, api: bool = False):
+def _too_large(limit: int, api: bool = False, lang: str = "en"):
     from starlette.responses import HTMLResponse, JSONResponse
 
     if api:
         return JSONResponse({"error": f"the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB; nothing was stored"},
                             status_code=413)
-    return HTMLResponse(f'<p class="error" role="alert">Refused: the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB. '
-                        "Nothing was stored. Cut the recording to the part you need, or ask the administrator to raise "
-                        "<code>--max-upload-mb</code>.</p>", status_code=413)
+    message = translate("Refused: the upload is larger than the limit of {mb} MB. Nothing was stored. Cut the recording to the part you "
+                        "need, or ask the administrator to raise <code>--max-upload-mb</code>.", lang, mb=f"{limit / 1024 ** 2:.0f}")
+    return HTMLResponse(f'<p class="error" role="alert">{message}</p>', status_code=413)
 
 
 def create_app(settings: Settings | None = None, workbench: Workbench | None = None, close_on_shutdown: bool = False):
@@ -244,15 +255,17 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     app = FastAPI(title="voiceprint workbench", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.wb = wb
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(htmx_file=HTMX_FILE, cytoscape_file=CYTOSCAPE_FILE, can=can)
-    templates.env.filters["fmt"] = _fmt_number
+    from .. import i18n
     from ..evidence import template_filters
 
+    templates.env.globals.update(htmx_file=HTMX_FILE, cytoscape_file=CYTOSCAPE_FILE, can=can, languages=i18n.NAMES)
+    templates.env.filters["fmt"] = _fmt_number
     templates.env.filters.update(template_filters())
+    i18n.install(templates.env)
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     routes.install(app)
-    app.add_middleware(LimitUploads, limit=settings.max_upload_bytes)
+    app.add_middleware(LimitUploads, limit=settings.max_upload_bytes, lang=wb.settings.lang)
     app.add_middleware(SecurityHeaders)  # added last, so outermost: the 413 of LimitUploads carries them too
     if settings.trusted_proxies:  # the client address (login throttle, audit rows) from the proxy's header
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware

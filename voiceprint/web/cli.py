@@ -18,6 +18,18 @@ user_app = typer.Typer(help="Workbench users and their roles (technician, invest
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin (for scripts).")]
 
 
+def _language(value: str) -> str:
+    from ..i18n import language
+
+    try:
+        return language(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+LangOpt = Annotated[str, typer.Option("--lang", envvar="VOICEPRINT_LANG", callback=_language,
+                                      help="Language: en (English) or zh (Simplified Chinese).")]
+
 
 def _open(library):
     from ..cli import _open as open_library
@@ -142,17 +154,20 @@ def _register_serve(app) -> None:
         trusted_proxy: Annotated[list[str] | None, typer.Option(
             "--trusted-proxy", help="Address of the reverse proxy in front (repeatable): its X-Forwarded-For names the client. "
                                     "Without it the header is ignored.")] = None,
+        lang: LangOpt = "en",
     ) -> None:
         """The investigator's workbench: a web application over this library, for one centre's network.
 
         Example: voiceprint serve --library county --port 8080
+        Example: voiceprint serve --library county --lang zh
         """
         import uvicorn
 
         from .app import Settings, create_app
 
         settings = Settings(library=library, idle_timeout_s=float(idle_timeout), max_upload_bytes=max_upload_mb * 1024 * 1024,
-                            secure_cookies=secure_cookies, leads=leads, trials=trials, trusted_proxies=tuple(trusted_proxy or ()))
+                            secure_cookies=secure_cookies, leads=leads, trials=trials, trusted_proxies=tuple(trusted_proxy or ()),
+                            lang=lang)
         web = create_app(settings, close_on_shutdown=True)
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: binding {host}: anyone who can reach this port can try to log in; put it behind TLS", err=True)
@@ -219,6 +234,7 @@ def _register_report(app) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here: .pdf or .html (default report-<id>.pdf).")] = None,
         examiner: Annotated[str | None, typer.Option(help="Examiner named in the report (default: the operator).")] = None,
         trials: Annotated[Path | None, typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the Tippett plot.")] = None,
+        lang: LangOpt = "en",
         library: LibraryOpt = None,
     ) -> None:
         """The evidence report (HTML or PDF, ENFSI / ISO 21043-5 sections) for a query or a verify.
@@ -226,6 +242,7 @@ def _register_report(app) -> None:
         Example: voiceprint report --query fraud_call.amr -o lead.pdf
         Example: voiceprint report --verify suspect.wav --verify call.amr -o comparison.pdf
         Example: voiceprint report 3f9c2a1b0d4e5f67 -o report.html
+        Example: voiceprint report 3f9c2a1b0d4e5f67 --lang zh -o report-zh.pdf
         """
         from ..evidence import build_report, render_html, render_pdf
         from ..store import default_operator
@@ -255,7 +272,7 @@ def _register_report(app) -> None:
             paths.setdefault(f["sha256"], upload_path(lib.root, f["sha256"]))
         with lib.store.transaction():
             lib.store.audit("report", f"result:{result_id}")
-        html = render_html(build_report(lib, saved, str(examiner or STATE["operator"] or default_operator()), paths, trials))
+        html = render_html(build_report(lib, saved, str(examiner or STATE["operator"] or default_operator()), paths, trials, lang))
         out = out or Path(f"report-{result_id}.pdf")
         write_atomic(out, html if out.suffix.lower() == ".html" else render_pdf(html))
         typer.echo(f"result {result_id}: report written to {out}")

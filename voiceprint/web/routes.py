@@ -11,9 +11,11 @@ from typing import Any
 from fastapi import Request  # routes.py is imported only by create_app; FastAPI reads these annotations
 
 from ..errors import VoiceprintError
+from ..i18n import HTML_LANG, LANGUAGES, translate
 from . import accounts, chart, views
 from .app import (
     COOKIE,
+    LANG_COOKIE,
     LOGIN_COOKIE,
     BodyTooLarge,
     CsrfFailed,
@@ -21,6 +23,7 @@ from .app import (
     LoginRequired,
     Workbench,
     _too_large,
+    page_lang,
     require,
     signer,
     throttle_news,
@@ -39,9 +42,22 @@ def _is_api(request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+def lang_of(request) -> str:
+    """The browser's language (its ``vp_lang`` cookie), else the server's (``serve --lang``)."""
+    return page_lang(request.cookies.get(LANG_COOKIE), _wb(request).settings.lang)
+
+
 def page(request, name: str, user: dict | None, status_code: int = 200, **ctx):
     templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, {"user": user, "csrf": (user or {}).get("csrf", ""), **ctx}, status_code=status_code)
+    lang = lang_of(request)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return templates.TemplateResponse(request, name, {"user": user, "csrf": (user or {}).get("csrf", ""), "lang": lang, "html_lang": HTML_LANG[lang],
+                                                      "here": here, **ctx}, status_code=status_code)
+
+
+def error_page(request, user: dict | None, status_code: int, title: str, message: str):
+    """The error page: its title in the page's language (``message`` goes through the catalogue in the template)."""
+    return page(request, "error.html", user, status_code=status_code, title=translate(title, lang_of(request)), message=message)
 
 
 async def current_user(request) -> dict:
@@ -83,22 +99,22 @@ def install(app) -> None:
     async def forbidden(request, exc):
         if _is_api(request):
             return JSONResponse({"error": str(exc)}, status_code=403)
-        return page(request, "error.html", _user_of(request), status_code=403, title="Not allowed", message=str(exc))
+        return error_page(request, _user_of(request), 403, "Not allowed", str(exc))
 
     async def csrf_failed(request, exc):
         msg = "refused: this form has no valid CSRF token (it expired or did not come from this workbench) - reload the page and try again"
         if _is_api(request):
             return JSONResponse({"error": msg}, status_code=403)
-        return page(request, "error.html", _user_of(request), status_code=403, title="Form refused", message=msg)
+        return error_page(request, _user_of(request), 403, "Form refused", msg)
 
     async def too_large(request, exc):
-        return _too_large(_wb(request).settings.max_upload_bytes, api=_is_api(request))
+        return _too_large(_wb(request).settings.max_upload_bytes, api=_is_api(request), lang=lang_of(request))
 
     async def library_error(request, exc):
         code, msg = user_error(exc)
         if _is_api(request):
             return JSONResponse({"error": msg}, status_code=code)
-        return page(request, "error.html", _user_of(request), status_code=code, title="Could not do that", message=msg)
+        return error_page(request, _user_of(request), code, "Could not do that", msg)
 
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
@@ -179,6 +195,16 @@ def _login_routes(app) -> None:
         user = await current_user(request)
         return RedirectResponse("/query" if user["role"] != "technician" else "/enrol", status_code=303)
 
+    @app.get("/lang")
+    async def choose_language(request: Request, to: str = "", next: str = "/"):
+        """The language switch: remembers ``to`` for this browser and goes back to the (local) page it came from."""
+        if to not in LANGUAGES:
+            return error_page(request, _user_of(request), 400, "Unknown language",
+                              f"unknown language {to!r} - use one of {', '.join(LANGUAGES)}")
+        resp = RedirectResponse(_safe_next(next, "/"), status_code=303)
+        resp.set_cookie(LANG_COOKIE, to, max_age=365 * 24 * 3600, httponly=True, samesite="lax", secure=_wb(request).settings.secure_cookies)
+        return resp
+
     @app.get("/api/session")
     async def api_session(request: Request):
         user = await current_user(request)
@@ -189,9 +215,9 @@ def _user_of(request) -> dict | None:
     return getattr(request.state, "user", None)
 
 
-def _safe_next(target: str) -> str:
+def _safe_next(target: str, default: str = "/query") -> str:
     """Only local paths: a login link cannot send the user to another site."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/query"
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else default
 
 
 def _login_again(request, nxt: str, error: str, status: int):
@@ -278,10 +304,10 @@ def _query_routes(app) -> None:
         return (await _wb(request).call(user["name"], _load_result, rid))["body"]
 
     @app.get("/results/{rid}/voice/{n}.png")
-    async def voice_png(request: Request, rid: str, n: int):
+    async def voice_png(request: Request, rid: str, n: int, lang: str = ""):
         user = await current_user(request)
-        require(user, "query")
-        png = await _wb(request).call(user["name"], _voice_png, rid, n)
+        require(user, "query")  # ?lang= in the URL: a browser's cached figure is never the other language's
+        png = await _wb(request).call(user["name"], _voice_png, rid, n, lang if lang in LANGUAGES else lang_of(request))
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/results/{rid}/report.{fmt}")
@@ -290,7 +316,7 @@ def _query_routes(app) -> None:
         require(user, "report")
         if fmt not in ("html", "pdf"):
             return HTMLResponse("report formats: html, pdf", status_code=404)
-        html = await _wb(request).call(user["name"], _report_html, rid, user["name"], _wb(request).settings.trials)
+        html = await _wb(request).call(user["name"], _report_html, rid, user["name"], _wb(request).settings.trials, lang_of(request))
         if fmt == "html":
             return HTMLResponse(html)
         from ..evidence import render_pdf
@@ -324,7 +350,7 @@ async def _result_context(request, user: dict, rid: str | None, body: dict) -> d
     return {"result": body, "rid": rid, "sample_audio": samples}
 
 
-def _voice_png(lib, rid: str, n: int) -> bytes:
+def _voice_png(lib, rid: str, n: int, lang: str = "en") -> bytes:
     from ..errors import NotFound
     from ..evidence import voice_figure
 
@@ -335,11 +361,12 @@ def _voice_png(lib, rid: str, n: int) -> bytes:
     v = voices[n]
     with lib.store.transaction():
         lib.store.audit("result.figure", f"result:{rid}", voice=n)
-    return voice_figure(accounts.upload_path(lib.root, v["sha256"]), v["channel"], v.get("segments") or [],
-                        f"{v['file']} - channel {v['channel']}, voice {v.get('voice', 0)} (green: this voice's speech)")
+    title = translate("{file} - channel {channel}, voice {voice} (green: this voice's speech)", lang, file=v["file"], channel=v["channel"],
+                      voice=v.get("voice", 0))
+    return voice_figure(accounts.upload_path(lib.root, v["sha256"]), v["channel"], v.get("segments") or [], title, lang)
 
 
-def _report_html(lib, rid: str, examiner: str, trials) -> str:
+def _report_html(lib, rid: str, examiner: str, trials, lang: str = "en") -> str:
     from ..evidence import build_report, render_html
 
     saved = accounts.load_result(lib.store, rid)
@@ -347,7 +374,7 @@ def _report_html(lib, rid: str, examiner: str, trials) -> str:
     paths = {s: accounts.upload_path(lib.root, s) for s in shas if s}
     with lib.store.transaction():
         lib.store.audit("report", f"result:{rid}")
-    return render_html(build_report(lib, saved, examiner, paths, trials))
+    return render_html(build_report(lib, saved, examiner, paths, trials, lang))
 
 
 # -- persons, cases, phones ----------------------------------------------------------------------
@@ -432,8 +459,7 @@ def _enrol_routes(app) -> None:
         ids = [int(x) for x in form.getlist("voiceprint") if str(x).isdigit()]
         decision = str(form.get("decision") or "")
         if decision not in ("approve", "reject") or not ids:
-            return page(request, "error.html", user, status_code=400, title="Nothing to do",
-                        message="choose one or more enrolments and approve or reject them")
+            return error_page(request, user, 400, "Nothing to do", "choose one or more enrolments and approve or reject them")
         done = await _wb(request).call(user["name"], accounts.review, ids, user["name"], decision == "approve", str(form.get("note") or ""))
         if _is_api(request):
             return JSONResponse(done)
@@ -507,7 +533,7 @@ def _link_routes(app) -> None:
         elif decision == "promote":
             await wb.call(user["name"], promote, cluster, str(form.get("name") or ""), str(form.get("category") or "suspect"), "", note)
         else:
-            return page(request, "error.html", user, status_code=404, title="Unknown decision", message="use confirm, split or promote")
+            return error_page(request, user, 404, "Unknown decision", "use confirm, split or promote")
         return RedirectResponse("/links", status_code=303)
 
 

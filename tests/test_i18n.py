@@ -1,0 +1,320 @@
+"""Simplified Chinese for the evidence report and the workbench (voiceprint.i18n): the catalogue covers every
+marked string and every message the library writes into a result; a zh report and the zh pages carry no
+English headings or labels; English stays the default; the language switch takes only known languages
+and only local pages to go back to."""
+
+from __future__ import annotations
+
+import ast
+import html as htmlmod
+import io
+import re
+from pathlib import Path
+
+import audiogen
+import pytest
+
+from voiceprint import i18n
+from voiceprint.i18n_zh import GENERATED, MESSAGES
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "voiceprint" / "web" / "templates"
+PASSWORD = "correct-horse-battery"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+#: English words a Chinese page or report may keep: abbreviations, units, formats, command names
+KEPT = {"SHA", "SNR", "EER", "Cllr", "minDCF", "log10", "LR", "ELUB", "ENFSI", "AS-norm", "llr", "cosine", "Tippett", "CSV", "HTML", "PDF",
+        "WAV", "FLAC", "MP3", "M4A", "OGG", "Opus", "AMR", "kHz", "Hz", "voiceprint", "git", "backend", "json", "dB", "VoIP"}
+
+
+#: Python calls whose argument at this position is English text for the catalogue
+TRANSLATED_ARGS = {"translate": 0, "error_page": 3}
+
+
+def marked_strings() -> dict[str, str]:
+    """Every string a template marks with _("...") and every literal the code passes to translate(): text -> where."""
+    found: dict[str, str] = {}
+    for path in sorted(TEMPLATES.glob("*.html")):
+        for m in re.finditer(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""", path.read_text(encoding="utf-8")):
+            found.setdefault(m.group(1) if m.group(1) is not None else m.group(2), path.name)
+    for path in sorted((ROOT / "voiceprint").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = getattr(node, "func", None)
+            index = TRANSLATED_ARGS.get(getattr(name, "id", getattr(name, "attr", "")), -1)
+            if isinstance(node, ast.Call) and 0 <= index < len(node.args):
+                arg = node.args[index]
+                for text in (arg.body, arg.orelse) if isinstance(arg, ast.IfExp) else (arg,):  # "A" if lead else "B"
+                    if isinstance(text, ast.Constant) and isinstance(text.value, str):
+                        found.setdefault(text.value, path.name)
+    return found
+
+
+def found(pattern: str, text: str, flags: int = 0) -> str:
+    """The first group of ``pattern`` in ``text`` (the test fails here if it is absent)."""
+    match = re.search(pattern, text, flags)
+    assert match, pattern
+    return match.group(1)
+
+
+def english_words(text: str) -> list[str]:
+    """Words of three letters or more, less abbreviations and identifiers with digits (AJ2026-0815, log10)."""
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z0-9-]{2,}", text) if w not in KEPT and not re.search(r"\d", w)]
+
+
+def test_every_marked_string_has_a_chinese_entry():
+    marked = marked_strings()
+    # the walk found the templates, the code and both sides of a conditional
+    assert len(marked) > 250 and "Persons" in marked and "net speech >= {gate} s" in marked and "Form refused" in marked
+    assert {"questioned recording is wideband", "questioned recording is narrowband telephone speech"} <= set(marked)
+    assert {"Investigative lead: speaker search (1:N)", "Evaluative comparison: speaker comparison (1:1)"} <= set(marked)
+    missing = sorted(f"{where}: {text!r}" for text, where in marked.items() if text not in i18n.CATALOGUES["zh"])
+    assert not missing, "no zh entry for:\n" + "\n".join(missing)
+
+
+def test_every_entry_is_chinese_with_the_same_placeholders():
+    for key, zh in (MESSAGES | GENERATED).items():
+        assert CJK.search(zh), f"{key!r}: {zh!r} is not Chinese"
+        assert sorted(set(re.findall(r"\{(\w+)\}", key))) == sorted(set(re.findall(r"\{(\w+)\}", zh))), key
+        assert sorted(re.findall(r"</?\w+", key)) == sorted(re.findall(r"</?\w+", zh)), f"{key!r}: markup differs"
+    assert not set(MESSAGES) & set(GENERATED)
+
+
+def test_translate_falls_back_to_english_and_keeps_data():
+    t = i18n.translate
+    assert t("Persons") == "Persons" and t("Persons", "en") == "Persons" and t("Persons", "zh") == "人员"
+    assert t("not in the catalogue", "zh") == "not in the catalogue"
+    assert t("row {id}", "en", id=7) == "row 7" and t("row {id}", "zh", id=7) == "第 7 行"
+    # a finished library message is translated by its template, its numbers and names kept
+    assert t("weak query: only 1.2 s of net speech (gate 3 s)", "zh") == "待比对录音质量不足：有效语音仅 1.2 s（门限 3 s）"
+    name = "weak support for same speaker"  # a name that happens to be a catalogue entry stays a name
+    assert name in t(f"the questioned recording is itself enrolled as a sample of person 4 ({name}; same SHA-256): its match compares "
+                     "the file with itself, not two recordings of one voice", "zh")
+    # only GENERATED templates are matched against data: a file name with a colon is not a "{pair}: {low} to {high}"
+    assert t("a.wav: convert it to WAV", "zh") == "a.wav: convert it to WAV"
+
+
+def test_language_codes():
+    assert i18n.language("zh") == i18n.language("zh-CN") == i18n.language("zh_CN") == "zh"
+    assert i18n.language("EN") == "en"
+    with pytest.raises(ValueError, match="unknown language"):
+        i18n.language("fr")
+
+
+def test_language_from_the_environment(monkeypatch):
+    monkeypatch.delenv("VOICEPRINT_LANG", raising=False)
+    assert i18n.language() == "en"
+    monkeypatch.setenv("VOICEPRINT_LANG", "zh_CN.UTF-8")
+    assert i18n.language() == "zh"
+
+
+def test_messages_the_library_writes_into_results_are_translated():
+    from voiceprint import quality
+    from voiceprint.linking import _pair_scores_shown
+    from voiceprint.scoring import verbal
+    from voiceprint.web.accounts import _locked_message
+    from voiceprint.web.app import PERMISSION_WORDS, Forbidden
+
+    poor = {"net_speech_s": 1.23, "snr_frames_db": 4.0, "clipping_ratio": 0.05}
+    messages = quality.query_warnings(poor) + quality.comparison_warnings(poor) + quality.enrolment_warnings(poor)
+    messages += [quality.voiceprint_strength(1.2)["needs"], _locked_message(130.0, 0.0)]
+    messages += [str(verbal(x)) for x in (-7, -4.5, -3.2, -2.5, -1.5, -0.5, 0.1, 0.5, 1.5, 2.5, 3.5, 4.5, 6.5)]
+    messages += [str(Forbidden(what, "technician")) for what in PERMISSION_WORDS]
+    messages += [_pair_scores_shown({"min_pair_score": 2.0, "mean_pair_score": 3.0, "score_kind": kind}) for kind in ("llr", "cosine")]
+    assert len(messages) > 30
+    for message in messages:
+        zh = i18n.translate(message, "zh")
+        assert CJK.search(zh) and not english_words(zh), f"{message!r} -> {zh!r}"
+    assert i18n.translate(messages[0], "zh") == "待比对录音质量不足：有效语音仅 1.2 s（门限 3 s）"
+
+
+# -- the report and the pages, on a small library --------------------------------------------------------
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    d = tmp_path_factory.mktemp("i18n_voices")
+    return {
+        "zhang": audiogen.speech_file(d / "zhang_interview.wav", seed=1, f0=110, seconds=5.0),
+        "call": audiogen.speech_file(d / "fraud_call_0815.flac", "flac", seed=2, f0=110, seconds=5.0),
+        "short": audiogen.speech_file(d / "short_call.wav", seed=2, f0=110, seconds=1.5),
+        "li": audiogen.speech_file(d / "li_interview.wav", seed=3, f0=210, seconds=5.0),
+    }
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, voices):
+    from voiceprint.library import Library
+    from voiceprint.web import accounts
+
+    root = tmp_path_factory.mktemp("i18n_lib") / "lib"
+    with Library.create(root, operator="setup") as lib:
+        lib.enrol(voices["zhang"], person="张三", category="prior_offender", phone="13800138000", case="AJ2026-0815")
+        lib.enrol(voices["li"], person="Li Si", category="suspect", phone="13900139000")
+        accounts.add_user(lib.store, "inv", "investigator", PASSWORD)
+        accounts.add_user(lib.store, "tech", "technician", PASSWORD)
+    return root
+
+
+HEADINGS_ZH = ["1. 检验问题与假设", "2. 检材与保管链", "3. 检材评估", "4. 检验方法", "5. 检验结果", "6. 相似条件下的验证", "7. 局限性", "8. 签署"]
+HEADINGS_EN = ["Question and propositions", "Items examined", "Chain of custody", "Case assessment", "Method", "Result", "Validation",
+               "Limitations", "Sign-off", "Examiner", "Report id", "Net speech", "verbal scale", "expected false hits"]
+
+
+def texts_of(page: str, *tags: str) -> list[str]:
+    """The text of every ``tags`` element (tags stripped), e.g. every heading and table header."""
+    found = re.findall(rf"<({'|'.join(tags)})\b[^>]*>(.*?)</\1>", page, flags=re.S)
+    return [htmlmod.unescape(re.sub(r"<[^>]+>", "", inner)).strip() for _tag, inner in found]
+
+
+def test_a_zh_report_is_chinese_and_english_stays_the_default(library, voices, tmp_path, monkeypatch, capsys):
+    from voiceprint.cli import run
+
+    monkeypatch.delenv("VOICEPRINT_LANG", raising=False)
+    zh, en = tmp_path / "lead-zh.html", tmp_path / "lead-en.html"
+    assert run(["--operator", "王警官", "report", "--query", str(voices["short"]), "--lang", "zh", "-o", str(zh), "--library", str(library)]) == 0
+    rid = found(r"result ([0-9a-f]{16})", capsys.readouterr().out)
+    assert run(["report", rid, "-o", str(en), "--library", str(library)]) == 0
+    page = zh.read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in page and "侦查线索：说话人检索（1:N）" in page
+    for heading in HEADINGS_ZH:
+        assert f"<h2>{heading}</h2>" in page
+    leftovers = [t for t in texts_of(page, "h1", "h2", "th") if english_words(t)]
+    assert not leftovers, leftovers
+    assert "short_call.wav" in page and "张三" in page and "前科人员" in page  # data stays, category codes read in Chinese
+    assert "有效语音仅 1.3 s（门限 3 s）" in page  # the query's quality warning, saved in English, shown in Chinese
+    assert "支持同一说话人假设" in page  # the verbal scale
+    assert not re.search(r"\b(Question|Relevant population|Investigative lead|weak query|support for)\b", page)
+    english = en.read_text(encoding="utf-8")
+    assert '<html lang="en">' in english and "<h2>1. Question and propositions</h2>" in english and "检验" not in english
+    monkeypatch.setenv("VOICEPRINT_LANG", "zh")
+    again = tmp_path / "lead-env.html"
+    assert run(["report", rid, "-o", str(again), "--library", str(library)]) == 0
+    assert "<h2>1. 检验问题与假设</h2>" in again.read_text(encoding="utf-8")
+    assert run(["report", rid, "--lang", "fr", "-o", str(again), "--library", str(library)]) == 2
+
+
+def test_a_zh_comparison_report_says_its_likelihood_ratio_in_chinese(library, voices, tmp_path):
+    from voiceprint.cli import run
+
+    out = tmp_path / "v.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["call"]), "--lang", "zh", "-o", str(out),
+                "--library", str(library)]) == 0
+    page = out.read_text(encoding="utf-8")
+    sentence = found(r'data-testid="lr-sentence">(.*?)</p>', page, flags=re.S)
+    assert "倍" in sentence and not english_words(sentence), sentence
+    assert "评价性比对：说话人比对（1:1）" in page and "信道组合；分别以两段录音为参照所得似然比的均值" in page
+    assert not [t for t in texts_of(page, "h1", "h2", "th") if english_words(t)]
+
+
+def test_a_zh_pdf_report_carries_chinese_text(library, voices):
+    import subprocess
+
+    pypdf = pytest.importorskip("pypdf", reason="pypdf (a dev dependency) is not installed: the PDF's text cannot be read")
+    if not subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout.strip():
+        pytest.skip("NO CJK FONT INSTALLED - run `make install` as root (fonts-wqy-zenhei); a zh PDF would show boxes")
+    from voiceprint.evidence import build_report, render_html, render_pdf
+    from voiceprint.library import Library
+
+    with Library.open(library) as lib:
+        body = lib.verify(voices["zhang"], voices["call"])
+        html = render_html(build_report(lib, {"id": "t", "kind": "verify", "body": body}, "王警官", lang="zh"))
+    reader = pypdf.PdfReader(io.BytesIO(render_pdf(html)))
+    text = re.sub(r"\s+", "", "".join(p.extract_text() for p in reader.pages))
+    assert "检验问题与假设" in text and "鉴定人" in text and "王警官" in text
+    assert f"第1页，共{len(reader.pages)}页" in text
+    fonts = {str(f["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
+    assert any("WenQuanYi" in f or "CJK" in f for f in fonts), fonts
+
+
+# -- the workbench ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def app(library):
+    pytest.importorskip("fastapi")
+    from voiceprint.web.app import Settings, create_app
+
+    application = create_app(Settings(library=str(library)))
+    yield application
+    application.state.wb.close()
+
+
+def log_in(app, name: str = "inv", lang: str | None = None):
+    from fastapi.testclient import TestClient
+
+    c = TestClient(app, follow_redirects=False)
+    if lang:
+        assert c.get(f"/lang?to={lang}&next=/login").status_code == 303
+    token = found(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
+    assert c.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
+    return c
+
+
+def nav(page: str) -> list[str]:
+    return re.findall(r">([^<]+)</a>", found(r"<nav>(.*?)</nav>", page, flags=re.S))
+
+
+def test_the_workbench_is_english_by_default_and_chinese_after_the_switch(app):
+    c = log_in(app)
+    page = c.get("/persons").text
+    assert nav(page)[:4] == ["Query", "Persons", "Cases", "Phones"] and '<html lang="en">' in page
+    r = c.get("/lang", params={"to": "zh", "next": "/cases?q=AJ"})
+    assert r.status_code == 303 and r.headers["location"] == "/cases?q=AJ"  # back to the page it came from
+    assert "vp_lang=zh" in r.headers["set-cookie"] and "httponly" in r.headers["set-cookie"].lower()
+    page = c.get("/persons").text
+    assert nav(page)[:4] == ["比对", "人员", "案件", "电话号码"] and '<html lang="zh-CN">' in page
+    assert "<h1>人员</h1>" in page and "前科人员" in page and "<b aria-current=\"true\">中文</b>" in page
+    for path in ("/persons", "/persons/1", "/cases", "/cases/AJ2026-0815", "/phones", "/phones/13800138000", "/query", "/links", "/leads", "/fused"):
+        labels = [t for t in texts_of(c.get(path).text, "h1", "h2", "h3", "th", "label", "button") if english_words(t)]
+        assert not labels, (path, labels)
+    # machine output stays English
+    api = c.get("/api/persons").json()
+    assert api["persons"][0]["category"] in ("prior_offender", "suspect")
+    assert c.get("/lang?to=en&next=/persons").status_code == 303
+    assert nav(c.get("/persons").text)[1] == "Persons"
+
+
+def test_a_zh_query_shows_chinese_warnings_and_a_chinese_report(app, voices):
+    c = log_in(app, lang="zh")
+    csrf = c.get("/api/session").json()["csrf_token"]
+    with open(voices["short"], "rb") as fh:
+        r = c.post("/query", data={"csrf_token": csrf}, files={"files": ("short_call.wav", fh, "audio/wav")})
+    assert r.status_code == 200, r.text
+    assert "待比对录音质量不足：有效语音仅 1.3 s（门限 3 s）——证据较弱" in r.text and "<th>对数似然比 (log10 LR)</th>" in r.text
+    rid = found(r'data-result-id="([0-9a-f]+)"', r.text)
+    assert f'src="/results/{rid}/voice/0.png?lang=zh"' in r.text
+    assert "<h2>1. 检验问题与假设</h2>" in c.get(f"/results/{rid}/report.html").text
+    assert c.get(f"/results/{rid}/voice/0.png?lang=zh").content.startswith(b"\x89PNG")
+    api = c.get(f"/api/results/{rid}").json()
+    assert api["voices"][0]["warnings"][0].startswith("weak query: only")  # the saved result stays English
+
+
+def test_serve_lang_zh_is_the_default_until_a_browser_switches(app, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(app.state.wb.settings, "lang", "zh")  # what `voiceprint serve --lang zh` sets
+    c = TestClient(app, follow_redirects=False)
+    login = c.get("/login").text
+    assert "<h1>登录</h1>" in login and "用户名" in login and '<html lang="zh-CN">' in login
+    c.get("/lang?to=en&next=/login")
+    assert "<h1>Log in</h1>" in c.get("/login").text
+    tech = log_in(app, "tech")
+    refused = tech.get("/query")
+    assert refused.status_code == 403 and "您的角色（技术员）无权比对录音" in refused.text
+    assert "cannot query recordings" in tech.post("/api/query").json()["error"]  # the API stays English
+    bad = tech.post("/enrol", data={"csrf_token": "forged"})
+    assert bad.status_code == 403 and "表单被拒绝" in bad.text and "CSRF 令牌" in bad.text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", ""])
+def test_the_language_switch_goes_back_only_to_local_pages(app, target):
+    from fastapi.testclient import TestClient
+
+    r = TestClient(app, follow_redirects=False).get("/lang", params={"to": "zh", "next": target})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+@pytest.mark.parametrize("code", ["fr", "", "zh-TW-x", "<script>"])
+def test_the_language_switch_refuses_unknown_languages(app, code):
+    from fastapi.testclient import TestClient
+
+    r = TestClient(app, follow_redirects=False).get("/lang", params={"to": code, "next": "/persons"})
+    assert r.status_code == 400 and "set-cookie" not in r.headers and "<script>" not in r.text
+    # an unknown cookie value (set by hand) is ignored: the server's language
+    c = TestClient(app, follow_redirects=False, cookies={"vp_lang": code or "xx"})
+    assert "<h1>Log in</h1>" in c.get("/login").text
