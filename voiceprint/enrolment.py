@@ -192,6 +192,11 @@ def prepare(item: EnrolItem, embedder, min_speech: float | None) -> PreparedFile
                         chosen.net_speech, quality, warnings, embedder.embed(chosen.speech))
 
 
+#: Notes an enrolment adds to a file's warnings (the workbench shows them in the page's language: voiceprint.i18n_zh).
+MOVED_PHONE_NOTE = "phone {number} was registered to person {owner}: it is now this person's"
+NEW_CASE_NOTE = "case {case} was not in the library: it was opened (check the number if you meant an existing case)"
+
+
 def _moved_phone(store, path: Path, number: str, pid: int, strict: bool) -> list[str]:
     """A note when ``number`` is registered to another person (re-registering moves it, audited as
     ``phone.assign``). Four-eyes (``strict``): refused, since an enrolment waiting for approval would
@@ -203,7 +208,7 @@ def _moved_phone(store, path: Path, number: str, pid: int, strict: bool) -> list
         raise DataError(f"{path}: phone {number} is registered to person {owner}; in a four-eyes library an "
                         "enrolment does not move it - enrol without --phone, and after approval move the number "
                         "with `voiceprint phone add NUMBER --person ...`")
-    return [f"phone {number} was registered to person {owner}: it is now this person's"]
+    return [MOVED_PHONE_NOTE.format(number=number, owner=owner)]
 
 
 def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
@@ -219,7 +224,7 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
             store.add_phone(item.phone, pid)
         if item.case:
             if store.case_row(item.case.strip()) is None:  # a mistyped number would open a case nobody else files under
-                notes.append(f"case {item.case.strip()} was not in the library: it was opened (check the number if you meant an existing case)")
+                notes.append(NEW_CASE_NOTE.format(case=item.case.strip()))
             store.add_case(item.case)
             store.link_case(item.case, pid, item.phone or None)
         rid = store.add_recording(done.sha256, done.channel, path.name, done.duration, done.net_speech, done.source_rate,

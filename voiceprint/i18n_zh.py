@@ -483,6 +483,10 @@ GENERATED: dict[str, str] = {
         "待检录音本身已作为人员 {id}（{name}；SHA-256 相同）的样本入库：该命中是文件与其自身的比对，而不是同一声音的两段录音的比对",
     "waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`":
         "等待另一人批准（双人复核）：在 `voiceprint approve` 之前不可比对",
+    # enrolment notes (voiceprint.enrolment)
+    "phone {number} was registered to person {owner}: it is now this person's": "电话号码 {number} 原登记在人员 {owner} 名下：现改登记到此人名下",
+    "case {case} was not in the library: it was opened (check the number if you meant an existing case)":
+        "案件 {case} 不在声纹库中：已新建该案件（如本意是已有案件，请核对案件编号）",
     # the ENFSI verbal scale (voiceprint.scoring.verbal)
     "extremely strong support for same speaker": "极强支持同一说话人假设",
     "very strong support for same speaker": "很强支持同一说话人假设",
