@@ -616,3 +616,15 @@ def test_serve_leaves_x_forwarded_for_to_its_trusted_proxy_option(tmp_path, monk
         app, kw = started.pop()
         app.state.wb.close()
         assert kw["proxy_headers"] is False and app.state.wb.settings.trusted_proxies == trusted
+
+
+def test_a_case_page_names_each_voices_best_hit_with_its_evidence(app, voices):
+    """The case page showed "cosine to the best hit" as a bare number: no person, no LR, unlike every other page."""
+    import re
+
+    wb = app.state.wb
+    wb.call_sync("setup", lambda lib: lib.links.add_recordings("AJ-BEST", [voices["a2"]]))
+    c, _ = login(app, "inv")
+    page = c.get("/cases/AJ-BEST").text
+    [cell] = re.findall(r'<td data-testid="best-hit">(.*?)</td>', page, flags=re.S)
+    assert 'href="/persons/1">Zhang San</a>' in cell and re.search(r"log10 LR [≥≤]?\s*-?\d+\.\d\d \(\w", cell), cell

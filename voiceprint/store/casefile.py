@@ -134,11 +134,12 @@ def case_voice_clusters(store: Store) -> list[tuple[int, int, str]]:
         " JOIN voice_clusters k ON k.id = m.cluster_id WHERE k.status != 'promoted'")]
 
 
-def case_voice_vectors(store: Store, model: str, only_unsearched: bool = False) -> list[sqlite3.Row]:
+def case_voice_vectors(store: Store, model: str, only_unsearched: bool = False, case_id: int | None = None) -> list[sqlite3.Row]:
     """(case voice id, case number, raw vector blob, domain, rate, codec, net speech) of the filed case voices;
-    ``only_unsearched``: those the voice origin has not searched yet."""
-    only = ("WHERE 'voice:' || cv.id NOT IN (SELECT src FROM lead_edges WHERE origin = 'voice' AND kind = 'searched')"
-            if only_unsearched else "")
+    ``only_unsearched``: those the voice origin has not searched yet; ``case_id``: one case's."""
+    where = (["'voice:' || cv.id NOT IN (SELECT src FROM lead_edges WHERE origin = 'voice' AND kind = 'searched')"] if only_unsearched else [])
+    where += [f"cv.case_id = {int(case_id)}"] if case_id is not None else []
+    only = "WHERE " + " AND ".join(where) if where else ""
     return store.db.execute(
         "SELECT cv.id, c.case_number, COALESCE(x.vector, v.vector), COALESCE(x.domain, ''), r.sample_rate, r.codec,"
         " COALESCE(x.net_speech, cv.net_speech) FROM case_voices cv JOIN cases c ON c.id = cv.case_id"

@@ -155,8 +155,35 @@ def cases(lib, q: str = "") -> dict:
 def case(lib, case_number: str) -> dict:
     cid = lib.store.case_id(case_number)
     card = browse.case_card(lib.store, cid)
+    best = best_hits_now(lib, cid)
+    for voice in card["recordings"]:
+        voice["best"] = best.get(voice["id"])
     audit_read(lib, "case.view", f"case:{cid}")
     return card
+
+
+def best_hits_now(lib, case_id: int) -> dict[int, dict]:
+    """Each voice of a case against today's library: its best hit's person and evidence (log10 LR with a
+    back end, else the cosine), calibrated for the recording's channel and speech as a query is.
+
+    What a voice matched when it was filed stays on record; persons enrolled since then may be closer."""
+    import numpy as np
+
+    from ..scoring import domain_of
+    from ..store import casefile
+
+    if lib.index.persons.ntotal == 0:
+        return {}
+    best = {}
+    for cv_id, _, blob, domain, rate, codec, net in casefile.case_voice_vectors(lib.store, lib.model, case_id=case_id):
+        if blob is None:
+            continue  # filed before case voices' vectors were kept
+        hits = lib.search_vector(np.frombuffer(blob, np.float32), 1, domain or domain_of(int(rate or 0), codec or ""), float(net))
+        if hits:
+            hit = hits[0]
+            best[int(cv_id)] = {"person_id": hit["person"]["id"], "person": hit["person"]["name"], "log10_lr": hit.get("log10_lr"),
+                                "at_bound": hit.get("at_bound"), "verbal": hit.get("verbal"), "cosine": hit["cosine"]}
+    return best
 
 
 def phones(lib, q: str = "") -> dict:
