@@ -628,3 +628,5 @@ def test_a_case_page_names_each_voices_best_hit_with_its_evidence(app, voices):
     page = c.get("/cases/AJ-BEST").text
     [cell] = re.findall(r'<td data-testid="best-hit">(.*?)</td>', page, flags=re.S)
     assert 'href="/persons/1">Zhang San</a>' in cell and re.search(r"log10 LR [≥≤]?\s*-?\d+\.\d\d \(\w", cell), cell
+    [view] = wb.call_sync("t", lambda lib: lib.store.audit_rows(1, "case.view"))
+    assert view["detail"]["voices_compared"] == 1  # the comparison behind the page is on record

@@ -158,7 +158,7 @@ def case(lib, case_number: str) -> dict:
     best = best_hits_now(lib, cid)
     for voice in card["recordings"]:
         voice["best"] = best.get(voice["id"])
-    audit_read(lib, "case.view", f"case:{cid}")
+    audit_read(lib, "case.view", f"case:{cid}", **({"voices_compared": len(best)} if best else {}))  # each searched the library
     return card
 
 
