@@ -630,3 +630,32 @@ def test_a_case_page_names_each_voices_best_hit_with_its_evidence(app, voices):
     assert 'href="/persons/1">Zhang San</a>' in cell and re.search(r"log10 LR [≥≤]?\s*-?\d+\.\d\d \(\w", cell), cell
     [view] = wb.call_sync("t", lambda lib: lib.store.audit_rows(1, "case.view"))
     assert view["detail"]["voices_compared"] == 1  # the comparison behind the page is on record
+
+
+def test_an_investigator_opens_a_case_and_files_its_recordings_in_the_browser(app, voices):
+    """Filing a fraud call under a case needed the command line: the workbench had no way to open a case or file to it."""
+    wb = app.state.wb
+    tech, tcsrf = login(app, "tech")
+    assert tech.post("/cases", data={"csrf_token": tcsrf, "case_number": "AJ-WEB-1"}).status_code == 403  # not a technician's job
+    c, csrf = login(app, "inv")
+    r = c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-WEB-1", "title": "fake refund", "area": "Chengdu"})
+    assert r.status_code == 303 and r.headers["location"] == "/cases/AJ-WEB-1"
+    again = c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-WEB-1"})
+    assert again.status_code == 400 and "already exists" in again.text
+    with open(voices["a2"], "rb") as good, open(voices["junk"], "rb") as junk:
+        r = c.post("/case-recordings", data={"csrf_token": csrf, "case_number": "AJ-WEB-1"},
+                   files=[("files", ("call_a2.wav", good, "audio/wav")), ("files", ("junk.wav", junk, "audio/wav"))])
+    assert r.status_code == 200 and 'data-status="matched"' in r.text and 'data-status="refused"' in r.text
+    assert "Zhang San" in r.text and "/uploads/" not in r.text and ".incoming" not in r.text
+    assert "Zhang San</a> (prior_offender) - voice heard in a recording of this case" in c.get("/cases/AJ-WEB-1").text
+    import hashlib
+
+    kept = wb.call_sync("t", lambda lib: [row[0] for row in lib.store.db.execute("SELECT sha256 FROM uploads")])
+    good_sha, junk_sha = (hashlib.sha256(voices[k].read_bytes()).hexdigest() for k in ("a2", "junk"))
+    assert good_sha in kept and junk_sha not in kept  # the evidence kept, the refused file gone
+    actions = [row["action"] for row in wb.call_sync("t", lambda lib: lib.store.audit_rows(20))]
+    assert "case.add" in actions and "case.add_recording" in actions
+    assert c.post("/case-recordings", data={"csrf_token": csrf, "case_number": "NO-SUCH"},
+                  files=[("files", ("x.wav", b"RIFF", "audio/wav"))]).status_code == 404
+    incoming = app.state.wb.lib.root / "uploads" / ".incoming"
+    assert not incoming.exists() or not any(incoming.iterdir())  # nothing refused or unfiled is left behind

@@ -200,6 +200,19 @@ def test_investigator_finds_the_speaker_and_the_report_pdf_carries_the_evidence(
         browser.get(base + path)
         assert browser.find_element(By.TAG_NAME, "h1").text
         shot(browser, name)
+    # the investigator opens a case and files the call with it, in the browser
+    browser.get(base + "/cases")
+    browser.find_element(By.NAME, "case_number").send_keys("AJ2026-1001")
+    browser.find_element(By.NAME, "title").send_keys("fake police officer")
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=open-case]").click()
+    wait_for(browser, lambda d: d.current_url.endswith("/cases/AJ2026-1001"), timeout=120)
+    browser.find_element(By.CSS_SELECTOR, 'input[type=file][name=files]').send_keys(str(server["files"]["unknown"]))
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=file-recordings]").click()
+    filed = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-status]"), timeout=120)[0]
+    shot(browser, "17-case-filed")
+    assert filed.get_attribute("data-status") in ("matched", "unknown"), filed.text
+    best = browser.find_element(By.CSS_SELECTOR, "[data-testid=best-hit]").text
+    assert best.startswith("Zhang San") and "log10 LR" in best, best
 
 
 def test_a_technician_is_refused_approval_and_a_supervisor_approves_the_pending_enrolment(server, browser):

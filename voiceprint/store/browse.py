@@ -50,9 +50,14 @@ def case_card(store: Store, case_id: int) -> dict:
     """One case: its row, the persons and phones linked to it, and its recorded voices."""
     db = store.db
     row = dict(db.execute("SELECT * FROM cases WHERE id = ?", (case_id,)).fetchone())
+    # linked to the case (enrolment, phones), or heard in one of its recordings (``heard``)
     people = [dict(r) for r in db.execute(
-        "SELECT DISTINCT p.id, p.name, p.category FROM persons p WHERE p.id IN (SELECT person_id FROM person_cases WHERE case_id = :c) "
-        "OR p.id IN (SELECT ph.person_id FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id WHERE pc.case_id = :c) ORDER BY p.id",
+        "SELECT DISTINCT p.id, p.name, p.category, p.id IN (SELECT " + CASE_VOICE_PERSON + " FROM case_voices cv "
+        "LEFT JOIN voiceprints vp ON vp.id = cv.voiceprint_id WHERE cv.case_id = :c) AS heard FROM persons p "
+        "WHERE p.id IN (SELECT person_id FROM person_cases WHERE case_id = :c) "
+        "OR p.id IN (SELECT ph.person_id FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id WHERE pc.case_id = :c) "
+        "OR p.id IN (SELECT " + CASE_VOICE_PERSON + " FROM case_voices cv LEFT JOIN voiceprints vp ON vp.id = cv.voiceprint_id "
+        "WHERE cv.case_id = :c) ORDER BY p.id",
         {"c": case_id})]
     phones = [dict(r) for r in db.execute(
         "SELECT ph.number, ph.person_id, p.name AS person FROM phone_cases pc JOIN phones ph ON ph.id = pc.phone_id "

@@ -37,12 +37,14 @@ PERMISSIONS: dict[str, frozenset] = {
     "enrol": frozenset({"technician", "supervisor"}),
     "approve": frozenset({"supervisor"}),
     "links": frozenset({"investigator", "supervisor"}),
+    "file": frozenset({"investigator", "supervisor"}),
     "leads": frozenset({"analyst", "investigator", "supervisor"}),
     "audit": frozenset({"supervisor"}),
 }
 PERMISSION_WORDS = {
     "query": "query recordings", "report": "open evidence reports", "audio": "listen to recordings", "enrol": "enrol voice samples",
-    "approve": "approve or reject enrolments", "links": "see or decide case links", "leads": "see CDR leads", "audit": "read the audit trail",
+    "approve": "approve or reject enrolments", "links": "see or decide case links",
+    "file": "open cases or file their recordings", "leads": "see CDR leads", "audit": "read the audit trail",
 }
 
 

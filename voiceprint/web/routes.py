@@ -7,10 +7,11 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request  # routes.py is imported only by create_app; FastAPI reads these annotations
 
-from ..errors import VoiceprintError
+from ..errors import NotFound, VoiceprintError
 from ..i18n import HTML_LANG, LANGUAGES, translate
 from . import accounts, chart, views
 from .app import (
@@ -125,6 +126,7 @@ def install(app) -> None:
     _query_routes(app)
     _browse_routes(app)
     _enrol_routes(app)
+    _case_routes(app)
     _link_routes(app)
     _audit_routes(app)
 
@@ -511,6 +513,55 @@ def _form_items(form, uploads: dict) -> list:
     return [EnrolItem(str(path), person, str(form.get("category") or "other"), str(form.get("id_number") or ""),
                       str(form.get("phone") or ""), str(form.get("case") or ""), int(channel) if channel.isdigit() else None,
                       str(form.get("notes") or "")) for path, _sha, _size in uploads.values()]
+
+
+# -- cases: open one, file its recordings ---------------------------------------------------------------
+def _case_routes(app) -> None:
+    from fastapi.responses import RedirectResponse
+
+    @app.post("/cases")
+    async def open_case(request: Request):
+        user = await current_user(request)
+        require(user, "file")
+        form = await form_with_csrf(request, user)
+        wb = _wb(request)
+        try:
+            number = await wb.call(user["name"], views.open_case, str(form.get("case_number") or ""), str(form.get("title") or ""),
+                                   str(form.get("date") or ""), str(form.get("area") or ""))
+        except VoiceprintError as err:
+            data = await wb.call(user["name"], views.cases, "")
+            status, message = user_error(err)
+            return page(request, "cases.html", user, status_code=status, data=data, error=message)
+        return RedirectResponse(f"/cases/{quote(number, safe='')}", status_code=303)
+
+    @app.post("/case-recordings")
+    async def file_recordings(request: Request):
+        from starlette.datastructures import UploadFile
+
+        user = await current_user(request)
+        require(user, "file")
+        wb = _wb(request)
+        form = await form_with_csrf(request, user)
+        number = str(form.get("case_number") or "")
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+        filed, error = None, ""
+        if not files:
+            error = translate("choose the recording(s) to file with the case", lang_of(request))
+        else:
+            uploads = {}
+            try:
+                for up in files:
+                    path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload")
+                    uploads[name] = (path, sha, size)
+                filed = await wb.call(user["name"], views.file_uploads, number, uploads)
+            except BaseException as err:  # nothing is left behind (what was kept has moved)
+                for path, _sha, _size in uploads.values():
+                    views.discard(path)
+                if not isinstance(err, VoiceprintError) or isinstance(err, NotFound):
+                    raise  # no such case: the error page, as for any unknown case
+                error = user_error(err)[1]
+        data = await wb.call(user["name"], views.case, number)
+        return page(request, "case.html", user, status_code=422 if error else 200, data=data, filed=filed, error=error)
 
 
 # -- links -----------------------------------------------------------------------------------------

@@ -162,6 +162,38 @@ def case(lib, case_number: str) -> dict:
     return card
 
 
+def open_case(lib, case_number: str, title: str = "", date: str = "", area: str = "") -> str:
+    """Open a case (its number, title, date, area); an existing number is refused, not merged into."""
+    from ..errors import DataError
+
+    number = (case_number or "").strip()
+    if lib.store.case_row(number) is not None:
+        raise DataError(f"case {number} already exists - open it from the list, or choose another number")
+    with lib.writing():
+        lib.add_case(number, title.strip(), date.strip() or None, area.strip())
+    return number
+
+
+def file_uploads(lib, case_number: str, uploads: dict) -> list[dict]:
+    """File uploaded recordings under a case (``uploads``: name -> (path, sha, size)): each voice is matched to the
+    library or kept as an unknown voice (``voiceprint.linking``); a file that decoded is kept as evidence, a refused
+    one leaves nothing behind."""
+    lib.store.case_id(case_number)  # NotFound before any work
+    by_path = {str(path): (name, path, sha, size) for name, (path, sha, size) in uploads.items()}
+    rows = lib.links.add_recordings(case_number, [path for path, _sha, _size in uploads.values()])
+    filed = {r["file"] for r in rows if r["status"] != "refused"}
+    for key, (name, path, sha, size) in by_path.items():
+        if key in filed:
+            keep(lib, path, sha, name, size)
+        else:
+            discard(path)
+    for r in rows:
+        name, path = by_path[r["file"]][:2]
+        r["file"] = name
+        r["reason"] = str(r.get("reason") or "").replace(str(path.parent) + "/", "")
+    return rows
+
+
 def best_hits_now(lib, case_id: int) -> dict[int, dict]:
     """Each voice of a case against today's library: its best hit's person and evidence (log10 LR with a
     back end, else the cosine), calibrated for the recording's channel and speech as a query is.
