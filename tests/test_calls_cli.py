@@ -65,6 +65,10 @@ def test_train_and_score_with_model(gbk_data, tmp_path):
     truth = {"+86" + n for n in pd.read_csv(gbk_data["truth"], dtype=str)["number"]}
     f["label"] = f["number"].isin(truth).astype(int)
     f.to_csv(tmp_path / "labelled.csv", index=False)
+    labelled = (tmp_path / "labelled.csv").read_bytes()
+    with pytest.raises(DataError, match="is also an input"):  # the labelled table was replaced by the model
+        invoke("train", "--features", tmp_path / "labelled.csv", "--out", tmp_path / "labelled.csv", "--rounds", "40")
+    assert (tmp_path / "labelled.csv").read_bytes() == labelled
     out = invoke("train", "--features", tmp_path / "labelled.csv", "--out", tmp_path / "m.joblib", "--rounds", "40")
     assert "threshold" in out
     invoke("score", "--features", tmp_path / "f.parquet", "--model", tmp_path / "m.joblib", "--out", tmp_path / "s.json")

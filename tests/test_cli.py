@@ -201,3 +201,25 @@ def test_init_usage_errors_exit_2_and_create_nothing(tmp_path, capsys, args):
 def test_a_malformed_phone_number_is_bad_input_not_a_broken_library(library, capsys):
     assert run(["phone", "add", "not-a-number", "--library", library]) == 8
     assert "'not-a-number' is not a phone number" in capsys.readouterr().err
+
+
+def test_person_add_with_a_bad_phone_adds_nobody(library, capsys):
+    """`person add Q3 --phone abc` exited 8 but left person Q3 made and audited."""
+    assert run(["person", "add", "Q3", "--phone", "abc", "--library", library]) == 8
+    assert "nothing was added" in capsys.readouterr().err
+    assert run(["person", "list", "--json", "--library", library]) == 0
+    assert "Q3" not in capsys.readouterr().out
+
+
+def test_an_output_that_is_an_input_or_cannot_be_written_is_refused_before_any_work(library, clip, tmp_path, capsys):
+    """`enrol m.csv --report m.csv` replaced the manifest; `--report /proc/x.csv` failed after enrolling."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,person\n{clip},Report Tester\n", encoding="utf-8")
+    before = manifest.read_bytes()
+    assert run(["enrol", str(manifest), "--report", str(manifest), "--library", library]) == 8
+    assert "is also an input" in capsys.readouterr().err and manifest.read_bytes() == before
+    assert run(["enrol", str(manifest), "--report", "/proc/report.csv", "--library", library]) == 5
+    capsys.readouterr()
+    assert run(["person", "list", "--json", "--library", library]) == 0
+    assert "Report Tester" not in capsys.readouterr().out  # refused before the file was enrolled
+    assert run(["evaluate", str(manifest), "--scores-out", str(manifest)]) == 8 and manifest.read_bytes() == before

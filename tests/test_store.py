@@ -155,3 +155,62 @@ def test_ids_of_deleted_rows_are_never_given_again(tmp_path):
             rec2 = store.add_recording("b" * 64, 0, "b.wav", 3.0, 2.0, 16000)
             vp2 = store.add_voiceprint(rec2, third, lib.model, np.ones(192, np.float32))
         assert third > second > first and rec2 > rec and vp2 > vp
+
+
+@pytest.mark.parametrize("damage", ["text", "empty"])
+def test_a_damaged_or_empty_database_is_a_library_error_and_is_not_written(tmp_path, damage):
+    """A garbage library.sqlite gave "internal error: DatabaseError", and a 0-byte one got a schema written into it."""
+    from voiceprint.errors import LibraryError
+    from voiceprint.library import Library
+
+    root = tmp_path / "lib"
+    Library.create(root, operator="t").close()
+    db = root / "library.sqlite"
+    db.write_bytes(b"this is not a database at all " * 200 if damage == "text" else b"")
+    before = db.read_bytes()
+    with pytest.raises(LibraryError, match="restore library.sqlite from the backup"):
+        Library.open(root, operator="t")
+    assert db.read_bytes() == before
+
+
+def test_a_read_only_database_says_to_check_the_mount(tmp_path):
+    """A library on a read-only mount gave "internal error: OperationalError: unable to open database file"."""
+    from voiceprint.store import _open_failure
+
+    name = tmp_path / "library.sqlite"
+    made = sqlite3.connect(name)
+    made.execute("CREATE TABLE t (x)")
+    made.close()
+    read_only = sqlite3.connect(f"file:{name}?mode=ro", uri=True)  # what SQLite sees on a read-only mount
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        read_only.execute("INSERT INTO t VALUES (1)")
+    read_only.close()
+    message = _open_failure(name, caught.value)
+    assert "read-only" in message and "check the mount" in message
+
+
+def test_a_creation_that_fails_leaves_nothing_half_made(tmp_path, monkeypatch):
+    """On a full disk `init` left a damaged library.sqlite and its -wal, and every later command failed on them."""
+    from voiceprint import library as library_module
+    from voiceprint.errors import LibraryError
+
+    def unreachable(*args, **kwargs):
+        raise LibraryError("cannot reach Milvus")
+
+    monkeypatch.setattr("voiceprint.index.write_backend", unreachable)
+    root = tmp_path / "lib"
+    with pytest.raises(LibraryError, match="cannot reach Milvus"):
+        library_module.Library.create(root, operator="t", milvus_uri="http://nowhere:19530")
+    assert not (root / "library.sqlite").exists() and not list(root.glob(".library.sqlite*"))
+    library_module.Library.create(root, operator="t", milvus_uri="").close()  # the next try starts clean
+
+
+def test_an_id_number_shared_by_two_persons_names_neither(tmp_path):
+    """`person delete <ID number>` deleted one of two persons sharing it, whichever SQLite returned first."""
+    with Store(tmp_path / "lib.sqlite") as store:
+        with store.transaction():
+            a = store.add_person("Zhang San", "510100199001011234")
+            b = store.add_person("Zhang S.", "510100199001011234")
+        with pytest.raises(NotFound, match=rf"2 persons share that ID number \(ids {a}, {b}\) - refer to one by id"):
+            store.find_person("510100199001011234")
+        assert store.find_person(str(b))["name"] == "Zhang S."

@@ -154,7 +154,10 @@ def enrol(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .enrolment import EnrolItem, folder_items, read_manifest
+    from .fsutil import writable_output
 
+    if report:
+        writable_output(report, [target])  # before any file is enrolled
     single = False
     if target.is_dir():
         items = folder_items(target, person, category, phone, case)
@@ -371,9 +374,13 @@ def person_add(
     library: LibraryOpt = None,
 ) -> None:
     """Add a person. Example: voiceprint person add "Li Si" --category suspect --phone 13900139000"""
+    from .errors import DataError
+    from .phones import normalize_number
     from .retention import parse_date, set_retention  # retention hook: a bad date is refused before anything is added
 
     retain = parse_date(retain_until)
+    if bad := [number for number in phone or [] if not normalize_number(number)]:  # refused before the person is added
+        raise DataError(f"{bad[0]!r} is not a phone number - nothing was added")
     lib = _open(library)
     pid = lib.add_person(name, id_number, category, notes)
     for number in phone or []:
@@ -780,7 +787,11 @@ def evaluate(
     """
     from .evaluate import evaluate as run_evaluation
     from .evaluate import plot, write_scores
+    from .fsutil import writable_output
     from .report import print_rows, to_json
+
+    if scores_out:
+        writable_output(scores_out, manifests)  # before the evaluation's minutes of work
 
     if simulate:
         from .telephone import CODECS, available

@@ -66,6 +66,23 @@ def atomic_output(target: str | os.PathLike, mode: int = PRIVATE_FILE) -> Iterat
         tmp.unlink(missing_ok=True)
 
 
+def writable_output(target: str | os.PathLike, inputs=()) -> Path:
+    """``target`` checked before any work: not one of ``inputs`` (writing it would replace what is read),
+    and its folder takes a new file. Raises DataError for the first, the OSError itself (a full, read-only
+    or missing folder: ``errors.storage_failure`` says what to do) for the second."""
+    from .errors import DataError
+
+    out = Path(target)
+    for item in inputs:
+        if item is not None and out.exists() and Path(item).exists() and os.path.samefile(out, item):
+            raise DataError(f"{out} is also an input - write the result to another file (nothing was written)")
+    if out.is_dir():
+        raise DataError(f"{out} is a folder - name a file to write")
+    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".check"):
+        pass
+    return out
+
+
 def write_atomic(target: str | os.PathLike, data: bytes | str, mode: int = PRIVATE_FILE) -> None:
     """``data`` (text as UTF-8) into ``target`` through :func:`atomic_output`."""
     with atomic_output(target, mode) as tmp:

@@ -100,20 +100,29 @@ class Library:
             building = root / f".{DB_NAME}.creating"
             for leftover in root.glob(f".{DB_NAME}.creating*"):  # a creation killed part-way
                 leftover.unlink()
-            # Create the file 0600 first: SQLite gives its -wal and -shm files the same mode.
-            os.close(os.open(building, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
-            with Store(building, operator) as store:
-                with store.transaction():
-                    store.set_meta("model", spec.name)
-                    store.set_meta("model_fingerprint", spec.fingerprint)
-                    store.set_meta("embedding_dim", str(spec.embedding_dim))
-                    store.set_meta("generation", "0")
-                    store.audit("library.create", str(root.name), model=spec.name)
-            if milvus_uri:  # before the database appears: nobody opens the library without its backend
-                write_backend(root, "milvus", milvus_uri)
-            # Closing the only connection folded the WAL into the file and removed it.
-            os.rename(building, root / DB_NAME)
-            fsync_dir(root)
+            try:
+                # Create the file 0600 first: SQLite gives its -wal and -shm files the same mode.
+                os.close(os.open(building, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+                with Store(building, operator) as store:
+                    with store.transaction():
+                        store.set_meta("model", spec.name)
+                        store.set_meta("model_fingerprint", spec.fingerprint)
+                        store.set_meta("embedding_dim", str(spec.embedding_dim))
+                        store.set_meta("generation", "0")
+                        store.audit("library.create", str(root.name), model=spec.name)
+                if milvus_uri:  # before the database appears: nobody opens the library without its backend
+                    write_backend(root, "milvus", milvus_uri)
+                # Closing the only connection folds the WAL into the file and removes it; a WAL still there
+                # means the fold failed (a full disk): the file alone would be a damaged database.
+                if Path(f"{building}-wal").exists():
+                    raise LibraryError(f"{root}: the new database could not be written completely (is the disk full?) - "
+                                       "free some space and run `voiceprint init` again")
+                os.rename(building, root / DB_NAME)
+                fsync_dir(root)
+            except BaseException:  # nothing half-made is left: the next `init` starts clean
+                for leftover in root.glob(f".{DB_NAME}.creating*"):
+                    leftover.unlink(missing_ok=True)
+                raise
         return cls(root, Store(root / DB_NAME, operator), spec.name)
 
     @classmethod
@@ -128,6 +137,8 @@ class Library:
             except _AlreadyExists:
                 with _folder_lock(root):  # another process created it just now: wait until it is done
                     pass
+        if (root / DB_NAME).stat().st_size == 0:  # SQLite would take it as a new database and write a schema into it
+            raise LibraryError(f"{root / DB_NAME} is empty (0 bytes) - restore library.sqlite from the backup made with the folder")
         store = Store(root / DB_NAME, operator)
         lib_model = store.get_meta("model")
         if not lib_model:  # only a creation killed part-way by an older version leaves this

@@ -161,8 +161,11 @@ def train_cmd(
     Example:
         voiceprint calls train --features btg_gatcobo_user_features.csv.gz --out models/calls.lgb
     """
+    from voiceprint.fsutil import writable_output
+
     from .scoring import load_feature_table, train_model
 
+    writable_output(out, [*features, mapping])  # the labelled table is not replaced by a model
     table = _loaded(load_feature_table(features, mapping=mapping, label=label))
     if canonical:
         table.frame = table.canonical

@@ -94,6 +94,17 @@ def os_account() -> str:
 ID_NUMBER = re.compile(r"[0-9A-Z][0-9A-Z-]{0,31}")
 
 
+def _open_failure(path: Path, err: sqlite3.DatabaseError) -> str:
+    """What to do about a library database SQLite cannot open or read."""
+    text = str(err)
+    if "not a database" in text or "malformed" in text:
+        return f"{path} is not a readable library database ({text}) - restore library.sqlite from the backup made with the folder"
+    if "readonly" in text or "unable to open" in text:
+        return (f"cannot open {path} for writing ({text}) - the disk or folder is read-only, or this account may not write it: "
+                "check the mount and the folder's owner")
+    return f"cannot open library database {path}: {text}"
+
+
 class Store(LinkingRows):
     """A connection to one library database. Use as a context manager or call :meth:`close`."""
 
@@ -107,12 +118,17 @@ class Store(LinkingRows):
         except sqlite3.Error as err:
             raise LibraryError(f"cannot open library database {self.path}: {err}") from err
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA busy_timeout = 60000")
-        mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        try:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.schema_version  # noqa: B018 - the first read of the file itself
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise LibraryError(_open_failure(self.path, err)) from err
         if mode.lower() != "wal":
             raise LibraryError(f"{self.path}: the database could not be switched to WAL mode")
-        self.db.execute("PRAGMA synchronous = FULL")
         self._migrate()
         integrity_attach(self)  # secure_delete, seal functions, first-time sealing (section at the end)
         ensure_casefile_schema(self.db)  # the case file's calling numbers and the lead graph (section at the end)
@@ -257,15 +273,14 @@ class Store(LinkingRows):
             if row:
                 return dict(row)
         text = str(ref).strip()
-        row = self.db.execute("SELECT * FROM persons WHERE id_number = ? AND id_number != ''", (text.upper(),)).fetchone()
-        if row:
-            return dict(row)
-        rows = self.db.execute("SELECT * FROM persons WHERE name = ?", (text,)).fetchall()
-        if len(rows) == 1:
-            return dict(rows[0])
-        if len(rows) > 1:
-            ids = ", ".join(str(r["id"]) for r in rows)
-            raise NotFound(f"{len(rows)} persons share that name (ids {ids}) - refer to one by id or ID number")
+        for column, what, other in (("id_number", "ID number", "by id"), ("name", "name", "by id or ID number")):
+            value = text.upper() if column == "id_number" else text
+            rows = self.db.execute(f"SELECT * FROM persons WHERE {column} = ? AND {column} != ''", (value,)).fetchall()
+            if len(rows) == 1:
+                return dict(rows[0])
+            if len(rows) > 1:  # never one of them at random: a deletion would erase the wrong person
+                ids = ", ".join(str(r["id"]) for r in rows)
+                raise NotFound(f"{len(rows)} persons share that {what} (ids {ids}) - refer to one {other}")
         raise NotFound(f"no person {text!r} in the library - see `voiceprint person list`")
 
     def list_persons(self, category: str | None = None) -> list[dict]:
