@@ -223,3 +223,15 @@ def test_an_output_that_is_an_input_or_cannot_be_written_is_refused_before_any_w
     assert run(["person", "list", "--json", "--library", library]) == 0
     assert "Report Tester" not in capsys.readouterr().out  # refused before the file was enrolled
     assert run(["evaluate", str(manifest), "--scores-out", str(manifest)]) == 8 and manifest.read_bytes() == before
+
+
+def test_retention_as_of_a_bad_date_does_not_suggest_clearing_it(library, capsys):
+    assert run(["retention", "apply", "--as-of", "2020-13-45", "--dry-run", "--library", library]) == 8
+    err = capsys.readouterr().err
+    assert "'2020-13-45' is not a date - write it as YYYY-MM-DD" in err and "none" not in err
+
+
+def test_a_file_given_as_the_library_is_not_offered_to_init(clip, capsys):
+    assert run(["person", "list", "--library", str(clip)]) == 7
+    err = capsys.readouterr().err
+    assert "is a file, not a library folder" in err and "voiceprint init" not in err

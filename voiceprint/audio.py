@@ -252,7 +252,7 @@ def _inspect(path: str, container, channels) -> _Source:
         raise AudioError(
             path,
             f"has {n_src} channel(s), channel {channels} does not exist",
-            f"use a channel number from 0 to {n_src - 1}, or 'each' / 'mix'",
+            f"use a channel number from 0 to {n_src - 1}",
         )
     name = container.format.name
     # WAV and FLAC headers state the length exactly (FFmpeg clamps WAV to the bytes present): refuse at once.

@@ -258,8 +258,9 @@ def _refuse_a_voice_of_another_person(store, path: Path, recording_id: int, pers
         cosine = float(vector @ theirs / max(float(np.linalg.norm(vector) * np.linalg.norm(theirs)), 1e-12))
         if cosine >= SAME_VOICE_COSINE:
             raise DataError(f"{path}: this voice of this recording is already enrolled for person {other} "
-                            f"(voiceprint {vid}) - one voice cannot be two people's; if that person is wrong, delete the "
-                            "sample with `voiceprint person delete` or re-enrol after correcting the name")
+                            f"(voiceprint {vid}) - one voice cannot be two people's: correct the name in the manifest, or, if "
+                            f"person {other} is the mistake, delete them (`voiceprint person delete {other}` erases that person "
+                            "with all their samples) and enrol again")
 
 
 # -- workers --------------------------------------------------------------------------------------

@@ -130,6 +130,8 @@ class Library:
         """Open an existing library (or create it when ``create``)."""
         root = resolve_library(ref)
         if not (root / DB_NAME).exists():
+            if root.exists() and not root.is_dir():
+                raise NotFound(f"{root} is a file, not a library folder - give the library's folder (or name) with --library")
             if not create:
                 raise NotFound(f"no voiceprint library at {root} - create one with `voiceprint init --library {ref or root}`")
             try:

@@ -14,14 +14,15 @@ from .store import set_retention as _store_set_retention
 from .store import update_person as _store_update_person
 
 
-def parse_date(text: str | None) -> str | None:
-    """``YYYY-MM-DD`` -> the same ISO text; ``none``/empty -> None (no retention date)."""
-    if text is None or text.strip().lower() in ("", "none", "never"):
+def parse_date(text: str | None, clearable: bool = True) -> str | None:
+    """``YYYY-MM-DD`` -> the same ISO text; ``none``/empty -> None (no retention date, when ``clearable``)."""
+    if text is None or (clearable and text.strip().lower() in ("", "none", "never")):
         return None
     try:
         return _dt.date.fromisoformat(text.strip()).isoformat()
     except ValueError as err:
-        raise DataError(f"{text!r} is not a date - write it as YYYY-MM-DD (or 'none' to clear it)") from err
+        clear = " (or 'none' to clear it)" if clearable else ""
+        raise DataError(f"{text!r} is not a date - write it as YYYY-MM-DD{clear}") from err
 
 
 def set_retention(lib, person, retain_until: str | None) -> None:
@@ -50,7 +51,7 @@ def apply_retention(lib, as_of: str | None = None, dry_run: bool = False) -> dic
     One transaction for all of them, then one index save and one WAL checkpoint; each erasure is
     audited as ``person.delete`` plus ``retention.erase`` (with its date), the run as ``retention.apply``.
     """
-    today = parse_date(as_of) or _dt.date.today().isoformat()
+    today = parse_date(as_of, clearable=False) if as_of else _dt.date.today().isoformat()
     with lib.writing():
         due = expired_persons(lib.store, today)
         result = {"as_of": today, "dry_run": dry_run, "persons": due, "erased": 0, "voiceprints": 0}
