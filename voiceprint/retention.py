@@ -51,7 +51,7 @@ def apply_retention(lib, as_of: str | None = None, dry_run: bool = False) -> dic
     One transaction for all of them, then one index save and one WAL checkpoint; each erasure is
     audited as ``person.delete`` plus ``retention.erase`` (with its date), the run as ``retention.apply``.
     """
-    today = parse_date(as_of, clearable=False) if as_of else _dt.date.today().isoformat()
+    today = (parse_date(as_of, clearable=False) if as_of else None) or _dt.date.today().isoformat()
     with lib.writing():
         due = expired_persons(lib.store, today)
         result = {"as_of": today, "dry_run": dry_run, "persons": due, "erased": 0, "voiceprints": 0}
