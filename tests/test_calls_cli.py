@@ -83,6 +83,26 @@ def test_bad_inputs_raise_data_errors(tmp_path):
         invoke("features", tmp_path / "h.parquet", "--out", tmp_path / "f.parquet")
 
 
+def test_a_binary_file_or_a_bad_mapping_is_a_data_error_and_bad_rounds_a_usage_error(tmp_path):
+    from voiceprint.cli import run
+
+    binary = tmp_path / "clip.csv"
+    binary.write_bytes(bytes(range(256)) * 8)
+    for args in (["score", "-f", binary], ["train", "-f", binary, "-o", tmp_path / "m.lgb"], ["leads", "-f", binary]):
+        with pytest.raises(DataError, match=r"clip.csv: not a text table \(CSV/TSV/Parquet\)"):
+            invoke(*args)
+    table = tmp_path / "t.csv"
+    table.write_text("number,calls\na,1\nb,2\n", encoding="utf-8")
+    with pytest.raises(DataError, match="t.csv: not a TOML column mapping"):
+        invoke("score", "-f", table, "--mapping", table)
+    (tmp_path / "partial.toml").write_text('[columns]\ncalls = "calls"\n', encoding="utf-8")
+    with pytest.raises(DataError, match="partial.toml: the mapping lacks 'name'"):
+        invoke("score", "-f", table, "--mapping", tmp_path / "partial.toml")
+    assert runner.invoke(app, ["train", "-f", str(table), "-o", str(tmp_path / "m.lgb"), "--rounds", "-5"]).exit_code == 2
+    assert run(["calls", "score", "-f", str(binary)]) == 8
+    assert not (tmp_path / "m.lgb").exists()
+
+
 def test_analyst_mistakes_get_a_line_that_says_what_to_do(gbk_data, tmp_path):
     calls = tmp_path / "calls.parquet"
     invoke("import", gbk_data["calls"], "--out", calls)

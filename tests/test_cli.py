@@ -35,6 +35,12 @@ def test_help_lists_the_workflow(capsys):
         assert command in out
 
 
+def test_backend_fit_refuses_an_unknown_part_of_the_plan(capsys):
+    assert run(["backend", "fit", "--only", "bogus:clean", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "bogus:clean" in err and "hyke_ivr_8k:clean" in err and "Traceback" not in err
+
+
 def test_enrol_query_json_shape(library, clip, capsys):
     assert run(["enrol", str(clip), "--person", "Zhang San", "--category", "prior_offender",
                 "--phone", "13800138000", "--case", "AJ-1", "--library", library]) == 0

@@ -117,6 +117,14 @@ def test_manifest_needs_path_and_speaker(tmp_path):
         ev.read_eval_manifest(bad)
 
 
+@pytest.mark.parametrize("content", [b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00" + bytes(64), bytes(range(128, 256)) * 4])
+def test_an_audio_or_binary_file_as_the_manifest_is_a_data_error(tmp_path, content):
+    bad = tmp_path / "clip.wav"
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match=r"clip.wav: not a text table \(CSV/TSV/Parquet\)"):
+        ev.read_eval_manifest(bad)
+
+
 @pytest.fixture(scope="module")
 def toy_corpus(tmp_path_factory):
     """Three synthetic 'speakers' (different pitch), three 3 s clips each, and their manifest."""

@@ -748,8 +748,12 @@ def backend_fit(
 
     Example: voiceprint backend fit --dry-run
     """
-    from .fitting import fit_backend
+    from .fitting import fit_backend, plan_parts, unknown_parts
     from .scoring import QUALITY_MEASURES
+
+    if unknown := unknown_parts(only or []):
+        raise typer.BadParameter(f"no such corpus:channel in the plan: {', '.join(unknown)} - choose from {', '.join(plan_parts())}",
+                                 param_hint="--only")
 
     for q in quality or []:
         if q not in QUALITY_MEASURES:

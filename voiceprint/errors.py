@@ -98,3 +98,15 @@ def storage_failure(exc: BaseException) -> str | None:
         if exc.errno == errno.ENOENT:
             return f"no such file or folder{target} - check the path (or that the file system can hold files)"
     return None
+
+
+def not_a_text_table(path) -> DataError:
+    """The refusal of a file given as a table that is not one (a recording, an archive, any binary file)."""
+    return DataError(f"{path}: not a text table (CSV/TSV/Parquet) - give the table itself, not a recording or other binary file")
+
+
+def looks_binary(path) -> bool:
+    """Whether the start of ``path`` holds NUL bytes, as no CSV/TSV text does (UTF-16, marked by its byte-order mark, aside)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in head

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AudioError, DataError
+from .errors import AudioError, DataError, not_a_text_table
 
 log = logging.getLogger("voiceprint")
 
@@ -70,8 +70,12 @@ def read_eval_manifest(path: str | os.PathLike) -> list[Item]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise not_a_text_table(path) from None
     except OSError as err:
         raise DataError(f"{path}: cannot read manifest ({err.strerror})") from err
+    if "\x00" in text:
+        raise not_a_text_table(path)
     reader = csv.DictReader(text.splitlines())
     cols = {c.strip().lower() for c in reader.fieldnames or []}
     if not {"path", "speaker"} <= cols:

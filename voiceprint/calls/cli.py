@@ -154,7 +154,7 @@ def train_cmd(
     canonical: bool = typer.Option(False, "--canonical", help="Train on the canonical signals only, so the model also "
                                    "scores other layouts (e.g. features from raw CDRs)."),
     seed: int = typer.Option(0, help="Random seed."),
-    rounds: int = typer.Option(800, help="Boosting rounds (fewer: faster, less accurate)."),
+    rounds: int = typer.Option(800, min=1, help="Boosting rounds (fewer: faster, less accurate)."),
 ):
     """Train the supervised scorer; its decision threshold is tuned by cross-validation.
 
