@@ -169,3 +169,28 @@ def test_import_csv_prints_one_csv_table_on_stdout(gbk_data, tmp_path):
     assert rows[0] == ["item", "value"] and all(len(r) == 2 for r in rows)
     assert ["malformed rows", "3"] in rows
     assert "file,line,reason" in result.stderr  # the malformed lines, on stderr
+
+
+def test_a_full_disk_under_duckdb_is_a_storage_failure(gbk_data, tmp_path, monkeypatch, capsys):
+    import duckdb
+
+    from voiceprint import errors
+    from voiceprint.cli import run
+
+    full = ('IO Error: Async write failed for range [offset=186255, size=418661]: {"exception_type":"IO","exception_message":'
+            '"Could not write file \\"/mnt/full/calls.parquet.partial\\": No space left on device","errno":"28"}')
+    assert errors.storage_failure(duckdb.IOException(full)) == ("no space left on the disk (/mnt/full/calls.parquet.partial) - "
+                                                                "free space, then run the same command again")
+    spill = "Out of Memory Error: failed to offload data block: could not write file \"/t/duckdb_temp_block\": No space left on device"
+    assert errors.storage_failure(duckdb.OutOfMemoryException(spill)).startswith("no space left on the disk (/t/duckdb_temp_block)")
+    assert errors.storage_failure(duckdb.IOException("IO Error: No files found that match the pattern")) is None
+
+    def disk_full(*args, **kwargs):
+        raise duckdb.IOException(full)
+
+    monkeypatch.setattr("voiceprint.calls.ingest.import_calls", disk_full)
+    monkeypatch.setattr("voiceprint.calls.features.compute_features", disk_full)
+    assert run(["calls", "import", str(gbk_data["calls"]), "-o", str(tmp_path / "c.parquet")]) == 5
+    assert run(["calls", "features", str(gbk_data["calls"]), "-o", str(tmp_path / "f.parquet")]) == 5
+    err = capsys.readouterr().err
+    assert err.count("error: no space left on the disk (/mnt/full/calls.parquet.partial) - free space") == 2 and "internal" not in err
