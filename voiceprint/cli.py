@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, LibraryError, ModelError, VoiceprintError, storage_failure
+from .errors import EXIT_INTERRUPTED, AudioError, LibraryError, ModelError, VoiceprintError, storage_failure
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -293,7 +293,7 @@ def query(
     from .report import print_rows, to_json
 
     lib = _open(library)
-    results, failures = [], 0
+    results, failures = [], []
     for f in files:
         try:
             with long_audio_bar():  # decode / speech / voices progress for recordings over 5 minutes
@@ -301,7 +301,7 @@ def query(
         except VoiceprintError as err:
             if len(files) == 1:
                 raise
-            failures += 1
+            failures.append(err.exit_code)
             _err(f"error: {err}")
             results.append({"file": str(f), "error": str(err), "hits": []})
     if json_out:
@@ -326,8 +326,16 @@ def query(
                 typer.echo("  speaks at: " + _ranges(r["segments"]))
             for w in r.get("warnings", []):
                 typer.echo(f"  warning: {w}")
-    if failures == len(files):
-        raise typer.Exit(3)
+    _exit_if_refused(len(failures), len(files), failures[0] if failures else AudioError.exit_code, "searched")
+
+
+def _exit_if_refused(refused: int, total: int, code: int = 3, done: str = "done") -> None:
+    """After everything that worked was output: when any input was refused, say how many on stderr and exit with
+    the refusal's code (3 for a recording), so neither a script nor a person takes a partial run for a whole one."""
+    if refused:
+        rest = f" - the other {total - refused} were {done}" if refused < total else ""
+        _err(f"refused {refused} of {total} input(s){rest}; see the errors above")
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -510,14 +518,15 @@ def case_add_recording(
     lib = _open(library)
     lib.store.case_id(case_number)  # a mistyped case number must not open a new case: `case add` does that
     rows = lib.links.add_recordings(case_number, [str(f) for f in files])
+    refused = sum(1 for r in rows if r["status"] == "refused")
     if json_out:
         typer.echo(to_json(rows))
+        _exit_if_refused(refused, len(files), done="filed")
         return
     print_rows([{k: r.get(k) for k in ("file", "channel", "voice", "net_speech", "status", "person", "score", "cluster")}
                 | {"speaks at": _ranges(r["segments"], 4), "warnings": "; ".join(r["warnings"]) or r.get("reason", "")}
                 for r in rows])
-    if rows and all(r["status"] == "refused" for r in rows):
-        raise typer.Exit(3)
+    _exit_if_refused(refused, len(files), done="filed")
 
 
 @link_app.callback()
@@ -614,8 +623,10 @@ def screen(
 
     with long_audio_bar():
         rows = _open(library).links.screen([str(f) for f in files], top=top)
+    failed = sum(1 for r in rows if r.get("error"))
     if json_out:
         typer.echo(to_json(rows))
+        _exit_if_refused(failed, len(files), done="screened")
         return
     flat = [{"file": r["file"], "channel": r.get("channel"), "voice": r.get("voice"), "net_speech": r.get("net_speech"),
              "person": r.get("person"), "log10 LR": shown_log10_lr({"log10_lr": r.get("person_log10_lr"), "at_bound": r.get("person_at_bound")}),
@@ -625,9 +636,9 @@ def screen(
     print_rows(flat, fmt=_fmt(False, csv_out))
     if not json_out and not csv_out:
         found = sum(1 for r in rows if r.get("person") or r.get("cluster"))
-        failed = sum(1 for r in rows if r.get("error"))
         typer.echo(f"{len(files)} file(s), {len(rows) - failed} voice(s): {found} matched a person or a known unknown voice"
                    + (f"; {failed} file(s) could not be screened" if failed else ""))
+    _exit_if_refused(failed, len(files), done="screened")
 
 
 # -- index, audit, models --------------------------------------------------------------------
