@@ -67,6 +67,16 @@ def test_a_refused_input_is_never_exit_0_and_what_worked_is_still_output(library
     assert [r["status"] for r in json.loads(out.out)] == ["matched", "refused"] and "refused 1 of 2" in out.err
 
 
+def test_negative_counts_and_lengths_are_usage_errors(library, clip, capsys):
+    assert run(["enrol", str(clip), "--person", "A", "--min-speech", "-1", "--library", library]) == 2
+    assert run(["audit", "--limit", "-1", "--library", library]) == 2
+    assert run(["audit", "--limit", "0", "--library", library]) == 2
+    assert run(["link", "--min-cases", "-1", "--library", library]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert run(["person", "list", "--json", "--library", library]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # nothing enrolled by the refused command
+
+
 def test_enrol_query_json_shape(library, clip, capsys):
     assert run(["enrol", str(clip), "--person", "Zhang San", "--category", "prior_offender",
                 "--phone", "13800138000", "--case", "AJ-1", "--library", library]) == 0

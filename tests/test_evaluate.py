@@ -142,6 +142,18 @@ def toy_corpus(tmp_path_factory):
     return d / "manifest.csv"
 
 
+def test_options_that_leave_nothing_to_test_are_refused_before_any_audio_is_read(toy_corpus, capsys):
+    from voiceprint.cli import run
+
+    with pytest.raises(DataError, match="no speaker has more than 100 recording"):
+        ev.evaluate([toy_corpus], enrol=100, use_backend=False)
+    for bad in (["--per-speaker", "-2"], ["--per-speaker", "0"], ["--enrol", "0"], ["--enrol", "2", "--per-speaker", "2"],
+                ["--test-speech", "-5"], ["--test-speech", "0"], ["--min-speech", "-1"]):
+        assert run(["evaluate", str(toy_corpus), *bad]) == 2, bad
+    assert run(["evaluate", str(toy_corpus), "--enrol", "100"]) == 8
+    assert "lower --enrol" in capsys.readouterr().err
+
+
 def test_evaluate_end_to_end_writes_trials_that_reproduce_the_eer(toy_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("VOICEPRINT_CACHE", str(tmp_path / "cache.sqlite"))
     result = ev.evaluate([toy_corpus], enrol=1, use_backend=False)

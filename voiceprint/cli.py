@@ -132,7 +132,7 @@ def enrol(
     channel: Annotated[int | None, typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
     voice: Annotated[int | None, typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
     force: Annotated[bool, typer.Option("--force", hidden=True, help="No longer needed: short or noisy files are enrolled with a warning.")] = False,
-    min_speech: Annotated[float | None, typer.Option(help="Minimum net speech in seconds.")] = None,
+    min_speech: Annotated[float | None, typer.Option(min=0, help="Minimum net speech in seconds.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
     workers: Annotated[int | None, typer.Option(help="Workers preparing files (4 files or more; 0 = none). "
                                                       "Default: $VOICEPRINT_WORKERS or every usable core.")] = None,
@@ -464,7 +464,7 @@ def case_add(
     title: Annotated[str, typer.Option()] = "",
     date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     area: Annotated[str, typer.Option()] = "",
-    status: Annotated[str, typer.Option()] = "open",
+    status: Annotated[str, typer.Option(help="open, closed or solved (closed and solved cases leave the leads).")] = "open",
     calling_number: Annotated[list[str] | None, typer.Option(help="A number that called the victim (repeatable).")] = None,
     called_at: Annotated[list[str] | None, typer.Option(help="When it called, YYYY-MM-DD HH:MM (repeatable, in the same order).")] = None,
     library: LibraryOpt = None,
@@ -475,7 +475,12 @@ def case_add(
     Example: voiceprint case add AJ2026-0815 --calling-number 13900000240 --called-at "2019-10-03 10:12"
     """
     from .graph_cli import add_calls, pair_calls
+    from .store.schema import CASE_STATUSES, case_field_problem
 
+    if case_field_problem(date, None):
+        raise typer.BadParameter(f"{date!r} is not a day - give it as YYYY-MM-DD (e.g. 2026-08-15)", param_hint="--date")
+    if case_field_problem(None, status):
+        raise typer.BadParameter(f"{status!r} - give one of {', '.join(CASE_STATUSES)}", param_hint="--status")
     calls = pair_calls(calling_number or [], called_at or [])
     lib = _open(library)
     existing = lib.store.case_row(case_number)
@@ -532,7 +537,7 @@ def case_add_recording(
 @link_app.callback()
 def link(
     ctx: typer.Context,
-    min_cases: Annotated[int, typer.Option(help="Only voices heard in at least this many cases.")] = 2,
+    min_cases: Annotated[int, typer.Option(min=1, help="Only voices heard in at least this many cases.")] = 2,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -682,7 +687,7 @@ app.add_typer(audit_app, name="audit")
 @audit_app.callback()
 def audit(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many entries.")] = 50,
     action: Annotated[str | None, typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
@@ -776,12 +781,12 @@ def backend_fit(
 @app.command()
 def evaluate(
     manifests: Annotated[list[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
-    enrol: Annotated[int, typer.Option(help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
+    enrol: Annotated[int, typer.Option(min=1, help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
     simulate: Annotated[str, typer.Option(help="Pass audio through a telephone codec first: g711u, g711a, amrnb.")] = "",
     tests_only: Annotated[bool, typer.Option("--simulate-tests-only", help="Enrol from the files as they are; simulate only the tests.")] = False,
     speakers: Annotated[str, typer.Option(help="Speaker split: all, dev (back-end fitting) or test (reporting).")] = "all",
-    per_speaker: Annotated[int | None, typer.Option(help="Use at most N recordings per speaker.")] = None,
-    min_speech: Annotated[float, typer.Option(help="Refuse recordings with less net speech (seconds).")] = 1.0,
+    per_speaker: Annotated[int | None, typer.Option(min=2, help="Use at most N recordings per speaker (more than --enrol).")] = None,
+    min_speech: Annotated[float, typer.Option(min=0, help="Refuse recordings with less net speech (seconds).")] = 1.0,
     test_speech: Annotated[float | None, typer.Option(help="Cut each test to its first S seconds of speech (short-sample condition; "
                                                           "lower --min-speech to match).")] = None,
     model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
@@ -796,6 +801,12 @@ def evaluate(
     from .evaluate import evaluate as run_evaluation
     from .evaluate import plot, write_scores
     from .report import print_rows, to_json
+
+    if per_speaker is not None and enrol >= per_speaker:
+        raise typer.BadParameter(f"--enrol {enrol} leaves no test of --per-speaker {per_speaker} recordings: give more recordings "
+                                 "per speaker than enrolments", param_hint="--per-speaker")
+    if test_speech is not None and test_speech <= 0:
+        raise typer.BadParameter(f"{test_speech:g}: give seconds of speech above 0", param_hint="--test-speech")
 
     if simulate:
         from .telephone import CODECS, available
