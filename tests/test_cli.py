@@ -77,6 +77,22 @@ def test_negative_counts_and_lengths_are_usage_errors(library, clip, capsys):
     assert json.loads(capsys.readouterr().out) == []  # nothing enrolled by the refused command
 
 
+def test_two_output_formats_at_once_are_refused_before_any_work(library, clip, tmp_path, capsys):
+    from voiceprint.calls.cli import app as calls_app
+
+    assert run(["screen", str(clip), "--json", "--csv", "--library", library]) == 2
+    assert "--json" in capsys.readouterr().err
+    assert run(["audit", "--json", "--csv", "--library", library]) == 2
+    assert run(["person", "list", "--json", "--csv", "--library", library]) == 2
+    from typer.testing import CliRunner
+
+    table = tmp_path / "calls.csv"
+    table.write_text("number,other,direction,start\n", encoding="utf-8")
+    result = CliRunner().invoke(calls_app, ["import", str(table), "-o", str(tmp_path / "c.parquet"), "--json", "--format", "csv"])
+    assert result.exit_code == 2 and not (tmp_path / "c.parquet").exists()
+    assert CliRunner().invoke(calls_app, ["score", "-f", str(table), "--json", "--csv"]).exit_code == 2
+
+
 def test_enrol_query_json_shape(library, clip, capsys):
     assert run(["enrol", str(clip), "--person", "Zhang San", "--category", "prior_offender",
                 "--phone", "13800138000", "--case", "AJ-1", "--library", library]) == 0

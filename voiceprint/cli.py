@@ -401,8 +401,9 @@ def person_list(
     """List persons with their number of voice samples."""
     from .report import print_rows
 
+    fmt = _fmt(json_out, csv_out)
     lib = _open(library)
-    print_rows(lib.persons(category), ["id", "name", "id_number", "category", "voice_samples", "notes"], _fmt(json_out, csv_out))
+    print_rows(lib.persons(category), ["id", "name", "id_number", "category", "voice_samples", "notes"], fmt)
 
 
 @person_app.command("show")
@@ -619,6 +620,7 @@ def screen(
     from .report import print_rows, to_json
     from .voices import AUDIO_SUFFIXES
 
+    fmt = _fmt(json_out, csv_out)  # --json --csv together: refused before any file is read
     files = [folder] if folder.is_file() else sorted(
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
@@ -638,7 +640,7 @@ def screen(
              "cosine": r.get("person_score"), "cluster": r.get("cluster"),
              "cluster score": r.get("cluster_score"), "cases": r.get("cluster_cases"),
              "warnings": "; ".join(r.get("warnings", [])) or r.get("error", "")} for r in rows]
-    print_rows(flat, fmt=_fmt(False, csv_out))
+    print_rows(flat, fmt=fmt)
     if not json_out and not csv_out:
         found = sum(1 for r in rows if r.get("person") or r.get("cluster"))
         typer.echo(f"{len(files)} file(s), {len(rows) - failed} voice(s): {found} matched a person or a known unknown voice"
@@ -700,11 +702,12 @@ def audit(
 
     from .report import print_rows
 
+    fmt = _fmt(json_out, csv_out)
     rows = _open(library).audit(limit, action)
     for r in rows:
         r["time"] = datetime.fromtimestamp(r["ts"]).isoformat(timespec="seconds")
         r["os_user"] = r["detail"].get("os_user", "")  # who ran the command, where --operator named someone else
-    print_rows(rows, ["id", "time", "operator", "os_user", "action", "target", "detail"], _fmt(json_out, csv_out))
+    print_rows(rows, ["id", "time", "operator", "os_user", "action", "target", "detail"], fmt)
 
 
 @models_app.command("list")
