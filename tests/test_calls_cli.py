@@ -87,6 +87,26 @@ def test_bad_inputs_raise_data_errors(tmp_path):
         invoke("features", tmp_path / "h.parquet", "--out", tmp_path / "f.parquet")
 
 
+def test_a_binary_file_or_a_bad_mapping_is_a_data_error_and_bad_rounds_a_usage_error(tmp_path):
+    from voiceprint.cli import run
+
+    binary = tmp_path / "clip.csv"
+    binary.write_bytes(bytes(range(256)) * 8)
+    for args in (["score", "-f", binary], ["train", "-f", binary, "-o", tmp_path / "m.lgb"], ["leads", "-f", binary]):
+        with pytest.raises(DataError, match=r"clip.csv: not a text table \(CSV/TSV/Parquet\)"):
+            invoke(*args)
+    table = tmp_path / "t.csv"
+    table.write_text("number,calls\na,1\nb,2\n", encoding="utf-8")
+    with pytest.raises(DataError, match="t.csv: not a TOML column mapping"):
+        invoke("score", "-f", table, "--mapping", table)
+    (tmp_path / "partial.toml").write_text('[columns]\ncalls = "calls"\n', encoding="utf-8")
+    with pytest.raises(DataError, match="partial.toml: the mapping lacks 'name'"):
+        invoke("score", "-f", table, "--mapping", tmp_path / "partial.toml")
+    assert runner.invoke(app, ["train", "-f", str(table), "-o", str(tmp_path / "m.lgb"), "--rounds", "-5"]).exit_code == 2
+    assert run(["calls", "score", "-f", str(binary)]) == 8
+    assert not (tmp_path / "m.lgb").exists()
+
+
 def test_analyst_mistakes_get_a_line_that_says_what_to_do(gbk_data, tmp_path):
     calls = tmp_path / "calls.parquet"
     invoke("import", gbk_data["calls"], "--out", calls)
@@ -153,3 +173,28 @@ def test_import_csv_prints_one_csv_table_on_stdout(gbk_data, tmp_path):
     assert rows[0] == ["item", "value"] and all(len(r) == 2 for r in rows)
     assert ["malformed rows", "3"] in rows
     assert "file,line,reason" in result.stderr  # the malformed lines, on stderr
+
+
+def test_a_full_disk_under_duckdb_is_a_storage_failure(gbk_data, tmp_path, monkeypatch, capsys):
+    import duckdb
+
+    from voiceprint import errors
+    from voiceprint.cli import run
+
+    full = ('IO Error: Async write failed for range [offset=186255, size=418661]: {"exception_type":"IO","exception_message":'
+            '"Could not write file \\"/mnt/full/calls.parquet.partial\\": No space left on device","errno":"28"}')
+    assert errors.storage_failure(duckdb.IOException(full)) == ("no space left on the disk (/mnt/full/calls.parquet.partial) - "
+                                                                "free space, then run the same command again")
+    spill = "Out of Memory Error: failed to offload data block: could not write file \"/t/duckdb_temp_block\": No space left on device"
+    assert errors.storage_failure(duckdb.OutOfMemoryException(spill)).startswith("no space left on the disk (/t/duckdb_temp_block)")
+    assert errors.storage_failure(duckdb.IOException("IO Error: No files found that match the pattern")) is None
+
+    def disk_full(*args, **kwargs):
+        raise duckdb.IOException(full)
+
+    monkeypatch.setattr("voiceprint.calls.ingest.import_calls", disk_full)
+    monkeypatch.setattr("voiceprint.calls.features.compute_features", disk_full)
+    assert run(["calls", "import", str(gbk_data["calls"]), "-o", str(tmp_path / "c.parquet")]) == 5
+    assert run(["calls", "features", str(gbk_data["calls"]), "-o", str(tmp_path / "f.parquet")]) == 5
+    err = capsys.readouterr().err
+    assert err.count("error: no space left on the disk (/mnt/full/calls.parquet.partial) - free space") == 2 and "internal" not in err

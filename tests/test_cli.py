@@ -35,6 +35,64 @@ def test_help_lists_the_workflow(capsys):
         assert command in out
 
 
+def test_backend_fit_refuses_an_unknown_part_of_the_plan(capsys):
+    assert run(["backend", "fit", "--only", "bogus:clean", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "bogus:clean" in err and "hyke_ivr_8k:clean" in err and "Traceback" not in err
+
+
+def test_a_refused_input_is_never_exit_0_and_what_worked_is_still_output(library, clip, tmp_path, capsys):
+    text = tmp_path / "in" / "text.wav"
+    text.parent.mkdir()
+    text.write_text("not audio at all\n")
+    assert run(["enrol", str(clip), "--person", "Zhang San", "--library", library]) == 0
+    assert run(["case", "add", "KX", "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["query", str(text), "--library", library]) == 3
+    assert run(["screen", str(text), "--library", library]) == 3
+    assert run(["screen", str(text), "--json", "--library", library]) == 3
+    assert run(["case", "add-recording", "KX", str(text), "--json", "--library", library]) == 3
+    assert run(["case", "add-recording", "KX", str(text), "--library", library]) == 3
+    capsys.readouterr()
+    assert run(["query", str(clip), str(text), "--json", "--library", library]) == 3
+    out = capsys.readouterr()
+    good, bad = json.loads(out.out)
+    assert good["hits"] and bad["error"] and "refused 1 of 2 input(s) - the other 1 were searched" in out.err
+    (text.parent / "clip.wav").write_bytes(clip.read_bytes())
+    assert run(["screen", str(text.parent), "--json", "--library", library]) == 3
+    out = capsys.readouterr()
+    assert len(json.loads(out.out)) == 2 and "refused 1 of 2 input(s)" in out.err
+    assert run(["case", "add-recording", "KX", str(clip), str(text), "--json", "--library", library]) == 3
+    out = capsys.readouterr()
+    assert [r["status"] for r in json.loads(out.out)] == ["matched", "refused"] and "refused 1 of 2" in out.err
+
+
+def test_negative_counts_and_lengths_are_usage_errors(library, clip, capsys):
+    assert run(["enrol", str(clip), "--person", "A", "--min-speech", "-1", "--library", library]) == 2
+    assert run(["audit", "--limit", "-1", "--library", library]) == 2
+    assert run(["audit", "--limit", "0", "--library", library]) == 2
+    assert run(["link", "--min-cases", "-1", "--library", library]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert run(["person", "list", "--json", "--library", library]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # nothing enrolled by the refused command
+
+
+def test_two_output_formats_at_once_are_refused_before_any_work(library, clip, tmp_path, capsys):
+    from voiceprint.calls.cli import app as calls_app
+
+    assert run(["screen", str(clip), "--json", "--csv", "--library", library]) == 2
+    assert "--json" in capsys.readouterr().err
+    assert run(["audit", "--json", "--csv", "--library", library]) == 2
+    assert run(["person", "list", "--json", "--csv", "--library", library]) == 2
+    from typer.testing import CliRunner
+
+    table = tmp_path / "calls.csv"
+    table.write_text("number,other,direction,start\n", encoding="utf-8")
+    result = CliRunner().invoke(calls_app, ["import", str(table), "-o", str(tmp_path / "c.parquet"), "--json", "--format", "csv"])
+    assert result.exit_code == 2 and not (tmp_path / "c.parquet").exists()
+    assert CliRunner().invoke(calls_app, ["score", "-f", str(table), "--json", "--csv"]).exit_code == 2
+
+
 def test_enrol_query_json_shape(library, clip, capsys):
     assert run(["enrol", str(clip), "--person", "Zhang San", "--category", "prior_offender",
                 "--phone", "13800138000", "--case", "AJ-1", "--library", library]) == 0

@@ -117,6 +117,14 @@ def test_manifest_needs_path_and_speaker(tmp_path):
         ev.read_eval_manifest(bad)
 
 
+@pytest.mark.parametrize("content", [b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00" + bytes(64), bytes(range(128, 256)) * 4])
+def test_an_audio_or_binary_file_as_the_manifest_is_a_data_error(tmp_path, content):
+    bad = tmp_path / "clip.wav"
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match=r"clip.wav: not a text table \(CSV/TSV/Parquet\)"):
+        ev.read_eval_manifest(bad)
+
+
 @pytest.fixture(scope="module")
 def toy_corpus(tmp_path_factory):
     """Three synthetic 'speakers' (different pitch), three 3 s clips each, and their manifest."""
@@ -132,6 +140,18 @@ def toy_corpus(tmp_path_factory):
         w.writerow(["path", "speaker"])
         w.writerows(rows)
     return d / "manifest.csv"
+
+
+def test_options_that_leave_nothing_to_test_are_refused_before_any_audio_is_read(toy_corpus, capsys):
+    from voiceprint.cli import run
+
+    with pytest.raises(DataError, match="no speaker has more than 100 recording"):
+        ev.evaluate([toy_corpus], enrol=100, use_backend=False)
+    for bad in (["--per-speaker", "-2"], ["--per-speaker", "0"], ["--enrol", "0"], ["--enrol", "2", "--per-speaker", "2"],
+                ["--test-speech", "-5"], ["--test-speech", "0"], ["--min-speech", "-1"]):
+        assert run(["evaluate", str(toy_corpus), *bad]) == 2, bad
+    assert run(["evaluate", str(toy_corpus), "--enrol", "100"]) == 8
+    assert "lower --enrol" in capsys.readouterr().err
 
 
 def test_evaluate_end_to_end_writes_trials_that_reproduce_the_eer(toy_corpus, tmp_path, monkeypatch):

@@ -78,6 +78,19 @@ def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
         assert opened.store.db.execute("SELECT area FROM cases WHERE case_number = 'AJ-7'").fetchone()[0] == "广州"
     (tmp_path / "empty.csv").write_bytes(b"")
     assert run(["case", "import", str(tmp_path / "empty.csv"), "--library", lib]) == 8
+    for column, value in (("date", "2020-13-45"), ("date", "2020/03/02"), ("status", "weird")):
+        (tmp_path / "odd.csv").write_text(f"case_number,{column}\nAJ-20,\nAJ-21,{value}\n", encoding="utf-8")
+        assert run(["case", "import", str(tmp_path / "odd.csv"), "--library", lib]) == 8
+        assert f"line 3: {column} '{value}'" in capsys.readouterr().err
+    for option, value in (("--date", "2020-13-45"), ("--date", "20200302"), ("--status", "weird")):
+        assert run(["case", "add", "AJ-22", option, value, "--library", lib]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+    assert run(["case", "add", "AJ-22", "--date", "2020-02-29", "--status", "solved", "--library", lib]) == 0
+    with Library.open(lib) as opened:
+        assert not opened.store.db.execute("SELECT 1 FROM cases WHERE case_number IN ('AJ-20', 'AJ-21')").fetchall()
+        assert tuple(opened.store.db.execute("SELECT date, status FROM cases WHERE case_number = 'AJ-22'").fetchone()) == ("2020-02-29", "solved")
+        with pytest.raises(DataError, match="status 'weird'"):
+            opened.add_case("AJ-23", status="weird")
     (tmp_path / "junk.amr").write_text("not audio")
     refused = tmp_path / "refused.csv"  # the case goes in; the recording that cannot is an error a script sees
     refused.write_text("case_number,calling_number,called_at,recording\nAJ-10,13900000060,,junk.amr\n", encoding="utf-8")

@@ -618,6 +618,34 @@ def test_serve_leaves_x_forwarded_for_to_its_trusted_proxy_option(tmp_path, monk
         assert kw["proxy_headers"] is False and app.state.wb.settings.trusted_proxies == trusted
 
 
+def test_serve_checks_its_files_and_numbers_before_it_starts(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from voiceprint.cli import run
+
+    Library.create(tmp_path / "lib").close()
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(app))
+    lib = ["serve", "--library", str(tmp_path / "lib")]
+    (tmp_path / "leads.csv").write_text("rank,number\n1,13900000000\n", encoding="utf-8")
+    (tmp_path / "trials.csv").write_text("corpus,llr,target\nx,1.0,1\n", encoding="utf-8")
+    (tmp_path / "clip.wav").write_bytes(bytes(range(256)) * 4)
+    for extra, code, said in ((["--leads", str(tmp_path / "nothere.json")], 7, "no such leads file"),
+                              (["--leads", str(tmp_path / "leads.csv")], 8, "not a leads JSON file"),
+                              (["--trials", str(tmp_path / "nothere.csv")], 7, "no such trials file"),
+                              (["--trials", str(tmp_path / "trials.csv")], 8, "needs both same- and different-speaker trials"),
+                              (["--trials", str(tmp_path / "clip.wav")], 8, "not a trials file"),
+                              (["--idle-timeout", "-5"], 2, "--idle-timeout"), (["--max-upload-mb", "-1"], 2, "--max-upload-mb"),
+                              (["--port", "-1"], 2, "--port"), (["--port", "99999"], 2, "--port")):
+        assert run([*lib, *extra]) == code, extra
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
+    assert not started
+    (tmp_path / "leads.json").write_text('[{"rank": 1, "number": "13900000000"}]', encoding="utf-8")
+    assert run([*lib, "--leads", str(tmp_path / "leads.json")]) == 0
+    started.pop().state.wb.close()
+
+
 def test_a_case_page_names_each_voices_best_hit_with_its_evidence(app, voices):
     """The case page showed "cosine to the best hit" as a bare number: no person, no LR, unlike every other page."""
     import re

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, LibraryError, ModelError, VoiceprintError, storage_failure
+from .errors import EXIT_INTERRUPTED, AudioError, LibraryError, ModelError, VoiceprintError, storage_failure
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -132,7 +132,7 @@ def enrol(
     channel: Annotated[int | None, typer.Option(help="Channel to take from a stereo recording (0-based).")] = None,
     voice: Annotated[int | None, typer.Option(help="Diarised voice to take from a mono two-party call (0-based, see `query`).")] = None,
     force: Annotated[bool, typer.Option("--force", hidden=True, help="No longer needed: short or noisy files are enrolled with a warning.")] = False,
-    min_speech: Annotated[float | None, typer.Option(help="Minimum net speech in seconds.")] = None,
+    min_speech: Annotated[float | None, typer.Option(min=0, help="Minimum net speech in seconds.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write every file's outcome to this CSV.")] = None,
     workers: Annotated[int | None, typer.Option(help="Workers preparing files (4 files or more; 0 = none). "
                                                       "Default: $VOICEPRINT_WORKERS or every usable core.")] = None,
@@ -296,7 +296,7 @@ def query(
     from .report import print_rows, to_json
 
     lib = _open(library)
-    results, failures = [], 0
+    results, failures = [], []
     for f in files:
         try:
             with long_audio_bar():  # decode / speech / voices progress for recordings over 5 minutes
@@ -304,7 +304,7 @@ def query(
         except VoiceprintError as err:
             if len(files) == 1:
                 raise
-            failures += 1
+            failures.append(err.exit_code)
             _err(f"error: {err}")
             results.append({"file": str(f), "error": str(err), "hits": []})
     if json_out:
@@ -329,8 +329,16 @@ def query(
                 typer.echo("  speaks at: " + _ranges(r["segments"]))
             for w in r.get("warnings", []):
                 typer.echo(f"  warning: {w}")
-    if failures == len(files):
-        raise typer.Exit(3)
+    _exit_if_refused(len(failures), len(files), failures[0] if failures else AudioError.exit_code, "searched")
+
+
+def _exit_if_refused(refused: int, total: int, code: int = 3, done: str = "done") -> None:
+    """After everything that worked was output: when any input was refused, say how many on stderr and exit with
+    the refusal's code (3 for a recording), so neither a script nor a person takes a partial run for a whole one."""
+    if refused:
+        rest = f" - the other {total - refused} were {done}" if refused < total else ""
+        _err(f"refused {refused} of {total} input(s){rest}; see the errors above")
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -400,8 +408,9 @@ def person_list(
     """List persons with their number of voice samples."""
     from .report import print_rows
 
+    fmt = _fmt(json_out, csv_out)
     lib = _open(library)
-    print_rows(lib.persons(category), ["id", "name", "id_number", "category", "voice_samples", "notes"], _fmt(json_out, csv_out))
+    print_rows(lib.persons(category), ["id", "name", "id_number", "category", "voice_samples", "notes"], fmt)
 
 
 @person_app.command("show")
@@ -463,7 +472,7 @@ def case_add(
     title: Annotated[str, typer.Option()] = "",
     date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     area: Annotated[str, typer.Option()] = "",
-    status: Annotated[str, typer.Option()] = "open",
+    status: Annotated[str, typer.Option(help="open, closed or solved (closed and solved cases leave the leads).")] = "open",
     calling_number: Annotated[list[str] | None, typer.Option(help="A number that called the victim (repeatable).")] = None,
     called_at: Annotated[list[str] | None, typer.Option(help="When it called, YYYY-MM-DD HH:MM (repeatable, in the same order).")] = None,
     library: LibraryOpt = None,
@@ -474,7 +483,12 @@ def case_add(
     Example: voiceprint case add AJ2026-0815 --calling-number 13900000240 --called-at "2019-10-03 10:12"
     """
     from .graph_cli import add_calls, pair_calls
+    from .store.schema import CASE_STATUSES, case_field_problem
 
+    if case_field_problem(date, None):
+        raise typer.BadParameter(f"{date!r} is not a day - give it as YYYY-MM-DD (e.g. 2026-08-15)", param_hint="--date")
+    if case_field_problem(None, status):
+        raise typer.BadParameter(f"{status!r} - give one of {', '.join(CASE_STATUSES)}", param_hint="--status")
     calls = pair_calls(calling_number or [], called_at or [])
     lib = _open(library)
     existing = lib.store.case_row(case_number)
@@ -517,20 +531,21 @@ def case_add_recording(
     lib = _open(library)
     lib.store.case_id(case_number)  # a mistyped case number must not open a new case: `case add` does that
     rows = lib.links.add_recordings(case_number, [str(f) for f in files])
+    refused = sum(1 for r in rows if r["status"] == "refused")
     if json_out:
         typer.echo(to_json(rows))
+        _exit_if_refused(refused, len(files), done="filed")
         return
     print_rows([{k: r.get(k) for k in ("file", "channel", "voice", "net_speech", "status", "person", "score", "cluster")}
                 | {"speaks at": _ranges(r["segments"], 4), "warnings": "; ".join(r["warnings"]) or r.get("reason", "")}
                 for r in rows])
-    if rows and all(r["status"] == "refused" for r in rows):
-        raise typer.Exit(3)
+    _exit_if_refused(refused, len(files), done="filed")
 
 
 @link_app.callback()
 def link(
     ctx: typer.Context,
-    min_cases: Annotated[int, typer.Option(help="Only voices heard in at least this many cases.")] = 2,
+    min_cases: Annotated[int, typer.Option(min=1, help="Only voices heard in at least this many cases.")] = 2,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -612,6 +627,7 @@ def screen(
     from .report import print_rows, to_json
     from .voices import AUDIO_SUFFIXES
 
+    fmt = _fmt(json_out, csv_out)  # --json --csv together: refused before any file is read
     files = [folder] if folder.is_file() else sorted(
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
@@ -621,20 +637,22 @@ def screen(
 
     with long_audio_bar():
         rows = _open(library).links.screen([str(f) for f in files], top=top)
+    failed = sum(1 for r in rows if r.get("error"))
     if json_out:
         typer.echo(to_json(rows))
+        _exit_if_refused(failed, len(files), done="screened")
         return
     flat = [{"file": r["file"], "channel": r.get("channel"), "voice": r.get("voice"), "net_speech": r.get("net_speech"),
              "person": r.get("person"), "log10 LR": shown_log10_lr({"log10_lr": r.get("person_log10_lr"), "at_bound": r.get("person_at_bound")}),
              "cosine": r.get("person_score"), "cluster": r.get("cluster"),
              "cluster score": r.get("cluster_score"), "cases": r.get("cluster_cases"),
              "warnings": "; ".join(r.get("warnings", [])) or r.get("error", "")} for r in rows]
-    print_rows(flat, fmt=_fmt(False, csv_out))
+    print_rows(flat, fmt=fmt)
     if not json_out and not csv_out:
         found = sum(1 for r in rows if r.get("person") or r.get("cluster"))
-        failed = sum(1 for r in rows if r.get("error"))
         typer.echo(f"{len(files)} file(s), {len(rows) - failed} voice(s): {found} matched a person or a known unknown voice"
                    + (f"; {failed} file(s) could not be screened" if failed else ""))
+    _exit_if_refused(failed, len(files), done="screened")
 
 
 # -- index, audit, models --------------------------------------------------------------------
@@ -678,7 +696,7 @@ app.add_typer(audit_app, name="audit")
 @audit_app.callback()
 def audit(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many entries.")] = 50,
     action: Annotated[str | None, typer.Option(help="Only this action (enrol, query, verify, person.delete, ...).")] = None,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
@@ -691,11 +709,12 @@ def audit(
 
     from .report import print_rows
 
+    fmt = _fmt(json_out, csv_out)
     rows = _open(library).audit(limit, action)
     for r in rows:
         r["time"] = datetime.fromtimestamp(r["ts"]).isoformat(timespec="seconds")
         r["os_user"] = r["detail"].get("os_user", "")  # who ran the command, where --operator named someone else
-    print_rows(rows, ["id", "time", "operator", "os_user", "action", "target", "detail"], _fmt(json_out, csv_out))
+    print_rows(rows, ["id", "time", "operator", "os_user", "action", "target", "detail"], fmt)
 
 
 @models_app.command("list")
@@ -755,8 +774,12 @@ def backend_fit(
 
     Example: voiceprint backend fit --dry-run
     """
-    from .fitting import fit_backend
+    from .fitting import fit_backend, plan_parts, unknown_parts
     from .scoring import QUALITY_MEASURES
+
+    if unknown := unknown_parts(only or []):
+        raise typer.BadParameter(f"no such corpus:channel in the plan: {', '.join(unknown)} - choose from {', '.join(plan_parts())}",
+                                 param_hint="--only")
 
     for q in quality or []:
         if q not in QUALITY_MEASURES:
@@ -768,12 +791,12 @@ def backend_fit(
 @app.command()
 def evaluate(
     manifests: Annotated[list[Path], typer.Argument(help="CSV manifests with path,speaker columns (one corpus each).")],
-    enrol: Annotated[int, typer.Option(help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
+    enrol: Annotated[int, typer.Option(min=1, help="Enrolment recordings per speaker (the first K in manifest order).")] = 1,
     simulate: Annotated[str, typer.Option(help="Pass audio through a telephone codec first: g711u, g711a, amrnb.")] = "",
     tests_only: Annotated[bool, typer.Option("--simulate-tests-only", help="Enrol from the files as they are; simulate only the tests.")] = False,
     speakers: Annotated[str, typer.Option(help="Speaker split: all, dev (back-end fitting) or test (reporting).")] = "all",
-    per_speaker: Annotated[int | None, typer.Option(help="Use at most N recordings per speaker.")] = None,
-    min_speech: Annotated[float, typer.Option(help="Refuse recordings with less net speech (seconds).")] = 1.0,
+    per_speaker: Annotated[int | None, typer.Option(min=2, help="Use at most N recordings per speaker (more than --enrol).")] = None,
+    min_speech: Annotated[float, typer.Option(min=0, help="Refuse recordings with less net speech (seconds).")] = 1.0,
     test_speech: Annotated[float | None, typer.Option(help="Cut each test to its first S seconds of speech (short-sample condition; "
                                                           "lower --min-speech to match).")] = None,
     model: Annotated[str | None, typer.Option(help="Speaker model (default: the default model).")] = None,
@@ -790,6 +813,11 @@ def evaluate(
     from .fsutil import writable_output
     from .report import print_rows, to_json
 
+    if per_speaker is not None and enrol >= per_speaker:
+        raise typer.BadParameter(f"--enrol {enrol} leaves no test of --per-speaker {per_speaker} recordings: give more recordings "
+                                 "per speaker than enrolments", param_hint="--per-speaker")
+    if test_speech is not None and test_speech <= 0:
+        raise typer.BadParameter(f"{test_speech:g}: give seconds of speech above 0", param_hint="--test-speech")
     if scores_out:
         writable_output(scores_out, manifests)  # before the evaluation's minutes of work
 

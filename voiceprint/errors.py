@@ -97,4 +97,37 @@ def storage_failure(exc: BaseException) -> str | None:
             return f"a file stands where a folder is needed, or a folder where a file is{target} - choose another path"
         if exc.errno == errno.ENOENT:
             return f"no such file or folder{target} - check the path (or that the file system can hold files)"
+    if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb") and type(exc).__name__ in ("IOException", "OutOfMemoryException"):
+        return _duckdb_storage_failure(str(exc))
     return None
+
+
+def _duckdb_storage_failure(text: str) -> str | None:
+    """What to do about DuckDB's disk errors (``duckdb.IOException``, ``duckdb.OutOfMemoryException`` when it could not
+    spill to disk), worded as for the same ``OSError``; None for others. DuckDB gives no errno, only its message."""
+    import re
+
+    named = re.search(r'file \\?"([^"\\]+)\\?"', text)
+    target = f" ({named.group(1)})" if named else ""
+    lower = text.lower()
+    if "no space left on device" in lower or '"errno":"28"' in lower.replace(" ", ""):
+        return f"no space left on the disk{target} - free space, then run the same command again"
+    if "read-only file system" in lower:
+        return f"the file system is read-only{target} - run from a writable copy or mount"
+    if "permission denied" in lower:
+        return f"permission denied{target} - run as the library's owner, or check the folder's permissions"
+    if "disk quota exceeded" in lower:
+        return f"no space left on the disk{target} - free space, then run the same command again"
+    return None
+
+
+def not_a_text_table(path) -> DataError:
+    """The refusal of a file given as a table that is not one (a recording, an archive, any binary file)."""
+    return DataError(f"{path}: not a text table (CSV/TSV/Parquet) - give the table itself, not a recording or other binary file")
+
+
+def looks_binary(path) -> bool:
+    """Whether the start of ``path`` holds NUL bytes, as no CSV/TSV text does (UTF-16, marked by its byte-order mark, aside)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in head

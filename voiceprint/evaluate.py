@@ -18,13 +18,14 @@ import hashlib
 import logging
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import AudioError, DataError
+from .errors import AudioError, DataError, not_a_text_table
 
 log = logging.getLogger("voiceprint")
 
@@ -70,8 +71,12 @@ def read_eval_manifest(path: str | os.PathLike) -> list[Item]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise not_a_text_table(path) from None
     except OSError as err:
         raise DataError(f"{path}: cannot read manifest ({err.strerror})") from err
+    if "\x00" in text:
+        raise not_a_text_table(path)
     reader = csv.DictReader(text.splitlines())
     cols = {c.strip().lower() for c in reader.fieldnames or []}
     if not {"path", "speaker"} <= cols:
@@ -446,6 +451,16 @@ class Evaluation:
     overlap_speakers: list[str] = field(default_factory=list)
 
 
+def _check_tests_left(manifest, items: list[Item], enrol: int) -> None:
+    """Refuse, before any audio is read, an ``enrol`` that leaves no speaker a recording to test."""
+    if not items:
+        raise DataError(f"{manifest}: no recordings to evaluate (of the speakers the split chose) - try --speakers all")
+    most = max(Counter(i.speaker for i in items).values())
+    if most <= enrol:
+        raise DataError(f"{manifest}: no speaker has more than {enrol} recording(s) (at most {most}) - nothing would be left to test: "
+                        "lower --enrol (or raise --per-speaker)")
+
+
 def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str = "", min_speech: float = 1.0,
              speakers: str = "all", per_speaker: int | None = None, use_backend: bool = True, progress=None,
              simulate_tests_only: bool = False, test_speech: float | None = None) -> Evaluation:
@@ -466,6 +481,7 @@ def evaluate(manifests, enrol: int = 1, model: str | None = None, simulate: str 
     rows, sets, refused, overlap = [], [], [], set()
     for manifest in manifests:
         items = select_items(read_eval_manifest(manifest), speakers, per_speaker)
+        _check_tests_left(manifest, items, enrol)
         embed_items(items, model, simulate, progress)
         condition = simulate or "native"
         if simulate and simulate_tests_only:

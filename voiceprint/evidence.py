@@ -121,7 +121,7 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
     caption = translate("{n} development impostor trials, through the {pair} calibration with this case's durations", lang,
                         n=len(backend.nontarget_scores), pair=translate(pair, lang))
     if trials is not None:
-        tgt, non = _read_trials(trials)
+        tgt, non = read_trials(trials)
         curves = {translate("same speaker ({n} trials)", lang, n=len(tgt)): tgt, translate("different speakers ({n} trials)", lang, n=len(non)): non}
         caption = translate("development trials from {file}", lang, file=Path(trials).name)
     else:
@@ -141,7 +141,8 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
     return _png(fig), caption
 
 
-def _read_trials(path) -> tuple[np.ndarray, np.ndarray]:
+def read_trials(path) -> tuple[np.ndarray, np.ndarray]:
+    """Same- and different-speaker log10 LRs of a trials file (`voiceprint evaluate --scores-out`); DataError if it is none."""
     tgt: list[float] = []
     non: list[float] = []
     try:

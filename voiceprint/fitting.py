@@ -228,11 +228,23 @@ def pooled(trials, key: str) -> np.ndarray:
     return np.concatenate([t[key] for t in trials.values()])
 
 
+def plan_parts() -> list[str]:
+    """Every ``corpus:channel`` of the default plan, as ``--only`` names them."""
+    return [f"{c}:{v or 'clean'}" for c, (vs, _) in DEFAULT_PLAN.items() for v in vs]
+
+
+def unknown_parts(only: list[str]) -> list[str]:
+    """The ``--only`` values that name no part of the default plan."""
+    return [x for x in only if x not in plan_parts()]
+
+
 def plan_of(only: list[str] | None = None, per_speaker: int | None = None) -> dict:
     """The default plan, or only its ``corpus:channel`` parts (e.g. ``hyke_ivr_8k:clean speechocean762:amrnb``);
     ``per_speaker`` caps the recordings used of each speaker in every corpus."""
     plan = dict(DEFAULT_PLAN)
     if only:
+        if unknown := unknown_parts(only):
+            raise DataError(f"no such corpus:channel in the plan: {', '.join(unknown)} - choose from {', '.join(plan_parts())}")
         wanted = [tuple(x.split(":")) for x in only]
         plan = {c: (tuple(v for v in vs if (c, v or "clean") in wanted), n) for c, (vs, n) in plan.items()}
         plan = {c: p for c, p in plan.items() if p[0]}

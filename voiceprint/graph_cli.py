@@ -70,8 +70,6 @@ def add_calls(lib, case_number: str, calls: list[tuple[str, str]]) -> int:
 
 def read_case_csv(path: Path) -> list[dict]:
     """Read and check a case-file CSV completely (UTF-8 or GBK); any bad line is an error and nothing is imported."""
-    from .phones import normalize_number
-
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -94,28 +92,39 @@ def read_case_csv(path: Path) -> list[dict]:
                         "(nothing was imported)")
     rows = []
     for line, raw_row in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw_row.items() if k is not None}
-        if not any(row.values()):
-            continue
-        if None in raw_row:
-            raise DataError(f"{path}: line {line} has more fields than the header - fix it and import again (nothing was imported)")
-        if not row.get("case_number"):
-            raise DataError(f"{path}: line {line} has no case_number - fix it and import again (nothing was imported)")
-        number = row.get("calling_number") or row.get("number") or ""
-        if number and not normalize_number(number):
-            raise DataError(f"{path}: line {line}: {number!r} is not a phone number - fix it and import again (nothing was imported)")
-        row["calling_number"] = number
-        row["called_at"] = parse_time(row.get("called_at"), f"{path}: line {line}: called_at")
-        if row.get("recording"):
-            rec = Path(row["recording"])
-            rec = rec if rec.is_absolute() else path.parent / rec
-            if not rec.is_file():
-                raise DataError(f"{path}: line {line}: no recording {rec} - fix the path and import again (nothing was imported)")
-            row["recording"] = str(rec)
-        rows.append(row)
+        if (row := _case_row(path, line, raw_row)) is not None:
+            rows.append(row)
     if not rows:
         raise DataError(f"{path}: a header but no cases")
     return rows
+
+
+def _case_row(path: Path, line: int, raw_row: dict) -> dict | None:
+    """One checked row of a case-file CSV (None for a blank one); any fault is a DataError naming the line."""
+    from .phones import normalize_number
+    from .store.schema import case_field_problem
+
+    row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw_row.items() if k is not None}
+    if not any(row.values()):
+        return None
+    if None in raw_row:
+        raise DataError(f"{path}: line {line} has more fields than the header - fix it and import again (nothing was imported)")
+    if not row.get("case_number"):
+        raise DataError(f"{path}: line {line} has no case_number - fix it and import again (nothing was imported)")
+    number = row.get("calling_number") or row.get("number") or ""
+    if number and not normalize_number(number):
+        raise DataError(f"{path}: line {line}: {number!r} is not a phone number - fix it and import again (nothing was imported)")
+    row["calling_number"] = number
+    row["called_at"] = parse_time(row.get("called_at"), f"{path}: line {line}: called_at")
+    if problem := case_field_problem(row.get("date"), row.get("status")):
+        raise DataError(f"{path}: line {line}: {problem} - fix it and import again (nothing was imported)")
+    if row.get("recording"):
+        rec = Path(row["recording"])
+        rec = rec if rec.is_absolute() else path.parent / rec
+        if not rec.is_file():
+            raise DataError(f"{path}: line {line}: no recording {rec} - fix the path and import again (nothing was imported)")
+        row["recording"] = str(rec)
+    return row
 
 
 def _decodes(raw: bytes) -> bool:

@@ -39,7 +39,12 @@ FormatOpt = Annotated[str | None, typer.Option("--format", callback=_format_valu
 
 
 def output_format(json_out: bool = False, csv_out: bool = False, fmt: str | None = None) -> str:
-    """``json``, ``csv`` or ``table`` from the flags (``--format`` wins when given)."""
+    """``json``, ``csv`` or ``table`` from the flags; flags that ask for two formats are a usage error (2).
+    Call it before the command's work, so that a refused combination has done nothing."""
+    asked = {name for name, flag in (("json", json_out), ("csv", csv_out)) if flag} | ({fmt} if fmt else set())
+    if len(asked) > 1:
+        raise typer.BadParameter(f"asks for {' and '.join(sorted(asked))} at once - give one of --json or --csv (or neither for a table)",
+                                 param_hint="--json/--csv")
     if fmt:
         return fmt
     return "json" if json_out else "csv" if csv_out else "table"

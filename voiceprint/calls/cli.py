@@ -38,6 +38,7 @@ def import_cmd(
 
     from .ingest import import_calls, import_fraud_list, import_registry
 
+    fmt = output_format(json_out, csv_out, fmt)  # conflicting flags: refused before anything is imported
     importer = {"calls": import_calls, "registry": import_registry, "fraud-list": import_fraud_list, "fraud_list": import_fraud_list}.get(kind)
     if importer is None:
         raise typer.BadParameter("--kind must be calls, registry or fraud-list")
@@ -48,7 +49,6 @@ def import_cmd(
 
         note_interrupt(f"interrupted: {out} was not written (nor half-written); run the same command again")
         raise
-    fmt = output_format(json_out, csv_out, fmt)
     if fmt == "json":
         print(to_json(report.to_dict()))
         return
@@ -154,7 +154,7 @@ def train_cmd(
     canonical: bool = typer.Option(False, "--canonical", help="Train on the canonical signals only, so the model also "
                                    "scores other layouts (e.g. features from raw CDRs)."),
     seed: int = typer.Option(0, help="Random seed."),
-    rounds: int = typer.Option(800, help="Boosting rounds (fewer: faster, less accurate)."),
+    rounds: int = typer.Option(800, min=1, help="Boosting rounds (fewer: faster, less accurate)."),
 ):
     """Train the supervised scorer; its decision threshold is tuned by cross-validation.
 
@@ -243,10 +243,11 @@ def score_cmd(
     from .leads import SCORE_COLUMNS, score_table
     from .scoring import load_feature_table, load_model
 
+    fmt = output_format(json_out, csv_out, fmt)
     _check_out(out, features)
     table = _loaded(load_feature_table(features, mapping=mapping), rule=model is None)
     rows = score_table(table, load_model(model) if model else None)
-    _emit(rows, SCORE_COLUMNS, out, output_format(json_out, csv_out, fmt), "scores (" + ("model" if model else "rule score") + ")")
+    _emit(rows, SCORE_COLUMNS, out, fmt, "scores (" + ("model" if model else "rule score") + ")")
 
 
 @app.command("leads")
@@ -276,6 +277,7 @@ def leads_cmd(
     from .leads import LEAD_COLUMNS, build_leads, library_persons
     from .scoring import load_feature_table
 
+    fmt = output_format(json_out, csv_out, fmt)
     _check_out(out, [*features, registry])
     table = _loaded(load_feature_table(features, mapping=mapping), rule=model is None)
     if library:
@@ -291,7 +293,7 @@ def leads_cmd(
     if registry and rows and not any(r.get("person") or r.get("id_number") for r in rows):
         typer.echo(f"warning: none of the {len(rows)} leads is in the registry - check that the feature table and the registry "
                    "come from the same carrier data (numbers hashed the same way)", err=True)
-    _emit(rows, LEAD_COLUMNS, out, output_format(json_out, csv_out, fmt), "leads")
+    _emit(rows, LEAD_COLUMNS, out, fmt, "leads")
 
 
 def main() -> None:  # pragma: no cover - convenience for `python -m voiceprint.calls.cli`

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voiceprint.errors import DataError
+from voiceprint.errors import DataError, looks_binary, not_a_text_table
 from voiceprint.fsutil import write_atomic
 
 from .ingest import TEMPLATE_DIR
@@ -104,6 +104,9 @@ def feature_layouts() -> dict[str, dict]:
     return out
 
 
+COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")  # pandas reads these by their suffix
+
+
 def _read_table(path: Path):
     import pandas as pd
 
@@ -111,12 +114,19 @@ def _read_table(path: Path):
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes)")
+    with open(path, "rb") as fh:
+        parquet = path.suffix == ".parquet" or fh.read(4) == b"PAR1"
+    if not parquet and path.suffix not in COMPRESSED and looks_binary(path):
+        raise not_a_text_table(path)
     try:
-        if path.suffix == ".parquet":
+        if parquet:
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep=None, engine="python") if path.suffix in (".tsv", ".txt") else pd.read_csv(path)
+        try:
+            return pd.read_csv(path, sep=None, engine="python") if path.suffix in (".tsv", ".txt") else pd.read_csv(path)
+        except UnicodeDecodeError:
+            return pd.read_csv(path, encoding="gb18030")
     except UnicodeDecodeError:
-        return pd.read_csv(path, encoding="gb18030")
+        raise not_a_text_table(path) from None
     except (ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: cannot be read as a feature table ({str(err).splitlines()[0]})") from None
 
@@ -137,6 +147,29 @@ def _mapped(df, expr: str):
     return df[expr]
 
 
+def read_mapping(mapping: str | Path) -> dict:
+    """A ``--mapping`` file: a TOML layout with a ``name`` and a ``[columns]`` table (as in the built-in features_*.toml)."""
+    path = Path(mapping)
+    example = TEMPLATE_DIR / "features_btg.toml"
+    if not path.is_file():
+        raise DataError(f"{path}: no such mapping file")
+    try:
+        custom = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise DataError(f"{path}: not a TOML column mapping ({err}) - copy {example} and edit it") from None
+    if custom.get("identity"):  # every column is the signal of its own name
+        custom.setdefault("columns", {})
+    missing = [k for k in ("name", "columns") if k not in custom]
+    if missing:
+        raise DataError(f"{path}: the mapping lacks {' and '.join(repr(k) for k in missing)} - copy {example} and edit it")
+    if not isinstance(custom["columns"], dict) or not all(isinstance(v, str) for v in custom["columns"].values()):
+        raise DataError(f"{path}: [columns] must map each signal to a column name (or 'a / b') - copy {example} and edit it")
+    if not isinstance(custom["name"], str):
+        raise DataError(f"{path}: name must be a string - copy {example} and edit it")
+    custom.setdefault("signature", [])
+    return custom
+
+
 def load_feature_table(paths, mapping: str | Path | None = None, label: str | None = None) -> FeatureTable:
     """Read one or several per-number feature tables (CSV, gzip CSV, Parquet) joined on their key."""
     import pandas as pd
@@ -144,8 +177,7 @@ def load_feature_table(paths, mapping: str | Path | None = None, label: str | No
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     layouts = feature_layouts()
     if mapping:
-        custom = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
-        custom.setdefault("signature", [])
+        custom = read_mapping(mapping)
         layouts = {custom["name"]: custom}
     frames, canon, labels, used, notes = [], {}, None, [], []
     for path in paths:

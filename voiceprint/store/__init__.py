@@ -59,7 +59,17 @@ from .integrity import (
     voiceprint_seal,
 )
 from .linking import LinkingRows
-from .schema import CASEFILE_SCHEMA, CASEFILE_TABLES, CATEGORIES, CATEGORY_ALIASES, CHAIN_SCHEMA, INTEGRITY_SCHEMA, MIGRATIONS, normalise_category
+from .schema import (
+    CASEFILE_SCHEMA,
+    CASEFILE_TABLES,
+    CATEGORIES,
+    CATEGORY_ALIASES,
+    CHAIN_SCHEMA,
+    INTEGRITY_SCHEMA,
+    MIGRATIONS,
+    case_field_problem,
+    normalise_category,
+)
 
 __all__ = [
     "AUDIT_GENESIS", "CASEFILE_SCHEMA", "CASEFILE_TABLES", "CATEGORIES", "CATEGORY_ALIASES", "CHAIN_SCHEMA", "INTEGRITY_SCHEMA",
@@ -313,6 +323,8 @@ class Store(LinkingRows):
         case_number = (case_number or "").strip()
         if not case_number:
             raise DataError("a case needs a case number")
+        if problem := case_field_problem(date, status):
+            raise DataError(f"case {case_number}: {problem}")
         row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number,)).fetchone()
         if row:
             return int(row["id"])

@@ -8,6 +8,25 @@ and retention (voiceprint.store.integrity); 4: web workbench, audit chain, four-
 from ..errors import DataError
 
 CATEGORIES = ("prior_offender", "suspect", "key_person", "other")
+#: a case's status; closed and solved cases leave the leads (docs/leads.md)
+CASE_STATUSES = ("open", "closed", "solved")
+
+
+def case_field_problem(date: str | None, status: str | None) -> str | None:
+    """What is wrong with a case's date (YYYY-MM-DD, a real day) or status (one of CASE_STATUSES), or None."""
+    import datetime
+    import re
+
+    if date:
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+                raise ValueError
+            datetime.date.fromisoformat(date)
+        except ValueError:
+            return f"date {date!r} is not a day - give it as YYYY-MM-DD (e.g. 2026-08-15)"
+    if status and status not in CASE_STATUSES:
+        return f"status {status!r} is not one of {', '.join(CASE_STATUSES)}"
+    return None
 CATEGORY_ALIASES = {
     "prior offender": "prior_offender", "offender": "prior_offender", "前科": "prior_offender",
     "suspect": "suspect", "嫌疑人": "suspect",

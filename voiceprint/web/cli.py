@@ -145,9 +145,9 @@ def _register_serve(app) -> None:
     def serve(
         library: LibraryOpt = None,
         host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 behind a TLS reverse proxy.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-        idle_timeout: Annotated[int, typer.Option(help="Log a session out after this many idle seconds.")] = 900,
-        max_upload_mb: Annotated[int, typer.Option(help="Largest accepted upload, in MB.")] = 200,
+        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
+        idle_timeout: Annotated[int, typer.Option(min=1, help="Log a session out after this many idle seconds.")] = 900,
+        max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest accepted upload, in MB.")] = 200,
         secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark cookies Secure (serving through HTTPS).")] = False,
         leads: Annotated[Path | None, typer.Option(help="CDR leads JSON from `voiceprint calls leads --out leads.json`.")] = None,
         trials: Annotated[Path | None, typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the reports' Tippett plot.")] = None,
@@ -165,6 +165,7 @@ def _register_serve(app) -> None:
 
         from .app import Settings, create_app
 
+        _check_serve_files(leads, trials)  # a mistyped file is said now, not on the first page that reads it
         settings = Settings(library=library, idle_timeout_s=float(idle_timeout), max_upload_bytes=max_upload_mb * 1024 * 1024,
                             secure_cookies=secure_cookies, leads=leads, trials=trials, trusted_proxies=tuple(trusted_proxy or ()),
                             lang=lang)
@@ -174,6 +175,20 @@ def _register_serve(app) -> None:
         typer.echo(f"voiceprint workbench on http://{host}:{port}/ (library {web.state.wb.lib.root}); Ctrl-C stops it", err=True)
         # proxy headers are the app's (--trusted-proxy), never uvicorn's default trust of 127.0.0.1
         uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, server_header=False, proxy_headers=False)
+
+
+def _check_serve_files(leads: Path | None, trials: Path | None) -> None:
+    """Read ``--leads`` and ``--trials`` once before serving: missing is NotFound (7), unreadable DataError (8)."""
+    if leads is not None:
+        from .views import read_leads
+
+        read_leads(leads)
+    if trials is not None:
+        if not trials.is_file():
+            raise NotFound(f"{trials}: no such trials file - write it with `voiceprint evaluate --scores-out trials.csv`")
+        from ..evidence import read_trials
+
+        read_trials(trials)
 
 
 def _register_four_eyes(app, state) -> None:

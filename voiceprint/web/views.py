@@ -300,14 +300,25 @@ def links(lib, min_cases: int = 2) -> list[dict]:
     return found
 
 
+def read_leads(path: Path) -> list[dict]:
+    """The rows of a leads file from ``voiceprint calls leads --out leads.json``; NotFound or DataError in one line."""
+    how = "write it with `voiceprint calls leads --out leads.json`"
+    if not Path(path).is_file():
+        raise NotFound(f"{path}: no such leads file - {how}")
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a leads JSON file ({str(err).splitlines()[0]}) - {how}") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path}: not a leads JSON file (a list of leads) - {how}")
+    return rows
+
+
 def leads(lib, path: Path | None) -> dict:
     """Ranked CDR leads (from ``voiceprint calls leads --out leads.json``), each followed into the library."""
     if path is None:
         return {"source": None, "leads": []}
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: cannot read the leads file ({err}) - write it with `voiceprint calls leads --out leads.json`") from err
+    rows = read_leads(path)
     for r in rows:
         hit = lib.lookup_person(phone=r.get("number"))
         r["library"] = None if hit is None else {"id": hit["person"]["id"], "name": hit["person"]["name"],
