@@ -293,3 +293,8 @@ def test_a_file_given_as_the_library_is_not_offered_to_init(clip, capsys):
     assert run(["person", "list", "--library", str(clip)]) == 7
     err = capsys.readouterr().err
     assert "is a file, not a library folder" in err and "voiceprint init" not in err
+
+
+def test_index_rebuild_with_an_unknown_kind_is_a_usage_error(library, capsys):
+    assert run(["index", "rebuild", "--kind", "bogus", "--library", library]) == 2
+    assert "is not an index kind - use one of auto, flat, hnsw, ivf" in capsys.readouterr().err

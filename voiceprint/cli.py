@@ -663,8 +663,11 @@ def index_rebuild(
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the FAISS index from the database."""
+    from .index import INDEX_KINDS
     from .report import print_rows
 
+    if kind is not None and kind not in INDEX_KINDS:
+        raise typer.BadParameter(f"{kind!r} is not an index kind - use one of {', '.join(INDEX_KINDS)}", param_hint="--kind")
     print_rows([_open(library).rebuild_index(kind)], fmt=_fmt(json_out))
 
 
