@@ -141,6 +141,14 @@ def test_bad_manifest_is_exit_8(tmp_path, library, capsys):
     assert "a manifest names each row's person" in capsys.readouterr().err
 
 
+def test_a_manifest_whose_every_row_has_a_bad_value_is_exit_8_not_3(tmp_path, library, clip, capsys):
+    """Rows refused for a bad phone number exited 3, the family of an unusable recording."""
+    m = tmp_path / "m.csv"
+    m.write_text(f"path,person,phone\n{clip},Bad Phone,not-a-number\n", encoding="utf-8")
+    assert run(["enrol", str(m), "--library", library]) == 8
+    assert "is not a phone number" in capsys.readouterr().err
+
+
 def test_usage_error_is_exit_2(capsys):
     assert run(["no-such-command"]) == 2
 

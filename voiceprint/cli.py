@@ -233,7 +233,8 @@ def _four_eyes_enroller(lib, password_stdin: bool = False) -> None:
 
 
 def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None, json_out: bool) -> None:
-    """Print (and with --report, write) what an enrolment did; exit 3 when every file was refused."""
+    """Print (and with --report, write) what an enrolment did; when every file was refused, exit with their
+    error family (8 when every refusal is a bad manifest value, else 3)."""
     from .report import print_rows, write_csv
 
     rows = [vars(o) | {"warnings": "; ".join(o.warnings)} for o in summary.outcomes]
@@ -259,7 +260,8 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
             _err(f"... and {len(summary.refused) - 50} more refusals (see --report FILE)")
         _weak_summary(summary)
     if counts["refused"] and not counts["enrolled"] and not counts["already"]:
-        raise typer.Exit(3)
+        codes = {o.exit_code for o in summary.refused}
+        raise typer.Exit(codes.pop() if len(codes) == 1 and 0 not in codes else 3)
 
 
 def _weak_summary(summary) -> None:

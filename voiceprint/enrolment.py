@@ -61,6 +61,7 @@ class EnrolOutcome:
     reason: str = ""
     warnings: list[str] = field(default_factory=list)  # a usable but poor sample (short, noisy, clipped); pending approval
     pending: bool = False  # four-eyes: stored, not searchable until a second person approves it
+    exit_code: int = 0  # a refusal's error family (voiceprint.errors): 3 an unusable recording, 8 a bad manifest value
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _enrol_here(lib: Library, items: list[EnrolItem], embedder, min_speech, stop
         except VoiceprintError as err:
             if stop_on_error:
                 raise
-            yield EnrolOutcome(item.path, "refused", reason=str(err))
+            yield EnrolOutcome(item.path, "refused", reason=str(err), exit_code=err.exit_code)
 
 
 @audit_failure("enrol.refused")  # a refused file leaves an audit row with its full SHA-256
@@ -313,7 +314,7 @@ def _settled(lib: Library, item: EnrolItem, result: EnrolOutcome | VoiceprintErr
     record_failure(lib.store, "enrol.refused", item.path, result)
     if stop_on_error:
         raise result
-    return EnrolOutcome(item.path, "refused", reason=str(result))
+    return EnrolOutcome(item.path, "refused", reason=str(result), exit_code=result.exit_code)
 
 
 def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, min_speech, n_workers: int,
