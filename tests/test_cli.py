@@ -306,3 +306,8 @@ def test_a_file_given_as_the_library_is_not_offered_to_init(clip, capsys):
 def test_index_rebuild_with_an_unknown_kind_is_a_usage_error(library, capsys):
     assert run(["index", "rebuild", "--kind", "bogus", "--library", library]) == 2
     assert "is not an index kind - use one of auto, flat, hnsw, ivf" in capsys.readouterr().err
+
+
+def test_screen_a_path_that_does_not_exist_says_so(library, tmp_path, capsys):
+    assert run(["screen", str(tmp_path / "nowhere"), "--library", library]) == 3
+    assert "nowhere: no such file or folder" in capsys.readouterr().err

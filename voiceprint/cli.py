@@ -630,6 +630,10 @@ def screen(
     from .voices import AUDIO_SUFFIXES
 
     fmt = _fmt(json_out, csv_out)  # --json --csv together: refused before any file is read
+    if not folder.exists():
+        from .errors import AudioError
+
+        raise AudioError(folder, "no such file or folder", "check the path")
     files = [folder] if folder.is_file() else sorted(
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
