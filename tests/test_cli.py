@@ -311,3 +311,10 @@ def test_index_rebuild_with_an_unknown_kind_is_a_usage_error(library, capsys):
 def test_screen_a_path_that_does_not_exist_says_so(library, tmp_path, capsys):
     assert run(["screen", str(tmp_path / "nowhere"), "--library", library]) == 3
     assert "nowhere: no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [[], ["--verify", "a.wav"], ["abc123", "--query", "a.wav"]])
+def test_report_asks_for_exactly_one_source_as_a_usage_error(library, args, capsys):
+    assert run(["report", *args, "--library", library]) == 2
+    err = capsys.readouterr().err
+    assert "give one of" in err or "--verify takes exactly two" in err

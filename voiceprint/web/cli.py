@@ -265,6 +265,11 @@ def _register_report(app) -> None:
 
         if out is not None and out.suffix.lower() not in (".pdf", ".html"):
             raise typer.BadParameter(f"{out}: the report is written as .pdf or .html", param_hint="--out")
+        given = sum(1 for x in (result_id, query, verify) if x)
+        if given != 1:  # usage: checked before the library opens or a recording is read
+            raise typer.BadParameter("give one of: a result id, --query FILE, or --verify A --verify B" + (" (not several)" if given else ""))
+        if verify and len(verify) != 2:
+            raise typer.BadParameter("--verify takes exactly two recordings: --verify A --verify B", param_hint="--verify")
         lib = _open(library)
         paths: dict = {}
         if query is not None:
@@ -276,12 +281,9 @@ def _register_report(app) -> None:
             result_id = save_result(lib.store, "query", body)
             paths[sha] = query
         elif verify:
-            if len(verify) != 2:
-                raise DataError("--verify takes exactly two recordings: --verify A --verify B")
             body = lib.verify(verify[0], verify[1])
             result_id = save_result(lib.store, "verify", body)
-        elif not result_id:
-            raise DataError("give a result id, --query FILE or --verify A --verify B")
+        assert result_id is not None  # exactly one source, checked above; a query or verify saved its own
         saved = load_result(lib.store, result_id)
         for f in saved["body"].get("files", []):
             paths.setdefault(f["sha256"], upload_path(lib.root, f["sha256"]))
