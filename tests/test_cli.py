@@ -318,3 +318,10 @@ def test_report_asks_for_exactly_one_source_as_a_usage_error(library, args, caps
     assert run(["report", *args, "--library", library]) == 2
     err = capsys.readouterr().err
     assert "give one of" in err or "--verify takes exactly two" in err
+
+
+@pytest.mark.parametrize("args", [["2", "--reject", "--list"], ["--reject"]])
+def test_approve_refuses_a_decision_it_would_not_carry_out(library, args, capsys):
+    """`approve 2 --reject --list` listed the queue and rejected nothing, silently."""
+    assert run(["approve", *args, "--library", library]) == 2
+    assert "--list only lists" in capsys.readouterr().err or args == ["--reject"]

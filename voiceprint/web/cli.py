@@ -223,6 +223,10 @@ def _register_four_eyes(app, state) -> None:
         from ..store import default_operator, pending_voiceprints
         from .accounts import AuthFailed, authenticate, review
 
+        if list_only and (voiceprints or reject):
+            raise typer.BadParameter("--list only lists: approve or reject in a second command, naming the voiceprints")
+        if reject and not voiceprints:
+            raise typer.BadParameter("name the voiceprints to reject (see --list)")
         lib = _open(library)
         if list_only or not voiceprints:
             rows = pending_voiceprints(lib.store)
