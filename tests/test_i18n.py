@@ -23,7 +23,8 @@ PASSWORD = "correct-horse-battery"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 #: English words a Chinese page or report may keep: abbreviations, units, formats, command names
 KEPT = {"SHA", "SNR", "EER", "Cllr", "minDCF", "log10", "LR", "ELUB", "ENFSI", "AS-norm", "llr", "cosine", "Tippett", "CSV", "HTML", "PDF",
-        "WAV", "FLAC", "MP3", "M4A", "OGG", "Opus", "AMR", "kHz", "Hz", "voiceprint", "git", "backend", "json", "dB", "VoIP"}
+        "WAV", "FLAC", "MP3", "M4A", "OGG", "Opus", "AMR", "kHz", "Hz", "voiceprint", "git", "backend", "json", "dB", "VoIP",
+        "ffmpeg", "Audacity", "enrol", "min-speech", "dBFS"}
 
 
 #: Python calls whose argument at this position is English text for the catalogue
@@ -319,3 +320,31 @@ def test_the_language_switch_refuses_unknown_languages(app, code):
     # an unknown cookie value (set by hand) is ignored: the server's language
     c = TestClient(app, follow_redirects=False, cookies={"vp_lang": code or "xx"})
     assert "<h1>Log in</h1>" in c.get("/login").text
+
+
+def test_the_refusals_a_workbench_user_meets_most_are_chinese(tmp_path):
+    """An unusable upload's reason stayed English on a Chinese page (the catalogue had none of the audio refusals)."""
+    import numpy as np
+    import soundfile as sf
+
+    from voiceprint.audio import load_recording, prepare_speech
+    from voiceprint.errors import AudioError
+
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_bytes(b"this is a text file, not a recording " * 50)
+    (tmp_path / "folder.wav").mkdir()
+    sf.write(tmp_path / "silence.wav", np.zeros(16000 * 3, np.float32), 16000)
+    sf.write(tmp_path / "hiss.wav", (np.random.default_rng(0).standard_normal(16000 * 3) * 0.01).astype(np.float32), 16000)
+    refusals = []
+    for name in ("missing.wav", "empty.wav", "text.wav", "folder.wav", "silence.wav", "hiss.wav"):
+        try:
+            rec = load_recording(str(tmp_path / name))
+            prepare_speech(rec.channels[0], path=str(tmp_path / name), min_speech=1.0)
+        except AudioError as err:
+            refusals.append((str(tmp_path / name), str(err)))
+    assert len(refusals) == 6 and "no speech found" in refusals[-1][1]
+    for path, message in refusals:
+        zh = i18n.translate(message, "zh")
+        decoder = re.search(r"unsupported format: (.*?)\) - ", message)  # FFmpeg's own words are data, kept as said
+        rest = zh.replace(path, "").replace(decoder.group(1) if decoder else "\0", "")
+        assert zh.startswith(path) and CJK.search(zh) and not english_words(rest), f"{message!r} -> {zh!r}"

@@ -495,6 +495,31 @@ GENERATED: dict[str, str] = {
         "待检录音本身已作为人员 {id}（{name}；SHA-256 相同）的样本入库：该命中是文件与其自身的比对，而不是同一声音的两段录音的比对",
     "waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`":
         "等待另一人批准（双人复核）：在 `voiceprint approve` 之前不可比对",
+    # an unusable recording, as voiceprint.audio refuses it ("{file}: {reason} - {hint}")
+    "{file}: file not found - check the path and the spelling of the file name": "{file}：文件不存在——请检查路径和文件名的拼写",
+    "{file}: is a folder, not an audio file - give the path of one recording": "{file}：这是一个文件夹，不是音频文件——请给出一段录音的路径",
+    "{file}: file is empty (0 bytes) - the copy failed or the recording was never saved - copy the original again":
+        "{file}：文件为空（0 字节）——复制失败或录音从未保存——请重新复制原始文件",
+    "{file}: not a readable audio file (corrupt, truncated or unsupported format: {detail}) - convert it to WAV or FLAC "
+    "(e.g. with ffmpeg or Audacity) and try again; if it is a copy, copy the original again":
+        "{file}：不是可读取的音频文件（已损坏、被截断或格式不受支持：{detail}）——请转换为 WAV 或 FLAC（例如用 ffmpeg 或 Audacity）"
+        "后重试；如为副本，请重新复制原始文件",
+    "{file}: {kind} file is truncated ({detail}) - the copy is incomplete - copy the original file again (or ask the sender for "
+    "the whole recording)": "{file}：{kind} 文件不完整（{detail}）——副本不完整——请重新复制原始文件（或向提供方索取完整录音）",
+    "{file}: is digital silence (peak {peak} dBFS over {seconds} s) - the recording holds no sound - check the recorder or pick the "
+    "right channel": "{file}：数字静音（{seconds} s 内峰值 {peak} dBFS）——录音中没有声音——请检查录音设备或选择正确的声道",
+    "{file}: recording is too long (more than {hours} h; limit {limit} s) - cut it into shorter pieces (e.g. one call per file) "
+    "and load those": "{file}：录音过长（超过 {hours} 小时；上限 {limit} s）——请切分为较短的片段（例如每个文件一次通话）后再载入",
+    "{file}: no speech found (need at least {need} s) - use a longer recording (for enrolment, `enrol --min-speech` lowers this "
+    "floor)": "{file}：未检测到语音（至少需要 {need} s）——请使用更长的录音（采集入库时可用 `enrol --min-speech` 降低该下限）",
+    "{file}: no speech found (need at least {need} s; channel {channel}) - use a longer recording (for enrolment, `enrol "
+    "--min-speech` lowers this floor)": "{file}：未检测到语音（至少需要 {need} s；声道 {channel}）——请使用更长的录音（采集入库时可用 "
+                                        "`enrol --min-speech` 降低该下限）",
+    "{file}: only {net} s of speech (need at least {need} s) - use a longer recording (for enrolment, `enrol --min-speech` lowers "
+    "this floor)": "{file}：语音仅 {net} s（至少需要 {need} s）——请使用更长的录音（采集入库时可用 `enrol --min-speech` 降低该下限）",
+    "{file}: only {net} s of speech (need at least {need} s; channel {channel}) - use a longer recording (for enrolment, `enrol "
+    "--min-speech` lowers this floor)": "{file}：语音仅 {net} s（至少需要 {need} s；声道 {channel}）——请使用更长的录音（采集入库时可用 "
+                                        "`enrol --min-speech` 降低该下限）",
     # enrolment notes (voiceprint.enrolment)
     "phone {number} was registered to person {owner}: it is now this person's": "电话号码 {number} 原登记在人员 {owner} 名下：现改登记到此人名下",
     "case {case} was not in the library: it was opened (check the number if you meant an existing case)":
