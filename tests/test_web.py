@@ -687,3 +687,34 @@ def test_an_investigator_opens_a_case_and_files_its_recordings_in_the_browser(ap
                   files=[("files", ("x.wav", b"RIFF", "audio/wav"))]).status_code == 404
     incoming = app.state.wb.lib.root / "uploads" / ".incoming"
     assert not incoming.exists() or not any(incoming.iterdir())  # nothing refused or unfiled is left behind
+
+
+def test_two_uploads_with_one_name_are_each_filed_or_refused(app, voices):
+    """Two files both called s2.flac: the first was dropped unreported and left in .incoming."""
+    wb = app.state.wb
+    c, csrf = login(app, "inv")
+    assert c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-SAME-NAME"}).status_code == 303
+    with open(voices["a2"], "rb") as good, open(voices["junk"], "rb") as junk:
+        r = c.post("/case-recordings", data={"csrf_token": csrf, "case_number": "AJ-SAME-NAME"},
+                   files=[("files", ("s2.flac", good, "audio/wav")), ("files", ("s2.flac", junk, "audio/wav"))])
+    assert r.status_code == 200 and r.text.count("<tr data-status=") == 2
+    assert "s2.flac" in r.text and "s2 (2).flac" in r.text and 'data-status="refused"' in r.text
+    incoming = wb.lib.root / "uploads" / ".incoming"
+    assert not incoming.exists() or not any(incoming.iterdir())
+
+
+@pytest.mark.parametrize("number", ["..", "AJ/../x", "x\ny", "Z" * 65])
+def test_a_case_number_that_cannot_be_a_page_is_refused(app, number):
+    c, csrf = login(app, "inv")
+    r = c.post("/cases", data={"csrf_token": csrf, "case_number": number})
+    assert r.status_code == 400 and "is not a case number" in r.text
+
+
+def test_the_case_forms_answer_in_chinese_and_the_switch_takes_zh_cn(app):
+    c, csrf = login(app, "inv")
+    r = c.get("/lang", params={"to": "zh-CN", "next": "/cases"})
+    assert r.status_code == 303 and c.cookies.get("vp_lang") == "zh"
+    c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-ZH-1"})
+    again = c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-ZH-1"})
+    assert again.status_code == 400 and "案件 AJ-ZH-1 已存在" in again.text
+    c.get("/lang", params={"to": "en", "next": "/cases"})

@@ -520,6 +520,10 @@ GENERATED: dict[str, str] = {
     "{file}: only {net} s of speech (need at least {need} s; channel {channel}) - use a longer recording (for enrolment, `enrol "
     "--min-speech` lowers this floor)": "{file}：语音仅 {net} s（至少需要 {need} s；声道 {channel}）——请使用更长的录音（采集入库时可用 "
                                         "`enrol --min-speech` 降低该下限）",
+    # cases (voiceprint.store, voiceprint.web.views)
+    "case {case} already exists - open it from the list, or choose another number": "案件 {case} 已存在——请从列表中打开，或换一个编号",
+    "a case needs a case number": "案件需要案件编号",
+    "no case '{case}' - add it first with `voiceprint case add`": "没有案件 '{case}'——请先新建该案件（`voiceprint case add`，或在“案件”页面新建）",
     # enrolment notes (voiceprint.enrolment)
     "phone {number} was registered to person {owner}: it is now this person's": "电话号码 {number} 原登记在人员 {owner} 名下：现改登记到此人名下",
     "case {case} was not in the library: it was opened (check the number if you meant an existing case)":

@@ -99,6 +99,7 @@ def os_account() -> str:
         return str(os.getuid())
 
 
+MAX_CASE_NUMBER = 64
 #: an ID number as a person record keeps it: a resident ID card (18 characters, the last may be X), an old
 #: 15-digit card, or a passport or other document number
 ID_NUMBER = re.compile(r"[0-9A-Z][0-9A-Z-]{0,31}")
@@ -323,6 +324,11 @@ class Store(LinkingRows):
         case_number = (case_number or "").strip()
         if not case_number:
             raise DataError("a case needs a case number")
+        if len(case_number) > MAX_CASE_NUMBER or re.search(r"[\x00-\x1f\x7f]", case_number) or \
+                any(part in (".", "..") for part in case_number.split("/")):
+            # a case number is also a page's address (/cases/AJ2026/0815): "..", a newline or 10,000 characters make none
+            raise DataError(f"{case_number[:40]!r} is not a case number - at most {MAX_CASE_NUMBER} characters, no control "
+                            "characters, no '.' or '..' between slashes")
         if problem := case_field_problem(date, status):
             raise DataError(f"case {case_number}: {problem}")
         row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number,)).fetchone()

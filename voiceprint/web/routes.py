@@ -200,11 +200,12 @@ def _login_routes(app) -> None:
     @app.get("/lang")
     async def choose_language(request: Request, to: str = "", next: str = "/"):
         """The language switch: remembers ``to`` for this browser and goes back to the (local) page it came from."""
-        if to not in LANGUAGES:
+        code = SWITCH_CODES.get(to.strip().lower().replace("_", "-"), "")  # zh, ZH, zh-CN, zh_CN; not zh-TW (traditional)
+        if code not in LANGUAGES:
             return error_page(request, _user_of(request), 400, "Unknown language",
                               f"unknown language {to!r} - use one of {', '.join(LANGUAGES)}")
         resp = RedirectResponse(_safe_next(next, "/"), status_code=303)
-        resp.set_cookie(LANG_COOKIE, to, max_age=365 * 24 * 3600, httponly=True, samesite="lax", secure=_wb(request).settings.secure_cookies)
+        resp.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, httponly=True, samesite="lax", secure=_wb(request).settings.secure_cookies)
         return resp
 
     @app.get("/api/session")
@@ -215,6 +216,10 @@ def _login_routes(app) -> None:
 
 def _user_of(request) -> dict | None:
     return getattr(request.state, "user", None)
+
+
+#: What the language switch takes for each language: its code and the region tags that mean it.
+SWITCH_CODES = {"en": "en", "en-us": "en", "en-gb": "en", "zh": "zh", "zh-cn": "zh", "zh-hans": "zh", "zh-hans-cn": "zh"}
 
 
 def _safe_next(target: str, default: str = "/query") -> str:
@@ -483,9 +488,9 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
     manifest = form.get("manifest")
     if not files:
         return None, "choose the recording(s) to enrol"
-    uploads = {}
+    uploads: dict = {}
     for up in files:
-        path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload")
+        path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
         uploads[name] = (path, sha, size)
     try:
         if isinstance(manifest, UploadFile) and manifest.filename:
@@ -548,10 +553,10 @@ def _case_routes(app) -> None:
         if not files:
             error = translate("choose the recording(s) to file with the case", lang_of(request))
         else:
-            uploads = {}
+            uploads: dict = {}
             try:
                 for up in files:
-                    path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload")
+                    path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
                     uploads[name] = (path, sha, size)
                 filed = await wb.call(user["name"], views.file_uploads, number, uploads)
             except BaseException as err:  # nothing is left behind (what was kept has moved)

@@ -41,14 +41,18 @@ def _fits(name: str) -> str:
     return f"{cut}...{suffix}"
 
 
-def receive(lib, fileobj, original_name: str, chunk: int = 1 << 20) -> tuple[Path, str, int, str]:
+def receive(lib, fileobj, original_name: str, chunk: int = 1 << 20, taken=()) -> tuple[Path, str, int, str]:
     """Copy an upload into the library's incoming folder (0600): (path, sha256, size, safe name).
 
     The file keeps its (sanitised) name inside a fresh folder, so what the library records as the
-    recording's name is what the user uploaded; nothing is kept until it has decoded."""
+    recording's name is what the user uploaded; nothing is kept until it has decoded. A name already
+    ``taken`` by another file of the same form becomes "name (2).wav": a batch is keyed by name."""
     import hashlib
 
     name = _fits(SAFE_NAME.sub("_", Path(original_name or "upload").name).strip() or "upload")
+    if name in taken:
+        stem, suffix = Path(name).stem, Path(name).suffix
+        name = next(f"{stem} ({k}){suffix}" for k in range(2, len(taken) + 3) if f"{stem} ({k}){suffix}" not in taken)
     incoming = lib.root / "uploads" / ".incoming"
     for folder in (incoming.parent, incoming):
         folder.mkdir(mode=0o700, exist_ok=True)
