@@ -193,14 +193,17 @@ def _method(lib) -> dict:
     }
 
 
-def _custody(lib, shas: list[str]) -> list[dict]:
-    """Audit rows that touched these recordings (by the 16-hex prefix rows carry), oldest first."""
+def _custody(lib, shas: list[str], lang: str = "en") -> list[dict]:
+    """Audit rows that touched these recordings (by the 16-hex prefix rows carry), oldest first; ``action_shown``
+    is the stored code, with its gloss in Chinese reports."""
+    from .i18n_zh import AUDIT_ACTIONS
     from .store.casefile import audit_touching
 
     rows = []
     for sha in shas:
         for r in audit_touching(lib.store, sha[:16]):
-            rows.append(dict(r) | {"time": _iso(r["ts"])})
+            gloss = AUDIT_ACTIONS.get(r["action"]) if lang == "zh" else None
+            rows.append(dict(r) | {"time": _iso(r["ts"]), "action_shown": f"{r['action']}（{gloss}）" if gloss else r["action"]})
     return sorted({r["id"]: r for r in rows}.values(), key=lambda r: r["id"])
 
 
@@ -268,7 +271,7 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
         shas = [i["sha256"] for i in ctx["items"]]
         population = _development_population(lib.model, lang)
     ctx["population"] = population
-    ctx["custody"] = _custody(lib, shas)
+    ctx["custody"] = _custody(lib, shas, lang)
     return ctx
 
 

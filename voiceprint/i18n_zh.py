@@ -571,3 +571,12 @@ GENERATED: dict[str, str] = {
     "Refused: {reason} Nothing was stored.": "已拒绝：{reason} 未存储任何内容。",
     "internal error ({kind}) - the server log has the details": "内部错误（{kind}）——详情见服务器日志",
 }
+
+#: The audit trail's action codes that touch a recording (a report's chain of custody), glossed beside the code,
+#: which stays as the trail stores it: `voiceprint audit verify` checks the code, not the gloss.
+AUDIT_ACTIONS: dict[str, str] = {
+    "upload": "上传", "query": "比对", "query.failed": "比对失败", "verify": "1:1 比对", "screen": "筛查",
+    "enrol": "采集入库", "enrol.refused": "采集入库被拒", "enrol.pending": "采集入库待批准", "enrol.approve": "批准入库",
+    "enrol.reject": "驳回入库", "case.add_recording": "录音归入案件", "audio.play": "播放录音", "result.save": "保存结果",
+    "result.view": "查看结果", "result.figure": "查看波形图", "report": "出具报告", "library.reembed": "声纹库换模型重提取",
+}
