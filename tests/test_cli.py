@@ -325,3 +325,8 @@ def test_approve_refuses_a_decision_it_would_not_carry_out(library, args, capsys
     """`approve 2 --reject --list` listed the queue and rejected nothing, silently."""
     assert run(["approve", *args, "--library", library]) == 2
     assert "--list only lists" in capsys.readouterr().err or args == ["--reject"]
+
+
+def test_models_add_of_a_folder_that_does_not_exist_is_not_found(tmp_path, capsys):
+    assert run(["models", "add", str(tmp_path / "nothere"), "--name", "x"]) == 7
+    assert "no such folder" in capsys.readouterr().err

@@ -418,6 +418,10 @@ def inspect_model_folder(src: Path) -> dict:
     from .hparams_guard import check_hparams
 
     src = Path(src)
+    if not src.is_dir():
+        from .errors import NotFound
+
+        raise NotFound(f"{src}: no such folder - give the folder holding the model's hyperparams.yaml and .ckpt files")
     if not (src / "hyperparams.yaml").exists():
         raise ModelError(f"{src}: no hyperparams.yaml - a SpeechBrain model folder has one next to its .ckpt files")
     builds = check_hparams(src / "hyperparams.yaml")
