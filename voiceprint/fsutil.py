@@ -66,6 +66,15 @@ def atomic_output(target: str | os.PathLike, mode: int = PRIVATE_FILE) -> Iterat
         tmp.unlink(missing_ok=True)
 
 
+def refuse_input_as_output(out: Path, inputs) -> None:
+    """A DataError when ``out`` is one of the ``inputs``: writing it would replace what is being read."""
+    from .errors import DataError
+
+    for p in inputs:
+        if p is not None and out.exists() and Path(p).exists() and os.path.samefile(out, p):
+            raise DataError(f"{out} is also an input - write the result to another file (nothing was written)")
+
+
 def writable_output(target: str | os.PathLike, inputs=()) -> Path:
     """``target`` checked before any work: not one of ``inputs`` (writing it would replace what is read),
     and its folder takes a new file. Raises DataError for the first, the OSError itself (a full, read-only
@@ -73,9 +82,7 @@ def writable_output(target: str | os.PathLike, inputs=()) -> Path:
     from .errors import DataError
 
     out = Path(target)
-    for item in inputs:
-        if item is not None and out.exists() and Path(item).exists() and os.path.samefile(out, item):
-            raise DataError(f"{out} is also an input - write the result to another file (nothing was written)")
+    refuse_input_as_output(out, inputs)
     if out.is_dir():
         raise DataError(f"{out} is a folder - name a file to write")
     with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".check"):

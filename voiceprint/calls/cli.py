@@ -198,7 +198,7 @@ def _check_out(out: Path | None, inputs: Sequence[Path | None]) -> None:
     if out is not None and out.suffix not in (".csv", ".json"):
         raise typer.BadParameter(f"{out}: write .csv or .json", param_hint="--out")
     if out is not None:
-        from .ingest import refuse_input_as_output
+        from voiceprint.fsutil import refuse_input_as_output
 
         refuse_input_as_output(out, inputs)
 

@@ -303,7 +303,9 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     """
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
-    from .ingest import imported_table, refuse_input_as_output
+    from voiceprint.fsutil import refuse_input_as_output
+
+    from .ingest import imported_table
 
     calls_paths = _paths(calls, uris=engine == "spark")
     if out is not None:

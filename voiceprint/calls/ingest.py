@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from voiceprint.errors import DataError
-from voiceprint.fsutil import process_alive, write_atomic
+from voiceprint.fsutil import process_alive, refuse_input_as_output, write_atomic
 from voiceprint.phones import SCIENTIFIC, normalize_number
 
 from .engine import connect, quote_ident, sql_literal, sql_path
@@ -492,13 +492,6 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
 
 
 WORKDIR_PREFIX = ".vp_import_"
-
-
-def refuse_input_as_output(out: Path, inputs) -> None:
-    """A DataError when ``out`` is one of the ``inputs``: writing it would replace what is being read."""
-    for p in inputs:
-        if p is not None and out.exists() and Path(p).exists() and os.path.samefile(out, p):
-            raise DataError(f"{out} is also an input - write the result to another file (nothing was written)")
 
 
 def _make_workdir(folder: Path) -> Path:

@@ -478,6 +478,25 @@ def _enrol_routes(app) -> None:
     app.add_api_route("/api/approvals", approve, methods=["POST"])
 
 
+async def _receive_all(wb, user: dict, files: list) -> dict:
+    """A form's uploads copied into the library's incoming folder: name -> (path, sha256, size), each name
+    unique within the form (``views.receive``); a failure part-way leaves none of them behind."""
+    uploads: dict = {}
+    try:
+        for up in files:
+            path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
+            uploads[name] = (path, sha, size)
+    except BaseException:
+        _discard_all(uploads)
+        raise
+    return uploads
+
+
+def _discard_all(uploads: dict) -> None:
+    for path, _sha, _size in uploads.values():
+        views.discard(path)
+
+
 async def _enrol(request, user: dict) -> tuple[list | None, str]:
     """Receive the enrolment form: one file with person details, or a manifest with its files."""
     from starlette.datastructures import UploadFile
@@ -488,10 +507,7 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
     manifest = form.get("manifest")
     if not files:
         return None, "choose the recording(s) to enrol"
-    uploads: dict = {}
-    for up in files:
-        path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
-        uploads[name] = (path, sha, size)
+    uploads = await _receive_all(wb, user, files)
     try:
         if isinstance(manifest, UploadFile) and manifest.filename:
             text = (await manifest.read()).decode("utf-8-sig", errors="replace")
@@ -500,8 +516,7 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
             items = _form_items(form, uploads)
         return await wb.call(user["name"], views.enrol_uploads, items, uploads), ""
     except BaseException as err:  # no failure leaves the uploads behind (the ones already kept have moved)
-        for path, _sha, _size in uploads.values():
-            views.discard(path)
+        _discard_all(uploads)
         if isinstance(err, VoiceprintError):
             return None, user_error(err)[1]
         raise
@@ -553,15 +568,11 @@ def _case_routes(app) -> None:
         if not files:
             error = translate("choose the recording(s) to file with the case", lang_of(request))
         else:
-            uploads: dict = {}
+            uploads = await _receive_all(wb, user, files)
             try:
-                for up in files:
-                    path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
-                    uploads[name] = (path, sha, size)
                 filed = await wb.call(user["name"], views.file_uploads, number, uploads)
             except BaseException as err:  # nothing is left behind (what was kept has moved)
-                for path, _sha, _size in uploads.values():
-                    views.discard(path)
+                _discard_all(uploads)
                 if not isinstance(err, VoiceprintError) or isinstance(err, NotFound):
                     raise  # no such case: the error page, as for any unknown case
                 error = user_error(err)[1]
