@@ -121,11 +121,29 @@ def test_messages_the_library_writes_into_results_are_translated():
     messages += [str(Forbidden(what, "technician")) for what in PERMISSION_WORDS]
     messages += [_pair_scores_shown({"min_pair_score": 2.0, "mean_pair_score": 3.0, "score_kind": kind}) for kind in ("llr", "cosine")]
     messages += [enrolment.MOVED_PHONE_NOTE.format(number="+8613800138000", owner=3), enrolment.NEW_CASE_NOTE.format(case="AJ2026-0O1")]
-    assert len(messages) > 30
+    messages += cdr_lead_reasons()
+    assert len(messages) > 50
     for message in messages:
         zh = i18n.translate(message, "zh")
-        assert CJK.search(zh) and not english_words(zh), f"{message!r} -> {zh!r}"
+        # a feature's column name (out_share=0.95) is data, as the CDR tables name it
+        assert CJK.search(zh) and not english_words(re.sub(r"\b[a-z0-9_]+=", "=", zh)), f"{message!r} -> {zh!r}"
     assert i18n.translate(messages[0], "zh") == "待比对录音质量不足：有效语音仅 1.2 s（门限 3 s）"
+
+
+def cdr_lead_reasons() -> list[str]:
+    """Every rule signal's reason for a fraud-like number, a moderate one, and a model's reason."""
+    import pandas as pd
+
+    from voiceprint.calls.scoring import SIGNALS, rule_reasons, rule_score
+
+    table = pd.DataFrame({s.name: [s.fraud, s.normal] for s in SIGNALS})
+    _, signals = rule_score(table)
+    strong = rule_reasons(table, signals, table.median().to_dict(), top=len(SIGNALS))[0]
+    assert len(strong) == len(SIGNALS)
+    moderate = signals.iloc[[0]] * 0 + 0.55  # every signal above 0.5, none at 0.6
+    reasons = strong + rule_reasons(table.iloc[[0]], moderate, table.median().to_dict())[0]
+    assert reasons[-1].endswith(", moderate)")
+    return reasons + ["distinct_others=212 (population median 40, +1.23 log-odds)"]
 
 
 # -- the report and the pages, on a small library --------------------------------------------------------

@@ -476,6 +476,27 @@ MESSAGES: dict[str, str] = {
     "case voice": "涉案声音",
     "handset": "手机终端",
     "all leads": "全部线索",
+    # the rule score's signals (voiceprint.calls.scoring.SIGNALS), named in each CDR lead's reasons
+    "mostly outgoing calls": "以主叫为主",
+    "few repeat contacts": "重复联系人少",
+    "many distinct counter-parties": "通话对象多",
+    "active on few days": "活跃天数少",
+    "calls in a narrow band of hours": "通话集中在少数时段",
+    "calls from one place": "通话地点单一",
+    "several handsets": "使用多部手机",
+    "handset shared by several numbers": "一部手机被多个号码使用",
+    "several numbers on one ID card": "同一身份证登记多个号码",
+    "few two-way contacts": "双向联系少",
+    "counter-parties rarely called twice": "通话对象很少被再次拨打",
+    "bursts of distinct callees in a day": "单日内集中拨打大量不同号码",
+    "many distinct callees per 6-hour window": "每 6 小时拨打的不同号码多",
+    "calls in office hours": "通话集中在工作时间",
+    "callees far away": "被叫多在外地",
+    "contacts shared with known fraud numbers": "与已知诈骗号码有共同联系人",
+    "in a community with known fraud numbers": "与已知诈骗号码同属一个通话群体",
+    "SMS mass sending": "群发短信",
+    "little SMS traffic (a calling-only handset)": "短信很少（专用于拨打电话的手机）",
+    "few apps used (a calling-only handset)": "使用的应用很少（专用于拨打电话的手机）",
 }
 
 
@@ -558,6 +579,12 @@ GENERATED: dict[str, str] = {
     # the software's version (voiceprint.evidence.software_commit)
     "{commit} (with local changes to the code or models)": "{commit}（代码或模型有本地改动）",
     "not a git checkout": "非 git 检出版本",
+    # a CDR lead's reasons (voiceprint.calls.scoring.rule_reasons; voiceprint.calls.leads.score_table with a model)
+    "{meaning}: {feature}={value} (population median {median}; typical of fraud {fraud}, of normal use {normal})":
+        "{meaning}：{feature}={value}（总体中位数 {median}；诈骗号码典型值 {fraud}，正常号码典型值 {normal}）",
+    "{meaning}: {feature}={value} (population median {median}; typical of fraud {fraud}, of normal use {normal}, moderate)":
+        "{meaning}：{feature}={value}（总体中位数 {median}；诈骗号码典型值 {fraud}，正常号码典型值 {normal}；中等）",
+    "{feature}={value} (population median {median}, +{odds} log-odds)": "{feature}={value}（总体中位数 {median}，对数几率 +{odds}）",
     # the links page (voiceprint.linking)
     "this voice appears in cases {cases}": "该声音出现在以下案件中：{cases}",
     "Mean pair {unit} {mean}, lowest {low}": "两两之间{unit}的均值为 {mean}，最低为 {low}",

@@ -5,7 +5,8 @@ of CAM++ fine-tuned so that its embedding of a telephone-coded recording matches
 network's embedding of the clean recording (1 - cosine, no speaker labels needed) do better?
 
 Three steps, development speakers only (``voiceprint.evaluate.split_of``), two folds
-(``voiceprint.fitting.fold_of``): the student is trained on fold 0 and everything is read on fold 1.
+(``voiceprint.fitting.fold_of``): the student is trained on one fold (``--fold``, 0 by default) and
+everything is read on the other; run both folds to cross-validate.
 
     .venv/bin/python scripts/experiments/exp_distil_narrowband.py prep  --out out/distil     # ~5 min
     .venv/bin/python scripts/experiments/exp_distil_narrowband.py train --out out/distil     # ~9 min
@@ -117,12 +118,12 @@ def _unit(v):
     return v / np.linalg.norm(v)
 
 
-def train(out: Path, steps: int, lr: float, batch: int, seed: int) -> None:
+def train(out: Path, steps: int, lr: float, batch: int, seed: int, fold: int) -> None:
     import torch
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    data = [r for r in pickle.load(open(out / "dev.pkl", "rb")) if fold_of(r["speaker"]) == 0]
+    data = [r for r in pickle.load(open(out / "dev.pkl", "rb")) if fold_of(r["speaker"]) == fold]
     feats = [{v: _fbank(r["speech"][v]) for v in VERSIONS} for r in data]
     target = [torch.from_numpy(_unit(r["teacher"]["clean"]).astype(np.float32)) for r in data]
     student = _network()
@@ -147,7 +148,7 @@ def train(out: Path, steps: int, lr: float, batch: int, seed: int) -> None:
         opt.step()
         if step % 40 == 0:
             print(f"step {step}: loss {float(loss):.4f}", flush=True)
-    torch.save(student.state_dict(), out / "student_fold0.pt")
+    torch.save(student.state_dict(), out / f"student_fold{fold}.pt")
 
 
 def _vec(system: str, r: dict, version: str) -> np.ndarray:
@@ -202,18 +203,20 @@ def _top1(m, labels) -> str:
     return f"{100 * np.mean(labels[np.arange(len(m)), m.argmax(axis=1)]):.1f}"
 
 
-def read(out: Path) -> None:
+def read(out: Path, fold: int) -> None:
+    """Scores the fold the student of ``fold`` never heard; keeps every score matrix in ``read_fold<fold>.npz`` for pooling."""
     import torch
 
     data = pickle.load(open(out / "dev.pkl", "rb"))
-    student = _network(out / "student_fold0.pt").eval()
+    student = _network(out / f"student_fold{fold}.pt").eval()
     with torch.no_grad():
         for r in data:
             r["student"] = {v: _unit(_forward(student, _fbank(r["speech"][v]).unsqueeze(0))[0].numpy()) for v in PHONE}
-    fitted = [r for r in data if fold_of(r["speaker"]) == 0]
-    held_out = [r for r in data if fold_of(r["speaker"]) == 1]
+    fitted = [r for r in data if fold_of(r["speaker"]) == fold]
+    held_out = [r for r in data if fold_of(r["speaker"]) != fold]
     cores = {s: _fit_core(s, fitted) for s in "TR"}
-    print("| fold 1 condition | per speaker | tests | T plain | R plain | T + back end | R + back end | T+R + back end | top-1 % T / R / T+R |")
+    kept: dict[str, np.ndarray] = {}
+    print(f"| fold {1 - fold} condition | per speaker | tests | T plain | R plain | T + back end | R + back end | T+R + back end | top-1 % T / R / T+R |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|---|")
     for corpus in ("speechocean762", "commonvoice_zh"):
         items = [r for r in held_out if r["corpus"] == corpus]
@@ -223,10 +226,14 @@ def read(out: Path) -> None:
                 back = {s: _scores(s, cores[s], items, enrol_version, test_version, per) for s in "TR"}
                 labels = back["T"][1]
                 fused = (back["T"][0] + back["R"][0]) / 2
+                key = f"{corpus}_{enrol_version}_{test_version}_{per}"
+                kept.update({f"{key}_labels": labels, f"{key}_Tplain": plain["T"], f"{key}_Rplain": plain["R"],
+                             f"{key}_T": back["T"][0], f"{key}_R": back["R"][0]})
                 tops = " / ".join(_top1(m, labels) for m in (back["T"][0], back["R"][0], fused))
                 print(f"| {corpus} {enrol_version} > {test_version} | {per} | {len(labels)} | {_eer(plain['T'], labels)} | "
                       f"{_eer(plain['R'], labels)} | {_eer(back['T'][0], labels)} | {_eer(back['R'][0], labels)} | "
                       f"{_eer(fused, labels)} | {tops} |")
+    np.savez(out / f"read_fold{fold}.npz", **kept)
 
 
 def main() -> None:
@@ -237,13 +244,14 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fold", type=int, choices=(0, 1), default=0, help="train on this development fold, read the other")
     args = ap.parse_args()
     if args.step == "prep":
         prep(args.out)
     elif args.step == "train":
-        train(args.out, args.steps, args.lr, args.batch, args.seed)
+        train(args.out, args.steps, args.lr, args.batch, args.seed, args.fold)
     else:
-        read(args.out)
+        read(args.out, args.fold)
 
 
 if __name__ == "__main__":
