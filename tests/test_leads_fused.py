@@ -240,3 +240,26 @@ def test_lead_rows_have_the_documented_columns_in_order():
             "score": 1.0, "log10_lr": 2.0, "probability": 0.9, "sources": ["voice"], "cases": ["AJ-1"],
             "per_case": [{"terms": {"voice": 2.0}}], "explanation": "x"}
     assert list(lead_rows([lead])[0]) == LEAD_ROW_COLUMNS
+
+
+def test_every_part_of_an_explanation_reads_in_chinese(scene):
+    import re
+
+    from voiceprint import i18n
+    from voiceprint.fused import explain
+
+    leads = build_leads(scene["lib"], "all") + build_leads(scene["lib"], "voice") + build_leads(scene["lib"], "cdr")
+    parts = {p for x in leads for pc in x["per_case"] for p in pc["explanation_parts"]} | {p for x in leads for p in x["explanation_parts"]}
+    assert any("called the victim" in p for p in parts) and any("enrolled voice" in p for p in parts)
+    assert any(" | " in p for p in parts)  # a calling screen's two reasons, each translated
+    names = {*OWNERS[0], *OWNERS[1], "resident"}
+    for part in parts:
+        zh = i18n.translate(part, "zh")
+        for name in names:  # names and feature codes are data
+            zh = zh.replace(name, "")
+        data = re.sub(r"\b[a-z0-9_]+=|[\w-]+\.[a-z0-9]+\b", "", zh)  # feature codes (out_share=) and file names
+        words = re.findall(r"[A-Za-z]{3,}", data)
+        assert not [w for w in words if w not in ("log", "cdr", "voice")], f"{part!r} -> {zh!r}"  # sources stay codes
+    top = leads[0]
+    assert top["explanation"].endswith(". " + explain(top["per_case"][0]["explanation_parts"]))
+    assert "；" in explain(top["explanation_parts"], "zh")

@@ -112,25 +112,27 @@ class _Case:
     def weigh_calls(self) -> None:
         g = self.g
         for number, ev in g.callers.get(self.case, {}).items():
-            when = ", ".join(ev.get("called_at", [])[:3]) or "time not recorded"
+            when = ", ".join(ev.get("called_at", [])[:3])
             called = _edge("called_victim", f"number:{number}", f"case:{self.case}", None, **ev)
             lr, screen = g.screen.get(number, (None, None))
             term = lr if lr is not None else 0.0
             base = [called] + ([_edge("cdr_score", f"number:{number}", "screen", lr, **screen)] if screen else [])
-            said = f"number {_short(number)} called the victim of case {self.case} ({when})"
+            said = [f"number {_short(number)} called the victim of case {self.case} ({when})" if when
+                    else f"number {_short(number)} called the victim of case {self.case} (time not recorded)"]
             if screen:
-                why = "; ".join(screen["reasons"][:2]) or "no signal stands out"
-                said += f"; the calling screen scores it {screen['score']} ({why}) - log10 LR {lr:+.2f}"
+                # " | " between two reasons: each reason has its own "; " (i18n splits the pair here)
+                why = " | ".join(screen["reasons"][:2]) or "no signal stands out"
+                said.append(f"the calling screen scores it {screen['score']} ({why}) - log10 LR {lr:+.2f}")
             else:
-                said += "; it is not in the screened CDRs (no calling evidence either way)"
+                said.append("it is not in the screened CDRs (no calling evidence either way)")
             own = g.owners.get(number, {})
             if not own:
-                self._offer(self.calls, f"number:{number}", term, base, [said, "nobody is registered to this number"])
+                self._offer(self.calls, f"number:{number}", term, base, said + ["nobody is registered to this number"])
             for who, reg in own.items():
-                self._offer(self.calls, who, term, base + [reg], [said, f"it is registered to {self.name(who)}"])
+                self._offer(self.calls, who, term, base + [reg], said + [f"it is registered to {self.name(who)}"])
             self._group_paths(number, own, term, base, said)
 
-    def _group_paths(self, number: str, own: dict, term: float, base: list, said: str) -> None:
+    def _group_paths(self, number: str, own: dict, term: float, base: list, said: list[str]) -> None:
         """Persons whose number shares a handset or a calling community with ``number``, at log10(1/k)."""
         g = self.g
         groups = [(h, sorted(g.on_handset.get(h, set()) - {number})) for h in sorted(g.handsets.get(number, ()))]
@@ -152,7 +154,7 @@ class _Case:
                             _edge("uses_handset", f"number:{n2}", group, round(hop, 3), persons_on_handset=k)]
                     how = (f"it shares handset {group[8:]} with number {_short(n2)}, registered to {self.name(who)}"
                            f" ({k} persons on that handset: log10 {hop:+.2f})")
-                self._offer(self.calls, who, term + hop, base + link + [reg], [said, how])
+                self._offer(self.calls, who, term + hop, base + link + [reg], said + [how])
 
     def weigh_voices(self) -> None:
         g = self.g
@@ -214,10 +216,11 @@ class _Case:
             r["probability"] = round(p, 4)
             r["log10_odds"] = round(math.log10(max(p, 1e-12) / max(1 - p, 1e-12)), 3)
             rival = next((x for x in ranked if x is not r), None)
-            said = f"probability {p:.0%} among {len(rows)} candidate(s) of case {self.case} and anyone else"
+            said = [f"probability {p:.0%} among {len(rows)} candidate(s) of case {self.case} and anyone else"]
             if rival is not None:
-                said += f"; the strongest rival is {self.label(rival['who'])} (log10 LR {rival['log10_lr']:+.2f})"
-            r["explanation"] = "; ".join(r.pop("words") + [said])
+                said.append(f"the strongest rival is {self.label(rival['who'])} (log10 LR {rival['log10_lr']:+.2f})")
+            r["explanation_parts"] = r.pop("words") + said
+            r["explanation"] = explain(r["explanation_parts"])
         return rows
 
     def label(self, who: str) -> str:
@@ -272,14 +275,21 @@ def _lead(who: str, rows: list[dict], persons: dict, g: Graph) -> dict:
     sources = sorted({s for r in rows for s in r["sources"]})
     label = person["name"] if person else f"number {number}" if number else f"unknown voice (cluster {cluster})"
     cases = [r["case"] for r in rows]
-    summary = (f"{label}: log10 LR {best['log10_lr']:+.2f} on case {best['case']} from {' + '.join(best['sources'])}"
-               f" (log10 posterior odds {best['log10_odds']:+.2f})"
-               + (f"; also tied to {', '.join(cases[1:])}" if len(cases) > 1 else "") + ". " + best["explanation"])
+    head = [f"{label}: log10 LR {best['log10_lr']:+.2f} on case {best['case']} from {' + '.join(best['sources'])}"
+            f" (log10 posterior odds {best['log10_odds']:+.2f})"] + ([f"also tied to {', '.join(cases[1:])}"] if len(cases) > 1 else [])
+    summary = "; ".join(head) + ". " + best["explanation"]
     return {"rank": 0, "key": who, "label": label, "person": person, "number": number, "cluster": cluster, "cases": cases,
             "score": best["log10_odds"], "log10_lr": best["log10_lr"], "probability": best["probability"],
-            "sources": sources, "explanation": summary,
-            "per_case": [{k: r[k] for k in ("case", "log10_lr", "probability", "log10_odds", "terms", "sources", "explanation", "evidence")}
-                         for r in rows]}
+            "sources": sources, "explanation": summary, "explanation_parts": head + best["explanation_parts"],
+            "per_case": [{k: r[k] for k in ("case", "log10_lr", "probability", "log10_odds", "terms", "sources", "explanation",
+                                            "explanation_parts", "evidence")} for r in rows]}
+
+
+def explain(parts: list[str], lang: str | None = None) -> str:
+    """A lead's explanation from its parts (``explanation_parts``), each translated into ``lang``."""
+    from .i18n import translate
+
+    return ("；" if lang == "zh" else "; ").join(translate(p, lang) for p in parts)
 
 
 #: The columns of ``lead_rows`` (a CSV of no leads still has them, so a script reading it does not break).

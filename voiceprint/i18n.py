@@ -30,7 +30,7 @@ HTML_LANG = {"en": "en", "zh": "zh-CN"}
 #: Shown in the language switch, each in its own language.
 NAMES = {"en": "EN", "zh": "中文"}
 #: Placeholders that hold a message of their own, translated too (all others are data).
-NESTED = frozenset({"problem", "warning", "what", "role", "unit", "meaning", "reason", "pair"})
+NESTED = frozenset({"problem", "warning", "what", "role", "unit", "meaning", "reason", "also", "pair", "verbal"})
 ENV = "VOICEPRINT_LANG"
 #: Each language's catalogue, and the messages in it that arrive finished (matched by their templates).
 CATALOGUES = {"zh": i18n_zh.MESSAGES | i18n_zh.GENERATED}
@@ -60,12 +60,13 @@ def translate(text: str, lang: str | None = DEFAULT, **fields) -> str:
     found = catalogue.get(text)
     if found is not None:
         return found
-    # the template that leaves the least text as data wins: "weak query: {problem}" over "{percent} % of samples clipped ..."
-    matches = [(sum(len(v) for k, v in m.groupdict().items() if k not in NESTED), key, m)
+    # the template that leaves the least text as data wins: "weak query: {problem}" over "{percent} % of samples clipped ...";
+    # of those, the one that splits it into more messages ("({reason} | {also})" over "({reason})")
+    matches = [(sum(len(v) for k, v in m.groupdict().items() if k not in NESTED), -len(m.groupdict()), key, m)
                for key, regex in _patterns(lang) if (m := regex.fullmatch(text))]
     if not matches:
         return text
-    _data, key, match = min(matches, key=lambda found: found[0])
+    *_rank, key, match = min(matches, key=lambda found: found[:2])
     return catalogue[key].format(**{k: _nested(k, v, lang) for k, v in match.groupdict().items()})
 
 

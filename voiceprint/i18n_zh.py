@@ -585,6 +585,38 @@ GENERATED: dict[str, str] = {
     "{meaning}: {feature}={value} (population median {median}; typical of fraud {fraud}, of normal use {normal}, moderate)":
         "{meaning}：{feature}={value}（总体中位数 {median}；诈骗号码典型值 {fraud}，正常号码典型值 {normal}；中等）",
     "{feature}={value} (population median {median}, +{odds} log-odds)": "{feature}={value}（总体中位数 {median}，对数几率 +{odds}）",
+    # a fused lead's explanation, part by part (voiceprint.fused: explanation_parts)
+    "{label}: log10 LR {lr} on case {case} from {sources} (log10 posterior odds {odds})":
+        "{label}：案件 {case} 中 log10 LR {lr}，证据来源 {sources}（log10 后验几率 {odds}）",
+    "number {number}: log10 LR {lr} on case {case} from {sources} (log10 posterior odds {odds})":
+        "号码 {number}：案件 {case} 中 log10 LR {lr}，证据来源 {sources}（log10 后验几率 {odds}）",
+    "unknown voice (cluster {cluster}): log10 LR {lr} on case {case} from {sources} (log10 posterior odds {odds})":
+        "未知声音（聚类 {cluster}）：案件 {case} 中 log10 LR {lr}，证据来源 {sources}（log10 后验几率 {odds}）",
+    "also tied to {cases}": "同时关联案件 {cases}",
+    "number {number}": "号码 {number}",
+    "unknown voice (cluster {cluster})": "未知声音（聚类 {cluster}）",
+    "number {number} called the victim of case {case} ({when})": "号码 {number} 曾呼叫案件 {case} 的受害人（{when}）",
+    "number {number} called the victim of case {case} (time not recorded)": "号码 {number} 曾呼叫案件 {case} 的受害人（时间未记录）",
+    "the calling screen scores it {score} ({reason}) - log10 LR {lr}": "话单筛查评分 {score}（{reason}）——log10 LR {lr}",
+    "the calling screen scores it {score} ({reason} | {also}) - log10 LR {lr}": "话单筛查评分 {score}（{reason}；{also}）——log10 LR {lr}",
+    "no signal stands out": "无突出信号",
+    "it is not in the screened CDRs (no calling evidence either way)": "该号码不在已筛查的话单中（无任何方向的通话证据）",
+    "nobody is registered to this number": "该号码无实名登记人",
+    "it is registered to {name}": "该号码登记在 {name} 名下",
+    "it shares {shared} rare contacts with number {number} (a calling community), registered to {name} ({persons} persons in "
+    "that community: log10 {hop})":
+        "与号码 {number} 有 {shared} 个共同的少见联系人（同一通话群体），该号码登记在 {name} 名下（该群体共 {persons} 人：log10 {hop}）",
+    "it shares handset {handset} with number {number}, registered to {name} ({persons} persons on that handset: log10 {hop})":
+        "与号码 {number} 共用手机 {handset}，该号码登记在 {name} 名下（该手机上共 {persons} 人：log10 {hop}）",
+    "the voice heard in case {case} ({file} (channel {channel}, voice {voice})) matches {name}'s enrolled voice at log10 LR "
+    "{lr} ({verbal})":
+        "案件 {case} 中听到的声音（{file}，声道 {channel}，声音 {voice}）与 {name} 的入库声纹相符，log10 LR {lr}（{verbal}）",
+    "an unknown voice heard in case {case} ({file} (channel {channel}, voice {voice})) is cluster {cluster}":
+        "案件 {case} 中听到的未知声音（{file}，声道 {channel}，声音 {voice}）属于聚类 {cluster}",
+    "probability {p} among {n} candidate(s) of case {case} and anyone else": "在案件 {case} 的 {n} 名候选人及其他任何人中，概率为 {p}",
+    "the strongest rival is {name} (log10 LR {lr})": "最强的竞争候选人是 {name}（log10 LR {lr}）",
+    "the strongest rival is number {number} (log10 LR {lr})": "最强的竞争候选人是号码 {number}（log10 LR {lr}）",
+    "the strongest rival is an unknown voice (cluster {cluster}) (log10 LR {lr})": "最强的竞争候选人是未知声音（聚类 {cluster}）（log10 LR {lr}）",
     # the links page (voiceprint.linking)
     "this voice appears in cases {cases}": "该声音出现在以下案件中：{cases}",
     "Mean pair {unit} {mean}, lowest {low}": "两两之间{unit}的均值为 {mean}，最低为 {low}",

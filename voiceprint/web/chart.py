@@ -120,5 +120,6 @@ def lead_chart(lib, key: str) -> dict:
         if el["data"].get("id") in others and el["data"]["id"] != key:
             el["data"]["lead_rank"] = others[el["data"]["id"]]
     audit_read(lib, "leadchart.view", key)
-    return {"lead": {k: lead[k] for k in ("rank", "key", "label", "score", "log10_lr", "probability", "sources", "cases", "explanation")},
+    return {"lead": {k: lead[k] for k in ("rank", "key", "label", "score", "log10_lr", "probability", "sources", "cases", "explanation",
+                                          "explanation_parts")},
             "elements": elements}
