@@ -169,6 +169,7 @@ def library(tmp_path_factory, voices):
         lib.enrol(voices["li"], person="Li Si", category="suspect", phone="13900139000")
         accounts.add_user(lib.store, "inv", "investigator", PASSWORD)
         accounts.add_user(lib.store, "tech", "technician", PASSWORD)
+        accounts.add_user(lib.store, "sup", "supervisor", PASSWORD)
     return root
 
 
@@ -367,3 +368,20 @@ def test_the_refusals_a_workbench_user_meets_most_are_chinese(tmp_path):
         decoder = re.search(r"unsupported format: (.*?)\) - ", message)  # FFmpeg's own words are data, kept as said
         rest = zh.replace(path, "").replace(decoder.group(1) if decoder else "\0", "")
         assert zh.startswith(path) and CJK.search(zh) and not english_words(rest), f"{message!r} -> {zh!r}"
+
+
+def test_every_audit_action_the_code_writes_has_a_chinese_gloss():
+    from pathlib import Path
+
+    from voiceprint.i18n_zh import AUDIT_ACTIONS
+
+    source = "\n".join(p.read_text(encoding="utf-8") for p in Path(i18n.__file__).parent.rglob("*.py"))
+    codes = set(re.findall(r"\baudit(?:_read)?\((?:[\w.]+, )?\s*\"([a-z_]+(?:\.[a-z_]+)*)\"", source))
+    assert {"enrol", "person.delete", "login.throttled", "case.add_recording", "leadchart.view"} <= codes
+    assert not codes - set(AUDIT_ACTIONS), f"no gloss for {sorted(codes - set(AUDIT_ACTIONS))}"
+
+
+def test_the_zh_audit_page_glosses_each_action_beside_its_code(app):
+    page = log_in(app, "sup", lang="zh").get("/audit").text
+    assert "<td>enrol（采集入库）</td>" in page and "<td>login（登录）</td>" in page
+    assert "<td>enrol</td>" in log_in(app, "sup", lang="en").get("/audit").text

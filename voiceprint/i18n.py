@@ -111,5 +111,12 @@ def install(env) -> None:
     def tr(ctx, value) -> str:
         return "" if value is None else translate(str(value), ctx.get("lang"))
 
+    @pass_context
+    def action(ctx, code) -> str:
+        """An audit action code, with its gloss in Chinese: the code itself is what the trail stores and checks."""
+        gloss = i18n_zh.AUDIT_ACTIONS.get(str(code)) if ctx.get("lang") == "zh" else None
+        return f"{code}（{gloss}）" if gloss else str(code)
+
     env.globals["_"] = gettext
     env.filters["tr"] = tr
+    env.filters["action"] = action

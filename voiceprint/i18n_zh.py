@@ -631,11 +631,26 @@ GENERATED: dict[str, str] = {
     "internal error ({kind}) - the server log has the details": "内部错误（{kind}）——详情见服务器日志",
 }
 
-#: The audit trail's action codes that touch a recording (a report's chain of custody), glossed beside the code,
-#: which stays as the trail stores it: `voiceprint audit verify` checks the code, not the gloss.
+#: The audit trail's action codes, glossed beside the code (the audit page, a report's chain of custody); the code
+#: stays as the trail stores it: `voiceprint audit verify` checks the code, not the gloss.
 AUDIT_ACTIONS: dict[str, str] = {
     "upload": "上传", "query": "比对", "query.failed": "比对失败", "verify": "1:1 比对", "screen": "筛查",
     "enrol": "采集入库", "enrol.refused": "采集入库被拒", "enrol.pending": "采集入库待批准", "enrol.approve": "批准入库",
     "enrol.reject": "驳回入库", "case.add_recording": "录音归入案件", "audio.play": "播放录音", "result.save": "保存结果",
     "result.view": "查看结果", "result.figure": "查看波形图", "report": "出具报告", "library.reembed": "声纹库换模型重提取",
+    "library.reembed.batch": "换模型重提取（一批）", "library.create": "新建声纹库", "index.rebuild": "重建索引",
+    "integrity.seal": "完整性封签", "integrity.reseal": "完整性重新封签", "four_eyes.on": "启用双人复核",
+    "person.add": "新增人员", "person.update": "修改人员", "person.delete": "删除人员", "person.view": "查看人员",
+    "person.search": "查询人员", "person.retention": "设置保存期限", "person.erase_copies": "从备份副本中删除人员",
+    "phone.add": "新增电话号码", "phone.assign": "登记电话号码", "phone.view": "查看电话号码", "phone.search": "查询电话号码",
+    "phones_unassigned": "注销电话号码登记",
+    "case.add": "新建案件", "case.add_call": "案件新增通话", "case.import": "导入案卷", "case.link": "关联案件",
+    "case.view": "查看案件", "case.search": "查询案件",
+    "link.view": "查看串并案", "link.confirm": "确认同一人", "link.merge": "合并声音", "link.split": "拆分声音",
+    "link.promote": "未知声音转为人员", "link.recluster": "重新聚类",
+    "retention.apply": "执行保存期限", "retention.erase": "到期删除",
+    "login": "登录", "login.failed": "登录失败", "login.refused": "拒绝登录", "login.throttled": "登录受限", "logout": "退出登录",
+    "user.add": "新增用户", "user.disable": "停用用户", "user.enable": "启用用户", "user.passwd": "修改密码",
+    "audit.view": "查看审计记录", "pending.view": "查看待批准", "calls.leads": "话单线索", "leads": "生成线索",
+    "leads.view": "查看话单线索", "fused.view": "查看综合线索", "leadchart.view": "查看关系图", "graph.refresh": "刷新线索图",
 }
