@@ -62,3 +62,25 @@ def test_an_analyst_clicks_through_the_top_leads_link_chart(served, browser):  #
     browser.find_element(By.CSS_SELECTOR, "[data-testid=chart-open]").click()
     wait_for(browser, lambda d: "/cases/AJ-" in d.current_url)
     assert "AJ-" in browser.find_element(By.TAG_NAME, "h1").text
+
+
+def test_the_chart_explains_its_lead_in_chinese(served, browser):  # noqa: F811 - the imported fixture
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    log_in(browser, served, "ana")
+    browser.get(served + "/lang?to=zh&next=" + quote("/fused/chart?key=person:1"))
+    wait_for(browser, lambda d: d.execute_script("return window.leadChart ? window.leadChart.nodes().length : 0") > 0)
+    said = browser.find_element(By.CSS_SELECTOR, "[data-testid=chart-detail]").text
+    assert "曾呼叫案件" in said and "入库声纹相符" in said and "called the victim" not in said
+    labels = browser.execute_script("return window.leadChart.elements().map(function (e) { return e.data('label'); })")
+    assert "声纹相符 +3.38" in " ".join(labels) or any(x.startswith("声纹相符") for x in labels)
+    assert not [x for x in labels if x.split(" ")[0] in ("matches", "voice", "handset", "registered")]
+    shot(browser, "17-lead-chart-zh")
+    browser.execute_script("window.leadChart.nodes('[type = \"case\"]').first().emit('tap')")
+    pane = browser.find_element(By.CSS_SELECTOR, "[data-testid=chart-detail]").text
+    assert "在本案候选人中的概率" in pane and "曾呼叫案件" in pane and "打开" in pane
+    browser.execute_script("window.leadChart.edges('[kind = \"matches\"]').first().emit('tap')")
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=chart-title]").text == "声纹相符"

@@ -16,9 +16,9 @@ everything is read on the other; run both folds to cross-validate.
 AMR-NB and G.711 (``voiceprint.telephone``), decodes and trims each version as the library does
 (``load_recording`` + ``prepare_speech``) and keeps the teacher's voiceprint of each. ``train``
 fine-tunes the whole network (Adam, lr 5e-5, 320 steps of 16 random 1.5-3 s crops, a quarter of
-them clean so the student keeps the teacher's clean space). ``read`` scores fold 1 by the protocol of
+them clean so the student keeps the teacher's clean space). ``read`` scores the other fold by the protocol of
 ``voiceprint evaluate`` (3 enrolments, the rest tested against every enrolled speaker), plain cosine
-and through a back-end core fitted on fold 0 (centring per channel domain, within-speaker whitening at
+and through a back-end core fitted on the training fold (centring per channel domain, within-speaker whitening at
 the shipped shrinkage 0.3): the teacher (T), the student on telephone audio with the teacher on clean
 (R), and the mean of both scores (T+R).
 """
@@ -204,7 +204,7 @@ def _top1(m, labels) -> str:
 
 
 def read(out: Path, fold: int) -> None:
-    """Scores the fold the student of ``fold`` never heard; keeps every score matrix in ``read_fold<fold>.npz`` for pooling."""
+    """Scores the fold the student of ``fold`` never heard; keeps every score matrix in ``read_fold<fold>.pkl`` for pooling."""
     import torch
 
     data = pickle.load(open(out / "dev.pkl", "rb"))
@@ -233,7 +233,8 @@ def read(out: Path, fold: int) -> None:
                 print(f"| {corpus} {enrol_version} > {test_version} | {per} | {len(labels)} | {_eer(plain['T'], labels)} | "
                       f"{_eer(plain['R'], labels)} | {_eer(back['T'][0], labels)} | {_eer(back['R'][0], labels)} | "
                       f"{_eer(fused, labels)} | {tops} |")
-    np.savez(out / f"read_fold{fold}.npz", **kept)
+    with open(out / f"read_fold{fold}.pkl", "wb") as fh:
+        pickle.dump(kept, fh)
 
 
 def main() -> None:

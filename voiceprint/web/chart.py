@@ -9,6 +9,8 @@ kind, its log10 LR where it has one and its detail. The page draws it with the v
 from __future__ import annotations
 
 from ..errors import NotFound
+from ..fused import explain
+from ..i18n import translate
 from ..store import casefile
 from .views import audit_read
 
@@ -29,19 +31,19 @@ def fused_leads(lib) -> dict:
     return {"leads": rows}
 
 
-def _node_label(ident: str, names: dict, case_p: dict) -> str:
+def _node_label(ident: str, names: dict, case_p: dict, lang: str = "en") -> str:
     kind, _, rest = ident.partition(":")
     if ident in names:
         return names[ident]
     if kind == "case":
         return rest + (f"\nP = {case_p[rest]:.0%}" if rest in case_p else "")
-    if kind == "voice":
-        return f"voice {rest}"
-    if kind == "cluster":
-        return f"unknown voice {rest}"
-    if kind == "handset":
-        return f"handset {rest}"
+    if kind in ("voice", "cluster", "handset"):
+        return translate({"voice": "voice {id}", "cluster": "unknown voice {id}", "handset": "handset {id}"}[kind], lang, id=rest)
     return rest
+
+
+def _edge_label(kind: str, lr: float | None, lang: str = "en") -> str:
+    return translate(kind.replace("_", " "), lang) + ("" if lr is None else f" {lr:+.2f}")
 
 
 def _href(ident: str) -> str | None:
@@ -49,7 +51,7 @@ def _href(ident: str) -> str | None:
     return {"person": f"/persons/{rest}", "case": f"/cases/{rest}", "number": f"/phones/{rest}"}.get(kind)
 
 
-def _elements(lead: dict, names: dict) -> list[dict]:
+def _elements(lead: dict, names: dict, lang: str = "en") -> list[dict]:
     """Cytoscape elements for one lead: a node per entity on its paths, an edge per piece of evidence."""
     case_p = {pc["case"]: pc["probability"] for pc in lead["per_case"]}
     nodes: dict[str, dict] = {}
@@ -59,28 +61,32 @@ def _elements(lead: dict, names: dict) -> list[dict]:
         for e in pc["evidence"]:
             if e["kind"] == "cdr_score":  # the calling screen's verdict belongs to the number
                 screen[e["from"]] = {"log10_lr": e["log10_lr"], **e["detail"]}
+                screen[e["from"]]["reasons"] = [translate(r, lang) for r in e["detail"].get("reasons", [])]
                 continue
             for ident in (e["from"], e["to"]):
-                nodes.setdefault(ident, {"id": ident, "type": ident.partition(":")[0], "kind": KINDS.get(ident.partition(":")[0], ""),
-                                         "label": _node_label(ident, names, case_p), "href": _href(ident)})
+                nodes.setdefault(ident, {"id": ident, "type": ident.partition(":")[0],
+                                         "kind": translate(KINDS.get(ident.partition(":")[0], ""), lang),
+                                         "label": _node_label(ident, names, case_p, lang), "href": _href(ident)})
             eid = f"{e['from']}|{e['kind']}|{e['to']}"
             lr = e["log10_lr"]
             edges.setdefault(eid, {"id": eid, "source": e["from"], "target": e["to"], "kind": e["kind"], "log10_lr": lr,
-                                   "label": e["kind"].replace("_", " ") + ("" if lr is None else f" {lr:+.2f}"),
+                                   "label": _edge_label(e["kind"], lr, lang), "kind_label": _edge_label(e["kind"], None, lang),
                                    "detail": e["detail"], "cases": []})["cases"].append(pc["case"])
     for ident, verdict in screen.items():
         if ident in nodes:
-            nodes[ident].update(screen=verdict, label=f"{nodes[ident]['label']}\nscreen {verdict['log10_lr']:+.2f}")
+            nodes[ident].update(screen=verdict, label=nodes[ident]["label"] + "\n" + _edge_label("screen", verdict["log10_lr"], lang))
     if lead["key"] in nodes:
         nodes[lead["key"]]["lead"] = True
     for pc in lead["per_case"]:
         cid = f"case:{pc['case']}"
-        nodes.setdefault(cid, {"id": cid, "type": "case", "kind": "case", "label": _node_label(cid, names, case_p), "href": _href(cid)})
-        nodes[cid].update(log10_lr=pc["log10_lr"], probability=pc["probability"], terms=pc["terms"], explanation=pc["explanation"])
+        nodes.setdefault(cid, {"id": cid, "type": "case", "kind": translate("case", lang), "label": _node_label(cid, names, case_p, lang),
+                               "href": _href(cid)})
+        nodes[cid].update(log10_lr=pc["log10_lr"], probability=pc["probability"], terms=pc["terms"],
+                          explanation=explain(pc["explanation_parts"], lang))
     return [{"data": n} for n in nodes.values()] + [{"data": e} for e in edges.values()]
 
 
-def _rivals(lead: dict, leads: list[dict]) -> list[dict]:
+def _rivals(lead: dict, leads: list[dict], lang: str = "en") -> list[dict]:
     """The other leads tied to this lead's cases, each a node with an "also tied" edge to the case (click through)."""
     out: list[dict] = []
     mine = set(lead["cases"])
@@ -88,18 +94,21 @@ def _rivals(lead: dict, leads: list[dict]) -> list[dict]:
         shared = [pc for pc in x["per_case"] if pc["case"] in mine]
         if x["key"] == lead["key"] or not shared:
             continue
-        out.append({"data": {"id": x["key"], "type": x["key"].partition(":")[0], "kind": "another lead", "label": x["label"],
+        label = translate(x["label"], lang) if x["key"].startswith(("number:", "cluster:")) else x["label"]
+        out.append({"data": {"id": x["key"], "type": x["key"].partition(":")[0], "kind": translate("another lead", lang), "label": label,
                              "href": _href(x["key"]), "rival": True}})
         for pc in shared:
             out.append({"data": {"id": f"{x['key']}|also_tied|case:{pc['case']}", "source": x["key"], "target": f"case:{pc['case']}",
-                                 "kind": "also_tied", "log10_lr": pc["log10_lr"], "label": f"also tied {pc['log10_lr']:+.2f}",
-                                 "detail": {"probability": pc["probability"], "terms": pc["terms"], "explanation": pc["explanation"]},
+                                 "kind": "also_tied", "log10_lr": pc["log10_lr"], "label": _edge_label("also_tied", pc["log10_lr"], lang),
+                                 "kind_label": _edge_label("also_tied", None, lang),
+                                 "detail": {"probability": pc["probability"], "terms": pc["terms"],
+                                            "explanation": explain(pc["explanation_parts"], lang)},
                                  "cases": [pc["case"]]}})
     return out
 
 
-def lead_chart(lib, key: str) -> dict:
-    """One lead's link chart: its summary and the Cytoscape elements of its evidence."""
+def lead_chart(lib, key: str, lang: str = "en") -> dict:
+    """One lead's link chart: its summary and the Cytoscape elements of its evidence (labels in ``lang``)."""
     from ..fused import build_leads
 
     leads = build_leads(lib, "all")
@@ -115,7 +124,7 @@ def lead_chart(lib, key: str) -> dict:
             if e["kind"] == "registered_to" and e["to"].startswith("reg:"):
                 names.setdefault(e["to"], e["detail"].get("name") or e["to"][4:])
     others = {x["key"]: x["rank"] for x in leads}
-    elements = _elements(lead, names) + _rivals(lead, leads)
+    elements = _elements(lead, names, lang) + _rivals(lead, leads, lang)
     for el in elements:
         if el["data"].get("id") in others and el["data"]["id"] != key:
             el["data"]["lead_rank"] = others[el["data"]["id"]]

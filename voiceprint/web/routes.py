@@ -387,13 +387,16 @@ def _report_html(lib, rid: str, examiner: str, trials, lang: str = "en") -> str:
 # -- persons, cases, phones ----------------------------------------------------------------------
 def _browse_routes(app) -> None:
 
-    def pair(path: str, template: str, fn, *keys: str, what: str = "browse") -> None:
-        """One page and its /api twin over the same view function."""
+    def pair(path: str, template: str, fn, *keys: str, what: str = "browse", localised: bool = False) -> None:
+        """One page and its /api twin over the same view function; a ``localised`` view also takes the page's
+        language (the /api twin's stays English, like all machine output)."""
 
         async def handler(request: Request):
             user = await current_user(request)
             require(user, what)
             args = [request.path_params.get(k) or request.query_params.get(k, "") for k in keys]
+            if localised:
+                args.append("en" if _is_api(request) else lang_of(request))
             data = await _wb(request).call(user["name"], fn, *args)
             if _is_api(request):
                 return data
@@ -411,7 +414,7 @@ def _browse_routes(app) -> None:
     pair("/links", "links.html", lambda lib: {"clusters": views.links(lib)}, what="links")
     pair("/leads", "leads.html", lambda lib: views.leads(lib, app.state.wb.settings.leads), what="leads")
     pair("/fused", "fused.html", chart.fused_leads, what="leads")
-    pair("/fused/chart", "leadchart.html", chart.lead_chart, "key", what="leads")
+    pair("/fused/chart", "leadchart.html", chart.lead_chart, "key", what="leads", localised=True)
 
 
 def _int(text: str) -> int:

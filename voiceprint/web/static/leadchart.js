@@ -37,6 +37,9 @@
   });
   window.leadChart = cy;  // for tests and the analyst's console
 
+  var wordsData = document.getElementById("leadchart-words");
+  var words = wordsData ? JSON.parse(wordsData.textContent) : {};
+  function w(text) { return words[text] || text; }  // the page's language (English when the page has no entry)
   var title = document.getElementById("chart-title");
   var detail = document.getElementById("chart-detail");
 
@@ -53,7 +56,7 @@
     });
     detail.appendChild(dl);
     if (href) {
-      var a = document.createElement("a"); a.href = href; a.textContent = "open " + heading; a.setAttribute("data-testid", "chart-open");
+      var a = document.createElement("a"); a.href = href; a.textContent = w("open") + " " + heading; a.setAttribute("data-testid", "chart-open");
       var p = document.createElement("p"); p.appendChild(a); detail.appendChild(p);
     }
   }
@@ -62,17 +65,17 @@
     var d = evt.target.data();
     var screen = d.screen || {};
     show(d.label.split("\n")[0], [
-      ["kind", d.kind], ["lead rank", d.lead_rank], ["log10 LR in this case", d.log10_lr],
-      ["probability among the case's candidates", d.probability === undefined ? undefined : Math.round(100 * d.probability) + " %"],
-      ["evidence terms", d.terms], ["calling screen: log10 LR", screen.log10_lr], ["calling screen: score", screen.score],
-      ["calling screen: reasons", (screen.reasons || []).join("; ")], ["explanation", d.explanation]
+      [w("kind"), d.kind], [w("lead rank"), d.lead_rank], [w("log10 LR in this case"), d.log10_lr],
+      [w("probability among the case's candidates"), d.probability === undefined ? undefined : Math.round(100 * d.probability) + " %"],
+      [w("evidence terms"), d.terms], [w("calling screen: log10 LR"), screen.log10_lr], [w("calling screen: score"), screen.score],
+      [w("calling screen: reasons"), (screen.reasons || []).join(" | ")], [w("explanation"), d.explanation]
     ], d.href || (d.lead_rank ? "/fused/chart?key=" + encodeURIComponent(d.id) : null));
   });
   cy.on("tap", "edge", function (evt) {
     var d = evt.target.data();
-    var rows = [["from", d.source], ["to", d.target], ["log10 LR", d.log10_lr], ["in cases", d.cases.join(", ")]];
+    var rows = [[w("from"), d.source], [w("to"), d.target], ["log10 LR", d.log10_lr], [w("in cases"), d.cases.join(", ")]];
     Object.keys(d.detail || {}).forEach(function (k) { rows.push([k.replace(/_/g, " "), d.detail[k]]); });
-    show(d.kind.replace(/_/g, " "), rows, null);
+    show(d.kind_label || d.kind.replace(/_/g, " "), rows, null);
   });
   cy.on("dbltap", "node", function (evt) {
     var d = evt.target.data();
