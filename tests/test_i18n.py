@@ -121,13 +121,45 @@ def test_messages_the_library_writes_into_results_are_translated():
     messages += [str(Forbidden(what, "technician")) for what in PERMISSION_WORDS]
     messages += [_pair_scores_shown({"min_pair_score": 2.0, "mean_pair_score": 3.0, "score_kind": kind}) for kind in ("llr", "cosine")]
     messages += [enrolment.MOVED_PHONE_NOTE.format(number="+8613800138000", owner=3), enrolment.NEW_CASE_NOTE.format(case="AJ2026-0O1")]
-    messages += cdr_lead_reasons()
+    messages += cdr_lead_reasons() + enrolment_refusals()
     assert len(messages) > 50
     for message in messages:
         zh = i18n.translate(message, "zh")
-        # a feature's column name (out_share=0.95) is data, as the CDR tables name it
-        assert CJK.search(zh) and not english_words(re.sub(r"\b[a-z0-9_]+=", "=", zh)), f"{message!r} -> {zh!r}"
+        # data and code stay as they are: a feature's column (out_share=0.95), a file name, a command or an option
+        data = re.sub(r"`[^`]*`|--[a-z-]+|\b[\w-]+\.[a-z0-9]+\b|\b[a-z0-9_]+=", "", zh)
+        assert CJK.search(zh) and not english_words(data), f"{message!r} -> {zh!r}"
     assert i18n.translate(messages[0], "zh") == "待比对录音质量不足：有效语音仅 1.2 s（门限 3 s）"
+
+
+def enrolment_refusals() -> list[str]:
+    """The refusals an enrolment writes for a file that holds several voices, or a voice or phone of another person."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from voiceprint import enrolment
+    from voiceprint.errors import VoiceprintError
+
+    out = []
+    for channels, voices, voice in ((1, 2, None), (2, 2, None), (1, 3, 5)):
+        with pytest.raises(VoiceprintError) as err:
+            enrolment._one_voice(Path("call.wav"), SimpleNamespace(n_channels=channels), [object()] * voices, voice)
+        out.append(str(err.value))
+
+    class Store:  # the one query each check makes
+        db = SimpleNamespace(execute=lambda *a: [(9, 4, np.ones(4, np.float32).tobytes())])
+
+        @staticmethod
+        def person_for_phone(number):
+            return 4
+
+    done = SimpleNamespace(vector=np.ones(4, np.float32))
+    with pytest.raises(VoiceprintError) as err:
+        enrolment._refuse_a_voice_of_another_person(Store, Path("call.wav"), 1, 2, "m", done)
+    out.append(str(err.value))
+    with pytest.raises(VoiceprintError) as err:
+        enrolment._moved_phone(Store, Path("call.wav"), "+8613800138000", 2, strict=True)
+    return out + [str(err.value)]
 
 
 def cdr_lead_reasons() -> list[str]:

@@ -569,6 +569,22 @@ GENERATED: dict[str, str] = {
     "{file}: only {net} s of speech (need at least {need} s; channel {channel}) - use a longer recording (for enrolment, `enrol "
     "--min-speech` lowers this floor)": "{file}：语音仅 {net} s（至少需要 {need} s；声道 {channel}）——请使用更长的录音（采集入库时可用 "
                                         "`enrol --min-speech` 降低该下限）",
+    # enrolment refusals (voiceprint.enrolment)
+    "{file}: holds {n} voices (found by diarisation) - enrol one of them with --voice N (0-based; `voiceprint query` shows who "
+    "speaks when)": "{file}：含有 {n} 个声音（说话人分离识别）——请用 --voice N（从 0 起）只采集其中一个（`voiceprint query` 显示谁在何时说话）",
+    "{file}: holds {n} voices (one per channel) - enrol one of them with --channel N (0-based; `voiceprint query` shows who "
+    "speaks when)": "{file}：含有 {n} 个声音（每个声道一个）——请用 --channel N（从 0 起）只采集其中一个（`voiceprint query` 显示谁在何时说话）",
+    "{file}: holds {n} voice(s), voice {voice} does not exist - use --voice 0 to {last} (see `voiceprint query` for who speaks when)":
+        "{file}：含有 {n} 个声音，不存在声音 {voice}——请使用 --voice 0 到 {last}（`voiceprint query` 显示谁在何时说话）",
+    "{file}: this voice of this recording is already enrolled for person {other} (voiceprint {vid}) - one voice cannot be two "
+    "people's: correct the name in the manifest, or, if person {other} is the mistake, delete them (`voiceprint person delete "
+    "{other}` erases that person with all their samples) and enrol again":
+        "{file}：该录音中的这个声音已作为人员 {other}（声纹 {vid}）入库——同一个声音不能属于两个人：请更正清单中的姓名；如果人员 {other} "
+        "有误，请删除该人员（`voiceprint person delete {other}` 会删除该人员及其全部样本）后重新采集",
+    "{file}: phone {number} is registered to person {owner}; in a four-eyes library an enrolment does not move it - enrol without "
+    "--phone, and after approval move the number with `voiceprint phone add NUMBER --person ...`":
+        "{file}：电话号码 {number} 登记在人员 {owner} 名下；在双人复核的声纹库中，采集入库不会改登记该号码——请不带 --phone 采集，"
+        "批准后再用 `voiceprint phone add NUMBER --person ...` 改登记该号码",
     # cases (voiceprint.store, voiceprint.web.views)
     "case {case} already exists - open it from the list, or choose another number": "案件 {case} 已存在——请从列表中打开，或换一个编号",
     "a case needs a case number": "案件需要案件编号",
