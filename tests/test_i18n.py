@@ -155,7 +155,7 @@ def enrolment_refusals() -> list[str]:
 
     done = SimpleNamespace(vector=np.ones(4, np.float32))
     with pytest.raises(VoiceprintError) as err:
-        enrolment._refuse_a_voice_of_another_person(Store, Path("call.wav"), 1, 2, "m", done)
+        enrolment._refuse_a_voice_of_another_person(Store, Path("call.wav"), 1, 2, "m", done)  # type: ignore[arg-type]
     out.append(str(err.value))
     with pytest.raises(VoiceprintError) as err:
         enrolment._moved_phone(Store, Path("call.wav"), "+8613800138000", 2, strict=True)
