@@ -417,3 +417,22 @@ def test_the_zh_audit_page_glosses_each_action_beside_its_code(app):
     page = log_in(app, "sup", lang="zh").get("/audit").text
     assert "<td>enrol（采集入库）</td>" in page and "<td>login（登录）</td>" in page
     assert "<td>enrol</td>" in log_in(app, "sup", lang="en").get("/audit").text
+
+
+@pytest.mark.parametrize("path", ["/persons/999", "/persons/abc", "/phones/12345", "/results/nothere", "/results/nothere/report.docx",
+                                  "/fused/chart?key=bogus", "/audit?since=yesterday", "/nothere", "/logout"])
+def test_a_refusal_on_a_chinese_page_is_chinese(app, path):
+    page = log_in(app, "sup", lang="zh").get(path).text
+    said = htmlmod.unescape(re.sub(r"<[^>]+>", "", found(r'data-testid="error-message">(.*?)</p>', page, flags=re.S)))
+    data = re.sub(r"`[^`]*`|'[^']*'|YYYY-MM-DD|\bhtml\b|\bpdf\b", "", said)  # commands, the value refused and formats are data
+    assert '<html lang="zh-CN">' in page and "<nav>" in page and CJK.search(said) and not english_words(data), said
+
+
+def test_a_manifest_refusal_names_the_uploaded_manifest_not_the_servers_copy(app, voices):
+    c = log_in(app, "tech", lang="zh")
+    csrf = c.get("/api/session").json()["csrf_token"]
+    with open(voices["li"], "rb") as fh:
+        r = c.post("/enrol", data={"csrf_token": csrf}, files=[("files", ("li_interview.wav", fh, "audio/wav")),
+                                                             ("manifest", ("名单.csv", b"file,person\nli_interview.wav,Li\n", "text/csv"))])
+    said = htmlmod.unescape(r.text)
+    assert "名单.csv：清单缺少列 path" in said and ".incoming" not in said and "manifest-" not in said

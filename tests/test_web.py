@@ -279,6 +279,21 @@ def test_non_audio_and_oversized_uploads_are_refused_with_a_clear_message_and_no
     assert r.status_code == 413
     assert uploads(library[0]) == before
     assert not list((library[0] / "uploads" / ".incoming").iterdir())
+    # a plain form (no htmx) gets a whole page with the menu, not a bare line
+    r = c.post("/case-recordings", data={"csrf_token": csrf, "case": "AJ-1"}, files={"files": ("huge.wav", big, "audio/wav")})
+    assert r.status_code == 413 and '<html lang="en">' in r.text and 'href="/"' in r.text and "larger than the limit" in r.text
+    r = c.post("/query", data={"csrf_token": csrf}, files={"files": ("huge.wav", big, "audio/wav")}, headers={"HX-Request": "true"})
+    assert r.status_code == 413 and r.text.startswith('<p class="error"')  # the query page's result box
+
+
+def test_unknown_pages_and_methods_get_a_page_not_bare_json(app):
+    c, _csrf = login(app, "inv")
+    for method, path, status in (("get", "/nothere", 404), ("get", "/logout", 405), ("get", "/results/x/report.docx", 404)):
+        r = getattr(c, method)(path)
+        assert r.status_code == status and "<nav>" in r.text and 'data-testid="error-message"' in r.text, (path, r.text[:200])
+        assert "detail" not in r.text
+    r = c.get("/api/nothere")
+    assert r.status_code == 404 and r.json() == {"error": "no such page - use the workbench's menu and links"}
 
 
 def test_roles_are_enforced(app):

@@ -117,6 +117,20 @@ def install(env) -> None:
         gloss = i18n_zh.AUDIT_ACTIONS.get(str(code)) if ctx.get("lang") == "zh" else None
         return f"{code}（{gloss}）" if gloss else str(code)
 
+    @pass_context
+    def paren(ctx, value) -> str:
+        """`` (value)`` after a word in English, ``（value）`` in Chinese."""
+        return f"（{value}）" if ctx.get("lang") == "zh" else f" ({value})"
+
+    @pass_context
+    def punct(ctx, mark: str) -> str:
+        """A separator in the page's language: ";", ",", "." and "-" (a dash between clauses) become full-width in Chinese."""
+        if ctx.get("lang") != "zh":
+            return {";": "; ", ",": ", ", ".": ".", "-": " - "}[mark]
+        return {";": "；", ",": "，", ".": "。", "-": "——"}[mark]
+
     env.globals["_"] = gettext
+    env.globals["punct"] = punct
     env.filters["tr"] = tr
     env.filters["action"] = action
+    env.filters["paren"] = paren

@@ -282,6 +282,8 @@ MESSAGES: dict[str, str] = {
     "Not allowed": "无权操作",
     "Form refused": "表单被拒绝",
     "Could not do that": "无法完成该操作",
+    "Not found": "未找到",
+    "Upload too large": "上传文件过大",
     "Nothing to do": "没有可执行的操作",
     "Unknown decision": "未知的决定",
     "Unknown language": "不支持的语言",
@@ -663,6 +665,7 @@ GENERATED: dict[str, str] = {
     "the strongest rival is an unknown voice (cluster {cluster}) (log10 LR {lr})": "最强的竞争候选人是未知声音（聚类 {cluster}）（log10 LR {lr}）",
     # the links page (voiceprint.linking)
     "this voice appears in cases {cases}": "该声音出现在以下案件中：{cases}",
+    "this voice appears in cases {cases} and {last}": "该声音出现在以下案件中：{cases} 和 {last}",
     "Mean pair {unit} {mean}, lowest {low}": "两两之间{unit}的均值为 {mean}，最低为 {low}",
     "One voice": "仅一个声音",
     "cosine score": "余弦得分",
@@ -671,7 +674,47 @@ GENERATED: dict[str, str] = {
     "too many failed logins - try again in {seconds} s": "登录失败次数过多——请在 {seconds} s 后重试",
     "unknown language {value} - use one of {choices}": "不支持的语言 {value}——请使用以下之一：{choices}",
     "your role ({role}) cannot {what} - ask a supervisor for a role that can": "您的角色（{role}）无权{what}——请向审核员申请具备该权限的角色",
-    "Refused: {reason} Nothing was stored.": "已拒绝：{reason} 未存储任何内容。",
+    "Refused: {reason} Nothing was stored.": "已拒绝：{reason}。未存储任何内容。",
+    "no such page - use the workbench's menu and links": "没有这个页面——请使用工作台的菜单和链接",
+    "this address does not take that kind of request - use the page's buttons and links": "该地址不接受这种请求——请使用页面上的按钮和链接",
+    "the request is not valid - use the page's forms and links": "请求无效——请使用页面上的表单和链接",
+    "Refused: the upload is larger than the limit of {mb} MB. Nothing was stored. Cut the recording to the part you need, or ask "
+    "the administrator to raise `--max-upload-mb`.":
+        "已拒绝：上传文件超过 {mb} MB 的上限，未存储任何内容。请只截取需要的部分，或请管理员调高 `--max-upload-mb`。",
+    "no report format '{fmt}' - a report is html or pdf": "没有 '{fmt}' 格式的报告——报告只有 html 和 pdf 两种格式",
+    # what the library refuses on the workbench's pages and forms (voiceprint.store, linking, enrolment, web.views)
+    "no person '{person}' in the library - see `voiceprint person list`": "声纹库中没有人员 '{person}'——请查看 `voiceprint person list`",
+    "no person '{person}'": "没有人员 '{person}'",
+    "no phone '{number}' in the library": "声纹库中没有电话号码 '{number}'",
+    "no such recording under the library": "声纹库中没有该录音",
+    "no saved result '{rid}' - the id is printed by `voiceprint report` and shown on the query page":
+        "没有已保存的结果 '{rid}'——结果编号由 `voiceprint report` 输出，并显示在比对页面上",
+    "result {rid} has no voice {n}": "结果 {rid} 中没有声音 {n}",
+    "no lead '{key}' - the leads are those of `voiceprint leads` (see the Leads page)": "没有线索 '{key}'——线索来自 `voiceprint leads`（见“线索”页面）",
+    "since='{since}' is not a date - use YYYY-MM-DD": "起始日期 '{since}' 不是日期——请使用 YYYY-MM-DD 格式",
+    "case {case}: date '{date}' is not a day - give it as YYYY-MM-DD (e.g. 2026-08-15)":
+        "案件 {case}：日期 '{date}' 不是有效日期——请写成 YYYY-MM-DD（例如 2026-08-15）",
+    "case {case}: status '{status}' is not one of {statuses}": "案件 {case}：状态 '{status}' 不是以下之一：{statuses}",
+    "'{number}' is not a case number - at most {max} characters, no control characters, no '.' or '..' between slashes":
+        "'{number}' 不是有效的案件编号——最多 {max} 个字符，不含控制字符，斜杠之间不能是 '.' 或 '..'",
+    "no voice cluster {cluster} - see `voiceprint link`": "没有声音聚类 {cluster}——请查看 `voiceprint link`",
+    "voiceprint(s) {ids} are not in cluster {cluster} - see `voiceprint link --json`": "声纹 {ids} 不在聚类 {cluster} 中——请查看 `voiceprint link --json`",
+    "splitting every voice out of a cluster changes nothing - name only the voices that do not belong":
+        "把聚类中的全部声音都拆分出去不会改变任何东西——只勾选不属于该聚类的声音",
+    "a person needs a name": "人员需要姓名",
+    "unknown category '{category}' - use one of: {categories}": "未知的人员类别 '{category}'——请使用以下之一：{categories}",
+    "'{number}' is not a phone number": "'{number}' 不是电话号码",
+    "{file}: manifest lacks column(s) {missing} (it has {cols}) - expected path,person,category,phone,case":
+        "{file}：清单缺少列 {missing}（现有列：{cols}）——应为 path,person,category,phone,case",
+    "{file}: manifest lacks column(s) {missing} - expected path,person,category,phone,case":
+        "{file}：清单缺少列 {missing}——应为 path,person,category,phone,case",
+    "{file}:{line}: empty path or person - fix or delete that row": "{file}:{line}：path 或 person 为空——请修正或删除该行",
+    "{file}: the manifest has a header but no rows - one row per recording: path,person,...": "{file}：清单只有表头没有数据行——每段录音一行：path,person,...",
+    "manifest row for '{name}': that file was not uploaded with the manifest - select it too":
+        "清单中 '{name}' 这一行：该文件没有与清单一起上传——请一并选择该文件",
+    "voiceprint {vid} is not waiting for approval - see `voiceprint approve --list`": "声纹 {vid} 不在待批准状态——请查看 `voiceprint approve --list`",
+    "voiceprint {vid} was enrolled by {name}; four eyes means another supervisor approves it":
+        "声纹 {vid} 由 {name} 采集入库；双人复核要求由另一名审核员批准",
     "internal error ({kind}) - the server log has the details": "内部错误（{kind}）——详情见服务器日志",
 }
 

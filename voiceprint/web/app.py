@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, storage_failure
-from ..i18n import LANGUAGES, translate
+from ..i18n import HTML_LANG, LANGUAGES, translate
 
 HERE = Path(__file__).resolve().parent
 HTMX_FILE = "htmx-2.0.4.min.js"
@@ -178,8 +178,11 @@ class LimitUploads:
         if length is not None and length.isdigit() and int(length) > self.limit:
             from starlette.requests import HTTPConnection
 
-            lang = page_lang(HTTPConnection(scope).cookies.get(LANG_COOKIE), self.lang)
-            return await _too_large(self.limit, api=scope.get("path", "").startswith("/api/"), lang=lang)(scope, receive, send)
+            conn = HTTPConnection(scope)
+            lang = page_lang(conn.cookies.get(LANG_COOKIE), self.lang)
+            api = scope.get("path", "").startswith("/api/")
+            whole = not api and conn.headers.get("hx-request") != "true"  # a plain form's POST: the browser shows a whole page
+            return await _too_large(self.limit, api=api, lang=lang, whole_page=whole)(scope, receive, send)
         seen = 0
 
         async def limited():
@@ -221,7 +224,15 @@ class SecurityHeaders:
         return await self.app(scope, receive, with_headers)
 
 
-def _too_large(limit: int, api: bool = False, lang: str = "en"):
+def too_large_message(limit: int) -> str:
+    """The refusal of an upload over ``limit`` bytes, for a whole page (its text goes through the catalogue there)."""
+    return (f"Refused: the upload is larger than the limit of {limit / 1024 ** 2:.0f} MB. Nothing was stored. Cut the recording to "
+            "the part you need, or ask the administrator to raise `--max-upload-mb`.")
+
+
+def _too_large(limit: int, api: bool = False, lang: str = "en", whole_page: bool = False):
+    """The refusal of an oversized upload: JSON for the API, the query page's result box for htmx, else a whole
+    page (refused before the request reaches the app, so without the menu: a link back instead)."""
     from starlette.responses import HTMLResponse, JSONResponse
 
     if api:
@@ -229,7 +240,14 @@ def _too_large(limit: int, api: bool = False, lang: str = "en"):
                             status_code=413)
     message = translate("Refused: the upload is larger than the limit of {mb} MB. Nothing was stored. Cut the recording to the part you "
                         "need, or ask the administrator to raise <code>--max-upload-mb</code>.", lang, mb=f"{limit / 1024 ** 2:.0f}")
-    return HTMLResponse(f'<p class="error" role="alert">{message}</p>', status_code=413)
+    box = f'<p class="error" role="alert" data-testid="error-message">{message}</p>'
+    if not whole_page:
+        return HTMLResponse(box, status_code=413)
+    title, back = translate("Upload too large", lang), translate("Back", lang)
+    return HTMLResponse(f'<!doctype html><html lang="{HTML_LANG[lang]}"><head><meta charset="utf-8"><title>{title}</title>'
+                        f'<link rel="stylesheet" href="/static/style.css"></head><body><main><section class="card narrow"><h1>{title}</h1>'
+                        f'{box}<p><a href="javascript:history.back()">{back}</a> &middot; <a href="/">voiceprint</a></p></section></main>'
+                        '</body></html>', status_code=413)
 
 
 def create_app(settings: Settings | None = None, workbench: Workbench | None = None, close_on_shutdown: bool = False):

@@ -30,6 +30,7 @@ from .app import (
     throttle_news,
     throttled,
     tokens_equal,
+    too_large_message,
     unsign,
     user_error,
 )
@@ -85,7 +86,21 @@ async def form_with_csrf(request, user: dict):
 
 def install(app) -> None:
     """Register every route and error handler on ``app``."""
+    _error_handlers(app)
+    _login_routes(app)
+    _query_routes(app)
+    _browse_routes(app)
+    _enrol_routes(app)
+    _case_routes(app)
+    _link_routes(app)
+    _audit_routes(app)
+
+
+def _error_handlers(app) -> None:
+    """Each refusal as JSON for the API, and as a page (in the page's language) for a browser."""
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     async def login_required(request, exc):
         if _is_api(request):
@@ -109,26 +124,18 @@ def install(app) -> None:
         return error_page(request, _user_of(request), 403, "Form refused", msg)
 
     async def too_large(request, exc):
-        return _too_large(_wb(request).settings.max_upload_bytes, api=_is_api(request), lang=lang_of(request))
-
-    async def library_error(request, exc):
-        code, msg = user_error(exc)
-        if _is_api(request):
-            return JSONResponse({"error": msg}, status_code=code)
-        return error_page(request, _user_of(request), code, "Could not do that", msg)
+        limit = _wb(request).settings.max_upload_bytes
+        if _is_api(request) or request.headers.get("HX-Request") == "true":  # the query page shows it in its result box
+            return _too_large(limit, api=_is_api(request), lang=lang_of(request))
+        return error_page(request, _user_of(request), 413, "Upload too large", too_large_message(limit))
 
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(CsrfFailed, csrf_failed)
     app.add_exception_handler(BodyTooLarge, too_large)
-    app.add_exception_handler(VoiceprintError, library_error)
-    _login_routes(app)
-    _query_routes(app)
-    _browse_routes(app)
-    _enrol_routes(app)
-    _case_routes(app)
-    _link_routes(app)
-    _audit_routes(app)
+    app.add_exception_handler(VoiceprintError, _library_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
 
 # -- login ---------------------------------------------------------------------------------
@@ -214,8 +221,51 @@ def _login_routes(app) -> None:
         return {"user": user["name"], "role": user["role"], "csrf_token": user["csrf"]}
 
 
+async def _http_error(request, exc):
+    """Starlette's own refusals (no such page, a method the address does not take) as pages, not bare JSON."""
+    from fastapi.responses import JSONResponse
+
+    status = getattr(exc, "status_code", 400)
+    if status == 404:
+        title, msg = "Not found", "no such page - use the workbench's menu and links"
+    elif status == 405:
+        title, msg = "Not allowed", "this address does not take that kind of request - use the page's buttons and links"
+    else:
+        title, msg = "Could not do that", "the request is not valid - use the page's forms and links"
+    if _is_api(request):
+        return JSONResponse({"error": msg}, status_code=status, headers=getattr(exc, "headers", None))
+    return error_page(request, await _signed_in(request), status, title, msg)
+
+
+async def _invalid_request(request, exc):
+    """A path or form value of the wrong type (FastAPI's validation) as a page, not bare JSON."""
+    from fastapi.responses import JSONResponse
+
+    msg = "the request is not valid - use the page's forms and links"
+    if _is_api(request):
+        return JSONResponse({"error": msg}, status_code=422)
+    return error_page(request, await _signed_in(request), 422, "Could not do that", msg)
+
+
+async def _library_error(request, exc):
+    from fastapi.responses import JSONResponse
+
+    code, msg = user_error(exc)
+    if _is_api(request):
+        return JSONResponse({"error": msg}, status_code=code)
+    return error_page(request, _user_of(request), code, "Could not do that", msg)
+
+
 def _user_of(request) -> dict | None:
     return getattr(request.state, "user", None)
+
+
+async def _signed_in(request) -> dict | None:
+    """The user of a request that no route took (a page the menu should still frame), else None."""
+    try:
+        return _user_of(request) or await current_user(request)
+    except LoginRequired:
+        return None
 
 
 #: What the language switch takes for each language: its code and the region tags that mean it.
@@ -322,7 +372,7 @@ def _query_routes(app) -> None:
         user = await current_user(request)
         require(user, "report")
         if fmt not in ("html", "pdf"):
-            return HTMLResponse("report formats: html, pdf", status_code=404)
+            raise NotFound(f"no report format {fmt!r} - a report is html or pdf")
         html = await _wb(request).call(user["name"], _report_html, rid, user["name"], _wb(request).settings.trials, lang_of(request))
         if fmt == "html":
             return HTMLResponse(html)
@@ -514,7 +564,7 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
     try:
         if isinstance(manifest, UploadFile) and manifest.filename:
             text = (await manifest.read()).decode("utf-8-sig", errors="replace")
-            items = await wb.call(user["name"], views.manifest_items, text, uploads)
+            items = await wb.call(user["name"], views.manifest_items, text, uploads, manifest.filename)
         else:
             items = _form_items(form, uploads)
         return await wb.call(user["name"], views.enrol_uploads, items, uploads), ""

@@ -266,8 +266,9 @@ def enrol_uploads(lib, items: list, uploads: dict) -> list[dict]:
     return out
 
 
-def manifest_items(lib, text: str, uploads: dict) -> list:
-    """Rows of an uploaded manifest whose ``path`` names one of the uploaded files."""
+def manifest_items(lib, text: str, uploads: dict, name: str = "manifest.csv") -> list:
+    """Rows of an uploaded manifest whose ``path`` names one of the uploaded files; a refusal names the
+    manifest as the user uploaded it (``name``), never the server's copy."""
     from ..library import read_manifest
 
     folder = Path(next(iter(uploads.values()))[0]).parent.parent if uploads else Path(".")
@@ -276,6 +277,8 @@ def manifest_items(lib, text: str, uploads: dict) -> list:
         fh.write(text)
     try:
         items = read_manifest(tmp)
+    except DataError as err:
+        raise DataError(str(err).replace(str(tmp), Path(name).name)) from None
     finally:
         tmp.unlink()
     for it in items:
