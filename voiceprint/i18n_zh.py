@@ -621,6 +621,8 @@ GENERATED: dict[str, str] = {
     "{n} recordings of {speakers} development speakers ({corpora}); AS-norm cohort: {cohort}":
         "{speakers} 名开发集说话人的 {n} 段录音（{corpora}）；AS-norm 参照集：{cohort}",
     "development speakers": "开发集说话人",
+    "voiceprint.evaluate.split_of: sha256(speaker id)[0] < 128 -> dev":
+        "voiceprint.evaluate.split_of：说话人编号的 SHA-256 首字节小于 128 者为开发集说话人，其余为测试集说话人",
     "none (raw cosine, no likelihood ratio)": "无（原始余弦相似度，无似然比）",
     # the software's version (voiceprint.evidence.software_commit)
     "{commit} (with local changes to the code or models)": "{commit}（代码或模型有本地改动）",
