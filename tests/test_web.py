@@ -675,6 +675,20 @@ def test_a_case_page_names_each_voices_best_hit_with_its_evidence(app, voices):
     assert view["detail"]["voices_compared"] == 1  # the comparison behind the page is on record
 
 
+def test_a_case_voice_of_little_speech_is_marked_weak_beside_its_best_hit(app, tmp_path):
+    """A 2 s case voice's best hit read as firmly as a 30 s one's; a query of so little speech is marked weak."""
+    import re
+
+    short = audiogen.speech_file(tmp_path / "short_call.wav", seed=2, f0=110, seconds=2.0)
+    long = audiogen.speech_file(tmp_path / "long_call.wav", seed=2, f0=110, seconds=12.0)
+    app.state.wb.call_sync("setup", lambda lib: lib.links.add_recordings("AJ-SHORT", [short, long]))
+    c, _ = login(app, "inv")
+    page = c.get("/cases/AJ-SHORT").text
+    rows = dict(re.findall(r'<tr><td>(\w+_call\.wav)</td>.*?<td data-testid="best-hit">(.*?)</td>', page, flags=re.S))
+    assert 'data-testid="weak-hit"' in rows["short_call.wav"] and "less than 3 s of net speech" in rows["short_call.wav"]
+    assert 'data-testid="weak-hit"' not in rows["long_call.wav"]
+
+
 def test_an_investigator_opens_a_case_and_files_its_recordings_in_the_browser(app, voices):
     """Filing a fraud call under a case needed the command line: the workbench had no way to open a case or file to it."""
     wb = app.state.wb

@@ -283,6 +283,7 @@ MESSAGES: dict[str, str] = {
     "Form refused": "表单被拒绝",
     "Could not do that": "无法完成该操作",
     "Not found": "未找到",
+    "less than 3 s of net speech: weak evidence": "有效语音不足 3 s：证据较弱",
     "Upload too large": "上传文件过大",
     "Nothing to do": "没有可执行的操作",
     "Unknown decision": "未知的决定",

@@ -205,6 +205,7 @@ def best_hits_now(lib, case_id: int) -> dict[int, dict]:
     What a voice matched when it was filed stays on record; persons enrolled since then may be closer."""
     import numpy as np
 
+    from ..quality import QUERY_WEAK_SPEECH_S
     from ..scoring import domain_of
     from ..store import casefile
 
@@ -218,7 +219,8 @@ def best_hits_now(lib, case_id: int) -> dict[int, dict]:
         if hits:
             hit = hits[0]
             best[int(cv_id)] = {"person_id": hit["person"]["id"], "person": hit["person"]["name"], "log10_lr": hit.get("log10_lr"),
-                                "at_bound": hit.get("at_bound"), "verbal": hit.get("verbal"), "cosine": hit["cosine"]}
+                                "at_bound": hit.get("at_bound"), "verbal": hit.get("verbal"), "cosine": hit["cosine"],
+                                "weak": float(net) < QUERY_WEAK_SPEECH_S}  # as a query of so little speech is marked
     return best
 
 
