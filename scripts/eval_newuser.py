@@ -103,7 +103,8 @@ def main() -> None:
         t_enrol = time.time() - t0
         truth = {r["file"]: s for s, _, rows in speakers for r in rows}
         query = cli("query", *truth, "--library", lib, "--json")
-        if query.returncode not in (0, 1):
+        # 3: some inputs were refused (unusable audio) after the rest were searched and printed: those count as misses
+        if query.returncode not in (0, 1, 3) or not query.stdout.strip():
             raise SystemExit(f"query failed ({query.returncode}): {query.stderr[-2000:]}")
         figures = score(json.loads(query.stdout), truth)
     out = {"speakers": len(speakers), "split": args.split, "enrol_files": sum(len(r) for _, r, _ in speakers),
