@@ -261,3 +261,51 @@ def test_a_registration_with_another_home_area_is_reported_not_counted_a_duplica
     assert (report.conflicting_rows, report.exact_duplicates, report.rows_written) == (1, 1, 2)
     assert [(c["line"], c["reason"]) for c in report.conflict_lines] == [
         (3, "the number has another home area on an earlier row, which was kept")]
+
+
+def test_a_ctrl_c_as_the_table_goes_in_place_leaves_the_table_and_its_report_together(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C between the table's rename and the report's left a new table beside the old report, and the
+    CLI said nothing was written."""
+    import json
+    import signal
+
+    from voiceprint.calls import ingest
+    from voiceprint.cli import run
+
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    small.write_text(HEADER + ROW, encoding="utf-8")
+    big.write_text(HEADER + ROW + "".join(ROW.replace("10:00:00", f"11:{m:02d}:00") for m in range(40)), encoding="utf-8")
+    out = tmp_path / "calls.parquet"
+    assert run(["calls", "import", str(small), "--out", str(out), "--template", "generic"]) == 0
+    real_replace = ingest.os.replace
+
+    def replace_then_ctrl_c(src, dst):  # the user presses Ctrl-C the moment the table is in place
+        real_replace(src, dst)
+        if str(dst) == str(out):
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(ingest.os, "replace", replace_then_ctrl_c)
+    capsys.readouterr()
+    assert run(["calls", "import", str(big), "--out", str(out), "--template", "generic"]) == 130
+    report = json.loads((tmp_path / "calls.parquet.report.json").read_text(encoding="utf-8"))
+    assert report["rows_written"] == len(rows(out)) == 41  # the new table with its own report
+    assert "written whole" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_a_workbook_or_binary_file_is_refused_for_what_it_is_not_its_encoding(tmp_path):
+    import io
+    import zipfile
+
+    xlsx = tmp_path / "voc.xlsx"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    xlsx.write_bytes(buf.getvalue())
+    with pytest.raises(DataError, match="Excel workbook or a zip archive.*save the sheet as CSV"):
+        import_calls(xlsx, tmp_path / "a.parquet", template="generic")
+    noise = tmp_path / "noise.csv"
+    noise.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(DataError, match="not a text table"):
+        import_calls(noise, tmp_path / "b.parquet", template="generic")
+    assert not (tmp_path / "a.parquet").exists() and not (tmp_path / "b.parquet").exists()

@@ -6,6 +6,7 @@ A thin layer over ``voiceprint.calls``; heavy libraries are imported inside the 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,17 @@ from voiceprint.fsutil import write_atomic
 from voiceprint.options import CsvOpt, FormatOpt, JsonOpt, output_format
 
 app = typer.Typer(help="Reverse strike: screen call detail records for numbers that call like a fraud den.", no_args_is_help=True)
+
+
+def _note_interrupted(out: Path, started: float, together: str = "") -> None:
+    """What a Ctrl-C left: the old ``out`` (or none), or, when it came as the finished file was put in place, the new one."""
+    from voiceprint.cli import note_interrupt
+
+    if out.exists() and out.stat().st_mtime >= started:
+        note_interrupt(f"interrupted as it finished: {out}{' ' + together if together else ''} were written whole; nothing to run again"
+                       if together else f"interrupted as it finished: {out} was written whole; nothing to run again")
+    else:
+        note_interrupt(f"interrupted: {out} was not written (nor half-written); run the same command again")
 
 
 @app.command("import")
@@ -42,12 +54,11 @@ def import_cmd(
     importer = {"calls": import_calls, "registry": import_registry, "fraud-list": import_fraud_list, "fraud_list": import_fraud_list}.get(kind)
     if importer is None:
         raise typer.BadParameter("--kind must be calls, registry or fraud-list")
+    started = time.time()
     try:
         report = importer(files, out, template=template, encoding=None if encoding == "auto" else encoding)
     except KeyboardInterrupt:
-        from voiceprint.cli import note_interrupt
-
-        note_interrupt(f"interrupted: {out} was not written (nor half-written); run the same command again")
+        _note_interrupted(out, started, "and its report")
         raise
     if fmt == "json":
         print(to_json(report.to_dict()))
@@ -132,15 +143,14 @@ def features_cmd(
 
     screen = Screen(since, until, area)
     screen.window_sql()  # a malformed date is refused before any import
+    started = time.time()
     try:
         with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
             inputs = _canonical_inputs(calls, template, encoding, Path(work), report_to=Path(str(out) + ".import.json"))
             n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
                                  engine=engine, master=master, screen=screen)
     except KeyboardInterrupt:
-        from voiceprint.cli import note_interrupt
-
-        note_interrupt(f"interrupted: {out} was not written (nor half-written); run the same command again")
+        _note_interrupted(out, started)
         raise
     typer.echo(f"{n} numbers{' (' + screen.describe() + ')' if screen.describe() else ''} -> {out}")
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from voiceprint.errors import DataError
-from voiceprint.fsutil import process_alive, refuse_input_as_output, write_atomic
+from voiceprint.fsutil import ctrl_c_deferred, fsync_dir, process_alive, refuse_input_as_output
 from voiceprint.phones import SCIENTIFIC, normalize_number
 
 from .engine import connect, quote_ident, sql_literal, sql_path
@@ -137,6 +137,21 @@ def _open_bytes(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _refuse_binary(path: Path) -> None:
+    """A workbook or any other binary file is refused for what it is, before its bytes are blamed on an encoding."""
+    from voiceprint.errors import not_a_text_table
+
+    with _open_bytes(path) as fh:
+        head = fh.read(8192)
+    if head.startswith(b"PK\x03\x04"):
+        raise DataError(f"{path}: an Excel workbook or a zip archive, not a text table - save the sheet as CSV (UTF-8 or GBK) "
+                        "and import that")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise DataError(f"{path}: an old Excel workbook (.xls), not a text table - save the sheet as CSV (UTF-8 or GBK) and import that")
+    if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and b"\x00" in head:
+        raise not_a_text_table(path)
 
 
 @contextmanager
@@ -296,6 +311,7 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         return cols, [], "parquet"
     named = encoding or (template.encoding if template else None)
     with _archive_guard(path):
+        _refuse_binary(path)
         enc = _canonical_encoding(named) if named and named != "auto" else detect_encoding(path)
         source = _to_utf8(path, enc, workdir) if enc != "utf-8" else path
         cols, delim = _header(source, "utf-8")
@@ -450,11 +466,11 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     try:
         con = con or connect(temp_directory=workdir / "spill")
         rejected = _import_files(con, paths, kind, tpl, encoding, region, workdir, report)
-        _write_merged(con, kind, out, report, workdir, rejected)
+        table = _write_merged(con, kind, out, report, workdir, rejected)
         report.output = str(out)
         if report.rows_written == 0:
             report.message = "no valid records in the input" if report.rows_read else "the input has a header but no records"
-        write_atomic(Path(str(out) + ".report.json"), json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        _commit(table, out, json.dumps(report.to_dict(), ensure_ascii=False, indent=2), workdir)
     finally:
         if own and con is not None:
             con.close()
@@ -630,11 +646,25 @@ CONFLICT_REASONS = {True: "the number has another name or ID number on an earlie
                     False: "the number has another home area on an earlier row, which was kept"}
 
 
-def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, rejected: dict[int, list[int]]) -> None:
-    """Merge duplicates and split calls, then write Parquet; fill the merge counts in ``report``.
+def _commit(table: Path, out: Path, report_json: str, workdir: Path) -> None:
+    """Put the table and its report in place together: both are written whole in ``workdir`` (same volume),
+    then renamed over the old pair with Ctrl-C held back, so a table never sits beside another import's report."""
+    report_tmp = workdir / "report.json.partial"
+    with open(os.open(report_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
+        fh.write(report_json)
+        fh.flush()
+        os.fsync(fh.fileno())
+    with ctrl_c_deferred():
+        os.replace(table, out)
+        os.replace(report_tmp, Path(str(out) + ".report.json"))
+        fsync_dir(out.parent)
 
-    The file is written in ``workdir`` (same volume) and renamed into place, so a reader never
-    sees a half-written Parquet under the final name, whatever kills the import.
+
+def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, rejected: dict[int, list[int]]) -> Path:
+    """Merge duplicates and split calls, then write Parquet in ``workdir``; fill the merge counts in ``report``.
+
+    Returns the written file (``_commit`` renames it into place), so a reader never sees a half-written
+    Parquet under the final name, whatever kills the import.
     """
     if kind == "calls":
         key = "number, other, direction, start, duration, record"
@@ -672,4 +702,4 @@ def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path
     os.chmod(partial, 0o600)  # phone numbers and names: private, whatever the caller's umask
     with open(partial, "rb") as fh:
         os.fsync(fh.fileno())
-    os.replace(partial, out)
+    return partial
