@@ -57,6 +57,22 @@ def test_raw_files_go_straight_to_features(gbk_data, tmp_path):
     assert len(pd.read_csv(tmp_path / "f.csv")) == 100
     report = json.loads((tmp_path / "f.csv.import.json").read_text(encoding="utf-8"))  # the rejected lines outlive the scratch import
     assert report["malformed"] == 3 and len(report["malformed_lines"]) == 3
+    assert "removed" in report["output"]  # not the path of a table that no longer exists
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv", "f.csv.import.json"]  # the scratch import is gone
+
+
+def test_a_scratch_import_left_by_a_killed_run_is_removed_by_the_next(gbk_data, tmp_path):
+    """A run killed with -9 left a copy of the CDRs (phone numbers) in /tmp that nothing ever removed."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    left = tmp_path / f".vp_import_{dead.pid}_x1"
+    (left / "spill").mkdir(parents=True)
+    (left / "calls.parquet").write_bytes(b"call records")
+    invoke("features", gbk_data["calls"], "--out", tmp_path / "f.parquet")
+    assert not left.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f.parquet", "f.parquet.import.json"]
 
 
 def test_train_and_score_with_model(gbk_data, tmp_path):

@@ -103,6 +103,7 @@ def _canonical_inputs(names: list[str], template: str | None, encoding: str, wor
     if raw:
         out = workdir / "calls.parquet"
         report = import_calls(raw, out, template=template, encoding=None if encoding == "auto" else encoding)
+        report.output = "(a scratch table, removed after the features were computed)"
         write_atomic(report_to, json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         typer.echo(f"imported {report.rows_written} calls ({report.malformed} malformed rows, "
                    f"{report.exact_duplicates + report.split_calls_merged} merged); report: {report_to}", err=True)
@@ -137,21 +138,26 @@ def features_cmd(
         voiceprint calls features work/calls.parquet --since 2020-03-01 --until 2020-03-31 --area 锦江区 --out work/jinjiang_march.parquet
         voiceprint calls features /data/cdr/*.parquet --out features.parquet --engine spark --master spark://cdr-master:7077
     """
-    import tempfile
+    import shutil
 
     from .features import Screen, compute_features
+    from .ingest import scratch_folder
 
     screen = Screen(since, until, area)
     screen.window_sql()  # a malformed date is refused before any import
     started = time.time()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    # raw CDRs are imported beside the output (the volume chosen for them, not /tmp); a folder left by a killed run goes next time
+    work = scratch_folder(Path(out).parent)
     try:
-        with tempfile.TemporaryDirectory(prefix="vp_features_") as work:
-            inputs = _canonical_inputs(calls, template, encoding, Path(work), report_to=Path(str(out) + ".import.json"))
-            n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
-                                 engine=engine, master=master, screen=screen)
+        inputs = _canonical_inputs(calls, template, encoding, work, report_to=Path(str(out) + ".import.json"))
+        n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
+                             engine=engine, master=master, screen=screen)
     except KeyboardInterrupt:
         _note_interrupted(out, started)
         raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     typer.echo(f"{n} numbers{' (' + screen.describe() + ')' if screen.describe() else ''} -> {out}")
 
 

@@ -461,7 +461,7 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     refuse_input_as_output(out, paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
-    workdir = _make_workdir(out.parent)
+    workdir = scratch_folder(out.parent)
     own = con is None
     try:
         con = con or connect(temp_directory=workdir / "spill")
@@ -510,7 +510,7 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
 WORKDIR_PREFIX = ".vp_import_"
 
 
-def _make_workdir(folder: Path) -> Path:
+def scratch_folder(folder: Path) -> Path:
     """A private (0700) scratch folder beside the output, for transcoded copies and DuckDB spills.
 
     It lives beside the output, not in /tmp, so personal data stays on the volume the centre
