@@ -75,6 +75,28 @@ def test_a_scratch_import_left_by_a_killed_run_is_removed_by_the_next(gbk_data, 
     assert not left.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f.parquet", "f.parquet.import.json"]
 
 
+def test_a_canonical_model_trained_on_a_btg_table_scores_features_from_raw_cdrs(gbk_data, tmp_path):
+    """`train --canonical` kept the BTG signals raw CDRs lack (SMS totals, apps), so its model refused the
+    very tables it was for."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 300
+    fraud = rng.random(n) < 0.3
+    btg = pd.DataFrame({"phone_no_m": [f"{i:032x}" for i in range(n)], "label": fraud.astype(int),
+                        "opposite_unique": np.where(fraud, rng.integers(100, 400, n), rng.integers(10, 120, n)),
+                        "voc_calltype1": np.where(fraud, rng.uniform(0.8, 1, n), rng.uniform(0.3, 0.7, n)),
+                        "phone2opposite_mean": rng.uniform(1, 8, n), "county_name_call": rng.integers(1, 5, n),
+                        "arpu_mean": rng.uniform(10, 200, n), "imeis": rng.integers(1, 3, n), "county_name_nunique": rng.integers(1, 5, n),
+                        "voc_hour_nunique": rng.integers(5, 24, n), "voc_day_nunique": rng.integers(3, 31, n),
+                        "sms_count": rng.integers(0, 900, n), "busi_count": rng.integers(0, 150, n)})
+    btg.to_csv(tmp_path / "btg.csv", index=False)
+    invoke("train", "--features", tmp_path / "btg.csv", "--canonical", "--rounds", "50", "--out", tmp_path / "m.lgb")
+    invoke("features", gbk_data["calls"], "--out", tmp_path / "f.parquet")
+    scored = json.loads(invoke("score", "--features", tmp_path / "f.parquet", "--model", tmp_path / "m.lgb", "--format", "json"))
+    assert len(scored) == 100 and all(0 <= r["score"] <= 1 for r in scored)
+
+
 def test_train_and_score_with_model(gbk_data, tmp_path):
     invoke("features", gbk_data["calls"], "--out", tmp_path / "f.parquet")
     f = pd.read_parquet(tmp_path / "f.parquet")

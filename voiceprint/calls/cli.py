@@ -167,8 +167,8 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (metadata JSON beside it)."),
     mapping: Path | None = typer.Option(None, help="Column mapping .toml for an unrecognised layout."),
     label: str | None = typer.Option(None, help="Label column (default: label; 1 = fraud)."),
-    canonical: bool = typer.Option(False, "--canonical", help="Train on the canonical signals only, so the model also "
-                                   "scores other layouts (e.g. features from raw CDRs)."),
+    canonical: bool = typer.Option(False, "--canonical", help="Train only on the canonical signals that `calls features` also "
+                                   "computes from raw CDRs, so the model scores those tables (and other layouts) too."),
     seed: int = typer.Option(0, help="Random seed."),
     rounds: int = typer.Option(800, min=1, help="Boosting rounds (fewer: faster, less accurate)."),
 ):
@@ -184,7 +184,13 @@ def train_cmd(
     writable_output(out, [*features, mapping])  # the labelled table is not replaced by a model
     table = _loaded(load_feature_table(features, mapping=mapping, label=label))
     if canonical:
-        table.frame = table.canonical
+        from .features import FEATURES
+
+        table.frame = table.canonical[[c for c in table.canonical.columns if c in FEATURES]]  # not app_count: CDRs lack it
+        if table.frame.empty or not len(table.frame.columns):
+            from voiceprint.errors import DataError
+
+            raise DataError("none of this table's signals is computed from raw CDRs - train without --canonical")
     model = train_model(table, seed=seed, rounds=rounds)
     model.meta["canonical"] = canonical
     model.save(out)
