@@ -75,6 +75,13 @@ def test_a_scratch_import_left_by_a_killed_run_is_removed_by_the_next(gbk_data, 
     assert not left.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f.parquet", "f.parquet.import.json"]
 
 
+def test_a_malformed_window_is_a_usage_error_before_any_work(gbk_data, tmp_path):
+    for args in (["--until", "March"], ["--since", "2020-04-01", "--until", "2020-03-01"]):
+        result = runner.invoke(app, ["features", str(gbk_data["calls"]), "--out", str(tmp_path / "f.parquet"), *args])
+        assert result.exit_code == 2 and "--since/--until" in result.output, result.output
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_canonical_model_trained_on_a_btg_table_scores_features_from_raw_cdrs(gbk_data, tmp_path):
     """`train --canonical` kept the BTG signals raw CDRs lack (SMS totals, apps), so its model refused the
     very tables it was for."""

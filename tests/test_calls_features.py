@@ -228,3 +228,11 @@ def test_a_spark_connect_url_without_its_client_packages_is_one_clear_line(monke
     monkeypatch.setattr(spark, "_missing_modules", lambda *names: ["grpc_status"])
     with pytest.raises(DataError, match=r"needs Spark Connect's client packages \(grpc_status missing\)"):
         spark.spark_session("sc://127.0.0.1:15002")
+
+
+def test_an_until_to_the_minute_takes_in_that_whole_minute():
+    """`--until "2020-03-31 21:12"` left out a call at 21:12:23, although the window is inclusive."""
+    assert Screen(until="2020-03-31 21:12").window_sql() == "start < TIMESTAMP '2020-03-31 21:13:00'"
+    assert Screen(until="2020-03-31").window_sql() == "start < TIMESTAMP '2020-04-01 00:00:00'"
+    assert Screen(until="2020-03-31 21:12:23").window_sql() == "start <= TIMESTAMP '2020-03-31 21:12:23'"
+    assert Screen(until="2020-03-31T21:12").window_sql() == "start < TIMESTAMP '2020-03-31 21:13:00'"

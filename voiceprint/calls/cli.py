@@ -140,11 +140,16 @@ def features_cmd(
     """
     import shutil
 
+    from voiceprint.errors import DataError
+
     from .features import Screen, compute_features
     from .ingest import scratch_folder
 
     screen = Screen(since, until, area)
-    screen.window_sql()  # a malformed date is refused before any import
+    try:
+        screen.window_sql()  # a malformed date is a usage error (2), refused before any import
+    except DataError as err:
+        raise typer.BadParameter(str(err), param_hint="--since/--until") from None
     started = time.time()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     # raw CDRs are imported beside the output (the volume chosen for them, not /tmp); a folder left by a killed run goes next time

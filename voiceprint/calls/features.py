@@ -261,8 +261,9 @@ class Screen:
         if since and until and since > until:
             raise DataError(f"--since {self.since} is after --until {self.until}")
         parts = [f"start >= TIMESTAMP '{since}'"] if since else []
-        if until:  # a date alone takes in the whole day
-            parts.append(f"start < TIMESTAMP '{_next_day(until)}'" if len(str(self.until).strip()) == 10 else f"start <= TIMESTAMP '{until}'")
+        if until:  # inclusive: a date takes in the whole day, a minute the whole minute
+            precision = {10: "days", 16: "minutes"}.get(len(str(self.until).strip().replace("T", " ")))
+            parts.append(f"start < TIMESTAMP '{_after(until, precision)}'" if precision else f"start <= TIMESTAMP '{until}'")
         return " AND ".join(parts)
 
     def describe(self) -> str:
@@ -284,10 +285,11 @@ def _moment(text: str, what: str) -> str:
     raise DataError(f"--{what} {text!r}: give a date YYYY-MM-DD or a time YYYY-MM-DD HH:MM")
 
 
-def _next_day(moment: str) -> str:
+def _after(moment: str, unit: str) -> str:
+    """The moment one ``unit`` ("days", "minutes") after ``moment``: the exclusive end of an inclusive day or minute."""
     from datetime import datetime, timedelta
 
-    return (datetime.strptime(moment, "%Y-%m-%d %H:%M:%S") + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    return (datetime.strptime(moment, "%Y-%m-%d %H:%M:%S") + timedelta(**{unit: 1})).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def compute_features(calls, out=None, registry=None, fraud_list=None, memory_limit=None, threads=None, temp_directory=None,
