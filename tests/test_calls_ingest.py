@@ -309,3 +309,15 @@ def test_a_workbook_or_binary_file_is_refused_for_what_it_is_not_its_encoding(tm
     with pytest.raises(DataError, match="not a text table"):
         import_calls(noise, tmp_path / "b.parquet", template="generic")
     assert not (tmp_path / "a.parquet").exists() and not (tmp_path / "b.parquet").exists()
+
+
+def test_a_file_whose_last_line_has_no_line_ending_is_flagged(tmp_path):
+    """A copy cut inside its last field imported silently, a shortened IMEI and all."""
+    cut = tmp_path / "cut.csv"
+    cut.write_text(HEADER + ROW + ROW.replace("10:00", "11:00")[:-8], encoding="utf-8")
+    report = import_calls(cut, tmp_path / "a.parquet", template="generic")
+    assert report.unterminated == [str(cut)]
+    assert "last line of cut.csv has no line ending" in report.column_warning()
+    whole = tmp_path / "whole.csv"
+    whole.write_text(HEADER + ROW, encoding="utf-8")
+    assert import_calls(whole, tmp_path / "b.parquet", template="generic").unterminated == []

@@ -101,6 +101,8 @@ class ImportReport:
     #: and header columns no canonical column reads: a misspelt header shows up in both
     absent_columns: dict = field(default_factory=dict)
     unused_columns: dict = field(default_factory=dict)
+    #: files whose last line has no line ending: a copy cut short ends so, its last record possibly incomplete
+    unterminated: list = field(default_factory=list)
     output: str = ""
     message: str = ""
 
@@ -119,15 +121,22 @@ class ImportReport:
             {"item": "rows written", "value": self.rows_written},
             *({"item": f"left empty ({Path(f).name}: no such column)", "value": ", ".join(cols)} for f, cols in self.absent_columns.items()),
             *({"item": f"columns not read ({Path(f).name})", "value": ", ".join(cols)} for f, cols in self.unused_columns.items()),
+            *({"item": f"last line without a line ending ({Path(f).name})", "value": "check it: a copy cut short ends so"}
+              for f in self.unterminated),
         ]
 
     def column_warning(self) -> str:
-        """One line for the analyst when a file lacked columns its template maps ('' when none did)."""
-        if not self.absent_columns:
-            return ""
-        parts = [f"{Path(f).name} has no {', '.join(cols)}" for f, cols in self.absent_columns.items()]
-        return ("warning: " + "; ".join(parts) + " - those columns are left empty (their features unknown); "
-                "if a header is misspelt, fix it or pass a --template that names it")
+        """One line for the analyst when a file lacked columns its template maps, or ended without a line
+        ending ('' when neither)."""
+        lines = []
+        if self.absent_columns:
+            parts = [f"{Path(f).name} has no {', '.join(cols)}" for f, cols in self.absent_columns.items()]
+            lines.append("warning: " + "; ".join(parts) + " - those columns are left empty (their features unknown); "
+                         "if a header is misspelt, fix it or pass a --template that names it")
+        if self.unterminated:
+            lines.append(f"warning: the last line of {', '.join(Path(f).name for f in self.unterminated)} has no line ending - "
+                         "if the copy was cut short its last record may be incomplete: compare it with the original")
+        return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- encodings and file shapes
@@ -137,6 +146,18 @@ def _open_bytes(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """Whether a text file's last byte ends a line (a gzip stream cut short is refused when it is read, so it passes here)."""
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"\x1f\x8b":
+            return True
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) in (b"\n", b"\r", b"\x00")  # UTF-16's last newline ends in a NUL byte
 
 
 def _refuse_binary(path: Path) -> None:
@@ -490,6 +511,8 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
         _note_columns(report, path, cols, file_tpl, kind)
         report.files.append(str(path))
         report.encodings[str(path)] = enc
+        if enc != "parquet" and not _ends_with_newline(path):
+            report.unterminated.append(str(path))
         n_ok = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         report.rows_read += n_ok + len(rejects)
         report.malformed += len(rejects)
