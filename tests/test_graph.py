@@ -46,6 +46,23 @@ def test_case_add_refuses_bad_times_and_unpaired_options(tmp_path, capsys):
                 "--called-at", "2019-10-03 11:00", "--called-at", "2019-10-03 12:00", "--library", lib]) == 2
 
 
+def test_case_add_refuses_one_time_for_several_numbers(tmp_path, capsys):
+    """One --called-at for two numbers stored the second number with the first's time: refused (exit 2), nothing written."""
+    lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0
+    capsys.readouterr()
+    assert run(["case", "add", "AJ2026-0003", "--calling-number", "13900000001", "--calling-number", "13900000002",
+                "--called-at", "2020-03-01 10:00", "--library", lib]) == 2
+    assert "one --called-at per --calling-number" in capsys.readouterr().err
+    with Library.open(lib) as opened:
+        assert opened.store.db.execute("SELECT count(*) FROM cases").fetchone()[0] == 0
+        assert case_calls(opened.store) == []
+    assert run(["case", "add", "AJ2026-0003", "--calling-number", "13900000001", "--calling-number", "13900000002",
+                "--library", lib]) == 0  # no time at all is still fine
+    with Library.open(lib) as opened:
+        assert [(r["number"], r["called_at"]) for r in case_calls(opened.store)] == [("+8613900000001", ""), ("+8613900000002", "")]
+
+
 def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
     lib = str(tmp_path / "lib")
     good = tmp_path / "cases.csv"

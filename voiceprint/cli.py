@@ -476,7 +476,7 @@ def case_add(
     area: Annotated[str, typer.Option()] = "",
     status: Annotated[str, typer.Option(help="open, closed or solved (closed and solved cases leave the leads).")] = "open",
     calling_number: Annotated[list[str] | None, typer.Option(help="A number that called the victim (repeatable).")] = None,
-    called_at: Annotated[list[str] | None, typer.Option(help="When it called, YYYY-MM-DD HH:MM (repeatable, in the same order).")] = None,
+    called_at: Annotated[list[str] | None, typer.Option(help="When it called, YYYY-MM-DD HH:MM (repeatable: one per --calling-number, in the same order, or none at all).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Add a case, with the numbers that called the victim and when.

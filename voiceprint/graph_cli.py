@@ -44,19 +44,21 @@ def parse_time(text: str | None, where: str = "--called-at") -> str:
 
 
 def pair_calls(numbers: list[str], times: list[str]) -> list[tuple[str, str]]:
-    """Pair repeated --calling-number / --called-at options by position (one time may serve all numbers);
-    every number and time is checked here, before anything is written."""
-    if times and len(times) not in (1, len(numbers)):
-        raise typer.BadParameter(f"{len(numbers)} --calling-number but {len(times)} --called-at: give one time per number, or one for all")
+    """Pair repeated --calling-number / --called-at options by position: one time per number, or no time at all
+    (a single time is not spread over several numbers - each call has its own time); every number and time is
+    checked here, before anything is written."""
     if times and not numbers:
         raise typer.BadParameter("--called-at needs a --calling-number")
+    if times and len(times) != len(numbers):
+        raise typer.BadParameter(f"{len(numbers)} --calling-number but {len(times)} --called-at: give one --called-at per "
+                                 "--calling-number, in the same order, or leave --called-at out - nothing was added")
     from .phones import normalize_number
 
     for number in numbers:  # checked before anything is written: a refused option leaves no half-made case
         if not normalize_number(number):
             raise DataError(f"--calling-number {number!r} is not a phone number")
     parsed = [parse_time(t) for t in times]
-    return [(n, parsed[i] if len(parsed) > 1 else (parsed[0] if parsed else "")) for i, n in enumerate(numbers)]
+    return [(n, parsed[i] if parsed else "") for i, n in enumerate(numbers)]
 
 
 def add_calls(lib, case_number: str, calls: list[tuple[str, str]]) -> int:
