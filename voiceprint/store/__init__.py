@@ -292,7 +292,8 @@ class Store(LinkingRows):
             if len(rows) > 1:  # never one of them at random: a deletion would erase the wrong person
                 ids = ", ".join(str(r["id"]) for r in rows)
                 raise NotFound(f"{len(rows)} persons share that {what} (ids {ids}) - refer to one {other}")
-        raise NotFound(f"no person {text!r} in the library - see `voiceprint person list`")
+        raise NotFound(f"no person {text!r} in the library - give a person id, ID number or unique name "
+                       "(see `voiceprint person list`)")
 
     def list_persons(self, category: str | None = None) -> list[dict]:
         sql = (
