@@ -239,7 +239,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         Example: voiceprint leads --calls work/calls.parquet --features work/features.parquet --registry work/registry.parquet
         Example: voiceprint leads --sources voice --json > leads_voice.json
         """
-        from .fused import LEAD_ROW_COLUMNS, build_leads, lead_rows
+        from .fused import LEAD_ROW_COLUMNS, build_leads, lead_rows, no_leads_reason
         from .graph import refresh
         from .report import print_rows, to_json, write_csv
 
@@ -259,7 +259,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
             typer.echo(to_json([{k: v for k, v in x.items() if k != "key"} for x in found]))
             return
         if not found:
-            typer.echo("no leads: no open case has a calling number or a voice tied to anyone (see `voiceprint case add --calling-number`)")
+            typer.echo(f"no leads: {no_leads_reason(lib, sources)}")
             return
         kind = "voice and calling" if sources == "all" else sources
         print_rows(rows, ["rank", "lead", "category", "score", "log10_lr", "probability", "sources", "cases", "explanation"],
