@@ -229,7 +229,8 @@ def test_a_database_older_than_its_index_is_not_rebuilt_over(library, clip, tmp_
     (OSError(28, "No space left on device", "/lib/.lock"), "no space left on the disk (/lib/.lock)"),
     (OSError(30, "Read-only file system", "/lib/.lock"), "the file system is read-only (/lib/.lock)"),
     (__import__("sqlite3").OperationalError("attempt to write a readonly database"), "the library database is read-only"),
-    (__import__("sqlite3").OperationalError("database or disk is full"), "the disk under the library failed"),
+    (__import__("sqlite3").OperationalError("database or disk is full"), "no space left on the device holding the library - free space"),
+    (__import__("sqlite3").OperationalError("disk I/O error"), "the disk under the library failed"),
     # an --out under a file, or somewhere no file can be made (/proc)
     (FileExistsError(17, "File exists", "calls.csv"), "a file stands where a folder is needed, or a folder where a file is (calls.csv)"),
     (NotADirectoryError(20, "Not a directory", "calls.csv/f.parquet"), "a file stands where a folder is needed"),
@@ -399,3 +400,28 @@ def test_moving_a_number_to_another_person_names_the_previous_owner(registered, 
         assert [r["target"] for r in lib.audit(action="phone.assign")] == ["phone:1"]
     assert run([*command, "--library", registered]) == 0  # registering it to its owner again says nothing
     assert "was registered to" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["person", "add", "张伟"], ["case", "add", "AJ2026-0001"]])
+def test_a_full_disk_under_the_library_says_so_not_disk_io_error(library, capsys, monkeypatch, command):
+    """On a full disk `person add` / `case add` said "cannot open library database ...: disk I/O error": SQLite reports the
+    shared-memory file it could not grow as SQLITE_IOERR_SHMSIZE. Simulated here: the first read fails so, the disk is full."""
+    import sqlite3
+
+    from voiceprint import errors
+    from voiceprint.store import Store
+
+    def io_error(self):
+        err = sqlite3.OperationalError("disk I/O error")
+        err.sqlite_errorname = "SQLITE_IOERR_SHMSIZE"
+        raise err
+
+    monkeypatch.setattr(Store, "schema_version", property(io_error))
+    monkeypatch.setattr(errors, "free_bytes", lambda folder: 0)
+    assert run([*command, "--library", library]) == 5
+    err = capsys.readouterr().err
+    assert "no space left on the device holding the library - free space and run it again" in err and "disk I/O" not in err
+    monkeypatch.setattr(errors, "free_bytes", lambda folder: 10 << 30)  # room left: an I/O error is not called a full disk
+    assert run([*command, "--library", library]) == 5
+    err = capsys.readouterr().err
+    assert "disk I/O error" in err and "no space left" not in err
