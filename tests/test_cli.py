@@ -229,7 +229,8 @@ def test_a_database_older_than_its_index_is_not_rebuilt_over(library, clip, tmp_
     (OSError(28, "No space left on device", "/lib/.lock"), "no space left on the disk (/lib/.lock)"),
     (OSError(30, "Read-only file system", "/lib/.lock"), "the file system is read-only (/lib/.lock)"),
     (__import__("sqlite3").OperationalError("attempt to write a readonly database"), "the library database is read-only"),
-    (__import__("sqlite3").OperationalError("database or disk is full"), "the disk under the library failed"),
+    (__import__("sqlite3").OperationalError("database or disk is full"), "no space left on the device holding the library - free space"),
+    (__import__("sqlite3").OperationalError("disk I/O error"), "the disk under the library failed"),
     # an --out under a file, or somewhere no file can be made (/proc)
     (FileExistsError(17, "File exists", "calls.csv"), "a file stands where a folder is needed, or a folder where a file is (calls.csv)"),
     (NotADirectoryError(20, "Not a directory", "calls.csv/f.parquet"), "a file stands where a folder is needed"),
@@ -330,3 +331,97 @@ def test_approve_refuses_a_decision_it_would_not_carry_out(library, args, capsys
 def test_models_add_of_a_folder_that_does_not_exist_is_not_found(tmp_path, capsys):
     assert run(["models", "add", str(tmp_path / "nothere"), "--name", "x"]) == 7
     assert "no such folder" in capsys.readouterr().err
+
+
+@pytest.fixture
+def registered(library, capsys):
+    """张伟 (person 1) with 13800138001, linked to case AJ2026-0001; the number also called the victim of AJ2026-0002."""
+    for args in (["person", "add", "张伟", "--category", "prior_offender", "--id-number", "110101199003074514", "--phone", "13800138001"],
+                 ["person", "add", "李四"], ["case", "add", "AJ2026-0001", "--title", "冒充客服"],
+                 ["case", "link", "AJ2026-0001", "--person", "张伟"],
+                 ["case", "add", "AJ2026-0002", "--calling-number", "13800138001", "--called-at", "2020-03-01 10:00"],
+                 ["case", "add", "AJ2026-0003"], ["case", "link", "AJ2026-0003", "--phone", "13800138001"]):
+        assert run([*args, "--library", library]) == 0
+    capsys.readouterr()
+    return library
+
+
+def test_phone_show_goes_from_a_number_to_its_person_their_cases_and_the_numbers_cases(registered, capsys):
+    """The reverse strike had no CLI command: `person show 13800138001` said no such person and `phone` had only `add`."""
+    from voiceprint.library import Library
+
+    assert run(["phone", "show", "+86 138-0013-8001", "--json", "--library", registered]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["number"] == "+8613800138001"
+    owner = card["person"]
+    assert owner["person"] == {"id": 1, "name": "张伟", "id_number": "110101199003074514", "category": "prior_offender", "notes": ""}
+    assert owner["voice_samples"] == 0 and "samples" not in owner
+    assert [c["case_number"] for c in owner["cases"]] == ["AJ2026-0001", "AJ2026-0003"]
+    assert [c["case_number"] for c in card["phone_cases"]] == ["AJ2026-0003"]
+    assert [(c["case_number"], c["called_at"]) for c in card["case_calls"]] == [("AJ2026-0002", "2020-03-01 10:00:00")]
+    assert run(["phone", "show", "13800138001", "--library", registered]) == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in ("+8613800138001", "张伟", "110101199003074514", "prior_offender", "AJ2026-0001", "AJ2026-0002"))
+    with Library.open(registered) as lib:  # a read of a person's record is audited
+        assert [r["target"] for r in lib.audit(action="phone.view")] == ["phone:1", "phone:1"]
+        assert [r["target"] for r in lib.audit(action="person.view")] == ["person:1", "person:1"]
+
+
+def test_phone_show_of_an_unregistered_or_unknown_number(registered, capsys):
+    assert run(["phone", "add", "13700000000", "--library", registered]) == 0
+    capsys.readouterr()
+    assert run(["phone", "show", "13700000000", "--library", registered]) == 0
+    assert "registered to nobody" in capsys.readouterr().out
+    assert run(["phone", "show", "13900000009", "--library", registered]) == 7
+    err = capsys.readouterr().err
+    assert "no phone +8613900000009" in err and "voiceprint phone add +8613900000009 --person" in err
+    assert run(["phone", "show", "abc", "--library", registered]) == 8
+
+
+def test_person_show_not_found_says_what_it_takes_and_points_a_number_to_phone_show(registered, capsys):
+    assert run(["person", "show", "13800138001", "--library", registered]) == 7
+    err = capsys.readouterr().err
+    assert "id, ID number or unique name" in err and "voiceprint phone show 13800138001" in err
+    assert run(["person", "show", "王五", "--library", registered]) == 7
+    err = capsys.readouterr().err
+    assert "id, ID number or unique name" in err and "phone show" not in err
+
+
+@pytest.mark.parametrize("command", [["phone", "add", "13800138001", "--person", "李四"], ["person", "add", "王五", "--phone", "13800138001"]])
+def test_moving_a_number_to_another_person_names_the_previous_owner(registered, capsys, command):
+    """`phone add 13800138001 --person 李四` moved 张伟's number and printed only "ok"."""
+    from voiceprint.library import Library
+
+    assert run([*command, "--library", registered]) == 0
+    err = capsys.readouterr().err
+    assert "phone +8613800138001 was registered to person 1 (张伟): it is now this person's" in err
+    with Library.open(registered) as lib:
+        assert lib.store.person_for_phone("13800138001") != 1
+        assert [r["target"] for r in lib.audit(action="phone.assign")] == ["phone:1"]
+    assert run([*command, "--library", registered]) == 0  # registering it to its owner again says nothing
+    assert "was registered to" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["person", "add", "张伟"], ["case", "add", "AJ2026-0001"]])
+def test_a_full_disk_under_the_library_says_so_not_disk_io_error(library, capsys, monkeypatch, command):
+    """On a full disk `person add` / `case add` said "cannot open library database ...: disk I/O error": SQLite reports the
+    shared-memory file it could not grow as SQLITE_IOERR_SHMSIZE. Simulated here: the first read fails so, the disk is full."""
+    import sqlite3
+
+    from voiceprint import errors
+    from voiceprint.store import Store
+
+    def io_error(self):
+        err = sqlite3.OperationalError("disk I/O error")
+        err.sqlite_errorname = "SQLITE_IOERR_SHMSIZE"
+        raise err
+
+    monkeypatch.setattr(Store, "schema_version", property(io_error))
+    monkeypatch.setattr(errors, "free_bytes", lambda folder: 0)
+    assert run([*command, "--library", library]) == 5
+    err = capsys.readouterr().err
+    assert "no space left on the device holding the library - free space and run it again" in err and "disk I/O" not in err
+    monkeypatch.setattr(errors, "free_bytes", lambda folder: 10 << 30)  # room left: an I/O error is not called a full disk
+    assert run([*command, "--library", library]) == 5
+    err = capsys.readouterr().err
+    assert "disk I/O error" in err and "no space left" not in err

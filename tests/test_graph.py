@@ -46,6 +46,23 @@ def test_case_add_refuses_bad_times_and_unpaired_options(tmp_path, capsys):
                 "--called-at", "2019-10-03 11:00", "--called-at", "2019-10-03 12:00", "--library", lib]) == 2
 
 
+def test_case_add_refuses_one_time_for_several_numbers(tmp_path, capsys):
+    """One --called-at for two numbers stored the second number with the first's time: refused (exit 2), nothing written."""
+    lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0
+    capsys.readouterr()
+    assert run(["case", "add", "AJ2026-0003", "--calling-number", "13900000001", "--calling-number", "13900000002",
+                "--called-at", "2020-03-01 10:00", "--library", lib]) == 2
+    assert "one --called-at per --calling-number" in capsys.readouterr().err
+    with Library.open(lib) as opened:
+        assert opened.store.db.execute("SELECT count(*) FROM cases").fetchone()[0] == 0
+        assert case_calls(opened.store) == []
+    assert run(["case", "add", "AJ2026-0003", "--calling-number", "13900000001", "--calling-number", "13900000002",
+                "--library", lib]) == 0  # no time at all is still fine
+    with Library.open(lib) as opened:
+        assert [(r["number"], r["called_at"]) for r in case_calls(opened.store)] == [("+8613900000001", ""), ("+8613900000002", "")]
+
+
 def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
     lib = str(tmp_path / "lib")
     good = tmp_path / "cases.csv"
@@ -223,3 +240,33 @@ def test_a_deleted_person_leaves_no_lead_edge(tmp_path, county):
         assert lib.store.db.execute(edges, (node, node)).fetchone()[0] == 0
         [row] = lib.store.audit_rows(1, "person.delete")
         assert row["detail"]["lead_edges_erased"] >= 1
+
+
+def test_no_leads_says_whether_there_are_no_candidates_or_none_reaches_the_threshold(tmp_path, capsys, monkeypatch):
+    """`leads` said "no open case has a calling number or a voice tied to anyone" when an open case's calling number was
+    registered to a library person but the calling screen scored it below the tie threshold."""
+    from voiceprint import fused
+
+    lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0
+    assert run(["case", "add", "AJ-1", "--library", lib]) == 0
+    capsys.readouterr()
+    assert run(["leads", "--library", lib]) == 0
+    out = capsys.readouterr().out
+    assert "no leads: no open case has a calling number or a voice" in out
+    assert run(["person", "add", "张伟", "--phone", "13800138001", "--library", lib]) == 0
+    assert run(["case", "add", "AJ-1", "--calling-number", "13800138001", "--library", lib]) == 0
+    assert run(["leads", "--library", lib]) == 0  # builds the library's edges: 张伟 is a candidate at log10 LR 0, a lead
+    assert "张伟" in capsys.readouterr().out
+    with Library.open(lib) as opened, opened.store.transaction():  # the calling screen scores the number well below even odds
+        opened.store.db.execute("INSERT INTO lead_edges(origin, src, dst, kind, log10_lr, evidence) VALUES "
+                                "('features', 'number:+8613800138001', 'screen', 'cdr_score', -1.3, ?)",
+                                (json.dumps({"score": 0.02, "reasons": []}),))
+    monkeypatch.setattr(graph, "refresh", lambda *a, **k: {})  # no CDR files here: keep the edge as it is
+    with Library.open(lib) as opened:
+        assert fused.build_leads(opened) == []
+        reason = fused.no_leads_reason(opened)
+    assert "none reaches the tie threshold (combined log10 LR >= 0)" in reason and "张伟 in case AJ-1 at log10 LR -1.30" in reason
+    assert run(["leads", "--library", lib]) == 0
+    out = capsys.readouterr().out
+    assert "no leads: 1 candidate(s)" in out and "tie threshold" in out and "no open case has" not in out

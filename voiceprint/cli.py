@@ -394,7 +394,7 @@ def person_add(
     lib = _open(library)
     pid = lib.add_person(name, id_number, category, notes)
     for number in phone or []:
-        lib.add_phone(number, pid)
+        say_phone_moved(lib.assign_phone(number, pid))
     if retain:
         set_retention(lib, pid, retain)
     typer.echo(f"person {pid}")
@@ -462,10 +462,57 @@ def phone_add(
     person: Annotated[str | None, typer.Option(help="Person it is registered to (id, ID number or name).")] = None,
     library: LibraryOpt = None,
 ) -> None:
-    """Register a phone number, optionally to a person."""
-    lib = _open(library)
-    lib.add_phone(number, person)
+    """Register a phone number, optionally to a person. A number registered to another person moves to this one
+    (audited; a note on stderr names the previous owner)."""
+    result = _open(library).assign_phone(number, person)
+    say_phone_moved(result)
     typer.echo("ok")
+
+
+def say_phone_moved(result: dict) -> None:
+    """The note on stderr when ``Library.assign_phone`` moved a number from another person (its ``moved_from``)."""
+    from .enrolment import MOVED_PHONE_NOTE
+
+    if before := result.get("moved_from"):
+        note = MOVED_PHONE_NOTE.format(number=result["number"], owner=f"{before['id']} ({before['name']})")
+        _err(f"note: {note} (person {result['person_id']} ({result['person_name']}))")
+
+
+@phone_app.command("show")
+def phone_show(
+    number: Annotated[str, typer.Argument(help="The phone number, as written anywhere (138 0013 8001, +86 13800138001).")],
+    library: LibraryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reverse strike from a number: the person registered to it, their cases and voice samples, and the cases
+    the number itself is linked to or called victims in (audited as a read).
+
+    Example: voiceprint phone show 13800138001
+    """
+    from .report import print_rows, to_json
+
+    card = _open(library).phone(number)
+    if json_out:
+        typer.echo(to_json(card))
+        return
+    owner = card["person"]
+    typer.echo(f"phone {card['number']}")
+    if owner is None:
+        typer.echo("registered to nobody")
+    else:
+        print_rows([owner["person"] | {"voice_samples": owner["voice_samples"], "phones": owner["phones"]}],
+                   ["id", "name", "category", "id_number", "voice_samples", "phones"], title="registered to")
+        if owner["cases"]:
+            print_rows(owner["cases"], title=f"cases of person {owner['person']['id']}")
+        else:
+            typer.echo(f"person {owner['person']['id']} is linked to no case")
+    if card["phone_cases"]:
+        print_rows(card["phone_cases"], title="cases linked to this number")
+    if card["case_calls"]:
+        print_rows(card["case_calls"], ["case_number", "title", "status", "called_at", "victim_number"],
+                   title="calls from this number to case victims")
+    if not card["phone_cases"] and not card["case_calls"]:
+        typer.echo("no case is linked to this number and it called no case victim")
 
 
 @case_app.command("add")
@@ -476,7 +523,8 @@ def case_add(
     area: Annotated[str, typer.Option()] = "",
     status: Annotated[str, typer.Option(help="open, closed or solved (closed and solved cases leave the leads).")] = "open",
     calling_number: Annotated[list[str] | None, typer.Option(help="A number that called the victim (repeatable).")] = None,
-    called_at: Annotated[list[str] | None, typer.Option(help="When it called, YYYY-MM-DD HH:MM (repeatable, in the same order).")] = None,
+    called_at: Annotated[list[str] | None, typer.Option(help="When it called, YYYY-MM-DD HH:MM (repeatable: one per "
+                                                             "--calling-number, in the same order, or none at all).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Add a case, with the numbers that called the victim and when.

@@ -72,6 +72,37 @@ class DataError(VoiceprintError):
 
 EXIT_INTERRUPTED = 130
 
+#: What a full disk under the library database is told as (SQLite's "database or disk is full", or an I/O error
+#: while the disk has no room left).
+LIBRARY_DISK_FULL = "no space left on the device holding the library - free space and run it again"
+#: Below this many free bytes, an I/O error of the library database is taken for a full disk.
+FULL_BELOW = 1 << 20
+
+
+def free_bytes(folder) -> int | None:
+    """Bytes an unprivileged writer may still use on the file system holding ``folder`` (None when unknown)."""
+    import os
+
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def sqlite_disk_full(err: BaseException, folder=None) -> bool:
+    """Whether a SQLite error is a full disk: SQLITE_FULL ("database or disk is full"), or - given the database's
+    ``folder`` - an I/O error (SQLite reports the shared-memory or log file it could not grow as "disk I/O error")
+    while that file system has (almost) no space left."""
+    name = str(getattr(err, "sqlite_errorname", "") or "")
+    text = str(err).lower()
+    if name == "SQLITE_FULL" or "disk is full" in text:
+        return True
+    if folder is not None and (name.startswith("SQLITE_IOERR") or "disk i/o" in text):
+        free = free_bytes(folder)
+        return free is not None and free < FULL_BELOW
+    return False
+
 
 def storage_failure(exc: BaseException) -> str | None:
     """What to do about a failure of the disk under a library or output (read-only, full, no permission), or
@@ -83,7 +114,9 @@ def storage_failure(exc: BaseException) -> str | None:
     if isinstance(exc, sqlite3.OperationalError):
         if "readonly" in text or "read-only" in text:
             return "the library database is read-only (a read-only mount or folder) - run from a writable copy or mount"
-        if "disk is full" in text or "disk i/o" in text:
+        if sqlite_disk_full(exc):
+            return LIBRARY_DISK_FULL
+        if "disk i/o" in text:
             return f"the disk under the library failed ({exc}) - free space (or check the disk), then run the command again"
     if isinstance(exc, OSError):
         target = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

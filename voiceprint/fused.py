@@ -239,12 +239,7 @@ def build_leads(lib, sources: str = "all", top: int | None = None) -> list[dict]
     open_cases = casefile.open_case_numbers(store)
     tied: dict[str, list[dict]] = {}
     for case in open_cases:
-        c = _Case(g, case)
-        if "cdr" in chosen:
-            c.weigh_calls()
-        if "voice" in chosen:
-            c.weigh_voices()
-        rows = c.scored(chosen)
+        rows = _candidates(g, case, chosen).scored(chosen)
         best = max((r["log10_p"] for r in rows), default=0.0)
         for row in rows:
             if row["log10_lr"] >= TIE_MIN and row["log10_p"] >= best - TIE_WITHIN:
@@ -254,6 +249,42 @@ def build_leads(lib, sources: str = "all", top: int | None = None) -> list[dict]
     for rank, lead in enumerate(leads, start=1):
         lead["rank"] = rank
     return leads[:top] if top else leads
+
+
+def _candidates(g: Graph, case: str, chosen: tuple[str, ...]) -> _Case:
+    """One open case with its candidates weighed on the chosen kinds of evidence."""
+    c = _Case(g, case)
+    if "cdr" in chosen:
+        c.weigh_calls()
+    if "voice" in chosen:
+        c.weigh_voices()
+    return c
+
+
+def no_leads_reason(lib, sources: str = "all") -> str:
+    """Why :func:`build_leads` found no lead, in one line: no open case, no open case with a calling number or a
+    voice that reaches anyone (no candidate at all), or candidates none of whom reaches the tie threshold
+    (combined log10 LR ``TIE_MIN``; the strongest is named)."""
+    chosen = SOURCES if sources == "all" else (sources,)
+    g = Graph.load(lib.store)
+    g.names = {f"person:{r['id']}": r["name"] for r in casefile.persons_with_sample_counts(lib.store)}
+    open_cases = casefile.open_case_numbers(lib.store)
+    if not open_cases:
+        return "no open case in the library (closed and solved cases leave the leads) - add one with `voiceprint case add`"
+    best: tuple[float, str, str] | None = None
+    count = 0
+    for case in open_cases:
+        c = _candidates(g, case, chosen)
+        for row in c.posteriors(chosen):
+            count += 1
+            if best is None or row["log10_lr"] > best[0]:
+                best = (row["log10_lr"], c.label(row["who"]), case)
+    if best is None:
+        return ("no open case has a calling number or a voice tied to anyone (see `voiceprint case add --calling-number` "
+                "and `voiceprint case add-recording`)")
+    return (f"{count} candidate(s) reached from the calling numbers and voices of {len(open_cases)} open case(s), but none "
+            f"reaches the tie threshold (combined log10 LR >= {TIE_MIN:g}); the strongest is {best[1]} in case {best[2]} "
+            f"at log10 LR {best[0]:+.2f}")
 
 
 def _lead(who: str, rows: list[dict], persons: dict, g: Graph) -> dict:

@@ -44,19 +44,21 @@ def parse_time(text: str | None, where: str = "--called-at") -> str:
 
 
 def pair_calls(numbers: list[str], times: list[str]) -> list[tuple[str, str]]:
-    """Pair repeated --calling-number / --called-at options by position (one time may serve all numbers);
-    every number and time is checked here, before anything is written."""
-    if times and len(times) not in (1, len(numbers)):
-        raise typer.BadParameter(f"{len(numbers)} --calling-number but {len(times)} --called-at: give one time per number, or one for all")
+    """Pair repeated --calling-number / --called-at options by position: one time per number, or no time at all
+    (a single time is not spread over several numbers - each call has its own time); every number and time is
+    checked here, before anything is written."""
     if times and not numbers:
         raise typer.BadParameter("--called-at needs a --calling-number")
+    if times and len(times) != len(numbers):
+        raise typer.BadParameter(f"{len(numbers)} --calling-number but {len(times)} --called-at: give one --called-at per "
+                                 "--calling-number, in the same order, or leave --called-at out - nothing was added")
     from .phones import normalize_number
 
     for number in numbers:  # checked before anything is written: a refused option leaves no half-made case
         if not normalize_number(number):
             raise DataError(f"--calling-number {number!r} is not a phone number")
     parsed = [parse_time(t) for t in times]
-    return [(n, parsed[i] if len(parsed) > 1 else (parsed[0] if parsed else "")) for i, n in enumerate(numbers)]
+    return [(n, parsed[i] if parsed else "") for i, n in enumerate(numbers)]
 
 
 def add_calls(lib, case_number: str, calls: list[tuple[str, str]]) -> int:
@@ -237,7 +239,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
         Example: voiceprint leads --calls work/calls.parquet --features work/features.parquet --registry work/registry.parquet
         Example: voiceprint leads --sources voice --json > leads_voice.json
         """
-        from .fused import LEAD_ROW_COLUMNS, build_leads, lead_rows
+        from .fused import LEAD_ROW_COLUMNS, build_leads, lead_rows, no_leads_reason
         from .graph import refresh
         from .report import print_rows, to_json, write_csv
 
@@ -257,7 +259,7 @@ def register(app: typer.Typer, case_app: typer.Typer, open_library) -> None:
             typer.echo(to_json([{k: v for k, v in x.items() if k != "key"} for x in found]))
             return
         if not found:
-            typer.echo("no leads: no open case has a calling number or a voice tied to anyone (see `voiceprint case add --calling-number`)")
+            typer.echo(f"no leads: {no_leads_reason(lib, sources)}")
             return
         kind = "voice and calling" if sources == "all" else sources
         print_rows(rows, ["rank", "lead", "category", "score", "log10_lr", "probability", "sources", "cases", "explanation"],

@@ -686,7 +686,8 @@ GENERATED: dict[str, str] = {
         "已拒绝：上传文件超过 {mb} MB 的上限，未存储任何内容。请只截取需要的部分，或请管理员调高 `--max-upload-mb`。",
     "no report format '{fmt}' - a report is html or pdf": "没有 '{fmt}' 格式的报告——报告只有 html 和 pdf 两种格式",
     # what the library refuses on the workbench's pages and forms (voiceprint.store, linking, enrolment, web.views)
-    "no person '{person}' in the library - see `voiceprint person list`": "声纹库中没有人员 '{person}'——请查看 `voiceprint person list`",
+    "no person '{person}' in the library - give a person id, ID number or unique name (see `voiceprint person list`)":
+        "声纹库中没有人员 '{person}'——请给出人员编号、身份证号或唯一姓名（见 `voiceprint person list`）",
     "no person '{person}'": "没有人员 '{person}'",
     "no phone '{number}' in the library": "声纹库中没有电话号码 '{number}'",
     "no such recording under the library": "声纹库中没有该录音",

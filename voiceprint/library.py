@@ -228,6 +228,23 @@ class Library:
         with self.store.transaction():
             return self.store.add_phone(number, self._person_id(person) if person is not None else None)
 
+    def assign_phone(self, number: str, person: str | int | None = None) -> dict:
+        """Register a phone number (as :meth:`add_phone`), saying what changed: its id, normalised number and, when
+        it was registered to another person and now moves (audited as ``phone.assign``), that person's id and name
+        under ``moved_from`` (else None)."""
+        from .phones import normalize_number
+
+        with self.store.transaction():
+            pid = self._person_id(person) if person is not None else None
+            before = self.store.person_for_phone(number) if normalize_number(number) else None
+            phone_id = self.store.add_phone(number, pid)
+            moved = None
+            if pid is not None and before is not None and before != pid:
+                moved = {"id": before, "name": self.store.person_row(before)["name"]}
+            person_name = self.store.person_row(pid)["name"] if pid is not None else None
+            return {"phone_id": phone_id, "number": normalize_number(number), "person_id": pid, "person_name": person_name,
+                    "moved_from": moved}
+
     def add_case(self, case_number: str, title: str = "", date: str | None = None, area: str = "", status: str = "open") -> int:
         with self.store.transaction():
             return self.store.add_case(case_number, title, date, area, status)
@@ -241,8 +258,14 @@ class Library:
         return self.store.list_persons(category)
 
     def person(self, ref: str | int) -> dict:
-        """One person with phones, cases and voice samples."""
-        p = self.store.find_person(ref)
+        """One person (by id, ID number or unique name) with phones, cases and voice samples."""
+        try:
+            p = self.store.find_person(ref)
+        except NotFound as err:
+            if looks_like_phone(ref):  # a number is not a person: say where the reverse strike from a number is
+                raise NotFound(f"{err}; {str(ref).strip()} looks like a phone number - `voiceprint phone show "
+                               f"{str(ref).strip()}` shows the person registered to it") from None
+            raise
         return self.person_card(int(p["id"]))
 
     def person_card(self, person_id: int) -> dict:
@@ -270,6 +293,36 @@ class Library:
         card = self.person_card(pid)
         card.pop("samples")
         return card
+
+    def phone(self, number: str) -> dict:
+        """Reverse strike from a number: the number (normalised), the person registered to it (their card without
+        the samples' list, or None), the cases it is linked to (``case link --phone``) and the calls it made to
+        case victims (``case add --calling-number``). Audited as a read (``phone.view``, and ``person.view`` of the
+        person). :class:`NotFound` when the library has neither the number nor a call from it."""
+        from .phones import normalize_number
+        from .store import browse
+        from .store.casefile import phone_calls
+
+        norm = normalize_number(number)
+        if not norm:
+            from .errors import DataError
+
+            raise DataError(f"{number!r} is not a phone number")
+        row = browse.phone_row(self.store, norm)
+        calls = phone_calls(self.store, norm)
+        if row is None and not calls:
+            raise NotFound(f"no phone {norm} in the library - register it with `voiceprint phone add {norm} --person ID` "
+                           f"(or as a case's calling number: `voiceprint case add CASE --calling-number {norm}`)")
+        card = None
+        if row is not None and row["person_id"] is not None:
+            card = self.person_card(int(row["person_id"]))
+            card.pop("samples")
+        with self.store.transaction():
+            self.store.audit("phone.view", f"phone:{row['id']}" if row else f"number:{norm}")
+            if card is not None:
+                self.store.audit("person.view", f"person:{card['person']['id']}", via="phone")
+        return {"number": norm, "person": card, "phone_cases": browse.cases_of_phone(self.store, row["id"]) if row else [],
+                "case_calls": calls}
 
     # -- the index --------------------------------------------------------------------------
     @property
@@ -502,6 +555,18 @@ class Library:
 
     def audit(self, limit: int = 100, action: str | None = None) -> list[dict]:
         return self.store.audit_rows(limit, action)
+
+
+def looks_like_phone(ref: str | int) -> bool:
+    """Whether a person reference that found nobody reads as a phone number: 7 to 14 digits (with an optional +,
+    spaces, dashes or brackets; not the 15 or 18 of an ID card), or a leading +."""
+    import re
+
+    text = str(ref).strip()
+    if not re.fullmatch(r"\+?[\d\s()-]+", text):
+        return False
+    digits = len(re.sub(r"\D", "", text))
+    return 7 <= digits <= 14 or (text.startswith("+") and digits <= 15)
 
 
 def tighten_modes(root: Path) -> list[str]:

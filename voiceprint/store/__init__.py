@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, LibraryError, NotFound
+from ..errors import LIBRARY_DISK_FULL, DataError, LibraryError, NotFound, sqlite_disk_full
 from ..phones import normalize_number
 from ._sql import _rowid, _Transaction
 from .audit import (
@@ -108,6 +108,8 @@ ID_NUMBER = re.compile(r"[0-9A-Z][0-9A-Z-]{0,31}")
 def _open_failure(path: Path, err: sqlite3.DatabaseError) -> str:
     """What to do about a library database SQLite cannot open or read."""
     text = str(err)
+    if sqlite_disk_full(err, path.parent):
+        return f"{path}: {LIBRARY_DISK_FULL}"
     if "not a database" in text or "malformed" in text:
         return f"{path} is not a readable library database ({text}) - restore library.sqlite from the backup made with the folder"
     if "readonly" in text or "unable to open" in text:
@@ -292,7 +294,8 @@ class Store(LinkingRows):
             if len(rows) > 1:  # never one of them at random: a deletion would erase the wrong person
                 ids = ", ".join(str(r["id"]) for r in rows)
                 raise NotFound(f"{len(rows)} persons share that {what} (ids {ids}) - refer to one {other}")
-        raise NotFound(f"no person {text!r} in the library - see `voiceprint person list`")
+        raise NotFound(f"no person {text!r} in the library - give a person id, ID number or unique name "
+                       "(see `voiceprint person list`)")
 
     def list_persons(self, category: str | None = None) -> list[dict]:
         sql = (

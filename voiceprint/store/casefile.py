@@ -61,6 +61,13 @@ def case_calls(store: Store, case_number: str | None = None) -> list[dict]:
     return [dict(r) for r in store.db.execute(sql + " ORDER BY c.case_number, k.called_at, k.number", args)]
 
 
+def phone_calls(store: Store, number: str) -> list[dict]:
+    """The calls a (normalised) number made to case victims, with each case's number, title and status, oldest first."""
+    return [dict(r) for r in store.db.execute(
+        "SELECT c.case_number, c.title, c.status, k.called_at, k.victim_number FROM case_calls k JOIN cases c ON c.id = k.case_id "
+        "WHERE k.number = ? ORDER BY k.called_at, c.case_number", (number,))]
+
+
 def keep_case_voice_vector(store: Store, case_voice_id: int, model: str, vector: np.ndarray, domain: str, net_speech: float) -> None:
     """Keep a case voice's voiceprint (also one matched to a person at filing) for the lead graph's voice evidence."""
     store.db.execute(
