@@ -64,6 +64,29 @@ def test_group_features(small):
     assert c.known_fraud == 1 and c.community_known_fraud == 0 and c.fraud_contacts == 0  # its own contacts do not count
 
 
+def test_a_county_name_in_two_cities_is_two_places(tmp_path):
+    """市中区 is a county of both 内江 and 乐山: calls from each are two places, not one."""
+    lines = [HEADER]
+    for k, (city, direction) in enumerate([("内江", "out"), ("内江", "out"), ("内江", "in"), ("乐山", "out")]):
+        lines.append(f"13800000001,1390000000{k},{direction},2020-03-0{k + 1} 10:00:00,30,{city},市中区,IMEI1,成都\n")
+    # the registry names a home county without a city: both 市中区 are home, 锦江区 is away
+    for k, (city, county) in enumerate([("内江", "市中区"), ("乐山", "市中区"), ("成都", "锦江区"), ("成都", "锦江区")]):
+        lines.append(f"13800000002,1370000000{k},out,2020-03-0{k + 1} 10:00:00,30,{city},{county},IMEI2,成都\n")
+    # a tie between the two 市中区: the fallback home is one of them, so half the calls are away
+    lines += ["13800000003,13600000001,out,2020-03-01 10:00:00,30,乐山,市中区,IMEI3,成都\n",
+              "13800000003,13600000002,out,2020-03-02 10:00:00,30,内江,市中区,IMEI3,成都\n"]
+    (tmp_path / "calls.csv").write_text("".join(lines), encoding="utf-8")
+    (tmp_path / "reg.csv").write_text("number,name,id_number,home_city,home_county\n13800000002,乙,ID2,内江,市中区\n", encoding="utf-8")
+    import_calls(tmp_path / "calls.csv", tmp_path / "calls.parquet")
+    import_registry(tmp_path / "reg.csv", tmp_path / "reg.parquet")
+    got = compute_features(tmp_path / "calls.parquet", registry=tmp_path / "reg.parquet", temp_directory=tmp_path).set_index("number")
+    a, b, c = (got.loc[f"+861380000000{i}"] for i in (1, 2, 3))
+    assert a.n_cities == 2 and a.n_counties == 2 and a.n_counties_out == 2
+    assert a.top_county_share == pytest.approx(0.75) and a.away_share == pytest.approx(0.25) and a.home_county == "市中区"
+    assert b.n_counties == 3 and b.top_county_share == pytest.approx(0.5) and b.away_share == pytest.approx(0.5)
+    assert c.n_counties == 2 and c.top_county_share == pytest.approx(0.5) and c.away_share == pytest.approx(0.5)
+
+
 def test_screening_by_time_window_and_area(tmp_path, small_dir, small):
     calls, reg = small_dir / "calls.parquet", small_dir / "reg.parquet"
     # the window limits the calls: B's calls of the 1st and 5th fall outside, C's of the 3rd inside

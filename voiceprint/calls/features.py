@@ -44,10 +44,10 @@ FEATURES = {
     "dur_std": "call duration standard deviation (s)",
     # area
     "n_cities": "cities calls were made from",
-    "n_counties": "counties calls were made from",
-    "n_counties_out": "counties outgoing calls were made from",
-    "top_county_share": "share of calls from the most used county",
-    "away_share": "share of calls made outside the home county",
+    "n_counties": "places (city and county) calls were made from: 内江/市中区 and 乐山/市中区 are two",
+    "n_counties_out": "places (city and county) outgoing calls were made from",
+    "top_county_share": "share of calls from the most used place (city and county)",
+    "away_share": "share of calls made outside the home county (the registry's county name, else the most used city and county)",
     "n_other_areas": "distinct home areas of counter-parties (where known)",
     "far_callee_share": "share of outgoing calls to counter-parties outside the caller's city",
     # time
@@ -426,6 +426,10 @@ def _base() -> list[tuple[str, str]]:
             count(*) FILTER (WHERE date_diff('day', DATE '1970-01-05', day) % 7 < 5) AS k_weekday FROM v GROUP BY 1, 2"""),
         ("places", """SELECT i.id AS n, p.city, p.county, p.is_out, p.k FROM (SELECT number, city, county, direction = 'out' AS is_out,
             count(*) AS k FROM voice GROUP BY 1, 2, 3, 4) p LEFT JOIN ids i ON i.number = p.number"""),
+        # a place is a (city, county) pair: county names repeat across cities (内江 and 乐山 both have a 市中区);
+        # a call with a county but no city is a place of its own
+        ("per_place", """SELECT n, city, county, sum(k) AS k, sum(CASE WHEN is_out THEN k ELSE 0 END) AS k_out
+            FROM places WHERE county IS NOT NULL GROUP BY n, city, county"""),
         ("handsets", """SELECT i.id AS n, h.imei FROM (SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL) h
             LEFT JOIN ids i ON i.number = h.number"""),
         # with the outgoing calls to another area than the caller's city: scanning the text columns
@@ -440,9 +444,11 @@ def _base() -> list[tuple[str, str]]:
             CAST(coalesce(sum(k) FILTER (WHERE hr < 6), 0) AS DOUBLE) / sum(k) AS night_share, {hours}
             FROM hourly GROUP BY n"""),
         ("f_places", """SELECT p.n, count(DISTINCT p.city) AS n_cities,
-            count(DISTINCT p.county) AS n_counties, count(DISTINCT CASE WHEN p.is_out THEN p.county END) AS n_counties_out,
+            coalesce(max(c.n_counties), 0) AS n_counties, coalesce(max(c.n_counties_out), 0) AS n_counties_out,
             max(h.n_imei) AS n_imei, max(a.n_other_areas) AS n_other_areas, max(a.far_callee_share) AS far_callee_share
             FROM places p
+            LEFT JOIN (SELECT n, count(*) AS n_counties, count(*) FILTER (WHERE k_out > 0) AS n_counties_out
+                       FROM per_place GROUP BY n) c ON c.n = p.n
             LEFT JOIN (SELECT n, count(*) AS n_imei FROM handsets GROUP BY n) h ON h.n = p.n
             LEFT JOIN (SELECT n, count(*) AS n_other_areas, CAST(sum(k_far) AS DOUBLE) / nullif(sum(k_known), 0) AS far_callee_share
                        FROM callee_areas GROUP BY n) a ON a.n = p.n
@@ -532,19 +538,24 @@ def _median_from_hist(name: str) -> str:
 
 
 def _area() -> list[tuple[str, str]]:
-    # the most used county; ties go to the first by name, so every engine picks the same one
-    return [("f_area", """WITH per_county AS (SELECT n, county, sum(k) AS k FROM places WHERE county IS NOT NULL GROUP BY n, county),
-            ranked AS (SELECT n, county, k, row_number() OVER (PARTITION BY n ORDER BY k DESC, county) AS rk,
-                       sum(k) OVER (PARTITION BY n) AS n_known FROM per_county),
-            top AS (SELECT n, county AS top_county, CAST(k AS DOUBLE) / n_known AS top_county_share, n_known FROM ranked WHERE rk = 1),
-            home AS (SELECT t.n, coalesce(r.home_county, t.top_county) AS home_county, t.top_county_share, t.n_known
+    # the most used place (city, county); ties go to the first by county, then city, so every engine picks
+    # the same one. The registry's home county is a name without a city: where it gives one, every
+    # call from a county of that name is at home; otherwise home is the most used place.
+    return [("f_area", """WITH ranked AS (SELECT n, city, county, k,
+                       row_number() OVER (PARTITION BY n ORDER BY k DESC, county, coalesce(city, '')) AS rk,
+                       sum(k) OVER (PARTITION BY n) AS n_known FROM per_place),
+            top AS (SELECT n, city AS top_city, county AS top_county, CAST(k AS DOUBLE) / n_known AS top_county_share, n_known
+                    FROM ranked WHERE rk = 1),
+            home AS (SELECT t.n, r.home_county AS reg_county, t.top_city, t.top_county, t.top_county_share, t.n_known
                      FROM top t LEFT JOIN (SELECT i.id AS n, min(g.home_county) AS home_county
                                            FROM registry g JOIN ids i ON i.number = g.number GROUP BY i.id) r
                      ON r.n = t.n)
-            SELECT h.n, h.top_county_share, h.home_county,
-                   1 - CAST(coalesce(sum(p.k) FILTER (WHERE p.county = h.home_county), 0) AS DOUBLE) / h.n_known AS away_share
-            FROM home h LEFT JOIN per_county p ON p.n = h.n
-            GROUP BY h.n, h.top_county_share, h.home_county, h.n_known""")]
+            SELECT h.n, h.top_county_share, coalesce(h.reg_county, h.top_county) AS home_county,
+                   1 - CAST(coalesce(sum(p.k) FILTER (WHERE p.county = h.reg_county OR (h.reg_county IS NULL
+                       AND p.county = h.top_county AND coalesce(p.city, '') = coalesce(h.top_city, ''))), 0) AS DOUBLE) / h.n_known
+                   AS away_share
+            FROM home h LEFT JOIN per_place p ON p.n = h.n
+            GROUP BY h.n, h.top_county_share, h.reg_county, h.top_city, h.top_county, h.n_known""")]
 
 
 def _group() -> list[tuple[str, str]]:
