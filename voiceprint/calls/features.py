@@ -245,7 +245,9 @@ def _is_csv(out: Path) -> bool:
 @dataclass(frozen=True)
 class Screen:
     """What an analyst screens: calls in a time window (``since`` and ``until`` inclusive, dates or
-    date-times), and numbers that called from an area (a city or county as the CDRs name it).
+    date-times), and numbers that called from an area: a city or county as the CDRs name it, or one
+    county of one city as ``"CITY COUNTY"`` or ``CITY/COUNTY`` (county names repeat across cities:
+    内江 and 乐山 both have a 市中区).
 
     The window limits the calls every feature is computed from; the area only limits which numbers
     are reported, so group features (shared contacts, communities) still see the whole network."""
@@ -265,9 +267,34 @@ class Screen:
             parts.append(f"start < TIMESTAMP '{_next_day(until)}'" if len(str(self.until).strip()) == 10 else f"start <= TIMESTAMP '{until}'")
         return " AND ".join(parts)
 
+    def place(self) -> tuple[str | None, str]:
+        """The area as (city, county) for ``"CITY COUNTY"`` or ``CITY/COUNTY``, else (None, the name as given)."""
+        import re
+
+        text = str(self.area or "").strip()
+        parts = re.split(r"\s*[/／]\s*|\s+", text)
+        if len(parts) == 1 and text:
+            return None, text
+        if len(parts) == 2 and all(parts):
+            return parts[0], parts[1]
+        raise DataError(f"--area {self.area!r}: give a city or a county, or one county of one city as \"CITY COUNTY\" or CITY/COUNTY")
+
+    def area_sql(self) -> str:
+        """The condition on ``city`` and ``county`` for the area, in the portable dialect: a plain name is a city,
+        a county, or a city and county written together (内江市中区); a city and county must both match."""
+        city, name = self.place()
+        if city is not None:
+            return f"(city = {sql_literal(city)} AND county = {sql_literal(name)})"
+        lit = sql_literal(name)
+        return f"(county = {lit} OR city = {lit} OR city || county = {lit})"
+
+    def area_label(self) -> str:
+        city, name = self.place()
+        return name if city is None else f"{city}/{name}"
+
     def describe(self) -> str:
         bits = [f"from {self.since}" if self.since else "", f"until {self.until}" if self.until else "",
-                f"made from {self.area}" if self.area else ""]
+                f"made from {self.area_label()}" if self.area else ""]
         return " ".join(b for b in bits if b)
 
 
@@ -291,7 +318,7 @@ def _next_day(moment: str) -> str:
 
 
 def compute_features(calls, out=None, registry=None, fraud_list=None, memory_limit=None, threads=None, temp_directory=None,
-                     engine: str = "duckdb", master: str | None = None, screen: Screen | None = None):
+                     engine: str = "duckdb", master: str | None = None, screen: Screen | None = None, notes: list[str] | None = None):
     """Compute the per-number feature table from canonical call Parquet file(s).
 
     ``calls`` may also be URIs (``hdfs://``, ``s3a://``) with the Spark engine: every executor reads them.
@@ -299,7 +326,8 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     ``out`` when given (by suffix) and returns the number of subscribers; without ``out`` returns
     a pandas DataFrame (small inputs only). ``engine="spark"`` runs the same SQL on Spark
     (``master``: ``local[*]`` by default, a ``spark://`` cluster or an ``sc://`` Spark Connect URL).
-    ``screen`` limits the calls to a time window and the numbers reported to those that called from an area.
+    ``screen`` limits the calls to a time window and the numbers reported to those that called from an area;
+    what the analyst should know about it (a county name found in several cities) is appended to ``notes``.
     """
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
@@ -329,12 +357,12 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     else:
         runner = DuckRunner(duck)
     try:
-        return _run(runner, calls_paths, registry_paths, fraud_paths, out, screen or Screen())
+        return _run(runner, calls_paths, registry_paths, fraud_paths, out, screen or Screen(), notes if notes is not None else [])
     finally:
         runner.close()
 
 
-def _run(runner, calls, registry, fraud_list, out, screen: Screen):
+def _run(runner, calls, registry, fraud_list, out, screen: Screen, notes: list[str]):
     window = screen.window_sql()
     runner.source("cdr_all" if window else "cdr", calls)
     if window:
@@ -355,13 +383,7 @@ def _run(runner, calls, registry, fraud_list, out, screen: Screen):
             raise DataError(f"no voice calls {screen.describe()}: nothing to compute (check --since/--until)")
         raise DataError("no voice calls in the input: nothing to compute (check the import report)")
     if screen.area:
-        area = sql_literal(screen.area.strip())
-        runner.table("screened", f"SELECT DISTINCT number FROM voice WHERE county = {area} OR city = {area}")
-        if runner.scalar("SELECT count(*) FROM screened") == 0:
-            if window and runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM cdr_all WHERE record = 'call' AND "
-                                        f"(county = {area} OR city = {area}) LIMIT 1) t"):
-                raise DataError(f"no voice call {screen.describe()}: {screen.area.strip()} has calls outside the window - widen --since/--until")
-            raise DataError(f"no voice call {screen.describe()}: check the spelling against the CDRs' city and county names")
+        _screen_area(runner, screen, bool(window), notes)
     # min and max of the column itself: DuckDB answers from the Parquet statistics, without a scan
     first, last = (runner.scalar(f"SELECT CAST(floor(epoch({f}(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
     if first is None or last is None:  # no call has a start time: every interval is NULL
@@ -376,6 +398,30 @@ def _run(runner, calls, registry, fraud_list, out, screen: Screen):
     runner.write(query, out)
     return int(runner.scalar("SELECT count(*) FROM screened s JOIN ids i ON i.number = s.number" if screen.area
                              else "SELECT count(*) FROM f_base"))
+
+
+def _screen_area(runner, screen: Screen, window: bool, notes: list[str]) -> None:
+    """The ``screened`` table: the numbers that made a voice call from the screen's area (in the window).
+
+    None is a DataError that says why; a plain county name found in several cities screens them all, with a note."""
+    cond, (city, name), label = screen.area_sql(), screen.place(), screen.area_label()
+    runner.table("screened", f"SELECT DISTINCT number FROM voice WHERE {cond}")
+    if runner.scalar("SELECT count(*) FROM screened") == 0:
+        if window and runner.scalar(f"SELECT count(*) FROM (SELECT 1 AS one FROM cdr_all WHERE record = 'call' AND {cond} LIMIT 1) t"):
+            raise DataError(f"no voice call {screen.describe()}: {label} has calls outside the window - widen --since/--until")
+        elsewhere = _cities_of(runner, name) if city is not None else []
+        hint = (f"{name} has calls from {', '.join(elsewhere)} only - check the city" if elsewhere
+                else "check the spelling against the CDRs' city and county names (one county of one city: \"CITY COUNTY\" or CITY/COUNTY)")
+        raise DataError(f"no voice call {screen.describe()}: {hint}")
+    if city is None and len(cities := _cities_of(runner, name)) > 1:
+        notes.append(f"{name} is a county in {len(cities)} cities ({', '.join(cities)}): numbers that called from any of them are screened - "
+                     f"narrow it to one with --area \"{cities[0]} {name}\" (or {cities[0]}/{name})")
+
+
+def _cities_of(runner, county: str) -> list[str]:
+    """The cities whose county named ``county`` has voice calls (in the window), in name order."""
+    frame = runner.frame(f"SELECT DISTINCT city FROM voice WHERE county = {sql_literal(county)} AND city IS NOT NULL")
+    return sorted(str(c) for c in frame["city"])
 
 
 def _encode(first: int, last: int) -> list[tuple[str, str]]:
