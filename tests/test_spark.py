@@ -136,13 +136,13 @@ def test_spark_and_duckdb_agree_on_a_county_name_in_two_cities(tmp_path):
     import_registry(res["registry"], tmp_path / "reg.parquet")
     kw = {"registry": tmp_path / "reg.parquet", "temp_directory": tmp_path}
     duck = compute_features(calls, **kw)
-    both = duckdb.sql(f"SELECT number FROM read_parquet('{calls}') WHERE county = '市中区' GROUP BY number "
-                      "HAVING count(DISTINCT city) > 1").fetchall()
+    both = duckdb.execute(f"SELECT number FROM read_parquet('{calls}') WHERE county = '市中区' GROUP BY number "
+                          "HAVING count(DISTINCT city) > 1").fetchall()
     assert both, "the set must hold numbers that called from both 市中区"
     out = tmp_path / "spark.parquet"
     compute_features(calls, out=out, engine="spark", master="local[2]", **kw)
     assert compare_features(duck, pd.read_parquet(out)) == []
-    screen, duck_notes, spark_notes = Screen(area="内江市中区"), [], []
+    screen, duck_notes, spark_notes = Screen(area="内江市中区"), list[str](), list[str]()
     duck = compute_features(calls, screen=screen, notes=duck_notes, **kw)
     n = compute_features(calls, out=out, engine="spark", master="local[2]", screen=screen, notes=spark_notes, **kw)
     assert 0 < n == len(duck) < 60 and compare_features(duck, pd.read_parquet(out)) == [] and duck_notes == spark_notes == []
