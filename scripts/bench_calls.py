@@ -164,14 +164,18 @@ def pandas_features(calls, registry, fraud_list):
     f = pd.DataFrame({
         "calls": g.size(), "out_share": g["is_out"].mean(), "fwd_share": g["is_fwd"].mean(),
         "dur_mean": g["duration"].mean(), "dur_median": g["duration"].median(), "dur_max": g["duration"].max(),
-        "dur_std": g["duration"].std(), "n_cities": g["city"].nunique(), "n_counties": g["county"].nunique(),
+        "dur_std": g["duration"].std(), "n_cities": g["city"].nunique(),
         "n_imei": g["imei"].nunique(), "n_other_areas": g["other_area"].nunique(), "n_hours": g["hr"].nunique(),
         "active_days": g["day"].nunique(), "days_of_month": g["start"].apply(lambda s: s.dt.day.nunique()),
         "span_days": (g["day"].max() - g["day"].min()).dt.days + 1,
         "office_share": ((v["start"].dt.day_of_week < 5) & v["hr"].between(9, 17)).groupby(v["number"]).mean(),
         "night_share": (v["hr"] < 6).groupby(v["number"]).mean(),
     })
-    f["n_counties_out"] = v[v["is_out"]].groupby("number")["county"].nunique()
+    # a place is a (city, county) pair (内江/市中区 and 乐山/市中区 are two); a county without a city is one of its own
+    places = v[v["county"].notna()].groupby(["number", "city", "county"], dropna=False)
+    per_place = places.agg(k=("is_out", "size"), k_out=("is_out", "sum")).reset_index()
+    f["n_counties"] = per_place.groupby("number").size().reindex(f.index, fill_value=0)
+    f["n_counties_out"] = (per_place["k_out"] > 0).groupby(per_place["number"]).sum().reindex(f.index, fill_value=0)
     hours = pd.crosstab(v["number"], v["hr"], normalize="index")
     f = f.join(hours.rename(columns=lambda h: f"hour_{h:02d}"))
     pairs = v.groupby(["number", "other"]).agg(n=("is_out", "size"), n_out=("is_out", "sum"), n_in=("is_in", "sum")).reset_index()
@@ -231,12 +235,16 @@ def pandas_features(calls, registry, fraud_list):
     f["community_size"] = label.map(label.value_counts())
     known_per_label = label[f.index.isin(known)].value_counts()
     f["community_known_fraud"] = label.map(known_per_label).fillna(0).astype(int) - f["known_fraud"]
-    # area: the most used county (ties to the first by name), calls away from home, far callees
-    per_county = v.groupby(["number", "county"]).size().rename("k").reset_index()
-    top = per_county.sort_values(["number", "k", "county"], ascending=[True, False, True]).drop_duplicates("number").set_index("number")
-    f["top_county_share"] = top["k"] / per_county.groupby("number")["k"].sum()
-    home = reg.drop_duplicates("number").set_index("number")["home_county"].reindex(f.index).fillna(top["county"])
-    f["away_share"] = 1 - (v["county"] == v["number"].map(home)).groupby(v["number"]).sum() / per_county.groupby("number")["k"].sum()
+    # area: the most used place (ties to the first by county, then city), calls away from home, far callees
+    per_place["city_key"] = per_place["city"].fillna("")
+    top = per_place.sort_values(["number", "k", "county", "city_key"], ascending=[True, False, True, True])
+    top = top.drop_duplicates("number").set_index("number")
+    n_known = per_place.groupby("number")["k"].sum()
+    f["top_county_share"] = top["k"] / n_known
+    # home: the registry's county name (any city of that name), else the most used place
+    reg_home = reg.drop_duplicates("number").set_index("number")["home_county"].reindex(f.index)
+    at_reg_home = (v["county"] == v["number"].map(reg_home)).groupby(v["number"]).sum().reindex(f.index)
+    f["away_share"] = 1 - at_reg_home.where(reg_home.notna(), top["k"].reindex(f.index)) / n_known
     known_area = out[out["city"].notna() & out["other_area"].notna()]
     f["far_callee_share"] = (known_area["other_area"] != known_area["city"]).groupby(known_area["number"]).mean()
     # SMS: how many, to how many, and the most recipients in one hour

@@ -64,6 +64,66 @@ def test_group_features(small):
     assert c.known_fraud == 1 and c.community_known_fraud == 0 and c.fraud_contacts == 0  # its own contacts do not count
 
 
+@pytest.fixture(scope="module")
+def shizhong(tmp_path_factory):
+    """市中区 is a county of both 内江 and 乐山. 1 calls from both (3 to 1), 2 from both and twice from
+    成都/锦江区 (its registry's home county is 市中区), 3 once from each, 4 from 乐山/市中区 only, 5 from 内江/东兴区."""
+    d = tmp_path_factory.mktemp("shizhong")
+    lines = [HEADER]
+    for k, (city, direction) in enumerate([("内江", "out"), ("内江", "out"), ("内江", "in"), ("乐山", "out")]):
+        lines.append(f"13800000001,1390000000{k},{direction},2020-03-0{k + 1} 10:00:00,30,{city},市中区,IMEI1,成都\n")
+    for k, (city, county) in enumerate([("内江", "市中区"), ("乐山", "市中区"), ("成都", "锦江区"), ("成都", "锦江区")]):
+        lines.append(f"13800000002,1370000000{k},out,2020-03-0{k + 1} 10:00:00,30,{city},{county},IMEI2,成都\n")
+    lines += ["13800000003,13600000001,out,2020-03-01 10:00:00,30,乐山,市中区,IMEI3,成都\n",
+              "13800000003,13600000002,out,2020-03-02 10:00:00,30,内江,市中区,IMEI3,成都\n",
+              "13800000004,13600000003,out,2020-03-02 10:00:00,30,乐山,市中区,IMEI4,成都\n",
+              "13800000005,13600000004,out,2020-03-02 10:00:00,30,内江,东兴区,IMEI5,成都\n"]
+    (d / "calls.csv").write_text("".join(lines), encoding="utf-8")
+    # the registry names a home county without a city: both 市中区 are home
+    (d / "reg.csv").write_text("number,name,id_number,home_city,home_county\n13800000002,乙,ID2,内江,市中区\n", encoding="utf-8")
+    import_calls(d / "calls.csv", d / "calls.parquet")
+    import_registry(d / "reg.csv", d / "reg.parquet")
+    return d
+
+
+def test_a_county_name_in_two_cities_is_two_places(shizhong):
+    got = compute_features(shizhong / "calls.parquet", registry=shizhong / "reg.parquet", temp_directory=shizhong).set_index("number")
+    a, b, c = (got.loc[f"+861380000000{i}"] for i in (1, 2, 3))
+    assert a.n_cities == 2 and a.n_counties == 2 and a.n_counties_out == 2
+    assert a.top_county_share == pytest.approx(0.75) and a.away_share == pytest.approx(0.25) and a.home_county == "市中区"
+    # the registry's home county is compared by name: both 市中区 are home, 锦江区 is away
+    assert b.n_counties == 3 and b.top_county_share == pytest.approx(0.5) and b.away_share == pytest.approx(0.5)
+    # a tie between the two 市中区: the fallback home is one of them, so half the calls are away
+    assert c.n_counties == 2 and c.top_county_share == pytest.approx(0.5) and c.away_share == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("area, numbers", [
+    ("内江 市中区", [1, 2, 3]), ("内江/市中区", [1, 2, 3]), (" 乐山 / 市中区 ", [1, 2, 3, 4]), ("内江／市中区", [1, 2, 3]),
+    ("内江市中区", [1, 2, 3]), ("内江", [1, 2, 3, 5]), ("东兴区", [5]), ("锦江区", [2]), ("市中区", [1, 2, 3, 4]),
+])
+def test_screening_one_county_of_one_city(shizhong, area, numbers):
+    notes: list[str] = []
+    got = compute_features(shizhong / "calls.parquet", temp_directory=shizhong, screen=Screen(area=area), notes=notes)
+    assert list(got["number"]) == [f"+861380000000{i}" for i in numbers]
+    if area == "市中区":  # a county name found in two cities: both screened, and the analyst is told how to narrow it
+        assert notes == ['市中区 is a county in 2 cities (乐山, 内江): numbers that called from any of them are screened - '
+                         'narrow it to one with --area "乐山 市中区" (or 乐山/市中区)']
+    else:
+        assert notes == []
+
+
+def test_screening_a_county_in_the_wrong_city_says_where_it_is(shizhong):
+    calls = shizhong / "calls.parquet"
+    with pytest.raises(DataError, match="no voice call made from 成都/市中区: 市中区 has calls from 乐山, 内江 only - check the city"):
+        compute_features(calls, temp_directory=shizhong, screen=Screen(area="成都 市中区"))
+    with pytest.raises(DataError, match='no voice call made from 自贡: check the spelling .* "CITY COUNTY" or CITY/COUNTY'):
+        compute_features(calls, temp_directory=shizhong, screen=Screen(area="自贡"))
+    for bad in ("内江 市中区 东兴区", "内江/", "/市中区"):
+        with pytest.raises(DataError, match="give a city or a county, or one county of one city"):
+            compute_features(calls, temp_directory=shizhong, screen=Screen(area=bad))
+    assert Screen(since="2020-03-01", area="内江 市中区").describe() == "from 2020-03-01 made from 内江/市中区"
+
+
 def test_screening_by_time_window_and_area(tmp_path, small_dir, small):
     calls, reg = small_dir / "calls.parquet", small_dir / "reg.parquet"
     # the window limits the calls: B's calls of the 1st and 5th fall outside, C's of the 3rd inside

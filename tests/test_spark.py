@@ -117,3 +117,35 @@ def test_the_spark_engine_reads_a_uri_and_duckdb_says_it_cannot(tmp_path):
     assert compare_features(compute_features(res["calls"], temp_directory=tmp_path), pd.read_parquet(out)) == []
     with pytest.raises(DataError, match="read by the Spark engine only - add --engine spark"):
         compute_features("hdfs://namenode:8020/cdr/calls.parquet", out=tmp_path / "d.parquet")
+
+
+def test_spark_and_duckdb_agree_on_a_county_name_in_two_cities(tmp_path):
+    """The places (city, county), their tie-breaks and an area "CITY COUNTY" translate to Spark SQL the same way."""
+    import duckdb
+    import pandas as pd
+
+    from voiceprint.calls.spark import compare_features
+
+    res = generate(tmp_path, rows=20_000, subscribers=60, dens=1, den_size=4, canonical=True)
+    src, calls = res["calls"], tmp_path / "two_shizhong.parquet"
+    # some calls from 内江/市中区 again from 乐山/市中区, some from a 市中区 without a city
+    duckdb.sql(f"""COPY (SELECT * FROM read_parquet('{src}')
+        UNION ALL SELECT * REPLACE ('乐山' AS city) FROM read_parquet('{src}') WHERE city = '内江' AND county = '市中区' AND hash(start) % 3 = 0
+        UNION ALL SELECT * REPLACE (CAST(NULL AS VARCHAR) AS city) FROM read_parquet('{src}') WHERE county = '市中区' AND hash(start) % 5 = 0
+        ) TO '{calls}' (FORMAT parquet)""")
+    import_registry(res["registry"], tmp_path / "reg.parquet")
+    kw = {"registry": tmp_path / "reg.parquet", "temp_directory": tmp_path}
+    duck = compute_features(calls, **kw)
+    both = duckdb.execute(f"SELECT number FROM read_parquet('{calls}') WHERE county = '市中区' GROUP BY number "
+                          "HAVING count(DISTINCT city) > 1").fetchall()
+    assert both, "the set must hold numbers that called from both 市中区"
+    out = tmp_path / "spark.parquet"
+    compute_features(calls, out=out, engine="spark", master="local[2]", **kw)
+    assert compare_features(duck, pd.read_parquet(out)) == []
+    screen, duck_notes, spark_notes = Screen(area="内江市中区"), list[str](), list[str]()
+    duck = compute_features(calls, screen=screen, notes=duck_notes, **kw)
+    n = compute_features(calls, out=out, engine="spark", master="local[2]", screen=screen, notes=spark_notes, **kw)
+    assert 0 < n == len(duck) < 60 and compare_features(duck, pd.read_parquet(out)) == [] and duck_notes == spark_notes == []
+    duck = compute_features(calls, screen=Screen(area="市中区"), notes=duck_notes, **kw)
+    compute_features(calls, out=out, engine="spark", master="local[2]", screen=Screen(area="市中区"), notes=spark_notes, **kw)
+    assert duck_notes == spark_notes and "(乐山, 内江)" in duck_notes[0] and compare_features(duck, pd.read_parquet(out)) == []

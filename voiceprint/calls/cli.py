@@ -128,7 +128,8 @@ def features_cmd(
     master: str | None = typer.Option(None, help="Spark master: local[*] (default), spark://host:7077, or an sc://host:15002 Spark Connect URL."),
     since: str | None = typer.Option(None, help="Screen calls from this date (YYYY-MM-DD or 'YYYY-MM-DD HH:MM')."),
     until: str | None = typer.Option(None, help="... up to this date, inclusive."),
-    area: str | None = typer.Option(None, help="Report only numbers that called from this city or county (as the CDRs name it); "
+    area: str | None = typer.Option(None, help="Report only numbers that called from this city or county (as the CDRs name it), "
+                                               "or one county of one city: \"CITY COUNTY\" or CITY/COUNTY; "
                                                "shared contacts and communities still count the whole network."),
 ):
     """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core) or Spark.
@@ -136,6 +137,7 @@ def features_cmd(
     Example:
         voiceprint calls features work/calls.parquet --registry work/registry.parquet --out work/features.parquet
         voiceprint calls features work/calls.parquet --since 2020-03-01 --until 2020-03-31 --area 锦江区 --out work/jinjiang_march.parquet
+        voiceprint calls features work/calls.parquet --area 内江/市中区 --out work/neijiang_shizhong.parquet
         voiceprint calls features /data/cdr/*.parquet --out features.parquet --engine spark --master spark://cdr-master:7077
     """
     import shutil
@@ -150,6 +152,12 @@ def features_cmd(
         screen.window_sql()  # a malformed date is a usage error (2), refused before any import
     except DataError as err:
         raise typer.BadParameter(str(err), param_hint="--since/--until") from None
+    if area is not None:
+        try:
+            screen.place()  # so is a badly written area
+        except DataError as err:
+            raise typer.BadParameter(str(err), param_hint="--area") from None
+    notes: list[str] = []
     started = time.time()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     # raw CDRs are imported beside the output (the volume chosen for them, not /tmp); a folder left by a killed run goes next time
@@ -157,12 +165,14 @@ def features_cmd(
     try:
         inputs = _canonical_inputs(calls, template, encoding, work, report_to=Path(str(out) + ".import.json"))
         n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
-                             engine=engine, master=master, screen=screen)
+                             engine=engine, master=master, screen=screen, notes=notes)
     except KeyboardInterrupt:
         _note_interrupted(out, started)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(f"{n} numbers{' (' + screen.describe() + ')' if screen.describe() else ''} -> {out}")
 
 

@@ -44,10 +44,10 @@ FEATURES = {
     "dur_std": "call duration standard deviation (s)",
     # area
     "n_cities": "cities calls were made from",
-    "n_counties": "counties calls were made from",
-    "n_counties_out": "counties outgoing calls were made from",
-    "top_county_share": "share of calls from the most used county",
-    "away_share": "share of calls made outside the home county",
+    "n_counties": "places (city and county) calls were made from: 内江/市中区 and 乐山/市中区 are two",
+    "n_counties_out": "places (city and county) outgoing calls were made from",
+    "top_county_share": "share of calls from the most used place (city and county)",
+    "away_share": "share of calls made outside the home county (the registry's county name, else the most used city and county)",
     "n_other_areas": "distinct home areas of counter-parties (where known)",
     "far_callee_share": "share of outgoing calls to counter-parties outside the caller's city",
     # time
@@ -245,7 +245,9 @@ def _is_csv(out: Path) -> bool:
 @dataclass(frozen=True)
 class Screen:
     """What an analyst screens: calls in a time window (``since`` and ``until`` inclusive, dates or
-    date-times), and numbers that called from an area (a city or county as the CDRs name it).
+    date-times), and numbers that called from an area: a city or county as the CDRs name it, or one
+    county of one city as ``"CITY COUNTY"`` or ``CITY/COUNTY`` (county names repeat across cities:
+    内江 and 乐山 both have a 市中区).
 
     The window limits the calls every feature is computed from; the area only limits which numbers
     are reported, so group features (shared contacts, communities) still see the whole network."""
@@ -266,9 +268,34 @@ class Screen:
             parts.append(f"start < TIMESTAMP '{_after(until, precision)}'" if precision else f"start <= TIMESTAMP '{until}'")
         return " AND ".join(parts)
 
+    def place(self) -> tuple[str | None, str]:
+        """The area as (city, county) for ``"CITY COUNTY"`` or ``CITY/COUNTY``, else (None, the name as given)."""
+        import re
+
+        text = str(self.area or "").strip()
+        parts = re.split(r"\s*[/／]\s*|\s+", text)
+        if len(parts) == 1 and text:
+            return None, text
+        if len(parts) == 2 and all(parts):
+            return parts[0], parts[1]
+        raise DataError(f"--area {self.area!r}: give a city or a county, or one county of one city as \"CITY COUNTY\" or CITY/COUNTY")
+
+    def area_sql(self) -> str:
+        """The condition on ``city`` and ``county`` for the area, in the portable dialect: a plain name is a city,
+        a county, or a city and county written together (内江市中区); a city and county must both match."""
+        city, name = self.place()
+        if city is not None:
+            return f"(city = {sql_literal(city)} AND county = {sql_literal(name)})"
+        lit = sql_literal(name)
+        return f"(county = {lit} OR city = {lit} OR city || county = {lit})"
+
+    def area_label(self) -> str:
+        city, name = self.place()
+        return name if city is None else f"{city}/{name}"
+
     def describe(self) -> str:
         bits = [f"from {self.since}" if self.since else "", f"until {self.until}" if self.until else "",
-                f"made from {self.area}" if self.area else ""]
+                f"made from {self.area_label()}" if self.area else ""]
         return " ".join(b for b in bits if b)
 
 
@@ -293,7 +320,7 @@ def _after(moment: str, unit: str) -> str:
 
 
 def compute_features(calls, out=None, registry=None, fraud_list=None, memory_limit=None, threads=None, temp_directory=None,
-                     engine: str = "duckdb", master: str | None = None, screen: Screen | None = None):
+                     engine: str = "duckdb", master: str | None = None, screen: Screen | None = None, notes: list[str] | None = None):
     """Compute the per-number feature table from canonical call Parquet file(s).
 
     ``calls`` may also be URIs (``hdfs://``, ``s3a://``) with the Spark engine: every executor reads them.
@@ -301,7 +328,8 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     ``out`` when given (by suffix) and returns the number of subscribers; without ``out`` returns
     a pandas DataFrame (small inputs only). ``engine="spark"`` runs the same SQL on Spark
     (``master``: ``local[*]`` by default, a ``spark://`` cluster or an ``sc://`` Spark Connect URL).
-    ``screen`` limits the calls to a time window and the numbers reported to those that called from an area.
+    ``screen`` limits the calls to a time window and the numbers reported to those that called from an area;
+    what the analyst should know about it (a county name found in several cities) is appended to ``notes``.
     """
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r} - use one of {', '.join(ENGINES)}")
@@ -331,12 +359,12 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     else:
         runner = DuckRunner(duck)
     try:
-        return _run(runner, calls_paths, registry_paths, fraud_paths, out, screen or Screen())
+        return _run(runner, calls_paths, registry_paths, fraud_paths, out, screen or Screen(), notes if notes is not None else [])
     finally:
         runner.close()
 
 
-def _run(runner, calls, registry, fraud_list, out, screen: Screen):
+def _run(runner, calls, registry, fraud_list, out, screen: Screen, notes: list[str]):
     window = screen.window_sql()
     runner.source("cdr_all" if window else "cdr", calls)
     if window:
@@ -357,13 +385,7 @@ def _run(runner, calls, registry, fraud_list, out, screen: Screen):
             raise DataError(f"no voice calls {screen.describe()}: nothing to compute (check --since/--until)")
         raise DataError("no voice calls in the input: nothing to compute (check the import report)")
     if screen.area:
-        area = sql_literal(screen.area.strip())
-        runner.table("screened", f"SELECT DISTINCT number FROM voice WHERE county = {area} OR city = {area}")
-        if runner.scalar("SELECT count(*) FROM screened") == 0:
-            if window and runner.scalar("SELECT count(*) FROM (SELECT 1 AS one FROM cdr_all WHERE record = 'call' AND "
-                                        f"(county = {area} OR city = {area}) LIMIT 1) t"):
-                raise DataError(f"no voice call {screen.describe()}: {screen.area.strip()} has calls outside the window - widen --since/--until")
-            raise DataError(f"no voice call {screen.describe()}: check the spelling against the CDRs' city and county names")
+        _screen_area(runner, screen, bool(window), notes)
     # min and max of the column itself: DuckDB answers from the Parquet statistics, without a scan
     first, last = (runner.scalar(f"SELECT CAST(floor(epoch({f}(start))) AS BIGINT) FROM voice") for f in ("min", "max"))
     if first is None or last is None:  # no call has a start time: every interval is NULL
@@ -378,6 +400,30 @@ def _run(runner, calls, registry, fraud_list, out, screen: Screen):
     runner.write(query, out)
     return int(runner.scalar("SELECT count(*) FROM screened s JOIN ids i ON i.number = s.number" if screen.area
                              else "SELECT count(*) FROM f_base"))
+
+
+def _screen_area(runner, screen: Screen, window: bool, notes: list[str]) -> None:
+    """The ``screened`` table: the numbers that made a voice call from the screen's area (in the window).
+
+    None is a DataError that says why; a plain county name found in several cities screens them all, with a note."""
+    cond, (city, name), label = screen.area_sql(), screen.place(), screen.area_label()
+    runner.table("screened", f"SELECT DISTINCT number FROM voice WHERE {cond}")
+    if runner.scalar("SELECT count(*) FROM screened") == 0:
+        if window and runner.scalar(f"SELECT count(*) FROM (SELECT 1 AS one FROM cdr_all WHERE record = 'call' AND {cond} LIMIT 1) t"):
+            raise DataError(f"no voice call {screen.describe()}: {label} has calls outside the window - widen --since/--until")
+        elsewhere = _cities_of(runner, name) if city is not None else []
+        hint = (f"{name} has calls from {', '.join(elsewhere)} only - check the city" if elsewhere
+                else "check the spelling against the CDRs' city and county names (one county of one city: \"CITY COUNTY\" or CITY/COUNTY)")
+        raise DataError(f"no voice call {screen.describe()}: {hint}")
+    if city is None and len(cities := _cities_of(runner, name)) > 1:
+        notes.append(f"{name} is a county in {len(cities)} cities ({', '.join(cities)}): numbers that called from any of them are screened - "
+                     f"narrow it to one with --area \"{cities[0]} {name}\" (or {cities[0]}/{name})")
+
+
+def _cities_of(runner, county: str) -> list[str]:
+    """The cities whose county named ``county`` has voice calls (in the window), in name order."""
+    frame = runner.frame(f"SELECT DISTINCT city FROM voice WHERE county = {sql_literal(county)} AND city IS NOT NULL")
+    return sorted(str(c) for c in frame["city"])
 
 
 def _encode(first: int, last: int) -> list[tuple[str, str]]:
@@ -428,6 +474,10 @@ def _base() -> list[tuple[str, str]]:
             count(*) FILTER (WHERE date_diff('day', DATE '1970-01-05', day) % 7 < 5) AS k_weekday FROM v GROUP BY 1, 2"""),
         ("places", """SELECT i.id AS n, p.city, p.county, p.is_out, p.k FROM (SELECT number, city, county, direction = 'out' AS is_out,
             count(*) AS k FROM voice GROUP BY 1, 2, 3, 4) p LEFT JOIN ids i ON i.number = p.number"""),
+        # a place is a (city, county) pair: county names repeat across cities (内江 and 乐山 both have a 市中区);
+        # a call with a county but no city is a place of its own
+        ("per_place", """SELECT n, city, county, sum(k) AS k, sum(CASE WHEN is_out THEN k ELSE 0 END) AS k_out
+            FROM places WHERE county IS NOT NULL GROUP BY n, city, county"""),
         ("handsets", """SELECT i.id AS n, h.imei FROM (SELECT DISTINCT number, imei FROM voice WHERE imei IS NOT NULL) h
             LEFT JOIN ids i ON i.number = h.number"""),
         # with the outgoing calls to another area than the caller's city: scanning the text columns
@@ -442,9 +492,11 @@ def _base() -> list[tuple[str, str]]:
             CAST(coalesce(sum(k) FILTER (WHERE hr < 6), 0) AS DOUBLE) / sum(k) AS night_share, {hours}
             FROM hourly GROUP BY n"""),
         ("f_places", """SELECT p.n, count(DISTINCT p.city) AS n_cities,
-            count(DISTINCT p.county) AS n_counties, count(DISTINCT CASE WHEN p.is_out THEN p.county END) AS n_counties_out,
+            coalesce(max(c.n_counties), 0) AS n_counties, coalesce(max(c.n_counties_out), 0) AS n_counties_out,
             max(h.n_imei) AS n_imei, max(a.n_other_areas) AS n_other_areas, max(a.far_callee_share) AS far_callee_share
             FROM places p
+            LEFT JOIN (SELECT n, count(*) AS n_counties, count(*) FILTER (WHERE k_out > 0) AS n_counties_out
+                       FROM per_place GROUP BY n) c ON c.n = p.n
             LEFT JOIN (SELECT n, count(*) AS n_imei FROM handsets GROUP BY n) h ON h.n = p.n
             LEFT JOIN (SELECT n, count(*) AS n_other_areas, CAST(sum(k_far) AS DOUBLE) / nullif(sum(k_known), 0) AS far_callee_share
                        FROM callee_areas GROUP BY n) a ON a.n = p.n
@@ -534,19 +586,24 @@ def _median_from_hist(name: str) -> str:
 
 
 def _area() -> list[tuple[str, str]]:
-    # the most used county; ties go to the first by name, so every engine picks the same one
-    return [("f_area", """WITH per_county AS (SELECT n, county, sum(k) AS k FROM places WHERE county IS NOT NULL GROUP BY n, county),
-            ranked AS (SELECT n, county, k, row_number() OVER (PARTITION BY n ORDER BY k DESC, county) AS rk,
-                       sum(k) OVER (PARTITION BY n) AS n_known FROM per_county),
-            top AS (SELECT n, county AS top_county, CAST(k AS DOUBLE) / n_known AS top_county_share, n_known FROM ranked WHERE rk = 1),
-            home AS (SELECT t.n, coalesce(r.home_county, t.top_county) AS home_county, t.top_county_share, t.n_known
+    # the most used place (city, county); ties go to the first by county, then city, so every engine picks
+    # the same one. The registry's home county is a name without a city: where it gives one, every
+    # call from a county of that name is at home; otherwise home is the most used place.
+    return [("f_area", """WITH ranked AS (SELECT n, city, county, k,
+                       row_number() OVER (PARTITION BY n ORDER BY k DESC, county, coalesce(city, '')) AS rk,
+                       sum(k) OVER (PARTITION BY n) AS n_known FROM per_place),
+            top AS (SELECT n, city AS top_city, county AS top_county, CAST(k AS DOUBLE) / n_known AS top_county_share, n_known
+                    FROM ranked WHERE rk = 1),
+            home AS (SELECT t.n, r.home_county AS reg_county, t.top_city, t.top_county, t.top_county_share, t.n_known
                      FROM top t LEFT JOIN (SELECT i.id AS n, min(g.home_county) AS home_county
                                            FROM registry g JOIN ids i ON i.number = g.number GROUP BY i.id) r
                      ON r.n = t.n)
-            SELECT h.n, h.top_county_share, h.home_county,
-                   1 - CAST(coalesce(sum(p.k) FILTER (WHERE p.county = h.home_county), 0) AS DOUBLE) / h.n_known AS away_share
-            FROM home h LEFT JOIN per_county p ON p.n = h.n
-            GROUP BY h.n, h.top_county_share, h.home_county, h.n_known""")]
+            SELECT h.n, h.top_county_share, coalesce(h.reg_county, h.top_county) AS home_county,
+                   1 - CAST(coalesce(sum(p.k) FILTER (WHERE p.county = h.reg_county OR (h.reg_county IS NULL
+                       AND p.county = h.top_county AND coalesce(p.city, '') = coalesce(h.top_city, ''))), 0) AS DOUBLE) / h.n_known
+                   AS away_share
+            FROM home h LEFT JOIN per_place p ON p.n = h.n
+            GROUP BY h.n, h.top_county_share, h.reg_county, h.top_city, h.top_county, h.n_known""")]
 
 
 def _group() -> list[tuple[str, str]]:
