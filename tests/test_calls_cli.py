@@ -256,13 +256,14 @@ def test_area_narrows_to_one_county_of_one_city_and_a_shared_county_name_is_told
     out = tmp_path / "f.csv"
     result = runner.invoke(app, ["features", str(tmp_path / "c.parquet"), "--area", "市中区", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.stderr.strip() == ('note: 市中区 is a county in 2 cities (乐山, 内江): numbers that called from any of them are screened - '
-                                     'narrow it to one with --area "乐山 市中区" (or 乐山/市中区)')
-    assert result.stdout.strip() == f"2 numbers (made from 市中区) -> {out}"
+    assert result.stderr.splitlines()[0] == ('note: 市中区 is a county in 2 cities (乐山, 内江): numbers with calls in any of them are '
+                                             'screened - narrow it to one with --area "乐山 市中区" (or 乐山/市中区)')
+    assert "rank its numbers among the area's numbers only" in result.stderr.splitlines()[1]
+    assert result.stdout.strip() == f"2 numbers (in 市中区) -> {out}"
     for area in ("内江 市中区", "内江/市中区"):
         result = runner.invoke(app, ["features", str(tmp_path / "c.parquet"), "--area", area, "--out", str(out)])
-        assert result.exit_code == 0 and not result.stderr, result.output
-        assert result.stdout.strip() == f"1 numbers (made from 内江/市中区) -> {out}"
+        assert result.exit_code == 0 and "is a county in" not in result.stderr, result.output
+        assert result.stdout.strip() == f"1 number (in 内江/市中区) -> {out}"
         assert list(pd.read_csv(out, dtype=str)["number"]) == ["+8613800000001"]
     # a malformed area is refused before anything is imported or computed
     result = runner.invoke(app, ["features", str(tmp_path / "c.csv"), "--area", "内江 市中区 锦江区", "--out", str(out)])

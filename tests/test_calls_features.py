@@ -106,7 +106,7 @@ def test_screening_one_county_of_one_city(shizhong, area, numbers):
     got = compute_features(shizhong / "calls.parquet", temp_directory=shizhong, screen=Screen(area=area), notes=notes)
     assert list(got["number"]) == [f"+861380000000{i}" for i in numbers]
     if area == "市中区":  # a county name found in two cities: both screened, and the analyst is told how to narrow it
-        assert notes == ['市中区 is a county in 2 cities (乐山, 内江): numbers that called from any of them are screened - '
+        assert notes == ['市中区 is a county in 2 cities (乐山, 内江): numbers with calls in any of them are screened - '
                          'narrow it to one with --area "乐山 市中区" (or 乐山/市中区)']
     else:
         assert notes == []
@@ -114,14 +114,14 @@ def test_screening_one_county_of_one_city(shizhong, area, numbers):
 
 def test_screening_a_county_in_the_wrong_city_says_where_it_is(shizhong):
     calls = shizhong / "calls.parquet"
-    with pytest.raises(DataError, match="no voice call made from 成都/市中区: 市中区 has calls from 乐山, 内江 only - check the city"):
+    with pytest.raises(DataError, match="no voice call in 成都/市中区: 市中区 has calls from 乐山, 内江 only - check the city"):
         compute_features(calls, temp_directory=shizhong, screen=Screen(area="成都 市中区"))
-    with pytest.raises(DataError, match='no voice call made from 自贡: check the spelling .* "CITY COUNTY" or CITY/COUNTY'):
+    with pytest.raises(DataError, match='no voice call in 自贡: check the spelling .* "CITY COUNTY" or CITY/COUNTY'):
         compute_features(calls, temp_directory=shizhong, screen=Screen(area="自贡"))
     for bad in ("内江 市中区 东兴区", "内江/", "/市中区"):
         with pytest.raises(DataError, match="give a city or a county, or one county of one city"):
             compute_features(calls, temp_directory=shizhong, screen=Screen(area=bad))
-    assert Screen(since="2020-03-01", area="内江 市中区").describe() == "from 2020-03-01 made from 内江/市中区"
+    assert Screen(since="2020-03-01", area="内江 市中区").describe() == "from 2020-03-01 in 内江/市中区"
 
 
 def test_screening_by_time_window_and_area(tmp_path, small_dir, small):
@@ -136,7 +136,7 @@ def test_screening_by_time_window_and_area(tmp_path, small_dir, small):
     assert sorted(got.index) == ["+8613800000001", "+8613800000003"]
     assert got.loc["+8613800000001"].community_size == small.loc["+8613800000001"].community_size == 3  # B still counts
     assert compute_features(calls, out=tmp_path / "f.parquet", temp_directory=tmp_path, screen=Screen(area="锦江区")) == 2
-    with pytest.raises(DataError, match="no voice call made from 朝阳区"):
+    with pytest.raises(DataError, match="no voice call in 朝阳区"):
         compute_features(calls, temp_directory=tmp_path, screen=Screen(area="朝阳区"))
     with pytest.raises(DataError, match="锦江区 has calls outside the window - widen --since/--until"):
         compute_features(calls, temp_directory=tmp_path, screen=Screen(since="2020-03-05", until="2020-03-05", area="锦江区"))

@@ -171,9 +171,12 @@ def features_cmd(
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if area is not None:  # the rule score ranks each number among the table's numbers: here, the area's only
+        notes.append("scores from this table rank its numbers among the area's numbers only; to compare them with other "
+                     "areas, score the unscreened table and filter it")
     for note in notes:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(f"{n} numbers{' (' + screen.describe() + ')' if screen.describe() else ''} -> {out}")
+    typer.echo(f"{n} number{'' if n == 1 else 's'}{' (' + screen.describe() + ')' if screen.describe() else ''} -> {out}")
 
 
 @app.command("train")

@@ -245,7 +245,8 @@ def _is_csv(out: Path) -> bool:
 @dataclass(frozen=True)
 class Screen:
     """What an analyst screens: calls in a time window (``since`` and ``until`` inclusive, dates or
-    date-times), and numbers that called from an area: a city or county as the CDRs name it, or one
+    date-times), and numbers with calls (made or received) in an area: a city or county as the CDRs name it
+    (where the subscriber was at each call), or one
     county of one city as ``"CITY COUNTY"`` or ``CITY/COUNTY`` (county names repeat across cities:
     内江 and 乐山 both have a 市中区).
 
@@ -295,7 +296,7 @@ class Screen:
 
     def describe(self) -> str:
         bits = [f"from {self.since}" if self.since else "", f"until {self.until}" if self.until else "",
-                f"made from {self.area_label()}" if self.area else ""]
+                f"in {self.area_label()}" if self.area else ""]
         return " ".join(b for b in bits if b)
 
 
@@ -328,7 +329,7 @@ def compute_features(calls, out=None, registry=None, fraud_list=None, memory_lim
     ``out`` when given (by suffix) and returns the number of subscribers; without ``out`` returns
     a pandas DataFrame (small inputs only). ``engine="spark"`` runs the same SQL on Spark
     (``master``: ``local[*]`` by default, a ``spark://`` cluster or an ``sc://`` Spark Connect URL).
-    ``screen`` limits the calls to a time window and the numbers reported to those that called from an area;
+    ``screen`` limits the calls to a time window and the numbers reported to those with calls in an area;
     what the analyst should know about it (a county name found in several cities) is appended to ``notes``.
     """
     if engine not in ENGINES:
@@ -416,7 +417,7 @@ def _screen_area(runner, screen: Screen, window: bool, notes: list[str]) -> None
                 else "check the spelling against the CDRs' city and county names (one county of one city: \"CITY COUNTY\" or CITY/COUNTY)")
         raise DataError(f"no voice call {screen.describe()}: {hint}")
     if city is None and len(cities := _cities_of(runner, name)) > 1:
-        notes.append(f"{name} is a county in {len(cities)} cities ({', '.join(cities)}): numbers that called from any of them are screened - "
+        notes.append(f"{name} is a county in {len(cities)} cities ({', '.join(cities)}): numbers with calls in any of them are screened - "
                      f"narrow it to one with --area \"{cities[0]} {name}\" (or {cities[0]}/{name})")
 
 
