@@ -278,6 +278,19 @@ def test_person_add_with_a_bad_phone_adds_nobody(library, capsys):
     assert "Q3" not in capsys.readouterr().out
 
 
+def test_person_add_says_when_the_person_exists_or_has_a_namesake_or_a_doubtful_id_number(library, capsys):
+    """A second `person add 张伟` printed "person 1" as if it had added someone, and an ID number of 5 digits passed unremarked."""
+    assert run(["person", "add", "王五", "--library", library]) == 0
+    first = capsys.readouterr().out.strip()
+    assert run(["person", "add", "王五", "--library", library]) == 0
+    assert capsys.readouterr().out.strip() == first + " (already in the library: same name and ID number)"
+    assert run(["person", "add", "王五", "--id-number", "12345", "--library", library]) == 0
+    said = capsys.readouterr()
+    assert "has 5 characters, not the 18 of a resident ID card" in said.err and "1 other person(s) named '王五'" in said.err
+    assert run(["person", "add", "赵六", "--id-number", "11010519491231002X", "--library", library]) == 0
+    assert capsys.readouterr().err == ""  # a valid resident ID, no namesake
+
+
 def test_an_output_that_is_an_input_or_cannot_be_written_is_refused_before_any_work(library, clip, tmp_path, capsys):
     """`enrol m.csv --report m.csv` replaced the manifest; `--report /proc/x.csv` failed after enrolling."""
     manifest = tmp_path / "m.csv"

@@ -391,13 +391,20 @@ def person_add(
     retain = parse_date(retain_until)
     if bad := [number for number in phone or [] if not normalize_number(number)]:  # refused before the person is added
         raise DataError(f"{bad[0]!r} is not a phone number - nothing was added")
+    from .store.schema import id_card_problem
+
     lib = _open(library)
+    namesakes = {int(p["id"]): p for p in lib.persons() if p["name"] == name.strip()}
     pid = lib.add_person(name, id_number, category, notes)
     for number in phone or []:
         say_phone_moved(lib.assign_phone(number, pid))
     if retain:
         set_retention(lib, pid, retain)
-    typer.echo(f"person {pid}")
+    if problem := id_card_problem(id_number):
+        _err(f"note: {problem}: kept as given - check it against the card")
+    if others := sorted(set(namesakes) - {pid}):
+        _err(f"note: {len(others)} other person(s) named {name.strip()!r} (id {', '.join(map(str, others))}): refer to each by id or ID number")
+    typer.echo(f"person {pid}" + (" (already in the library: same name and ID number)" if pid in namesakes else ""))
 
 
 @person_app.command("list")

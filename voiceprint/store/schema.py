@@ -27,6 +27,24 @@ def case_field_problem(date: str | None, status: str | None) -> str | None:
     if status and status not in CASE_STATUSES:
         return f"status {status!r} is not one of {', '.join(CASE_STATUSES)}"
     return None
+def id_card_problem(id_number: str) -> str | None:
+    """Why a number-like ID is not a resident ID card number (18 characters, the last a check digit by ISO 7064
+    MOD 11-2; or the 15 digits of the old cards), else None. Passport numbers (letters and digits) pass: they
+    are kept as given, and so is a wrong one - the warning is for the technician to check it."""
+    import re
+
+    text = (id_number or "").strip().upper()
+    if not text or not re.fullmatch(r"[0-9]+X?", text) or (len(text) == 15 and text.isdigit()):
+        return None
+    if len(text) != 18:
+        return f"ID number {text} has {len(text)} characters, not the 18 of a resident ID card (or 15 of an old one)"
+    weights = [2 ** (17 - i) % 11 for i in range(17)]
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(text[:17], weights, strict=True)) % 11]
+    if text[17] != check:
+        return f"ID number {text} fails its check digit (a resident ID card's last character would be {check})"
+    return None
+
+
 CATEGORY_ALIASES = {
     "prior offender": "prior_offender", "offender": "prior_offender", "前科": "prior_offender",
     "suspect": "suspect", "嫌疑人": "suspect",
