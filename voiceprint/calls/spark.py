@@ -55,6 +55,8 @@ def spark_session(master: str | None = None, memory_limit: str | None = None, th
     # pyspark 4.0 warns about pandas 3 on every start; the parity test (tests/test_spark.py) is what checks
     # the two together, and the warning would sit in every analyst's output
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    # and its toPandas() passes pandas 3 a keyword pandas 4 drops (pyspark's code, not ours)
+    warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module="pyspark")
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
