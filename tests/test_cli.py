@@ -278,6 +278,17 @@ def test_person_add_with_a_bad_phone_adds_nobody(library, capsys):
     assert "Q3" not in capsys.readouterr().out
 
 
+def test_person_show_is_a_read_the_audit_trail_records(library, capsys):
+    """The workbench's person page was audited; `person show`, the same read on the command line, was not."""
+    assert run(["person", "add", "钱七", "--library", library]) == 0
+    pid = capsys.readouterr().out.split()[1]
+    assert run(["person", "show", pid, "--json", "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["audit", "--json", "--library", library]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any(r["action"] == "person.view" and r["target"] == f"person:{pid}" for r in rows)
+
+
 def test_person_add_says_when_the_person_exists_or_has_a_namesake_or_a_doubtful_id_number(library, capsys):
     """A second `person add 张伟` printed "person 1" as if it had added someone, and an ID number of 5 digits passed unremarked."""
     assert run(["person", "add", "王五", "--library", library]) == 0

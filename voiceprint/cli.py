@@ -427,7 +427,7 @@ def person_show(ref: str, library: LibraryOpt = None, json_out: JsonOpt = False)
     """A person with phones, cases and voice samples (by id, ID number or unique name)."""
     from .report import print_rows, to_json
 
-    card = _open(library).person(ref)
+    card = _open(library).show_person(ref)  # audited, as the workbench's person page is
     if json_out:
         typer.echo(to_json(card))
         return

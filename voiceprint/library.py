@@ -268,6 +268,14 @@ class Library:
             raise
         return self.person_card(int(p["id"]))
 
+    def show_person(self, ref: str | int) -> dict:
+        """:meth:`person`, as a read of biometric data that the audit trail records (``person.view``), like the
+        workbench's person page and :meth:`phone`."""
+        card = self.person(ref)
+        with self.store.transaction():
+            self.store.audit("person.view", f"person:{card['person']['id']}")
+        return card
+
     def person_card(self, person_id: int) -> dict:
         """Person, voice samples, phones and cases of one person id, and how strong their voiceprint is."""
         from .quality import voiceprint_strength
