@@ -75,6 +75,7 @@ def test_the_chart_explains_its_lead_in_chinese(served, browser):  # noqa: F811 
     wait_for(browser, lambda d: d.execute_script("return window.leadChart ? window.leadChart.nodes().length : 0") > 0)
     said = browser.find_element(By.CSS_SELECTOR, "[data-testid=chart-detail]").text
     assert "曾呼叫案件" in said and "入库声纹相符" in said and "called the victim" not in said
+    assert "话单 + 声纹" in browser.find_element(By.TAG_NAME, "h1").text  # the evidence sources, in words
     labels = browser.execute_script("return window.leadChart.elements().map(function (e) { return e.data('label'); })")
     assert "声纹相符 +3.38" in " ".join(labels) or any(x.startswith("声纹相符") for x in labels)
     assert not [x for x in labels if x.split(" ")[0] in ("matches", "voice", "handset", "registered")]

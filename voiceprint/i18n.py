@@ -129,8 +129,15 @@ def install(env) -> None:
             return {";": "; ", ",": ", ", ".": ".", "-": " - "}[mark]
         return {";": "；", ",": "，", ".": "。", "-": "——"}[mark]
 
+    @pass_context
+    def sources(ctx, codes) -> str:
+        """A fused lead's evidence sources ("cdr + voice"): the codes in English, words in Chinese."""
+        names = i18n_zh.EVIDENCE_SOURCES if ctx.get("lang") == "zh" else {}
+        return " + ".join(names.get(str(c), str(c)) for c in codes)
+
     env.globals["_"] = gettext
     env.globals["punct"] = punct
     env.filters["tr"] = tr
     env.filters["action"] = action
     env.filters["paren"] = paren
+    env.filters["sources"] = sources

@@ -745,3 +745,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "audit.view": "查看审计记录", "pending.view": "查看待批准", "calls.leads": "话单线索", "leads": "生成线索",
     "leads.view": "查看话单线索", "fused.view": "查看综合线索", "leadchart.view": "查看关系图", "graph.refresh": "刷新线索图",
 }
+
+#: The evidence sources of a fused lead (voiceprint.fused.SOURCES): codes on the command line (`--sources`) and in
+#: English pages, words in Chinese ones.
+EVIDENCE_SOURCES: dict[str, str] = {"cdr": "话单", "voice": "声纹"}
