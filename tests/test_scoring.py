@@ -126,7 +126,10 @@ def test_expected_false_hits_fall_with_the_score_and_grow_with_the_library():
     b = _toy_backend()
     scores = np.array([-1.0, 0.0, 2.0, 4.0, 8.0])
     efh = b.expected_false_hits(scores, 1000)
-    assert np.all(np.diff(efh) <= 0) and efh[0] > 500 and 0 < efh[-1] < 1e-6
+    n = len(b.nontarget_scores)
+    assert np.all(np.diff(efh) <= 0) and efh[0] > 500
+    # beyond every development impostor the rate is not extrapolated below what n trials resolve (3/n): it was 1e-9
+    assert efh[-1] == pytest.approx(1000 * 3 / n) and efh[-2] == efh[-1]
     assert b.expected_false_hits(2.0, 100_000) == pytest.approx(100 * b.expected_false_hits(2.0, 1000))
     assert np.all(np.abs(b.llr(np.array([-100.0, 100.0]))) <= 8.0)  # capped
     b.calibration["cross"] = np.array([1.0, 0.0, -3.0])  # a pair with its own calibration; others use "all"
@@ -210,7 +213,7 @@ def test_library_hits_carry_llr_and_expected_false_hits_with_a_back_end(tmp_path
         assert top["person"]["name"] == "Zhang San" and top["score"] > second["score"]
         assert top["cosine"] == pytest.approx(1.0, abs=1e-3)
         assert top["llr"] > second["llr"] and top["log10_lr"] == pytest.approx(top["llr"] / np.log(10), abs=1e-3)
-        assert "same speaker" in top["verbal"] and top["expected_false_hits"] < second["expected_false_hits"]
+        assert "same speaker" in top["verbal"] and top["expected_false_hits"] <= second["expected_false_hits"]
         v = lib.verify(a1, b1)
         assert v["kind"] == "evaluative comparison" and v["llr"] is not None and v["verbal"]
 

@@ -185,6 +185,10 @@ def _sigmoid(z):
 # --------------------------------------------------------------------------------------------------
 
 
+#: The fewest development impostor trials (of n) a false-alarm rate may rest on: below 3/n it is not resolved.
+RESOLVED_TRIALS = 3.0
+
+
 @dataclass
 class Backend:
     """A fitted back end: transform, AS-norm cohort and calibration (see the module docstring)."""
@@ -282,7 +286,10 @@ class Backend:
         return float(lim[0]), float(lim[1])
 
     def false_alarm_rate(self, scores) -> np.ndarray:
-        """Share of development impostor trials scoring at or above each score (Gaussian tail beyond the data)."""
+        """Share of development impostor trials scoring at or above each score: the empirical share while at least
+        10 of the n trials do, beyond that a Gaussian tail, but never below 3/n. n trials cannot show a rate lower
+        than that (3/n is the 95 % upper bound when none of them score so high); the Gaussian, fitted to impostors of
+        every channel and duration pooled, went on to one in 10^5 and beyond, which the data cannot support."""
         s = np.asarray(scores, np.float64)
         non = self.nontarget_scores
         n = len(non)
@@ -291,8 +298,7 @@ class Backend:
 
         mu, sd = float(non.mean()), float(non.std())
         tail = norm.sf(s, mu, sd)
-        # below the 1-in-n level the empirical rate is zero: use the Gaussian fit there
-        return np.where(empirical * n >= 10, empirical, np.maximum(np.minimum(tail, 10.0 / n), 0.0))
+        return np.where(empirical * n >= 10, empirical, np.clip(tail, RESOLVED_TRIALS / n, 10.0 / n))
 
     def expected_false_hits(self, scores, library_size: int) -> np.ndarray:
         """How many of ``library_size`` persons who are not the speaker would score this high or higher."""
