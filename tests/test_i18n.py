@@ -253,8 +253,20 @@ def test_a_zh_comparison_report_says_its_likelihood_ratio_in_chinese(library, vo
     page = out.read_text(encoding="utf-8")
     sentence = found(r'data-testid="lr-sentence">(.*?)</p>', page, flags=re.S)
     assert "倍" in sentence and not english_words(sentence), sentence
-    assert "评价性比对：说话人比对（1:1）" in page and "信道组合；分别以两段录音为参照所得似然比的均值" in page
+    assert "评价性比对：说话人比对（1:1）" in page and "信道组合；分别以两段录音为参照所得对数似然比的均值（即两个似然比的几何平均）" in page
     assert not [t for t in texts_of(page, "h1", "h2", "th") if english_words(t)]
+
+
+def test_a_comparison_report_does_not_call_its_evidence_weak_beside_its_lr(library, voices, tmp_path):
+    """A verify report printed "weak evidence" beside "strong support": a short side is a weak recording,
+    and the LR, calibrated for its duration, says how strong the evidence is."""
+    from voiceprint.cli import run
+
+    out = tmp_path / "v.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["short"]), "-o", str(out),
+                "--library", str(library)]) == 0
+    warnings = re.findall(r'data-testid="comparison-warning">(.*?)</p>', out.read_text(encoding="utf-8"), flags=re.S)
+    assert warnings and all(w.startswith("B: weak recording: only") and "weak evidence" not in w for w in warnings), warnings
 
 
 def test_a_zh_pdf_report_carries_chinese_text(library, voices):

@@ -186,8 +186,8 @@ MESSAGES: dict[str, str] = {
     "Score": "得分",
     "{score} (cosine {cosine})": "{score}（余弦 {cosine}）",
     "Calibration": "校准",
-    "{pair} channel pair; the mean of the LR with either recording as the reference":
-        "{pair}信道组合；分别以两段录音为参照所得似然比的均值",
+    "{pair} channel pair; the mean of the log LRs with either recording as the reference (the geometric mean of the two LRs)":
+        "{pair}信道组合；分别以两段录音为参照所得对数似然比的均值（即两个似然比的几何平均）",
     "Verbal scale (ENFSI)": "等级表述（ENFSI）",
     "at least": "至少",
     "about": "约",
