@@ -269,6 +269,20 @@ def test_a_comparison_report_does_not_call_its_evidence_weak_beside_its_lr(libra
     assert warnings and all(w.startswith("B: weak recording: only") and "weak evidence" not in w for w in warnings), warnings
 
 
+def test_a_comparison_reports_custody_holds_its_own_comparison_not_another_of_the_same_file(library, voices, tmp_path):
+    """The report of A against B listed the audit rows of an earlier comparison of A against C."""
+    from voiceprint.cli import run
+    from voiceprint.library import Library
+
+    with Library.open(library, operator="examiner") as lib:
+        lib.verify(voices["zhang"], voices["call"])  # another comparison of the same file
+        rows_before = lib.store.db.execute("SELECT COUNT(*) FROM audit WHERE action = 'verify'").fetchone()[0]
+    out = tmp_path / "v.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["li"]), "-o", str(out), "--library", str(library)]) == 0
+    custody = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>[^<]*</td><td>verify</td>", out.read_text(encoding="utf-8"))
+    assert rows_before >= 1 and len(custody) == 1, custody  # only the row of this comparison
+
+
 def test_a_zh_pdf_report_carries_chinese_text(library, voices):
     import subprocess
 

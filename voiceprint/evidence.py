@@ -194,14 +194,18 @@ def _method(lib) -> dict:
 
 
 def _custody(lib, shas: list[str], lang: str = "en") -> list[dict]:
-    """Audit rows that touched these recordings (by the 16-hex prefix rows carry), oldest first; ``action_shown``
-    is the stored code, with its gloss in Chinese reports."""
+    """Audit rows that touched these recordings (by the 16-hex prefix rows carry), oldest first; a 1:1 comparison's
+    row only when it compared all of them. ``action_shown`` is the stored code, with its gloss in Chinese reports."""
     from .i18n_zh import AUDIT_ACTIONS
     from .store.casefile import audit_touching
 
     rows = []
-    for sha in shas:
-        for r in audit_touching(lib.store, sha[:16]):
+    touching = [audit_touching(lib.store, sha[:16]) for sha in shas]
+    every = set.intersection(*({r["id"] for r in found} for found in touching)) if touching else set()
+    for found in touching:
+        for r in found:
+            if r["action"] == "verify" and r["id"] not in every:
+                continue  # a 1:1 comparison of one of these recordings with a third: another comparison's row
             gloss = AUDIT_ACTIONS.get(r["action"]) if lang == "zh" else None
             rows.append(dict(r) | {"time": _iso(r["ts"]), "action_shown": f"{r['action']}（{gloss}）" if gloss else r["action"]})
     return sorted({r["id"]: r for r in rows}.values(), key=lambda r: r["id"])
