@@ -425,7 +425,7 @@ def test_cli_report_from_a_file_and_by_result_id(library, voices, tmp_path, caps
     assert "fraud_call_0815.flac" in html.read_text(encoding="utf-8")
     assert run(["report", "--verify", str(voices["a1"]), "--verify", str(voices["a2"]), "-o", str(tmp_path / "v.html"), "--library", root]) == 0
     report = (tmp_path / "v.html").read_text(encoding="utf-8")
-    assert "Evaluative comparison" in report and "channel pair; the mean of the LR with either recording as the reference" in report
+    assert "Evaluative comparison" in report and "channel pair; the mean of the log LRs with either recording as the reference" in report
     with Library.open(library[0]) as lib:
         verdict = lib.verify(voices["a1"], voices["a2"])
     assert verdict["at_bound"] == "upper"  # these synthetic voices sit at the bound: shown as "at least"
