@@ -96,7 +96,7 @@ def voice_figure(path, channel: int, segments: list, title: str = "", lang: str 
 
 
 def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | None, case_log10: float | None,
-                   trials: Path | None = None, symmetric: bool = False, lang: str = "en") -> tuple[bytes | None, str]:
+                   trials: Path | None = None, symmetric: bool = False, lang: str = "en", at_bound: str | None = None) -> tuple[bytes | None, str]:
     """Tippett plot of development trials with this case's log10 LR marked, and a caption (both in ``lang``).
 
     The back end keeps its development impostor scores, so the different-speaker curve is always
@@ -132,7 +132,8 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
         xs = np.sort(np.asarray(vals, dtype=float))
         ax.plot(xs, 1.0 - np.arange(len(xs)) / max(len(xs), 1), style, label=label)
     if case_log10 is not None:
-        ax.axvline(case_log10, color="#c0392b", lw=2, label=translate("this case: log10 LR {value}", lang, value=f"{case_log10:+.2f}"))
+        bound = {"upper": "≥ ", "lower": "≤ "}.get(at_bound or "", "")  # at the ELUB bound the data support no stronger value
+        ax.axvline(case_log10, color="#c0392b", lw=2, label=translate("this case: log10 LR {value}", lang, value=f"{bound}{case_log10:+.2f}"))
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel(translate("log10 likelihood ratio", lang))
     ax.set_ylabel(translate("proportion of trials with log10 LR >= x", lang))
@@ -259,7 +260,7 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
             top = (v.get("hits") or [None])[0]
             png = _voice_png(audio_paths.get(v.get("sha256", "")), v, lang)
             tip, caption = tippett_figure(lib.model, top.get("calibration") or "all", top.get("enrolled_net_speech"), v.get("net_speech"),
-                                          top.get("log10_lr"), trials, lang=lang) if top else (None, translate("no hit", lang))
+                                          top.get("log10_lr"), trials, lang=lang, at_bound=top.get("at_bound")) if top else (None, translate("no hit", lang))
             ctx["voices"].append({**v, "top": top, "gates": _gates(v.get("quality") or {}, lang), "figure": _data_uri(png),
                                   "tippett": _data_uri(tip), "tippett_caption": caption})
         shas = [i["sha256"] for i in ctx["items"]]
@@ -270,7 +271,7 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
     else:
         ctx["items"] = [{"name": Path(body[k]["file"]).name, "sha256": body[k]["sha256"], "size": None} for k in ("a", "b")]
         tip, caption = tippett_figure(lib.model, body.get("calibration") or "all", body["a"].get("net_speech"), body["b"].get("net_speech"),
-                                      body.get("log10_lr"), trials, symmetric=True, lang=lang)
+                                      body.get("log10_lr"), trials, symmetric=True, lang=lang, at_bound=body.get("at_bound"))
         ctx["comparison"] = {**body, "tippett": _data_uri(tip), "tippett_caption": caption}
         shas = [i["sha256"] for i in ctx["items"]]
         population = _development_population(lib.model, lang)
