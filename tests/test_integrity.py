@@ -339,6 +339,21 @@ def test_refused_enrolment_and_failed_query_leave_audit_rows_with_the_full_hash(
         [failed] = lib.audit(action="query.failed")
     for row in (refused, failed):
         assert row["target"] == f"sha256:{digest}" and row["detail"]["error"] == "AudioError"
+        assert "junk" not in json.dumps(row["detail"], ensure_ascii=False)  # the file's name is not kept
+
+
+def test_a_refusal_keeps_no_file_name_in_the_audit_trail_which_outlives_erasure(tmp_path, capsys):
+    """A refused file named after its person (name and ID number) left both in the trail after the person was erased."""
+    library = str(tmp_path / "lib")
+    named = tmp_path / "张伟_510104199001011234_审讯.wav"
+    named.write_bytes(b"RIFF\x00\x00garbage")
+    assert run(["init", "--library", library]) == 0
+    assert run(["enrol", str(named), "--person", "张伟", "--library", library]) == 3
+    assert run(["query", str(named), "--library", library]) == 3
+    assert "张伟_510104199001011234" in capsys.readouterr().err  # the operator is still told which file
+    with Library.open(library) as lib:
+        trail = json.dumps(lib.audit(limit=1000), ensure_ascii=False)
+    assert "510104199001011234" not in trail and "张伟" not in trail
 
 
 def test_duplicated_manifest_rows_are_counted_in_the_summary_and_report(tmp_path, capsys):

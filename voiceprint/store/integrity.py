@@ -323,8 +323,12 @@ def audit_failure(action: str):
 
 
 def record_failure(store: Store, action: str, path, err: Exception) -> None:
-    """Audit a refused enrolment or a failed query: the file's full SHA-256 (when readable), its name, why."""
-    target = f"file:{Path(str(path)).name}"
+    """Audit a refused enrolment or a failed query: the file's full SHA-256 (when readable) and why, never its name.
+
+    A file is often named after the person in it (张伟_身份证号_审讯.wav), and the audit trail outlives the person's
+    erasure: the name stays with the operator's own output, the trail keeps the content's hash."""
+    name = Path(str(path)).name
+    target = "file:unreadable"
     with _contextlib.suppress(OSError):
         h = _hashlib.sha256()
         with open(path, "rb") as fh:
@@ -333,8 +337,8 @@ def record_failure(store: Store, action: str, path, err: Exception) -> None:
         target = f"sha256:{h.hexdigest()}"
     try:
         with store.transaction():
-            name = Path(str(path)).name  # the reason names the file as the user knows it, not where the server put it
-            store.audit(action, target, file=name, error=type(err).__name__, reason=str(err).replace(str(path), name)[:300])
+            reason = str(err).replace(str(path), "<file>").replace(name, "<file>") if name else str(err)
+            store.audit(action, target, error=type(err).__name__, reason=reason[:300])
     except (sqlite3.Error, VoiceprintError):  # never hide the original error behind an audit failure
         pass
 
