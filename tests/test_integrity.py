@@ -309,7 +309,13 @@ def test_retention_apply_erases_persons_past_their_date_audited(tmp_path, capsys
         assert lib.audit(action="person.delete")
         assert verify_seals(lib.store)["ok"] and lib.check_index()["status"] == "ok"
     assert run(["person", "update", "Future", "--retain-until", "none", "--library", library]) == 0
-    assert run(["retention", "apply", "--as-of", "3000-01-01", "--json", "--library", library]) == 0
+    assert run(["retention", "apply", "--as-of", "3000-01-01", "--json", "--dry-run", "--library", library]) == 0
+    capsys.readouterr()
+    # a date to come would erase persons whose retention has not passed: refused, and nobody is erased
+    assert run(["retention", "apply", "--as-of", "3000-01-01", "--library", library]) == 8
+    assert "is in the future" in capsys.readouterr().err
+    with Library.open(library) as lib:
+        assert [p["name"] for p in lib.persons()] == ["Future", "Forever"]
 
 
 # -- smaller items (issue 12, item 7) -----------------------------------------------------------

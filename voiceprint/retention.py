@@ -52,6 +52,12 @@ def apply_retention(lib, as_of: str | None = None, dry_run: bool = False) -> dic
     audited as ``person.delete`` plus ``retention.erase`` (with its date), the run as ``retention.apply``.
     """
     today = (parse_date(as_of, clearable=False) if as_of else None) or _dt.date.today().isoformat()
+    if not dry_run and today > _dt.date.today().isoformat():
+        from .errors import DataError
+
+        # erasing a person whose retention date has not come is a deletion no retention rule asked for
+        raise DataError(f"--as-of {today} is in the future: it would erase persons whose retention date has not passed - "
+                        "use --dry-run to see who they are, or `person delete` to erase one on purpose")
     with lib.writing():
         due = expired_persons(lib.store, today)
         result = {"as_of": today, "dry_run": dry_run, "persons": due, "erased": 0, "voiceprints": 0}
