@@ -449,3 +449,17 @@ def test_a_full_disk_under_the_library_says_so_not_disk_io_error(library, capsys
     assert run([*command, "--library", library]) == 5
     err = capsys.readouterr().err
     assert "disk I/O error" in err and "no space left" not in err
+
+
+def test_an_enrolment_names_each_file_whose_phone_moved_or_case_was_opened(library, tmp_path, capsys):
+    """A manifest row that moved another person's phone was counted among "short, noisy or clipped" files, unnamed."""
+    other = audiogen.speech_file(tmp_path / "other.wav", seed=7, f0=180)
+    assert run(["person", "add", "张伟", "--phone", "13800138001", "--library", library]) == 0
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,person,phone,case\n{other},李四,13800138001,AJ2026-0042\n", encoding="utf-8")
+    capsys.readouterr()
+    assert run(["enrol", str(manifest), "--library", library]) == 0
+    err = capsys.readouterr().err
+    assert "note: other.wav: phone 13800138001 was registered to person 1" in err
+    assert "note: other.wav: case AJ2026-0042 was not in the library" in err
+    assert "short, noisy or clipped" not in err  # a note about the person is not a quality warning

@@ -214,3 +214,20 @@ def test_a_case_number_new_to_the_library_is_said_once(items, tmp_path):
     outcomes = lib.enrol_many([first, second, third], workers=0).outcomes
     said = [[w for w in o.warnings if "was not in the library" in w] for o in outcomes]
     assert said == [[], ["case AJ2026-0O1 was not in the library: it was opened (check the number if you meant an existing case)"], []]
+
+
+def test_a_copy_of_another_persons_sample_is_enrolled_with_a_note_naming_that_person(tmp_path):
+    """A re-encoded copy of one person's interview was enrolled as a second person without a word."""
+    import soundfile as sf
+
+    [clip] = crashcheck.make_clips(1, tmp_path)
+    samples, rate = sf.read(clip, dtype="float32")
+    copy = tmp_path / "export.flac"
+    sf.write(copy, samples * 0.9, rate)  # other bytes, the same recording
+    with Library.create(tmp_path / "lib", operator="tech") as lib:
+        first = lib.enrol(clip, person="王五")
+        second = lib.enrol(copy, person="赵六")
+        other = lib.enrol(crashcheck.make_clips(2, tmp_path / "more")[1], person="孙七")
+    assert second.status == "enrolled" and any(f"of person {first.person_id}" in w and "same recording under two names" in w
+                                               for w in second.warnings), second.warnings
+    assert not any("same recording under two names" in w for w in other.warnings)

@@ -120,7 +120,8 @@ def test_messages_the_library_writes_into_results_are_translated():
     messages += [str(verbal(x)) for x in (-7, -4.5, -3.2, -2.5, -1.5, -0.5, 0.1, 0.5, 1.5, 2.5, 3.5, 4.5, 6.5)]
     messages += [str(Forbidden(what, "technician")) for what in PERMISSION_WORDS]
     messages += [_pair_scores_shown({"min_pair_score": 2.0, "mean_pair_score": 3.0, "score_kind": kind}) for kind in ("llr", "cosine")]
-    messages += [enrolment.MOVED_PHONE_NOTE.format(number="+8613800138000", owner=3), enrolment.NEW_CASE_NOTE.format(case="AJ2026-0O1")]
+    messages += [enrolment.MOVED_PHONE_NOTE.format(number="+8613800138000", owner=3), enrolment.NEW_CASE_NOTE.format(case="AJ2026-0O1"),
+                 enrolment.COPY_NOTE.format(vid=12, owner=3, cosine="0.991")]
     messages += cdr_lead_reasons() + enrolment_refusals()
     assert len(messages) > 50
     for message in messages:

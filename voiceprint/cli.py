@@ -266,10 +266,18 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
 
 def _weak_summary(summary) -> None:
     """Say which samples were poor and which persons need more material."""
+    from .quality import is_quality_warning
+
     waiting = [o for o in summary.warned if o.pending]
-    poor = [o for o in summary.warned if len(o.warnings) > o.pending]  # a warning besides the approval it waits for
+    poor = [o for o in summary.warned if any(is_quality_warning(w) for w in o.warnings)]
     if poor:
-        _err(f"{len(poor)} file(s) enrolled with a warning (short, noisy or clipped; see --report FILE)")
+        _err(f"{len(poor)} file(s) enrolled with a quality warning (short, noisy or clipped; see --report FILE)")
+    # what the technician must check, file by file: a phone moved from another person, a case opened, a copy of another's sample
+    notes = [(o, w) for o in summary.warned for w in o.warnings if not is_quality_warning(w) and not w.startswith("waiting for")]
+    for o, w in notes[:50]:
+        _err(f"note: {Path(o.path).name}: {w}")
+    if len(notes) > 50:
+        _err(f"... and {len(notes) - 50} more notes (see --report FILE)")
     if waiting:
         _err(f"{len(waiting)} sample(s) wait for a second person's approval (four-eyes) and are not searchable until then: "
              "`voiceprint approve --list`")

@@ -234,6 +234,7 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         if already is not None:
             return EnrolOutcome(str(path), "already", pid, already, done.channel, done.net_speech)
         _refuse_a_voice_of_another_person(store, path, rid, pid, lib.model, done)
+        notes += _copies_of_another_persons_sample(lib, done.vector, pid)
         vid = store.add_voiceprint(rid, pid, lib.model, done.vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}),
@@ -246,6 +247,27 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
 #: the same voice of the same recording embeds to (almost) the same vector; the two voices of a
 #: two-party call, which may be two persons' samples from one file, are far below this
 SAME_VOICE_COSINE = 0.95
+
+
+def _copies_of_another_persons_sample(lib: Library, vector, person_id: int) -> list[str]:
+    """A note when this voice is all but identical to another person's enrolled sample: a copy of one recording
+    (re-encoded, cut, exported from the interview system) filed under a second name. Not refused: a copy is
+    told by its vector, not by its bytes, so the technician checks which name is right."""
+    if lib.index.size == 0:
+        return []
+    unit = np.asarray(vector, np.float32) / max(float(np.linalg.norm(vector)), 1e-12)
+    scores, ids = lib.index.search_samples(unit, 5)
+    info = lib.store.voiceprint_info([int(i) for i in ids[0] if i >= 0])
+    for score, vid in zip(scores[0], ids[0], strict=True):
+        other = info.get(int(vid))
+        if other and float(score) >= SAME_VOICE_COSINE and other["person_id"] not in (None, person_id):
+            return [COPY_NOTE.format(vid=int(vid), owner=other["person_id"], cosine=f"{float(score):.3f}")]
+    return []
+
+
+#: the note of a sample that seems a copy of another person's (``_copies_of_another_persons_sample``)
+COPY_NOTE = ("this voice is all but identical to voiceprint {vid} of person {owner} (cosine {cosine}): the same recording under two "
+             "names? - check which is right (`voiceprint person show {owner}`)")
 
 
 def _refuse_a_voice_of_another_person(store, path: Path, recording_id: int, person_id: int, model: str, done: PreparedFile) -> None:

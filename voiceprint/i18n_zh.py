@@ -594,6 +594,10 @@ GENERATED: dict[str, str] = {
     "no case '{case}' - add it first with `voiceprint case add`": "没有案件 '{case}'——请先新建该案件（`voiceprint case add`，或在“案件”页面新建）",
     # enrolment notes (voiceprint.enrolment)
     "phone {number} was registered to person {owner}: it is now this person's": "电话号码 {number} 原登记在人员 {owner} 名下：现改登记到此人名下",
+    "this voice is all but identical to voiceprint {vid} of person {owner} (cosine {cosine}): the same recording under two names? "
+    "- check which is right (`voiceprint person show {owner}`)":
+        "该声音与人员 {owner} 的声纹 {vid} 几乎完全相同（余弦 {cosine}）：是否同一段录音登记在两个名字下？——请核实哪个正确"
+        "（`voiceprint person show {owner}`）",
     "case {case} was not in the library: it was opened (check the number if you meant an existing case)":
         "案件 {case} 不在声纹库中：已新建该案件（如本意是已有案件，请核对案件编号）",
     # the ENFSI verbal scale (voiceprint.scoring.verbal)

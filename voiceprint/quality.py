@@ -58,6 +58,11 @@ def problems(quality: dict, min_speech: float) -> list[str]:
     return out
 
 
+def is_quality_warning(message: str) -> bool:
+    """Whether an outcome's warning is one of :func:`problems` (short, noisy, clipped), not a note about the person."""
+    return message.startswith("only ") and "of net speech" in message or message.startswith("SNR ") or "% of samples clipped" in message
+
+
 def enrolment_warnings(quality: dict) -> list[str]:
     """Why a usable file makes a poor sample (short, noisy, clipped); it is enrolled all the same."""
     return problems(quality, ENROL_MIN_SPEECH_S)
