@@ -463,3 +463,13 @@ def test_an_enrolment_names_each_file_whose_phone_moved_or_case_was_opened(libra
     assert "note: other.wav: phone 13800138001 was registered to person 1" in err
     assert "note: other.wav: case AJ2026-0042 was not in the library" in err
     assert "short, noisy or clipped" not in err  # a note about the person is not a quality warning
+
+
+def test_a_query_of_an_empty_library_says_nobody_could_match(library, clip, capsys):
+    """An empty library's query printed an empty table, as if the recording matched nobody."""
+    assert run(["query", str(clip), "--library", library]) == 0
+    assert "holds no searchable voiceprint" in capsys.readouterr().err
+    assert run(["enrol", str(clip), "--person", "周八", "--library", library]) == 0
+    capsys.readouterr()
+    assert run(["query", str(clip), "--library", library]) == 0
+    assert "holds no searchable voiceprint" not in capsys.readouterr().err

@@ -306,6 +306,12 @@ def query(
     from .report import print_rows, to_json
 
     lib = _open(library)
+    if lib.index.persons.ntotal == 0:  # an empty table would read as "nobody matched"
+        from .store import pending_voiceprints
+
+        waiting = len(pending_voiceprints(lib.store))
+        _err("note: the library holds no searchable voiceprint" + (f" ({waiting} wait for approval: `voiceprint approve --list`)"
+                                                                      if waiting else "") + " - nobody can match until persons are enrolled")
     results, failures = [], []
     for f in files:
         try:
