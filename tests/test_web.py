@@ -345,6 +345,8 @@ def test_a_supervisor_cannot_approve_their_own_enrolment(app, voices, tmp_path):
         vid = wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT id FROM voiceprints WHERE pending = 1").fetchone()[0])
         r = sup.post("/approvals", data={"csrf_token": csrf, "voiceprint": str(vid), "decision": "approve"})
         assert r.status_code == 409 and "another supervisor" in r.text
+        [tried] = wb.call_sync("t", lambda lib: lib.store.audit_rows(5, "enrol.review_refused"))
+        assert tried["operator"] == "sup2" and tried["target"] == f"voiceprint:{vid}" and tried["detail"]["decision"] == "approve"
         other, ocsrf = login(app, "sup")
         assert other.post("/approvals", data={"csrf_token": ocsrf, "voiceprint": str(vid), "decision": "reject"}).status_code == 303
         assert wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE id = ?", (vid,)).fetchone()[0]) == 0

@@ -733,7 +733,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "enrol": "采集入库", "enrol.refused": "采集入库被拒", "enrol.pending": "采集入库待批准", "enrol.approve": "批准入库",
     "enrol.reject": "驳回入库", "case.add_recording": "录音归入案件", "audio.play": "播放录音", "result.save": "保存结果",
     "result.view": "查看结果", "result.figure": "查看波形图", "report": "出具报告", "library.reembed": "声纹库换模型重提取",
-    "library.reembed.batch": "换模型重提取（一批）", "library.create": "新建声纹库", "index.rebuild": "重建索引",
+    "enrol.review_refused": "批准或驳回被拒", "library.reembed.batch": "换模型重提取（一批）", "library.create": "新建声纹库", "index.rebuild": "重建索引",
     "integrity.seal": "完整性封签", "integrity.reseal": "完整性重新封签", "four_eyes.on": "启用双人复核",
     "person.add": "新增人员", "person.update": "修改人员", "person.delete": "删除人员", "person.view": "查看人员",
     "person.search": "查询人员", "person.retention": "设置保存期限", "person.erase_copies": "从备份副本中删除人员",

@@ -214,7 +214,18 @@ def _supervisor(store: Store, name: str) -> dict:
 def review(lib, voiceprint_ids: list[int], approver: str, approve: bool = True, note: str = "") -> list[dict]:
     """Approve (make searchable) or reject (delete) pending enrolments; a supervisor other than the enroller."""
     store = lib.store
-    _supervisor(store, approver)
+    try:
+        _supervisor(store, approver)
+        return _review(lib, voiceprint_ids, approver, approve, note)
+    except (NotFound, LibraryError) as err:  # a refused decision is on record too: who tried to approve what
+        with store.transaction():
+            store.audit("enrol.review_refused", ",".join(f"voiceprint:{v}" for v in voiceprint_ids)[:200], approver=approver,
+                        decision="approve" if approve else "reject", reason=str(err)[:300])
+        raise
+
+
+def _review(lib, voiceprint_ids: list[int], approver: str, approve: bool, note: str) -> list[dict]:
+    store = lib.store
     done = []
     erased: list[str] = []
     with lib.writing():
