@@ -173,6 +173,33 @@ def test_a_ctrl_c_swallowed_by_third_party_code_still_stops_the_cli(clips, tmp_p
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(voiceprint.library.Library, "_enrol_one", enrol_one_swallowing_a_ctrl_c)
-    rc = cli.run(["enrol", str(manifest), "--library", str(tmp_path / "lib"), "--min-speech", "0.5"])
+    report = tmp_path / "report.csv"
+    rc = cli.run(["enrol", str(manifest), "--library", str(tmp_path / "lib"), "--min-speech", "0.5", "--report", str(report)])
     assert rc == 130 and len(calls) == 2 < len(rows)
     assert signal.getsignal(signal.SIGINT) is not cli._on_sigint  # the handler is removed afterwards
+    done = report.read_text(encoding="utf-8").splitlines()  # the files done before the interrupt, for the technician
+    assert done[0].startswith("path,status") and 1 <= len(done) - 1 <= 2
+
+
+def test_an_interrupted_enrolment_still_writes_its_report_of_the_files_done(clips, tmp_path, monkeypatch):
+    """`--report` was not written when Ctrl-C stopped the enrolment, though stderr said files were reported."""
+    import voiceprint.library
+    from voiceprint import cli
+
+    manifest = tmp_path / "manifest.csv"
+    rows = crash_enrol.write_manifest(clips[:MIN_FILES_FOR_WORKERS - 1], manifest)
+    real = voiceprint.library.Library._enrol_one
+    calls = []
+
+    def enrol_one_then_ctrl_c(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(voiceprint.library.Library, "_enrol_one", enrol_one_then_ctrl_c)
+    report = tmp_path / "report.csv"
+    rc = cli.run(["enrol", str(manifest), "--library", str(tmp_path / "lib"), "--min-speech", "0.5", "--report", str(report)])
+    assert rc == 130 and len(rows) == 3
+    done = report.read_text(encoding="utf-8").splitlines()
+    assert done[0].startswith("path,status") and len(done) - 1 == 2  # the two files done before the interrupt

@@ -204,8 +204,12 @@ def enrol(
                                          should_stop=INTERRUPTED.is_set, workers=workers)
         except KeyboardInterrupt:
             n = sum(1 for o in outcomes if o.status == "enrolled")
-            note_interrupt(f"interrupted: every file enrolled before it is kept ({n} reported, the last may not have been); "
-                           "run the same command again to finish")
+            if report:  # what was done before the interrupt, refusals with their reasons included
+                from .report import write_csv
+
+                write_csv(report, [vars(o) | {"warnings": "; ".join(o.warnings)} for o in outcomes], columns)
+            note_interrupt(f"interrupted: every file enrolled before it is kept ({n} reported, the last may not have been"
+                           f"{'; the files done are in ' + str(report) if report else ''}); run the same command again to finish")
             raise
     _enrol_summary(lib, summary, items, columns, report, json_out)
 
