@@ -106,6 +106,11 @@ def test_mono_two_party_call_is_diarised(tmp_path, library, capsys):
     assert run(["enrol", str(call), "--person", "D", "--library", library]) == 3
     assert "--voice" in capsys.readouterr().err
     assert run(["enrol", str(call), "--person", "D", "--voice", "1", "--library", library]) == 0
+    capsys.readouterr()
+    # the other voice of the same file would be filed with voice 1's details (net speech, time ranges): refused, with the way
+    assert run(["enrol", str(call), "--person", "E", "--voice", "0", "--library", library]) == 8
+    assert "voice 1 of this recording is already enrolled" in capsys.readouterr().err
+    assert run(["enrol", str(call), "--person", "D", "--voice", "1", "--library", library]) == 0  # the same voice: already
 
 
 def _mono_two_party_call(path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -230,6 +231,7 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
             store.link_case(item.case, pid, item.phone or None)
         rid = store.add_recording(done.sha256, done.channel, path.name, done.duration, done.net_speech, done.source_rate,
                                   done.codec, done.quality)
+        _refuse_another_voice_of_an_enrolled_recording(store, path, rid, done)
         already = store.voiceprint_of(rid, pid, lib.model)
         if already is not None:
             return EnrolOutcome(str(path), "already", pid, already, done.channel, done.net_speech)
@@ -247,6 +249,17 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
 #: the same voice of the same recording embeds to (almost) the same vector; the two voices of a
 #: two-party call, which may be two persons' samples from one file, are far below this
 SAME_VOICE_COSINE = 0.95
+
+
+def _refuse_another_voice_of_an_enrolled_recording(store, path: Path, recording_id: int, done: PreparedFile) -> None:
+    """A recording keeps the details (net speech, time ranges) of the one voice enrolled from it: a second voice of the
+    same file and channel would be filed with the first one's, and a report would point at the wrong speech."""
+    row = store.db.execute("SELECT quality FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+    kept = json.loads(row["quality"] or "{}").get("voice") if row else None
+    if kept is not None and done.voice is not None and int(kept) != int(done.voice):
+        raise DataError(f"{path}: voice {kept} of this recording is already enrolled, and a recording keeps one voice's details - "
+                        f"to enrol voice {done.voice} as well, save its part of the call as a file of its own (`voiceprint query` "
+                        "shows who speaks when) and enrol that file")
 
 
 def _copies_of_another_persons_sample(lib: Library, vector, person_id: int) -> list[str]:
