@@ -59,7 +59,7 @@ def test_one_voice_call_is_one_voice_and_enrols(calls, library, capsys):
 def test_a_short_file_enrols_with_a_warning_the_person_is_weak_and_a_query_says_so(calls, library, capsys):
     assert run(["enrol", str(calls["short"]), "--person", "C", "--library", library]) == 0
     err = capsys.readouterr().err
-    assert "enrolled with a warning" in err and "weak voiceprint: C" in err and "more net speech" in err
+    assert "enrolled with a quality warning" in err and "weak voiceprint: C" in err and "more net speech" in err
     [result] = _query(capsys, library, calls["short"])
     assert any(w.startswith("weak query") and "net speech" in w for w in result["warnings"])
     assert result["hits"][0]["person"]["name"] == "C" and result["hits"][0]["weak_voiceprint"] is True
