@@ -234,10 +234,15 @@ def test_a_zh_report_is_chinese_and_english_stays_the_default(library, voices, t
     assert "short_call.wav" in page and "张三" in page and "前科人员" in page  # data stays, category codes read in Chinese
     assert "有效语音仅 1.3 s（门限 3 s）" in page  # the query's quality warning, saved in English, shown in Chinese
     assert "支持同一说话人假设" in page  # the verbal scale
-    assert "<td>query（比对）</td>" in page  # the custody rows' action: the stored code, glossed
+    assert "<td>query（检索）</td>" in page  # the custody rows' action: the stored code, glossed
     assert not re.search(r"\b(Question|Relevant population|Investigative lead|weak query|support for)\b", page)
     english = en.read_text(encoding="utf-8")
     assert '<html lang="en">' in english and "<h2>1. Question and propositions</h2>" in english and "检验" not in english
+    # the reference side is an item too: the enrolled sample the top hit was compared through, with its hash and enrolment row
+    import hashlib
+
+    enrolled = hashlib.sha256(voices["zhang"].read_bytes()).hexdigest()
+    assert f'data-testid="reference-sha256">{enrolled}<' in english and "<td>enrol</td>" in english
     monkeypatch.setenv("VOICEPRINT_LANG", "zh")
     again = tmp_path / "lead-env.html"
     assert run(["report", rid, "-o", str(again), "--library", str(library)]) == 0

@@ -263,7 +263,8 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
                                           top.get("log10_lr"), trials, lang=lang, at_bound=top.get("at_bound")) if top else (None, translate("no hit", lang))
             ctx["voices"].append({**v, "top": top, "gates": _gates(v.get("quality") or {}, lang), "figure": _data_uri(png),
                                   "tippett": _data_uri(tip), "tippett_caption": caption})
-        shas = [i["sha256"] for i in ctx["items"]]
+        ctx["references"] = _references(lib, voices)
+        shas = [i["sha256"] for i in ctx["items"]] + [r["sha256"] for r in ctx["references"]]
         population = translate("for each likelihood ratio, {development}; the search itself ran over the {n} persons enrolled in library "
                                "'{library}' (an investigative search, not a relevant-population sample). Neither sex nor dialect was matched",
                                lang, development=_development_population(lib.model, lang), n=voices[0].get("library_size", 0) if voices else 0,
@@ -278,6 +279,21 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
     ctx["population"] = population
     ctx["custody"] = _custody(lib, shas, lang)
     return ctx
+
+
+def _references(lib, voices: list[dict]) -> list[dict]:
+    """The enrolled sample each voice's top hit was compared through (its best-matching sample), with its SHA-256, so
+    the reference side of the comparison is an item of the report too. A sample erased since is left out."""
+    wanted = [(v, (v.get("hits") or [None])[0]) for v in voices]
+    ids = [int(top["sample"]["voiceprint"]) for _, top in wanted if top and top.get("sample")]
+    info = lib.store.voiceprint_info(ids)
+    out: list[dict] = []
+    for _, top in wanted:
+        sample = info.get(int(top["sample"]["voiceprint"])) if top and top.get("sample") else None
+        if sample is not None and sample["sha256"] not in {r["sha256"] for r in out}:
+            out.append({"person": top["person"]["name"], "name": sample["original_name"], "sha256": sample["sha256"],
+                        "net_speech": sample["net_speech"], "voiceprint": int(sample["id"])})
+    return out
 
 
 def _backend_sha(model: str) -> str:

@@ -127,6 +127,7 @@ MESSAGES: dict[str, str] = {
     "no back end is fitted: no relevant population (the score is uncalibrated)": "未拟合后端：无相关人群（得分未经校准）",
     "2. Items examined and chain of custody": "2. 检材与保管链",
     "item": "检材",
+    "Reference samples (the enrolled sample each top hit was compared through)": "比对样本（每个首位命中所比对的入库样本）",
     "Chain of custody (from the audit trail)": "保管链（取自审计日志）",
     "audit row": "审计日志行",
     "row hash": "行哈希",
@@ -729,7 +730,7 @@ GENERATED: dict[str, str] = {
 #: The audit trail's action codes, glossed beside the code (the audit page, a report's chain of custody); the code
 #: stays as the trail stores it: `voiceprint audit verify` checks the code, not the gloss.
 AUDIT_ACTIONS: dict[str, str] = {
-    "upload": "上传", "query": "比对", "query.failed": "比对失败", "verify": "1:1 比对", "screen": "筛查",
+    "upload": "上传", "query": "检索", "query.failed": "检索失败", "verify": "1:1 比对", "screen": "筛查",
     "enrol": "采集入库", "enrol.refused": "采集入库被拒", "enrol.pending": "采集入库待批准", "enrol.approve": "批准入库",
     "enrol.reject": "驳回入库", "case.add_recording": "录音归入案件", "audio.play": "播放录音", "result.save": "保存结果",
     "result.view": "查看结果", "result.figure": "查看波形图", "report": "出具报告", "library.reembed": "声纹库换模型重提取",
