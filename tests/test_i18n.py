@@ -243,6 +243,9 @@ def test_a_zh_report_is_chinese_and_english_stays_the_default(library, voices, t
 
     enrolled = hashlib.sha256(voices["zhang"].read_bytes()).hexdigest()
     assert f'data-testid="reference-sha256">{enrolled}<' in english and "<td>enrol</td>" in english
+    # the validation rows of the case's channel pair (a 16 kHz query of 16 kHz enrolments: wideband) are marked
+    marked = re.findall(r'data-testid="validation-this-case"><td><b>([^<]+)</b>', english)
+    assert marked and all(m.endswith("/clean") and not m.startswith("hyke") for m in marked), marked
     monkeypatch.setenv("VOICEPRINT_LANG", "zh")
     again = tmp_path / "lead-env.html"
     assert run(["report", rid, "-o", str(again), "--library", str(library)]) == 0

@@ -278,7 +278,24 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
         population = _development_population(lib.model, lang)
     ctx["population"] = population
     ctx["custody"] = _custody(lib, shas, lang)
+    pair = ((ctx.get("voices") or [{}])[0].get("top") or {}).get("calibration") if lead else body.get("calibration")
+    ctx["validation"] = [{"name": name, "f": f, "this_case": _condition_of_pair(name, pair)}
+                         for name, f in ctx["method"]["dev_figures"].items()]
     return ctx
+
+
+def _condition_of_pair(condition: str, pair: str | None) -> bool:
+    """Whether a development condition ("speechocean762/clean>amrnb", "hyke_ivr_8k/clean") has the channel pair a
+    case's LR was calibrated for: wideband (clean 16 kHz both sides), narrowband (telephone both sides), cross."""
+    corpus, _, channel = condition.partition("/")
+    native_8k = corpus.startswith("hyke")  # real 8 kHz calls: "clean" is their telephone channel
+    if pair == "cross":
+        return ">" in channel
+    if pair == "narrowband":
+        return ">" not in channel and (native_8k or channel != "clean")
+    if pair == "wideband":
+        return channel == "clean" and not native_8k
+    return False
 
 
 def _references(lib, voices: list[dict]) -> list[dict]:

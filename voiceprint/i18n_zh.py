@@ -128,6 +128,11 @@ MESSAGES: dict[str, str] = {
     "2. Items examined and chain of custody": "2. 检材与保管链",
     "item": "检材",
     "Reference samples (the enrolled sample each top hit was compared through)": "比对样本（每个首位命中所比对的入库样本）",
+    "Cross-validated on the development speakers: each speaker's trials were scored by a back end fitted without them. The rows of "
+    "this case's channel pair are marked; figures on held-out test speakers are in the toolkit's docs/accuracy.md.":
+        "在开发集说话人上交叉验证：每名说话人的试验均由未使用该说话人拟合的后端评分。与本案信道组合相同的行已标出；"
+        "留出测试集说话人上的结果见本工具的 docs/accuracy.md。",
+    "this case's channel pair": "本案信道组合",
     "Chain of custody (from the audit trail)": "保管链（取自审计日志）",
     "audit row": "审计日志行",
     "row hash": "行哈希",
