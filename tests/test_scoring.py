@@ -130,6 +130,8 @@ def test_expected_false_hits_fall_with_the_score_and_grow_with_the_library():
     assert np.all(np.diff(efh) <= 0) and efh[0] > 500
     # beyond every development impostor the rate is not extrapolated below what n trials resolve (3/n): it was 1e-9
     assert efh[-1] == pytest.approx(1000 * 3 / n) and efh[-2] == efh[-1]
+    b.meta["nontarget_trials"] = 100 * n  # the kept scores are quantiles of more trials: they resolve lower rates
+    assert b.expected_false_hits(8.0, 1000) == pytest.approx(1000 * 3 / (100 * n))
     assert b.expected_false_hits(2.0, 100_000) == pytest.approx(100 * b.expected_false_hits(2.0, 1000))
     assert np.all(np.abs(b.llr(np.array([-100.0, 100.0]))) <= 8.0)  # capped
     b.calibration["cross"] = np.array([1.0, 0.0, -3.0])  # a pair with its own calibration; others use "all"

@@ -287,6 +287,7 @@ def fit_backend(model: str | None = None, shrinks=(0.05, 0.2, 0.5, 1.0), top_ns=
     non = np.sort(pooled(trials, "score")[~y])
     backend.nontarget_scores = non if len(non) <= 20001 else np.quantile(non, np.linspace(0, 1, 20001))
     backend.meta = _meta(sets, all_items, backend, shrink, out_dim, base, quality, fits, summary)
+    backend.meta["nontarget_trials"] = int(len(non))  # what a false-alarm rate can rest on (Backend.false_alarm_rate)
     folder = backend_dir(model)
     backend.save(folder)
     if link_reference:

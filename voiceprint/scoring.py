@@ -292,13 +292,14 @@ class Backend:
         every channel and duration pooled, went on to one in 10^5 and beyond, which the data cannot support."""
         s = np.asarray(scores, np.float64)
         non = self.nontarget_scores
-        n = len(non)
+        n = len(non)  # the kept scores: every impostor trial, or quantiles of them (then meta counts the trials)
+        trials = max(int(self.meta.get("nontarget_trials") or n), n)
         empirical = 1.0 - np.searchsorted(non, s, side="left") / n
         from scipy.stats import norm
 
         mu, sd = float(non.mean()), float(non.std())
         tail = norm.sf(s, mu, sd)
-        return np.where(empirical * n >= 10, empirical, np.clip(tail, RESOLVED_TRIALS / n, 10.0 / n))
+        return np.where(empirical * n >= 10, empirical, np.clip(tail, RESOLVED_TRIALS / trials, 10.0 / n))
 
     def expected_false_hits(self, scores, library_size: int) -> np.ndarray:
         """How many of ``library_size`` persons who are not the speaker would score this high or higher."""
