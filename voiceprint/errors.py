@@ -162,5 +162,9 @@ def not_a_text_table(path) -> DataError:
 def looks_binary(path) -> bool:
     """Whether the start of ``path`` holds NUL bytes, as no CSV/TSV text does (UTF-16, marked by its byte-order mark, aside)."""
     with open(path, "rb") as fh:
-        head = fh.read(8192)
+        return head_looks_binary(fh.read(8192))
+
+
+def head_looks_binary(head: bytes) -> bool:
+    """:func:`looks_binary` for the first bytes of a file already read (a gzip stream's, once unpacked)."""
     return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in head

@@ -162,7 +162,7 @@ def _ends_with_newline(path: Path) -> bool:
 
 def _refuse_binary(path: Path) -> None:
     """A workbook or any other binary file is refused for what it is, before its bytes are blamed on an encoding."""
-    from voiceprint.errors import not_a_text_table
+    from voiceprint.errors import head_looks_binary, not_a_text_table
 
     with _open_bytes(path) as fh:
         head = fh.read(8192)
@@ -171,7 +171,7 @@ def _refuse_binary(path: Path) -> None:
                         "and import that")
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise DataError(f"{path}: an old Excel workbook (.xls), not a text table - save the sheet as CSV (UTF-8 or GBK) and import that")
-    if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and b"\x00" in head:
+    if head_looks_binary(head):
         raise not_a_text_table(path)
 
 
