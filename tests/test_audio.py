@@ -578,3 +578,20 @@ def test_many_channel_files_decode_in_this_process(tmp_path, n_channels):
     assert len(rec.channels) == n_channels
     for c, channel in enumerate(rec.channels):
         np.testing.assert_allclose(channel.samples, data[:, c], atol=1e-4)
+
+
+def test_dual_mono_is_read_as_one_channel(tmp_path, speech_16k):
+    """One sound written to both channels (at another level, through a lossy joint-stereo coder) is one
+    channel; a two-party call with line echo in each channel is two."""
+    from voiceprint.audio import is_dual_mono
+
+    dual = audiogen.write_audio(tmp_path / "dual.mp3", np.stack([speech_16k, 0.5 * speech_16k]), 16000, "mp3")
+    rec = load_recording(dual)
+    assert rec.dual_mono and rec.n_channels == 2 and [c.index for c in rec.channels] == [0]
+    assert [c.index for c in load_recording(dual, channels=1).channels] == [1]  # a channel asked for is given
+    assert not load_recording(dual, channels="mix").dual_mono
+    other = audiogen.synth_speech(len(speech_16k) / 16000, sr=16000, f0=210, seed=9)[:len(speech_16k)]
+    echo = 0.3 * np.roll(speech_16k, 800)
+    assert not is_dual_mono(np.stack([speech_16k + 0.3 * np.roll(other, 800), other + echo]))
+    assert not is_dual_mono(np.stack([speech_16k, np.zeros_like(speech_16k)]))
+    assert not is_dual_mono(speech_16k[None, :])

@@ -164,3 +164,31 @@ def test_case_link_and_screen_from_the_cli(calls, library, capsys):
     assert run(["screen", str(calls["one"]), "--json", "--library", library]) == 0
     [found] = json.loads(capsys.readouterr().out)
     assert found["person"] == "Voice X"
+
+
+def _demo_two_party_call():
+    """Two shipped (real) speechocean762 speakers taking turns in one mono signal, 16 kHz."""
+    from voiceprint import audio
+    from voiceprint.demo import DATA
+
+    parts = []
+    for a, b in zip(sorted((DATA / "so762_0024").glob("*.flac")), sorted((DATA / "so762_0567").glob("*.flac"))):
+        for path in (a, b):
+            parts += [audio.load_recording(path).channels[0].samples, np.zeros(4000, np.float32)]
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("layout", ["dual_mono_mp3", "left_only_wav"])
+def test_a_two_party_call_in_one_channel_of_a_stereo_file_is_diarised(tmp_path, library, capsys, layout):
+    """Recorders write a whole call twice (dual mono) or to the left channel only: the call's two voices are
+    in one channel, so it is diarised as a mono recording, not read as one voice per channel."""
+    mixed = _demo_two_party_call()
+    second = 0.7 * mixed if layout == "dual_mono_mp3" else np.zeros_like(mixed)
+    fmt, name = ("mp3", "call.mp3") if layout == "dual_mono_mp3" else ("wav_pcm16", "call.wav")
+    call = audiogen.write_audio(tmp_path / name, np.stack([mixed, second]), 16000, fmt)
+    results = _query(capsys, library, call)
+    assert [(r["channel"], r["voice"]) for r in results] == [(0, 0), (0, 1)]
+    assert run(["enrol", str(call), "--person", "D", "--library", library]) == 3
+    err = capsys.readouterr().err
+    assert "found by diarisation" in err and "--voice" in err
+    assert run(["enrol", str(call), "--person", "D", "--voice", "0", "--library", library]) == 0

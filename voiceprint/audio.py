@@ -94,6 +94,9 @@ class Recording:
     n_channels: int
     duration: float
     channels: list[Channel] = field(default_factory=list)
+    #: the source's channels carry one sound (dual mono, or one channel a copy of the other at another level):
+    #: read as a mono recording, channel 0, and diarised like one
+    dual_mono: bool = False
 
 
 @dataclass
@@ -360,9 +363,33 @@ def _decode(path: str, container, src: _Source, target_rate: int, progress) -> n
     return out.channels()
 
 
+#: Channels whose samples correlate at least this much are one sound written twice. A stereo call's two
+#: parties, even with line echo, stay far below it; dual mono through MP3's joint stereo correlates 0.989
+#: (AAC 0.9998, PCM 1.0).
+DUAL_MONO_CORRELATION = 0.95
+
+
+def is_dual_mono(data: np.ndarray, block: int = 1 << 20) -> bool:
+    """Whether every channel of ``data`` (channels x samples) is channel 0 again, up to its level."""
+    if data.shape[0] < 2:
+        return False
+    # sums of products in float64, a block at a time: a two-hour call would need 1 GB per channel as float64
+    n = data.shape[0]
+    gram = np.zeros((n, n))
+    for start in range(0, data.shape[1], block):
+        part = data[:, start:start + block].astype(np.float64)
+        gram += part @ part.T
+    energy = np.diag(gram)
+    if np.any(energy == 0.0):
+        return False
+    return bool(np.all(gram[0, 1:] >= DUAL_MONO_CORRELATION * np.sqrt(energy[0] * energy[1:])))
+
+
 def _pick_channels(path: str, data: np.ndarray, channels, rate: int) -> list[Channel]:
     n_src = data.shape[0]
     if channels == "each":
+        if is_dual_mono(data):
+            return [Channel(0, data[0], rate)]
         return [Channel(i, data[i], rate) for i in range(n_src)]
     if channels == "mix":
         mix = data[0] if n_src == 1 else data.mean(axis=0, dtype=np.float32)
@@ -415,7 +442,7 @@ def load_recording(path, channels="each", target_rate: int = TARGET_RATE, progre
             "the recording holds no sound - check the recorder or pick the right channel",
         )
     return Recording(path=path, sha256=sha, codec=src.codec, container=src.container, source_rate=src.source_rate,
-                     n_channels=n_src, duration=duration, channels=chans)
+                     n_channels=n_src, duration=duration, channels=chans, dual_mono=channels == "each" and n_src > 1 and len(chans) == 1)
 
 
 # --------------------------------------------------------------------------------------------------

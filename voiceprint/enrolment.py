@@ -445,8 +445,9 @@ def _one_voice(path: Path, rec, voices: list, voice: int | None):
                              f"use --voice 0 to {len(voices) - 1} (see `voiceprint query` for who speaks when)")
         voices = [voices[voice]]
     if len(voices) > 1:
-        how = "one per channel" if rec.n_channels > 1 else "found by diarisation"
-        flag = "--channel N" if rec.n_channels > 1 else "--voice N"
+        split_by_channel = len({v.channel for v in voices}) > 1
+        how = "one per channel" if split_by_channel else "found by diarisation"
+        flag = "--channel N" if split_by_channel else "--voice N"
         raise AudioError(path, f"holds {len(voices)} voices ({how})",
                          f"enrol one of them with {flag} (0-based; `voiceprint query` shows who speaks when)")
     return voices[0]

@@ -56,8 +56,9 @@ def read_voices(path: str | os.PathLike, embedder, channel: int | None = None, d
                 min_speech: float | None = None, measure: bool = True) -> tuple[Recording, list[Voice]]:
     """Decode a recording into (recording, [Voice]), one per voice with enough speech.
 
-    ``channel``: only that 0-based channel. ``diarise``: split a mono recording into its speakers
-    (needs ``embedder``); without it each channel is one voice. ``measure``: fill ``quality`` (the
+    ``channel``: only that 0-based channel (one voice). ``diarise``: split a mono recording into its
+    speakers (needs ``embedder``), as well as dual mono and a call with only one channel voiced;
+    without it each channel is one voice. ``measure``: fill ``quality`` (the
     quality gates need it; evaluations that only embed skip it). A channel without enough speech
     is left out; when no channel has any, its refusal is raised (:class:`AudioError`).
     """
@@ -68,19 +69,23 @@ def read_voices(path: str | os.PathLike, embedder, channel: int | None = None, d
     kwargs = {} if min_speech is None else {"min_speech": min_speech}
     out: list[Voice] = []
     refusals: list[AudioError] = []
+    voiced = []
     for ch in rec.channels:
         try:
-            speech, segments = audio.prepare_speech(ch, path=path, **kwargs)
+            voiced.append((ch, *audio.prepare_speech(ch, path=path, **kwargs)))
         except AudioError as err:
             refusals.append(err)
-            continue
+    # each channel of a call is one voice; a mono recording, dual mono, or a call with one channel
+    # silent (a recorder that wrote the whole call to the left) holds every voice in one channel
+    by_channel = rec.n_channels > 1 and not rec.dual_mono and (len(voiced) > 1 or channel is not None)
+    for ch, speech, segments in voiced:
         quality: dict = {}
         if measure:
             from .quality import frame_snr_db
 
             quality = dict(audio.measure_quality(ch, segments, rec.codec, rec.source_rate),
                            snr_frames_db=frame_snr_db(ch.samples, ch.sample_rate))
-        if rec.n_channels > 1 or not diarise:
+        if by_channel or not diarise:
             out.append(Voice(ch.index, 0, speech, segments, quality))
             continue
         from . import diarize
