@@ -67,6 +67,18 @@ def test_a_refused_input_is_never_exit_0_and_what_worked_is_still_output(library
     assert [r["status"] for r in json.loads(out.out)] == ["matched", "refused"] and "refused 1 of 2" in out.err
 
 
+def test_a_single_files_refusal_still_writes_the_report_and_json_a_pipeline_asked_for(library, tmp_path, capsys):
+    text = tmp_path / "text.wav"
+    text.write_text("not audio at all\n")
+    report = tmp_path / "outcome.csv"
+    assert run(["enrol", str(text), "--person", "A", "--json", "--report", str(report), "--library", library]) == 3
+    out = capsys.readouterr()
+    [row] = json.loads(out.out)["outcomes"]
+    assert row["status"] == "refused" and row["exit_code"] == 3 and "not a readable audio file" in row["reason"]
+    assert out.err.count("not a readable audio file") == 1  # the one error line, not a summary as well
+    assert "refused" in report.read_text() and "not a readable audio file" in report.read_text()
+
+
 def test_negative_counts_and_lengths_are_usage_errors(library, clip, capsys):
     assert run(["enrol", str(clip), "--person", "A", "--min-speech", "-1", "--library", library]) == 2
     assert run(["audit", "--limit", "-1", "--library", library]) == 2

@@ -211,6 +211,13 @@ def enrol(
             note_interrupt(f"interrupted: every file enrolled before it is kept ({n} reported, the last may not have been"
                            f"{'; the files done are in ' + str(report) if report else ''}); run the same command again to finish")
             raise
+        except VoiceprintError as err:  # one file refused: still an error line and its exit code, and the row a pipeline asked for
+            if single and (report or json_out):
+                from .enrolment import EnrolOutcome, EnrolSummary
+
+                refused = EnrolOutcome(str(items[0].path), "refused", reason=str(err), exit_code=err.exit_code)
+                _enrol_summary(lib, EnrolSummary([refused]), items, columns, report, json_out, quiet=True)
+            raise
     _enrol_summary(lib, summary, items, columns, report, json_out)
 
 
@@ -236,9 +243,10 @@ def _four_eyes_enroller(lib, password_stdin: bool = False) -> None:
         raise LibraryError(f"{who}: {err} - enrolling into a four-eyes library needs your own workbench password") from None
 
 
-def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None, json_out: bool) -> None:
+def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None, json_out: bool, quiet: bool = False) -> None:
     """Print (and with --report, write) what an enrolment did; when every file was refused, exit with their
-    error family (8 when every refusal is a bad manifest value, else 3)."""
+    error family (8 when every refusal is a bad manifest value, else 3). ``quiet``: only the --report and --json
+    (a single file's refusal, whose error line the caller raises)."""
     from .report import print_rows, write_csv
 
     rows = [vars(o) | {"warnings": "; ".join(o.warnings)} for o in summary.outcomes]
@@ -252,7 +260,9 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
 
         typer.echo(to_json({"summary": counts | {"weak_voiceprints": len(summary.weak_persons)}, "outcomes": rows,
                             "weak_persons": summary.weak_persons}))
-    else:
+    if quiet:
+        return
+    if not json_out:
         if len(rows) <= 20:
             print_rows(rows, columns)
         dup = f", duplicate rows {counts['duplicate']} (enrolled once)" if counts["duplicate"] else ""
