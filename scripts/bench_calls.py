@@ -241,9 +241,12 @@ def pandas_features(calls, registry, fraud_list):
     top = top.drop_duplicates("number").set_index("number")
     n_known = per_place.groupby("number")["k"].sum()
     f["top_county_share"] = top["k"] / n_known
-    # home: the registry's county name (any city of that name), else the most used place
-    reg_home = reg.drop_duplicates("number").set_index("number")["home_county"].reindex(f.index)
-    at_reg_home = (v["county"] == v["number"].map(reg_home)).groupby(v["number"]).sum().reindex(f.index)
+    # home: the registry's county in its city (any city of that name when it names none), else the most used place
+    first = reg.dropna(subset=["home_county"]).sort_values(["number", "home_county", "home_city"]).drop_duplicates("number").set_index("number")
+    reg_home, reg_city = first["home_county"].reindex(f.index), first["home_city"].reindex(f.index)
+    city_of_home = v["number"].map(reg_city)
+    at_home = (v["county"] == v["number"].map(reg_home)) & (city_of_home.isna() | v["city"].isna() | (v["city"] == city_of_home))
+    at_reg_home = at_home.groupby(v["number"]).sum().reindex(f.index)
     f["away_share"] = 1 - at_reg_home.where(reg_home.notna(), top["k"].reindex(f.index)) / n_known
     known_area = out[out["city"].notna() & out["other_area"].notna()]
     f["far_callee_share"] = (known_area["other_area"] != known_area["city"]).groupby(known_area["number"]).mean()

@@ -79,8 +79,9 @@ def shizhong(tmp_path_factory):
               "13800000004,13600000003,out,2020-03-02 10:00:00,30,乐山,市中区,IMEI4,成都\n",
               "13800000005,13600000004,out,2020-03-02 10:00:00,30,内江,东兴区,IMEI5,成都\n"]
     (d / "calls.csv").write_text("".join(lines), encoding="utf-8")
-    # the registry names a home county without a city: both 市中区 are home
-    (d / "reg.csv").write_text("number,name,id_number,home_city,home_county\n13800000002,乙,ID2,内江,市中区\n", encoding="utf-8")
+    # 2's registry names 内江's 市中区 (乐山's is away); 1's names a county without a city (both 市中区 are home)
+    (d / "reg.csv").write_text("number,name,id_number,home_city,home_county\n13800000002,乙,ID2,内江,市中区\n"
+                               "13800000001,甲,ID1,,市中区\n", encoding="utf-8")
     import_calls(d / "calls.csv", d / "calls.parquet")
     import_registry(d / "reg.csv", d / "reg.parquet")
     return d
@@ -90,9 +91,10 @@ def test_a_county_name_in_two_cities_is_two_places(shizhong):
     got = compute_features(shizhong / "calls.parquet", registry=shizhong / "reg.parquet", temp_directory=shizhong).set_index("number")
     a, b, c = (got.loc[f"+861380000000{i}"] for i in (1, 2, 3))
     assert a.n_cities == 2 and a.n_counties == 2 and a.n_counties_out == 2
-    assert a.top_county_share == pytest.approx(0.75) and a.away_share == pytest.approx(0.25) and a.home_county == "市中区"
-    # the registry's home county is compared by name: both 市中区 are home, 锦江区 is away
-    assert b.n_counties == 3 and b.top_county_share == pytest.approx(0.5) and b.away_share == pytest.approx(0.5)
+    # a registry county without a city: every 市中区 is home (the most used place alone would leave 乐山's away)
+    assert a.top_county_share == pytest.approx(0.75) and a.away_share == 0 and a.home_county == "市中区"
+    # a registry county in its city: 内江/市中区 is home; 乐山/市中区 and 成都/锦江区 are away
+    assert b.n_counties == 3 and b.top_county_share == pytest.approx(0.5) and b.away_share == pytest.approx(0.75)
     # a tie between the two 市中区: the fallback home is one of them, so half the calls are away
     assert c.n_counties == 2 and c.top_county_share == pytest.approx(0.5) and c.away_share == pytest.approx(0.5)
 

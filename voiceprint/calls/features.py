@@ -47,7 +47,8 @@ FEATURES = {
     "n_counties": "places (city and county) calls were made from: 内江/市中区 and 乐山/市中区 are two",
     "n_counties_out": "places (city and county) outgoing calls were made from",
     "top_county_share": "share of calls from the most used place (city and county)",
-    "away_share": "share of calls made outside the home county (the registry's county name, else the most used city and county)",
+    "away_share": ("share of calls made outside the home county (the registry's county in its city - any city's county of that name "
+                   "when it names none - else the most used city and county)"),
     "n_other_areas": "distinct home areas of counter-parties (where known)",
     "far_callee_share": "share of outgoing calls to counter-parties outside the caller's city",
     # time
@@ -375,7 +376,8 @@ def _run(runner, calls, registry, fraud_list, out, screen: Screen, notes: list[s
         runner.source("registry", registry, union=False)
     else:
         runner.view("registry", "SELECT CAST(NULL AS VARCHAR) AS number, CAST(NULL AS VARCHAR) AS id_number, "
-                                "CAST(NULL AS VARCHAR) AS home_county, CAST(NULL AS INTEGER) AS numbers_on_id WHERE 1 = 0")
+                                "CAST(NULL AS VARCHAR) AS home_city, CAST(NULL AS VARCHAR) AS home_county, "
+                                "CAST(NULL AS INTEGER) AS numbers_on_id WHERE 1 = 0")
     if fraud_list:
         runner.source("known_src", fraud_list, union=False)
         runner.table("known", "SELECT DISTINCT number FROM known_src")
@@ -588,23 +590,28 @@ def _median_from_hist(name: str) -> str:
 
 def _area() -> list[tuple[str, str]]:
     # the most used place (city, county); ties go to the first by county, then city, so every engine picks
-    # the same one. The registry's home county is a name without a city: where it gives one, every
-    # call from a county of that name is at home; otherwise home is the most used place.
+    # the same one. The registry's home is its county in its city; a registry that names no city (or a call
+    # that has none) leaves the county's name to decide, so every county of that name is home. Without a
+    # registry county, home is the most used place.
     return [("f_area", """WITH ranked AS (SELECT n, city, county, k,
                        row_number() OVER (PARTITION BY n ORDER BY k DESC, county, coalesce(city, '')) AS rk,
                        sum(k) OVER (PARTITION BY n) AS n_known FROM per_place),
             top AS (SELECT n, city AS top_city, county AS top_county, CAST(k AS DOUBLE) / n_known AS top_county_share, n_known
                     FROM ranked WHERE rk = 1),
-            home AS (SELECT t.n, r.home_county AS reg_county, t.top_city, t.top_county, t.top_county_share, t.n_known
-                     FROM top t LEFT JOIN (SELECT i.id AS n, min(g.home_county) AS home_county
-                                           FROM registry g JOIN ids i ON i.number = g.number GROUP BY i.id) r
-                     ON r.n = t.n)
+            reg AS (SELECT n, home_city, home_county FROM (
+                        SELECT i.id AS n, g.home_city, g.home_county, row_number() OVER (PARTITION BY i.id
+                               ORDER BY g.home_county NULLS LAST, g.home_city NULLS LAST) AS rk
+                        FROM registry g JOIN ids i ON i.number = g.number WHERE g.home_county IS NOT NULL) r WHERE rk = 1),
+            home AS (SELECT t.n, r.home_city AS reg_city, r.home_county AS reg_county, t.top_city, t.top_county,
+                            t.top_county_share, t.n_known
+                     FROM top t LEFT JOIN reg r ON r.n = t.n)
             SELECT h.n, h.top_county_share, coalesce(h.reg_county, h.top_county) AS home_county,
-                   1 - CAST(coalesce(sum(p.k) FILTER (WHERE p.county = h.reg_county OR (h.reg_county IS NULL
-                       AND p.county = h.top_county AND coalesce(p.city, '') = coalesce(h.top_city, ''))), 0) AS DOUBLE) / h.n_known
-                   AS away_share
+                   1 - CAST(coalesce(sum(p.k) FILTER (WHERE
+                       (p.county = h.reg_county AND (h.reg_city IS NULL OR p.city IS NULL OR p.city = h.reg_city))
+                       OR (h.reg_county IS NULL AND p.county = h.top_county AND coalesce(p.city, '') = coalesce(h.top_city, ''))), 0)
+                       AS DOUBLE) / h.n_known AS away_share
             FROM home h LEFT JOIN per_place p ON p.n = h.n
-            GROUP BY h.n, h.top_county_share, h.reg_county, h.top_city, h.top_county, h.n_known""")]
+            GROUP BY h.n, h.top_county_share, h.reg_city, h.reg_county, h.top_city, h.top_county, h.n_known""")]
 
 
 def _group() -> list[tuple[str, str]]:
