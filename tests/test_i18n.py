@@ -144,7 +144,7 @@ def enrolment_refusals() -> list[str]:
     out = []
     for channels, voices, voice in ((1, 2, None), (2, 2, None), (1, 3, 5)):
         with pytest.raises(VoiceprintError) as err:
-            enrolment._one_voice(Path("call.wav"), SimpleNamespace(n_channels=channels), [object()] * voices, voice)
+            enrolment._one_voice(Path("call.wav"), [SimpleNamespace(channel=i if channels > 1 else 0) for i in range(voices)], voice)
         out.append(str(err.value))
 
     class Store:  # the one query each check makes

@@ -352,6 +352,25 @@ def test_a_supervisor_cannot_approve_their_own_enrolment(app, voices, tmp_path):
         assert wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT COUNT(*) FROM voiceprints WHERE id = ?", (vid,)).fetchone()[0]) == 0
 
 
+def test_a_number_known_only_as_a_cases_calling_number_is_found_and_shows_its_calls(app):
+    """The CLI's `phone show` found the calls a number made to case victims; the workbench said "no phone"."""
+    from voiceprint.store import add_case_call
+
+    wb = app.state.wb
+
+    def add(lib):
+        with lib.store.transaction():
+            add_case_call(lib.store, "AJ-1", "+8613912345678", "2026-03-01 10:00", "+8613300000001")
+    wb.call_sync("t", add)
+    c, _ = login(app, "inv")
+    found = c.get("/phones?q=12345")
+    assert found.status_code == 200 and 'href="/phones/+8613912345678"' in found.text
+    page = c.get("/phones/13912345678")
+    assert page.status_code == 200 and "2026-03-01 10:00" in page.text and "+8613300000001" in page.text
+    assert 'href="/cases/AJ-1"' in page.text and "no registered person in the library" in page.text
+    assert c.get("/phones/13900000000").status_code == 404
+
+
 def test_browse_pages_follow_the_reverse_strike(app):
     c, _ = login(app, "inv")
     persons = c.get("/persons?q=Zhang")

@@ -187,7 +187,7 @@ def prepare(item: EnrolItem, embedder, min_speech: float | None) -> PreparedFile
 
     path = Path(item.path)
     rec, voices = read_voices(str(path), embedder, item.channel, min_speech=min_speech)
-    chosen = _one_voice(path, rec, voices, item.voice)
+    chosen = _one_voice(path, voices, item.voice)
     warnings = gates.enrolment_warnings(chosen.quality)
     quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), warnings=warnings)
     return PreparedFile(rec.sha256, rec.duration, rec.source_rate, rec.codec, chosen.channel, chosen.voice,
@@ -437,7 +437,7 @@ def weak_persons(lib: Library, person_ids) -> list[dict]:
     return out
 
 
-def _one_voice(path: Path, rec, voices: list, voice: int | None):
+def _one_voice(path: Path, voices: list, voice: int | None):
     """The voice to enrol: the one asked for, or the only one (a call with several must say which)."""
     if voice is not None:
         if not 0 <= voice < len(voices):

@@ -394,6 +394,10 @@ MESSAGES: dict[str, str] = {
     "{n} voice sample(s)": "{n} 个声纹样本",
     "no registered person in the library": "声纹库中没有登记人员",
     "Cases this phone is linked to": "该号码关联的案件",
+    "Calls this number made to case victims": "该号码拨打案件受害人的通话",
+    "called at": "通话时间",
+    "victim's number": "受害人号码",
+    "calls to case victims": "拨打受害人",
     "Registered person": "登记人员",
 
     # -- enrolment and approvals -----------------------------------------------------------------------
@@ -699,7 +703,8 @@ GENERATED: dict[str, str] = {
     "no person '{person}' in the library - give a person id, ID number or unique name (see `voiceprint person list`)":
         "声纹库中没有人员 '{person}'——请给出人员编号、身份证号或唯一姓名（见 `voiceprint person list`）",
     "no person '{person}'": "没有人员 '{person}'",
-    "no phone '{number}' in the library": "声纹库中没有电话号码 '{number}'",
+    "no phone '{number}' in the library: neither registered to a person nor a case's calling number":
+        "声纹库中没有电话号码 '{number}'：既未登记到人员，也不是任何案件的主叫号码",
     "no such recording under the library": "声纹库中没有该录音",
     "no saved result '{rid}' - the id is printed by `voiceprint report` and shown on the query page":
         "没有已保存的结果 '{rid}'——结果编号由 `voiceprint report` 输出，并显示在比对页面上",

@@ -72,11 +72,19 @@ def case_card(store: Store, case_id: int) -> dict:
 
 
 def search_phones(store: Store, digits: str) -> list[dict]:
-    """Phones whose number contains ``digits``, with their registered person and case count."""
+    """Phones whose number contains ``digits``: registered ones with their person and case count, and numbers known
+    only as a case's calling number (no person); each with its calls to case victims."""
+    like = f"%{digits}%"
     rows = store.db.execute(
-        "SELECT ph.number, ph.person_id, p.name AS person, p.category, "
-        "(SELECT COUNT(*) FROM phone_cases pc WHERE pc.phone_id = ph.id) AS cases FROM phones ph "
-        "LEFT JOIN persons p ON p.id = ph.person_id WHERE ph.number LIKE ? ORDER BY ph.number LIMIT 500", (f"%{digits}%",))
+        "SELECT number, person_id, person, category, cases, calls FROM ("
+        " SELECT ph.number, ph.person_id, p.name AS person, p.category,"
+        " (SELECT COUNT(*) FROM phone_cases pc WHERE pc.phone_id = ph.id) AS cases,"
+        " (SELECT COUNT(*) FROM case_calls k WHERE k.number = ph.number) AS calls"
+        " FROM phones ph LEFT JOIN persons p ON p.id = ph.person_id WHERE ph.number LIKE ?"
+        " UNION ALL"
+        " SELECT k.number, NULL, NULL, NULL, 0, COUNT(*) FROM case_calls k"
+        " WHERE k.number LIKE ? AND NOT EXISTS (SELECT 1 FROM phones ph WHERE ph.number = k.number) GROUP BY k.number"
+        ") ORDER BY number LIMIT 500", (like, like))
     return [dict(r) for r in rows]
 
 

@@ -232,17 +232,16 @@ def phones(lib, q: str = "") -> dict:
 
 
 def phone(lib, number: str) -> dict:
-    """The reverse strike: phone -> registered person -> their cases -> their voice samples."""
-    from ..phones import normalize_number
-
-    norm = normalize_number(number)
-    row = browse.phone_row(lib.store, norm)
-    if row is None:
-        raise NotFound(f"no phone {number!r} in the library")
-    phone_cases = browse.cases_of_phone(lib.store, row["id"])
-    card = person(lib, row["person_id"]) if row["person_id"] is not None else None
-    audit_read(lib, "phone.view", f"phone:{row['id']}")
-    return {"number": row["number"], "phone_cases": phone_cases, "person": card}
+    """The reverse strike: phone -> registered person -> their cases -> their voice samples, and the calls the
+    number made to case victims (:meth:`Library.phone`, which audits the reads)."""
+    try:
+        data = lib.phone(number)
+    except NotFound:
+        raise NotFound(f"no phone {number!r} in the library: neither registered to a person nor a case's calling number") from None
+    if data["person"] is not None:
+        rows = browse.person_recordings(lib.store, int(data["person"]["person"]["id"]))
+        data["person"]["samples"] = [dict(r) | {"audio": accounts.has_upload(lib.store, r["sha256"])} for r in rows]
+    return data
 
 
 # -- enrolment ---------------------------------------------------------------------------------
