@@ -1,6 +1,7 @@
 """Administrative commands added by the hardening work (issue 12), registered on the main app by
 :func:`register`: ``verify-library``, ``person update``, ``retention apply``,
-``models trust-evidence`` and ``library reembed`` (issue 13). Kept apart so ``voiceprint.cli`` stays a list of everyday verbs.
+``models trust-evidence``, ``library reembed`` (issue 13) and ``library backup`` / ``check-backup``.
+Kept apart so ``voiceprint.cli`` stays a list of everyday verbs.
 """
 
 
@@ -22,7 +23,7 @@ def register(cli) -> None:
     app = cli.app
     retention_app = typer.Typer(help="Retention dates: erase persons whose date has passed.", no_args_is_help=True)
     app.add_typer(retention_app, name="retention")
-    library_app = typer.Typer(help="The library as a whole: move it to a new speaker model.", no_args_is_help=True)
+    library_app = typer.Typer(help="The library as a whole: back it up, check a backup, move it to a new speaker model.", no_args_is_help=True)
     app.add_typer(library_app, name="library")
 
     def open_library(library, **kw):
@@ -35,6 +36,8 @@ def register(cli) -> None:
     retention_app.command("apply")(_retention_apply(open_library))
     cli.models_app.command("trust-evidence")(_trust_evidence())
     library_app.command("reembed")(_library_reembed(cli, open_library))
+    library_app.command("backup")(_library_backup(cli, open_library))
+    library_app.command("check-backup")(_library_check_backup(cli))
 
 
 def _verify_library(cli, open_library):
@@ -245,3 +248,67 @@ def _reembed_lines(cli, s, quiet: bool) -> None:
     if s.unknown_voices:
         cli._err(f"note: {s.unknown_voices} unknown case voice(s) of {s.old_model} were not re-embedded: file those case "
                  "recordings again (`voiceprint case add-recording`) to link them under the new model")
+
+
+def _library_backup(cli, open_library):
+    def library_backup(
+        dest: Annotated[Path, typer.Argument(help="A new folder for the copy (ideally on another disk).", show_default=False)],
+        library: LibraryOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Back the library up from one moment, while the workbench and enrolments go on.
+
+        Copies the database (SQLite's backup API: every row committed up to now), the seals' key and the
+        uploaded recordings, checks the copy's seals and audit chain, and lists every file's SHA-256 in
+        DEST/BACKUP.json. The index is not copied: it is rebuilt from the database on first use. DEST is
+        itself a library: restore by putting it in the library's place (the workbench stopped).
+
+        Example: voiceprint library backup /backup/county-2026-12-07 --library county
+        """
+        from .report import to_json
+
+        lib = open_library(library)
+        done = lib.backup(dest)
+        if json_out:
+            typer.echo(to_json({k: v for k, v in done.items() if k != "files"} | {"files": len(done["files"])}))
+            return
+        typer.echo(f"backed up {done['persons']} person(s), {done['voiceprints']} voiceprint(s), {done['audit_rows']} audit row(s) "
+                   f"and {done['uploads']} uploaded recording(s) of {lib.root} to {done['folder']} "
+                   f"(audit chain head {done['audit_head'][:16]}; file hashes in {done['folder']}/BACKUP.json)")
+        from .index import read_backend
+
+        where = read_backend(lib.root)
+        if where["backend"] == "milvus":
+            cli._err(f"note: this library's vectors also live in Milvus ({where['uri']}); the database holds every one of them, so "
+                     "after a restore run `voiceprint index rebuild` rather than relying on Milvus's own state")
+
+    return library_backup
+
+
+def _library_check_backup(cli):
+    def library_check_backup(
+        folder: Annotated[Path, typer.Argument(help="A folder `voiceprint library backup` made.", show_default=False)],
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Check a backup's files against the SHA-256s its BACKUP.json lists (exit 5 when one differs or is missing).
+
+        Run it before a restore: opening the copy as a library writes to it (audit rows, the index), after
+        which its database no longer matches the list.
+
+        Example: voiceprint library check-backup /backup/county-2026-12-07
+        """
+        from .backup import check_backup
+        from .errors import LibraryError
+        from .report import to_json
+
+        result = check_backup(folder)
+        if json_out:
+            typer.echo(to_json(result))
+        elif result["ok"]:
+            typer.echo(f"{folder}: all {result['files']} file(s) match BACKUP.json (taken {result['taken_at']})")
+        if not result["ok"]:
+            bad = [f"{name} changed" for name in result["changed"]] + [f"{name} missing" for name in result["missing"]]
+            raise LibraryError(f"{folder}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} - this copy is not the backup as taken; "
+                               "use another backup")
+
+    return library_check_backup

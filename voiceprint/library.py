@@ -332,6 +332,12 @@ class Library:
         return {"number": norm, "person": card, "phone_cases": browse.cases_of_phone(self.store, row["id"]) if row else [],
                 "case_calls": calls}
 
+    def backup(self, dest) -> dict:
+        """A checked copy of the library from one moment, in the new folder ``dest`` (:func:`voiceprint.backup.backup`)."""
+        from .backup import backup
+
+        return backup(self, dest)
+
     # -- the index --------------------------------------------------------------------------
     @property
     def index(self) -> VoiceIndex:
