@@ -24,7 +24,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 #: English words a Chinese page or report may keep: abbreviations, units, formats, command names
 KEPT = {"SHA", "SNR", "EER", "Cllr", "minDCF", "log10", "LR", "ELUB", "ENFSI", "AS-norm", "llr", "cosine", "Tippett", "CSV", "HTML", "PDF",
         "WAV", "FLAC", "MP3", "M4A", "OGG", "Opus", "AMR", "kHz", "Hz", "voiceprint", "git", "backend", "json", "dB", "VoIP",
-        "ffmpeg", "Audacity", "enrol", "min-speech", "dBFS"}
+        "ffmpeg", "Audacity", "enrol", "min-speech", "dBFS", "YYYY-MM-DD"}
 
 
 #: Python calls whose argument at this position is English text for the catalogue
@@ -161,6 +161,24 @@ def enrolment_refusals() -> list[str]:
     with pytest.raises(VoiceprintError) as err:
         enrolment._moved_phone(Store, Path("call.wav"), "+8613800138000", 2, strict=True)
     return out + [str(err.value)]
+
+
+def test_a_refused_request_field_reads_in_chinese():
+    """The refusals of a report's request fields (too long, a control character, not a date, a future date), as the
+    workbench's report form shows them: the field's label, then the reason, both in Chinese, the value and codes kept."""
+    from voiceprint.evidence import RequestFieldError, examination_request
+    from voiceprint.web.routes import REQUEST_FIELDS
+
+    shown = []
+    for given in ({"requested_by": "x" * 300}, {"request_ref": "CD\x07"}, {"received": "2026-13-01"}, {"received": "2999-01-01"}):
+        with pytest.raises(RequestFieldError) as err:
+            examination_request(**given)
+        field = i18n.translate(REQUEST_FIELDS[err.value.field], "zh")
+        shown.append(i18n.translate("Field '{field}': {problem}", "zh", field=field, problem=str(err.value)))
+    for zh in shown:
+        assert CJK.search(zh) and not english_words(zh), zh
+    assert shown[0] == "“委托单位”栏：过长（300 个字符）——最多填写 200 个字符"
+    assert shown[2] == "“受理日期”栏：'2026-13-01' 不是日期——请按 YYYY-MM-DD 填写检材受理日期（例如 2026-08-15）"
 
 
 def cdr_lead_reasons() -> list[str]:
