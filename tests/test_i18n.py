@@ -170,9 +170,9 @@ def test_a_refused_request_field_reads_in_chinese():
     from voiceprint.web.routes import REQUEST_FIELDS
 
     shown = []
-    for given in ({"requested_by": "x" * 300}, {"request_ref": "CD\x07"}, {"received": "2026-13-01"}, {"received": "2999-01-01"}):
+    for given in (("x" * 300, "", "", ""), ("", "CD\x07", "", ""), ("", "", "2026-13-01", ""), ("", "", "2999-01-01", "")):
         with pytest.raises(RequestFieldError) as err:
-            examination_request(**given)
+            examination_request(*given)  # requested by, request reference, received, case
         field = i18n.translate(REQUEST_FIELDS[err.value.field], "zh")
         shown.append(i18n.translate("Field '{field}': {problem}", "zh", field=field, problem=str(err.value)))
     for zh in shown:
