@@ -357,6 +357,32 @@ def test_report_asks_for_exactly_one_source_as_a_usage_error(library, args, caps
     assert "give one of" in err or "--verify takes exactly two" in err
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["--received", "15/08/2026"], "Invalid value for --received: '15/08/2026' is not a date - type the day the items were received as "
+                                   "YYYY-MM-DD (e.g. 2026-08-15)"),
+    (["--received", "2026-02-30"], "Invalid value for --received: '2026-02-30' is not a date"),
+    (["--received", "20260815"], "Invalid value for --received: '20260815' is not a date"),
+    (["--received", "tomorrow"], "is in the future - type the day the items were received as YYYY-MM-DD, {today} or earlier"),
+    (["--requested-by", "x" * 10_000], "Invalid value for --requested-by: too long (10000 characters) - type at most 200 characters"),
+    (["--request-ref", "CD-1\x1b[2J"], "Invalid value for --request-ref: holds a control or invisible character (U+001B) - type plain text on one line"),
+    (["--case", "AJ-1\nAJ-2"], "Invalid value for --case: holds a control or invisible character (U+000A)"),
+])
+def test_report_refuses_a_malformed_or_future_request_field_as_a_usage_error(library, clip, args, said, capsys):
+    """--received takes YYYY-MM-DD, a day that has come; the text fields plain text of a sane length. Refused before
+    the recording is searched, so no result and no report row is left behind."""
+    from datetime import date, timedelta
+
+    from voiceprint.library import Library
+
+    today = date.today()
+    args = [(today + timedelta(days=1)).isoformat() if a == "tomorrow" else a for a in args]
+    assert run(["report", "--query", str(clip), *args, "-o", str(clip.with_suffix(".html")), "--library", library]) == 2
+    err = capsys.readouterr().err
+    assert said.format(today=today.isoformat()) in err and "x" * 100 not in err, err
+    with Library.open(library) as lib:
+        assert not lib.audit(action="query") and not lib.audit(action="report")
+
+
 @pytest.mark.parametrize("args", [["2", "--reject", "--list"], ["--reject"]])
 def test_approve_refuses_a_decision_it_would_not_carry_out(library, args, capsys):
     """`approve 2 --reject --list` listed the queue and rejected nothing, silently."""

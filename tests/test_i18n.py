@@ -24,7 +24,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 #: English words a Chinese page or report may keep: abbreviations, units, formats, command names
 KEPT = {"SHA", "SNR", "EER", "Cllr", "minDCF", "log10", "LR", "ELUB", "ENFSI", "AS-norm", "llr", "cosine", "Tippett", "CSV", "HTML", "PDF",
         "WAV", "FLAC", "MP3", "M4A", "OGG", "Opus", "AMR", "kHz", "Hz", "voiceprint", "git", "backend", "json", "dB", "VoIP",
-        "ffmpeg", "Audacity", "enrol", "min-speech", "dBFS"}
+        "ffmpeg", "Audacity", "enrol", "min-speech", "dBFS", "YYYY-MM-DD"}
 
 
 #: Python calls whose argument at this position is English text for the catalogue
@@ -163,6 +163,24 @@ def enrolment_refusals() -> list[str]:
     return out + [str(err.value)]
 
 
+def test_a_refused_request_field_reads_in_chinese():
+    """The refusals of a report's request fields (too long, a control character, not a date, a future date), as the
+    workbench's report form shows them: the field's label, then the reason, both in Chinese, the value and codes kept."""
+    from voiceprint.evidence import RequestFieldError, examination_request
+    from voiceprint.web.routes import REQUEST_FIELDS
+
+    shown = []
+    for given in (("x" * 300, "", "", ""), ("", "CD\x07", "", ""), ("", "", "2026-13-01", ""), ("", "", "2999-01-01", "")):
+        with pytest.raises(RequestFieldError) as err:
+            examination_request(*given)  # requested by, request reference, received, case
+        field = i18n.translate(REQUEST_FIELDS[err.value.field], "zh")
+        shown.append(i18n.translate("Field '{field}': {problem}", "zh", field=field, problem=str(err.value)))
+    for zh in shown:
+        assert CJK.search(zh) and not english_words(zh), zh
+    assert shown[0] == "“委托单位”栏：过长（300 个字符）——最多填写 200 个字符"
+    assert shown[2] == "“受理日期”栏：'2026-13-01' 不是日期——请按 YYYY-MM-DD 填写检材受理日期（例如 2026-08-15）"
+
+
 def cdr_lead_reasons() -> list[str]:
     """Every rule signal's reason for a fraud-like number, a moderate one, and a model's reason."""
     import pandas as pd
@@ -290,6 +308,65 @@ def test_a_comparison_reports_custody_holds_its_own_comparison_not_another_of_th
     assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["li"]), "-o", str(out), "--library", str(library)]) == 0
     custody = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>[^<]*</td><td>verify</td>", out.read_text(encoding="utf-8"))
     assert rows_before >= 1 and len(custody) == 1, custody  # only the row of this comparison
+
+
+REQUEST = {"--requested-by": "成都市公安局反诈中心 <script>alert(1)</script>", "--request-ref": "CD-2026-0815", "--received": "2026-08-15",
+           "--case": "AJ2026-0815"}
+
+
+def request_rows(page: str) -> list[tuple[str, str, str]]:
+    """The report's request block: (label, field, value as the HTML holds it) per row."""
+    block = found(r'<table class="meta" data-testid="request">(.*?)</table>', page, flags=re.S)
+    return re.findall(r'<tr><td>([^<]+)</td><td class="wrap" data-testid="([a-z-]+)">(.*?)</td></tr>', block)
+
+
+def test_a_report_names_who_asked_for_it_in_both_languages_and_in_its_audit_row(library, voices, tmp_path, capsys):
+    """A report did not say who asked for the examination, under which reference, or when the items came (委托单位,
+    委托编号, 受理日期): it is the first block, in each language, and the report's own audit row (its chain head) holds it."""
+    from voiceprint.cli import run
+    from voiceprint.library import Library
+
+    args = [x for option in REQUEST.items() for x in option]
+    zh, en = tmp_path / "zh.html", tmp_path / "en.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["call"]), *args, "--lang", "zh", "-o", str(zh),
+                "--library", str(library)]) == 0
+    rid = found(r"result ([0-9a-f]{16})", capsys.readouterr().out)
+    assert run(["report", rid, *args, "-o", str(en), "--library", str(library)]) == 0
+    escaped = "成都市公安局反诈中心 &lt;script&gt;alert(1)&lt;/script&gt;"
+    values = [escaped, "CD-2026-0815", "2026-08-15", "AJ2026-0815"]
+    fields = ["requested-by", "request-ref", "received", "case"]
+    zh_page, en_page = zh.read_text(encoding="utf-8"), en.read_text(encoding="utf-8")
+    assert request_rows(zh_page) == list(zip(["委托单位", "委托编号", "受理日期", "案件编号"], fields, values, strict=True))
+    assert request_rows(en_page) == list(zip(["Requested by", "Request reference", "Items received", "Case number"], fields, values, strict=True))
+    assert "<h2 class=\"request\">委托</h2>" in zh_page and "<h2 class=\"request\">Request</h2>" in en_page
+    assert "<script>" not in zh_page + en_page
+    with Library.open(library) as lib:
+        rows = lib.audit(limit=2, action="report")  # newest first: the English report, then the Chinese one
+        hashes = {r["id"]: lib.store.db.execute("SELECT hash FROM audit WHERE id = ?", (r["id"],)).fetchone()[0] for r in rows}
+    for row, page, lang in zip(rows, (en_page, zh_page), ("en", "zh"), strict=True):
+        assert row["target"] == f"result:{rid}" and row["detail"]["lang"] == lang
+        assert {k: row["detail"][k] for k in ("requested_by", "request_ref", "received", "case")} == {
+            "requested_by": REQUEST["--requested-by"], "request_ref": "CD-2026-0815", "received": "2026-08-15", "case": "AJ2026-0815"}
+        # the report quotes this very row as its chain head, with its own id inside it: a later copy can be checked against the trail
+        assert f'data-testid="report-id">{row["detail"]["report_id"]}<' in page
+        assert f'data-testid="chain-head">{hashes[row["id"]]}<' in page
+    assert f"审计日志第 {rows[1]['id']} 行" in zh_page and f"audit row {rows[0]['id']}: the chain head" in en_page
+
+
+def test_a_report_without_request_fields_says_they_were_not_stated(library, voices, tmp_path, capsys):
+    from voiceprint.cli import run
+    from voiceprint.library import Library
+
+    zh, en = tmp_path / "zh.html", tmp_path / "en.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["li"]), "--lang", "zh", "-o", str(zh),
+                "--library", str(library)]) == 0
+    rid = found(r"result ([0-9a-f]{16})", capsys.readouterr().out)
+    assert run(["report", rid, "-o", str(en), "--library", str(library)]) == 0
+    assert [value for _label, _field, value in request_rows(zh.read_text(encoding="utf-8"))] == ['<span class="not-stated">未注明</span>'] * 4
+    assert [value for _label, _field, value in request_rows(en.read_text(encoding="utf-8"))] == ['<span class="not-stated">not stated</span>'] * 4
+    with Library.open(library) as lib:
+        detail = lib.audit(limit=1, action="report")[0]["detail"]
+    assert [detail[k] for k in ("requested_by", "request_ref", "received", "case")] == [None] * 4  # recorded as not given
 
 
 def test_a_zh_pdf_report_carries_chinese_text(library, voices):

@@ -233,6 +233,57 @@ def test_investigator_query_shows_the_right_person_first_and_the_report_carries_
     assert any(r["operator"] == "inv" and r["action"] == "report" for r in rows)
 
 
+def report_rows(app) -> list[dict]:
+    """The audit trail's report rows, newest first."""
+    return app.state.wb.call_sync("test", lambda lib: lib.audit(limit=1000, action="report"))
+
+
+def test_the_report_form_takes_the_request_fields_and_refuses_or_escapes_hostile_ones(app, voices):
+    """The workbench's report had no place for who asked for it (委托单位, 委托编号, 受理日期, case): the result's report form
+    takes them, checked as the CLI checks them, behind the login and CSRF token; a field refused writes no report and no row."""
+    import html as htmlmod
+    from datetime import date, timedelta
+
+    c, csrf = login(app, "inv")
+    with open(voices["a2"], "rb") as fh:
+        r = c.post("/query", data={"csrf_token": csrf}, files={"files": ("fraud_call_0815.flac", fh, "audio/flac")})
+    rid = found(r'data-result-id="([0-9a-f]+)"', r.text)
+    form = found(rf'(<form method="post" action="/results/{rid}/report".*?</form>)', r.text.replace("\n", " "))
+    assert f'name="csrf_token" value="{csrf}"' in form and 'data-testid="report-html"' in form and 'data-testid="report-pdf"' in form
+    assert all(f'name="{name}"' in form for name in ("requested_by", "request_ref", "received", "case"))
+    hostile = {"requested_by": "<script>alert(1)</script> 反诈中心", "request_ref": 'CD-1" onmouseover="alert(2)', "received": "2026-08-15",
+               "case": "AJ-1"}
+    r = c.post(f"/results/{rid}/report", data={"csrf_token": csrf, "fmt": "html", **hostile})
+    assert r.status_code == 200 and "<script>alert(1)" not in r.text and 'onmouseover="alert' not in r.text
+    assert 'data-testid="requested-by">&lt;script&gt;alert(1)&lt;/script&gt; 反诈中心</td>' in r.text
+    assert 'data-testid="request-ref">CD-1&#34; onmouseover=&#34;alert(2)</td>' in r.text
+    assert 'data-testid="received">2026-08-15</td>' in r.text and 'data-testid="case">AJ-1</td>' in r.text
+    row = report_rows(app)[0]
+    assert row["operator"] == "inv" and row["target"] == f"result:{rid}"
+    assert {k: row["detail"][k] for k in hostile} == hostile
+    pdf = c.post(f"/results/{rid}/report", data={"csrf_token": csrf, "fmt": "pdf", "requested_by": "Chengdu PSB"})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert report_rows(app)[0]["detail"]["requested_by"] == "Chengdu PSB" and report_rows(app)[0]["detail"]["received"] is None
+    # refused, each with one line that names the field and what to type
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    refused = [({"requested_by": "x" * 10_000}, 422, "Field 'Requested by': too long (10000 characters) - type at most 200 characters"),
+               ({"request_ref": "CD-1\x00"}, 422, "Field 'Request reference': holds a control or invisible character (U+0000) - type plain text on one line"),
+               ({"requested_by": "police\u202eetiurces"}, 422, "Field 'Requested by': holds a control or invisible character (U+202E)"),
+               ({"received": "2026-13-01"}, 422, "Field 'Items received': '2026-13-01' is not a date - type the day the items were received as YYYY-MM-DD"),
+               ({"received": tomorrow}, 422, f"Field 'Items received': {tomorrow} is in the future"),
+               ({"case": "AJ-404"}, 404, "no case 'AJ-404' - add it first")]
+    before = len(report_rows(app))
+    for fields, status, message in refused:
+        r = c.post(f"/results/{rid}/report", data={"csrf_token": csrf, "fmt": "pdf", **fields})
+        assert r.status_code == status and message in htmlmod.unescape(r.text), (fields, r.text[-600:])
+        assert "x" * 100 not in r.text
+    assert c.post(f"/results/{rid}/report", data={"fmt": "html", "requested_by": "A"}).status_code == 403  # no CSRF token
+    assert client(app).post(f"/results/{rid}/report", data={"csrf_token": csrf}).status_code == 303  # no session: the login page
+    tech, tech_csrf = login(app, "tech")
+    assert tech.post(f"/results/{rid}/report", data={"csrf_token": tech_csrf}).status_code == 403  # a technician opens no report
+    assert len(report_rows(app)) == before
+
+
 def test_api_query_returns_what_the_cli_json_prints(app, voices):
     c, csrf = login(app, "inv")
     with open(voices["b1"], "rb") as fh:

@@ -152,6 +152,18 @@ def log_in(driver, base: str, name: str) -> None:
     wait_for(driver, lambda d: "/login" not in d.current_url)
 
 
+def open_report(driver) -> str:
+    """Press the result's "Evidence report (HTML)" button (it opens a tab) and switch to that tab; the query page's handle."""
+    from selenium.webdriver.common.by import By
+
+    here, before = driver.current_window_handle, set(driver.window_handles)
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=report-html]").click()
+    tab = wait_for(driver, lambda d: set(d.window_handles) - before).pop()
+    driver.switch_to.window(tab)
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=report-id]"))
+    return here
+
+
 def wait_for(driver, condition, timeout: float = 300):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -180,16 +192,22 @@ def test_investigator_finds_the_speaker_and_the_report_pdf_carries_the_evidence(
     sha_shown = browser.find_element(By.CSS_SELECTOR, "[data-testid=file-sha256]").text
     wait_for(browser, lambda d: d.execute_script("var i = document.querySelector('figure img'); return i && i.complete && i.naturalWidth > 0"))
     shot(browser, "03-query-hits")
-    pdf_url = browser.find_element(By.CSS_SELECTOR, "[data-testid=report-pdf]").get_attribute("href")
-    html_url = browser.find_element(By.CSS_SELECTOR, "[data-testid=report-html]").get_attribute("href")
-    browser.get(html_url)
+    form = browser.find_element(By.CSS_SELECTOR, "[data-testid=report-form]")
+    report_url, csrf = form.get_attribute("action"), form.find_element(By.NAME, "csrf_token").get_attribute("value")
+    form.find_element(By.TAG_NAME, "summary").click()  # the request fields, folded away until asked for
+    form.find_element(By.NAME, "requested_by").send_keys("Chengdu PSB anti-fraud centre")
+    query_window = open_report(browser)
     assert "Investigative lead" in browser.page_source and sha_shown in browser.page_source
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=requested-by]").text == "Chengdu PSB anti-fraud centre"
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=request-ref]").text == "not stated"
     shot(browser, "04-report-html")
-    # the PDF, fetched with the browser's own session cookie
+    browser.close()
+    browser.switch_to.window(query_window)
+    # the PDF, asked for with the browser's own session cookie and the form's CSRF token
     import httpx
 
     cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
-    pdf = httpx.get(pdf_url, cookies=cookies, timeout=300)
+    pdf = httpx.post(report_url, data={"csrf_token": csrf, "fmt": "pdf"}, cookies=cookies, timeout=300)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     text = re.sub(r"\s+", "", "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages))
     with Library.open(server["library"]) as lib:
@@ -261,9 +279,12 @@ def test_the_header_switch_turns_the_workbench_chinese_and_back(server, browser)
     assert first.get_attribute("data-person") == "Zhang San" and "前科人员" in first.text
     wait_for(browser, lambda d: d.execute_script("var i = document.querySelector('figure img'); return i && i.complete && i.naturalWidth > 0"))
     shot(browser, "zh-03-query-hits")
-    browser.get(browser.find_element(By.CSS_SELECTOR, "[data-testid=report-html]").get_attribute("href"))
+    query_window = open_report(browser)
     assert "1. 检验问题与假设" in browser.page_source and "侦查线索" in browser.page_source
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=requested-by]").text == "未注明"
     shot(browser, "zh-04-report-html")
+    browser.close()
+    browser.switch_to.window(query_window)
     for path, name in (("/persons/1", "zh-06-person"), ("/phones/13800138000", "zh-10-phone-reverse-strike")):
         browser.get(base + path)
         shot(browser, name)

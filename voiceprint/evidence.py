@@ -15,10 +15,13 @@ import csv
 import io
 import logging
 import math
+import re
 import secrets
 import subprocess
 import time
-from datetime import UTC, datetime
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +162,108 @@ def read_trials(path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(tgt), np.array(non)
 
 
+# -- who asked for the examination ---------------------------------------------------------------
+#: The longest requesting unit or request reference taken (a case number has the library's own limit).
+REQUEST_TEXT_MAX = 200
+#: Unicode categories refused in a request field: control, format (invisible, bidi overrides), line/paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class RequestFieldError(DataError):
+    """A request field the report cannot carry; ``field`` names it (``requested_by``, ``request_ref``, ``received``, ``case``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ExaminationRequest:
+    """Who asked for the examination (委托) and under which reference: printed at the top of the report and
+    recorded in its audit row. An empty field is shown as "not stated"."""
+
+    requested_by: str = ""  #: requesting unit or officer (委托单位)
+    request_ref: str = ""  #: the request's reference number (委托编号)
+    received: str = ""  #: the day the items were received, YYYY-MM-DD (受理日期)
+    case: str = ""  #: a case number of the library (案件编号)
+
+
+def examination_request(requested_by: str | None = None, request_ref: str | None = None, received: str | None = None,
+                        case: str | None = None, today: date | None = None) -> ExaminationRequest:
+    """A checked :class:`ExaminationRequest`: plain one-line text of at most :data:`REQUEST_TEXT_MAX` characters
+    (a case number: the library's limit), ``received`` a real day not after ``today`` (default: the local date).
+    Raises :class:`RequestFieldError`, naming the field and what to type. Whether the case exists is checked
+    when the report is written (:func:`report_html`)."""
+    from .store import MAX_CASE_NUMBER
+
+    day = (received or "").strip()
+    return ExaminationRequest(requested_by=_request_text("requested_by", requested_by, REQUEST_TEXT_MAX),
+                              request_ref=_request_text("request_ref", request_ref, REQUEST_TEXT_MAX),
+                              received=_received_day(day, today or date.today()) if day else "",
+                              case=_request_text("case", case, MAX_CASE_NUMBER))
+
+
+def _request_text(field: str, value: str | None, limit: int) -> str:
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise RequestFieldError(field, f"too long ({len(text)} characters) - type at most {limit} characters")
+    refused = next((ch for ch in text if unicodedata.category(ch) in _REFUSED_CATEGORIES), None)
+    if refused is not None:
+        raise RequestFieldError(field, f"holds a control or invisible character (U+{ord(refused):04X}) - type plain text on one line")
+    return text
+
+
+def _received_day(text: str, today: date) -> str:
+    try:
+        if not _ISO_DAY.fullmatch(text):  # fromisoformat alone takes 20260815 and 2026-W33-1 too
+            raise ValueError
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise RequestFieldError("received", f"{text[:40]!r} is not a date - type the day the items were received as YYYY-MM-DD "
+                                            "(e.g. 2026-08-15)") from None
+    if day > today:
+        raise RequestFieldError("received", f"{text} is in the future - type the day the items were received as YYYY-MM-DD, "
+                                            f"{today.isoformat()} or earlier")
+    return day.isoformat()
+
+
+def request_case(lib, request: ExaminationRequest) -> dict | None:
+    """The request's case as the library holds it (number, title), None when none is named; NotFound for a case the
+    library does not hold (as `case file` refuses it: a mistyped number must not reach a report)."""
+    if not request.case:
+        return None
+    row = lib.store.case_row(request.case)
+    if row is None:
+        lib.store.case_id(request.case)  # raises NotFound with the library's own wording
+    return {"number": request.case, "title": row["title"] or ""}
+
+
+def report_html(lib, result_id: str, examiner: str, request: ExaminationRequest | None = None, trials: Path | None = None,
+                lang: str = "en", audio_paths: dict | None = None) -> str:
+    """The evidence report of a saved result as HTML (pass it to :func:`render_pdf` for a PDF): one ``report``
+    audit row records its id, the examiner and the request, and the report quotes that row as its chain head.
+    ``audio_paths`` adds readable copies of recordings (SHA-256 -> path) to those kept under the library."""
+    from .library import upload_path
+    from .store import audit_chain_head
+    from .web.accounts import load_result
+
+    request = request or ExaminationRequest()
+    case = request_case(lib, request)
+    saved = load_result(lib.store, result_id)
+    body = saved["body"]
+    shas = [f["sha256"] for f in body.get("files", [])] or [body.get(k, {}).get("sha256", "") for k in ("a", "b")]
+    paths = {s: upload_path(lib.root, s) for s in shas if s} | dict(audio_paths or {})
+    report_id = f"VP-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4).upper()}"
+    recorded = {k: v or None for k, v in asdict(request).items()}  # a field not given is null in the row, not left out
+    with lib.store.transaction():
+        lib.store.audit("report", f"result:{result_id}", report_id=report_id, examiner=examiner, lang=lang, **recorded)
+        head = audit_chain_head(lib.store)  # this very row: it holds the request the report prints
+    ctx = build_report(lib, saved, examiner, paths, trials, lang, request=request, report_id=report_id, chain_head=head)
+    ctx.update(request_case=case, request_row=head["id"])
+    return render_html(ctx)
+
+
 # -- the report --------------------------------------------------------------------------------
 def software_commit() -> str:
     """The git commit of the running code (read locally; 'not a git checkout' for an installed wheel)."""
@@ -235,22 +340,24 @@ def _data_uri(png: bytes | None) -> str:
     return "" if not png else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = None, trials: Path | None = None, lang: str = "en") -> dict:
+def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = None, trials: Path | None = None, lang: str = "en",
+                 request: ExaminationRequest | None = None, report_id: str = "", chain_head: dict | None = None) -> dict:
     """Everything the report template needs. ``result`` is a saved result (``kind`` query or verify, ``body``);
     ``audio_paths`` maps a recording's SHA-256 to a readable copy (for the waveform/spectrogram); ``lang``: the
-    report's language (:mod:`voiceprint.i18n`)."""
+    report's language (:mod:`voiceprint.i18n`); ``request``: who asked for the examination (fields left empty
+    read "not stated"). :func:`report_html` passes the id and chain head its audit row recorded."""
     from .store import audit_chain_head
 
     audio_paths = audio_paths or {}
     body, kind = result["body"], result["kind"]
     lead = kind == "query"
     ctx: dict = {
-        "report_id": f"VP-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4).upper()}",
+        "report_id": report_id or f"VP-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4).upper()}",
         "result_id": result.get("id", ""), "kind": kind, "lead": lead,
         "title": translate("Investigative lead: speaker search (1:N)" if lead else "Evaluative comparison: speaker comparison (1:1)", lang),
         "examiner": examiner, "date": _iso(time.time()), "library": str(lib.root.name), "fonts": REPORT_FONTS,
-        "lang": lang, "html_lang": HTML_LANG[lang],
-        "method": _method(lib), "chain_head": audit_chain_head(lib.store),
+        "lang": lang, "html_lang": HTML_LANG[lang], "request": request or ExaminationRequest(), "request_case": None, "request_row": None,
+        "method": _method(lib), "chain_head": chain_head or audit_chain_head(lib.store),
     }
     if lead:
         voices = body.get("voices", [])

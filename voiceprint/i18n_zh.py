@@ -96,6 +96,13 @@ MESSAGES: dict[str, str] = {
     "Date": "日期",
     "Library": "声纹库",
     "Audit trail chain head": "审计日志链头",
+    "Request": "委托",
+    "Requested by": "委托单位",
+    "Request reference": "委托编号",
+    "Items received": "受理日期",
+    "not stated": "未注明",
+    "The request, this report's id and the examiner are recorded in audit row {id}: the chain head below.":
+        "以上委托信息、本报告编号和鉴定人记录于审计日志第 {id} 行，即下方的审计日志链头。",
     "row {id}": "第 {id} 行",
     "Check with <code>voiceprint audit verify --row N</code> (N: the row above): the trail behind this report is intact when "
     "the chain verifies and still contains this row with this hash.":
@@ -326,6 +333,9 @@ MESSAGES: dict[str, str] = {
     "Result {rid}": "结果 {rid}",
     "Evidence report (HTML)": "检验报告（HTML）",
     "Evidence report (PDF)": "检验报告（PDF）",
+    "Request (optional): who asked for the examination, printed at the top of the report": "委托信息（选填）：由谁委托检验，印在报告首部",
+    "Report refused": "报告未生成",
+    "Field '{field}': {problem}": "“{field}”栏：{problem}",
     "{net} s of speech": "有效语音 {net} s",
     "library of {n} persons": "声纹库共 {n} 人",
     "best sample": "最佳样本",
@@ -735,6 +745,13 @@ GENERATED: dict[str, str] = {
     "voiceprint {vid} was enrolled by {name}; four eyes means another supervisor approves it":
         "声纹 {vid} 由 {name} 采集入库；双人复核要求由另一名审核员批准",
     "internal error ({kind}) - the server log has the details": "内部错误（{kind}）——详情见服务器日志",
+    # a refused request field of the evidence report (voiceprint.evidence.examination_request)
+    "too long ({n} characters) - type at most {max} characters": "过长（{n} 个字符）——最多填写 {max} 个字符",
+    "holds a control or invisible character (U+{code}) - type plain text on one line": "含有控制字符或不可见字符（U+{code}）——请填写单行纯文本",
+    "'{value}' is not a date - type the day the items were received as YYYY-MM-DD (e.g. 2026-08-15)":
+        "'{value}' 不是日期——请按 YYYY-MM-DD 填写检材受理日期（例如 2026-08-15）",
+    "{day} is in the future - type the day the items were received as YYYY-MM-DD, {today} or earlier":
+        "{day} 是将来的日期——请按 YYYY-MM-DD 填写检材受理日期，不晚于 {today}",
 }
 
 #: The audit trail's action codes, glossed beside the code (the audit page, a report's chain of custody); the code

@@ -253,19 +253,26 @@ def _register_report(app) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here: .pdf or .html (default report-<id>.pdf).")] = None,
         examiner: Annotated[str | None, typer.Option(help="Examiner named in the report (default: the operator).")] = None,
         trials: Annotated[Path | None, typer.Option(help="Development trials CSV (`evaluate --scores-out`) for the Tippett plot.")] = None,
+        requested_by: Annotated[str | None, typer.Option(help="Requesting unit or officer (委托单位); not given: 'not stated'.")] = None,
+        request_ref: Annotated[str | None, typer.Option(help="The request's reference number (委托编号).")] = None,
+        received: Annotated[str | None, typer.Option(help="Day the items were received (受理日期), YYYY-MM-DD, not in the future.")] = None,
+        case: Annotated[str | None, typer.Option(help="Case number of this library the examination belongs to (案件编号).")] = None,
         lang: LangOpt = "en",
         library: LibraryOpt = None,
     ) -> None:
         """The evidence report (HTML or PDF, ENFSI / ISO 21043-5 sections) for a query or a verify.
 
+        Its first block names who asked for the examination; a field not given reads "not stated".
+
         Example: voiceprint report --query fraud_call.amr -o lead.pdf
         Example: voiceprint report --verify suspect.wav --verify call.amr -o comparison.pdf
         Example: voiceprint report 3f9c2a1b0d4e5f67 -o report.html
         Example: voiceprint report 3f9c2a1b0d4e5f67 --lang zh -o report-zh.pdf
+        Example: voiceprint report 3f9c2a1b0d4e5f67 --requested-by "Chengdu PSB" --request-ref CD-2026-0815 --received 2026-08-15 --case AJ2026-0815
         """
-        from ..evidence import build_report, render_html, render_pdf
+        from ..evidence import RequestFieldError, examination_request, render_pdf, report_html, request_case
         from ..store import default_operator
-        from .accounts import load_result, save_result, upload_path
+        from .accounts import save_result
 
         if out is not None and out.suffix.lower() not in (".pdf", ".html"):
             raise typer.BadParameter(f"{out}: the report is written as .pdf or .html", param_hint="--out")
@@ -274,7 +281,12 @@ def _register_report(app) -> None:
             raise typer.BadParameter("give one of: a result id, --query FILE, or --verify A --verify B" + (" (not several)" if given else ""))
         if verify and len(verify) != 2:
             raise typer.BadParameter("--verify takes exactly two recordings: --verify A --verify B", param_hint="--verify")
+        try:
+            asked = examination_request(requested_by, request_ref, received, case)
+        except RequestFieldError as err:
+            raise typer.BadParameter(str(err), param_hint="--" + err.field.replace("_", "-")) from None
         lib = _open(library)
+        request_case(lib, asked)  # an unknown case is refused before a recording is searched
         paths: dict = {}
         if query is not None:
             voices = lib.query(query)
@@ -288,12 +300,7 @@ def _register_report(app) -> None:
             body = lib.verify(verify[0], verify[1])
             result_id = save_result(lib.store, "verify", body)
         assert result_id is not None  # exactly one source, checked above; a query or verify saved its own
-        saved = load_result(lib.store, result_id)
-        for f in saved["body"].get("files", []):
-            paths.setdefault(f["sha256"], upload_path(lib.root, f["sha256"]))
-        with lib.store.transaction():
-            lib.store.audit("report", f"result:{result_id}")
-        html = render_html(build_report(lib, saved, str(examiner or STATE["operator"] or default_operator()), paths, trials, lang))
+        html = report_html(lib, result_id, str(examiner or STATE["operator"] or default_operator()), asked, trials, lang, paths)
         out = out or Path(f"report-{result_id}.pdf")
         write_atomic(out, html if out.suffix.lower() == ".html" else render_pdf(html))
         typer.echo(f"result {result_id}: report written to {out}")

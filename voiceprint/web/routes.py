@@ -89,6 +89,7 @@ def install(app) -> None:
     _error_handlers(app)
     _login_routes(app)
     _query_routes(app)
+    _report_routes(app)
     _browse_routes(app)
     _enrol_routes(app)
     _case_routes(app)
@@ -315,7 +316,7 @@ async def run_query(request, user: dict) -> tuple[str | None, dict]:
 
 
 def _query_routes(app) -> None:
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.responses import JSONResponse, Response
 
     @app.get("/query")
     async def query_page(request: Request):
@@ -367,13 +368,22 @@ def _query_routes(app) -> None:
         png = await _wb(request).call(user["name"], _voice_png, rid, n, lang if lang in LANGUAGES else lang_of(request))
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
-    @app.get("/results/{rid}/report.{fmt}")
-    async def report(request: Request, rid: str, fmt: str):
+    @app.get("/audio/{sha}")
+    async def audio(request: Request, sha: str):
         user = await current_user(request)
-        require(user, "report")
+        require(user, "audio")
+        wav = await _wb(request).call(user["name"], views.wav_bytes, sha)
+        return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+
+
+def _report_routes(app) -> None:
+    """The evidence report of a saved result: a plain link (GET, no request fields) and the report form (POST)."""
+    from fastapi.responses import HTMLResponse, Response
+
+    async def report_response(request: Request, user: dict, rid: str, fmt: str, asked=None):
         if fmt not in ("html", "pdf"):
             raise NotFound(f"no report format {fmt!r} - a report is html or pdf")
-        html = await _wb(request).call(user["name"], _report_html, rid, user["name"], _wb(request).settings.trials, lang_of(request))
+        html = await _wb(request).call(user["name"], _report_html, rid, user["name"], asked, _wb(request).settings.trials, lang_of(request))
         if fmt == "html":
             return HTMLResponse(html)
         from ..evidence import render_pdf
@@ -381,12 +391,29 @@ def _query_routes(app) -> None:
         pdf = await asyncio_to_thread(render_pdf, html)
         return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="voiceprint-report-{rid}.pdf"'})
 
-    @app.get("/audio/{sha}")
-    async def audio(request: Request, sha: str):
+    @app.get("/results/{rid}/report.{fmt}")
+    async def report(request: Request, rid: str, fmt: str):
         user = await current_user(request)
-        require(user, "audio")
-        wav = await _wb(request).call(user["name"], views.wav_bytes, sha)
-        return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+        require(user, "report")
+        return await report_response(request, user, rid, fmt)  # no request fields: they read "not stated"
+
+    @app.post("/results/{rid}/report")
+    async def report_with_request(request: Request, rid: str):
+        """The report form: the request fields (who asked, their reference, when the items came, the case), checked
+        as the CLI checks them; a refused field is named on an error page and no report or audit row is written."""
+        from ..evidence import RequestFieldError, examination_request
+
+        user = await current_user(request)
+        require(user, "report")
+        form = await form_with_csrf(request, user)
+        try:
+            given = {name: str(form.get(name) or "") for name in REQUEST_FIELDS}
+            asked = examination_request(given["requested_by"], given["request_ref"], given["received"], given["case"])
+        except RequestFieldError as err:
+            lang = lang_of(request)
+            message = translate("Field '{field}': {problem}", lang, field=translate(REQUEST_FIELDS[err.field], lang), problem=str(err))
+            return error_page(request, user, 422, "Report refused", message)
+        return await report_response(request, user, rid, str(form.get("fmt") or "html"), asked)
 
 
 async def asyncio_to_thread(fn, *args):
@@ -404,7 +431,10 @@ def _load_result(lib, rid: str) -> dict:
 
 async def _result_context(request, user: dict, rid: str | None, body: dict) -> dict:
     samples = await _wb(request).call(user["name"], views.sample_audio, body.get("voices", [])) if body.get("voices") else {}
-    return {"result": body, "rid": rid, "sample_audio": samples}
+    from ..evidence import REQUEST_TEXT_MAX
+    from ..store import MAX_CASE_NUMBER
+
+    return {"result": body, "rid": rid, "sample_audio": samples, "request_text_max": REQUEST_TEXT_MAX, "case_number_max": MAX_CASE_NUMBER}
 
 
 def _voice_png(lib, rid: str, n: int, lang: str = "en") -> bytes:
@@ -423,15 +453,14 @@ def _voice_png(lib, rid: str, n: int, lang: str = "en") -> bytes:
     return voice_figure(accounts.upload_path(lib.root, v["sha256"]), v["channel"], v.get("segments") or [], title, lang)
 
 
-def _report_html(lib, rid: str, examiner: str, trials, lang: str = "en") -> str:
-    from ..evidence import build_report, render_html
+#: The report form's request fields (:func:`voiceprint.evidence.examination_request`), with their labels.
+REQUEST_FIELDS = {"requested_by": "Requested by", "request_ref": "Request reference", "received": "Items received", "case": "Case number"}
 
-    saved = accounts.load_result(lib.store, rid)
-    shas = [f["sha256"] for f in saved["body"].get("files", [])] or [saved["body"].get(k, {}).get("sha256", "") for k in ("a", "b")]
-    paths = {s: accounts.upload_path(lib.root, s) for s in shas if s}
-    with lib.store.transaction():
-        lib.store.audit("report", f"result:{rid}")
-    return render_html(build_report(lib, saved, examiner, paths, trials, lang))
+
+def _report_html(lib, rid: str, examiner: str, asked, trials, lang: str = "en") -> str:
+    from ..evidence import report_html
+
+    return report_html(lib, rid, examiner, asked, trials, lang)
 
 
 # -- persons, cases, phones ----------------------------------------------------------------------
