@@ -369,6 +369,25 @@ def test_a_report_without_request_fields_says_they_were_not_stated(library, voic
     assert [detail[k] for k in ("requested_by", "request_ref", "received", "case")] == [None] * 4  # recorded as not given
 
 
+def test_the_laboratory_a_library_names_issues_its_reports(library, voices, tmp_path, capsys):
+    from voiceprint.cli import run
+    from voiceprint.library import Library
+
+    out = tmp_path / "r.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["li"]), "--lang", "zh", "-o", str(out), "--library", str(library)]) == 0
+    assert found(r'鉴定机构</td><td class="wrap" data-testid="laboratory">(.*?)</td>', out.read_text(encoding="utf-8")) == \
+        '<span class="not-stated">未注明</span>'
+    assert run(["library", "settings", "--laboratory", "XX市公安局反诈中心声纹实验室 <b>", "--library", str(library)]) == 0
+    assert run(["library", "settings", "--laboratory", "two\nlines", "--library", str(library)]) == 2
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["li"]), "-o", str(out), "--library", str(library)]) == 0
+    assert found(r'Issued by \(laboratory\)</td><td class="wrap" data-testid="laboratory">(.*?)</td>', out.read_text(encoding="utf-8")) == \
+        "XX市公安局反诈中心声纹实验室 &lt;b&gt;"
+    with Library.open(library) as lib:
+        assert lib.audit(limit=1, action="library.settings")[0]["detail"]["laboratory"] == "XX市公安局反诈中心声纹实验室 <b>"
+        lib.set_laboratory("")
+        assert lib.laboratory == ""
+
+
 def test_a_zh_pdf_report_carries_chinese_text(library, voices):
     import subprocess
 

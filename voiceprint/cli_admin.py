@@ -23,7 +23,7 @@ def register(cli) -> None:
     app = cli.app
     retention_app = typer.Typer(help="Retention dates: erase persons whose date has passed.", no_args_is_help=True)
     app.add_typer(retention_app, name="retention")
-    library_app = typer.Typer(help="The library as a whole: back it up, check a backup, move it to a new speaker model.", no_args_is_help=True)
+    library_app = typer.Typer(help="The library as a whole: its settings, backups, a move to a new speaker model.", no_args_is_help=True)
     app.add_typer(library_app, name="library")
 
     def open_library(library, **kw):
@@ -37,6 +37,7 @@ def register(cli) -> None:
     cli.models_app.command("trust-evidence")(_trust_evidence())
     library_app.command("reembed")(_library_reembed(cli, open_library))
     library_app.command("backup")(_library_backup(cli, open_library))
+    library_app.command("settings")(_library_settings(open_library))
     library_app.command("check-backup")(_library_check_backup(cli))
 
 
@@ -312,3 +313,39 @@ def _library_check_backup(cli):
                                "use another backup")
 
     return library_check_backup
+
+
+def _library_settings(open_library):
+    def library_settings(
+        laboratory: Annotated[str | None, typer.Option("--laboratory", help="Name the unit that issues this library's reports "
+                                                       "(鉴定机构, printed on every report); \"\" clears it. Audited.")] = None,
+        library: LibraryOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Show the library's settings, or change one.
+
+        Example: voiceprint library settings --laboratory "XX市公安局反诈中心声纹实验室" --library county
+        """
+        from .index import read_backend
+        from .report import print_rows, to_json
+        from .store import four_eyes
+
+        if laboratory is not None:
+            from .evidence import RequestFieldError, one_line_text
+
+            try:
+                one_line_text("laboratory", laboratory, 200)
+            except RequestFieldError as err:
+                raise typer.BadParameter(str(err), param_hint="--laboratory") from None
+        lib = open_library(library)
+        if laboratory is not None:
+            lib.set_laboratory(laboratory)
+        backend = read_backend(lib.root)
+        shown = {"library": str(lib.root.resolve()), "model": lib.model, "index": backend["backend"] + (f" ({backend['uri']})" if "uri" in backend else ""),
+                 "four_eyes": four_eyes(lib.store), "laboratory": lib.laboratory}
+        if json_out:
+            typer.echo(to_json(shown))
+        else:
+            print_rows([{"setting": k, "value": "not set" if v == "" else v} for k, v in shown.items()], ["setting", "value"])
+
+    return library_settings

@@ -198,13 +198,14 @@ def examination_request(requested_by: str | None = None, request_ref: str | None
     from .store import MAX_CASE_NUMBER
 
     day = (received or "").strip()
-    return ExaminationRequest(requested_by=_request_text("requested_by", requested_by, REQUEST_TEXT_MAX),
-                              request_ref=_request_text("request_ref", request_ref, REQUEST_TEXT_MAX),
+    return ExaminationRequest(requested_by=one_line_text("requested_by", requested_by, REQUEST_TEXT_MAX),
+                              request_ref=one_line_text("request_ref", request_ref, REQUEST_TEXT_MAX),
                               received=_received_day(day, today or date.today()) if day else "",
-                              case=_request_text("case", case, MAX_CASE_NUMBER))
+                              case=one_line_text("case", case, MAX_CASE_NUMBER))
 
 
-def _request_text(field: str, value: str | None, limit: int) -> str:
+def one_line_text(field: str, value: str | None, limit: int) -> str:
+    """``value`` stripped, when it is plain one-line text of at most ``limit`` characters; else :class:`RequestFieldError`."""
     text = (value or "").strip()
     if len(text) > limit:
         raise RequestFieldError(field, f"too long ({len(text)} characters) - type at most {limit} characters")
@@ -355,7 +356,7 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
         "report_id": report_id or f"VP-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4).upper()}",
         "result_id": result.get("id", ""), "kind": kind, "lead": lead,
         "title": translate("Investigative lead: speaker search (1:N)" if lead else "Evaluative comparison: speaker comparison (1:1)", lang),
-        "examiner": examiner, "date": _iso(time.time()), "library": str(lib.root.name), "fonts": REPORT_FONTS,
+        "examiner": examiner, "date": _iso(time.time()), "library": str(lib.root.name), "laboratory": lib.laboratory, "fonts": REPORT_FONTS,
         "lang": lang, "html_lang": HTML_LANG[lang], "request": request or ExaminationRequest(), "request_case": None, "request_row": None,
         "method": _method(lib), "chain_head": chain_head or audit_chain_head(lib.store),
     }

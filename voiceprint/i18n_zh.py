@@ -97,6 +97,7 @@ MESSAGES: dict[str, str] = {
     "Library": "声纹库",
     "Audit trail chain head": "审计日志链头",
     "Request": "委托",
+    "Issued by (laboratory)": "鉴定机构",
     "Requested by": "委托单位",
     "Request reference": "委托编号",
     "Items received": "受理日期",
@@ -757,7 +758,8 @@ GENERATED: dict[str, str] = {
 #: The audit trail's action codes, glossed beside the code (the audit page, a report's chain of custody); the code
 #: stays as the trail stores it: `voiceprint audit verify` checks the code, not the gloss.
 AUDIT_ACTIONS: dict[str, str] = {
-    "upload": "上传", "library.backup": "声纹库备份", "query": "检索", "query.failed": "检索失败", "verify": "1:1 比对", "screen": "筛查",
+    "upload": "上传", "library.backup": "声纹库备份", "library.settings": "声纹库设置",
+    "query": "检索", "query.failed": "检索失败", "verify": "1:1 比对", "screen": "筛查",
     "enrol": "采集入库", "enrol.refused": "采集入库被拒", "enrol.pending": "采集入库待批准", "enrol.approve": "批准入库",
     "enrol.reject": "驳回入库", "case.add_recording": "录音归入案件", "audio.play": "播放录音", "result.save": "保存结果",
     "result.view": "查看结果", "result.figure": "查看波形图", "report": "出具报告", "library.reembed": "声纹库换模型重提取",

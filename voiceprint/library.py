@@ -332,6 +332,26 @@ class Library:
         return {"number": norm, "person": card, "phone_cases": browse.cases_of_phone(self.store, row["id"]) if row else [],
                 "case_calls": calls}
 
+    @property
+    def laboratory(self) -> str:
+        """The unit that issues this library's evidence reports (鉴定/检验机构), "" when not set."""
+        return self.store.get_meta("laboratory", "") or ""
+
+    def set_laboratory(self, name: str) -> str:
+        """Name the unit that issues this library's reports (one line, at most 200 characters; "" clears it). Audited."""
+        from .evidence import RequestFieldError, one_line_text
+
+        try:
+            name = one_line_text("laboratory", name, 200)
+        except RequestFieldError as err:
+            from .errors import DataError
+
+            raise DataError(f"--laboratory: {err}") from None
+        with self.writing(), self.store.transaction():
+            self.store.set_meta("laboratory", name)
+            self.store.audit("library.settings", "laboratory", laboratory=name or None)
+        return name
+
     def backup(self, dest) -> dict:
         """A checked copy of the library from one moment, in the new folder ``dest`` (:func:`voiceprint.backup.backup`)."""
         from .backup import backup
