@@ -203,3 +203,51 @@ def test_an_interrupted_enrolment_still_writes_its_report_of_the_files_done(clip
     assert rc == 130 and len(rows) == 3
     done = report.read_text(encoding="utf-8").splitlines()
     assert done[0].startswith("path,status") and len(done) - 1 == 2  # the two files done before the interrupt
+
+
+def test_an_erasure_killed_after_its_commit_is_finished_by_the_next_open_or_writer(tmp_path):
+    """A kill -9 between an erasure's commit and its file steps left the person's vectors in the index files
+    and their upload on disk, and the rerun said there was nothing to erase."""
+    import numpy as np
+
+    from voiceprint.library import Library, upload_path
+    from voiceprint.store import accounts as rows
+
+    rng = np.random.default_rng(0)
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        vectors = rng.standard_normal((3, int(lib.store.get_meta("embedding_dim")))).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        with lib.writing(), lib.store.transaction():
+            for i, v in enumerate(vectors):
+                rid = lib.store.add_recording(f"{i:064x}", 0, f"p{i}.wav", 5.0, 4.0, 16000)
+                lib.store.add_voiceprint(rid, lib.store.add_person(f"Person {i}"), lib.model, v)
+            rows.insert_upload(lib.store, f"{0:064x}", "p0.wav", 7)
+        kept_upload = upload_path(lib.root, f"{0:064x}")
+        kept_upload.parent.mkdir(parents=True)
+        kept_upload.write_bytes(b"voice 0")
+        with lib.writing():
+            lib.save_index()
+        samples = lib.root / "samples.faiss"
+        for victim, survivor in ((1, 2), (2, 3)):
+            with lib.writing(), lib.store.transaction():  # the commit, and then the kill: no file step ran
+                lib.store.delete_person(victim)
+            assert vectors[victim - 1].tobytes() in samples.read_bytes() and lib.store.pending_erasure() is not None
+            if victim == 1:
+                assert kept_upload.exists()
+                with Library.open(lib.root) as again:  # the next command, whatever it is, finishes it
+                    assert again.store.pending_erasure() is None
+                assert not kept_upload.exists()
+            else:
+                import fcntl
+
+                from voiceprint.library import LOCK_NAME
+
+                with open(lib.root / LOCK_NAME) as held:  # another process at work: the open leaves it to the next writer
+                    fcntl.flock(held, fcntl.LOCK_EX)
+                    with Library.open(lib.root) as reader:
+                        assert reader.store.pending_erasure() is not None
+                with Library.open(lib.root) as writer, writer.writing():
+                    assert writer.store.pending_erasure() is None
+            assert vectors[victim - 1].tobytes() not in samples.read_bytes()
+            assert vectors[survivor - 1].tobytes() in samples.read_bytes()  # the search looks in the right file
+            assert lib.check_index()["status"] == "ok"

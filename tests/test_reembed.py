@@ -191,3 +191,15 @@ def test_an_erasure_reaches_the_copy_the_move_left(lib_path, audio, capsys):
     db.close()
     assert oct(copy.stat().st_mode & 0o777) == "0o600"
     assert not any(p.name.endswith("-wal") and p.stat().st_size for p in lib_path.iterdir())  # no log keeps the erased pages
+
+
+def test_an_empty_file_a_full_disk_left_is_not_a_copy_and_stays_empty(lib_path):
+    """A full disk left a 0-byte `before-reembed` file; an erasure opened it as a database and wrote an empty library into it."""
+    from voiceprint.reembed import COPY_PREFIX, copies_of
+
+    empty = lib_path / f"{COPY_PREFIX}20261207T175520"
+    empty.write_bytes(b"")
+    assert copies_of(lib_path) == []
+    with Library.open(lib_path) as lib:
+        lib.delete_person("Zhang San")
+    assert empty.stat().st_size == 0

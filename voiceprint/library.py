@@ -157,6 +157,9 @@ class Library:
             )
         lib = cls(root, store, lib_model)
         lib.tightened = tighten_modes(root)
+        if store.pending_erasure() is not None:  # an erasure killed after its commit: finish it now unless a writer is at work
+            with contextlib.suppress(LibraryBusy), lib.writing(wait=0):
+                pass
         return lib
 
     def close(self) -> None:
@@ -208,6 +211,8 @@ class Library:
         fh.flush()
         self._lock_depth = 1
         try:
+            if self.store.pending_erasure() is not None:  # an erasure killed after its commit: finished before anything else
+                self.finish_erasures()
             yield
         finally:
             self._lock_depth = 0
@@ -547,12 +552,28 @@ class Library:
         with self.writing():
             with self.store.transaction():
                 result = self.store.delete_person(self._person_id(ref))
+            result |= self.finish_erasures()
+        return result
+
+    def finish_erasures(self) -> dict:
+        """Carry out what committed erasures (a deletion, retention, a rejected sample) still have to remove outside
+        the database: the vectors in the index files (and Milvus), the kept uploads, the WAL's old pages and the
+        persons in ``library reembed``'s copies. Recorded in the erasure's own transaction
+        (:meth:`Store.note_erasure`), so a kill between the commit and these steps leaves them to the next
+        writer (:meth:`writing` runs this first) instead of leaving the data behind. Returns ``wal`` and ``copies``."""
+        done: dict = {"wal": None, "copies": []}
+        with self.writing():
+            pending = self.store.pending_erasure()
+            if pending is None:
+                return done
             self.save_index()
             erase_deleted_vectors(self.root)  # Milvus Lite keeps deleted vectors' bytes otherwise
-            self.erase_upload_files(result["uploads_erased"])
-            result["wal"] = erase_checkpoint(self.store)  # erasure: no WAL page keeps the deleted rows
-            result["copies"] = self.erase_in_copies([result["person"]])
-        return result
+            self.erase_upload_files(pending["uploads"])
+            done["copies"] = self.erase_in_copies(pending["persons"])
+            with self.store.transaction():
+                self.store.db.execute("DELETE FROM meta WHERE key = ?", (self.store.ERASURE_KEY,))
+            done["wal"] = erase_checkpoint(self.store)  # erasure: no WAL page keeps the deleted rows
+        return done
 
     def erase_upload_files(self, shas: list[str]) -> None:
         """Remove the kept workbench uploads of erased recordings (their rows are already gone)."""

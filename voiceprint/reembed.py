@@ -15,6 +15,7 @@ model and fingerprint change, every row is resealed and the index is rebuilt; au
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import sqlite3
@@ -230,18 +231,26 @@ COPY_PREFIX = "library.sqlite.before-reembed-"
 
 
 def copies_of(root: Path) -> list[Path]:
-    """The database copies earlier model switches left in a library folder, oldest first."""
-    return sorted(p for p in Path(root).glob(f"{COPY_PREFIX}*") if not p.name.endswith(("-wal", "-shm", "-journal")))
+    """The database copies earlier model switches left in a library folder, oldest first (a file that is not an
+    SQLite database, such as the empty one a full disk left before this was fixed, is not a copy)."""
+    def is_database(path: Path) -> bool:
+        with contextlib.suppress(OSError), open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+        return False
+
+    return sorted(p for p in Path(root).glob(f"{COPY_PREFIX}*") if not p.name.endswith(("-wal", "-shm", "-journal")) and is_database(p))
 
 
 def _backup(lib: Library) -> Path:
     """A consistent copy of the database (0600) beside it, taken just before the switch."""
-    import contextlib
-
     dest = lib.root / f"{COPY_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}"
     os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
-    with contextlib.closing(sqlite3.connect(dest)) as target:
-        lib.store.db.backup(target)
+    try:
+        with contextlib.closing(sqlite3.connect(dest)) as target:
+            lib.store.db.backup(target)
+    except BaseException:  # a full disk: no empty "copy" left to be mistaken for the way back
+        dest.unlink(missing_ok=True)
+        raise
     return dest
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from .errors import DataError
-from .index import erase_deleted_vectors
-from .store import erase_checkpoint, expired_persons
+from .store import expired_persons
 from .store import set_retention as _store_set_retention
 from .store import update_person as _store_update_person
 
@@ -63,19 +62,13 @@ def apply_retention(lib, as_of: str | None = None, dry_run: bool = False) -> dic
         result = {"as_of": today, "dry_run": dry_run, "persons": due, "erased": 0, "voiceprints": 0}
         if dry_run or not due:
             return result
-        uploads: list[str] = []
         with lib.store.transaction():
             for p in due:
                 gone = lib.store.delete_person(p["id"])
-                uploads += gone["uploads_erased"]
                 lib.store.audit("retention.erase", f"person:{p['id']}", retain_until=p["retain_until"],
                                 voiceprints=gone["voiceprints"])
                 result["voiceprints"] += gone["voiceprints"]
             result["erased"] = len(due)
             lib.store.audit("retention.apply", "", as_of=today, persons=len(due), voiceprints=result["voiceprints"])
-        lib._save_index()
-        erase_deleted_vectors(lib.root)
-        lib.erase_upload_files(uploads)
-        result["wal"] = erase_checkpoint(lib.store)
-        result["copies"] = lib.erase_in_copies([int(p["id"]) for p in due])
+        result |= lib.finish_erasures()
     return result

@@ -563,10 +563,28 @@ class Store(LinkingRows):
         redacted = redact_results(self, person_id)
         leads = self._forget_lead_edges(f"person:{person_id}")
         self.bump_generation()
+        self.note_erasure(persons=[person_id], uploads=gone)
         self.audit("person.delete", f"person:{person_id}", voiceprints=n_vp, **({"uploads_erased": len(gone)} if gone else {}),
                    **({"results_redacted": redacted} if redacted else {}), **({"phones_unassigned": phones} if phones else {}),
                    **({"lead_edges_erased": leads} if leads else {}))
         return {"person": person_id, "voiceprints": int(n_vp), "uploads_erased": gone}
+
+    #: the erasures committed whose steps outside the database (index files, uploads, the WAL, reembed copies)
+    #: may not have run yet: a kill between the commit and those steps must not leave the data behind
+    ERASURE_KEY = "erasure_pending"
+
+    def note_erasure(self, persons: Iterable[int] = (), uploads: Iterable[str] = ()) -> None:
+        """Record, inside the caller's transaction, what an erasure must still remove outside the database
+        (:meth:`voiceprint.library.Library.finish_erasures` removes it and clears the record)."""
+        pending = self.pending_erasure() or {"persons": [], "uploads": []}
+        pending["persons"] = sorted(set(pending["persons"]) | {int(p) for p in persons})
+        pending["uploads"] = sorted(set(pending["uploads"]) | set(uploads))
+        self.set_meta(self.ERASURE_KEY, json.dumps(pending))
+
+    def pending_erasure(self) -> dict | None:
+        """What committed erasures still have to remove outside the database, or None."""
+        text = self.get_meta(self.ERASURE_KEY)
+        return json.loads(text) if text else None
 
     def _forget_lead_edges(self, node: str) -> int:
         """Drop the lead graph's edges to or from ``node`` (a deleted person's voice matches and phones would

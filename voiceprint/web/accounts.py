@@ -249,8 +249,10 @@ def _review(lib, voiceprint_ids: list[int], approver: str, approve: bool, note: 
                     store.reopen_orphan_clusters()
                 done.append({"voiceprint": int(row["id"]), "person_id": row["person_id"], "approved": approve})
             store.bump_generation()
+            if erased:
+                store.note_erasure(uploads=erased)
         lib.save_index()
-        lib.erase_upload_files(erased)
+        lib.finish_erasures()
     return done
 
 
