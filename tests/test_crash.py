@@ -205,6 +205,32 @@ def test_an_interrupted_enrolment_still_writes_its_report_of_the_files_done(clip
     assert done[0].startswith("path,status") and len(done) - 1 == 2  # the two files done before the interrupt
 
 
+def test_a_full_disk_mid_enrolment_still_writes_the_report_and_says_what_was_kept(clips, tmp_path, monkeypatch, capsys):
+    """A full disk stopped an enrolment after 15 commits with "what was reported done before is kept" and no --report."""
+    import sqlite3
+
+    import voiceprint.library
+    from voiceprint import cli
+
+    manifest = tmp_path / "manifest.csv"
+    crash_enrol.write_manifest(clips[:MIN_FILES_FOR_WORKERS - 1], manifest)
+    real = voiceprint.library.Library._enrol_one
+    calls = []
+
+    def enrol_one_then_disk_full(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(voiceprint.library.Library, "_enrol_one", enrol_one_then_disk_full)
+    report = tmp_path / "report.csv"
+    rc = cli.run(["enrol", str(manifest), "--library", str(tmp_path / "lib"), "--min-speech", "0.5", "--report", str(report)])
+    err = capsys.readouterr().err
+    assert rc == 5 and "no space left" in err and "2 enrolled before the error are kept" in err and str(report) in err
+    assert len(report.read_text(encoding="utf-8").splitlines()) - 1 == 2
+
+
 def test_an_erasure_killed_after_its_commit_is_finished_by_the_next_open_or_writer(tmp_path):
     """A kill -9 between an erasure's commit and its file steps left the person's vectors in the index files
     and their upload on disk, and the rerun said there was nothing to erase."""

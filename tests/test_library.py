@@ -50,6 +50,14 @@ def test_enrol_then_query_leads_to_person_phones_and_cases(lib, voices):
     assert lib.audit(action="query")[0]["target"] == f"sha256:{result['sha256']}"  # the full hash (issue 12)
 
 
+def test_a_case_link_that_exists_is_not_audited_again(lib, voices):
+    """Each manifest row of a person's case added two `case.link` rows, whether or not the link was new."""
+    lib.enrol(voices["a1"], person="Zhang San", phone="13800138000", case="AJ-1")
+    lib.enrol(voices["a2"], person="Zhang San", phone="13800138000", case="AJ-1")
+    lib.link_case("AJ-1", person="Zhang San")
+    assert sorted(next(iter(r["detail"])) for r in lib.audit(action="case.link")) == ["person", "phone"]
+
+
 def test_enrolment_is_idempotent_by_file_hash_and_person(lib, voices):
     first = lib.enrol(voices["a1"], person="Zhang San")
     again = lib.enrol(voices["a1"], person="Zhang San")

@@ -217,8 +217,29 @@ def enrol(
 
                 refused = EnrolOutcome(str(items[0].path), "refused", reason=str(err), exit_code=err.exit_code)
                 _enrol_summary(lib, EnrolSummary([refused]), items, columns, report, json_out, quiet=True)
+            elif not single:
+                _note_files_done_before(outcomes, columns, report)
+            raise
+        except Exception:  # a full disk, a lost mount: what was committed before it is kept, and said
+            _note_files_done_before(outcomes, columns, report)
             raise
     _enrol_summary(lib, summary, items, columns, report, json_out)
+
+
+def _note_files_done_before(outcomes: list, columns: list[str], report: Path | None) -> None:
+    """An enrolment stopped by an error: write the --report of the files done and say how many were enrolled."""
+    if report:
+        from .report import write_csv
+
+        try:
+            write_csv(report, [vars(o) | {"warnings": "; ".join(o.warnings)} for o in outcomes], columns)
+        except OSError as err:  # the same full disk, often
+            _err(f"the report could not be written to {report} ({err.strerror or err})")
+            report = None
+    n = sum(1 for o in outcomes if o.status == "enrolled")
+    if outcomes:
+        _err(f"stopped after {len(outcomes)} file(s): {n} enrolled before the error are kept"
+             f"{' (listed in ' + str(report) + ')' if report else ''}; after fixing it, run the same command again to finish")
 
 
 def _four_eyes_enroller(lib, password_stdin: bool = False) -> None:

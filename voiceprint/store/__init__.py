@@ -357,12 +357,12 @@ class Store(LinkingRows):
     def link_case(self, case_number: str, person_id: int | None = None, phone: str | None = None) -> None:
         case_id = self.case_id(case_number)
         if person_id is not None:
-            self.db.execute("INSERT OR IGNORE INTO person_cases(person_id, case_id) VALUES (?, ?)", (person_id, case_id))
-            self.audit("case.link", f"case:{case_id}", person=person_id)
+            if self.db.execute("INSERT OR IGNORE INTO person_cases(person_id, case_id) VALUES (?, ?)", (person_id, case_id)).rowcount:
+                self.audit("case.link", f"case:{case_id}", person=person_id)  # a link that exists already is not made again
         if phone:
             phone_id = self.add_phone(phone)
-            self.db.execute("INSERT OR IGNORE INTO phone_cases(phone_id, case_id) VALUES (?, ?)", (phone_id, case_id))
-            self.audit("case.link", f"case:{case_id}", phone=phone_id)
+            if self.db.execute("INSERT OR IGNORE INTO phone_cases(phone_id, case_id) VALUES (?, ?)", (phone_id, case_id)).rowcount:
+                self.audit("case.link", f"case:{case_id}", phone=phone_id)
 
     def phones_of(self, person_id: int) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT number FROM phones WHERE person_id = ? ORDER BY id", (person_id,))]
