@@ -108,3 +108,36 @@ def test_the_cli_backs_up_and_check_backup_names_a_changed_file(lib, tmp_path, c
     assert run(["library", "check-backup", folder]) == 5
     assert "library.key changed" in capsys.readouterr().err
     assert run(["library", "check-backup", str(tmp_path)]) == 5  # not a backup
+
+
+def test_check_backup_reads_without_writing_and_checks_seals_and_chain(lib, tmp_path, capsys):
+    lib.backup(tmp_path / "bk")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "bk").iterdir()}
+    result = backup_module.check_backup(tmp_path / "bk")
+    assert result["ok"] and result["seals_ok"] and result["audit_ok"] and result["audit_rows"] > 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "bk").iterdir()} == before  # nothing written, no -wal or -shm made
+    # a seal broken inside the database: BACKUP.json is rewritten to match, so only the seals can tell
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "bk" / "library.sqlite")
+    db.execute("DROP TRIGGER IF EXISTS persons_seal_update")
+    db.execute("UPDATE persons SET name = 'Someone Else' WHERE id = 1")
+    db.commit()
+    db.close()
+    listed = json.loads((tmp_path / "bk" / "BACKUP.json").read_text())
+    listed["files"]["library.sqlite"] = backup_module._sha256(tmp_path / "bk" / "library.sqlite")
+    (tmp_path / "bk" / "BACKUP.json").write_text(json.dumps(listed))
+    assert run(["library", "check-backup", str(tmp_path / "bk")]) == 5
+    assert "fail their seals" in capsys.readouterr().err
+
+
+def test_a_copied_library_folder_is_checked_too_and_the_command_folds_its_log(lib, tmp_path, capsys):
+    """`library backup` left its own audit row in library.sqlite-wal: the admin commands never closed the library."""
+    import shutil
+
+    lib.close()
+    assert run(["library", "backup", str(tmp_path / "bk"), "--library", str(lib.root)]) == 0
+    assert not (lib.root / "library.sqlite-wal").exists() or (lib.root / "library.sqlite-wal").stat().st_size == 0
+    shutil.copytree(lib.root, tmp_path / "copy")
+    assert run(["library", "check-backup", str(tmp_path / "copy")]) == 0
+    assert "no BACKUP.json" in capsys.readouterr().out

@@ -375,6 +375,17 @@ def test_duplicated_manifest_rows_are_counted_in_the_summary_and_report(tmp_path
     assert rows[2]["reason"] == "line 4 repeats line 2"
 
 
+def test_a_damaged_key_file_is_one_line_not_an_internal_error(two, capsys):
+    right = (two / KEY_NAME).read_bytes()
+    try:
+        (two / KEY_NAME).write_bytes(right + b"x\xff")
+        assert run(["person", "list", "--library", str(two)]) == 5
+        err = capsys.readouterr().err
+        assert "is not a library key (damaged) - restore it from the backup" in err and "internal error" not in err
+    finally:
+        (two / KEY_NAME).write_bytes(right)
+
+
 def test_a_key_from_another_library_is_refused_before_anything_is_written(two, tmp_path, capsys):
     """A wrong key (restored from another backup) is not 4 edits; and an enrolment under it wrote rows sealed
     with that key, which then failed under the right one: the library stopped working."""

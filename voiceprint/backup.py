@@ -80,21 +80,33 @@ def backup(lib: Library, dest: str | os.PathLike) -> dict:
 
 
 def check_backup(folder: str | os.PathLike) -> dict:
-    """Compare a backup folder's files with the SHA-256s its ``BACKUP.json`` lists: ``ok``, ``changed``, ``missing``."""
+    """Check a backup without writing to it (read-only media too): its files against the SHA-256s its
+    ``BACKUP.json`` lists (``changed``, ``missing``; skipped for a folder copied by other means, which has
+    none), and its database's seals and audit chain. ``ok`` when all hold."""
+    from .store import Store, verify_audit_chain, verify_seals
+
     folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise LibraryError(f"{folder / MANIFEST}: not readable ({err}) - this is not a folder `voiceprint library backup` made") from err
-    changed, missing = [], []
-    for name, digest in manifest["files"].items():
-        path = folder / name
-        if not path.is_file():
-            missing.append(name)
-        elif _sha256(path) != digest:
-            changed.append(name)
-    return {"ok": not changed and not missing, "changed": changed, "missing": missing, "taken_at": manifest.get("taken_at"),
-            "files": len(manifest["files"])}
+    if not (folder / "library.sqlite").is_file():
+        raise LibraryError(f"{folder}: no library.sqlite - give the folder `voiceprint library backup` made (or a copied library folder)")
+    changed, missing, manifest = [], [], None
+    if (folder / MANIFEST).exists():
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise LibraryError(f"{folder / MANIFEST}: not readable ({err}) - this backup's list of files is damaged; use another backup") from err
+        for name, digest in manifest["files"].items():
+            path = folder / name
+            if not path.is_file():
+                missing.append(name)
+            elif _sha256(path) != digest:
+                changed.append(name)
+    with contextlib.closing(Store.read_only(folder / "library.sqlite")) as store:
+        seals = verify_seals(store)
+        chain = verify_audit_chain(store)
+    return {"ok": not changed and not missing and seals["ok"] and chain["ok"], "changed": changed, "missing": missing,
+            "listed": manifest is not None, "taken_at": (manifest or {}).get("taken_at"), "files": len((manifest or {}).get("files", {})),
+            "seals_ok": seals["ok"], "seal_failures": len(seals["failures"]), "key_present": seals["key_present"],
+            "audit_ok": chain["ok"], "audit_rows": chain["rows"], "audit_head": chain["head"], "first_broken": chain["first_broken"]}
 
 
 def _snapshot(lib: Library, target: Path) -> None:

@@ -28,8 +28,11 @@ def register(cli) -> None:
 
     def open_library(library, **kw):
         from .library import Library
+        from .options import OPENED
 
-        return Library.open(library, operator=cli.STATE["operator"], **kw)
+        lib = Library.open(library, operator=cli.STATE["operator"], **kw)
+        OPENED.append(lib)  # closed when the command ends, like every command's: SQLite then folds its log into the file
+        return lib
 
     app.command("verify-library")(_verify_library(cli, open_library))
     cli.person_app.command("update")(_person_update(open_library))
@@ -288,10 +291,12 @@ def _library_backup(cli, open_library):
 
 def _library_check_backup(cli):
     def library_check_backup(
-        folder: Annotated[Path, typer.Argument(help="A folder `voiceprint library backup` made.", show_default=False)],
+        folder: Annotated[Path, typer.Argument(help="A folder `voiceprint library backup` made (or a copied library folder).",
+                                               show_default=False)],
         json_out: JsonOpt = False,
     ) -> None:
-        """Check a backup's files against the SHA-256s its BACKUP.json lists (exit 5 when one differs or is missing).
+        """Check a backup without writing to it (read-only media too): its files against the SHA-256s in its
+        BACKUP.json, and its database's integrity seals and audit chain (exit 5 when one fails).
 
         Run it before a restore: opening the copy as a library writes to it (audit rows, the index), after
         which its database no longer matches the list.
@@ -306,9 +311,16 @@ def _library_check_backup(cli):
         if json_out:
             typer.echo(to_json(result))
         elif result["ok"]:
-            typer.echo(f"{folder}: all {result['files']} file(s) match BACKUP.json (taken {result['taken_at']})")
+            listed = f"all {result['files']} file(s) match BACKUP.json (taken {result['taken_at']}); " if result["listed"] else \
+                "no BACKUP.json (a copy made by other means: file hashes not checked); "
+            typer.echo(f"{folder}: {listed}seals ok, audit chain ok ({result['audit_rows']} rows, head {result['audit_head'][:16]})")
         if not result["ok"]:
             bad = [f"{name} changed" for name in result["changed"]] + [f"{name} missing" for name in result["missing"]]
+            if not result["seals_ok"]:
+                bad.append(f"{result['seal_failures']} row(s) fail their seals" if result["key_present"] else
+                           "library.key missing or damaged, so the seals cannot be checked")
+            if not result["audit_ok"]:
+                bad.append(f"the audit chain breaks at row {result['first_broken']['id']}")
             raise LibraryError(f"{folder}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} - this copy is not the backup as taken; "
                                "use another backup")
 

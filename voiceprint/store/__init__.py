@@ -146,6 +146,34 @@ class Store(LinkingRows):
         integrity_attach(self)  # secure_delete, seal functions, first-time sealing (section at the end)
         ensure_casefile_schema(self.db)  # the case file's calling numbers and the lead graph (section at the end)
 
+    @classmethod
+    def read_only(cls, path: Path) -> Store:
+        """A connection that never writes, for checking an archived copy on read-only media: no switch to WAL, no
+        upgrade, no sealing; the key beside it is read so that seals can be checked. Refuses a database whose
+        write-ahead log still holds rows (a copy taken while it was written to: open a writable copy instead)."""
+        from urllib.parse import quote
+
+        from .integrity import _read_key
+
+        path = Path(path)
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise LibraryError(f"{path} has rows in {wal.name} still: check a writable copy of the folder (or `voiceprint library backup` it)")
+        store = cls.__new__(cls)
+        store.path, store.operator = path, default_operator()
+        try:
+            store.db = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro&immutable=1", uri=True)
+            store.db.row_factory = sqlite3.Row
+            store.schema_version  # noqa: B018 - the first read of the file itself
+        except sqlite3.DatabaseError as err:
+            raise LibraryError(_open_failure(path, err)) from err
+        key = key_path(path)
+        try:
+            store.key = _read_key(key) if key.exists() else None
+        except LibraryError:  # damaged: the seals cannot be checked, which the check then says
+            store.key = None
+        return store
+
     # -- plumbing ---------------------------------------------------------------------------
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # fold the log into the database file for whoever copies it next

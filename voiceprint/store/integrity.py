@@ -69,7 +69,10 @@ def person_seal(key: bytes, pid, name, id_number, category, retain_until) -> str
 
 
 def _read_key(path: Path) -> bytes:
-    key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except ValueError:  # UnicodeDecodeError too: the file was damaged or replaced
+        raise LibraryError(f"{path} is not a library key (damaged) - restore it from the backup made with the database") from None
     if len(key) < 32:
         raise LibraryError(f"{path} is not a library key (too short) - restore it from the backup made with the database")
     return key
