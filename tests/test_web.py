@@ -6,7 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import audiogen
@@ -596,24 +601,110 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
         assert sha2 not in [p.name for p in uploads(root)]
 
 
-def test_the_workbench_clears_uploads_a_stopped_server_left_half_received(library, tmp_path):
-    import os
-    import time
+def hold_upload_elsewhere(root: Path) -> tuple[subprocess.Popen, Path]:
+    """An upload in flight in another running server: a process that holds its incoming folder (and sleeps)."""
+    code = ("import sys, time\nfrom voiceprint import incoming\nfolder = incoming.hold_new(sys.argv[1])\n"
+            "(folder / 'call.wav').write_bytes(b'RIFF' * 1000)\nprint(folder, flush=True)\ntime.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert proc.stdout is not None
+    return proc, Path(proc.stdout.readline().strip())
 
+
+def incoming_folders(root: Path) -> list[Path]:
+    folder = root / "uploads" / ".incoming"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_the_workbench_clears_uploads_no_running_server_holds_and_keeps_those_in_flight(library, tmp_path):
+    """Only folders older than an hour went at start: a server killed and restarted within the hour kept them all."""
     root, leads = library
     stale = root / "uploads" / ".incoming" / "deadbeefdeadbeef"
     stale.mkdir(parents=True, exist_ok=True)
     (stale / "call.wav").write_bytes(b"RIFF....")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    fresh = root / "uploads" / ".incoming" / "0123456789abcdef"  # another server's request, still running
-    fresh.mkdir()
-    application = create_app(Settings(library=str(root), leads=leads))
+    killed = root / "uploads" / ".incoming" / "0123456789abcdef"  # a server killed a second ago was receiving it
+    killed.mkdir()
+    (killed / "call.wav").write_bytes(b"RIFF....")
+    (root / "uploads" / ".incoming" / "manifest-0badf00d.csv").write_text("path,person\n")  # an older version's stray manifest
+    proc, live = hold_upload_elsewhere(root)  # another server's request, still running
     try:
-        assert not stale.exists() and fresh.exists()
+        application = create_app(Settings(library=str(root), leads=leads))
+        try:
+            assert incoming_folders(root) == [live] and (live / "call.wav").exists()
+        finally:
+            application.state.wb.close()
     finally:
-        application.state.wb.close()
-        fresh.rmdir()
+        proc.kill()
+        proc.wait()
+    from voiceprint import incoming
+
+    assert incoming.sweep(root) == 1 and incoming_folders(root) == []  # its server gone, it goes too
+
+
+def test_uploads_a_killed_server_never_acknowledged_go_at_restart_and_with_an_erasure(voices, tmp_path):
+    """QA: 8 files uploaded through the enrol form, `serve` killed -9 while enrolling them: all 8 stayed in
+    uploads/.incoming after a restart, and after `person delete` of the person speaking in them."""
+    import httpx
+
+    root = tmp_path / "lib"
+    with Library.create(root, operator="setup") as lib:
+        accounts.add_user(lib.store, "tech", "technician", PASSWORD)
+    files = [audiogen.speech_file(tmp_path / f"victim_{k}.wav", seed=40 + k, f0=120, seconds=4.0) for k in range(8)]
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "serve", "--library", str(root), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                web = httpx.Client(base_url=base, timeout=120)
+                form = web.get("/login")
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "voiceprint serve did not start"
+                time.sleep(0.3)
+        web.post("/login", data={"username": "tech", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+        csrf = web.get("/api/session").json()["csrf_token"]
+        body = [("files", (f.name, f.read_bytes(), "audio/wav")) for f in files]
+        sending = threading.Thread(target=_post_quietly, args=(web, "/enrol", {"csrf_token": csrf, "person": "Victim Voice"}, body),
+                                   daemon=True)
+        sending.start()
+        while len([f for f in incoming_folders(root) if any(f.iterdir())]) < 8:  # all received; enrolment under way
+            assert server.poll() is None and time.monotonic() < deadline + 60, "the upload never arrived"
+            time.sleep(0.01)
+        server.kill()  # kill -9
+        server.wait()
+        sending.join(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert len(incoming_folders(root)) == 8  # what the killed server left (the recordings of its request)
+
+    with Library.open(root, operator="examiner") as lib:  # the same files enrolled for a person, who is then erased
+        lib.enrol(files[0], person="Victim Voice")
+        result = lib.delete_person("Victim Voice")
+    assert incoming_folders(root) == [] and result["incoming"] == 8
+    assert not [p for p in (root / "uploads").rglob("*") if p.is_file()]
+
+
+def _post_quietly(web, path: str, data: dict, files: list) -> None:
+    """A POST whose server is killed under it (the connection breaks: that is the point)."""
+    import httpx
+
+    with contextlib.suppress(httpx.TransportError):
+        web.post(path, data=data, files=files)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_a_verify_report_of_two_party_recordings_shows_every_comparison(library, tmp_path):

@@ -80,26 +80,11 @@ class BodyTooLarge(Exception):
     pass
 
 
-#: an incoming upload older than this at start belongs to no request still running (a stopped server's)
-STALE_UPLOAD_S = 3600.0
-
-
-def _sweep_incoming(root) -> None:
-    """Remove uploads a stopped server was still receiving: none was acknowledged, and they are voices."""
-    import shutil
-    import time
-
-    incoming = root / "uploads" / ".incoming"
-    if incoming.is_dir():
-        for folder in incoming.iterdir():
-            if time.time() - folder.stat().st_mtime > STALE_UPLOAD_S:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
 class Workbench:
     """The library, opened on its own thread, and the calls into it."""
 
     def __init__(self, settings: Settings):
+        from .. import incoming
         from ..library import Library
 
         self.settings = settings
@@ -107,7 +92,7 @@ class Workbench:
         self.lib = self.pool.submit(Library.open, settings.library, False, "web").result()
         self.secret = self.pool.submit(_secret, self.lib.root).result()
         self.pool.submit(_one_faiss_thread).result()
-        self.pool.submit(_sweep_incoming, self.lib.root).result()
+        self.pool.submit(incoming.sweep, self.lib.root).result()  # uploads a stopped server was receiving (voices)
         self.ip_failures: dict[str, list[float]] = {}
         self.throttle_noted: dict[str, float] = {}  # when each address's throttling was last written to the audit trail
 
