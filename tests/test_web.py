@@ -707,6 +707,120 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _FullDisk:
+    """``open`` for views.receive on a disk that fills up: the first ``whole`` uploads are written, the next stops part-way
+    with ENOSPC (as on a 3 MB tmpfs), its partial file on disk."""
+
+    def __init__(self, whole: int = 0):
+        self.whole = whole
+
+    def __call__(self, file, mode="r", *args, **kwargs):
+        import builtins
+
+        fh = builtins.open(file, mode, *args, **kwargs)
+        if mode != "wb":
+            return fh
+        if self.whole > 0:
+            self.whole -= 1
+            return fh
+        return _Filling(fh)
+
+
+class _Filling:
+    def __init__(self, fh):
+        self.fh = fh
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+    def write(self, block: bytes) -> None:
+        import errno
+
+        self.fh.write(block[:4096])
+        self.fh.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+FULL_LINE = "Refused: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free space"
+
+
+def error_lines(html: str) -> list[str]:
+    return re.findall(r'<p class="error" role="alert"[^>]*>(.*?)</p>', html, re.S)
+
+
+def test_a_disk_that_fills_up_during_an_upload_is_one_line_503_and_leaves_nothing(app, library, voices, monkeypatch):
+    """A full disk in views.receive gave a bare 500 and a traceback, and left the partial file in uploads/.incoming."""
+    from voiceprint.web import views
+
+    root = library[0]
+    before = uploads(root)
+    tech, tcsrf = login(app, "tech")
+    inv, icsrf = login(app, "inv")
+
+    def two() -> list:
+        return [("files", ("one.wav", voices["c1"].read_bytes(), "audio/wav")), ("files", ("two.wav", voices["a2"].read_bytes(), "audio/wav"))]
+
+    answers = {}
+    monkeypatch.setattr(views, "open", _FullDisk(whole=1), raising=False)  # the second upload of each form fills the disk
+    answers["enrol"] = tech.post("/enrol", data={"csrf_token": tcsrf, "person": "Full Disk"}, files=two())
+    monkeypatch.setattr(views, "open", _FullDisk(whole=1), raising=False)
+    answers["case"] = inv.post("/case-recordings", data={"csrf_token": icsrf, "case_number": "AJ-1"}, files=two())
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    answers["query"] = inv.post("/query", data={"csrf_token": icsrf}, files=two(), headers={"HX-Request": "true"})
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    answers["page"] = inv.post("/query", data={"csrf_token": icsrf}, files=two())
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    api = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files=two())
+    for what, r in answers.items():
+        assert r.status_code == 503, what
+        lines = error_lines(r.text)
+        assert len(lines) == 1 and lines[0].startswith(FULL_LINE), (what, lines)
+        assert "Traceback" not in r.text and ".incoming" not in r.text
+    assert api.status_code == 503 and api.json()["error"].startswith(FULL_LINE)
+    assert uploads(root) == before and incoming_folders(root) == []  # no partial file, no finished upload of the form
+    assert app.state.wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM persons WHERE name = 'Full Disk'").fetchone()[0]) == 0
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    tech.cookies.set("vp_lang", "zh")
+    r = tech.post("/enrol", data={"csrf_token": tcsrf, "person": "Full Disk"}, files=two())
+    assert r.status_code == 503 and error_lines(r.text) == ["已拒绝：声纹库所在磁盘空间已满。未保留任何写了一半的内容。请管理员释放空间后重新提交。"]
+
+
+def test_a_database_that_fills_up_is_one_line_503_and_leaves_no_recording_behind(app, library, voices, monkeypatch):
+    """SQLite's "database or disk is full" at an enrolment's commit gave a bare 500 (and a traceback in the log)."""
+    import sqlite3
+
+    from voiceprint import enrolment
+    from voiceprint.store import accounts as upload_rows
+
+    def full(*_args, **_kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    root = library[0]
+    before = uploads(root)
+    tech, csrf = login(app, "tech")
+    with monkeypatch.context() as m:
+        m.setattr(enrolment, "commit", full)
+        r = enrol_upload(tech, csrf, voices["c1"], person="Full Database")
+    assert r.status_code == 503 and [line[: len(FULL_LINE)] for line in error_lines(r.text)] == [FULL_LINE]
+    inv, icsrf = login(app, "inv")
+    with monkeypatch.context() as m:  # a query whose recording cannot be recorded as kept: the moved copy goes again
+        m.setattr(upload_rows, "insert_upload", full)
+        with open(voices["c1"], "rb") as fh:
+            r = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files={"files": ("wang.wav", fh, "audio/wav")})
+    assert r.status_code == 503 and r.json()["error"].startswith(FULL_LINE)
+    with monkeypatch.context() as m:  # any other page that writes (a login's session row) says the same
+        m.setattr(accounts, "create_session", full)
+        c = client(app)
+        form = c.get("/login")
+        r = c.post("/login", data={"username": "ana", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+    assert r.status_code == 503 and FULL_LINE in r.text
+    assert uploads(root) == before and incoming_folders(root) == []
+    assert app.state.wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM persons WHERE name = 'Full Database'").fetchone()[0]) == 0
+
+
 def test_a_verify_report_of_two_party_recordings_shows_every_comparison(library, tmp_path):
     """The report kept the best-scoring voice pair silently: a selection the calibration does not account for."""
     import numpy as np

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, storage_failure
+from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, sqlite_disk_full, storage_failure
 from ..i18n import HTML_LANG, LANGUAGES, translate
 
 HERE = Path(__file__).resolve().parent
@@ -343,6 +343,36 @@ def throttled(wb: Workbench, ip: str) -> bool:
     return len(recent) >= wb.settings.ip_failures
 
 
+#: what a workbench user is told of the disk under the library: they can neither free space nor remount it, and a
+#: request that failed so kept nothing half-written (a partial upload is removed, a transaction rolled back)
+DISK_FULL = ("Refused: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free "
+             "space, then send it again.")
+DISK_READ_ONLY = ("Refused: the disk under the library is read-only. Nothing half-written was kept. Ask the administrator to make it "
+                  "writable, then send it again.")
+DISK_FAILED = ("Refused: the library's files could not be written. Nothing half-written was kept. Ask the administrator to read the "
+               "server log.")
+
+
+def disk_refusal(err: Exception) -> str | None:
+    """The line a workbench user is told of a storage failure (``errors.storage_failure``), else None. What failed,
+    with the path, goes to the server log (one line, no traceback) for the administrator."""
+    import errno
+    import logging
+    import sqlite3
+
+    where = storage_failure(err)
+    if where is None:
+        return None
+    logging.getLogger("voiceprint").warning("refused a request: %s (%s: %s)", where, type(err).__name__, err)
+    code = getattr(err, "errno", None)
+    text = str(err).lower()
+    if code in (errno.ENOSPC, errno.EDQUOT) or (isinstance(err, sqlite3.Error) and sqlite_disk_full(err)):
+        return DISK_FULL
+    if code == errno.EROFS or (isinstance(err, sqlite3.Error) and ("readonly" in text or "read-only" in text)):
+        return DISK_READ_ONLY
+    return DISK_FAILED
+
+
 def user_error(err: Exception) -> tuple[int, str]:
     """The status code and one line for an error a user can act on."""
     if isinstance(err, AudioError):
@@ -353,6 +383,6 @@ def user_error(err: Exception) -> tuple[int, str]:
         return 400 if isinstance(err, DataError) else 409, str(err)
     if isinstance(err, VoiceprintError):
         return 400, str(err)
-    if (where := storage_failure(err)) is not None:
-        return 503, f"{where}. Nothing more was stored."
+    if (refusal := disk_refusal(err)) is not None:
+        return 503, refusal
     return 500, f"internal error ({type(err).__name__}) - the server log has the details"
