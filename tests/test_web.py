@@ -821,6 +821,40 @@ def test_a_database_that_fills_up_is_one_line_503_and_leaves_no_recording_behind
     assert app.state.wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM persons WHERE name = 'Full Database'").fetchone()[0]) == 0
 
 
+def test_after_library_reembed_the_running_workbench_queries_and_enrols_with_the_new_model(voices, tmp_path):
+    """`voiceprint library reembed` while serve ran: every query and enrolment was refused, advising to re-enrol into a
+    new library (the workbench still held the old model); restarting serve was the only way out."""
+    from voiceprint.cli import run
+
+    old, new = "ecapa-voxceleb", "campplus-zh-en"
+    root = tmp_path / "lib"
+    with Library.create(root, model=old, operator="setup") as lib:
+        lib.enrol(voices["a1"], person="Zhang San", category="suspect")
+        lib.enrol(voices["b1"], person="Li Si", category="suspect")
+        for name in ("inv", "tech"):
+            accounts.add_user(lib.store, name, USERS[name], PASSWORD)
+    application = create_app(Settings(library=str(root)))
+    try:
+        inv, icsrf = login(application, "inv")
+
+        def best() -> str:
+            with open(voices["a2"], "rb") as fh:
+                r = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files={"files": ("call.flac", fh, "audio/flac")})
+            assert r.status_code == 200, r.text
+            return str(r.json()[0]["hits"][0]["person"]["name"])
+
+        assert best() == "Zhang San"
+        assert run(["library", "reembed", "--model", new, "--audio", str(voices["a1"].parent), "--library", str(root)]) == 0
+        assert best() == "Zhang San" and application.state.wb.lib.model == new
+        tech, tcsrf = login(application, "tech")
+        r = enrol_upload(tech, tcsrf, voices["c1"], person="Wang Wu")
+        assert r.status_code == 200 and 'data-status="enrolled"' in r.text, error_lines(r.text)
+        models = application.state.wb.call_sync("t", lambda lib: {row[0] for row in lib.store.db.execute("SELECT model FROM voiceprints")})
+        assert models == {new}
+    finally:
+        application.state.wb.close()
+
+
 def test_a_verify_report_of_two_party_recordings_shows_every_comparison(library, tmp_path):
     """The report kept the best-scoring voice pair silently: a selection the calibration does not account for."""
     import numpy as np

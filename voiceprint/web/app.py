@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -93,6 +94,7 @@ class Workbench:
         self.secret = self.pool.submit(_secret, self.lib.root).result()
         self.pool.submit(_one_faiss_thread).result()
         self.pool.submit(incoming.sweep, self.lib.root).result()  # uploads a stopped server was receiving (voices)
+        self.model_seen = self.pool.submit(self._model_held).result()  # a model switch on disk reopens the library
         self.ip_failures: dict[str, list[float]] = {}
         self.throttle_noted: dict[str, float] = {}  # when each address's throttling was last written to the audit trail
 
@@ -103,12 +105,36 @@ class Workbench:
         return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, operator, fn, args, kwargs)
 
     def _run(self, operator, fn, args, kwargs):
+        self._follow_model()
         store = self.lib.store
         store.operator = operator
         try:
             return fn(self.lib, *args, **kwargs)
         finally:
             store.operator = "web"
+
+    def _model_on_disk(self) -> tuple[str | None, str | None]:
+        store = self.lib.store
+        return store.get_meta("model"), store.get_meta("model_fingerprint")
+
+    def _model_held(self) -> tuple[str | None, str | None]:
+        """The model the open library works with (read when it opened), and the fingerprint recorded beside it."""
+        return self.lib.model, self.lib.store.get_meta("model_fingerprint")
+
+    def _follow_model(self) -> None:
+        """Reopen the library when its speaker model changed on disk since it was opened here (`voiceprint library
+        reembed` while the server runs): the open library holds the old model, whose voiceprints are gone, and would
+        refuse every query and enrolment as if the model files had been altered."""
+        from ..library import Library
+
+        if self._model_on_disk() == self.model_seen:
+            return
+        fresh = Library.open(self.lib.root, False, "web")
+        old, self.lib = self.lib, fresh
+        self.model_seen = self._model_held()
+        logging.getLogger("voiceprint").warning("library %s moved to speaker model %r: reopened it with that model", fresh.root,
+                                                fresh.model)
+        old.close()
 
     def close(self) -> None:
         """Close the library (folding its write-ahead log into library.sqlite); a second call does nothing."""
