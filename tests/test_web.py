@@ -744,7 +744,7 @@ class _Filling:
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
-FULL_LINE = "Refused: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free space"
+FULL_LINE = "Stopped: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free space"
 
 
 def error_lines(html: str) -> list[str]:
@@ -785,7 +785,7 @@ def test_a_disk_that_fills_up_during_an_upload_is_one_line_503_and_leaves_nothin
     monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
     tech.cookies.set("vp_lang", "zh")
     r = tech.post("/enrol", data={"csrf_token": tcsrf, "person": "Full Disk"}, files=two())
-    assert r.status_code == 503 and error_lines(r.text) == ["已拒绝：声纹库所在磁盘空间已满。未保留任何写了一半的内容。请管理员释放空间后重新提交。"]
+    assert r.status_code == 503 and error_lines(r.text) == ["已中止：声纹库所在磁盘空间已满。未保留任何写了一半的内容。请管理员释放空间后重新提交。"]
 
 
 def test_a_database_that_fills_up_is_one_line_503_and_leaves_no_recording_behind(app, library, voices, monkeypatch):

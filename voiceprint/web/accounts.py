@@ -7,6 +7,7 @@ disabling a user ends every session at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -306,6 +307,8 @@ def keep_upload(lib, src: Path, sha256: str, original_name: str, size: int) -> P
     except BaseException:  # (a full disk) a file the library has no row for would be kept for ever: it goes
         if moved:
             dest.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                dest.parent.rmdir()  # only when empty
         raise
     return dest
 

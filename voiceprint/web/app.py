@@ -369,13 +369,14 @@ def throttled(wb: Workbench, ip: str) -> bool:
     return len(recent) >= wb.settings.ip_failures
 
 
-#: what a workbench user is told of the disk under the library: they can neither free space nor remount it, and a
-#: request that failed so kept nothing half-written (a partial upload is removed, a transaction rolled back)
-DISK_FULL = ("Refused: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free "
+#: what a workbench user is told of the disk under the library: they can neither free space nor remount it. A request
+#: that failed so kept nothing half-written (a partial upload is removed, a transaction rolled back); what it finished
+#: before (one file of a form enrolled) stays, and sending the form again finds it ("already enrolled")
+DISK_FULL = ("Stopped: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free "
              "space, then send it again.")
 DISK_READ_ONLY = ("Refused: the disk under the library is read-only. Nothing half-written was kept. Ask the administrator to make it "
                   "writable, then send it again.")
-DISK_FAILED = ("Refused: the library's files could not be written. Nothing half-written was kept. Ask the administrator to read the "
+DISK_FAILED = ("Stopped: the library's files could not be written. Nothing half-written was kept. Ask the administrator to read the "
                "server log.")
 
 
