@@ -6,7 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import audiogen
@@ -596,24 +601,258 @@ def test_erasing_a_person_erases_their_kept_upload_and_a_rejected_sample_leaves_
         assert sha2 not in [p.name for p in uploads(root)]
 
 
-def test_the_workbench_clears_uploads_a_stopped_server_left_half_received(library, tmp_path):
-    import os
-    import time
+def hold_upload_elsewhere(root: Path) -> tuple[subprocess.Popen, Path]:
+    """An upload in flight in another running server: a process that holds its incoming folder (and sleeps)."""
+    code = ("import sys, time\nfrom voiceprint import incoming\nfolder = incoming.hold_new(sys.argv[1])\n"
+            "(folder / 'call.wav').write_bytes(b'RIFF' * 1000)\nprint(folder, flush=True)\ntime.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert proc.stdout is not None
+    return proc, Path(proc.stdout.readline().strip())
 
+
+def incoming_folders(root: Path) -> list[Path]:
+    folder = root / "uploads" / ".incoming"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_the_workbench_clears_uploads_no_running_server_holds_and_keeps_those_in_flight(library, tmp_path):
+    """Only folders older than an hour went at start: a server killed and restarted within the hour kept them all."""
     root, leads = library
     stale = root / "uploads" / ".incoming" / "deadbeefdeadbeef"
     stale.mkdir(parents=True, exist_ok=True)
     (stale / "call.wav").write_bytes(b"RIFF....")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    fresh = root / "uploads" / ".incoming" / "0123456789abcdef"  # another server's request, still running
-    fresh.mkdir()
-    application = create_app(Settings(library=str(root), leads=leads))
+    killed = root / "uploads" / ".incoming" / "0123456789abcdef"  # a server killed a second ago was receiving it
+    killed.mkdir()
+    (killed / "call.wav").write_bytes(b"RIFF....")
+    (root / "uploads" / ".incoming" / "manifest-0badf00d.csv").write_text("path,person\n")  # an older version's stray manifest
+    proc, live = hold_upload_elsewhere(root)  # another server's request, still running
     try:
-        assert not stale.exists() and fresh.exists()
+        application = create_app(Settings(library=str(root), leads=leads))
+        try:
+            assert incoming_folders(root) == [live] and (live / "call.wav").exists()
+        finally:
+            application.state.wb.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    from voiceprint import incoming
+
+    assert incoming.sweep(root) == 1 and incoming_folders(root) == []  # its server gone, it goes too
+
+
+def test_uploads_a_killed_server_never_acknowledged_go_at_restart_and_with_an_erasure(voices, tmp_path):
+    """QA: 8 files uploaded through the enrol form, `serve` killed -9 while enrolling them: all 8 stayed in
+    uploads/.incoming after a restart, and after `person delete` of the person speaking in them."""
+    import httpx
+
+    root = tmp_path / "lib"
+    with Library.create(root, operator="setup") as lib:
+        accounts.add_user(lib.store, "tech", "technician", PASSWORD)
+    files = [audiogen.speech_file(tmp_path / f"victim_{k}.wav", seed=40 + k, f0=120, seconds=4.0) for k in range(8)]
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "serve", "--library", str(root), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                web = httpx.Client(base_url=base, timeout=120)
+                form = web.get("/login")
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "voiceprint serve did not start"
+                time.sleep(0.3)
+        web.post("/login", data={"username": "tech", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+        csrf = web.get("/api/session").json()["csrf_token"]
+        body = [("files", (f.name, f.read_bytes(), "audio/wav")) for f in files]
+        sending = threading.Thread(target=_post_quietly, args=(web, "/enrol", {"csrf_token": csrf, "person": "Victim Voice"}, body),
+                                   daemon=True)
+        sending.start()
+        while len([f for f in incoming_folders(root) if any(f.iterdir())]) < 8:  # all received; enrolment under way
+            assert server.poll() is None and time.monotonic() < deadline + 60, "the upload never arrived"
+            time.sleep(0.01)
+        server.kill()  # kill -9
+        server.wait()
+        sending.join(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert len(incoming_folders(root)) == 8  # what the killed server left (the recordings of its request)
+
+    with Library.open(root, operator="examiner") as lib:  # the same files enrolled for a person, who is then erased
+        lib.enrol(files[0], person="Victim Voice")
+        result = lib.delete_person("Victim Voice")
+    assert incoming_folders(root) == [] and result["incoming"] == 8
+    assert not [p for p in (root / "uploads").rglob("*") if p.is_file()]
+
+
+def _post_quietly(web, path: str, data: dict, files: list) -> None:
+    """A POST whose server is killed under it (the connection breaks: that is the point)."""
+    import httpx
+
+    with contextlib.suppress(httpx.TransportError):
+        web.post(path, data=data, files=files)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _FullDisk:
+    """``open`` for views.receive on a disk that fills up: the first ``whole`` uploads are written, the next stops part-way
+    with ENOSPC (as on a 3 MB tmpfs), its partial file on disk."""
+
+    def __init__(self, whole: int = 0):
+        self.whole = whole
+
+    def __call__(self, file, mode="r", *args, **kwargs):
+        import builtins
+
+        fh = builtins.open(file, mode, *args, **kwargs)
+        if mode != "wb":
+            return fh
+        if self.whole > 0:
+            self.whole -= 1
+            return fh
+        return _Filling(fh)
+
+
+class _Filling:
+    def __init__(self, fh):
+        self.fh = fh
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+    def write(self, block: bytes) -> None:
+        import errno
+
+        self.fh.write(block[:4096])
+        self.fh.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+FULL_LINE = "Stopped: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free space"
+
+
+def error_lines(html: str) -> list[str]:
+    return re.findall(r'<p class="error" role="alert"[^>]*>(.*?)</p>', html, re.S)
+
+
+def test_a_disk_that_fills_up_during_an_upload_is_one_line_503_and_leaves_nothing(app, library, voices, monkeypatch):
+    """A full disk in views.receive gave a bare 500 and a traceback, and left the partial file in uploads/.incoming."""
+    from voiceprint.web import views
+
+    root = library[0]
+    before = uploads(root)
+    tech, tcsrf = login(app, "tech")
+    inv, icsrf = login(app, "inv")
+
+    def two() -> list:
+        return [("files", ("one.wav", voices["c1"].read_bytes(), "audio/wav")), ("files", ("two.wav", voices["a2"].read_bytes(), "audio/wav"))]
+
+    answers = {}
+    monkeypatch.setattr(views, "open", _FullDisk(whole=1), raising=False)  # the second upload of each form fills the disk
+    answers["enrol"] = tech.post("/enrol", data={"csrf_token": tcsrf, "person": "Full Disk"}, files=two())
+    monkeypatch.setattr(views, "open", _FullDisk(whole=1), raising=False)
+    answers["case"] = inv.post("/case-recordings", data={"csrf_token": icsrf, "case_number": "AJ-1"}, files=two())
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    answers["query"] = inv.post("/query", data={"csrf_token": icsrf}, files=two(), headers={"HX-Request": "true"})
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    answers["page"] = inv.post("/query", data={"csrf_token": icsrf}, files=two())
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    api = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files=two())
+    for what, r in answers.items():
+        assert r.status_code == 503, what
+        lines = error_lines(r.text)
+        assert len(lines) == 1 and lines[0].startswith(FULL_LINE), (what, lines)
+        assert "Traceback" not in r.text and ".incoming" not in r.text
+    assert api.status_code == 503 and api.json()["error"].startswith(FULL_LINE)
+    assert uploads(root) == before and incoming_folders(root) == []  # no partial file, no finished upload of the form
+    assert app.state.wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM persons WHERE name = 'Full Disk'").fetchone()[0]) == 0
+    monkeypatch.setattr(views, "open", _FullDisk(), raising=False)
+    tech.cookies.set("vp_lang", "zh")
+    r = tech.post("/enrol", data={"csrf_token": tcsrf, "person": "Full Disk"}, files=two())
+    assert r.status_code == 503 and error_lines(r.text) == ["已中止：声纹库所在磁盘空间已满。未保留任何写了一半的内容。请管理员释放空间后重新提交。"]
+
+
+def test_a_database_that_fills_up_is_one_line_503_and_leaves_no_recording_behind(app, library, voices, monkeypatch):
+    """SQLite's "database or disk is full" at an enrolment's commit gave a bare 500 (and a traceback in the log)."""
+    import sqlite3
+
+    from voiceprint import enrolment
+    from voiceprint.store import accounts as upload_rows
+
+    def full(*_args, **_kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    root = library[0]
+    before = uploads(root)
+    tech, csrf = login(app, "tech")
+    with monkeypatch.context() as m:
+        m.setattr(enrolment, "commit", full)
+        r = enrol_upload(tech, csrf, voices["c1"], person="Full Database")
+    assert r.status_code == 503 and [line[: len(FULL_LINE)] for line in error_lines(r.text)] == [FULL_LINE]
+    inv, icsrf = login(app, "inv")
+    with monkeypatch.context() as m:  # a query whose recording cannot be recorded as kept: the moved copy goes again
+        m.setattr(upload_rows, "insert_upload", full)
+        with open(voices["c1"], "rb") as fh:
+            r = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files={"files": ("wang.wav", fh, "audio/wav")})
+    assert r.status_code == 503 and r.json()["error"].startswith(FULL_LINE)
+    with monkeypatch.context() as m:  # any other page that writes (a login's session row) says the same
+        m.setattr(accounts, "create_session", full)
+        c = client(app)
+        form = c.get("/login")
+        r = c.post("/login", data={"username": "ana", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+    assert r.status_code == 503 and FULL_LINE in r.text
+    assert uploads(root) == before and incoming_folders(root) == []
+    assert app.state.wb.call_sync("t", lambda lib: lib.store.db.execute("SELECT count(*) FROM persons WHERE name = 'Full Database'").fetchone()[0]) == 0
+
+
+def test_after_library_reembed_the_running_workbench_queries_and_enrols_with_the_new_model(voices, tmp_path):
+    """`voiceprint library reembed` while serve ran: every query and enrolment was refused, advising to re-enrol into a
+    new library (the workbench still held the old model); restarting serve was the only way out."""
+    from voiceprint.cli import run
+
+    old, new = "ecapa-voxceleb", "campplus-zh-en"
+    root = tmp_path / "lib"
+    with Library.create(root, model=old, operator="setup") as lib:
+        lib.enrol(voices["a1"], person="Zhang San", category="suspect")
+        lib.enrol(voices["b1"], person="Li Si", category="suspect")
+        for name in ("inv", "tech"):
+            accounts.add_user(lib.store, name, USERS[name], PASSWORD)
+    application = create_app(Settings(library=str(root)))
+    try:
+        inv, icsrf = login(application, "inv")
+
+        def best() -> str:
+            with open(voices["a2"], "rb") as fh:
+                r = inv.post("/api/query", headers={"X-CSRF-Token": icsrf}, files={"files": ("call.flac", fh, "audio/flac")})
+            assert r.status_code == 200, r.text
+            return str(r.json()[0]["hits"][0]["person"]["name"])
+
+        assert best() == "Zhang San"
+        assert run(["library", "reembed", "--model", new, "--audio", str(voices["a1"].parent), "--library", str(root)]) == 0
+        assert best() == "Zhang San" and application.state.wb.lib.model == new
+        tech, tcsrf = login(application, "tech")
+        r = enrol_upload(tech, tcsrf, voices["c1"], person="Wang Wu")
+        assert r.status_code == 200 and 'data-status="enrolled"' in r.text, error_lines(r.text)
+        models = application.state.wb.call_sync("t", lambda lib: {row[0] for row in lib.store.db.execute("SELECT model FROM voiceprints")})
+        assert models == {new}
     finally:
         application.state.wb.close()
-        fresh.rmdir()
 
 
 def test_a_verify_report_of_two_party_recordings_shows_every_comparison(library, tmp_path):

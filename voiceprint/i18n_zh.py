@@ -710,6 +710,13 @@ GENERATED: dict[str, str] = {
     "the administrator to raise `--max-upload-mb`.":
         "已拒绝：上传文件超过 {mb} MB 的上限，未存储任何内容。请只截取需要的部分，或请管理员调高 `--max-upload-mb`。",
     "no report format '{fmt}' - a report is html or pdf": "没有 '{fmt}' 格式的报告——报告只有 html 和 pdf 两种格式",
+    # a full, read-only or failing disk under the library (voiceprint.web.app.disk_refusal)
+    "Stopped: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free space, then "
+    "send it again.": "已中止：声纹库所在磁盘空间已满。未保留任何写了一半的内容。请管理员释放空间后重新提交。",
+    "Refused: the disk under the library is read-only. Nothing half-written was kept. Ask the administrator to make it writable, then "
+    "send it again.": "已拒绝：声纹库所在磁盘为只读。未保留任何写了一半的内容。请管理员将其改为可写后重新提交。",
+    "Stopped: the library's files could not be written. Nothing half-written was kept. Ask the administrator to read the server log.":
+        "已中止：无法写入声纹库的文件。未保留任何写了一半的内容。请管理员查看服务器日志。",
     # what the library refuses on the workbench's pages and forms (voiceprint.store, linking, enrolment, web.views)
     "no person '{person}' in the library - give a person id, ID number or unique name (see `voiceprint person list`)":
         "声纹库中没有人员 '{person}'——请给出人员编号、身份证号或唯一姓名（见 `voiceprint person list`）",

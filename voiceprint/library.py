@@ -26,6 +26,7 @@ import numpy as np
 from .enrolment import EnrolItem, EnrolOutcome, EnrolSummary, folder_items, read_manifest
 from .errors import LibraryBusy, LibraryError, NotFound
 from .fsutil import fsync_dir
+from .incoming import sweep as sweep_incoming
 from .index import erase_deleted_vectors
 from .store import Store, assert_sealed, check_model_fingerprint, default_operator, describe_failure, erase_checkpoint, verify_seals
 from .voices import AUDIO_SUFFIXES, Voice, read_voices
@@ -557,11 +558,13 @@ class Library:
 
     def finish_erasures(self) -> dict:
         """Carry out what committed erasures (a deletion, retention, a rejected sample) still have to remove outside
-        the database: the vectors in the index files (and Milvus), the kept uploads, the WAL's old pages and the
-        persons in ``library reembed``'s copies. Recorded in the erasure's own transaction
+        the database: the vectors in the index files (and Milvus), the kept uploads, the uploads a stopped server left
+        half-received (``voiceprint.incoming``: none was acknowledged, and any may hold the erased voice), the WAL's old
+        pages and the persons in ``library reembed``'s copies. Recorded in the erasure's own transaction
         (:meth:`Store.note_erasure`), so a kill between the commit and these steps leaves them to the next
-        writer (:meth:`writing` runs this first) instead of leaving the data behind. Returns ``wal`` and ``copies``."""
-        done: dict = {"wal": None, "copies": []}
+        writer (:meth:`writing` runs this first) instead of leaving the data behind. Returns ``wal``, ``copies`` and
+        ``incoming`` (how many unacknowledged uploads went)."""
+        done: dict = {"wal": None, "copies": [], "incoming": 0}
         with self.writing():
             pending = self.store.pending_erasure()
             if pending is None:
@@ -569,6 +572,7 @@ class Library:
             self.save_index()
             erase_deleted_vectors(self.root)  # Milvus Lite keeps deleted vectors' bytes otherwise
             self.erase_upload_files(pending["uploads"])
+            done["incoming"] = sweep_incoming(self.root)  # uploads a killed server never acknowledged: one may be their voice
             done["copies"] = self.erase_in_copies(pending["persons"])
             with self.store.transaction():
                 self.store.db.execute("DELETE FROM meta WHERE key = ?", (self.store.ERASURE_KEY,))

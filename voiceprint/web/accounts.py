@@ -7,6 +7,7 @@ disabling a user ends every session at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -293,14 +294,22 @@ def keep_upload(lib, src: Path, sha256: str, original_name: str, size: int) -> P
     for folder in (dest.parent.parent, dest.parent):
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)
-    if dest.exists():
-        os.unlink(src)
-    else:
+    moved = not dest.exists()
+    if moved:
         shutil.move(str(src), dest)
         os.chmod(dest, 0o600)
-    with lib.store.transaction():
-        rows.insert_upload(lib.store, sha256, original_name, size)
-        lib.store.audit("upload", f"sha256:{sha256[:16]}", size=size)
+    else:
+        os.unlink(src)
+    try:
+        with lib.store.transaction():
+            rows.insert_upload(lib.store, sha256, original_name, size)
+            lib.store.audit("upload", f"sha256:{sha256[:16]}", size=size)
+    except BaseException:  # (a full disk) a file the library has no row for would be kept for ever: it goes
+        if moved:
+            dest.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                dest.parent.rmdir()  # only when empty
+        raise
     return dest
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, storage_failure
+from ..errors import AudioError, DataError, LibraryError, NotFound, VoiceprintError, sqlite_disk_full, storage_failure
 from ..i18n import HTML_LANG, LANGUAGES, translate
 
 HERE = Path(__file__).resolve().parent
@@ -80,26 +81,11 @@ class BodyTooLarge(Exception):
     pass
 
 
-#: an incoming upload older than this at start belongs to no request still running (a stopped server's)
-STALE_UPLOAD_S = 3600.0
-
-
-def _sweep_incoming(root) -> None:
-    """Remove uploads a stopped server was still receiving: none was acknowledged, and they are voices."""
-    import shutil
-    import time
-
-    incoming = root / "uploads" / ".incoming"
-    if incoming.is_dir():
-        for folder in incoming.iterdir():
-            if time.time() - folder.stat().st_mtime > STALE_UPLOAD_S:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
 class Workbench:
     """The library, opened on its own thread, and the calls into it."""
 
     def __init__(self, settings: Settings):
+        from .. import incoming
         from ..library import Library
 
         self.settings = settings
@@ -107,7 +93,8 @@ class Workbench:
         self.lib = self.pool.submit(Library.open, settings.library, False, "web").result()
         self.secret = self.pool.submit(_secret, self.lib.root).result()
         self.pool.submit(_one_faiss_thread).result()
-        self.pool.submit(_sweep_incoming, self.lib.root).result()
+        self.pool.submit(incoming.sweep, self.lib.root).result()  # uploads a stopped server was receiving (voices)
+        self.model_seen = self.pool.submit(self._model_held).result()  # a model switch on disk reopens the library
         self.ip_failures: dict[str, list[float]] = {}
         self.throttle_noted: dict[str, float] = {}  # when each address's throttling was last written to the audit trail
 
@@ -118,12 +105,36 @@ class Workbench:
         return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, operator, fn, args, kwargs)
 
     def _run(self, operator, fn, args, kwargs):
+        self._follow_model()
         store = self.lib.store
         store.operator = operator
         try:
             return fn(self.lib, *args, **kwargs)
         finally:
             store.operator = "web"
+
+    def _model_on_disk(self) -> tuple[str | None, str | None]:
+        store = self.lib.store
+        return store.get_meta("model"), store.get_meta("model_fingerprint")
+
+    def _model_held(self) -> tuple[str | None, str | None]:
+        """The model the open library works with (read when it opened), and the fingerprint recorded beside it."""
+        return self.lib.model, self.lib.store.get_meta("model_fingerprint")
+
+    def _follow_model(self) -> None:
+        """Reopen the library when its speaker model changed on disk since it was opened here (`voiceprint library
+        reembed` while the server runs): the open library holds the old model, whose voiceprints are gone, and would
+        refuse every query and enrolment as if the model files had been altered."""
+        from ..library import Library
+
+        if self._model_on_disk() == self.model_seen:
+            return
+        fresh = Library.open(self.lib.root, False, "web")
+        old, self.lib = self.lib, fresh
+        self.model_seen = self._model_held()
+        logging.getLogger("voiceprint").warning("library %s moved to speaker model %r: reopened it with that model", fresh.root,
+                                                fresh.model)
+        old.close()
 
     def close(self) -> None:
         """Close the library (folding its write-ahead log into library.sqlite); a second call does nothing."""
@@ -358,6 +369,37 @@ def throttled(wb: Workbench, ip: str) -> bool:
     return len(recent) >= wb.settings.ip_failures
 
 
+#: what a workbench user is told of the disk under the library: they can neither free space nor remount it. A request
+#: that failed so kept nothing half-written (a partial upload is removed, a transaction rolled back); what it finished
+#: before (one file of a form enrolled) stays, and sending the form again finds it ("already enrolled")
+DISK_FULL = ("Stopped: no space left on the disk under the library. Nothing half-written was kept. Ask the administrator to free "
+             "space, then send it again.")
+DISK_READ_ONLY = ("Refused: the disk under the library is read-only. Nothing half-written was kept. Ask the administrator to make it "
+                  "writable, then send it again.")
+DISK_FAILED = ("Stopped: the library's files could not be written. Nothing half-written was kept. Ask the administrator to read the "
+               "server log.")
+
+
+def disk_refusal(err: Exception) -> str | None:
+    """The line a workbench user is told of a storage failure (``errors.storage_failure``), else None. What failed,
+    with the path, goes to the server log (one line, no traceback) for the administrator."""
+    import errno
+    import logging
+    import sqlite3
+
+    where = storage_failure(err)
+    if where is None:
+        return None
+    logging.getLogger("voiceprint").warning("refused a request: %s (%s: %s)", where, type(err).__name__, err)
+    code = getattr(err, "errno", None)
+    text = str(err).lower()
+    if code in (errno.ENOSPC, errno.EDQUOT) or (isinstance(err, sqlite3.Error) and sqlite_disk_full(err)):
+        return DISK_FULL
+    if code == errno.EROFS or (isinstance(err, sqlite3.Error) and ("readonly" in text or "read-only" in text)):
+        return DISK_READ_ONLY
+    return DISK_FAILED
+
+
 def user_error(err: Exception) -> tuple[int, str]:
     """The status code and one line for an error a user can act on."""
     if isinstance(err, AudioError):
@@ -368,6 +410,6 @@ def user_error(err: Exception) -> tuple[int, str]:
         return 400 if isinstance(err, DataError) else 409, str(err)
     if isinstance(err, VoiceprintError):
         return 400, str(err)
-    if (where := storage_failure(err)) is not None:
-        return 503, f"{where}. Nothing more was stored."
+    if (refusal := disk_refusal(err)) is not None:
+        return 503, refusal
     return 500, f"internal error ({type(err).__name__}) - the server log has the details"

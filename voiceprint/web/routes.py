@@ -5,13 +5,14 @@ line that says so; a POST without its CSRF token is refused with 403."""
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import time
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request  # routes.py is imported only by create_app; FastAPI reads these annotations
 
-from ..errors import NotFound, VoiceprintError
+from ..errors import NotFound, VoiceprintError, storage_failure
 from ..i18n import HTML_LANG, LANGUAGES, translate
 from . import accounts, chart, views
 from .app import (
@@ -135,6 +136,8 @@ def _error_handlers(app) -> None:
     app.add_exception_handler(CsrfFailed, csrf_failed)
     app.add_exception_handler(BodyTooLarge, too_large)
     app.add_exception_handler(VoiceprintError, _library_error)
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(sqlite3.Error, _storage_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
 
@@ -257,6 +260,14 @@ async def _library_error(request, exc):
     return error_page(request, _user_of(request), code, "Could not do that", msg)
 
 
+async def _storage_error(request, exc):
+    """A full, read-only or failing disk under the library: one line (503), as for the library's own refusals;
+    any other OSError or SQLite error is a bug (the server's 500, its traceback in the log)."""
+    if refused(exc) is None:
+        raise exc
+    return await _library_error(request, exc)
+
+
 def _user_of(request) -> dict | None:
     return getattr(request.state, "user", None)
 
@@ -315,6 +326,19 @@ async def run_query(request, user: dict) -> tuple[str | None, dict]:
     return rid, body
 
 
+async def _query_or_refusal(request, user: dict) -> tuple[str | None, dict, int]:
+    """:func:`run_query`, and its status; a full or failing disk under the library is told in the result box (503),
+    not as a bare 500 (each upload removed its own files on the way out)."""
+    try:
+        rid, body = await run_query(request, user)
+    except Exception as err:
+        if isinstance(err, VoiceprintError) or (refusal := refused(err)) is None:
+            raise
+        status, message = refusal
+        return None, {"files": [], "voices": [], "errors": [{"file": "", "error": message}]}, status
+    return rid, body, 200 if rid else 422
+
+
 def _query_routes(app) -> None:
     from fastapi.responses import JSONResponse, Response
 
@@ -328,9 +352,8 @@ def _query_routes(app) -> None:
     async def query_post(request: Request):
         user = await current_user(request)
         require(user, "query")
-        rid, body = await run_query(request, user)
+        rid, body, status = await _query_or_refusal(request, user)
         ctx = await _result_context(request, user, rid, body)
-        status = 200 if rid else 422
         if request.headers.get("hx-request"):
             return page(request, "_results.html", user, status_code=status, **ctx)
         return page(request, "query.html", user, status_code=status, **ctx)
@@ -339,9 +362,9 @@ def _query_routes(app) -> None:
     async def api_query(request: Request):
         user = await current_user(request)
         require(user, "query")
-        rid, body = await run_query(request, user)
+        rid, body, status = await _query_or_refusal(request, user)
         if rid is None:
-            return JSONResponse({"error": "; ".join(e["error"] for e in body["errors"]), "errors": body["errors"]}, status_code=422)
+            return JSONResponse({"error": "; ".join(e["error"] for e in body["errors"]), "errors": body["errors"]}, status_code=status)
         # the body stays the voices, as `voiceprint query --json` prints them; files refused beside them are
         # counted in a header (their reasons: /api/results/<id> "errors"), never dropped without a word
         refused = {"X-Refused-Files": str(len(body.get("errors") or []))}
@@ -521,11 +544,11 @@ def _enrol_routes(app) -> None:
     async def enrol_post(request: Request):
         user = await current_user(request)
         require(user, "enrol")
-        outcomes, error = await _enrol(request, user)
+        outcomes, error, status = await _enrol(request, user)
         wb = _wb(request)
         pend = await wb.call(user["name"], views.pending) if user["role"] == "supervisor" else []
         four = await wb.call(user["name"], lambda lib: accounts.four_eyes_on(lib.store))
-        return page(request, "enrol.html", user, status_code=422 if error else 200, outcomes=outcomes, error=error, pending=pend, four_eyes=four)
+        return page(request, "enrol.html", user, status_code=status, outcomes=outcomes, error=error, pending=pend, four_eyes=four)
 
     @app.get("/approvals")
     async def approvals_page(request: Request):
@@ -565,7 +588,7 @@ async def _receive_all(wb, user: dict, files: list) -> dict:
     unique within the form (``views.receive``); a failure part-way leaves none of them behind."""
     uploads: dict = {}
     try:
-        for up in files:
+        for up in files:  # a failing one removes its own partial file (views.receive)
             path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
             uploads[name] = (path, sha, size)
     except BaseException:
@@ -579,8 +602,17 @@ def _discard_all(uploads: dict) -> None:
         views.discard(path)
 
 
-async def _enrol(request, user: dict) -> tuple[list | None, str]:
-    """Receive the enrolment form: one file with person details, or a manifest with its files."""
+def refused(err: BaseException) -> tuple[int, str] | None:
+    """The status and one line for a failure the page reports to its user (a refusal of the library's, a full,
+    read-only or failing disk under the library); None for anything else (a bug: the server's 500 and its log)."""
+    if isinstance(err, VoiceprintError) or (isinstance(err, Exception) and storage_failure(err) is not None):
+        return user_error(err)
+    return None
+
+
+async def _enrol(request, user: dict) -> tuple[list | None, str, int]:
+    """Receive the enrolment form: one file with person details, or a manifest with its files. The outcomes, or
+    the refusal and its status (422; 503 for a full or failing disk)."""
     from starlette.datastructures import UploadFile
 
     wb = _wb(request)
@@ -588,20 +620,22 @@ async def _enrol(request, user: dict) -> tuple[list | None, str]:
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
     manifest = form.get("manifest")
     if not files:
-        return None, "choose the recording(s) to enrol"
-    uploads = await _receive_all(wb, user, files)
+        return None, "choose the recording(s) to enrol", 422
+    uploads: dict = {}
     try:
+        uploads = await _receive_all(wb, user, files)
         if isinstance(manifest, UploadFile) and manifest.filename:
             text = (await manifest.read()).decode("utf-8-sig", errors="replace")
             items = await wb.call(user["name"], views.manifest_items, text, uploads, manifest.filename)
         else:
             items = _form_items(form, uploads)
-        return await wb.call(user["name"], views.enrol_uploads, items, uploads), ""
+        return await wb.call(user["name"], views.enrol_uploads, items, uploads), "", 200
     except BaseException as err:  # no failure leaves the uploads behind (the ones already kept have moved)
         _discard_all(uploads)
-        if isinstance(err, VoiceprintError):
-            return None, user_error(err)[1]
-        raise
+        if (refusal := refused(err)) is None:
+            raise
+        status, message = refusal
+        return None, message, status if status >= 500 else 422  # 503: the disk, not the form
 
 
 def _form_items(form, uploads: dict) -> list:
@@ -646,20 +680,21 @@ def _case_routes(app) -> None:
         form = await form_with_csrf(request, user)
         number = str(form.get("case_number") or "")
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
-        filed, error = None, ""
+        filed, error, status = None, "", 422
         if not files:
             error = translate("choose the recording(s) to file with the case", lang_of(request))
         else:
-            uploads = await _receive_all(wb, user, files)
+            uploads: dict = {}
             try:
+                uploads = await _receive_all(wb, user, files)
                 filed = await wb.call(user["name"], views.file_uploads, number, uploads)
             except BaseException as err:  # nothing is left behind (what was kept has moved)
                 _discard_all(uploads)
-                if not isinstance(err, VoiceprintError) or isinstance(err, NotFound):
+                if (refusal := refused(err)) is None or isinstance(err, NotFound):
                     raise  # no such case: the error page, as for any unknown case
-                error = user_error(err)[1]
+                status, error = refusal[0] if refusal[0] >= 500 else 422, refusal[1]  # 503: the disk, not the form
         data = await wb.call(user["name"], views.case, number)
-        return page(request, "case.html", user, status_code=422 if error else 200, data=data, filed=filed, error=error)
+        return page(request, "case.html", user, status_code=status if error else 200, data=data, filed=filed, error=error)
 
 
 # -- links -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import secrets
 import time
 from pathlib import Path
 
+from .. import incoming
 from ..errors import AudioError, DataError, NotFound
 from ..store import audit_chain_head, browse, pending_voiceprints, verify_audit_chain
 from . import accounts
@@ -53,39 +54,36 @@ def receive(lib, fileobj, original_name: str, chunk: int = 1 << 20, taken=()) ->
     if name in taken:
         stem, suffix = Path(name).stem, Path(name).suffix
         name = next(f"{stem} ({k}){suffix}" for k in range(2, len(taken) + 3) if f"{stem} ({k}){suffix}" not in taken)
-    incoming = lib.root / "uploads" / ".incoming"
-    for folder in (incoming.parent, incoming):
-        folder.mkdir(mode=0o700, exist_ok=True)
-    folder = incoming / secrets.token_hex(8)
-    folder.mkdir(mode=0o700)
+    incoming.sweep(lib.root)  # what a stopped server was receiving goes before anything new comes in
+    folder = incoming.hold_new(lib.root)  # held by this process until kept or discarded
     path = folder / name
     h, size = hashlib.sha256(), 0
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-        while True:
-            block = fileobj.read(chunk)
-            if not block:
-                break
-            h.update(block)
-            size += len(block)
-            out.write(block)
+    try:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            while True:
+                block = fileobj.read(chunk)
+                if not block:
+                    break
+                h.update(block)
+                size += len(block)
+                out.write(block)
+    except BaseException:  # a full disk, a broken upload: its partial file goes at once, not at the next start
+        incoming.release(folder)
+        raise
     return path, h.hexdigest(), size, name
 
 
 def discard(path: Path) -> None:
     """Remove an incoming upload and its folder (a refused upload leaves nothing behind)."""
-    try:
-        path.unlink(missing_ok=True)
-        path.parent.rmdir()
-    except OSError:
-        pass
+    incoming.release(path.parent)
 
 
 def keep(lib, path: Path, sha: str, name: str, size: int) -> None:
-    accounts.keep_upload(lib, path, sha, name, size)
+    """Keep an upload under its content address; its incoming folder goes whether or not that worked."""
     try:
-        path.parent.rmdir()
-    except OSError:
-        pass
+        accounts.keep_upload(lib, path, sha, name, size)
+    finally:
+        incoming.release(path.parent)
 
 
 def query_upload(lib, path: Path, sha: str, name: str, size: int, top: int) -> list[dict]:
@@ -272,7 +270,9 @@ def manifest_items(lib, text: str, uploads: dict, name: str = "manifest.csv") ->
     manifest as the user uploaded it (``name``), never the server's copy."""
     from ..library import read_manifest
 
-    folder = Path(next(iter(uploads.values()))[0]).parent.parent if uploads else Path(".")
+    if not uploads:
+        raise DataError("choose the recording(s) to enrol")
+    folder = Path(next(iter(uploads.values()))[0]).parent  # an upload's own folder: held, so a kill leaves it to the sweep
     tmp = folder / f"manifest-{secrets.token_hex(4)}.csv"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
         fh.write(text)
