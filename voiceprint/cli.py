@@ -762,11 +762,16 @@ def index_rebuild(
 
 @index_app.command("check")
 def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
-    """Check that the index on disk agrees with the database (exit 5 if not)."""
+    """Check that the index on disk agrees with the database (exit 5 if not; 0 with status writing while a
+    writer is at work, since an enrolment brings the index up to date as it finishes)."""
     from .report import print_rows
 
     report = _open(library).check_index()
     print_rows([report], fmt=_fmt(json_out))
+    if report["status"] == "writing":
+        _err(f"{report['writer']} is writing to this library: the index is brought up to date when it finishes - "
+             "nothing to do (check again afterwards)")
+        return
     if report["status"] == "tampered":  # integrity hook
         _err(f"integrity check failed: {report['integrity']} - see `voiceprint verify-library`")
         raise typer.Exit(5)
