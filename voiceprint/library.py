@@ -503,15 +503,19 @@ class Library:
 
         ``workers``: threads (processes beyond a few, from the main thread; :mod:`voiceprint.preparers`)
         that prepare and embed files (default ``$VOICEPRINT_WORKERS`` or the usable cores; 4 files or
-        more only; 0 or 1 = none). The calling thread still commits every file, in order."""
+        more only; 0 or 1 = none). The calling thread still commits every file, in order.
+
+        The write lock is taken for each file's commit and each index save only (a second writer waits for one
+        commit, not for the run); :class:`LibraryBusy` when it stays taken 60 s, audited as ``enrol.refused`` with
+        the number of files not done (never their names). Files committed before it are kept."""
         from .enrolment import enrol_many
 
         return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, should_stop, workers)
 
-    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
+    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None, on_wait=None) -> EnrolOutcome:
         from .enrolment import enrol_one
 
-        return enrol_one(self, item, embedder, min_speech)
+        return enrol_one(self, item, embedder, min_speech, on_wait)
 
     # -- search (voiceprint.search) ---------------------------------------------------------
     def query(self, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[dict]:
