@@ -314,3 +314,25 @@ def test_an_enrolment_refused_because_the_library_stays_busy_is_audited_without_
         assert not any(Path(i.path).stem in json.dumps(row, ensure_ascii=False) for i in good)
         assert lib.store.count_voiceprints(lib.model) == 0
 
+
+def test_each_commit_brings_the_index_forward_in_memory_without_reading_the_index_file_again(items, tmp_path, monkeypatch):
+    """Each commit looked for copies in an index read whole from disk again (the database had moved on by one file):
+    in a province's library, seconds under the write lock for every file."""
+    from voiceprint.index import VoiceIndex
+
+    good = [i for i in items if "broken" not in i.path]
+    loads: list[int] = []
+    real_load = VoiceIndex.load.__func__  # type: ignore[attr-defined]
+
+    def counted_load(cls, folder):
+        loads.append(1)
+        return real_load(cls, folder)
+
+    monkeypatch.setattr(VoiceIndex, "load", classmethod(counted_load))
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        lib.enrol_many(good[:2], min_speech=0.5, workers=0)
+    with Library.open(tmp_path / "lib") as lib:
+        loads.clear()
+        done = lib.enrol_many(good[2:], min_speech=0.5, workers=0)
+        assert done.count("enrolled") == 8 and len(loads) == 1  # read once, at the first commit
+        assert lib.check_index()["status"] == "ok"

@@ -349,11 +349,16 @@ class Library:
     # -- the index --------------------------------------------------------------------------
     @property
     def index(self) -> VoiceIndex:
-        """The FAISS index, loaded from disk, or rebuilt from the database when stale or missing."""
+        """The FAISS index, loaded from disk, or rebuilt from the database when stale or missing. Once loaded, it is
+        brought forward in memory when the database moves on (this process's commits, another writer's): an enrolment
+        commits file by file, and reading the whole index file again at each commit would hold the write lock for it."""
         from .index import VoiceIndex
 
         generation = self.store.generation
         if self._index is not None and self._index.generation == generation:
+            return self._index
+        if self._index is not None and self._index.model == self.model and self._index.generation < generation:
+            self._index = self._build_index(base=self._index)
             return self._index
         loaded = VoiceIndex.load(self.root)
         if loaded is not None and loaded.generation > generation:
