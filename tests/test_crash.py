@@ -74,7 +74,7 @@ def test_rerun_after_a_kill_between_last_commit_and_index_save_leaves_the_index_
 
 
 def test_two_concurrent_writers_are_serialised_and_both_finish(clips, tmp_path):
-    # Overlapping manifests into one new library, started together: the later writer waits.
+    # Overlapping manifests into one new library, started together: each waits for the other's commits only.
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     rows_a = crash_enrol.write_manifest(clips[:20], first)
     rows_b = crash_enrol.write_manifest(clips, second)  # its first 20 rows are a.csv's
@@ -82,7 +82,7 @@ def test_two_concurrent_writers_are_serialised_and_both_finish(clips, tmp_path):
     cmds = [crash_enrol.enrol_cmd(m, library) for m in (first, second)]
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
     outs = [p.communicate(timeout=240) for p in procs]
-    # The later writer waits up to 60 s: it then proceeds, or (on a loaded machine) gives up with exit 6.
+    # A writer waits up to 60 s for one commit: it then proceeds, or (stuck machine) gives up with exit 6.
     assert sorted(p.returncode for p in procs) in ([0, 0], [0, 6]), outs
     for cmd, proc, (_, err) in zip(cmds, procs, outs):
         if proc.returncode == 6:
