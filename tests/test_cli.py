@@ -511,3 +511,40 @@ def test_a_query_of_an_empty_library_says_nobody_could_match(library, clip, caps
     capsys.readouterr()
     assert run(["query", str(clip), "--library", library]) == 0
     assert "holds no searchable voiceprint" not in capsys.readouterr().err
+
+
+def _held(code: str, library: str) -> subprocess.Popen:
+    """Another process that runs ``code`` (``lib``: the library, opened) and then waits; once it says so."""
+    script = ("import sys, time\nfrom pathlib import Path\nfrom voiceprint.library import Library\n"
+              f"lib = Library.open(sys.argv[1])\n{code}\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, library], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_index_check_during_another_processs_writing_names_the_writer_and_exits_0(library, clip, capsys):
+    """Monitoring alerted on `stale` (exit 5, 'run index rebuild') in 11 of 12 checks made during an enrolment."""
+    from pathlib import Path
+
+    assert run(["enrol", str(clip), "--person", "A", "--library", library]) == 0
+    meta = Path(library) / "index.json"
+    meta.write_text(meta.read_text().replace('"generation": 1', '"generation": 0'))  # committed, not saved yet
+    held = "\n".join(["with lib.writing():", "    print('held', flush=True)", "    time.sleep(120)"])
+    at_work = "\n".join(["from voiceprint.writers import at_work", "with at_work(lib.root):", "    print('held', flush=True)",
+                         "    time.sleep(120)"])
+    for code in (held, at_work):  # holding the lock for a commit, or at work between two of its commits
+        writer = _held(code, library)
+        try:
+            capsys.readouterr()
+            assert run(["index", "check", "--json", "--library", library]) == 0
+            out, err = capsys.readouterr()
+            [report] = json.loads(out)
+            assert report["status"] == "writing" and report["writer"].startswith(f"pid {writer.pid} (")
+            assert f"pid {writer.pid}" in err and "brought up to date when it finishes" in err and "rebuild" not in err
+        finally:
+            writer.kill()
+            writer.wait()
+    # the writer was killed (kill -9 leaves its registration behind): stale again, and said so
+    assert run(["index", "check", "--json", "--library", library]) == 5
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "stale"
+    assert not [p for p in (Path(library) / ".writers").iterdir() if not p.name.startswith(".")]

@@ -74,7 +74,7 @@ def test_rerun_after_a_kill_between_last_commit_and_index_save_leaves_the_index_
 
 
 def test_two_concurrent_writers_are_serialised_and_both_finish(clips, tmp_path):
-    # Overlapping manifests into one new library, started together: the later writer waits.
+    # Overlapping manifests into one new library, started together: each waits for the other's commits only.
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     rows_a = crash_enrol.write_manifest(clips[:20], first)
     rows_b = crash_enrol.write_manifest(clips, second)  # its first 20 rows are a.csv's
@@ -82,7 +82,7 @@ def test_two_concurrent_writers_are_serialised_and_both_finish(clips, tmp_path):
     cmds = [crash_enrol.enrol_cmd(m, library) for m in (first, second)]
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
     outs = [p.communicate(timeout=240) for p in procs]
-    # The later writer waits up to 60 s: it then proceeds, or (on a loaded machine) gives up with exit 6.
+    # A writer waits up to 60 s for one commit: it then proceeds, or (stuck machine) gives up with exit 6.
     assert sorted(p.returncode for p in procs) in ([0, 0], [0, 6]), outs
     for cmd, proc, (_, err) in zip(cmds, procs, outs):
         if proc.returncode == 6:
@@ -277,3 +277,71 @@ def test_an_erasure_killed_after_its_commit_is_finished_by_the_next_open_or_writ
             assert vectors[victim - 1].tobytes() not in samples.read_bytes()
             assert vectors[survivor - 1].tobytes() in samples.read_bytes()  # the search looks in the right file
             assert lib.check_index()["status"] == "ok"
+
+
+def _persons_manifest(clips: list[Path], path: Path, prefix: str) -> list[dict]:
+    """A manifest of ``clips`` whose persons are named ``prefix`` N (four files each)."""
+    import csv
+
+    rows = [{"path": str(c), "person": f"{prefix} {i // crash_enrol.FILES_PER_PERSON}"} for i, c in enumerate(clips)]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["path", "person"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _enrol_at_once(manifests: list[Path], library: Path) -> list[tuple[int, str, str]]:
+    """Run ``voiceprint enrol`` on each manifest at the same time; (exit code, stdout, stderr) of each."""
+    assert subprocess.run([str(crash_enrol.VOICEPRINT), "init", "--library", str(library)], capture_output=True).returncode == 0
+    procs = [subprocess.Popen(crash_enrol.enrol_cmd(m, library), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for m in manifests]
+    outs = [p.communicate(timeout=240) for p in procs]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
+
+
+def test_two_enrolments_of_different_manifests_commit_side_by_side(clips, tmp_path):
+    """The write lock is held for one file's commit, not for a whole manifest: two technicians' manifests
+    started together are committed in turns, and neither waits for the other's whole run."""
+    import sqlite3
+
+    more = crash_enrol.make_clips(40, clips[0].parent)
+    rows_a = _persons_manifest(more[:20], tmp_path / "a.csv", "Alpha")
+    rows_b = _persons_manifest(more[20:], tmp_path / "b.csv", "Beta")
+    library = tmp_path / "lib"
+    runs = _enrol_at_once([tmp_path / "a.csv", tmp_path / "b.csv"], library)
+    assert [rc for rc, _, _ in runs] == [0, 0], runs
+    assert all("enrolled 20, already enrolled 0, refused 0" in out for _, out, _ in runs), runs
+    con = sqlite3.connect(library / "library.sqlite")
+    whose = [name.split()[0] for (name,) in con.execute(
+        "SELECT p.name FROM voiceprints v JOIN persons p ON p.id = v.person_id ORDER BY v.id")]
+    con.close()
+    # One manifest's commits between two of the other's: committed while the other was still at work
+    # (a lock held for a whole manifest leaves two blocks, Alpha's and Beta's).
+    turns = sum(1 for before, after in zip(whose, whose[1:]) if before != after)
+    assert turns >= 2, whose
+    check = crash_enrol.check_library(library, rows_a + rows_b)
+    assert check["ok"], check
+
+
+def test_the_same_files_enrolled_by_two_processes_at_once_are_each_enrolled_once(clips, tmp_path):
+    """Two processes with the same rows (one manifest reversed, so that they meet half-way) each enrol some:
+    the look-up repeated under the lock, right before the commit, stores every file once."""
+    rows = crash_enrol.write_manifest(clips[:20], tmp_path / "forward.csv")
+    import csv
+
+    with open(tmp_path / "backward.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(reversed(rows))
+    library = tmp_path / "lib"
+    runs = _enrol_at_once([tmp_path / "forward.csv", tmp_path / "backward.csv"], library)
+    assert [rc for rc, _, _ in runs] == [0, 0], runs
+    import re
+
+    counts = [tuple(int(n) for n in re.search(r"enrolled (\d+), already enrolled (\d+), refused 0", out).groups())
+              for _, out, _ in runs]
+    assert sum(enrolled for enrolled, _ in counts) == len(rows) and all(already + enrolled == len(rows) for enrolled, already in counts)
+    assert all(enrolled >= 1 for enrolled, _ in counts), counts  # neither waited for the other's whole run
+    check = crash_enrol.check_library(library, rows)
+    assert check["ok"], check

@@ -231,3 +231,108 @@ def test_a_copy_of_another_persons_sample_is_enrolled_with_a_note_naming_that_pe
     assert second.status == "enrolled" and any(f"of person {first.person_id}" in w and "same recording under two names" in w
                                                for w in second.warnings), second.warnings
     assert not any("same recording under two names" in w for w in other.warnings)
+
+
+# -- the write lock: held for each commit and index save, not for a whole run ---------------------------------
+
+@pytest.fixture
+def short_lock_wait(monkeypatch):
+    """A writer waits 1 s for the library's lock instead of 60 (a test that would wait fails fast)."""
+    monkeypatch.setattr(Library.writing.__wrapped__, "__defaults__", (1.0, None))  # type: ignore[attr-defined]
+
+
+def test_another_writer_enrols_and_saves_between_two_files_and_no_index_save_loses_its_voiceprints(items, tmp_path, short_lock_wait):
+    """A second writer (a workbench, a second technician) enrols while a manifest is half done: it does not wait for
+    the manifest to end, and neither writer's index save drops the other's voiceprints."""
+    from voiceprint.index import VoiceIndex
+
+    def on_disk() -> set[int]:
+        index = VoiceIndex.load(root)
+        assert index is not None
+        return set(index.sample_ids().tolist())
+
+    good = [i for i in items if "broken" not in i.path]
+    mine, theirs = good[:5], [EnrolItem(i.path, f"Other {n}") for n, i in enumerate(good[5:])]
+    root = tmp_path / "lib"
+    seen: dict = {}
+    with Library.create(root, operator="tester") as lib, Library.open(root, operator="colleague") as other:
+        def meanwhile(outcome):
+            if len(seen) == 0 and outcome.status == "enrolled":
+                seen["before"] = lib.store.count_voiceprints(lib.model)
+                seen["theirs"] = other.enrol_many(theirs, min_speech=0.5, workers=0)  # would wait for the whole manifest
+                seen["on_disk"] = on_disk()
+                seen["after"] = {r["id"] for r in lib.store.db.execute("SELECT id FROM voiceprints")}
+
+        done = lib.enrol_many(mine, min_speech=0.5, workers=0, progress=meanwhile)
+        assert done.count("enrolled") == 5 and seen["theirs"].count("enrolled") == 5 and seen["before"] == 1
+        assert seen["on_disk"] == seen["after"]  # the other's save kept this run's first voiceprint
+        ids = lib.store.voiceprint_ids(lib.model)[0]
+        assert len(ids) == 10 and on_disk() == set(ids.tolist())
+        assert lib.check_index()["status"] == "ok" and other.check_index()["status"] == "ok"
+        assert len(lib.audit(action="enrol", limit=100)) == 10
+
+
+def test_a_file_another_writer_commits_while_this_one_prepares_it_is_enrolled_once(items, tmp_path, monkeypatch, short_lock_wait):
+    """The same file in two runs at once: the look-up is repeated under the lock, right before the commit."""
+    good = [i for i in items if "broken" not in i.path][:3]
+    root = tmp_path / "lib"
+    real_prepare = enrolment.prepare
+    with Library.create(root, operator="tester") as lib, Library.open(root, operator="colleague") as other:
+        raced: list = []
+
+        def prepare_while_the_other_commits(item, embedder, min_speech):
+            done = real_prepare(item, embedder, min_speech)
+            if item.path == good[1].path and not raced:
+                raced.append(1)
+                raced.append(other.enrol_many([item], min_speech=0.5, workers=0).outcomes[0])
+            return done
+
+        monkeypatch.setattr(enrolment, "prepare", prepare_while_the_other_commits)
+        done = lib.enrol_many(good, min_speech=0.5, workers=0)
+        theirs = raced[1]
+        assert theirs.status == "enrolled"
+        assert [o.status for o in done.outcomes] == ["enrolled", "already", "enrolled"]
+        assert done.outcomes[1].voiceprint_id == theirs.voiceprint_id
+        assert lib.store.count_voiceprints(lib.model) == 3 and len(lib.audit(action="enrol")) == 3
+        assert lib.check_index()["status"] == "ok"
+
+
+def test_an_enrolment_refused_because_the_library_stays_busy_is_audited_without_file_names(items, tmp_path, short_lock_wait):
+    """The workbench answered 422 'being written by another process' and the trail kept nothing of it."""
+    import json
+
+    from voiceprint.errors import LibraryBusy
+
+    good = [i for i in items if "broken" not in i.path][:3]
+    root = tmp_path / "lib"
+    with Library.create(root, operator="tester") as lib, Library.open(root, operator="stuck") as other:
+        with other.writing(), pytest.raises(LibraryBusy, match="is being written by pid"):
+            lib.enrol_many(good, min_speech=0.5, workers=0)
+        [row] = lib.audit(action="enrol.refused")
+        assert row["operator"] == "tester" and row["target"] == "files:3"
+        assert row["detail"]["error"] == "LibraryBusy" and row["detail"]["files"] == 3
+        assert not any(Path(i.path).stem in json.dumps(row, ensure_ascii=False) for i in good)
+        assert lib.store.count_voiceprints(lib.model) == 0
+
+
+def test_each_commit_brings_the_index_forward_in_memory_without_reading_the_index_file_again(items, tmp_path, monkeypatch):
+    """Each commit looked for copies in an index read whole from disk again (the database had moved on by one file):
+    in a province's library, seconds under the write lock for every file."""
+    from voiceprint.index import VoiceIndex
+
+    good = [i for i in items if "broken" not in i.path]
+    loads: list[int] = []
+    real_load = VoiceIndex.load.__func__  # type: ignore[attr-defined]
+
+    def counted_load(cls, folder):
+        loads.append(1)
+        return real_load(cls, folder)
+
+    monkeypatch.setattr(VoiceIndex, "load", classmethod(counted_load))
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        lib.enrol_many(good[:2], min_speech=0.5, workers=0)
+    with Library.open(tmp_path / "lib") as lib:
+        loads.clear()
+        done = lib.enrol_many(good[2:], min_speech=0.5, workers=0)
+        assert done.count("enrolled") == 8 and len(loads) == 1  # read once, at the first commit
+        assert lib.check_index()["status"] == "ok"

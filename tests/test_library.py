@@ -280,3 +280,26 @@ def test_enrolling_with_another_persons_number_moves_it_and_says_so(lib, voices)
     assert any("phone 13800138000 was registered to person" in w for w in out.warnings)
     assert lib.person_card(int(out.person_id))["phones"] == ["+8613800138000"]
     assert lib.audit(action="phone.assign")
+
+
+def test_a_writer_taking_the_lock_again_and_again_still_lets_a_waiting_writer_in(lib):
+    """A run commits file after file, letting the lock go in between: a writer waiting for it gets it at the end of
+    one commit (it takes the turn first), not only if it happens to poll in a gap of a few microseconds."""
+    import subprocess
+    import sys
+    import time
+
+    loop = ("import sys, time\nfrom voiceprint.library import Library\nlib = Library.open(sys.argv[1])\n"
+            "end = time.monotonic() + 60\nprint('go', flush=True)\n"
+            "while time.monotonic() < end:\n    with lib.writing():\n        time.sleep(0.02)\n")
+    other = subprocess.Popen([sys.executable, "-c", loop, str(lib.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "go"
+        time.sleep(0.5)
+        started = time.monotonic()
+        with lib.writing(wait=10):
+            waited = time.monotonic() - started
+        assert other.poll() is None and waited < 5
+    finally:
+        other.kill()
+        other.wait()

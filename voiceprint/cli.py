@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, AudioError, LibraryError, ModelError, VoiceprintError, storage_failure
+from .errors import EXIT_INTERRUPTED, AudioError, LibraryBusy, LibraryError, ModelError, VoiceprintError, storage_failure
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -212,6 +212,12 @@ def enrol(
                            f"{'; the files done are in ' + str(report) if report else ''}); run the same command again to finish")
             raise
         except VoiceprintError as err:  # one file refused: still an error line and its exit code, and the row a pipeline asked for
+            if isinstance(err, LibraryBusy) and outcomes and report:  # the lock stayed taken part-way: the files done are kept
+                from .report import write_csv
+
+                write_csv(report, [vars(o) | {"warnings": "; ".join(o.warnings)} for o in outcomes], columns)
+                _err(f"the {len(outcomes)} file(s) done before the library stayed busy are kept (in {report}); the same command "
+                     "finishes the rest")
             if single and (report or json_out):
                 from .enrolment import EnrolOutcome, EnrolSummary
 
@@ -783,11 +789,16 @@ def index_rebuild(
 
 @index_app.command("check")
 def index_check(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
-    """Check that the index on disk agrees with the database (exit 5 if not)."""
+    """Check that the index on disk agrees with the database (exit 5 if not; 0 with status writing while a
+    writer is at work, since an enrolment brings the index up to date as it finishes)."""
     from .report import print_rows
 
     report = _open(library).check_index()
     print_rows([report], fmt=_fmt(json_out))
+    if report["status"] == "writing":
+        _err(f"{report['writer']} is writing to this library: the index is brought up to date when it finishes - "
+             "nothing to do (check again afterwards)")
+        return
     if report["status"] == "tampered":  # integrity hook
         _err(f"integrity check failed: {report['integrity']} - see `voiceprint verify-library`")
         raise typer.Exit(5)

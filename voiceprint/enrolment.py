@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import AudioError, DataError, VoiceprintError
+from .errors import AudioError, DataError, LibraryBusy, VoiceprintError
 from .fsutil import ctrl_c_deferred
-from .store import audit_failure, four_eyes, normalise_category
+from .store import four_eyes, normalise_category
 from .voices import AUDIO_SUFFIXES, file_sha256
 
 if TYPE_CHECKING:
@@ -88,77 +88,137 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
                progress: Callable[[EnrolOutcome], None] | None = None, stop_on_error: bool = False,
                on_wait: Callable[[str], None] | None = None,
                should_stop: Callable[[], bool] | None = None, workers: int | None = None) -> EnrolSummary:
-    """Enrol many recordings under the library's write lock (see :meth:`voiceprint.library.Library.enrol_many`).
+    """Enrol many recordings (see :meth:`voiceprint.library.Library.enrol_many`).
 
     With enough files (``MIN_FILES_FOR_WORKERS``), decoding, VAD, the one-voice check and embedding
     run in workers (:func:`worker_count`); the calling thread looks each file up first (so a
-    re-run does no work) and commits each in order, in its own transaction, as it comes back."""
-    from .index import VoiceIndex
+    re-run does no work) and commits each in order, in its own transaction, as it comes back.
+
+    The library's write lock is held only while writing: each file's last look-up and its commit
+    (:func:`commit_locked`), and each index save; never while a file is decoded or embedded. Another
+    writer (a second enrolment, a deletion, the workbench) then waits for one commit, not for the whole
+    manifest. For its whole length the run is registered as a writer at work (``index check`` says
+    ``writing``, not ``stale``, while the index on disk is behind its commits)."""
+    from .writers import at_work
 
     summary = EnrolSummary()
     embedder = lib.embedder()
     items = list(items)
     n_workers = worker_count(len(items), workers)
-    with lib.writing(on_wait=on_wait):
-        since_save = 0
+    on_wait = _told_once(on_wait)
+    since_save = 0
+    busy = False
+    with at_work(lib.root):
         try:
             if n_workers > 1:
-                outcomes = _enrol_in_workers(lib, items, embedder, min_speech, n_workers, stop_on_error, should_stop)
+                outcomes = _enrol_in_workers(lib, items, embedder, min_speech, n_workers, stop_on_error, should_stop, on_wait)
             else:
-                outcomes = _enrol_here(lib, items, embedder, min_speech, stop_on_error, should_stop)
+                outcomes = _enrol_here(lib, items, embedder, min_speech, stop_on_error, should_stop, on_wait)
             for outcome in outcomes:
                 summary.outcomes.append(outcome)
                 if outcome.status == "enrolled":
                     since_save += 1
                     if since_save >= INDEX_SAVE_EVERY:
-                        lib.save_index()
+                        _save_index(lib, on_wait)
                         since_save = 0
                 if progress:
                     progress(outcome)
         except (KeyboardInterrupt, _Stopped):
             summary.interrupted = True
+        except LibraryBusy as err:
+            busy = True
+            _audit_busy(lib, err, len(items) - len(summary.outcomes), len(items))
+            raise
         finally:
             # Also when nothing new was enrolled: a run killed after its last commit but before its index
-            # save leaves the index behind the database. A Ctrl-C during the save waits for it to finish.
-            with ctrl_c_deferred():
-                if since_save or VoiceIndex.saved_generation(lib.root) != lib.store.generation:
-                    lib.save_index()
-            summary.weak_persons = weak_persons(lib, {o.person_id for o in summary.outcomes if o.person_id is not None})
+            # save leaves the index behind the database. Not after waiting in vain for the lock: whoever
+            # holds it would hold this save up as long again (an enrolment saves the index as it finishes).
+            if not busy:
+                _save_index(lib, on_wait, only_if_behind=True)
+                summary.weak_persons = weak_persons(lib, {o.person_id for o in summary.outcomes if o.person_id is not None})
     if summary.interrupted:
         raise KeyboardInterrupt
     return summary
+
+
+def _save_index(lib: Library, on_wait: Callable[[str], None] | None, only_if_behind: bool = False) -> None:
+    """Bring the index up to the database (this run's commits and any other writer's) and save it, under the write
+    lock; ``only_if_behind``: only when the saved index is behind the database. A Ctrl-C during the save waits for it."""
+    from .index import VoiceIndex
+
+    if only_if_behind and VoiceIndex.saved_generation(lib.root) == lib.store.generation:
+        return
+    with lib.writing(on_wait=on_wait), ctrl_c_deferred():
+        if not only_if_behind or VoiceIndex.saved_generation(lib.root) != lib.store.generation:  # another writer may have
+            lib.save_index()
+
+
+def _told_once(on_wait: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """``on_wait`` once per run (a run takes the lock for each file: a busy library is told once)."""
+    if on_wait is None:
+        return None
+    told: list[str] = []
+
+    def tell(message: str) -> None:
+        if not told:
+            told.append(message)
+            on_wait(message)
+    return tell
+
+
+def _audit_busy(lib: Library, err: LibraryBusy, not_done: int, files: int) -> None:
+    """A run refused because the library stayed busy: an audit row with who (the operator) and how many files,
+    never their names (a file name often names the person in it)."""
+    import sqlite3
+
+    try:
+        with lib.store.transaction():
+            lib.store.audit("enrol.refused", f"files:{not_done}", error=type(err).__name__, reason=str(err)[:300],
+                            files=not_done, of=files)
+    except (sqlite3.Error, VoiceprintError):  # never hide the busy library behind an audit failure
+        pass
 
 
 class _Stopped(Exception):
     """``should_stop`` answered True: end the run between files, as an interruption does."""
 
 
-def _enrol_here(lib: Library, items: list[EnrolItem], embedder, min_speech, stop_on_error, should_stop) -> Iterator[EnrolOutcome]:
-    """Each file in this process: look up, prepare, embed, commit."""
+def _enrol_here(lib: Library, items: list[EnrolItem], embedder, min_speech, stop_on_error, should_stop,
+                on_wait=None) -> Iterator[EnrolOutcome]:
+    """Each file in this process: look up, prepare, embed, commit (a refusal audited with the file's SHA-256)."""
     for item in items:
         if should_stop is not None and should_stop():
             raise _Stopped
         try:
-            yield lib._enrol_one(item, embedder, min_speech)
+            outcome = lib._enrol_one(item, embedder, min_speech, on_wait)
+        except LibraryBusy:  # the library, not the file: the run stops
+            raise
         except VoiceprintError as err:
-            if stop_on_error:
-                raise
-            yield EnrolOutcome(item.path, "refused", reason=str(err), exit_code=err.exit_code)
+            outcome = _settled(lib, item, err, stop_on_error)
+        yield outcome
 
 
-@audit_failure("enrol.refused")  # a refused file leaves an audit row with its full SHA-256
-def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
-    """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person."""
-    return lookup(lib, item) or commit(lib, item, prepare(item, embedder, min_speech))
+def enrol_one(lib: Library, item: EnrolItem, embedder, min_speech: float | None, on_wait=None) -> EnrolOutcome:
+    """Enrol one file (its own transaction); "already" when this file and channel are enrolled for this person.
+    Prepared without the write lock, committed under it (:func:`commit_locked`)."""
+    return lookup(lib, item) or commit_locked(lib, item, prepare(item, embedder, min_speech), on_wait)
 
 
-def lookup(lib: Library, item: EnrolItem) -> EnrolOutcome | None:
-    """"already" when this file and channel are enrolled for this person; None when the file needs work."""
+def commit_locked(lib: Library, item: EnrolItem, done: PreparedFile, on_wait=None) -> EnrolOutcome:
+    """:func:`commit` under the library's write lock, after looking the file up again there: another process
+    enrolling the same file may have committed it while this one prepared it (each file is enrolled once)."""
+    with lib.writing(on_wait=on_wait):
+        return lookup(lib, item, done.sha256) or commit(lib, item, done)
+
+
+def lookup(lib: Library, item: EnrolItem, sha256: str | None = None) -> EnrolOutcome | None:
+    """"already" when this file and channel are enrolled for this person; None when the file needs work.
+    ``sha256``: the file's, already known (a prepared file: it is not read again)."""
     path = Path(item.path)
-    if not path.is_file():
+    if sha256 is None and not path.is_file():
         raise AudioError(path, "file not found", "check the path (a manifest's paths are relative to the manifest's folder)")
     normalise_category(item.category)  # an unknown category is refused before any work
-    existing = lib.store.enrolled_sample(file_sha256(path), item.person, item.id_number, lib.model, item.channel)
+    existing = lib.store.enrolled_sample(sha256 or file_sha256(path), item.person, item.id_number, lib.model, item.channel)
     if existing:
         return EnrolOutcome(str(path), "already", existing["person_id"], existing["id"], existing["channel"])
     return None
@@ -314,11 +374,11 @@ def worker_count(n_files: int, workers: int | None = None) -> int:
 
 
 def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech, n_workers: int,
-                      stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
+                      stop_on_error: bool, should_stop, on_wait=None) -> Iterator[EnrolOutcome]:
     """Look every file up here first, prepare the rest in ``n_workers`` workers, commit each in order
     as it comes back (fewer than ``MIN_FILES_FOR_WORKERS`` left to do: here, no worker).
 
-    Only the calling thread writes (SQLite, FAISS). Ctrl-C, a stop or an error abandons the workers
+    Only the calling thread writes (SQLite, FAISS), taking the write lock for each commit. Ctrl-C, a stop or an error abandons the workers
     at once: whatever they were preparing is lost, nothing they prepared is half-stored."""
     todo: list[tuple[EnrolItem, EnrolOutcome | VoiceprintError | None]] = []
     for item in items:  # lookups first: a re-run of a finished manifest starts no worker
@@ -328,11 +388,11 @@ def _enrol_in_workers(lib: Library, items: list[EnrolItem], embedder, min_speech
             todo.append((item, err))  # refused in its turn, after the files before it
     work = [item for item, known in todo if known is None]
     if len(work) >= MIN_FILES_FOR_WORKERS:
-        yield from _prepare_in_pool(lib, todo, work, embedder, min_speech, n_workers, stop_on_error, should_stop)
+        yield from _prepare_in_pool(lib, todo, work, embedder, min_speech, n_workers, stop_on_error, should_stop, on_wait)
         return
     for item, known in todo:
         if known is None:
-            yield from _enrol_here(lib, [item], embedder, min_speech, stop_on_error, should_stop)
+            yield from _enrol_here(lib, [item], embedder, min_speech, stop_on_error, should_stop, on_wait)
             continue
         if should_stop is not None and should_stop():
             raise _Stopped
@@ -353,7 +413,7 @@ def _settled(lib: Library, item: EnrolItem, result: EnrolOutcome | VoiceprintErr
 
 
 def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, min_speech, n_workers: int,
-                     stop_on_error: bool, should_stop) -> Iterator[EnrolOutcome]:
+                     stop_on_error: bool, should_stop, on_wait=None) -> Iterator[EnrolOutcome]:
     """Prepare ``work`` in workers, queued in blocks of ``IN_FLIGHT_PER_WORKER`` per worker, two
     blocks ahead, each block largest file first (a long file started last would leave the other
     workers idle at the end); commit every file of ``todo`` in order as its result comes back."""
@@ -390,7 +450,9 @@ def _prepare_in_pool(lib: Library, todo: list, work: list[EnrolItem], embedder, 
                 yield _settled(lib, item, done, stop_on_error)
                 continue
             try:
-                outcome = commit(lib, item, done)
+                outcome = commit_locked(lib, item, done, on_wait)
+            except LibraryBusy:  # the library, not the file: the run stops
+                raise
             except VoiceprintError as err:
                 outcome = _settled(lib, item, err, stop_on_error)
             yield outcome

@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -28,21 +27,21 @@ from .errors import LibraryBusy, LibraryError, NotFound
 from .fsutil import fsync_dir
 from .incoming import sweep as sweep_incoming
 from .index import erase_deleted_vectors
-from .store import Store, assert_sealed, check_model_fingerprint, default_operator, describe_failure, erase_checkpoint, verify_seals
+from .store import Store, assert_sealed, check_model_fingerprint, describe_failure, erase_checkpoint, verify_seals
 from .voices import AUDIO_SUFFIXES, Voice, read_voices
+from .writers import LOCK_NAME, acquire, at_work_now, who
 
 if TYPE_CHECKING:
     from .audio import Recording
     from .index import VoiceIndex
     from .linking import Links
 
-__all__ = ["AUDIO_SUFFIXES", "CallVoice", "EnrolItem", "EnrolOutcome", "EnrolSummary", "Library", "folder_items",
+__all__ = ["AUDIO_SUFFIXES", "LOCK_NAME", "CallVoice", "EnrolItem", "EnrolOutcome", "EnrolSummary", "Library", "folder_items",
            "indexes_dir", "read_manifest", "resolve_library"]
 
 log = logging.getLogger("voiceprint")
 
 DB_NAME = "library.sqlite"
-LOCK_NAME = ".lock"
 #: The name the linking code and its tests know a voice by.
 CallVoice = Voice
 
@@ -179,7 +178,9 @@ class Library:
     # -- locking ----------------------------------------------------------------------------
     @contextlib.contextmanager
     def writing(self, wait: float = 60.0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Hold the library's exclusive write lock; a second writer waits up to ``wait`` seconds."""
+        """Hold the library's exclusive write lock; a second writer waits up to ``wait`` seconds (:mod:`voiceprint.writers`).
+
+        Hold it only while writing (a commit, an index save): a long run takes it for each of its writes."""
         if self._lock_depth:
             self._lock_depth += 1
             try:
@@ -187,28 +188,10 @@ class Library:
             finally:
                 self._lock_depth -= 1
             return
-        fh = open(os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600), "r+")
-        deadline = time.monotonic() + wait
-        told = False
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = fh.read().strip() or "another process"
-                fh.seek(0)
-                if not told and on_wait:
-                    on_wait(f"library {self.root} is being written by {holder}; waiting up to {wait:.0f} s")
-                    told = True
-                if time.monotonic() >= deadline:
-                    fh.close()
-                    raise LibraryBusy(
-                        f"library {self.root} is being written by {holder} - wait for it to finish and run this again"
-                    ) from None
-                time.sleep(0.2)
+        fh = acquire(self.root, wait, on_wait)
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} ({default_operator()})")
+        fh.write(who())
         fh.flush()
         self._lock_depth = 1
         try:
@@ -367,11 +350,16 @@ class Library:
     # -- the index --------------------------------------------------------------------------
     @property
     def index(self) -> VoiceIndex:
-        """The FAISS index, loaded from disk, or rebuilt from the database when stale or missing."""
+        """The FAISS index, loaded from disk, or rebuilt from the database when stale or missing. Once loaded, it is
+        brought forward in memory when the database moves on (this process's commits, another writer's): an enrolment
+        commits file by file, and reading the whole index file again at each commit would hold the write lock for it."""
         from .index import VoiceIndex
 
         generation = self.store.generation
         if self._index is not None and self._index.generation == generation:
+            return self._index
+        if self._index is not None and self._index.model == self.model and self._index.generation < generation:
+            self._index = self._build_index(base=self._index)
             return self._index
         loaded = VoiceIndex.load(self.root)
         if loaded is not None and loaded.generation > generation:
@@ -420,10 +408,13 @@ class Library:
 
     def check_index(self) -> dict:
         """Compare the persisted index with the database: ok, stale, missing, tampered, or ahead (the
-        index was built from a newer database than this one: a restored copy of the database alone)."""
+        index was built from a newer database than this one: a restored copy of the database alone).
+
+        ``writing`` instead of stale or missing while a writer is at work (``writer`` names it: "pid N (user)"):
+        an enrolment commits file by file and brings the index up to date as it finishes (:mod:`voiceprint.writers`)."""
         from .index import VoiceIndex
 
-        on_disk = VoiceIndex.load(self.root)
+        on_disk = VoiceIndex.load(self.root)  # before the database: a writer saves an index only of what it committed
         db_count = self.store.count_voiceprints(self.model)
         report = {"library": str(self.root), "model": self.model, "database_voiceprints": db_count,
                   "database_generation": self.store.generation}
@@ -431,7 +422,7 @@ class Library:
         if not sealed["ok"]:
             return report | {"status": "tampered", "integrity": describe_failure(sealed)}
         if on_disk is None:  # a library with no voiceprint needs no index file (a new one has none)
-            return report | {"status": "ok" if db_count == 0 else "missing", "index_voiceprints": 0}
+            return self._writing_or(report | {"status": "ok" if db_count == 0 else "missing", "index_voiceprints": 0})
         if on_disk.generation > self.store.generation:  # built from a newer database: the database lost rows
             return report | {"status": "ahead", "index_voiceprints": on_disk.size, "index_generation": on_disk.generation,
                              "kind": on_disk.kind}
@@ -439,8 +430,16 @@ class Library:
         if ok:
             ids, _, _ = self.store.voiceprints(self.model)
             ok = bool(np.array_equal(np.sort(on_disk.sample_ids()), ids))
-        return report | {"status": "ok" if ok else "stale", "index_voiceprints": on_disk.size,
-                         "index_generation": on_disk.generation, "kind": on_disk.kind}
+        return self._writing_or(report | {"status": "ok" if ok else "stale", "index_voiceprints": on_disk.size,
+                                          "index_generation": on_disk.generation, "kind": on_disk.kind})
+
+    def _writing_or(self, report: dict) -> dict:
+        """``report``, or when it says stale or missing and a writer is at work, that the writer will bring the index up to date."""
+        writers = at_work_now(self.root) if report["status"] in ("stale", "missing") else []
+        if not writers:
+            return report
+        return report | {"status": "writing", "writer": ", ".join(writers),
+                         "note": f"{report['status']} while {', '.join(writers)} writes: the index is brought up to date when it finishes"}
 
     def save_index(self) -> None:
         """Bring the index up to the database's generation and persist it (caller holds the write lock).
@@ -510,15 +509,19 @@ class Library:
 
         ``workers``: threads (processes beyond a few, from the main thread; :mod:`voiceprint.preparers`)
         that prepare and embed files (default ``$VOICEPRINT_WORKERS`` or the usable cores; 4 files or
-        more only; 0 or 1 = none). The calling thread still commits every file, in order."""
+        more only; 0 or 1 = none). The calling thread still commits every file, in order.
+
+        The write lock is taken for each file's commit and each index save only (a second writer waits for one
+        commit, not for the run); :class:`LibraryBusy` when it stays taken 60 s, audited as ``enrol.refused`` with
+        the number of files not done (never their names). Files committed before it are kept."""
         from .enrolment import enrol_many
 
         return enrol_many(self, items, min_speech, progress, stop_on_error, on_wait, should_stop, workers)
 
-    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None) -> EnrolOutcome:
+    def _enrol_one(self, item: EnrolItem, embedder, min_speech: float | None, on_wait=None) -> EnrolOutcome:
         from .enrolment import enrol_one
 
-        return enrol_one(self, item, embedder, min_speech)
+        return enrol_one(self, item, embedder, min_speech, on_wait)
 
     # -- search (voiceprint.search) ---------------------------------------------------------
     def query(self, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[dict]:
