@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, AudioError, LibraryBusy, LibraryError, ModelError, VoiceprintError, storage_failure
+from .errors import EXIT_INTERRUPTED, AudioError, LibraryError, ModelError, VoiceprintError, storage_failure
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -212,18 +212,12 @@ def enrol(
                            f"{'; the files done are in ' + str(report) if report else ''}); run the same command again to finish")
             raise
         except VoiceprintError as err:  # one file refused: still an error line and its exit code, and the row a pipeline asked for
-            if isinstance(err, LibraryBusy) and outcomes and report:  # the lock stayed taken part-way: the files done are kept
-                from .report import write_csv
-
-                write_csv(report, [vars(o) | {"warnings": "; ".join(o.warnings)} for o in outcomes], columns)
-                _err(f"the {len(outcomes)} file(s) done before the library stayed busy are kept (in {report}); the same command "
-                     "finishes the rest")
             if single and (report or json_out):
                 from .enrolment import EnrolOutcome, EnrolSummary
 
                 refused = EnrolOutcome(str(items[0].path), "refused", reason=str(err), exit_code=err.exit_code)
                 _enrol_summary(lib, EnrolSummary([refused]), items, columns, report, json_out, quiet=True)
-            elif not single:
+            elif not single:  # the library stayed busy part-way, or a storage failure: the files done are kept
                 _note_files_done_before(outcomes, columns, report)
             raise
         except Exception:  # a full disk, a lost mount: what was committed before it is kept, and said
