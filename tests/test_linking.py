@@ -178,6 +178,21 @@ def test_an_unusable_file_is_refused_without_stopping_the_others(lib, monkeypatc
     assert [r["status"] for r in rows] == ["refused", "unknown"] and "no speech" in rows[0]["reason"]
 
 
+def test_filing_decodes_and_embeds_without_holding_the_write_lock(lib, monkeypatch):
+    """Filing a case's calls held the library's write lock while every file was decoded and embedded, so other
+    technicians and the workbench waited for the whole batch."""
+    real = lib.call_voices
+    held_while_decoding = []
+
+    def call_voices(path, channel=None, min_speech=None):
+        held_while_decoding.append(lib._lock_depth)
+        return real(path, channel, min_speech)
+
+    monkeypatch.setattr(lib, "call_voices", call_voices)
+    rows = linking.add_recordings(lib, "AJ-A", [_file(lib, "a.wav", (1, 11)), _file(lib, "b.wav", (5, 51))])
+    assert held_while_decoding == [0, 0] and [r["status"] for r in rows] == ["unknown", "unknown"]
+
+
 def test_with_a_fitted_back_end_links_are_scored_as_likelihood_ratios(tmp_path):
     from voiceprint.scoring import load_backend
 

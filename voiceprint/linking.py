@@ -298,27 +298,30 @@ class Links:
         lib = self.lib
         embedder = lib.embedder()
         rows: list[dict] = []
-        with lib.writing():
-            with self.store.transaction():
-                case_id = self.store.add_case(case_number)
-            for path in files:
-                try:
-                    rec, voices = lib.call_voices(str(path))
-                except VoiceprintError as err:  # one unusable file must not stop the others
-                    rows.append({"file": str(path), "status": "refused", "reason": str(err), "segments": [], "warnings": []})
-                    continue
-                for v in voices:
-                    row = self._file_voice(case_id, path, rec, v, embedder.embed(v.speech))
+        # the write lock only while writing: decoding and embedding a case's calls must not hold up other writers
+        with lib.writing(), self.store.transaction():
+            case_id = self.store.add_case(case_number)
+        for path in files:
+            try:
+                rec, voices = lib.call_voices(str(path))
+            except VoiceprintError as err:  # one unusable file must not stop the others
+                rows.append({"file": str(path), "status": "refused", "reason": str(err), "segments": [], "warnings": []})
+                continue
+            vectors = [embedder.embed(v.speech) for v in voices]
+            with lib.writing():  # matched against the library as it is now, and filed, under one hold of the lock
+                for v, vector in zip(voices, vectors, strict=True):
+                    row = self._file_voice(case_id, path, rec, v, vector)
                     rows.append(row)
                     if on_voice:
                         on_voice(row)
-            if any(r.get("status") == "unknown" for r in rows):
+        if any(r.get("status") == "unknown" for r in rows):
+            with lib.writing():
                 with self.store.transaction():  # one-by-one assignment depends on arrival order; this does not
                     self.recluster()
                 now = self.store.voice_clusters()
-                for r in rows:
-                    if r.get("status") == "unknown":
-                        r["cluster"] = now.get(r["voiceprint"], r["cluster"])
+            for r in rows:
+                if r.get("status") == "unknown":
+                    r["cluster"] = now.get(r["voiceprint"], r["cluster"])
         return rows
 
     def _file_voice(self, case_id: int, path, rec, v: Voice, vector: np.ndarray) -> dict:
