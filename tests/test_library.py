@@ -206,6 +206,16 @@ def test_manifest_gbk_encoding_and_duplicate_rows(tmp_path, voices):
         read_manifest(bad)
 
 
+@pytest.mark.parametrize("separator, encoding", [("\t", "utf-16"), ("\uff0c", "utf-8"), (";", "gbk"), ("\t", "utf-8-sig")])
+def test_a_manifest_as_spreadsheets_save_it_is_read(tmp_path, voices, separator, encoding):
+    """Excel's "Unicode text" (UTF-16, tabs) and full-width commas typed in a Chinese spreadsheet were refused as
+    a manifest without the path and person columns."""
+    path = tmp_path / "m.txt"
+    rows = [["path", "person", "category"], [str(voices["a1"]), "张三", "suspect"], [str(voices["b1"]), "李四", ""]]
+    path.write_bytes("\r\n".join(separator.join(r) for r in rows).encode(encoding))
+    assert [(i.path, i.person) for i in read_manifest(path)] == [(str(voices["a1"]), "张三"), (str(voices["b1"]), "李四")]
+
+
 def test_folder_layout_gives_one_person_per_subfolder(tmp_path, voices):
     for who in ("zhang", "li"):
         (tmp_path / who).mkdir()

@@ -525,13 +525,15 @@ class Manifest(list):
 
 def read_manifest(path) -> Manifest:
     """Read an enrolment manifest CSV (``path,person,category,phone,case`` plus optional
-    ``id_number,channel,notes``), UTF-8 or GBK/GB18030; paths relative to the manifest."""
+    ``id_number,channel,notes``), UTF-8, GBK/GB18030 or UTF-16 (Excel's "Unicode text"), its columns separated
+    by commas, tabs, semicolons or full-width commas; paths relative to the manifest."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot read manifest ({err.strerror})") from err
-    for encoding in ("utf-8-sig", "gb18030"):
+    # Excel's "Unicode text" is UTF-16 with a byte-order mark (and tabs between columns)
+    for encoding in (("utf-16",) if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "gb18030")):
         try:
             text = raw.decode(encoding)
             break
@@ -539,7 +541,10 @@ def read_manifest(path) -> Manifest:
             continue
     else:  # pragma: no cover - gb18030 decodes any byte string
         raise DataError(f"{path}: manifest is neither UTF-8 nor GBK/GB18030 - re-save it as UTF-8")
-    reader = csv.DictReader(io.StringIO(text))
+    header = text.split("\n", 1)[0]
+    # a comma-separated file, or what spreadsheets also write: tabs, semicolons, full-width commas (，)
+    delimiter = next((d for d in (",", "\t", ";", "\uff0c") if d in header), ",")
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     cols = {c.strip().lower() for c in (reader.fieldnames or [])}
     missing = {"path", "person"} - cols
     if missing:
