@@ -234,19 +234,14 @@ def test_a_full_disk_mid_enrolment_still_writes_the_report_and_says_what_was_kep
 def test_an_erasure_killed_after_its_commit_is_finished_by_the_next_open_or_writer(tmp_path):
     """A kill -9 between an erasure's commit and its file steps left the person's vectors in the index files
     and their upload on disk, and the rerun said there was nothing to erase."""
-    import numpy as np
+    from vectorgen import add_random_persons
 
     from voiceprint.library import Library, upload_path
     from voiceprint.store import accounts as rows
 
-    rng = np.random.default_rng(0)
     with Library.create(tmp_path / "lib", operator="tester") as lib:
-        vectors = rng.standard_normal((3, int(lib.store.get_meta("embedding_dim")))).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = add_random_persons(lib, 3)
         with lib.writing(), lib.store.transaction():
-            for i, v in enumerate(vectors):
-                rid = lib.store.add_recording(f"{i:064x}", 0, f"p{i}.wav", 5.0, 4.0, 16000)
-                lib.store.add_voiceprint(rid, lib.store.add_person(f"Person {i}"), lib.model, v)
             rows.insert_upload(lib.store, f"{0:064x}", "p0.wav", 7)
         kept_upload = upload_path(lib.root, f"{0:064x}")
         kept_upload.parent.mkdir(parents=True)

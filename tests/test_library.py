@@ -136,16 +136,11 @@ def test_a_deleted_persons_vectors_are_gone_from_every_file(lib):
     from pathlib import Path
 
     import numpy as np
+    from vectorgen import add_random_persons
 
     from voiceprint.index import person_means, read_backend
 
-    rng = np.random.default_rng(7)
-    vectors = rng.standard_normal((10, int(lib.store.get_meta("embedding_dim")))).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    with lib.writing(), lib.store.transaction():
-        for i, v in enumerate(vectors):
-            rid = lib.store.add_recording(f"{i:064x}", 0, f"p{i}.wav", 5.0, 4.0, 16000)
-            lib.store.add_voiceprint(rid, lib.store.add_person(f"Person {i}"), lib.model, v)
+    vectors = add_random_persons(lib, 10, seed=7)
     with lib.writing():
         lib.save_index()
     erased = [vectors[0].tobytes(), person_means(np.array([1]), vectors[:1])[1][0].tobytes()]
