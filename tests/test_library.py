@@ -58,6 +58,30 @@ def test_a_case_link_that_exists_is_not_audited_again(lib, voices):
     assert sorted(next(iter(r["detail"])) for r in lib.audit(action="case.link")) == ["person", "phone"]
 
 
+def test_index_check_looks_again_under_the_lock_before_it_says_stale(lib, voices, monkeypatch):
+    """A save read half-way (its four files are replaced one by one), or a writer that came and went between the two
+    reads, made `index check` say missing or stale (exit 5) in routine concurrent use."""
+    lib.enrol(voices["a1"], person="Zhang San")
+    real, answers = lib._compare_index, list[dict]()
+
+    def compare():
+        answers.append(real() | ({"status": "stale"} if not answers else {}))
+        return answers[-1]
+
+    monkeypatch.setattr(lib, "_compare_index", compare)
+    assert lib.check_index()["status"] == "ok" and len(answers) == 2
+
+
+def test_a_killed_writers_registration_is_forgotten_by_the_next_open(lib):
+    from voiceprint.library import Library
+    from voiceprint.writers import WRITERS_DIR
+
+    (lib.root / WRITERS_DIR).mkdir(exist_ok=True)
+    (lib.root / WRITERS_DIR / "24702-fff36c7e").write_text("pid 24702 (root)")  # unlocked: its run was killed
+    Library.open(lib.root).close()
+    assert not (lib.root / WRITERS_DIR / "24702-fff36c7e").exists()
+
+
 def test_enrolment_is_idempotent_by_file_hash_and_person(lib, voices):
     first = lib.enrol(voices["a1"], person="Zhang San")
     again = lib.enrol(voices["a1"], person="Zhang San")

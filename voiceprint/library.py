@@ -157,6 +157,10 @@ class Library:
             )
         lib = cls(root, store, lib_model)
         lib.tightened = tighten_modes(root)
+        at_work_now(root)  # forgets the registrations of writers killed with kill -9
+        from .backup import sweep_killed_backups
+
+        sweep_killed_backups(root)  # a backup killed part-way left a whole copy of the voice data beside its destination
         if store.pending_erasure() is not None:  # an erasure killed after its commit: finish it now unless a writer is at work
             with contextlib.suppress(LibraryBusy), lib.writing(wait=0):
                 pass
@@ -412,6 +416,19 @@ class Library:
 
         ``writing`` instead of stale or missing while a writer is at work (``writer`` names it: "pid N (user)"):
         an enrolment commits file by file and brings the index up to date as it finishes (:mod:`voiceprint.writers`)."""
+        report = self._compare_index()
+        if report["status"] in ("stale", "missing") and not at_work_now(self.root):
+            # a save read half-way (its files are replaced one by one), or a writer that came and went between the
+            # two reads: once more with the write lock held, when no save can be under way
+            try:
+                with self.writing(wait=5):
+                    report = self._compare_index()
+            except LibraryBusy:
+                pass
+        return self._writing_or(report)
+
+    def _compare_index(self) -> dict:
+        """:meth:`check_index`'s one comparison of the files on disk with the database."""
         from .index import VoiceIndex
 
         on_disk = VoiceIndex.load(self.root)  # before the database: a writer saves an index only of what it committed
@@ -422,7 +439,7 @@ class Library:
         if not sealed["ok"]:
             return report | {"status": "tampered", "integrity": describe_failure(sealed)}
         if on_disk is None:  # a library with no voiceprint needs no index file (a new one has none)
-            return self._writing_or(report | {"status": "ok" if db_count == 0 else "missing", "index_voiceprints": 0})
+            return report | {"status": "ok" if db_count == 0 else "missing", "index_voiceprints": 0}
         if on_disk.generation > self.store.generation:  # built from a newer database: the database lost rows
             return report | {"status": "ahead", "index_voiceprints": on_disk.size, "index_generation": on_disk.generation,
                              "kind": on_disk.kind}
@@ -430,8 +447,8 @@ class Library:
         if ok:
             ids, _, _ = self.store.voiceprints(self.model)
             ok = bool(np.array_equal(np.sort(on_disk.sample_ids()), ids))
-        return self._writing_or(report | {"status": "ok" if ok else "stale", "index_voiceprints": on_disk.size,
-                                          "index_generation": on_disk.generation, "kind": on_disk.kind})
+        return report | {"status": "ok" if ok else "stale", "index_voiceprints": on_disk.size,
+                         "index_generation": on_disk.generation, "kind": on_disk.kind}
 
     def _writing_or(self, report: dict) -> dict:
         """``report``, or when it says stale or missing and a writer is at work, that the writer will bring the index up to date."""
