@@ -1,9 +1,11 @@
 """FAISS indexes: exact search, person means, atomic persistence, staleness detection."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from voiceprint.index import VoiceIndex, person_means
+from voiceprint.index import VoiceIndex, index_files, person_means
 
 
 def _unit(rng, n, dim=16):
@@ -47,12 +49,39 @@ def test_save_load_roundtrip_and_private_files(tmp_path):
 def test_corrupt_index_file_reads_as_absent(tmp_path):
     index = VoiceIndex.build(np.arange(2), np.arange(2), _unit(np.random.default_rng(2), 2), "m", 1)
     index.save(tmp_path)
-    (tmp_path / "samples.faiss").write_bytes(b"garbage")
+    (tmp_path / index_files(tmp_path)[1]).write_bytes(b"garbage")  # the samples
     assert VoiceIndex.load(tmp_path) is None
     index.save(tmp_path)  # a file cut short (a full disk, a copy interrupted) is a damaged zip, not a crash
-    data = (tmp_path / "persons.faiss").read_bytes()
-    (tmp_path / "persons.faiss").write_bytes(data[: len(data) // 2])
+    persons = tmp_path / index_files(tmp_path)[2]
+    persons.write_bytes(persons.read_bytes()[: persons.stat().st_size // 2])
     assert VoiceIndex.load(tmp_path) is None
+
+
+def test_a_save_killed_part_way_leaves_the_previous_index_whole_and_in_force(tmp_path, monkeypatch):
+    """A save replaced its files one by one: a kill after the first left new vectors beside the old index.json,
+    which then read as no index at all ("missing") until the next writer."""
+    from voiceprint import index as index_module
+
+    first = VoiceIndex.build(np.arange(2), np.arange(2), _unit(np.random.default_rng(2), 2), "m", 1)
+    first.save(tmp_path)
+    second = VoiceIndex.build(np.arange(3), np.arange(3), _unit(np.random.default_rng(3), 3), "m", 2)
+    real, written = index_module.write_atomic, []
+
+    def killed_before_index_json(target, data, *args):
+        if Path(target).name == "index.json":
+            raise KeyboardInterrupt  # what a kill -9 does here: nothing after it runs
+        written.append(Path(target).name)
+        real(target, data, *args)
+
+    monkeypatch.setattr(index_module, "write_atomic", killed_before_index_json)
+    with pytest.raises(KeyboardInterrupt):
+        second.save(tmp_path)
+    monkeypatch.undo()
+    loaded = VoiceIndex.load(tmp_path)
+    assert len(written) == 3 and loaded is not None and loaded.generation == 1 and loaded.size == 2
+    second.save(tmp_path)  # the next save: its set alone is left
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(index_files(tmp_path)) and VoiceIndex.load(tmp_path).generation == 2
 
 
 def test_empty_index_searches_to_nothing():

@@ -136,7 +136,9 @@ def test_enrol_many_collects_refusals_and_continues(lib, voices):
 
 def test_missing_or_stale_index_is_rebuilt_from_the_database(lib, voices):
     lib.enrol(voices["a1"], person="Zhang San")
-    for f in ("samples.faiss", "persons.faiss", "index.json"):
+    from voiceprint.index import index_files
+
+    for f in index_files(lib.root):
         (lib.root / f).unlink()
     lib._index = None
     assert lib.check_index()["status"] == "missing"
@@ -170,9 +172,9 @@ def test_a_deleted_persons_vectors_are_gone_from_every_file(lib):
     erased = [vectors[0].tobytes(), person_means(np.array([1]), vectors[:1])[1][0].tobytes()]
     kept = vectors[1].tobytes()
     backend = read_backend(lib.root)
-    files = [p for p in lib.root.rglob("*") if p.is_file()] + ([Path(backend["uri"])] if backend["backend"] == "milvus" else [])
 
-    def holding(data: bytes) -> list[str]:
+    def holding(data: bytes) -> list[str]:  # every file there is now (a save leaves its own set of index files)
+        files = [p for p in lib.root.rglob("*") if p.is_file()] + ([Path(backend["uri"])] if backend["backend"] == "milvus" else [])
         return [p.name for p in files if data in p.read_bytes()]
 
     assert erased[0] in lib.store.db.execute("SELECT vector FROM voiceprints WHERE person_id = 1").fetchone()[0]

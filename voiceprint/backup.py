@@ -199,7 +199,7 @@ def _copy_uploads(root: Path, partial: Path) -> int:
 
 def _check_copy(partial: Path, root: Path, model: str) -> dict:
     """Open the copy's database, check its seals and audit chain as a restore would, and give it its index."""
-    from .index import INDEX_FILES, read_backend
+    from .index import index_files, read_backend
     from .library import Library
     from .store import Store, verify_audit_chain, verify_seals
 
@@ -217,13 +217,16 @@ def _check_copy(partial: Path, root: Path, model: str) -> dict:
         index = "in Milvus"
         if read_backend(partial)["backend"] == "faiss":
             copy = Library(partial, store, model)
-            carried = [name for name in (*INDEX_FILES, "sample_persons.npz") if (root / name).is_file()]
-            for name in carried:
-                _copy(root / name, partial / name)
-            index = "copied"
-            if copy.check_index()["status"] != "ok":  # saved at another moment than the snapshot's: built for it
+            carried = index_files(root)
+            try:
                 for name in carried:
-                    (partial / name).unlink()
+                    _copy(root / name, partial / name)
+                index = "copied"
+            except OSError:  # a writer saved a newer set meanwhile and removed this one
+                index = "replaced while copied"
+            if index != "copied" or copy.check_index()["status"] != "ok":  # of another moment than the snapshot's: built for it
+                for name in carried:
+                    (partial / name).unlink(missing_ok=True)
                 copy.save_index()
                 index = "built from the copy's database"
     return {"persons": int(persons), "voiceprints": int(voiceprints), "audit_rows": chain["rows"], "audit_head": chain["head"],

@@ -59,7 +59,10 @@ IVF_TRAIN_PER_LIST = 40
 IVF_PROBE_SHARE = 1 / 8
 #: compact a set (rebuild from its live vectors) when this share of its entries is masked out
 COMPACT_DEAD_SHARE = 0.2
-INDEX_FILES = ("samples.faiss", "persons.faiss", "index.json")
+INDEX_FILES = ("samples.faiss", "persons.faiss", "index.json")  # the names before each save wrote a set of its own
+#: the data files of one saved index, by role: ``index.json`` names the set it declares valid (before session 18
+#: there was one set, under these names; each save now writes its own, ``samples.<tag>.faiss`` ...)
+DATA_FILES = {"samples": "samples.faiss", "persons": "persons.faiss", "sample_persons": "sample_persons.npz"}
 _FORMAT = 2  # 2: VectorSet files (npz of FAISS bytes + ids + live mask); 1 was a bare IndexIDMap2
 
 
@@ -419,27 +422,34 @@ class VoiceIndex:
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        """Write both sets and ``index.json`` atomically (temp file, fsync, rename); 0600.
+        """Write both sets and ``index.json`` (each atomically: temp file, fsync, rename; 0600).
 
-        Temp files left by a writer killed mid-save are removed first (the caller holds the
-        library's write lock, so no other save is under way)."""
+        Each save writes a set of files of its own and ``index.json``, written last, names it: a writer
+        killed part-way leaves the previous set whole and in force (an index one save behind, which the
+        next writer brings forward), never new files beside an old ``index.json``. The files of earlier
+        sets, and temp files a killed save left, go once ``index.json`` names the new set (the caller
+        holds the library's write lock, so no other save is under way)."""
+        import secrets
+
         folder = Path(folder)
-        for name in INDEX_FILES:
-            for stale in folder.glob(f".{name}.*.tmp"):
-                stale.unlink(missing_ok=True)
+        tag = secrets.token_hex(4)
+        names = {role: f"{Path(name).stem}.{tag}{Path(name).suffix}" for role, name in DATA_FILES.items()}
         persons = self.sample_persons if self.sample_persons is not None else np.zeros(0, np.int64)
         buf = io.BytesIO()
         np.savez(buf, persons=persons)
-        write_atomic(folder / "samples.faiss", self.samples.to_bytes())
-        write_atomic(folder / "persons.faiss", self.persons.to_bytes())
-        write_atomic(folder / "sample_persons.npz", buf.getvalue())
+        write_atomic(folder / names["samples"], self.samples.to_bytes())
+        write_atomic(folder / names["persons"], self.persons.to_bytes())
+        write_atomic(folder / names["sample_persons"], buf.getvalue())
         meta = {"model": self.model, "generation": self.generation, "kind": self.kind, "format": _FORMAT,
                 "samples": self.samples.ntotal, "persons": self.persons.ntotal,
-                "sample_kind": self.samples.kind, "person_kind": self.persons.kind}
+                "sample_kind": self.samples.kind, "person_kind": self.persons.kind, "files": names}
         if isinstance(self.samples, MilvusSet):
             meta["milvus"] = {"uri": self.samples.uri, "collections": [self.samples.collection, self.persons.collection]}
         # index.json goes last: it is what declares the set of files valid.
         write_atomic(folder / "index.json", json.dumps(meta, indent=2).encode())
+        for stale in _index_data_files(folder):  # earlier sets (an erased voice's bytes with them) and killed saves' temp files
+            if stale.name not in names.values():
+                stale.unlink(missing_ok=True)
 
     @staticmethod
     def saved_generation(folder: Path) -> int | None:
@@ -457,10 +467,11 @@ class VoiceIndex:
             meta = json.loads((folder / "index.json").read_text())
             if meta.get("format") != _FORMAT:
                 return None
-            samples = VectorSet.from_file(folder / "samples.faiss")
-            persons = VectorSet.from_file(folder / "persons.faiss")
+            names = meta.get("files") or DATA_FILES  # an index saved before each save wrote its own set
+            samples = VectorSet.from_file(folder / names["samples"])
+            persons = VectorSet.from_file(folder / names["persons"])
             try:
-                with np.load(folder / "sample_persons.npz", allow_pickle=False) as z:
+                with np.load(folder / names["sample_persons"], allow_pickle=False) as z:
                     sample_persons = z["persons"].astype(np.int64)
             except (OSError, ValueError, KeyError):
                 sample_persons = None  # update() then refreshes every person once
@@ -472,6 +483,26 @@ class VoiceIndex:
             log.info("the index is not where %s says: rebuilding it there from the database", BACKEND_FILE)
             return None
         return cls(samples, persons, meta["model"], int(meta["generation"]), meta.get("kind", DEFAULT_KIND), sample_persons)
+
+
+def index_files(folder: Path) -> list[str]:
+    """The files of the index saved in ``folder``: ``index.json`` and the set it names (none without an index)."""
+    try:
+        meta = json.loads((Path(folder) / "index.json").read_text())
+    except (OSError, ValueError):
+        return []
+    names = meta.get("files") if isinstance(meta, dict) else None
+    return ["index.json", *(names or DATA_FILES).values()]
+
+
+def _index_data_files(folder: Path) -> list[Path]:
+    """Every index data file in ``folder`` of any set, and the temp files of saves (``.samples.x.faiss.1a2b.tmp``)."""
+    found: list[Path] = []
+    for name in DATA_FILES.values():
+        stem, suffix = Path(name).stem, Path(name).suffix
+        found += [*folder.glob(f"{stem}{suffix}"), *folder.glob(f"{stem}.*{suffix}"), *folder.glob(f".{stem}*.tmp")]
+    found += list(folder.glob(".index.json.*.tmp"))
+    return found
 
 
 # -- where the vectors live: FAISS files in the library folder (default) or a Milvus server ---------
