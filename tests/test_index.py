@@ -296,3 +296,21 @@ def test_a_command_that_writes_one_sample_updates_the_index_on_disk_and_never_re
     with Library.open(tmp_path / "lib") as lib:  # a new process: the index was never read before the write
         add_sample(lib, "B", 2)
         assert built == [] and lib.check_index()["status"] == "ok" and lib.check_index()["index_voiceprints"] == 2
+
+
+def test_a_reader_whose_set_a_save_removes_reads_the_new_one(tmp_path, monkeypatch):
+    from voiceprint import index as index_module
+
+    VoiceIndex.build(np.arange(2), np.arange(2), _unit(np.random.default_rng(2), 2), "m", 1).save(tmp_path)
+    second = VoiceIndex.build(np.arange(3), np.arange(3), _unit(np.random.default_rng(3), 3), "m", 2)
+    real, calls = index_module.VectorSet.from_file, []
+
+    def from_file(path):
+        calls.append(path)
+        if len(calls) == 1:
+            second.save(tmp_path)  # another process's save, between this reader's index.json and its first file
+        return real(path)
+
+    monkeypatch.setattr(index_module.VectorSet, "from_file", staticmethod(from_file))
+    loaded = VoiceIndex.load(tmp_path)
+    assert loaded is not None and loaded.generation == 2 and loaded.size == 3

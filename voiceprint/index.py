@@ -463,6 +463,15 @@ class VoiceIndex:
     def load(cls, folder: Path) -> VoiceIndex | None:
         """The persisted index, or None if absent, unreadable or of an older format (the caller rebuilds)."""
         folder = Path(folder)
+        for _ in range(3):  # a writer's save removed the set index.json named a moment ago: read the one it names now
+            before = _text_or_none(folder / "index.json")
+            loaded = cls._load(folder)
+            if loaded is not None or _text_or_none(folder / "index.json") == before:
+                return loaded
+        return None
+
+    @classmethod
+    def _load(cls, folder: Path) -> VoiceIndex | None:
         try:
             meta = json.loads((folder / "index.json").read_text())
             if meta.get("format") != _FORMAT:
@@ -483,6 +492,13 @@ class VoiceIndex:
             log.info("the index is not where %s says: rebuilding it there from the database", BACKEND_FILE)
             return None
         return cls(samples, persons, meta["model"], int(meta["generation"]), meta.get("kind", DEFAULT_KIND), sample_persons)
+
+
+def _text_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def index_files(folder: Path) -> list[str]:
