@@ -93,25 +93,17 @@ def backup(lib: Library, dest: str | os.PathLike) -> dict:
 def sweep_killed_backups(root: str | os.PathLike) -> int:
     """Remove the folders of backups of this library killed part-way (their records no running process holds);
     how many. Run by every backup and every :meth:`Library.open`, and so by erasure too."""
-    import fcntl
+    from .writers import records
 
     removed = 0
-    with contextlib.suppress(OSError):
-        for record in sorted((Path(root) / RUNNING_DIR).iterdir()):
-            try:
-                fd = os.open(record, os.O_RDONLY)
-            except OSError:
-                continue
-            with open(fd, "rb") as fh:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a backup under way
-                folder = Path(fh.read(4096).decode("utf-8", "replace"))
-                if folder.name.startswith(".") and folder.name.endswith(".partial") and (folder / BUILDING_MARK).is_file():
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed += 1
-                record.unlink(missing_ok=True)
+    for record, text, held in records(Path(root) / RUNNING_DIR):
+        if held:
+            continue  # a backup under way
+        folder = Path(text)
+        if folder.name.startswith(".") and folder.name.endswith(".partial") and (folder / BUILDING_MARK).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        record.unlink(missing_ok=True)
     return removed
 
 

@@ -126,21 +126,34 @@ def at_work_now(root: Path) -> list[str]:
     """The writers at work on the library: the lock's holder and the registered runs ("pid N (user)"),
     each once. A registration left by a run killed with ``kill -9`` is not one of them (and is removed)."""
     names = [h] if (h := lock_holder(root)) else []
-    folder = Path(root) / WRITERS_DIR
-    with contextlib.suppress(OSError):
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith("."):
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue
-            with open(fd, "rb") as fh:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    names.append(fh.read(200).decode("utf-8", "replace").strip() or "another process")
-                    continue
-                with contextlib.suppress(OSError):
-                    path.unlink()  # its run is gone
+    for path, text, held in records(Path(root) / WRITERS_DIR):
+        if held:
+            names.append(text or "another process")
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()  # its run is gone
     return list(dict.fromkeys(names))
+
+
+def records(folder: Path) -> Iterator[tuple[Path, str, bool]]:
+    """Each record in ``folder`` (dot-names are records being made): its path, its text, and whether a running
+    process holds it (an flock its process keeps for as long as it lives: a kill -9 lets go of it)."""
+    try:
+        paths = sorted(Path(folder).iterdir())
+    except OSError:
+        return
+    for path in paths:
+        if path.name.startswith("."):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        with open(fd, "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                held = True
+            text = fh.read(4096).decode("utf-8", "replace").strip()
+        yield path, text, held
