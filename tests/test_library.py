@@ -72,6 +72,20 @@ def test_index_check_looks_again_under_the_lock_before_it_says_stale(lib, voices
     assert lib.check_index()["status"] == "ok" and len(answers) == 2
 
 
+def test_a_writer_opened_before_a_model_switch_writes_nothing_after_it(lib, voices):
+    """Enrolment holds the lock per commit: a run opened on the old model could commit an old-model voiceprint (or save
+    an index of the old model's rows: none) after `library reembed` switched the library between two of its files."""
+    from voiceprint.errors import LibraryError
+    from voiceprint.library import Library
+
+    lib.enrol(voices["a1"], person="Zhang San")
+    with Library.open(lib.root) as other, other.writing(), other.store.transaction():
+        other.store.set_meta("model", "another-model")  # what the switch of a move does, in another process
+    with pytest.raises(LibraryError, match="moved to speaker model 'another-model'.*run the same command again"):
+        lib.enrol(voices["b1"], person="Li Si")
+    assert lib.store.count("voiceprints") == 1
+
+
 def test_a_killed_writers_registration_is_forgotten_by_the_next_open(lib):
     from voiceprint.library import Library
     from voiceprint.writers import WRITERS_DIR

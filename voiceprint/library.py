@@ -199,6 +199,11 @@ class Library:
         fh.flush()
         self._lock_depth = 1
         try:
+            if (stored := self.store.get_meta("model")) != self.model:
+                # a `library reembed` switched models since this command opened the library: an old-model voiceprint or
+                # index written now would not match the library (writers hold the lock per commit, so this can happen)
+                raise LibraryError(f"library {self.root} moved to speaker model {stored!r} (`library reembed`) while this command "
+                                   f"ran on {self.model!r} - nothing more was written; run the same command again")
             if self.store.pending_erasure() is not None:  # an erasure killed after its commit: finished before anything else
                 self.finish_erasures()
             yield
