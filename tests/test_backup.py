@@ -145,27 +145,30 @@ def test_a_copied_library_folder_is_checked_too_and_the_command_folds_its_log(li
 
 def test_the_folder_of_a_backup_killed_part_way_is_removed_by_the_next_command(lib, tmp_path):
     """A kill -9 left `.DEST.partial`, a whole copy of the voice data, that no later backup (named by date) removed."""
+    from voiceprint.writers import held_record
+
     partial = tmp_path / ".bk-2026-12-07.partial"
-    record = backup_module._register(lib.root, partial)
-    assert record is not None
+    (lib.root / backup_module.RUNNING_DIR).mkdir()
+    record = lib.root / backup_module.RUNNING_DIR / "4242-1a2b3c4d"
+    record.write_text(str(partial))  # what a kill -9 leaves: the record, which no process holds any more
     partial.mkdir()
     (partial / backup_module.BUILDING_MARK).write_bytes(b"")
     (partial / "library.sqlite").write_bytes(b"voices")
-    os.close(record[1])  # what a kill -9 does to the record's lock; the record stays
-    held = backup_module._register(lib.root, tmp_path / ".bk-running.partial")  # a backup still under way
-    (tmp_path / ".bk-running.partial").mkdir()
-    (tmp_path / ".bk-running.partial" / backup_module.BUILDING_MARK).write_bytes(b"")
-    Library.open(lib.root).close()
-    assert not partial.exists() and not record[0].exists()
-    assert (tmp_path / ".bk-running.partial").exists()
-    backup_module._unregister(held)
+    running = tmp_path / ".bk-running.partial"
+    with held_record(lib.root / backup_module.RUNNING_DIR, str(running)):  # a backup still under way
+        running.mkdir()
+        (running / backup_module.BUILDING_MARK).write_bytes(b"")
+        Library.open(lib.root).close()
+        assert not partial.exists() and not record.exists()
+        assert running.exists()
 
 
 def test_the_audit_row_is_written_before_the_copy_is_in_place(lib, tmp_path, monkeypatch):
     real = os.rename
 
     def rename(src, dst):
-        assert lib.audit(action="library.backup", limit=1), "the copy appeared before its audit row"
+        if os.fspath(dst) == os.fspath(tmp_path / "bk"):  # the copy put in place (not the record of the backup under way)
+            assert lib.audit(action="library.backup", limit=1), "the copy appeared before its audit row"
         real(src, dst)
 
     monkeypatch.setattr(backup_module.os, "rename", rename)

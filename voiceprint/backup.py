@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import LibraryError
+from .writers import held_record, records
 
 if TYPE_CHECKING:
     from .library import Library
@@ -60,41 +61,37 @@ def backup(lib: Library, dest: str | os.PathLike) -> dict:
     sweep_killed_backups(root)
     if partial.exists():  # a backup killed part-way whose record is gone: only ours are named so
         shutil.rmtree(partial)
-    record = _register(root, partial)
-    os.mkdir(partial, 0o700)
-    _write_private(partial / BUILDING_MARK, b"")
-    try:
-        started = time.time()
-        _snapshot(lib, partial / "library.sqlite")
-        for name in CARRIED:
-            if (root / name).is_file():
-                _copy(root / name, partial / name)
-        uploads = _copy_uploads(root, partial)
-        checks = _check_copy(partial, root, lib.model)
-        files = {p.relative_to(partial).as_posix(): _sha256(p) for p in sorted(partial.rglob("*")) if p.is_file() and p.name != BUILDING_MARK}
-        manifest = {"format": 1, "library": str(root), "taken_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                    "operator": lib.store.operator, "model": lib.model, **checks, "uploads": uploads, "files": files}
-        _write_private(partial / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-        (partial / BUILDING_MARK).unlink()
-        _fsync_tree(partial)
-        with lib.store.transaction():  # before the copy is in place: no whole copy of the voice data without its row
-            lib.store.audit("library.backup", f"folder:{dest.name}", persons=checks["persons"], voiceprints=checks["voiceprints"],
-                            audit_head=checks["audit_head"], uploads=uploads)
-        os.rename(partial, dest)
-        _fsync_dir(dest.parent)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    finally:
-        _unregister(record)
+    with held_record(root / RUNNING_DIR, str(partial)):  # a kill -9 leaves it unheld: the next sweep removes the folder
+        os.mkdir(partial, 0o700)
+        _write_private(partial / BUILDING_MARK, b"")
+        try:
+            started = time.time()
+            _snapshot(lib, partial / "library.sqlite")
+            for name in CARRIED:
+                if (root / name).is_file():
+                    _copy(root / name, partial / name)
+            uploads = _copy_uploads(root, partial)
+            checks = _check_copy(partial, root, lib.model)
+            files = {p.relative_to(partial).as_posix(): _sha256(p) for p in sorted(partial.rglob("*")) if p.is_file() and p.name != BUILDING_MARK}
+            manifest = {"format": 1, "library": str(root), "taken_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                        "operator": lib.store.operator, "model": lib.model, **checks, "uploads": uploads, "files": files}
+            _write_private(partial / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+            (partial / BUILDING_MARK).unlink()
+            _fsync_tree(partial)
+            with lib.store.transaction():  # before the copy is in place: no whole copy of the voice data without its row
+                lib.store.audit("library.backup", f"folder:{dest.name}", persons=checks["persons"], voiceprints=checks["voiceprints"],
+                                audit_head=checks["audit_head"], uploads=uploads)
+            os.rename(partial, dest)
+            _fsync_dir(dest.parent)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return manifest | {"folder": str(dest)}
 
 
 def sweep_killed_backups(root: str | os.PathLike) -> int:
     """Remove the folders of backups of this library killed part-way (their records no running process holds);
     how many. Run by every backup and every :meth:`Library.open`, and so by erasure too."""
-    from .writers import records
-
     removed = 0
     for record, text, held in records(Path(root) / RUNNING_DIR):
         if held:
@@ -105,29 +102,6 @@ def sweep_killed_backups(root: str | os.PathLike) -> int:
             removed += 1
         record.unlink(missing_ok=True)
     return removed
-
-
-def _register(root: Path, partial: Path) -> tuple[Path, int] | None:
-    """Record (and hold) the folder this backup builds; None when the library folder cannot take the record."""
-    import fcntl
-    import secrets
-
-    try:
-        (root / RUNNING_DIR).mkdir(mode=0o700, exist_ok=True)
-        record = root / RUNNING_DIR / secrets.token_hex(8)
-        fd = os.open(record, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, str(partial).encode())
-        os.fsync(fd)
-    except OSError:
-        return None
-    return record, fd
-
-
-def _unregister(record: tuple[Path, int] | None) -> None:
-    if record is not None:
-        record[0].unlink(missing_ok=True)
-        os.close(record[1])  # after the unlink: a record is never seen unheld while its backup runs
 
 
 def check_backup(folder: str | os.PathLike) -> dict:

@@ -207,7 +207,7 @@ def enrol(
             if report:  # what was done before the interrupt, refusals with their reasons included
                 from .report import write_csv
 
-                write_csv(report, [vars(o) | {"warnings": "; ".join(o.warnings)} for o in outcomes], columns)
+                write_csv(report, _outcome_rows(outcomes), columns)
             note_interrupt(f"interrupted: every file enrolled before it is kept ({n} reported, the last may not have been"
                            f"{'; the files done are in ' + str(report) if report else ''}); run the same command again to finish")
             raise
@@ -226,13 +226,18 @@ def enrol(
     _enrol_summary(lib, summary, items, columns, report, json_out)
 
 
+def _outcome_rows(outcomes) -> list[dict]:
+    """Enrolment outcomes as --report / --json rows (warnings joined into one cell)."""
+    return [vars(o) | {"warnings": "; ".join(o.warnings)} for o in outcomes]
+
+
 def _note_files_done_before(outcomes: list, columns: list[str], report: Path | None) -> None:
     """An enrolment stopped by an error: write the --report of the files done and say how many were enrolled."""
     if report:
         from .report import write_csv
 
         try:
-            write_csv(report, [vars(o) | {"warnings": "; ".join(o.warnings)} for o in outcomes], columns)
+            write_csv(report, _outcome_rows(outcomes), columns)
         except OSError as err:  # the same full disk, often
             _err(f"the report could not be written to {report} ({err.strerror or err})")
             report = None
@@ -270,7 +275,7 @@ def _enrol_summary(lib, summary, items, columns: list[str], report: Path | None,
     (a single file's refusal, whose error line the caller raises)."""
     from .report import print_rows, write_csv
 
-    rows = [vars(o) | {"warnings": "; ".join(o.warnings)} for o in summary.outcomes]
+    rows = _outcome_rows(summary.outcomes)
     duplicates = getattr(items, "duplicates", [])  # manifest rows that repeat an earlier row (read_manifest)
     rows += [{"path": d["path"], "status": "duplicate", "reason": f"line {d['line']} repeats line {d['first_line']}"} for d in duplicates]
     if report:

@@ -95,23 +95,26 @@ def lock_holder(root: Path) -> str | None:
         return None
 
 
-@contextlib.contextmanager
-def at_work(root: Path) -> Iterator[None]:
-    """Register this run as a writer at work on the library for as long as it lasts (its lock comes and goes).
+def at_work(root: Path) -> contextlib.AbstractContextManager[None]:
+    """Register this run as a writer at work on the library for as long as it lasts (its lock comes and goes)."""
+    return held_record(Path(root) / WRITERS_DIR, who())
 
-    Made under a dot-name, locked, then renamed into place, so a registration seen unlocked is one whose
-    process died. Not registering (a read-only or full disk: the run then fails on its first commit) stops nothing."""
-    folder = Path(root) / WRITERS_DIR
+
+@contextlib.contextmanager
+def held_record(folder: Path, text: str) -> Iterator[None]:
+    """A record of ``text`` in ``folder``, held (flock-ed) for as long as the block runs, so that :func:`records` tells
+    it from one a killed process left. Made under a dot-name, locked, then renamed into place, so a record seen
+    unlocked is one whose process died. Not making it (a read-only or full disk) stops nothing: it is logged."""
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
     fd = None
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(folder / f".{token}.new", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, who().encode())
+        os.write(fd, text.encode())
         os.rename(folder / f".{token}.new", folder / token)
     except OSError as err:
-        log.info("could not register this run as a writer at work on %s: %s", root, err)
+        log.info("could not make a record in %s: %s", folder, err)
     try:
         yield
     finally:
@@ -119,7 +122,7 @@ def at_work(root: Path) -> Iterator[None]:
             for name in (token, f".{token}.new"):
                 with contextlib.suppress(OSError):
                     (folder / name).unlink()
-            os.close(fd)  # after the unlink: a registration is never seen unlocked while its run lives
+            os.close(fd)  # after the unlink: a record is never seen unlocked while its process lives
 
 
 def at_work_now(root: Path) -> list[str]:
