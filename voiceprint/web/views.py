@@ -142,10 +142,14 @@ def persons(lib, q: str = "", limit: int = 200) -> dict:
 
 def person(lib, pid: int) -> dict:
     card = lib.person(int(pid))
-    rows = browse.person_recordings(lib.store, int(pid))
-    card["samples"] = [dict(r) | {"audio": accounts.has_upload(lib.store, r["sha256"])} for r in rows]
+    card["samples"] = _samples(lib, int(pid))
     audit_read(lib, "person.view", f"person:{int(pid)}")
     return card
+
+
+def _samples(lib, pid: int) -> list[dict]:
+    """A person's voice samples as their card shows them, with whether the workbench keeps each one's audio."""
+    return [dict(r) | {"audio": accounts.has_upload(lib.store, r["sha256"])} for r in browse.person_recordings(lib.store, pid)]
 
 
 def cases(lib, q: str = "") -> dict:
@@ -237,8 +241,7 @@ def phone(lib, number: str) -> dict:
     except NotFound:
         raise NotFound(f"no phone {number!r} in the library: neither registered to a person nor a case's calling number") from None
     if data["person"] is not None:
-        rows = browse.person_recordings(lib.store, int(data["person"]["person"]["id"]))
-        data["person"]["samples"] = [dict(r) | {"audio": accounts.has_upload(lib.store, r["sha256"])} for r in rows]
+        data["person"]["samples"] = _samples(lib, int(data["person"]["person"]["id"]))
     return data
 
 
