@@ -46,3 +46,19 @@ def speech_files(tmp_path_factory):
 def stereo_wav(tmp_path_factory) -> Path:
     """A 6 s 16 kHz stereo WAV: different synthetic voices on left and right, talking in turns."""
     return audiogen.write_audio(tmp_path_factory.mktemp("audio") / "stereo.wav", audiogen.stereo_call(6.0), 16000, "wav_pcm16")
+
+
+@pytest.fixture
+def model_copy(tmp_path, monkeypatch):
+    """A copy of the default model's folder (model.json and back end) under a private VOICEPRINT_MODELS."""
+    import shutil
+
+    from voiceprint import scoring
+    from voiceprint.embedding import DEFAULT_MODEL, models_dir
+
+    home = tmp_path / "models" / DEFAULT_MODEL
+    shutil.copytree(models_dir() / DEFAULT_MODEL, home)
+    monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
+    scoring._LOADED.clear()
+    yield home
+    scoring._LOADED.clear()

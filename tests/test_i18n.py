@@ -264,6 +264,11 @@ def test_a_zh_report_is_chinese_and_english_stays_the_default(library, voices, t
     # the validation rows of the case's channel pair (a 16 kHz query of 16 kHz enrolments: wideband) are marked
     marked = re.findall(r'data-testid="validation-this-case"><td><b>([^<]+)</b>', english)
     assert marked and all(m.endswith("/clean") and not m.startswith("hyke") for m in marked), marked
+    # and so is the held-out row of its pair and questioned speech (1.3 s of speech: under 2 s); the Tippett plot shows those trials
+    heldout = re.search(r'data-testid="heldout-this-case"><td>([^<]+)</td><td>([^<]+)</td>', english)
+    assert heldout and heldout.groups() == ("wideband", "&lt;2s"), heldout
+    assert "held-out test speakers (never used to fit the back end), wideband trials" in english
+    assert 'data-testid="heldout-this-case"><td>宽带</td>' in page and "留出测试集说话人（从未用于拟合后端）" in page
     monkeypatch.setenv("VOICEPRINT_LANG", "zh")
     again = tmp_path / "lead-env.html"
     assert run(["report", rid, "-o", str(again), "--library", str(library)]) == 0

@@ -7,7 +7,6 @@ no speaker model is loaded: seals, erasure and retention do not depend on what t
 import csv
 import json
 import os
-import shutil
 import sqlite3
 import stat
 
@@ -210,19 +209,6 @@ def test_a_library_refuses_a_model_with_another_fingerprint(two, tmp_path, capsy
     assert "deadbeefdeadbeef" in str(err.value) and "voiceprint init --library NEW" in str(err.value)
     assert ModelError.exit_code == 4
     assert run(["verify-library", "--library", str(two)]) == 5  # the fingerprint is part of every seal
-
-
-@pytest.fixture
-def model_copy(tmp_path, monkeypatch):
-    """A copy of the default model's folder (model.json and back end) under a private VOICEPRINT_MODELS."""
-    from voiceprint.embedding import DEFAULT_MODEL, models_dir
-
-    home = tmp_path / "models" / DEFAULT_MODEL
-    shutil.copytree(models_dir() / DEFAULT_MODEL, home)
-    monkeypatch.setenv("VOICEPRINT_MODELS", str(tmp_path / "models"))
-    scoring._LOADED.clear()
-    yield home
-    scoring._LOADED.clear()
 
 
 def test_shipped_models_hash_their_back_ends_and_load():

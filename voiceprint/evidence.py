@@ -123,10 +123,13 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
     curves = {translate("different speakers (development impostor trials)", lang): impostors / math.log(10)}
     caption = translate("{n} development impostor trials, through the {pair} calibration with this case's durations", lang,
                         n=len(backend.nontarget_scores), pair=translate(pair, lang))
+    heldout = _heldout_curves(model, pair, net_a, net_b, symmetric, lang)
     if trials is not None:
         tgt, non = read_trials(trials)
         curves = {translate("same speaker ({n} trials)", lang, n=len(tgt)): tgt, translate("different speakers ({n} trials)", lang, n=len(non)): non}
         caption = translate("development trials from {file}", lang, file=Path(trials).name)
+    elif heldout is not None:
+        curves, caption = heldout
     else:
         caption += translate("; same-speaker curve: pass the development trials with --trials (from `voiceprint evaluate --scores-out`)", lang)
     _figure_fonts(plt)
@@ -143,6 +146,34 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig), caption
+
+
+def questioned_speech(net_a: float | None, net_b: float | None, symmetric: bool) -> float | None:
+    """The net speech that picks a case's held-out validation row: the questioned (test) side, or for a 1:1
+    comparison of two recordings the shorter of them."""
+    if symmetric and net_a is not None and net_b is not None:
+        return min(net_a, net_b)
+    return net_b
+
+
+def _heldout_curves(model: str, pair: str, net_a: float | None, net_b: float | None, symmetric: bool, lang: str) -> tuple[dict, str] | None:
+    """A case's Tippett curves from the held-out validation of its back end (its channel pair and questioned speech), or None."""
+    from . import validation
+
+    record, _why = validation.load(model)
+    if record is None:
+        return None
+    group, bucket = validation.curves_for_case(record, pair, questioned_speech(net_a, net_b, symmetric))
+    if group is None:
+        return None
+    non = group.nontargets  # quantiles: each stands for an equal share of the different-speaker trials
+    n_non = next((g["nontarget_trials"] for g in record["groups"] if g["pair"] == group.pair and g["speech"] == bucket), len(non))
+    curves = {translate("same speaker ({n} trials)", lang, n=len(group.targets)): group.targets,
+              translate("different speakers ({n} trials)", lang, n=n_non): non}
+    speech = translate("every duration", lang) if bucket == "all" else translate("{bucket} of speech in the questioned recording", lang, bucket=bucket)
+    caption = translate("held-out test speakers (never used to fit the back end), {pair} trials, {speech}", lang,
+                        pair=translate(pair, lang), speech=speech)
+    return curves, caption
 
 
 def read_trials(path) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +324,7 @@ def _method(lib) -> dict:
         "software_version": __version__, "commit": software_commit(), "model": lib.model,
         "model_fingerprint": lib.store.get_meta("model_fingerprint", "") or "",
         "backend": scoring_note(lib.model), "backend_fitted_at": meta.get("fitted_at", "none"),
-        "backend_sha256": _backend_sha(lib.model),
+        "backend_sha256": _backend_sha(lib.model), "validation_sha256": _validation_sha(lib.model),
         "calibration_data": backend.calibration_data() if backend is not None else "none (raw cosine, no likelihood ratio)",
         "corpora": meta.get("corpora", {}), "split_rule": meta.get("split_rule", ""), "log10_lr_bounds": limits,
         "dev_figures": meta.get("dev_figures", {}),
@@ -389,7 +420,26 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
     pair = ((ctx.get("voices") or [{}])[0].get("top") or {}).get("calibration") if lead else body.get("calibration")
     ctx["validation"] = [{"name": name, "f": f, "this_case": _condition_of_pair(name, pair)}
                          for name, f in ctx["method"]["dev_figures"].items()]
+    ctx["heldout"], ctx["heldout_note"] = _heldout_rows(lib.model, pair, ctx, body, lead)
     return ctx
+
+
+def _heldout_rows(model: str, pair: str | None, ctx: dict, body: dict, lead: bool) -> tuple[list[dict], str]:
+    """The held-out validation rows (:mod:`voiceprint.validation`) with this case's row marked, or none and why."""
+    from . import validation
+
+    record, why = validation.load(model)
+    if record is None:
+        return [], why
+    if lead:
+        voice = (ctx.get("voices") or [{}])[0]
+        top = voice.get("top") or {}
+        speech = questioned_speech(top.get("enrolled_net_speech"), voice.get("net_speech"), False)
+    else:
+        speech = questioned_speech(body["a"].get("net_speech"), body["b"].get("net_speech"), True)
+    note = f"{record.get('measured_at', '')}; {record.get('speakers', '')}; " + "; ".join(
+        f"{c['condition']} ({c['speakers']} speakers, {c['tests']} tests)" for c in record.get("conditions", []))
+    return validation.rows_for_case(record, pair, speech), note
 
 
 def _condition_of_pair(condition: str, pair: str | None) -> bool:
@@ -426,6 +476,15 @@ def _backend_sha(model: str) -> str:
     from .scoring import _file_sha, backend_dir
 
     path = backend_dir(model) / "backend.json"
+    return _file_sha(path) if path.exists() else "none"
+
+
+def _validation_sha(model: str) -> str:
+    """SHA-256 of the back end's held-out validation (``validation.json``), or "none"."""
+    from .scoring import _file_sha, backend_dir
+    from .validation import VALIDATION_FILE
+
+    path = backend_dir(model) / VALIDATION_FILE
     return _file_sha(path) if path.exists() else "none"
 
 

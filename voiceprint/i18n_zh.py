@@ -137,9 +137,31 @@ MESSAGES: dict[str, str] = {
     "item": "检材",
     "Reference samples (the enrolled sample each top hit was compared through)": "比对样本（每个首位命中所比对的入库样本）",
     "Cross-validated on the development speakers: each speaker's trials were scored by a back end fitted without them. The rows of "
-    "this case's channel pair are marked; figures on held-out test speakers are in the toolkit's docs/accuracy.md.":
+    "this case's channel pair are marked; figures on held-out test speakers follow.":
         "在开发集说话人上交叉验证：每名说话人的试验均由未使用该说话人拟合的后端评分。与本案信道组合相同的行已标出；"
-        "留出测试集说话人上的结果见本工具的 docs/accuracy.md。",
+        "留出测试集说话人上的结果见下表。",
+    "Held-out test speakers": "留出测试集说话人",
+    "Held-out validation file (SHA-256 of validation.json)": "留出验证文件（validation.json 的 SHA-256）",
+    "Speakers never used to fit or tune the back end, scored through the same calibration, by channel pair and by the net speech of "
+    "the questioned recording. A misleading LR: above 1 for different speakers, below 1 for the same speaker. The row of this case's "
+    "channel pair and duration is marked.":
+        "从未用于拟合或调整后端的说话人，经同一校准评分，按信道组合和检材录音的净语音时长分列。误导性似然比：不同说话人时大于 1，"
+        "同一说话人时小于 1。与本案信道组合和时长相同的行已标出。",
+    "channel pair": "信道组合",
+    "questioned speech": "检材净语音",
+    "same-speaker trials": "同一说话人试验数",
+    "different-speaker trials": "不同说话人试验数",
+    "misleading (same / different)": "误导性（同一 / 不同）",
+    "this case": "本案",
+    "every duration": "全部时长",
+    "{bucket} of speech in the questioned recording": "检材录音净语音 {bucket}",
+    "held-out test speakers (never used to fit the back end), {pair} trials, {speech}": "留出测试集说话人（从未用于拟合后端），{pair}试验，{speech}",
+    "no back end is fitted": "未拟合后端",
+    "no held-out validation was measured for this back end (`voiceprint backend validate`)": "此后端尚未做留出验证（`voiceprint backend validate`）",
+    "the held-out validation file is not the one hashed in model.json: run `voiceprint backend validate`":
+        "留出验证文件与 model.json 中记录的哈希不符：请运行 `voiceprint backend validate`",
+    "the held-out validation was measured on another back end (refit since): run `voiceprint backend validate`":
+        "留出验证是在另一个后端上测得的（此后已重新拟合）：请运行 `voiceprint backend validate`",
     "this case's channel pair": "本案信道组合",
     "Chain of custody (from the audit trail)": "保管链（取自审计日志）",
     "audit row": "审计日志行",

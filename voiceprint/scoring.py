@@ -387,8 +387,9 @@ EVIDENCE_KEY = "evidence_sha256"
 
 def evidence_files(home: Path) -> list[str]:
     """Files under a model folder that decide reported scores and LRs, relative to it: the fitted back
-    end (``backend/backend.json``, ``backend/backend.npz``) and a fusion's ``centres.npz``."""
-    names = [f"{BACKEND_DIR}/backend.json", f"{BACKEND_DIR}/backend.npz", "centres.npz"]
+    end (``backend/backend.json``, ``backend/backend.npz``), its held-out validation (``backend/validation.json``,
+    :mod:`voiceprint.validation`) and a fusion's ``centres.npz``."""
+    names = [f"{BACKEND_DIR}/backend.json", f"{BACKEND_DIR}/backend.npz", f"{BACKEND_DIR}/validation.json", "centres.npz"]
     return [n for n in names if (home / n).exists()]
 
 
