@@ -342,6 +342,35 @@ def test_non_audio_and_oversized_uploads_are_refused_with_a_clear_message_and_no
     assert r.status_code == 413 and r.text.startswith('<p class="error"')  # the query page's result box
 
 
+def test_pages_and_logins_answer_while_a_long_audio_job_runs(app):
+    """Every library call ran on one thread, so one investigator's two-hour recording (or a technician's manifest)
+    held up every page and every login of the centre. Audio work now has a lane of its own."""
+    wb = app.state.wb
+    started, release = threading.Event(), threading.Event()
+
+    def long_job(lib):
+        started.set()
+        release.wait(60)
+
+    job = wb.audio.submit("t", long_job, (), {})
+    try:
+        assert started.wait(30)
+        answers: dict = {}
+
+        def browse():
+            c, _csrf = login(app, "sup")  # a login, then a page, then a page's API
+            answers["persons"] = c.get("/persons").status_code
+            answers["api"] = c.get("/api/persons").status_code
+
+        worker = threading.Thread(target=browse)
+        worker.start()
+        worker.join(60)  # on one shared lane this would wait for the job, which waits for the release below
+        assert answers == {"persons": 200, "api": 200} and not job.done()
+    finally:
+        release.set()
+    job.result(30)
+
+
 def test_unknown_pages_and_methods_get_a_page_not_bare_json(app):
     c, _csrf = login(app, "inv")
     for method, path, status in (("get", "/nothere", 404), ("get", "/logout", 405), ("get", "/results/x/report.docx", 404)):

@@ -1,8 +1,12 @@
 """``voiceprint serve``: the FastAPI application.
 
-One library per server. Every library call runs on one dedicated thread (SQLite connections and
-the FAISS index are not shared across threads), under the logged-in user's name, so each audit
-row names the person at the keyboard. Sessions are server-side rows; the cookie carries a signed
+One library per server, opened twice, each on its own thread (SQLite connections and the FAISS
+index are not shared across threads): one lane for the pages, sessions and forms, one for the audio
+work (uploads, queries, enrolments, figures, reports). A two-hour recording being searched or a
+manifest being enrolled then holds up the other audio work only, never the pages or a login. The
+two are like two processes on one library (a CLI beside the server): the write lock and the
+database's generation keep them consistent. Every call runs under the logged-in user's name, so each
+audit row names the person at the keyboard. Sessions are server-side rows; the cookie carries a signed
 random id and is HttpOnly and SameSite=Strict. Every POST needs the session's CSRF token.
 """
 
@@ -81,25 +85,19 @@ class BodyTooLarge(Exception):
     pass
 
 
-class Workbench:
-    """The library, opened on its own thread, and the calls into it."""
+class Lane:
+    """One thread and the library opened on it: the calls of a lane run one at a time, in order."""
 
-    def __init__(self, settings: Settings):
-        from .. import incoming
+    def __init__(self, library: str | None, name: str):
         from ..library import Library
 
-        self.settings = settings
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="voiceprint-library")
-        self.lib = self.pool.submit(Library.open, settings.library, False, "web").result()
-        self.secret = self.pool.submit(_secret, self.lib.root).result()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"voiceprint-{name}")
+        self.lib = self.pool.submit(Library.open, library, False, "web").result()
         self.pool.submit(_one_faiss_thread).result()
-        self.pool.submit(incoming.sweep, self.lib.root).result()  # uploads a stopped server was receiving (voices)
         self.model_seen = self.pool.submit(self._model_held).result()  # a model switch on disk reopens the library
-        self.ip_failures: dict[str, list[float]] = {}
-        self.throttle_noted: dict[str, float] = {}  # when each address's throttling was last written to the audit trail
 
-    def call_sync(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
-        return self.pool.submit(self._run, operator, fn, args, kwargs).result()
+    def submit(self, operator: str, fn: Callable, args, kwargs):
+        return self.pool.submit(self._run, operator, fn, args, kwargs)
 
     async def call(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, operator, fn, args, kwargs)
@@ -137,12 +135,47 @@ class Workbench:
         old.close()
 
     def close(self) -> None:
-        """Close the library (folding its write-ahead log into library.sqlite); a second call does nothing."""
+        self.pool.submit(lambda: self.lib.close()).result()
+        self.pool.shutdown()
+
+
+class Workbench:
+    """The library, opened on two lanes (pages, audio), and the calls into it."""
+
+    def __init__(self, settings: Settings):
+        from .. import incoming
+
+        self.settings = settings
+        self.pages = Lane(settings.library, "pages")
+        self.audio = Lane(str(self.pages.lib.root), "audio")
+        self.secret = self.pages.submit("web", lambda lib: _secret(lib.root), (), {}).result()
+        self.pages.submit("web", lambda lib: incoming.sweep(lib.root), (), {}).result()  # uploads a stopped server was receiving (voices)
+        self.ip_failures: dict[str, list[float]] = {}
+        self.throttle_noted: dict[str, float] = {}  # when each address's throttling was last written to the audit trail
+
+    @property
+    def lib(self):
+        """The library as the pages see it."""
+        return self.pages.lib
+
+    def call_sync(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
+        return self.pages.submit(operator, fn, args, kwargs).result()
+
+    async def call(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
+        """``fn(library, *args, **kwargs)`` on the pages' lane: reads and small writes, never audio work."""
+        return await self.pages.call(operator, fn, *args, **kwargs)
+
+    async def call_audio(self, operator: str, fn: Callable, *args, **kwargs) -> Any:
+        """``fn(library, *args, **kwargs)`` on the audio lane: uploads, decoding, embedding, figures, reports."""
+        return await self.audio.call(operator, fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close the library on both lanes (folding its write-ahead log into library.sqlite); a second call does nothing."""
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        self.pool.submit(self.lib.close).result()
-        self.pool.shutdown()
+        self.audio.close()
+        self.pages.close()
 
 
 def _one_faiss_thread() -> None:

@@ -312,9 +312,9 @@ async def run_query(request, user: dict) -> tuple[str | None, dict]:
         body["errors"].append({"file": "", "error": "choose at least one recording to query"})
         return None, body
     for up in files:
-        path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload")
+        path, sha, size, name = await wb.call_audio(user["name"], views.receive, up.file, up.filename or "upload")
         try:
-            voices = await wb.call(user["name"], views.query_upload, path, sha, name, size, top)
+            voices = await wb.call_audio(user["name"], views.query_upload, path, sha, name, size, top)
         except VoiceprintError as err:
             body["errors"].append({"file": name, "error": user_error(err)[1]})
             continue
@@ -388,14 +388,14 @@ def _query_routes(app) -> None:
     async def voice_png(request: Request, rid: str, n: int, lang: str = ""):
         user = await current_user(request)
         require(user, "query")  # ?lang= in the URL: a browser's cached figure is never the other language's
-        png = await _wb(request).call(user["name"], _voice_png, rid, n, lang if lang in LANGUAGES else lang_of(request))
+        png = await _wb(request).call_audio(user["name"], _voice_png, rid, n, lang if lang in LANGUAGES else lang_of(request))
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/audio/{sha}")
     async def audio(request: Request, sha: str):
         user = await current_user(request)
         require(user, "audio")
-        wav = await _wb(request).call(user["name"], views.wav_bytes, sha)
+        wav = await _wb(request).call_audio(user["name"], views.wav_bytes, sha)
         return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
 
 
@@ -406,7 +406,7 @@ def _report_routes(app) -> None:
     async def report_response(request: Request, user: dict, rid: str, fmt: str, asked=None):
         if fmt not in ("html", "pdf"):
             raise NotFound(f"no report format {fmt!r} - a report is html or pdf")
-        html = await _wb(request).call(user["name"], _report_html, rid, user["name"], asked, _wb(request).settings.trials, lang_of(request))
+        html = await _wb(request).call_audio(user["name"], _report_html, rid, user["name"], asked, _wb(request).settings.trials, lang_of(request))
         if fmt == "html":
             return HTMLResponse(html)
         from ..evidence import render_pdf
@@ -589,7 +589,7 @@ async def _receive_all(wb, user: dict, files: list) -> dict:
     uploads: dict = {}
     try:
         for up in files:  # a failing one removes its own partial file (views.receive)
-            path, sha, size, name = await wb.call(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
+            path, sha, size, name = await wb.call_audio(user["name"], views.receive, up.file, up.filename or "upload", taken=set(uploads))
             uploads[name] = (path, sha, size)
     except BaseException:
         _discard_all(uploads)
@@ -629,7 +629,7 @@ async def _enrol(request, user: dict) -> tuple[list | None, str, int]:
             items = await wb.call(user["name"], views.manifest_items, text, uploads, manifest.filename)
         else:
             items = _form_items(form, uploads)
-        return await wb.call(user["name"], views.enrol_uploads, items, uploads), "", 200
+        return await wb.call_audio(user["name"], views.enrol_uploads, items, uploads), "", 200
     except BaseException as err:  # no failure leaves the uploads behind (the ones already kept have moved)
         _discard_all(uploads)
         if (refusal := refused(err)) is None:
@@ -687,7 +687,7 @@ def _case_routes(app) -> None:
             uploads: dict = {}
             try:
                 uploads = await _receive_all(wb, user, files)
-                filed = await wb.call(user["name"], views.file_uploads, number, uploads)
+                filed = await wb.call_audio(user["name"], views.file_uploads, number, uploads)
             except BaseException as err:  # nothing is left behind (what was kept has moved)
                 _discard_all(uploads)
                 if (refusal := refused(err)) is None or isinstance(err, NotFound):
