@@ -48,6 +48,23 @@ def test_person_phone_case_and_reverse_lookup(lib):
     assert lib.lookup_person(phone="13900000000") is None
 
 
+def test_a_case_number_typed_full_width_or_in_other_letter_case_is_the_same_case(lib):
+    """A Chinese input method types ＡＪ２０２６－０８１５ and （反诈）; another officer types aj2026-0815. Each opened a second case."""
+    from voiceprint.store.casefile import add_case_call, case_calls
+
+    first = lib.add_case("AJ2026-0815", title="refund scam")
+    assert lib.add_case("ａｊ２０２６－０８１５") == first and lib.add_case(" aj2026-0815 ") == first
+    assert lib.store.case_id("Aj2026-0815") == first
+    assert [r[0] for r in lib.store.db.execute("SELECT case_number FROM cases")] == ["AJ2026-0815"]  # kept as first typed
+    bracketed = lib.add_case("川公（反诈）立字［2026］１２３号")
+    assert lib.store.db.execute("SELECT case_number FROM cases WHERE id = ?", (bracketed,)).fetchone()[0] == "川公(反诈)立字[2026]123号"
+    assert lib.add_case("川公(反诈)立字[2026]123号") == bracketed
+    with lib.store.transaction():
+        add_case_call(lib.store, "aj2026-0815", "13800138000", "2026-08-15 10:00")
+    assert [c["case_number"] for c in case_calls(lib.store, "ＡＪ2026-0815")] == ["AJ2026-0815"]
+    assert lib.add_case("AJ2026-0816") != first  # another number is another case
+
+
 def test_same_name_different_people_need_an_id(lib):
     lib.add_person("Wang Wei", id_number="A1")
     lib.add_person("Wang Wei", id_number="B2")

@@ -1039,6 +1039,9 @@ def test_an_investigator_opens_a_case_and_files_its_recordings_in_the_browser(ap
     assert r.status_code == 303 and r.headers["location"] == "/cases/AJ-WEB-1"
     again = c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-WEB-1"})
     assert again.status_code == 400 and "already exists" in again.text
+    typed = c.post("/cases", data={"csrf_token": csrf, "case_number": "ａｊ－ｗｅｂ－１"})  # full width, lower case: the same case
+    assert typed.status_code == 400 and "case AJ-WEB-1 already exists" in typed.text
+    assert c.get("/cases/aj-web-1").status_code == 200
     with open(voices["a2"], "rb") as good, open(voices["junk"], "rb") as junk:
         r = c.post("/case-recordings", data={"csrf_token": csrf, "case_number": "AJ-WEB-1"},
                    files=[("files", ("call_a2.wav", good, "audio/wav")), ("files", ("junk.wav", junk, "audio/wav"))])

@@ -16,6 +16,7 @@ import pwd
 import re
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -118,6 +119,16 @@ def _open_failure(path: Path, err: sqlite3.DatabaseError) -> str:
     return f"cannot open library database {path}: {text}"
 
 
+def case_key(case_number: str) -> str:
+    """What makes two case numbers the same case: typed with a Chinese input method's full-width letters, digits and
+    brackets (ＡＪ２０２６－０８１５, （反诈）) or in other letter case, a case number is still that case."""
+    return " ".join(unicodedata.normalize("NFKC", case_number or "").split()).upper()
+
+
+def _add_functions(db: sqlite3.Connection) -> None:
+    db.create_function("case_key", 1, case_key, deterministic=True)
+
+
 class Store(LinkingRows):
     """A connection to one library database. Use as a context manager or call :meth:`close`."""
 
@@ -131,6 +142,7 @@ class Store(LinkingRows):
         except sqlite3.Error as err:
             raise LibraryError(f"cannot open library database {self.path}: {err}") from err
         self.db.row_factory = sqlite3.Row
+        _add_functions(self.db)
         try:
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA busy_timeout = 60000")
@@ -164,6 +176,7 @@ class Store(LinkingRows):
         try:
             store.db = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro&immutable=1", uri=True)
             store.db.row_factory = sqlite3.Row
+            _add_functions(store.db)
             store.schema_version  # noqa: B018 - the first read of the file itself
         except sqlite3.DatabaseError as err:
             raise LibraryError(_open_failure(path, err)) from err
@@ -352,17 +365,19 @@ class Store(LinkingRows):
         return _rowid(cur)
 
     def add_case(self, case_number: str, title: str = "", date: str | None = None, area: str = "", status: str = "open") -> int:
-        case_number = (case_number or "").strip()
+        """The id of the case with this number (:func:`case_key`), opened now if there is none."""
+        typed = (case_number or "").strip()
+        case_number = " ".join(unicodedata.normalize("NFKC", typed).split())  # kept as typed, in half-width forms
         if not case_number:
             raise DataError("a case needs a case number")
-        if len(case_number) > MAX_CASE_NUMBER or re.search(r"[\x00-\x1f\x7f]", case_number) or \
+        if len(case_number) > MAX_CASE_NUMBER or re.search(r"[\x00-\x1f\x7f]", typed) or \
                 any(part in (".", "..") for part in case_number.split("/")):
             # a case number is also a page's address (/cases/AJ2026/0815): "..", a newline or 10,000 characters make none
             raise DataError(f"{case_number[:40]!r} is not a case number - at most {MAX_CASE_NUMBER} characters, no control "
                             "characters, no '.' or '..' between slashes")
         if problem := case_field_problem(date, status):
             raise DataError(f"case {case_number}: {problem}")
-        row = self.db.execute("SELECT id FROM cases WHERE case_number = ?", (case_number,)).fetchone()
+        row = self.case_row(case_number)
         if row:
             return int(row["id"])
         cur = self.db.execute(
@@ -374,7 +389,8 @@ class Store(LinkingRows):
 
     def case_row(self, case_number: str) -> sqlite3.Row | None:
         """A case's id, area, title and status, or None when there is no such case."""
-        return self.db.execute("SELECT id, area, title, status FROM cases WHERE case_number = ?", (case_number.strip(),)).fetchone()
+        return self.db.execute("SELECT id, area, title, status, case_number FROM cases WHERE case_key(case_number) = ? ORDER BY id",
+                               (case_key(case_number),)).fetchone()
 
     def case_id(self, case_number: str) -> int:
         row = self.case_row(case_number)

@@ -56,8 +56,8 @@ def case_calls(store: Store, case_number: str | None = None) -> list[dict]:
            " JOIN cases c ON c.id = k.case_id")
     args: tuple = ()
     if case_number:
-        sql += " WHERE c.case_number = ?"
-        args = (case_number.strip(),)
+        sql += " WHERE case_key(c.case_number) = case_key(?)"
+        args = (case_number,)
     return [dict(r) for r in store.db.execute(sql + " ORDER BY c.case_number, k.called_at, k.number", args)]
 
 

@@ -173,11 +173,11 @@ def open_case(lib, case_number: str, title: str = "", date: str = "", area: str 
     from ..errors import DataError
 
     number = (case_number or "").strip()
-    if lib.store.case_row(number) is not None:
-        raise DataError(f"case {number} already exists - open it from the list, or choose another number")
+    if (row := lib.store.case_row(number)) is not None:
+        raise DataError(f"case {row['case_number']} already exists - open it from the list, or choose another number")
     with lib.writing():
-        lib.add_case(number, title.strip(), date.strip() or None, area.strip())
-    return number
+        cid = lib.add_case(number, title.strip(), date.strip() or None, area.strip())
+    return str(lib.store.db.execute("SELECT case_number FROM cases WHERE id = ?", (cid,)).fetchone()[0])
 
 
 def file_uploads(lib, case_number: str, uploads: dict) -> list[dict]:
