@@ -65,6 +65,13 @@ def test_a_case_number_typed_full_width_or_in_other_letter_case_is_the_same_case
     assert lib.add_case("AJ2026-0816") != first  # another number is another case
 
 
+def test_an_id_number_typed_full_width_is_the_same_number(lib):
+    pid = lib.add_person("Zhang San", id_number="11010519491231002X")
+    assert lib.add_person("Zhang San", id_number="１１０１０５１９４９１２３１００２ｘ") == pid
+    assert lib.store.person_for_id_number(" １１０１０５１９４９１２３１００２Ｘ") == pid
+    assert lib.store.find_person("１１０１０５１９４９１２３１００２x")["id"] == pid
+
+
 def test_same_name_different_people_need_an_id(lib):
     lib.add_person("Wang Wei", id_number="A1")
     lib.add_person("Wang Wei", id_number="B2")

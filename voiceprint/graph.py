@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .errors import DataError
 from .store import casefile
+from .store.schema import id_key
 
 #: Handsets used by more numbers than this are SIM boxes or data artefacts, not one den's phones.
 MAX_NUMBERS_PER_HANDSET = 20
@@ -195,7 +196,7 @@ def registry_edges(path: str | None) -> Iterator[Edge]:
     ix = {c: i for i, c in enumerate(cols)}
     for r in rows:
         name = r[ix["name"]]
-        idn = str(r[ix["id_number"]]).strip().upper() if "id_number" in ix and r[ix["id_number"]] else ""
+        idn = id_key(str(r[ix["id_number"]])) if "id_number" in ix and r[ix["id_number"]] else ""
         if not r[ix["number"]] or not (name or idn):
             continue
         ev = {"name": name, "id_number": idn, "source": "registry"}

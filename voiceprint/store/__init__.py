@@ -69,6 +69,7 @@ from .schema import (
     INTEGRITY_SCHEMA,
     MIGRATIONS,
     case_field_problem,
+    id_key,
     normalise_category,
 )
 
@@ -293,7 +294,7 @@ class Store(LinkingRows):
         if not name:
             raise DataError("a person needs a name")
         category = normalise_category(category)
-        id_number = (id_number or "").strip().upper()
+        id_number = id_key(id_number)
         if id_number and not ID_NUMBER.fullmatch(id_number):
             raise DataError(f"{id_number[:40]!r} is not an ID number - letters, digits and '-' only "
                             "(an 18-character resident ID card number, or a passport number)")
@@ -328,7 +329,7 @@ class Store(LinkingRows):
                 return dict(row)
         text = str(ref).strip()
         for column, what, other in (("id_number", "ID number", "by id"), ("name", "name", "by id or ID number")):
-            value = text.upper() if column == "id_number" else text
+            value = id_key(text) if column == "id_number" else text
             rows = self.db.execute(f"SELECT * FROM persons WHERE {column} = ? AND {column} != ''", (value,)).fetchall()
             if len(rows) == 1:
                 return dict(rows[0])
@@ -456,7 +457,7 @@ class Store(LinkingRows):
         return out
 
     def person_for_id_number(self, id_number: str) -> int | None:
-        row = self.db.execute("SELECT id FROM persons WHERE id_number = ? AND id_number != ''", (id_number.strip().upper(),)).fetchone()
+        row = self.db.execute("SELECT id FROM persons WHERE id_number = ? AND id_number != ''", (id_key(id_number),)).fetchone()
         return int(row[0]) if row else None
 
     # -- recordings and voiceprints ---------------------------------------------------------
@@ -554,7 +555,7 @@ class Store(LinkingRows):
             "SELECT v.id, v.person_id, r.channel FROM voiceprints v JOIN recordings r ON r.id = v.recording_id "
             "JOIN persons p ON p.id = v.person_id WHERE r.sha256 = ? AND p.name = ? AND p.id_number = ? AND v.model = ?"
             + (" AND r.channel = ?" if channel is not None else ""),
-            (sha256, name.strip(), (id_number or "").strip().upper(), model) + ((channel,) if channel is not None else ()),
+            (sha256, name.strip(), id_key(id_number), model) + ((channel,) if channel is not None else ()),
         ).fetchone()
         return dict(row) if row else None
 

@@ -27,13 +27,21 @@ def case_field_problem(date: str | None, status: str | None) -> str | None:
     if status and status not in CASE_STATUSES:
         return f"status {status!r} is not one of {', '.join(CASE_STATUSES)}"
     return None
+def id_key(id_number: str | None) -> str:
+    """An ID number as the library keeps and matches it: half-width (a Chinese input method's ５１０１０４…Ｘ is the
+    same number), no spaces around it, upper case."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", id_number or "").strip().upper()
+
+
 def id_card_problem(id_number: str) -> str | None:
     """Why a number-like ID is not a resident ID card number (18 characters, the last a check digit by ISO 7064
     MOD 11-2; or the 15 digits of the old cards), else None. Passport numbers (letters and digits) pass: they
     are kept as given, and so is a wrong one - the warning is for the technician to check it."""
     import re
 
-    text = (id_number or "").strip().upper()
+    text = id_key(id_number)
     if not text or not re.fullmatch(r"[0-9]+X?", text) or (len(text) == 15 and text.isdigit()):
         return None
     if len(text) != 18:
