@@ -48,6 +48,24 @@ def _toy_backend(dim=8, seed=0):
                            {"all": np.array([2.0, 0.0, -3.0])}, 8.0, non, {"fitted_at": "test"})
 
 
+def test_a_short_test_is_bounded_by_the_trials_of_its_own_duration_inside_its_pair():
+    """The ELUB bounds were per channel pair: a 1.5 s call could be reported as strongly as a 5 s one."""
+    b = _toy_backend()
+    b.llr_limit = {"all": [-4.0, 8.0], "narrowband": [-4.0, 8.0], "narrowband|<2s": [-3.0, 5.0], "narrowband|2-5s": [-5.0, 9.0]}
+    b.calibration["narrowband"] = b.calibration["all"]  # as fitted: a pair has bounds where it has a calibration
+    strong = np.array([10.0, 10.0, 10.0])
+    got = b.llr(strong, 30.0, np.array([1.5, 3.0, 12.0]), "narrowband")
+    assert got.tolist() == [5.0, 8.0, 8.0]  # a bucket only tightens its pair's bounds
+    assert b.llr(-strong, 30.0, 1.5, "narrowband").tolist() == [-3.0] * 3
+    assert b.llr(strong, None, None, "narrowband").tolist() == [8.0] * 3  # no duration: the pair's bounds
+    assert b.llr_limits("narrowband", 1.5) == (-3.0, 5.0) and b.llr_limits("narrowband", 3.0) == (-4.0, 8.0)
+    assert b.llr_limits("wideband", 1.5) == (-4.0, 8.0)  # a pair without bounds of its own: "all"
+    ev = scoring.evidence(b, 10.0, 100, 30.0, 1.5, "narrowband")
+    assert ev["at_bound"] == "upper" and ev["log10_lr"] == round(5.0 / np.log(10), 3)
+    both = scoring.evidence(b, 10.0, 100, 1.5, 3.0, "narrowband", symmetric=True)  # each role bounded by its own test side
+    assert both["at_bound"] == "upper" and both["llr"] == 6.5
+
+
 def test_duration_calibration_recovers_a_score_weight_that_grows_with_speech():
     """Trials whose true LLR is (1 + log test seconds) * score: only the ``durations`` quality
     measure can express it, and fitted on such trials it gives the right LLR at both ends."""

@@ -319,7 +319,13 @@ def _method(lib) -> dict:
 
     backend = load_backend(lib.model)
     meta = backend.meta if backend is not None else {}
-    limits = {k: [round(v / math.log(10), 2) for v in pair] for k, pair in (meta.get("llr_limit") or {}).items()}
+    stored = meta.get("llr_limit") or {}
+    limits = {k: [round(v / math.log(10), 2) for v in pair] for k, pair in stored.items() if "|" not in k}
+    by_speech: dict[str, dict[str, list[float]]] = {}  # pair -> test-speech bucket -> bounds, inside the pair's
+    if backend is not None:
+        for key in sorted((k for k in stored if "|" in k), key=lambda k: (k.split("|")[0], _bucket_start(k.split("|")[1]))):
+            pair, bucket = key.split("|", 1)
+            by_speech.setdefault(pair, {})[bucket] = [round(v / math.log(10), 2) for v in backend.llr_limits(pair, _bucket_start(bucket))]
     return {
         "software_version": __version__, "commit": software_commit(), "model": lib.model,
         "model_fingerprint": lib.store.get_meta("model_fingerprint", "") or "",
@@ -327,8 +333,16 @@ def _method(lib) -> dict:
         "backend_sha256": _backend_sha(lib.model), "validation_sha256": _validation_sha(lib.model),
         "calibration_data": backend.calibration_data() if backend is not None else "none (raw cosine, no likelihood ratio)",
         "corpora": meta.get("corpora", {}), "split_rule": meta.get("split_rule", ""), "log10_lr_bounds": limits,
+        "log10_lr_bounds_by_speech": by_speech,
         "dev_figures": meta.get("dev_figures", {}),
     }
+
+
+def _bucket_start(bucket: str) -> float:
+    """The shortest net speech of a duration bucket (``voiceprint.evaluate.DURATION_BUCKETS``)."""
+    from .evaluate import DURATION_BUCKETS
+
+    return next(lo for lo, _, name in DURATION_BUCKETS if name == bucket)
 
 
 def _custody(lib, shas: list[str], lang: str = "en") -> list[dict]:

@@ -25,13 +25,26 @@ import numpy as np
 
 from .corpora import shared_data_dir
 from .errors import DataError
-from .evaluate import Item, build_trials, cllr, eer, elub, embed_items, min_dcf, read_eval_manifest, select_items, vector_of
+from .evaluate import (
+    DURATION_BUCKETS,
+    Item,
+    build_trials,
+    cllr,
+    eer,
+    elub,
+    embed_items,
+    min_dcf,
+    read_eval_manifest,
+    select_items,
+    vector_of,
+)
 from .fsutil import write_atomic
 from .scoring import (
     MODEL_FILE,
     QUALITY_MEASURES,
     Backend,
     backend_dir,
+    bounded,
     calibration_features,
     fit_logistic,
     hashed_speaker,
@@ -41,6 +54,10 @@ from .scoring import (
 
 #: Development trials are made with one and with three enrolment recordings per speaker.
 ENROL = (1, 3)
+#: A short test duration gets bounds of its own (inside its channel pair's) with this many target and non-target trials.
+MIN_BOUND_TARGETS = 30
+#: Tests with less net speech than this are bounded by the trials of their own duration bucket too.
+SHORT_TEST_S = 5.0
 #: corpus folder -> (telephone simulations to add, recordings per speaker used)
 DEFAULT_PLAN = {
     "speechocean762": (("", "amrnb", "g711u"), 6),
@@ -189,13 +206,28 @@ def calibrate(trials, quality: str):
     for k in (0, 1):
         apply(fit(fold != k), fold == k, cv_llr)
     calibration = fit(np.ones(len(y), bool))
-    # bounds per channel pair (ELUB): how strong an LR that pair's held-out development trials support
+    # bounds per channel pair (ELUB): how strong an LR that pair's held-out development trials support; then per pair and
+    # short test duration, which only tighten them: a short recording's LR claims no more than the short trials show.
+    # Longer tests keep their pair's bounds: their few development trials (60 real calls of 10 s or more) would bound
+    # them by how few they are, below the shorter trials that already support the pair's bounds.
     llr_limit = {"all": elub(cv_llr[y], cv_llr[~y])}
+    net_t = pooled(trials, "net_t")
     for pair in calibration:
         if pair != "all":
             m = pairs == pair
             llr_limit[pair] = elub(cv_llr[m & y], cv_llr[m & ~y])
+            for lo, hi, name in (b for b in DURATION_BUCKETS if b[1] <= SHORT_TEST_S):
+                mm = m & (net_t >= lo) & (net_t < hi)
+                if y[mm].sum() >= MIN_BOUND_TARGETS and (~y[mm]).sum() >= MIN_BOUND_TARGETS:
+                    llr_limit[f"{pair}|{name}"] = elub(cv_llr[mm & y], cv_llr[mm & ~y])
     return calibration, cv_llr, llr_limit
+
+
+def limits_of(llr_limit: dict) -> Callable[[str, float | None], tuple[float, float]]:
+    """``llr_limit`` as :meth:`voiceprint.scoring.Backend.llr_limits` reads it: the pair's bounds, tightened by its duration's."""
+    holder = Backend.__new__(Backend)
+    holder.llr_limit = llr_limit
+    return holder.llr_limits
 
 
 def condition_cllr(trials, cv_llr, llr_limit) -> dict:
@@ -205,10 +237,7 @@ def condition_cllr(trials, cv_llr, llr_limit) -> dict:
     for (corpus, channel), t in trials.items():
         n = len(t["label"])
         y = t["label"].astype(bool)
-        llr = cv_llr[start:start + n].copy()
-        for pair in set(t["pair"].tolist()):
-            m = t["pair"] == pair
-            llr[m] = np.clip(llr[m], *llr_limit.get(pair, llr_limit["all"]))
+        llr = bounded(cv_llr[start:start + n], t["pair"], t["net_t"], limits_of(llr_limit))
         out[f"{corpus}/{channel}"] = cllr(llr[y], llr[~y])
         start += n
     return out
@@ -335,7 +364,7 @@ def _report(calibration, llr_limit, quality, summary, echo) -> None:
     for pair, w in calibration.items():
         echo(f"calibration {pair:10s} llr = " + " + ".join(f"{c:.3f}*{n}" for c, n in zip(w, names)) + f" + {w[-1]:.3f}")
     for pair, (lo, hi) in llr_limit.items():
-        echo(f"llr bounds (ELUB) {pair:10s} [{lo:.2f}, {hi:.2f}]  (log10 [{lo / np.log(10):.2f}, {hi / np.log(10):.2f}])")
+        echo(f"llr bounds (ELUB) {pair:16s} [{lo:.2f}, {hi:.2f}]  (log10 [{lo / np.log(10):.2f}, {hi / np.log(10):.2f}])")
     for k, r in summary.items():
         echo(f"  {k:32s} EER {100 * r['eer_baseline']:.2f} -> {100 * r['eer_backend']:.2f} %   "
              f"Cllr {r['cllr_baseline']:.3f} -> {r['cllr_backend']:.3f} (cross-validated)")

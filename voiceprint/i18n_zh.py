@@ -141,6 +141,8 @@ MESSAGES: dict[str, str] = {
         "在开发集说话人上交叉验证：每名说话人的试验均由未使用该说话人拟合的后端评分。与本案信道组合相同的行已标出；"
         "留出测试集说话人上的结果见下表。",
     "Held-out test speakers": "留出测试集说话人",
+    "log10 LR bounds (ELUB) by the test recording's net speech": "按检材录音净语音时长的 log10 LR 界限（ELUB）",
+    "to": "至",
     "Held-out validation file (SHA-256 of validation.json)": "留出验证文件（validation.json 的 SHA-256）",
     "Speakers never used to fit or tune the back end, scored through the same calibration, by channel pair and by the net speech of "
     "the questioned recording. A misleading LR: above 1 for different speakers, below 1 for the same speaker. The row of this case's "

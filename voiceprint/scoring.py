@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,15 +273,23 @@ class Backend:
             if len(w) != feats.shape[-1] + 1:
                 raise ModelError(f"calibration {name!r} has {len(w)} weights, quality measure {self.quality!r} "
                                  f"needs {feats.shape[-1] + 1} - refit with `voiceprint backend fit`")
-            lo, hi = self.llr_limits(name)
-            out = np.where(pairs == name, np.clip(feats @ w[:-1] + w[-1], lo, hi), out)
-        return out
+            out = np.where(pairs == name, feats @ w[:-1] + w[-1], out)
+        return bounded(out, pairs, net_b, self.llr_limits)
 
-    def llr_limits(self, pair: str = "all") -> tuple[float, float]:
-        """The (lowest, highest) llr this channel pair's development trials support."""
+    def llr_limits(self, pair: str = "all", net_test: float | None = None) -> tuple[float, float]:
+        """The (lowest, highest) llr this channel pair's development trials support; with the test side's net speech,
+        also no more than the trials of that much speech support (:func:`speech_limit_key`)."""
+        lo, hi = self._limit(pair)
+        key = speech_limit_key(pair, net_test) if net_test is not None else None
+        if key is not None and isinstance(self.llr_limit, dict) and key in self.llr_limit:
+            b_lo, b_hi = self._limit(key)
+            lo, hi = max(lo, b_lo), min(hi, b_hi)
+        return lo, hi
+
+    def _limit(self, key: str) -> tuple[float, float]:
         lim: Any = self.llr_limit
         if isinstance(lim, dict):
-            lim = lim.get(pair, lim["all"])
+            lim = lim.get(key, lim.get(key.split("|")[0], lim["all"]))
         if np.ndim(lim) == 0:  # one bound for both sides (back ends fitted before per-side limits)
             return -float(lim), float(lim)
         return float(lim[0]), float(lim[1])
@@ -316,7 +325,7 @@ class Backend:
         meta = dict(self.meta)
         meta.update(top_n=self.top_n, quality_measure=self.quality,
                     calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
-                    llr_limit={k: list(self.llr_limits(k)) for k in self._limit_keys()},
+                    llr_limit={k: list(self._limit(k)) for k in self._limit_keys()},
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         write_atomic(folder / "backend.json", json.dumps(meta, indent=2), MODEL_FILE)
         if folder.name == BACKEND_DIR and (folder.parent / "model.json").exists():
@@ -337,6 +346,37 @@ class Backend:
                    _limits(meta["llr_limit"]),
                    np.sort(z["nontarget_scores"].astype(np.float64)), meta,
                    meta.get("quality_measure", "min_duration"))
+
+
+def speech_limit_key(pair: str, net_test: float | None) -> str | None:
+    """The key of a channel pair's bounds for tests with this much net speech (``"narrowband|<2s"``), buckets as
+    :data:`voiceprint.evaluate.DURATION_BUCKETS`; None without a duration."""
+    if net_test is None or not np.isfinite(net_test):
+        return None
+    from .evaluate import _bucket
+
+    return f"{pair}|{_bucket(float(net_test))}"
+
+
+def bounded(llr, pairs, net_test, limits: Callable[[str, float | None], tuple[float, float]]) -> np.ndarray:
+    """Each llr clipped to what its channel pair's development trials support, and (given ``net_test``) to what those
+    of as much test speech support. ``limits(pair, net_test)``: :meth:`Backend.llr_limits` or the fit's own."""
+    out = np.array(llr, dtype=np.float64, copy=True)
+    pairs = np.broadcast_to(np.asarray(pairs), out.shape)
+    if net_test is None:
+        nets = np.full(out.shape, np.nan)
+    else:
+        nets = np.broadcast_to(np.asarray(net_test, np.float64), out.shape)
+    from .evaluate import DURATION_BUCKETS
+
+    edges = np.array([lo for lo, _, _ in DURATION_BUCKETS[1:]])
+    bucket = np.where(np.isnan(nets), -1, np.searchsorted(edges, np.nan_to_num(nets), side="right"))
+    for pair in set(pairs.ravel().tolist()) if pairs.size else ():
+        for b in set(bucket[pairs == pair].ravel().tolist()):
+            m = (pairs == pair) & (bucket == b)
+            lo, hi = limits(pair, None if b < 0 else DURATION_BUCKETS[b][0])
+            out[m] = np.clip(out[m], lo, hi)
+    return out
 
 
 def _limits(stored) -> dict:
@@ -442,7 +482,10 @@ def evidence(backend: Backend | None, score: float, library_size: int, net_a: fl
     if symmetric:
         llr = 0.5 * (llr + float(backend.llr(score, net_b, net_a, pair)))
     calibration = pair if pair in backend.calibration else "all"  # as Backend.llr chooses it
-    lo, hi = backend.llr_limits(calibration)
+    lo, hi = backend.llr_limits(calibration, net_b)
+    if symmetric:  # the mean of both roles' LLRs, each bounded by its own test side's duration
+        lo_b, hi_b = backend.llr_limits(calibration, net_a)
+        lo, hi = 0.5 * (lo + lo_b), 0.5 * (hi + hi_b)
     return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
             "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}"),
             # which calibration gave it, and whether it sits at that calibration's ELUB bound: the data
