@@ -32,11 +32,13 @@ def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
     fast = con.execute("SELECT vp_norm(?)", [raw]).fetchone()[0]
     if fast is not None:  # the SQL fast path must equal the Python reference where it answers
         assert fast == normalize_number(raw)
-    (tmp_path / "c.csv").write_text(HEADER + f'"{raw}",13900139000,out,2020-03-01 10:00:00,30,,,,\n', encoding="utf-8")
+    # the row with the number, and a good one: a file of nothing but malformed rows is refused as a whole
+    other = "13700137000,13900139000,out,2020-03-02 10:00:00,30,,,,\n"
+    (tmp_path / "c.csv").write_text(HEADER + f'"{raw}",13900139000,out,2020-03-01 10:00:00,30,,,,\n' + other, encoding="utf-8")
     report = import_calls(tmp_path / "c.csv", tmp_path / "c.parquet", template="generic", con=con)
     expected = normalize_number(raw)
     if expected:
-        assert rows(tmp_path / "c.parquet")[0][0] == expected
+        assert rows(tmp_path / "c.parquet")[0][0] == expected  # ordered by start: the raw number's call first
     else:
         missing = raw.strip().lower() in ("", "nan", "null")
         reason = {"1.38001E+10": "number in scientific notation"}.get(raw, "missing number" if missing else "unreadable number")
@@ -118,6 +120,32 @@ def test_malformed_rows_are_reported_with_line_numbers_and_duplicates_merged(tmp
     kept = rows(tmp_path / "out.parquet")
     assert kept[0][6] == "锦江区"  # the first county seen wins when a call is split across areas
     assert (tmp_path / "out.parquet.report.json").exists()
+
+
+def test_a_stray_quote_that_would_swallow_the_rest_of_the_file_refuses_the_import(tmp_path):
+    """One '"' that never closes made the CSV reader take every later line for one field: 1,990 of 2,000 calls were
+    gone, one line was listed as malformed, and the import said it had succeeded."""
+    good = [f"13800138000,139{i:08d},out,2020-03-01 10:{i % 60:02d}:00,30,成都,锦江区,35000000000001,广东\n" for i in range(40)]
+    stray = '13800138000,13900000999,"out,2020-03-01 11:00:00,30,成都,锦江区,35000000000001,广东\n'
+    path = tmp_path / "stray.csv"
+    path.write_text(HEADER + "".join(good[:9]) + stray + "".join(good[9:]), encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    with pytest.raises(DataError, match=r"line 11 opens a quoted field .* never closes, so 31 line\(s\) from there on would be lost"):
+        import_calls(path, out, template="generic")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".vp_import_")]
+    quoted = tmp_path / "quoted.csv"  # quotes that close, also around a field holding the delimiter, are read as before
+    quoted.write_text(HEADER + '"13800138000",13900139000,"out","2020-03-01 10:00:00",30,"成都","锦江区,高新",35000000000001,广东\n',
+                      encoding="utf-8")
+    assert import_calls(quoted, out, template="generic").rows_written == 1
+
+
+def test_an_input_whose_every_record_is_malformed_writes_nothing_and_says_why(tmp_path):
+    path = tmp_path / "dmy.csv"
+    path.write_text(HEADER + "".join(f"13800138000,139{i:08d},out,0{i + 1}/03/2020 10:00:00,30,,,,\n" for i in range(5)), encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    with pytest.raises(DataError, match=r"every one of the 5 records is malformed, e.g. .* line 2: bad start time 01/03/2020 .*timestamp_format"):
+        import_calls(path, out, template="generic")
+    assert not out.exists()
 
 
 def test_empty_file_is_a_clear_error_and_header_only_an_empty_result(tmp_path):

@@ -361,6 +361,9 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
     rejects = con.execute("SELECT line, error_type, column_name FROM reject_errors ORDER BY line").fetchall()
     bad_text = sorted({line for line, kind, _ in rejects if any(w in str(kind).upper() for w in ("UNICODE", "ENCODING"))})
     lines = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] + len({line for line, _, _ in rejects})
+    quoted = sorted(int(line) for line, kind, _ in rejects if "QUOTE" in str(kind).upper())
+    if quoted:
+        _refuse_swallowed_lines(con, path, source, delim, len(cols), lines, quoted[0])
     if bad_text and (2 * len(bad_text) >= lines or len(bad_text) > max(MAX_FOREIGN_LINES, lines // 100)):
         raise DataError(f"{path}: line {bad_text[0]} is not valid {enc} - a GBK file? name it with --encoding gb18030")
     # a few lines in another encoding (a row pasted in from another system) are reported, the rest imported
@@ -368,6 +371,21 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
     for line, kind, col in rejects:  # one entry per line, however many of its columns failed
         by_line.setdefault(int(line), _reject_reason(kind, col))
     return cols, sorted(by_line.items()), enc
+
+
+def _refuse_swallowed_lines(con, path: Path, source: Path, delim: str, ncols: int, lines: int, first: int) -> None:
+    """A stray '"' opens a quoted field that runs on past the end of its line, and the CSV reader then takes the
+    rest of the file for that one field: those lines were neither read nor rejected. Read without quoting, the file
+    holds more lines than that; then nothing is imported, and the line with the quote is named."""
+    spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}"
+    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+    plain = con.execute(f"""SELECT count(*) FROM read_csv({sql_path(source)}, header = true, auto_detect = false, columns = {spec},
+        delim = {sql_literal(delim)}, quote = '', escape = '', store_rejects = true, strict_mode = false, null_padding = true)""").fetchone()[0]
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'").fetchone()[0]:  # made only for rejects
+        plain += con.execute("SELECT count(DISTINCT line) FROM reject_errors").fetchone()[0]
+    if plain > lines:
+        raise DataError(f"{path}: line {first} opens a quoted field with '\"' that never closes, so {plain - lines:,} line(s) from there on "
+                        "would be lost - remove the stray quote (or close it) and import again; nothing was imported")
 
 
 def _reject_reason(kind: str, column: str | None) -> str:
@@ -489,6 +507,8 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
         rejected = _import_files(con, paths, kind, tpl, encoding, region, workdir, report)
         table = _write_merged(con, kind, out, report, workdir, rejected)
         report.output = str(out)
+        if report.rows_written == 0 and report.malformed and report.malformed == report.rows_read:
+            raise DataError(_all_malformed(report))
         if report.rows_written == 0:
             report.message = "no valid records in the input" if report.rows_read else "the input has a header but no records"
         _commit(table, out, json.dumps(report.to_dict(), ensure_ascii=False, indent=2), workdir)
@@ -528,6 +548,17 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
             (workdir / (path.name.removesuffix(".gz") + ".utf8")).unlink(missing_ok=True)
     report.malformed_lines.sort(key=lambda r: (r["file"], r["line"]))
     return rejected_by_file
+
+
+def _all_malformed(report: ImportReport) -> str:
+    """The one line for an input whose every record is malformed: nothing is written, and a column written throughout in
+    a format the template does not name (day first, slashes) is pointed at."""
+    first = report.malformed_lines[0] if report.malformed_lines else {}
+    hint = ("; if the whole column is written in another format, name it with timestamp_format in a --template "
+            "(a copy of voiceprint/calls/templates/generic.toml, docs/calls.md)" if "time" in str(first.get("reason", ""))
+            else "; check the file against its template")
+    return (f"every one of the {report.rows_read:,} records is malformed, e.g. {first.get('file', '')} line {first.get('line', '?')}: "
+            f"{first.get('reason', '')} - nothing was written{hint}")
 
 
 WORKDIR_PREFIX = ".vp_import_"
