@@ -66,6 +66,40 @@ def test_a_short_test_is_bounded_by_the_trials_of_its_own_duration_inside_its_pa
     assert both["at_bound"] == "upper" and both["llr"] == 6.5
 
 
+def test_a_long_recording_is_scored_as_long_as_the_calibration_has_seen_not_extrapolated():
+    """A negative score x log(test seconds) weight, extrapolated from 8 s of development speech to a 30-minute call,
+    took an enrolled speaker's LR down to "weak support"."""
+    b = _toy_backend()
+    b.quality = "durations"
+    b.calibration = {"all": np.array([30.0, 0.0, 2.0, 0.0, -7.0, -5.0])}
+    b.llr_limit = {"all": [-50.0, 50.0]}
+    b.meta["duration_cap"] = {"all": [20.0, 8.0]}
+    at_cap, longer, call = b.llr(0.9, 10.0, np.array([8.0, 60.0, 1800.0]))
+    assert longer == call == at_cap
+    assert b.llr(0.9, 10.0, 4.0) != at_cap  # inside the development range the durations still count
+    del b.meta["duration_cap"]  # a back end fitted before the cap: the old range (30 s), where this LR had fallen
+    assert b.llr(0.9, 10.0, 1800.0) == b.llr(0.9, 10.0, 30.0) < at_cap - 1.0
+
+
+def test_false_hits_are_read_from_impostors_of_the_same_channel_pair_and_duration(tmp_path):
+    """Pooled impostors (mostly short wideband sentences, which score low) made a long telephone stranger's hit read as
+    one in thousands while its LR said "different speakers"."""
+    b = _toy_backend()
+    rng = np.random.default_rng(5)
+    b.pair_nontarget_scores = {"narrowband": np.sort(rng.normal(0.0, 1, 4000)), "narrowband|>=10s": np.sort(rng.normal(2.0, 1, 800))}
+    b.meta["nontarget_trials_by_pair"] = {"narrowband": 4000, "narrowband|>=10s": 800}
+    short, long_call = b.false_alarm_rate(2.0, "narrowband", 3.0), b.false_alarm_rate(2.0, "narrowband", 12.0)
+    assert short < 0.05 < 0.3 < long_call  # about half the long calls' impostors score 2.0 or more
+    assert b.false_alarm_rate(2.0, "wideband", 12.0) == b.false_alarm_rate(2.0)  # no scores of its own: all pairs pooled
+    assert b.expected_false_hits(2.0, 100, "narrowband", 12.0) == pytest.approx(100 * long_call)
+    b.calibration["narrowband"] = b.calibration["all"]
+    assert scoring.evidence(b, 2.0, 100, 10.0, 12.0, "narrowband")["expected_false_hits"] == pytest.approx(100 * long_call, rel=1e-2)
+    b.save(tmp_path / "backend")
+    again = scoring.Backend.load(tmp_path / "backend")
+    assert sorted(again.pair_nontarget_scores) == ["narrowband", "narrowband|>=10s"]
+    assert again.false_alarm_rate(2.0, "narrowband", 12.0) == pytest.approx(long_call, rel=1e-5)
+
+
 def test_duration_calibration_recovers_a_score_weight_that_grows_with_speech():
     """Trials whose true LLR is (1 + log test seconds) * score: only the ``durations`` quality
     measure can express it, and fitted on such trials it gives the right LLR at both ends."""

@@ -117,12 +117,13 @@ def tippett_figure(model: str, pair: str, net_a: float | None, net_b: float | No
     backend = load_backend(model)
     if backend is None:
         return None, translate("no back end is fitted for this model, so no likelihood ratio and no Tippett plot", lang)
-    impostors = np.asarray(backend.llr(backend.nontarget_scores, net_a, net_b, pair))
+    scores, n_trials = backend.impostor_scores(pair, questioned_speech(net_a, net_b, symmetric))  # the case's pair and duration
+    impostors = np.asarray(backend.llr(scores, net_a, net_b, pair))
     if symmetric:
-        impostors = 0.5 * (impostors + np.asarray(backend.llr(backend.nontarget_scores, net_b, net_a, pair)))
+        impostors = 0.5 * (impostors + np.asarray(backend.llr(scores, net_b, net_a, pair)))
     curves = {translate("different speakers (development impostor trials)", lang): impostors / math.log(10)}
     caption = translate("{n} development impostor trials, through the {pair} calibration with this case's durations", lang,
-                        n=len(backend.nontarget_scores), pair=translate(pair, lang))
+                        n=n_trials, pair=translate(pair, lang))
     heldout = _heldout_curves(model, pair, net_a, net_b, symmetric, lang)
     if trials is not None:
         tgt, non = read_trials(trials)

@@ -312,17 +312,57 @@ def fit_backend(model: str | None = None, shrinks=(0.05, 0.2, 0.5, 1.0), top_ns=
     backend.calibration = calibration
     backend.llr_limit = llr_limit
     backend.quality = quality
-    # the impostor score distribution, kept as 20,001 quantiles (enough for false-hit rates down to 1e-4)
+    # the impostor score distribution, pooled and per channel pair, kept as 20,001 quantiles (false-hit rates down to 1e-4)
     non = np.sort(pooled(trials, "score")[~y])
-    backend.nontarget_scores = non if len(non) <= 20001 else np.quantile(non, np.linspace(0, 1, 20001))
+    backend.nontarget_scores = _kept(non)
+    groups = impostor_groups(trials, y)
+    backend.pair_nontarget_scores = {k: _kept(np.sort(v)) for k, v in groups.items()}
     backend.meta = _meta(sets, all_items, backend, shrink, out_dim, base, quality, fits, summary)
     backend.meta["nontarget_trials"] = int(len(non))  # what a false-alarm rate can rest on (Backend.false_alarm_rate)
+    backend.meta["nontarget_trials_by_pair"] = {k: int(len(v)) for k, v in groups.items()}
+    backend.meta["duration_cap"] = duration_caps(trials, calibration)
     folder = backend_dir(model)
     backend.save(folder)
     if link_reference:
         write_linking(model, transfer_linking(sets, model, link_reference, cached_only, echo), echo)
     echo(f"saved {folder} ({time.time() - t0:.0f} s)")
     return folder
+
+
+def _kept(sorted_scores: np.ndarray) -> np.ndarray:
+    """Sorted scores as the back end keeps them: all of them, or 20,001 quantiles of more."""
+    return sorted_scores if len(sorted_scores) <= 20001 else np.quantile(sorted_scores, np.linspace(0, 1, 20001))
+
+
+#: A channel pair's test-duration bucket keeps impostor scores of its own with this many development impostor trials.
+MIN_BUCKET_IMPOSTORS = 500
+
+
+def impostor_groups(trials, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Development impostor scores per channel pair, and per pair and test-duration bucket ("narrowband|>=10s") where
+    the bucket has :data:`MIN_BUCKET_IMPOSTORS`: what a false-hit rate is read from."""
+    scores, pairs, net_t = pooled(trials, "score"), pooled(trials, "pair"), pooled(trials, "net_t")
+    groups: dict[str, np.ndarray] = {}
+    for pair in sorted(set(pairs.tolist())):
+        m = ~y & (pairs == pair)
+        groups[str(pair)] = scores[m]
+        for lo, hi, name in DURATION_BUCKETS:
+            mm = m & (net_t >= lo) & (net_t < hi)
+            if mm.sum() >= MIN_BUCKET_IMPOSTORS:
+                groups[f"{pair}|{name}"] = scores[mm]
+    return groups
+
+
+def duration_caps(trials, calibration: dict) -> dict[str, list[float]]:
+    """Per calibration (channel pair, "all"): the 99th percentile of the enrolment and of the test net speech of its
+    development trials, past which :meth:`voiceprint.scoring.Backend.llr` does not extrapolate its duration terms."""
+    net_e, net_t, pairs = pooled(trials, "net_e"), pooled(trials, "net_t"), pooled(trials, "pair")
+    caps = {}
+    for name in calibration:
+        m = np.ones(len(pairs), bool) if name == "all" else pairs == name
+        if m.any():
+            caps[name] = [round(float(np.percentile(net_e[m], 99)), 2), round(float(np.percentile(net_t[m], 99)), 2)]
+    return caps
 
 
 def _choose_core(sets, shrinks, top_ns, out_dim, echo):

@@ -203,6 +203,9 @@ class Backend:
     nontarget_scores: np.ndarray  # sorted normalised non-target scores of the development trials
     meta: dict = field(default_factory=dict)
     quality: str = "min_duration"  # the calibration's quality measure (QUALITY_MEASURES)
+    #: channel pair, and pair and test duration ("narrowband|>=10s") -> their own sorted impostor scores: telephone
+    #: impostors score higher than wideband ones, and long real calls higher than short coded sentences
+    pair_nontarget_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
     # -- vectors ----------------------------------------------------------------------------
     def project(self, vectors: np.ndarray, domains) -> np.ndarray:
@@ -265,9 +268,16 @@ class Backend:
         channel pair (:func:`pair_of`), one for all scores or an array of them - each pair has its
         own calibration and bounds.
         """
-        feats = calibration_features(scores, net_a, net_b, self.quality)
+        s, ne, nt = np.broadcast_arrays(np.asarray(scores, np.float64), np.asarray(10.0 if net_a is None else net_a, np.float64),
+                                        np.asarray(10.0 if net_b is None else net_b, np.float64))
+        pairs = np.broadcast_to(np.asarray(pair), s.shape)
+        ne, nt = ne.copy(), nt.copy()
+        for name in set(pairs.ravel().tolist()) if pairs.size else ():  # no extrapolation past the durations it was fitted on
+            cap_e, cap_t = self.duration_cap(name)
+            m = pairs == name
+            ne[m], nt[m] = np.minimum(ne[m], cap_e), np.minimum(nt[m], cap_t)
+        feats = calibration_features(s, ne, nt, self.quality)
         out = np.zeros(feats.shape[:-1])
-        pairs = np.broadcast_to(np.asarray(pair), out.shape)
         for name in set(pairs.ravel().tolist()) if pairs.size else ():
             w = np.asarray(self.calibration.get(name, self.calibration["all"]), np.float64)
             if len(w) != feats.shape[-1] + 1:
@@ -294,25 +304,49 @@ class Backend:
             return -float(lim), float(lim)
         return float(lim[0]), float(lim[1])
 
-    def false_alarm_rate(self, scores) -> np.ndarray:
-        """Share of development impostor trials scoring at or above each score: the empirical share while at least
-        10 of the n trials do, beyond that a Gaussian tail, but never below 3/n. n trials cannot show a rate lower
-        than that (3/n is the 95 % upper bound when none of them score so high); the Gaussian, fitted to impostors of
-        every channel and duration pooled, went on to one in 10^5 and beyond, which the data cannot support."""
-        s = np.asarray(scores, np.float64)
+    def impostor_scores(self, pair: str | None = None, net_test: float | None = None) -> tuple[np.ndarray, int]:
+        """The sorted development impostor scores of a channel pair and the test's duration bucket, else of the pair,
+        else of all pairs pooled; and how many trials they stand for (they may be quantiles of more)."""
+        counts = self.meta.get("nontarget_trials_by_pair") or {}
+        for key in (speech_limit_key(str(pair), net_test), pair):
+            if key is not None and key in self.pair_nontarget_scores:
+                non = self.pair_nontarget_scores[str(key)]
+                return non, max(int(counts.get(str(key)) or len(non)), len(non))
         non = self.nontarget_scores
-        n = len(non)  # the kept scores: every impostor trial, or quantiles of them (then meta counts the trials)
-        trials = max(int(self.meta.get("nontarget_trials") or n), n)
-        empirical = 1.0 - np.searchsorted(non, s, side="left") / n
-        from scipy.stats import norm
+        return non, max(int(self.meta.get("nontarget_trials") or len(non)), len(non))
 
-        mu, sd = float(non.mean()), float(non.std())
-        tail = norm.sf(s, mu, sd)
-        return np.where(empirical * n >= 10, empirical, np.clip(tail, RESOLVED_TRIALS / trials, 10.0 / n))
+    def false_alarm_rate(self, scores, pair: str | None = None, net_test: float | None = None) -> np.ndarray:
+        """Share of development impostor trials of this channel pair scoring at or above each score: the empirical share
+        while at least 10 of the n trials do, beyond that a Gaussian tail, but never below 3/n. n trials cannot show a
+        rate lower than that (3/n is the 95 % upper bound when none of them score so high); the Gaussian went on to one
+        in 10^5 and beyond, which the data cannot support.
 
-    def expected_false_hits(self, scores, library_size: int) -> np.ndarray:
-        """How many of ``library_size`` persons who are not the speaker would score this high or higher."""
-        return self.false_alarm_rate(scores) * max(int(library_size), 0)
+        With the test's net speech, never below the rate read the same way from the impostors of that duration either:
+        long real calls' impostors score higher than the short coded sentences that make up most of a pair, which made a
+        long telephone stranger's hit read as one in thousands while its LR said "different speakers". Their few trials
+        do not set the floor: the pair's 3/n does."""
+        s = np.asarray(scores, np.float64)
+        non, trials = self.impostor_scores(pair)
+        rate = _tail_rate(non, trials, s)
+        key = speech_limit_key(str(pair), net_test) if pair is not None else None
+        if key in self.pair_nontarget_scores:  # floored at the pair's 3/n, not at the bucket's coarser one
+            rate = np.maximum(rate, _tail_rate(self.pair_nontarget_scores[str(key)], trials, s))
+        return rate
+
+    def expected_false_hits(self, scores, library_size: int, pair: str | None = None, net_test: float | None = None) -> np.ndarray:
+        """How many of ``library_size`` persons who are not the speaker would score this high or higher (impostors of the
+        comparison's channel pair and the test's duration)."""
+        return self.false_alarm_rate(scores, pair, net_test) * max(int(library_size), 0)
+
+    def duration_cap(self, pair: str) -> tuple[float, float]:
+        """The longest enrolment and test net speech the calibration of ``pair`` was fitted on (99th percentile of its
+        development trials): longer recordings are scored as that long. Its duration terms, extrapolated past the
+        data, made the LR of a 30-minute call of the enrolled speaker fall to "weak support"."""
+        caps = self.meta.get("duration_cap") or {}
+        cap = caps.get(pair) or caps.get("all")
+        if not cap:
+            return DURATION_RANGE[1], DURATION_RANGE[1]
+        return float(cap[0]), float(cap[1])
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -320,12 +354,14 @@ class Backend:
         arrays: dict[str, Any] = {f"mean_{d}": m for d, m in self.means.items()}
         arrays |= {"transform": self.transform, "cohort": self.cohort.astype(np.float32),
                    "nontarget_scores": self.nontarget_scores.astype(np.float32)}
+        keys = sorted(self.pair_nontarget_scores)  # "narrowband|>=10s" is no name for an array: numbered, named in the meta
+        arrays |= {f"nontarget_scores_{i}": self.pair_nontarget_scores[k].astype(np.float32) for i, k in enumerate(keys)}
         with atomic_output(folder / "backend.npz", MODEL_FILE) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # a file object: given a path, savez would append ".npz" to the temporary name
         meta = dict(self.meta)
         meta.update(top_n=self.top_n, quality_measure=self.quality,
                     calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
-                    llr_limit={k: list(self._limit(k)) for k in self._limit_keys()},
+                    llr_limit={k: list(self._limit(k)) for k in self._limit_keys()}, nontarget_keys=keys,
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         write_atomic(folder / "backend.json", json.dumps(meta, indent=2), MODEL_FILE)
         if folder.name == BACKEND_DIR and (folder.parent / "model.json").exists():
@@ -341,11 +377,24 @@ class Backend:
             raise ModelError(f"{folder}/backend.npz fails its checksum - refit it with `voiceprint backend fit`")
         z = np.load(folder / "backend.npz")
         means = {d: z[f"mean_{d}"].astype(np.float64) for d in meta["domains"]}
+        pairs = {k: np.sort(z[f"nontarget_scores_{i}"].astype(np.float64)) for i, k in enumerate(meta.get("nontarget_keys") or [])}
         return cls(means, z["transform"].astype(np.float64), z["cohort"].astype(np.float64), int(meta["top_n"]),
                    {k: np.asarray(w, float) for k, w in meta["calibration"].items()},
                    _limits(meta["llr_limit"]),
                    np.sort(z["nontarget_scores"].astype(np.float64)), meta,
-                   meta.get("quality_measure", "min_duration"))
+                   meta.get("quality_measure", "min_duration"), pairs)
+
+
+def _tail_rate(non: np.ndarray, trials: int, s: np.ndarray) -> np.ndarray:
+    """Share of the sorted impostor scores ``non`` at or above ``s``, as :meth:`Backend.false_alarm_rate` reads it: the
+    empirical share where 10 of them score so high, beyond that a Gaussian tail, floored at 3 in ``trials``."""
+    n = len(non)
+    empirical = 1.0 - np.searchsorted(non, s, side="left") / n
+    from scipy.stats import norm
+
+    mu, sd = float(non.mean()), float(non.std())
+    tail = norm.sf(s, mu, sd)
+    return np.where(empirical * n >= 10, empirical, np.clip(tail, RESOLVED_TRIALS / trials, 10.0 / n))
 
 
 def speech_limit_key(pair: str, net_test: float | None) -> str | None:
@@ -487,7 +536,7 @@ def evidence(backend: Backend | None, score: float, library_size: int, net_a: fl
         lo_b, hi_b = backend.llr_limits(calibration, net_a)
         lo, hi = 0.5 * (lo + lo_b), 0.5 * (hi + hi_b)
     return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
-            "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size)):.3g}"),
+            "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size, calibration, net_b)):.3g}"),
             # which calibration gave it, and whether it sits at that calibration's ELUB bound: the data
             # support no stronger (weaker) value, so the LR is "at least" ("at most") this
             "calibration": calibration,
