@@ -607,3 +607,17 @@ def test_a_report_marks_the_held_out_row_of_every_voice_and_says_when_a_voice_ha
     provenance = htmlmod.unescape(found(r'data-testid="heldout".*?<p class="hint"><small>([^<]+)</small>', page, flags=re.S))
     assert "测试集（从未用于拟合或调整后端）" in provenance and re.search(r"speechocean762/clean（\d+ 名说话人，\d+ 次测试）", provenance)
     assert not english_words(re.sub(r"[\w-]+/[\w>-]+", "", provenance)), provenance  # the condition names are data
+
+
+def test_a_report_prints_and_records_the_librarys_case_number_not_the_one_typed(library, voices, tmp_path):
+    """`report --case ａｊ２０２６－０８１５` found case AJ2026-0815 but printed and audited the full-width text: a search of the
+    trail for AJ2026-0815 missed the report."""
+    from voiceprint.cli import run
+    from voiceprint.library import Library
+
+    out = tmp_path / "r.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["li"]), "--case", "ａｊ２０２６－０８１５", "-o", str(out),
+                "--library", str(library)]) == 0
+    assert dict((field, value) for _label, field, value in request_rows(out.read_text(encoding="utf-8")))["case"] == "AJ2026-0815"
+    with Library.open(library) as lib:
+        assert lib.audit(limit=1, action="report")[0]["detail"]["case"] == "AJ2026-0815"

@@ -266,6 +266,10 @@ def test_the_report_form_takes_the_request_fields_and_refuses_or_escapes_hostile
     row = report_rows(app)[0]
     assert row["operator"] == "inv" and row["target"] == f"result:{rid}"
     assert {k: row["detail"][k] for k in hostile} == hostile
+    # a case number typed full-width in lower case finds case AJ-1, and the report and its row carry the library's number
+    r = c.post(f"/results/{rid}/report", data={"csrf_token": csrf, "fmt": "html", "case": "ａｊ－１"})
+    assert r.status_code == 200 and 'data-testid="case">AJ-1' in r.text and "ａｊ" not in r.text
+    assert report_rows(app)[0]["detail"]["case"] == "AJ-1"
     pdf = c.post(f"/results/{rid}/report", data={"csrf_token": csrf, "fmt": "pdf", "requested_by": "Chengdu PSB"})
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert report_rows(app)[0]["detail"]["requested_by"] == "Chengdu PSB" and report_rows(app)[0]["detail"]["received"] is None

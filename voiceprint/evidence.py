@@ -20,7 +20,7 @@ import secrets
 import subprocess
 import time
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -261,14 +261,15 @@ def _received_day(text: str, today: date) -> str:
 
 
 def request_case(lib, request: ExaminationRequest) -> dict | None:
-    """The request's case as the library holds it (number, title), None when none is named; NotFound for a case the
-    library does not hold (as `case file` refuses it: a mistyped number must not reach a report)."""
+    """The request's case as the library holds it (its own number, however it was typed: AJ2026-0815 for ａｊ２０２６－０８１５;
+    title), None when none is named; NotFound for a case the library does not hold (as `case file` refuses it: a mistyped
+    number must not reach a report)."""
     if not request.case:
         return None
     row = lib.store.case_row(request.case)
     if row is None:
         lib.store.case_id(request.case)  # raises NotFound with the library's own wording
-    return {"number": request.case, "title": row["title"] or ""}
+    return {"number": row["case_number"], "title": row["title"] or ""}
 
 
 def report_html(lib, result_id: str, examiner: str, request: ExaminationRequest | None = None, trials: Path | None = None,
@@ -282,6 +283,8 @@ def report_html(lib, result_id: str, examiner: str, request: ExaminationRequest 
 
     request = request or ExaminationRequest()
     case = request_case(lib, request)
+    if case is not None:  # the report and its audit row carry the library's case number, as `case add` stored it
+        request = replace(request, case=case["number"])
     saved = load_result(lib.store, result_id)
     body = saved["body"]
     shas = [f["sha256"] for f in body.get("files", [])] or [body.get(k, {}).get("sha256", "") for k in ("a", "b")]
