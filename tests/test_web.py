@@ -1094,3 +1094,24 @@ def test_the_case_forms_answer_in_chinese_and_the_switch_takes_zh_cn(app):
     again = c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-ZH-1"})
     assert again.status_code == 400 and "案件 AJ-ZH-1 已存在" in again.text
     c.get("/lang", params={"to": "en", "next": "/cases"})
+
+
+def test_workbench_searches_fold_full_width_input_and_a_query_of_no_digits_finds_no_phone(tmp_path):
+    """Typed with a Chinese input method's full-width characters, a phone search returned every phone of the library (its
+    digits were stripped to an empty pattern), and an ID number or case number search found nothing."""
+    from voiceprint.web import views
+
+    wav = audiogen.speech_file(tmp_path / "zhang.wav", seed=1, f0=110, seconds=4.0)
+    with Library.create(tmp_path / "lib", operator="setup") as lib:
+        lib.enrol(wav, person="Zhang San", id_number="11010519491231002X", phone="13800138000", case="AJ2026-0815")
+        lib.add_person("Li Si")
+        lib.store.add_phone("13900139000")  # a second phone: a search that matches everything shows it
+        assert [p["number"] for p in views.phones(lib, "１３８００１３８０００")["phones"]] == ["+8613800138000"]
+        assert [p["number"] for p in views.phones(lib, "１３８ ００１３")["phones"]] == ["+8613800138000"]
+        assert views.phones(lib, "张三")["phones"] == [] and views.phones(lib, "ａｂｃ")["phones"] == []  # no digits: nothing, not all
+        assert len(views.phones(lib, "")["phones"]) == 2  # no query: the page lists every phone
+        for q in ("１１０１０５１９４９１２３１００２ｘ", "１９４９１２３１", "11010519491231002x", "１３８００１３８０００"):
+            assert [p["name"] for p in views.persons(lib, q)["persons"]] == ["Zhang San"], q
+        for q in ("ＡＪ２０２６", "ａｊ２０２６－０８１５", "aj2026-0815", " AJ2026 "):
+            assert [c["case_number"] for c in views.cases(lib, q)["cases"]] == ["AJ2026-0815"], q
+        assert views.cases(lib, "ＡＪ２０２７")["cases"] == []
