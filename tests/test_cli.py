@@ -548,3 +548,27 @@ def test_index_check_during_another_processs_writing_names_the_writer_and_exits_
     assert run(["index", "check", "--json", "--library", library]) == 5
     assert json.loads(capsys.readouterr().out)[0]["status"] == "stale"
     assert not [p for p in (Path(library) / ".writers").iterdir() if not p.name.startswith(".")]
+
+
+def test_an_id_number_of_another_person_is_refused_per_row_and_a_wrong_name_is_corrected_by_person_update(library, clip, tmp_path, capsys):
+    """A second name with an ID number already held (typed full-width, or in a manifest) created a second person."""
+    assert run(["person", "add", "李雷", "--id-number", "11010519491231002X", "--library", library]) == 0
+    capsys.readouterr()
+    fullwidth = "１１０１０５１９４９１２３１００２ｘ"
+    assert run(["enrol", str(clip), "--person", "韩梅梅", "--id-number", fullwidth, "--library", library]) == 8
+    err = capsys.readouterr().err
+    assert "ID number 11010519491231002X already belongs to person 1 ('李雷'), not '韩梅梅'" in err and "person update 1 --name" in err
+    other = audiogen.speech_file(tmp_path / "wang.wav", seed=5, f0=160)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,person,id_number\n{clip},韩梅梅,{fullwidth}\n{other},王芳,\n", encoding="utf-8")
+    assert run(["enrol", str(manifest), "--json", "--library", library]) == 0  # the row refused, as a bad file is: the rest enrolled
+    outcomes = json.loads(capsys.readouterr().out)["outcomes"]
+    assert [o["status"] for o in outcomes] == ["refused", "enrolled"] and "already belongs to person 1 ('李雷')" in outcomes[0]["reason"]
+    assert run(["person", "list", "--json", "--library", library]) == 0
+    assert sorted(p["name"] for p in json.loads(capsys.readouterr().out)) == ["李雷", "王芳"]
+    # the name was the one recorded wrong: corrected, the enrolment reaches person 1
+    assert run(["person", "update", "1", "--name", "韩梅梅", "--library", library]) == 0
+    assert capsys.readouterr().out == "person 1 updated\n"
+    assert run(["enrol", str(clip), "--person", "韩梅梅", "--id-number", fullwidth, "--json", "--library", library]) == 0
+    assert json.loads(capsys.readouterr().out)["outcomes"][0]["person_id"] == 1
+    assert run(["person", "update", "1", "--name", " ", "--library", library]) == 8

@@ -572,3 +572,52 @@ def test_a_manifest_refusal_names_the_uploaded_manifest_not_the_servers_copy(app
                                                              ("manifest", ("名单.csv", b"file,person\nli_interview.wav,Li\n", "text/csv"))])
     said = htmlmod.unescape(r.text)
     assert "名单.csv：清单缺少列 path" in said and ".incoming" not in said and "manifest-" not in said
+
+
+def _stereo_of_two_durations(path: Path) -> Path:
+    """Zhang San's voice on the left (about 3 s of speech), Li Si's on the right (over 10 s): wideband voices of two buckets."""
+    import numpy as np
+
+    left = audiogen.synth_speech(3.5, seed=1, f0=110)
+    right = audiogen.synth_speech(14.0, seed=3, f0=210)
+    return audiogen.write_audio(path, np.stack([np.pad(left, (0, len(right) - len(left))), right]), 16000)
+
+
+def test_a_report_marks_the_held_out_row_of_every_voice_and_says_when_a_voice_has_none(library, tmp_path, capsys):
+    """A stereo query's report marked the held-out row of channel 0 only; channel 1's wideband voice of over 10 s of speech (no
+    held-out trials of that duration) was marked nowhere and not mentioned. The provenance line was English in a zh report."""
+    from voiceprint.cli import run
+
+    query = _stereo_of_two_durations(tmp_path / "two_channels.wav")
+    en, zh = tmp_path / "en.html", tmp_path / "zh.html"
+    assert run(["report", "--query", str(query), "-o", str(en), "--library", str(library)]) == 0
+    rid = found(r"result ([0-9a-f]{16})", capsys.readouterr().out)
+    assert run(["report", rid, "--lang", "zh", "-o", str(zh), "--library", str(library)]) == 0
+    english, page = en.read_text(encoding="utf-8"), zh.read_text(encoding="utf-8")
+    marked = re.findall(r'data-testid="heldout-this-case"><td>([^<]+)</td><td>([^<]+)</td>.*?<td>([^<]*)</td></tr>', english)
+    assert marked == [("wideband", "2-5s", "this case: channel 0, voice 0")], marked
+    assert [htmlmod.unescape(x) for x in re.findall(r'data-testid="heldout-no-row">([^<]+)<', english)] == [
+        "channel 1, voice 0 (wideband, >=10s): no held-out trials of this duration; the Tippett plot shows the channel pair's trials "
+        "of every duration"]
+    assert "held-out test speakers (never used to fit the back end), wideband trials, every duration" in english
+    assert re.search(r"test \(never used to fit or tune the back end\); speechocean762/clean \(\d+ speakers, \d+ tests\)", english)
+    assert re.findall(r'data-testid="heldout-this-case">.*?<td>([^<]*)</td></tr>', page) == ["本案：声道 0，说话人 0"]
+    no_row = found(r'data-testid="heldout-no-row">([^<]+)<', page)
+    assert no_row.startswith("声道 1，说话人 0（宽带，&gt;=10s）：留出测试集中没有此时长的试验") and not english_words(no_row), no_row
+    provenance = htmlmod.unescape(found(r'data-testid="heldout".*?<p class="hint"><small>([^<]+)</small>', page, flags=re.S))
+    assert "测试集（从未用于拟合或调整后端）" in provenance and re.search(r"speechocean762/clean（\d+ 名说话人，\d+ 次测试）", provenance)
+    assert not english_words(re.sub(r"[\w-]+/[\w>-]+", "", provenance)), provenance  # the condition names are data
+
+
+def test_a_report_prints_and_records_the_librarys_case_number_not_the_one_typed(library, voices, tmp_path):
+    """`report --case ａｊ２０２６－０８１５` found case AJ2026-0815 but printed and audited the full-width text: a search of the
+    trail for AJ2026-0815 missed the report."""
+    from voiceprint.cli import run
+    from voiceprint.library import Library
+
+    out = tmp_path / "r.html"
+    assert run(["report", "--verify", str(voices["zhang"]), "--verify", str(voices["li"]), "--case", "ａｊ２０２６－０８１５", "-o", str(out),
+                "--library", str(library)]) == 0
+    assert dict((field, value) for _label, field, value in request_rows(out.read_text(encoding="utf-8")))["case"] == "AJ2026-0815"
+    with Library.open(library) as lib:
+        assert lib.audit(limit=1, action="report")[0]["detail"]["case"] == "AJ2026-0815"

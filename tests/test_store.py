@@ -72,6 +72,20 @@ def test_an_id_number_typed_full_width_is_the_same_number(lib):
     assert lib.store.find_person("１１０１０５１９４９１２３１００２x")["id"] == pid
 
 
+def test_an_id_number_held_by_a_person_of_another_name_is_refused_naming_that_person(lib):
+    """`enrol --person 张伟 --id-number <P_cvzh_000's number>` silently made a second person with the same ID number."""
+    pid = lib.add_person("P_cvzh_000", id_number="11010519491231002X")
+    for name in ("张伟", "P_cvzh_000 "[:-1] + "1"):
+        with pytest.raises(DataError, match=rf"ID number 11010519491231002X already belongs to person {pid} \('P_cvzh_000'\), not '{name}' - "
+                                            rf"check the name and the number.*`voiceprint person update {pid} --name \.\.\.`"):
+            lib.add_person(name, id_number="１１０１０５１９４９１２３１００２ｘ")
+        with pytest.raises(DataError, match="already belongs to person"):
+            lib.store.person_to_enrol(name, " 11010519491231002x ")
+    assert lib.add_person(" P_cvzh_000 ", id_number="１１０１０５１９４９１２３１００２ｘ") == pid  # the same person, however typed
+    assert lib.store.db.execute("SELECT COUNT(*) FROM persons").fetchone()[0] == 1
+    assert lib.add_person("张伟", id_number="110105194912310038") != pid  # another number, another person
+
+
 def test_same_name_different_people_need_an_id(lib):
     lib.add_person("Wang Wei", id_number="A1")
     lib.add_person("Wang Wei", id_number="B2")
@@ -234,7 +248,9 @@ def test_an_id_number_shared_by_two_persons_names_neither(tmp_path):
     with Store(tmp_path / "lib.sqlite") as store:
         with store.transaction():
             a = store.add_person("Zhang San", "510100199001011234")
-            b = store.add_person("Zhang S.", "510100199001011234")
+            b = store.fresh_id("persons")  # a library from before an ID number was refused to a second name
+            store.db.execute("INSERT INTO persons(id, name, id_number, category, notes, created_at) VALUES (?, 'Zhang S.', ?, 'other', '', 0)",
+                             (b, "510100199001011234"))
         with pytest.raises(NotFound, match=rf"2 persons share that ID number \(ids {a}, {b}\) - refer to one by id"):
             store.find_person("510100199001011234")
         assert store.find_person(str(b))["name"] == "Zhang S."

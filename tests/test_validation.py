@@ -92,3 +92,15 @@ def test_an_edited_validation_file_is_refused_with_the_other_evidence_files(mode
     path.write_text(json.dumps(record))
     with pytest.raises(ModelError, match="backend/validation.json fails its checksum"):
         scoring.load_backend()
+
+
+def test_every_voice_of_a_case_marks_its_row_and_a_voice_without_one_is_named():
+    """A report marked the held-out row of a query's first voice only, and nothing at all for a voice of a duration the
+    held-out data hold no trials of."""
+    record = {"groups": [g.row() for g in validation.groups_of([_trial_set("narrowband")])]}  # no 5-10s bucket, no wideband
+    rows, missing = validation.rows_for_cases(record, [("voice 0", "narrowband", 3.2), ("voice 1", "narrowband", 1.0),
+                                                       ("voice 2", "narrowband", 7.0), ("voice 3", "wideband", 3.0), ("voice 4", "narrowband", 4.0)])
+    marked = {(r["pair"], r["speech"]): r["cases"] for r in rows if r["this_case"]}
+    assert marked == {("narrowband", "2-5s"): ["voice 0", "voice 4"], ("narrowband", "<2s"): ["voice 1"]}
+    assert missing == [{"label": "voice 2", "pair": "narrowband", "speech": "5-10s", "pair_rows": True},
+                       {"label": "voice 3", "pair": "wideband", "speech": "2-5s", "pair_rows": False}]

@@ -266,6 +266,10 @@ def test_the_report_form_takes_the_request_fields_and_refuses_or_escapes_hostile
     row = report_rows(app)[0]
     assert row["operator"] == "inv" and row["target"] == f"result:{rid}"
     assert {k: row["detail"][k] for k in hostile} == hostile
+    # a case number typed full-width in lower case finds case AJ-1, and the report and its row carry the library's number
+    r = c.post(f"/results/{rid}/report", data={"csrf_token": csrf, "fmt": "html", "case": "ａｊ－１"})
+    assert r.status_code == 200 and 'data-testid="case">AJ-1' in r.text and "ａｊ" not in r.text
+    assert report_rows(app)[0]["detail"]["case"] == "AJ-1"
     pdf = c.post(f"/results/{rid}/report", data={"csrf_token": csrf, "fmt": "pdf", "requested_by": "Chengdu PSB"})
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert report_rows(app)[0]["detail"]["requested_by"] == "Chengdu PSB" and report_rows(app)[0]["detail"]["received"] is None
@@ -1090,3 +1094,24 @@ def test_the_case_forms_answer_in_chinese_and_the_switch_takes_zh_cn(app):
     again = c.post("/cases", data={"csrf_token": csrf, "case_number": "AJ-ZH-1"})
     assert again.status_code == 400 and "案件 AJ-ZH-1 已存在" in again.text
     c.get("/lang", params={"to": "en", "next": "/cases"})
+
+
+def test_workbench_searches_fold_full_width_input_and_a_query_of_no_digits_finds_no_phone(tmp_path):
+    """Typed with a Chinese input method's full-width characters, a phone search returned every phone of the library (its
+    digits were stripped to an empty pattern), and an ID number or case number search found nothing."""
+    from voiceprint.web import views
+
+    wav = audiogen.speech_file(tmp_path / "zhang.wav", seed=1, f0=110, seconds=4.0)
+    with Library.create(tmp_path / "lib", operator="setup") as lib:
+        lib.enrol(wav, person="Zhang San", id_number="11010519491231002X", phone="13800138000", case="AJ2026-0815")
+        lib.add_person("Li Si")
+        lib.store.add_phone("13900139000")  # a second phone: a search that matches everything shows it
+        assert [p["number"] for p in views.phones(lib, "１３８００１３８０００")["phones"]] == ["+8613800138000"]
+        assert [p["number"] for p in views.phones(lib, "１３８ ００１３")["phones"]] == ["+8613800138000"]
+        assert views.phones(lib, "张三")["phones"] == [] and views.phones(lib, "ａｂｃ")["phones"] == []  # no digits: nothing, not all
+        assert len(views.phones(lib, "")["phones"]) == 2  # no query: the page lists every phone
+        for q in ("１１０１０５１９４９１２３１００２ｘ", "１９４９１２３１", "11010519491231002x", "１３８００１３８０００"):
+            assert [p["name"] for p in views.persons(lib, q)["persons"]] == ["Zhang San"], q
+        for q in ("ＡＪ２０２６", "ａｊ２０２６－０８１５", "aj2026-0815", " AJ2026 "):
+            assert [c["case_number"] for c in views.cases(lib, q)["cases"]] == ["AJ2026-0815"], q
+        assert views.cases(lib, "ＡＪ２０２７")["cases"] == []

@@ -113,18 +113,19 @@ def _person_update(open_library):
         category: Annotated[str | None, typer.Option(help="prior_offender, suspect, key_person or other.")] = None,
         notes: Annotated[str | None, typer.Option()] = None,
         retain_until: Annotated[str | None, typer.Option(help="Retention date YYYY-MM-DD, or 'none' to clear it.")] = None,
+        name: Annotated[str | None, typer.Option(help="Correct the person's name (one recorded wrong).")] = None,
         library: LibraryOpt = None,
     ) -> None:
-        """Change a person's category, notes or retention date (audited).
+        """Change a person's category, notes, name or retention date (audited).
 
         Example: voiceprint person update 12 --retain-until 2031-06-30
         """
         from .retention import update_person
 
-        if category is None and notes is None and retain_until is None:
-            raise typer.BadParameter("nothing to change: give --category, --notes and/or --retain-until")
+        if category is None and notes is None and retain_until is None and name is None:
+            raise typer.BadParameter("nothing to change: give --category, --notes, --name and/or --retain-until")
         clear = retain_until is not None and retain_until.strip().lower() in ("", "none", "never")
-        card = update_person(open_library(library), ref, category, notes, retain_until, clear_retention=clear)
+        card = update_person(open_library(library), ref, category, notes, retain_until, clear_retention=clear, name=name)
         typer.echo(f"person {card['person']['id']} updated")
 
     return person_update

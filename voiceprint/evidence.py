@@ -20,7 +20,7 @@ import secrets
 import subprocess
 import time
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -262,14 +262,15 @@ def _received_day(text: str, today: date) -> str:
 
 
 def request_case(lib, request: ExaminationRequest) -> dict | None:
-    """The request's case as the library holds it (number, title), None when none is named; NotFound for a case the
-    library does not hold (as `case file` refuses it: a mistyped number must not reach a report)."""
+    """The request's case as the library holds it (its own number, however it was typed: AJ2026-0815 for ａｊ２０２６－０８１５;
+    title), None when none is named; NotFound for a case the library does not hold (as `case file` refuses it: a mistyped
+    number must not reach a report)."""
     if not request.case:
         return None
     row = lib.store.case_row(request.case)
     if row is None:
         lib.store.case_id(request.case)  # raises NotFound with the library's own wording
-    return {"number": request.case, "title": row["title"] or ""}
+    return {"number": row["case_number"], "title": row["title"] or ""}
 
 
 def report_html(lib, result_id: str, examiner: str, request: ExaminationRequest | None = None, trials: Path | None = None,
@@ -283,6 +284,8 @@ def report_html(lib, result_id: str, examiner: str, request: ExaminationRequest 
 
     request = request or ExaminationRequest()
     case = request_case(lib, request)
+    if case is not None:  # the report and its audit row carry the library's case number, as `case add` stored it
+        request = replace(request, case=case["number"])
     saved = load_result(lib.store, result_id)
     body = saved["body"]
     shas = [f["sha256"] for f in body.get("files", [])] or [body.get(k, {}).get("sha256", "") for k in ("a", "b")]
@@ -432,29 +435,64 @@ def build_report(lib, result: dict, examiner: str, audio_paths: dict | None = No
         population = _development_population(lib.model, lang)
     ctx["population"] = population
     ctx["custody"] = _custody(lib, shas, lang)
-    pair = ((ctx.get("voices") or [{}])[0].get("top") or {}).get("calibration") if lead else body.get("calibration")
-    ctx["validation"] = [{"name": name, "f": f, "this_case": _condition_of_pair(name, pair)}
+    cases = _validation_cases(ctx, body, lead, lang)
+    pairs = {pair for _label, pair, _speech in cases}
+    ctx["validation"] = [{"name": name, "f": f, "this_case": any(_condition_of_pair(name, pair) for pair in pairs)}
                          for name, f in ctx["method"]["dev_figures"].items()]
-    ctx["heldout"], ctx["heldout_note"] = _heldout_rows(lib.model, pair, ctx, body, lead)
+    ctx["heldout"], ctx["heldout_note"], ctx["heldout_unmatched"] = _heldout_rows(lib.model, cases, lang)
     return ctx
 
 
-def _heldout_rows(model: str, pair: str | None, ctx: dict, body: dict, lead: bool) -> tuple[list[dict], str]:
-    """The held-out validation rows (:mod:`voiceprint.validation`) with this case's row marked, or none and why."""
+def _validation_cases(ctx: dict, body: dict, lead: bool, lang: str) -> list[tuple[str, str | None, float | None]]:
+    """The conditions a report's validation section marks: (label, channel pair, questioned net speech) of every voice
+    with a hit of a 1:N lead (labelled by channel and voice, and file when the query had several), or of the comparison."""
+    if not lead:
+        return [(translate("the comparison", lang), body.get("calibration"),
+                 questioned_speech(body["a"].get("net_speech"), body["b"].get("net_speech"), True))]
+    several_files = len({v.get("file") for v in ctx.get("voices") or []}) > 1
+    cases = []
+    for v in ctx.get("voices") or []:
+        top = v.get("top")
+        if not top:
+            continue
+        label = (translate("{file} - channel {channel}, voice {voice}", lang, file=v.get("file", ""), channel=v.get("channel", 0), voice=v.get("voice", 0))
+                 if several_files else translate("channel {channel}, voice {voice}", lang, channel=v.get("channel", 0), voice=v.get("voice", 0)))
+        cases.append((label, top.get("calibration"), questioned_speech(top.get("enrolled_net_speech"), v.get("net_speech"), False)))
+    return cases
+
+
+def _heldout_rows(model: str, cases: list, lang: str) -> tuple[list[dict], str, list[str]]:
+    """The held-out validation rows (:mod:`voiceprint.validation`) with the row of each of the case's voices marked
+    (``mark``: what the table says beside it), the record's provenance, and a sentence for each voice whose condition
+    has no held-out row; or no rows and why."""
     from . import validation
 
     record, why = validation.load(model)
     if record is None:
-        return [], why
-    if lead:
-        voice = (ctx.get("voices") or [{}])[0]
-        top = voice.get("top") or {}
-        speech = questioned_speech(top.get("enrolled_net_speech"), voice.get("net_speech"), False)
-    else:
-        speech = questioned_speech(body["a"].get("net_speech"), body["b"].get("net_speech"), True)
-    note = f"{record.get('measured_at', '')}; {record.get('speakers', '')}; " + "; ".join(
-        f"{c['condition']} ({c['speakers']} speakers, {c['tests']} tests)" for c in record.get("conditions", []))
-    return validation.rows_for_case(record, pair, speech), note
+        return [], why, []
+    rows, missing = validation.rows_for_cases(record, cases)
+    for row in rows:
+        row["mark"] = ("" if not row["cases"] else translate("this case", lang) if len(cases) == 1
+                       else translate("this case: {voices}", lang, voices=_joined(row["cases"], lang)))
+    unmatched = [translate("{voice} ({pair}, {speech}): no held-out trials of this duration; the Tippett plot shows the channel pair's "
+                           "trials of every duration" if m["pair_rows"] else
+                           "{voice} ({pair}, {speech}): no held-out trials of this channel pair; no held-out figure applies to it",
+                           lang, voice=m["label"], pair=m["pair"] or translate("n/a", lang), speech=m["speech"] or translate("n/a", lang))
+                 for m in missing]
+    return rows, _heldout_provenance(record, lang), unmatched
+
+
+def _joined(parts: list[str], lang: str) -> str:
+    return ("；" if lang == "zh" else "; ").join(parts)
+
+
+def _heldout_provenance(record: dict, lang: str) -> str:
+    """When and on whom the held-out figures were measured (validation.json), in the report's language: the condition
+    names (corpus/channel) are data and stay as they are."""
+    parts = [translate("measured {when}", lang, when=record.get("measured_at", "")), translate(str(record.get("speakers", "")), lang)]
+    parts += [translate("{condition} ({speakers} speakers, {tests} tests)", lang, condition=c.get("condition", ""), speakers=c.get("speakers", ""),
+                        tests=c.get("tests", "")) for c in record.get("conditions", [])]
+    return _joined([p for p in parts if p], lang)
 
 
 def _condition_of_pair(condition: str, pair: str | None) -> bool:

@@ -145,10 +145,19 @@ MESSAGES: dict[str, str] = {
     "to": "至",
     "Held-out validation file (SHA-256 of validation.json)": "留出验证文件（validation.json 的 SHA-256）",
     "Speakers never used to fit or tune the back end, scored through the same calibration, by channel pair and by the net speech of "
-    "the questioned recording. A misleading LR: above 1 for different speakers, below 1 for the same speaker. The row of this case's "
+    "the questioned recording. A misleading LR: above 1 for different speakers, below 1 for the same speaker. The row of each voice's "
     "channel pair and duration is marked.":
         "从未用于拟合或调整后端的说话人，经同一校准评分，按信道组合和检材录音的净语音时长分列。误导性似然比：不同说话人时大于 1，"
-        "同一说话人时小于 1。与本案信道组合和时长相同的行已标出。",
+        "同一说话人时小于 1。与各说话人的信道组合和时长相同的行已标出。",
+    "this case: {voices}": "本案：{voices}",
+    "the comparison": "本次比对",
+    "{voice} ({pair}, {speech}): no held-out trials of this duration; the Tippett plot shows the channel pair's trials of every duration":
+        "{voice}（{pair}，{speech}）：留出测试集中没有此时长的试验；Tippett 图显示该信道组合全部时长的试验",
+    "{voice} ({pair}, {speech}): no held-out trials of this channel pair; no held-out figure applies to it":
+        "{voice}（{pair}，{speech}）：留出测试集中没有此信道组合的试验，没有适用的留出验证数据",
+    "measured {when}": "测定于 {when}",
+    "test (never used to fit or tune the back end)": "测试集（从未用于拟合或调整后端）",
+    "{condition} ({speakers} speakers, {tests} tests)": "{condition}（{speakers} 名说话人，{tests} 次测试）",
     "channel pair": "信道组合",
     "questioned speech": "检材净语音",
     "same-speaker trials": "同一说话人试验数",

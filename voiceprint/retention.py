@@ -32,13 +32,13 @@ def set_retention(lib, person, retain_until: str | None) -> None:
 
 
 def update_person(lib, person, category: str | None = None, notes: str | None = None, retain_until: str | None = None,
-                  clear_retention: bool = False) -> dict:
-    """Change a person's category, notes or retention date (audited); returns the person's card."""
+                  clear_retention: bool = False, name: str | None = None) -> dict:
+    """Change a person's category, notes, name or retention date (audited); returns the person's card."""
     pid = int(lib.store.find_person(person)["id"])
     date = parse_date(retain_until)
     with lib.store.transaction():
-        if category is not None or notes is not None:
-            _store_update_person(lib.store, pid, category, notes)
+        if category is not None or notes is not None or name is not None:
+            _store_update_person(lib.store, pid, category, notes, name)
         if date is not None or clear_retention:
             _store_set_retention(lib.store, pid, date)
     return lib.person(pid)

@@ -180,8 +180,23 @@ def load(model: str | None = None) -> tuple[dict | None, str]:
 
 def rows_for_case(record: dict, pair: str | None, net_speech: float | None) -> list[dict]:
     """The record's rows, each marked ``this_case`` when it has the case's channel pair and questioned speech bucket."""
-    bucket = speech_bucket(net_speech) if net_speech is not None else None
-    return [{**g, "this_case": g["pair"] == pair and g["speech"] == bucket} for g in record.get("groups", [])]
+    return rows_for_cases(record, [("", pair, net_speech)])[0]
+
+
+def rows_for_cases(record: dict, cases) -> tuple[list[dict], list[dict]]:
+    """The record's rows marked for several voices of one case (``cases``: ``(label, pair, net speech)`` per voice with a
+    hit). Each row carries ``this_case`` and ``cases``, the labels of the voices whose pair and speech bucket it has. Also
+    the voices no row fits (``label``, ``pair``, ``speech``, and ``pair_rows``: whether the pair has trials of other durations):
+    a report must say that those voices' conditions have no held-out trials, not mark nothing."""
+    wanted = [(label, pair, speech_bucket(net) if net is not None else None) for label, pair, net in cases]
+    groups = record.get("groups", [])
+    rows = []
+    for g in groups:
+        labels = [label for label, pair, bucket in wanted if g["pair"] == pair and g["speech"] == bucket]
+        rows.append({**g, "this_case": bool(labels), "cases": labels})
+    missing = [{"label": label, "pair": pair or "", "speech": bucket or "", "pair_rows": any(g["pair"] == pair for g in groups)}
+               for label, pair, bucket in wanted if not any(g["pair"] == pair and g["speech"] == bucket for g in groups)]
+    return rows, missing
 
 
 def curves_for_case(record: dict, pair: str | None, net_speech: float | None) -> tuple[Group | None, str]:

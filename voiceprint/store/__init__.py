@@ -126,6 +126,16 @@ def case_key(case_number: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", case_number or "").split()).upper()
 
 
+def refuse_id_number_of_another(store: Store, id_number: str, name: str) -> None:
+    """DataError when a person of another name holds ``id_number`` (already :func:`id_key`-ed): an ID number identifies
+    one person, and a second record under it would split that person's samples (or file a stranger under their number)."""
+    holder = store.db.execute("SELECT id, name FROM persons WHERE id_number = ? AND name != ? ORDER BY id", (id_number, name)).fetchone()
+    if holder is not None:
+        raise DataError(f"ID number {id_number} already belongs to person {holder['id']} ({holder['name']!r}), not {name!r} - check the name "
+                        f"and the number: a sample of that person is enrolled under the name {holder['name']!r}; if that name was recorded "
+                        f"wrong, correct it with `voiceprint person update {holder['id']} --name ...`")
+
+
 def _add_functions(db: sqlite3.Connection) -> None:
     db.create_function("case_key", 1, case_key, deterministic=True)
 
@@ -301,6 +311,8 @@ class Store(LinkingRows):
         row = self.db.execute("SELECT id, category FROM persons WHERE name = ? AND id_number = ?", (name, id_number)).fetchone()
         if row:
             return int(row["id"])
+        if id_number:
+            refuse_id_number_of_another(self, id_number, name)
         cur = self.db.execute(
             "INSERT INTO persons(id, name, id_number, category, notes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (self.fresh_id("persons"), name, id_number, category, notes or "", time.time()),

@@ -5,23 +5,41 @@ The views audit each read; these functions only answer it."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING
 
 from ._sql import CASE_VOICE_PERSON
+from .schema import id_key
 
 if TYPE_CHECKING:
     from . import Store
 
 
+def folded(q: str | None) -> str:
+    """A search as typed with a Chinese input method's full-width letters and digits (１３８…, ＡＪ２０２６) folded to the
+    half-width form the library stores (NFKC), outer spaces removed."""
+    return unicodedata.normalize("NFKC", q or "").strip()
+
+
+def phone_digits(q: str | None) -> str:
+    """The digits (and +) of a phone search, full-width ones included; empty when it holds none."""
+    return re.sub(r"[^0-9+]", "", folded(q))
+
+
 def search_persons(store: Store, q: str, limit: int) -> tuple[int, list[dict]]:
-    """(total matches, the first ``limit``) for a name, ID number or phone fragment (all persons when empty)."""
+    """(total matches, the first ``limit``) for a name, ID number or phone fragment (all persons when empty); full-width
+    input finds what its half-width form finds."""
     sql = ("SELECT p.id, p.name, p.id_number, p.category, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id AND v.pending = 0) "
            "AS voice_samples, (SELECT COUNT(*) FROM voiceprints v WHERE v.person_id = p.id AND v.pending = 1) AS pending FROM persons p")
     args: list = []
-    if q:
-        sql += (" WHERE p.name LIKE ? OR p.id_number LIKE ? OR p.id IN (SELECT person_id FROM phones WHERE number LIKE ?)")
-        like = f"%{q}%"
-        args = [like, like.upper(), f"%{re.sub(r'[^0-9+]', '', q) or q}%"]
+    text = folded(q)
+    if text:
+        sql += " WHERE p.name LIKE ? OR p.name LIKE ? OR p.id_number LIKE ?"
+        args = [f"%{(q or '').strip()}%", f"%{text}%", f"%{id_key(text)}%"]
+        digits = phone_digits(text)
+        if digits:  # a query of no digits matches no phone (an empty pattern would match them all)
+            sql += " OR p.id IN (SELECT person_id FROM phones WHERE number LIKE ?)"
+            args.append(f"%{digits}%")
     total = store.db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0]
     rows = [dict(r) for r in store.db.execute(sql + " ORDER BY p.id LIMIT ?", [*args, limit])]
     return int(total), rows
@@ -36,13 +54,17 @@ def person_recordings(store: Store, person_id: int) -> list[dict]:
 
 
 def search_cases(store: Store, q: str) -> list[dict]:
-    """Cases whose number, title or area contains ``q``, with their person, phone and recording counts."""
-    like = f"%{(q or '').strip()}%"
+    """Cases whose number, title or area contains ``q``, with their person, phone and recording counts. A case number
+    matches as :func:`voiceprint.store.case_key` keys it (full-width, lower case: ａｊ２０２６ finds AJ2026-0815)."""
+    from . import case_key
+
+    like, like_folded = f"%{(q or '').strip()}%", f"%{folded(q)}%"
     rows = store.db.execute(
         "SELECT c.*, (SELECT COUNT(*) FROM person_cases pc WHERE pc.case_id = c.id) AS persons, "
         "(SELECT COUNT(*) FROM phone_cases hc WHERE hc.case_id = c.id) AS phones, "
         "(SELECT COUNT(*) FROM case_voices cv WHERE cv.case_id = c.id) AS recordings "
-        "FROM cases c WHERE c.case_number LIKE ? OR c.title LIKE ? OR c.area LIKE ? ORDER BY c.case_number LIMIT 500", (like, like, like))
+        "FROM cases c WHERE case_key(c.case_number) LIKE ? OR c.title LIKE ? OR c.title LIKE ? OR c.area LIKE ? OR c.area LIKE ? "
+        "ORDER BY c.case_number LIMIT 500", (f"%{case_key(q)}%", like, like_folded, like, like_folded))
     return [dict(r) for r in rows]
 
 

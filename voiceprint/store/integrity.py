@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LibraryError, ModelError, VoiceprintError
+from ..errors import DataError, LibraryError, ModelError, VoiceprintError
 from ..fsutil import process_alive
 from .schema import INTEGRITY_SCHEMA, normalise_category
 
@@ -358,14 +358,20 @@ def set_retention(store: Store, person_id: int, retain_until: str | None) -> Non
     store.audit("person.retention", f"person:{person_id}", retain_until=retain_until)
 
 
-def update_person(store: Store, person_id: int, category: str | None = None, notes: str | None = None) -> None:
-    """Change a person's category or notes (audited; the seal follows through its trigger)."""
+def update_person(store: Store, person_id: int, category: str | None = None, notes: str | None = None, name: str | None = None) -> None:
+    """Change a person's category, notes or name (a name recorded wrong: the one an enrolment under the person's ID
+    number must give; audited, the seal follows through its trigger)."""
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise DataError("a person needs a name")
+        store.db.execute("UPDATE persons SET name = ? WHERE id = ?", (name, person_id))
     if category is not None:
         store.db.execute("UPDATE persons SET category = ? WHERE id = ?", (normalise_category(category), person_id))
     if notes is not None:
         store.db.execute("UPDATE persons SET notes = ? WHERE id = ?", (notes, person_id))
     store.audit("person.update", f"person:{person_id}", **({"category": category} if category is not None else {}),
-                **({"notes": "changed"} if notes is not None else {}))
+                **({"notes": "changed"} if notes is not None else {}), **({"name": "changed"} if name is not None else {}))
 
 
 def expired_persons(store: Store, today: str) -> list[dict]:

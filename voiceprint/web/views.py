@@ -227,8 +227,8 @@ def best_hits_now(lib, case_id: int) -> dict[int, dict]:
 
 
 def phones(lib, q: str = "") -> dict:
-    digits = re.sub(r"[^0-9+]", "", q or "")
-    out = browse.search_phones(lib.store, digits)
+    digits = browse.phone_digits(q)  # full-width digits too; a query of no digits finds no phone (not every one)
+    out = browse.search_phones(lib.store, digits) if digits or not browse.folded(q) else []
     audit_read(lib, "phone.search", "", results=len(out))
     return {"q": q or "", "phones": out}
 
