@@ -324,10 +324,12 @@ def leads_cmd(
         from voiceprint.library import Library
 
         with Library.open(library) as lib:
-            rows = build_leads(table, model=model, registry=registry, resolver=lib.lookup_person, top=top, flagged_only=flagged_only)
+            rows = build_leads(table, model=model, registry=registry, resolver=lib.lookup_person, top=top, flagged_only=flagged_only,
+                               case_calls=lib.case_calls)
             # who looked up whom: the lookups read persons, ID numbers and cases out of the library
             reached = library_persons(rows)
-            lib.store.audit("calls.leads", "", leads=len(rows), persons=len(reached), person_ids=reached)
+            called = sum(len(r.get("case_calls", [])) for r in rows)  # calls to case victims read from the case file
+            lib.store.audit("calls.leads", "", leads=len(rows), persons=len(reached), person_ids=reached, **({"case_calls": called} if called else {}))
     else:
         rows = build_leads(table, model=model, registry=registry, top=top, flagged_only=flagged_only)
     if registry and rows and not any(r.get("person") or r.get("id_number") for r in rows):
