@@ -82,6 +82,15 @@ def test_gbk_file_is_detected_and_decoded(tmp_path):
     assert row[0] == "+8613800138000" and row[2] == "out" and row[4] == 30
 
 
+def test_a_gbk_file_saved_with_a_utf8_byte_order_mark_imports(tmp_path):
+    """The BOM was decoded as GB18030 ("锘縩umber"): "no built-in template fits columns 锘縩umber, ..."."""
+    path = tmp_path / "bomgbk.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROW).encode("gbk"))
+    import_calls(path, tmp_path / "out.parquet")
+    (row,) = rows(tmp_path / "out.parquet")
+    assert row[0] == "+8613800138000" and row[5:7] == ("成都", "锦江区")
+
+
 def test_a_utf8_file_with_one_gbk_line_imports_the_rest_and_reports_the_line(tmp_path):
     row = lambda n, city: f"1380013800{n},1390013900{n},out,2020-03-01 10:00:0{n},30,{city},锦江区,,\n"  # noqa: E731
     path = tmp_path / "mixed.csv"

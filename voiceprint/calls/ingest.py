@@ -283,7 +283,8 @@ def _canonical_encoding(name: str) -> str:
 
 
 def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
-    """Transcode a file to a UTF-8 copy in ``workdir`` (streaming, any size)."""
+    """Transcode a file to a UTF-8 copy in ``workdir`` (streaming, any size). A UTF-8 byte-order mark before GBK text
+    (an editor that saved a GBK file "with BOM") is dropped, not decoded as the characters 锘�."""
     out = workdir / (path.name.removesuffix(".gz") + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     lines = 0  # before the current chunk
@@ -291,7 +292,10 @@ def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a plaintext copy of personal data
         with _open_bytes(path) as src, open(fd, "w", encoding="utf-8", newline="") as dst:
+            first = True
             while chunk := src.read(1 << 22):
+                if first and encoding != "utf-16":
+                    chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
                 dst.write(decoder.decode(chunk))
                 lines += chunk.count(b"\n")
             dst.write(decoder.decode(b"", final=True))
