@@ -269,3 +269,18 @@ def test_area_narrows_to_one_county_of_one_city_and_a_shared_county_name_is_told
     result = runner.invoke(app, ["features", str(tmp_path / "c.csv"), "--area", "内江 市中区 锦江区", "--out", str(out)])
     assert result.exit_code == 2 and "--area" in result.output  # a usage error, like a malformed window
     assert not (tmp_path / "f.csv.import.json").exists()
+
+
+def test_a_folder_as_input_or_an_output_where_no_file_can_be_made_is_named_plainly(tmp_path, capsys):
+    """`calls import . --out x.parquet` said "a file stands where a folder is needed ..."; `--out /proc/x.parquet` named the
+    hidden scratch folder (/proc/.vp_import_...) instead of the output."""
+    from voiceprint.cli import run
+
+    assert run(["calls", "import", str(tmp_path), "--out", str(tmp_path / "x.parquet")]) == 8
+    assert f"error: {tmp_path} is a folder: give the files in it" in capsys.readouterr().err
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration\n13800000001,13900000001,out,2020-03-02 10:00:00,30\n",
+                                    encoding="utf-8")
+    for command in (["calls", "import", str(tmp_path / "c.csv")], ["calls", "features", str(tmp_path / "c.csv")]):
+        assert run([*command, "--out", "/proc/x.parquet"]) == 5
+        err = capsys.readouterr().err
+        assert "(/proc/x.parquet)" in err and ".vp_import" not in err, err

@@ -135,14 +135,17 @@ def test_malformed_rows_are_reported_with_line_numbers_and_duplicates_merged(tmp
         "13800138000,13900139005,in,2020-03-01 13:00:00,-4,,,,\n",                     # 9 bad duration
         "13800138000,13900139006,in,2020-03-01 14:00:00,7,,,,,extra\n",                # 10 too many columns
         "13800138000,13900139007,in,2020-03-01 15:00:00,8,,,,\n",                      # 11 kept
+        "13800138000,13900139008, ,2020-03-01 16:00:00,8,,,,\n",                      # 12 missing direction
+        "13800138000,13900139009,in,,8,,,,\n",                                        # 13 missing start time
     ]
     path = tmp_path / "dirty.csv"
     path.write_text("".join(lines), encoding="utf-8")
     report = import_calls(path, tmp_path / "out.parquet", template="generic")
-    assert report.rows_read == 10
-    assert report.malformed == 6
+    assert report.rows_read == 12
+    assert report.malformed == 8
     assert [(m["line"], m["reason"].split()[0]) for m in report.malformed_lines] == [
-        (3, "missing"), (5, "bad"), (7, "missing"), (8, "unknown"), (9, "bad"), (10, "too")]
+        (3, "missing"), (5, "bad"), (7, "missing"), (8, "unknown"), (9, "bad"), (10, "too"), (12, "missing"), (13, "missing")]
+    assert [m["reason"] for m in report.malformed_lines[-2:]] == ["missing direction", "missing start time"]  # not "unknown ... NULL"
     assert report.exact_duplicates == 1 and report.split_calls_merged == 1
     assert report.rows_written == 2
     kept = rows(tmp_path / "out.parquet")
@@ -237,10 +240,15 @@ def test_a_number_registered_to_two_people_is_reported_not_merged_silently(tmp_p
                    "0086 13800138002,李四2,510104199001011235\n"    # another person for the same number: reported
                    "13800138003,王五,510104199001011236\n13800138003,王五,510104199001011236\n"  # an exact duplicate
                    "13800138004,赵六,\n13800138004,,510104199001011237\n"  # one row completes the other: no conflict
-                   "13800138005,钱七,5.10104E+17\n", encoding="gbk")      # an ID number a spreadsheet rounded
+                   "13800138005,钱七,5.10104E+17\n"        # an ID number a spreadsheet rounded
+                   "13800138006,孙八,510104199001011238\n13800138006,孙八,510104199001011239\n"  # the same name, another ID
+                   "13800138007,周九,510104199001011240\n13800138007,吴十,510104199001011240\n", encoding="gbk")
     report = import_registry(reg, tmp_path / "reg.parquet")
-    assert (report.conflicting_rows, report.exact_duplicates, report.rows_written) == (1, 2, 3)
-    assert [(c["line"], c["reason"].startswith("the number has another name")) for c in report.conflict_lines] == [(3, True)]
+    assert (report.conflicting_rows, report.exact_duplicates, report.rows_written) == (3, 2, 5)
+    assert [(c["line"], c["reason"]) for c in report.conflict_lines] == [  # which of them differs is said
+        (3, "the number has another name and ID number on an earlier row, which was kept"),
+        (10, "the number has another ID number on an earlier row, which was kept"),
+        (12, "the number has another name on an earlier row, which was kept")]
     assert report.malformed == 1 and report.malformed_lines[0]["line"] == 8
     assert "scientific notation" in report.malformed_lines[0]["reason"]
     kept = {r[0]: (r[1], r[2]) for r in rows_any(tmp_path / "reg.parquet")}

@@ -161,7 +161,7 @@ def features_cmd(
     started = time.time()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     # raw CDRs are imported beside the output (the volume chosen for them, not /tmp); a folder left by a killed run goes next time
-    work = scratch_folder(Path(out).parent)
+    work = scratch_folder(Path(out).parent, Path(out))
     try:
         inputs = _canonical_inputs(calls, template, encoding, work, report_to=Path(str(out) + ".import.json"))
         n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,

@@ -95,7 +95,7 @@ class ImportReport:
     malformed_lines: list = field(default_factory=list)
     exact_duplicates: int = 0
     split_calls_merged: int = 0
-    conflicting_rows: int = 0  # registry rows giving a number another name or ID number (not kept)
+    conflicting_rows: int = 0  # registry rows giving a number another name, ID number or home area (not kept)
     conflict_lines: list = field(default_factory=list)
     #: canonical columns the template maps but a file lacks (left empty, so their features are unknown),
     #: and header columns no canonical column reads: a misspelt header shows up in both
@@ -493,6 +493,8 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     for p in paths:
         if not p.exists():
             raise DataError(f"{p}: no such file")
+        if p.is_dir():
+            raise DataError(f"{p} is a folder: give the files in it (e.g. {p / '*.csv'})")
     tpl = load_template(template) if isinstance(template, (str, Path)) else template
     if tpl is not None and tpl.kind != kind:
         raise DataError(f"template {tpl.name!r} is for {tpl.kind}, not {kind}")
@@ -504,7 +506,7 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     refuse_input_as_output(out, paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
-    workdir = scratch_folder(out.parent)
+    workdir = scratch_folder(out.parent, out)
     own = con is None
     try:
         con = con or connect(temp_directory=workdir / "spill")
@@ -568,12 +570,13 @@ def _all_malformed(report: ImportReport) -> str:
 WORKDIR_PREFIX = ".vp_import_"
 
 
-def scratch_folder(folder: Path) -> Path:
+def scratch_folder(folder: Path, output: Path | None = None) -> Path:
     """A private (0700) scratch folder beside the output, for transcoded copies and DuckDB spills.
 
     It lives beside the output, not in /tmp, so personal data stays on the volume the centre
     chose for it; it is removed on every exit path, and one left by a killed import (its
-    process gone) is removed by the next import into the same folder.
+    process gone) is removed by the next import into the same folder. When it cannot be made (a read-only
+    folder, /proc), the error names ``output``, the file the user asked for, not the hidden folder.
     """
     import tempfile
 
@@ -581,7 +584,10 @@ def scratch_folder(folder: Path) -> Path:
         pid = stale.name[len(WORKDIR_PREFIX):].partition("_")[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_", dir=folder))
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_", dir=folder))
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(output or folder)) from None
 
 
 
@@ -643,8 +649,10 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
                 {record} AS record,
                 CASE {_number_problem('number', 'number')}
                      {_number_problem('other', 'counter-party')}
-                     WHEN {direction} IS NULL THEN 'unknown direction ' || coalesce(trim({c['direction']}::VARCHAR), 'NULL')
-                     WHEN {start} IS NULL THEN 'bad start time ' || coalesce(trim({c['start']}), 'NULL')
+                     WHEN {_text(c['direction'] + '::VARCHAR')} IS NULL THEN 'missing direction'
+                     WHEN {direction} IS NULL THEN 'unknown direction ' || trim({c['direction']}::VARCHAR)
+                     WHEN {_text(c['start'])} IS NULL THEN 'missing start time'
+                     WHEN {start} IS NULL THEN 'bad start time ' || trim({c['start']})
                      WHEN {_text(c.get('duration', 'NULL'))} IS NOT NULL
                           AND ({duration} IS NULL OR NOT isfinite({duration}) OR {duration} < 0 OR {duration} > {MAX_CALL_SECONDS})
                           THEN 'bad duration ' || trim({c.get('duration', 'NULL')})
@@ -691,18 +699,20 @@ def _registry_conflicts(con) -> list[tuple[int, int, str]]:
                                first_value(home_city) OVER w AS city0, first_value(home_county) OVER w AS county0
                         FROM staged WINDOW w AS (PARTITION BY number ORDER BY file_idx, row_idx)),
         flagged AS (SELECT file_idx, row_idx,
-                           (name IS DISTINCT FROM name0 AND name IS NOT NULL AND name0 IS NOT NULL
-                            OR id_number IS DISTINCT FROM id0 AND id_number IS NOT NULL AND id0 IS NOT NULL) AS person,
+                           (name IS DISTINCT FROM name0 AND name IS NOT NULL AND name0 IS NOT NULL) AS other_name,
+                           (id_number IS DISTINCT FROM id0 AND id_number IS NOT NULL AND id0 IS NOT NULL) AS other_id,
                            (home_city IS DISTINCT FROM city0 AND home_city IS NOT NULL AND city0 IS NOT NULL
                             OR home_county IS DISTINCT FROM county0 AND home_county IS NOT NULL AND county0 IS NOT NULL) AS area
                     FROM ranked)
-        SELECT file_idx, row_idx, person FROM flagged WHERE person OR area
+        SELECT file_idx, row_idx, other_name, other_id FROM flagged WHERE other_name OR other_id OR area
         ORDER BY file_idx, row_idx""").fetchall()
-    return [(int(f), int(r), CONFLICT_REASONS[bool(person)]) for f, r, person in rows]
+    return [(int(f), int(r), _conflict_reason(bool(name), bool(id_number))) for f, r, name, id_number in rows]
 
 
-CONFLICT_REASONS = {True: "the number has another name or ID number on an earlier row, which was kept",
-                    False: "the number has another home area on an earlier row, which was kept"}
+def _conflict_reason(other_name: bool, other_id: bool) -> str:
+    """Which registration of a number differs from its earlier row: the name, the ID number, both, or the home area."""
+    what = " and ".join(w for w, differs in (("name", other_name), ("ID number", other_id)) if differs) or "home area"
+    return f"the number has another {what} on an earlier row, which was kept"
 
 
 def _commit(table: Path, out: Path, report_json: str, workdir: Path) -> None:
