@@ -284,3 +284,16 @@ def test_a_folder_as_input_or_an_output_where_no_file_can_be_made_is_named_plain
         assert run([*command, "--out", "/proc/x.parquet"]) == 5
         err = capsys.readouterr().err
         assert "(/proc/x.parquet)" in err and ".vp_import" not in err, err
+
+
+def test_duckdb_out_of_memory_is_one_line_naming_the_memory_limit(tmp_path, capsys):
+    """`calls features big.parquet --memory-limit 16MB` was a multi-line "internal error ... report it"."""
+    from voiceprint.cli import run
+
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration\n13800000001,13900000001,out,2020-03-02 10:00:00,30\n",
+                                    encoding="utf-8")
+    assert run(["calls", "features", str(tmp_path / "c.csv"), "--out", str(tmp_path / "f.parquet"), "--memory-limit", "1KB"]) == 5
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (f"error: out of memory at --memory-limit 1KB - raise --memory-limit (e.g. 4GB), or lower --threads (fewer threads "
+                    f"need less memory); {tmp_path / 'f.parquet'} was not written")
+    assert not (tmp_path / "f.parquet").exists() and not list(tmp_path.glob(".vp_import_*"))

@@ -6,7 +6,8 @@ Exit codes (also in README):
     2   bad command-line usage (typer/click)
     3   AudioError     - a recording cannot be used (corrupt, empty, silent, too short, too big)
     4   ModelError     - the speaker model is missing, altered or cannot be loaded
-    5   LibraryError   - the library on disk is inconsistent or cannot be used (wrong key, read-only or full disk)
+    5   LibraryError   - the library on disk is inconsistent or cannot be used (wrong key, read-only or full disk);
+        ResourceError  - also the machine's resources ran out under a command: disk space, or DuckDB's --memory-limit
     6   LibraryBusy    - another process is writing the same library
     7   NotFound       - a person, case, phone, recording, model or library that does not exist
     8   DataError      - malformed input data: manifests, CDR files, feature tables
@@ -62,6 +63,12 @@ class NotFound(VoiceprintError):
     """A named person, case, phone, recording or model does not exist."""
 
     exit_code = 7
+
+
+class ResourceError(VoiceprintError):
+    """The machine's resources ran out under a command (DuckDB's memory limit): a setting to change, not a bug."""
+
+    exit_code = 5
 
 
 class DataError(VoiceprintError):
@@ -151,7 +158,19 @@ def _duckdb_storage_failure(text: str) -> str | None:
         return f"permission denied{target} - run as the library's owner, or check the folder's permissions"
     if "disk quota exceeded" in lower:
         return f"no space left on the disk{target} - free space, then run the same command again"
+    if "out of memory" in lower:
+        return OUT_OF_MEMORY.format(limit="its memory limit")
     return None
+
+
+#: DuckDB ran out of memory within its limit (not of disk to spill to): what to change
+OUT_OF_MEMORY = "out of memory at {limit} - raise --memory-limit (e.g. 4GB), or lower --threads (fewer threads need less memory)"
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB running out of memory within its limit (not of disk space to spill to)."""
+    return (type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb") and type(exc).__name__ == "OutOfMemoryException"
+            and _duckdb_storage_failure(str(exc)) == OUT_OF_MEMORY.format(limit="its memory limit"))
 
 
 def not_a_text_table(path) -> DataError:

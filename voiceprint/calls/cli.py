@@ -169,6 +169,12 @@ def features_cmd(
     except KeyboardInterrupt:
         _note_interrupted(out, started)
         raise
+    except Exception as err:
+        from voiceprint.errors import OUT_OF_MEMORY, ResourceError, out_of_memory
+
+        if out_of_memory(err):  # a setting to change, not a bug to report
+            raise ResourceError(OUT_OF_MEMORY.format(limit=f"--memory-limit {memory_limit}") + f"; {out} was not written") from None
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if area is not None:  # the rule score ranks each number among the table's numbers: here, the area's only
