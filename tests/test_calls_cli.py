@@ -297,3 +297,29 @@ def test_duckdb_out_of_memory_is_one_line_naming_the_memory_limit(tmp_path, caps
     assert last == (f"error: out of memory at --memory-limit 1KB - raise --memory-limit (e.g. 4GB), or lower --threads (fewer threads "
                     f"need less memory); {tmp_path / 'f.parquet'} was not written")
     assert not (tmp_path / "f.parquet").exists() and not list(tmp_path.glob(".vp_import_*"))
+
+
+def test_sigterm_stops_import_and_features_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
+    """SIGTERM (kill, systemd) during `calls import`/`calls features` left hidden .vp_import_* folders in the output folder."""
+    import signal
+
+    from voiceprint.calls import ingest
+    from voiceprint.cli import run
+
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration\n13800000001,13900000001,out,2020-03-02 10:00:00,30\n",
+                                    encoding="utf-8")
+    out = tmp_path / "out"
+    real = ingest._write_merged
+
+    def merged_then_sigterm(*args, **kwargs):  # `kill` arrives while the scratch table is being written
+        written = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return written
+
+    monkeypatch.setattr(ingest, "_write_merged", merged_then_sigterm)
+    for command in (["calls", "import", str(tmp_path / "c.csv"), "--out", str(out / "c.parquet")],
+                    ["calls", "features", str(tmp_path / "c.csv"), "--out", str(out / "f.parquet")]):
+        assert run(command) == 143
+        assert "was not written (nor half-written)" in capsys.readouterr().err
+        assert list(out.iterdir()) == [], list(out.iterdir())  # no scratch folder, no half-written table
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the CLI's only while it runs

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, AudioError, DataError, LibraryError, ModelError, VoiceprintError, storage_failure
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, AudioError, DataError, LibraryError, ModelError, VoiceprintError, storage_failure
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -1048,23 +1048,37 @@ def note_interrupt(message: str) -> None:
     _INTERRUPT_NOTED.set()
 
 
+#: Set by SIGTERM (``kill``, systemd, a scheduler), which stops a command as Ctrl-C does: the same clean-up
+#: runs (no half-written output, no scratch folder left), and the exit code is 143 (128 + 15).
+TERMINATED = threading.Event()
+
+
 def _on_sigint(signum, frame) -> None:
     INTERRUPTED.set()
     raise KeyboardInterrupt
 
 
+def _on_sigterm(signum, frame) -> None:
+    TERMINATED.set()
+    _on_sigint(signum, frame)
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the CLI on ``args`` and return the exit code (errors become one line on stderr)."""
     INTERRUPTED.clear()
+    TERMINATED.clear()
     _INTERRUPT_NOTED.clear()
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _on_sigint) if main else None
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
-        return _run(args)
+        rc = _run(args)
+        return EXIT_TERMINATED if rc == EXIT_INTERRUPTED and TERMINATED.is_set() else rc
     finally:
         close_opened()
         if main:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def _run(args: list[str] | None) -> int:
@@ -1080,7 +1094,8 @@ def _run(args: list[str] | None) -> int:
             traceback.print_exc()
         return _failed(exc)
     if rc == EXIT_INTERRUPTED and not _INTERRUPT_NOTED.is_set():  # even after the work was done: 130 must show
-        _err("interrupted (Ctrl-C): whatever was reported done is kept - run the same command again to finish")
+        _err(f"{'terminated (SIGTERM)' if TERMINATED.is_set() else 'interrupted (Ctrl-C)'}: whatever was reported done is kept - "
+             "run the same command again to finish")
     return rc if isinstance(rc, int) else 0
 
 

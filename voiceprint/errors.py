@@ -12,6 +12,7 @@ Exit codes (also in README):
     7   NotFound       - a person, case, phone, recording, model or library that does not exist
     8   DataError      - malformed input data: manifests, CDR files, feature tables
     130 interrupted by Ctrl-C (everything acknowledged before it is kept)
+    143 stopped by SIGTERM (kill, systemd, a scheduler), handled as Ctrl-C is
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class DataError(VoiceprintError):
 
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 #: What a full disk under the library database is told as (SQLite's "database or disk is full", or an I/O error
 #: while the disk has no room left).
