@@ -323,3 +323,21 @@ def test_sigterm_stops_import_and_features_as_ctrl_c_does(tmp_path, monkeypatch,
         assert "was not written (nor half-written)" in capsys.readouterr().err
         assert list(out.iterdir()) == [], list(out.iterdir())  # no scratch folder, no half-written table
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the CLI's only while it runs
+
+
+def test_an_area_typed_with_its_city_suffix_is_found_and_a_repeated_area_is_refused(tmp_path):
+    """`--area 内江市` said "no voice call ... check the spelling" (the CDRs write 内江); `--area 内江 --area 乐山` kept 乐山 only."""
+    rows = ["13800000001,13900000001,out,2020-03-02 10:00:00,30,内江,市中区,IMEI1,成都",
+            "13800000002,13900000002,out,2020-03-02 11:00:00,30,乐山,市中区,IMEI2,成都",
+            "13800000003,13900000003,out,2020-03-02 12:00:00,30,成都市,锦江区,IMEI3,成都"]
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration,city,county,imei,other_area\n" + "\n".join(rows) + "\n",
+                                    encoding="utf-8")
+    invoke("import", tmp_path / "c.csv", "--out", tmp_path / "c.parquet")
+    out = tmp_path / "f.csv"
+    for area, number in (("内江市", "+8613800000001"), ("内江市 市中区", "+8613800000001"), ("内江市市中区", "+8613800000001"),
+                         ("成都", "+8613800000003")):  # a CDR that writes 成都市 is found as 成都 too
+        result = runner.invoke(app, ["features", str(tmp_path / "c.parquet"), "--area", area, "--out", str(out)])
+        assert result.exit_code == 0, (area, result.output)
+        assert list(pd.read_csv(out, dtype=str)["number"]) == [number], area
+    result = runner.invoke(app, ["features", str(tmp_path / "c.parquet"), "--area", "内江", "--area", "乐山", "--out", str(tmp_path / "g.csv")])
+    assert result.exit_code == 2 and "give one area (内江, 乐山 given)" in result.output and not (tmp_path / "g.csv").exists()

@@ -128,9 +128,9 @@ def features_cmd(
     master: str | None = typer.Option(None, help="Spark master: local[*] (default), spark://host:7077, or an sc://host:15002 Spark Connect URL."),
     since: str | None = typer.Option(None, help="Screen calls from this date (YYYY-MM-DD or 'YYYY-MM-DD HH:MM')."),
     until: str | None = typer.Option(None, help="... up to this date, inclusive."),
-    area: str | None = typer.Option(None, help="Report only numbers that called from this city or county (as the CDRs name it), "
-                                               "or one county of one city: \"CITY COUNTY\" or CITY/COUNTY; "
-                                               "shared contacts and communities still count the whole network."),
+    areas: list[str] | None = typer.Option(None, "--area", help="Report only numbers that called from this city or county (as the "
+                                           "CDRs name it; a city also with 市), or one county of one city: \"CITY COUNTY\" or "
+                                           "CITY/COUNTY; give it once; shared contacts and communities still count the whole network."),
 ):
     """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core) or Spark.
 
@@ -147,6 +147,11 @@ def features_cmd(
     from .features import Screen, compute_features
     from .ingest import scratch_folder
 
+    if areas and len(areas) > 1:  # only the last one was kept, silently
+        raise typer.BadParameter(f"give one area ({', '.join(areas)} given): compute one feature table per area, or screen "
+                                 "none and filter the scores - the rule score ranks each number among its table's numbers",
+                                 param_hint="--area")
+    area = areas[0] if areas else None
     screen = Screen(since, until, area)
     try:
         screen.window_sql()  # a malformed date is a usage error (2), refused before any import
