@@ -269,3 +269,75 @@ def test_area_narrows_to_one_county_of_one_city_and_a_shared_county_name_is_told
     result = runner.invoke(app, ["features", str(tmp_path / "c.csv"), "--area", "内江 市中区 锦江区", "--out", str(out)])
     assert result.exit_code == 2 and "--area" in result.output  # a usage error, like a malformed window
     assert not (tmp_path / "f.csv.import.json").exists()
+
+
+def test_a_folder_as_input_or_an_output_where_no_file_can_be_made_is_named_plainly(tmp_path, capsys):
+    """`calls import . --out x.parquet` said "a file stands where a folder is needed ..."; `--out /proc/x.parquet` named the
+    hidden scratch folder (/proc/.vp_import_...) instead of the output."""
+    from voiceprint.cli import run
+
+    assert run(["calls", "import", str(tmp_path), "--out", str(tmp_path / "x.parquet")]) == 8
+    assert f"error: {tmp_path} is a folder: give the files in it" in capsys.readouterr().err
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration\n13800000001,13900000001,out,2020-03-02 10:00:00,30\n",
+                                    encoding="utf-8")
+    for command in (["calls", "import", str(tmp_path / "c.csv")], ["calls", "features", str(tmp_path / "c.csv")]):
+        assert run([*command, "--out", "/proc/x.parquet"]) == 5
+        err = capsys.readouterr().err
+        assert "(/proc/x.parquet)" in err and ".vp_import" not in err, err
+
+
+def test_duckdb_out_of_memory_is_one_line_naming_the_memory_limit(tmp_path, capsys):
+    """`calls features big.parquet --memory-limit 16MB` was a multi-line "internal error ... report it"."""
+    from voiceprint.cli import run
+
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration\n13800000001,13900000001,out,2020-03-02 10:00:00,30\n",
+                                    encoding="utf-8")
+    assert run(["calls", "features", str(tmp_path / "c.csv"), "--out", str(tmp_path / "f.parquet"), "--memory-limit", "1KB"]) == 5
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (f"error: out of memory at --memory-limit 1KB - raise --memory-limit (e.g. 4GB), or lower --threads (fewer threads "
+                    f"need less memory); {tmp_path / 'f.parquet'} was not written")
+    assert not (tmp_path / "f.parquet").exists() and not list(tmp_path.glob(".vp_import_*"))
+
+
+def test_sigterm_stops_import_and_features_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
+    """SIGTERM (kill, systemd) during `calls import`/`calls features` left hidden .vp_import_* folders in the output folder."""
+    import signal
+
+    from voiceprint.calls import ingest
+    from voiceprint.cli import run
+
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration\n13800000001,13900000001,out,2020-03-02 10:00:00,30\n",
+                                    encoding="utf-8")
+    out = tmp_path / "out"
+    real = ingest._write_merged
+
+    def merged_then_sigterm(*args, **kwargs):  # `kill` arrives while the scratch table is being written
+        written = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return written
+
+    monkeypatch.setattr(ingest, "_write_merged", merged_then_sigterm)
+    for command in (["calls", "import", str(tmp_path / "c.csv"), "--out", str(out / "c.parquet")],
+                    ["calls", "features", str(tmp_path / "c.csv"), "--out", str(out / "f.parquet")]):
+        assert run(command) == 143
+        assert "was not written (nor half-written)" in capsys.readouterr().err
+        assert list(out.iterdir()) == [], list(out.iterdir())  # no scratch folder, no half-written table
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the CLI's only while it runs
+
+
+def test_an_area_typed_with_its_city_suffix_is_found_and_a_repeated_area_is_refused(tmp_path):
+    """`--area 内江市` said "no voice call ... check the spelling" (the CDRs write 内江); `--area 内江 --area 乐山` kept 乐山 only."""
+    rows = ["13800000001,13900000001,out,2020-03-02 10:00:00,30,内江,市中区,IMEI1,成都",
+            "13800000002,13900000002,out,2020-03-02 11:00:00,30,乐山,市中区,IMEI2,成都",
+            "13800000003,13900000003,out,2020-03-02 12:00:00,30,成都市,锦江区,IMEI3,成都"]
+    (tmp_path / "c.csv").write_text("number,other,direction,start,duration,city,county,imei,other_area\n" + "\n".join(rows) + "\n",
+                                    encoding="utf-8")
+    invoke("import", tmp_path / "c.csv", "--out", tmp_path / "c.parquet")
+    out = tmp_path / "f.csv"
+    for area, number in (("内江市", "+8613800000001"), ("内江市 市中区", "+8613800000001"), ("内江市市中区", "+8613800000001"),
+                         ("成都", "+8613800000003")):  # a CDR that writes 成都市 is found as 成都 too
+        result = runner.invoke(app, ["features", str(tmp_path / "c.parquet"), "--area", area, "--out", str(out)])
+        assert result.exit_code == 0, (area, result.output)
+        assert list(pd.read_csv(out, dtype=str)["number"]) == [number], area
+    result = runner.invoke(app, ["features", str(tmp_path / "c.parquet"), "--area", "内江", "--area", "乐山", "--out", str(tmp_path / "g.csv")])
+    assert result.exit_code == 2 and "give one area (内江, 乐山 given)" in result.output and not (tmp_path / "g.csv").exists()

@@ -53,3 +53,27 @@ def test_offender_number_is_top_lead_with_person_and_cases(tmp_path):
     assert top["voice_samples"] == 0
     assert top["cases"][0].startswith("SC-2020-017") and "+8613800009999" in top["linked_phones"]
     assert all(lead["library_person"] is None for lead in leads[1:])
+
+
+def test_a_lead_lists_the_cases_whose_victim_its_own_number_called(tmp_path):
+    """`phone show` and `voiceprint leads` showed the case file's calls from a number to a victim; `calls leads --library`
+    showed no case for a number that no library person holds."""
+    from typer.testing import CliRunner
+
+    from voiceprint.calls.cli import app
+    from voiceprint.store import add_case_call
+
+    pd.DataFrame({"number": ["13900000243", "+8613900000244"], "distinct_others": [90.0, 5.0], "calls_per_other": [1.1, 6.0],
+                  "max_callees_day": [40.0, 2.0], "two_way_share": [0.0, 0.5]}).to_csv(tmp_path / "f.csv", index=False)
+    with Library.create(tmp_path / "lib") as lib:
+        lib.add_case("AJ2026-0001", title="冒充客服", status="open")
+        with lib.store.transaction():
+            add_case_call(lib.store, "AJ2026-0001", "+86 139 0000 0243", "2026-01-05 10:00:00")
+    result = CliRunner().invoke(app, ["leads", "--features", str(tmp_path / "f.csv"), "--library", str(tmp_path / "lib"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    first, second = json.loads(result.output)
+    assert first["number"] == "+8613900000243" and first["library_person"] is None
+    assert first["cases"] == ["AJ2026-0001 冒充客服 (open): this number called its victim at 2026-01-05 10:00:00"]
+    assert second["cases"] == []
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.audit(action="calls.leads")[0]["detail"]["case_calls"] == 1

@@ -10,7 +10,7 @@ import pytest
 from voiceprint.calls.engine import connect
 from voiceprint.calls.ingest import detect_encoding, import_calls, import_fraud_list, import_registry, load_template
 from voiceprint.errors import DataError
-from voiceprint.phones import normalize_number
+from voiceprint.phones import mobile_length_error, normalize_number, number_refusal
 
 HEADER = "number,other,direction,start,duration,city,county,imei,other_area\n"
 ROW = "13800138000,13900139000,out,2020-03-01 10:00:00,30,成都,锦江区,35000000000001,广东\n"
@@ -26,6 +26,12 @@ def rows(path):
     "ABCDEF0123456789ABCDEF0123456789", "6c5a467f3feef3fea4ef9a032b5d12ebbfc1bf588fdbc89ba623b58c57cf6de3",
     "", " ", "nan", "NULL", "0013800138000", "19912345678", "14500000000",
     "13800138000.0", "+8613800138000.00", "138 0013 8000 ext 5", "1.38001E+10", "notaphone", "abc123",
+    # tel: URIs; letters around a mobile are not a number in SQL either; service numbers are their digits
+    "tel:13800138000", "TEL:+86 138 0013 8000", "abc13800138000", "13800138000abc", "+8610086", "110", "12345",
+    # a Chinese mobile of the wrong length (a typo) or two run together: malformed, never a made-up number
+    "139000002", "+86139000002", "139000001000", "861390000010", "13900000100;13900000101", "１３９００００００２４４",
+    # ... but IoT numbers, IP-call prefixes, SMS service numbers and foreign numbers stay as they were
+    "1440123456789", "1795113800138000", "106980095588", "0014155552671",
 ])
 def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
     con = connect(temp_directory=tmp_path)
@@ -42,6 +48,8 @@ def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
     else:
         missing = raw.strip().lower() in ("", "nan", "null")
         reason = {"1.38001E+10": "number in scientific notation"}.get(raw, "missing number" if missing else "unreadable number")
+        if mobile_length_error(raw):
+            reason = f"number {raw} is not an 11-digit mobile number"
         assert report.malformed == 1 and report.malformed_lines[0]["reason"].startswith(reason)
 
 
@@ -50,6 +58,17 @@ def test_spreadsheet_forms_of_a_number_keep_or_lose_their_digits():
     assert normalize_number("138 0013 8001 ext 5") == normalize_number("138 0013 8001 转 5") == "+8613800138001"
     assert normalize_number("1.38001E+10") == ""  # its last digits are gone: never a made-up number
     assert normalize_number("1e" + "0" * 32) == "1e" + "0" * 32  # a hash that happens to look like an exponent
+
+
+def test_wrong_length_mobiles_are_refused_and_service_numbers_are_their_digits():
+    for typo in ("139000002", "1390000010", "139000001000", "+86 139 0000 0024 4", "0086139000001000", "13900000100;13900000101"):
+        assert normalize_number(typo) == "" and number_refusal(typo) == f"{typo!r} is not a Chinese mobile number (11 digits): check it"
+    assert number_refusal("abc") == "'abc' is not a phone number"
+    assert normalize_number("tel:13900000100") == normalize_number("+86 139 0000 0100") == "+8613900000100"
+    assert [normalize_number(n) for n in ("10086", "+8610086", "110", "95588", "12345")] == ["10086", "10086", "110", "95588", "12345"]
+    kept = {"02812345678": "+862812345678", "+14155552671": "+14155552671", "4008001234": "+864008001234",
+            "1440123456789": "1440123456789", "1795113800138000": "+8613800138000", "ABCDEF0123456789ABCDEF0123456789": "abcdef0123456789abcdef0123456789"}
+    assert {n: normalize_number(n) for n in kept} == kept
 
 
 def test_gbk_file_is_detected_and_decoded(tmp_path):
@@ -61,6 +80,15 @@ def test_gbk_file_is_detected_and_decoded(tmp_path):
     (row,) = rows(tmp_path / "out.parquet")
     assert row[5:7] == ("成都", "锦江区")
     assert row[0] == "+8613800138000" and row[2] == "out" and row[4] == 30
+
+
+def test_a_gbk_file_saved_with_a_utf8_byte_order_mark_imports(tmp_path):
+    """The BOM was decoded as GB18030 ("锘縩umber"): "no built-in template fits columns 锘縩umber, ..."."""
+    path = tmp_path / "bomgbk.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROW).encode("gbk"))
+    import_calls(path, tmp_path / "out.parquet")
+    (row,) = rows(tmp_path / "out.parquet")
+    assert row[0] == "+8613800138000" and row[5:7] == ("成都", "锦江区")
 
 
 def test_a_utf8_file_with_one_gbk_line_imports_the_rest_and_reports_the_line(tmp_path):
@@ -107,14 +135,17 @@ def test_malformed_rows_are_reported_with_line_numbers_and_duplicates_merged(tmp
         "13800138000,13900139005,in,2020-03-01 13:00:00,-4,,,,\n",                     # 9 bad duration
         "13800138000,13900139006,in,2020-03-01 14:00:00,7,,,,,extra\n",                # 10 too many columns
         "13800138000,13900139007,in,2020-03-01 15:00:00,8,,,,\n",                      # 11 kept
+        "13800138000,13900139008, ,2020-03-01 16:00:00,8,,,,\n",                      # 12 missing direction
+        "13800138000,13900139009,in,,8,,,,\n",                                        # 13 missing start time
     ]
     path = tmp_path / "dirty.csv"
     path.write_text("".join(lines), encoding="utf-8")
     report = import_calls(path, tmp_path / "out.parquet", template="generic")
-    assert report.rows_read == 10
-    assert report.malformed == 6
+    assert report.rows_read == 12
+    assert report.malformed == 8
     assert [(m["line"], m["reason"].split()[0]) for m in report.malformed_lines] == [
-        (3, "missing"), (5, "bad"), (7, "missing"), (8, "unknown"), (9, "bad"), (10, "too")]
+        (3, "missing"), (5, "bad"), (7, "missing"), (8, "unknown"), (9, "bad"), (10, "too"), (12, "missing"), (13, "missing")]
+    assert [m["reason"] for m in report.malformed_lines[-2:]] == ["missing direction", "missing start time"]  # not "unknown ... NULL"
     assert report.exact_duplicates == 1 and report.split_calls_merged == 1
     assert report.rows_written == 2
     kept = rows(tmp_path / "out.parquet")
@@ -209,10 +240,15 @@ def test_a_number_registered_to_two_people_is_reported_not_merged_silently(tmp_p
                    "0086 13800138002,李四2,510104199001011235\n"    # another person for the same number: reported
                    "13800138003,王五,510104199001011236\n13800138003,王五,510104199001011236\n"  # an exact duplicate
                    "13800138004,赵六,\n13800138004,,510104199001011237\n"  # one row completes the other: no conflict
-                   "13800138005,钱七,5.10104E+17\n", encoding="gbk")      # an ID number a spreadsheet rounded
+                   "13800138005,钱七,5.10104E+17\n"        # an ID number a spreadsheet rounded
+                   "13800138006,孙八,510104199001011238\n13800138006,孙八,510104199001011239\n"  # the same name, another ID
+                   "13800138007,周九,510104199001011240\n13800138007,吴十,510104199001011240\n", encoding="gbk")
     report = import_registry(reg, tmp_path / "reg.parquet")
-    assert (report.conflicting_rows, report.exact_duplicates, report.rows_written) == (1, 2, 3)
-    assert [(c["line"], c["reason"].startswith("the number has another name")) for c in report.conflict_lines] == [(3, True)]
+    assert (report.conflicting_rows, report.exact_duplicates, report.rows_written) == (3, 2, 5)
+    assert [(c["line"], c["reason"]) for c in report.conflict_lines] == [  # which of them differs is said
+        (3, "the number has another name and ID number on an earlier row, which was kept"),
+        (10, "the number has another ID number on an earlier row, which was kept"),
+        (12, "the number has another name on an earlier row, which was kept")]
     assert report.malformed == 1 and report.malformed_lines[0]["line"] == 8
     assert "scientific notation" in report.malformed_lines[0]["reason"]
     kept = {r[0]: (r[1], r[2]) for r in rows_any(tmp_path / "reg.parquet")}

@@ -211,3 +211,23 @@ def test_a_lead_without_a_category_shows_none_not_the_word():
     person = {"person": {"id": 3, "name": "孙八"}, "voice_samples": 1, "phones": [], "cases": []}
     (lead,) = reverse_strike([{"number": "+8613900000070"}], {}, lambda phone=None, id_number=None: person if phone else None)
     assert lead["library_person"] == "孙八" and lead["category"] is None
+
+
+def test_two_tables_of_the_same_layout_are_one_data_error_not_a_crash(tmp_path):
+    """`--features march.parquet --features april.parquet` crashed with a 40-line "columns overlap" internal error."""
+    march = _voiceprint_table(tmp_path / "march.csv", ["n1", "n2"])
+    april = _voiceprint_table(tmp_path / "april.csv", ["n1", "n3"])
+    for pair in ([march, april], [march, march]):
+        with pytest.raises(DataError, match=r"have the same layout \(voiceprint\): pass one table per layout - for two periods, compute"):
+            load_feature_table(pair)
+
+
+def test_numbers_keep_their_plus_through_a_csv_table_and_leads_show_them_canonical(tmp_path):
+    """A feature table written as CSV read `+8613900000243` back as the number 8613900000243; a table keyed `139...`
+    was echoed as written: the leads' numbers depended on the format chosen a step earlier."""
+    ours = _voiceprint_table(tmp_path / "f.csv.gz", ["+8613900000243", "+8613900000244", "028-12345678", "n7"])
+    assert set(load_feature_table(ours).frame.index) == {"+8613900000243", "+8613900000244", "028-12345678", "n7"}
+    assert {r["number"] for r in score_table(load_feature_table(ours))} == {"+8613900000243", "+8613900000244", "+862812345678", "n7"}
+    plain = _voiceprint_table(tmp_path / "p.csv", ["13900000243", "0086 139 0000 0244", "1000001", "ABCDEF0123456789ABCDEF0123456789"])
+    assert {r["number"] for r in score_table(load_feature_table(plain))} == {
+        "+8613900000243", "+8613900000244", "1000001", "ABCDEF0123456789ABCDEF0123456789"}  # IDs and hashes as written

@@ -290,6 +290,21 @@ def test_person_add_with_a_bad_phone_adds_nobody(library, capsys):
     assert "Q3" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("typo", ["139000002", "１３９００００００２４４", "13900000100;13900000101"])
+def test_a_mobile_number_of_the_wrong_length_is_refused_not_stored(library, capsys, typo):
+    """`person add X --phone 139000002` stored +86139000002, a number no call record can ever match."""
+    assert run(["person", "add", "Q9", "--phone", typo, "--library", library]) == 8
+    assert f"{typo!r} is not a Chinese mobile number (11 digits): check it - nothing was added" in capsys.readouterr().err
+    assert run(["phone", "add", typo, "--library", library]) == 8
+    assert "is not a Chinese mobile number (11 digits)" in capsys.readouterr().err
+    assert run(["enrol", "x.wav", "--person", "Q9", "--phone", typo, "--library", library]) == 8
+    assert "is not a Chinese mobile number (11 digits)" in capsys.readouterr().err
+    assert run(["person", "list", "--json", "--library", library]) == 0
+    assert "Q9" not in capsys.readouterr().out
+    for kept in ("10086", "02812345678", "+14155552671", "tel:13900000245"):  # service, fixed, foreign numbers and tel: URIs stay
+        assert run(["phone", "add", kept, "--library", library]) == 0, kept
+
+
 def test_person_show_is_a_read_the_audit_trail_records(library, capsys):
     """The workbench's person page was audited; `person show`, the same read on the command line, was not."""
     assert run(["person", "add", "钱七", "--library", library]) == 0

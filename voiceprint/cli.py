@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, AudioError, LibraryError, ModelError, VoiceprintError, storage_failure
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, AudioError, DataError, LibraryError, ModelError, VoiceprintError, storage_failure
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -121,6 +121,14 @@ def init(
     typer.echo(f"created library {lib.root} (model {lib.model}, vectors in {index}){', four-eyes enrolment' if four_eyes else ''}")
 
 
+def _refuse_phone(number: str | None, before: str = "", after: str = "") -> None:
+    """A one-line DataError for a value given as a phone number that is none (or a mobile of the wrong length)."""
+    from .phones import normalize_number, number_refusal
+
+    if number and not normalize_number(number):
+        raise DataError(f"{before}{number_refusal(number)}{after}")
+
+
 @app.command()
 def enrol(
     target: Annotated[Path, typer.Argument(help="An audio file, a folder, or a CSV manifest (path,person,category,phone,case).")],
@@ -159,6 +167,7 @@ def enrol(
     if report:
         writable_output(report, [target])  # before any file is enrolled
     single = False
+    _refuse_phone(phone, "--phone ", " - nothing was enrolled")  # before any file is decoded
     if target.is_dir():
         items = folder_items(target, person, category, phone, case)
     elif target.suffix.lower() in {".csv", ".tsv", ".txt"}:
@@ -439,12 +448,12 @@ def person_add(
 ) -> None:
     """Add a person. Example: voiceprint person add "Li Si" --category suspect --phone 13900139000"""
     from .errors import DataError
-    from .phones import normalize_number
+    from .phones import normalize_number, number_refusal
     from .retention import parse_date, set_retention  # retention hook: a bad date is refused before anything is added
 
     retain = parse_date(retain_until)
     if bad := [number for number in phone or [] if not normalize_number(number)]:  # refused before the person is added
-        raise DataError(f"{bad[0]!r} is not a phone number - nothing was added")
+        raise DataError(f"{number_refusal(bad[0])} - nothing was added")
     from .store.schema import id_card_problem
 
     lib = _open(library)
@@ -1039,23 +1048,37 @@ def note_interrupt(message: str) -> None:
     _INTERRUPT_NOTED.set()
 
 
+#: Set by SIGTERM (``kill``, systemd, a scheduler), which stops a command as Ctrl-C does: the same clean-up
+#: runs (no half-written output, no scratch folder left), and the exit code is 143 (128 + 15).
+TERMINATED = threading.Event()
+
+
 def _on_sigint(signum, frame) -> None:
     INTERRUPTED.set()
     raise KeyboardInterrupt
 
 
+def _on_sigterm(signum, frame) -> None:
+    TERMINATED.set()
+    _on_sigint(signum, frame)
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the CLI on ``args`` and return the exit code (errors become one line on stderr)."""
     INTERRUPTED.clear()
+    TERMINATED.clear()
     _INTERRUPT_NOTED.clear()
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _on_sigint) if main else None
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
-        return _run(args)
+        rc = _run(args)
+        return EXIT_TERMINATED if rc == EXIT_INTERRUPTED and TERMINATED.is_set() else rc
     finally:
         close_opened()
         if main:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def _run(args: list[str] | None) -> int:
@@ -1071,7 +1094,8 @@ def _run(args: list[str] | None) -> int:
             traceback.print_exc()
         return _failed(exc)
     if rc == EXIT_INTERRUPTED and not _INTERRUPT_NOTED.is_set():  # even after the work was done: 130 must show
-        _err("interrupted (Ctrl-C): whatever was reported done is kept - run the same command again to finish")
+        _err(f"{'terminated (SIGTERM)' if TERMINATED.is_set() else 'interrupted (Ctrl-C)'}: whatever was reported done is kept - "
+             "run the same command again to finish")
     return rc if isinstance(rc, int) else 0
 
 

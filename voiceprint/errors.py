@@ -6,11 +6,13 @@ Exit codes (also in README):
     2   bad command-line usage (typer/click)
     3   AudioError     - a recording cannot be used (corrupt, empty, silent, too short, too big)
     4   ModelError     - the speaker model is missing, altered or cannot be loaded
-    5   LibraryError   - the library on disk is inconsistent or cannot be used (wrong key, read-only or full disk)
+    5   LibraryError   - the library on disk is inconsistent or cannot be used (wrong key, read-only or full disk);
+        ResourceError  - also the machine's resources ran out under a command: disk space, or DuckDB's --memory-limit
     6   LibraryBusy    - another process is writing the same library
     7   NotFound       - a person, case, phone, recording, model or library that does not exist
     8   DataError      - malformed input data: manifests, CDR files, feature tables
     130 interrupted by Ctrl-C (everything acknowledged before it is kept)
+    143 stopped by SIGTERM (kill, systemd, a scheduler), handled as Ctrl-C is
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ class NotFound(VoiceprintError):
     exit_code = 7
 
 
+class ResourceError(VoiceprintError):
+    """The machine's resources ran out under a command (DuckDB's memory limit): a setting to change, not a bug."""
+
+    exit_code = 5
+
+
 class DataError(VoiceprintError):
     """Malformed tabular input: an enrolment manifest, a CDR file, a feature table."""
 
@@ -71,6 +79,7 @@ class DataError(VoiceprintError):
 
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 #: What a full disk under the library database is told as (SQLite's "database or disk is full", or an I/O error
 #: while the disk has no room left).
@@ -151,7 +160,19 @@ def _duckdb_storage_failure(text: str) -> str | None:
         return f"permission denied{target} - run as the library's owner, or check the folder's permissions"
     if "disk quota exceeded" in lower:
         return f"no space left on the disk{target} - free space, then run the same command again"
+    if "out of memory" in lower:
+        return OUT_OF_MEMORY.format(limit="its memory limit")
     return None
+
+
+#: DuckDB ran out of memory within its limit (not of disk to spill to): what to change
+OUT_OF_MEMORY = "out of memory at {limit} - raise --memory-limit (e.g. 4GB), or lower --threads (fewer threads need less memory)"
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB running out of memory within its limit (not of disk space to spill to)."""
+    return (type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb") and type(exc).__name__ == "OutOfMemoryException"
+            and _duckdb_storage_failure(str(exc)) == OUT_OF_MEMORY.format(limit="its memory limit"))
 
 
 def not_a_text_table(path) -> DataError:

@@ -108,11 +108,14 @@ def ctrl_c_deferred() -> Iterator[None]:
         return
     caught: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))  # kill, systemd: as Ctrl-C
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if caught and callable(previous):
-            previous(signal.SIGINT, None)  # the handler that was in place (the CLI's) sees the interrupt now
+        signal.signal(signal.SIGTERM, previous_term)
+        handler = {signal.SIGINT: previous, signal.SIGTERM: previous_term}.get(signal.Signals(caught[0])) if caught else None
+        if caught and callable(handler):
+            handler(caught[0], None)  # the handler that was in place (the CLI's) sees the interrupt now
         elif caught:
             raise KeyboardInterrupt

@@ -52,11 +52,11 @@ def pair_calls(numbers: list[str], times: list[str]) -> list[tuple[str, str]]:
     if times and len(times) != len(numbers):
         raise typer.BadParameter(f"{len(numbers)} --calling-number but {len(times)} --called-at: give one --called-at per "
                                  "--calling-number, in the same order, or leave --called-at out - nothing was added")
-    from .phones import normalize_number
+    from .phones import normalize_number, number_refusal
 
     for number in numbers:  # checked before anything is written: a refused option leaves no half-made case
         if not normalize_number(number):
-            raise DataError(f"--calling-number {number!r} is not a phone number")
+            raise DataError(f"--calling-number {number_refusal(number)}")
     parsed = [parse_time(t) for t in times]
     return [(n, parsed[i] if parsed else "") for i, n in enumerate(numbers)]
 
@@ -103,7 +103,7 @@ def read_case_csv(path: Path) -> list[dict]:
 
 def _case_row(path: Path, line: int, raw_row: dict) -> dict | None:
     """One checked row of a case-file CSV (None for a blank one); any fault is a DataError naming the line."""
-    from .phones import normalize_number
+    from .phones import normalize_number, number_refusal
     from .store.schema import case_field_problem
 
     row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw_row.items() if k is not None}
@@ -115,7 +115,7 @@ def _case_row(path: Path, line: int, raw_row: dict) -> dict | None:
         raise DataError(f"{path}: line {line} has no case_number - fix it and import again (nothing was imported)")
     number = row.get("calling_number") or row.get("number") or ""
     if number and not normalize_number(number):
-        raise DataError(f"{path}: line {line}: {number!r} is not a phone number - fix it and import again (nothing was imported)")
+        raise DataError(f"{path}: line {line}: {number_refusal(number)} - fix it and import again (nothing was imported)")
     row["calling_number"] = number
     row["called_at"] = parse_time(row.get("called_at"), f"{path}: line {line}: called_at")
     if problem := case_field_problem(row.get("date"), row.get("status")):

@@ -774,6 +774,7 @@ GENERATED: dict[str, str] = {
     "a person needs a name": "人员需要姓名",
     "unknown category '{category}' - use one of: {categories}": "未知的人员类别 '{category}'——请使用以下之一：{categories}",
     "'{number}' is not a phone number": "'{number}' 不是电话号码",
+    "'{number}' is not a Chinese mobile number (11 digits): check it": "'{number}' 不是中国手机号码（11 位）：请核对",
     "{file}: manifest lacks column(s) {missing} (it has {cols}) - expected path,person,category,phone,case":
         "{file}：清单缺少列 {missing}（现有列：{cols}）——应为 path,person,category,phone,case",
     "{file}: manifest lacks column(s) {missing} - expected path,person,category,phone,case":

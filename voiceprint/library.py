@@ -300,6 +300,15 @@ class Library:
         card.pop("samples")
         return card
 
+    def case_calls(self, number: str) -> list[dict]:
+        """The calls ``number`` (any written form) made to case victims (``case add --calling-number``), oldest first;
+        [] for a value that is not a number."""
+        from .phones import normalize_number
+        from .store.casefile import phone_calls
+
+        norm = normalize_number(number)
+        return phone_calls(self.store, norm) if norm else []
+
     def phone(self, number: str) -> dict:
         """Reverse strike from a number: the number (normalised), the person registered to it (their card without
         the samples' list, or None), the cases it is linked to (``case link --phone``) and the calls it made to
@@ -312,8 +321,9 @@ class Library:
         norm = normalize_number(number)
         if not norm:
             from .errors import DataError
+            from .phones import number_refusal
 
-            raise DataError(f"{number!r} is not a phone number")
+            raise DataError(number_refusal(number))
         row = browse.phone_row(self.store, norm)
         calls = phone_calls(self.store, norm)
         if row is None and not calls:

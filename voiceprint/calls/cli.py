@@ -128,9 +128,9 @@ def features_cmd(
     master: str | None = typer.Option(None, help="Spark master: local[*] (default), spark://host:7077, or an sc://host:15002 Spark Connect URL."),
     since: str | None = typer.Option(None, help="Screen calls from this date (YYYY-MM-DD or 'YYYY-MM-DD HH:MM')."),
     until: str | None = typer.Option(None, help="... up to this date, inclusive."),
-    area: str | None = typer.Option(None, help="Report only numbers that called from this city or county (as the CDRs name it), "
-                                               "or one county of one city: \"CITY COUNTY\" or CITY/COUNTY; "
-                                               "shared contacts and communities still count the whole network."),
+    areas: list[str] | None = typer.Option(None, "--area", help="Report only numbers that called from this city or county (as the "
+                                           "CDRs name it; a city also with 市), or one county of one city: \"CITY COUNTY\" or "
+                                           "CITY/COUNTY; give it once; shared contacts and communities still count the whole network."),
 ):
     """Compute AREA, TIME, GROUP and behaviour features per number with DuckDB (out of core) or Spark.
 
@@ -147,6 +147,11 @@ def features_cmd(
     from .features import Screen, compute_features
     from .ingest import scratch_folder
 
+    if areas and len(areas) > 1:  # only the last one was kept, silently
+        raise typer.BadParameter(f"give one area ({', '.join(areas)} given): compute one feature table per area, or screen "
+                                 "none and filter the scores - the rule score ranks each number among its table's numbers",
+                                 param_hint="--area")
+    area = areas[0] if areas else None
     screen = Screen(since, until, area)
     try:
         screen.window_sql()  # a malformed date is a usage error (2), refused before any import
@@ -161,13 +166,19 @@ def features_cmd(
     started = time.time()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     # raw CDRs are imported beside the output (the volume chosen for them, not /tmp); a folder left by a killed run goes next time
-    work = scratch_folder(Path(out).parent)
+    work = scratch_folder(Path(out).parent, Path(out))
     try:
         inputs = _canonical_inputs(calls, template, encoding, work, report_to=Path(str(out) + ".import.json"))
         n = compute_features(inputs, out=out, registry=registry, fraud_list=fraud_list, memory_limit=memory_limit, threads=threads,
                              engine=engine, master=master, screen=screen, notes=notes)
     except KeyboardInterrupt:
         _note_interrupted(out, started)
+        raise
+    except Exception as err:
+        from voiceprint.errors import OUT_OF_MEMORY, ResourceError, out_of_memory
+
+        if out_of_memory(err):  # a setting to change, not a bug to report
+            raise ResourceError(OUT_OF_MEMORY.format(limit=f"--memory-limit {memory_limit}") + f"; {out} was not written") from None
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -324,10 +335,12 @@ def leads_cmd(
         from voiceprint.library import Library
 
         with Library.open(library) as lib:
-            rows = build_leads(table, model=model, registry=registry, resolver=lib.lookup_person, top=top, flagged_only=flagged_only)
+            rows = build_leads(table, model=model, registry=registry, resolver=lib.lookup_person, top=top, flagged_only=flagged_only,
+                               case_calls=lib.case_calls)
             # who looked up whom: the lookups read persons, ID numbers and cases out of the library
             reached = library_persons(rows)
-            lib.store.audit("calls.leads", "", leads=len(rows), persons=len(reached), person_ids=reached)
+            called = sum(len(r.get("case_calls", [])) for r in rows)  # calls to case victims read from the case file
+            lib.store.audit("calls.leads", "", leads=len(rows), persons=len(reached), person_ids=reached, **({"case_calls": called} if called else {}))
     else:
         rows = build_leads(table, model=model, registry=registry, top=top, flagged_only=flagged_only)
     if registry and rows and not any(r.get("person") or r.get("id_number") for r in rows):

@@ -63,20 +63,23 @@ def install_number_macro(con) -> None:
     """``vp_norm(x)``: ``voiceprint.phones.normalize_number`` for the common forms, NULL otherwise.
 
     Hashes (32+ hex characters, not all digits) are lower-cased; Chinese mobiles with or without
-    +86 / 86 / 0086 and separators become ``+86`` and 11 digits (a spreadsheet's ``.0`` dropped);
+    ``tel:``, +86 / 86 / 0086 and separators (spaces, dashes, brackets; no letters) become ``+86`` and 11
+    digits (a spreadsheet's ``.0`` dropped);
     empty / nan / none / null and scientific notation give ``''``. Anything else returns NULL and
     must be normalised in Python (see ``ingest``).
     Tests check that this agrees with ``normalize_number``.
     """
     con.execute(
         r"""
-        CREATE OR REPLACE MACRO vp_digits(x) AS regexp_replace(regexp_replace(trim(x), '^([+]?[0-9]+)[.]0+$', '\1'), '[^0-9+]', '', 'g');
+        CREATE OR REPLACE MACRO vp_bare(x) AS regexp_replace(trim(x), '^[tT][eE][lL]:\s*', '');
+        CREATE OR REPLACE MACRO vp_digits(x) AS regexp_replace(regexp_replace(vp_bare(x), '^([+]?[0-9]+)[.]0+$', '\1'), '[^0-9+]', '', 'g');
         CREATE OR REPLACE MACRO vp_norm(x) AS CASE
             WHEN x IS NULL OR lower(trim(x)) IN ('', 'nan', 'none', 'null') THEN ''
             WHEN regexp_full_match(trim(x), '[0-9a-fA-F]{32,}')
                  AND NOT regexp_full_match(trim(x), '[0-9]+') THEN lower(trim(x))
             WHEN regexp_full_match(trim(x), '[0-9]([.][0-9]+)?[eE][+]?[0-9]+') THEN ''
-            WHEN regexp_full_match(vp_digits(x), '(\+86|0086|86)?1[3-9][0-9]{9}')
+            WHEN regexp_full_match(vp_bare(x), '[+]?[0-9][0-9 ()-]*([.]0+)?')
+                 AND regexp_full_match(vp_digits(x), '(\+86|0086|86)?1[3-9][0-9]{9}')
                  THEN '+86' || right(vp_digits(x), 11)
             ELSE NULL
         END;

@@ -284,12 +284,14 @@ class Screen:
 
     def area_sql(self) -> str:
         """The condition on ``city`` and ``county`` for the area, in the portable dialect: a plain name is a city,
-        a county, or a city and county written together (内江市中区); a city and county must both match."""
+        a county, or a city and county written together (内江市中区); a city and county must both match. A city is
+        also found typed with the 市 the CDRs leave out, or without the one they write (内江市 is 内江, and
+        内江市市中区 or "内江市 市中区" its 市中区)."""
         city, name = self.place()
         if city is not None:
-            return f"(city = {sql_literal(city)} AND county = {sql_literal(name)})"
+            return f"({_city_is(sql_literal(city))} AND county = {sql_literal(name)})"
         lit = sql_literal(name)
-        return f"(county = {lit} OR city = {lit} OR city || county = {lit})"
+        return f"(county = {lit} OR {_city_is(lit)} OR city || county = {lit} OR city || '市' || county = {lit})"
 
     def area_label(self) -> str:
         city, name = self.place()
@@ -299,6 +301,11 @@ class Screen:
         bits = [f"from {self.since}" if self.since else "", f"until {self.until}" if self.until else "",
                 f"in {self.area_label()}" if self.area else ""]
         return " ".join(b for b in bits if b)
+
+
+def _city_is(lit: str) -> str:
+    """``city`` equals the SQL literal ``lit``, with or without a trailing 市 on either side."""
+    return f"(city = {lit} OR city || '市' = {lit} OR city = {lit} || '市')"
 
 
 def _moment(text: str, what: str) -> str:

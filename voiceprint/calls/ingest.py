@@ -28,7 +28,7 @@ from pathlib import Path
 
 from voiceprint.errors import DataError
 from voiceprint.fsutil import ctrl_c_deferred, fsync_dir, process_alive, refuse_input_as_output
-from voiceprint.phones import SCIENTIFIC, normalize_number
+from voiceprint.phones import SCIENTIFIC, mobile_length_error, normalize_number
 
 from .engine import connect, quote_ident, sql_literal, sql_path
 
@@ -95,7 +95,7 @@ class ImportReport:
     malformed_lines: list = field(default_factory=list)
     exact_duplicates: int = 0
     split_calls_merged: int = 0
-    conflicting_rows: int = 0  # registry rows giving a number another name or ID number (not kept)
+    conflicting_rows: int = 0  # registry rows giving a number another name, ID number or home area (not kept)
     conflict_lines: list = field(default_factory=list)
     #: canonical columns the template maps but a file lacks (left empty, so their features are unknown),
     #: and header columns no canonical column reads: a misspelt header shows up in both
@@ -283,7 +283,8 @@ def _canonical_encoding(name: str) -> str:
 
 
 def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
-    """Transcode a file to a UTF-8 copy in ``workdir`` (streaming, any size)."""
+    """Transcode a file to a UTF-8 copy in ``workdir`` (streaming, any size). A UTF-8 byte-order mark before GBK text
+    (an editor that saved a GBK file "with BOM") is dropped, not decoded as the characters 锘�."""
     out = workdir / (path.name.removesuffix(".gz") + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     lines = 0  # before the current chunk
@@ -291,7 +292,10 @@ def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a plaintext copy of personal data
         with _open_bytes(path) as src, open(fd, "w", encoding="utf-8", newline="") as dst:
+            first = True
             while chunk := src.read(1 << 22):
+                if first and encoding != "utf-16":
+                    chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
                 dst.write(decoder.decode(chunk))
                 lines += chunk.count(b"\n")
             dst.write(decoder.decode(b"", final=True))
@@ -458,11 +462,11 @@ def _normalise_numbers(con, table: str, columns: list[str], region: str) -> None
     for c in columns:
         rows = con.execute(f"SELECT DISTINCT {c} FROM {table} WHERE {c} IS NOT NULL AND vp_norm({c}) IS NULL").fetchall()
         leftovers.update(r[0] for r in rows)
-    con.execute("CREATE OR REPLACE TEMP TABLE number_map (raw VARCHAR, norm VARCHAR)")
-    if leftovers:
-        con.executemany("INSERT INTO number_map VALUES (?, ?)", [(r, normalize_number(r, region)) for r in leftovers])
+    con.execute("CREATE OR REPLACE TEMP TABLE number_map (raw VARCHAR, norm VARCHAR, mobile_typo BOOLEAN)")
+    if leftovers:  # a mobile of the wrong length (a typo, two numbers in one cell) is marked, to be reported as such
+        con.executemany("INSERT INTO number_map VALUES (?, ?, ?)", [(r, normalize_number(r, region), mobile_length_error(r)) for r in leftovers])
     joins = " ".join(f"LEFT JOIN number_map m_{c} ON t.{c} = m_{c}.raw" for c in columns)
-    normed = ", ".join(f"coalesce(vp_norm(t.{c}), m_{c}.norm, '') AS {c}_n" for c in columns)
+    normed = ", ".join(f"coalesce(vp_norm(t.{c}), m_{c}.norm, '') AS {c}_n, coalesce(m_{c}.mobile_typo, false) AS {c}_typo" for c in columns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT t.*, {normed} FROM {table} t {joins} ORDER BY t.row_idx")
 
 
@@ -489,6 +493,8 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     for p in paths:
         if not p.exists():
             raise DataError(f"{p}: no such file")
+        if p.is_dir():
+            raise DataError(f"{p} is a folder: give the files in it (e.g. {p / '*.csv'})")
     tpl = load_template(template) if isinstance(template, (str, Path)) else template
     if tpl is not None and tpl.kind != kind:
         raise DataError(f"template {tpl.name!r} is for {tpl.kind}, not {kind}")
@@ -500,7 +506,7 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     refuse_input_as_output(out, paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = ImportReport(kind=kind, template=tpl.name if tpl else "auto")
-    workdir = scratch_folder(out.parent)
+    workdir = scratch_folder(out.parent, out)
     own = con is None
     try:
         con = con or connect(temp_directory=workdir / "spill")
@@ -564,12 +570,13 @@ def _all_malformed(report: ImportReport) -> str:
 WORKDIR_PREFIX = ".vp_import_"
 
 
-def scratch_folder(folder: Path) -> Path:
+def scratch_folder(folder: Path, output: Path | None = None) -> Path:
     """A private (0700) scratch folder beside the output, for transcoded copies and DuckDB spills.
 
     It lives beside the output, not in /tmp, so personal data stays on the volume the centre
     chose for it; it is removed on every exit path, and one left by a killed import (its
-    process gone) is removed by the next import into the same folder.
+    process gone) is removed by the next import into the same folder. When it cannot be made (a read-only
+    folder, /proc), the error names ``output``, the file the user asked for, not the hidden folder.
     """
     import tempfile
 
@@ -577,7 +584,10 @@ def scratch_folder(folder: Path) -> Path:
         pid = stale.name[len(WORKDIR_PREFIX):].partition("_")[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_", dir=folder))
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_", dir=folder))
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(output or folder)) from None
 
 
 
@@ -601,7 +611,8 @@ def _text(expr: str) -> str:
 def _number_problem(column: str, what: str) -> str:
     """The CASE branches naming why a number column normalised to nothing (``<column>_n = ''``)."""
     raw = f"trim({column})"
-    return (f"WHEN {column}_n = '' AND regexp_full_match({raw}, {sql_literal(SCIENTIFIC.pattern.strip('^$'))}) "
+    return (f"WHEN {column}_n = '' AND {column}_typo THEN '{what} ' || {raw} || ' is not an 11-digit mobile number' "
+            f"WHEN {column}_n = '' AND regexp_full_match({raw}, {sql_literal(SCIENTIFIC.pattern.strip('^$'))}) "
             f"THEN '{what} in scientific notation, its last digits lost (saved by a spreadsheet?): export the column as text' "
             f"WHEN {column}_n = '' AND {column} IS NOT NULL AND lower({raw}) NOT IN ('', 'nan', 'none', 'null') "
             f"THEN 'unreadable {what} (no digits)' "
@@ -638,8 +649,10 @@ def _stage(con, table, cols, tpl: Template, kind, file_idx, region) -> list[tupl
                 {record} AS record,
                 CASE {_number_problem('number', 'number')}
                      {_number_problem('other', 'counter-party')}
-                     WHEN {direction} IS NULL THEN 'unknown direction ' || coalesce(trim({c['direction']}::VARCHAR), 'NULL')
-                     WHEN {start} IS NULL THEN 'bad start time ' || coalesce(trim({c['start']}), 'NULL')
+                     WHEN {_text(c['direction'] + '::VARCHAR')} IS NULL THEN 'missing direction'
+                     WHEN {direction} IS NULL THEN 'unknown direction ' || trim({c['direction']}::VARCHAR)
+                     WHEN {_text(c['start'])} IS NULL THEN 'missing start time'
+                     WHEN {start} IS NULL THEN 'bad start time ' || trim({c['start']})
                      WHEN {_text(c.get('duration', 'NULL'))} IS NOT NULL
                           AND ({duration} IS NULL OR NOT isfinite({duration}) OR {duration} < 0 OR {duration} > {MAX_CALL_SECONDS})
                           THEN 'bad duration ' || trim({c.get('duration', 'NULL')})
@@ -686,18 +699,20 @@ def _registry_conflicts(con) -> list[tuple[int, int, str]]:
                                first_value(home_city) OVER w AS city0, first_value(home_county) OVER w AS county0
                         FROM staged WINDOW w AS (PARTITION BY number ORDER BY file_idx, row_idx)),
         flagged AS (SELECT file_idx, row_idx,
-                           (name IS DISTINCT FROM name0 AND name IS NOT NULL AND name0 IS NOT NULL
-                            OR id_number IS DISTINCT FROM id0 AND id_number IS NOT NULL AND id0 IS NOT NULL) AS person,
+                           (name IS DISTINCT FROM name0 AND name IS NOT NULL AND name0 IS NOT NULL) AS other_name,
+                           (id_number IS DISTINCT FROM id0 AND id_number IS NOT NULL AND id0 IS NOT NULL) AS other_id,
                            (home_city IS DISTINCT FROM city0 AND home_city IS NOT NULL AND city0 IS NOT NULL
                             OR home_county IS DISTINCT FROM county0 AND home_county IS NOT NULL AND county0 IS NOT NULL) AS area
                     FROM ranked)
-        SELECT file_idx, row_idx, person FROM flagged WHERE person OR area
+        SELECT file_idx, row_idx, other_name, other_id FROM flagged WHERE other_name OR other_id OR area
         ORDER BY file_idx, row_idx""").fetchall()
-    return [(int(f), int(r), CONFLICT_REASONS[bool(person)]) for f, r, person in rows]
+    return [(int(f), int(r), _conflict_reason(bool(name), bool(id_number))) for f, r, name, id_number in rows]
 
 
-CONFLICT_REASONS = {True: "the number has another name or ID number on an earlier row, which was kept",
-                    False: "the number has another home area on an earlier row, which was kept"}
+def _conflict_reason(other_name: bool, other_id: bool) -> str:
+    """Which registration of a number differs from its earlier row: the name, the ID number, both, or the home area."""
+    what = " and ".join(w for w, differs in (("name", other_name), ("ID number", other_id)) if differs) or "home area"
+    return f"the number has another {what} on an earlier row, which was kept"
 
 
 def _commit(table: Path, out: Path, report_json: str, workdir: Path) -> None:

@@ -53,10 +53,22 @@ def score_table(table: FeatureTable, model: Model | None = None, top_reasons: in
         all_reasons = rule_reasons(table.canonical, signals, medians, top=top_reasons)
         reasons_of = all_reasons.__getitem__
     scores = np.asarray(scores, dtype=float)
-    numbers = table.frame.index
+    numbers = [shown_number(n) for n in table.frame.index]
     order = np.argsort(-scores, kind="stable")
     return [{"rank": rank, "number": numbers[i], "score": round(float(scores[i]), 4), "flagged": bool(scores[i] >= threshold),
              "reasons": reasons_of(i)} for rank, i in enumerate(order, start=1)]
+
+
+def shown_number(key) -> str:
+    """A table's key as the leads show it: the canonical E.164 form the rest of the toolkit uses where the key is a
+    phone number written with a country code or at full length (``13900000243`` -> ``+8613900000243``), else as
+    written (hashes, pseudonymous IDs, short codes)."""
+    from voiceprint.phones import normalize_number
+
+    text = str(key)
+    norm = normalize_number(text)
+    digits = sum(ch.isdigit() for ch in text)
+    return norm if norm.startswith("+") and (text.lstrip().startswith(("+", "00")) or digits >= 10) else text
 
 
 def load_registry(path) -> dict[str, dict]:
@@ -72,8 +84,12 @@ def load_registry(path) -> dict[str, dict]:
     return {r[0]: dict(zip(rel.columns, r)) for r in rel.fetchall()}
 
 
-def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Resolver | None = None) -> list[dict]:
+def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Resolver | None = None,
+                   case_calls: Callable[[str], list[dict]] | None = None) -> list[dict]:
     """Add the registered person and the library's person, voice samples, cases and phones to each lead.
+
+    ``case_calls(number)`` (``Library.case_calls``) gives the calls the lead's own number made to case victims; each
+    is listed among the lead's cases ("AJ-1 (open): this number called its victim at ..."), with or without a person.
 
     A lead's number is looked up as written and in its canonical form (a third-party feature table may
     key ``13800138000`` where the registry and library hold ``+8613800138000``). When the library holds
@@ -107,8 +123,20 @@ def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Res
             lead["library"] = hits[0] if len(hits) == 1 else {"persons": hits}
         else:
             lead.update(library_person=None, category=None, voice_samples=None, cases=[], linked_phones=[])
+        if case_calls is not None:
+            calls = list({(c.get("case_number"), c.get("called_at")): c for f in forms for c in case_calls(f)}.values())
+            lead["cases"] = lead["cases"] + [_case_call(c) for c in calls]
+            lead["case_calls"] = calls
         out.append(lead)
     return out
+
+
+def _case_call(call: dict) -> str:
+    """One call of the lead's number to a case's victim, as the leads' cases column shows it."""
+    case = " ".join(filter(None, [str(call.get("case_number")), call.get("title"), f"({call.get('status')})" if call.get("status") else ""]))
+    victim = f" {call['victim_number']}" if call.get("victim_number") else ""
+    when = f" at {call['called_at']}" if call.get("called_at") else ""
+    return f"{case}: this number called its victim{victim}{when}"
 
 
 def _person_id(hit: dict):
@@ -127,7 +155,7 @@ def library_persons(rows: list[dict]) -> list:
 
 
 def build_leads(features, model: Model | str | Path | None = None, registry=None, resolver: Resolver | None = None,
-                top: int | None = 20, flagged_only: bool = False) -> list[dict]:
+                top: int | None = 20, flagged_only: bool = False, case_calls: Callable[[str], list[dict]] | None = None) -> list[dict]:
     """Score a feature table (path(s) or ``FeatureTable``), keep the top ``top``, and follow each lead."""
     from .scoring import load_model
 
@@ -141,4 +169,4 @@ def build_leads(features, model: Model | str | Path | None = None, registry=None
         rows = rows[:top]
     if isinstance(registry, (str, Path)):
         registry = load_registry(registry)
-    return reverse_strike(rows, registry, resolver)
+    return reverse_strike(rows, registry, resolver, case_calls)

@@ -107,7 +107,9 @@ def feature_layouts() -> dict[str, dict]:
 COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")  # pandas reads these by their suffix
 
 
-def _read_table(path: Path):
+def _read_table(path: Path, keys: set[str] | frozenset[str] = frozenset()):
+    """One feature table as read; the ``keys`` columns (numbers) are read as text from CSV, so ``+86...`` keeps its
+    ``+`` and a leading zero stays."""
     import pandas as pd
 
     if not path.exists():
@@ -122,9 +124,10 @@ def _read_table(path: Path):
         if parquet:
             return pd.read_parquet(path)
         try:
-            return pd.read_csv(path, sep=None, engine="python") if path.suffix in (".tsv", ".txt") else pd.read_csv(path)
+            text = {k: str for k in keys}
+            return pd.read_csv(path, sep=None, engine="python", dtype=text) if path.suffix in (".tsv", ".txt") else pd.read_csv(path, dtype=text)
         except UnicodeDecodeError:
-            return pd.read_csv(path, encoding="gb18030")
+            return pd.read_csv(path, encoding="gb18030", dtype={k: str for k in keys})
     except UnicodeDecodeError:
         raise not_a_text_table(path) from None
     except (ValueError, pd.errors.ParserError) as err:
@@ -179,10 +182,16 @@ def load_feature_table(paths, mapping: str | Path | None = None, label: str | No
     if mapping:
         custom = read_mapping(mapping)
         layouts = {custom["name"]: custom}
-    frames, canon, labels, used, notes = [], {}, None, [], []
+    frames, canon, labels, notes = [], {}, None, []
+    used: list[str] = []
+    keys = {lay.get("key", "number") for lay in layouts.values()}
     for path in paths:
-        df = _read_table(path)
+        df = _read_table(path, keys)
         lay = _detect_layout(df.columns, layouts, path) if not mapping else next(iter(layouts.values()))
+        if lay["name"] in used:  # the tables would give each number two values of every column: not joined, not stacked
+            first = paths[used.index(lay["name"])]
+            raise DataError(f"{first} and {path} have the same layout ({lay['name']}): pass one table per layout - for two periods, "
+                            "compute the features once over both (`calls features` with both periods' calls)")
         key, lab = lay.get("key", "number"), label or lay.get("label", "label")
         if key not in df.columns:
             raise DataError(f"{path}: no key column {key!r}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LIBRARY_DISK_FULL, DataError, LibraryError, NotFound, sqlite_disk_full
-from ..phones import normalize_number
+from ..phones import normalize_number, number_refusal
 from ._sql import _rowid, _Transaction
 from .audit import (
     AUDIT_GENESIS,
@@ -366,7 +366,7 @@ class Store(LinkingRows):
         """Register a phone number (normalised), optionally to a person; re-registering moves it."""
         norm = normalize_number(number)
         if not norm:
-            raise DataError(f"{number!r} is not a phone number")
+            raise DataError(number_refusal(number))
         row = self.db.execute("SELECT id, person_id FROM phones WHERE number = ?", (norm,)).fetchone()
         if row:
             if person_id is not None and row["person_id"] != person_id:

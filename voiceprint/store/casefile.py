@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DataError, LibraryError
-from ..phones import normalize_number
+from ..phones import normalize_number, number_refusal
 from ._sql import CASE_VOICE_PERSON, _rowid
 from .schema import CASEFILE_SCHEMA, CASEFILE_TABLES
 
@@ -39,7 +39,7 @@ def add_case_call(store: Store, case_number: str, number: str, called_at: str = 
     """Record that ``number`` called the victim of a case (caller holds a transaction); False if already recorded."""
     norm = normalize_number(number)
     if not norm:
-        raise DataError(f"{number!r} is not a phone number - give the calling number as the victim's bill shows it")
+        raise DataError(f"{number_refusal(number)} - give the calling number as the victim's bill shows it")
     case_id = store.case_id(case_number)
     victim = normalize_number(victim_number) if victim_number else ""
     cur = store.db.execute(
