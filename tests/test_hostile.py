@@ -70,7 +70,8 @@ def test_hostile_template_strings_stay_literals(tmp_path):
         '[columns]\nnumber = "number"\nother = "other"\ndirection = "direction"\nstart = "start"\n'
         '[direction]\nout = ["o\'); COPY (SELECT 1) TO \'' + str(out) + '\'; --"]\n', encoding="utf-8")
     (tmp_path / "c.csv").write_text("number,other,direction,start\n13800138000,13900139000,out,2020-03-01 10:00:00\n")
-    import_calls(tmp_path / "c.csv", tmp_path / "c.parquet", template=tmp_path / "evil.toml", con=connect(temp_directory=tmp_path))
+    with pytest.raises(DataError, match="every one of the 1 records is malformed"):  # its direction is none the template maps
+        import_calls(tmp_path / "c.csv", tmp_path / "c.parquet", template=tmp_path / "evil.toml", con=connect(temp_directory=tmp_path))
     assert not out.exists()
 
 
@@ -149,8 +150,9 @@ def test_cli_imports_nan_durations_with_exit_0_and_truncated_gzip_with_exit_8(tm
 
     from voiceprint.cli import run
 
-    (tmp_path / "c.csv").write_text(CALLS_HEADER + "13800138000,13900139000,out,2020-03-01 10:00:00,NaN\n", encoding="utf-8")
-    assert run(["calls", "import", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.parquet")]) == 0
+    (tmp_path / "c.csv").write_text(CALLS_HEADER + "13800138000,13900139000,out,2020-03-01 10:00:00,NaN\n"
+                                    "13800138000,13900139001,out,2020-03-01 11:00:00,30\n", encoding="utf-8")
+    assert run(["calls", "import", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.parquet")]) == 0  # the NaN row listed
     rows = "".join(f"13800138000,139{i:08d},out,2020-03-01 10:00:00,{i}\n" for i in range(5000))
     whole = gzip.compress((CALLS_HEADER + rows).encode())
     (tmp_path / "t.csv.gz").write_bytes(whole[: len(whole) // 2])
@@ -164,7 +166,8 @@ def test_gbk_import_leaves_no_plaintext_copy_anywhere(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "systmp"))
     (tmp_path / "systmp").mkdir()
-    (tmp_path / "c.csv").write_bytes((CALLS_HEADER + "13800138000,13900139000,呼出,2020-03-01 10:00:00,30\n").encode("gbk"))
+    (tmp_path / "c.csv").write_bytes((CALLS_HEADER + "13800138000,13900139000,呼出,2020-03-01 10:00:00,30\n"
+                                      "13800138000,13900139001,out,2020-03-01 11:00:00,30\n").encode("gbk"))
     out = tmp_path / "out" / "c.parquet"
     import_calls(tmp_path / "c.csv", out, template="generic")
     assert sorted(p.name for p in out.parent.iterdir()) == ["c.parquet", "c.parquet.report.json"]
