@@ -245,14 +245,19 @@ def test_a_full_disk_under_duckdb_is_a_storage_failure(gbk_data, tmp_path, monke
     assert err.count("error: no space left on the disk (/mnt/full/calls.parquet.partial) - free space") == 2 and "internal" not in err
 
 
-def test_area_narrows_to_one_county_of_one_city_and_a_shared_county_name_is_told(tmp_path):
-    """市中区 is a county of both 内江 and 乐山: --area 市中区 screens both with a note, "内江 市中区" one."""
+def _import_three_areas(tmp_path, third_city: str) -> None:
+    """c.parquet: one call from each of 内江 市中区, 乐山 市中区 and ``third_city`` 锦江区."""
     rows = ["13800000001,13900000001,out,2020-03-02 10:00:00,30,内江,市中区,IMEI1,成都",
             "13800000002,13900000002,out,2020-03-02 11:00:00,30,乐山,市中区,IMEI2,成都",
-            "13800000003,13900000003,out,2020-03-02 12:00:00,30,成都,锦江区,IMEI3,成都"]
+            f"13800000003,13900000003,out,2020-03-02 12:00:00,30,{third_city},锦江区,IMEI3,成都"]
     (tmp_path / "c.csv").write_text("number,other,direction,start,duration,city,county,imei,other_area\n" + "\n".join(rows) + "\n",
                                     encoding="utf-8")
     invoke("import", tmp_path / "c.csv", "--out", tmp_path / "c.parquet")
+
+
+def test_area_narrows_to_one_county_of_one_city_and_a_shared_county_name_is_told(tmp_path):
+    """市中区 is a county of both 内江 and 乐山: --area 市中区 screens both with a note, "内江 市中区" one."""
+    _import_three_areas(tmp_path, "成都")
     out = tmp_path / "f.csv"
     result = runner.invoke(app, ["features", str(tmp_path / "c.parquet"), "--area", "市中区", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -327,12 +332,7 @@ def test_sigterm_stops_import_and_features_as_ctrl_c_does(tmp_path, monkeypatch,
 
 def test_an_area_typed_with_its_city_suffix_is_found_and_a_repeated_area_is_refused(tmp_path):
     """`--area 内江市` said "no voice call ... check the spelling" (the CDRs write 内江); `--area 内江 --area 乐山` kept 乐山 only."""
-    rows = ["13800000001,13900000001,out,2020-03-02 10:00:00,30,内江,市中区,IMEI1,成都",
-            "13800000002,13900000002,out,2020-03-02 11:00:00,30,乐山,市中区,IMEI2,成都",
-            "13800000003,13900000003,out,2020-03-02 12:00:00,30,成都市,锦江区,IMEI3,成都"]
-    (tmp_path / "c.csv").write_text("number,other,direction,start,duration,city,county,imei,other_area\n" + "\n".join(rows) + "\n",
-                                    encoding="utf-8")
-    invoke("import", tmp_path / "c.csv", "--out", tmp_path / "c.parquet")
+    _import_three_areas(tmp_path, "成都市")
     out = tmp_path / "f.csv"
     for area, number in (("内江市", "+8613800000001"), ("内江市 市中区", "+8613800000001"), ("内江市市中区", "+8613800000001"),
                          ("成都", "+8613800000003")):  # a CDR that writes 成都市 is found as 成都 too
