@@ -24,6 +24,7 @@ fold's voices scored by a back end fitted (same recipe and calibration) on the o
 
     python scripts/eval_linking.py --split dev --fraudsters 30
     python scripts/eval_linking.py --split test --fraudsters 30
+    python scripts/eval_linking.py --split test --fraudsters 30 --phone-share 0.5   # half the calls through AMR-NB
 """
 
 from __future__ import annotations
@@ -103,8 +104,25 @@ def fold_backends(backend) -> dict:
     return out
 
 
-def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0) -> dict:
-    """The synthetic cases of one split: voice embeddings, their speakers, calls, net speech, arrival order."""
+def phone_copy(speech: np.ndarray) -> np.ndarray:
+    """16 kHz speech as the library reads it back from an AMR-NB 12.2 kbit/s call of it (8 kHz, telephone band)."""
+    import os
+    import tempfile
+
+    from voiceprint import audio, telephone
+
+    fd, tmp = tempfile.mkstemp(suffix=".amr")
+    os.close(fd)
+    try:
+        telephone.encode(telephone.to_phone_band(speech, 16000), "amrnb", tmp)
+        return audio.load_recording(tmp, channels=0).channels[0].samples
+    finally:
+        os.unlink(tmp)
+
+
+def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0, phone_share: float = 0.0) -> dict:
+    """The synthetic cases of one split: voice embeddings, their speakers, calls, net speech, arrival order, and the
+    domain of each voice (``phone_share`` of the calls heard through AMR-NB, the rest as recorded at 16 kHz)."""
     by_speaker = manifest("speechocean762")
     dev, test = split_speakers(by_speaker)
     speakers = [s for s in (dev if split == "dev" else test) if len(by_speaker[s]) >= 12]
@@ -115,7 +133,8 @@ def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0)
     fraudsters, victims = speakers[:n_fraud], speakers[n_fraud:]
     emb = Embeddings()
     t0 = time.time()
-    voices, truth, cases, nets, sides = [], [], [], [], []
+    voices, truth, cases, nets, sides, domains = [], [], [], [], [], []
+    channel_rng = np.random.default_rng(77 + draw)
     case_no = 0
     victim_pool = list(victims)
     for f in fraudsters:
@@ -123,6 +142,7 @@ def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0)
         utts = by_speaker[f]
         for k in range(n_calls):
             case_no += 1
+            by_phone = channel_rng.random() < phone_share  # both voices of a call come through its channel
             victim = victim_pool[(case_no - 1) % len(victim_pool)]
             slot = (case_no - 1) // len(victim_pool)  # a victim heard in several cases says different things
             # the fraudster's voice, then the victim's (the same victim in two cases is the same voice too)
@@ -131,13 +151,18 @@ def build_voices(split: str, n_fraudsters: int = 0, per: int = 2, draw: int = 0)
                 speech, net = voice_of(rows)
                 if net < MIN_QUERY_SPEECH_S:  # the library refuses such a voice: it never reaches linking
                     continue
-                voices.append(emb.samples(speech, "link-call"))
+                if by_phone:
+                    voices.append(emb.samples(phone_copy(speech), "link-call-amrnb"))
+                else:
+                    voices.append(emb.samples(speech, "link-call"))
+                domains.append("narrowband" if by_phone else "wideband")
                 nets.append(net)
                 truth.append(who)
                 cases.append(case_no)
                 sides.append(side)
         print(f"{len(voices)} voices, {time.time() - t0:.0f} s, {emb.computed} embedded", flush=True)
     return {"V": np.vstack(voices), "truth": np.array(truth), "calls": np.array(cases), "nets": np.array(nets), "sides": np.array(sides),
+            "domains": np.array(domains),
             "order": rng.permutation(len(voices)), "fraudsters": fraudsters, "cases": case_no}
 
 
@@ -148,15 +173,18 @@ def main() -> None:
     ap.add_argument("--utts-per-call", type=int, default=2,
                     help="Utterances per call voice: 2 (~5-6 s net speech, the reported default) or 4 (~10-12 s).")
     ap.add_argument("--draw", type=int, default=0, help="another random set of fraudsters, victims and cases (0 = the original)")
+    ap.add_argument("--phone-share", type=float, default=0.0,
+                    help="Share of the calls heard through AMR-NB (8 kHz) instead of 16 kHz: mixed channels (default 0).")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     from voiceprint import linking
 
-    data = build_voices(args.split, args.fraudsters, args.utts_per_call, args.draw)
+    data = build_voices(args.split, args.fraudsters, args.utts_per_call, args.draw, args.phone_share)
+    doms = data["domains"]
     V, truth_arr, calls, nets, order = data["V"], data["truth"], data["calls"], data["nets"], data["order"]
     sides = data["sides"]  # 0: the fraudster's voice of a call, 1: the victim's
     fraudsters, case_no = data["fraudsters"], data["cases"]
-    # The product centres on the library's mean voiceprint once it holds CENTRE_MIN of them; here the
+    # Without a back end the product centres on the library's mean voiceprint once it holds CENTRE_MIN of them; here the
     # voices being linked are that library (no one is enrolled), so the centre is their mean.
     from voiceprint.scoring import load_backend
 
@@ -178,12 +206,13 @@ def main() -> None:
     from voiceprint.embedding import load_spec
 
     out = {"model": load_spec(None).name, "split": args.split, "draw": args.draw, "utts_per_call": args.utts_per_call,
+           "phone_share": args.phone_share,
            "net_speech_mean_s": round(float(np.mean(nets)), 2),
            "fraudsters": len(fraudsters), "cases": case_no, "voices": len(V), "grid": []}
     for space, grid in grids.items():
         if space not in spaces:
             continue
-        rows_of = [(m, sp, sp.rows(V[m], ["wideband"] * int(m.sum()), nets[m])) for m, sp in spaces[space]]
+        rows_of = [(m, sp, sp.rows(V[m], list(doms[m]), nets[m])) for m, sp in spaces[space]]
         for t in grid:
             for method in ("recluster", "incremental"):
                 counts, whole = np.zeros(3, np.int64), 0

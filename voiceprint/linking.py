@@ -22,11 +22,11 @@ with no person) and placed at once into a cluster of unknown voices:
 Reach it through the library: ``lib.links.confirm(12)``. The module-level functions taking the
 library first are the same calls, kept for existing callers.
 
-Scores are cosines between voiceprints *centred* on the mean voiceprint of the library (all its
-voiceprints, enrolled and unknown, once there are ``CENTRE_MIN`` of them): every embedding of one
-language and channel shares a common component, and removing it separates speakers far better
-(dev split: pairwise F1 0.87 -> 0.92 on speechocean762). With a fitted back end the score is
-its calibrated log-likelihood ratio instead (:class:`LinkSpace`). Every threshold was chosen on
+With a fitted back end, the score between two voices is its calibrated log-likelihood ratio (:class:`LinkSpace`),
+which accounts for each side's channel and net speech. Without one, scores are cosines between voiceprints
+*centred* on the mean voiceprint of the library (all its voiceprints, enrolled and unknown, once there are
+``CENTRE_MIN`` of them): every embedding of one language and channel shares a common component, and removing it
+separates speakers far better (dev split: pairwise F1 0.87 -> 0.92 on speechocean762). Every threshold was chosen on
 development speakers (``scripts/eval_linking.py --split dev``): the lowest whose pairwise
 precision reaches 0.95 there. All SQL is in :class:`voiceprint.store.Store`.
 """
@@ -123,20 +123,22 @@ class LinkSpace:
 def link_space(store, model: str, use_backend: bool = True) -> LinkSpace:
     """The comparison used for linking in this library (see :class:`LinkSpace`).
 
-    Centred cosine once the library holds ``CENTRE_MIN`` voiceprints of the model: on held-out
-    development speakers it linked better than the back end's LLR (pairwise F1 0.962 vs 0.946), and
-    on four draws of test cases it reached precision and recall >= 0.919 where the LLR did not
-    (docs/accuracy.md, case linking). Below that, the back end's LLR when one is fitted, else plain cosine.
+    The back end's LLR whenever one is fitted, whatever the library's size: it calibrates each channel pair, so
+    calls heard at 8 kHz link as well as 16 kHz recordings, and across the two. Centred cosine, which until
+    session 19 served libraries of ``CENTRE_MIN`` voiceprints or more, was tuned on 16 kHz speech: on development
+    cases heard through AMR-NB it linked at precision 0.76 (LLR 0.98), and with half the calls by phone at 0.68
+    (LLR 0.98); on 16 kHz speech the two are equal (docs/accuracy.md, case linking). Without a back end: centred
+    cosine once the library holds ``CENTRE_MIN`` voiceprints, plain cosine below.
     """
     limits = thresholds(model)
+    if use_backend:
+        from .scoring import load_backend
+
+        backend = load_backend(model)
+        if backend is not None:
+            return LinkSpace("llr", limits["llr"], backend=backend)
     n, mean = store.mean_vector(model)
     if n < CENTRE_MIN or mean is None:
-        if use_backend:
-            from .scoring import load_backend
-
-            backend = load_backend(model)
-            if backend is not None:
-                return LinkSpace("llr", limits["llr"], backend=backend)
         return LinkSpace("cosine", limits["cosine"])
     return LinkSpace("centred", limits["centred"], centre=mean)
 
