@@ -62,8 +62,8 @@ def test_a_short_test_is_bounded_by_the_trials_of_its_own_duration_inside_its_pa
     assert b.llr_limits("wideband", 1.5) == (-4.0, 8.0)  # a pair without bounds of its own: "all"
     ev = scoring.evidence(b, 10.0, 100, 30.0, 1.5, "narrowband")
     assert ev["at_bound"] == "upper" and ev["log10_lr"] == round(5.0 / np.log(10), 3)
-    both = scoring.evidence(b, 10.0, 100, 1.5, 3.0, "narrowband", symmetric=True)  # each role bounded by its own test side
-    assert both["at_bound"] == "upper" and both["llr"] == 6.5
+    both = scoring.evidence(b, 10.0, 100, 1.5, 3.0, "narrowband", symmetric=True)  # in either role, the shorter side's bounds
+    assert both["at_bound"] == "upper" and both["llr"] == 5.0  # the mean of the two roles (5 and 8) claimed more
 
 
 def test_a_long_recording_is_scored_as_long_as_the_calibration_has_seen_not_extrapolated():

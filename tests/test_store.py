@@ -70,6 +70,9 @@ def test_an_id_number_typed_full_width_is_the_same_number(lib):
     assert lib.add_person("Zhang San", id_number="１１０１０５１９４９１２３１００２ｘ") == pid
     assert lib.store.person_for_id_number(" １１０１０５１９４９１２３１００２Ｘ") == pid
     assert lib.store.find_person("１１０１０５１９４９１２３１００２x")["id"] == pid
+    assert lib.add_person("Zhang San", id_number="110105-19491231-002X") == pid  # hyphens written inside a resident ID
+    assert lib.store.person_for_id_number("110105 19491231 002x") == pid
+    assert lib.add_person("Passport Holder", id_number="E-1234-5678") != pid  # other IDs keep their hyphens
 
 
 def test_an_id_number_held_by_a_person_of_another_name_is_refused_naming_that_person(lib):

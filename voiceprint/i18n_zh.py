@@ -273,12 +273,13 @@ MESSAGES: dict[str, str] = {
         "其他语言、方言、带情绪或伪装的语音，以及与此不同的信道（网络电话、扬声器外放、室内录音）均未经验证。",
     "No spoofing or deepfake check: the system does not detect synthetic, converted or replayed speech.":
         "未做欺骗或深度伪造检测：本系统不能识别合成、变声或翻录的语音。",
-    "A recording below a quality gate (section 3) lies at the edge of the validation data. The calibration takes each side's net "
-    "speech into account, and on held-out speakers its LRs for tests under 2 s of speech were no less reliable than for longer ones, "
-    "but they rest on fewer development trials and a short recording holds few sounds to compare: seek a longer recording of the "
-    "speaker before relying on such a result.":
-        "未达到质量门限（第 3 节）的录音处于验证数据的边缘。校准已考虑双方的有效语音时长，在留出的说话人上，有效语音不足 2 s 的测试所得似然比"
-        "并不比更长的测试更不可靠，但其所依据的开发集试验较少，且短录音可供比对的语音内容有限：在依赖此类结果之前，应设法获取该说话人更长的录音。",
+    "A recording below a quality gate (section 3) lies at the edge of the validation data. The calibration takes each side's "
+    "net speech into account, and LRs of tests under 5 s of speech are bounded by the development trials of their own duration; "
+    "still, on held-out speakers tests under 2 s were less reliable than longer ones (section 6, by questioned speech), and a short "
+    "recording holds few sounds to compare: seek a longer recording of the speaker before relying on such a result.":
+        "未达到质量门限（第 3 节）的录音处于验证数据的边缘。校准已考虑双方的有效语音时长，有效语音不足 5 s 的测试，其似然比还受同等时长开发集"
+        "试验的界限约束；但在留出的说话人上，不足 2 s 的测试仍不如更长的测试可靠（第 6 节，按检材净语音），且短录音可供比对的语音内容有限："
+        "在依赖此类结果之前，应设法获取该说话人更长的录音。",
     "A value marked &ge; sits at the upper ELUB bound of its calibration: the development data support no stronger value, so the "
     "likelihood ratio is reported as at least that (&le;: at most, at the lower bound).":
         "标有 &ge; 的数值处于其校准的 ELUB 上限：开发数据不支持更强的数值，因此似然比报告为“至少”该值（&le;：位于下限，表示“至多”）。",

@@ -528,13 +528,13 @@ def evidence(backend: Backend | None, score: float, library_size: int, net_a: fl
     if backend is None:
         return {"llr": None, "log10_lr": None, "verbal": None, "expected_false_hits": None, "calibration": None, "at_bound": None}
     llr = float(backend.llr(score, net_a, net_b, pair))
-    if symmetric:
-        llr = 0.5 * (llr + float(backend.llr(score, net_b, net_a, pair)))
     calibration = pair if pair in backend.calibration else "all"  # as Backend.llr chooses it
     lo, hi = backend.llr_limits(calibration, net_b)
-    if symmetric:  # the mean of both roles' LLRs, each bounded by its own test side's duration
-        lo_b, hi_b = backend.llr_limits(calibration, net_a)
-        lo, hi = 0.5 * (lo + lo_b), 0.5 * (hi + hi_b)
+    if symmetric:  # the mean of both roles' LLRs, bounded as the shorter recording's trials bound it, in either role
+        llr = 0.5 * (llr + float(backend.llr(score, net_b, net_a, pair)))
+        shorter = min(net_a, net_b) if net_a is not None and net_b is not None else None
+        lo, hi = backend.llr_limits(calibration, shorter)
+        llr = min(max(llr, lo), hi)
     return {"llr": round(llr, 3), "log10_lr": round(llr / math.log(10), 3), "verbal": verbal(llr / math.log(10)),
             "expected_false_hits": float(f"{float(backend.expected_false_hits(score, library_size, calibration, net_b)):.3g}"),
             # which calibration gave it, and whether it sits at that calibration's ELUB bound: the data

@@ -29,10 +29,14 @@ def case_field_problem(date: str | None, status: str | None) -> str | None:
     return None
 def id_key(id_number: str | None) -> str:
     """An ID number as the library keeps and matches it: half-width (a Chinese input method's ５１０１０４…Ｘ is the
-    same number), no spaces around it, upper case."""
+    same number), no spaces around it, upper case; a resident ID card number also without the hyphens or spaces
+    written inside it (440304-19850612-1230 is 440304198506121230)."""
+    import re
     import unicodedata
 
-    return unicodedata.normalize("NFKC", id_number or "").strip().upper()
+    text = unicodedata.normalize("NFKC", id_number or "").strip().upper()
+    bare = re.sub(r"[\s-]", "", text)
+    return bare if bare != text and re.fullmatch(r"\d{17}[\dX]|\d{15}", bare) else text
 
 
 def id_card_problem(id_number: str) -> str | None:
