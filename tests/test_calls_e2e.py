@@ -77,3 +77,24 @@ def test_a_lead_lists_the_cases_whose_victim_its_own_number_called(tmp_path):
     assert second["cases"] == []
     with Library.open(tmp_path / "lib") as lib:
         assert lib.audit(action="calls.leads")[0]["detail"]["case_calls"] == 1
+
+
+def test_a_lead_lists_the_cases_linked_to_its_own_number(tmp_path):
+    """`phone show 13900000246` listed AJ2026-0004 (`case link --phone`), while `calls leads --library` gave that lead no case."""
+    from typer.testing import CliRunner
+
+    from voiceprint.calls.cli import app
+
+    pd.DataFrame({"number": ["13900000246", "+8613900000247"], "distinct_others": [90.0, 5.0], "calls_per_other": [1.1, 6.0],
+                  "max_callees_day": [40.0, 2.0], "two_way_share": [0.0, 0.5]}).to_csv(tmp_path / "f.csv", index=False)
+    with Library.create(tmp_path / "lib") as lib:
+        lib.add_case("AJ2026-0004", title='quote "x"', status="open")
+        lib.add_phone("+86 139 0000 0246")  # no person holds it
+        lib.link_case("AJ2026-0004", phone="13900000246")
+        assert [c["case_number"] for c in lib.phone("13900000246")["phone_cases"]] == ["AJ2026-0004"]
+    result = CliRunner().invoke(app, ["leads", "--features", str(tmp_path / "f.csv"), "--library", str(tmp_path / "lib"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    first, second = json.loads(result.output)
+    assert first["number"] == "+8613900000246" and first["library_person"] is None
+    assert first["cases"] == ['AJ2026-0004 quote "x" (open)']
+    assert second["cases"] == []

@@ -10,7 +10,7 @@ import pytest
 from voiceprint.calls.engine import connect
 from voiceprint.calls.ingest import detect_encoding, import_calls, import_fraud_list, import_registry, load_template
 from voiceprint.errors import DataError
-from voiceprint.phones import mobile_length_error, normalize_number, number_refusal
+from voiceprint.phones import is_masked, mobile_length_error, normalize_number, number_refusal
 
 HEADER = "number,other,direction,start,duration,city,county,imei,other_area\n"
 ROW = "13800138000,13900139000,out,2020-03-01 10:00:00,30,成都,锦江区,35000000000001,广东\n"
@@ -32,6 +32,13 @@ def rows(path):
     "139000002", "+86139000002", "139000001000", "861390000010", "13900000100;13900000101", "１３９００００００２４４",
     # ... but IoT numbers, IP-call prefixes, SMS service numbers and foreign numbers stay as they were
     "1440123456789", "1795113800138000", "106980095588", "0014155552671",
+    # masked numbers (脱敏) are refused with their own reason; hex hashes stay
+    "139****0243", "139xxxx0243", "139XXXX0243", "138＊＊＊＊8000", "138-****-0243", "abcdef0123456789abcdef0123456789ff",
+    # too long for a mobile (14 to 19 digits), also behind +86 or an IP-call prefix; IoT numbers written three ways
+    "13900000243139", "+8613900000243139", "17951 1390000024", "10193 13900000243",
+    "1440000000012", "+861440000000012", "861440000000012",
+    # extensions after a dash or #, and a service number after 86 and a space
+    "028-85551234-8001", "028-85551234#8001", "028-85551234转8001", "86 10086", "086-10086",
 ])
 def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
     con = connect(temp_directory=tmp_path)
@@ -50,6 +57,8 @@ def test_sql_number_normalisation_agrees_with_python(raw, tmp_path):
         reason = {"1.38001E+10": "number in scientific notation"}.get(raw, "missing number" if missing else "unreadable number")
         if mobile_length_error(raw):
             reason = f"number {raw} is not an 11-digit mobile number"
+        if is_masked(raw):
+            reason = f"masked number ({raw}): the full number is needed"
         assert report.malformed == 1 and report.malformed_lines[0]["reason"].startswith(reason)
 
 
@@ -67,8 +76,26 @@ def test_wrong_length_mobiles_are_refused_and_service_numbers_are_their_digits()
     assert normalize_number("tel:13900000100") == normalize_number("+86 139 0000 0100") == "+8613900000100"
     assert [normalize_number(n) for n in ("10086", "+8610086", "110", "95588", "12345")] == ["10086", "10086", "110", "95588", "12345"]
     kept = {"02812345678": "+862812345678", "+14155552671": "+14155552671", "4008001234": "+864008001234",
-            "1440123456789": "1440123456789", "1795113800138000": "+8613800138000", "ABCDEF0123456789ABCDEF0123456789": "abcdef0123456789abcdef0123456789"}
+            "1440123456789": "+861440123456789", "1795113800138000": "+8613800138000", "ABCDEF0123456789ABCDEF0123456789": "abcdef0123456789abcdef0123456789"}
     assert {n: normalize_number(n) for n in kept} == kept
+
+
+def test_masked_numbers_are_refused_with_their_own_reason():
+    for masked in ("139****0243", "139xxxx0243", "139XXXX0243", "138＊＊＊＊8000", "138-****-0243"):
+        assert normalize_number(masked) == "" and not mobile_length_error(masked)
+        assert number_refusal(masked) == f"masked number ({masked}): the full number is needed"
+    assert normalize_number("ABCDEF0123456789ABCDEF0123456789") == "abcdef0123456789abcdef0123456789"  # a hash is not masked
+
+
+def test_long_mobiles_ip_prefixes_iot_extensions_and_service_numbers():
+    for typo in ("13900000243139", "+8613900000243139", "1390000024313912345", "17951 1390000024", "10193 139000002430"):
+        assert normalize_number(typo) == "" and number_refusal(typo).endswith("is not a Chinese mobile number (11 digits): check it")
+    assert {normalize_number(n) for n in ("1440000000012", "+861440000000012", "861440000000012", "+86 1440000000012")} == {"+861440000000012"}
+    assert normalize_number("10193 13900000243") == normalize_number("17951 13900000243") == "+8613900000243"
+    assert {normalize_number(n) for n in ("028-85551234-8001", "028-85551234#8001", "028-85551234转8001", "02885551234")} == {"+862885551234"}
+    assert normalize_number("138-0013-8001") == "+8613800138001"  # a mobile's last four digits after a dash are no extension
+    assert normalize_number("86 10086") == normalize_number("+8610086") == "10086"
+    assert normalize_number("100000123456789") == "100000123456789"  # a digit pseudonym that is no mobile
 
 
 def test_gbk_file_is_detected_and_decoded(tmp_path):

@@ -290,7 +290,7 @@ def test_person_add_with_a_bad_phone_adds_nobody(library, capsys):
     assert "Q3" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("typo", ["139000002", "１３９００００００２４４", "13900000100;13900000101"])
+@pytest.mark.parametrize("typo", ["139000002", "１３９００００００２４４", "13900000100;13900000101", "13900000243139", "17951 1390000024"])
 def test_a_mobile_number_of_the_wrong_length_is_refused_not_stored(library, capsys, typo):
     """`person add X --phone 139000002` stored +86139000002, a number no call record can ever match."""
     assert run(["person", "add", "Q9", "--phone", typo, "--library", library]) == 8
@@ -303,6 +303,20 @@ def test_a_mobile_number_of_the_wrong_length_is_refused_not_stored(library, caps
     assert "Q9" not in capsys.readouterr().out
     for kept in ("10086", "02812345678", "+14155552671", "tel:13900000245"):  # service, fixed, foreign numbers and tel: URIs stay
         assert run(["phone", "add", kept, "--library", library]) == 0, kept
+
+
+@pytest.mark.parametrize("masked", ["139****0243", "139xxxx0243", "138＊＊＊＊8000"])
+def test_a_masked_number_is_refused_with_its_own_reason(library, capsys, masked, tmp_path):
+    """`phone add 139****0243` stored +861390243: the seven digits left, read as a fixed line that does not exist."""
+    reason = f"masked number ({masked}): the full number is needed"
+    for argv in (["phone", "add", masked], ["person", "add", "Q8", "--phone", masked], ["enrol", "x.wav", "--person", "Q8", "--phone", masked],
+                 ["case", "add", "AJ2026-0300", "--calling-number", masked]):
+        assert run([*argv, "--library", library]) == 8, argv
+        err = capsys.readouterr().err
+        assert reason in err and len(err.strip().splitlines()) == 1, argv
+    (tmp_path / "cases.csv").write_text(f"case_number,calling_number\nAJ2026-0301,{masked}\n", encoding="utf-8")
+    assert run(["case", "import", str(tmp_path / "cases.csv"), "--library", library]) == 8
+    assert f"line 2: {reason}" in capsys.readouterr().err
 
 
 def test_person_show_is_a_read_the_audit_trail_records(library, capsys):

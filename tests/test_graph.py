@@ -63,6 +63,25 @@ def test_case_add_refuses_one_time_for_several_numbers(tmp_path, capsys):
         assert [(r["number"], r["called_at"]) for r in case_calls(opened.store)] == [("+8613900000001", ""), ("+8613900000002", "")]
 
 
+@pytest.mark.parametrize("victim", ["1380000000", "abc", "138****8000"])
+def test_case_import_refuses_a_bad_victim_number_naming_the_line(tmp_path, capsys, victim):
+    """A 10-digit or unreadable victim_number was dropped without a word (rc 0), while a bad calling_number refused the file."""
+    lib = str(tmp_path / "lib")
+    assert run(["init", "--library", lib]) == 0
+    bad = tmp_path / "cases_v.csv"
+    bad.write_text("case_number,calling_number,called_at,victim_number\nAJ2026-0100,13900000247,2020-02-01 09:00,13800000000\n"
+                   f"AJ2026-0101,13900000248,2020-02-01 09:00,{victim}\n", encoding="utf-8")
+    assert run(["case", "import", str(bad), "--library", lib]) == 8
+    err = capsys.readouterr().err
+    assert "line 3: victim_number " in err and "nothing was imported" in err and len(err.strip().splitlines()) == 1
+    with Library.open(lib) as opened:
+        assert case_calls(opened.store) == []
+    bad.write_text("case_number,calling_number,called_at,victim_number\nAJ2026-0100,13900000247,2020-02-01 09:00,13800000000\n", encoding="utf-8")
+    assert run(["case", "import", str(bad), "--library", lib]) == 0
+    with Library.open(lib) as opened:
+        assert [r["victim_number"] for r in case_calls(opened.store)] == ["+8613800000000"]
+
+
 def test_case_import_is_all_or_nothing_and_idempotent(tmp_path, capsys):
     lib = str(tmp_path / "lib")
     good = tmp_path / "cases.csv"

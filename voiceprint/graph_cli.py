@@ -117,6 +117,9 @@ def _case_row(path: Path, line: int, raw_row: dict) -> dict | None:
     if number and not normalize_number(number):
         raise DataError(f"{path}: line {line}: {number_refusal(number)} - fix it and import again (nothing was imported)")
     row["calling_number"] = number
+    victim = row.get("victim_number") or ""
+    if victim and not normalize_number(victim):  # refused like a bad calling number, never dropped without a word
+        raise DataError(f"{path}: line {line}: victim_number {number_refusal(victim)} - fix it and import again (nothing was imported)")
     row["called_at"] = parse_time(row.get("called_at"), f"{path}: line {line}: called_at")
     if problem := case_field_problem(row.get("date"), row.get("status")):
         raise DataError(f"{path}: line {line}: {problem} - fix it and import again (nothing was imported)")

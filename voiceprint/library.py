@@ -309,6 +309,16 @@ class Library:
         norm = normalize_number(number)
         return phone_calls(self.store, norm) if norm else []
 
+    def phone_cases(self, number: str) -> list[dict]:
+        """The cases ``number`` (any written form) is linked to itself (``case link --phone``), as ``phone`` lists them
+        (case_number, title, status); [] for a value that is not a number or a number the library does not hold."""
+        from .phones import normalize_number
+        from .store import browse
+
+        norm = normalize_number(number)
+        row = browse.phone_row(self.store, norm) if norm else None
+        return browse.cases_of_phone(self.store, row["id"]) if row else []
+
     def phone(self, number: str) -> dict:
         """Reverse strike from a number: the number (normalised), the person registered to it (their card without
         the samples' list, or None), the cases it is linked to (``case link --phone``) and the calls it made to
@@ -337,7 +347,7 @@ class Library:
             self.store.audit("phone.view", f"phone:{row['id']}" if row else f"number:{norm}")
             if card is not None:
                 self.store.audit("person.view", f"person:{card['person']['id']}", via="phone")
-        return {"number": norm, "person": card, "phone_cases": browse.cases_of_phone(self.store, row["id"]) if row else [],
+        return {"number": norm, "person": card, "phone_cases": self.phone_cases(norm) if row else [],
                 "case_calls": calls}
 
     @property

@@ -336,7 +336,7 @@ def leads_cmd(
 
         with Library.open(library) as lib:
             rows = build_leads(table, model=model, registry=registry, resolver=lib.lookup_person, top=top, flagged_only=flagged_only,
-                               case_calls=lib.case_calls)
+                               case_calls=lib.case_calls, phone_cases=lib.phone_cases)
             # who looked up whom: the lookups read persons, ID numbers and cases out of the library
             reached = library_persons(rows)
             called = sum(len(r.get("case_calls", [])) for r in rows)  # calls to case victims read from the case file

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from voiceprint.errors import DataError
 from voiceprint.fsutil import ctrl_c_deferred, fsync_dir, process_alive, refuse_input_as_output
-from voiceprint.phones import SCIENTIFIC, mobile_length_error, normalize_number
+from voiceprint.phones import SCIENTIFIC, is_masked, mobile_length_error, normalize_number
 
 from .engine import connect, quote_ident, sql_literal, sql_path
 
@@ -462,11 +462,13 @@ def _normalise_numbers(con, table: str, columns: list[str], region: str) -> None
     for c in columns:
         rows = con.execute(f"SELECT DISTINCT {c} FROM {table} WHERE {c} IS NOT NULL AND vp_norm({c}) IS NULL").fetchall()
         leftovers.update(r[0] for r in rows)
-    con.execute("CREATE OR REPLACE TEMP TABLE number_map (raw VARCHAR, norm VARCHAR, mobile_typo BOOLEAN)")
-    if leftovers:  # a mobile of the wrong length (a typo, two numbers in one cell) is marked, to be reported as such
-        con.executemany("INSERT INTO number_map VALUES (?, ?, ?)", [(r, normalize_number(r, region), mobile_length_error(r)) for r in leftovers])
+    con.execute("CREATE OR REPLACE TEMP TABLE number_map (raw VARCHAR, norm VARCHAR, mobile_typo BOOLEAN, masked BOOLEAN)")
+    if leftovers:  # a mobile of the wrong length (a typo, two numbers in one cell) or a masked one is marked, to be reported as such
+        con.executemany("INSERT INTO number_map VALUES (?, ?, ?, ?)",
+                        [(r, normalize_number(r, region), mobile_length_error(r), is_masked(r)) for r in leftovers])
     joins = " ".join(f"LEFT JOIN number_map m_{c} ON t.{c} = m_{c}.raw" for c in columns)
-    normed = ", ".join(f"coalesce(vp_norm(t.{c}), m_{c}.norm, '') AS {c}_n, coalesce(m_{c}.mobile_typo, false) AS {c}_typo" for c in columns)
+    normed = ", ".join(f"coalesce(vp_norm(t.{c}), m_{c}.norm, '') AS {c}_n, coalesce(m_{c}.mobile_typo, false) AS {c}_typo, "
+                       f"coalesce(m_{c}.masked, false) AS {c}_masked" for c in columns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT t.*, {normed} FROM {table} t {joins} ORDER BY t.row_idx")
 
 
@@ -611,7 +613,8 @@ def _text(expr: str) -> str:
 def _number_problem(column: str, what: str) -> str:
     """The CASE branches naming why a number column normalised to nothing (``<column>_n = ''``)."""
     raw = f"trim({column})"
-    return (f"WHEN {column}_n = '' AND {column}_typo THEN '{what} ' || {raw} || ' is not an 11-digit mobile number' "
+    return (f"WHEN {column}_n = '' AND {column}_masked THEN 'masked {what} (' || {raw} || '): the full number is needed' "
+            f"WHEN {column}_n = '' AND {column}_typo THEN '{what} ' || {raw} || ' is not an 11-digit mobile number' "
             f"WHEN {column}_n = '' AND regexp_full_match({raw}, {sql_literal(SCIENTIFIC.pattern.strip('^$'))}) "
             f"THEN '{what} in scientific notation, its last digits lost (saved by a spreadsheet?): export the column as text' "
             f"WHEN {column}_n = '' AND {column} IS NOT NULL AND lower({raw}) NOT IN ('', 'nan', 'none', 'null') "

@@ -85,11 +85,13 @@ def load_registry(path) -> dict[str, dict]:
 
 
 def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Resolver | None = None,
-                   case_calls: Callable[[str], list[dict]] | None = None) -> list[dict]:
+                   case_calls: Callable[[str], list[dict]] | None = None, phone_cases: Callable[[str], list[dict]] | None = None) -> list[dict]:
     """Add the registered person and the library's person, voice samples, cases and phones to each lead.
 
     ``case_calls(number)`` (``Library.case_calls``) gives the calls the lead's own number made to case victims; each
     is listed among the lead's cases ("AJ-1 (open): this number called its victim at ..."), with or without a person.
+    ``phone_cases(number)`` (``Library.phone_cases``) gives the cases the number itself is linked to (``case link --phone``),
+    listed as ``phone show`` lists them, with or without a person.
 
     A lead's number is looked up as written and in its canonical form (a third-party feature table may
     key ``13800138000`` where the registry and library hold ``+8613800138000``). When the library holds
@@ -117,12 +119,14 @@ def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Res
             categories = [(h.get("person") or {}).get("category") for h in hits]
             lead["category"] = categories[0] if len(hits) == 1 else "; ".join(c or "" for c in categories)
             lead["voice_samples"] = sum(h.get("voice_samples", 0) or 0 for h in hits)
-            lead["cases"] = [" ".join(filter(None, [str(c.get("case_number")), c.get("title"), f"({c.get('status')})" if c.get("status") else ""]))
-                             for h in hits for c in h.get("cases", [])]
+            lead["cases"] = [_case(c) for h in hits for c in h.get("cases", [])]
             lead["linked_phones"] = list(dict.fromkeys(p for h in hits for p in h.get("phones", []) if p not in forms))
             lead["library"] = hits[0] if len(hits) == 1 else {"persons": hits}
         else:
             lead.update(library_person=None, category=None, voice_samples=None, cases=[], linked_phones=[])
+        if phone_cases is not None:  # the cases linked to the number itself, besides its person's
+            linked = [_case(c) for c in {c.get("case_number"): c for f in forms for c in phone_cases(f)}.values()]
+            lead["cases"] = list(dict.fromkeys(lead["cases"] + linked))
         if case_calls is not None:
             calls = list({(c.get("case_number"), c.get("called_at")): c for f in forms for c in case_calls(f)}.values())
             lead["cases"] = lead["cases"] + [_case_call(c) for c in calls]
@@ -131,9 +135,14 @@ def reverse_strike(rows: list[dict], registry: dict | None = None, resolver: Res
     return out
 
 
+def _case(case: dict) -> str:
+    """A case as the leads' cases column shows it: "AJ-1 title (open)"."""
+    return " ".join(filter(None, [str(case.get("case_number")), case.get("title"), f"({case.get('status')})" if case.get("status") else ""]))
+
+
 def _case_call(call: dict) -> str:
     """One call of the lead's number to a case's victim, as the leads' cases column shows it."""
-    case = " ".join(filter(None, [str(call.get("case_number")), call.get("title"), f"({call.get('status')})" if call.get("status") else ""]))
+    case = _case(call)
     victim = f" {call['victim_number']}" if call.get("victim_number") else ""
     when = f" at {call['called_at']}" if call.get("called_at") else ""
     return f"{case}: this number called its victim{victim}{when}"
@@ -155,7 +164,8 @@ def library_persons(rows: list[dict]) -> list:
 
 
 def build_leads(features, model: Model | str | Path | None = None, registry=None, resolver: Resolver | None = None,
-                top: int | None = 20, flagged_only: bool = False, case_calls: Callable[[str], list[dict]] | None = None) -> list[dict]:
+                top: int | None = 20, flagged_only: bool = False, case_calls: Callable[[str], list[dict]] | None = None,
+                phone_cases: Callable[[str], list[dict]] | None = None) -> list[dict]:
     """Score a feature table (path(s) or ``FeatureTable``), keep the top ``top``, and follow each lead."""
     from .scoring import load_model
 
@@ -169,4 +179,4 @@ def build_leads(features, model: Model | str | Path | None = None, registry=None
         rows = rows[:top]
     if isinstance(registry, (str, Path)):
         registry = load_registry(registry)
-    return reverse_strike(rows, registry, resolver, case_calls)
+    return reverse_strike(rows, registry, resolver, case_calls, phone_cases)

@@ -42,6 +42,8 @@ def add_case_call(store: Store, case_number: str, number: str, called_at: str = 
         raise DataError(f"{number_refusal(number)} - give the calling number as the victim's bill shows it")
     case_id = store.case_id(case_number)
     victim = normalize_number(victim_number) if victim_number else ""
+    if victim_number and not victim:
+        raise DataError(f"victim number {number_refusal(victim_number)}")
     cur = store.db.execute(
         "INSERT OR IGNORE INTO case_calls(case_id, number, called_at, victim_number, created_at) VALUES (?, ?, ?, ?, ?)",
         (case_id, norm, called_at or "", victim, time.time()))
