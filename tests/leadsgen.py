@@ -92,6 +92,7 @@ class _Recording:
     def __init__(self, name):
         self.sha256 = name.ljust(64, "0")
         self.duration, self.source_rate, self.codec, self.n_channels = 20.0, 8000, "amr_nb", 1
+        self.channel_rate, self.domain = self.source_rate, "narrowband"
 
 
 class _Embedder:

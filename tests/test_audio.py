@@ -595,3 +595,24 @@ def test_dual_mono_is_read_as_one_channel(tmp_path, speech_16k):
     assert not is_dual_mono(np.stack([speech_16k + 0.3 * np.roll(other, 800), other + echo]))
     assert not is_dual_mono(np.stack([speech_16k, np.zeros_like(speech_16k)]))
     assert not is_dual_mono(speech_16k[None, :])
+
+
+def test_telephone_sound_saved_at_a_wideband_rate_is_read_as_narrowband(tmp_path):
+    """A call saved as 16 or 44.1 kHz WAV was compared through the wideband calibration (a stranger read "moderate support
+    for same speaker"): the channel is now told by the sound above 4 kHz, not by the file's rate."""
+    from scipy.signal import resample_poly
+
+    from voiceprint.telephone import to_phone_band
+
+    rng = np.random.default_rng(3)
+    wide = (0.1 * rng.standard_normal(16000 * 4)).astype(np.float32)  # energy at every frequency up to 8 kHz
+    call = resample_poly(to_phone_band(wide, 16000), 2, 1).astype(np.float32)  # 300-3400 Hz, saved back at 16 kHz
+    for name, x, rate, band_limited in (("wide.wav", wide, 16000, False), ("call16.wav", call, 16000, True),
+                                        ("call44.wav", resample_poly(call, 441, 160).astype(np.float32), 44100, True),
+                                        ("call8.wav", to_phone_band(wide, 16000), 8000, False)):
+        audiogen.write_float_wav(tmp_path / name, x, rate)
+        rec = audio.load_recording(tmp_path / name)
+        assert rec.band_limited is band_limited, name
+        assert rec.domain == ("wideband" if name == "wide.wav" else "narrowband"), name
+        assert rec.source_rate == rate  # the file's own rate is still what it is
+    assert audio.telephone_band(wide, 16000) is False and audio.telephone_band(call, 16000) is True

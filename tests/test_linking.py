@@ -29,6 +29,7 @@ class FakeRecording:
     def __init__(self, name):
         self.sha256 = name.ljust(64, "0")
         self.duration, self.source_rate, self.codec, self.n_channels = 30.0, 8000, "amr_nb", 1
+        self.channel_rate, self.domain = self.source_rate, "narrowband"
 
 
 @pytest.fixture

@@ -250,7 +250,7 @@ def prepare(item: EnrolItem, embedder, min_speech: float | None) -> PreparedFile
     chosen = _one_voice(path, voices, item.voice)
     warnings = gates.enrolment_warnings(chosen.quality)
     quality = dict(chosen.quality, voice=chosen.voice, segments=chosen.time_ranges(), warnings=warnings)
-    return PreparedFile(rec.sha256, rec.duration, rec.source_rate, rec.codec, chosen.channel, chosen.voice,
+    return PreparedFile(rec.sha256, rec.duration, rec.channel_rate, rec.codec, chosen.channel, chosen.voice,
                         chosen.net_speech, quality, warnings, embedder.embed(chosen.speech))
 
 

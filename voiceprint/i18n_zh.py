@@ -189,6 +189,7 @@ MESSAGES: dict[str, str] = {
     "Channel mismatch": "信道失配",
     "questioned recording is narrowband telephone speech": "待检录音为窄带电话语音（8 kHz 电话信道）",
     "questioned recording is wideband": "待检录音为宽带录音",
+    " (telephone-band sound saved at {rate} Hz: nothing above 4 kHz)": "（以 {rate} Hz 保存的电话频带声音：4 kHz 以上无内容）",
     "; the top hit's enrolled voiceprint was compared through the <b>{calibration}</b> calibration":
         "；排名第一的命中人员的入库声纹按<b>{calibration}</b>校准进行比对",
     " (one side wideband, the other narrowband: a cross-channel comparison)": "（一方为宽带、另一方为窄带：跨信道比对）",

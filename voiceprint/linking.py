@@ -329,15 +329,14 @@ class Links:
     def _file_voice(self, case_id: int, path, rec, v: Voice, vector: np.ndarray) -> dict:
         """File one voice of a case recording (its own transaction): matched person, or an unknown voice in a cluster."""
         from . import quality as gates
-        from .scoring import domain_of
         from .store import keep_case_voice_vector
 
         store = self.store
-        hits = self.lib.search_vector(vector, 1, domain_of(rec.source_rate, rec.codec), v.net_speech)
+        hits = self.lib.search_vector(vector, 1, rec.domain, v.net_speech)
         top = hits[0] if hits else None
         matched = top if self.is_match(top, self.lib.index.persons.ntotal) else None
         with store.transaction():
-            rid = store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration, v.net_speech, rec.source_rate,
+            rid = store.add_recording(rec.sha256, v.channel, Path(path).name, rec.duration, v.net_speech, rec.channel_rate,
                                       rec.codec, dict(v.quality, voice=v.voice))
             existing = store.case_voice(case_id, rid, v.voice)
             if existing:
@@ -347,7 +346,7 @@ class Links:
                 cv = store.add_case_voice(case_id, rid, v.voice, v.time_ranges(), v.net_speech, vid,
                                           matched["person"]["id"] if matched else None, top["cosine"] if top else None)
                 # every case voice's vector is kept as voice evidence for `voiceprint leads` (voiceprint.graph)
-                keep_case_voice_vector(store, cv, self.lib.model, vector, domain_of(rec.source_rate, rec.codec), v.net_speech)
+                keep_case_voice_vector(store, cv, self.lib.model, vector, rec.domain, v.net_speech)
                 cluster = self._assign(vid, self._row(vector, rec, v.net_speech)) if vid is not None else None
                 store.audit("case.add_recording", f"case:{case_id}", recording=rid, sha256=rec.sha256, voice=v.voice, voiceprint=vid,
                             matched_person=matched["person"]["id"] if matched else None, cluster=cluster)
@@ -358,10 +357,9 @@ class Links:
 
     def _row(self, vector, rec, net_speech: float) -> tuple[LinkSpace, np.ndarray]:
         """(space, row) of one voice of recording ``rec`` in the library's link space."""
-        from .scoring import domain_of
 
         space = self.space()
-        return space, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)], [net_speech])[0]
+        return space, space.rows(vector[None, :], [rec.domain], [net_speech])[0]
 
     # -- clustering -----------------------------------------------------------------------------
     def _assign(self, vid: int, space_and_row: tuple[LinkSpace, np.ndarray]) -> int:
@@ -545,14 +543,13 @@ class Links:
 
     def _screen_voice(self, path, rec, v: Voice, vector: np.ndarray, top: int, space: LinkSpace, known) -> dict:
         from . import quality as gates
-        from .scoring import domain_of
 
         (ids, cluster_ids, urows), case_of = known
-        hits = self.lib.search_vector(vector, top, domain_of(rec.source_rate, rec.codec), v.net_speech)
+        hits = self.lib.search_vector(vector, top, rec.domain, v.net_speech)
         best = hits[0] if hits else None
         link = None
         if len(ids):
-            sims = space.scores(urows, space.rows(vector[None, :], [domain_of(rec.source_rate, rec.codec)], [v.net_speech]))[:, 0]
+            sims = space.scores(urows, space.rows(vector[None, :], [rec.domain], [v.net_speech]))[:, 0]
             scores = {int(c): float(sims[cluster_ids == c].mean()) for c in np.unique(cluster_ids)}
             c, s = max(scores.items(), key=lambda kv: kv[1])
             link = {"cluster": c, "score": round(s, 4), "cases": case_of.get(c, [])}

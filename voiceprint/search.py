@@ -64,11 +64,12 @@ class VoiceResult:
     scoring: str
     hits: list[Hit] = field(default_factory=list)
     kind: str = "investigative lead"
+    domain: str = ""  # narrowband (telephone sound, whatever the file's rate) or wideband: which calibration was used
 
     def to_dict(self) -> dict:
         return {"file": self.file, "sha256": self.sha256, "channel": self.channel, "voice": self.voice,
                 "segments": self.segments, "duration": self.duration, "net_speech": self.net_speech,
-                "source_rate": self.source_rate, "codec": self.codec, "quality": self.quality, "warnings": self.warnings,
+                "source_rate": self.source_rate, "codec": self.codec, "domain": self.domain, "quality": self.quality, "warnings": self.warnings,
                 "library_size": self.library_size, "kind": self.kind, "scoring": self.scoring,
                 "hits": [h.to_dict() for h in self.hits]}
 
@@ -77,7 +78,7 @@ class VoiceResult:
 def query(lib: Library, path, top: int = 5, channel: int | None = None, min_speech: float | None = None) -> list[VoiceResult]:
     """One result per voice of the recording (each channel of a stereo call, each diarised speaker of a mono one)."""
     from . import quality as gates
-    from .scoring import domain_of, scoring_note
+    from .scoring import scoring_note
 
     rec, voices = lib.call_voices(str(path), channel, min_speech)
     rec.channels.clear()  # the voices hold their own speech: free the waveform (460 MB for 2 h) before embedding
@@ -86,12 +87,12 @@ def query(lib: Library, path, top: int = 5, channel: int | None = None, min_spee
     results = []
     for v in voices:
         vector = embedder.embed(v.speech)
-        hits = search(lib, vector, top, domain_of(rec.source_rate, rec.codec), v.net_speech)
+        hits = search(lib, vector, top, rec.domain, v.net_speech)
         warnings = gates.query_warnings(v.quality) + _same_file_warnings(hits, enrolled_from)
         results.append(VoiceResult(
             str(path), rec.sha256, v.channel, v.voice, v.time_ranges(), round(rec.duration, 3), v.net_speech,
             rec.source_rate, rec.codec, v.quality, warnings, int(lib.index.persons.ntotal),
-            scoring_note(lib.model), hits))
+            scoring_note(lib.model), hits, domain=rec.domain))
     with lib.store.transaction():
         lib.store.audit("query", f"sha256:{rec.sha256}", voices=len(results),
                         hits=[[h.person["id"] for h in r.hits] for r in results])
@@ -216,11 +217,10 @@ def verify(lib: Library, a, b, channel_a: int | None = None, channel_b: int | No
 
 def _verify_voices(lib: Library, path, channel: int | None, embedder) -> list[dict]:
     from . import quality as gates
-    from .scoring import domain_of
 
     rec, voices = lib.call_voices(str(path), channel)
     return [{"file": str(path), "sha256": rec.sha256, "channel": v.channel, "voice": v.voice, "segments": v.time_ranges(),
-             "net_speech": v.net_speech, "vector": embedder.embed(v.speech), "domain": domain_of(rec.source_rate, rec.codec),
+             "net_speech": v.net_speech, "vector": embedder.embed(v.speech), "domain": rec.domain,
              "warnings": gates.comparison_warnings(v.quality)}
             for v in voices]
 

@@ -89,9 +89,8 @@ def read_voices(path: str | os.PathLike, embedder, channel: int | None = None, d
             out.append(Voice(ch.index, 0, speech, segments, quality))
             continue
         from . import diarize
-        from .scoring import domain_of
 
-        for v in diarize.diarize(ch.samples, segments, embedder, domain=domain_of(rec.source_rate, rec.codec)):
+        for v in diarize.diarize(ch.samples, segments, embedder, domain=rec.domain):
             q = dict(quality, net_speech_s=round(v.net_speech, 3)) if measure else {}
             out.append(Voice(ch.index, v.index, v.speech, v.segments, q))
     if refusals and len(refusals) == len(rec.channels):
