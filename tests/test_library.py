@@ -204,6 +204,7 @@ def test_verify_compares_two_recordings(lib, voices):
     same = lib.verify(voices["a1"], voices["a1"])
     other = lib.verify(voices["a1"], voices["b1"])
     assert same["cosine"] == pytest.approx(1.0, abs=1e-3) and other["score"] < same["score"]
+    assert any("same recording" in w for w in same["a"]["warnings"]) and not other["a"]["warnings"]  # a file against itself
     assert lib.audit(action="verify")
     # a side with too little speech is weak evidence, whatever its LR, and the result says so
     short = audiogen.speech_file(voices["a1"].parent / "short.wav", seconds=2.5, seed=1, f0=110)

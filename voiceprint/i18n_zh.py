@@ -189,6 +189,9 @@ MESSAGES: dict[str, str] = {
     "Channel mismatch": "信道失配",
     "questioned recording is narrowband telephone speech": "待检录音为窄带电话语音（8 kHz 电话信道）",
     "questioned recording is wideband": "待检录音为宽带录音",
+    "both sides are the same recording (same SHA-256 and channel): a recording always matches itself, so this comparison says "
+    "nothing about who is speaking - compare it with a different recording":
+        "两侧是同一段录音（SHA-256 与声道均相同）：录音总与自身匹配，此比对不能说明说话人是谁——请与另一段录音比对",
     " (telephone-band sound saved at {rate} Hz: nothing above 4 kHz)": "（以 {rate} Hz 保存的电话频带声音：4 kHz 以上无内容）",
     "; the top hit's enrolled voiceprint was compared through the <b>{calibration}</b> calibration":
         "；排名第一的命中人员的入库声纹按<b>{calibration}</b>校准进行比对",
@@ -250,7 +253,7 @@ MESSAGES: dict[str, str] = {
     "6. Validation under similar conditions": "6. 相似条件下的验证",
     "development condition": "开发集条件",
     "no back end fitted: no validation figures": "未拟合后端：无验证指标",
-    "<b>Tippett plot</b> ({file}, voice {voice}): {caption}.": "<b>Tippett 图</b>（{file}，说话人 {voice}）：{caption}。",
+    "<b>Tippett plot</b> ({file}, channel {channel}, voice {voice}): {caption}.": "<b>Tippett 图</b>（{file}，声道 {channel}，说话人 {voice}）：{caption}。",
     "Tippett plot": "Tippett 图",
     "<b>Tippett plot:</b> {caption}.": "<b>Tippett 图：</b>{caption}。",
     "{n} development impostor trials, through the {pair} calibration with this case's durations":

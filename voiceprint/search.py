@@ -212,7 +212,14 @@ def verify(lib: Library, a, b, channel_a: int | None = None, channel_b: int | No
     if several:
         out["comparisons"] = [{**{k: _side(p[k], True) for k in ("a", "b")}, **{k: v for k, v in p.items() if k not in ("a", "b")}}
                               for p in pairs]
+    if out["a"]["sha256"] == out["b"]["sha256"] and out["a"]["channel"] == out["b"]["channel"]:
+        out["a"]["warnings"] = list(out["a"]["warnings"]) + [SAME_FILE_WARNING]  # a file against itself matches any speaker
     return out
+
+
+#: the warning of a 1:1 comparison of a recording with itself
+SAME_FILE_WARNING = ("both sides are the same recording (same SHA-256 and channel): a recording always matches itself, so this "
+                     "comparison says nothing about who is speaking - compare it with a different recording")
 
 
 def _verify_voices(lib: Library, path, channel: int | None, embedder) -> list[dict]:
