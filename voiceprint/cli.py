@@ -939,8 +939,8 @@ def backend_validate(
     path = validation.save(record, model)
     _err(f"wrote {path} (hashed in model.json)")
     rows = [{k: v for k, v in g.items() if not k.endswith(("_lr", "_quantiles"))} for g in record["groups"]]
-    if json_out:
-        typer.echo(to_json(rows))
+    if json_out:  # the record as saved, less the trials' LRs (they are in the file)
+        typer.echo(to_json({**{k: v for k, v in record.items() if k != "groups"}, "file": str(path), "groups": rows}))
         return
     shown = [{**r, "eer %": f"{100 * r['eer']:.2f}" if "eer" in r else "", "cllr": f"{r['cllr']:.3f}" if "cllr" in r else ""} for r in rows]
     print_rows(shown, ["pair", "speech", "target_trials", "nontarget_trials", "eer %", "cllr", "misleading_same", "misleading_different"],
