@@ -320,6 +320,7 @@ def software_commit() -> str:
 def _method(lib) -> dict:
     from . import __version__
     from .scoring import load_backend, scoring_note
+    from .validation import VALIDATION_FILE
 
     backend = load_backend(lib.model)
     meta = backend.meta if backend is not None else {}
@@ -334,7 +335,8 @@ def _method(lib) -> dict:
         "software_version": __version__, "commit": software_commit(), "model": lib.model,
         "model_fingerprint": lib.store.get_meta("model_fingerprint", "") or "",
         "backend": scoring_note(lib.model), "backend_fitted_at": meta.get("fitted_at", "none"),
-        "backend_sha256": _backend_sha(lib.model), "validation_sha256": _validation_sha(lib.model),
+        "backend_sha256": _backend_file_sha(lib.model, "backend.json"),
+        "validation_sha256": _backend_file_sha(lib.model, VALIDATION_FILE),
         "calibration_data": backend.calibration_data() if backend is not None else "none (raw cosine, no likelihood ratio)",
         "corpora": meta.get("corpora", {}), "split_rule": meta.get("split_rule", ""), "log10_lr_bounds": limits,
         "log10_lr_bounds_by_speech": by_speech,
@@ -524,20 +526,12 @@ def _references(lib, voices: list[dict]) -> list[dict]:
     return out
 
 
-def _backend_sha(model: str) -> str:
-    """SHA-256 of the back end's ``backend.json`` (it names its arrays' own hash): which calibration gave the LRs."""
+def _backend_file_sha(model: str, name: str) -> str:
+    """SHA-256 of a file of the model's back end, or "none": ``backend.json`` (it names its arrays' own hash: which
+    calibration gave the LRs) or ``validation.json`` (the held-out figures the report cites)."""
     from .scoring import _file_sha, backend_dir
 
-    path = backend_dir(model) / "backend.json"
-    return _file_sha(path) if path.exists() else "none"
-
-
-def _validation_sha(model: str) -> str:
-    """SHA-256 of the back end's held-out validation (``validation.json``), or "none"."""
-    from .scoring import _file_sha, backend_dir
-    from .validation import VALIDATION_FILE
-
-    path = backend_dir(model) / VALIDATION_FILE
+    path = backend_dir(model) / name
     return _file_sha(path) if path.exists() else "none"
 
 

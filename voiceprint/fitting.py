@@ -19,6 +19,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from .scoring import (
     calibration_features,
     fit_logistic,
     hashed_speaker,
+    limits_for,
     speaker_list_hash,
     within_class_whitening,
 )
@@ -223,13 +225,6 @@ def calibrate(trials, quality: str):
     return calibration, cv_llr, llr_limit
 
 
-def limits_of(llr_limit: dict) -> Callable[[str, float | None], tuple[float, float]]:
-    """``llr_limit`` as :meth:`voiceprint.scoring.Backend.llr_limits` reads it: the pair's bounds, tightened by its duration's."""
-    holder = Backend.__new__(Backend)
-    holder.llr_limit = llr_limit
-    return holder.llr_limits
-
-
 def condition_cllr(trials, cv_llr, llr_limit) -> dict:
     """Cross-validated, bounded Cllr of each development condition."""
     out: dict[str, float] = {}
@@ -237,7 +232,7 @@ def condition_cllr(trials, cv_llr, llr_limit) -> dict:
     for (corpus, channel), t in trials.items():
         n = len(t["label"])
         y = t["label"].astype(bool)
-        llr = bounded(cv_llr[start:start + n], t["pair"], t["net_t"], limits_of(llr_limit))
+        llr = bounded(cv_llr[start:start + n], t["pair"], t["net_t"], partial(limits_for, llr_limit))
         out[f"{corpus}/{channel}"] = cllr(llr[y], llr[~y])
         start += n
     return out

@@ -357,7 +357,6 @@ class Links:
 
     def _row(self, vector, rec, net_speech: float) -> tuple[LinkSpace, np.ndarray]:
         """(space, row) of one voice of recording ``rec`` in the library's link space."""
-
         space = self.space()
         return space, space.rows(vector[None, :], [rec.domain], [net_speech])[0]
 

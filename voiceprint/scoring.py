@@ -287,22 +287,8 @@ class Backend:
         return bounded(out, pairs, net_b, self.llr_limits)
 
     def llr_limits(self, pair: str = "all", net_test: float | None = None) -> tuple[float, float]:
-        """The (lowest, highest) llr this channel pair's development trials support; with the test side's net speech,
-        also no more than the trials of that much speech support (:func:`speech_limit_key`)."""
-        lo, hi = self._limit(pair)
-        key = speech_limit_key(pair, net_test) if net_test is not None else None
-        if key is not None and isinstance(self.llr_limit, dict) and key in self.llr_limit:
-            b_lo, b_hi = self._limit(key)
-            lo, hi = max(lo, b_lo), min(hi, b_hi)
-        return lo, hi
-
-    def _limit(self, key: str) -> tuple[float, float]:
-        lim: Any = self.llr_limit
-        if isinstance(lim, dict):
-            lim = lim.get(key, lim.get(key.split("|")[0], lim["all"]))
-        if np.ndim(lim) == 0:  # one bound for both sides (back ends fitted before per-side limits)
-            return -float(lim), float(lim)
-        return float(lim[0]), float(lim[1])
+        """The (lowest, highest) llr this channel pair's development trials support (:func:`limits_for`)."""
+        return limits_for(self.llr_limit, pair, net_test)
 
     def impostor_scores(self, pair: str | None = None, net_test: float | None = None) -> tuple[np.ndarray, int]:
         """The sorted development impostor scores of a channel pair and the test's duration bucket, else of the pair,
@@ -361,7 +347,7 @@ class Backend:
         meta = dict(self.meta)
         meta.update(top_n=self.top_n, quality_measure=self.quality,
                     calibration={k: [float(x) for x in w] for k, w in self.calibration.items()},
-                    llr_limit={k: list(self._limit(k)) for k in self._limit_keys()}, nontarget_keys=keys,
+                    llr_limit={k: list(stored_limit(self.llr_limit, k)) for k in self._limit_keys()}, nontarget_keys=keys,
                     domains=sorted(self.means), npz_sha256=_file_sha(folder / "backend.npz"))
         write_atomic(folder / "backend.json", json.dumps(meta, indent=2), MODEL_FILE)
         if folder.name == BACKEND_DIR and (folder.parent / "model.json").exists():
@@ -383,6 +369,28 @@ class Backend:
                    _limits(meta["llr_limit"]),
                    np.sort(z["nontarget_scores"].astype(np.float64)), meta,
                    meta.get("quality_measure", "min_duration"), pairs)
+
+
+def stored_limit(llr_limit, key: str) -> tuple[float, float]:
+    """The (lowest, highest) llr ``llr_limit`` holds under ``key`` (a channel pair, or pair and test duration), else under
+    its pair, else under "all"."""
+    lim: Any = llr_limit
+    if isinstance(lim, dict):
+        lim = lim.get(key, lim.get(key.split("|")[0], lim["all"]))
+    if np.ndim(lim) == 0:  # one bound for both sides (back ends fitted before per-side limits)
+        return -float(lim), float(lim)
+    return float(lim[0]), float(lim[1])
+
+
+def limits_for(llr_limit, pair: str = "all", net_test: float | None = None) -> tuple[float, float]:
+    """The (lowest, highest) llr a channel pair's development trials support; with the test side's net speech, also no
+    more than the trials of that much speech support (:func:`speech_limit_key`), which only tightens the pair's."""
+    lo, hi = stored_limit(llr_limit, pair)
+    key = speech_limit_key(pair, net_test)
+    if key is not None and isinstance(llr_limit, dict) and key in llr_limit:
+        b_lo, b_hi = stored_limit(llr_limit, key)
+        lo, hi = max(lo, b_lo), min(hi, b_hi)
+    return lo, hi
 
 
 def _tail_rate(non: np.ndarray, trials: int, s: np.ndarray) -> np.ndarray:

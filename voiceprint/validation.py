@@ -132,25 +132,19 @@ def measure(model: str | None = None, echo: Callable[[str], None] = print) -> di
             "conditions": conditions, "groups": [g.row() for g in groups_of(sets)]}
 
 
-def backend_dir_of(model: str | None) -> Path:
-    from .scoring import backend_dir
-
-    return backend_dir(model)
-
-
 def backend_sha(model: str | None) -> str:
     """SHA-256 of the back end's ``backend.json`` (which names its arrays' own hash): the back end a record measured."""
-    from .scoring import _file_sha
+    from .scoring import _file_sha, backend_dir
 
-    return _file_sha(backend_dir_of(model) / "backend.json")
+    return _file_sha(backend_dir(model) / "backend.json")
 
 
 def save(record: dict, model: str | None = None) -> Path:
     """Write ``validation.json`` beside the back end and hash it into ``model.json`` with the other evidence files."""
     from .fsutil import write_atomic
-    from .scoring import MODEL_FILE, record_evidence_hashes
+    from .scoring import MODEL_FILE, backend_dir, record_evidence_hashes
 
-    folder = backend_dir_of(model)
+    folder = backend_dir(model)
     path = folder / VALIDATION_FILE
     write_atomic(path, json.dumps(record, indent=1, ensure_ascii=False) + "\n", MODEL_FILE)
     record_evidence_hashes(folder.parent)
@@ -159,16 +153,14 @@ def save(record: dict, model: str | None = None) -> Path:
 
 def load(model: str | None = None) -> tuple[dict | None, str]:
     """The held-out validation of a model's shipped back end, or None and why it cannot be cited."""
-    from .scoring import load_backend
+    from .scoring import EVIDENCE_KEY, _file_sha, backend_dir, load_backend
 
     if load_backend(model) is None:  # also checks every hashed evidence file, this one included
         return None, "no back end is fitted"
-    folder = backend_dir_of(model)
+    folder = backend_dir(model)
     path = folder / VALIDATION_FILE
     if not path.exists():
         return None, "no held-out validation was measured for this back end (`voiceprint backend validate`)"
-    from .scoring import EVIDENCE_KEY, _file_sha
-
     recorded = json.loads((folder.parent / "model.json").read_text(encoding="utf-8")).get(EVIDENCE_KEY, {})
     if recorded.get(f"{folder.name}/{VALIDATION_FILE}") != _file_sha(path):
         return None, "the held-out validation file is not the one hashed in model.json: run `voiceprint backend validate`"

@@ -176,8 +176,8 @@ def open_case(lib, case_number: str, title: str = "", date: str = "", area: str 
     if (row := lib.store.case_row(number)) is not None:
         raise DataError(f"case {row['case_number']} already exists - open it from the list, or choose another number")
     with lib.writing():
-        cid = lib.add_case(number, title.strip(), date.strip() or None, area.strip())
-    return str(lib.store.db.execute("SELECT case_number FROM cases WHERE id = ?", (cid,)).fetchone()[0])
+        lib.add_case(number, title.strip(), date.strip() or None, area.strip())
+    return str(lib.store.case_row(number)["case_number"])  # as the library keeps it (half-width forms)
 
 
 def file_uploads(lib, case_number: str, uploads: dict) -> list[dict]:
