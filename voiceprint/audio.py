@@ -475,13 +475,11 @@ def telephone_band(samples: np.ndarray, rate: int) -> bool:
     recording: about 3 ms for a 4 s file, 30 ms for a long call)."""
     if rate < 11025 or len(samples) < rate // 4:
         return False
-    from scipy.signal import welch
-
     x = np.asarray(samples)
     if len(x) > 30 * rate:  # ten 3-second stretches spread over the whole recording
         step = len(x) // 10
         x = np.concatenate([x[i * step : i * step + 3 * rate] for i in range(10)])
-    f, p = welch(np.asarray(x, np.float64), rate, nperseg=1024)
+    f, p = _welch(x, rate, 1024)
     below, above = p[(f >= 3000) & (f < 3400)].mean(), p[(f >= 4600) & (f < 5500)].mean()
     return bool(below > 0 and 10 * np.log10(below / max(above, 1e-30)) >= TELEPHONE_BAND_DROP_DB)
 

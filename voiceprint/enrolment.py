@@ -297,10 +297,12 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
             return EnrolOutcome(str(path), "already", pid, already, done.channel, done.net_speech)
         _refuse_a_voice_of_another_person(store, path, rid, pid, lib.model, done)
         notes += _copies_of_another_persons_sample(lib, done.vector, pid)
+        before = store.generation
         vid = store.add_voiceprint(rid, pid, lib.model, done.vector)
         store.audit("enrol", f"voiceprint:{vid}", person=pid, recording=rid, sha256=done.sha256, channel=done.channel,
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}),
                     **({"new_person": True} if pid > newest else {}))  # a rejection (four-eyes) then removes the person
+    lib.index_committed_sample(before, vid, pid)
     waiting = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] if pending else []
     return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + notes + waiting,
                         pending=pending)

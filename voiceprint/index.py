@@ -362,6 +362,17 @@ class VoiceIndex:
         return cls(VectorSet.build(vectors, ids, kind, dim), VectorSet.build(means, pids, kind, dim), model, generation, kind,
                    person_ids.copy())
 
+    def add_sample(self, sample_id: int, person_id: int, vector: np.ndarray, person_vectors: np.ndarray, generation: int) -> None:
+        """One new sample of ``person_id``, whose samples (this one among them) are ``person_vectors``: added, and the
+        person's mean replaced, at a cost that does not grow with the library (:meth:`update` passes over every id)."""
+        self.samples.add(np.asarray(vector, np.float32)[None], np.array([sample_id], np.int64))
+        if self.sample_persons is not None:
+            self.sample_persons = np.append(self.sample_persons, np.int64(person_id))
+        pids, means = person_means(np.full(len(person_vectors), person_id, np.int64), np.asarray(person_vectors, np.float32))
+        self.persons.remove(np.array([person_id], np.int64))
+        self.persons.add(means, pids)
+        self.generation = generation
+
     def update(self, ids, person_ids, vectors, generation: int) -> VoiceIndex:
         """Bring the index to the database's content (all its ids and persons) by changing only what changed.
 

@@ -404,6 +404,25 @@ class Library:
             self._index = self._build_index(base=loaded if loaded is not None and loaded.model == self.model else None)
         return self._index
 
+    def index_committed_sample(self, before: int, sample_id: int, person_id: int) -> None:
+        """This process has just committed voiceprint ``sample_id`` of ``person_id``, moving the database from generation
+        ``before`` to the next. An index in memory that was current at ``before`` takes that one sample (and the person's
+        new mean) now; otherwise the next use of :attr:`index` reads every id in the database to find what changed,
+        which costs each enrolled file a quarter of a second at 10^5 voiceprints and grows with the library."""
+        index, store = self._index, self.store
+        if (index is None or index.generation != before or store.generation != before + 1 or index.model != self.model
+                or index.sample_persons is None or store.db.in_transaction):
+            return  # someone else's change came in between (or the commit is not final yet): the general way
+        searchable = store.db.execute("SELECT id FROM voiceprints WHERE person_id = ? AND model = ? AND pending = 0",
+                                      (person_id, self.model)).fetchall()
+        ids = [int(r[0]) for r in searchable]
+        if sample_id not in ids:  # four-eyes: stored, not searchable until approved; the index does not change
+            index.generation = store.generation
+            return
+        assert_sealed(store, {person_id})  # integrity hook, as for any update: only checked rows reach the index
+        vectors = store.vectors_of(ids)
+        index.add_sample(sample_id, person_id, vectors[ids.index(sample_id)], vectors, store.generation)
+
     def _build_index(self, kind: str | None = None, base: VoiceIndex | None = None) -> VoiceIndex:
         """The index at the database's generation: ``base`` (an index behind it) updated in place
         when given and of the same kind, else a fresh build (``rebuild_index`` always builds)."""
