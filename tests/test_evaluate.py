@@ -250,3 +250,34 @@ def test_backend_calibration_is_judged_on_speakers_it_was_not_fitted_on():
     assert cv_cost > ev.cllr(in_sample[label], in_sample[~label]) + 0.05
     lo, hi = limits["wideband"]
     assert lo < 0 < hi
+
+
+def test_a_call_saved_at_a_wideband_rate_is_evaluated_as_the_library_reads_it_narrowband(tmp_path, monkeypatch):
+    """`evaluate` and the back-end fit took the channel from the file's rate while the library tells it by the sound: a
+    call saved as a 16 kHz WAV was scored through the wideband calibration in evaluation only. Vectors cached before
+    the channel was stored get it from the sound once."""
+    from scipy.signal import resample_poly
+
+    from voiceprint.audio import load_recording
+    from voiceprint.cache import EmbeddingCache, cache_key
+    from voiceprint.embedding import load_spec
+    from voiceprint.telephone import to_phone_band
+    from voiceprint.voices import file_sha256
+
+    monkeypatch.setenv("VOICEPRINT_CACHE", str(tmp_path / "cache.sqlite"))
+    wide = tmp_path / "wide.wav"
+    audiogen.speech_file(wide, seconds=3.0, seed=1, f0=140)
+    signal = load_recording(wide, channels=0).channels[0].samples
+    call = tmp_path / "call16.wav"
+    audiogen.write_float_wav(call, resample_poly(to_phone_band(signal, 16000), 2, 1).astype(np.float32), 16000)
+    items = [ev.Item(str(wide), "a", "toy"), ev.Item(str(call), "a", "toy")]
+    ev.embed_items(items)
+    assert [(i.source_rate, i.domain) for i in items] == [(16000, "wideband"), (16000, "narrowband")]
+    key = cache_key(load_spec(None).fingerprint, file_sha256(call), 0, "")
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    vector, info = cache.get(key)
+    del info["channel_rate"]
+    cache.put(key, vector, info)  # as cached by an older version
+    cache.close()
+    again = ev.embed_items([ev.Item(str(call), "a", "toy")])
+    assert again[0].domain == "narrowband" and np.allclose(again[0].vector, vector)

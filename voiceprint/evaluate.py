@@ -58,12 +58,14 @@ class Item:
     source_rate: int = 0
     codec: str = ""
     refused: str = ""
+    channel_rate: int = 0  # 8000 for telephone-band sound, whatever the file's rate (audio.Recording.channel_rate)
 
     @property
     def domain(self) -> str:
+        """The channel as the library tells it, by the sound (a call saved as a 16 kHz WAV is narrowband)."""
         from .scoring import domain_of
 
-        return domain_of(self.source_rate, self.codec)
+        return domain_of(self.channel_rate or self.source_rate, self.codec)
 
 
 def read_eval_manifest(path: str | os.PathLike) -> list[Item]:
@@ -137,19 +139,40 @@ def embed_items(items: list[Item], model: str | None = None, variant: str = "", 
                 if max_speech:
                     speech, net = speech[:int(max_speech * TARGET_RATE)], min(net, max_speech)
                 vector = get_embedder(spec.name).embed(speech)
-                info = {"net_speech": net, "source_rate": rec.source_rate,
+                info = {"net_speech": net, "source_rate": rec.source_rate, "channel_rate": rec.channel_rate,
                         "codec": rec.codec, "duration": round(rec.duration, 3)}
                 cache.put(key, vector, info)
                 hit = (vector, info)
+            elif "channel_rate" not in hit[1]:  # cached before the channel was told by the sound
+                try:
+                    hit[1]["channel_rate"] = _channel_rate(item.path, variant, int(hit[1].get("source_rate", 0)))
+                except AudioError as err:
+                    item.refused = str(err)
+                    continue
+                cache.put(key, hit[0], hit[1])
             item.vector, info = hit
             item.net_speech = float(info.get("net_speech", 0.0))
             item.source_rate = int(info.get("source_rate", 0))
+            item.channel_rate = int(info.get("channel_rate", 0))
             item.codec = str(info.get("codec", ""))
             if progress:
                 progress(n + 1, len(items))
     finally:
         cache.close()
     return items
+
+
+def _channel_rate(path: str, variant: str, source_rate: int) -> int:
+    """The rate of the channel the speech came through (decoding only; no VAD, no model)."""
+    from .audio import PHONE_BAND_RATE, load_recording
+    from .telephone import simulated
+
+    if source_rate and source_rate <= PHONE_BAND_RATE:
+        return source_rate
+    if variant:
+        with simulated(path, variant) as tmp:
+            return load_recording(tmp, channels=0).channel_rate
+    return load_recording(path, channels=0).channel_rate
 
 
 def _read_channel0(path: str, variant: str, simulated, read_voices):
@@ -180,7 +203,7 @@ def _embed_fused(items: list[Item], spec, variant: str, progress=None, cached_on
         parts.append(embed_items(copies, name, variant, progress, cached_only))
     for n, item in enumerate(items):
         first = parts[0][n]
-        item.net_speech, item.source_rate, item.codec = first.net_speech, first.source_rate, first.codec
+        item.net_speech, item.source_rate, item.codec, item.channel_rate = first.net_speech, first.source_rate, first.codec, first.channel_rate
         item.refused = next((p[n].refused for p in parts if p[n].refused), "")
         item.vector = None if item.refused else fuse(spec, [vector_of(p[n]) for p in parts], centres)
     return items
@@ -424,7 +447,7 @@ def condition_rows(ts: TrialSet, baseline_calibration=None) -> list[dict]:
     """Metrics for all tests of a trial set, then per native rate and per net-speech bucket."""
     rows = []
     groups = [("all", np.arange(len(ts.tests)))]
-    rates = np.array(["8kHz" if t.source_rate and t.source_rate <= 8000 else "16kHz" for t in ts.tests])
+    rates = np.array(["8kHz" if t.domain == "narrowband" else "16kHz" for t in ts.tests])
     if len(set(rates)) > 1:
         groups += [(r, np.flatnonzero(rates == r)) for r in sorted(set(rates))]
     buckets = np.array([_bucket(t.net_speech) for t in ts.tests])
