@@ -197,6 +197,34 @@ def test_a_stray_quote_that_would_swallow_the_rest_of_the_file_refuses_the_impor
     assert import_calls(quoted, out, template="generic").rows_written == 1
 
 
+def test_a_line_longer_than_the_readers_buffer_is_reported_not_lost(tmp_path):
+    """A line over DuckDB's 32 MB buffer (a field filled by a broken export) was neither read nor listed as
+    malformed: the import said "rows read 2" for three lines and exited 0. It is now a malformed line, and the lines
+    after it keep their numbers."""
+    huge = "13800138000,13900139009,out,2020-03-01 11:00:00,30," + "锦" * (12 << 20) + ",锦江区,35000000000001,广东\n"  # 36 MB
+    path = tmp_path / "huge.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+        fh.write(HEADER + ROW + huge + "13800138000,13900139001,in,2020-03-01 12:00:00,5,,,,\n" + "13800138000,13900139002,in,bad,5,,,,\n")
+    report = import_calls(path, tmp_path / "out.parquet", template="generic")
+    assert report.rows_read == 4 and report.rows_written == 2
+    assert [(m["line"], m["reason"]) for m in report.malformed_lines] == [
+        (3, "a line of 36 MB, longer than the reader can hold: not read"), (5, "bad start time bad")]
+
+
+def test_the_overlong_line_scan_agrees_with_splitting_the_lines(tmp_path):
+    import random
+
+    from voiceprint.calls.ingest import _overlong_lines
+
+    rng = random.Random(5)
+    text = "".join("x" * rng.choice([0, 1, 3, 9, 10, 11, 25, 40]) + "\n" for _ in range(300)) + "y" * 12  # no newline at the end
+    path = tmp_path / "lines.txt"
+    path.write_text(text)
+    expected = [(n, len(line)) for n, line in enumerate(text.split("\n"), 1) if len(line) >= 10]
+    for chunk in (1, 3, 7, 9):
+        assert _overlong_lines(path, limit=10, chunk=chunk) == expected, chunk
+
+
 def test_an_input_whose_every_record_is_malformed_writes_nothing_and_says_why(tmp_path):
     path = tmp_path / "dmy.csv"
     path.write_text(HEADER + "".join(f"13800138000,139{i:08d},out,0{i + 1}/03/2020 10:00:00,30,,,,\n" for i in range(5)), encoding="utf-8")

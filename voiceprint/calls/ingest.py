@@ -148,6 +148,33 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+#: DuckDB's CSV reader reports a line longer than its limit (2 MB) as malformed, but one longer than its 32 MB buffer
+#: vanishes: neither read nor rejected. Lines from this length on are found by a byte scan and reported.
+OVERLONG_LINE_BYTES = 16 << 20
+
+
+def _overlong_lines(path: Path, limit: int = OVERLONG_LINE_BYTES, chunk: int = 4 << 20) -> list[tuple[int, int]]:
+    """(line number, length in bytes) of each line of ``path`` (gzip read through) at least ``limit`` bytes long.
+    Streaming at memchr speed, one ``chunk`` held at a time: a line that long spans several chunks, so only each
+    chunk's first and last line ends matter."""
+    assert chunk < limit
+    found: list[tuple[int, int]] = []
+    line, run = 1, 0  # the line being read and its bytes so far
+    with _open_bytes(path) as fh:
+        while block := fh.read(chunk):
+            first = block.find(b"\n")
+            if first < 0:
+                run += len(block)
+                continue
+            if run + first >= limit:
+                found.append((line, run + first))
+            line += block.count(b"\n")
+            run = len(block) - block.rfind(b"\n") - 1
+    if run >= limit:
+        found.append((line, run))
+    return found
+
+
 def _ends_with_newline(path: Path) -> bool:
     """Whether a text file's last byte ends a line (a gzip stream cut short is refused when it is read, so it passes here)."""
     with open(path, "rb") as fh:
@@ -368,6 +395,12 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
     quoted = sorted(int(line) for line, kind, _ in rejects if "QUOTE" in str(kind).upper())
     if quoted:
         _refuse_swallowed_lines(con, path, source, delim, len(cols), lines, quoted[0])
+    reported = {int(line) for line, _, _ in rejects}
+    with _archive_guard(path):
+        overlong = [(line, f"a line of {size / (1 << 20):.0f} MB, longer than the reader can hold: not read", None)
+                    for line, size in _overlong_lines(source) if line not in reported]
+    rejects = sorted(rejects + overlong, key=lambda r: int(r[0]))
+    lines += len(overlong)
     if bad_text and (2 * len(bad_text) >= lines or len(bad_text) > max(MAX_FOREIGN_LINES, lines // 100)):
         raise DataError(f"{path}: line {bad_text[0]} is not valid {enc} - a GBK file? name it with --encoding gb18030")
     # a few lines in another encoding (a row pasted in from another system) are reported, the rest imported
@@ -393,7 +426,7 @@ def _refuse_swallowed_lines(con, path: Path, source: Path, delim: str, ncols: in
 
 
 def _reject_reason(kind: str, column: str | None) -> str:
-    kind = str(kind).lower()
+    kind = str(kind).lower() if str(kind).isupper() else str(kind)  # DuckDB's error types are upper-case codes
     if "unicode" in kind or "encoding" in kind:
         return "invalid text encoding (this line is in another encoding than the rest of the file)"
     return kind + (f" (column {column})" if column and "column" not in kind else "")
