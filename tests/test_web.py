@@ -478,6 +478,17 @@ def test_browse_pages_follow_the_reverse_strike(app):
     assert c.post("/links/999/confirm", data={}).status_code == 403
 
 
+def test_a_merge_decision_names_the_other_cluster_or_is_refused_with_a_reason(app):
+    c, _ = login(app, "inv")
+    token = c.get("/api/session").json()["csrf_token"]
+    for other in ("", "abc", "-3"):
+        r = c.post("/links/999/merge", data={"csrf_token": token, "other": other})
+        assert r.status_code == 422 and "cluster to merge" in r.text, other
+    r = c.post("/links/999/merge", data={"csrf_token": token, "other": "998"})
+    assert r.status_code in (404, 409) and "999" in r.text
+    assert c.post("/links/999/merge", data={"other": "998"}).status_code == 403
+
+
 def test_supervisor_reads_filters_and_exports_the_audit_trail(app):
     login(app, "inv")  # the investigator's login is in the trail whichever tests ran before
     c, _ = login(app, "sup")

@@ -672,7 +672,7 @@ def link(
     """Voices that are in no library but appear in several cases (串并案), with the evidence.
 
     Example: voiceprint link --json
-    Example: voiceprint link confirm 12 / link split 12 --voiceprint 40 / link promote 12 --name "Customer-service voice A"
+    Example: voiceprint link confirm 12 / link split 12 --voiceprint 40 / link merge 12 17 / link promote 12 --name "Customer-service voice A"
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -686,6 +686,10 @@ def link(
         typer.echo("no unknown voice appears in more than one case")
     for c in found:
         typer.echo(f"cluster {c['cluster']} ({c['status']}): {c['summary']} - {c['pair_scores_shown']}")
+        if (near := c.get("nearest")) and not near["linked"]:
+            typer.echo(f"  closest other voice: cluster {near['cluster']} (cases {', '.join(near['cases'])}), "
+                       f"{c['score_unit']} {near['score_shown']}; linking needs {near['threshold_shown']}"
+                       f" - if it is the same caller: voiceprint link merge {c['cluster']} {near['cluster']}")
         print_rows([{"voiceprint": v["voiceprint"], "case": v["case"], "file": v["file"], "channel": v["channel"],
                      "voice": v["voice"], "net_speech": v["net_speech"], "speaks at": _ranges(v["segments"], 4),
                      f"{c['score_unit']} to others": v["score_to_others_shown"]} for v in c["voices"]])
@@ -711,6 +715,23 @@ def link_split(
     """
     result = _open(library).links.split(cluster, voiceprint, note)
     typer.echo(f"moved voiceprint(s) {result['moved']} from cluster {cluster} to cluster {result['new_cluster']}")
+
+
+@link_app.command("merge")
+def link_merge(
+    cluster: int,
+    other: int,
+    note: Annotated[str, typer.Option()] = "",
+    over_split: Annotated[bool, typer.Option("--over-split", help="Also merge voices an investigator split apart (lifts the split).")] = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Merge cluster OTHER into CLUSTER: an investigator decides they are one voice (confirmed, audited).
+
+    Example: voiceprint link merge 12 17 --note "same caller, heard both calls"
+    """
+    result = _open(library).links.merge(cluster, other, note, over_split)
+    lifted = f"; split(s) lifted: {result['splits_lifted']}" if result["splits_lifted"] else ""
+    typer.echo(f"cluster {other} merged into cluster {cluster} (voiceprint(s) {result['voiceprints']}), confirmed{lifted}")
 
 
 @link_app.command("promote")

@@ -351,7 +351,7 @@ MESSAGES: dict[str, str] = {
     "refused: this form has no valid CSRF token (it expired or did not come from this workbench) - reload the page and try again":
         "已拒绝：该表单没有有效的 CSRF 令牌（已过期或并非来自本工作台）——请刷新页面后重试",
     "choose one or more enrolments and approve or reject them": "请选择一条或多条入库记录，然后批准或驳回",
-    "use confirm, split or promote": "请使用确认、拆分或转为人员",
+    "use confirm, split, merge or promote": "请使用确认、拆分、合并或转为人员",
     "choose at least one recording to query": "请至少选择一段录音进行比对",
     "Refused: the upload is larger than the limit of {mb} MB. Nothing was stored. Cut the recording to the part you need, or ask the "
     "administrator to raise <code>--max-upload-mb</code>.":
@@ -502,6 +502,13 @@ MESSAGES: dict[str, str] = {
     "split voiceprint {id}": "拆分声纹 {id}",
     "Split the ticked voices out": "拆分勾选的声音",
     "Confirm: one person": "确认：同一人",
+    "Closest other voice: cluster {n} (cases {cases}), {unit} {score}; linking needs {threshold}":
+        "最相近的其他声音：聚类 {n}（案件 {cases}），{unit} {score}；串并需要 {threshold}",
+    "Cluster to merge into this one": "并入本聚类的聚类编号",
+    "also voices split apart": "包括曾被拆分的声音",
+    "Merge: one voice": "合并：同一声音",
+    "Which cluster?": "哪个聚类？",
+    "give the number of the cluster to merge into this one": "请填写要并入本聚类的聚类编号",
     "Name for the new suspect": "新嫌疑人的姓名",
     "Promote to a person": "转为人员",
     "No unknown voice appears in more than one case. File case recordings with <code>voiceprint case add-recording</code>.":

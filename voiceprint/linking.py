@@ -454,11 +454,13 @@ class Links:
             c["_vecs"].append(np.frombuffer(r["vector"], np.float32))
             c["_doms"].append(domain_of(r["sample_rate"], r["codec"]))
         space = self.space()
+        unknown = _unknown_rows(self.store, space)
         result = []
         for c in out.values():
             if len(c["cases"]) < min_cases or (c["status"] == "promoted" and not include_promoted):
                 continue
             _add_pair_scores(c, space)
+            c["nearest"] = self._nearest(c["cluster"], unknown, space) if c["status"] != "promoted" else None
             c["summary"] = f"this voice appears in cases {_and(c['cases'])}"
             # one recording filed under several cases links them by itself, at the top score: that is the
             # same file, not the same voice heard twice, and the evidence must not read as the latter
@@ -468,6 +470,23 @@ class Links:
                 c["same_recording_in_cases"] = shared
             result.append(c)
         return result
+
+    def _nearest(self, cluster: int, unknown: tuple, space: LinkSpace) -> dict | None:
+        """The other cluster of unknown voices closest to ``cluster`` (average linkage), linked or not: where linking
+        left one caller in two clusters, the investigator sees the candidate and its score beside the threshold, and can
+        merge them (:meth:`merge`). Clusters it may never join (split apart, the other side of a call) are skipped."""
+        ids, clusters, rows = unknown
+        if not (clusters == cluster).any():
+            return None
+        banned: set[int] = set()
+        for v in ids[clusters == cluster]:
+            banned |= self.store.cannot_link_with(int(v))
+        best, score = closest_other_cluster(cluster, ids, clusters, rows, banned, -np.inf, space.scores)
+        if best is None:
+            return None
+        return {"cluster": best, "cases": self.store.cases_of_cluster(best), "score": round(score, 4),
+                "score_shown": _shown(score, space.kind), "threshold_shown": _shown(space.threshold, space.kind),
+                "linked": bool(score >= space.threshold)}
 
     # -- investigator decisions -----------------------------------------------------------------
     def confirm(self, cluster: int, note: str = "") -> dict:
@@ -496,6 +515,36 @@ class Links:
             store.add_cannot_link((a, b) for a in moving for b in members - moving)
             store.audit("link.split", f"cluster:{cluster}", moved=sorted(moving), new_cluster=new, note=note)
         return {"cluster": cluster, "new_cluster": new, "moved": sorted(moving)}
+
+    def merge(self, cluster: int, other: int, note: str = "", over_split: bool = False) -> dict:
+        """An investigator decides that two clusters are one voice: ``other``'s voices join ``cluster``, which is then
+        confirmed (re-clustering keeps it whole). Two voices of one recording are two people and are never merged. Voices
+        an investigator split apart are merged back only with ``over_split``, which lifts those splits (audited)."""
+        store = self.store
+        if cluster == other:
+            raise LibraryError(f"cluster {cluster} cannot be merged with itself - name two clusters (`voiceprint link --min-cases 1`)")
+        with self.lib.writing(), store.transaction():
+            for c in (store.cluster(cluster), store.cluster(other)):
+                if c["status"] == "promoted":
+                    raise LibraryError(f"cluster {c['id']} was promoted to person {c['person_id']}: only clusters of unknown voices "
+                                       "are merged")
+            mine, theirs = store.cluster_member_ids(cluster), store.cluster_member_ids(other)
+            split = store.split_pairs_between(mine, theirs)
+            same_call = sorted((a, b) for a in mine for b in store.cannot_link_with(a) & set(theirs) if (min(a, b), max(a, b)) not in split)
+            if same_call:
+                a, b = same_call[0]
+                raise LibraryError(f"voiceprints {a} and {b} are two voices of one recording, so two people: clusters {cluster} and "
+                                   f"{other} cannot be one voice")
+            if split and not over_split:
+                a, b = split[0]
+                raise LibraryError(f"voiceprints {a} and {b} were split apart by an investigator (`voiceprint audit --action "
+                                   f"link.split`): merging would undo that decision - merge with --over-split if it was wrong")
+            store.remove_cannot_link(split)
+            store.merge_clusters(cluster, other)
+            store.set_cluster_status(cluster, "confirmed")
+            store.audit("link.merge", f"cluster:{cluster}", merged=other, voiceprints=theirs, automatic=False, note=note,
+                        **({"splits_lifted": split} if split else {}))
+        return {"cluster": cluster, "merged": other, "voiceprints": theirs, "splits_lifted": split}
 
     def promote(self, cluster: int, name: str, category: str = "suspect", id_number: str = "", note: str = "") -> dict:
         """Make a cluster a person: its voices become that person's voiceprints, linked to its cases."""
@@ -615,6 +664,10 @@ def confirm(lib: Library, cluster: int, note: str = "") -> dict:
 
 def split(lib: Library, cluster: int, voiceprints: list[int], note: str = "") -> dict:
     return lib.links.split(cluster, voiceprints, note)
+
+
+def merge(lib: Library, cluster: int, other: int, note: str = "", over_split: bool = False) -> dict:
+    return lib.links.merge(cluster, other, note, over_split)
 
 
 def promote(lib: Library, cluster: int, name: str, category: str = "suspect", id_number: str = "", note: str = "") -> dict:

@@ -67,6 +67,14 @@ class LinkingRows:
     def add_cannot_link(self, pairs: Iterable[tuple[int, int]]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO cannot_link(a, b) VALUES (?, ?)", [(min(a, b), max(a, b)) for a, b in pairs])
 
+    def split_pairs_between(self, a: Iterable[int], b: Iterable[int]) -> list[tuple[int, int]]:
+        """The pairs (one voice of ``a``, one of ``b``) an investigator split apart (``cannot_link``), as stored."""
+        a, b = {int(v) for v in a}, {int(v) for v in b}
+        return sorted((x, y) for x, y in self.cannot_link_pairs() if (x in a and y in b) or (x in b and y in a))
+
+    def remove_cannot_link(self, pairs: Iterable[tuple[int, int]]) -> None:
+        self.db.executemany("DELETE FROM cannot_link WHERE a = ? AND b = ?", [(min(a, b), max(a, b)) for a, b in pairs])
+
     def voice_sides(self, voiceprint_ids: list[int]) -> dict[int, tuple[str, str]]:
         """voiceprint -> (recording sha256, "channel:voice"): two voices of one call are two sides of it."""
         if not voiceprint_ids:

@@ -703,7 +703,7 @@ def _link_routes(app) -> None:
 
     @app.post("/links/{cluster}/{decision}")
     async def link_decision(request: Request, cluster: int, decision: str):
-        from ..linking import confirm, promote, split
+        from ..linking import confirm, merge, promote, split
 
         user = await current_user(request)
         require(user, "links")
@@ -714,10 +714,15 @@ def _link_routes(app) -> None:
             await wb.call(user["name"], confirm, cluster, note)
         elif decision == "split":
             await wb.call(user["name"], split, cluster, [int(v) for v in form.getlist("voiceprint") if str(v).isdigit()], note)
+        elif decision == "merge":
+            other = str(form.get("other") or "").strip()
+            if not other.isdigit():
+                return error_page(request, user, 422, "Which cluster?", "give the number of the cluster to merge into this one")
+            await wb.call(user["name"], merge, cluster, int(other), note, form.get("over_split") == "1")
         elif decision == "promote":
             await wb.call(user["name"], promote, cluster, str(form.get("name") or ""), str(form.get("category") or "suspect"), "", note)
         else:
-            return error_page(request, user, 404, "Unknown decision", "use confirm, split or promote")
+            return error_page(request, user, 404, "Unknown decision", "use confirm, split, merge or promote")
         return RedirectResponse("/links", status_code=303)
 
 
