@@ -91,6 +91,38 @@ def recovered_whole(labels: np.ndarray, truth: np.ndarray, fraudsters) -> int:
     return whole
 
 
+def nearest_suggestions(labels: np.ndarray, rows: np.ndarray, scores, truth: np.ndarray, calls: np.ndarray) -> dict:
+    """How good the listing's "closest other voice" is (``Links._nearest``): for each cluster, the other cluster of
+    highest average linkage (never one holding the other side of a member's call). A fragment is a cluster whose
+    speaker (its majority) has a larger cluster elsewhere: its nearest should be one of that speaker's."""
+    from voiceprint import linking
+
+    ids = np.arange(len(labels))
+    owner = {int(c): max(sorted(set(truth[labels == c].tolist())), key=lambda s: int((truth[labels == c] == s).sum()))
+             for c in set(labels.tolist())}
+    size = {int(c): int((labels == c).sum()) for c in set(labels.tolist())}
+    fragments = right = suggested = same = 0
+    right_scores: list[float] = []
+    wrong_scores: list[float] = []
+    for c in sorted(owner):
+        members = labels == c
+        banned = set(np.flatnonzero(np.isin(calls, calls[members]) & ~members).tolist())
+        best, score = linking.closest_other_cluster(c, ids, labels, rows, banned, -np.inf, scores)
+        if best is None:
+            continue
+        suggested += 1
+        same += int(owner[best] == owner[c])
+        (right_scores if owner[best] == owner[c] else wrong_scores).append(score)
+        mine = [k for k in owner if owner[k] == owner[c] and k != c]
+        if mine and size[c] <= max(size[k] for k in mine):  # a fragment: its speaker has a cluster at least as large
+            fragments += 1
+            right += int(owner[best] == owner[c])
+    pct = lambda x, q: round(float(np.percentile(x, q)), 3) if x else None  # noqa: E731
+    return {"fragments": fragments, "fragments_nearest_right": right, "clusters_with_nearest": suggested,
+            "nearest_same_speaker": same, "nearest_score_same_p10_p50": [pct(right_scores, 10), pct(right_scores, 50)],
+            "nearest_score_other_p50_p90_max": [pct(wrong_scores, 50), pct(wrong_scores, 90), pct(wrong_scores, 100)]}
+
+
 def fold_backends(backend) -> dict:
     """fold -> a back end fitted like ``backend`` (same shrinkage, cohort size, calibration) on the other fold's dev speakers."""
     from voiceprint.fitting import DEFAULT_PLAN, fit_core, fitting_items, load_dev
@@ -228,6 +260,10 @@ def main() -> None:
                     whole += recovered_whole(labels, truth_arr[m], fraudsters)
                 row = {"space": space, "method": method, "threshold": t} | pairwise(counts)
                 row["fraudsters_recovered_whole"] = f"{whole}/{len(fraudsters)}"
+                if method == "recluster" and len(rows_of) == 1:  # the listing's suggestion, on the product's clusters
+                    m, sp, rows = rows_of[0]
+                    labels = linking.agglomerate(rows, t, sp.scores, sides=list(zip(calls[m], sides[m])))
+                    row |= nearest_suggestions(labels, rows, sp.scores, truth_arr[m], calls[m])
                 out["grid"].append(row)
                 print(row, flush=True)
     if args.json:
