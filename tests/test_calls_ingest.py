@@ -7,6 +7,7 @@ import gzip
 import duckdb
 import pytest
 
+from voiceprint.calls import ingest
 from voiceprint.calls.engine import connect
 from voiceprint.calls.ingest import detect_encoding, import_calls, import_fraud_list, import_registry, load_template
 from voiceprint.errors import DataError
@@ -211,10 +212,46 @@ def test_a_line_longer_than_the_readers_buffer_is_reported_not_lost(tmp_path):
         (3, "a line of 36 MB, longer than the reader can hold: not read"), (5, "bad start time bad")]
 
 
+def test_lines_after_a_quoted_field_that_spans_lines_keep_their_numbers(tmp_path):
+    """DuckDB numbers records, not lines: after a quoted field holding a line break every malformed line was reported
+    one line too early (an analyst opening the file found a good row there)."""
+    lines = [HEADER,                                                                                   # 1
+             '13800138000,13900139000,out,2020-03-01 10:00:00,30,成都,"锦江区\r\n(高新)",35000000000001,广东\n',  # 2-3
+             "\n",                                                                                      # 4 blank
+             "13800138000,13900139001,in\n",                                                            # 5 too few columns
+             '"13800138000","13900139002","out","yesterday","5","","","",""\n',                         # 6 bad start time
+             '13800138000,13900139003,in,2020-03-01 12:00:00,5,,"a ""quoted""\nnote",,\n',              # 7-8
+             "13800138000,13900139004,in,2020-03-01 13:00:00,-4,,,,\n"]                                 # 9 bad duration
+    path = tmp_path / "multi.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    report = import_calls(path, tmp_path / "out.parquet", template="generic")
+    assert [(m["line"], m["reason"].split()[0]) for m in report.malformed_lines] == [(5, "missing"), (6, "bad"), (9, "bad")]
+    assert report.rows_written == 2
+
+
+def test_a_quoted_line_break_in_a_file_of_mixed_line_endings_names_the_line_and_the_fix(tmp_path):
+    """The reader failed with "The CSV Parser state machine reached an invalid state", naming no line and no fix."""
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("number,name,id_number,home_city,home_county\r\n+8613900000001,\"Zhang\nSan\",510100196001010001,泸州,江阳区\r\n"
+                     "+8613900000002,Li,510100196001010002,泸州\n+8613900000003,Wang,510100196001010003,泸州,江阳区\r\n".encode())
+    with pytest.raises(DataError, match=r"line 2 ends with LF where line 1 ends with CRLF.*one kind of line ending.*nothing was imported"):
+        import_registry(path, tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_record_layout_of_quoted_line_breaks_and_empty_lines(tmp_path):
+    spans = tmp_path / "spans.csv"
+    spans.write_text('a,b\n"x ""y""",1\n"z\nw",2\n3,4\n')
+    assert ingest._record_layout(spans, ",") == ingest.RecordLayout([1, 2, 3, 5], [])
+    blank = tmp_path / "blank.csv"
+    blank.write_text("a,b\r\n1,2\r\n\r\n3,4\n")
+    assert ingest._record_layout(blank, ",") == ingest.RecordLayout([1, 2, 3, 4], [3])
+
+
 def test_the_overlong_line_scan_agrees_with_splitting_the_lines(tmp_path):
     import random
 
-    from voiceprint.calls.ingest import _overlong_lines
+    from voiceprint.calls.ingest import _line_scan
 
     rng = random.Random(5)
     text = "".join("x" * rng.choice([0, 1, 3, 9, 10, 11, 25, 40]) + "\n" for _ in range(300)) + "y" * 12  # no newline at the end
@@ -222,7 +259,8 @@ def test_the_overlong_line_scan_agrees_with_splitting_the_lines(tmp_path):
     path.write_text(text)
     expected = [(n, len(line)) for n, line in enumerate(text.split("\n"), 1) if len(line) >= 10]
     for chunk in (1, 3, 7, 9):
-        assert _overlong_lines(path, limit=10, chunk=chunk) == expected, chunk
+        assert _line_scan(path, limit=10, chunk=chunk) == (expected, 301), chunk
+        assert _line_scan(path, limit=10 ** 6, chunk=chunk) == ([], 301)
 
 
 def test_an_input_whose_every_record_is_malformed_writes_nothing_and_says_why(tmp_path):

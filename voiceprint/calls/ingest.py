@@ -14,14 +14,17 @@ Fraud list: ``number, source``.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import gzip
+import io
 import json
 import os
 import shutil
 import tomllib
 import zlib
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -153,10 +156,10 @@ def _open_bytes(path: Path):
 OVERLONG_LINE_BYTES = 16 << 20
 
 
-def _overlong_lines(path: Path, limit: int = OVERLONG_LINE_BYTES, chunk: int = 4 << 20) -> list[tuple[int, int]]:
-    """(line number, length in bytes) of each line of ``path`` (gzip read through) at least ``limit`` bytes long.
-    Streaming at memchr speed, one ``chunk`` held at a time: a line that long spans several chunks, so only each
-    chunk's first and last line ends matter."""
+def _line_scan(path: Path, limit: int = OVERLONG_LINE_BYTES, chunk: int = 4 << 20) -> tuple[list[tuple[int, int]], int]:
+    """(line number, length in bytes) of each line of ``path`` (gzip read through) at least ``limit`` bytes long, and
+    the number of lines. Streaming at memchr speed, one ``chunk`` held at a time: a line that long spans several
+    chunks, so only each chunk's first and last line ends matter."""
     assert chunk < limit
     found: list[tuple[int, int]] = []
     line, run = 1, 0  # the line being read and its bytes so far
@@ -172,7 +175,55 @@ def _overlong_lines(path: Path, limit: int = OVERLONG_LINE_BYTES, chunk: int = 4
             run = len(block) - block.rfind(b"\n") - 1
     if run >= limit:
         found.append((line, run))
-    return found
+    return found, line - (run == 0)  # a last line without its line break still counts
+
+
+def _other_line_ending(path: Path) -> tuple[int, str, str] | None:
+    """(line, its ending, line 1's ending) for the first line that ends with LF where line 1 ends with CRLF, or the other
+    way round; None when every line ends alike."""
+    names = {True: "CRLF", False: "LF"}
+    with _open_bytes(path) as fh:
+        first = fh.readline()
+        crlf = first.endswith(b"\r\n")
+        for n, line in enumerate(fh, 2):
+            if line.endswith(b"\n") and line.endswith(b"\r\n") != crlf:
+                return n, names[not crlf], names[crlf]
+    return None
+
+
+@dataclass
+class RecordLayout:
+    """Where a CSV's records lie when they are not one per line: the physical line each record starts on (1-based, the
+    header first) and the records that are empty lines (skipped by the reader, not rows)."""
+
+    starts: list[int]
+    blank: list[int]
+
+
+def _record_layout(path: Path, delim: str) -> RecordLayout:
+    """Read with Python's csv module: only for a file whose lines are not its records (a quoted field holding a line
+    break, an empty line, a line too long to read), seen as more lines than records."""
+    starts, blank, line = [], [], 1
+    limit = csv.field_size_limit(2**31 - 1)  # a field too long for DuckDB is numbered too
+    try:
+        with _open_bytes(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=delim, quotechar='"', doublequote=True)
+            for record in reader:
+                starts.append(line)
+                if not record:
+                    blank.append(len(starts))
+                line = reader.line_num + 1
+    finally:
+        csv.field_size_limit(limit)
+    return RecordLayout(starts, blank)
+
+
+def _numbering(layout: RecordLayout | None):
+    """DuckDB's record number -> the physical line it starts on (the identity when records are lines)."""
+    if layout is None:
+        return lambda record: record
+    starts = layout.starts
+    return lambda record: starts[record - 1] if 0 < record <= len(starts) else record
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -349,10 +400,12 @@ def _header(path: Path, encoding: str) -> tuple[list[str], str]:
 # ---------------------------------------------------------------- reading one file into SQL
 
 
-def _load_raw(con, path: Path, table: str, encoding: str | None, template: Template | None, workdir: Path) -> tuple[list[str], list[tuple[int, str]], str]:
+def _load_raw(con, path: Path, table: str, encoding: str | None, template: Template | None,
+              workdir: Path) -> tuple[list[str], list[tuple[int, str]], str, RecordLayout | None]:
     """Load one file as all-VARCHAR table ``table`` with ``rowid`` in file order.
 
-    Returns (header columns, structural rejects as (line, reason), encoding used).
+    Returns (header columns, structural rejects as (record number, reason), encoding used, and where the records lie
+    when they are not one per line: :func:`_record_layout`).
     """
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes) - check the carrier's export")
@@ -360,7 +413,7 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(path)})").fetchall()]
         select = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_parquet({sql_path(path)})")
-        return cols, [], "parquet"
+        return cols, [], "parquet", None
     named = encoding or (template.encoding if template else None)
     with _archive_guard(path):
         _refuse_binary(path)
@@ -388,6 +441,10 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         text = str(err)
         if "unicode" in text.lower() or "utf" in text.lower():
             raise DataError(f"{path}: not valid {enc} - name the encoding, e.g. --encoding gb18030") from None
+        if (odd := _other_line_ending(source)) is not None:
+            raise DataError(f"{path}: line {odd[0]} ends with {odd[1]} where line 1 ends with {odd[2]}, and the CSV reader cannot "
+                            "follow a quoted line break between the two - save the file with one kind of line ending (e.g. "
+                            "`dos2unix`, or Notepad++: Edit > EOL Conversion) and import again; nothing was imported") from None
         raise DataError(f"{path}: cannot be read as a delimited file ({text.splitlines()[0]})") from None
     rejects = con.execute("SELECT line, error_type, column_name FROM reject_errors ORDER BY line").fetchall()
     bad_text = sorted({line for line, kind, _ in rejects if any(w in str(kind).upper() for w in ("UNICODE", "ENCODING"))})
@@ -397,8 +454,11 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         _refuse_swallowed_lines(con, path, source, delim, len(cols), lines, quoted[0])
     reported = {int(line) for line, _, _ in rejects}
     with _archive_guard(path):
-        overlong = [(line, f"a line of {size / (1 << 20):.0f} MB, longer than the reader can hold: not read", None)
-                    for line, size in _overlong_lines(source) if line not in reported]
+        long_lines, physical_lines = _line_scan(source)
+        layout = _record_layout(source, delim) if physical_lines != 1 + lines else None  # the header and every record
+        record = (lambda line: bisect.bisect_right(layout.starts, line)) if layout else (lambda line: line)  # noqa: E731
+        overlong = [(record(line), f"a line of {size / (1 << 20):.0f} MB, longer than the reader can hold: not read", None)
+                    for line, size in long_lines if record(line) not in reported]
     rejects = sorted(rejects + overlong, key=lambda r: int(r[0]))
     lines += len(overlong)
     if bad_text and (2 * len(bad_text) >= lines or len(bad_text) > max(MAX_FOREIGN_LINES, lines // 100)):
@@ -407,7 +467,7 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
     by_line: dict[int, str] = {}
     for line, kind, col in rejects:  # one entry per line, however many of its columns failed
         by_line.setdefault(int(line), _reject_reason(kind, col))
-    return cols, sorted(by_line.items()), enc
+    return cols, sorted(by_line.items()), enc, layout
 
 
 def _refuse_swallowed_lines(con, path: Path, source: Path, delim: str, ncols: int, lines: int, first: int) -> None:
@@ -430,6 +490,11 @@ def _reject_reason(kind: str, column: str | None) -> str:
     if "unicode" in kind or "encoding" in kind:
         return "invalid text encoding (this line is in another encoding than the rest of the file)"
     return kind + (f" (column {column})" if column and "column" not in kind else "")
+
+
+def _row_lines(rejected_lines: list[int], physical: Callable[[int], int]) -> Callable[[int], int]:
+    """The physical line of the n-th accepted row (0-based) of a file with these structurally rejected records."""
+    return lambda accepted_index: physical(_line_of(accepted_index, rejected_lines))
 
 
 def _line_of(accepted_index: int, rejected_lines: list[int]) -> int:
@@ -560,13 +625,14 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     return report
 
 
-def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report: ImportReport) -> dict[int, list[int]]:
-    """Stage every file; returns each file's structurally rejected lines (to number its rows' lines)."""
-    rejected_by_file: dict[int, list[int]] = {}
+def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report: ImportReport) -> dict[int, Callable[[int], int]]:
+    """Stage every file; returns for each file the physical line of its n-th accepted row (0-based)."""
+    rejected_by_file: dict[int, Callable[[int], int]] = {}
     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM ({_empty_select(kind)}) WHERE false")
     for file_idx, path in enumerate(paths):
         table = f"raw_{file_idx}"
-        cols, rejects, enc = _load_raw(con, path, table, encoding, tpl, workdir)
+        cols, rejects, enc, layout = _load_raw(con, path, table, encoding, tpl, workdir)
+        physical = _numbering(layout)
         file_tpl = _resolve_columns(cols, path, tpl, kind)
         report.template = file_tpl.name if report.template in ("auto", file_tpl.name) else "several"
         _note_columns(report, path, cols, file_tpl, kind)
@@ -577,13 +643,15 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
         n_ok = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         report.rows_read += n_ok + len(rejects)
         report.malformed += len(rejects)
-        report.malformed_lines.extend({"file": str(path), "line": line, "reason": reason} for line, reason in rejects[:MAX_REPORTED_LINES])
+        report.malformed_lines.extend({"file": str(path), "line": physical(line), "reason": reason}
+                                      for line, reason in rejects[:MAX_REPORTED_LINES])
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () - 1 AS row_idx, * FROM {table}")
         bad = _stage(con, table, cols, file_tpl, kind, file_idx, region)
         report.malformed += len(bad)
-        rejected_lines = rejected_by_file[file_idx] = [line for line, _ in rejects]
+        not_rows = sorted([line for line, _ in rejects] + (layout.blank if layout else []))
+        line_of = rejected_by_file[file_idx] = _row_lines(not_rows, physical)
         for row_idx, reason in bad[: max(0, MAX_REPORTED_LINES - len(report.malformed_lines))]:
-            report.malformed_lines.append({"file": str(path), "line": _line_of(row_idx, rejected_lines), "reason": reason})
+            report.malformed_lines.append({"file": str(path), "line": line_of(row_idx), "reason": reason})
         con.execute(f"DROP TABLE {table}")
         if enc not in ("utf-8", "parquet"):  # the plaintext copy is not needed past this file
             (workdir / (path.name.removesuffix(".gz") + ".utf8")).unlink(missing_ok=True)
@@ -765,7 +833,7 @@ def _commit(table: Path, out: Path, report_json: str, workdir: Path) -> None:
         fsync_dir(out.parent)
 
 
-def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, rejected: dict[int, list[int]]) -> Path:
+def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, rejected: dict[int, Callable[[int], int]]) -> Path:
     """Merge duplicates and split calls, then write Parquet in ``workdir``; fill the merge counts in ``report``.
 
     Returns the written file (``_commit`` renames it into place), so a reader never sees a half-written
@@ -789,7 +857,7 @@ def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path
         groups = con.execute("SELECT count(DISTINCT number) FROM staged").fetchone()[0]
         conflicts = _registry_conflicts(con)
         report.conflicting_rows = len(conflicts)
-        report.conflict_lines = [{"file": report.files[f], "line": _line_of(r, rejected.get(f, [])), "reason": reason}
+        report.conflict_lines = [{"file": report.files[f], "line": rejected[f](r) if f in rejected else r + 2, "reason": reason}
                                  for f, r, reason in conflicts[:MAX_REPORTED_LINES]]
         report.exact_duplicates = staged - groups - len(conflicts)
         query = """SELECT number, arg_min(name, (file_idx, row_idx)) AS name, arg_min(id_number, (file_idx, row_idx)) AS id_number,
