@@ -373,3 +373,13 @@ def test_a_merge_keeps_two_sides_of_a_call_apart_and_undoes_a_split_only_when_to
     lifted = linking.merge(lib, two["cluster"], new, over_split=True)
     assert lifted["splits_lifted"] and not lib.store.split_pairs_between([wrong], lib.store.cluster_member_ids(two["cluster"]))
     assert ("AJ-A", "AJ-B") in {tuple(c["cases"]) for c in linking.clusters(lib)}
+
+
+def test_a_mistyped_cluster_number_is_one_line_not_an_internal_error(lib, capsys):
+    from voiceprint.cli import run
+
+    root = str(lib.root)
+    assert run(["link", "merge", "99999999999999999999", "2", "--library", root]) == 7
+    assert "larger than any id" in capsys.readouterr().err
+    assert run(["link", "merge", "999", "999", "--library", root]) == 7  # missing first, not "merged with itself"
+    assert "no voice cluster 999" in capsys.readouterr().err

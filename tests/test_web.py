@@ -481,11 +481,16 @@ def test_browse_pages_follow_the_reverse_strike(app):
 def test_a_merge_decision_names_the_other_cluster_or_is_refused_with_a_reason(app):
     c, _ = login(app, "inv")
     token = c.get("/api/session").json()["csrf_token"]
-    for other in ("", "abc", "-3"):
+    for other in ("", "abc", "-3", "²", "9" * 5000):
         r = c.post("/links/999/merge", data={"csrf_token": token, "other": other})
         assert r.status_code == 422 and "cluster to merge" in r.text, other
     r = c.post("/links/999/merge", data={"csrf_token": token, "other": "998"})
     assert r.status_code in (404, 409) and "999" in r.text
+    for path, other in (("/links/99999999999999999999999/merge", "2"), ("/links/99999999999999999999999/confirm", ""),
+                        ("/links/2/merge", "999999999999999999")):
+        r = c.post(path, data={"csrf_token": token, "other": other})  # larger than any id SQLite holds: no such record
+        assert r.status_code == 404 and "larger than any id" in r.text or "no voice cluster" in r.text, path
+    assert c.get("/api/session").status_code == 200  # the connection and the server carry on
     assert c.post("/links/999/merge", data={"other": "998"}).status_code == 403
 
 

@@ -18,7 +18,19 @@ from typing import Annotated
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, AudioError, DataError, LibraryError, ModelError, VoiceprintError, storage_failure
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    ID_TOO_LARGE,
+    AudioError,
+    DataError,
+    LibraryError,
+    ModelError,
+    NotFound,
+    VoiceprintError,
+    id_overflow,
+    storage_failure,
+)
 from .options import STATE, CsvOpt, JsonOpt, LibraryOpt, close_opened, open_library, output_format
 
 app = typer.Typer(
@@ -1138,6 +1150,9 @@ def _failed(exc: Exception) -> int:
     if (where := storage_failure(exc)) is not None:
         _err(f"error: {where} - nothing more was written; what was reported done before is kept")
         return LibraryError.exit_code
+    if id_overflow(exc):
+        _err(f"error: {ID_TOO_LARGE}")
+        return NotFound.exit_code
     _err(f"internal error: {type(exc).__name__}: {exc} - rerun with --verbose and report it")
     return 1
 

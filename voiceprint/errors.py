@@ -66,6 +66,15 @@ class NotFound(VoiceprintError):
     exit_code = 7
 
 
+#: What a record id larger than SQLite's 64-bit integers is told (no record can have it).
+ID_TOO_LARGE = "no such record: the number given is larger than any id a library can hold - check the number"
+
+
+def id_overflow(err: BaseException) -> bool:
+    """An id too large for SQLite (``OverflowError`` from the sqlite3 module): a mistyped number, not a bug."""
+    return isinstance(err, OverflowError) and "SQLite INTEGER" in str(err)
+
+
 class ResourceError(VoiceprintError):
     """The machine's resources ran out under a command (DuckDB's memory limit): a setting to change, not a bug."""
 

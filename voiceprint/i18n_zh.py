@@ -507,6 +507,7 @@ MESSAGES: dict[str, str] = {
     "Cluster to merge into this one": "并入本聚类的聚类编号",
     "also voices split apart": "包括曾被拆分的声音",
     "Merge: one voice": "合并：同一声音",
+    "note for the audit trail": "审计备注",
     "Which cluster?": "哪个聚类？",
     "give the number of the cluster to merge into this one": "请填写要并入本聚类的聚类编号",
     "Name for the new suspect": "新嫌疑人的姓名",

@@ -521,10 +521,11 @@ class Links:
         confirmed (re-clustering keeps it whole). Two voices of one recording are two people and are never merged. Voices
         an investigator split apart are merged back only with ``over_split``, which lifts those splits (audited)."""
         store = self.store
-        if cluster == other:
-            raise LibraryError(f"cluster {cluster} cannot be merged with itself - name two clusters (`voiceprint link --min-cases 1`)")
         with self.lib.writing(), store.transaction():
-            for c in (store.cluster(cluster), store.cluster(other)):
+            found = store.cluster(cluster), store.cluster(other)
+            if cluster == other:
+                raise LibraryError(f"cluster {cluster} cannot be merged with itself - name two clusters (`voiceprint link --min-cases 1`)")
+            for c in found:
                 if c["status"] == "promoted":
                     raise LibraryError(f"cluster {c['id']} was promoted to person {c['person_id']}: only clusters of unknown voices "
                                        "are merged")

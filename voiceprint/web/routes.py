@@ -140,6 +140,7 @@ def _error_handlers(app) -> None:
     app.add_exception_handler(sqlite3.Error, _storage_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(OverflowError, _id_too_large)
 
 
 # -- login ---------------------------------------------------------------------------------
@@ -258,6 +259,15 @@ async def _library_error(request, exc):
     if _is_api(request):
         return JSONResponse({"error": msg}, status_code=code)
     return error_page(request, _user_of(request), code, "Could not do that", msg)
+
+
+async def _id_too_large(request, exc):
+    """An id in the address or a form too large for SQLite: no such record (404), as for any unknown id."""
+    from ..errors import ID_TOO_LARGE, id_overflow
+
+    if not id_overflow(exc):
+        raise exc
+    return await _library_error(request, NotFound(ID_TOO_LARGE))
 
 
 async def _storage_error(request, exc):
@@ -568,7 +578,7 @@ def _enrol_routes(app) -> None:
         user = await current_user(request)
         require(user, "approve")
         form = await form_with_csrf(request, user)
-        ids = [int(x) for x in form.getlist("voiceprint") if str(x).isdigit()]
+        ids = [int(x) for x in form.getlist("voiceprint") if _plain_id(str(x))]
         decision = str(form.get("decision") or "")
         if decision not in ("approve", "reject") or not ids:
             return error_page(request, user, 400, "Nothing to do", "choose one or more enrolments and approve or reject them")
@@ -698,6 +708,11 @@ def _case_routes(app) -> None:
 
 
 # -- links -----------------------------------------------------------------------------------------
+def _plain_id(text: str) -> bool:
+    """A record id as a form may carry it: ASCII digits only ('²' passes ``str.isdigit``), at most 18 of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _link_routes(app) -> None:
     from fastapi.responses import RedirectResponse
 
@@ -713,10 +728,10 @@ def _link_routes(app) -> None:
         if decision == "confirm":
             await wb.call(user["name"], confirm, cluster, note)
         elif decision == "split":
-            await wb.call(user["name"], split, cluster, [int(v) for v in form.getlist("voiceprint") if str(v).isdigit()], note)
+            await wb.call(user["name"], split, cluster, [int(v) for v in form.getlist("voiceprint") if _plain_id(str(v))], note)
         elif decision == "merge":
             other = str(form.get("other") or "").strip()
-            if not other.isdigit():
+            if not _plain_id(other):
                 return error_page(request, user, 422, "Which cluster?", "give the number of the cluster to merge into this one")
             await wb.call(user["name"], merge, cluster, int(other), note, form.get("over_split") == "1")
         elif decision == "promote":
