@@ -373,3 +373,20 @@ def test_each_commit_adds_its_sample_to_the_index_without_a_pass_over_every_id(i
             b = rebuilt.persons.vectors()[rebuilt.persons.live_ids() == pid][0]
             assert float(a @ b) > 0.99999
         assert lib.check_index()["status"] == "ok"
+
+
+def test_a_file_committed_beside_an_altered_row_is_reported_enrolled_and_the_index_refuses(items, tmp_path):
+    """The index's fast path checked the person's seals after the commit and raised: the file was reported refused
+    although its voiceprint was stored. It now leaves the index to the general update, which refuses the altered row."""
+    from voiceprint.errors import LibraryError
+
+    good = [i for i in items if "broken" not in i.path]
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        lib.enrol_many(good[:1], min_speech=0.5, workers=0)
+        lib.store.db.execute("UPDATE voiceprints SET seal = '00'")
+        lib.store.db.commit()
+        seen: list[str] = []
+        with pytest.raises(LibraryError, match="integrity seal"):
+            lib.enrol_many([EnrolItem(good[1].path, good[0].person)], min_speech=0.5, workers=0, progress=lambda o: seen.append(o.status))
+        assert seen == ["enrolled"]
+        assert lib.store.db.execute("SELECT count(*) FROM voiceprints").fetchone()[0] == 2

@@ -419,7 +419,8 @@ class Library:
         if sample_id not in ids:  # four-eyes: stored, not searchable until approved; the index does not change
             index.generation = store.generation
             return
-        assert_sealed(store, {person_id})  # integrity hook, as for any update: only checked rows reach the index
+        if not verify_seals(store, {person_id})["ok"]:  # the general update (at the next use) refuses altered rows, naming them
+            return
         vectors = store.vectors_of(ids)
         index.add_sample(sample_id, person_id, vectors[ids.index(sample_id)], vectors, store.generation)
 
