@@ -390,3 +390,22 @@ def test_a_file_committed_beside_an_altered_row_is_reported_enrolled_and_the_ind
             lib.enrol_many([EnrolItem(good[1].path, good[0].person)], min_speech=0.5, workers=0, progress=lambda o: seen.append(o.status))
         assert seen == ["enrolled"]
         assert lib.store.db.execute("SELECT count(*) FROM voiceprints").fetchone()[0] == 2
+
+
+def test_a_person_erased_while_their_enrolment_runs_is_not_made_again_from_its_later_files(items, tmp_path):
+    """QA: `person delete` from another terminal during a manifest's run; the run's later files of that person made a
+    new person of the same name, undoing the erasure under a new id without a word."""
+    good = [i for i in items if "broken" not in i.path]
+    run = [EnrolItem(good[0].path, "Erased"), EnrolItem(good[1].path, "Kept"), EnrolItem(good[2].path, "Erased"),
+           EnrolItem(good[3].path, "Kept")]
+    with Library.create(tmp_path / "lib", operator="tester") as lib:
+        def erase_after_first(outcome):
+            if outcome.path == good[0].path:
+                with Library.open(tmp_path / "lib", operator="another-terminal") as other:
+                    other.delete_person("Erased")
+
+        done = lib.enrol_many(run, min_speech=0.5, workers=0, progress=erase_after_first)
+        assert [o.status for o in done.outcomes] == ["enrolled", "enrolled", "refused", "enrolled"]
+        assert "was erased while this enrolment ran" in done.outcomes[2].reason
+        assert [r[0] for r in lib.store.db.execute("SELECT name FROM persons")] == ["Kept"]
+        assert lib.check_index()["status"] == "ok"

@@ -108,6 +108,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
     on_wait = _told_once(on_wait)
     since_save = 0
     busy = False
+    lib.run_persons = {}
     with at_work(lib.root):
         try:
             if n_workers > 1:
@@ -133,6 +134,7 @@ def enrol_many(lib: Library, items: Iterable[EnrolItem], min_speech: float | Non
             # Also when nothing new was enrolled: a run killed after its last commit but before its index
             # save leaves the index behind the database. Not after waiting in vain for the lock: whoever
             # holds it would hold this save up as long again (an enrolment saves the index as it finishes).
+            lib.run_persons = None
             if not busy:
                 _save_index(lib, on_wait, only_if_behind=True)
                 summary.weak_persons = weak_persons(lib, {o.person_id for o in summary.outcomes if o.person_id is not None})
@@ -280,6 +282,7 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
         pending = four_eyes(store)
         newest = store.db.execute("SELECT COALESCE(MAX(id), 0) FROM persons").fetchone()[0]
         pid = store.person_to_enrol(item.person, item.id_number, normalise_category(item.category), item.notes)
+        _refuse_an_erased_persons_return(lib, item, pid, newest)
         notes: list[str] = []
         if item.phone:
             notes = _moved_phone(store, path, item.phone, pid, strict=pending)
@@ -303,9 +306,25 @@ def commit(lib: Library, item: EnrolItem, done: PreparedFile) -> EnrolOutcome:
                     voice=done.voice, **({"warnings": done.warnings} if done.warnings else {}),
                     **({"new_person": True} if pid > newest else {}))  # a rejection (four-eyes) then removes the person
     lib.index_committed_sample(before, vid, pid)
+    if lib.run_persons is not None:
+        lib.run_persons[_person_key(item)] = pid
     waiting = ["waiting for a second person's approval (four-eyes): not searchable until `voiceprint approve`"] if pending else []
     return EnrolOutcome(str(path), "enrolled", pid, vid, done.channel, done.net_speech, warnings=done.warnings + notes + waiting,
                         pending=pending)
+
+
+def _person_key(item: EnrolItem) -> tuple[str, str]:
+    return (item.person or "").strip(), (item.id_number or "").strip()
+
+
+def _refuse_an_erased_persons_return(lib: Library, item: EnrolItem, pid: int, newest: int) -> None:
+    """A person erased while this run enrolled them (`person delete` from another terminal or the workbench) is not
+    made again from the run's later files: an erasure would otherwise be undone, under a new id, without a word."""
+    earlier = None if lib.run_persons is None else lib.run_persons.get(_person_key(item))
+    if (earlier is not None and pid > newest and earlier != pid
+            and lib.store.db.execute("SELECT 1 FROM persons WHERE id = ?", (earlier,)).fetchone() is None):
+        raise DataError(f"{item.path}: person {earlier} ({item.person.strip()}) was erased while this enrolment ran, so this "
+                        "file is not enrolled - if the erasure was a mistake, enrol their files again")
 
 
 #: the same voice of the same recording embeds to (almost) the same vector; the two voices of a

@@ -70,6 +70,8 @@ class Library:
         self.store = store
         self.model = model
         self._index: VoiceIndex | None = None
+        #: during an enrolment run, the person each (name, ID number) was enrolled as (voiceprint.enrolment)
+        self.run_persons: dict[tuple[str, str], int] | None = None
         self._lock_depth = 0
 
     # -- opening ----------------------------------------------------------------------------
