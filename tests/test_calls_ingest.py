@@ -205,11 +205,13 @@ def test_a_line_longer_than_the_readers_buffer_is_reported_not_lost(tmp_path):
     huge = "13800138000,13900139009,out,2020-03-01 11:00:00,30," + "锦" * (12 << 20) + ",锦江区,35000000000001,广东\n"  # 36 MB
     path = tmp_path / "huge.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
-        fh.write(HEADER + ROW + huge + "13800138000,13900139001,in,2020-03-01 12:00:00,5,,,,\n" + "13800138000,13900139002,in,bad,5,,,,\n")
+        fh.write(HEADER + ROW + huge + "13800138000,13900139001,in,2020-03-01 12:00:00,5,,,,\n" + "13800138000,13900139002,in,bad,5,,,,\n"
+                 + "13800138000,13900139003,in\n" + "13800138000,13900139004,in,2020-03-01 12:00:00,5," + "x" * (3 << 20) + ",,,\n")
     report = import_calls(path, tmp_path / "out.parquet", template="generic")
-    assert report.rows_read == 4 and report.rows_written == 2
-    assert [(m["line"], m["reason"]) for m in report.malformed_lines] == [
-        (3, "a line of 36 MB, longer than the reader can hold: not read"), (5, "bad start time bad")]
+    assert report.rows_read == 6 and report.rows_written == 2
+    assert [(m["line"], m["reason"]) for m in report.malformed_lines] == [  # the reader's own rejects after it keep their lines
+        (3, "a line of 36 MB, longer than the reader can hold: not read"), (5, "bad start time bad"), (6, "missing columns"),
+        (7, "a line longer than the reader's 2 MB limit: not read")]
 
 
 def test_lines_after_a_quoted_field_that_spans_lines_keep_their_numbers(tmp_path):
@@ -236,7 +238,19 @@ def test_a_quoted_line_break_in_a_file_of_mixed_line_endings_names_the_line_and_
                      "+8613900000002,Li,510100196001010002,泸州\n+8613900000003,Wang,510100196001010003,泸州,江阳区\r\n".encode())
     with pytest.raises(DataError, match=r"line 2 ends with LF where line 1 ends with CRLF.*one kind of line ending.*nothing was imported"):
         import_registry(path, tmp_path / "out.parquet")
+    quoted = tmp_path / "quoted.csv"  # every field quoted: was taken for a stray quote that never closes
+    quoted.write_bytes(b'"number","name"\r\n"+8613900000001","Zhang"\n"+8613900000002","Li"\n"+8613900000003","Wang"\r\n')
+    with pytest.raises(DataError, match=r"line 2 ends with LF where line 1 ends with CRLF"):
+        import_registry(quoted, tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_file_whose_lines_end_in_cr_alone_is_read(tmp_path):
+    """Classic Mac line ends: the header reader took the whole file for its first line (internal error)."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes((HEADER + ROW + "13800138000,13900139001,in\n").replace("\n", "\r").encode())
+    report = import_calls(path, tmp_path / "out.parquet", template="generic")
+    assert report.rows_read == 2 and report.rows_written == 1 and [m["line"] for m in report.malformed_lines] == [3]
 
 
 def test_the_record_layout_of_quoted_line_breaks_and_empty_lines(tmp_path):

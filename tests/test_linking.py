@@ -345,6 +345,7 @@ def test_an_investigator_merges_two_clusters_of_one_caller_and_sees_the_candidat
     [lonely] = [c["cluster"] for c in linking.clusters(lib, min_cases=1) if c["cluster"] != cluster["cluster"]]
     assert near["cluster"] == lonely and near["cases"] == ["AJ-C"] and near["linked"] is False
     assert near["score"] < near["threshold_shown"]  # cosine space: shown as it is
+    assert cluster["raw_score_unit"] == cluster["score_unit"] == "cosine score"
     with pytest.raises(LibraryError, match="itself"):
         linking.merge(lib, lonely, lonely)
     out = linking.merge(lib, cluster["cluster"], lonely, note="same caller, heard both")

@@ -622,7 +622,8 @@ def _add_pair_scores(c: dict, space: LinkSpace) -> None:
     sims = space.scores(rows_c, rows_c)
     n = len(rows_c)
     c["score_kind"] = space.kind
-    c["score_unit"] = _unit(space.kind)
+    c["score_unit"] = _unit(space.kind)  # of the *_shown values; the raw scores are natural-log LRs in an LLR space
+    c["raw_score_unit"] = "natural-log LR" if space.kind == "llr" else c["score_unit"]
     for i, v in enumerate(c["voices"]):
         v["mean_score_to_others"] = round(float((sims[i].sum() - sims[i, i]) / max(n - 1, 1)), 4)
         v["score_to_others_shown"] = _shown(v["mean_score_to_others"], space.kind)

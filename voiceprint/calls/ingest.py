@@ -178,6 +178,16 @@ def _line_scan(path: Path, limit: int = OVERLONG_LINE_BYTES, chunk: int = 4 << 2
     return found, line - (run == 0)  # a last line without its line break still counts
 
 
+def _mixed_endings(path: Path, source: Path) -> DataError | None:
+    """The refusal of a file whose lines end in both ways (two exports joined with `cat`), which the CSV reader
+    cannot read; None when every line ends alike."""
+    if (odd := _other_line_ending(source)) is None:
+        return None
+    return DataError(f"{path}: line {odd[0]} ends with {odd[1]} where line 1 ends with {odd[2]}, and the CSV reader refuses a file "
+                     "whose lines end in both ways - save it with one kind of line ending (e.g. `dos2unix`, or Notepad++: Edit > "
+                     "EOL Conversion) and import again; nothing was imported")
+
+
 def _other_line_ending(path: Path) -> tuple[int, str, str] | None:
     """(line, its ending, line 1's ending) for the first line that ends with LF where line 1 ends with CRLF, or the other
     way round; None when every line ends alike."""
@@ -200,7 +210,7 @@ class RecordLayout:
     blank: list[int]
 
 
-def _record_layout(path: Path, delim: str) -> RecordLayout:
+def _record_layout(path: Path, delim: str) -> RecordLayout | None:
     """Read with Python's csv module: only for a file whose lines are not its records (a quoted field holding a line
     break, an empty line, a line too long to read), seen as more lines than records."""
     starts, blank, line = [], [], 1
@@ -213,6 +223,8 @@ def _record_layout(path: Path, delim: str) -> RecordLayout:
                 if not record:
                     blank.append(len(starts))
                 line = reader.line_num + 1
+    except csv.Error:  # lines ended by CR alone, which DuckDB reads: its record numbers are the lines then
+        return None
     finally:
         csv.field_size_limit(limit)
     return RecordLayout(starts, blank)
@@ -387,7 +399,7 @@ def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
 def _header(path: Path, encoding: str) -> tuple[list[str], str]:
     with _open_bytes(path) as fh:
         first = fh.readline(1 << 20)
-    text = first.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    text = first.decode(encoding, errors="replace").lstrip("\ufeff").split("\n")[0].split("\r")[0]  # lines may end in CR alone
     delim = "\t" if "\t" in text else ("|" if "|" in text and "," not in text else ",")
     names = next(csv.reader([text], delimiter=delim), []) if text.strip(" \t,|\"") else []
     cols: list[str] = []
@@ -441,10 +453,8 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         text = str(err)
         if "unicode" in text.lower() or "utf" in text.lower():
             raise DataError(f"{path}: not valid {enc} - name the encoding, e.g. --encoding gb18030") from None
-        if (odd := _other_line_ending(source)) is not None:
-            raise DataError(f"{path}: line {odd[0]} ends with {odd[1]} where line 1 ends with {odd[2]}, and the CSV reader cannot "
-                            "follow a quoted line break between the two - save the file with one kind of line ending (e.g. "
-                            "`dos2unix`, or Notepad++: Edit > EOL Conversion) and import again; nothing was imported") from None
+        if (mixed := _mixed_endings(path, source)) is not None:
+            raise mixed from None
         raise DataError(f"{path}: cannot be read as a delimited file ({text.splitlines()[0]})") from None
     rejects = con.execute("SELECT line, error_type, column_name FROM reject_errors ORDER BY line").fetchall()
     bad_text = sorted({line for line, kind, _ in rejects if any(w in str(kind).upper() for w in ("UNICODE", "ENCODING"))})
@@ -452,14 +462,15 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
     quoted = sorted(int(line) for line, kind, _ in rejects if "QUOTE" in str(kind).upper())
     if quoted:
         _refuse_swallowed_lines(con, path, source, delim, len(cols), lines, quoted[0])
-    reported = {int(line) for line, _, _ in rejects}
     with _archive_guard(path):
         long_lines, physical_lines = _line_scan(source)
         layout = _record_layout(source, delim) if physical_lines != 1 + lines else None  # the header and every record
-        record = (lambda line: bisect.bisect_right(layout.starts, line)) if layout else (lambda line: line)  # noqa: E731
-        overlong = [(record(line), f"a line of {size / (1 << 20):.0f} MB, longer than the reader can hold: not read", None)
-                    for line, size in long_lines if record(line) not in reported]
-    rejects = sorted(rejects + overlong, key=lambda r: int(r[0]))
+    record = (lambda line: bisect.bisect_right(layout.starts, line)) if layout else (lambda line: line)  # noqa: E731
+    vanished = _vanished([(record(line), size) for line, size in long_lines],
+                         {int(line) for line, kind, _ in rejects if "LINE SIZE" in str(kind).upper()})
+    gone = [r for r, _ in vanished]  # the reader's record numbers skip these: bring its own rejects back to the file's
+    overlong = [(r, f"a line of {size / (1 << 20):.0f} MB, longer than the reader can hold: not read", None) for r, size in vanished]
+    rejects = sorted([(_skip_past(int(line), gone), kind, col) for line, kind, col in rejects] + overlong, key=lambda r: int(r[0]))
     lines += len(overlong)
     if bad_text and (2 * len(bad_text) >= lines or len(bad_text) > max(MAX_FOREIGN_LINES, lines // 100)):
         raise DataError(f"{path}: line {bad_text[0]} is not valid {enc} - a GBK file? name it with --encoding gb18030")
@@ -480,12 +491,34 @@ def _refuse_swallowed_lines(con, path: Path, source: Path, delim: str, ncols: in
         delim = {sql_literal(delim)}, quote = '', escape = '', store_rejects = true, strict_mode = false, null_padding = true)""").fetchone()[0]
     if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'").fetchone()[0]:  # made only for rejects
         plain += con.execute("SELECT count(DISTINCT line) FROM reject_errors").fetchone()[0]
+    if plain > lines and (mixed := _mixed_endings(path, source)) is not None:  # quotes misread across mixed line ends
+        raise mixed
     if plain > lines:
         raise DataError(f"{path}: line {first} opens a quoted field with '\"' that never closes, so {plain - lines:,} line(s) from there on "
                         "would be lost - remove the stray quote (or close it) and import again; nothing was imported")
 
 
+def _vanished(long_lines: list[tuple[int, int]], size_rejects: set[int]) -> list[tuple[int, int]]:
+    """The long lines (record number, bytes) the reader neither read nor rejected: those it rejected as too long
+    carry its own record number, which is one less for each vanished line before them."""
+    out: list[tuple[int, int]] = []
+    for r, size in long_lines:
+        if r - len(out) not in size_rejects:
+            out.append((r, size))
+    return out
+
+
+def _skip_past(record: int, gone: list[int]) -> int:
+    """The reader's ``record`` number counted in the file, where the records ``gone`` (sorted) vanished before it."""
+    for g in gone:
+        if g <= record:
+            record += 1
+    return record
+
+
 def _reject_reason(kind: str, column: str | None) -> str:
+    if "LINE SIZE" in str(kind).upper():
+        return "a line longer than the reader's 2 MB limit: not read"
     kind = str(kind).lower() if str(kind).isupper() else str(kind)  # DuckDB's error types are upper-case codes
     if "unicode" in kind or "encoding" in kind:
         return "invalid text encoding (this line is in another encoding than the rest of the file)"
