@@ -245,6 +245,15 @@ def test_a_quoted_line_break_in_a_file_of_mixed_line_endings_names_the_line_and_
     assert not (tmp_path / "out.parquet").exists()
 
 
+def test_empty_lines_before_the_header_are_skipped_and_still_counted(tmp_path):
+    """An export that begins with empty lines was refused as having no header line."""
+    path = tmp_path / "lead.csv"
+    path.write_text("\n \n" + HEADER + ROW + "13800138000,13900139002,in,bad,5,,,,\n" + "13800138000,13900139003,in\n", encoding="utf-8")
+    report = import_calls(path, tmp_path / "out.parquet", template="generic")
+    assert report.rows_read == 3 and report.rows_written == 1
+    assert [(m["line"], m["reason"].split()[0]) for m in report.malformed_lines] == [(5, "bad"), (6, "missing")]
+
+
 def test_a_file_whose_lines_end_in_cr_alone_is_read(tmp_path):
     """Classic Mac line ends: the header reader took the whole file for its first line (internal error)."""
     path = tmp_path / "mac.csv"

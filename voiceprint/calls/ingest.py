@@ -396,17 +396,27 @@ def _to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
     return out
 
 
-def _header(path: Path, encoding: str) -> tuple[list[str], str]:
+#: Empty lines an export may put before its header (they are skipped, and still counted in line numbers).
+MAX_LEADING_EMPTY_LINES = 20
+
+
+def _header(path: Path, encoding: str) -> tuple[list[str], str, int]:
+    """The header's column names, the delimiter, and how many empty lines come before the header."""
+    skipped, text = 0, ""
     with _open_bytes(path) as fh:
-        first = fh.readline(1 << 20)
-    text = first.decode(encoding, errors="replace").lstrip("\ufeff").split("\n")[0].split("\r")[0]  # lines may end in CR alone
+        while skipped <= MAX_LEADING_EMPTY_LINES:
+            first = fh.readline(1 << 20)
+            text = first.decode(encoding, errors="replace").lstrip("\ufeff").split("\n")[0].split("\r")[0]  # lines may end in CR
+            if text.strip() or not first:
+                break
+            skipped += 1
     delim = "\t" if "\t" in text else ("|" if "|" in text and "," not in text else ",")
     names = next(csv.reader([text], delimiter=delim), []) if text.strip(" \t,|\"") else []
     cols: list[str] = []
     for i, raw in enumerate(names):  # blank or repeated names get a positional one, as spreadsheets do
         name = raw.strip() or f"column{i + 1}"
         cols.append(name if name not in cols else f"{name}_{i + 1}")
-    return cols, delim
+    return cols, delim, skipped
 
 
 # ---------------------------------------------------------------- reading one file into SQL
@@ -431,7 +441,7 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         _refuse_binary(path)
         enc = _canonical_encoding(named) if named and named != "auto" else detect_encoding(path)
         source = _to_utf8(path, enc, workdir) if enc != "utf-8" else path
-        cols, delim = _header(source, "utf-8")
+        cols, delim, skipped = _header(source, "utf-8")
     if template and template.delimiter:
         delim = template.delimiter
     if not any(cols):
@@ -444,7 +454,7 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {table} AS SELECT {renamed} FROM read_csv({sql_path(source)},
-                header = true, auto_detect = false, columns = {spec}, delim = {sql_literal(delim)}, quote = '"',
+                header = true, skip = {skipped}, auto_detect = false, columns = {spec}, delim = {sql_literal(delim)}, quote = '"',
                 escape = '"', store_rejects = true, strict_mode = true, null_padding = false)"""
         )
     except Exception as err:  # duckdb.Error; imported lazily
@@ -461,10 +471,13 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
     lines = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] + len({line for line, _, _ in rejects})
     quoted = sorted(int(line) for line, kind, _ in rejects if "QUOTE" in str(kind).upper())
     if quoted:
-        _refuse_swallowed_lines(con, path, source, delim, len(cols), lines, quoted[0])
+        _refuse_swallowed_lines(con, path, source, delim, len(cols), lines, quoted[0], skipped)
     with _archive_guard(path):
         long_lines, physical_lines = _line_scan(source)
-        layout = _record_layout(source, delim) if physical_lines != 1 + lines else None  # the header and every record
+        # a record per line after the header: no layout needed (empty lines before the header are records of the layout)
+        layout = _record_layout(source, delim) if physical_lines != 1 + lines or skipped else None
+    if layout is not None and skipped:  # skipped before the header, whitespace or not: never rows
+        layout.blank = sorted(set(layout.blank) | set(range(1, skipped + 1)))
     record = (lambda line: bisect.bisect_right(layout.starts, line)) if layout else (lambda line: line)  # noqa: E731
     vanished = _vanished([(record(line), size) for line, size in long_lines],
                          {int(line) for line, kind, _ in rejects if "LINE SIZE" in str(kind).upper()})
@@ -481,13 +494,13 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
     return cols, sorted(by_line.items()), enc, layout
 
 
-def _refuse_swallowed_lines(con, path: Path, source: Path, delim: str, ncols: int, lines: int, first: int) -> None:
+def _refuse_swallowed_lines(con, path: Path, source: Path, delim: str, ncols: int, lines: int, first: int, skipped: int = 0) -> None:
     """A stray '"' opens a quoted field that runs on past the end of its line, and the CSV reader then takes the
     rest of the file for that one field: those lines were neither read nor rejected. Read without quoting, the file
     holds more lines than that; then nothing is imported, and the line with the quote is named."""
     spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}"
     con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
-    plain = con.execute(f"""SELECT count(*) FROM read_csv({sql_path(source)}, header = true, auto_detect = false, columns = {spec},
+    plain = con.execute(f"""SELECT count(*) FROM read_csv({sql_path(source)}, header = true, skip = {skipped}, auto_detect = false, columns = {spec},
         delim = {sql_literal(delim)}, quote = '', escape = '', store_rejects = true, strict_mode = false, null_padding = true)""").fetchone()[0]
     if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'").fetchone()[0]:  # made only for rejects
         plain += con.execute("SELECT count(DISTINCT line) FROM reject_errors").fetchone()[0]
