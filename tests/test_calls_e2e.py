@@ -55,23 +55,29 @@ def test_offender_number_is_top_lead_with_person_and_cases(tmp_path):
     assert all(lead["library_person"] is None for lead in leads[1:])
 
 
-def test_a_lead_lists_the_cases_whose_victim_its_own_number_called(tmp_path):
-    """`phone show` and `voiceprint leads` showed the case file's calls from a number to a victim; `calls leads --library`
-    showed no case for a number that no library person holds."""
+def _two_leads(tmp_path, lead: str, other: str) -> list[dict]:
+    """`calls leads --library` as JSON on a feature table of two numbers, ``lead`` scored far above ``other``."""
     from typer.testing import CliRunner
 
     from voiceprint.calls.cli import app
+
+    pd.DataFrame({"number": [lead, other], "distinct_others": [90.0, 5.0], "calls_per_other": [1.1, 6.0],
+                  "max_callees_day": [40.0, 2.0], "two_way_share": [0.0, 0.5]}).to_csv(tmp_path / "f.csv", index=False)
+    result = CliRunner().invoke(app, ["leads", "--features", str(tmp_path / "f.csv"), "--library", str(tmp_path / "lib"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_lead_lists_the_cases_whose_victim_its_own_number_called(tmp_path):
+    """`phone show` and `voiceprint leads` showed the case file's calls from a number to a victim; `calls leads --library`
+    showed no case for a number that no library person holds."""
     from voiceprint.store import add_case_call
 
-    pd.DataFrame({"number": ["13900000243", "+8613900000244"], "distinct_others": [90.0, 5.0], "calls_per_other": [1.1, 6.0],
-                  "max_callees_day": [40.0, 2.0], "two_way_share": [0.0, 0.5]}).to_csv(tmp_path / "f.csv", index=False)
     with Library.create(tmp_path / "lib") as lib:
         lib.add_case("AJ2026-0001", title="冒充客服", status="open")
         with lib.store.transaction():
             add_case_call(lib.store, "AJ2026-0001", "+86 139 0000 0243", "2026-01-05 10:00:00")
-    result = CliRunner().invoke(app, ["leads", "--features", str(tmp_path / "f.csv"), "--library", str(tmp_path / "lib"), "--format", "json"])
-    assert result.exit_code == 0, result.output
-    first, second = json.loads(result.output)
+    first, second = _two_leads(tmp_path, "13900000243", "+8613900000244")
     assert first["number"] == "+8613900000243" and first["library_person"] is None
     assert first["cases"] == ["AJ2026-0001 冒充客服 (open): this number called its victim at 2026-01-05 10:00:00"]
     assert second["cases"] == []
@@ -81,20 +87,12 @@ def test_a_lead_lists_the_cases_whose_victim_its_own_number_called(tmp_path):
 
 def test_a_lead_lists_the_cases_linked_to_its_own_number(tmp_path):
     """`phone show 13900000246` listed AJ2026-0004 (`case link --phone`), while `calls leads --library` gave that lead no case."""
-    from typer.testing import CliRunner
-
-    from voiceprint.calls.cli import app
-
-    pd.DataFrame({"number": ["13900000246", "+8613900000247"], "distinct_others": [90.0, 5.0], "calls_per_other": [1.1, 6.0],
-                  "max_callees_day": [40.0, 2.0], "two_way_share": [0.0, 0.5]}).to_csv(tmp_path / "f.csv", index=False)
     with Library.create(tmp_path / "lib") as lib:
         lib.add_case("AJ2026-0004", title='quote "x"', status="open")
         lib.add_phone("+86 139 0000 0246")  # no person holds it
         lib.link_case("AJ2026-0004", phone="13900000246")
         assert [c["case_number"] for c in lib.phone("13900000246")["phone_cases"]] == ["AJ2026-0004"]
-    result = CliRunner().invoke(app, ["leads", "--features", str(tmp_path / "f.csv"), "--library", str(tmp_path / "lib"), "--format", "json"])
-    assert result.exit_code == 0, result.output
-    first, second = json.loads(result.output)
+    first, second = _two_leads(tmp_path, "13900000246", "+8613900000247")
     assert first["number"] == "+8613900000246" and first["library_person"] is None
     assert first["cases"] == ['AJ2026-0004 quote "x" (open)']
     assert second["cases"] == []

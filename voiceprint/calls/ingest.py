@@ -210,17 +210,18 @@ class RecordLayout:
     blank: list[int]
 
 
-def _record_layout(path: Path, delim: str) -> RecordLayout | None:
+def _record_layout(path: Path, delim: str, skipped: int = 0) -> RecordLayout | None:
     """Read with Python's csv module: only for a file whose lines are not its records (a quoted field holding a line
-    break, an empty line, a line too long to read), seen as more lines than records."""
-    starts, blank, line = [], [], 1
+    break, an empty line, a line too long to read), seen as more lines than records, or whose first ``skipped`` lines
+    come before the header (never rows, blank or not)."""
+    starts, blank, line = [], list(range(1, skipped + 1)), 1
     limit = csv.field_size_limit(2**31 - 1)  # a field too long for DuckDB is numbered too
     try:
         with _open_bytes(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as fh:
             reader = csv.reader(fh, delimiter=delim, quotechar='"', doublequote=True)
             for record in reader:
                 starts.append(line)
-                if not record:
+                if not record and len(starts) > skipped:
                     blank.append(len(starts))
                 line = reader.line_num + 1
     except csv.Error:  # lines ended by CR alone, which DuckDB reads: its record numbers are the lines then
@@ -474,17 +475,10 @@ def _load_raw(con, path: Path, table: str, encoding: str | None, template: Templ
         _refuse_swallowed_lines(con, path, source, delim, len(cols), lines, quoted[0], skipped)
     with _archive_guard(path):
         long_lines, physical_lines = _line_scan(source)
-        # a record per line after the header: no layout needed (empty lines before the header are records of the layout)
-        layout = _record_layout(source, delim) if physical_lines != 1 + lines or skipped else None
-    if layout is not None and skipped:  # skipped before the header, whitespace or not: never rows
-        layout.blank = sorted(set(layout.blank) | set(range(1, skipped + 1)))
-    record = (lambda line: bisect.bisect_right(layout.starts, line)) if layout else (lambda line: line)  # noqa: E731
-    vanished = _vanished([(record(line), size) for line, size in long_lines],
-                         {int(line) for line, kind, _ in rejects if "LINE SIZE" in str(kind).upper()})
-    gone = [r for r, _ in vanished]  # the reader's record numbers skip these: bring its own rejects back to the file's
-    overlong = [(r, f"a line of {size / (1 << 20):.0f} MB, longer than the reader can hold: not read", None) for r, size in vanished]
-    rejects = sorted([(_skip_past(int(line), gone), kind, col) for line, kind, col in rejects] + overlong, key=lambda r: int(r[0]))
-    lines += len(overlong)
+        # a record per line after the header: no layout needed
+        layout = _record_layout(source, delim, skipped) if physical_lines != 1 + lines or skipped else None
+    rejects, vanished = _with_vanished_lines(rejects, long_lines, layout)
+    lines += vanished
     if bad_text and (2 * len(bad_text) >= lines or len(bad_text) > max(MAX_FOREIGN_LINES, lines // 100)):
         raise DataError(f"{path}: line {bad_text[0]} is not valid {enc} - a GBK file? name it with --encoding gb18030")
     # a few lines in another encoding (a row pasted in from another system) are reported, the rest imported
@@ -511,6 +505,18 @@ def _refuse_swallowed_lines(con, path: Path, source: Path, delim: str, ncols: in
                         "would be lost - remove the stray quote (or close it) and import again; nothing was imported")
 
 
+def _with_vanished_lines(rejects: list, long_lines: list[tuple[int, int]], layout: RecordLayout | None) -> tuple[list, int]:
+    """The reader's rejects, with the long lines it skipped without a word added, and its record numbers counted past
+    them (they skip those lines); and how many vanished. ``long_lines`` are physical (line, bytes)."""
+    record = (lambda line: bisect.bisect_right(layout.starts, line)) if layout else (lambda line: line)  # noqa: E731
+    vanished = _vanished([(record(line), size) for line, size in long_lines],
+                         {int(line) for line, kind, _ in rejects if "LINE SIZE" in str(kind).upper()})
+    gone = [r for r, _ in vanished]
+    overlong = [(r, f"a line of {size / (1 << 20):.0f} MB, longer than the reader can hold: not read", None) for r, size in vanished]
+    counted = [(_skip_past(int(line), gone), kind, col) for line, kind, col in rejects]
+    return sorted(counted + overlong, key=lambda r: int(r[0])), len(vanished)
+
+
 def _vanished(long_lines: list[tuple[int, int]], size_rejects: set[int]) -> list[tuple[int, int]]:
     """The long lines (record number, bytes) the reader neither read nor rejected: those it rejected as too long
     carry its own record number, which is one less for each vanished line before them."""
@@ -522,10 +528,12 @@ def _vanished(long_lines: list[tuple[int, int]], size_rejects: set[int]) -> list
 
 
 def _skip_past(record: int, gone: list[int]) -> int:
-    """The reader's ``record`` number counted in the file, where the records ``gone`` (sorted) vanished before it."""
+    """``record`` counted again with the records ``gone`` (sorted) that lie at or before it: a number that skipped them
+    (the reader's past a vanished line, an accepted row's index past rejected ones) as a record number of the file."""
     for g in gone:
-        if g <= record:
-            record += 1
+        if g > record:
+            break
+        record += 1
     return record
 
 
@@ -544,14 +552,8 @@ def _row_lines(rejected_lines: list[int], physical: Callable[[int], int]) -> Cal
 
 
 def _line_of(accepted_index: int, rejected_lines: list[int]) -> int:
-    """Physical line of the n-th accepted row (0-based), skipping structurally rejected lines."""
-    line = accepted_index + 2
-    for rejected in rejected_lines:
-        if rejected <= line:
-            line += 1
-        else:
-            break
-    return line
+    """Record number of the n-th accepted row (0-based; the header is record 1), skipping structurally rejected records."""
+    return _skip_past(accepted_index + 2, rejected_lines)
 
 
 def _resolve_columns(cols: list[str], path: Path, template: Template | None, kind: str) -> Template:
@@ -656,8 +658,8 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
     own = con is None
     try:
         con = con or connect(temp_directory=workdir / "spill")
-        rejected = _import_files(con, paths, kind, tpl, encoding, region, workdir, report)
-        table = _write_merged(con, kind, out, report, workdir, rejected)
+        row_lines = _import_files(con, paths, kind, tpl, encoding, region, workdir, report)
+        table = _write_merged(con, kind, out, report, workdir, row_lines)
         report.output = str(out)
         if report.rows_written == 0 and report.malformed and report.malformed == report.rows_read:
             raise DataError(_all_malformed(report))
@@ -673,7 +675,7 @@ def _import(paths, out, kind, template, encoding, region, con) -> ImportReport:
 
 def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report: ImportReport) -> dict[int, Callable[[int], int]]:
     """Stage every file; returns for each file the physical line of its n-th accepted row (0-based)."""
-    rejected_by_file: dict[int, Callable[[int], int]] = {}
+    row_lines: dict[int, Callable[[int], int]] = {}
     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM ({_empty_select(kind)}) WHERE false")
     for file_idx, path in enumerate(paths):
         table = f"raw_{file_idx}"
@@ -695,14 +697,14 @@ def _import_files(con, paths, kind, tpl, encoding, region, workdir: Path, report
         bad = _stage(con, table, cols, file_tpl, kind, file_idx, region)
         report.malformed += len(bad)
         not_rows = sorted([line for line, _ in rejects] + (layout.blank if layout else []))
-        line_of = rejected_by_file[file_idx] = _row_lines(not_rows, physical)
+        line_of = row_lines[file_idx] = _row_lines(not_rows, physical)
         for row_idx, reason in bad[: max(0, MAX_REPORTED_LINES - len(report.malformed_lines))]:
             report.malformed_lines.append({"file": str(path), "line": line_of(row_idx), "reason": reason})
         con.execute(f"DROP TABLE {table}")
         if enc not in ("utf-8", "parquet"):  # the plaintext copy is not needed past this file
             (workdir / (path.name.removesuffix(".gz") + ".utf8")).unlink(missing_ok=True)
     report.malformed_lines.sort(key=lambda r: (r["file"], r["line"]))
-    return rejected_by_file
+    return row_lines
 
 
 def _all_malformed(report: ImportReport) -> str:
@@ -879,7 +881,7 @@ def _commit(table: Path, out: Path, report_json: str, workdir: Path) -> None:
         fsync_dir(out.parent)
 
 
-def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, rejected: dict[int, Callable[[int], int]]) -> Path:
+def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path, row_lines: dict[int, Callable[[int], int]]) -> Path:
     """Merge duplicates and split calls, then write Parquet in ``workdir``; fill the merge counts in ``report``.
 
     Returns the written file (``_commit`` renames it into place), so a reader never sees a half-written
@@ -903,7 +905,7 @@ def _write_merged(con, kind: str, out: Path, report: ImportReport, workdir: Path
         groups = con.execute("SELECT count(DISTINCT number) FROM staged").fetchone()[0]
         conflicts = _registry_conflicts(con)
         report.conflicting_rows = len(conflicts)
-        report.conflict_lines = [{"file": report.files[f], "line": rejected[f](r) if f in rejected else r + 2, "reason": reason}
+        report.conflict_lines = [{"file": report.files[f], "line": row_lines[f](r) if f in row_lines else r + 2, "reason": reason}
                                  for f, r, reason in conflicts[:MAX_REPORTED_LINES]]
         report.exact_duplicates = staged - groups - len(conflicts)
         query = """SELECT number, arg_min(name, (file_idx, row_idx)) AS name, arg_min(id_number, (file_idx, row_idx)) AS id_number,

@@ -41,6 +41,11 @@ def _wb(request) -> Workbench:
     return request.app.state.wb
 
 
+def _plain_id(text: str) -> bool:
+    """A record id as a form may carry it: ASCII digits only ('²' passes ``str.isdigit``), at most 18 of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _is_api(request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -708,11 +713,6 @@ def _case_routes(app) -> None:
 
 
 # -- links -----------------------------------------------------------------------------------------
-def _plain_id(text: str) -> bool:
-    """A record id as a form may carry it: ASCII digits only ('²' passes ``str.isdigit``), at most 18 of them."""
-    return text.isascii() and text.isdigit() and len(text) <= 18
-
-
 def _link_routes(app) -> None:
     from fastapi.responses import RedirectResponse
 
